@@ -1,3 +1,29 @@
-"""The `postoffice` command line."""
+"""The `postoffice` command line (DESIGN §5): one command, one group per job."""
+
+from __future__ import annotations
+
+import typer
+
+from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
+from postoffice.cli.server_cmds import config_app, init_command, serve_command
+from postoffice.cli.transfer_cmds import export_command, import_command
+
+app = typer.Typer(
+    name="postoffice",
+    help="A complete, self-hosted mail server. Start with `postoffice serve --dev` to try it out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("init")(init_command)
+app.command("serve")(serve_command)
+app.add_typer(domain_app, name="domain")
+app.add_typer(user_app, name="user")
+app.add_typer(alias_app, name="alias")
+app.add_typer(config_app, name="config")
+app.command("import")(import_command)
+app.command("export")(export_command)
+
+
 def main() -> None:
-    raise SystemExit("not yet")
+    app()

@@ -1,0 +1,5 @@
+"""`python -m postoffice`."""
+
+from postoffice.cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""`postoffice serve`: one process, every listener, clean shutdown.
+
+Start-up order: take the data directory's lock (one server per data directory), open the store,
+start each configured protocol listener, log one line per listener, then wait for SIGTERM or
+SIGINT and close everything in reverse order. Protocol listeners register themselves in
+`LISTENER_FACTORIES` as they are built; a configured protocol without a factory is reported, not
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from postoffice.config import Config, ListenAddress
+from postoffice.services import Services, open_services
+
+log = logging.getLogger("postoffice")
+
+PROTOCOLS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
+
+
+class AlreadyRunning(Exception):
+    pass
+
+
+@dataclass
+class RunningListener:
+    protocol: str
+    address: str
+    close: Callable[[], Awaitable[None]]
+
+
+# protocol name -> async factory(services, address) -> RunningListener; filled by later issues.
+ListenerFactory = Callable[[Services, ListenAddress], Awaitable[RunningListener]]
+LISTENER_FACTORIES: dict[str, ListenerFactory] = {}
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold an exclusive lock on DATA/serve.lock for the life of the process."""
+    path = data_dir / "serve.lock"
+    handle = open(path, "a+")  # noqa: SIM115 - held open while serving
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pid = handle.read().strip() or "unknown"
+        handle.close()
+        raise AlreadyRunning(
+            f"Another postoffice is already serving {data_dir} (pid {pid}); stop it first, "
+            "or give this one another --data directory."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def configured_listeners(config: Config) -> list[tuple[str, ListenAddress]]:
+    return [(p, a) for p in PROTOCOLS for a in getattr(config.listen, p)]
+
+
+async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None) -> None:
+    lock = lock_data_dir(config.data_dir)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    running: list[RunningListener] = []
+    try:
+        async with open_services(config) as services:
+            watch = getattr(services.store, "watch_external_changes", None)
+            if watch is not None:
+                watch()
+            for protocol, address in configured_listeners(config):
+                factory = LISTENER_FACTORIES.get(protocol)
+                if factory is None:
+                    continue
+                listener = await factory(services, address)
+                running.append(listener)
+                log.info("listening: %s on %s", listener.protocol, listener.address)
+            if not running:
+                log.info("no protocol listeners are available in this version yet; store ready")
+            log.info("postoffice is serving %s (pid %d); stop with Ctrl-C or SIGTERM", config.data_dir, os.getpid())
+            if ready is not None:
+                ready(running)
+            await stop.wait()
+            log.info("stopping")
+            for listener in reversed(running):
+                with contextlib.suppress(Exception):
+                    await listener.close()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        lock.close()
+    log.info("stopped")
+
+
+def run(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None) -> None:
+    """Run `serve` on uvloop when it is installed."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(config, ready=ready))
+    else:
+        uvloop.run(serve(config, ready=ready))

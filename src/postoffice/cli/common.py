@@ -1,0 +1,87 @@
+"""What every command shares: the data directory option, loading config, plain-language errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from postoffice.config import Config, ConfigError, load_config
+from postoffice.services import Services, open_services
+from postoffice.setup.initialise import CONFIG_NAME, is_initialised
+from postoffice.store.interface import StoreError
+
+T = TypeVar("T")
+console = Console()
+err_console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        envvar="POSTOFFICE_DATA",
+        help="Data directory (config, store, keys, certificates).",
+        show_default=True,
+    ),
+]
+DATA = Path("data")  # the default; POSTOFFICE_DATA or --data override it
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the result as JSON for scripts.")]
+PASSWORD_ENV = "POSTOFFICE_PASSWORD"
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load(data_dir: Path) -> Config:
+    if not is_initialised(data_dir):
+        fail(f"{data_dir} is not a postoffice data directory (no {CONFIG_NAME}); run `postoffice init --data {data_dir}` first.")
+    try:
+        return load_config(data_dir)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine, turning the errors users cause into one plain sentence."""
+    try:
+        return asyncio.run(coro)
+    except (StoreError, ConfigError, ValueError) as exc:
+        fail(str(exc))
+
+
+def with_services(data_dir: Path, fn: Callable[[Services], Awaitable[T]]) -> T:
+    config = load(data_dir)
+
+    async def body() -> T:
+        async with open_services(config) as services:
+            return await fn(services)
+
+    return run_async(body())
+
+
+def read_password(password_stdin: bool, *, confirm: bool = True) -> str:
+    """From stdin (--password-stdin), the POSTOFFICE_PASSWORD variable, or a prompt; never argv."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif os.environ.get(PASSWORD_ENV):
+        password = os.environ[PASSWORD_ENV]
+    elif sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+    else:
+        fail(f"No password given: pipe it with --password-stdin or set {PASSWORD_ENV}.")
+    if not password:
+        fail("The password is empty.")
+    return password
+
+
+def print_json(value: object) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")

@@ -1,0 +1,153 @@
+"""`postoffice domain|user|alias ...`: who receives mail here."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from postoffice.cli.common import (
+    DATA,
+    DataDir,
+    JsonFlag,
+    console,
+    print_json,
+    read_password,
+    with_services,
+)
+from postoffice.services import Services
+
+domain_app = typer.Typer(help="Domains this server receives mail for.", no_args_is_help=True)
+user_app = typer.Typer(help="Mail users (accounts with a mailbox and a password).", no_args_is_help=True)
+alias_app = typer.Typer(help="Aliases (extra addresses) and catch-alls.", no_args_is_help=True)
+
+
+
+@domain_app.command("add")
+def domain_add(name: str, data: DataDir = DATA) -> None:
+    """Receive mail for a domain.
+
+    Example: postoffice domain add example.org
+    """
+
+    async def go(s: Services) -> str:
+        return (await s.directory.add_domain(name)).name
+
+    console.print(f"Added the domain {with_services(data, go)}.")
+
+
+@domain_app.command("list")
+def domain_list(data: DataDir = DATA, json: JsonFlag = False) -> None:
+    """List the domains served here."""
+    domains = with_services(data, lambda s: s.directory.list_domains())
+    if json:
+        print_json([{"name": d.name, "catch_all": d.catch_all} for d in domains])
+        return
+    for d in domains:
+        console.print(d.name + (f"  (catch-all -> {d.catch_all})" if d.catch_all else ""))
+
+
+@domain_app.command("remove")
+def domain_remove(name: str, data: DataDir = DATA) -> None:
+    """Stop receiving mail for a domain (it must have no users left)."""
+    with_services(data, lambda s: s.directory.remove_domain(name))
+    console.print(f"Removed the domain {name}.")
+
+
+@user_app.command("add")
+def user_add(
+    address: str,
+    data: DataDir = DATA,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
+    quota: Annotated[int | None, typer.Option(help="Storage quota in bytes (0 = unlimited).")] = None,
+) -> None:
+    """Create a user with a mailbox.
+
+    The password comes from --password-stdin, the POSTOFFICE_PASSWORD variable, or a prompt.
+
+    Example: echo 's3cret-pass' | postoffice user add alice@example.org --password-stdin
+    """
+    password = read_password(password_stdin)
+    account = with_services(data, lambda s: s.directory.add_user(address, password, quota))
+    console.print(f"Added the user {account.address}.")
+
+
+@user_app.command("list")
+def user_list(
+    domain: Annotated[str | None, typer.Argument(help="Only users of this domain.")] = None,
+    data: DataDir = DATA,
+    json: JsonFlag = False,
+) -> None:
+    """List users with their storage use."""
+    users = with_services(data, lambda s: s.directory.list_users(domain))
+    if json:
+        print_json([{"address": u.address, "used": u.used, "quota": u.quota, "disabled": u.disabled} for u in users])
+        return
+    table = Table("address", "used", "quota")
+    for u in users:
+        table.add_row(u.address, f"{u.used:,} B", f"{u.quota:,} B" if u.quota else "unlimited")
+    console.print(table)
+
+
+@user_app.command("passwd")
+def user_passwd(
+    address: str,
+    data: DataDir = DATA,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
+) -> None:
+    """Set a user's password.
+
+    Example: echo 'n3w-pass-phrase' | postoffice user passwd alice@example.org --password-stdin
+    """
+    password = read_password(password_stdin)
+    with_services(data, lambda s: s.directory.set_password(address, password))
+    console.print(f"Changed the password of {address}.")
+
+
+@user_app.command("remove")
+def user_remove(address: str, data: DataDir = DATA) -> None:
+    """Delete a user and all of their mail."""
+    with_services(data, lambda s: s.directory.remove_user(address))
+    console.print(f"Removed the user {address} and their mail.")
+
+
+@alias_app.command("add")
+def alias_add(
+    address: Annotated[str, typer.Argument(help="The alias address, or @domain for a catch-all.")],
+    targets: Annotated[list[str], typer.Argument(help="Where its mail goes (local users or outside addresses).")],
+    data: DataDir = DATA,
+) -> None:
+    """Deliver mail for ADDRESS to one or more TARGETS.
+
+    Examples: postoffice alias add sales@example.org alice@example.org bob@example.org
+              postoffice alias add @example.org alice@example.org   (catch-all)
+    """
+    with_services(data, lambda s: s.directory.add_alias(address, targets))
+    console.print(f"{address} -> {', '.join(targets)}")
+
+
+@alias_app.command("list")
+def alias_list(data: DataDir = DATA, json: JsonFlag = False) -> None:
+    """List aliases and catch-alls."""
+    aliases = with_services(data, lambda s: s.directory.list_aliases())
+    if json:
+        print_json([{"source": a.source, "target": a.target} for a in aliases])
+        return
+    for a in aliases:
+        console.print(f"{a.source} -> {a.target}")
+
+
+@alias_app.command("remove")
+def alias_remove(
+    address: str,
+    target: Annotated[str | None, typer.Argument(help="Only this target (default: all).")] = None,
+    data: DataDir = DATA,
+) -> None:
+    """Remove an alias (or one of its targets), or a catch-all given as @domain."""
+    count = with_services(data, lambda s: s.directory.remove_alias(address, target))
+    if not count:
+        from postoffice.cli.common import fail
+
+        fail(f"There is no alias {address}" + (f" -> {target}" if target else "") + ".")
+    console.print(f"Removed {address}" + (f" -> {target}" if target else "") + ".")

@@ -1,0 +1,102 @@
+"""`postoffice init`, `serve` and `config show`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from postoffice.app import AlreadyRunning, RunningListener, configured_listeners, run
+from postoffice.cli.common import DATA, DataDir, console, fail, load
+from postoffice.config import ConfigError, default_hostname, render_config
+from postoffice.setup.initialise import DEMO_USER, initialise, is_initialised
+
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+
+CLIENT_SETTINGS = {
+    "smtp": "incoming mail from other servers (MX)",
+    "submission": "sending from mail clients, STARTTLS",
+    "submissions": "sending from mail clients, TLS",
+    "imap": "reading mail, STARTTLS",
+    "imaps": "reading mail, TLS",
+    "pop3": "downloading mail, STARTTLS",
+    "pop3s": "downloading mail, TLS",
+    "lmtp": "local delivery from another MTA",
+}
+
+
+def init_command(
+    data: DataDir = DATA,
+    domain: Annotated[str | None, typer.Option(help="A first domain to receive mail for (gets a DKIM key).")] = None,
+    hostname: Annotated[str | None, typer.Option(help="This server's public host name (for TLS and HELO).")] = None,
+) -> None:
+    """Create a data directory: config, TLS certificate, store, and optionally a first domain.
+
+    Running it again on an initialised directory changes nothing.
+
+    Example: postoffice init --data /var/lib/postoffice --domain example.org --hostname mail.example.org
+    """
+    try:
+        result = initialise(data, hostname or default_hostname(), domain)
+    except (ConfigError, ValueError) as exc:
+        fail(str(exc))
+    for line in result.messages:
+        console.print(line)
+    if result.created:
+        console.print(f"Initialised {data}. Next: `postoffice user add USER@DOMAIN --data {data}`, then `postoffice serve --data {data}`.")
+
+
+def serve_command(
+    data: DataDir = DATA,
+    dev: Annotated[bool, typer.Option("--dev", help="Loopback high ports (10025, 10143, ...), no root; creates a demo domain and user on first run.")] = False,
+) -> None:
+    """Run every listener in one process until SIGTERM or Ctrl-C.
+
+    Example: postoffice serve --dev   (try it out on this machine)
+    """
+    demo_password = None
+    if dev and not is_initialised(data):
+        console.print(f"First run: initialising {data} with a demo domain and user ...")
+        result = initialise(data, "localhost", demo=True)
+        demo_password = result.demo_password
+    config = load(data)
+    if dev:
+        config = config.with_dev_listeners()
+    logging.basicConfig(
+        level=config.server.log_level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+    def ready(listeners: list[RunningListener]) -> None:
+        _print_connection_details(config, listeners, dev, demo_password)
+
+    try:
+        run(config, ready=ready)
+    except AlreadyRunning as exc:
+        fail(str(exc))
+
+
+def _print_connection_details(config, listeners: list[RunningListener], dev: bool, password: str | None) -> None:
+    live = {(entry.protocol, entry.address) for entry in listeners}
+    table = Table("protocol", "address", "what for", "status", title="postoffice is running")
+    for protocol, address in configured_listeners(config):
+        status = "listening" if (protocol, str(address)) in live else "not in this version yet"
+        table.add_row(protocol, str(address), CLIENT_SETTINGS.get(protocol, ""), status)
+    console.print(table)
+    console.print(f"data directory: {config.data_dir}")
+    if dev:
+        if password:
+            console.print(f"demo user: [bold]{DEMO_USER}[/] password: [bold]{password}[/] (shown once; change it with `postoffice user passwd {DEMO_USER} --data {config.data_dir}`)")
+        else:
+            console.print(f"demo user: {DEMO_USER} (password shown on first run; reset it with `postoffice user passwd {DEMO_USER} --data {config.data_dir}`)")
+        console.print("mail clients: server 127.0.0.1, user name = full address, TLS certificate is self-signed")
+    sys.stdout.flush()
+
+
+@config_app.command("show")
+def config_show(data: DataDir = DATA) -> None:
+    """Print the effective configuration (every key, defaults filled in) as TOML."""
+    sys.stdout.write(render_config(load(data)))

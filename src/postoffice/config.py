@@ -1,0 +1,535 @@
+"""Typed, frozen configuration read from ``postoffice.toml`` in the data directory.
+
+Every key has a default, so an empty or missing file is a valid configuration. The file is read
+with :mod:`tomllib` into frozen, slotted dataclasses; relative paths are resolved against the data
+directory, so the rest of the program only ever sees absolute paths.
+
+A single table, ``_SCHEMA``, describes every section and key: its default, how to check it, and a
+one-line explanation. Loading, :func:`render_config` and :func:`default_config_text` are all
+driven by it, so the three can never disagree about which keys exist.
+
+Every problem is reported as a :class:`ConfigError` whose text is one plain sentence naming the
+file, the key, the bad value and what is allowed, because that sentence is what ``postoffice
+serve`` prints before it exits (DESIGN §5).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import math
+import os
+import re
+import socket
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CONFIG_FILE_NAME", "AuthConfig", "Config", "ConfigError", "DkimConfig", "LimitsConfig",
+    "ListenAddress", "ListenConfig", "ServerConfig", "StoreConfig", "TlsConfig", "UnixAddress",
+    "default_config_text", "default_hostname", "load_config", "render_config",
+]
+
+CONFIG_FILE_NAME = "postoffice.toml"
+
+
+class ConfigError(Exception):
+    """A problem with the configuration; ``str(error)`` is one plain sentence for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """A TCP address to listen on; port 0 asks the kernel for a free port (tests)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        # IPv6 literals need brackets, or the port would be read as part of the address.
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class UnixAddress:
+    """A Unix socket path to listen on (only ``[listen] lmtp`` accepts these)."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    hostname: str
+    log_level: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListenConfig:
+    smtp: tuple[ListenAddress, ...]
+    submission: tuple[ListenAddress, ...]
+    submissions: tuple[ListenAddress, ...]
+    imap: tuple[ListenAddress, ...]
+    imaps: tuple[ListenAddress, ...]
+    pop3: tuple[ListenAddress, ...]
+    pop3s: tuple[ListenAddress, ...]
+    lmtp: tuple[ListenAddress | UnixAddress, ...]
+
+    def by_service(self) -> dict[str, tuple[ListenAddress | UnixAddress, ...]]:
+        """``{"smtp": (...), ...}`` in a fixed order, for code that opens every listener."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    cert_file: Path
+    key_file: Path
+    min_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    backend: str
+    path: Path
+    blobs: Path
+    reader_threads: int
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    max_message_size: int
+    max_recipients: int
+    max_line_length: int
+    max_connections_per_ip: int
+    default_quota: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    plaintext_on_loopback: bool
+    failed_login_delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class DkimConfig:
+    selector: str
+
+
+# DESIGN §4: --dev binds loopback on 10000 + the standard port, so it needs no root.
+_DEV_PORTS = {"smtp": 10025, "submission": 10587, "submissions": 10465, "imap": 10143,
+              "imaps": 10993, "pop3": 10110, "pop3s": 10995, "lmtp": 10024}
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path
+    server: ServerConfig
+    listen: ListenConfig
+    tls: TlsConfig
+    store: StoreConfig
+    limits: LimitsConfig
+    auth: AuthConfig
+    dkim: DkimConfig
+
+    def with_dev_listeners(self) -> Config:
+        """Every listener (LMTP included) on 127.0.0.1, port 10000 + its standard port."""
+        listen = {name: (ListenAddress("127.0.0.1", port),) for name, port in _DEV_PORTS.items()}
+        return dataclasses.replace(self, listen=ListenConfig(**listen))
+
+    def with_ephemeral_listeners(self) -> Config:
+        """Every listener on 127.0.0.1:0, for tests that read the bound ports afterwards."""
+        listen = {name: (ListenAddress("127.0.0.1", 0),) for name in _DEV_PORTS}
+        return dataclasses.replace(self, listen=ListenConfig(**listen))
+
+
+# --- checking one value --------------------------------------------------------------------------
+
+class _Invalid(Exception):
+    """Raised by a key's parser: ``expected`` says what is allowed (for ``part``, the bad entry
+    of a list, if there is one)."""
+
+    def __init__(self, expected: str, part: Any = None) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.part = part
+
+
+_Parser = Callable[[Any, Path], Any]  # (value from TOML, data directory) -> typed value
+_INT64_MAX = 2**63 - 1
+
+
+def _number(minimum: float, maximum: float | None = None, *, unit: str = "", example: float,
+            whole: bool = True) -> _Parser:
+    kind = ("a whole number" if whole else "a number") + (f" of {unit}" if unit else "")
+    limits = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+    limits += f" {unit}" if unit else ""
+    types = int if whole else int | float
+
+    def parse(value: Any, _data_dir: Path) -> float:
+        # bool is a subclass of int in Python, but `true` is not a number in TOML.
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise _Invalid(f"{kind} such as {example}")
+        # Comparisons, not math.isfinite, so huge integers cannot overflow; NaN fails them all.
+        if not minimum <= value <= (math.inf if maximum is None else maximum):
+            raise _Invalid(limits)
+        if value > _INT64_MAX:  # tomllib allows any size; SQLite and the TOML spec stop here
+            raise _Invalid(f"at most {_INT64_MAX}")
+        return value if whole else float(value)
+    return parse
+
+
+def _boolean(value: Any, _data_dir: Path) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid("true or false, without quotes")
+    return value
+
+
+def _choice(*allowed: str, expected: str = "") -> _Parser:
+    quoted = [f'"{a}"' for a in allowed]
+    expected = expected or (f"one of {', '.join(quoted[:-1])} or {quoted[-1]}"
+                            if len(quoted) > 1 else quoted[0])
+
+    def parse(value: Any, _data_dir: Path) -> str:
+        if not isinstance(value, str) or value.lower() not in allowed:
+            raise _Invalid(expected)
+        return value.lower()
+    return parse
+
+
+def _path(value: Any, data_dir: Path) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid("a file or directory path in quotes, relative to the data directory "
+                       "or absolute")
+    return _absolute(data_dir, value)
+
+
+def _absolute(data_dir: Path, text: str) -> Path:
+    # abspath normalises ".." without following symlinks, so messages show the path the user knows.
+    return Path(os.path.abspath(data_dir / os.path.expanduser(text)))
+
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _is_host_name(name: str) -> bool:
+    """RFC 1123 §2.1 host name; an all-numeric last label would be an IP address, not a name."""
+    labels = name.split(".")
+    return (0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
+            and not labels[-1].isdigit())
+
+
+def _hostname(value: Any, _data_dir: Path) -> str:
+    expected = "a DNS host name such as mail.example.com"
+    if not isinstance(value, str):
+        raise _Invalid(expected)
+    name = value.lower().removesuffix(".")
+    if not name.isascii():
+        try:
+            expected += f" (write an international name in its ASCII form, {name.encode('idna').decode()})"
+        except UnicodeError:
+            pass
+        raise _Invalid(expected)
+    if not _is_host_name(name):
+        raise _Invalid(expected + ", made of letters, digits, hyphens and dots")
+    return name
+
+
+def _selector(value: Any, _data_dir: Path) -> str:
+    # RFC 6376 §3.1: a selector is one or more DNS labels.
+    if not isinstance(value, str) or not all(_LABEL.fullmatch(p) for p in value.lower().split(".")):
+        raise _Invalid("a DNS label such as mail or 2024a, made of letters, digits and hyphens")
+    return value.lower()
+
+
+def default_hostname() -> str:
+    """The default ``[server] hostname``: this machine's FQDN if it is a valid host name."""
+    name = socket.getfqdn().lower().removesuffix(".")
+    # A container's odd host name must not make the defaults themselves invalid.
+    return name if _is_host_name(name) else "localhost"
+
+
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def _listeners(*, unix: bool) -> _Parser:
+    expected = 'a list of "host:port" addresses such as ["0.0.0.0:25", "[::]:25"], or [] to turn it off'
+    entry = ('"host:port" such as "0.0.0.0:25" or "[::1]:25" with a port from 0 to 65535'
+             + (', or "unix:/path/to/socket"' if unix else ""))
+
+    def parse(value: Any, data_dir: Path) -> tuple[ListenAddress | UnixAddress, ...]:
+        if not isinstance(value, list):
+            raise _Invalid(expected)
+        addresses: list[ListenAddress | UnixAddress] = []
+        for item in value:
+            address = _address(item, data_dir, unix) if isinstance(item, str) else None
+            if address is None:
+                raise _Invalid(entry, part=item)
+            addresses.append(address)
+        return tuple(addresses)
+    return parse
+
+
+def _address(text: str, data_dir: Path, unix: bool) -> ListenAddress | UnixAddress | None:
+    if unix and text.startswith("unix:"):
+        return UnixAddress(_absolute(data_dir, text[5:])) if text[5:].strip() else None
+    if text.startswith("["):
+        host, bracket, port = text[1:].partition("]")
+        if not (bracket and port.startswith(":")):
+            return None
+        port = port[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    else:
+        host, colon, port = text.rpartition(":")
+        if not colon or ":" in host:  # a bare IPv6 literal is ambiguous without brackets
+            return None
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            if not _is_host_name(host.lower()):
+                return None
+    if not _PORT.fullmatch(port) or int(port) > 65535:
+        return None
+    return ListenAddress(host, int(port))
+
+
+# --- the schema ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    name: str
+    default: Any          # as written in the file; a callable is computed when needed
+    parse: _Parser
+    doc: str              # the one-line comment written by default_config_text()
+
+
+def _listen_key(name: str, default: list[str], doc: str) -> _Key:
+    return _Key(name, default, _listeners(unix=name == "lmtp"), doc)
+
+
+_SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
+    "server": (ServerConfig, (
+        _Key("hostname", default_hostname, _hostname,
+             "This server's DNS name: used in greetings, HELO, Received headers and the certificate."),
+        _Key("log_level", "info", _choice("debug", "info", "warning", "error"),
+             'How much to log: "debug", "info", "warning" or "error".'),
+    )),
+    "listen": (ListenConfig, (
+        _listen_key("smtp", ["0.0.0.0:25"], "Incoming mail from other servers (STARTTLS offered)."),
+        _listen_key("submission", ["0.0.0.0:587"], "Mail from your users' programs (STARTTLS)."),
+        _listen_key("submissions", ["0.0.0.0:465"], "Mail from your users' programs over implicit TLS."),
+        _listen_key("imap", ["0.0.0.0:143"], "IMAP for reading mail (STARTTLS)."),
+        _listen_key("imaps", ["0.0.0.0:993"], "IMAP over implicit TLS."),
+        _listen_key("pop3", ["0.0.0.0:110"], "POP3 for downloading mail (STLS)."),
+        _listen_key("pop3s", ["0.0.0.0:995"], "POP3 over implicit TLS."),
+        _listen_key("lmtp", [], 'Local delivery from other programs; "unix:/path" allowed; [] = off.'),
+    )),
+    "tls": (TlsConfig, (
+        _Key("cert_file", "tls/cert.pem", _path,
+             "Certificate chain in PEM (e.g. certbot's fullchain.pem); re-read when it changes."),
+        _Key("key_file", "tls/key.pem", _path, "Private key in PEM, without a passphrase."),
+        _Key("min_version", "1.2", _choice("1.2", "1.3", expected='"1.2" or "1.3", in quotes'),
+             'Oldest TLS version accepted: "1.2" or "1.3".'),
+    )),
+    "store": (StoreConfig, (
+        _Key("backend", "sqlite",
+             _choice("sqlite", expected='"sqlite", the only backend available today'),
+             'Where mail is kept: "sqlite" (the only backend today).'),
+        _Key("path", "store.sqlite3", _path, "The SQLite database file."),
+        _Key("blobs", "blobs", _path, "Directory holding message contents, one file per message."),
+        _Key("reader_threads", 4, _number(1, 64, example=4),
+             "Threads reading the store in parallel (1 to 64)."),
+    )),
+    "limits": (LimitsConfig, (
+        _Key("max_message_size", 52428800, _number(1024, unit="bytes", example=52428800),
+             "Largest message accepted, in bytes (52428800 = 50 MiB)."),
+        _Key("max_recipients", 100, _number(1, example=100), "Most recipients in one message."),
+        _Key("max_line_length", 4096, _number(512, unit="bytes", example=4096),
+             "Longest protocol line, in bytes (SMTP itself needs 1000)."),
+        _Key("max_connections_per_ip", 20, _number(1, example=20),
+             "Most simultaneous connections from one IP address."),
+        _Key("default_quota", 0, _number(0, unit="bytes", example=1073741824),
+             "Storage limit for new accounts, in bytes; 0 means unlimited."),
+    )),
+    "auth": (AuthConfig, (
+        _Key("plaintext_on_loopback", True, _boolean,
+             "Allow passwords without TLS from this machine itself (e.g. webmail)."),
+        _Key("failed_login_delay", 2.0, _number(0, 60, unit="seconds", example=2.0, whole=False),
+             "Seconds to wait after a failed login, doubled per failure, per IP and per account."),
+    )),
+    "dkim": (DkimConfig, (
+        _Key("selector", "mail", _selector,
+             "DKIM DNS selector; keys live in keys/<domain>.<selector>.pem in the data directory."),
+    )),
+}
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+def load_config(data_dir: Path, config_file: Path | None = None) -> Config:
+    """Read and check the configuration; a missing file means every key has its default.
+
+    ``config_file`` defaults to ``data_dir / "postoffice.toml"``. Raises :class:`ConfigError`.
+    """
+    data_dir = Path(os.path.abspath(os.path.expanduser(data_dir)))
+    path = config_file if config_file is not None else data_dir / CONFIG_FILE_NAME
+    return _build(_read_toml(path), data_dir, str(path))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        return {}
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, but it must be a TOML file.") from None
+    except PermissionError:
+        raise ConfigError(f"{path} cannot be read: this user has no permission to read it.") from None
+    except OSError as error:
+        raise ConfigError(f"{path} cannot be read: {error.strerror}.") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path} is not UTF-8 text (bad byte at offset {error.start}); "
+                          "save it as UTF-8.") from None
+    except tomllib.TOMLDecodeError as error:
+        # tomllib's message carries "(at line N, column M)", which is what the user needs.
+        raise ConfigError(f"{path} is not valid TOML: {error}.") from None
+
+
+def _build(raw: dict[str, Any], data_dir: Path, name: str) -> Config:
+    for section, table in raw.items():
+        if section not in _SCHEMA:
+            raise ConfigError(f"{name}: {_unknown_section(section, table)}")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{name}: {section} is {_show(table)}, but it must be a section "
+                              f"written as [{section}] on a line of its own.")
+    sections: dict[str, Any] = {}
+    for section, (cls, keys) in _SCHEMA.items():
+        table = raw.get(section, {})
+        known = {key.name for key in keys}
+        for key_name in table:
+            if key_name not in known:
+                raise ConfigError(f"{name}: {_unknown_key(section, key_name)}")
+        values = {}
+        for key in keys:
+            value = table.get(key.name, key.default)
+            if callable(value):
+                value = value()
+            try:
+                values[key.name] = key.parse(value, data_dir)
+            except _Invalid as bad:
+                shown = (f"contains {_show(bad.part)}, but each entry must be"
+                         if bad.part is not None else f"is {_show(value)}, but it must be")
+                raise ConfigError(f"{name}: [{section}] {key.name} {shown} {bad.expected}.") from None
+        sections[section] = cls(**values)
+    _check_listeners_distinct(sections["listen"], name)
+    return Config(data_dir=data_dir, **sections)
+
+
+def _unknown_section(section: str, value: Any) -> str:
+    owner = next((s for s, (_, keys) in _SCHEMA.items() if any(k.name == section for k in keys)),
+                 None)
+    if owner:  # `hostname = ...` written above every [section] header
+        return f"{section} is not inside a section, but it must go under [{owner}]."
+    if not isinstance(value, dict):
+        every_key = [k.name for _, keys in _SCHEMA.values() for k in keys]
+        return (f"{section} is not a known key{_suggest(section, every_key)}, and every key goes "
+                "under a section such as [server].")
+    known = ", ".join(f"[{s}]" for s in _SCHEMA)
+    return f"[{section}] is not a known section{_suggest(section, list(_SCHEMA))}; the sections are {known}."
+
+
+def _unknown_key(section: str, key_name: str) -> str:
+    owners = [s for s, (_, keys) in _SCHEMA.items() if any(k.name == key_name for k in keys)]
+    if owners:
+        return f"[{section}] {key_name} is not a key of [{section}], but it must go under [{owners[0]}]."
+    names = [k.name for k in _SCHEMA[section][1]]
+    return (f"[{section}] {key_name} is not a known key{_suggest(key_name, names)}; "
+            f"[{section}] has {', '.join(names)}.")
+
+
+def _suggest(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word.lower(), candidates, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _check_listeners_distinct(listen: ListenConfig, name: str) -> None:
+    # Two protocols cannot share one socket; port 0 is exempt because each bind gets its own port.
+    seen: dict[ListenAddress | UnixAddress, str] = {}
+    for service, addresses in listen.by_service().items():
+        for address in addresses:
+            if isinstance(address, ListenAddress) and address.port == 0:
+                continue
+            if address in seen:
+                raise ConfigError(f'{name}: [listen] {service} contains "{address}", but that '
+                                  f"address is already used by [listen] {seen[address]} and each "
+                                  "address can serve only one protocol.")
+            seen[address] = service
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+def render_config(config: Config) -> str:
+    """The effective configuration as TOML: every key, absolute paths; load_config reads it back."""
+    lines = ["# The effective postoffice configuration: every key, with absolute paths."]
+    for section, (_, keys) in _SCHEMA.items():
+        lines += ["", f"[{section}]"]
+        values = getattr(config, section)
+        lines += [f"{key.name} = {_toml(getattr(values, key.name))}" for key in keys]
+    return "\n".join(lines) + "\n"
+
+
+def default_config_text(hostname: str) -> str:
+    """The commented ``postoffice.toml`` that ``postoffice init`` writes, every key at its default."""
+    try:
+        hostname = _hostname(hostname, Path())
+    except _Invalid as bad:
+        raise ConfigError(f"The host name {_show(hostname)} cannot be used: it must be "
+                          f"{bad.expected}.") from None
+    lines = ["# postoffice configuration. Every key is shown with its default; delete a line to",
+             "# use the default. Relative paths are relative to the data directory."]
+    for section, (_, keys) in _SCHEMA.items():
+        lines += ["", f"[{section}]"]
+        for key in keys:
+            default = hostname if key.name == "hostname" else key.default
+            lines += [f"# {key.doc}", f"{key.name} = {_toml(default)}"]
+    return "\n".join(lines) + "\n"
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
+            "\r": "\\r"}
+
+
+def _toml(value: Any) -> str:
+    """One TOML value; covers exactly the types the schema produces."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, str | Path | ListenAddress | UnixAddress):
+        # TOML basic strings forbid raw control characters, DEL included.
+        text = "".join(_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F
+                                           else c) for c in str(value))
+        return f'"{text}"'
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in the file, shortened for one-line messages."""
+    if isinstance(value, dict):
+        text = "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
+    elif isinstance(value, list):
+        text = "[" + ", ".join(_show(item) for item in value) + "]"
+    elif isinstance(value, str | bool | int | float):
+        text = _toml(value)
+    else:  # dates and times, which TOML has but no key of ours accepts
+        text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."

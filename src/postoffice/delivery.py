@@ -1,0 +1,88 @@
+"""`deliver_message`: the only way into a mailbox (DESIGN §1).
+
+SMTP, LMTP, imports and (later) JMAP all call it. It resolves each recipient through the
+directory, stores the message bytes once however many recipients there are, and returns only
+when every mailbox write is durable, so the caller may then answer 250/OK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from postoffice.directory import Directory
+from postoffice.message.lines import to_crlf
+from postoffice.store.interface import DeliveryTarget, MailStore, NewMessage, QuotaExceeded
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The SMTP envelope of one transaction (RFC 5321 §2.3.1); sender "" is the null sender."""
+
+    sender: str
+    recipients: tuple[str, ...]
+
+
+@dataclass
+class DeliveryReport:
+    """What happened to each recipient of one message."""
+
+    delivered: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # rcpt -> [(account, uid)]
+    unknown: list[str] = field(default_factory=list)  # local domain, no such user
+    not_local: list[str] = field(default_factory=list)  # domain not served here
+    over_quota: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # rcpt -> reason
+    forwards: list[str] = field(default_factory=list)  # alias targets elsewhere (for the queue)
+
+    @property
+    def all_delivered(self) -> bool:
+        return not (self.unknown or self.not_local or self.over_quota or self.failed)
+
+
+async def deliver_message(
+    store: MailStore,
+    directory: Directory,
+    envelope: Envelope,
+    raw: bytes,
+    *,
+    mailbox: str = "INBOX",
+    flags: frozenset[str] = frozenset(),
+    internal_date: float | None = None,
+) -> DeliveryReport:
+    """Deliver `raw` to every recipient of `envelope`; durable when it returns."""
+    report = DeliveryReport()
+    targets: dict[int, DeliveryTarget] = {}
+    reached_by: dict[int, list[str]] = {}
+    addresses: dict[int, str] = {}
+    for recipient in envelope.recipients:
+        resolution = await directory.resolve_recipient(recipient)
+        if not resolution.local_domain:
+            report.not_local.append(recipient)
+            continue
+        if not resolution.exists:
+            report.unknown.append(recipient)
+            continue
+        report.forwards.extend(f for f in resolution.forwards if f not in report.forwards)
+        for account in resolution.accounts:
+            # One copy per account even when several recipients (aliases) lead to it.
+            targets.setdefault(account.id, DeliveryTarget(account.id, mailbox))
+            reached_by.setdefault(account.id, []).append(recipient)
+            addresses[account.id] = account.address
+        if not resolution.accounts:
+            report.delivered.setdefault(recipient, [])
+    if not targets:
+        return report
+    raw = await asyncio.to_thread(to_crlf, raw) if len(raw) > 65536 else to_crlf(raw)
+    blob = await store.put_blob(raw)
+    message = NewMessage(blob, flags, internal_date if internal_date is not None else time.time(), raw)
+    for result in await store.deliver(message, list(targets.values())):
+        account_id = result.target.account_id
+        for recipient in reached_by[account_id]:
+            if result.error is None and result.uid is not None:
+                report.delivered.setdefault(recipient, []).append((addresses[account_id], result.uid))
+            elif isinstance(result.error, QuotaExceeded):
+                report.over_quota.append(recipient)
+            else:
+                report.failed[recipient] = str(result.error)
+    return report

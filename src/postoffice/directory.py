@@ -1,0 +1,235 @@
+"""Who receives mail here: domains, users (argon2id password hashes), aliases and catch-alls.
+
+Addresses are compared case-insensitively; domains are stored in their ASCII (IDNA) form.
+Password hashing and verification are deliberately slow, so they always run in a worker thread,
+never on the event loop.
+
+Recipient resolution (`resolve_recipient`), in order: an account with that exact address; an
+alias (expanded recursively, at most 10 levels, loops ignored); the address without its
+`+detail` part (user+tag@example.org reaches user@example.org); the domain's catch-all; and
+finally `postmaster@` every local domain, which always exists (RFC 5321 §4.5.1): without an
+alias it reaches the domain's first user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from postoffice.store.interface import (
+    AccountRecord,
+    AliasRecord,
+    DomainRecord,
+    MailStore,
+    StoreError,
+)
+
+MIN_PASSWORD_LENGTH = 8
+_DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_LOCAL_PART = re.compile(r"^[^\s@<>()\[\]\\,;:\"]{1,64}$")
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+# Verified against when a user does not exist, so both cases cost the same time.
+_DUMMY_HASH = _hasher.hash("postoffice-no-such-user")
+
+
+class DirectoryError(StoreError):
+    """A bad address, domain or password; str() is one plain sentence."""
+
+
+def canonical_domain(domain: str) -> str:
+    """Lower-case ASCII form of a domain (IDNA for internationalised names), validated."""
+    text = domain.strip().rstrip(".").lower()
+    try:
+        ascii_name = text.encode("idna").decode("ascii") if not text.isascii() else text
+    except UnicodeError:
+        raise DirectoryError(f"{domain!r} is not a valid domain name.") from None
+    labels = ascii_name.split(".")
+    if len(ascii_name) > 253 or len(labels) < 2 or not all(_DOMAIN_LABEL.match(label) for label in labels):
+        raise DirectoryError(
+            f"{domain!r} is not a valid domain name: use a name like example.org."
+        )
+    return ascii_name
+
+
+def canonical_address(address: str) -> str:
+    """`Local@Example.ORG` -> `Local@example.org` after checking its shape."""
+    text = address.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1]
+    local, at, domain = text.rpartition("@")
+    if not at or not _LOCAL_PART.match(local):
+        raise DirectoryError(f"{address!r} is not a valid email address: use a form like user@example.org.")
+    return f"{local}@{canonical_domain(domain)}"
+
+
+def hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise DirectoryError(f"The password is too short: use at least {MIN_PASSWORD_LENGTH} characters.")
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Where mail for one address goes."""
+
+    local_domain: bool  # the domain is served here (if False, the address is not ours)
+    accounts: tuple[AccountRecord, ...] = ()
+    forwards: tuple[str, ...] = field(default_factory=tuple)  # alias targets elsewhere
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.accounts or self.forwards)
+
+
+class Directory:
+    def __init__(self, store: MailStore, *, recipient_delimiter: str = "+", default_quota: int = 0) -> None:
+        self.store = store
+        self.recipient_delimiter = recipient_delimiter
+        self.default_quota = default_quota
+
+    # --- domains --------------------------------------------------------------------------
+
+    async def add_domain(self, name: str) -> DomainRecord:
+        return await self.store.add_domain(canonical_domain(name))
+
+    async def remove_domain(self, name: str) -> None:
+        await self.store.remove_domain(canonical_domain(name))
+
+    async def list_domains(self) -> list[DomainRecord]:
+        return await self.store.list_domains()
+
+    async def is_local_domain(self, name: str) -> bool:
+        try:
+            return await self.store.get_domain(canonical_domain(name)) is not None
+        except DirectoryError:
+            return False
+
+    # --- users ----------------------------------------------------------------------------
+
+    async def add_user(self, address: str, password: str, quota: int | None = None) -> AccountRecord:
+        address = canonical_address(address)
+        password_hash = await asyncio.to_thread(hash_password, password)
+        return await self.store.add_account(
+            address, password_hash, self.default_quota if quota is None else quota
+        )
+
+    async def set_password(self, address: str, password: str) -> None:
+        password_hash = await asyncio.to_thread(hash_password, password)
+        await self.store.set_password_hash(canonical_address(address), password_hash)
+
+    async def remove_user(self, address: str) -> None:
+        await self.store.remove_account(canonical_address(address))
+
+    async def list_users(self, domain: str | None = None) -> list[AccountRecord]:
+        return await self.store.list_accounts(canonical_domain(domain) if domain else None)
+
+    async def get_user(self, address: str) -> AccountRecord | None:
+        return await self.store.get_account(canonical_address(address))
+
+    async def authenticate(self, address: str, password: str) -> AccountRecord | None:
+        """The account if `password` is right, else None; unknown users cost the same time."""
+        try:
+            account = await self.store.get_account(canonical_address(address))
+        except DirectoryError:
+            account = None
+        password_hash = account.password_hash if account and not account.disabled else _DUMMY_HASH
+        ok = await asyncio.to_thread(verify_password, password_hash, password)
+        return account if ok and account is not None and not account.disabled else None
+
+    # --- aliases --------------------------------------------------------------------------
+
+    async def add_alias(self, source: str, targets: list[str]) -> None:
+        """`source` is an address, or `@domain` to set the domain's catch-all."""
+        if not targets:
+            raise DirectoryError("Give at least one target address for the alias.")
+        clean = [canonical_address(t) for t in targets]
+        if source.startswith("@"):
+            domain = canonical_domain(source[1:])
+            if len(clean) != 1:
+                raise DirectoryError("A catch-all (@domain) takes exactly one target address.")
+            await self.store.set_catch_all(domain, clean[0])
+            return
+        source = canonical_address(source)
+        if not await self.is_local_domain(source.rpartition("@")[2]):
+            raise DirectoryError(f"{source} is not in a domain served here; add the domain first.")
+        for target in clean:
+            await self.store.add_alias(source, target)
+
+    async def remove_alias(self, source: str, target: str | None = None) -> int:
+        if source.startswith("@"):
+            await self.store.set_catch_all(canonical_domain(source[1:]), None)
+            return 1
+        return await self.store.remove_alias(
+            canonical_address(source), canonical_address(target) if target else None
+        )
+
+    async def list_aliases(self) -> list[AliasRecord]:
+        aliases = await self.store.list_aliases()
+        catch_alls = [
+            AliasRecord(source=f"@{d.name}", target=d.catch_all)
+            for d in await self.store.list_domains()
+            if d.catch_all
+        ]
+        return aliases + catch_alls
+
+    # --- resolution -----------------------------------------------------------------------
+
+    async def resolve_recipient(self, address: str) -> Resolution:
+        try:
+            address = canonical_address(address)
+        except DirectoryError:
+            return Resolution(local_domain=False)
+        local, _, domain_name = address.rpartition("@")
+        domain = await self.store.get_domain(domain_name)
+        if domain is None:
+            return Resolution(local_domain=False)
+        accounts: dict[int, AccountRecord] = {}
+        forwards: list[str] = []
+        if await self._expand(address, accounts, forwards, set(), 0):
+            return Resolution(True, tuple(accounts.values()), tuple(forwards))
+        if self.recipient_delimiter and self.recipient_delimiter in local:
+            base = local.split(self.recipient_delimiter, 1)[0]
+            if base and await self._expand(f"{base}@{domain_name}", accounts, forwards, set(), 0):
+                return Resolution(True, tuple(accounts.values()), tuple(forwards))
+        if domain.catch_all and await self._expand(domain.catch_all, accounts, forwards, set(), 0):
+            return Resolution(True, tuple(accounts.values()), tuple(forwards))
+        if local.lower() == "postmaster":
+            users = await self.store.list_accounts(domain_name) or await self.store.list_accounts()
+            if users:
+                return Resolution(True, (users[0],), ())
+        return Resolution(True)
+
+    async def _expand(
+        self, address: str, accounts: dict[int, AccountRecord], forwards: list[str], seen: set[str], depth: int
+    ) -> bool:
+        """Add where `address` leads; False when it leads nowhere at all."""
+        key = address.lower()
+        if key in seen or depth > 10:
+            return False
+        seen.add(key)
+        account = await self.store.get_account(address)
+        if account is not None:
+            accounts.setdefault(account.id, account)
+            return True
+        targets = await self.store.list_aliases(address)
+        found = False
+        for alias in targets:
+            target_domain = alias.target.rpartition("@")[2]
+            if await self.store.get_domain(target_domain) is None:
+                if alias.target not in forwards:
+                    forwards.append(alias.target)
+                found = True
+            elif await self._expand(alias.target, accounts, forwards, seen, depth + 1):
+                found = True
+        return found

@@ -1,0 +1,82 @@
+"""`postoffice init`: make a data directory ready to serve.
+
+Writes a commented `postoffice.toml`, a self-signed TLS certificate for the host name, and,
+when a domain is given, adds it with a DKIM key. Running it again on an initialised directory
+changes nothing and says so (DESIGN §5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from postoffice.config import default_config_text, load_config
+from postoffice.mailauth.dkimkeys import dkim_key_path, generate_dkim_key
+from postoffice.net.tls import create_self_signed_certificate
+from postoffice.services import open_services
+
+CONFIG_NAME = "postoffice.toml"
+DEMO_DOMAIN = "example.test"
+DEMO_USER = f"demo@{DEMO_DOMAIN}"
+
+
+@dataclass
+class InitResult:
+    created: bool
+    data_dir: Path
+    messages: list[str] = field(default_factory=list)
+    demo_password: str | None = None
+
+
+def is_initialised(data_dir: Path) -> bool:
+    return (data_dir / CONFIG_NAME).is_file()
+
+
+def random_password(length: int = 16) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def initialise(data_dir: Path, hostname: str, domain: str | None = None, *, demo: bool = False) -> InitResult:
+    """Create config, certificate, store and (optionally) a domain with its DKIM key."""
+    result = InitResult(created=False, data_dir=data_dir)
+    if is_initialised(data_dir):
+        result.messages.append(f"{data_dir} is already initialised; nothing was changed.")
+        return result
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    tmp = data_dir / (CONFIG_NAME + ".tmp")
+    tmp.write_text(default_config_text(hostname))
+    config = load_config(data_dir, tmp)  # validate before it becomes the real file
+    create_self_signed_certificate(config.tls.cert_file, config.tls.key_file, hostname)
+    result.messages.append(f"created a self-signed TLS certificate for {hostname} in {config.tls.cert_file}")
+    if demo:
+        domain = domain or DEMO_DOMAIN
+    if domain:
+        key = dkim_key_path(data_dir, domain, config.dkim.selector)
+        if not key.exists():
+            generate_dkim_key(key)
+        result.messages.append(f"created the DKIM key {key} (selector {config.dkim.selector})")
+    result.demo_password = asyncio.run(_populate(config, domain, demo))
+    if domain:
+        result.messages.append(f"added the domain {domain}")
+    if demo:
+        result.messages.append(f"added the demo user {DEMO_USER}")
+    os.replace(tmp, data_dir / CONFIG_NAME)  # last: its presence means "initialised"
+    result.created = True
+    return result
+
+
+async def _populate(config, domain: str | None, demo: bool) -> str | None:
+    async with open_services(config) as services:
+        if domain and await services.store.get_domain(domain) is None:
+            await services.directory.add_domain(domain)
+        if demo and await services.directory.get_user(DEMO_USER) is None:
+            password = random_password()
+            await services.directory.add_user(DEMO_USER, password)
+            return password
+    return None

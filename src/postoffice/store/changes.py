@@ -1,0 +1,101 @@
+"""Mailbox change events, published after each commit (DESIGN §3).
+
+IMAP IDLE, POP3 maildrop locks and later JMAP push subscribe here. The SQLite backend publishes
+in-process from its writer thread; the events carry the new modseq so a subscriber can ask the
+store for exactly what changed (`MailStore.changes_since`). Writes made by another process on the
+same data directory (an admin command, an import) are found by `ExternalChangeWatcher` in the
+SQLite backend and published here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+
+class ChangeKind(Enum):
+    EXISTS = "exists"  # messages appended
+    FLAGS = "flags"  # flags or keywords changed
+    EXPUNGE = "expunge"  # messages removed
+    MAILBOX = "mailbox"  # mailbox created, renamed or deleted
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxChange:
+    mailbox_id: int
+    kind: ChangeKind
+    modseq: int
+    uids: tuple[int, ...] = ()
+
+
+class Subscription:
+    """A queue of changes for one mailbox (or all, when mailbox_id is None)."""
+
+    def __init__(self, notifier: ChangeNotifier, mailbox_id: int | None) -> None:
+        self._notifier = notifier
+        self.mailbox_id = mailbox_id
+        self.queue: asyncio.Queue[MailboxChange] = asyncio.Queue()
+
+    async def get(self) -> MailboxChange:
+        return await self.queue.get()
+
+    def drain(self) -> list[MailboxChange]:
+        items = []
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        return items
+
+    def close(self) -> None:
+        self._notifier._remove(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ChangeNotifier:
+    """Fan-out of committed changes to subscribers on one event loop.
+
+    `publish_threadsafe` may be called from any thread (the store's writer thread does).
+    """
+
+    def __init__(self) -> None:
+        self._by_mailbox: dict[int | None, set[Subscription]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def subscribe(self, mailbox_id: int | None) -> Subscription:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        sub = Subscription(self, mailbox_id)
+        self._by_mailbox.setdefault(mailbox_id, set()).add(sub)
+        return sub
+
+    def _remove(self, sub: Subscription) -> None:
+        subs = self._by_mailbox.get(sub.mailbox_id)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._by_mailbox[sub.mailbox_id]
+
+    def publish(self, changes: Iterable[MailboxChange]) -> None:
+        """Deliver to subscribers; must run on the notifier's loop."""
+        for change in changes:
+            for key in (change.mailbox_id, None):
+                for sub in tuple(self._by_mailbox.get(key, ())):
+                    sub.queue.put_nowait(change)
+
+    def publish_threadsafe(self, changes: list[MailboxChange]) -> None:
+        loop = self._loop
+        if not changes or loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self.publish, changes)
+        except RuntimeError:  # loop closed between the check and the call
+            pass

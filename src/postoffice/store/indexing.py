@@ -1,0 +1,38 @@
+"""Turn message bytes into an `IndexedBlob`: hash, durable blob file, parsed metadata.
+
+This is the CPU- and disk-heavy half of storing a message. It is a plain function of its
+inputs, so it runs in a worker thread for SMTP delivery and in worker processes for bulk
+imports, leaving the single store writer nothing to do but insert rows.
+"""
+
+from __future__ import annotations
+
+from postoffice.message.mime import dump_structure, parse_message
+from postoffice.store.blobs import BlobStore, blob_hash
+from postoffice.store.interface import IndexedBlob
+
+
+def index_message(raw: bytes, blobs: BlobStore | None = None, sha256: str | None = None) -> IndexedBlob:
+    """Parse `raw` (CRLF line endings) and, when `blobs` is given, write it durably first."""
+    sha256 = sha256 or blob_hash(raw)
+    if blobs is not None:
+        blobs.write(raw, sha256)
+    meta = parse_message(raw)
+    headers = meta.headers
+    return IndexedBlob(
+        sha256=sha256,
+        size=len(raw),
+        structure=dump_structure(meta.envelope, meta.body),
+        subject=headers.subject,
+        from_=headers.from_,
+        to=headers.to,
+        cc=headers.cc,
+        bcc=headers.bcc,
+        sent_date=headers.date,
+        message_id=headers.message_id,
+        in_reply_to=headers.in_reply_to,
+        references=" ".join(headers.references),
+        preview=meta.preview,
+        header_text=headers.header_text,
+        body_text=meta.text,
+    )

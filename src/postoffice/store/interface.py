@@ -1,0 +1,319 @@
+"""The store contract: records, errors and the `MailStore` protocol every backend implements.
+
+The store is the only state of a postoffice instance (DESIGN §3). It is a domain-level
+interface, not a key-value layer: backends (SQLite today, PostgreSQL later) implement these
+operations transactionally and pass the same contract suite in tests/store/.
+
+Invariants every backend keeps:
+- A coroutine that writes returns only after the change is durable (fsynced).
+- UIDs in a mailbox strictly increase and are never reused while its uidvalidity stands
+  (RFC 9051 §2.3.1.1); modseqs strictly increase per mailbox (RFC 7162 §3.1.1).
+- Every expunge leaves a tombstone (uid, modseq) for QRESYNC VANISHED and JMAP changes.
+- A message row never points to a blob file that is not on disk.
+- Change events are published only after the commit that made them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from postoffice.store.changes import ChangeNotifier
+
+# IMAP system flags are kept as a bit set so SEARCH UNSEEN and friends stay cheap in SQL;
+# keywords (RFC 9051 §2.3.2, e.g. $Forwarded, $Junk) are kept as text.
+SYSTEM_FLAGS: dict[str, int] = {
+    "\\Seen": 1,
+    "\\Answered": 2,
+    "\\Flagged": 4,
+    "\\Deleted": 8,
+    "\\Draft": 16,
+}
+SEEN = SYSTEM_FLAGS["\\Seen"]
+DELETED = SYSTEM_FLAGS["\\Deleted"]
+_FLAG_BY_LOWER = {name.lower(): name for name in SYSTEM_FLAGS}
+
+# Mailboxes every new account gets, with their RFC 6154 special-use attribute.
+DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
+    ("INBOX", None),
+    ("Drafts", "\\Drafts"),
+    ("Sent", "\\Sent"),
+    ("Trash", "\\Trash"),
+    ("Junk", "\\Junk"),
+    ("Archive", "\\Archive"),
+)
+
+
+def split_flags(flags: Iterable[str]) -> tuple[int, str]:
+    """Split IMAP flags into (system flag bits, space-separated sorted keywords).
+
+    System flags match case-insensitively (RFC 9051 §2.3.2); keywords keep their spelling.
+    `\\Recent` is a session property, never stored.
+    """
+    bits = 0
+    keywords: set[str] = set()
+    for flag in flags:
+        if flag.startswith("\\"):
+            name = _FLAG_BY_LOWER.get(flag.lower())
+            if name is not None:
+                bits |= SYSTEM_FLAGS[name]
+        elif flag:
+            keywords.add(flag)
+    return bits, " ".join(sorted(keywords))
+
+
+def join_flags(bits: int, keywords: str) -> frozenset[str]:
+    """The inverse of `split_flags`."""
+    flags = {name for name, bit in SYSTEM_FLAGS.items() if bits & bit}
+    if keywords:
+        flags.update(keywords.split(" "))
+    return frozenset(flags)
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """Base class; str(error) is one plain sentence fit for a user."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class DomainNotFound(NotFound):
+    pass
+
+
+class AccountNotFound(NotFound):
+    pass
+
+
+class MailboxNotFound(NotFound):
+    pass
+
+
+class AlreadyExists(StoreError):
+    pass
+
+
+class QuotaExceeded(StoreError):
+    pass
+
+
+class InvalidName(StoreError):
+    pass
+
+
+# --- records ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DomainRecord:
+    id: int
+    name: str
+    catch_all: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    id: int
+    address: str
+    domain_id: int
+    password_hash: str
+    quota: int  # bytes; 0 means unlimited
+    used: int  # bytes currently stored
+    disabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AliasRecord:
+    source: str  # an address, or "@domain" for nothing else: catch-alls live on the domain
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxRecord:
+    id: int
+    account_id: int
+    name: str
+    special_use: str | None
+    subscribed: bool
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    first_recent_uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    messages: int
+    unseen: int
+    deleted: int
+    recent: int
+    size: int
+    uidnext: int
+    uidvalidity: int
+    highestmodseq: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    mailbox_id: int
+    uid: int
+    modseq: int
+    flags: frozenset[str]
+    internal_date: float  # unix seconds
+    saved_date: float
+    size: int
+    blob: str  # sha256 hex of the stored bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedBlob:
+    """A message body already written durably to the blob store, with what the store indexes.
+
+    Built once per distinct message (`postoffice.store.indexing.index_message`), in a worker
+    thread or process, so the single writer only inserts rows.
+    """
+
+    sha256: str
+    size: int
+    structure: str  # message.mime.dump_structure(envelope, body)
+    subject: str
+    from_: str
+    to: str
+    cc: str
+    bcc: str
+    sent_date: int | None
+    message_id: str | None
+    in_reply_to: str | None
+    references: str  # space-separated message-ids
+    preview: str
+    header_text: str
+    body_text: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message to add to one mailbox. `raw` lets the writer restore a blob file that a
+    concurrent garbage collection removed between the blob write and the commit."""
+
+    blob: IndexedBlob
+    flags: frozenset[str] = frozenset()
+    internal_date: float | None = None
+    raw: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    uid: int | None  # None: skipped as a duplicate
+    modseq: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryTarget:
+    account_id: int
+    mailbox: str = "INBOX"
+    flags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class TargetResult:
+    target: DeliveryTarget
+    uid: int | None
+    error: StoreError | None = None
+
+
+class FlagMode(Enum):
+    REPLACE = "replace"
+    ADD = "add"
+    REMOVE = "remove"
+
+
+@dataclass(frozen=True, slots=True)
+class FlagUpdate:
+    uid: int
+    modseq: int
+    flags: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFlagsResult:
+    updated: tuple[FlagUpdate, ...]
+    failed_unchanged_since: tuple[int, ...] = ()  # RFC 7162 UNCHANGEDSINCE failures (uids)
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxChanges:
+    """What changed in a mailbox after a modseq (RFC 7162 CHANGEDSINCE / VANISHED)."""
+
+    highestmodseq: int
+    changed: tuple[MessageRecord, ...]
+    vanished: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    uidvalidity: int
+    pairs: tuple[tuple[int, int], ...] = field(default_factory=tuple)  # (source uid, new uid)
+
+
+# --- the protocol -----------------------------------------------------------------------
+
+
+class MailStore(Protocol):
+    """Everything postoffice keeps. Every method is a coroutine that never blocks the loop."""
+
+    changes: ChangeNotifier
+
+    async def close(self) -> None: ...
+
+    # domains, accounts, aliases
+    async def add_domain(self, name: str) -> DomainRecord: ...
+    async def get_domain(self, name: str) -> DomainRecord | None: ...
+    async def list_domains(self) -> list[DomainRecord]: ...
+    async def remove_domain(self, name: str) -> None: ...
+    async def set_catch_all(self, domain: str, target: str | None) -> None: ...
+    async def add_account(self, address: str, password_hash: str, quota: int = 0) -> AccountRecord: ...
+    async def get_account(self, address: str) -> AccountRecord | None: ...
+    async def get_account_by_id(self, account_id: int) -> AccountRecord | None: ...
+    async def list_accounts(self, domain: str | None = None) -> list[AccountRecord]: ...
+    async def set_password_hash(self, address: str, password_hash: str) -> None: ...
+    async def set_quota(self, address: str, quota: int) -> None: ...
+    async def remove_account(self, address: str) -> None: ...
+    async def add_alias(self, source: str, target: str) -> None: ...
+    async def remove_alias(self, source: str, target: str | None = None) -> int: ...
+    async def list_aliases(self, source: str | None = None) -> list[AliasRecord]: ...
+
+    # mailboxes
+    async def create_mailbox(self, account_id: int, name: str, special_use: str | None = None) -> MailboxRecord: ...
+    async def get_mailbox(self, account_id: int, name: str) -> MailboxRecord | None: ...
+    async def get_mailbox_by_id(self, mailbox_id: int) -> MailboxRecord | None: ...
+    async def list_mailboxes(self, account_id: int) -> list[MailboxRecord]: ...
+    async def rename_mailbox(self, account_id: int, old: str, new: str) -> MailboxRecord: ...
+    async def delete_mailbox(self, account_id: int, name: str) -> None: ...
+    async def set_subscribed(self, mailbox_id: int, subscribed: bool) -> None: ...
+    async def mailbox_status(self, mailbox_id: int) -> MailboxStatus: ...
+    async def claim_recent(self, mailbox_id: int) -> int: ...
+
+    # messages
+    async def put_blob(self, raw: bytes) -> IndexedBlob: ...
+    async def append_messages(self, mailbox_id: int, messages: Sequence[NewMessage], *, skip_duplicates: bool = False) -> list[AppendResult]: ...
+    async def deliver(self, message: NewMessage, targets: Sequence[DeliveryTarget]) -> list[TargetResult]: ...
+    async def list_messages(self, mailbox_id: int) -> list[MessageRecord]: ...
+    async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]: ...
+    async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: FlagMode, flags: Iterable[str], *, unchanged_since: int | None = None) -> StoreFlagsResult: ...
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]: ...
+    async def copy_messages(self, source_id: int, uids: Sequence[int], target_id: int, *, move: bool = False) -> CopyResult: ...
+    async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges: ...
+    async def read_blob(self, sha256: str) -> bytes: ...
+    async def blob_structure(self, sha256: str) -> str: ...
+    async def search_text(self, mailbox_id: int, query: str, *, headers: bool = True, body: bool = True) -> set[int]: ...
+    async def mailbox_blob_hashes(self, mailbox_id: int, hashes: Sequence[str]) -> set[str]: ...
+
+    def iter_messages(self, mailbox_id: int, batch: int = 500) -> AsyncIterator[MessageRecord]: ...

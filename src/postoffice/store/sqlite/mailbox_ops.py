@@ -1,0 +1,198 @@
+"""Mailboxes in SQLite: create, rename, delete, status, \\Recent bookkeeping.
+
+UIDVALIDITY comes from a counter in `meta` that only moves forward (seeded with the clock), so a
+mailbox deleted and created again under the same name never repeats a uidvalidity
+(RFC 9051 §2.3.1.1).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from postoffice.store.changes import ChangeKind, MailboxChange
+from postoffice.store.interface import (
+    DELETED,
+    SEEN,
+    AlreadyExists,
+    InvalidName,
+    MailboxNotFound,
+    MailboxRecord,
+    MailboxStatus,
+    StoreError,
+)
+from postoffice.store.sqlite.writer import Transaction
+
+_COLUMNS = "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq, first_recent_uid"
+HIERARCHY = "/"
+
+
+def _mailbox(row: tuple) -> MailboxRecord:
+    return MailboxRecord(
+        id=row[0], account_id=row[1], name=row[2], special_use=row[3], subscribed=bool(row[4]),
+        uidvalidity=row[5], uidnext=row[6], highestmodseq=row[7], first_recent_uid=row[8],
+    )
+
+
+def normalize_name(name: str) -> str:
+    """INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given."""
+    if name.upper() == "INBOX":
+        return "INBOX"
+    if name.upper().startswith("INBOX" + HIERARCHY):
+        return "INBOX" + name[5:]
+    return name
+
+
+def check_name(name: str) -> str:
+    name = normalize_name(name)
+    if not name or name.startswith(HIERARCHY) or name.endswith(HIERARCHY) or HIERARCHY * 2 in name:
+        raise InvalidName(f"{name!r} is not a valid mailbox name.")
+    if any(ord(c) < 0x20 or c in "*%" for c in name):
+        raise InvalidName(f"{name!r} is not a valid mailbox name: it has a control character, * or %.")
+    return name
+
+
+def next_uidvalidity(tx: Transaction) -> int:
+    row = tx.execute("SELECT value FROM meta WHERE key = 'uidvalidity'").fetchone()
+    value = max(int(time.time()), int(row[0]) + 1 if row else 0)
+    tx.execute(
+        "INSERT INTO meta(key, value) VALUES ('uidvalidity', ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (str(value),),
+    )
+    return value
+
+
+def create_mailbox(tx: Transaction, account_id: int, name: str, special_use: str | None) -> MailboxRecord:
+    name = check_name(name)
+    try:
+        cur = tx.execute(
+            "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity)"
+            f" VALUES (?, ?, ?, ?) RETURNING {_COLUMNS}",
+            (account_id, name, special_use, next_uidvalidity(tx)),
+        )
+    except sqlite3.IntegrityError:
+        raise AlreadyExists(f"The mailbox {name} already exists.") from None
+    mailbox = _mailbox(cur.fetchone())
+    tx.changes.append(MailboxChange(mailbox.id, ChangeKind.MAILBOX, mailbox.highestmodseq))
+    return mailbox
+
+
+def get_mailbox(conn: sqlite3.Connection, account_id: int, name: str) -> MailboxRecord | None:
+    row = conn.execute(
+        f"SELECT {_COLUMNS} FROM mailboxes WHERE account_id = ? AND name = ?",
+        (account_id, normalize_name(name)),
+    ).fetchone()
+    return _mailbox(row) if row else None
+
+
+def get_mailbox_by_id(conn: sqlite3.Connection, mailbox_id: int) -> MailboxRecord | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
+    return _mailbox(row) if row else None
+
+
+def require_mailbox(conn: sqlite3.Connection, mailbox_id: int) -> MailboxRecord:
+    mailbox = get_mailbox_by_id(conn, mailbox_id)
+    if mailbox is None:
+        raise MailboxNotFound("The mailbox no longer exists.")
+    return mailbox
+
+
+def list_mailboxes(conn: sqlite3.Connection, account_id: int) -> list[MailboxRecord]:
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM mailboxes WHERE account_id = ? ORDER BY name <> 'INBOX', name",
+        (account_id,),
+    ).fetchall()
+    return [_mailbox(r) for r in rows]
+
+
+def rename_mailbox(tx: Transaction, account_id: int, old: str, new: str) -> MailboxRecord:
+    old, new = normalize_name(old), check_name(new)
+    source = get_mailbox(tx.conn, account_id, old)
+    if source is None:
+        raise MailboxNotFound(f"There is no mailbox {old}.")
+    if get_mailbox(tx.conn, account_id, new) is not None:
+        raise AlreadyExists(f"The mailbox {new} already exists.")
+    if old == "INBOX":
+        # RFC 9051 §6.3.6: renaming INBOX moves its messages to the new name and leaves INBOX empty.
+        target = create_mailbox(tx, account_id, new, None)
+        uids = [r[0] for r in tx.execute("SELECT uid FROM messages WHERE mailbox_id = ?", (source.id,))]
+        from postoffice.store.sqlite import (
+            message_ops,  # circular by nature: a move is a message op
+        )
+
+        message_ops.copy_messages(tx, source.id, uids, target.id, move=True)
+        return require_mailbox(tx.conn, target.id)
+    children = tx.execute(
+        "SELECT id, name FROM mailboxes WHERE account_id = ? AND substr(name, 1, ?) = ?",
+        (account_id, len(old) + 1, old + HIERARCHY),
+    ).fetchall()
+    tx.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new, source.id))
+    for child_id, child_name in children:
+        tx.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new + child_name[len(old):], child_id))
+        tx.changes.append(MailboxChange(child_id, ChangeKind.MAILBOX, 0))
+    tx.changes.append(MailboxChange(source.id, ChangeKind.MAILBOX, source.highestmodseq))
+    return require_mailbox(tx.conn, source.id)
+
+
+def delete_mailbox(tx: Transaction, account_id: int, name: str) -> None:
+    name = normalize_name(name)
+    if name == "INBOX":
+        raise StoreError("INBOX cannot be deleted.")
+    mailbox = get_mailbox(tx.conn, account_id, name)
+    if mailbox is None:
+        raise MailboxNotFound(f"There is no mailbox {name}.")
+    drop_mailbox(tx, mailbox.id)
+
+
+def drop_mailbox(tx: Transaction, mailbox_id: int) -> None:
+    """Remove a mailbox with its messages and tombstones; blob files go when unreferenced."""
+    from postoffice.store.sqlite import message_ops
+
+    blob_ids = [r[0] for r in tx.execute("SELECT DISTINCT blob FROM messages WHERE mailbox_id = ?", (mailbox_id,))]
+    tx.execute("DELETE FROM messages WHERE mailbox_id = ?", (mailbox_id,))
+    tx.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox_id,))
+    tx.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
+    message_ops.schedule_blob_cleanup(tx, blob_ids)
+    tx.changes.append(MailboxChange(mailbox_id, ChangeKind.MAILBOX, 0))
+
+
+def set_subscribed(tx: Transaction, mailbox_id: int, subscribed: bool) -> None:
+    tx.execute("UPDATE mailboxes SET subscribed = ? WHERE id = ?", (int(subscribed), mailbox_id))
+
+
+def mailbox_status(conn: sqlite3.Connection, mailbox_id: int) -> MailboxStatus:
+    conn.execute("BEGIN")  # one snapshot for the mailbox row and the counts
+    try:
+        mailbox = require_mailbox(conn, mailbox_id)
+        row = conn.execute(
+            "SELECT count(*), coalesce(sum(flags & ? = 0), 0), coalesce(sum(flags & ? <> 0), 0),"
+            " coalesce(sum(uid >= ?), 0), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?",
+            (SEEN, DELETED, mailbox.first_recent_uid, mailbox_id),
+        ).fetchone()
+    finally:
+        conn.execute("COMMIT")
+    return MailboxStatus(
+        messages=row[0], unseen=row[1], deleted=row[2], recent=row[3], size=row[4],
+        uidnext=mailbox.uidnext, uidvalidity=mailbox.uidvalidity, highestmodseq=mailbox.highestmodseq,
+    )
+
+
+def claim_recent(tx: Transaction, mailbox_id: int) -> int:
+    """Give the caller \\Recent for every uid >= the returned value (RFC 3501 §2.3.2).
+
+    Exactly one session sees a message as recent: the boundary moves to uidnext atomically.
+    """
+    mailbox = require_mailbox(tx.conn, mailbox_id)
+    tx.execute("UPDATE mailboxes SET first_recent_uid = uidnext WHERE id = ?", (mailbox_id,))
+    return mailbox.first_recent_uid
+
+
+def bump_modseq(tx: Transaction, mailbox_id: int) -> int:
+    row = tx.execute(
+        "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
+        (mailbox_id,),
+    ).fetchone()
+    if row is None:
+        raise MailboxNotFound("The mailbox no longer exists.")
+    return int(row[0])

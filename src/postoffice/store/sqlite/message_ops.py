@@ -1,0 +1,374 @@
+"""Messages in SQLite: append, deliver, flags, expunge, copy/move, changes, full-text search.
+
+Every operation that changes a mailbox takes one new modseq for that mailbox (RFC 7162 §3.1.1
+allows messages changed by one operation to share it), records a `MailboxChange` published
+after commit, and leaves tombstones for expunged uids.
+
+Blob lifecycle: a blob row is inserted (or found) in the same transaction as the message rows
+that reference it; triggers keep `refcount`. When the count falls to zero, a clean-up pass runs
+on the writer thread after the commit, in a transaction of its own, and unlinks the file while
+it holds the write lock. A writer that reuses a row whose count is zero (or a new row) checks the
+file is present under that same lock and rewrites it from the bytes it carries, so no message
+row can ever point to a missing file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+
+from postoffice.store.blobs import BlobStore
+from postoffice.store.changes import ChangeKind, MailboxChange
+from postoffice.store.interface import (
+    DELETED,
+    AppendResult,
+    CopyResult,
+    DeliveryTarget,
+    FlagMode,
+    FlagUpdate,
+    IndexedBlob,
+    MailboxChanges,
+    MessageRecord,
+    NewMessage,
+    QuotaExceeded,
+    StoreError,
+    StoreFlagsResult,
+    TargetResult,
+    join_flags,
+    split_flags,
+)
+from postoffice.store.sqlite.mailbox_ops import bump_modseq, get_mailbox, require_mailbox
+from postoffice.store.sqlite.writer import Transaction
+
+_MSG_COLUMNS = "m.mailbox_id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.saved_date, m.size, b.sha256"
+_CHUNK = 900  # stay under SQLite's bound-variable limit
+
+
+def _record(row: tuple) -> MessageRecord:
+    return MessageRecord(
+        mailbox_id=row[0], uid=row[1], modseq=row[2], flags=join_flags(row[3], row[4]),
+        internal_date=row[5], saved_date=row[6], size=row[7], blob=row[8],
+    )
+
+
+def _chunks(items: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]
+
+
+# --- blobs --------------------------------------------------------------------------------
+
+
+def insert_blob(tx: Transaction, blobs: BlobStore, blob: IndexedBlob, raw: bytes | None) -> int:
+    """The row id of `blob`, inserting it (and its full-text row) when new."""
+    row = tx.execute("SELECT id, refcount FROM blobs WHERE sha256 = ?", (blob.sha256,)).fetchone()
+    if row is not None and row[1] > 0:
+        return int(row[0])
+    if not blobs.exists(blob.sha256):
+        if raw is None:
+            raise StoreError(f"The message file {blob.sha256} is missing; deliver it again.")
+        blobs.write(raw, blob.sha256)
+    if row is not None:
+        return int(row[0])
+    blob_id = tx.execute(
+        "INSERT INTO blobs(sha256, size, structure, subject, from_, to_, cc, bcc, sent_date,"
+        " message_id, in_reply_to, refs, preview) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+        (blob.sha256, blob.size, blob.structure, blob.subject, blob.from_, blob.to, blob.cc, blob.bcc,
+         blob.sent_date, blob.message_id, blob.in_reply_to, blob.references, blob.preview),
+    ).fetchone()[0]
+    tx.execute(
+        "INSERT INTO blob_text(rowid, headers, body) VALUES (?, ?, ?)",
+        (blob_id, blob.header_text, blob.body_text),
+    )
+    return int(blob_id)
+
+
+def schedule_blob_cleanup(tx: Transaction, blob_ids: Iterable[int]) -> None:
+    ids = list(blob_ids)
+    if ids:
+        conn, blobs = tx.conn, tx.blobs
+        tx.after_commit.append(lambda: remove_unreferenced_blobs(conn, blobs, ids))
+
+
+def remove_unreferenced_blobs(conn: sqlite3.Connection, blobs: BlobStore, ids: Sequence[int] | None) -> int:
+    """Delete blob rows with no references and their files, holding the write lock."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if ids is None:
+            rows = conn.execute("SELECT id, sha256 FROM blobs WHERE refcount <= 0").fetchall()
+        else:
+            rows = []
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                rows += conn.execute(
+                    f"SELECT id, sha256 FROM blobs WHERE refcount <= 0 AND id IN ({marks})", chunk
+                ).fetchall()
+        for blob_id, sha256 in rows:
+            conn.execute("DELETE FROM blob_text WHERE rowid = ?", (blob_id,))
+            conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
+            blobs.remove(sha256)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(rows)
+
+
+# --- adding messages ----------------------------------------------------------------------
+
+
+def _insert_messages(
+    tx: Transaction, blobs: BlobStore, mailbox_id: int, messages: Sequence[NewMessage],
+    skip_duplicates: bool,
+) -> list[AppendResult]:
+    mailbox = require_mailbox(tx.conn, mailbox_id)
+    modseq = bump_modseq(tx, mailbox_id)
+    uid = mailbox.uidnext
+    now = time.time()
+    results: list[AppendResult] = []
+    rows = []
+    for message in messages:
+        blob_id = insert_blob(tx, blobs, message.blob, message.raw)
+        if skip_duplicates and tx.execute(
+            "SELECT 1 FROM messages WHERE blob = ? AND mailbox_id = ?", (blob_id, mailbox_id)
+        ).fetchone():
+            results.append(AppendResult(uid=None, modseq=modseq, duplicate=True))
+            continue
+        bits, keywords = split_flags(message.flags)
+        date = message.internal_date if message.internal_date is not None else now
+        rows.append((mailbox_id, uid, modseq, blob_id, bits, keywords, date, now, message.blob.size))
+        results.append(AppendResult(uid=uid, modseq=modseq))
+        uid += 1
+    if rows:
+        tx.conn.executemany(
+            "INSERT INTO messages(mailbox_id, uid, modseq, blob, flags, keywords, internal_date,"
+            " saved_date, size) VALUES (?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        tx.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid, mailbox_id))
+        tx.changes.append(
+            MailboxChange(mailbox_id, ChangeKind.EXISTS, modseq, tuple(r[1] for r in rows))
+        )
+    return results
+
+
+def _quota_room(tx: Transaction, mailbox_id: int) -> int | None:
+    """Bytes the mailbox owner may still store, or None when unlimited."""
+    row = tx.execute(
+        "SELECT a.quota, a.used FROM accounts a JOIN mailboxes m ON m.account_id = a.id WHERE m.id = ?",
+        (mailbox_id,),
+    ).fetchone()
+    if row is None or row[0] <= 0:
+        return None
+    return int(row[0] - row[1])
+
+
+def append_messages(
+    tx: Transaction, blobs: BlobStore, mailbox_id: int, messages: Sequence[NewMessage],
+    skip_duplicates: bool,
+) -> list[AppendResult]:
+    room = _quota_room(tx, mailbox_id)
+    if room is not None and sum(m.blob.size for m in messages) > room:
+        raise QuotaExceeded("The mailbox owner's storage quota would be exceeded.")
+    return _insert_messages(tx, blobs, mailbox_id, messages, skip_duplicates)
+
+
+def deliver(
+    tx: Transaction, blobs: BlobStore, message: NewMessage, targets: Sequence[DeliveryTarget]
+) -> list[TargetResult]:
+    """One message to many mailboxes, one blob; an over-quota target fails alone."""
+    results: list[TargetResult] = []
+    for target in targets:
+        mailbox = get_mailbox(tx.conn, target.account_id, target.mailbox) or get_mailbox(
+            tx.conn, target.account_id, "INBOX"
+        )
+        if mailbox is None:
+            results.append(TargetResult(target, None, StoreError("The recipient has no INBOX.")))
+            continue
+        room = _quota_room(tx, mailbox.id)
+        if room is not None and message.blob.size > room:
+            results.append(TargetResult(target, None, QuotaExceeded("The recipient's mailbox is full.")))
+            continue
+        flagged = NewMessage(message.blob, message.flags | target.flags, message.internal_date, message.raw)
+        (appended,) = _insert_messages(tx, blobs, mailbox.id, [flagged], False)
+        results.append(TargetResult(target, appended.uid))
+    return results
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def list_messages(conn: sqlite3.Connection, mailbox_id: int, after_uid: int = 0, limit: int = -1) -> list[MessageRecord]:
+    rows = conn.execute(
+        f"SELECT {_MSG_COLUMNS} FROM messages m JOIN blobs b ON b.id = m.blob"
+        " WHERE m.mailbox_id = ? AND m.uid > ? ORDER BY m.uid LIMIT ?",
+        (mailbox_id, after_uid, limit),
+    ).fetchall()
+    return [_record(r) for r in rows]
+
+
+def get_messages(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
+    records: list[MessageRecord] = []
+    for chunk in _chunks(sorted(set(uids))):
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            f"SELECT {_MSG_COLUMNS} FROM messages m JOIN blobs b ON b.id = m.blob"
+            f" WHERE m.mailbox_id = ? AND m.uid IN ({marks}) ORDER BY m.uid",
+            (mailbox_id, *chunk),
+        ).fetchall()
+        records += [_record(r) for r in rows]
+    return records
+
+
+def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> MailboxChanges:
+    conn.execute("BEGIN")
+    try:
+        mailbox = require_mailbox(conn, mailbox_id)
+        changed = conn.execute(
+            f"SELECT {_MSG_COLUMNS} FROM messages m JOIN blobs b ON b.id = m.blob"
+            " WHERE m.mailbox_id = ? AND m.modseq > ? ORDER BY m.uid",
+            (mailbox_id, modseq),
+        ).fetchall()
+        vanished = conn.execute(
+            "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+            (mailbox_id, modseq),
+        ).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    return MailboxChanges(
+        highestmodseq=mailbox.highestmodseq,
+        changed=tuple(_record(r) for r in changed),
+        vanished=tuple(r[0] for r in vanished),
+    )
+
+
+def search_text(conn: sqlite3.Connection, mailbox_id: int, query: str, headers: bool, body: bool) -> set[int]:
+    """UIDs whose indexed text contains every word of `query` (a phrase match)."""
+    phrase = '"' + query.replace('"', '""') + '"'
+    columns = [c for c, on in (("headers", headers), ("body", body)) if on]
+    if not columns or not query.strip():
+        return set()
+    match = "{" + " ".join(columns) + "} : " + phrase
+    rows = conn.execute(
+        "SELECT m.uid FROM blob_text t JOIN messages m ON m.blob = t.rowid"
+        " WHERE blob_text MATCH ? AND m.mailbox_id = ?",
+        (match, mailbox_id),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def mailbox_blob_hashes(conn: sqlite3.Connection, mailbox_id: int, hashes: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(hashes), _CHUNK):
+        chunk = hashes[start:start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = conn.execute(
+            "SELECT b.sha256 FROM blobs b JOIN messages m ON m.blob = b.id"
+            f" WHERE m.mailbox_id = ? AND b.sha256 IN ({marks})",
+            (mailbox_id, *chunk),
+        ).fetchall()
+        found.update(r[0] for r in rows)
+    return found
+
+
+# --- changing messages --------------------------------------------------------------------
+
+
+def store_flags(
+    tx: Transaction, mailbox_id: int, uids: Sequence[int], mode: FlagMode, flags: Iterable[str],
+    unchanged_since: int | None,
+) -> StoreFlagsResult:
+    bits, keywords = split_flags(flags)
+    given_keywords = set(keywords.split()) if keywords else set()
+    modseq: int | None = None
+    updates: list[FlagUpdate] = []
+    failed: list[int] = []
+    for chunk in _chunks(sorted(set(uids))):
+        marks = ",".join("?" * len(chunk))
+        rows = tx.execute(
+            f"SELECT uid, modseq, flags, keywords FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
+            (mailbox_id, *chunk),
+        ).fetchall()
+        for uid, old_modseq, old_bits, old_keywords in rows:
+            if unchanged_since is not None and old_modseq > unchanged_since:
+                failed.append(uid)
+                continue
+            old_set = set(old_keywords.split()) if old_keywords else set()
+            if mode is FlagMode.REPLACE:
+                new_bits, new_set = bits, given_keywords
+            elif mode is FlagMode.ADD:
+                new_bits, new_set = old_bits | bits, old_set | given_keywords
+            else:
+                new_bits, new_set = old_bits & ~bits, old_set - given_keywords
+            if new_bits == old_bits and new_set == old_set:
+                continue
+            if modseq is None:
+                modseq = bump_modseq(tx, mailbox_id)
+            new_keywords = " ".join(sorted(new_set))
+            tx.execute(
+                "UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
+                (new_bits, new_keywords, modseq, mailbox_id, uid),
+            )
+            updates.append(FlagUpdate(uid, modseq, join_flags(new_bits, new_keywords)))
+    if modseq is not None:
+        tx.changes.append(MailboxChange(mailbox_id, ChangeKind.FLAGS, modseq, tuple(u.uid for u in updates)))
+    return StoreFlagsResult(tuple(updates), tuple(failed))
+
+
+def expunge(tx: Transaction, mailbox_id: int, uids: Sequence[int] | None) -> list[int]:
+    """Remove messages: the given uids, or every message flagged \\Deleted when uids is None."""
+    if uids is None:
+        rows = tx.execute(
+            "SELECT uid, blob FROM messages WHERE mailbox_id = ? AND flags & ? <> 0 ORDER BY uid",
+            (mailbox_id, DELETED),
+        ).fetchall()
+    else:
+        rows = []
+        for chunk in _chunks(sorted(set(uids))):
+            marks = ",".join("?" * len(chunk))
+            rows += tx.execute(
+                f"SELECT uid, blob FROM messages WHERE mailbox_id = ? AND uid IN ({marks}) ORDER BY uid",
+                (mailbox_id, *chunk),
+            ).fetchall()
+    if not rows:
+        return []
+    modseq = bump_modseq(tx, mailbox_id)
+    removed = [r[0] for r in rows]
+    tx.conn.executemany("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", [(mailbox_id, u) for u in removed])
+    tx.conn.executemany(
+        "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+        [(mailbox_id, u, modseq) for u in removed],
+    )
+    tx.changes.append(MailboxChange(mailbox_id, ChangeKind.EXPUNGE, modseq, tuple(removed)))
+    schedule_blob_cleanup(tx, {r[1] for r in rows})
+    return removed
+
+
+def copy_messages(tx: Transaction, source_id: int, uids: Sequence[int], target_id: int, move: bool) -> CopyResult:
+    """COPY (RFC 9051 §6.4.7) or MOVE (RFC 6851): same blob, same flags and internal date."""
+    target = require_mailbox(tx.conn, target_id)
+    records = get_messages(tx.conn, source_id, uids)
+    if not records:
+        return CopyResult(target.uidvalidity, ())
+    room = _quota_room(tx, target_id)
+    if room is not None and source_id != target_id and sum(r.size for r in records) > room:
+        raise QuotaExceeded("The target mailbox owner's storage quota would be exceeded.")
+    modseq = bump_modseq(tx, target_id)
+    uid = target.uidnext
+    now = time.time()
+    pairs: list[tuple[int, int]] = []
+    for record in records:
+        bits, keywords = split_flags(record.flags)
+        tx.execute(
+            "INSERT INTO messages(mailbox_id, uid, modseq, blob, flags, keywords, internal_date, saved_date, size)"
+            " SELECT ?, ?, ?, blob, ?, ?, internal_date, ?, size FROM messages WHERE mailbox_id = ? AND uid = ?",
+            (target_id, uid, modseq, bits, keywords, now, source_id, record.uid),
+        )
+        pairs.append((record.uid, uid))
+        uid += 1
+    tx.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid, target_id))
+    tx.changes.append(MailboxChange(target_id, ChangeKind.EXISTS, modseq, tuple(p[1] for p in pairs)))
+    if move:
+        expunge(tx, source_id, [p[0] for p in pairs])
+    return CopyResult(target.uidvalidity, tuple(pairs))

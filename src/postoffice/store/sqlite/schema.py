@@ -1,0 +1,155 @@
+"""The SQLite schema and connection settings.
+
+WAL mode lets readers run while the single writer commits; `synchronous=FULL` makes every
+commit fsync the WAL, so a commit is durable when it returns (a 250/OK depends on it).
+Blob reference counts and per-account usage are kept by triggers on `messages`, so no code
+path can forget them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS domains (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    catch_all TEXT,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS accounts (
+    id INTEGER PRIMARY KEY,
+    address TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    domain_id INTEGER NOT NULL REFERENCES domains(id),
+    password_hash TEXT NOT NULL,
+    quota INTEGER NOT NULL DEFAULT 0,
+    used INTEGER NOT NULL DEFAULT 0,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    source TEXT NOT NULL COLLATE NOCASE,
+    target TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (source, target)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mailboxes (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    name TEXT NOT NULL,
+    special_use TEXT,
+    subscribed INTEGER NOT NULL DEFAULT 1,
+    uidvalidity INTEGER NOT NULL,
+    uidnext INTEGER NOT NULL DEFAULT 1,
+    highestmodseq INTEGER NOT NULL DEFAULT 1,
+    first_recent_uid INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (account_id, name)
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    size INTEGER NOT NULL,
+    refcount INTEGER NOT NULL DEFAULT 0,
+    structure TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    from_ TEXT NOT NULL,
+    to_ TEXT NOT NULL,
+    cc TEXT NOT NULL,
+    bcc TEXT NOT NULL,
+    sent_date INTEGER,
+    message_id TEXT,
+    in_reply_to TEXT,
+    refs TEXT NOT NULL,
+    preview TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS blobs_unreferenced ON blobs(refcount) WHERE refcount <= 0;
+CREATE VIRTUAL TABLE IF NOT EXISTS blob_text USING fts5(
+    headers, body, tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TABLE IF NOT EXISTS messages (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    blob INTEGER NOT NULL REFERENCES blobs(id),
+    flags INTEGER NOT NULL DEFAULT 0,
+    keywords TEXT NOT NULL DEFAULT '',
+    internal_date REAL NOT NULL,
+    saved_date REAL NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_by_modseq ON messages(mailbox_id, modseq);
+CREATE INDEX IF NOT EXISTS messages_by_blob ON messages(blob, mailbox_id);
+CREATE TABLE IF NOT EXISTS expunged (
+    mailbox_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    modseq INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS expunged_by_modseq ON expunged(mailbox_id, modseq);
+-- Every committed mailbox change, so a server sees what another process wrote.
+CREATE TABLE IF NOT EXISTS change_log (
+    seq INTEGER PRIMARY KEY,
+    mailbox_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    modseq INTEGER NOT NULL,
+    uids TEXT NOT NULL,
+    created REAL NOT NULL
+);
+
+CREATE TRIGGER IF NOT EXISTS messages_added AFTER INSERT ON messages BEGIN
+    UPDATE blobs SET refcount = refcount + 1 WHERE id = NEW.blob;
+    UPDATE accounts SET used = used + NEW.size
+     WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+END;
+CREATE TRIGGER IF NOT EXISTS messages_removed AFTER DELETE ON messages BEGIN
+    UPDATE blobs SET refcount = refcount - 1 WHERE id = OLD.blob;
+    UPDATE accounts SET used = used - OLD.size
+     WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+END;
+"""
+
+
+def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
+    """Open a connection with the settings every postoffice connection uses."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60.0)
+    conn.execute("PRAGMA busy_timeout = 60000")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA cache_size = -32000")  # 32 MB per connection
+    conn.execute("PRAGMA temp_store = MEMORY")
+    if writer:
+        conn.execute("PRAGMA journal_mode = WAL")
+    return conn
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    for statement in _statements(SCHEMA):
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
+        (str(SCHEMA_VERSION),),
+    )
+    conn.execute("COMMIT")
+
+
+def _statements(script: str) -> list[str]:
+    """Split the schema into statements, keeping trigger bodies whole."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.splitlines():
+        if line.startswith("--") or not line.strip():
+            continue
+        current.append(line)
+        joined = "\n".join(current)
+        if sqlite3.complete_statement(joined):
+            statements.append(joined)
+            current = []
+    return statements

@@ -1,0 +1,283 @@
+"""`SqliteStore`: the embedded `MailStore` (SQLite in WAL mode plus blob files).
+
+Writes go to one writer thread (group commit, see writer.py); reads run on a small pool of
+threads with a connection each, so neither ever blocks the event loop and readers never wait
+for the writer (WAL). Changes committed by another process on the same data directory are
+noticed by polling `PRAGMA data_version` and published like local ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from postoffice.store.blobs import BlobStore
+from postoffice.store.changes import ChangeKind, ChangeNotifier, MailboxChange
+from postoffice.store.indexing import index_message
+from postoffice.store.interface import (
+    AccountRecord,
+    AliasRecord,
+    AppendResult,
+    CopyResult,
+    DeliveryTarget,
+    DomainRecord,
+    FlagMode,
+    IndexedBlob,
+    MailboxChanges,
+    MailboxRecord,
+    MailboxStatus,
+    MessageRecord,
+    NewMessage,
+    StoreFlagsResult,
+    TargetResult,
+)
+from postoffice.store.sqlite import directory_ops as d
+from postoffice.store.sqlite import mailbox_ops as mb
+from postoffice.store.sqlite import message_ops as m
+from postoffice.store.sqlite.schema import connect, create_schema
+from postoffice.store.sqlite.writer import Transaction, WriterThread
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class SqliteStore:
+    def __init__(self, db_path: Path, blob_root: Path, reader_threads: int = 4) -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db_path = db_path
+        self.blobs = BlobStore(blob_root)
+        self.changes = ChangeNotifier()
+        setup = connect(db_path, writer=True)
+        try:
+            create_schema(setup)
+        finally:
+            setup.close()
+        self._writer = WriterThread(db_path, self.blobs, self.changes)
+        self._local = threading.local()
+        self._connections: list = []
+        self._readers = ThreadPoolExecutor(max_workers=reader_threads, thread_name_prefix="store-reader")
+        self._watcher: asyncio.Task[None] | None = None
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.db_path, writer=False)
+            self._local.conn = conn
+            self._connections.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._readers, lambda: fn(self._conn(), *args))
+
+    async def _write(self, fn: Callable[[Transaction], T]) -> T:
+        return await self._writer.run(fn)
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        self._writer.close()
+        self._readers.shutdown(wait=True)
+        for conn in self._connections:
+            conn.close()
+
+    def watch_external_changes(self, interval: float = 0.05) -> None:
+        """Publish changes written by other processes (admin commands, imports)."""
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch(interval))
+
+    async def _watch(self, interval: float) -> None:
+        def last_seq(conn) -> int:
+            return conn.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0]
+
+        def newer(conn, seq: int) -> list[tuple]:
+            return conn.execute(
+                "SELECT seq, mailbox_id, kind, modseq, uids FROM change_log WHERE seq > ? ORDER BY seq",
+                (seq,),
+            ).fetchall()
+
+        seen = await self._read(last_seq)
+        own = self._writer.own_change_seqs
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                rows = await self._read(newer, seen)
+            except Exception:  # a transient read error must not end the watcher
+                log.exception("reading the change log failed")
+                continue
+            events = []
+            for seq, mailbox_id, kind, modseq, uids in rows:
+                seen = seq
+                # Our own writer already published its changes; the log rows are for others.
+                if seq in own:
+                    own.discard(seq)
+                    continue
+                events.append(MailboxChange(mailbox_id, ChangeKind(kind), modseq,
+                                            tuple(int(u) for u in uids.split(",") if u)))
+            if events:
+                self.changes.publish(events)
+
+    # --- domains, accounts, aliases ---------------------------------------------------------
+
+    async def add_domain(self, name: str) -> DomainRecord:
+        return await self._write(lambda tx: d.add_domain(tx, name))
+
+    async def get_domain(self, name: str) -> DomainRecord | None:
+        return await self._read(d.get_domain, name)
+
+    async def list_domains(self) -> list[DomainRecord]:
+        return await self._read(d.list_domains)
+
+    async def remove_domain(self, name: str) -> None:
+        await self._write(lambda tx: d.remove_domain(tx, name))
+
+    async def set_catch_all(self, domain: str, target: str | None) -> None:
+        await self._write(lambda tx: d.set_catch_all(tx, domain, target))
+
+    async def add_account(self, address: str, password_hash: str, quota: int = 0) -> AccountRecord:
+        return await self._write(lambda tx: d.add_account(tx, address, password_hash, quota))
+
+    async def get_account(self, address: str) -> AccountRecord | None:
+        return await self._read(d.get_account, address)
+
+    async def get_account_by_id(self, account_id: int) -> AccountRecord | None:
+        return await self._read(d.get_account_by_id, account_id)
+
+    async def list_accounts(self, domain: str | None = None) -> list[AccountRecord]:
+        return await self._read(d.list_accounts, domain)
+
+    async def set_password_hash(self, address: str, password_hash: str) -> None:
+        await self._write(lambda tx: d.set_password_hash(tx, address, password_hash))
+
+    async def set_quota(self, address: str, quota: int) -> None:
+        await self._write(lambda tx: d.set_quota(tx, address, quota))
+
+    async def remove_account(self, address: str) -> None:
+        await self._write(lambda tx: d.remove_account(tx, address))
+
+    async def add_alias(self, source: str, target: str) -> None:
+        await self._write(lambda tx: d.add_alias(tx, source, target))
+
+    async def remove_alias(self, source: str, target: str | None = None) -> int:
+        return await self._write(lambda tx: d.remove_alias(tx, source, target))
+
+    async def list_aliases(self, source: str | None = None) -> list[AliasRecord]:
+        return await self._read(d.list_aliases, source)
+
+    # --- mailboxes ------------------------------------------------------------------------
+
+    async def create_mailbox(self, account_id: int, name: str, special_use: str | None = None) -> MailboxRecord:
+        return await self._write(lambda tx: mb.create_mailbox(tx, account_id, name, special_use))
+
+    async def get_mailbox(self, account_id: int, name: str) -> MailboxRecord | None:
+        return await self._read(mb.get_mailbox, account_id, name)
+
+    async def get_mailbox_by_id(self, mailbox_id: int) -> MailboxRecord | None:
+        return await self._read(mb.get_mailbox_by_id, mailbox_id)
+
+    async def list_mailboxes(self, account_id: int) -> list[MailboxRecord]:
+        return await self._read(mb.list_mailboxes, account_id)
+
+    async def rename_mailbox(self, account_id: int, old: str, new: str) -> MailboxRecord:
+        return await self._write(lambda tx: mb.rename_mailbox(tx, account_id, old, new))
+
+    async def delete_mailbox(self, account_id: int, name: str) -> None:
+        await self._write(lambda tx: mb.delete_mailbox(tx, account_id, name))
+
+    async def set_subscribed(self, mailbox_id: int, subscribed: bool) -> None:
+        await self._write(lambda tx: mb.set_subscribed(tx, mailbox_id, subscribed))
+
+    async def mailbox_status(self, mailbox_id: int) -> MailboxStatus:
+        return await self._read(mb.mailbox_status, mailbox_id)
+
+    async def claim_recent(self, mailbox_id: int) -> int:
+        return await self._write(lambda tx: mb.claim_recent(tx, mailbox_id))
+
+    # --- messages -------------------------------------------------------------------------
+
+    async def put_blob(self, raw: bytes) -> IndexedBlob:
+        return await asyncio.to_thread(index_message, raw, self.blobs)
+
+    async def append_messages(
+        self, mailbox_id: int, messages: Sequence[NewMessage], *, skip_duplicates: bool = False
+    ) -> list[AppendResult]:
+        return await self._write(lambda tx: m.append_messages(tx, self.blobs, mailbox_id, messages, skip_duplicates))
+
+    async def deliver(self, message: NewMessage, targets: Sequence[DeliveryTarget]) -> list[TargetResult]:
+        return await self._write(lambda tx: m.deliver(tx, self.blobs, message, targets))
+
+    async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
+        return await self._read(m.list_messages, mailbox_id)
+
+    async def iter_messages(self, mailbox_id: int, batch: int = 500) -> AsyncIterator[MessageRecord]:
+        after = 0
+        while True:
+            records = await self._read(m.list_messages, mailbox_id, after, batch)
+            for record in records:
+                yield record
+            if len(records) < batch:
+                return
+            after = records[-1].uid
+
+    async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
+        return await self._read(m.get_messages, mailbox_id, uids)
+
+    async def store_flags(
+        self, mailbox_id: int, uids: Sequence[int], mode: FlagMode, flags: Iterable[str],
+        *, unchanged_since: int | None = None,
+    ) -> StoreFlagsResult:
+        flag_list = list(flags)
+        return await self._write(
+            lambda tx: m.store_flags(tx, mailbox_id, uids, mode, flag_list, unchanged_since)
+        )
+
+    async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
+        return await self._write(lambda tx: m.expunge(tx, mailbox_id, uids))
+
+    async def copy_messages(
+        self, source_id: int, uids: Sequence[int], target_id: int, *, move: bool = False
+    ) -> CopyResult:
+        return await self._write(lambda tx: m.copy_messages(tx, source_id, uids, target_id, move))
+
+    async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
+        return await self._read(m.changes_since, mailbox_id, modseq)
+
+    async def read_blob(self, sha256: str) -> bytes:
+        return await asyncio.to_thread(self.blobs.read, sha256)
+
+    async def blob_structure(self, sha256: str) -> str:
+        def structure(conn, sha: str) -> str:
+            row = conn.execute("SELECT structure FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
+            if row is None:
+                raise KeyError(sha)
+            return str(row[0])
+
+        return await self._read(structure, sha256)
+
+    async def search_text(self, mailbox_id: int, query: str, *, headers: bool = True, body: bool = True) -> set[int]:
+        return await self._read(m.search_text, mailbox_id, query, headers, body)
+
+    async def mailbox_blob_hashes(self, mailbox_id: int, hashes: Sequence[str]) -> set[str]:
+        return await self._read(m.mailbox_blob_hashes, mailbox_id, list(hashes))
+
+    async def collect_garbage(self) -> int:
+        """Remove every unreferenced blob row and file (normally done right after each expunge)."""
+        removed: list[int] = []
+
+        def job(tx: Transaction) -> None:
+            conn, blobs = tx.conn, tx.blobs
+            tx.after_commit.append(lambda: removed.append(m.remove_unreferenced_blobs(conn, blobs, None)))
+
+        await self._write(job)
+        return removed[0] if removed else 0
+
+    async def run_write(self, fn: Callable[[Transaction], T]) -> T:
+        """Run a custom write job (tests use this to hold a long write transaction)."""
+        return await self._write(fn)

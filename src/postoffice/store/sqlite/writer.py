@@ -1,0 +1,178 @@
+"""The single writer thread of the SQLite backend, with group commit.
+
+Theory of operation: every write is a function `job(tx) -> result` queued to one thread that
+owns the only write connection. The thread takes every job waiting in the queue, runs each in
+its own SAVEPOINT inside one transaction (so one failing job rolls back alone), commits once,
+and only then resolves the callers' futures and publishes their change events. One fsync of the
+WAL thus covers many concurrent deliveries, which is what lets a busy SMTP listener answer 250
+quickly while never answering it before the data is durable.
+
+Post-commit actions (removing blob files whose last reference went away) run on this thread
+after the commit, so they are serialised with every other write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from postoffice.store.blobs import BlobStore
+from postoffice.store.changes import ChangeNotifier, MailboxChange
+from postoffice.store.sqlite.schema import connect
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_BATCH = 256
+
+
+@dataclass
+class Transaction:
+    """What a job sees: the connection, and where to record effects visible after commit."""
+
+    conn: sqlite3.Connection
+    blobs: BlobStore
+    changes: list[MailboxChange] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+
+@dataclass
+class _Job:
+    fn: Callable[[Transaction], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+class WriterThread:
+    def __init__(self, path: Path, blobs: BlobStore, notifier: ChangeNotifier) -> None:
+        self._path = path
+        self._blobs = blobs
+        self._notifier = notifier
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+        # change_log rows this process wrote: its own events are published directly, so the
+        # watcher of other processes' changes skips these.
+        self.own_change_seqs: set[int] = set()
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            raise self._error
+
+    async def run(self, fn: Callable[[Transaction], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, loop, future))
+        return await future
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    # --- the thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            conn = connect(self._path, writer=True)
+        except BaseException as exc:  # reported to the constructor
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                batch.append(job)
+            self._run_batch(conn, batch)
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        tx = Transaction(conn, self._blobs)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for job in batch:
+                _resolve(job, None, exc)
+            return
+        for job in batch:
+            mark_changes, mark_after = len(tx.changes), len(tx.after_commit)
+            conn.execute("SAVEPOINT job")
+            try:
+                result = job.fn(tx)
+                conn.execute("RELEASE job")
+                outcomes.append((job, result, None))
+            except BaseException as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                del tx.changes[mark_changes:]
+                del tx.after_commit[mark_after:]
+                outcomes.append((job, None, exc))
+        try:
+            _record_changes(conn, tx.changes, self.own_change_seqs)
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("store commit failed: %s", exc)
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            for job in batch:
+                _resolve(job, None, exc)
+            return
+        for action in tx.after_commit:
+            try:
+                action()
+            except Exception:
+                log.exception("post-commit action failed")
+        self._notifier.publish_threadsafe(tx.changes)
+        for job, result, error in outcomes:
+            _resolve(job, result, error)
+
+
+def _record_changes(conn: sqlite3.Connection, changes: list[MailboxChange], own: set[int]) -> None:
+    for c in changes:
+        cur = conn.execute(
+            "INSERT INTO change_log(mailbox_id, kind, modseq, uids, created)"
+            " VALUES (?, ?, ?, ?, unixepoch('now'))",
+            (c.mailbox_id, c.kind.value, c.modseq, ",".join(map(str, c.uids))),
+        )
+        own.add(cur.lastrowid or 0)
+
+
+def _resolve(job: _Job, result: Any, error: BaseException | None) -> None:
+    def settle() -> None:
+        if job.future.done():
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
+
+    try:
+        job.loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the caller's loop is gone; nothing is waiting any more
+        pass

@@ -1,0 +1,60 @@
+"""deliver_message: one blob for many recipients, unknown and over-quota recipients reported."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from postoffice.delivery import Envelope, deliver_message
+from postoffice.directory import Directory
+from postoffice.store import open_store
+from postoffice.store.interface import MailStore
+
+RAW = b"From: a@remote.example\nTo: team@example.org\nSubject: hi\n\nbody line\n"
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[tuple[MailStore, Directory]]:
+    store = open_store("sqlite", tmp_path / "s.sqlite3", tmp_path / "blobs")
+    directory = Directory(store)
+    await directory.add_domain("example.org")
+    yield store, directory
+    await store.close()
+
+
+async def test_delivers_once_per_account_with_crlf_and_one_blob(env) -> None:
+    store, directory = env
+    alice = await directory.add_user("alice@example.org", "long enough pass")
+    await directory.add_user("bob@example.org", "long enough pass")
+    await directory.add_alias("team@example.org", ["alice@example.org", "bob@example.org"])
+    report = await deliver_message(
+        store, directory, Envelope("a@remote.example", ("team@example.org", "alice@example.org", "nobody@example.org", "x@other.example")), RAW
+    )
+    assert report.unknown == ["nobody@example.org"]
+    assert report.not_local == ["x@other.example"]
+    assert sorted(a for a, _ in report.delivered["team@example.org"]) == ["alice@example.org", "bob@example.org"]
+    # alice is reached twice (alias and direct) but gets one copy
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    records = await store.list_messages(inbox.id)
+    assert len(records) == 1
+    assert await store.read_blob(records[0].blob) == RAW.replace(b"\n", b"\r\n")
+    assert len(list(store.blobs.all_hashes())) == 1  # type: ignore[attr-defined]
+
+
+async def test_over_quota_recipient_is_reported_and_others_still_get_it(env) -> None:
+    store, directory = env
+    await directory.add_user("full@example.org", "long enough pass", quota=10)
+    await directory.add_user("ok@example.org", "long enough pass")
+    report = await deliver_message(store, directory, Envelope("", ("full@example.org", "ok@example.org")), RAW)
+    assert report.over_quota == ["full@example.org"]
+    assert "ok@example.org" in report.delivered
+    assert not report.all_delivered
+
+
+async def test_broken_mime_is_still_delivered(env) -> None:
+    store, directory = env
+    await directory.add_user("alice@example.org", "long enough pass")
+    broken = b"Content-Type: multipart/mixed; boundary=\"x\"\r\nSubject: =?bogus?Q?=ZZ?=\r\n\r\n--x\r\nContent-Type: text/plain; charset=nonexistent\r\n\r\n\xff\xfe\x00 text\r\n"
+    report = await deliver_message(store, directory, Envelope("", ("alice@example.org",)), broken)
+    assert report.all_delivered

@@ -1,0 +1,336 @@
+"""The MailStore contract: every backend must pass these."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from store_kit import make_raw, new_account, new_message
+
+from postoffice.store.changes import ChangeKind
+from postoffice.store.interface import (
+    AlreadyExists,
+    DeliveryTarget,
+    FlagMode,
+    MailStore,
+    NewMessage,
+    QuotaExceeded,
+    StoreError,
+)
+
+
+async def inbox(store: MailStore, account_id: int):
+    mailbox = await store.get_mailbox(account_id, "INBOX")
+    assert mailbox is not None
+    return mailbox
+
+
+async def test_new_account_gets_default_mailboxes_with_special_use(store: MailStore) -> None:
+    account = await new_account(store)
+    boxes = {m.name: m.special_use for m in await store.list_mailboxes(account.id)}
+    assert boxes == {
+        "INBOX": None, "Drafts": "\\Drafts", "Sent": "\\Sent", "Trash": "\\Trash",
+        "Junk": "\\Junk", "Archive": "\\Archive",
+    }
+    assert await store.get_mailbox(account.id, "inbox") is not None  # INBOX is case-insensitive
+
+
+async def test_duplicate_domain_and_account_are_refused(store: MailStore) -> None:
+    await new_account(store)
+    with pytest.raises(AlreadyExists):
+        await store.add_domain("EXAMPLE.test")
+    with pytest.raises(AlreadyExists):
+        await store.add_account("USER@example.test", "x")
+
+
+async def test_uids_and_modseqs_strictly_increase_and_are_never_reused(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    seen_uids: list[int] = []
+    seen_modseqs: list[int] = []
+    for round_ in range(5):
+        results = await store.append_messages(box.id, [await new_message(store, round_ * 10 + i) for i in range(3)])
+        seen_uids += [r.uid for r in results]
+        seen_modseqs.append(results[0].modseq)
+        await store.expunge(box.id, [seen_uids[-1]])  # expunging the newest must not free its uid
+    assert seen_uids == sorted(set(seen_uids))
+    assert seen_modseqs == sorted(set(seen_modseqs))
+    status = await store.mailbox_status(box.id)
+    assert status.uidnext == seen_uids[-1] + 1
+    assert status.highestmodseq > seen_modseqs[-1]
+
+
+async def test_uidvalidity_changes_when_a_mailbox_is_recreated(store: MailStore) -> None:
+    account = await new_account(store)
+    first = await store.create_mailbox(account.id, "Projects")
+    await store.delete_mailbox(account.id, "Projects")
+    second = await store.create_mailbox(account.id, "Projects")
+    assert second.uidvalidity > first.uidvalidity
+
+
+async def test_flags_add_remove_replace_and_keywords(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    (r,) = await store.append_messages(box.id, [NewMessage((await new_message(store, 1)).blob, frozenset({"\\Seen"}))])
+    result = await store.store_flags(box.id, [r.uid], FlagMode.ADD, ["\\flagged", "$Forwarded"])
+    assert result.updated[0].flags == {"\\Seen", "\\Flagged", "$Forwarded"}
+    assert result.updated[0].modseq > r.modseq
+    result = await store.store_flags(box.id, [r.uid], FlagMode.REMOVE, ["\\Seen"])
+    assert result.updated[0].flags == {"\\Flagged", "$Forwarded"}
+    result = await store.store_flags(box.id, [r.uid], FlagMode.REPLACE, ["\\Draft"])
+    assert result.updated[0].flags == {"\\Draft"}
+    # No change: no new modseq, nothing reported.
+    before = (await store.mailbox_status(box.id)).highestmodseq
+    result = await store.store_flags(box.id, [r.uid], FlagMode.ADD, ["\\Draft"])
+    assert result.updated == ()
+    assert (await store.mailbox_status(box.id)).highestmodseq == before
+    (record,) = await store.get_messages(box.id, [r.uid])
+    assert record.flags == {"\\Draft"}
+
+
+async def test_unchanged_since_refuses_messages_modified_later(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    a, b = await store.append_messages(box.id, [await new_message(store, 1), await new_message(store, 2)])
+    changed = await store.store_flags(box.id, [b.uid], FlagMode.ADD, ["\\Seen"])
+    result = await store.store_flags(
+        box.id, [a.uid, b.uid], FlagMode.ADD, ["\\Flagged"], unchanged_since=a.modseq
+    )
+    assert [u.uid for u in result.updated] == [a.uid]
+    assert result.failed_unchanged_since == (b.uid,)
+    assert changed.updated[0].modseq < result.updated[0].modseq
+
+
+async def test_expunge_leaves_tombstones_for_changes_since(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    results = await store.append_messages(box.id, [await new_message(store, i) for i in range(4)])
+    checkpoint = (await store.mailbox_status(box.id)).highestmodseq
+    await store.store_flags(box.id, [results[0].uid, results[1].uid], FlagMode.ADD, ["\\Deleted"])
+    await store.store_flags(box.id, [results[2].uid], FlagMode.ADD, ["\\Seen"])
+    removed = await store.expunge(box.id)  # every \Deleted message
+    assert removed == [results[0].uid, results[1].uid]
+    changes = await store.changes_since(box.id, checkpoint)
+    assert changes.vanished == (results[0].uid, results[1].uid)
+    assert [c.uid for c in changes.changed] == [results[2].uid]
+    assert changes.highestmodseq == (await store.mailbox_status(box.id)).highestmodseq
+    assert [m.uid for m in await store.list_messages(box.id)] == [results[2].uid, results[3].uid]
+
+
+async def test_quota_refuses_delivery_and_append_and_tracks_usage(store: MailStore) -> None:
+    message = await new_message(store, 1, body="x" * 200)
+    size = message.blob.size
+    small = await new_account(store, "small@example.test", quota=size + size // 2)
+    big = await new_account(store, "big@example.test")
+    results = await store.deliver(message, [DeliveryTarget(small.id), DeliveryTarget(big.id)])
+    assert results[0].uid is not None and results[1].uid is not None
+    assert (await store.get_account("small@example.test")).used == size
+    results = await store.deliver(message, [DeliveryTarget(small.id), DeliveryTarget(big.id)])
+    assert isinstance(results[0].error, QuotaExceeded) and results[0].uid is None
+    assert results[1].uid is not None
+    with pytest.raises(QuotaExceeded):
+        await store.append_messages((await inbox(store, small.id)).id, [message])
+    await store.expunge((await inbox(store, small.id)).id, [1])
+    assert (await store.get_account("small@example.test")).used == 0
+
+
+async def test_one_blob_for_fifty_recipients(store: MailStore) -> None:
+    accounts = [await new_account(store, f"u{i}@example.test") for i in range(50)]
+    message = await new_message(store, 7)
+    results = await store.deliver(message, [DeliveryTarget(a.id) for a in accounts])
+    assert all(r.uid == 1 for r in results)
+    files = list(store.blobs.all_hashes())  # type: ignore[attr-defined]
+    assert files == [message.blob.sha256]
+
+
+async def test_blob_removed_when_last_reference_expunged(store: MailStore) -> None:
+    a = await new_account(store, "a@example.test")
+    b = await new_account(store, "b@example.test")
+    message = await new_message(store, 9)
+    await store.deliver(message, [DeliveryTarget(a.id), DeliveryTarget(b.id)])
+    blobs = store.blobs  # type: ignore[attr-defined]
+    await store.expunge((await inbox(store, a.id)).id, [1])
+    assert blobs.exists(message.blob.sha256)  # still referenced by b
+    await store.expunge((await inbox(store, b.id)).id, [1])
+    assert not blobs.exists(message.blob.sha256)
+    # The same content delivered again is stored again, and readable.
+    again = await new_message(store, 9)
+    await store.deliver(again, [DeliveryTarget(a.id)])
+    assert await store.read_blob(again.blob.sha256) == make_raw(9)
+
+
+async def test_deleting_an_account_removes_its_blobs(store: MailStore) -> None:
+    account = await new_account(store)
+    message = await new_message(store, 3)
+    await store.deliver(message, [DeliveryTarget(account.id)])
+    await store.remove_account(account.address)
+    assert not store.blobs.exists(message.blob.sha256)  # type: ignore[attr-defined]
+    assert await store.get_account(account.address) is None
+
+
+async def test_concurrent_writers_from_many_tasks(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+
+    async def writer(k: int) -> list[int]:
+        uids = []
+        for i in range(10):
+            (r,) = await store.append_messages(box.id, [await new_message(store, k * 100 + i)])
+            uids.append(r.uid)
+        return uids
+
+    all_uids = [u for uids in await asyncio.gather(*(writer(k) for k in range(20))) for u in uids]
+    assert sorted(all_uids) == list(range(1, 201))
+    assert (await store.mailbox_status(box.id)).messages == 200
+
+
+async def test_reader_is_never_blocked_by_a_long_write(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    await store.append_messages(box.id, [await new_message(store, 1)])
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def long_write(tx) -> None:
+        tx.execute("UPDATE mailboxes SET subscribed = 1 WHERE id = ?", (box.id,))
+        loop.call_soon_threadsafe(started.set)
+        time.sleep(1.5)  # holding the write transaction open
+
+    write = asyncio.create_task(store.run_write(long_write))  # type: ignore[attr-defined]
+    await started.wait()
+    lags: list[float] = []
+
+    async def ticker() -> None:
+        for _ in range(20):
+            t = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - t - 0.01)
+
+    tick = asyncio.create_task(ticker())
+    t0 = time.perf_counter()
+    status = await store.mailbox_status(box.id)
+    records = await store.list_messages(box.id)
+    elapsed = time.perf_counter() - t0
+    await tick
+    assert not write.done(), "the write finished before the reads: the test proved nothing"
+    assert status.messages == 1 and len(records) == 1
+    assert elapsed < 0.5
+    assert max(lags) < 0.2  # the event loop kept running
+    await write
+
+
+async def test_failed_job_rolls_back_alone(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+
+    def failing(tx) -> None:
+        tx.execute("UPDATE mailboxes SET uidnext = 999 WHERE id = ?", (box.id,))
+        raise StoreError("boom")
+
+    results = await asyncio.gather(
+        store.run_write(failing),  # type: ignore[attr-defined]
+        store.append_messages(box.id, [await new_message(store, 1)]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], StoreError)
+    assert results[1][0].uid == 1
+    assert (await store.mailbox_status(box.id)).uidnext == 2
+
+
+async def test_changes_are_published_after_commit(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    with store.changes.subscribe(box.id) as sub:
+        (r,) = await store.append_messages(box.id, [await new_message(store, 1)])
+        change = await asyncio.wait_for(sub.get(), 1)
+        assert (change.kind, change.uids, change.modseq) == (ChangeKind.EXISTS, (r.uid,), r.modseq)
+        await store.store_flags(box.id, [r.uid], FlagMode.ADD, ["\\Seen"])
+        assert (await asyncio.wait_for(sub.get(), 1)).kind is ChangeKind.FLAGS
+        await store.expunge(box.id, [r.uid])
+        assert (await asyncio.wait_for(sub.get(), 1)).kind is ChangeKind.EXPUNGE
+
+
+async def test_copy_and_move_keep_flags_and_dates(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    archive = await store.get_mailbox(account.id, "Archive")
+    msg = await new_message(store, 1)
+    (r,) = await store.append_messages(box.id, [NewMessage(msg.blob, frozenset({"\\Seen", "work"}), 1_000_000.0)])
+    copied = await store.copy_messages(box.id, [r.uid], archive.id)
+    assert copied.pairs == ((r.uid, 1),) and copied.uidvalidity == archive.uidvalidity
+    (c,) = await store.get_messages(archive.id, [1])
+    assert c.flags == {"\\Seen", "work"} and c.internal_date == 1_000_000.0
+    moved = await store.copy_messages(box.id, [r.uid], archive.id, move=True)
+    assert moved.pairs == ((r.uid, 2),)
+    assert await store.list_messages(box.id) == []
+    assert (await store.changes_since(box.id, 0)).vanished == (r.uid,)
+
+
+async def test_rename_mailbox_with_children_and_inbox(store: MailStore) -> None:
+    account = await new_account(store)
+    await store.create_mailbox(account.id, "Work")
+    await store.create_mailbox(account.id, "Work/2024")
+    await store.rename_mailbox(account.id, "Work", "Jobs")
+    names = {m.name for m in await store.list_mailboxes(account.id)}
+    assert {"Jobs", "Jobs/2024"} <= names and "Work" not in names
+    box = await inbox(store, account.id)
+    await store.append_messages(box.id, [await new_message(store, 1)])
+    renamed = await store.rename_mailbox(account.id, "INBOX", "Old")
+    assert (await store.mailbox_status(renamed.id)).messages == 1
+    assert (await store.mailbox_status(box.id)).messages == 0  # INBOX stays, empty
+
+
+async def test_recent_is_claimed_by_one_session_only(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    await store.append_messages(box.id, [await new_message(store, i) for i in range(3)])
+    first = await store.claim_recent(box.id)
+    second = await store.claim_recent(box.id)
+    assert first == 1 and second == 4
+    assert (await store.mailbox_status(box.id)).recent == 0
+
+
+async def test_full_text_search(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    await store.append_messages(box.id, [
+        await new_message(store, 1, body="the quarterly zygomorphic report"),
+        await new_message(store, 2, body="lunch on friday", subject="Zygomorphic flowers"),
+    ])
+    assert await store.search_text(box.id, "zygomorphic") == {1, 2}
+    assert await store.search_text(box.id, "zygomorphic", headers=False) == {1}
+    assert await store.search_text(box.id, "friday") == {2}
+    assert await store.search_text(box.id, "absent") == set()
+
+
+async def test_append_skips_duplicates_only_when_asked(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    msg = await new_message(store, 1)
+    await store.append_messages(box.id, [msg])
+    (dup,) = await store.append_messages(box.id, [msg], skip_duplicates=True)
+    assert dup.duplicate and dup.uid is None
+    (again,) = await store.append_messages(box.id, [msg])
+    assert again.uid == 2
+    assert await store.mailbox_blob_hashes(box.id, [msg.blob.sha256, "0" * 64]) == {msg.blob.sha256}
+
+
+async def test_changes_from_another_store_instance_are_published(store: MailStore, tmp_path) -> None:
+    if type(store).__name__ != "SqliteStore":
+        pytest.skip("cross-process change polling is specific to the embedded backend")
+    from postoffice.store.sqlite.store import SqliteStore
+
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    store.watch_external_changes(interval=0.02)  # type: ignore[attr-defined]
+    await asyncio.sleep(0.1)
+    other = SqliteStore(store.db_path, store.blobs.root)  # type: ignore[attr-defined]  # as an admin command would
+    try:
+        with store.changes.subscribe(box.id) as sub:
+            (r,) = await other.append_messages(box.id, [await new_message(other, 1)])
+            change = await asyncio.wait_for(sub.get(), 1)
+            assert change.kind is ChangeKind.EXISTS and change.uids == (r.uid,)
+            await asyncio.sleep(0.1)
+            assert sub.drain() == []  # published once
+    finally:
+        await other.close()

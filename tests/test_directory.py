@@ -1,0 +1,97 @@
+"""Directory: domains, users, aliases, catch-alls, recipient resolution, password checks."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from postoffice.directory import Directory, DirectoryError, canonical_address, canonical_domain
+from postoffice.store import open_store
+
+
+@pytest.fixture
+async def directory(tmp_path: Path) -> AsyncIterator[Directory]:
+    store = open_store("sqlite", tmp_path / "s.sqlite3", tmp_path / "blobs")
+    d = Directory(store)
+    await d.add_domain("example.org")
+    yield d
+    await store.close()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("Example.ORG", "example.org"), ("bücher.example", "xn--bcher-kva.example"), ("mail.example.org.", "mail.example.org")],
+)
+def test_canonical_domain(given: str, expected: str) -> None:
+    assert canonical_domain(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["localhost", "-bad.example", "a..b", "exa mple.org", ""])
+def test_bad_domains_are_refused_with_a_sentence(bad: str) -> None:
+    with pytest.raises(DirectoryError, match="not a valid domain name"):
+        canonical_domain(bad)
+
+
+@pytest.mark.parametrize("bad", ["no-at-sign", "a b@example.org", "@example.org", "x@", "<a@b@c>"])
+def test_bad_addresses_are_refused(bad: str) -> None:
+    with pytest.raises(DirectoryError):
+        canonical_address(bad)
+
+
+async def test_user_authenticates_with_argon2id(directory: Directory) -> None:
+    account = await directory.add_user("Alice@EXAMPLE.org", "correct horse battery")
+    assert account.address == "Alice@example.org"
+    assert account.password_hash.startswith("$argon2id$")
+    assert (await directory.authenticate("alice@example.org", "correct horse battery")).id == account.id
+    assert await directory.authenticate("alice@example.org", "wrong password") is None
+    assert await directory.authenticate("nobody@example.org", "correct horse battery") is None
+    await directory.set_password("alice@example.org", "another long one")
+    assert await directory.authenticate("alice@example.org", "another long one") is not None
+
+
+async def test_short_password_and_unknown_domain_are_refused(directory: Directory) -> None:
+    with pytest.raises(DirectoryError, match="too short"):
+        await directory.add_user("bob@example.org", "short")
+    with pytest.raises(Exception, match="not served here"):
+        await directory.add_user("bob@elsewhere.example", "long enough pass")
+
+
+async def test_resolution_order(directory: Directory) -> None:
+    alice = await directory.add_user("alice@example.org", "long enough pass")
+    bob = await directory.add_user("bob@example.org", "long enough pass")
+    await directory.add_alias("team@example.org", ["alice@example.org", "bob@example.org", "ext@remote.example"])
+    await directory.add_alias("loop1@example.org", ["loop2@example.org"])
+    await directory.add_alias("loop2@example.org", ["loop1@example.org"])
+
+    r = await directory.resolve_recipient("ALICE@example.org")
+    assert [a.id for a in r.accounts] == [alice.id]
+    r = await directory.resolve_recipient("team@example.org")
+    assert {a.id for a in r.accounts} == {alice.id, bob.id} and r.forwards == ("ext@remote.example",)
+    r = await directory.resolve_recipient("alice+lists@example.org")
+    assert [a.id for a in r.accounts] == [alice.id]
+    assert not (await directory.resolve_recipient("loop1@example.org")).exists
+    assert not (await directory.resolve_recipient("nobody@example.org")).exists
+    r = await directory.resolve_recipient("someone@other.example")
+    assert not r.local_domain
+    # postmaster@ always exists (RFC 5321 §4.5.1)
+    assert (await directory.resolve_recipient("postmaster@example.org")).accounts[0].id == alice.id
+
+
+async def test_catch_all(directory: Directory) -> None:
+    alice = await directory.add_user("alice@example.org", "long enough pass")
+    await directory.add_alias("@example.org", ["alice@example.org"])
+    r = await directory.resolve_recipient("anything@example.org")
+    assert [a.id for a in r.accounts] == [alice.id]
+    assert any(a.source == "@example.org" for a in await directory.list_aliases())
+    await directory.remove_alias("@example.org")
+    assert not (await directory.resolve_recipient("anything@example.org")).exists
+
+
+async def test_domain_with_users_cannot_be_removed(directory: Directory) -> None:
+    await directory.add_user("alice@example.org", "long enough pass")
+    with pytest.raises(Exception, match="still has 1 user"):
+        await directory.remove_domain("example.org")
+    await directory.remove_user("alice@example.org")
+    await directory.remove_domain("example.org")
+    assert await directory.list_domains() == []
