@@ -45,32 +45,46 @@ def cli(*args: str, data: Path, stdin: str | None = None) -> subprocess.Complete
     )
 
 
-def run_import(mbox: Path, data: Path, kill_after: float | None) -> tuple[list[dict], bool]:
-    """Run an import; SIGKILL its whole process group after `kill_after` seconds."""
+def run_import(mbox: Path, data: Path, *, kill_at_line: int | None = None, kill_after: float | None = None,
+               delay: float = 0.0) -> tuple[list[dict], bool]:
+    """Run an import and SIGKILL its whole process group (workers too) when told:
+    after `kill_at_line` reported messages plus `delay` seconds, or after `kill_after` seconds."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "postoffice", "import", "mbox", str(mbox), "--into", USER, "--json", "--data", str(data)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     lines: list[bytes] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reached = threading.Event()
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if kill_at_line is not None and len(lines) >= kill_at_line:
+                reached.set()
+        reached.set()
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    if kill_at_line is not None:
+        reached.wait(timeout=300)
+        time.sleep(delay)
+    elif kill_after is not None:
+        time.sleep(kill_after)
     killed = False
-    try:
-        proc.wait(timeout=kill_after if kill_after is not None else 300)
-    except subprocess.TimeoutExpired:
+    if proc.poll() is None and (kill_at_line is not None or kill_after is not None):
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
         killed = True
+    proc.wait(timeout=300)
     reader.join(timeout=10)
     if not killed:
         assert proc.returncode == 0, proc.stderr.read().decode()  # type: ignore[union-attr]
     # A line cut by the kill was never complete, so it was never "reported".
     events = []
-    for line in lines:
+    for i, line in enumerate(lines):
         try:
             events.append(json.loads(line))
         except json.JSONDecodeError:
-            assert line is lines[-1]
+            assert i == len(lines) - 1
     return events, killed
 
 
@@ -100,24 +114,28 @@ def test_sigkilled_import_loses_nothing_reported_and_resumes_without_duplicates(
     cli("init", "--domain", "example.test", "--hostname", "mail.example.test", data=data)
     cli("user", "add", USER, "--password-stdin", data=data, stdin="crash test password\n")
 
-    rng = random.Random(int(time.time()))
+    seed = int(time.time())
+    rng = random.Random(seed)
     reported: dict[str, str] = {}  # source id -> sha256
     kills = 0
-    for _ in range(4):
-        events, killed = run_import(mbox, data, kill_after=rng.uniform(0.8, 5.0))
+    # The first kill lands early (start-up, first parse batches); later ones after a random
+    # number of reported messages plus a random delay, so at any phase of a batch.
+    plans = [{"kill_after": rng.uniform(0.2, 1.0)}]
+    plans += [{"kill_at_line": rng.randint(1, 1200), "delay": rng.uniform(0, 0.08)} for _ in range(3)]
+    for plan in plans:
+        events, killed = run_import(mbox, data, **plan)
         kills += killed
         for event in events:
             if "stored" in event:
                 reported[event["stored"]] = event["sha256"]
         present = check_store(data)
         missing = [sid for sid, sha in reported.items() if sha not in present]
-        assert not missing, f"{len(missing)} messages reported as stored are gone after SIGKILL"
-        assert all(n == 1 for n in present.values()), "a message was stored twice"
-        if not killed:
-            break
-    assert kills >= 1, "no run was killed mid-way: the test proved nothing"
+        assert not missing, f"seed {seed}: {len(missing)} messages reported as stored are gone after SIGKILL"
+        assert all(n == 1 for n in present.values()), f"seed {seed}: a message was stored twice"
+    assert kills >= 3, "the runs finished before being killed: the test proved nothing"
+    assert 0 < len(reported) < COUNT
 
-    events, killed = run_import(mbox, data, kill_after=None)
+    events, killed = run_import(mbox, data)
     assert not killed
     done = events[-1]["done"]
     present = check_store(data)
@@ -129,6 +147,6 @@ def test_sigkilled_import_loses_nothing_reported_and_resumes_without_duplicates(
     expected = {hashlib.sha256(m.raw).hexdigest() for m in read_mbox(mbox)}
     assert expected == set(present)
     # Re-running once more adds nothing.
-    events, _ = run_import(mbox, data, kill_after=None)
+    events, _ = run_import(mbox, data)
     assert events[-1]["done"]["stored"] == 0
     assert len(check_store(data)) == COUNT
