@@ -17,10 +17,12 @@ run: $(BIN)/postoffice
 
 test: $(BIN)/postoffice
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy --strict src/postoffice/store src/postoffice/mailauth src/postoffice/message
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/postoffice
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy --strict src/postoffice/store src/postoffice/mailauth src/postoffice/message
 
 bench: $(BIN)/postoffice
 	$(BIN)/python bench/import_mbox.py

@@ -291,15 +291,17 @@ def _check(argv: list[str], env: dict[str, str], stdin: str | None = None) -> No
                            f"{result.stdout}{result.stderr}")
 
 
-def bench_postoffice(mbox: Path, count: int, work: Path, env: dict[str, str]) -> Measured:
+def bench_postoffice(mbox: Path, count: int, work: Path, env: dict[str, str], workers: int) -> Measured:
     py = [sys.executable, "-m", "postoffice"]
     data = work / "data"
     _check([*py, "init", "--data", str(data), "--domain", "bench.test",
             "--hostname", "mail.bench.test"], env)
     _check([*py, "user", "add", USER, "--password-stdin", "--data", str(data)], env, PASSWORD + "\n")
     log(f"postoffice: importing into {data} ...")
-    m = run_measured([*py, "import", "mbox", str(mbox), "--into", USER, "--data", str(data), "--json"],
-                     "postoffice", env, expected=count)
+    argv = [*py, "import", "mbox", str(mbox), "--into", USER, "--data", str(data), "--json"]
+    if workers:
+        argv += ["--workers", str(workers)]
+    m = run_measured(argv, "postoffice", env, expected=count)
     if m.returncode != 0:
         raise RuntimeError(f"`postoffice import` exited with {m.returncode}:\n"
                            f"{m.stderr.decode(errors='replace')}")
@@ -342,10 +344,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="where generated mboxes are kept and reused (default /tmp/postoffice-bench)")
     parser.add_argument("--generator", choices=("auto", "reference", "builtin"), default="auto",
                         help="auto: ../shared/reference/gen_mbox.py if present, else the built-in one")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="passed to `postoffice import --workers` (default: the importer's own choice)")
     parser.add_argument("--no-floor", action="store_true", help="skip the stdlib floor")
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error("--count must be at least 1")
+    if args.workers < 0:
+        parser.error("--workers must be 0 (the importer's default) or more")
 
     env = dict(os.environ)
     # Measure this checkout, whatever is installed.
@@ -363,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="postoffice-bench-"))
     try:
-        po = bench_postoffice(mbox, args.count, work, env)
+        po = bench_postoffice(mbox, args.count, work, env, args.workers)
         floor = None if args.no_floor else bench_floor(mbox, args.count, work, env)
     except RuntimeError as exc:
         log(str(exc))

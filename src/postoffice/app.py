@@ -81,6 +81,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             watch = getattr(services.store, "watch_external_changes", None)
             if watch is not None:
                 watch()
+            maintenance = asyncio.create_task(_maintain(services))
             for protocol, address in configured_listeners(config):
                 factory = LISTENER_FACTORIES.get(protocol)
                 if factory is None:
@@ -95,6 +96,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 ready(running)
             await stop.wait()
             log.info("stopping")
+            maintenance.cancel()
             for listener in reversed(running):
                 with contextlib.suppress(Exception):
                     await listener.close()
@@ -103,6 +105,18 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             loop.remove_signal_handler(sig)
         lock.close()
     log.info("stopped")
+
+
+async def _maintain(services: Services, every: float = 6 * 3600) -> None:
+    """Sweep blob files a crash left behind and old change-log rows, now and periodically."""
+    while True:
+        try:
+            removed = await services.store.collect_garbage()
+            if removed:
+                log.info("store maintenance removed %d unreferenced blob file(s)", removed)
+        except Exception:
+            log.exception("store maintenance failed")
+        await asyncio.sleep(every)
 
 
 def run(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None) -> None:

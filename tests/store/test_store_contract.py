@@ -334,3 +334,22 @@ async def test_changes_from_another_store_instance_are_published(store: MailStor
             assert sub.drain() == []  # published once
     finally:
         await other.close()
+
+
+async def test_garbage_collection_removes_only_old_orphans(store: MailStore) -> None:
+    import os
+
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    kept = await new_message(store, 1)
+    await store.append_messages(box.id, [kept])
+    blobs = store.blobs  # type: ignore[attr-defined]
+    old_orphan = blobs.write(b"never committed\r\n")  # as a crash before commit leaves it
+    new_orphan = blobs.write(b"just written by another process\r\n")
+    past = time.time() - 7200
+    os.utime(blobs.path(old_orphan), (past, past))
+    os.utime(blobs.path(kept.blob.sha256), (past, past))
+    removed = await store.collect_garbage(orphan_min_age=3600)
+    assert removed == 1
+    assert not blobs.exists(old_orphan)
+    assert blobs.exists(new_orphan) and blobs.exists(kept.blob.sha256)

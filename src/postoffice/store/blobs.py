@@ -88,6 +88,17 @@ class BlobStore:
         except FileNotFoundError:
             pass
 
+    def files_older_than(self, cutoff: float) -> Iterable[Path]:
+        """Blob and temporary files last modified before `cutoff` (unix time)."""
+        for directory in self.root.iterdir():
+            if directory.is_dir() and (len(directory.name) == 2 or directory.name == "tmp"):
+                for entry in directory.iterdir():
+                    try:
+                        if entry.stat().st_mtime < cutoff:
+                            yield entry
+                    except FileNotFoundError:
+                        continue
+
     def all_hashes(self) -> Iterable[str]:
         """Every blob file present (for consistency checks and orphan sweeps)."""
         for directory in self.root.iterdir():

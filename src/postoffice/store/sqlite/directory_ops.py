@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import Any
 
 from postoffice.store.interface import (
     DEFAULT_MAILBOXES,
@@ -21,11 +22,11 @@ from postoffice.store.sqlite.writer import Transaction
 _ACCOUNT_COLUMNS = "id, address, domain_id, password_hash, quota, used, disabled"
 
 
-def _domain(row: tuple) -> DomainRecord:
+def _domain(row: tuple[Any, ...]) -> DomainRecord:
     return DomainRecord(id=row[0], name=row[1], catch_all=row[2])
 
 
-def _account(row: tuple) -> AccountRecord:
+def _account(row: tuple[Any, ...]) -> AccountRecord:
     return AccountRecord(
         id=row[0], address=row[1], domain_id=row[2], password_hash=row[3],
         quota=row[4], used=row[5], disabled=bool(row[6]),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import Any
 
 from postoffice.store.changes import ChangeKind, MailboxChange
 from postoffice.store.interface import (
@@ -27,7 +28,7 @@ _COLUMNS = "id, account_id, name, special_use, subscribed, uidvalidity, uidnext,
 HIERARCHY = "/"
 
 
-def _mailbox(row: tuple) -> MailboxRecord:
+def _mailbox(row: tuple[Any, ...]) -> MailboxRecord:
     return MailboxRecord(
         id=row[0], account_id=row[1], name=row[2], special_use=row[3], subscribed=bool(row[4]),
         uidvalidity=row[5], uidnext=row[6], highestmodseq=row[7], first_recent_uid=row[8],

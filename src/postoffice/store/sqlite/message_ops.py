@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeKind, MailboxChange
@@ -45,7 +46,7 @@ _MSG_COLUMNS = "m.mailbox_id, m.uid, m.modseq, m.flags, m.keywords, m.internal_d
 _CHUNK = 900  # stay under SQLite's bound-variable limit
 
 
-def _record(row: tuple) -> MessageRecord:
+def _record(row: tuple[Any, ...]) -> MessageRecord:
     return MessageRecord(
         mailbox_id=row[0], uid=row[1], modseq=row[2], flags=join_flags(row[3], row[4]),
         internal_date=row[5], saved_date=row[6], size=row[7], blob=row[8],
@@ -113,6 +114,29 @@ def remove_unreferenced_blobs(conn: sqlite3.Connection, blobs: BlobStore, ids: S
         conn.execute("ROLLBACK")
         raise
     return len(rows)
+
+
+def remove_orphan_files(conn: sqlite3.Connection, blobs: BlobStore, min_age: float) -> int:
+    """Delete blob files no row knows, older than `min_age` seconds, holding the write lock.
+
+    They are left by a crash between a blob write and its commit (the write comes first, so a
+    row never points to a missing file). The age guard spares a file another process has just
+    written and is about to commit.
+    """
+    cutoff = time.time() - min_age
+    conn.execute("BEGIN IMMEDIATE")
+    removed = 0
+    try:
+        known = {r[0] for r in conn.execute("SELECT sha256 FROM blobs")}
+        for path in blobs.files_older_than(cutoff):
+            if path.parent == blobs.root / "tmp" or path.name not in known:
+                path.unlink(missing_ok=True)
+                removed += 1
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return removed
 
 
 # --- adding messages ----------------------------------------------------------------------

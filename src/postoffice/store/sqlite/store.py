@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeKind, ChangeNotifier, MailboxChange
@@ -59,14 +60,15 @@ class SqliteStore:
             setup.close()
         self._writer = WriterThread(db_path, self.blobs, self.changes)
         self._local = threading.local()
-        self._connections: list = []
+        self._connections: list[sqlite3.Connection] = []
         self._readers = ThreadPoolExecutor(max_workers=reader_threads, thread_name_prefix="store-reader")
         self._watcher: asyncio.Task[None] | None = None
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _conn(self):
-        conn = getattr(self._local, "conn", None)
+    def _conn(self) -> sqlite3.Connection:
+        """The calling reader thread's own connection."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.db_path, writer=False)
             self._local.conn = conn
@@ -94,10 +96,10 @@ class SqliteStore:
             self._watcher = asyncio.get_running_loop().create_task(self._watch(interval))
 
     async def _watch(self, interval: float) -> None:
-        def last_seq(conn) -> int:
-            return conn.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0]
+        def last_seq(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0])
 
-        def newer(conn, seq: int) -> list[tuple]:
+        def newer(conn: sqlite3.Connection, seq: int) -> list[tuple[Any, ...]]:
             return conn.execute(
                 "SELECT seq, mailbox_id, kind, modseq, uids FROM change_log WHERE seq > ? ORDER BY seq",
                 (seq,),
@@ -253,7 +255,7 @@ class SqliteStore:
         return await asyncio.to_thread(self.blobs.read, sha256)
 
     async def blob_structure(self, sha256: str) -> str:
-        def structure(conn, sha: str) -> str:
+        def structure(conn: sqlite3.Connection, sha: str) -> str:
             row = conn.execute("SELECT structure FROM blobs WHERE sha256 = ?", (sha,)).fetchone()
             if row is None:
                 raise KeyError(sha)
@@ -267,13 +269,18 @@ class SqliteStore:
     async def mailbox_blob_hashes(self, mailbox_id: int, hashes: Sequence[str]) -> set[str]:
         return await self._read(m.mailbox_blob_hashes, mailbox_id, list(hashes))
 
-    async def collect_garbage(self) -> int:
-        """Remove every unreferenced blob row and file (normally done right after each expunge)."""
+    async def collect_garbage(self, orphan_min_age: float = 3600.0) -> int:
+        """Remove unreferenced blob rows and files (normally done right after each expunge),
+        files left by a crash before their commit, and change-log rows older than a day."""
         removed: list[int] = []
 
         def job(tx: Transaction) -> None:
+            tx.execute("DELETE FROM change_log WHERE created < unixepoch('now') - 86400")
             conn, blobs = tx.conn, tx.blobs
-            tx.after_commit.append(lambda: removed.append(m.remove_unreferenced_blobs(conn, blobs, None)))
+            tx.after_commit.append(lambda: removed.append(
+                m.remove_unreferenced_blobs(conn, blobs, None)
+                + m.remove_orphan_files(conn, blobs, orphan_min_age)
+            ))
 
         await self._write(job)
         return removed[0] if removed else 0

@@ -40,7 +40,7 @@ class Transaction:
     conn: sqlite3.Connection
     blobs: BlobStore
     changes: list[MailboxChange] = field(default_factory=list)
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
+    after_commit: list[Callable[[], object]] = field(default_factory=list)
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, params)
@@ -161,6 +161,8 @@ def _record_changes(conn: sqlite3.Connection, changes: list[MailboxChange], own:
             (c.mailbox_id, c.kind.value, c.modseq, ",".join(map(str, c.uids))),
         )
         own.add(cur.lastrowid or 0)
+    if len(own) > 100_000:  # nobody is consuming them (no watcher in this process)
+        own.clear()
 
 
 def _resolve(job: _Job, result: Any, error: BaseException | None) -> None:
