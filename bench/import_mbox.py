@@ -258,6 +258,7 @@ def run_measured(argv: list[str], label: str, env: dict[str, str], expected: int
             err.extend(chunk)
         stream.close()
 
+    os.sync()  # write back what earlier steps left dirty, so this run does not pay for it
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)

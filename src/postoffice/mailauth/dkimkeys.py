@@ -15,13 +15,12 @@ path)``.
 from __future__ import annotations
 
 import base64
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from postoffice.durable import write_file
 
 __all__ = ["dkim_key_path", "dkim_public_record", "generate_dkim_key"]
 
@@ -83,29 +82,7 @@ def _write_new_file(path: Path, data: bytes) -> None:
     """Create ``path`` holding ``data``, complete and durable, or fail if it already exists."""
     # 0700: the directory holds private keys; mkdir only applies the mode to the last part.
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600
     try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        # link() fails if the name exists, so two concurrent generators cannot both win, and
-        # readers never see a partly written key (unlike open(O_EXCL) followed by writes).
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            raise FileExistsError(_EXISTS.format(path=path)) from None
-        except OSError:
-            # Some file systems have no hard links; fall back to a check-then-rename, which is
-            # racy only against another generator for the same domain at the same moment.
-            if path.exists():
-                raise FileExistsError(_EXISTS.format(path=path)) from None
-            os.replace(temp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the new directory entry durable too
-    finally:
-        os.close(directory)
+        write_file(path, data, mode=0o600, replace=False)
+    except FileExistsError:
+        raise FileExistsError(_EXISTS.format(path=path)) from None

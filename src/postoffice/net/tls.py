@@ -18,14 +18,11 @@ Implementation notes:
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
 import logging
-import os
 import re
 import ssl
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from postoffice.durable import write_file
 
 __all__ = [
     "ReloadingServerContext", "TlsConfigError", "certificate_expiry",
@@ -115,25 +114,7 @@ def certificate_expiry(cert_file: Path) -> dt.datetime:
 
 def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new file, never a mixture."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)  # mkstemp makes 0600; set the mode before any byte is written
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    # The rename is durable only once the directory entry is on disk too.
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_file(path, data, mode=mode)
 
 
 # --- server contexts -----------------------------------------------------------------------------

@@ -14,17 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from postoffice.durable import fsync_dir
+
 
 def blob_hash(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class BlobStore:
@@ -65,7 +59,7 @@ class BlobStore:
             if sha256[:2] not in self._known_dirs:
                 if not directory.is_dir():
                     directory.mkdir(exist_ok=True)
-                    _fsync_dir(self.root)  # the new directory entry itself must be durable
+                    fsync_dir(self.root)  # the new directory entry itself must be durable
                 self._known_dirs.add(sha256[:2])
             tmp = self._tmp / f"{sha256}.{os.getpid()}.{id(raw)}"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
@@ -80,7 +74,7 @@ class BlobStore:
             os.replace(tmp, final)
             renamed_into.add(directory)
         for directory in renamed_into:
-            _fsync_dir(directory)
+            fsync_dir(directory)
 
     def remove(self, sha256: str) -> None:
         try:

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from postoffice.durable import fsync_dir
 from postoffice.message.lines import to_crlf, to_lf
 from postoffice.transfer.source import (
     FORWARDED,
@@ -330,7 +331,7 @@ class MaildirWriter:
             finally:
                 os.close(fd)
             os.rename(tmp, final)
-            _fsync_dir(directory / "cur")
+            fsync_dir(directory / "cur")
         except OSError as exc:
             try:
                 tmp.unlink()
@@ -373,8 +374,8 @@ class MaildirWriter:
                 (directory / _MARKER_FILE).touch(0o600)
                 created = True
             if created:
-                _fsync_dir(directory)
-                _fsync_dir(directory.parent)
+                fsync_dir(directory)
+                fsync_dir(directory.parent)
         except OSError as exc:
             raise TransferError(f"{directory} cannot be created: {exc.strerror or exc}.") from exc
         self._ready[folder] = directory
@@ -408,7 +409,7 @@ class MaildirWriter:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, directory / _KEYWORDS_FILE)
-            _fsync_dir(directory)
+            fsync_dir(directory)
         except OSError as exc:
             raise TransferError(
                 f"{directory / _KEYWORDS_FILE} cannot be written: {exc.strerror or exc}."
@@ -437,9 +438,3 @@ def _make_dir(path: Path) -> bool:
     return True
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

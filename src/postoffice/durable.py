@@ -1,0 +1,55 @@
+"""Durable file writes: what every "it is on disk now" promise in postoffice rests on.
+
+A file is durable once its bytes are fsynced AND the directory entry naming it is fsynced;
+a rename alone can be lost in a power cut (ext4, XFS). Readers must see the old file or the new
+one, never a mixture, so new contents are written to a temporary file and renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory `path` (created, renamed, removed files) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: Path, data: bytes, *, mode: int = 0o644, replace: bool = True) -> None:
+    """Write `path` atomically and durably.
+
+    With replace=False the call fails with FileExistsError if `path` exists, and two concurrent
+    writers cannot both win (link() refuses an existing name), which suits private keys.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)  # set before any byte is written
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        if replace:
+            os.replace(temp, path)
+        else:
+            try:
+                os.link(temp, path)
+            except FileExistsError:
+                raise
+            except OSError:
+                # No hard links on this file system: check-then-rename, racy only against a
+                # second writer of the same file at the same moment.
+                if path.exists():
+                    raise FileExistsError(path) from None
+                os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    fsync_dir(path.parent)
