@@ -44,7 +44,8 @@ from pathlib import Path
 try:
     import psutil
 except ImportError:  # pragma: no cover - depends on the environment
-    sys.exit("import_mbox: needs psutil (pip install psutil, or the project's [test] extra)")
+    print("import_mbox: needs psutil (pip install psutil, or the project's [test] extra)", file=sys.stderr)
+    sys.exit(2)
 
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE_GEN = REPO.parent / "shared" / "reference" / "gen_mbox.py"
@@ -187,7 +188,7 @@ def prepare_mbox(cache_dir: Path, count: int, seed: int, generator: str) -> tupl
     if generator == "auto":
         generator = "reference" if REFERENCE_GEN.exists() else "builtin"
     if generator == "reference" and not REFERENCE_GEN.exists():
-        raise SystemExit(f"import_mbox: {REFERENCE_GEN} does not exist")
+        raise RuntimeError(f"{REFERENCE_GEN} does not exist")
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"{generator}-{count}-{seed}.mbox"
     stats_path = path.with_suffix(".stats.json")
@@ -199,13 +200,15 @@ def prepare_mbox(cache_dir: Path, count: int, seed: int, generator: str) -> tupl
     log(f"generating {count:,} messages (seed {seed}, {generator} generator) into {path} ...")
     started = time.monotonic()
     if generator == "reference":
-        subprocess.run([sys.executable, str(REFERENCE_GEN), str(partial), str(count), str(seed)],
-                       check=True, stdout=subprocess.DEVNULL)
+        done = subprocess.run([sys.executable, str(REFERENCE_GEN), str(partial), str(count), str(seed)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if done.returncode != 0:
+            raise _failure(REFERENCE_GEN.name, done.returncode, done.stderr)
     else:
         generate_builtin(partial, count, seed)
     stats = mbox_stats(partial)
     if stats["messages"] != count:
-        raise SystemExit(f"import_mbox: the generator wrote {stats['messages']} messages, not {count}")
+        raise RuntimeError(f"the generator wrote {stats['messages']} messages, not {count}")
     stats_path.write_text(json.dumps(stats))
     partial.rename(path)  # last, so that a half-written file is never reused
     log(f"generated in {time.monotonic() - started:.0f} s")
@@ -218,7 +221,8 @@ def prepare_mbox(cache_dir: Path, count: int, seed: int, generator: str) -> tupl
 class Measured:
     seconds: float
     peak_rss: int
-    cpu_seconds: float
+    cpu_user: float
+    cpu_sys: float
     returncode: int
     stdout_lines: int
     last_line: bytes
@@ -281,15 +285,22 @@ def run_measured(argv: list[str], label: str, env: dict[str, str], expected: int
     for t in readers:
         t.join()
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    return Measured(seconds, peak, cpu, child.returncode, lines, last.strip(), bytes(err))
+    return Measured(seconds, peak, cpu_after.ru_utime - cpu_before.ru_utime,
+                    cpu_after.ru_stime - cpu_before.ru_stime, child.returncode, lines, last.strip(),
+                    bytes(err))
+
+
+def _failure(what: str, returncode: int, output: bytes | str) -> RuntimeError:
+    """An error whose first line names the command and its last line of output."""
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return RuntimeError(f"{what} exited with {returncode}: {lines[-1] if lines else '(no output)'}\n{text}")
 
 
 def _check(argv: list[str], env: dict[str, str], stdin: str | None = None) -> None:
     result = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        raise RuntimeError(f"`{' '.join(argv[2:])}` failed ({result.returncode}):\n"
-                           f"{result.stdout}{result.stderr}")
+        raise _failure(f"`postoffice {argv[3]}`", result.returncode, result.stdout + result.stderr)
 
 
 def bench_postoffice(mbox: Path, count: int, work: Path, env: dict[str, str], workers: int) -> Measured:
@@ -304,15 +315,14 @@ def bench_postoffice(mbox: Path, count: int, work: Path, env: dict[str, str], wo
         argv += ["--workers", str(workers)]
     m = run_measured(argv, "postoffice", env, expected=count)
     if m.returncode != 0:
-        raise RuntimeError(f"`postoffice import` exited with {m.returncode}:\n"
-                           f"{m.stderr.decode(errors='replace')}")
+        raise _failure("`postoffice import`", m.returncode, m.stderr)
     try:
         done = json.loads(m.last_line)["done"]
     except (ValueError, KeyError, TypeError):
         raise RuntimeError(f"no done line; the last line was {m.last_line[:200]!r}") from None
     if done.get("stored") != count or m.stdout_lines - 1 != count:
         raise RuntimeError(f"stored {done.get('stored')} of {count} ({m.stdout_lines - 1} lines): {done}")
-    log(f"postoffice: {done}; {m.seconds:.1f} s wall, {m.cpu_seconds:.1f} s CPU, "
+    log(f"postoffice: {done}; {m.seconds:.1f} s wall, CPU {m.cpu_user:.1f} s user + {m.cpu_sys:.1f} s sys, "
         f"peak tree RSS {m.peak_rss / MB:.0f} MB")
     if m.stderr.strip():
         log("postoffice stderr: " + m.stderr.decode(errors="replace").strip()[-2000:])
@@ -322,10 +332,12 @@ def bench_postoffice(mbox: Path, count: int, work: Path, env: dict[str, str], wo
 def bench_floor(mbox: Path, count: int, work: Path, env: dict[str, str]) -> Measured:
     log("stdlib: mailbox.mbox -> mailbox.Maildir ...")
     m = run_measured([sys.executable, "-c", FLOOR, str(mbox), str(work / "Maildir")], "stdlib", env)
-    if m.returncode != 0 or m.last_line != str(count).encode():
-        raise RuntimeError(f"the stdlib floor failed ({m.returncode}, {m.last_line[:80]!r}):\n"
-                           f"{m.stderr.decode(errors='replace')}")
-    log(f"stdlib: {m.seconds:.1f} s wall, {m.cpu_seconds:.1f} s CPU, peak RSS {m.peak_rss / MB:.0f} MB")
+    if m.returncode != 0:
+        raise _failure("the stdlib floor", m.returncode, m.stderr)
+    if m.last_line != str(count).encode():
+        raise RuntimeError(f"the stdlib floor added {m.last_line[:80].decode(errors='replace')} messages, not {count}")
+    log(f"stdlib: {m.seconds:.1f} s wall, CPU {m.cpu_user:.1f} s user + {m.cpu_sys:.1f} s sys, "
+        f"peak RSS {m.peak_rss / MB:.0f} MB")
     return m
 
 
@@ -359,7 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
     env.pop("POSTOFFICE_DATA", None)
 
-    mbox, stats = prepare_mbox(args.cache_dir, args.count, args.seed, args.generator)
+    try:
+        mbox, stats = prepare_mbox(args.cache_dir, args.count, args.seed, args.generator)
+    except RuntimeError as exc:
+        log(str(exc))
+        print(f"import_mbox: N={args.count} ERROR: {str(exc).splitlines()[0]}")
+        return 2
     log(f"{mbox.stat().st_size / MB:,.0f} MB; message sizes min {stats['min_kb']:.1f} KB, "
         f"median {stats['median_kb']:.1f} KB, mean {stats['mean_kb']:.1f} KB, "
         f"p95 {stats['p95_kb']:.1f} KB, max {stats['max_kb']:.1f} KB; "

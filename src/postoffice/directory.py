@@ -32,8 +32,16 @@ MIN_PASSWORD_LENGTH = 8
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCAL_PART = re.compile(r"^[^\s@<>()\[\]\\,;:\"]{1,64}$")
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-# Verified against when a user does not exist, so both cases cost the same time.
-_DUMMY_HASH = _hasher.hash("postoffice-no-such-user")
+_dummy_hash: str | None = None
+
+
+def _dummy() -> str:
+    """A hash to verify against when a user does not exist, so both cases cost the same time.
+    Made on first use: hashing at import time would slow every CLI command."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash("postoffice-no-such-user")
+    return _dummy_hash
 
 
 class DirectoryError(StoreError):
@@ -143,8 +151,10 @@ class Directory:
             account = await self.store.get_account(canonical_address(address))
         except DirectoryError:
             account = None
-        password_hash = account.password_hash if account and not account.disabled else _DUMMY_HASH
-        ok = await asyncio.to_thread(verify_password, password_hash, password)
+        if account is not None and not account.disabled:
+            ok = await asyncio.to_thread(verify_password, account.password_hash, password)
+        else:
+            ok = await asyncio.to_thread(lambda: verify_password(_dummy(), password) and False)
         return account if ok and account is not None and not account.disabled else None
 
     # --- aliases --------------------------------------------------------------------------

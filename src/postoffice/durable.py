@@ -8,9 +8,13 @@ one, never a mixture, so new contents are written to a temporary file and rename
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 
 def fsync_dir(path: Path) -> None:
@@ -53,3 +57,36 @@ def write_file(path: Path, data: bytes, *, mode: int = 0o644, replace: bool = Tr
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
     fsync_dir(path.parent)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return cast("Callable[[int], int]", function)
+
+
+_syncfs = _load_syncfs() if sys.platform.startswith("linux") else None
+
+
+def sync_filesystem(path: Path) -> bool:
+    """Flush every dirty file and directory of the file system holding `path` (Linux syncfs).
+
+    One call costs about one journal commit however many files were written, which makes a
+    batch of N new files durable far cheaper than N fsyncs. Returns False where unsupported,
+    and the caller falls back to fsync per file.
+    """
+    if _syncfs is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _syncfs(fd) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, os.strerror(error), str(path))
+    finally:
+        os.close(fd)
+    return True
