@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 
 import pytest
@@ -353,3 +354,19 @@ async def test_garbage_collection_removes_only_old_orphans(store: MailStore) -> 
     assert removed == 1
     assert not blobs.exists(old_orphan)
     assert blobs.exists(new_orphan) and blobs.exists(kept.blob.sha256)
+
+
+async def test_expunged_messages_leave_the_full_text_index(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    (a,) = await store.append_messages(box.id, [await new_message(store, 1, body="xylophone quartet")])
+    await store.expunge(box.id, [a.uid])
+    # The same words in a new message match only the new message.
+    (b,) = await store.append_messages(box.id, [await new_message(store, 2, body="xylophone solo")])
+    assert await store.search_text(box.id, "xylophone") == {b.uid}
+    if type(store).__name__ == "SqliteStore":
+        conn = sqlite3.connect(store.db_path)  # type: ignore[attr-defined]
+        # the removed message's postings are gone, not merely unreachable
+        (hits,) = conn.execute("SELECT count(*) FROM blob_text WHERE blob_text MATCH 'quartet'").fetchone()
+        conn.close()
+        assert hits == 0

@@ -21,6 +21,7 @@ from typing import Any
 
 from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeKind, MailboxChange
+from postoffice.store.indexing import INDEX_VERSION, index_message
 from postoffice.store.interface import (
     DELETED,
     AppendResult,
@@ -74,9 +75,11 @@ def insert_blob(tx: Transaction, blobs: BlobStore, blob: IndexedBlob, raw: bytes
         return int(row[0])
     blob_id = tx.execute(
         "INSERT INTO blobs(sha256, size, structure, subject, from_, to_, cc, bcc, sent_date,"
-        " message_id, in_reply_to, refs, preview) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+        " message_id, in_reply_to, refs, preview, text_version)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
         (blob.sha256, blob.size, blob.structure, blob.subject, blob.from_, blob.to, blob.cc, blob.bcc,
-         blob.sent_date, blob.message_id, blob.in_reply_to, blob.references, blob.preview),
+         blob.sent_date, blob.message_id, blob.in_reply_to, blob.references, blob.preview,
+         INDEX_VERSION),
     ).fetchone()[0]
     tx.execute(
         "INSERT INTO blob_text(rowid, headers, body) VALUES (?, ?, ?)",
@@ -96,17 +99,16 @@ def remove_unreferenced_blobs(conn: sqlite3.Connection, blobs: BlobStore, ids: S
     """Delete blob rows with no references and their files, holding the write lock."""
     conn.execute("BEGIN IMMEDIATE")
     try:
+        query = "SELECT id, sha256, text_version FROM blobs WHERE refcount <= 0"
         if ids is None:
-            rows = conn.execute("SELECT id, sha256 FROM blobs WHERE refcount <= 0").fetchall()
+            rows = conn.execute(query).fetchall()
         else:
             rows = []
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
-                rows += conn.execute(
-                    f"SELECT id, sha256 FROM blobs WHERE refcount <= 0 AND id IN ({marks})", chunk
-                ).fetchall()
-        for blob_id, sha256 in rows:
-            conn.execute("DELETE FROM blob_text WHERE rowid = ?", (blob_id,))
+                rows += conn.execute(f"{query} AND id IN ({marks})", chunk).fetchall()
+        for blob_id, sha256, text_version in rows:
+            _forget_text(conn, blobs, blob_id, sha256, text_version)
             conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
             blobs.remove(sha256)
         conn.execute("COMMIT")
@@ -114,6 +116,26 @@ def remove_unreferenced_blobs(conn: sqlite3.Connection, blobs: BlobStore, ids: S
         conn.execute("ROLLBACK")
         raise
     return len(rows)
+
+
+def _forget_text(conn: sqlite3.Connection, blobs: BlobStore, blob_id: int, sha256: str, version: int) -> None:
+    """Remove a blob's postings from the contentless full-text index.
+
+    FTS5 needs the very text that was indexed: it is derived again from the file. Without the
+    file, or from another indexer version, the postings stay: blob ids are never reused, so they
+    can never match a live message.
+    """
+    if version != INDEX_VERSION:
+        return
+    try:
+        raw = blobs.read(sha256)
+    except FileNotFoundError:
+        return
+    blob = index_message(raw, None, sha256)
+    conn.execute(
+        "INSERT INTO blob_text(blob_text, rowid, headers, body) VALUES ('delete', ?, ?, ?)",
+        (blob_id, blob.header_text, blob.body_text),
+    )
 
 
 def remove_orphan_files(conn: sqlite3.Connection, blobs: BlobStore, min_age: float) -> int:

@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     UNIQUE (account_id, name)
 );
 CREATE TABLE IF NOT EXISTS blobs (
-    id INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: ids are never reused, so a stale full-text row can never match a new blob.
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     sha256 TEXT NOT NULL UNIQUE,
     size INTEGER NOT NULL,
     refcount INTEGER NOT NULL DEFAULT 0,
@@ -66,11 +67,14 @@ CREATE TABLE IF NOT EXISTS blobs (
     message_id TEXT,
     in_reply_to TEXT,
     refs TEXT NOT NULL,
-    preview TEXT NOT NULL
+    preview TEXT NOT NULL,
+    text_version INTEGER NOT NULL  -- store.indexing.INDEX_VERSION that produced its full-text row
 );
 CREATE INDEX IF NOT EXISTS blobs_unreferenced ON blobs(refcount) WHERE refcount <= 0;
+-- Contentless: the text is not stored a second time (it is in the blob file). Removing a row
+-- needs the indexed text again, which is re-derived from the blob file (see message_ops).
 CREATE VIRTUAL TABLE IF NOT EXISTS blob_text USING fts5(
-    headers, body, tokenize = 'unicode61 remove_diacritics 2'
+    headers, body, content = '', tokenize = 'unicode61 remove_diacritics 2'
 );
 CREATE TABLE IF NOT EXISTS messages (
     mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
