@@ -95,3 +95,16 @@ async def test_domain_with_users_cannot_be_removed(directory: Directory) -> None
     await directory.remove_user("alice@example.org")
     await directory.remove_domain("example.org")
     assert await directory.list_domains() == []
+
+
+async def test_may_send_as_own_address_detail_and_aliases_only(directory: Directory) -> None:
+    alice = await directory.add_user("alice@example.org", "long enough pass")
+    await directory.add_user("bob@example.org", "long enough pass")
+    await directory.add_alias("sales@example.org", ["alice@example.org"])
+    await directory.add_alias("@example.org", ["alice@example.org"])
+    assert await directory.may_send_as(alice, "Alice@Example.org")
+    assert await directory.may_send_as(alice, "alice+news@example.org")
+    assert await directory.may_send_as(alice, "sales@example.org")
+    assert not await directory.may_send_as(alice, "bob@example.org")
+    assert not await directory.may_send_as(alice, "random@example.org")  # catch-all grants nothing
+    assert not await directory.may_send_as(alice, "not an address")

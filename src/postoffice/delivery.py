@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 
 from postoffice.directory import Directory
 from postoffice.message.lines import to_crlf
-from postoffice.store.interface import DeliveryTarget, MailStore, NewMessage, QuotaExceeded
+from postoffice.store.interface import (
+    DeliveryTarget,
+    MailStore,
+    NewMessage,
+    OutboundMessage,
+    QuotaExceeded,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,7 @@ class DeliveryReport:
     over_quota: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # rcpt -> reason
     forwards: list[str] = field(default_factory=list)  # alias targets elsewhere (for the queue)
+    queue_id: int | None = None  # the outbound queue row written with this delivery
 
     @property
     def all_delivered(self) -> bool:
@@ -49,8 +56,14 @@ async def deliver_message(
     mailbox: str = "INBOX",
     flags: frozenset[str] = frozenset(),
     internal_date: float | None = None,
+    return_path: bool = True,
+    outbound: OutboundMessage | None = None,
 ) -> DeliveryReport:
-    """Deliver `raw` to every recipient of `envelope`; durable when it returns."""
+    """Deliver `raw` to every local recipient of `envelope`; durable when it returns.
+
+    Local copies start with `Return-Path:` (RFC 5321 §4.4: added at final delivery). With
+    `outbound`, a copy without it goes to the outbound queue in the same transaction.
+    """
     report = DeliveryReport()
     targets: dict[int, DeliveryTarget] = {}
     reached_by: dict[int, list[str]] = {}
@@ -71,12 +84,18 @@ async def deliver_message(
             addresses[account.id] = account.address
         if not resolution.accounts:
             report.delivered.setdefault(recipient, [])
-    if not targets:
+    if not targets and outbound is None:
         return report
     raw = await asyncio.to_thread(to_crlf, raw) if len(raw) > 65536 else to_crlf(raw)
-    blob = await store.put_blob(raw)
-    message = NewMessage(blob, flags, internal_date if internal_date is not None else time.time(), raw)
-    for result in await store.deliver(message, list(targets.values())):
+    when = internal_date if internal_date is not None else time.time()
+    queue = None
+    if outbound is not None:
+        queue = (NewMessage(await store.put_blob(raw), raw=raw), outbound)
+    if return_path and targets:
+        raw = b"Return-Path: <" + envelope.sender.encode("utf-8", "replace") + b">\r\n" + raw
+    message = NewMessage(await store.put_blob(raw), flags, when, raw) if targets else queue[0]  # type: ignore[index]
+    results, report.queue_id = await store.deliver(message, list(targets.values()), queue)
+    for result in results:
         account_id = result.target.account_id
         for recipient in reached_by[account_id]:
             if result.error is None and result.uid is not None:

@@ -193,6 +193,25 @@ class Directory:
         ]
         return aliases + catch_alls
 
+    # --- sending rights -------------------------------------------------------------------
+
+    async def may_send_as(self, account: AccountRecord, address: str) -> bool:
+        """Whether `account` owns `address`: its own address (with or without +detail), or an
+        alias that delivers to it. Catch-alls grant nothing: they would let a user send as
+        any address of the domain."""
+        try:
+            address = canonical_address(address)
+        except DirectoryError:
+            return False
+        own = account.address.lower()
+        if address.lower() == own:
+            return True
+        local, _, domain = address.rpartition("@")
+        delimiter = self.recipient_delimiter
+        if delimiter and delimiter in local and f"{local.split(delimiter, 1)[0]}@{domain}".lower() == own:
+            return True
+        return any(a.target.lower() == own for a in await self.store.list_aliases(address))
+
     # --- resolution -----------------------------------------------------------------------
 
     async def resolve_recipient(self, address: str) -> Resolution:

@@ -38,7 +38,8 @@ async def test_delivers_once_per_account_with_crlf_and_one_blob(env) -> None:
     inbox = await store.get_mailbox(alice.id, "INBOX")
     records = await store.list_messages(inbox.id)
     assert len(records) == 1
-    assert await store.read_blob(records[0].blob) == RAW.replace(b"\n", b"\r\n")
+    # RFC 5321 §4.4: the final delivery adds Return-Path with the envelope sender
+    assert await store.read_blob(records[0].blob) == b"Return-Path: <a@remote.example>\r\n" + RAW.replace(b"\n", b"\r\n")
     assert len(list(store.blobs.all_hashes())) == 1  # type: ignore[attr-defined]
 
 
@@ -58,3 +59,23 @@ async def test_broken_mime_is_still_delivered(env) -> None:
     broken = b"Content-Type: multipart/mixed; boundary=\"x\"\r\nSubject: =?bogus?Q?=ZZ?=\r\n\r\n--x\r\nContent-Type: text/plain; charset=nonexistent\r\n\r\n\xff\xfe\x00 text\r\n"
     report = await deliver_message(store, directory, Envelope("", ("alice@example.org",)), broken)
     assert report.all_delivered
+
+
+async def test_local_copy_and_outbound_queue_are_written_together(env) -> None:
+    from postoffice.store.interface import OutboundMessage, QueuedRecipient
+
+    store, directory = env
+    alice = await directory.add_user("alice@example.org", "long enough pass")
+    outbound = OutboundMessage("alice@example.org", (QueuedRecipient("bob@remote.example", ("FAILURE",), "rfc822;bob@remote.example"),), envid="E1", ret="HDRS")
+    report = await deliver_message(
+        store, directory, Envelope("alice@example.org", ("alice@example.org", "bob@remote.example")), RAW, outbound=outbound
+    )
+    assert report.not_local == ["bob@remote.example"] and report.queue_id is not None
+    (queued,) = await store.list_queue()
+    assert queued.envelope == outbound
+    assert await store.read_blob(queued.blob) == RAW.replace(b"\n", b"\r\n")  # no Return-Path on the way out
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    assert len(await store.list_messages(inbox.id)) == 1
+    await store.remove_from_queue(queued.id)
+    assert await store.list_queue() == []
+    assert not store.blobs.exists(queued.blob)  # type: ignore[attr-defined]

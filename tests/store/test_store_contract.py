@@ -123,10 +123,10 @@ async def test_quota_refuses_delivery_and_append_and_tracks_usage(store: MailSto
     size = message.blob.size
     small = await new_account(store, "small@example.test", quota=size + size // 2)
     big = await new_account(store, "big@example.test")
-    results = await store.deliver(message, [DeliveryTarget(small.id), DeliveryTarget(big.id)])
+    results, _ = await store.deliver(message, [DeliveryTarget(small.id), DeliveryTarget(big.id)])
     assert results[0].uid is not None and results[1].uid is not None
     assert (await store.get_account("small@example.test")).used == size
-    results = await store.deliver(message, [DeliveryTarget(small.id), DeliveryTarget(big.id)])
+    results, _ = await store.deliver(message, [DeliveryTarget(small.id), DeliveryTarget(big.id)])
     assert isinstance(results[0].error, QuotaExceeded) and results[0].uid is None
     assert results[1].uid is not None
     with pytest.raises(QuotaExceeded):
@@ -138,7 +138,7 @@ async def test_quota_refuses_delivery_and_append_and_tracks_usage(store: MailSto
 async def test_one_blob_for_fifty_recipients(store: MailStore) -> None:
     accounts = [await new_account(store, f"u{i}@example.test") for i in range(50)]
     message = await new_message(store, 7)
-    results = await store.deliver(message, [DeliveryTarget(a.id) for a in accounts])
+    results, _ = await store.deliver(message, [DeliveryTarget(a.id) for a in accounts])
     assert all(r.uid == 1 for r in results)
     files = list(store.blobs.all_hashes())  # type: ignore[attr-defined]
     assert files == [message.blob.sha256]

@@ -229,6 +229,39 @@ class TargetResult:
     error: StoreError | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedRecipient:
+    """One remote recipient of a queued message, with its RFC 3461 DSN parameters."""
+
+    address: str
+    notify: tuple[str, ...] = ()  # NEVER | SUCCESS, FAILURE, DELAY; empty: the default
+    orcpt: str | None = None
+    status: str = "pending"  # pending | delivered | failed
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """The envelope of a message for the outbound queue."""
+
+    sender: str
+    recipients: tuple[QueuedRecipient, ...]
+    envid: str | None = None
+    ret: str | None = None  # FULL | HDRS
+    auth_account: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    id: int
+    blob: str
+    size: int
+    envelope: OutboundMessage
+    created: float
+    next_attempt: float
+    attempts: int
+    last_error: str | None
+
+
 class FlagMode(Enum):
     REPLACE = "replace"
     ADD = "add"
@@ -304,7 +337,13 @@ class MailStore(Protocol):
     # messages
     async def put_blob(self, raw: bytes) -> IndexedBlob: ...
     async def append_messages(self, mailbox_id: int, messages: Sequence[NewMessage], *, skip_duplicates: bool = False) -> list[AppendResult]: ...
-    async def deliver(self, message: NewMessage, targets: Sequence[DeliveryTarget]) -> list[TargetResult]: ...
+    async def deliver(
+        self, message: NewMessage, targets: Sequence[DeliveryTarget],
+        queue: tuple[NewMessage, OutboundMessage] | None = None,
+    ) -> tuple[list[TargetResult], int | None]: ...
+    async def list_queue(self) -> list[QueuedMessage]: ...
+    async def remove_from_queue(self, queue_id: int) -> None: ...
+    async def retry_queued(self, queue_id: int) -> None: ...
     async def list_messages(self, mailbox_id: int) -> list[MessageRecord]: ...
     async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]: ...
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: FlagMode, flags: Iterable[str], *, unchanged_since: int | None = None) -> StoreFlagsResult: ...

@@ -33,6 +33,7 @@ from postoffice.store.interface import (
     MailboxChanges,
     MessageRecord,
     NewMessage,
+    OutboundMessage,
     QuotaExceeded,
     StoreError,
     StoreFlagsResult,
@@ -40,6 +41,7 @@ from postoffice.store.interface import (
     join_flags,
     split_flags,
 )
+from postoffice.store.sqlite import queue_ops
 from postoffice.store.sqlite.mailbox_ops import bump_modseq, get_mailbox, require_mailbox
 from postoffice.store.sqlite.writer import Transaction
 
@@ -221,9 +223,15 @@ def append_messages(
 
 
 def deliver(
-    tx: Transaction, blobs: BlobStore, message: NewMessage, targets: Sequence[DeliveryTarget]
-) -> list[TargetResult]:
-    """One message to many mailboxes, one blob; an over-quota target fails alone."""
+    tx: Transaction, blobs: BlobStore, message: NewMessage, targets: Sequence[DeliveryTarget],
+    queue: tuple[NewMessage, OutboundMessage] | None,
+) -> tuple[list[TargetResult], int | None]:
+    """One message to many mailboxes, one blob; an over-quota target fails alone.
+
+    `queue` adds a copy for remote recipients to the outbound queue in the same transaction, so
+    a client's 250 covers both or neither.
+    """
+    queue_id = queue_ops.enqueue(tx, blobs, *queue) if queue is not None else None
     results: list[TargetResult] = []
     for target in targets:
         mailbox = get_mailbox(tx.conn, target.account_id, target.mailbox) or get_mailbox(
@@ -239,7 +247,7 @@ def deliver(
         flagged = NewMessage(message.blob, message.flags | target.flags, message.internal_date, message.raw)
         (appended,) = _insert_messages(tx, blobs, mailbox.id, [flagged], False)
         results.append(TargetResult(target, appended.uid))
-    return results
+    return results, queue_id
 
 
 # --- reading ------------------------------------------------------------------------------

@@ -107,6 +107,31 @@ CREATE TABLE IF NOT EXISTS change_log (
     created REAL NOT NULL
 );
 
+-- The durable outbound queue (submission to remote recipients, forwards, bounces). The queue
+-- runner (a later part) leases rows; a queued message keeps its blob alive like a message does.
+CREATE TABLE IF NOT EXISTS queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    blob INTEGER NOT NULL REFERENCES blobs(id),
+    sender TEXT NOT NULL,
+    recipients TEXT NOT NULL,      -- JSON: [{"address", "notify", "orcpt", "status"}]
+    envid TEXT,
+    ret TEXT,
+    auth_account INTEGER,
+    created REAL NOT NULL,
+    next_attempt REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    lease_owner TEXT,
+    lease_until REAL
+);
+CREATE INDEX IF NOT EXISTS queue_due ON queue(next_attempt);
+CREATE TRIGGER IF NOT EXISTS queue_added AFTER INSERT ON queue BEGIN
+    UPDATE blobs SET refcount = refcount + 1 WHERE id = NEW.blob;
+END;
+CREATE TRIGGER IF NOT EXISTS queue_removed AFTER DELETE ON queue BEGIN
+    UPDATE blobs SET refcount = refcount - 1 WHERE id = OLD.blob;
+END;
+
 CREATE TRIGGER IF NOT EXISTS messages_added AFTER INSERT ON messages BEGIN
     UPDATE blobs SET refcount = refcount + 1 WHERE id = NEW.blob;
     UPDATE accounts SET used = used + NEW.size

@@ -34,12 +34,15 @@ from postoffice.store.interface import (
     MailboxStatus,
     MessageRecord,
     NewMessage,
+    OutboundMessage,
+    QueuedMessage,
     StoreFlagsResult,
     TargetResult,
 )
 from postoffice.store.sqlite import directory_ops as d
 from postoffice.store.sqlite import mailbox_ops as mb
 from postoffice.store.sqlite import message_ops as m
+from postoffice.store.sqlite import queue_ops as q
 from postoffice.store.sqlite.schema import connect, create_schema
 from postoffice.store.sqlite.writer import Transaction, WriterThread
 
@@ -212,8 +215,20 @@ class SqliteStore:
     ) -> list[AppendResult]:
         return await self._write(lambda tx: m.append_messages(tx, self.blobs, mailbox_id, messages, skip_duplicates))
 
-    async def deliver(self, message: NewMessage, targets: Sequence[DeliveryTarget]) -> list[TargetResult]:
-        return await self._write(lambda tx: m.deliver(tx, self.blobs, message, targets))
+    async def deliver(
+        self, message: NewMessage, targets: Sequence[DeliveryTarget],
+        queue: tuple[NewMessage, OutboundMessage] | None = None,
+    ) -> tuple[list[TargetResult], int | None]:
+        return await self._write(lambda tx: m.deliver(tx, self.blobs, message, targets, queue))
+
+    async def list_queue(self) -> list[QueuedMessage]:
+        return await self._read(q.list_queue)
+
+    async def remove_from_queue(self, queue_id: int) -> None:
+        await self._write(lambda tx: q.remove_from_queue(tx, queue_id))
+
+    async def retry_queued(self, queue_id: int) -> None:
+        await self._write(lambda tx: q.retry_queued(tx, queue_id))
 
     async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
         return await self._read(m.list_messages, mailbox_id)
