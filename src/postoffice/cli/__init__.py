@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
+from postoffice.cli.queue_cmds import queue_app
 from postoffice.cli.server_cmds import config_app, init_command, serve_command
 from postoffice.cli.transfer_cmds import export_command, import_command
 
@@ -21,6 +22,7 @@ app.add_typer(domain_app, name="domain")
 app.add_typer(user_app, name="user")
 app.add_typer(alias_app, name="alias")
 app.add_typer(config_app, name="config")
+app.add_typer(queue_app, name="queue")
 app.command("import")(import_command)
 app.command("export")(export_command)
 
