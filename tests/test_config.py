@@ -129,6 +129,13 @@ failed_login_delay = 0
 
 [dkim]
 selector = "2024a"
+
+[smtp]
+command_timeout = 600
+data_timeout = 60.5
+max_errors = 3
+received_shows_user = true
+recipient_delimiter = "-"
 """
 
 

@@ -119,6 +119,15 @@ class DkimConfig:
     selector: str
 
 
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    command_timeout: float
+    data_timeout: float
+    max_errors: int
+    received_shows_user: bool
+    recipient_delimiter: str
+
+
 # DESIGN §4: --dev binds loopback on 10000 + the standard port, so it needs no root.
 _DEV_PORTS = {"smtp": 10025, "submission": 10587, "submissions": 10465, "imap": 10143,
               "imaps": 10993, "pop3": 10110, "pop3s": 10995, "lmtp": 10024}
@@ -134,6 +143,7 @@ class Config:
     limits: LimitsConfig
     auth: AuthConfig
     dkim: DkimConfig
+    smtp: SmtpConfig
 
     def with_dev_listeners(self) -> Config:
         """Every listener (LMTP included) on 127.0.0.1, port 10000 + its standard port."""
@@ -366,6 +376,18 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
     "dkim": (DkimConfig, (
         _Key("selector", "mail", _selector,
              "DKIM DNS selector; keys live in keys/<domain>.<selector>.pem in the data directory."),
+    )),
+    "smtp": (SmtpConfig, (
+        _Key("command_timeout", 300.0, _number(1, 3600, unit="seconds", example=300.0, whole=False),
+             "Seconds to wait for the next SMTP command (RFC 5321 §4.5.3.2: at least 300)."),
+        _Key("data_timeout", 180.0, _number(1, 3600, unit="seconds", example=180.0, whole=False),
+             "Seconds to wait for more message data during DATA or BDAT (RFC 5321: 180)."),
+        _Key("max_errors", 10, _number(1, 1000, example=10),
+             "Bad or unknown commands allowed before the connection is closed with 421."),
+        _Key("received_shows_user", False, _boolean,
+             "Name the authenticated user in the Received: header of submitted mail."),
+        _Key("recipient_delimiter", "+", _choice("+", "-", "", expected='"+", "-" or ""'),
+             'Separates an address from its detail: user+news@ reaches user@ ("" turns it off).'),
     )),
 }
 

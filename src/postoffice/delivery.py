@@ -58,6 +58,7 @@ async def deliver_message(
     internal_date: float | None = None,
     return_path: bool = True,
     outbound: OutboundMessage | None = None,
+    enforce_quota: bool = True,
 ) -> DeliveryReport:
     """Deliver `raw` to every local recipient of `envelope`; durable when it returns.
 
@@ -79,7 +80,7 @@ async def deliver_message(
         report.forwards.extend(f for f in resolution.forwards if f not in report.forwards)
         for account in resolution.accounts:
             # One copy per account even when several recipients (aliases) lead to it.
-            targets.setdefault(account.id, DeliveryTarget(account.id, mailbox))
+            targets.setdefault(account.id, DeliveryTarget(account.id, mailbox, enforce_quota=enforce_quota))
             reached_by.setdefault(account.id, []).append(recipient)
             addresses[account.id] = account.address
         if not resolution.accounts:

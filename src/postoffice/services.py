@@ -25,7 +25,11 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
         config.store.backend, config.store.path, config.store.blobs, config.store.reader_threads
     )
     try:
-        directory = Directory(store, default_quota=config.limits.default_quota)
+        directory = Directory(
+            store,
+            recipient_delimiter=config.smtp.recipient_delimiter,
+            default_quota=config.limits.default_quota,
+        )
         yield Services(config, store, directory)
     finally:
         await store.close()

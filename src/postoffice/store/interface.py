@@ -220,6 +220,9 @@ class DeliveryTarget:
     account_id: int
     mailbox: str = "INBOX"
     flags: frozenset[str] = frozenset()
+    # False when the quota was already checked when the recipient was accepted (SMTP RCPT):
+    # refusing then would lose mail the client was told is accepted, so it may overrun a little.
+    enforce_quota: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -240,7 +240,7 @@ def deliver(
         if mailbox is None:
             results.append(TargetResult(target, None, StoreError("The recipient has no INBOX.")))
             continue
-        room = _quota_room(tx, mailbox.id)
+        room = _quota_room(tx, mailbox.id) if target.enforce_quota else None
         if room is not None and message.blob.size > room:
             results.append(TargetResult(target, None, QuotaExceeded("The recipient's mailbox is full.")))
             continue
