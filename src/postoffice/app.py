@@ -69,7 +69,15 @@ def configured_listeners(config: Config) -> list[tuple[str, ListenAddress]]:
     return [(p, a) for p in PROTOCOLS for a in getattr(config.listen, p)]
 
 
+def register_protocols() -> None:
+    """Fill LISTENER_FACTORIES; imported here because protocol modules import this one."""
+    from postoffice.smtp.service import register as register_smtp
+
+    register_smtp()
+
+
 async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None) -> None:
+    register_protocols()
     lock = lock_data_dir(config.data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

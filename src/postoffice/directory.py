@@ -215,6 +215,11 @@ class Directory:
     # --- resolution -----------------------------------------------------------------------
 
     async def resolve_recipient(self, address: str) -> Resolution:
+        if address.lower() == "postmaster":  # RFC 5321 §4.1.1.3: <Postmaster> needs no domain
+            domains = await self.store.list_domains()
+            if not domains:
+                return Resolution(local_domain=False)
+            address = f"postmaster@{domains[0].name}"
         try:
             address = canonical_address(address)
         except DirectoryError:

@@ -6,17 +6,32 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from postoffice.auth.limits import ConnectionLimiter, LoginThrottle
 from postoffice.config import Config
 from postoffice.directory import Directory
+from postoffice.net.tls import ReloadingServerContext
 from postoffice.store import open_store
 from postoffice.store.interface import MailStore
 
 
 @dataclass
 class Services:
+    """Shared by every listener of the process, so limits hold across ports and protocols."""
+
     config: Config
     store: MailStore
     directory: Directory
+    login_throttle: LoginThrottle
+    connection_limiter: ConnectionLimiter
+    _tls: ReloadingServerContext | None = None
+
+    @property
+    def tls(self) -> ReloadingServerContext:
+        """The server certificate, loaded on first use and re-read when the files change."""
+        if self._tls is None:
+            tls = self.config.tls
+            self._tls = ReloadingServerContext(tls.cert_file, tls.key_file, tls.min_version)
+        return self._tls
 
 
 @asynccontextmanager
@@ -30,6 +45,10 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             recipient_delimiter=config.smtp.recipient_delimiter,
             default_quota=config.limits.default_quota,
         )
-        yield Services(config, store, directory)
+        yield Services(
+            config, store, directory,
+            login_throttle=LoginThrottle(base_delay=config.auth.failed_login_delay),
+            connection_limiter=ConnectionLimiter(config.limits.max_connections_per_ip),
+        )
     finally:
         await store.close()

@@ -1,0 +1,1030 @@
+"""SMTP ingest throughput of postoffice and reference servers, side by side; one result line.
+
+Every target is started and stopped by this script, in the same run, and fed the same load:
+--count messages of about 5 KB (4.6-5.6 KB), each to 1-3 of user1..user100@bench.test, over
+--connections concurrent plain SMTP sessions (no TLS, no AUTH), --per-connection messages per
+session: [RSET] MAIL RCPT.. DATA, pipelined in one write when the server offers PIPELINING,
+then the message, then the next transaction. A message counts only when the server answers 250
+to its data (for postoffice that means durable in every recipient's mailbox).
+
+Targets (--targets, in this order by default):
+
+1. postoffice: `python -m postoffice serve` on a copy of a cached data directory (init + 100
+   users, built once under --cache-dir, because argon2 makes `user add` slow), its [listen]
+   section rewritten so that only smtp listens, on a free 127.0.0.1 port. Peak RSS is that of
+   the server's process tree, polled every 50 ms. The default limits stay: 20 connections per
+   IP, so the client spreads its sessions over source addresses 127.0.0.2, 127.0.0.3, ...
+   (10 sessions each), as an MX sees many peers.
+2. aiosmtpd+fsync, the floor: a minimal aiosmtpd server whose DATA handler writes each message
+   to its own file and fsyncs it (in the event loop, as the simplest handler does) before 250.
+3. postfix->dovecot: the reference Postfix (127.0.0.1:20025) delivering over LMTP to the
+   reference Dovecot (127.0.0.1:20024), set up with ../shared/reference's scripts; the time runs
+   from the start of the load until postfix_queue_count.sh says 0 (end to end, in mailboxes).
+4. postfix discard: the same Postfix, queueing (fsync) and then discarding; acceptance rate.
+
+The load generator is asyncio on raw sockets (uvloop when installed) in this process; its CPU
+time, the server's and the whole machine's are printed to stderr for each target, so one can
+see whether the client was the bottleneck. Progress goes to stderr too; stdout gets one line:
+
+smtp_ingest: N=20000 c=50 postoffice 1,234 msg/s rss 95 MB | aiosmtpd+fsync 630 msg/s | ...
+  | vs floor 1.96x vs postfix+dovecot 3.74x | target >=1.0x postfix+dovecot: PASS
+
+A target that cannot run is reported as "unavailable" (postoffice does not listen on smtp) or
+"not installed" (aiosmtpd, Postfix or Dovecot missing) and the others still run.
+Exit status: 0 PASS, 1 FAIL, 2 no verdict (a target unavailable, failed or incomplete).
+
+Example: .venv/bin/python bench/smtp_ingest.py --count 2000 --targets postoffice,aiosmtpd
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from pathlib import Path
+
+try:
+    import psutil
+except ImportError:  # pragma: no cover - depends on the environment
+    print("smtp_ingest: needs psutil (pip install psutil, or the project's [test] extra)", file=sys.stderr)
+    sys.exit(2)
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference"
+DOMAIN = "bench.test"
+USERS = 100
+PASSWORD = "bench password 1"
+SENDER = b"bench@remote.test"
+MB = 1_000_000
+POLL_SECONDS = 0.05
+PER_SOURCE_IP = 10  # sessions per client source address (postoffice allows 20 per IP by default)
+REPLY_TIMEOUT = 120.0  # one transaction, from MAIL to the reply to the data
+START_TIMEOUT = 60.0
+QUEUE_TIMEOUT = 900.0
+LISTEN_KEYS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
+
+TARGETS = ("postoffice", "aiosmtpd", "postfix-lmtp", "postfix-discard")
+LABELS = {
+    "postoffice": "postoffice",
+    "aiosmtpd": "aiosmtpd+fsync",
+    "postfix-lmtp": "postfix->dovecot",
+    "postfix-discard": "postfix discard",
+}
+
+DOVECOT_BASE = Path("/tmp/reference-dovecot")
+DOVECOT_CONF = DOVECOT_BASE / "etc" / "dovecot.conf"
+POSTFIX_BASE = Path("/tmp/reference-postfix")
+POSTFIX_CONF = POSTFIX_BASE / "etc"
+POSTFIX_PORT = 20025
+DOVECOT_PORTS = (20024, 20143, 20110)
+POSTFIX_QUEUES = ("incoming", "active", "deferred", "maildrop", "hold", "bounce", "defer", "trace", "corrupt")
+
+# The floor, run as `python -c AIOSMTPD_SERVER PORT SPOOL_DIR`; prints "ready" once listening.
+AIOSMTPD_SERVER = r"""
+import asyncio, itertools, os, signal, sys
+from aiosmtpd.smtp import SMTP
+
+port, spool = int(sys.argv[1]), sys.argv[2]
+names = itertools.count()
+
+class Handler:
+    async def handle_DATA(self, server, session, envelope):
+        data = envelope.original_content
+        fd = os.open(os.path.join(spool, f"{next(names)}.eml"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return "250 2.0.0 Ok: stored"
+
+async def main():
+    loop = asyncio.get_running_loop()
+    handler = Handler()
+    server = await loop.create_server(
+        lambda: SMTP(handler, hostname="floor.bench.test", ident="floor", loop=loop), "127.0.0.1", port)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    print("ready", "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio", flush=True)
+    await stop.wait()
+    server.close()
+
+try:
+    import uvloop
+except ImportError:
+    asyncio.run(main())
+else:
+    uvloop.run(main())
+"""
+
+
+def log(text: str) -> None:
+    print(f"[smtp_ingest] {text}", file=sys.stderr, flush=True)
+
+
+class Unavailable(Exception):
+    """The target cannot run here (not installed, not implemented yet, port taken)."""
+
+    def __init__(self, reason: str, short: str = "unavailable") -> None:
+        super().__init__(reason)
+        self.short = short
+
+
+class BenchError(Exception):
+    """The target started but the run failed."""
+
+
+# --- the load ---------------------------------------------------------------------------------
+
+_WORDS = (
+    "the", "mail", "server", "queue", "message", "delivery", "header", "body", "folder", "inbox",
+    "report", "meeting", "project", "deadline", "review", "patch", "release", "test", "build",
+    "invoice", "budget", "customer", "ticket", "support", "update", "weekly", "status", "draft",
+    "attachment", "schedule", "travel", "lunch", "agenda", "notes", "question", "answer",
+    "thanks", "please", "regards", "hello", "team", "backup", "storage", "network", "latency",
+)
+HEADER_ESTIMATE = 300  # bytes of header per message, roughly; bodies make up the rest
+
+
+@dataclass
+class Workload:
+    count: int
+    bodies: list[bytes]  # "\r\n" + body lines + ".\r\n", dot-stuffed; the part after the headers
+    recipients: list[tuple[int, ...]]  # user numbers per message
+    date: bytes
+    token: bytes
+
+    @property
+    def total_recipients(self) -> int:
+        return sum(len(r) for r in self.recipients)
+
+    def mean_size(self) -> float:
+        sample = [len(self.message(i)) for i in range(min(self.count, 500))]
+        return sum(sample) / len(sample)
+
+    def message(self, i: int) -> bytes:
+        """Message i as sent after 354: headers, body, the final dot."""
+        to = ", ".join(f"user{u}@{DOMAIN}" for u in self.recipients[i]).encode()
+        n = str(i).encode()
+        return b"".join((
+            b"From: Bench Sender <", SENDER, b">\r\nTo: ", to, b"\r\nSubject: bench message ", n,
+            b" about the weekly status\r\nDate: ", self.date, b"\r\nMessage-ID: <", n, b".",
+            self.token, b"@remote.test>\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n",
+            self.bodies[i % len(self.bodies)],
+        ))
+
+
+def make_workload(count: int, seed: int) -> Workload:
+    rng = random.Random(seed)
+    bodies = []
+    for _ in range(64):
+        target = rng.randint(4600, 5600) - HEADER_ESTIMATE
+        lines, size = [], 0
+        while size < target:
+            words: list[str] = []
+            while sum(len(w) + 1 for w in words) < rng.randint(50, 72):
+                words.append(rng.choice(_WORDS))
+            line = " ".join(words).capitalize() if rng.random() < 0.9 else ""
+            lines.append(line.encode())
+            size += len(line) + 2
+        body = b"\r\n".join(lines) + b"\r\n"
+        body = re.sub(rb"(?m)^\.", b"..", body)  # dot-stuffing (RFC 5321 §4.5.2)
+        bodies.append(b"\r\n" + body + b".\r\n")
+    recipients = [tuple(rng.sample(range(1, USERS + 1), rng.randint(1, 3))) for _ in range(count)]
+    return Workload(count, bodies, recipients, formatdate(localtime=True).encode(),
+                    f"{os.getpid()}.{int(time.time())}".encode())
+
+
+@dataclass
+class LoadResult:
+    accepted: int = 0
+    rejected: int = 0  # a final non-250 reply to the message (or to MAIL/DATA)
+    lost: int = 0  # in flight when a connection failed
+    rcpt_refused: int = 0
+    seconds: float = 0.0
+    first_ok: float = 0.0
+    last_ok: float = 0.0
+    started: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    sessions: int = 0
+    pipelining: bool | None = None
+    greeting: str = ""
+    problems: list[str] = field(default_factory=list)
+    client_cpu: float = 0.0
+    machine: dict[str, float] = field(default_factory=dict)
+
+    def note(self, text: str) -> None:
+        if len(self.problems) < 10:
+            self.problems.append(text)
+
+
+class SmtpFailure(Exception):
+    pass
+
+
+class Session:
+    """One client connection: send bytes, read (possibly multi-line) replies."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def reply(self) -> tuple[int, bytes]:
+        while True:
+            line = await self.reader.readuntil(b"\n")
+            if len(line) < 4 or line[3:4] != b"-":
+                break
+        try:
+            return int(line[:3]), line
+        except ValueError:
+            raise SmtpFailure(f"bad reply {line[:80]!r}") from None
+
+    async def reply_lines(self) -> tuple[int, list[bytes]]:
+        lines = []
+        while True:
+            line = await self.reader.readuntil(b"\n")
+            lines.append(line)
+            if len(line) < 4 or line[3:4] != b"-":
+                break
+        return int(lines[-1][:3]), lines
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+_RCPT = [b""] + [f"RCPT TO:<user{u}@{DOMAIN}>\r\n".encode() for u in range(1, USERS + 1)]
+_MAIL = b"MAIL FROM:<" + SENDER + b">\r\n"
+
+
+class Load:
+    def __init__(self, work: Workload, host: str, port: int, connections: int, per_connection: int) -> None:
+        self.work = work
+        self.host = host
+        self.port = port
+        self.connections = connections
+        self.per_connection = per_connection
+        self.next = 0
+        self.result = LoadResult()
+
+    def take(self) -> int | None:
+        if self.next >= self.work.count:
+            return None
+        self.next += 1
+        return self.next - 1
+
+    async def worker(self, number: int) -> None:
+        source = f"127.0.0.{2 + number // PER_SOURCE_IP}"
+        failures = 0
+        while self.next < self.work.count and failures < 5:
+            try:
+                await self.session(source)
+                failures = 0
+            except (OSError, EOFError, asyncio.IncompleteReadError, SmtpFailure, TimeoutError,
+                    asyncio.LimitOverrunError) as exc:
+                failures += 1
+                self.result.note(f"session {number}: {type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.1 * failures)
+
+    async def session(self, source: str) -> None:
+        res = self.result
+        async with asyncio.timeout(REPLY_TIMEOUT):
+            reader, writer = await asyncio.open_connection(self.host, self.port, local_addr=(source, 0))
+        s = Session(reader, writer)
+        in_flight = False
+        try:
+            async with asyncio.timeout(REPLY_TIMEOUT):
+                code, greeting = await s.reply()
+                if code != 220:
+                    raise SmtpFailure(f"greeting {greeting.decode(errors='replace').strip()}")
+                res.greeting = res.greeting or greeting.decode(errors="replace").strip()
+                writer.write(b"EHLO client.remote.test\r\n")
+                code, lines = await s.reply_lines()
+                if code != 250:
+                    raise SmtpFailure(f"EHLO: {lines[-1].decode(errors='replace').strip()}")
+            pipelining = any(line[4:].strip().upper() == b"PIPELINING" for line in lines)
+            res.pipelining = pipelining
+            res.sessions += 1
+            done = 0
+            while done < self.per_connection:
+                i = self.take()
+                if i is None:
+                    break
+                in_flight = True
+                async with asyncio.timeout(REPLY_TIMEOUT):
+                    await self.transaction(s, i, rset=done > 0, pipelining=pipelining)
+                in_flight = False
+                done += 1
+            async with asyncio.timeout(10):
+                writer.write(b"QUIT\r\n")
+                await s.reply()
+        except BaseException:
+            if in_flight:
+                res.lost += 1
+            raise
+        finally:
+            s.close()
+
+    async def transaction(self, s: Session, i: int, *, rset: bool, pipelining: bool) -> None:
+        res = self.result
+        rcpts = [_RCPT[u] for u in self.work.recipients[i]]
+        commands = ([b"RSET\r\n"] if rset else []) + [_MAIL, *rcpts, b"DATA\r\n"]
+        began = time.perf_counter()
+        replies: list[tuple[int, bytes]] = []
+        if pipelining:
+            s.writer.write(b"".join(commands))
+            for _ in commands:
+                replies.append(await s.reply())
+        else:
+            for command in commands:
+                s.writer.write(command)
+                replies.append(await s.reply())
+        if rset:
+            replies.pop(0)
+        mail, data = replies[0], replies[-1]
+        refused = sum(1 for code, _ in replies[1:-1] if code // 100 != 2)
+        res.rcpt_refused += refused
+        if data[0] != 354:
+            res.rejected += 1
+            first_bad = next((line for code, line in replies if code // 100 not in (2, 3)), data[1])
+            res.note(f"message {i}: {first_bad.decode(errors='replace').strip()}")
+            if mail[0] // 100 == 4 or data[0] == 421:
+                raise SmtpFailure(f"MAIL/DATA: {first_bad.decode(errors='replace').strip()}")
+            return
+        s.writer.write(self.work.message(i) if refused < len(rcpts) else b".\r\n")
+        code, line = await s.reply()
+        if code == 250:
+            now = time.perf_counter()
+            res.accepted += 1
+            res.latencies.append(now - began)
+            res.last_ok = now
+            if not res.first_ok:
+                res.first_ok = now
+        else:
+            res.rejected += 1
+            res.note(f"message {i}: {line.decode(errors='replace').strip()}")
+            if code == 421:
+                raise SmtpFailure(line.decode(errors="replace").strip())
+
+    async def run(self, progress: Callable[[LoadResult], str] | None = None) -> LoadResult:
+        res = self.result
+        cpu0, machine0 = time.process_time(), psutil.cpu_times()
+        res.started = time.perf_counter()
+        reporter = asyncio.create_task(self._report(progress)) if progress else None
+        try:
+            await asyncio.gather(*(self.worker(n) for n in range(self.connections)))
+        finally:
+            if reporter:
+                reporter.cancel()
+        res.seconds = (res.last_ok or time.perf_counter()) - res.started
+        res.client_cpu = time.process_time() - cpu0
+        res.machine = _cpu_delta(machine0, psutil.cpu_times())
+        return res
+
+    async def _report(self, progress: Callable[[LoadResult], str]) -> None:
+        while True:
+            await asyncio.sleep(5)
+            log(progress(self.result))
+
+
+def _cpu_delta(before, after) -> dict[str, float]:
+    delta = {k: getattr(after, k) - getattr(before, k) for k in after._fields}
+    delta["total"] = sum(delta.values())
+    return delta
+
+
+def run_load(work: Workload, port: int, args: argparse.Namespace, label: str,
+             monitor: Monitor | None = None, on_started: Callable[[], None] | None = None) -> LoadResult:
+    """Drive the load against 127.0.0.1:port, on uvloop when installed."""
+    load = Load(work, "127.0.0.1", port, args.connections, args.per_connection)
+
+    def progress(res: LoadResult) -> str:
+        elapsed = time.perf_counter() - res.started
+        rss = f", server RSS {monitor.peak / MB:,.0f} MB" if monitor else ""
+        return (f"{label}: {res.accepted:,}/{work.count:,} accepted after {elapsed:.0f} s "
+                f"({res.accepted / max(elapsed, 1e-9):,.0f} msg/s){rss}")
+
+    async def main() -> LoadResult:
+        poller = asyncio.create_task(monitor.poll()) if monitor else None
+        if on_started:
+            on_started()
+        try:
+            return await load.run(progress)
+        finally:
+            if poller:
+                poller.cancel()
+
+    factory = None
+    try:
+        import uvloop
+        factory = uvloop.new_event_loop
+    except ImportError:
+        pass
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main())
+
+
+# --- measuring a server -----------------------------------------------------------------------
+
+class Monitor:
+    """Peak RSS (process and descendants) and CPU time of a server process."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.cpu_start = self.cpu()
+
+    def rss(self) -> int:
+        total = 0
+        try:
+            members = [self.proc, *self.proc.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        for p in members:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def cpu(self) -> float:
+        total = 0.0
+        try:
+            members = [self.proc, *self.proc.children(recursive=True)]
+        except psutil.Error:
+            return 0.0
+        for p in members:
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+
+    def sample(self) -> None:
+        self.peak = max(self.peak, self.rss())
+
+    async def poll(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(POLL_SECONDS)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, name: str, timeout: float = 30) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log(f"{name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s; killing it")
+        proc.kill()
+        proc.wait()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# --- target: postoffice -----------------------------------------------------------------------
+
+def _template_key() -> str:
+    """Changes when code that shapes a data directory changes (store schema, users, config)."""
+    src = REPO / "src" / "postoffice"
+    files = [*sorted((src / "store").rglob("*.py")), *sorted((src / "setup").rglob("*.py")),
+             src / "config.py", src / "directory.py", src / "cli" / "directory_cmds.py"]
+    digest = hashlib.sha256()
+    for f in files:
+        if f.exists():
+            digest.update(f.relative_to(src).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _postoffice(env: dict[str, str], *argv: str, stdin: str | None = None) -> None:
+    done = subprocess.run([sys.executable, "-m", "postoffice", *argv], input=stdin, capture_output=True,
+                          text=True, env=env)
+    if done.returncode != 0:
+        text = (done.stdout + done.stderr).strip()
+        raise BenchError(f"`postoffice {' '.join(argv[:2])}` exited with {done.returncode}: "
+                         f"{text.splitlines()[-1] if text else '(no output)'}")
+
+
+def postoffice_template(cache: Path, env: dict[str, str]) -> Path:
+    """A data dir with bench.test and user1..user100, built once per store/config version."""
+    root = cache / f"smtp-template-{_template_key()}"
+    if (root / "complete").exists():
+        log(f"postoffice: reusing the data dir template {root / 'data'}")
+        return root / "data"
+    partial = cache / f"{root.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    data = partial / "data"
+    log(f"postoffice: building a data dir template with {USERS} users in {root} (once; argon2 is slow) ...")
+    started = time.monotonic()
+    try:
+        _postoffice(env, "init", "--data", str(data), "--domain", DOMAIN, "--hostname", f"mail.{DOMAIN}")
+        for u in range(1, USERS + 1):
+            _postoffice(env, "user", "add", f"user{u}@{DOMAIN}", "--password-stdin", "--data", str(data),
+                        stdin=PASSWORD + "\n")
+            if u % 25 == 0:
+                log(f"postoffice: {u} users added")
+        (partial / "complete").write_text("ok\n")
+        shutil.rmtree(root, ignore_errors=True)
+        partial.rename(root)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    log(f"postoffice: template ready in {time.monotonic() - started:.0f} s")
+    return root / "data"
+
+
+def listen_only_smtp(config: Path, port: int) -> None:
+    """Rewrite [listen] so that smtp listens on 127.0.0.1:port and nothing else listens."""
+    out, section, seen = [], "", set()
+    for line in config.read_text().splitlines(keepends=True):
+        header = re.match(r"\s*\[([^\]]+)\]", line)
+        if header:
+            section = header.group(1).strip()
+        key = re.match(r"\s*([A-Za-z0-9_]+)\s*=", line)
+        if section == "listen" and key and key.group(1) in LISTEN_KEYS:
+            name = key.group(1)
+            seen.add(name)
+            line = f'{name} = ["127.0.0.1:{port}"]\n' if name == "smtp" else f"{name} = []\n"
+        out.append(line)
+    text = "".join(out)
+    listen = tomllib.loads(text).get("listen", {})
+    if "smtp" not in seen or listen.get("smtp") != [f"127.0.0.1:{port}"] or any(
+            listen.get(k) for k in LISTEN_KEYS if k != "smtp"):
+        raise BenchError(f"could not rewrite [listen] in {config} (keys seen: {sorted(seen)})")
+    config.write_text(text)
+
+
+def _store_counts(data: Path) -> tuple[int, int] | None:
+    """(messages rows, blob rows) in the store; None if the schema has other names."""
+    try:
+        db = sqlite3.connect(f"file:{data / 'store.sqlite3'}?mode=ro", uri=True)
+        try:
+            messages = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+            blobs = db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return messages, blobs
+
+
+@dataclass
+class TargetResult:
+    rate: float
+    load: LoadResult
+    rss: int | None = None
+    server_cpu: float | None = None
+
+
+def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, str],
+                     cleanups: list[Callable[[], None]]) -> TargetResult:
+    template = postoffice_template(args.cache_dir, env)
+    tmp = Path(tempfile.mkdtemp(prefix="smtp-ingest-postoffice-"))
+    if args.keep:
+        log(f"postoffice: keeping {tmp}")
+    else:
+        cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    data = tmp / "data"
+    shutil.copytree(template, data, symlinks=True)
+    port = free_port()
+    listen_only_smtp(data / "postoffice.toml", port)
+    server_log = tmp / "serve.log"
+    os.sync()
+    with server_log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "postoffice", "serve", "--data", str(data)],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+    cleanups.append(lambda: stop_process(proc, "postoffice"))
+    log(f"postoffice: serve pid {proc.pid}, smtp on 127.0.0.1:{port}, log {server_log}")
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        text = server_log.read_text(errors="replace")
+        if "listening: smtp on" in text and port_open(port):
+            break
+        if proc.poll() is not None:
+            raise Unavailable(f"`postoffice serve` exited with {proc.returncode} before listening on smtp:\n"
+                              + _tail(server_log))
+        if "postoffice is serving" in text:  # started, without an smtp listener
+            raise Unavailable("`postoffice serve` started without an smtp listener (not in this version yet):\n"
+                              + _tail(server_log))
+        if time.monotonic() > deadline:
+            raise Unavailable(f"`postoffice serve` did not listen on smtp within {START_TIMEOUT:.0f} s:\n"
+                              + _tail(server_log))
+        time.sleep(0.1)
+    monitor = Monitor(proc.pid)
+    monitor.sample()
+    log(f"postoffice: listening; RSS at start {monitor.peak / MB:.0f} MB")
+    profiler = _start_profiler(args, proc.pid, cleanups) if args.py_spy else None
+    cpu0 = monitor.cpu()
+    res = run_load(work, port, args, "postoffice", monitor)
+    server_cpu = monitor.cpu() - cpu0
+    monitor.sample()
+    if profiler is not None:
+        _finish_profiler(profiler)
+    stop_process(proc, "postoffice")
+    if proc.returncode not in (0, -signal.SIGTERM):
+        log(f"postoffice: serve exited with {proc.returncode}:\n{_tail(server_log)}")
+    text = server_log.read_text(errors="replace")
+    errors = [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
+    if errors:
+        log(f"postoffice: {len(errors)} error line(s) in {server_log}; first: {errors[0][:300]}")
+    counts = _store_counts(data)
+    if counts:
+        log(f"postoffice: store holds {counts[0]:,} message rows (expected {_expected_rcpts(work, res):,}) "
+            f"and {counts[1]:,} blobs")
+    return TargetResult(res.accepted / res.seconds if res.seconds else 0.0, res, monitor.peak, server_cpu)
+
+
+def _expected_rcpts(work: Workload, res: LoadResult) -> int:
+    """Recipient count of the accepted messages, exact when all were accepted."""
+    return work.total_recipients if res.accepted == work.count else -1
+
+
+def _start_profiler(args: argparse.Namespace, pid: int, cleanups: list[Callable[[], None]]) -> subprocess.Popen:
+    out = Path(args.py_spy)
+    fmt = "speedscope" if out.suffix == ".json" else "flamegraph"
+    exe = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
+    argv = [exe, "record", "--pid", str(pid), "--duration", str(args.py_spy_duration), "--rate", "100",
+            "-o", str(out), "--format", fmt]
+    log(f"postoffice: profiling: {' '.join(argv)}")
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    cleanups.append(lambda: stop_process(proc, "py-spy"))
+    return proc
+
+
+def _finish_profiler(proc: subprocess.Popen) -> None:
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        stop_process(proc, "py-spy")
+        return
+    log(f"py-spy exited with {proc.returncode}: {err.decode(errors='replace').strip()[-300:]}")
+
+
+# --- target: aiosmtpd floor -------------------------------------------------------------------
+
+def bench_aiosmtpd(work: Workload, args: argparse.Namespace, env: dict[str, str],
+                   cleanups: list[Callable[[], None]]) -> TargetResult:
+    probe = subprocess.run([sys.executable, "-c", "import aiosmtpd"], capture_output=True, env=env)
+    if probe.returncode != 0:
+        raise Unavailable("aiosmtpd is not installed (pip install aiosmtpd, or the [test] extra)", "not installed")
+    tmp = Path(tempfile.mkdtemp(prefix="smtp-ingest-aiosmtpd-"))
+    if args.keep:
+        log(f"aiosmtpd: keeping {tmp}")
+    else:
+        cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    spool = tmp / "spool"
+    spool.mkdir()
+    port = free_port()
+    os.sync()
+    proc = subprocess.Popen([sys.executable, "-c", AIOSMTPD_SERVER, str(port), str(spool)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=(tmp / "server.log").open("wb"),
+                            env=env, start_new_session=True)
+    cleanups.append(lambda: stop_process(proc, "aiosmtpd"))
+    assert proc.stdout is not None
+    ready = proc.stdout.readline().decode().split()
+    if not ready or ready[0] != "ready" or not port_open(port):
+        stop_process(proc, "aiosmtpd")
+        raise BenchError(f"the aiosmtpd server did not start: {_tail(tmp / 'server.log')}")
+    log(f"aiosmtpd: pid {proc.pid} on 127.0.0.1:{port} ({ready[1]}), writing + fsyncing into {spool}")
+    monitor = Monitor(proc.pid)
+    cpu0 = monitor.cpu()
+    res = run_load(work, port, args, "aiosmtpd", monitor)
+    server_cpu = monitor.cpu() - cpu0
+    stop_process(proc, "aiosmtpd")
+    stored = sum(1 for _ in spool.iterdir())
+    if stored != res.accepted:
+        log(f"aiosmtpd: {stored:,} files for {res.accepted:,} accepted messages")
+    return TargetResult(res.accepted / res.seconds if res.seconds else 0.0, res, monitor.peak, server_cpu)
+
+
+# --- targets: Postfix (-> Dovecot LMTP) -------------------------------------------------------
+
+def _reference_missing(need_dovecot: bool) -> str | None:
+    tools = ["postfix", "postconf"] + (["dovecot", "doveconf"] if need_dovecot else [])
+    missing = [t for t in tools if not shutil.which(t, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")]
+    scripts = ["postfix-setup.sh", "postfix_queue_count.sh"] + (["dovecot-setup.sh", "dovecot.conf"] if need_dovecot else [])
+    missing += [str(REFERENCE / s) for s in scripts if not (REFERENCE / s).exists()]
+    if os.geteuid() != 0:
+        missing.append("root (Postfix and Dovecot need it)")
+    return ", ".join(missing) or None
+
+
+def _sh(*argv: str) -> None:
+    done = subprocess.run(["sh", *argv], capture_output=True, text=True, cwd="/tmp")
+    if done.returncode != 0:
+        raise BenchError(f"`sh {' '.join(argv)}` exited with {done.returncode}: {(done.stdout + done.stderr).strip()[-500:]}")
+
+
+def queue_count() -> int:
+    done = subprocess.run(["sh", str(REFERENCE / "postfix_queue_count.sh"), str(POSTFIX_BASE / "spool")],
+                          capture_output=True, text=True)
+    return int(done.stdout.strip() or 0)
+
+
+def _wait_port(port: int, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while not port_open(port):
+        if proc is not None and proc.poll() is not None:
+            raise BenchError(f"{what} exited with {proc.returncode} before listening on {port}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"{what} did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s")
+        time.sleep(0.1)
+
+
+def _postfix_master_pid() -> int | None:
+    try:
+        pid = int((POSTFIX_BASE / "spool" / "pid" / "master.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if psutil.pid_exists(pid) else None
+
+
+def _clear_postfix_queue() -> None:
+    spool = POSTFIX_BASE / "spool"
+    for name in POSTFIX_QUEUES:
+        for path in (spool / name).rglob("*") if (spool / name).is_dir() else ():
+            if path.is_file():
+                path.unlink(missing_ok=True)
+
+
+def _maildir_count() -> int:
+    mail = DOVECOT_BASE / "mail"
+    if not mail.is_dir():
+        return 0
+    return sum(1 for sub in ("new", "cur") for d in mail.glob(f"*/Maildir/{sub}") for _ in d.iterdir())
+
+
+def start_postfix(mode: str, cleanups: list[Callable[[], None]]) -> None:
+    if port_open(POSTFIX_PORT) or _postfix_master_pid():
+        raise Unavailable(f"127.0.0.1:{POSTFIX_PORT} is in use (another Postfix running?); leaving it alone",
+                          "port busy")
+    _sh(str(REFERENCE / "postfix-setup.sh"), mode)
+    _clear_postfix_queue()
+    os.sync()
+    done = subprocess.run(["postfix", "-c", str(POSTFIX_CONF), "start"], capture_output=True, text=True,
+                          start_new_session=True)
+
+    def stop() -> None:
+        pid = _postfix_master_pid()
+        subprocess.run(["postfix", "-c", str(POSTFIX_CONF), "stop"], capture_output=True)
+        deadline = time.monotonic() + 30
+        while pid and psutil.pid_exists(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    cleanups.append(stop)
+    if done.returncode != 0:
+        raise BenchError(f"`postfix start` exited with {done.returncode}: {(done.stdout + done.stderr).strip()[-500:]}")
+    _wait_port(POSTFIX_PORT, "Postfix")
+    log(f"postfix ({mode}): master pid {_postfix_master_pid()}, smtpd on 127.0.0.1:{POSTFIX_PORT}")
+
+
+def start_dovecot(cleanups: list[Callable[[], None]]) -> None:
+    busy = [p for p in DOVECOT_PORTS if port_open(p)]
+    if busy:
+        raise Unavailable(f"127.0.0.1:{busy} in use (another Dovecot running?); leaving it alone", "port busy")
+    shutil.rmtree(DOVECOT_BASE / "mail", ignore_errors=True)  # the previous run's deliveries
+    _sh(str(REFERENCE / "dovecot-setup.sh"))
+    log_path = DOVECOT_BASE / "log" / "dovecot-stdout.log"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(["dovecot", "-F", "-c", str(DOVECOT_CONF)], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    cleanups.append(lambda: stop_process(proc, "dovecot"))
+    _wait_port(20024, "Dovecot", proc)
+    log(f"dovecot: pid {proc.pid}, LMTP on 127.0.0.1:20024")
+
+
+def wait_queue_empty(label: str, started: float) -> float:
+    """Poll postfix_queue_count.sh until 0; returns the perf_counter time it was first seen at 0."""
+    deadline = time.monotonic() + QUEUE_TIMEOUT
+    next_report = time.monotonic() + 5
+    while True:
+        n = queue_count()
+        now = time.perf_counter()
+        if n == 0:
+            return now
+        if time.monotonic() > deadline:
+            raise BenchError(f"{label}: {n:,} messages still queued after {QUEUE_TIMEOUT:.0f} s")
+        if time.monotonic() >= next_report:
+            deferred = sum(1 for p in (POSTFIX_BASE / "spool" / "deferred").rglob("*") if p.is_file())
+            log(f"{label}: {n:,} still queued ({deferred:,} deferred) {now - started:.0f} s after the load began")
+            next_report = time.monotonic() + 5
+        time.sleep(0.1)
+
+
+def bench_postfix(work: Workload, args: argparse.Namespace, cleanups: list[Callable[[], None]],
+                  lmtp: bool) -> TargetResult:
+    missing = _reference_missing(need_dovecot=lmtp)
+    if missing:
+        raise Unavailable(f"missing: {missing}", "not installed")
+    label = "postfix->dovecot" if lmtp else "postfix discard"
+    if lmtp:
+        start_dovecot(cleanups)
+    start_postfix("lmtp" if lmtp else "discard", cleanups)
+    res = run_load(work, POSTFIX_PORT, args, label)
+    accept_rate = res.accepted / res.seconds if res.seconds else 0.0
+    log(f"{label}: accepted {res.accepted:,} in {res.seconds:.1f} s ({accept_rate:,.0f} msg/s); "
+        "waiting for the queue to empty ...")
+    empty = wait_queue_empty(label, res.started)
+    end_to_end = empty - res.started
+    log(f"{label}: queue empty {end_to_end:.1f} s after the load began "
+        f"({res.accepted / end_to_end:,.0f} msg/s end to end)")
+    if lmtp:
+        delivered = _maildir_count()
+        expected = _expected_rcpts(work, res)
+        log(f"dovecot: {delivered:,} messages in the Maildirs (expected {expected:,})")
+        if not args.keep:
+            cleanups.append(lambda: shutil.rmtree(DOVECOT_BASE / "mail", ignore_errors=True))
+        return TargetResult(res.accepted / end_to_end, res)
+    return TargetResult(accept_rate, res)
+
+
+# --- main -------------------------------------------------------------------------------------
+
+def describe(label: str, work: Workload, r: TargetResult) -> None:
+    res = r.load
+    lat = sorted(res.latencies)
+
+    def pct(p: float) -> str:
+        return f"{lat[min(len(lat) - 1, int(p * len(lat)))] * 1000:,.0f}" if lat else "-"
+
+    m = res.machine
+    busy = 1 - (m.get("idle", 0) + m.get("iowait", 0)) / m["total"] if m.get("total") else 0.0
+    log(f"{label}: {res.accepted:,} accepted, {res.rejected:,} rejected, {res.lost:,} lost, "
+        f"{res.rcpt_refused:,} RCPT refused; {res.seconds:.1f} s of load; {res.sessions:,} sessions, "
+        f"PIPELINING {'used' if res.pipelining else 'not offered'}; "
+        f"transaction latency p50 {pct(0.5)} ms, p99 {pct(0.99)} ms, max {pct(1.0)} ms")
+    wall = res.seconds or 1e-9
+    server = f"server CPU {r.server_cpu:.1f} s ({100 * r.server_cpu / wall:.0f}% of a core), " if r.server_cpu is not None else ""
+    log(f"{label}: client CPU {res.client_cpu:.1f} s ({100 * res.client_cpu / wall:.0f}% of a core), {server}"
+        f"machine ({psutil.cpu_count()} CPUs) {100 * busy:.0f}% busy, "
+        f"iowait {100 * m.get('iowait', 0) / m['total'] if m.get('total') else 0:.0f}% during the load")
+    if res.problems:
+        log(f"{label}: first problems: " + " | ".join(res.problems[:5]))
+
+
+@contextlib.contextmanager
+def cleanup_stack() -> Iterator[list[Callable[[], None]]]:
+    cleanups: list[Callable[[], None]] = []
+    try:
+        yield cleanups
+    finally:
+        for undo in reversed(cleanups):
+            try:
+                undo()
+            except Exception as exc:  # keep undoing the rest
+                log(f"cleanup failed: {exc}")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="SMTP ingest throughput of postoffice, an aiosmtpd+fsync floor, Postfix->Dovecot "
+                    "LMTP and Postfix discard, each started and stopped here, in one run; prints one "
+                    "result line, PASS if postoffice >= Postfix->Dovecot. Progress on stderr. "
+                    "Exit status: 0 PASS, 1 FAIL, 2 no verdict.",
+        epilog="Example: .venv/bin/python bench/smtp_ingest.py --count 2000 --targets postoffice,aiosmtpd",
+    )
+    parser.add_argument("--count", type=int, default=20_000, help="messages to send (default 20000)")
+    parser.add_argument("--connections", type=int, default=50, help="concurrent SMTP sessions (default 50)")
+    parser.add_argument("--per-connection", type=int, default=100,
+                        help="messages per session before QUIT and a new connection (default 100)")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help=f"comma-separated, run in this order (default {','.join(TARGETS)})")
+    parser.add_argument("--seed", type=int, default=42, help="seed for sizes and recipients (default 42)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the data directories, spools and delivered mail (paths on stderr)")
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "postoffice-bench",
+                        help="where the postoffice data dir template is kept (default /tmp/postoffice-bench)")
+    parser.add_argument("--py-spy", metavar="OUT",
+                        help="profile the postoffice server under load with `py-spy record` (on PATH or $PY_SPY) "
+                             "into OUT: .json = speedscope, else a flame graph SVG")
+    parser.add_argument("--py-spy-duration", type=int, default=20, help="seconds to profile (default 20)")
+    args = parser.parse_args(argv)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        parser.error(f"--targets: unknown {unknown}; choose from {', '.join(TARGETS)}")
+    if args.count < 1 or args.connections < 1 or args.per_connection < 1:
+        parser.error("--count, --connections and --per-connection must be at least 1")
+    if args.connections > PER_SOURCE_IP * 250:
+        parser.error(f"--connections: at most {PER_SOURCE_IP * 250}")
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
+    env.pop("POSTOFFICE_DATA", None)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    work = make_workload(args.count, args.seed)
+    log(f"{args.count:,} messages, mean {work.mean_size() / 1000:.1f} KB, {work.total_recipients:,} recipients "
+        f"({work.total_recipients / args.count:.2f} per message), {args.connections} sessions of up to "
+        f"{args.per_connection} messages, from 127.0.0.2..127.0.0.{2 + (args.connections - 1) // PER_SOURCE_IP}")
+
+    results: dict[str, TargetResult | str] = {}
+    for target in targets:
+        label = LABELS[target]
+        log(f"--- {label} ---")
+        with cleanup_stack() as cleanups:
+            try:
+                if target == "postoffice":
+                    r = bench_postoffice(work, args, env, cleanups)
+                elif target == "aiosmtpd":
+                    r = bench_aiosmtpd(work, args, env, cleanups)
+                else:
+                    r = bench_postfix(work, args, cleanups, lmtp=target == "postfix-lmtp")
+            except Unavailable as exc:
+                log(f"{label}: {exc.short}: {exc}")
+                results[target] = exc.short
+                continue
+            except BenchError as exc:
+                log(f"{label}: ERROR: {exc}")
+                results[target] = "ERROR"
+                continue
+            except KeyboardInterrupt:
+                log("interrupted; stopping what was started")
+                raise
+        describe(label, work, r)
+        results[target] = r
+
+    parts = [f"smtp_ingest: N={args.count} c={args.connections}"]
+    for target in targets:
+        r = results[target]
+        label = LABELS[target]
+        if isinstance(r, str):
+            parts.append(f"{label} {r}")
+            continue
+        text = f"{label} {r.rate:,.0f} msg/s"
+        if target == "postoffice" and r.rss is not None:
+            text += f" rss {r.rss / MB:,.0f} MB"
+        if r.load.accepted < args.count:
+            text += f" (INCOMPLETE: {r.load.accepted:,}/{args.count:,} accepted)"
+        parts.append(text)
+
+    def rate(target: str) -> float | None:
+        r = results.get(target)
+        return r.rate if isinstance(r, TargetResult) and r.load.accepted == args.count and r.rate else None
+
+    po, floor, ref = rate("postoffice"), rate("aiosmtpd"), rate("postfix-lmtp")
+    ratios = []
+    if po and floor:
+        ratios.append(f"vs floor {po / floor:.2f}x")
+    if po and ref:
+        ratios.append(f"vs postfix+dovecot {po / ref:.2f}x")
+    if ratios:
+        parts.append(" ".join(ratios))
+    if po and ref:
+        verdict = "PASS" if po >= ref else "FAIL"
+        status = 0 if verdict == "PASS" else 1
+    else:
+        verdict = "n/a (" + ("postoffice" if not po else "postfix+dovecot") + " has no complete result)"
+        status = 2
+    parts.append(f"target >=1.0x postfix+dovecot: {verdict}")
+    print(" | ".join(parts), flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("smtp_ingest: interrupted", file=sys.stderr)
+        sys.exit(130)

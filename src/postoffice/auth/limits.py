@@ -1,0 +1,226 @@
+"""Failed-login slow-down and per-IP connection limits (DESIGN §4).
+
+:class:`LoginThrottle` remembers recent authentication failures per client address and per
+account, and tells a protocol driver how long to hold back its answer; :class:`ConnectionLimiter`
+counts open connections per client address. Neither does I/O, except that
+:meth:`LoginThrottle.wait_before_reply` sleeps.
+
+Both group IPv6 addresses by their /64: one subscriber or one server usually owns a whole /64
+(RFC 6177 recommends at least that much per site), so counting single IPv6 addresses would let
+one host appear as 2**64 clients. IPv4-mapped IPv6 addresses count as the IPv4 address they hold,
+so a dual-stack socket cannot double anyone's allowance.
+
+How the slow-down limits guessing: the driver sleeps before answering a failed attempt while the
+connection keeps its slot in the :class:`ConnectionLimiter` (a client that hangs up does not end
+the sleep early). An address therefore gets at most ``max_per_ip`` answers per delay period, and
+the delay doubles with every failure up to ``max_delay``.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+__all__ = ["ConnectionLimiter", "LoginThrottle", "address_group"]
+
+
+def address_group(ip: str) -> str:
+    """The key an address is counted under: IPv4 as is, IPv6 as its /64 network.
+
+    Anything that is not an IP address (a Unix socket peer, say) is its own group.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        # Drop a zone index ("fe80::1%eth0") with the host bits: it names our interface, not them.
+        network = int(address) >> 64 << 64
+        return f"{ipaddress.IPv6Address(network)}/64"
+    return str(address)
+
+
+class _FailureTable:
+    """Failure counts by key, oldest failure first, at most ``limit`` keys.
+
+    An OrderedDict kept in order of each key's latest failure gives O(1) expiry from the front
+    and O(1) eviction of the oldest key when a flood of new keys arrives.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._entries: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def count(self, key: str, now: float, window: float) -> int:
+        entry = self._entries.get(key)
+        if entry is None:
+            return 0
+        if now - entry[1] > window:
+            del self._entries[key]
+            return 0
+        return entry[0]
+
+    def add(self, key: str, now: float, window: float) -> None:
+        count = self.count(key, now, window)
+        self._entries[key] = (count + 1, now)
+        self._entries.move_to_end(key)
+        self.expire(now, window)
+        while len(self._entries) > self._limit:
+            self._entries.popitem(last=False)
+
+    def clear(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def expire(self, now: float, window: float) -> None:
+        while self._entries:
+            key, (_, last) = next(iter(self._entries.items()))
+            if now - last <= window:
+                break
+            del self._entries[key]
+
+
+class LoginThrottle:
+    """How long to delay the answer to a login attempt, from recent failures.
+
+    With ``n`` failures within ``window`` seconds (counted since the last one), the delay is
+    ``base_delay * 2**(n - 1)``, at most ``max_delay``; the larger of the address's and the
+    account's delays applies. ``base_delay`` 0 turns the slow-down off. At most ``max_entries``
+    addresses and as many accounts are remembered; beyond that the oldest are forgotten, so a
+    flood of random addresses or user names costs bounded memory (roughly 300 bytes an entry,
+    so about 60 MB with both tables full at the default).
+
+    Use from a driver, after the directory said no::
+
+        throttle.record_failure(conn.peer_ip, username)
+        await throttle.wait_before_reply(conn.peer_ip, username)
+        send("535 5.7.8 Authentication credentials invalid")
+
+    and after a successful login, ``throttle.record_success(conn.peer_ip, username)``.
+    """
+
+    def __init__(self, base_delay: float = 2.0, max_delay: float = 60.0, window: float = 900.0,
+                 clock: Callable[[], float] = time.monotonic, *,
+                 max_entries: int = 100_000) -> None:
+        if base_delay < 0 or max_delay < 0 or window <= 0 or max_entries < 1:
+            raise ValueError("delays must not be negative; window and max_entries must be positive")
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.window = window
+        self._clock = clock
+        self._by_ip = _FailureTable(max_entries)
+        self._by_account = _FailureTable(max_entries)
+
+    @property
+    def entries(self) -> int:
+        """How many addresses and accounts are remembered (for tests and metrics)."""
+        return len(self._by_ip) + len(self._by_account)
+
+    def failures(self, ip: str, account: str | None = None) -> tuple[int, int]:
+        """Recent failure counts ``(for the address, for the account)``."""
+        now = self._clock()
+        ip_count = self._by_ip.count(address_group(ip), now, self.window)
+        account_key = _account_key(account)
+        account_count = (self._by_account.count(account_key, now, self.window)
+                         if account_key else 0)
+        return ip_count, account_count
+
+    def delay_for(self, ip: str, account: str | None = None) -> float:
+        """Seconds to wait before answering; 0 without recent failures."""
+        return self._delay(max(self.failures(ip, account)))
+
+    def record_failure(self, ip: str, account: str | None = None) -> None:
+        """Count one failed attempt against the address and (if given) the account."""
+        now = self._clock()
+        self._by_ip.add(address_group(ip), now, self.window)
+        account_key = _account_key(account)
+        if account_key:
+            self._by_account.add(account_key, now, self.window)
+        else:
+            self._by_account.expire(now, self.window)
+
+    def record_success(self, ip: str, account: str | None = None) -> None:
+        """Forget the failures of this address and this account.
+
+        Clearing the address too means someone who owns one account can reset their address's
+        count by logging in to it, but the per-account count of whatever account they are
+        guessing stays, so the target is still protected.
+        """
+        self._by_ip.clear(address_group(ip))
+        account_key = _account_key(account)
+        if account_key:
+            self._by_account.clear(account_key)
+
+    async def wait_before_reply(self, ip: str, account: str | None = None) -> float:
+        """Sleep for :meth:`delay_for` seconds; returns how long that was."""
+        delay = self.delay_for(ip, account)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return delay
+
+    def _delay(self, failures: int) -> float:
+        if failures <= 0 or self.base_delay <= 0:
+            return 0.0
+        # Cap the exponent before multiplying: 2.0 ** 1100 would overflow a float.
+        return min(self.base_delay * 2.0 ** min(failures - 1, 64), self.max_delay)
+
+
+def _account_key(account: str | None) -> str:
+    # "Alice@Example.org" and "alice@example.org" are one account to the directory, so they
+    # must be one counter here, or changing case would reset the slow-down.
+    return account.strip().casefold() if account else ""
+
+
+class ConnectionLimiter:
+    """Open connections per client address (IPv6 by /64), refusing more than ``max_per_ip``.
+
+    ``exempt`` holds addresses or networks ("127.0.0.1", "10.0.0.0/8") that are counted but
+    never refused; loopback is not exempt unless listed, because a local webmail or a tunnel
+    can open connections as fast as anyone.
+    """
+
+    def __init__(self, max_per_ip: int, exempt: Iterable[str] = ()) -> None:
+        if max_per_ip < 1:
+            raise ValueError(f"max_per_ip must be at least 1, not {max_per_ip}")
+        self.max_per_ip = max_per_ip
+        self._exempt = tuple(ipaddress.ip_network(net, strict=False) for net in exempt)
+        self._counts: dict[str, int] = {}
+
+    def try_acquire(self, ip: str) -> bool:
+        """Count a new connection from ``ip``; False (and nothing counted) if over the limit."""
+        key = address_group(ip)
+        count = self._counts.get(key, 0)
+        if count >= self.max_per_ip and not self._is_exempt(ip):
+            return False
+        self._counts[key] = count + 1
+        return True
+
+    def release(self, ip: str) -> None:
+        """Forget one connection from ``ip``; extra releases are ignored."""
+        key = address_group(ip)
+        count = self._counts.get(key, 0)
+        if count <= 1:
+            self._counts.pop(key, None)  # only active addresses are kept: memory stays bounded
+        else:
+            self._counts[key] = count - 1
+
+    def count(self, ip: str) -> int:
+        """Open connections from ``ip``'s group."""
+        return self._counts.get(address_group(ip), 0)
+
+    def _is_exempt(self, ip: str) -> bool:
+        if not self._exempt:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address.version == net.version and address in net for net in self._exempt)

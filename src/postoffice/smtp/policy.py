@@ -1,0 +1,191 @@
+"""What each SMTP listener accepts: typed policy hooks returning a Reply, or None for "yes".
+
+- `InboundPolicy` (port 25, the MX): mail for local domains only; unknown users refused at RCPT
+  with 550 5.1.1 (never accept-then-bounce); anything else is relaying: 554 5.7.1, whatever
+  tricks the address holds (`%`, `!`, source routes). The null sender is fine (bounces).
+- `SubmissionPolicy` (587/465, RFC 6409): AUTH first; MAIL FROM and From: must belong to the
+  account; local recipients delivered at once, remote ones queued, in one transaction.
+- `LmtpPolicy` (RFC 2033): local recipients only, one reply per recipient after DATA.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from postoffice.delivery import DeliveryReport, Envelope, deliver_message
+from postoffice.smtp.headers import (
+    ReceivedInfo,
+    add_missing_ids,
+    from_addresses,
+    new_queue_id,
+    received_header,
+)
+from postoffice.smtp.proto import replies as r
+from postoffice.store.interface import OutboundMessage, QueuedRecipient
+
+if TYPE_CHECKING:
+    from postoffice.smtp.session import Envelope as SmtpEnvelope
+    from postoffice.smtp.session import Recipient, SessionState
+
+log = logging.getLogger(__name__)
+
+MAILBOX_FULL = r.Reply(452, "4.2.2", "Mailbox full, try again later")
+RELAY_DENIED = r.Reply(554, "5.7.1", "Relay access denied: this server only accepts mail for its own domains")
+UNKNOWN_USER = r.Reply(550, "5.1.1", "No such user here")
+AUTH_REQUIRED = r.Reply(530, "5.7.0", "Authentication required")
+SENDER_NOT_OWNED = r.Reply(553, "5.7.1", "Sender address not owned by the authenticated user")
+FROM_NOT_OWNED = r.Reply(553, "5.7.1", "From: header address not owned by the authenticated user")
+DELIVERY_FAILED = r.Reply(451, "4.3.0", "Local delivery failed, try again later")
+
+
+class SmtpPolicy(Protocol):
+    lmtp: bool
+    offers_auth: bool
+
+    async def on_helo(self, state: SessionState, domain: str) -> r.Reply | None: ...
+    async def on_mail(self, state: SessionState, address: str, params: object) -> r.Reply | None: ...
+    async def on_rcpt(self, state: SessionState, address: str, params: object) -> tuple[r.Reply | None, Recipient | None]: ...
+    async def on_message(self, state: SessionState, envelope: SmtpEnvelope) -> list[r.Reply]: ...
+
+
+def received_info(state: SessionState, envelope: SmtpEnvelope, protocol: str, *, show_user: bool = False) -> ReceivedInfo:
+    conn = state.conn
+    return ReceivedInfo(
+        helo=state.helo, peer_ip=conn.peer_ip, hostname=state.services.config.server.hostname,
+        protocol=protocol, esmtp=state.esmtp, tls_version=conn.tls_version, tls_cipher=conn.tls_cipher,
+        auth_user=state.account.address if (show_user and state.account) else None,
+        authenticated=state.account is not None, queue_id=new_queue_id(),
+        recipient=envelope.recipients[0].address if len(envelope.recipients) == 1 else None,
+    )
+
+
+async def _over_quota(recipient: Recipient) -> bool:
+    return any(a.quota and a.used >= a.quota for a in recipient.accounts)
+
+
+def _report_reply(report: DeliveryReport, queue_id: str) -> r.Reply:
+    if report.failed or (not report.delivered and report.over_quota):
+        return DELIVERY_FAILED
+    return r.Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
+
+
+class InboundPolicy:
+    lmtp = False
+    offers_auth = False
+
+    async def on_helo(self, state: SessionState, domain: str) -> r.Reply | None:
+        return None
+
+    async def on_mail(self, state: SessionState, address: str, params: object) -> r.Reply | None:
+        return None
+
+    async def on_rcpt(self, state: SessionState, address: str, params: object) -> tuple[r.Reply | None, Recipient | None]:
+        from postoffice.smtp.session import Recipient
+
+        resolution = await state.services.directory.resolve_recipient(address)
+        if not resolution.local_domain:
+            return RELAY_DENIED, None
+        if not resolution.exists:
+            return UNKNOWN_USER, None
+        recipient = Recipient(address, params, resolution.accounts)
+        if await _over_quota(recipient):
+            return MAILBOX_FULL, None
+        return None, recipient
+
+    async def on_message(self, state: SessionState, envelope: SmtpEnvelope) -> list[r.Reply]:
+        info = received_info(state, envelope, "SMTP")
+        raw = received_header(info) + bytes(envelope.data)
+        report = await deliver_message(
+            state.services.store, state.services.directory,
+            Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients)), raw,
+            enforce_quota=False,  # checked at RCPT: refusing now would lose accepted mail
+        )
+        return [_report_reply(report, info.queue_id)]
+
+
+class SubmissionPolicy:
+    lmtp = False
+    offers_auth = True
+
+    async def on_helo(self, state: SessionState, domain: str) -> r.Reply | None:
+        return None
+
+    async def on_mail(self, state: SessionState, address: str, params: object) -> r.Reply | None:
+        if state.account is None:
+            return AUTH_REQUIRED
+        if address and not await state.services.directory.may_send_as(state.account, address):
+            return SENDER_NOT_OWNED
+        return None
+
+    async def on_rcpt(self, state: SessionState, address: str, params: object) -> tuple[r.Reply | None, Recipient | None]:
+        from postoffice.smtp.session import Recipient
+
+        resolution = await state.services.directory.resolve_recipient(address)
+        if not resolution.local_domain:
+            return None, Recipient(address, params, (), local=False)  # queued for delivery out
+        if not resolution.exists:
+            return UNKNOWN_USER, None
+        return None, Recipient(address, params, resolution.accounts)
+
+    async def on_message(self, state: SessionState, envelope: SmtpEnvelope) -> list[r.Reply]:
+        services = state.services
+        assert state.account is not None  # MAIL required AUTH
+        data = bytes(envelope.data)
+        for address in from_addresses(data):
+            if not await services.directory.may_send_as(state.account, address):
+                return [FROM_NOT_OWNED]
+        data = add_missing_ids(data, services.config.server.hostname)
+        info = received_info(state, envelope, "SMTP", show_user=services.config.smtp.received_shows_user)
+        raw = received_header(info) + data
+        remote = [rc for rc in envelope.recipients if not rc.local]
+        outbound = None
+        if remote:
+            mail_params = envelope.params
+            outbound = OutboundMessage(
+                sender=envelope.sender,
+                recipients=tuple(
+                    QueuedRecipient(rc.address, tuple(getattr(rc.params, "notify", ()) or ()), getattr(rc.params, "orcpt", None))
+                    for rc in remote
+                ),
+                envid=getattr(mail_params, "envid", None), ret=getattr(mail_params, "ret", None),
+                auth_account=state.account.id,
+            )
+        report = await deliver_message(
+            services.store, services.directory,
+            Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients if rc.local)), raw,
+            outbound=outbound, enforce_quota=False,
+        )
+        return [_report_reply(report, info.queue_id)]
+
+
+class LmtpPolicy(InboundPolicy):
+    lmtp = True
+
+    async def on_rcpt(self, state: SessionState, address: str, params: object) -> tuple[r.Reply | None, Recipient | None]:
+        from postoffice.smtp.session import Recipient
+
+        resolution = await state.services.directory.resolve_recipient(address)
+        if not resolution.exists:  # LMTP hands us only what is ours: anything else is unknown
+            return UNKNOWN_USER, None
+        return None, Recipient(address, params, resolution.accounts)
+
+    async def on_message(self, state: SessionState, envelope: SmtpEnvelope) -> list[r.Reply]:
+        """RFC 2033 §4.2: one reply per accepted recipient, in RCPT order."""
+        info = received_info(state, envelope, "LMTP")
+        raw = received_header(info) + bytes(envelope.data)
+        report = await deliver_message(
+            state.services.store, state.services.directory,
+            Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients)), raw,
+        )
+        replies = []
+        for rc in envelope.recipients:
+            if rc.address in report.over_quota:
+                replies.append(MAILBOX_FULL)
+            elif rc.address in report.failed:
+                replies.append(DELIVERY_FAILED)
+            elif rc.address in report.delivered:
+                replies.append(r.Reply(250, "2.1.5", f"<{rc.address}> delivered"))
+            else:
+                replies.append(UNKNOWN_USER)
+        return replies

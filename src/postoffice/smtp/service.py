@@ -1,0 +1,46 @@
+"""Start the SMTP-family listeners (smtp, submission, submissions, lmtp) for `serve`.
+
+The login throttle and the per-IP connection limiter come from `Services`, shared by every
+listener of the process, so an attacker cannot multiply its budget by switching ports.
+"""
+
+from __future__ import annotations
+
+from postoffice.app import LISTENER_FACTORIES, RunningListener
+from postoffice.config import ListenAddress, UnixAddress
+from postoffice.net.listener import Connection, start_listener
+from postoffice.services import Services
+from postoffice.smtp.policy import InboundPolicy, LmtpPolicy, SmtpPolicy, SubmissionPolicy
+from postoffice.smtp.proto import replies as r
+from postoffice.smtp.session import SmtpSession
+
+
+async def _refuse(conn: Connection) -> None:
+    conn.writer.write(r.Reply(421, "4.7.0", "Too many connections from your address, try later").to_bytes())
+    await conn.writer.drain()
+
+
+def _factory(protocol: str, policy: SmtpPolicy, implicit_tls: bool):
+    async def start(services: Services, address: ListenAddress | UnixAddress) -> RunningListener:
+        tls = services.tls
+
+        async def handle(conn: Connection) -> None:
+            await SmtpSession(conn, services, policy, tls=tls, throttle=services.login_throttle).run()
+
+        if isinstance(address, UnixAddress):
+            raise ValueError(f"{protocol} cannot listen on a unix socket yet ({address}); use host:port.")
+        listener = await start_listener(
+            address.host, address.port, handle,
+            tls=tls if implicit_tls else None,
+            limiter=services.connection_limiter, on_refused=_refuse, name=protocol,
+        )
+        return RunningListener(protocol, listener.address, listener.close)
+
+    return start
+
+
+def register() -> None:
+    LISTENER_FACTORIES["smtp"] = _factory("smtp", InboundPolicy(), implicit_tls=False)
+    LISTENER_FACTORIES["submission"] = _factory("submission", SubmissionPolicy(), implicit_tls=False)
+    LISTENER_FACTORIES["submissions"] = _factory("submissions", SubmissionPolicy(), implicit_tls=True)
+    LISTENER_FACTORIES["lmtp"] = _factory("lmtp", LmtpPolicy(), implicit_tls=False)

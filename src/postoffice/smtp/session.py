@@ -1,0 +1,341 @@
+"""The SMTP/LMTP connection driver: socket bytes <-> the sans-IO core, policy decides.
+
+Implementation notes (invariants):
+- Replies to pipelined commands are collected and written only when the client's input is
+  drained (RFC 2920 §3.1), so a client that pipelines pays one round trip per group.
+- 250 after DATA/BDAT LAST is sent only after `policy.on_message` returned, which returns only
+  after the message is durable (delivery.deliver_message).
+- After 220 to STARTTLS the core has thrown away anything the client pipelined behind it
+  (CVE-2011-0411); the TLS handshake reads from the socket, never from our buffer.
+- Errors are counted; past `max_errors` the connection ends with 421 (RFC 5321 §4.3.2).
+- Idle timeouts: `command_timeout` between commands, `data_timeout` while reading message data
+  (RFC 5321 §4.5.3.2); on expiry 421 4.4.2 and close.
+- A failed AUTH is answered only after the throttle's delay for that IP and account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from postoffice.auth.limits import LoginThrottle
+from postoffice.auth.sasl import (
+    AuthorizationRefused,
+    SaslCancelled,
+    SaslChallenge,
+    SaslCredentials,
+    SaslError,
+    SaslExchange,
+    UnsupportedMechanism,
+    decode_initial_response,
+    decode_response,
+    encode_challenge,
+    mechanisms_offered,
+    start_sasl,
+)
+from postoffice.net.listener import Connection
+from postoffice.net.tls import ReloadingServerContext
+from postoffice.services import Services
+from postoffice.smtp.policy import SmtpPolicy
+from postoffice.smtp.proto import events as ev
+from postoffice.smtp.proto import replies as r
+from postoffice.smtp.proto.server import SmtpServerConnection
+from postoffice.store.interface import AccountRecord
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+
+
+@dataclass
+class Recipient:
+    address: str
+    params: object  # smtp.proto RcptParams
+    accounts: tuple[AccountRecord, ...] = ()
+    local: bool = True
+
+
+@dataclass
+class Envelope:
+    """One mail transaction (RFC 5321 §3.3), reset by RSET, HELO/EHLO and after each message."""
+
+    sender: str
+    params: object  # smtp.proto MailParams
+    recipients: list[Recipient] = field(default_factory=list)
+    data: bytearray = field(default_factory=bytearray)
+
+
+@dataclass
+class SessionState:
+    """One connection: what policies may look at."""
+
+    conn: Connection
+    services: Services
+    helo: str = ""
+    esmtp: bool = False
+    account: AccountRecord | None = None
+    envelope: Envelope | None = None
+    errors: int = 0
+
+    @property
+    def tls(self) -> bool:
+        return self.conn.tls
+
+
+class SmtpSession:
+    def __init__(
+        self,
+        conn: Connection,
+        services: Services,
+        policy: SmtpPolicy,
+        *,
+        tls: ReloadingServerContext | None,
+        throttle: LoginThrottle,
+    ) -> None:
+        self.conn = conn
+        self.services = services
+        self.policy = policy
+        self.tls = tls
+        self.throttle = throttle
+        config = services.config
+        self.hostname = config.server.hostname
+        self.state = SessionState(conn, services)
+        self.core = SmtpServerConnection(
+            max_line=max(config.limits.max_line_length, 1000),
+            max_message_size=config.limits.max_message_size,
+            lmtp=policy.lmtp,
+        )
+        self._out: list[bytes] = []
+        self._closing = False
+        self._sasl: SaslExchange | None = None
+        self._sasl_user: str | None = None
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._send_raw(self.core.greeting(self.hostname))
+        await self._flush()
+        smtp = self.services.config.smtp
+        while not self._closing:
+            timeout = smtp.data_timeout if self.core.in_data else smtp.command_timeout
+            try:
+                data = await asyncio.wait_for(self.conn.reader.read(READ_SIZE), timeout)
+            except TimeoutError:
+                self._reply(r.TIMEOUT)
+                await self._flush()
+                return
+            except (ConnectionError, OSError):
+                return
+            self.core.receive_data(data)
+            if not data:
+                self._closing = True
+            await self._process_events()
+            await self._flush()
+
+    async def _process_events(self) -> None:
+        while not self._closing:
+            event = self.core.next_event()
+            if event is ev.NEED_DATA:
+                return
+            await self._handle(event)
+            if self._closing:
+                return
+            if isinstance(event, ev.StartTlsRequested) and self.conn.tls:
+                return  # the handshake changed the transport: read afresh
+
+    def _reply(self, reply: r.Reply) -> None:
+        self._out.append(self.core.send(reply))
+
+    def _send_raw(self, data: bytes) -> None:
+        self._out.append(data)
+
+    async def _flush(self) -> None:
+        if not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        try:
+            self.conn.writer.write(data)
+            await self.conn.writer.drain()
+        except (ConnectionError, OSError):
+            self._closing = True
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def _handle(self, event: object) -> None:
+        state = self.state
+        match event:
+            case ev.Ehlo(domain=domain, extended=extended):
+                state.helo, state.esmtp, state.envelope = domain, extended, None
+                reply = await self.policy.on_helo(state, domain)
+                if reply is not None:
+                    self._reply(reply)
+                elif extended:
+                    self._reply(self.core.ehlo_reply(self.hostname, self._extensions()))
+                else:
+                    self._reply(r.Reply(250, None, self.hostname))
+            case ev.MailFrom(address=address, params=params):
+                reply = await self.policy.on_mail(state, address, params)
+                if reply is None:
+                    state.envelope = Envelope(address, params)
+                    reply = r.SENDER_OK
+                self._reply(reply)
+            case ev.RcptTo(address=address, params=params):
+                envelope = state.envelope
+                assert envelope is not None  # the core only emits RcptTo inside a transaction
+                if len(envelope.recipients) >= self.services.config.limits.max_recipients:
+                    self._reply(r.TOO_MANY_RECIPIENTS)
+                    return
+                reply, recipient = await self.policy.on_rcpt(state, address, params)
+                if recipient is not None:
+                    envelope.recipients.append(recipient)
+                self._reply(reply or r.RCPT_OK)
+            case ev.DataRequested():
+                self._reply(r.START_DATA)
+            case ev.DataChunk(data=chunk):
+                if state.envelope is not None:
+                    state.envelope.data += chunk
+            case ev.DataComplete(too_large=too_large) | ev.BdatComplete(last=True, too_large=too_large):
+                await self._message_complete(too_large)
+            case ev.BdatComplete(size=size, too_large=too_large):
+                self._reply(r.MESSAGE_TOO_BIG if too_large else r.Reply(250, "2.0.0", f"{size} octets received"))
+            case ev.StartTlsRequested():
+                await self._start_tls()
+            case ev.AuthRequested(mechanism=mechanism, initial_response=initial):
+                await self._auth_start(mechanism, initial)
+            case ev.AuthResponse(data=data):
+                await self._auth_step(data)
+            case ev.Rset():
+                state.envelope = None
+                self._reply(r.OK)
+            case ev.Noop():
+                self._reply(r.OK)
+            case ev.Vrfy() | ev.Expn():
+                self._reply(r.VRFY_CANNOT)  # never reveals users (RFC 5321 §3.5.3, §7.3)
+            case ev.Help():
+                self._reply(r.HELP)
+            case ev.Quit():
+                self._reply(r.CLOSING)
+                self._closing = True
+            case ev.CommandError(reply=reply, fatal=fatal):
+                state.errors += 1
+                self._reply(reply)
+                if fatal:
+                    self._closing = True
+                elif state.errors >= self.services.config.smtp.max_errors:
+                    self._reply(r.TOO_MANY_ERRORS)
+                    self._closing = True
+            case _:
+                log.warning("%s: unexpected SMTP event %r", self.conn.id, event)
+
+    def _extensions(self) -> list[str]:
+        config = self.services.config
+        extensions = [
+            "PIPELINING", f"SIZE {config.limits.max_message_size}", "8BITMIME", "SMTPUTF8",
+            "ENHANCEDSTATUSCODES", "CHUNKING", "BINARYMIME", "DSN",
+        ]
+        if self.tls is not None and not self.conn.tls and not self.policy.lmtp:
+            extensions.append("STARTTLS")
+        if self.policy.offers_auth and self.state.account is None:
+            mechanisms = mechanisms_offered(
+                self.conn.tls, self.conn.is_loopback, config.auth.plaintext_on_loopback
+            )
+            if mechanisms:
+                extensions.append("AUTH " + " ".join(mechanisms))
+        return extensions
+
+    async def _message_complete(self, too_large: bool) -> None:
+        envelope = self.state.envelope
+        self.state.envelope = None
+        if envelope is None:
+            self._reply(r.BAD_SEQUENCE)
+            return
+        if too_large:
+            self._reply(r.MESSAGE_TOO_BIG)
+            return
+        for reply in await self.policy.on_message(self.state, envelope):
+            self._reply(reply)
+
+    async def _start_tls(self) -> None:
+        if self.tls is None or self.conn.tls or self.policy.lmtp:
+            self._reply(r.Reply(502, "5.5.1", "STARTTLS not available"))
+            return
+        self._reply(r.READY_FOR_TLS)  # the core drops whatever was pipelined after STARTTLS
+        await self._flush()
+        try:
+            await self.conn.start_tls(self.tls.current())
+        except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
+            log.info("%s: TLS handshake failed: %s", self.conn.id, exc)
+            self._closing = True
+            return
+        self.core.tls_started()
+        self.state.helo, self.state.esmtp, self.state.envelope = "", False, None
+
+    # --- AUTH (RFC 4954) --------------------------------------------------------------------
+
+    async def _auth_start(self, mechanism: str, initial: bytes | None) -> None:
+        state = self.state
+        config = self.services.config
+        if not self.policy.offers_auth:
+            self._reply(r.Reply(502, "5.5.1", "AUTH is only offered on the submission ports"))
+            return
+        if state.account is not None:
+            self._reply(r.Reply(503, "5.5.1", "Already authenticated"))
+            return
+        offered = mechanisms_offered(self.conn.tls, self.conn.is_loopback, config.auth.plaintext_on_loopback)
+        if not offered:
+            self._reply(r.ENCRYPTION_REQUIRED)
+            return
+        try:
+            decoded = decode_initial_response(initial) if initial is not None else None
+            self._sasl = start_sasl(mechanism, decoded, offered=offered)
+            outcome = self._sasl.begin()
+        except UnsupportedMechanism:
+            self._reply(r.Reply(504, "5.5.4", "Unrecognized authentication type"))
+            return
+        except SaslError as exc:
+            await self._auth_outcome(exc)
+            return
+        await self._auth_outcome(outcome)
+
+    async def _auth_step(self, line: bytes) -> None:
+        exchange = self._sasl
+        if exchange is None:
+            self._reply(r.BAD_SEQUENCE)
+            return
+        try:
+            outcome: SaslChallenge | SaslCredentials | SaslError = exchange.step(decode_response(line))
+        except SaslError as exc:
+            outcome = exc
+        await self._auth_outcome(outcome)
+
+    async def _auth_outcome(self, outcome: SaslChallenge | SaslCredentials | SaslError) -> None:
+        if isinstance(outcome, SaslChallenge):
+            self._reply(r.Reply(334, None, encode_challenge(outcome.data).decode("ascii")))
+            return
+        self._sasl = None
+        if isinstance(outcome, SaslCancelled):
+            self._reply(r.Reply(501, "5.0.0", "Authentication cancelled"))
+            return
+        if isinstance(outcome, AuthorizationRefused):
+            await self._auth_failed(None)
+            return
+        if isinstance(outcome, SaslError):
+            self._reply(r.Reply(501, "5.5.2", "Cannot decode the response"))
+            return
+        account = await self.services.directory.authenticate(outcome.authcid, outcome.password)
+        if account is None:
+            await self._auth_failed(outcome.authcid)
+            return
+        self.throttle.record_success(self.conn.peer_ip, outcome.authcid)
+        self.state.account = account
+        self._reply(r.AUTH_OK)
+
+    async def _auth_failed(self, user: str | None) -> None:
+        """RFC 4954 535; answered only after the throttle's delay for this IP and account."""
+        self.throttle.record_failure(self.conn.peer_ip, user)
+        self._reply(r.AUTH_FAILED)
+        await self.throttle.wait_before_reply(self.conn.peer_ip, user)
+        await self._flush()
+
