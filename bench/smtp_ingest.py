@@ -963,6 +963,10 @@ def main(argv: list[str] | None = None) -> int:
     for target in targets:
         label = LABELS[target]
         log(f"--- {label} ---")
+        busy = psutil.cpu_percent(interval=1.0)
+        if busy > 20:
+            log(f"warning: the machine is {busy:.0f}% busy before the load (something else is running); "
+                "the numbers will be low and noisy")
         with cleanup_stack() as cleanups:
             try:
                 if target == "postoffice":

@@ -59,11 +59,14 @@ async def deliver_message(
     return_path: bool = True,
     outbound: OutboundMessage | None = None,
     enforce_quota: bool = True,
+    binary: bool = False,
 ) -> DeliveryReport:
     """Deliver `raw` to every local recipient of `envelope`; durable when it returns.
 
     Local copies start with `Return-Path:` (RFC 5321 §4.4: added at final delivery). With
     `outbound`, a copy without it goes to the outbound queue in the same transaction.
+    Line endings become CRLF, except for `binary` content (BODY=BINARYMIME, RFC 3030), which is
+    stored byte for byte.
     """
     report = DeliveryReport()
     targets: dict[int, DeliveryTarget] = {}
@@ -87,7 +90,8 @@ async def deliver_message(
             report.delivered.setdefault(recipient, [])
     if not targets and outbound is None:
         return report
-    raw = await asyncio.to_thread(to_crlf, raw) if len(raw) > 65536 else to_crlf(raw)
+    if not binary:
+        raw = await asyncio.to_thread(to_crlf, raw) if len(raw) > 65536 else to_crlf(raw)
     when = internal_date if internal_date is not None else time.time()
     queue = None
     if outbound is not None:

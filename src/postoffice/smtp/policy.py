@@ -64,6 +64,10 @@ async def _over_quota(recipient: Recipient) -> bool:
     return any(a.quota and a.used >= a.quota for a in recipient.accounts)
 
 
+def _binary(envelope: SmtpEnvelope) -> bool:
+    return getattr(envelope.params, "body", None) == "BINARYMIME"
+
+
 def _report_reply(report: DeliveryReport, queue_id: str) -> r.Reply:
     if report.failed or (not report.delivered and report.over_quota):
         return DELIVERY_FAILED
@@ -100,6 +104,7 @@ class InboundPolicy:
             state.services.store, state.services.directory,
             Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients)), raw,
             enforce_quota=False,  # checked at RCPT: refusing now would lose accepted mail
+            binary=_binary(envelope),
         )
         return [_report_reply(report, info.queue_id)]
 
@@ -154,7 +159,7 @@ class SubmissionPolicy:
         report = await deliver_message(
             services.store, services.directory,
             Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients if rc.local)), raw,
-            outbound=outbound, enforce_quota=False,
+            outbound=outbound, enforce_quota=False, binary=_binary(envelope),
         )
         return [_report_reply(report, info.queue_id)]
 
@@ -177,6 +182,7 @@ class LmtpPolicy(InboundPolicy):
         report = await deliver_message(
             state.services.store, state.services.directory,
             Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients)), raw,
+            binary=_binary(envelope),
         )
         replies = []
         for rc in envelope.recipients:

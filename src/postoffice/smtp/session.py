@@ -270,7 +270,8 @@ class SmtpSession:
             self._closing = True
             return
         self.core.tls_started()
-        self.state.helo, self.state.esmtp, self.state.envelope = "", False, None
+        # RFC 3207 §4.2: everything learnt before TLS is forgotten, authentication included.
+        self.state.helo, self.state.esmtp, self.state.envelope, self.state.account = "", False, None, None
 
     # --- AUTH (RFC 4954) --------------------------------------------------------------------
 
