@@ -6,9 +6,8 @@ import smtplib
 import ssl
 import time
 
-from smtp_client import RawSmtp
-
 from live_server import PASSWORD, LiveServer
+from smtp_client import RawSmtp
 
 
 def tls_context() -> ssl.SSLContext:
@@ -150,3 +149,36 @@ def test_lmtp_answers_per_recipient(server: LiveServer) -> None:
     raw.close()
     assert len(server.messages("alice@example.test")) == 1
     assert server.messages("full@example.test") == []
+
+
+def test_lmtp_on_a_unix_socket(server: LiveServer, tmp_path) -> None:
+    import socket
+
+    from postoffice.app import LISTENER_FACTORIES
+    from postoffice.config import UnixAddress
+
+    path = tmp_path / "run" / "lmtp.sock"
+    listener = server.call(LISTENER_FACTORIES["lmtp"](server.services, UnixAddress(path)))  # type: ignore[arg-type]
+    try:
+        assert listener.address == f"unix:{path}"
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(str(path))
+        sock.settimeout(10)
+        replies = b""
+
+        def read_until(marker: bytes) -> None:
+            nonlocal replies
+            while marker not in replies:
+                replies += sock.recv(65536)
+
+        read_until(b"220 ")
+        sock.sendall(b"LHLO mta.example.test\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
+        read_until(b"354 ")
+        sock.sendall(b"Subject: unix\r\n\r\nvia socket\r\n.\r\nQUIT\r\n")
+        read_until(b"221 ")
+        sock.close()
+        assert b"250 2.1.5" in replies
+        (stored,) = server.messages("bob@example.test")
+        assert b"(local unix socket)" in stored and b"with LMTP" in stored
+    finally:
+        server.call(listener.close())

@@ -26,11 +26,13 @@ import errno
 import ipaddress
 import itertools
 import logging
+import os
 import secrets
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from postoffice.auth.limits import ConnectionLimiter
@@ -220,6 +222,7 @@ class Listener:
                  limiter: ConnectionLimiter | None,
                  on_refused: Callable[[Connection], Awaitable[None]] | None) -> None:
         self.name = name
+        self._unix_path: Path | None = None
         self._handler = handler
         self._tls_context = tls.handshake_context() if tls is not None else None
         self._limiter = limiter
@@ -243,7 +246,10 @@ class Listener:
 
     @property
     def address(self) -> str:
-        """The first listening address as text: ``127.0.0.1:10025`` or ``[::1]:10025``."""
+        """The first listening address as text: ``127.0.0.1:10025``, ``[::1]:10025`` or
+        ``unix:/path``."""
+        if self._unix_path is not None:
+            return f"unix:{self._unix_path}"
         ip, port = self.addresses[0]
         return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
@@ -414,6 +420,25 @@ async def _read_proxy_header(loop: asyncio.AbstractEventLoop, sock: socket.socke
         if not chunk:
             raise ProxyHeaderError("the connection closed before the PROXY header was complete")
         data += chunk
+
+
+async def start_unix_listener(path: Path, handler: Handler, *, name: str = "",
+                              mode: int = 0o660) -> Listener:
+    """Listen on a unix socket (LMTP from a local MTA); a stale socket file is replaced.
+
+    Only processes that may open the file can connect, so there is no TLS and no per-IP limit;
+    peers have no IP address (`peer_ip` is "").
+    """
+    listener = Listener(name or f"unix:{path}", handler, None, None, None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_socket():
+        path.unlink()
+    listener._server = await asyncio.start_unix_server(
+        listener._on_stream, path, limit=READ_LIMIT, backlog=BACKLOG)
+    os.chmod(path, mode)
+    listener._unix_path = path
+    log.info("%s: listening on unix:%s", listener.name, path)
+    return listener
 
 
 async def start_listener(host: str, port: int, handler: Handler, *,

@@ -48,7 +48,8 @@ def new_queue_id() -> str:
 def received_header(info: ReceivedInfo, now: float | None = None) -> bytes:
     """The Received: field (folded, CRLF-terminated) for one accepted message."""
     helo = _clean(info.helo) or "unknown"
-    lines = [f"Received: from {helo} ([{info.peer_ip}])"]
+    peer = f"[{info.peer_ip}]" if info.peer_ip else "local unix socket"
+    lines = [f"Received: from {helo} ({peer})"]
     by = f"by {info.hostname} (postoffice) with {with_keyword(info)}"
     if info.queue_id:
         by += f" id {info.queue_id}"

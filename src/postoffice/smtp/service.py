@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from postoffice.app import LISTENER_FACTORIES, RunningListener
 from postoffice.config import ListenAddress, UnixAddress
-from postoffice.net.listener import Connection, start_listener
+from postoffice.net.listener import Connection, start_listener, start_unix_listener
 from postoffice.services import Services
 from postoffice.smtp.policy import InboundPolicy, LmtpPolicy, SmtpPolicy, SubmissionPolicy
 from postoffice.smtp.proto import replies as r
@@ -28,7 +28,10 @@ def _factory(protocol: str, policy: SmtpPolicy, implicit_tls: bool):
             await SmtpSession(conn, services, policy, tls=tls, throttle=services.login_throttle).run()
 
         if isinstance(address, UnixAddress):
-            raise ValueError(f"{protocol} cannot listen on a unix socket yet ({address}); use host:port.")
+            if not policy.lmtp:
+                raise ValueError(f"{protocol} listens on host:port only, not {address}.")
+            unix = await start_unix_listener(address.path, handle, name=protocol)
+            return RunningListener(protocol, unix.address, unix.close)
         listener = await start_listener(
             address.host, address.port, handle,
             tls=tls if implicit_tls else None,
