@@ -182,3 +182,16 @@ def test_lmtp_on_a_unix_socket(server: LiveServer, tmp_path) -> None:
         assert b"(local unix socket)" in stored and b"with LMTP" in stored
     finally:
         server.call(listener.close())
+
+
+def test_received_names_the_user_only_when_configured(tmp_path) -> None:
+    live = LiveServer(tmp_path / "data", ["submission"], smtp={"received_shows_user": True}).start()
+    try:
+        live.add_user("alice@example.test")
+        with submit(live) as client:
+            client.login("alice@example.test", PASSWORD)
+            client.sendmail("alice@example.test", ["alice@example.test"], letter(to="alice@example.test"))
+        (stored,) = live.messages("alice@example.test")
+        assert b"(authenticated as alice@example.test)" in stored
+    finally:
+        live.stop()
