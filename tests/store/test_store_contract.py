@@ -370,3 +370,21 @@ async def test_expunged_messages_leave_the_full_text_index(store: MailStore) -> 
         (hits,) = conn.execute("SELECT count(*) FROM blob_text WHERE blob_text MATCH 'quartet'").fetchone()
         conn.close()
         assert hits == 0
+
+
+async def test_expunged_message_stays_readable_while_its_mailbox_is_held(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    msg = await new_message(store, 1)
+    (r,) = await store.append_messages(box.id, [msg])
+    store.hold_mailbox(box.id)  # an IMAP session has it selected and has not been told yet
+    await store.expunge(box.id, [r.uid])
+    assert await store.read_blob(msg.blob.sha256) == make_raw(1)
+    info = await store.blob_info([msg.blob.sha256])
+    assert info[msg.blob.sha256].subject == "message 1"
+    store.release_mailbox(box.id)
+    for _ in range(50):  # the sweep runs in the background after the release
+        if not store.blobs.exists(msg.blob.sha256):  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.02)
+    assert not store.blobs.exists(msg.blob.sha256)  # type: ignore[attr-defined]

@@ -198,6 +198,25 @@ class IndexedBlob:
 
 
 @dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """The indexed data of one stored message, for FETCH and SEARCH/SORT/THREAD."""
+
+    sha256: str
+    size: int
+    structure: str  # message.mime.dump_structure
+    subject: str
+    from_: str
+    to: str
+    cc: str
+    bcc: str
+    sent_date: int | None
+    message_id: str | None
+    in_reply_to: str | None
+    references: str
+    preview: str
+
+
+@dataclass(frozen=True, slots=True)
 class NewMessage:
     """One message to add to one mailbox. `raw` lets the writer restore a blob file that a
     concurrent garbage collection removed between the blob write and the commit."""
@@ -358,6 +377,9 @@ class MailStore(Protocol):
     async def search_text(self, mailbox_id: int, query: str, *, headers: bool = True, body: bool = True) -> set[int]: ...
     async def mailbox_blob_hashes(self, mailbox_id: int, hashes: Sequence[str]) -> set[str]: ...
 
+    async def blob_info(self, hashes: Sequence[str]) -> dict[str, BlobInfo]: ...
     async def collect_garbage(self, orphan_min_age: float = 3600.0) -> int: ...
+    def hold_mailbox(self, mailbox_id: int) -> None: ...
+    def release_mailbox(self, mailbox_id: int) -> None: ...
 
     def iter_messages(self, mailbox_id: int, batch: int = 500) -> AsyncIterator[MessageRecord]: ...

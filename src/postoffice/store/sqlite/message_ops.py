@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from postoffice.store.blobs import BlobStore
@@ -25,6 +25,7 @@ from postoffice.store.indexing import INDEX_VERSION, index_message
 from postoffice.store.interface import (
     DELETED,
     AppendResult,
+    BlobInfo,
     CopyResult,
     DeliveryTarget,
     FlagMode,
@@ -91,24 +92,46 @@ def insert_blob(tx: Transaction, blobs: BlobStore, blob: IndexedBlob, raw: bytes
 
 
 def schedule_blob_cleanup(tx: Transaction, blob_ids: Iterable[int]) -> None:
+    """Remove the blobs after the commit if nothing references them any more."""
     ids = list(blob_ids)
     if ids:
-        conn, blobs = tx.conn, tx.blobs
-        tx.after_commit.append(lambda: remove_unreferenced_blobs(conn, blobs, ids))
+        conn, blobs, held = tx.conn, tx.blobs, tx.held_mailboxes
+        tx.after_commit.append(lambda: remove_unreferenced_blobs(conn, blobs, ids, held))
 
 
-def remove_unreferenced_blobs(conn: sqlite3.Connection, blobs: BlobStore, ids: Sequence[int] | None) -> int:
-    """Delete blob rows with no references and their files, holding the write lock."""
+# RFC 9051 §5.4: an idle IMAP session is logged out after 30 minutes, so a session that was not
+# told of an expunge has done so, or gone, well within this.
+EXPUNGED_READABLE_FOR = 35 * 60.0
+
+
+def remove_unreferenced_blobs(
+    conn: sqlite3.Connection, blobs: BlobStore, ids: Sequence[int] | None, held: Mapping[int, int] | None = None,
+) -> int:
+    """Delete blob rows with no references and their files, holding the write lock.
+
+    A blob expunged recently from a mailbox that a session of this process holds open stays: the
+    session may not have been told yet and may still FETCH it (RFC 9051 §7.5.1). It goes with a
+    later sweep (release of the mailbox, or periodic maintenance).
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         query = "SELECT id, sha256, text_version FROM blobs WHERE refcount <= 0"
+        params: list[object] = []
+        # list() copies in one step: the event loop thread changes `held` concurrently.
+        held_ids = [int(mailbox) for mailbox, count in list((held or {}).items()) if count > 0]
+        if held_ids:
+            query += (
+                " AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.blob = blobs.id AND e.expunged_at > ?"
+                f" AND e.mailbox_id IN ({','.join('?' * len(held_ids))}))"
+            )
+            params = [time.time() - EXPUNGED_READABLE_FOR, *held_ids]
         if ids is None:
-            rows = conn.execute(query).fetchall()
+            rows = conn.execute(query, params).fetchall()
         else:
             rows = []
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))
-                rows += conn.execute(f"{query} AND id IN ({marks})", chunk).fetchall()
+                rows += conn.execute(f"{query} AND id IN ({marks})", [*params, *chunk]).fetchall()
         for blob_id, sha256, text_version in rows:
             _forget_text(conn, blobs, blob_id, sha256, text_version)
             conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
@@ -312,6 +335,21 @@ def search_text(conn: sqlite3.Connection, mailbox_id: int, query: str, headers: 
     return {r[0] for r in rows}
 
 
+def blob_info(conn: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, BlobInfo]:
+    """What FETCH ENVELOPE/BODYSTRUCTURE and SEARCH/SORT need, for many messages at once."""
+    found: dict[str, BlobInfo] = {}
+    for start in range(0, len(hashes), _CHUNK):
+        chunk = hashes[start:start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(
+            "SELECT sha256, size, structure, subject, from_, to_, cc, bcc, sent_date, message_id,"
+            f" in_reply_to, refs, preview FROM blobs WHERE sha256 IN ({marks})",
+            chunk,
+        ):
+            found[row[0]] = BlobInfo(*row)
+    return found
+
+
 def mailbox_blob_hashes(conn: sqlite3.Connection, mailbox_id: int, hashes: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(hashes), _CHUNK):
@@ -390,9 +428,10 @@ def expunge(tx: Transaction, mailbox_id: int, uids: Sequence[int] | None) -> lis
     modseq = bump_modseq(tx, mailbox_id)
     removed = [r[0] for r in rows]
     tx.conn.executemany("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", [(mailbox_id, u) for u in removed])
+    now = time.time()
     tx.conn.executemany(
-        "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)",
-        [(mailbox_id, u, modseq) for u in removed],
+        "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq, blob, expunged_at) VALUES (?, ?, ?, ?, ?)",
+        [(mailbox_id, uid, modseq, blob, now) for uid, blob in rows],
     )
     tx.changes.append(MailboxChange(mailbox_id, ChangeKind.EXPUNGE, modseq, tuple(removed)))
     schedule_blob_cleanup(tx, {r[1] for r in rows})

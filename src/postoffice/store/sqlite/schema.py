@@ -94,9 +94,12 @@ CREATE TABLE IF NOT EXISTS expunged (
     mailbox_id INTEGER NOT NULL,
     uid INTEGER NOT NULL,
     modseq INTEGER NOT NULL,
+    blob INTEGER NOT NULL,          -- kept readable for sessions not yet told (see message_ops)
+    expunged_at REAL NOT NULL,
     PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS expunged_by_modseq ON expunged(mailbox_id, modseq);
+CREATE INDEX IF NOT EXISTS expunged_by_blob ON expunged(blob);
 -- Every committed mailbox change, so a server sees what another process wrote.
 CREATE TABLE IF NOT EXISTS change_log (
     seq INTEGER PRIMARY KEY,

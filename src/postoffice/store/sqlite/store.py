@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +25,7 @@ from postoffice.store.interface import (
     AccountRecord,
     AliasRecord,
     AppendResult,
+    BlobInfo,
     CopyResult,
     DeliveryTarget,
     DomainRecord,
@@ -61,11 +63,13 @@ class SqliteStore:
             create_schema(setup)
         finally:
             setup.close()
-        self._writer = WriterThread(db_path, self.blobs, self.changes)
+        self._held: Counter[int] = Counter()
+        self._writer = WriterThread(db_path, self.blobs, self.changes, self._held)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._readers = ThreadPoolExecutor(max_workers=reader_threads, thread_name_prefix="store-reader")
         self._watcher: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -284,6 +288,31 @@ class SqliteStore:
     async def mailbox_blob_hashes(self, mailbox_id: int, hashes: Sequence[str]) -> set[str]:
         return await self._read(m.mailbox_blob_hashes, mailbox_id, list(hashes))
 
+    def hold_mailbox(self, mailbox_id: int) -> None:
+        """A session opened the mailbox: keep its expunged messages readable until released."""
+        self._held[mailbox_id] += 1
+
+    def release_mailbox(self, mailbox_id: int) -> None:
+        self._held[mailbox_id] -= 1
+        if self._held[mailbox_id] <= 0:
+            del self._held[mailbox_id]
+            task = asyncio.get_running_loop().create_task(self._remove_unreferenced())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _remove_unreferenced(self) -> None:
+        def job(tx: Transaction) -> None:
+            conn, blobs, held = tx.conn, tx.blobs, tx.held_mailboxes
+            tx.after_commit.append(lambda: m.remove_unreferenced_blobs(conn, blobs, None, held))
+
+        try:
+            await self._write(job)
+        except Exception:
+            log.exception("removing unreferenced blobs failed")
+
+    async def blob_info(self, hashes: Sequence[str]) -> dict[str, BlobInfo]:
+        return await self._read(m.blob_info, list(hashes))
+
     async def collect_garbage(self, orphan_min_age: float = 3600.0) -> int:
         """Remove unreferenced blob rows and files (normally done right after each expunge),
         files left by a crash before their commit, and change-log rows older than a day."""
@@ -292,8 +321,9 @@ class SqliteStore:
         def job(tx: Transaction) -> None:
             tx.execute("DELETE FROM change_log WHERE created < unixepoch('now') - 86400")
             conn, blobs = tx.conn, tx.blobs
+            held = tx.held_mailboxes
             tx.after_commit.append(lambda: removed.append(
-                m.remove_unreferenced_blobs(conn, blobs, None)
+                m.remove_unreferenced_blobs(conn, blobs, None, held)
                 + m.remove_orphan_files(conn, blobs, orphan_min_age)
             ))
 

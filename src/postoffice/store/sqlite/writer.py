@@ -18,6 +18,7 @@ import logging
 import queue
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,9 @@ class Transaction:
 
     conn: sqlite3.Connection
     blobs: BlobStore
+    # Mailboxes open in a session of this process: their expunged messages must stay readable
+    # until every session has been told (RFC 9051 §7.5.1), so their blobs are not removed yet.
+    held_mailboxes: Counter[int] = field(default_factory=Counter)
     changes: list[MailboxChange] = field(default_factory=list)
     after_commit: list[Callable[[], object]] = field(default_factory=list)
 
@@ -54,9 +58,11 @@ class _Job:
 
 
 class WriterThread:
-    def __init__(self, path: Path, blobs: BlobStore, notifier: ChangeNotifier) -> None:
+    def __init__(self, path: Path, blobs: BlobStore, notifier: ChangeNotifier,
+                 held_mailboxes: Counter[int] | None = None) -> None:
         self._path = path
         self._blobs = blobs
+        self._held = held_mailboxes if held_mailboxes is not None else Counter()
         self._notifier = notifier
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
@@ -111,7 +117,7 @@ class WriterThread:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        tx = Transaction(conn, self._blobs)
+        tx = Transaction(conn, self._blobs, self._held)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
