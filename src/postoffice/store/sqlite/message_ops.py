@@ -32,6 +32,7 @@ from postoffice.store.interface import (
     FlagUpdate,
     IndexedBlob,
     MailboxChanges,
+    MailboxRecord,
     MessageRecord,
     NewMessage,
     OutboundMessage,
@@ -296,6 +297,21 @@ def get_messages(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int])
         ).fetchall()
         records += [_record(r) for r in rows]
     return records
+
+
+def open_snapshot(conn: sqlite3.Connection, mailbox_id: int) -> tuple[MailboxRecord, list[MessageRecord]]:
+    """The mailbox row and all its messages, read in one transaction (a consistent view)."""
+    conn.execute("BEGIN")
+    try:
+        mailbox = require_mailbox(conn, mailbox_id)
+        rows = conn.execute(
+            f"SELECT {_MSG_COLUMNS} FROM messages m JOIN blobs b ON b.id = m.blob"
+            " WHERE m.mailbox_id = ? ORDER BY m.uid",
+            (mailbox_id,),
+        ).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    return mailbox, [_record(r) for r in rows]
 
 
 def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> MailboxChanges:

@@ -267,6 +267,9 @@ class SqliteStore:
     ) -> CopyResult:
         return await self._write(lambda tx: m.copy_messages(tx, source_id, uids, target_id, move))
 
+    async def open_snapshot(self, mailbox_id: int) -> tuple[MailboxRecord, list[MessageRecord]]:
+        return await self._read(m.open_snapshot, mailbox_id)
+
     async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
         return await self._read(m.changes_since, mailbox_id, modseq)
 

@@ -1,0 +1,162 @@
+"""`MailboxSnapshot`: one IMAP session's view of its selected mailbox.
+
+Implementation notes (RFC 9051 §2.3.1.2, §5.2, §7.5.1; RFC 3501 §2.3.1.2, §2.3.2):
+- Sequence numbers are this session's: position in `uids`, which changes only when the session
+  itself announces EXISTS (append at the end) or EXPUNGE (remove, renumbering what follows).
+- Changes by other sessions, SMTP delivery or POP3 arrive as store change events; `refresh` reads
+  what changed since the modseq this session has seen and returns `Updates` to announce.
+- EXPUNGE may not be announced during FETCH, STORE or SEARCH by sequence number (§7.5.1); until
+  it may, the expunged message keeps its sequence number and stays fetchable (the store keeps its
+  blob while the mailbox is held, see store.sqlite.message_ops).
+- \\Recent (IMAP4rev1 only) belongs to exactly one session: the store hands out uid ranges.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from postoffice.store.interface import MailboxRecord, MailStore, MessageRecord
+
+
+@dataclass
+class Updates:
+    """What a session should tell its client, in this order."""
+
+    expunged: list[int] = field(default_factory=list)  # sequence numbers, each as of its moment
+    expunged_uids: list[int] = field(default_factory=list)
+    exists: int | None = None  # new EXISTS count
+    recent: int | None = None
+    flags: list[tuple[int, MessageRecord]] = field(default_factory=list)  # (seq, record)
+
+    def __bool__(self) -> bool:
+        return bool(self.expunged or self.exists is not None or self.flags)
+
+
+class MailboxSnapshot:
+    def __init__(self, store: MailStore, mailbox: MailboxRecord, records: list[MessageRecord],
+                 *, readonly: bool, recent_from: int) -> None:
+        self.store = store
+        self.mailbox = mailbox
+        self.readonly = readonly
+        self.uids: list[int] = [r.uid for r in records]
+        self.records: dict[int, MessageRecord] = {r.uid: r for r in records}
+        self.highestmodseq = mailbox.highestmodseq
+        self.uidnext = mailbox.uidnext
+        self.recent: set[int] = {u for u in self.uids if u >= recent_from}
+        self.vanished: set[int] = set()  # expunged in the store, not yet announced
+        self._closed = False
+
+    @classmethod
+    async def open(cls, store: MailStore, mailbox_id: int, *, readonly: bool, claim_recent: bool) -> MailboxSnapshot:
+        store.hold_mailbox(mailbox_id)
+        try:
+            mailbox, records = await store.open_snapshot(mailbox_id)
+            recent_from = mailbox.uidnext
+            if claim_recent and not readonly:
+                recent_from = await store.claim_recent(mailbox_id)
+        except BaseException:
+            store.release_mailbox(mailbox_id)
+            raise
+        return cls(store, mailbox, records, readonly=readonly, recent_from=recent_from)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.store.release_mailbox(self.mailbox.id)
+
+    # --- lookups ------------------------------------------------------------------------------
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def uid_at(self, seq: int) -> int:
+        return self.uids[seq - 1]
+
+    def record(self, uid: int) -> MessageRecord:
+        return self.records[uid]
+
+    @property
+    def unseen_first(self) -> int | None:
+        """Sequence number of the first message without \\Seen (the UNSEEN response code)."""
+        for i, uid in enumerate(self.uids):
+            if "\\Seen" not in self.records[uid].flags:
+                return i + 1
+        return None
+
+    # --- changes ------------------------------------------------------------------------------
+
+    async def refresh(self, *, allow_expunge: bool) -> Updates:
+        """Read what changed in the store and return what to announce now."""
+        changes = await self.store.changes_since(self.mailbox.id, self.highestmodseq)
+        updates = Updates()
+        for uid in changes.vanished:
+            if uid in self.records:
+                self.vanished.add(uid)
+        known_max = self.uids[-1] if self.uids else 0
+        new: list[MessageRecord] = []
+        for record in changes.changed:
+            if record.uid in self.records:
+                old = self.records[record.uid]
+                self.records[record.uid] = record
+                if record.flags != old.flags and record.uid not in self.vanished:
+                    updates.flags.append((0, record))
+            elif record.uid > known_max:
+                new.append(record)
+        if allow_expunge:
+            self._announce_expunges(updates)
+        if new:
+            if not self.readonly:
+                recent_from = await self.store.claim_recent(self.mailbox.id)
+                self.recent.update(r.uid for r in new if r.uid >= recent_from)
+            for record in new:
+                self.uids.append(record.uid)
+                self.records[record.uid] = record
+            self.uidnext = max(self.uidnext, new[-1].uid + 1)
+            updates.exists = len(self.uids)
+            updates.recent = len(self.recent)
+        self.highestmodseq = max(self.highestmodseq, changes.highestmodseq)
+        updates.flags = [(s, r) for _, r in updates.flags if (s := self.seq_of(r.uid)) is not None]
+        return updates
+
+    def announce_expunges(self) -> Updates:
+        """Announce expunges held back during a FETCH/STORE/SEARCH, now that it is allowed."""
+        updates = Updates()
+        self._announce_expunges(updates)
+        return updates
+
+    def _announce_expunges(self, updates: Updates) -> None:
+        for uid in sorted(self.vanished):
+            seq = self.seq_of(uid)
+            if seq is None:
+                continue
+            del self.uids[seq - 1]
+            del self.records[uid]
+            self.recent.discard(uid)
+            updates.expunged.append(seq)
+            updates.expunged_uids.append(uid)
+        self.vanished.clear()
+
+    def forget(self, uids: list[int]) -> list[int]:
+        """This session expunged `uids` itself: remove them now, returning their sequence
+        numbers as each is announced (descending order keeps later numbers valid)."""
+        seqs = []
+        for uid in sorted(uids, reverse=True):
+            seq = self.seq_of(uid)
+            if seq is not None:
+                del self.uids[seq - 1]
+                self.records.pop(uid, None)
+                self.recent.discard(uid)
+                self.vanished.discard(uid)
+                seqs.append(seq)
+        return seqs
+
+    def update_record(self, record: MessageRecord) -> None:
+        """Apply a change this session made itself (STORE), so refresh does not repeat it."""
+        if record.uid in self.records:
+            self.records[record.uid] = record

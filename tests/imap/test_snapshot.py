@@ -1,0 +1,82 @@
+"""MailboxSnapshot: a session's view and what it may announce when (RFC 9051 §7.5.1)."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from postoffice.imap.snapshot import MailboxSnapshot
+from postoffice.store import open_store
+from postoffice.store.interface import FlagMode, MailStore, NewMessage
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[tuple[MailStore, int]]:
+    store = open_store("sqlite", tmp_path / "s.sqlite3", tmp_path / "blobs")
+    await store.add_domain("example.test")
+    account = await store.add_account("u@example.test", "x")
+    box = await store.get_mailbox(account.id, "INBOX")
+    assert box is not None
+    yield store, box.id
+    await store.close()
+
+
+async def append(store: MailStore, box: int, n: int) -> list[int]:
+    messages = []
+    for i in range(n):
+        raw = f"Subject: m{i}\r\nMessage-ID: <{i}.{id(messages)}@x>\r\n\r\nbody {i}\r\n".encode()
+        messages.append(NewMessage(await store.put_blob(raw), raw=raw))
+    return [r.uid for r in await store.append_messages(box, messages) if r.uid is not None]
+
+
+async def test_recent_goes_to_one_session_and_new_mail_is_announced(env) -> None:
+    store, box = env
+    await append(store, box, 3)
+    first = await MailboxSnapshot.open(store, box, readonly=False, claim_recent=True)
+    second = await MailboxSnapshot.open(store, box, readonly=False, claim_recent=True)
+    assert (first.exists, len(first.recent), second.exists, len(second.recent)) == (3, 3, 3, 0)
+    await append(store, box, 2)
+    u1 = await first.refresh(allow_expunge=True)
+    u2 = await second.refresh(allow_expunge=True)
+    assert (u1.exists, u1.recent) == (5, 5)
+    assert (u2.exists, u2.recent) == (5, 0)  # \Recent was claimed by the first session
+    first.close()
+    second.close()
+
+
+async def test_expunge_is_held_back_until_allowed_and_message_stays_readable(env) -> None:
+    store, box = env
+    uids = await append(store, box, 4)
+    view = await MailboxSnapshot.open(store, box, readonly=False, claim_recent=False)
+    sha = view.record(uids[1]).blob
+    await store.expunge(box, [uids[1], uids[3]])
+    held = await view.refresh(allow_expunge=False)  # e.g. during FETCH by sequence number
+    assert held.expunged == [] and view.exists == 4
+    assert await store.read_blob(sha)  # still fetchable whole
+    later = view.announce_expunges()
+    assert later.expunged == [2, 3]  # uid 2 at seq 2; then uid 4 is at seq 3 after renumbering
+    assert view.uids == [uids[0], uids[2]]
+    view.close()
+
+
+async def test_flag_changes_by_others_are_announced_with_sequence_numbers(env) -> None:
+    store, box = env
+    uids = await append(store, box, 3)
+    view = await MailboxSnapshot.open(store, box, readonly=False, claim_recent=False)
+    await store.store_flags(box, [uids[2]], FlagMode.ADD, ["\\Flagged"])
+    updates = await view.refresh(allow_expunge=True)
+    assert [(seq, set(r.flags)) for seq, r in updates.flags] == [(3, {"\\Flagged"})]
+    assert not await view.refresh(allow_expunge=True)  # nothing new the second time
+    view.close()
+
+
+async def test_own_expunge_renumbers_immediately(env) -> None:
+    store, box = env
+    uids = await append(store, box, 5)
+    view = await MailboxSnapshot.open(store, box, readonly=False, claim_recent=False)
+    removed = await store.expunge(box, [uids[1], uids[2]])
+    assert view.forget(removed) == [3, 2]
+    assert view.uids == [uids[0], uids[3], uids[4]]
+    assert not (await view.refresh(allow_expunge=True)).expunged  # not announced twice
+    view.close()
