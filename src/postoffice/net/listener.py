@@ -289,7 +289,7 @@ class Listener:
                 await asyncio.wait_for(self._server.wait_closed(), CLOSE_TIMEOUT)
             except TimeoutError:
                 pass
-        log.info("%s: closed", self.name)
+        log.debug("%s: closed", self.name)
 
     # --- accepting -------------------------------------------------------------------------------
 
@@ -437,7 +437,7 @@ async def start_unix_listener(path: Path, handler: Handler, *, name: str = "",
         listener._on_stream, path, limit=READ_LIMIT, backlog=BACKLOG)
     os.chmod(path, mode)
     listener._unix_path = path
-    log.info("%s: listening on unix:%s", listener.name, path)
+    log.debug("%s: listening on unix:%s", listener.name, path)
     return listener
 
 
@@ -470,7 +470,7 @@ async def start_listener(host: str, port: int, handler: Handler, *,
         await listener._start_direct(host, port)
     # Remembered, so that log lines can name the listener after close() too.
     listener._addresses = tuple(_endpoint(sock.getsockname()) for sock in listener.sockets)
-    log.info("%s: listening on %s%s%s", listener.name,
+    log.debug("%s: listening on %s%s%s", listener.name,
              ", ".join(f"{ip}:{p}" for ip, p in listener.addresses),
              " (TLS)" if tls else "", " (PROXY protocol)" if proxy_protocol else "")
     return listener
