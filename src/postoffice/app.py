@@ -71,9 +71,11 @@ def configured_listeners(config: Config) -> list[tuple[str, ListenAddress]]:
 
 def register_protocols() -> None:
     """Fill LISTENER_FACTORIES; imported here because protocol modules import this one."""
+    from postoffice.imap.server import register as register_imap
     from postoffice.smtp.service import register as register_smtp
 
     register_smtp()
+    register_imap()
 
 
 async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None) -> None:

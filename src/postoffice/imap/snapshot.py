@@ -49,10 +49,12 @@ class MailboxSnapshot:
 
     @classmethod
     async def open(cls, store: MailStore, mailbox_id: int, *, readonly: bool, claim_recent: bool) -> MailboxSnapshot:
+        """`claim_recent` is False for IMAP4rev2 sessions, which have no \\Recent."""
         store.hold_mailbox(mailbox_id)
         try:
             mailbox, records = await store.open_snapshot(mailbox_id)
-            recent_from = mailbox.uidnext
+            # EXAMINE shows \Recent without taking it (RFC 3501 §6.3.2); IMAP4rev2 has none.
+            recent_from = mailbox.first_recent_uid if readonly else mailbox.uidnext
             if claim_recent and not readonly:
                 recent_from = await store.claim_recent(mailbox_id)
         except BaseException:

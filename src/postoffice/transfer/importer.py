@@ -127,7 +127,7 @@ class Importer:
         if name not in self._mailbox_ids:
             mailbox = await self.store.get_mailbox(self.account.id, name)
             if mailbox is None:
-                mailbox = await self.store.create_mailbox(self.account.id, name)
+                mailbox = await self.store.create_mailbox(self.account.id, name, subscribed=True)
                 self.stats.mailboxes_created.append(mailbox.name)
             if (await self.store.mailbox_status(mailbox.id)).messages == 0:
                 self._started_empty.add(mailbox.id)

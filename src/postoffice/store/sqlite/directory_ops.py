@@ -91,7 +91,7 @@ def add_account(tx: Transaction, address: str, password_hash: str, quota: int) -
         raise AlreadyExists(f"The user {address} already exists.") from None
     account = _account(cur.fetchone())
     for name, special_use in DEFAULT_MAILBOXES:
-        mailbox_ops.create_mailbox(tx, account.id, name, special_use)
+        mailbox_ops.create_mailbox(tx, account.id, name, special_use, subscribed=True)
     return account
 
 

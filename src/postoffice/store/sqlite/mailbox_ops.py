@@ -64,13 +64,15 @@ def next_uidvalidity(tx: Transaction) -> int:
     return value
 
 
-def create_mailbox(tx: Transaction, account_id: int, name: str, special_use: str | None) -> MailboxRecord:
+def create_mailbox(
+    tx: Transaction, account_id: int, name: str, special_use: str | None, subscribed: bool = False
+) -> MailboxRecord:
     name = check_name(name)
     try:
         cur = tx.execute(
-            "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity)"
-            f" VALUES (?, ?, ?, ?) RETURNING {_COLUMNS}",
-            (account_id, name, special_use, next_uidvalidity(tx)),
+            "INSERT INTO mailboxes(account_id, name, special_use, uidvalidity, subscribed)"
+            f" VALUES (?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
+            (account_id, name, special_use, next_uidvalidity(tx), int(subscribed)),
         )
     except sqlite3.IntegrityError:
         raise AlreadyExists(f"The mailbox {name} already exists.") from None

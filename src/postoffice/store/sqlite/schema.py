@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     account_id INTEGER NOT NULL REFERENCES accounts(id),
     name TEXT NOT NULL,
     special_use TEXT,
-    subscribed INTEGER NOT NULL DEFAULT 1,
+    subscribed INTEGER NOT NULL DEFAULT 0,
     uidvalidity INTEGER NOT NULL,
     uidnext INTEGER NOT NULL DEFAULT 1,
     highestmodseq INTEGER NOT NULL DEFAULT 1,

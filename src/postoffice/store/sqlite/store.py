@@ -182,8 +182,10 @@ class SqliteStore:
 
     # --- mailboxes ------------------------------------------------------------------------
 
-    async def create_mailbox(self, account_id: int, name: str, special_use: str | None = None) -> MailboxRecord:
-        return await self._write(lambda tx: mb.create_mailbox(tx, account_id, name, special_use))
+    async def create_mailbox(
+        self, account_id: int, name: str, special_use: str | None = None, *, subscribed: bool = False
+    ) -> MailboxRecord:
+        return await self._write(lambda tx: mb.create_mailbox(tx, account_id, name, special_use, subscribed))
 
     async def get_mailbox(self, account_id: int, name: str) -> MailboxRecord | None:
         return await self._read(mb.get_mailbox, account_id, name)

@@ -1,0 +1,185 @@
+"""CAPABILITY, NOOP, LOGOUT, STARTTLS, LOGIN, AUTHENTICATE, ENABLE, ID (RFC 9051 §6.1-6.3).
+
+Plaintext credentials only over TLS or from loopback (DESIGN §4); otherwise LOGINDISABLED is
+advertised and LOGIN/AUTHENTICATE answer [PRIVACYREQUIRED]. Failed logins are answered after the
+shared throttle's delay for the IP and the account.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from postoffice.auth.sasl import (
+    AuthorizationRefused,
+    SaslCancelled,
+    SaslChallenge,
+    SaslError,
+    UnsupportedMechanism,
+    decode_response,
+    mechanisms_offered,
+    start_sasl,
+)
+from postoffice.imap.proto import commands as c
+from postoffice.imap.proto import events as ev
+from postoffice.imap.proto import responses as resp
+from postoffice.imap.session import Completion, ImapSession, State, bad, no, ok
+
+log = logging.getLogger(__name__)
+
+BASE_CAPABILITIES = (
+    "IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS",
+    "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "ID",
+)
+
+
+def _plaintext_ok(session: ImapSession) -> bool:
+    conn = session.conn
+    return bool(mechanisms_offered(conn.tls, conn.is_loopback, session.services.config.auth.plaintext_on_loopback))
+
+
+def capabilities(session: ImapSession) -> list[str]:
+    caps = list(BASE_CAPABILITIES)
+    if session.state is State.NOT_AUTHENTICATED:
+        if not session.conn.tls:
+            caps.append("STARTTLS")
+        if _plaintext_ok(session):
+            caps += [f"AUTH={m}" for m in ("PLAIN", "LOGIN")]
+        else:
+            caps.append("LOGINDISABLED")
+    return caps
+
+
+async def capability(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    session.send(resp.capability_response(capabilities(session)))
+    return ok("CAPABILITY completed")
+
+
+async def noop(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    await session.announce_updates(allow_expunge=True)
+    return ok("NOOP completed")
+
+
+async def logout(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    session.send(resp.bye("Logging out"))
+    session.close_mailbox()
+    session.state = State.LOGOUT
+    return ok("LOGOUT completed")
+
+
+async def id_command(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    session.untagged('ID ("name" "postoffice")')  # RFC 2971; no version, to give attackers less
+    return ok("ID completed")
+
+
+async def enable(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Enable)
+    supported = {"IMAP4REV2"}
+    newly = [cap for cap in args.capabilities if cap.upper() in supported and cap.upper() not in session.enabled]
+    session.enabled.update(cap.upper() for cap in newly)
+    parser = getattr(session, "parser", None)
+    if parser is not None and session.utf8:
+        parser.utf8_mailboxes = True
+    session.untagged("ENABLED" + "".join(" " + cap for cap in newly))
+    return ok("ENABLE completed")
+
+
+async def starttls(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    if session.conn.tls:
+        return bad("TLS is already active")
+    # The tagged OK must go out in plaintext before the handshake; the driver flushes it, and
+    # anything the client pipelined after STARTTLS is thrown away (CVE-2011-0411).
+    parser = session.parser  # type: ignore[attr-defined]
+    session.send(resp.tagged(command.tag, "OK", "Begin TLS negotiation now"))
+    data = b"".join(session.out)
+    session.out.clear()
+    session.conn.writer.write(data)
+    await session.conn.writer.drain()
+    parser.take_buffered()
+    try:
+        await session.conn.start_tls(session.services.tls.current())
+    except Exception as exc:
+        log.info("%s: TLS handshake failed: %s", session.conn.id, exc)
+        session.state = State.LOGOUT
+    return _AlreadyAnswered
+
+
+_AlreadyAnswered = Completion("", "")
+
+
+async def _finish_login(session: ImapSession, user: str, password: str) -> Completion:
+    services = session.services
+    ip = session.conn.peer_ip
+    account = await services.directory.authenticate(user, password)
+    if account is None:
+        services.login_throttle.record_failure(ip, user)
+        await services.login_throttle.wait_before_reply(ip, user)
+        return no("Invalid credentials", "AUTHENTICATIONFAILED")
+    services.login_throttle.record_success(ip, user)
+    parser = getattr(session, "parser", None)
+    if parser is not None:  # the pre-login literal limit is lifted (see server.py)
+        parser.max_literal = parser.max_nonsync_literal = services.config.limits.max_message_size
+        parser.max_command_literals = 4 * services.config.limits.max_message_size
+    session.account = account
+    session.state = State.AUTHENTICATED
+    return ok("Logged in", resp.capability_code(capabilities(session)))
+
+
+async def login(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Login)
+    if not _plaintext_ok(session):
+        return no("Use STARTTLS first: passwords are not accepted over an unencrypted connection", "PRIVACYREQUIRED")
+    return await _finish_login(session, args.user, args.password)
+
+
+async def authenticate(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    """AUTHENTICATE with SASL-IR (RFC 4959): challenges are "+ base64" lines."""
+    args = command.args
+    assert isinstance(args, c.Authenticate)
+    offered = mechanisms_offered(session.conn.tls, session.conn.is_loopback, session.services.config.auth.plaintext_on_loopback)
+    if not offered:
+        return no("Use STARTTLS first", "PRIVACYREQUIRED")
+    try:
+        initial = None
+        if args.initial_response is not None:
+            initial = b"" if args.initial_response == b"=" else base64.b64decode(args.initial_response, validate=True)
+        exchange = start_sasl(args.mechanism, initial, offered=offered)
+        outcome = exchange.begin()
+        parser = session.parser  # type: ignore[attr-defined]
+        while isinstance(outcome, SaslChallenge):
+            session.send(resp.continuation(base64.b64encode(outcome.data)))
+            data = b"".join(session.out)
+            session.out.clear()
+            session.conn.writer.write(data)
+            await session.conn.writer.drain()
+            parser.expect_continuation()
+            line = await _next_continuation(session, parser)
+            if line is None:
+                session.state = State.LOGOUT
+                return no("Connection closed")
+            outcome = exchange.step(decode_response(line))
+    except UnsupportedMechanism:
+        return no(f"Unsupported mechanism {args.mechanism}", "CANNOT")
+    except SaslCancelled:
+        return bad("Authentication cancelled")
+    except AuthorizationRefused:
+        return no("Invalid credentials", "AUTHORIZATIONFAILED")
+    except (SaslError, binascii.Error, ValueError):
+        return bad("Cannot decode the response")
+    return await _finish_login(session, outcome.authcid, outcome.password)
+
+
+async def _next_continuation(session: ImapSession, parser) -> bytes | None:
+    while True:
+        event = parser.next_event()
+        if isinstance(event, ev.ContinuationLine):
+            return event.data
+        if event is not ev.NEED_DATA:
+            return b"*"
+        data = await session.conn.reader.read(65536)
+        if not data:
+            return None
+        parser.receive_data(data)

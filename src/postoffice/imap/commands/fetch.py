@@ -1,0 +1,169 @@
+"""FETCH and UID FETCH (RFC 9051 §6.4.5; RFC 3516 BINARY).
+
+Only what the items need is read: flags and sizes come from the session's snapshot, ENVELOPE
+and BODYSTRUCTURE from the structure stored at delivery (one batched query), and message bytes
+from the blob file only for BODY[...]/RFC822/BINARY items. A non-PEEK body fetch sets \\Seen
+(unless the mailbox is read-only) and the new FLAGS are returned with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from postoffice.imap.proto import commands as c
+from postoffice.imap.proto import events as ev
+from postoffice.imap.proto.body_sections import binary_bytes, binary_size, partial, section_bytes
+from postoffice.imap.proto.bodystructure import bodystructure_bytes, envelope_bytes
+from postoffice.imap.proto.fetch_items import (
+    FetchAttribute,
+    FetchBinary,
+    FetchBinarySize,
+    FetchBody,
+    FetchItem,
+)
+from postoffice.imap.proto.responses import FetchResponse
+from postoffice.imap.proto.sections import Section
+from postoffice.imap.session import Completion, ImapSession, bad, no, ok
+from postoffice.imap.snapshot import MailboxSnapshot
+from postoffice.message.mime import load_structure, parse_message
+from postoffice.message.mime_model import BodyPart, Envelope
+from postoffice.store.interface import FlagMode, MessageRecord
+
+_STRUCTURE = {"ENVELOPE", "BODY", "BODYSTRUCTURE"}
+_CONTENT = {"RFC822", "RFC822.HEADER", "RFC822.TEXT"}
+
+
+def selected_uids(snapshot: MailboxSnapshot, sequence_set, uid: bool) -> list[int] | None:
+    """The UIDs a sequence set names, in ascending order; None for an invalid message number."""
+    if uid:
+        largest = snapshot.uids[-1] if snapshot.uids else 0
+        return [u for u in snapshot.uids if sequence_set.contains(u, largest)]
+    exists = snapshot.exists
+    if exists == 0 and not sequence_set.uses_star:
+        return None
+    try:
+        seqs = sorted(set(sequence_set.numbers(exists)))
+    except ValueError:
+        return None
+    if any(s < 1 or s > exists for s in seqs):
+        return None
+    return [snapshot.uids[s - 1] for s in seqs]
+
+
+async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Fetch)
+    snapshot = session.snapshot
+    assert snapshot is not None
+    await session.announce_updates(allow_expunge=args.uid)
+    uids = selected_uids(snapshot, args.sequence_set, args.uid)
+    if uids is None:
+        return bad("Invalid message sequence number")
+    items = list(args.items)
+    if args.uid and not any(isinstance(i, FetchAttribute) and i.name == "UID" for i in items):
+        items.insert(0, FetchAttribute("UID"))
+    sets_seen = not snapshot.readonly and any(i.sets_seen for i in items)
+    if sets_seen:
+        unseen = [u for u in uids if "\\Seen" not in snapshot.record(u).flags]
+        if unseen:
+            result = await session.services.store.store_flags(snapshot.mailbox.id, unseen, FlagMode.ADD, ["\\Seen"])
+            for update in result.updated:
+                old = snapshot.record(update.uid)
+                snapshot.update_record(MessageRecord(
+                    old.mailbox_id, old.uid, update.modseq, update.flags, old.internal_date,
+                    old.saved_date, old.size, old.blob))
+    needs_structure = any(
+        (isinstance(i, FetchAttribute) and i.name in _STRUCTURE | _CONTENT)
+        or isinstance(i, FetchBody | FetchBinary | FetchBinarySize)
+        for i in items
+    )
+    needs_raw = any(
+        (isinstance(i, FetchAttribute) and i.name in _CONTENT) or isinstance(i, FetchBody | FetchBinary | FetchBinarySize)
+        for i in items
+    )
+    store = session.services.store
+    structures: dict[str, tuple[Envelope, BodyPart]] = {}
+    if needs_structure and uids:
+        info = await store.blob_info([snapshot.record(u).blob for u in uids])
+        for sha, blob in info.items():
+            try:
+                structures[sha] = load_structure(blob.structure)
+            except ValueError:
+                pass
+    for uid in uids:
+        record = snapshot.record(uid)
+        seq = snapshot.seq_of(uid)
+        assert seq is not None
+        raw = await store.read_blob(record.blob) if needs_raw else b""
+        structure = structures.get(record.blob)
+        if structure is None and needs_structure:
+            raw = raw or await store.read_blob(record.blob)
+            meta = await asyncio.to_thread(parse_message, raw)
+            structure = (meta.envelope, meta.body)
+        failure = _render(session, snapshot, FetchResponse(seq), record, items, raw, structure, sets_seen)
+        if isinstance(failure, Completion):
+            return failure
+    if not args.uid:
+        await session.announce_updates(allow_expunge=False)
+    return ok(("UID " if args.uid else "") + "FETCH completed")
+
+
+def _render(
+    session: ImapSession, snapshot: MailboxSnapshot, response: FetchResponse, record: MessageRecord,
+    items: list[FetchItem], raw: bytes, structure: tuple[Envelope, BodyPart] | None, sets_seen: bool,
+) -> Completion | None:
+    flags_sent = False
+    for item in items:
+        if isinstance(item, FetchAttribute):
+            name = item.name
+            if name == "UID":
+                response.uid(record.uid)
+            elif name == "FLAGS":
+                response.flags(_flags(session, snapshot, record))
+                flags_sent = True
+            elif name == "INTERNALDATE":
+                response.internaldate(record.internal_date)
+            elif name == "RFC822.SIZE":
+                response.rfc822_size(record.size)
+            elif name == "ENVELOPE" and structure is not None:
+                response.add("ENVELOPE", envelope_bytes(structure[0]))
+            elif name in ("BODY", "BODYSTRUCTURE") and structure is not None:
+                response.add(name, bodystructure_bytes(structure[1], extended=name == "BODYSTRUCTURE"))
+            elif name == "MODSEQ":
+                response.modseq(record.modseq)
+            elif name in _CONTENT and structure is not None:
+                section = {"RFC822": Section(), "RFC822.HEADER": Section(text="HEADER"),
+                           "RFC822.TEXT": Section(text="TEXT")}[name]
+                response.body(name, section_bytes(raw, structure[1], section) or b"")
+            elif name in ("PREVIEW", "SAVEDATE", "EMAILID", "THREADID"):
+                response.add(name, b"NIL")
+        elif isinstance(item, FetchBody) and structure is not None:
+            data = section_bytes(raw, structure[1], item.section)
+            if data is None:
+                return bad("Invalid section")
+            if item.partial is not None:
+                data = partial(data, *item.partial)
+            response.body(item.response_name(), data)
+        elif isinstance(item, FetchBinary) and structure is not None:
+            data = binary_bytes(raw, structure[1], item.part)
+            if data is None:
+                return no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
+            if item.partial is not None:
+                data = partial(data, *item.partial)
+            response.body(item.response_name(), data, binary=True)
+        elif isinstance(item, FetchBinarySize) and structure is not None:
+            size = binary_size(raw, structure[1], item.part)
+            if size is None:
+                return no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
+            response.number(item.response_name(), size)
+    if sets_seen and not flags_sent and any(i.sets_seen for i in items):
+        response.flags(_flags(session, snapshot, record))
+    session.send(response.to_bytes())
+    return None
+
+
+def _flags(session: ImapSession, snapshot: MailboxSnapshot, record: MessageRecord) -> set[str]:
+    flags = set(record.flags)
+    if not session.rev2 and record.uid in snapshot.recent:
+        flags.add("\\Recent")
+    return flags

@@ -1,0 +1,213 @@
+"""NAMESPACE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS
+(RFC 9051 §6.3; RFC 6154 special-use; RFC 5258 LIST-EXTENDED selection/return options).
+
+The hierarchy delimiter is "/". INBOX is case-insensitive. Special-use attributes are always
+returned (IMAP4rev2 requires them).
+"""
+
+from __future__ import annotations
+
+import re
+
+from postoffice.imap.proto import commands as c
+from postoffice.imap.proto import events as ev
+from postoffice.imap.proto import responses as resp
+from postoffice.imap.session import Completion, ImapSession, no, ok
+from postoffice.store.interface import (
+    AlreadyExists,
+    InvalidName,
+    MailboxNotFound,
+    MailboxRecord,
+    StoreError,
+)
+
+DELIMITER = "/"
+SPECIAL_USES = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
+
+
+def _account_id(session: ImapSession) -> int:
+    assert session.account is not None
+    return session.account.id
+
+
+async def namespace(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    session.untagged('NAMESPACE (("" "/")) NIL NIL')
+    return ok("NAMESPACE completed")
+
+
+async def create(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Create)
+    name = args.mailbox.rstrip(DELIMITER)  # RFC 9051 §6.3.4: a trailing delimiter is a hint only
+    uses = [u for u in args.use if u in SPECIAL_USES]
+    if len(uses) != len(args.use) or len(uses) > 1:
+        return no("Unsupported special-use attribute", "USEATTR")
+    store = session.services.store
+    account = _account_id(session)
+    if await store.get_mailbox(account, name) is not None:
+        return no(f"Mailbox {name} already exists", "ALREADYEXISTS")
+    parts = name.split(DELIMITER)
+    try:
+        for depth in range(1, len(parts)):  # superiors are created too (§6.3.4)
+            parent = DELIMITER.join(parts[:depth])
+            if await store.get_mailbox(account, parent) is None:
+                await store.create_mailbox(account, parent)
+        await store.create_mailbox(account, name, uses[0] if uses else None)
+    except AlreadyExists:
+        return no(f"Mailbox {name} already exists", "ALREADYEXISTS")
+    except InvalidName as exc:
+        return no(str(exc), "CANNOT")
+    return ok("CREATE completed")
+
+
+async def delete(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Delete)
+    if args.mailbox.upper() == "INBOX":
+        return no("INBOX cannot be deleted", "CANNOT")
+    if session.snapshot is not None and session.snapshot.mailbox.name == args.mailbox:
+        session.close_mailbox()
+    try:
+        await session.services.store.delete_mailbox(_account_id(session), args.mailbox)
+    except MailboxNotFound:
+        return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
+    return ok("DELETE completed")
+
+
+async def rename(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Rename)
+    try:
+        await session.services.store.rename_mailbox(_account_id(session), args.old, args.new.rstrip(DELIMITER))
+    except MailboxNotFound:
+        return no(f"No mailbox {args.old}", "NONEXISTENT")
+    except AlreadyExists:
+        return no(f"Mailbox {args.new} already exists", "ALREADYEXISTS")
+    except InvalidName as exc:
+        return no(str(exc), "CANNOT")
+    return ok("RENAME completed")
+
+
+async def _set_subscribed(session: ImapSession, name: str, value: bool) -> Completion:
+    mailbox = await session.services.store.get_mailbox(_account_id(session), name)
+    if mailbox is None:
+        # RFC 9051 §6.3.7: subscribing to a non-existent name may be refused.
+        return no(f"No mailbox {name}", "NONEXISTENT") if value else ok("UNSUBSCRIBE completed")
+    await session.services.store.set_subscribed(mailbox.id, value)
+    return ok(("SUBSCRIBE" if value else "UNSUBSCRIBE") + " completed")
+
+
+async def subscribe(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    assert isinstance(command.args, c.Subscribe)
+    return await _set_subscribed(session, command.args.mailbox, True)
+
+
+async def unsubscribe(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    assert isinstance(command.args, c.Unsubscribe)
+    return await _set_subscribed(session, command.args.mailbox, False)
+
+
+def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
+    """RFC 9051 §6.3.9: `*` matches anything, `%` anything but the delimiter."""
+    full = reference + pattern if not pattern.startswith(DELIMITER) else pattern
+    out = []
+    for ch in full:
+        out.append(".*" if ch == "*" else f"[^{re.escape(DELIMITER)}]*" if ch == "%" else re.escape(ch))
+    text = "".join(out)
+    if full[:5].upper() == "INBOX":  # INBOX is case-insensitive, and so are the names under it
+        text = "(?i:INBOX)" + "".join(out[5:])
+    return re.compile(text + r"\Z", re.DOTALL)
+
+
+def _listing(mailboxes: list[MailboxRecord]) -> dict[str, MailboxRecord | None]:
+    """Every existing name, plus superiors that do not exist (None) so % can stop at them."""
+    names: dict[str, MailboxRecord | None] = {m.name: m for m in mailboxes}
+    for m in mailboxes:
+        parts = m.name.split(DELIMITER)
+        for depth in range(1, len(parts)):
+            names.setdefault(DELIMITER.join(parts[:depth]), None)
+    return names
+
+
+async def list_command(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.List)
+    utf8 = session.utf8
+    if args.patterns == ("",):  # RFC 9051 §6.3.9: the delimiter and root of the reference
+        session.send(resp.list_response(["\\Noselect"], DELIMITER, "", utf8=utf8))
+        return ok("LIST completed")
+    mailboxes = await session.services.store.list_mailboxes(_account_id(session))
+    names = _listing(mailboxes)
+    regexes = [pattern_regex(args.reference, p) for p in args.patterns]
+    subscribed_only = "SUBSCRIBED" in args.selection
+    want_subscribed = subscribed_only or "SUBSCRIBED" in args.return_options
+    special_only = "SPECIAL-USE" in args.selection
+    status_items = args.return_status
+    for name in sorted(names, key=lambda n: (n != "INBOX", n)):
+        if not any(r.match(name) for r in regexes):
+            continue
+        record = names[name]
+        if subscribed_only and (record is None or not record.subscribed):
+            continue
+        if special_only and (record is None or not record.special_use):
+            continue
+        has_children = any(other.startswith(name + DELIMITER) for other in names)
+        attributes = ["\\HasChildren" if has_children else "\\HasNoChildren"]
+        if record is None:
+            attributes.insert(0, "\\NonExistent" if args.extended else "\\Noselect")
+        elif record.special_use:
+            attributes.append(record.special_use)
+        if want_subscribed and record is not None and record.subscribed:
+            attributes.append("\\Subscribed")
+        session.send(resp.list_response(attributes, DELIMITER, name, utf8=utf8))
+        if status_items and record is not None:
+            session.send(resp.status_response(name, await _status_items(session, record, status_items), utf8=utf8))
+    return ok("LIST completed")
+
+
+async def lsub(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Lsub)
+    regex = pattern_regex(args.reference, args.pattern)
+    mailboxes = await session.services.store.list_mailboxes(_account_id(session))
+    subscribed = [m.name for m in mailboxes if m.subscribed]
+    shown: dict[str, list[str]] = {}
+    for name in subscribed:
+        if regex.match(name):
+            shown[name] = []
+            continue
+        # RFC 3501 §6.3.9: a parent that matches where a subscribed child does not is listed
+        # with \Noselect (unless subscribed itself), so clients can walk down to the child.
+        parts = name.split(DELIMITER)
+        for depth in range(len(parts) - 1, 0, -1):
+            parent = DELIMITER.join(parts[:depth])
+            if regex.match(parent) and parent not in subscribed:
+                shown.setdefault(parent, ["\\Noselect"])
+                break
+    for name in sorted(shown, key=lambda n: (n != "INBOX", n)):
+        session.send(resp.list_response(shown[name], DELIMITER, name, utf8=session.utf8, kind="LSUB"))
+    return ok("LSUB completed")
+
+
+async def _status_items(session: ImapSession, record: MailboxRecord, items: tuple[str, ...]) -> dict[str, int]:
+    status = await session.services.store.mailbox_status(record.id)
+    values = {
+        "MESSAGES": status.messages, "UIDNEXT": status.uidnext, "UIDVALIDITY": status.uidvalidity,
+        "UNSEEN": status.unseen, "DELETED": status.deleted, "SIZE": status.size,
+        "RECENT": status.recent, "HIGHESTMODSEQ": status.highestmodseq,
+    }
+    return {item.upper(): values[item.upper()] for item in items if item.upper() in values}
+
+
+async def status(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Status)
+    record = await session.services.store.get_mailbox(_account_id(session), args.mailbox)
+    if record is None:
+        return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
+    try:
+        items = await _status_items(session, record, args.items)
+    except StoreError:
+        return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
+    session.send(resp.status_response(record.name, items, utf8=session.utf8))
+    return ok("STATUS completed")

@@ -1,0 +1,123 @@
+"""APPEND (RFC 9051 §6.3.12, RFC 3502 MULTIAPPEND), STORE (§6.4.6), COPY (§6.4.7), MOVE
+(RFC 6851), with UIDPLUS response codes (RFC 4315)."""
+
+from __future__ import annotations
+
+import time
+
+from postoffice.imap.commands.fetch import selected_uids
+from postoffice.imap.proto import commands as c
+from postoffice.imap.proto import events as ev
+from postoffice.imap.proto import responses as resp
+from postoffice.imap.session import Completion, ImapSession, bad, no, ok
+from postoffice.message.lines import to_crlf
+from postoffice.store.interface import FlagMode, MessageRecord, NewMessage, QuotaExceeded
+
+_MODES = {"replace": FlagMode.REPLACE, "add": FlagMode.ADD, "remove": FlagMode.REMOVE}
+
+
+async def append(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Append) and session.account is not None
+    store = session.services.store
+    target = await store.get_mailbox(session.account.id, args.mailbox)
+    if target is None:
+        return no(f"No mailbox {args.mailbox}", "TRYCREATE")
+    new = []
+    for message in args.messages:
+        if not message.data:
+            return bad("Empty message")
+        raw = message.data if message.binary else to_crlf(message.data)
+        date = message.internal_date.timestamp() if message.internal_date else time.time()
+        flags = frozenset(f for f in message.flags if f.lower() != "\\recent")
+        new.append(NewMessage(await store.put_blob(raw), flags, date, raw))
+    try:
+        results = await store.append_messages(target.id, new)
+    except QuotaExceeded:
+        return no("Mailbox is over its quota", "OVERQUOTA")
+    uids = [r.uid for r in results if r.uid is not None]
+    if session.snapshot is not None:
+        await session.announce_updates(allow_expunge=False)
+    return ok("APPEND completed", resp.appenduid_code(target.uidvalidity, uids))
+
+
+async def store(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Store)
+    snapshot = session.snapshot
+    assert snapshot is not None
+    await session.announce_updates(allow_expunge=args.uid)
+    uids = selected_uids(snapshot, args.sequence_set, args.uid)
+    if uids is None:
+        return bad("Invalid message sequence number")
+    if snapshot.readonly:
+        return no("The mailbox is read-only", "READ-ONLY")
+    flags = [f for f in args.flags if f.lower() != "\\recent"]  # \Recent is the server's to set
+    result = await session.services.store.store_flags(
+        snapshot.mailbox.id, uids, _MODES[args.mode], flags, unchanged_since=args.unchanged_since
+    )
+    for update in result.updated:
+        if update.uid in snapshot.records:
+            old = snapshot.record(update.uid)
+            snapshot.update_record(MessageRecord(
+                old.mailbox_id, old.uid, update.modseq, update.flags, old.internal_date,
+                old.saved_date, old.size, old.blob))
+    if not args.silent:
+        for uid in uids:
+            seq = snapshot.seq_of(uid)
+            if seq is None:
+                continue
+            flags_now = set(snapshot.record(uid).flags)
+            if not session.rev2 and uid in snapshot.recent:
+                flags_now.add("\\Recent")
+            uid_part = b"UID %d " % uid if args.uid else b""
+            session.send(b"* %d FETCH (%sFLAGS %s)\r\n" % (seq, uid_part, resp.flags_list(flags_now)))
+    if not args.uid:
+        await session.announce_updates(allow_expunge=False)
+    code = resp.modified_code(result.failed_unchanged_since) if result.failed_unchanged_since else None
+    return ok(("UID " if args.uid else "") + "STORE completed", code)
+
+
+async def _copy(session: ImapSession, command: ev.ImapCommand, *, move: bool) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Copy | c.Move) and session.account is not None
+    snapshot = session.snapshot
+    assert snapshot is not None
+    verb = ("UID " if args.uid else "") + ("MOVE" if move else "COPY")
+    await session.announce_updates(allow_expunge=args.uid)
+    uids = selected_uids(snapshot, args.sequence_set, args.uid)
+    if uids is None:
+        return bad("Invalid message sequence number")
+    if move and snapshot.readonly:
+        return no("The mailbox is read-only", "READ-ONLY")
+    store = session.services.store
+    target = await store.get_mailbox(session.account.id, args.mailbox)
+    if target is None:
+        return no(f"No mailbox {args.mailbox}", "TRYCREATE")
+    live = [u for u in uids if u not in snapshot.vanished]
+    try:
+        result = await store.copy_messages(snapshot.mailbox.id, live, target.id, move=move)
+    except QuotaExceeded:
+        return no("Mailbox is over its quota", "OVERQUOTA")
+    code = None
+    if result.pairs:
+        code = resp.copyuid_code(result.uidvalidity, [p[0] for p in result.pairs], [p[1] for p in result.pairs])
+    if move:
+        if code:  # RFC 6851 §4.3: COPYUID comes untagged, before the EXPUNGEs
+            session.send(resp.untagged_status("OK", "Moved", code))
+        for seq in snapshot.forget([p[0] for p in result.pairs]):
+            session.untagged(f"{seq} EXPUNGE")
+        if target.id == snapshot.mailbox.id:  # moved within the mailbox: the copies are new
+            await session.announce_updates(allow_expunge=False)
+        return ok(f"{verb} completed")
+    if target.id == snapshot.mailbox.id:
+        await session.announce_updates(allow_expunge=False)
+    return ok(f"{verb} completed", code)
+
+
+async def copy(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    return await _copy(session, command, move=False)
+
+
+async def move(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    return await _copy(session, command, move=True)

@@ -1,0 +1,224 @@
+"""SEARCH and UID SEARCH (RFC 9051 §6.4.4), ESEARCH results (RFC 4731), SEARCHRES `$` (RFC 5182).
+
+The key tree is evaluated per message over the session's snapshot (flags, sizes, dates) and the
+header data stored at delivery. Every string key is a case-insensitive SUBSTRING match (§6.4.4):
+FROM/TO/CC/BCC/SUBJECT on the decoded values kept at delivery, HEADER on the decoded header
+fields, BODY/TEXT on the decoded text of the message. A word index cannot find "sdfghjk" in
+"asdfghjkl", so BODY/TEXT read and decode the messages (in a worker thread); a substring index
+(FTS5 trigram) to make that fast on large mailboxes is planned with the IMAP performance work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+
+from postoffice.imap.proto import commands as c
+from postoffice.imap.proto import events as ev
+from postoffice.imap.proto import responses as resp
+from postoffice.imap.proto import search_keys as k
+from postoffice.imap.session import Completion, ImapSession, ok
+from postoffice.imap.snapshot import MailboxSnapshot
+from postoffice.message.mime import parse_message
+from postoffice.message.mime_address import parse_address_list
+from postoffice.message.mime_headers import decode_words, parse_fields
+from postoffice.smtp.headers import header_block
+from postoffice.store.interface import BlobInfo, MessageRecord
+
+# Decoded at delivery and kept in the store. Address keys read the header instead, so that group
+# names and display names match as written.
+_INDEXED = {"SUBJECT": "subject"}
+
+
+class _Context:
+    def __init__(self, session: ImapSession, snapshot: MailboxSnapshot) -> None:
+        self.session = session
+        self.snapshot = snapshot
+        self.info: dict[str, BlobInfo] = {}
+        self.text_hits: dict[tuple[str, bool], set[int]] = {}
+        self.headers: dict[str, list[tuple[str, str, str]]] = {}
+
+
+async def _prefetch(ctx: _Context, key: k.SearchKey) -> None:
+    """Load what the keys need before the synchronous walk: full-text hits, header data."""
+    store = ctx.session.services.store
+    if isinstance(key, k.SearchBody | k.SearchText):
+        body_only = isinstance(key, k.SearchBody)
+        if (key.value, body_only) not in ctx.text_hits:
+            ctx.text_hits[(key.value, body_only)] = await _scan_text(ctx, key.value, headers=not body_only)
+    elif isinstance(key, k.SearchHeader | k.SearchDate):
+        if not ctx.info:
+            ctx.info = await store.blob_info([ctx.snapshot.record(u).blob for u in ctx.snapshot.uids])
+        if (isinstance(key, k.SearchHeader) and (key.field.upper() not in _INDEXED or not key.value)) or (
+            isinstance(key, k.SearchDate) and key.which == "sent"
+        ):
+            for uid in ctx.snapshot.uids:
+                sha = ctx.snapshot.record(uid).blob
+                if sha not in ctx.headers:
+                    ctx.headers[sha] = parse_fields(header_block(await store.read_blob(sha)))
+    elif isinstance(key, k.SearchNot):
+        await _prefetch(ctx, key.key)
+    elif isinstance(key, k.SearchOr):
+        await _prefetch(ctx, key.left)
+        await _prefetch(ctx, key.right)
+    elif isinstance(key, k.SearchAnd):
+        for sub in key.keys:
+            await _prefetch(ctx, sub)
+
+
+async def _scan_text(ctx: _Context, needle: str, *, headers: bool) -> set[int]:
+    """UIDs whose decoded text (and header fields, for TEXT) contain `needle`, any case."""
+    store = ctx.session.services.store
+    folded = needle.casefold()
+    found: set[int] = set()
+    uids = list(ctx.snapshot.uids)
+    for start in range(0, len(uids), 64):
+        chunk = uids[start:start + 64]
+        raws = await asyncio.gather(*(store.read_blob(ctx.snapshot.record(u).blob) for u in chunk))
+
+        def check(raws: list[bytes] = raws, chunk: list[int] = chunk) -> list[int]:
+            hits = []
+            for uid, raw in zip(chunk, raws, strict=True):
+                meta = parse_message(raw)
+                text = (meta.headers.header_text + "\n" + meta.text) if headers else meta.text
+                if folded in text.casefold():
+                    hits.append(uid)
+            return hits
+
+        found.update(await asyncio.to_thread(check))
+    return found
+
+
+_ADDRESS_KEYS = {"FROM", "TO", "CC", "BCC", "SENDER", "REPLY-TO"}
+
+
+def _addresses_text(value: str) -> str:
+    """An address field as `Name <local@domain>, group:` text, lower-cased: what address keys
+    match against, so comments and odd spacing in the header do not hide an address."""
+    parts = []
+    for address in parse_address_list(value) or ():
+        if address.host is None:
+            if address.mailbox is not None:
+                parts.append(decode_words(address.mailbox) + ":")
+            continue
+        name = decode_words(address.name) + " " if address.name else ""
+        parts.append(f"{name}<{address.mailbox}@{address.host}>")
+    return ", ".join(parts).lower()
+
+
+def _sent_day(fields: list[tuple[str, str, str]]) -> dt.date | None:
+    """The calendar day of the Date: field in its own time zone (RFC 9051 §6.4.4 SENT*)."""
+    for name, _, value in fields:
+        if name == "date":
+            parsed = email.utils.parsedate_tz(value)
+            if parsed is None:
+                return None
+            try:
+                return dt.date(parsed[0], parsed[1], parsed[2])
+            except ValueError:
+                return None
+    return None
+
+
+def _date_of(ts: float | int | None) -> dt.date | None:
+    return None if ts is None else dt.datetime.fromtimestamp(ts, dt.UTC).date()
+
+
+def _compare(day: dt.date | None, op: str, target: dt.date) -> bool:
+    if day is None:
+        return False
+    return day < target if op == "before" else day == target if op == "on" else day >= target
+
+
+def _matches(ctx: _Context, key: k.SearchKey, seq: int, record: MessageRecord) -> bool:
+    snapshot = ctx.snapshot
+    match key:
+        case k.SearchAll():
+            return True
+        case k.SearchFlag(flag=flag, present=present):
+            if flag.lower() == "\\recent":
+                has = record.uid in snapshot.recent
+            elif flag.startswith("\\"):
+                has = any(f.lower() == flag.lower() for f in record.flags)
+            else:
+                has = flag in record.flags
+            return has == present
+        case k.SearchHeader(field=field, value=value):
+            name = field.upper()
+            needle = value.lower()
+            if name in _INDEXED and value:  # an empty value means "has the field" (§6.4.4)
+                info = ctx.info.get(record.blob)
+                return info is not None and needle in getattr(info, _INDEXED[name]).lower()
+            fields = ctx.headers.get(record.blob, [])
+            if name in _ADDRESS_KEYS:
+                return any(lname == name.lower() and needle in _addresses_text(v) for lname, _, v in fields)
+            return any(lname == name.lower() and needle in decode_words(v).lower() for lname, _, v in fields)
+        case k.SearchBody(value=value):
+            return record.uid in ctx.text_hits.get((value, True), set())
+        case k.SearchText(value=value):
+            return record.uid in ctx.text_hits.get((value, False), set())
+        case k.SearchDate(which=which, op=op, date=target):
+            if which == "internal":
+                return _compare(_date_of(record.internal_date), op, target)
+            if which == "saved":
+                return _compare(_date_of(record.saved_date), op, target)
+            return _compare(_sent_day(ctx.headers.get(record.blob, [])), op, target)
+        case k.SearchSize(op=op, size=size):
+            return record.size > size if op == "larger" else record.size < size
+        case k.SearchAge(op=op, seconds=seconds):
+            age = dt.datetime.now(dt.UTC).timestamp() - record.internal_date
+            return age >= seconds if op == "older" else age <= seconds
+        case k.SearchSequence(sequence_set=sequence_set):
+            if sequence_set.saved:
+                return record.uid in ctx.session.saved_search
+            return sequence_set.contains(seq, snapshot.exists)
+        case k.SearchUid(sequence_set=sequence_set):
+            if sequence_set.saved:
+                return record.uid in ctx.session.saved_search
+            largest = snapshot.uids[-1] if snapshot.uids else 0
+            return sequence_set.contains(record.uid, largest)
+        case k.SearchModSeq(modseq=modseq):
+            return record.modseq >= modseq
+        case k.SearchNot(key=inner):
+            return not _matches(ctx, inner, seq, record)
+        case k.SearchOr(left=left, right=right):
+            return _matches(ctx, left, seq, record) or _matches(ctx, right, seq, record)
+        case k.SearchAnd(keys=keys):
+            return all(_matches(ctx, sub, seq, record) for sub in keys)
+    return False
+
+
+async def search(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Search)
+    snapshot = session.snapshot
+    assert snapshot is not None
+    await session.announce_updates(allow_expunge=args.uid)
+    ctx = _Context(session, snapshot)
+    await _prefetch(ctx, args.key)
+    found: list[int] = []  # uids, ascending
+    for seq, uid in enumerate(snapshot.uids, start=1):
+        if _matches(ctx, args.key, seq, snapshot.record(uid)):
+            found.append(uid)
+    numbers = found if args.uid else [snapshot.seq_of(u) or 0 for u in found]
+    options = args.return_options
+    if options is None and not session.rev2:
+        session.send(resp.search_response(numbers))
+    else:
+        opts = set(options or ("ALL",)) or {"ALL"}
+        if "SAVE" in opts:
+            session.saved_search = list(found)
+            opts.discard("SAVE")
+        if opts or options is None:
+            session.send(resp.esearch_response(
+                command.tag, uid=args.uid,
+                minimum=min(numbers) if numbers and "MIN" in opts else None,
+                maximum=max(numbers) if numbers and "MAX" in opts else None,
+                count=len(numbers) if "COUNT" in opts else None,
+                all_numbers=sorted(numbers) if "ALL" in opts or options is None else None,
+            ))
+    if not args.uid:
+        await session.announce_updates(allow_expunge=False)
+    return ok(("UID " if args.uid else "") + "SEARCH completed")
+

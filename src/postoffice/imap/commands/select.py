@@ -1,0 +1,101 @@
+"""SELECT, EXAMINE, CHECK, CLOSE, UNSELECT, EXPUNGE, UID EXPUNGE (RFC 9051 §6.3.2-6.3.3, §6.4;
+RFC 3691 UNSELECT; RFC 4315 UIDPLUS)."""
+
+from __future__ import annotations
+
+from postoffice.imap.proto import commands as c
+from postoffice.imap.proto import events as ev
+from postoffice.imap.proto import responses as resp
+from postoffice.imap.session import Completion, ImapSession, State, no, ok
+from postoffice.imap.snapshot import MailboxSnapshot
+from postoffice.store.interface import DELETED, SYSTEM_FLAGS, MailboxNotFound
+
+SYSTEM = tuple(SYSTEM_FLAGS)
+
+
+async def select(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.Select)
+    verb = "EXAMINE" if args.read_only else "SELECT"
+    had_mailbox = session.snapshot is not None
+    session.close_mailbox()  # a failed SELECT leaves no mailbox selected (§6.3.2)
+    if had_mailbox and session.rev2:
+        session.send(resp.untagged_status("OK", "Previous mailbox is now closed", "CLOSED"))
+    assert session.account is not None
+    store = session.services.store
+    record = await store.get_mailbox(session.account.id, args.mailbox)
+    if record is None:
+        return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
+    try:
+        snapshot = await MailboxSnapshot.open(
+            store, record.id, readonly=args.read_only, claim_recent=not session.rev2
+        )
+    except MailboxNotFound:
+        return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
+    session.snapshot = snapshot
+    session.state = State.SELECTED
+    keywords = sorted({f for r in snapshot.records.values() for f in r.flags if not f.startswith("\\")})
+    session.send(b"* FLAGS " + resp.flags_list([*SYSTEM, *keywords]) + b"\r\n")
+    session.send(resp.untagged_status("OK", "Flags permitted", resp.permanentflags_code(
+        [] if args.read_only else [*SYSTEM, *keywords])))
+    session.untagged(f"{snapshot.exists} EXISTS")
+    if not session.rev2:
+        session.untagged(f"{len(snapshot.recent)} RECENT")
+        first_unseen = snapshot.unseen_first
+        if first_unseen is not None:
+            session.send(resp.untagged_status("OK", "First unseen", resp.unseen_code(first_unseen)))
+    session.send(resp.untagged_status("OK", "UIDs valid", resp.uidvalidity_code(snapshot.mailbox.uidvalidity)))
+    session.send(resp.untagged_status("OK", "Predicted next UID", resp.uidnext_code(snapshot.uidnext)))
+    if session.rev2:
+        session.send(resp.list_response([], "/", snapshot.mailbox.name, utf8=session.utf8))
+    return ok(f"{verb} completed", "READ-ONLY" if args.read_only else "READ-WRITE")
+
+
+async def check(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    await session.announce_updates(allow_expunge=True)
+    return ok("CHECK completed")
+
+
+async def close(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    """Expunge silently (no EXPUNGE responses), then deselect (§6.4.1)."""
+    snapshot = session.snapshot
+    if snapshot is not None and not snapshot.readonly:
+        await session.services.store.expunge(snapshot.mailbox.id)
+    session.close_mailbox()
+    return ok("CLOSE completed")
+
+
+async def unselect(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    session.close_mailbox()
+    return ok("UNSELECT completed")
+
+
+async def _expunge(session: ImapSession, uids: list[int] | None) -> Completion:
+    snapshot = session.snapshot
+    assert snapshot is not None
+    if snapshot.readonly:
+        return no("The mailbox is read-only", "READ-ONLY")
+    await session.announce_updates(allow_expunge=True)
+    removed = await session.services.store.expunge(snapshot.mailbox.id, uids)
+    for seq in snapshot.forget(removed):
+        session.untagged(f"{seq} EXPUNGE")
+    await session.announce_updates(allow_expunge=True)
+    return ok("EXPUNGE completed")
+
+
+async def expunge(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    return await _expunge(session, None)
+
+
+async def uid_expunge(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    """Only the given UIDs that carry \\Deleted (RFC 4315 §2.1)."""
+    args = command.args
+    assert isinstance(args, c.UidExpunge)
+    snapshot = session.snapshot
+    assert snapshot is not None
+    largest = snapshot.uids[-1] if snapshot.uids else 0
+    wanted = [u for u in snapshot.uids if args.sequence_set.contains(u, largest)]
+    records = await session.services.store.get_messages(snapshot.mailbox.id, wanted)
+    bits = SYSTEM_FLAGS["\\Deleted"]
+    assert bits == DELETED
+    return await _expunge(session, [r.uid for r in records if "\\Deleted" in r.flags])

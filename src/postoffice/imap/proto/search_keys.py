@@ -1,0 +1,343 @@
+"""SEARCH criteria as a tree (RFC 9051 §6.4.4; RFC 3501 §6.4.4; RFC 4731 ESEARCH; RFC 5182
+SEARCHRES; RFC 7162 §3.1.5 MODSEQ; RFC 5032 WITHIN; RFC 8514 SAVEDATE).
+
+:func:`parse_search_program` reads ``[CHARSET x] key *(SP key)`` into one :data:`SearchKey`;
+:func:`parse_search_return` reads ESEARCH's ``RETURN (MIN MAX ALL COUNT SAVE)``.
+
+The tree is small and typed: :class:`SearchAll`; :class:`SearchFlag` (ANSWERED, UNSEEN, KEYWORD,
+RECENT, OLD...); :class:`SearchHeader` (FROM, TO, CC, BCC, SUBJECT, HEADER); :class:`SearchBody`
+and :class:`SearchText`; :class:`SearchDate` (BEFORE/ON/SINCE on the internal date, the Date:
+header or the save date); :class:`SearchSize`; :class:`SearchAge` (OLDER, YOUNGER);
+:class:`SearchSequence` (message numbers, or ``$``); :class:`SearchUid`; :class:`SearchModSeq`;
+and :class:`SearchNot`, :class:`SearchOr`, :class:`SearchAnd` to combine them.
+
+Implementation notes:
+
+- Several keys at top level or in parentheses are a conjunction, :class:`SearchAnd`; a single
+  key stands alone. NEW is RECENT and UNSEEN (RFC 3501 §6.4.4), so it becomes a SearchAnd.
+- Strings are astrings (quoted, literal or atom; ``NIL`` is the text "NIL") decoded as UTF-8.
+  CHARSET may be UTF-8 or US-ASCII (any case); anything else is ``NO [BADCHARSET (UTF-8
+  US-ASCII)]`` (RFC 9051 §6.4.4), raised before the keys are read.
+- Dates are ``1-Feb-1994``, optionally quoted; they are calendar dates, without a time zone.
+- Nesting (NOT, OR, parentheses) is limited to :data:`MAX_DEPTH`, so a hostile line of
+  ``NOT NOT NOT ...`` is a BAD, not a RecursionError.
+- ``RETURN ()`` means ``RETURN (ALL)`` (RFC 4731 §3.1) and is reported as ("ALL",). Result
+  options we do not implement (PARTIAL, UPDATE, CONTEXT of RFC 5267/9394) are BAD.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from postoffice.imap.proto.sequence_set import SequenceSet
+from postoffice.imap.proto.tokens import MAX_NUMBER64, SYSTEM_FLAGS, ParseError, Reader
+
+__all__ = [
+    "MAX_DEPTH",
+    "SEARCH_CHARSETS",
+    "SearchAge",
+    "SearchAll",
+    "SearchAnd",
+    "SearchBody",
+    "SearchDate",
+    "SearchFlag",
+    "SearchHeader",
+    "SearchKey",
+    "SearchModSeq",
+    "SearchNot",
+    "SearchOr",
+    "SearchSequence",
+    "SearchSize",
+    "SearchText",
+    "SearchUid",
+    "parse_search_program",
+    "parse_search_return",
+    "parse_search_text",
+]
+
+MAX_DEPTH = 64
+SEARCH_CHARSETS = ("UTF-8", "US-ASCII")
+BADCHARSET_CODE = "BADCHARSET (" + " ".join(SEARCH_CHARSETS) + ")"
+RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+
+
+@dataclass(frozen=True, slots=True)
+class SearchAll:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFlag:
+    """The message has (``present``) or lacks ``flag``: system flags spelled canonically."""
+
+    flag: str  # "\\Seen", "\\Recent", or a keyword as sent
+    present: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHeader:
+    """The header field ``field`` (upper-cased) contains ``value``; "" matches any such field."""
+
+    field: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchBody:
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchText:
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchDate:
+    """``BEFORE``/``ON``/``SINCE`` (internal date), ``SENT*`` (Date: header), ``SAVED*``."""
+
+    which: Literal["internal", "sent", "saved"]
+    op: Literal["before", "on", "since"]
+    date: date
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSize:
+    op: Literal["larger", "smaller"]
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchAge:
+    """OLDER/YOUNGER n: internal date more/less than n seconds ago (RFC 5032)."""
+
+    op: Literal["older", "younger"]
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSequence:
+    """Message sequence numbers; ``sequence_set.saved`` is ``$`` (RFC 5182)."""
+
+    sequence_set: SequenceSet
+
+
+@dataclass(frozen=True, slots=True)
+class SearchUid:
+    sequence_set: SequenceSet
+
+
+@dataclass(frozen=True, slots=True)
+class SearchModSeq:
+    """MODSEQ [entry type] n (RFC 7162 §3.1.5): mod-sequence at least ``modseq``."""
+
+    modseq: int
+    entry: str | None = None  # e.g. "/flags/\\seen"
+    entry_type: str | None = None  # "PRIV", "SHARED" or "ALL"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchNot:
+    key: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class SearchOr:
+    left: SearchKey
+    right: SearchKey
+
+
+@dataclass(frozen=True, slots=True)
+class SearchAnd:
+    keys: tuple[SearchKey, ...]
+
+
+SearchKey = (
+    SearchAll
+    | SearchFlag
+    | SearchHeader
+    | SearchBody
+    | SearchText
+    | SearchDate
+    | SearchSize
+    | SearchAge
+    | SearchSequence
+    | SearchUid
+    | SearchModSeq
+    | SearchNot
+    | SearchOr
+    | SearchAnd
+)
+
+# Keys without an argument.
+_FLAG_KEYS: dict[str, SearchKey] = {
+    "ALL": SearchAll(),
+    "ANSWERED": SearchFlag("\\Answered"),
+    "DELETED": SearchFlag("\\Deleted"),
+    "DRAFT": SearchFlag("\\Draft"),
+    "FLAGGED": SearchFlag("\\Flagged"),
+    "SEEN": SearchFlag("\\Seen"),
+    "RECENT": SearchFlag("\\Recent"),
+    "UNANSWERED": SearchFlag("\\Answered", False),
+    "UNDELETED": SearchFlag("\\Deleted", False),
+    "UNDRAFT": SearchFlag("\\Draft", False),
+    "UNFLAGGED": SearchFlag("\\Flagged", False),
+    "UNSEEN": SearchFlag("\\Seen", False),
+    "OLD": SearchFlag("\\Recent", False),
+    "NEW": SearchAnd((SearchFlag("\\Recent"), SearchFlag("\\Seen", False))),
+}
+_HEADER_KEYS = frozenset({"BCC", "CC", "FROM", "SUBJECT", "TO"})
+_DATE_KEYS: dict[
+    str, tuple[Literal["internal", "sent", "saved"], Literal["before", "on", "since"]]
+] = {
+    "BEFORE": ("internal", "before"),
+    "ON": ("internal", "on"),
+    "SINCE": ("internal", "since"),
+    "SENTBEFORE": ("sent", "before"),
+    "SENTON": ("sent", "on"),
+    "SENTSINCE": ("sent", "since"),
+    "SAVEDBEFORE": ("saved", "before"),
+    "SAVEDON": ("saved", "on"),
+    "SAVEDSINCE": ("saved", "since"),
+}
+_KEY_NAME = re.compile(rb"[A-Za-z]+")
+_ENTRY_TYPES = frozenset({"PRIV", "SHARED", "ALL"})
+_FIELD_NAME = re.compile(r"[!-9;-~]+")
+
+
+def parse_search_return(reader: Reader) -> tuple[str, ...]:
+    """``"(" [option *(SP option)] ")"`` after RETURN SP: the ESEARCH result options."""
+    options = reader.paren_list(reader.keyword, allow_empty=True)
+    for option in options:
+        if option not in RETURN_OPTIONS:
+            raise reader.error(f"Unsupported SEARCH RETURN option {option}")
+    return tuple(dict.fromkeys(options)) or ("ALL",)
+
+
+def parse_search_program(reader: Reader) -> tuple[str | None, SearchKey]:
+    """``[CHARSET SP charset SP] search-key *(SP search-key)``: (charset upper-cased, key)."""
+    charset: str | None = None
+    start = reader.pos
+    if reader.text[start : start + 8].upper() == b"CHARSET ":
+        reader.pos += 8
+        charset = reader.astring().decode("ascii", "replace").upper()
+        if charset not in SEARCH_CHARSETS:
+            raise ParseError(
+                start, f"Unsupported charset {charset}", status="NO", code=BADCHARSET_CODE
+            )
+        reader.sp()
+    keys = [_search_key(reader)]
+    while reader.try_sp():
+        keys.append(_search_key(reader))
+    return charset, keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+
+
+def _search_key(reader: Reader) -> SearchKey:
+    char = reader.peek()
+    if char == b"(":
+        reader.pos += 1
+        _enter(reader)
+        keys = [_search_key(reader)]
+        while reader.try_sp():
+            keys.append(_search_key(reader))
+        reader.expect(b")")
+        reader.depth -= 1
+        return keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+    if char.isdigit() or char in (b"*", b"$"):
+        return SearchSequence(reader.sequence_set())
+    start = reader.pos
+    name = reader.word(_KEY_NAME, "a search key")
+    simple = _FLAG_KEYS.get(name)
+    if simple is not None:
+        return simple
+    if name in _HEADER_KEYS:
+        reader.sp()
+        return SearchHeader(name, reader.astring_text())
+    dated = _DATE_KEYS.get(name)
+    if dated is not None:
+        reader.sp()
+        return SearchDate(dated[0], dated[1], reader.date())
+    if name == "NOT":
+        reader.sp()
+        _enter(reader)
+        key = SearchNot(_search_key(reader))
+        reader.depth -= 1
+        return key
+    if name == "OR":
+        reader.sp()
+        _enter(reader)
+        left = _search_key(reader)
+        reader.sp()
+        right = _search_key(reader)
+        reader.depth -= 1
+        return SearchOr(left, right)
+    if name in ("KEYWORD", "UNKEYWORD"):
+        reader.sp()
+        flag_start = reader.pos
+        keyword = reader.atom().decode("ascii")
+        if keyword.upper() in SYSTEM_FLAGS or keyword.startswith("\\"):
+            reader.pos = flag_start
+            raise reader.error("KEYWORD takes a keyword, not a system flag")
+        return SearchFlag(keyword, name == "KEYWORD")
+    if name == "HEADER":
+        reader.sp()
+        field_start = reader.pos
+        field = reader.astring_text()
+        if not _FIELD_NAME.fullmatch(field):
+            reader.pos = field_start
+            raise reader.error("Invalid header field name")
+        reader.sp()
+        return SearchHeader(field.upper(), reader.astring_text())
+    if name == "BODY":
+        reader.sp()
+        return SearchBody(reader.astring_text())
+    if name == "TEXT":
+        reader.sp()
+        return SearchText(reader.astring_text())
+    if name in ("LARGER", "SMALLER"):
+        reader.sp()
+        return SearchSize("larger" if name == "LARGER" else "smaller", reader.number(MAX_NUMBER64))
+    if name in ("OLDER", "YOUNGER"):
+        reader.sp()
+        return SearchAge("older" if name == "OLDER" else "younger", reader.nz_number())
+    if name == "UID":
+        reader.sp()
+        return SearchUid(reader.sequence_set())
+    if name == "MODSEQ":
+        reader.sp()
+        return _modseq(reader)
+    reader.pos = start
+    raise reader.error(f"Unknown search key {name}")
+
+
+def _modseq(reader: Reader) -> SearchModSeq:
+    """``MODSEQ [SP entry-name SP entry-type-req] SP mod-sequence-valzer`` (RFC 7162 §3.1.5)."""
+    entry: str | None = None
+    entry_type: str | None = None
+    if reader.peek() == b'"':
+        entry = reader.text_of(reader.quoted())
+        if not entry.lower().startswith("/flags/"):
+            raise reader.error("MODSEQ entry must be /flags/<flag>")
+        reader.sp()
+        entry_type = reader.keyword()
+        if entry_type not in _ENTRY_TYPES:
+            raise reader.error("MODSEQ entry type must be priv, shared or all")
+        reader.sp()
+    return SearchModSeq(reader.number(MAX_NUMBER64), entry, entry_type)
+
+
+def _enter(reader: Reader) -> None:
+    reader.depth += 1
+    if reader.depth > MAX_DEPTH:
+        raise reader.error("Search criteria nested too deeply")
+
+
+def parse_search_text(text: str | bytes) -> tuple[str | None, SearchKey]:
+    """A search program from text without literals (tests and tools); raises ParseError."""
+    reader = Reader.from_line(text.encode() if isinstance(text, str) else text)
+    result = parse_search_program(reader)
+    reader.end()
+    return result

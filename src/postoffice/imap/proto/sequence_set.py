@@ -1,0 +1,175 @@
+"""Sequence sets: ``1:*,5,7:9``, ``*`` and ``$`` (RFC 9051 §9 ``sequence-set``, RFC 5182 SEARCHRES).
+
+:func:`parse_sequence_set` reads the client's text into a :class:`SequenceSet`;
+:meth:`SequenceSet.resolve` turns it into sorted, merged ranges once the largest number in use is
+known; :func:`compress` writes sorted numbers back compactly for responses (COPYUID, APPENDUID,
+ESEARCH ALL, VANISHED).
+
+Implementation notes:
+
+- ``*`` is kept as ``None`` until :meth:`~SequenceSet.resolve`, because what it means depends on
+  the mailbox at the time the command runs (RFC 9051 §9: "the largest number in use"). A range
+  may be written backwards (``4:2`` is ``2:4``), and ``n:*`` with ``n`` above the largest number
+  is ``largest:n`` (§6.4.8: "UID range of 559:* always includes the UID of the last message").
+- Ranges are not clipped: for message sequence numbers, numbers above the mailbox size are the
+  client's error (the caller answers BAD), for UIDs they are simply absent.
+- ``$`` (RFC 5182) is the result saved by an earlier ``SEARCH RETURN (SAVE)``; it stands alone and
+  only the session can resolve it, so :meth:`~SequenceSet.resolve` refuses it.
+- Numbers are ``nz-number``: 1 to 4294967295 (RFC 9051 §9).
+- :meth:`~SequenceSet.contains` bisects the resolved ranges; the resolution is cached per
+  ``largest`` so a loop over a mailbox costs one resolve.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+__all__ = ["MAX_NUMBER", "SequenceSet", "SequenceSetError", "compress", "parse_sequence_set"]
+
+MAX_NUMBER = 4294967295  # nz-number: 32 bits (RFC 9051 §9)
+
+_SET = re.compile(
+    r"(?:[1-9][0-9]{0,9}|\*)(?::(?:[1-9][0-9]{0,9}|\*))?"
+    r"(?:,(?:[1-9][0-9]{0,9}|\*)(?::(?:[1-9][0-9]{0,9}|\*))?)*"
+)
+
+
+class SequenceSetError(ValueError):
+    """The text is not a sequence set."""
+
+
+Bound = int | None  # None is "*"
+
+
+@dataclass(frozen=True, slots=True)
+class SequenceSet:
+    """A parsed sequence set: ``ranges`` as written (``None`` is ``*``), or the saved result ``$``."""
+
+    ranges: tuple[tuple[Bound, Bound], ...] = ()
+    saved: bool = False  # "$": the result of the last SEARCH RETURN (SAVE) (RFC 5182)
+    _cache: list[object] = field(
+        default_factory=list, init=False, compare=False, repr=False, hash=False
+    )
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> SequenceSet:
+        return parse_sequence_set(text)
+
+    @classmethod
+    def of(cls, numbers: Iterable[int]) -> SequenceSet:
+        """The set of the given numbers (for building responses and tests)."""
+        return parse_sequence_set(compress(sorted(set(numbers))))
+
+    @property
+    def uses_star(self) -> bool:
+        return any(lo is None or hi is None for lo, hi in self.ranges)
+
+    def resolve(self, largest: int) -> list[tuple[int, int]]:
+        """Sorted, merged, inclusive ``(first, last)`` ranges, ``*`` meaning ``largest``.
+
+        ``largest`` is the number of messages (sequence numbers) or the highest UID (UIDs); with
+        an empty mailbox it is 0 and a range with ``*`` (``1:*`` too) stands for nothing.
+        """
+        if self.saved:
+            raise ValueError("$ is the saved search result: the session must substitute it")
+        cache = self._cache
+        if cache and cache[0] == largest:
+            return cache[1]  # type: ignore[return-value]
+        spans: list[tuple[int, int]] = []
+        for lo, hi in self.ranges:
+            if largest < 1 and (lo is None or hi is None):
+                continue  # "*" in an empty mailbox names nothing
+            a = largest if lo is None else lo
+            b = largest if hi is None else hi
+            spans.append((a, b) if a <= b else (b, a))
+        spans.sort()
+        merged: list[tuple[int, int]] = []
+        for a, b in spans:
+            if merged and a <= merged[-1][1] + 1:
+                if b > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], b)
+            else:
+                merged.append((a, b))
+        cache[:] = [largest, merged]
+        return merged
+
+    def contains(self, number: int, largest: int) -> bool:
+        """Whether ``number`` is in the set, ``*`` meaning ``largest``."""
+        ranges = self.resolve(largest)
+        i = bisect_right(ranges, (number, MAX_NUMBER + 1)) - 1
+        return i >= 0 and ranges[i][0] <= number <= ranges[i][1]
+
+    def numbers(self, largest: int, *, clip: bool = False) -> Iterator[int]:
+        """Every number in the set in ascending order; ``clip`` drops those above ``largest``."""
+        for a, b in self.resolve(largest):
+            if clip:
+                if a > largest:
+                    break
+                b = min(b, largest)
+            yield from range(a, b + 1)
+
+    def max_number(self, largest: int) -> int:
+        """The highest number the set names (0 if none): a sequence set above the mailbox size is BAD."""
+        ranges = self.resolve(largest)
+        return ranges[-1][1] if ranges else 0
+
+    def to_string(self) -> str:
+        """The set written compactly, ``*`` kept: ``1:*,5``."""
+        if self.saved:
+            return "$"
+        parts = []
+        for lo, hi in self.ranges:
+            a = "*" if lo is None else str(lo)
+            parts.append(a if lo == hi else f"{a}:{'*' if hi is None else hi}")
+        return ",".join(parts)
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+
+SAVED_RESULT = SequenceSet(saved=True)
+
+
+def parse_sequence_set(text: str | bytes) -> SequenceSet:
+    """``"1:*,5"`` -> SequenceSet(((1, None), (5, 5))); ``"$"`` -> the saved result."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("ascii")
+        except UnicodeDecodeError:
+            raise SequenceSetError("not a sequence set") from None
+    if text == "$":
+        return SAVED_RESULT
+    if not _SET.fullmatch(text):
+        raise SequenceSetError(f"not a sequence set: {text[:40]!r}")
+    ranges: list[tuple[Bound, Bound]] = []
+    for item in text.split(","):
+        first, _, last = item.partition(":")
+        lo = None if first == "*" else int(first)
+        hi = lo if not last else None if last == "*" else int(last)
+        if (lo is not None and lo > MAX_NUMBER) or (hi is not None and hi > MAX_NUMBER):
+            raise SequenceSetError(f"number out of range in {text[:40]!r}")
+        ranges.append((lo, hi))
+    return SequenceSet(tuple(ranges))
+
+
+def compress(numbers: Iterable[int]) -> str:
+    """Sorted numbers written as a sequence set: ``[1, 2, 3, 5, 7, 8]`` -> ``"1:3,5,7:8"``.
+
+    Duplicates are tolerated; the numbers must be ascending. Empty input gives ``""``.
+    """
+    parts: list[str] = []
+    append = parts.append
+    start = prev = -2
+    for n in numbers:
+        if n == prev + 1 or n == prev:
+            prev = n
+            continue
+        if start >= 0:
+            append(f"{start}:{prev}" if start != prev else str(start))
+        start = prev = n
+    if start >= 0:
+        append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(parts)

@@ -1,0 +1,249 @@
+"""The IMAP connection driver: socket bytes <-> the sans-IO parser, commands dispatched by type.
+
+Implementation notes:
+- Responses to pipelined commands are written when the input is drained.
+- A synchronising literal is accepted ("+ Ready") only after its size was checked; a refused
+  one never has its bytes read (RFC 9051 §7.5, RFC 7888).
+- IDLE (RFC 2177): the session waits on the store's change events for its mailbox and announces
+  them at once (EXPUNGE included) until DONE.
+- An idle client is logged out after 30 minutes (RFC 9051 §5.4), and a garbage flood ends with
+  BYE. A slow client holds nothing but its own task: store reads run in threads and writes in
+  the writer thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from postoffice.app import LISTENER_FACTORIES, RunningListener
+from postoffice.config import ListenAddress, UnixAddress
+from postoffice.imap.commands import auth, fetch, mailbox, messages, search, select
+from postoffice.imap.proto import commands as c
+from postoffice.imap.proto import events as ev
+from postoffice.imap.proto import responses as resp
+from postoffice.imap.proto.parser import ImapServerParser
+from postoffice.imap.session import Completion, ImapSession, State, bad
+from postoffice.net.listener import Connection, start_listener
+from postoffice.services import Services
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+AUTOLOGOUT = 30 * 60.0
+PRE_AUTH_LITERAL = 65536
+MAX_ERRORS = 20
+
+Handler = Callable[[ImapSession, ev.ImapCommand], Awaitable[Completion]]
+ANY = frozenset(State)
+AUTHED = frozenset({State.AUTHENTICATED, State.SELECTED})
+SELECTED = frozenset({State.SELECTED})
+NOT_AUTHED = frozenset({State.NOT_AUTHENTICATED})
+
+# command type -> (handler, states it is valid in)
+DISPATCH: dict[type, tuple[Handler, frozenset[State]]] = {
+    c.Capability: (auth.capability, ANY),
+    c.Noop: (auth.noop, ANY),
+    c.Logout: (auth.logout, ANY),
+    c.StartTls: (auth.starttls, NOT_AUTHED),
+    c.Login: (auth.login, NOT_AUTHED),
+    c.Authenticate: (auth.authenticate, NOT_AUTHED),
+    c.Enable: (auth.enable, AUTHED),
+    c.Id: (auth.id_command, ANY),
+    c.Namespace: (mailbox.namespace, AUTHED),
+    c.Create: (mailbox.create, AUTHED),
+    c.Delete: (mailbox.delete, AUTHED),
+    c.Rename: (mailbox.rename, AUTHED),
+    c.Subscribe: (mailbox.subscribe, AUTHED),
+    c.Unsubscribe: (mailbox.unsubscribe, AUTHED),
+    c.List: (mailbox.list_command, AUTHED),
+    c.Lsub: (mailbox.lsub, AUTHED),
+    c.Status: (mailbox.status, AUTHED),
+    c.Append: (messages.append, AUTHED),
+    c.Select: (select.select, AUTHED),
+    c.Check: (select.check, SELECTED),
+    c.Close: (select.close, SELECTED),
+    c.Unselect: (select.unselect, SELECTED),
+    c.Expunge: (select.expunge, SELECTED),
+    c.UidExpunge: (select.uid_expunge, SELECTED),
+    c.Fetch: (fetch.fetch, SELECTED),
+    c.Store: (messages.store, SELECTED),
+    c.Copy: (messages.copy, SELECTED),
+    c.Move: (messages.move, SELECTED),
+    c.Search: (search.search, SELECTED),
+}
+
+
+class ImapConnection:
+    def __init__(self, conn: Connection, services: Services) -> None:
+        self.session = ImapSession(conn, services)
+        limits = services.config.limits
+        # 64 KiB lines, as Dovecot allows: long ID, SEARCH and UID sets are legitimate.
+        self.parser = ImapServerParser(max_line=max(limits.max_line_length, 65536), max_literal=limits.max_message_size)
+        # Before login nobody may send more than a password's worth (LITERAL+ cannot be refused
+        # before it arrives); auth.py raises the limits after a successful login.
+        self.parser.max_literal = self.parser.max_nonsync_literal = PRE_AUTH_LITERAL
+        self.session.parser = self.parser  # type: ignore[attr-defined]  # AUTHENTICATE and STARTTLS use it
+
+    async def run(self) -> None:
+        session = self.session
+        conn = session.conn
+        greeting = "postoffice ready"
+        session.send(resp.untagged_status("OK", greeting, resp.capability_code(auth.capabilities(session))))
+        await self.flush()
+        while session.state is not State.LOGOUT:
+            try:
+                data = await asyncio.wait_for(session.conn.reader.read(READ_SIZE), AUTOLOGOUT)
+            except TimeoutError:
+                session.send(resp.bye("Autologout; idle for too long"))
+                break
+            except (ConnectionError, OSError):
+                break
+            self.parser.receive_data(data)
+            await self.process()
+            await self.flush()
+            if not data or conn.writer.is_closing():
+                break
+        session.close_mailbox()
+        await self.flush()
+
+    async def process(self) -> None:
+        session = self.session
+        while session.state is not State.LOGOUT:
+            event = self.parser.next_event()
+            if event is ev.NEED_DATA:
+                return
+            if isinstance(event, ev.LiteralNeeded):
+                self.literal_needed(event)
+                await self.flush()  # the client waits for "+" before sending the octets
+            elif isinstance(event, ev.CommandError):
+                self.command_error(event)
+            elif isinstance(event, ev.ImapCommand):
+                await self.command(event)
+            else:  # IDLE DONE or a continuation line outside their commands
+                session.send(resp.untagged_status("BAD", "Unexpected line"))
+
+    def literal_needed(self, event: ev.LiteralNeeded) -> None:
+        session = self.session
+        limit = session.services.config.limits.max_message_size
+        if event.size > limit:
+            session.send(resp.tagged(event.tag, "NO", f"Literal too large: the limit is {limit} octets", "TOOBIG"))
+            self.parser.reject_literal()
+        else:
+            session.send(resp.continuation("Ready"))
+
+    def command_error(self, event: ev.CommandError) -> None:
+        session = self.session
+        if event.tag is None:
+            session.send(resp.untagged_status(event.status, event.text, event.code))
+        else:
+            session.send(resp.tagged(event.tag, event.status, event.text, event.code))
+        if event.fatal or self.parser.consecutive_errors >= MAX_ERRORS:
+            session.send(resp.bye("Too many invalid commands"))
+            session.state = State.LOGOUT
+
+    async def command(self, command: ev.ImapCommand) -> None:
+        session = self.session
+        entry = DISPATCH.get(type(command.args))
+        if isinstance(command.args, c.Idle):  # the driver runs IDLE: it owns the socket meanwhile
+            done = await self.idle(command) if session.state in AUTHED else bad(_wrong_state(session.state, "IDLE"))
+        elif entry is None:
+            done = bad(f"{command.name} is not supported")
+        elif session.state not in entry[1]:
+            done = bad(_wrong_state(session.state, command.name))
+        else:
+            try:
+                done = await entry[0](session, command)
+            except Exception:
+                log.exception("%s: %s failed", session.conn.id, command.name)
+                done = Completion("NO", "Internal error; the administrator will find it in the log", "SERVERBUG")
+        if done.status:  # "" means the handler already answered (STARTTLS must, before its handshake)
+            session.send(resp.tagged(command.tag, done.status, done.text, done.code))  # type: ignore[arg-type]
+
+    async def idle(self, command: ev.ImapCommand) -> Completion:
+        session = self.session
+        session.send(resp.continuation("idling"))
+        await self.flush()
+        self.parser.expect_idle_done()
+        store = session.services.store
+        box = session.snapshot.mailbox.id if session.snapshot else None
+        with store.changes.subscribe(box) as changes:
+            await session.announce_updates(allow_expunge=True)
+            await self.flush()
+            read = asyncio.ensure_future(session.conn.reader.read(READ_SIZE))
+            try:
+                while True:
+                    change = asyncio.ensure_future(changes.get())
+                    done, _ = await asyncio.wait({read, change}, timeout=AUTOLOGOUT, return_when=asyncio.FIRST_COMPLETED)
+                    if change in done:
+                        changes.drain()
+                        await session.announce_updates(allow_expunge=True)
+                        await self.flush()
+                        continue
+                    change.cancel()
+                    if read not in done:
+                        session.send(resp.bye("Autologout; idle for too long"))
+                        session.state = State.LOGOUT
+                        return Completion("OK", "IDLE ended")
+                    data = read.result()
+                    self.parser.receive_data(data)
+                    if not data:
+                        session.state = State.LOGOUT
+                        return Completion("OK", "IDLE ended")
+                    event = self.parser.next_event()
+                    if event is ev.NEED_DATA:
+                        read = asyncio.ensure_future(session.conn.reader.read(READ_SIZE))
+                        continue
+                    if isinstance(event, ev.IdleDone):
+                        return Completion("OK", "IDLE terminated")
+                    return bad("Expected DONE")
+            finally:
+                if not read.done():
+                    read.cancel()
+
+    async def flush(self) -> None:
+        session = self.session
+        if not session.out:
+            return
+        data = b"".join(session.out)
+        session.out.clear()
+        try:
+            session.conn.writer.write(data)
+            await session.conn.writer.drain()
+        except (ConnectionError, OSError):
+            session.state = State.LOGOUT
+
+
+def _wrong_state(state: State, name: str) -> str:
+    if state is State.NOT_AUTHENTICATED:
+        return f"{name}: log in first"
+    if state is State.AUTHENTICATED:
+        return f"{name}: select a mailbox first"
+    return f"{name} is not valid in this state"
+
+
+def _factory(protocol: str, implicit_tls: bool):
+    async def start(services: Services, address: ListenAddress | UnixAddress) -> RunningListener:
+        if isinstance(address, UnixAddress):
+            raise ValueError(f"{protocol} listens on host:port only, not {address}.")
+
+        async def handle(conn: Connection) -> None:
+            await ImapConnection(conn, services).run()
+
+        async def refuse(conn: Connection) -> None:
+            conn.writer.write(resp.bye("Too many connections from your address"))
+            await conn.writer.drain()
+
+        listener = await start_listener(
+            address.host, address.port, handle, tls=services.tls if implicit_tls else None,
+            limiter=services.connection_limiter, on_refused=refuse, name=protocol,
+        )
+        return RunningListener(protocol, listener.address, listener.close)
+
+    return start
+
+
+def register() -> None:
+    LISTENER_FACTORIES["imap"] = _factory("imap", implicit_tls=False)
+    LISTENER_FACTORIES["imaps"] = _factory("imaps", implicit_tls=True)

@@ -1,0 +1,191 @@
+"""The IMAP server over real sockets with Python's imaplib (RFC 9051 / RFC 3501)."""
+from __future__ import annotations
+
+import imaplib
+import re
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from live_server import PASSWORD, LiveServer
+
+MESSAGE = (b"From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\nSubject: Lunch plans\r\n"
+           b"Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <lunch@example.test>\r\n\r\n"
+           b"Shall we meet at the zygomorphic cafe?\r\n")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    live = LiveServer(tmp_path / "data", ["imap", "imaps", "smtp"], auth={"failed_login_delay": 0.1}).start()
+    live.add_user("bob@example.test")
+    yield live
+    live.stop()
+
+
+def connect(server: LiveServer) -> imaplib.IMAP4:
+    client = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=10)
+    client.login("bob@example.test", PASSWORD)
+    return client
+
+
+def deliver(server: LiveServer, body: bytes = MESSAGE) -> None:
+    with smtplib.SMTP("127.0.0.1", server.ports["smtp"], timeout=10) as smtp:
+        smtp.sendmail("alice@example.test", ["bob@example.test"], body)
+
+
+def test_capabilities_and_login(server: LiveServer) -> None:
+    client = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=10)
+    for capability in ("IMAP4REV1", "IMAP4REV2", "STARTTLS", "AUTH=PLAIN", "IDLE", "UIDPLUS", "MOVE", "LITERAL+"):
+        assert capability in client.capabilities, capability
+    with pytest.raises(imaplib.IMAP4.error):
+        client.login("bob@example.test", "wrong password")
+    typ, _ = client.login("bob@example.test", PASSWORD)
+    assert typ == "OK"
+    client.logout()
+
+
+def test_list_select_fetch_and_flags(server: LiveServer) -> None:
+    deliver(server)
+    client = connect(server)
+    typ, listing = client.list()
+    names = [line.decode() for line in listing]
+    assert any(n.endswith('"/" INBOX') for n in names)
+    assert any("\\Sent" in n and n.endswith("Sent") for n in names)
+    typ, data = client.select("INBOX")
+    assert (typ, data) == ("OK", [b"1"])
+    typ, data = client.fetch("1", "(FLAGS RFC822.SIZE ENVELOPE)")
+    text = data[0].decode()
+    assert "RFC822.SIZE" in text and '"Lunch plans"' in text and "\\Recent" in text
+    typ, data = client.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert data[0][1] == b"Subject: Lunch plans\r\n\r\n"
+    typ, data = client.fetch("1", "(BODY[TEXT])")
+    assert data[0][1] == b"Shall we meet at the zygomorphic cafe?\r\n"
+    typ, data = client.fetch("1", "(FLAGS)")
+    assert b"\\Seen" in data[0]  # the non-PEEK fetch set \Seen
+    typ, data = client.store("1", "+FLAGS", "(\\Flagged $Important)")
+    assert b"\\Flagged" in data[0] and b"$Important" in data[0]
+    typ, data = client.uid("FETCH", "1:*", "(UID BODYSTRUCTURE)")
+    assert b'("text" "plain" ("charset" "us-ascii")' in data[0].lower()
+    client.logout()
+
+
+def test_search(server: LiveServer) -> None:
+    deliver(server)
+    deliver(server, MESSAGE.replace(b"Lunch plans", b"Quarterly report").replace(b"zygomorphic", b"budget"))
+    client = connect(server)
+    client.select("INBOX")
+    assert client.search(None, "SUBJECT", "lunch") == ("OK", [b"1"])
+    assert client.search(None, "BODY", "budget") == ("OK", [b"2"])
+    assert client.search(None, "TEXT", "zygomorphic") == ("OK", [b"1"])
+    assert client.search(None, "FROM", "alice") == ("OK", [b"1 2"])
+    assert client.search(None, "NOT", "SUBJECT", "lunch") == ("OK", [b"2"])
+    assert client.search(None, "OR", "SUBJECT", "lunch", "SUBJECT", "report") == ("OK", [b"1 2"])
+    assert client.uid("SEARCH", "SENTON", "1-Jan-2024") == ("OK", [b"1 2"])
+    assert client.search(None, "LARGER", "100000") == ("OK", [b""])
+    client.logout()
+
+
+def test_append_copy_move_expunge_with_uidplus(server: LiveServer) -> None:
+    client = connect(server)
+    typ, data = client.append("INBOX", "(\\Seen)", imaplib.Time2Internaldate(time.time()), MESSAGE)
+    assert typ == "OK" and re.search(rb"\[APPENDUID \d+ 1\]", data[0])
+    typ, data = client.append("Nope", None, None, MESSAGE)
+    assert typ == "NO" and b"[TRYCREATE]" in data[0]
+    client.create("Projects/2024")
+    client.select("INBOX")
+    typ, data = client.copy("1", "Projects/2024")
+    assert typ == "OK" and b"[COPYUID" in data[0]
+    typ, data = client.uid("MOVE", "1", "Archive")
+    assert typ == "OK"
+    assert client.select("INBOX")[1] == [b"0"]
+    assert client.select("Archive")[1] == [b"1"]
+    client.store("1", "+FLAGS", "\\Deleted")
+    typ, data = client.expunge()
+    assert data == [b"1"]
+    assert client.status("Projects/2024", "(MESSAGES UIDNEXT)")[1][0].endswith(b"(MESSAGES 1 UIDNEXT 2)")
+    client.logout()
+
+
+def test_create_rename_delete_subscribe(server: LiveServer) -> None:
+    client = connect(server)
+    assert client.create("Work")[0] == "OK"
+    assert client.create("Work")[0] == "NO"
+    assert client.rename("Work", "Jobs")[0] == "OK"
+    assert client.subscribe("Jobs")[0] == "OK"
+    assert any(b"Jobs" in line for line in client.lsub()[1])
+    assert client.delete("Jobs")[0] == "OK"
+    assert not any(b"Jobs" in line for line in client.list()[1])
+    assert client.delete("INBOX")[0] == "NO"
+    client.logout()
+
+
+def test_other_sessions_see_changes_and_expunge_waits_for_a_safe_moment(server: LiveServer) -> None:
+    deliver(server)
+    deliver(server)
+    first, second = connect(server), connect(server)
+    first.select("INBOX")
+    second.select("INBOX")
+    second.store("2", "+FLAGS", "(\\Deleted)")
+    second.expunge()
+    typ, data = first.fetch("2", "(BODY.PEEK[])")  # not told yet: still fetchable whole
+    assert typ == "OK" and data[0][1].endswith(MESSAGE)
+    assert first.untagged_responses.get("EXPUNGE") is None  # never during FETCH by number
+    typ, _ = first.noop()
+    assert first.untagged_responses.get("EXPUNGE") == [b"2"]
+    deliver(server)
+    first.noop()
+    assert first.untagged_responses.get("EXISTS")[-1] == b"2"
+    first.logout()
+    second.logout()
+
+
+def test_idle_sees_smtp_delivery_quickly(server: LiveServer) -> None:
+    sock = socket.create_connection(("127.0.0.1", server.ports["imap"]), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(f'a LOGIN bob@example.test "{PASSWORD}"\r\nb SELECT INBOX\r\nc IDLE\r\n'.encode())
+    line = b""
+    while not line.startswith(b"+"):
+        line = f.readline()
+    started = time.monotonic()
+    threading.Thread(target=deliver, args=(server,)).start()
+    line = f.readline()
+    elapsed = time.monotonic() - started
+    assert line == b"* 1 EXISTS\r\n"
+    assert elapsed < 2.0  # SMTP round trip included; the push itself is immediate
+    sock.sendall(b"DONE\r\n")
+    while not line.startswith(b"c "):
+        line = f.readline()
+    assert line.startswith(b"c OK")
+    sock.close()
+
+
+def test_implicit_tls_and_starttls(server: LiveServer) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    client = imaplib.IMAP4_SSL("127.0.0.1", server.ports["imaps"], ssl_context=context, timeout=10)
+    client.login("bob@example.test", PASSWORD)
+    client.logout()
+    client = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=10)
+    client.starttls(ssl_context=context)
+    assert "STARTTLS" not in client.capabilities
+    client.login("bob@example.test", PASSWORD)
+    client.logout()
+
+
+def test_garbage_and_big_literals_are_refused(server: LiveServer) -> None:
+    sock = socket.create_connection(("127.0.0.1", server.ports["imap"]), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(b"a LOGIN {99999999999}\r\n")
+    assert f.readline().startswith(b"a NO")
+    sock.sendall(b"\x00\xff garbage\r\n" * 30)
+    lines = [f.readline() for _ in range(21)]
+    assert any(line.startswith(b"* BYE") for line in lines)
+    sock.close()
