@@ -11,7 +11,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from postoffice.directory import Directory
+from postoffice.directory import Directory, Resolution
 from postoffice.message.lines import to_crlf
 from postoffice.store.interface import (
     DeliveryTarget,
@@ -60,20 +60,22 @@ async def deliver_message(
     outbound: OutboundMessage | None = None,
     enforce_quota: bool = True,
     binary: bool = False,
+    resolved: dict[str, Resolution] | None = None,
 ) -> DeliveryReport:
     """Deliver `raw` to every local recipient of `envelope`; durable when it returns.
 
     Local copies start with `Return-Path:` (RFC 5321 §4.4: added at final delivery). With
     `outbound`, a copy without it goes to the outbound queue in the same transaction.
     Line endings become CRLF, except for `binary` content (BODY=BINARYMIME, RFC 3030), which is
-    stored byte for byte.
+    stored byte for byte. `resolved` passes recipient resolutions already made (SMTP resolves
+    each recipient at RCPT time) so they are not looked up twice.
     """
     report = DeliveryReport()
     targets: dict[int, DeliveryTarget] = {}
     reached_by: dict[int, list[str]] = {}
     addresses: dict[int, str] = {}
     for recipient in envelope.recipients:
-        resolution = await directory.resolve_recipient(recipient)
+        resolution = (resolved or {}).get(recipient) or await directory.resolve_recipient(recipient)
         if not resolution.local_domain:
             report.not_local.append(recipient)
             continue

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
@@ -101,17 +102,27 @@ class Resolution:
 
 
 class Directory:
+    # Resolutions are cached this long. Changes made through this Directory clear the cache at
+    # once; changes made by another process (an admin command) are seen within this time.
+    CACHE_SECONDS = 1.0
+
     def __init__(self, store: MailStore, *, recipient_delimiter: str = "+", default_quota: int = 0) -> None:
         self.store = store
         self.recipient_delimiter = recipient_delimiter
         self.default_quota = default_quota
+        self._cache: dict[str, tuple[float, Resolution]] = {}
+
+    def _changed(self) -> None:
+        self._cache.clear()
 
     # --- domains --------------------------------------------------------------------------
 
     async def add_domain(self, name: str) -> DomainRecord:
+        self._changed()
         return await self.store.add_domain(canonical_domain(name))
 
     async def remove_domain(self, name: str) -> None:
+        self._changed()
         await self.store.remove_domain(canonical_domain(name))
 
     async def list_domains(self) -> list[DomainRecord]:
@@ -128,6 +139,7 @@ class Directory:
     async def add_user(self, address: str, password: str, quota: int | None = None) -> AccountRecord:
         address = canonical_address(address)
         password_hash = await asyncio.to_thread(hash_password, password)
+        self._changed()
         return await self.store.add_account(
             address, password_hash, self.default_quota if quota is None else quota
         )
@@ -137,6 +149,7 @@ class Directory:
         await self.store.set_password_hash(canonical_address(address), password_hash)
 
     async def remove_user(self, address: str) -> None:
+        self._changed()
         await self.store.remove_account(canonical_address(address))
 
     async def list_users(self, domain: str | None = None) -> list[AccountRecord]:
@@ -164,6 +177,7 @@ class Directory:
         if not targets:
             raise DirectoryError("Give at least one target address for the alias.")
         clean = [canonical_address(t) for t in targets]
+        self._changed()
         if source.startswith("@"):
             domain = canonical_domain(source[1:])
             if len(clean) != 1:
@@ -177,6 +191,7 @@ class Directory:
             await self.store.add_alias(source, target)
 
     async def remove_alias(self, source: str, target: str | None = None) -> int:
+        self._changed()
         if source.startswith("@"):
             await self.store.set_catch_all(canonical_domain(source[1:]), None)
             return 1
@@ -215,6 +230,18 @@ class Directory:
     # --- resolution -----------------------------------------------------------------------
 
     async def resolve_recipient(self, address: str) -> Resolution:
+        key = address.lower()
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.CACHE_SECONDS:
+            return cached[1]
+        resolution = await self._resolve(address)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now, resolution)
+        return resolution
+
+    async def _resolve(self, address: str) -> Resolution:
         if address.lower() == "postmaster":  # RFC 5321 §4.1.1.3: <Postmaster> needs no domain
             domains = await self.store.list_domains()
             if not domains:
@@ -225,9 +252,11 @@ class Directory:
         except DirectoryError:
             return Resolution(local_domain=False)
         local, _, domain_name = address.rpartition("@")
-        domain = await self.store.get_domain(domain_name)
+        domain, account, _ = await self.store.lookup_address(address)
         if domain is None:
             return Resolution(local_domain=False)
+        if account is not None:  # the common case, answered by that one read
+            return Resolution(True, (account,), ())
         accounts: dict[int, AccountRecord] = {}
         forwards: list[str] = []
         if await self._expand(address, accounts, forwards, set(), 0):

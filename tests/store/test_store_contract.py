@@ -72,7 +72,8 @@ async def test_uidvalidity_changes_when_a_mailbox_is_recreated(store: MailStore)
 async def test_flags_add_remove_replace_and_keywords(store: MailStore) -> None:
     account = await new_account(store)
     box = await inbox(store, account.id)
-    (r,) = await store.append_messages(box.id, [NewMessage((await new_message(store, 1)).blob, frozenset({"\\Seen"}))])
+    first = await new_message(store, 1)
+    (r,) = await store.append_messages(box.id, [NewMessage(first.blob, frozenset({"\\Seen"}), raw=first.raw)])
     result = await store.store_flags(box.id, [r.uid], FlagMode.ADD, ["\\flagged", "$Forwarded"])
     assert result.updated[0].flags == {"\\Seen", "\\Flagged", "$Forwarded"}
     assert result.updated[0].modseq > r.modseq
@@ -256,7 +257,7 @@ async def test_copy_and_move_keep_flags_and_dates(store: MailStore) -> None:
     box = await inbox(store, account.id)
     archive = await store.get_mailbox(account.id, "Archive")
     msg = await new_message(store, 1)
-    (r,) = await store.append_messages(box.id, [NewMessage(msg.blob, frozenset({"\\Seen", "work"}), 1_000_000.0)])
+    (r,) = await store.append_messages(box.id, [NewMessage(msg.blob, frozenset({"\\Seen", "work"}), 1_000_000.0, msg.raw)])
     copied = await store.copy_messages(box.id, [r.uid], archive.id)
     assert copied.pairs == ((r.uid, 1),) and copied.uidvalidity == archive.uidvalidity
     (c,) = await store.get_messages(archive.id, [1])
@@ -388,3 +389,28 @@ async def test_expunged_message_stays_readable_while_its_mailbox_is_held(store: 
             break
         await asyncio.sleep(0.02)
     assert not store.blobs.exists(msg.blob.sha256)  # type: ignore[attr-defined]
+
+
+async def test_new_blob_becomes_durable_only_with_its_commit(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    raw = make_raw(42)
+    blob = await store.put_blob(raw)
+    blobs = store.blobs  # type: ignore[attr-defined]
+    assert not blobs.exists(blob.sha256)  # nothing is named before a commit needs it
+
+    def failing(tx) -> None:
+        from postoffice.store.sqlite.message_ops import insert_blob
+
+        insert_blob(tx, blobs, blob, raw)
+        raise StoreError("rolled back")
+
+    with pytest.raises(StoreError):
+        await store.run_write(failing)  # type: ignore[attr-defined]
+    assert not blobs.exists(blob.sha256)  # a rolled-back job writes nothing
+    await store.append_messages(box.id, [NewMessage(blob, raw=raw)])
+    assert blobs.exists(blob.sha256) and blobs.read(blob.sha256) == raw
+    assert list(blobs.root.joinpath("tmp").iterdir()) == []  # no temporary file left behind
+    with pytest.raises(StoreError):  # without its bytes a new blob cannot be stored
+        other = await store.put_blob(make_raw(43))
+        await store.append_messages(box.id, [NewMessage(other)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import itertools
 import secrets
 import time
 from dataclasses import dataclass
@@ -41,8 +42,13 @@ def with_keyword(info: ReceivedInfo) -> str:
     return "ESMTP" + ("S" if info.tls_version else "") + ("A" if info.authenticated else "")
 
 
+_QUEUE_ID_PREFIX = secrets.token_hex(3).upper()  # differs per process start
+_queue_ids = itertools.count(1)
+
+
 def new_queue_id() -> str:
-    return secrets.token_hex(6).upper()
+    """A short id naming one accepted message in logs and replies (unique per process run)."""
+    return f"{_QUEUE_ID_PREFIX}{next(_queue_ids):08X}"
 
 
 def received_header(info: ReceivedInfo, now: float | None = None) -> bytes:

@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Protocol
 
 from postoffice.delivery import DeliveryReport, Envelope, deliver_message
+from postoffice.directory import Resolution
 from postoffice.smtp.headers import (
     ReceivedInfo,
     add_missing_ids,
@@ -64,6 +65,10 @@ async def _over_quota(recipient: Recipient) -> bool:
     return any(a.quota and a.used >= a.quota for a in recipient.accounts)
 
 
+def _resolved(envelope: SmtpEnvelope) -> dict[str, Resolution]:
+    return {rc.address: rc.resolution for rc in envelope.recipients if rc.resolution is not None}
+
+
 def _binary(envelope: SmtpEnvelope) -> bool:
     return getattr(envelope.params, "body", None) == "BINARYMIME"
 
@@ -92,7 +97,7 @@ class InboundPolicy:
             return RELAY_DENIED, None
         if not resolution.exists:
             return UNKNOWN_USER, None
-        recipient = Recipient(address, params, resolution.accounts)
+        recipient = Recipient(address, params, resolution.accounts, resolution=resolution)
         if await _over_quota(recipient):
             return MAILBOX_FULL, None
         return None, recipient
@@ -104,7 +109,7 @@ class InboundPolicy:
             state.services.store, state.services.directory,
             Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients)), raw,
             enforce_quota=False,  # checked at RCPT: refusing now would lose accepted mail
-            binary=_binary(envelope),
+            binary=_binary(envelope), resolved=_resolved(envelope),
         )
         return [_report_reply(report, info.queue_id)]
 
@@ -131,7 +136,7 @@ class SubmissionPolicy:
             return None, Recipient(address, params, (), local=False)  # queued for delivery out
         if not resolution.exists:
             return UNKNOWN_USER, None
-        return None, Recipient(address, params, resolution.accounts)
+        return None, Recipient(address, params, resolution.accounts, resolution=resolution)
 
     async def on_message(self, state: SessionState, envelope: SmtpEnvelope) -> list[r.Reply]:
         services = state.services
@@ -159,7 +164,7 @@ class SubmissionPolicy:
         report = await deliver_message(
             services.store, services.directory,
             Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients if rc.local)), raw,
-            outbound=outbound, enforce_quota=False, binary=_binary(envelope),
+            outbound=outbound, enforce_quota=False, binary=_binary(envelope), resolved=_resolved(envelope),
         )
         return [_report_reply(report, info.queue_id)]
 
@@ -173,7 +178,7 @@ class LmtpPolicy(InboundPolicy):
         resolution = await state.services.directory.resolve_recipient(address)
         if not resolution.exists:  # LMTP hands us only what is ours: anything else is unknown
             return UNKNOWN_USER, None
-        return None, Recipient(address, params, resolution.accounts)
+        return None, Recipient(address, params, resolution.accounts, resolution=resolution)
 
     async def on_message(self, state: SessionState, envelope: SmtpEnvelope) -> list[r.Reply]:
         """RFC 2033 §4.2: one reply per accepted recipient, in RCPT order."""
@@ -182,7 +187,7 @@ class LmtpPolicy(InboundPolicy):
         report = await deliver_message(
             state.services.store, state.services.directory,
             Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients)), raw,
-            binary=_binary(envelope),
+            binary=_binary(envelope), resolved=_resolved(envelope),
         )
         replies = []
         for rc in envelope.recipients:

@@ -34,6 +34,7 @@ from postoffice.auth.sasl import (
     mechanisms_offered,
     start_sasl,
 )
+from postoffice.directory import Resolution
 from postoffice.net.listener import Connection
 from postoffice.net.tls import ReloadingServerContext
 from postoffice.services import Services
@@ -54,6 +55,7 @@ class Recipient:
     params: object  # smtp.proto RcptParams
     accounts: tuple[AccountRecord, ...] = ()
     local: bool = True
+    resolution: Resolution | None = None  # from RCPT time, reused at delivery
 
 
 @dataclass

@@ -9,6 +9,7 @@ synchronous and do disk I/O: async callers run them in a thread.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +20,7 @@ from postoffice.durable import fsync_dir, sync_filesystem
 # From this many new files on, a batch is made durable with two file-system flushes instead of
 # one fsync per file and directory.
 _BATCH_SYNC_AT = 16
+_stage_counter = itertools.count()
 
 
 def blob_hash(raw: bytes) -> str:
@@ -98,6 +100,43 @@ class BlobStore:
                 os.fsync(fd)
         finally:
             os.close(fd)
+
+    def stage(self, raw: bytes, sha256: str) -> Path | None:
+        """Write `raw` to a temporary file without fsync, for `promote` to make durable with
+        the other files of its commit; None when the blob is already stored."""
+        if self.path(sha256).exists():
+            return None
+        tmp = self._tmp / f"{sha256}.{os.getpid()}.{next(_stage_counter)}"
+        self._write_tmp(tmp, raw, fsync=False)
+        return tmp
+
+    def promote(self, staged: list[tuple[Path, str]], unwritten: list[tuple[str, bytes]] = ()) -> None:  # type: ignore[assignment]
+        """Make staged files, and `unwritten` (sha, bytes) blobs, durable under their final
+        names: write, flush the file system, rename, flush again (so the names are durable too).
+        A final name therefore always means a complete, durable file."""
+        staged = list(staged)
+        for sha256, raw in unwritten:
+            tmp = self._tmp / f"{sha256}.{os.getpid()}.{next(_stage_counter)}"
+            self._write_tmp(tmp, raw, fsync=False)
+            staged.append((tmp, sha256))
+        synced = sync_filesystem(self.root)
+        if not synced:
+            for tmp, _ in staged:
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+        directories = set()
+        for tmp, sha256 in staged:
+            final = self.path(sha256)
+            if sha256[:2] not in self._known_dirs:
+                final.parent.mkdir(exist_ok=True)
+                self._known_dirs.add(sha256[:2])
+            os.replace(tmp, final)
+            directories.add(final.parent)
+        if synced and sync_filesystem(self.root):
+            return
+        fsync_dir(self.root)
+        for directory in directories:
+            fsync_dir(directory)
 
     def remove(self, sha256: str) -> None:
         try:

@@ -17,11 +17,19 @@ from postoffice.store.interface import IndexedBlob
 INDEX_VERSION = 1
 
 
-def index_message(raw: bytes, blobs: BlobStore | None = None, sha256: str | None = None) -> IndexedBlob:
-    """Parse `raw` (CRLF line endings) and, when `blobs` is given, write it durably first."""
+def index_message(
+    raw: bytes, blobs: BlobStore | None = None, sha256: str | None = None, *, stage: bool = False
+) -> IndexedBlob:
+    """Parse `raw` (CRLF line endings) and, when `blobs` is given, store it first: durably, or
+    with `stage`, as a temporary file the store's writer makes durable at its commit."""
     sha256 = sha256 or blob_hash(raw)
+    staged = None
     if blobs is not None:
-        blobs.write(raw, sha256)
+        if stage:
+            path = blobs.stage(raw, sha256)
+            staged = str(path) if path is not None else None
+        else:
+            blobs.write(raw, sha256)
     meta = parse_message(raw)
     headers = meta.headers
     return IndexedBlob(
@@ -40,4 +48,5 @@ def index_message(raw: bytes, blobs: BlobStore | None = None, sha256: str | None
         preview=meta.preview,
         header_text=headers.header_text,
         body_text=meta.text,
+        staged=staged,
     )

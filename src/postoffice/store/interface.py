@@ -195,6 +195,9 @@ class IndexedBlob:
     preview: str
     header_text: str
     body_text: str
+    # A temporary file holding the bytes, not yet durable: the store's writer makes it durable
+    # together with the other files of its commit (see BlobStore.promote).
+    staged: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +221,9 @@ class BlobInfo:
 
 @dataclass(frozen=True, slots=True)
 class NewMessage:
-    """One message to add to one mailbox. `raw` lets the writer restore a blob file that a
-    concurrent garbage collection removed between the blob write and the commit."""
+    """One message to add to one mailbox. `raw` is required for a blob from `put_blob` (the
+    writer stores the bytes with its commit); it also lets the writer restore a file that a
+    concurrent garbage collection removed."""
 
     blob: IndexedBlob
     flags: frozenset[str] = frozenset()
@@ -341,6 +345,9 @@ class MailStore(Protocol):
     async def set_password_hash(self, address: str, password_hash: str) -> None: ...
     async def set_quota(self, address: str, quota: int) -> None: ...
     async def remove_account(self, address: str) -> None: ...
+    async def lookup_address(
+        self, address: str
+    ) -> tuple[DomainRecord | None, AccountRecord | None, list[AliasRecord]]: ...
     async def add_alias(self, source: str, target: str) -> None: ...
     async def remove_alias(self, source: str, target: str | None = None) -> int: ...
     async def list_aliases(self, source: str | None = None) -> list[AliasRecord]: ...

@@ -166,3 +166,14 @@ def list_aliases(conn: sqlite3.Connection, source: str | None) -> list[AliasReco
             "SELECT source, target FROM aliases WHERE source = ? ORDER BY target", (source,)
         ).fetchall()
     return [AliasRecord(source=r[0], target=r[1]) for r in rows]
+
+
+def lookup_address(
+    conn: sqlite3.Connection, address: str
+) -> tuple[DomainRecord | None, AccountRecord | None, list[AliasRecord]]:
+    """The domain, account and aliases for one address, in one read (the SMTP RCPT hot path)."""
+    domain = get_domain(conn, address.rpartition("@")[2])
+    if domain is None:
+        return None, None, []
+    account = get_account(conn, address)
+    return domain, account, ([] if account is not None else list_aliases(conn, address))

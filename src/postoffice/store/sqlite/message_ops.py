@@ -14,9 +14,11 @@ row can ever point to a missing file.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from postoffice.store.blobs import BlobStore
@@ -70,11 +72,16 @@ def insert_blob(tx: Transaction, blobs: BlobStore, blob: IndexedBlob, raw: bytes
     """The row id of `blob`, inserting it (and its full-text row) when new."""
     row = tx.execute("SELECT id, refcount FROM blobs WHERE sha256 = ?", (blob.sha256,)).fetchone()
     if row is not None and row[1] > 0:
+        _discard_staged(tx, blob)
         return int(row[0])
-    if not blobs.exists(blob.sha256):
-        if raw is None:
-            raise StoreError(f"The message file {blob.sha256} is missing; deliver it again.")
-        blobs.write(raw, blob.sha256)
+    if blobs.exists(blob.sha256):
+        _discard_staged(tx, blob)
+    elif blob.staged is not None and os.path.exists(blob.staged):
+        tx.staged.append((Path(blob.staged), blob.sha256))  # made durable just before COMMIT
+    elif raw is not None:
+        tx.unwritten.append((blob.sha256, raw))  # written and made durable just before COMMIT
+    else:
+        raise StoreError(f"The message file {blob.sha256} is missing; deliver it again.")
     if row is not None:
         return int(row[0])
     blob_id = tx.execute(
@@ -90,6 +97,13 @@ def insert_blob(tx: Transaction, blobs: BlobStore, blob: IndexedBlob, raw: bytes
         (blob_id, blob.header_text, blob.body_text),
     )
     return int(blob_id)
+
+
+def _discard_staged(tx: Transaction, blob: IndexedBlob) -> None:
+    """The bytes are stored already: the staged copy is not needed."""
+    if blob.staged is not None:
+        staged = Path(blob.staged)
+        tx.after_commit.append(lambda: staged.unlink(missing_ok=True))
 
 
 def schedule_blob_cleanup(tx: Transaction, blob_ids: Iterable[int]) -> None:

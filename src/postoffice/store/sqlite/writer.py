@@ -44,6 +44,8 @@ class Transaction:
     # until every session has been told (RFC 9051 §7.5.1), so their blobs are not removed yet.
     held_mailboxes: Counter[int] = field(default_factory=Counter)
     changes: list[MailboxChange] = field(default_factory=list)
+    staged: list[tuple[Path, str]] = field(default_factory=list)  # blob files to promote at commit
+    unwritten: list[tuple[str, bytes]] = field(default_factory=list)  # blobs to write at commit
     after_commit: list[Callable[[], object]] = field(default_factory=list)
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
@@ -125,7 +127,7 @@ class WriterThread:
                 _resolve(job, None, exc)
             return
         for job in batch:
-            mark_changes, mark_after = len(tx.changes), len(tx.after_commit)
+            marks = len(tx.changes), len(tx.after_commit), len(tx.staged), len(tx.unwritten)
             conn.execute("SAVEPOINT job")
             try:
                 result = job.fn(tx)
@@ -134,13 +136,17 @@ class WriterThread:
             except BaseException as exc:
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
-                del tx.changes[mark_changes:]
-                del tx.after_commit[mark_after:]
+                del tx.changes[marks[0]:]
+                del tx.after_commit[marks[1]:]
+                del tx.staged[marks[2]:]
+                del tx.unwritten[marks[3]:]
                 outcomes.append((job, None, exc))
         try:
             _record_changes(conn, tx.changes, self.own_change_seqs)
+            if tx.staged or tx.unwritten:  # the files new rows point to are durable first
+                self._blobs.promote(tx.staged, tx.unwritten)
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             log.error("store commit failed: %s", exc)
             try:
                 conn.execute("ROLLBACK")
