@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 BASE_CAPABILITIES = (
     "IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS",
-    "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "ID",
+    "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "ID", "ESEARCH", "BINARY",
 )
 
 
