@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from imaptest_runner import Outcome, run_script
 from imaptest_script import script_paths
-
 from live_server import PASSWORD, LiveServer
 
 # Raise this as extensions land; it may never go down.

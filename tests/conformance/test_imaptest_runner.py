@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from imaptest_runner import (
     MatchContext,
     Outcome,

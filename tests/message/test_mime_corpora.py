@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from mime_render import assert_well_formed, render_body, render_envelope, section_bytes
-
 from postoffice.message import mime
 from postoffice.message.mime import BodyPart, dump_structure, load_structure
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mime_render import assert_well_formed
 
+from mime_render import assert_well_formed
 from postoffice.message import mime
 from postoffice.message.mime import dump_structure, load_structure, parse_message
 from postoffice.message.mime_address import parse_address_list

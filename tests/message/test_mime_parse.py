@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from mime_render import assert_well_formed, render_body, render_envelope, section_bytes
 
+from mime_render import assert_well_formed, render_body, render_envelope, section_bytes
 from postoffice.message.mime import Address, MessageMetadata, parse_message
 
 

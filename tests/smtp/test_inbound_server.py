@@ -6,9 +6,9 @@ import ssl
 import time
 
 import pytest
-from smtp_client import RawSmtp
 
 from live_server import LiveServer
+from smtp_client import RawSmtp
 
 MESSAGE = b"From: Sender <sender@remote.example>\r\nTo: alice@example.test\r\nSubject: hello\r\n\r\nHello Alice.\r\n"
 

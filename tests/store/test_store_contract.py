@@ -6,7 +6,6 @@ import sqlite3
 import time
 
 import pytest
-from store_kit import make_raw, new_account, new_message
 
 from postoffice.store.changes import ChangeKind
 from postoffice.store.interface import (
@@ -18,6 +17,7 @@ from postoffice.store.interface import (
     QuotaExceeded,
     StoreError,
 )
+from store_kit import make_raw, new_account, new_message
 
 
 async def inbox(store: MailStore, account_id: int):

@@ -14,9 +14,10 @@ Implementation notes (RFC 9051 §2.3.1.2, §5.2, §7.5.1; RFC 3501 §2.3.1.2, §
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
-from postoffice.store.interface import MailboxRecord, MailStore, MessageRecord
+from postoffice.store.interface import FlagUpdate, MailboxRecord, MailStore, MessageRecord
 
 
 @dataclass
@@ -158,7 +159,10 @@ class MailboxSnapshot:
                 seqs.append(seq)
         return seqs
 
-    def update_record(self, record: MessageRecord) -> None:
-        """Apply a change this session made itself (STORE), so refresh does not repeat it."""
-        if record.uid in self.records:
-            self.records[record.uid] = record
+    def apply_flag_updates(self, updates: Iterable[FlagUpdate]) -> None:
+        """Apply flag changes this session made itself (STORE, FETCH setting \\Seen), so that
+        refresh does not announce them again."""
+        for update in updates:
+            old = self.records.get(update.uid)
+            if old is not None:
+                self.records[update.uid] = replace(old, modseq=update.modseq, flags=update.flags)

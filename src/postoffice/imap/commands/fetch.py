@@ -67,11 +67,7 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
         unseen = [u for u in uids if "\\Seen" not in snapshot.record(u).flags]
         if unseen:
             result = await session.services.store.store_flags(snapshot.mailbox.id, unseen, FlagMode.ADD, ["\\Seen"])
-            for update in result.updated:
-                old = snapshot.record(update.uid)
-                snapshot.update_record(MessageRecord(
-                    old.mailbox_id, old.uid, update.modseq, update.flags, old.internal_date,
-                    old.saved_date, old.size, old.blob))
+            snapshot.apply_flag_updates(result.updated)
     needs_structure = any(
         (isinstance(i, FetchAttribute) and i.name in _STRUCTURE | _CONTENT)
         or isinstance(i, FetchBody | FetchBinary | FetchBinarySize)

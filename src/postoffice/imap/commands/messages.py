@@ -11,7 +11,7 @@ from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.session import Completion, ImapSession, bad, no, ok
 from postoffice.message.lines import to_crlf
-from postoffice.store.interface import FlagMode, MessageRecord, NewMessage, QuotaExceeded
+from postoffice.store.interface import FlagMode, NewMessage, QuotaExceeded
 
 _MODES = {"replace": FlagMode.REPLACE, "add": FlagMode.ADD, "remove": FlagMode.REMOVE}
 
@@ -56,12 +56,7 @@ async def store(session: ImapSession, command: ev.ImapCommand) -> Completion:
     result = await session.services.store.store_flags(
         snapshot.mailbox.id, uids, _MODES[args.mode], flags, unchanged_since=args.unchanged_since
     )
-    for update in result.updated:
-        if update.uid in snapshot.records:
-            old = snapshot.record(update.uid)
-            snapshot.update_record(MessageRecord(
-                old.mailbox_id, old.uid, update.modseq, update.flags, old.internal_date,
-                old.saved_date, old.size, old.blob))
+    snapshot.apply_flag_updates(result.updated)
     if not args.silent:
         for uid in uids:
             seq = snapshot.seq_of(uid)
