@@ -189,3 +189,27 @@ def test_garbage_and_big_literals_are_refused(server: LiveServer) -> None:
     lines = [f.readline() for _ in range(21)]
     assert any(line.startswith(b"* BYE") for line in lines)
     sock.close()
+
+
+def test_starttls_discards_commands_injected_before_the_handshake(server: LiveServer) -> None:
+    """CVE-2011-0411: a LOGIN pipelined behind STARTTLS in plaintext must never be executed."""
+    sock = socket.create_connection(("127.0.0.1", server.ports["imap"]), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(f'a STARTTLS\r\nb LOGIN bob@example.test "{PASSWORD}"\r\n'.encode())
+    assert f.readline().startswith(b"a OK")
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    tls = context.wrap_socket(sock)
+    tls.sendall(b"c CAPABILITY\r\n")
+    reply = b""
+    while b"c OK" not in reply:
+        reply += tls.recv(65536)
+    assert b"b OK" not in reply  # the injected LOGIN was dropped, not answered
+    assert b"AUTH=PLAIN" in reply  # and the session is still not authenticated
+    tls.sendall(b"d SELECT INBOX\r\n")
+    reply = b""
+    while b"d " not in reply:
+        reply += tls.recv(65536)
+    assert b"d BAD" in reply
+    tls.close()
