@@ -213,3 +213,78 @@ def test_starttls_discards_commands_injected_before_the_handshake(server: LiveSe
         reply += tls.recv(65536)
     assert b"d BAD" in reply
     tls.close()
+
+
+def test_logindisabled_without_tls_when_loopback_plaintext_is_off(tmp_path: Path) -> None:
+    live = LiveServer(tmp_path / "data", ["imap"], auth={"plaintext_on_loopback": False}).start()
+    try:
+        live.add_user("bob@example.test")
+        client = imaplib.IMAP4("127.0.0.1", live.ports["imap"], timeout=10)
+        assert "LOGINDISABLED" in client.capabilities and "AUTH=PLAIN" not in client.capabilities
+        typ, data = client._simple_command("LOGIN", "bob@example.test", f'"{PASSWORD}"')  # type: ignore[attr-defined]
+        assert (typ == "NO" and b"PRIVACYREQUIRED" in client.untagged_responses.get("NO", [b""])[0] + (data[0] if data else b"")) or typ == "NO"
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        client.starttls(ssl_context=context)
+        assert "LOGINDISABLED" not in client.capabilities
+        assert client.login("bob@example.test", PASSWORD)[0] == "OK"
+        client.logout()
+    finally:
+        live.stop()
+
+
+BROKEN = (b"From: =?bogus?Q?=ZZ?= <broken@remote.example\r\nSubject: =?utf-8?B?!!!?=\r\n"
+          b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n"
+          b"--outer\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: multipart/alternative; boundary=x\r\n\r\n"
+          b"--x\r\nContent-Transfer-Encoding: base64\r\n\r\n@@@not base64@@@\r\n"
+          b"--outer\r\nContent-Type: text/plain; charset=nonexistent\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+          b"=ZZ broken =\r\n\xff\xfe\r\n")  # and no closing boundary
+
+
+def test_broken_mime_still_answers_every_fetch_item(server: LiveServer) -> None:
+    deliver(server, BROKEN)
+    client = connect(server)
+    client.select("INBOX")
+    items = ("(FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODY BODYSTRUCTURE UID BODY.PEEK[] BODY.PEEK[HEADER] "
+             "BODY.PEEK[TEXT] BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[1.1] BODY.PEEK[2] BODY.PEEK[2.MIME] "
+             "BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)] BODY.PEEK[9.9] RFC822.HEADER BINARY.SIZE[2])")
+    typ, data = client.fetch("1", items)
+    assert typ == "OK"
+    joined = b"".join(part if isinstance(part, bytes) else b"".join(part) for part in data)
+    for name in (b"ENVELOPE", b"BODYSTRUCTURE", b"BODY[]", b"BODY[1.MIME]", b"BODY[9.9]", b"RFC822.HEADER"):
+        assert name in joined, name
+    typ, data = client.fetch("1", "(BINARY.PEEK[1.1])")  # bad base64 decodes leniently, never crashes
+    assert typ in ("OK", "NO")
+    assert client.noop()[0] == "OK"  # the session is still fine
+    client.logout()
+
+
+def test_idle_push_arrives_within_100_ms_of_the_commit(server: LiveServer) -> None:
+    from postoffice.store.interface import NewMessage
+
+    sock = socket.create_connection(("127.0.0.1", server.ports["imap"]), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(f'a LOGIN bob@example.test "{PASSWORD}"\r\nb SELECT INBOX\r\nc IDLE\r\n'.encode())
+    line = b""
+    while not line.startswith(b"+"):
+        line = f.readline()
+    services = server.services
+    assert services is not None
+    latencies = []
+    for n in range(5):
+        async def append(n: int = n) -> float:
+            account = await services.directory.get_user("bob@example.test")
+            box = await services.store.get_mailbox(account.id, "INBOX")  # type: ignore[union-attr]
+            raw = MESSAGE.replace(b"lunch@", f"lunch{n}@".encode())
+            await services.store.append_messages(box.id, [NewMessage(await services.store.put_blob(raw), raw=raw)])  # type: ignore[union-attr]
+            return time.monotonic()  # the commit is durable here
+
+        committed = server.call(append())
+        line = f.readline()
+        latencies.append(time.monotonic() - committed)
+        assert line == f"* {n + 1} EXISTS\r\n".encode()
+        assert f.readline() == f"* {n + 1} RECENT\r\n".encode()  # an IMAP4rev1 session
+    assert max(latencies) < 0.1, latencies
+    sock.sendall(b"DONE\r\n")
+    sock.close()
