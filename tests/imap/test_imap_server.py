@@ -288,3 +288,38 @@ def test_idle_push_arrives_within_100_ms_of_the_commit(server: LiveServer) -> No
     assert max(latencies) < 0.1, latencies
     sock.sendall(b"DONE\r\n")
     sock.close()
+
+
+def test_authenticate_plain_with_sasl_ir_and_with_continuations(server: LiveServer) -> None:
+    import base64
+
+    token = base64.b64encode(f"\0bob@example.test\0{PASSWORD}".encode()).decode()
+    sock = socket.create_connection(("127.0.0.1", server.ports["imap"]), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(f"a AUTHENTICATE PLAIN {token}\r\n".encode())  # SASL-IR (RFC 4959)
+    assert f.readline().startswith(b"a OK")
+    sock.close()
+    sock = socket.create_connection(("127.0.0.1", server.ports["imap"]), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(b"b AUTHENTICATE LOGIN\r\n")
+    assert f.readline().startswith(b"+ ")
+    sock.sendall(base64.b64encode(b"bob@example.test") + b"\r\n")
+    assert f.readline().startswith(b"+ ")
+    sock.sendall(base64.b64encode(PASSWORD.encode()) + b"\r\n")
+    assert f.readline().startswith(b"b OK")
+    sock.sendall(b"c AUTHENTICATE PLAIN\r\n")
+    assert f.readline().startswith(b"c BAD")  # already authenticated: wrong state
+    sock.close()
+    sock = socket.create_connection(("127.0.0.1", server.ports["imap"]), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(b"d AUTHENTICATE PLAIN\r\n")
+    assert f.readline().startswith(b"+")
+    sock.sendall(b"*\r\n")  # the client cancels
+    assert f.readline().startswith(b"d BAD")
+    wrong = base64.b64encode(b"\0bob@example.test\0wrong password").decode()
+    sock.sendall(f"e AUTHENTICATE PLAIN {wrong}\r\n".encode())
+    assert f.readline().startswith(b"e NO [AUTHENTICATIONFAILED]")
+    sock.close()
