@@ -234,3 +234,14 @@ def test_import_real_mailing_list_archive(data: Path, corpora: Path) -> None:
     assert count == done["stored"]
     (hits,) = conn.execute("SELECT count(*) FROM blob_text WHERE blob_text MATCH 'fedora'").fetchone()
     assert hits > 50
+
+
+def test_init_recreates_a_deleted_certificate_and_nothing_else(data: Path) -> None:
+    config = (data / "postoffice.toml").read_bytes()
+    old_cert = (data / "tls/cert.pem").read_bytes()
+    (data / "tls/cert.pem").unlink()
+    (data / "tls/key.pem").unlink()
+    out = po("init", data=data).stdout
+    assert "certificate was created again" in out
+    assert (data / "tls/cert.pem").read_bytes() != old_cert and (data / "tls/key.pem").exists()
+    assert (data / "postoffice.toml").read_bytes() == config

@@ -45,6 +45,15 @@ def initialise(data_dir: Path, hostname: str, domain: str | None = None, *, demo
     """Create config, certificate, store and (optionally) a domain with its DKIM key."""
     result = InitResult(created=False, data_dir=data_dir)
     if is_initialised(data_dir):
+        config = load_config(data_dir)
+        if not config.tls.cert_file.exists() and not config.tls.key_file.exists():
+            # The advice for an expired certificate: delete both files and run init again.
+            create_self_signed_certificate(config.tls.cert_file, config.tls.key_file, config.server.hostname)
+            result.messages.append(
+                f"{data_dir} is already initialised; only its missing TLS certificate was created again "
+                f"(self-signed for {config.server.hostname}, in {config.tls.cert_file})."
+            )
+            return result
         result.messages.append(f"{data_dir} is already initialised; nothing was changed.")
         return result
     data_dir.mkdir(parents=True, exist_ok=True)
