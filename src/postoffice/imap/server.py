@@ -24,7 +24,7 @@ from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto.parser import ImapServerParser
-from postoffice.imap.session import Completion, ImapSession, State, bad
+from postoffice.imap.session import ALREADY_ANSWERED, Completion, ImapSession, State, bad
 from postoffice.net.listener import Connection, start_listener
 from postoffice.services import Services
 
@@ -77,14 +77,13 @@ DISPATCH: dict[type, tuple[Handler, frozenset[State]]] = {
 
 class ImapConnection:
     def __init__(self, conn: Connection, services: Services) -> None:
-        self.session = ImapSession(conn, services)
         limits = services.config.limits
         # 64 KiB lines, as Dovecot allows: long ID, SEARCH and UID sets are legitimate.
         self.parser = ImapServerParser(max_line=max(limits.max_line_length, 65536), max_literal=limits.max_message_size)
         # Before login nobody may send more than a password's worth (LITERAL+ cannot be refused
         # before it arrives); auth.py raises the limits after a successful login.
         self.parser.max_literal = self.parser.max_nonsync_literal = PRE_AUTH_LITERAL
-        self.session.parser = self.parser  # type: ignore[attr-defined]  # AUTHENTICATE and STARTTLS use it
+        self.session = ImapSession(conn, services, self.parser)
 
     async def run(self) -> None:
         session = self.session
@@ -158,7 +157,7 @@ class ImapConnection:
             except Exception:
                 log.exception("%s: %s failed", session.conn.id, command.name)
                 done = Completion("NO", "Internal error; the administrator will find it in the log", "SERVERBUG")
-        if done.status:  # "" means the handler already answered (STARTTLS must, before its handshake)
+        if done is not ALREADY_ANSWERED:
             session.send(resp.tagged(command.tag, done.status, done.text, done.code))  # type: ignore[arg-type]
 
     async def idle(self, command: ev.ImapCommand) -> Completion:

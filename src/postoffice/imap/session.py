@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass, field
 
 from postoffice.imap.proto import responses as resp
+from postoffice.imap.proto.parser import ImapServerParser
 from postoffice.imap.snapshot import MailboxSnapshot, Updates
 from postoffice.net.listener import Connection
 from postoffice.services import Services
@@ -34,6 +35,10 @@ class Completion:
     code: str | None = None
 
 
+# Returned by a handler that wrote its own tagged response (STARTTLS must, before the handshake).
+ALREADY_ANSWERED = Completion("", "")
+
+
 def ok(text: str = "done", code: str | None = None) -> Completion:
     return Completion("OK", text, code)
 
@@ -50,6 +55,7 @@ def bad(text: str, code: str | None = None) -> Completion:
 class ImapSession:
     conn: Connection
     services: Services
+    parser: ImapServerParser  # AUTHENTICATE, STARTTLS and login change its mode and limits
     state: State = State.NOT_AUTHENTICATED
     account: AccountRecord | None = None
     snapshot: MailboxSnapshot | None = None

@@ -61,7 +61,7 @@ def received_info(state: SessionState, envelope: SmtpEnvelope, protocol: str, *,
     )
 
 
-async def _over_quota(recipient: Recipient) -> bool:
+def _over_quota(recipient: Recipient) -> bool:
     return any(a.quota and a.used >= a.quota for a in recipient.accounts)
 
 
@@ -98,7 +98,7 @@ class InboundPolicy:
         if not resolution.exists:
             return UNKNOWN_USER, None
         recipient = Recipient(address, params, resolution.accounts, resolution=resolution)
-        if await _over_quota(recipient):
+        if _over_quota(recipient):
             return MAILBOX_FULL, None
         return None, recipient
 

@@ -110,7 +110,7 @@ class BlobStore:
         self._write_tmp(tmp, raw, fsync=False)
         return tmp
 
-    def promote(self, staged: list[tuple[Path, str]], unwritten: list[tuple[str, bytes]] = ()) -> None:  # type: ignore[assignment]
+    def promote(self, staged: Iterable[tuple[Path, str]], unwritten: Iterable[tuple[str, bytes]] = ()) -> None:
         """Make staged files, and `unwritten` (sha, bytes) blobs, durable under their final
         names: write, flush the file system, rename, flush again (so the names are durable too).
         A final name therefore always means a complete, durable file."""

@@ -24,7 +24,8 @@ from postoffice.auth.sasl import (
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
-from postoffice.imap.session import Completion, ImapSession, State, bad, no, ok
+from postoffice.imap.proto.parser import ImapServerParser
+from postoffice.imap.session import ALREADY_ANSWERED, Completion, ImapSession, State, bad, no, ok
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,8 @@ async def enable(session: ImapSession, command: ev.ImapCommand) -> Completion:
     supported = {"IMAP4REV2"}
     newly = [cap for cap in args.capabilities if cap.upper() in supported and cap.upper() not in session.enabled]
     session.enabled.update(cap.upper() for cap in newly)
-    parser = getattr(session, "parser", None)
-    if parser is not None and session.utf8:
-        parser.utf8_mailboxes = True
+    if session.utf8:
+        session.parser.utf8_mailboxes = True
     session.untagged("ENABLED" + "".join(" " + cap for cap in newly))
     return ok("ENABLE completed")
 
@@ -91,7 +91,7 @@ async def starttls(session: ImapSession, command: ev.ImapCommand) -> Completion:
         return bad("TLS is already active")
     # The tagged OK must go out in plaintext before the handshake; the driver flushes it, and
     # anything the client pipelined after STARTTLS is thrown away (CVE-2011-0411).
-    parser = session.parser  # type: ignore[attr-defined]
+    parser = session.parser
     session.send(resp.tagged(command.tag, "OK", "Begin TLS negotiation now"))
     data = b"".join(session.out)
     session.out.clear()
@@ -103,10 +103,7 @@ async def starttls(session: ImapSession, command: ev.ImapCommand) -> Completion:
     except Exception as exc:
         log.info("%s: TLS handshake failed: %s", session.conn.id, exc)
         session.state = State.LOGOUT
-    return _AlreadyAnswered
-
-
-_AlreadyAnswered = Completion("", "")
+    return ALREADY_ANSWERED
 
 
 async def _finish_login(session: ImapSession, user: str, password: str) -> Completion:
@@ -118,10 +115,9 @@ async def _finish_login(session: ImapSession, user: str, password: str) -> Compl
         await services.login_throttle.wait_before_reply(ip, user)
         return no("Invalid credentials", "AUTHENTICATIONFAILED")
     services.login_throttle.record_success(ip, user)
-    parser = getattr(session, "parser", None)
-    if parser is not None:  # the pre-login literal limit is lifted (see server.py)
-        parser.max_literal = parser.max_nonsync_literal = services.config.limits.max_message_size
-        parser.max_command_literals = 4 * services.config.limits.max_message_size
+    parser = session.parser  # the pre-login literal limit is lifted (see server.py)
+    parser.max_literal = parser.max_nonsync_literal = services.config.limits.max_message_size
+    parser.max_command_literals = 4 * services.config.limits.max_message_size
     session.account = account
     session.state = State.AUTHENTICATED
     return ok("Logged in", resp.capability_code(capabilities(session)))
@@ -148,7 +144,7 @@ async def authenticate(session: ImapSession, command: ev.ImapCommand) -> Complet
             initial = b"" if args.initial_response == b"=" else base64.b64decode(args.initial_response, validate=True)
         exchange = start_sasl(args.mechanism, initial, offered=offered)
         outcome = exchange.begin()
-        parser = session.parser  # type: ignore[attr-defined]
+        parser = session.parser
         while isinstance(outcome, SaslChallenge):
             session.send(resp.continuation(base64.b64encode(outcome.data)))
             data = b"".join(session.out)
@@ -172,7 +168,7 @@ async def authenticate(session: ImapSession, command: ev.ImapCommand) -> Complet
     return await _finish_login(session, outcome.authcid, outcome.password)
 
 
-async def _next_continuation(session: ImapSession, parser) -> bytes | None:
+async def _next_continuation(session: ImapSession, parser: ImapServerParser) -> bytes | None:
     while True:
         event = parser.next_event()
         if isinstance(event, ev.ContinuationLine):

@@ -47,16 +47,15 @@ async def _prefetch(ctx: _Context, key: k.SearchKey) -> None:
         body_only = isinstance(key, k.SearchBody)
         if (key.value, body_only) not in ctx.text_hits:
             ctx.text_hits[(key.value, body_only)] = await _scan_text(ctx, key.value, headers=not body_only)
-    elif isinstance(key, k.SearchHeader | k.SearchDate):
+    elif isinstance(key, k.SearchHeader) and key.field.upper() in _INDEXED and key.value:
         if not ctx.info:
             ctx.info = await store.blob_info([ctx.snapshot.record(u).blob for u in ctx.snapshot.uids])
-        if (isinstance(key, k.SearchHeader) and (key.field.upper() not in _INDEXED or not key.value)) or (
-            isinstance(key, k.SearchDate) and key.which == "sent"
-        ):
-            for uid in ctx.snapshot.uids:
-                sha = ctx.snapshot.record(uid).blob
-                if sha not in ctx.headers:
-                    ctx.headers[sha] = parse_fields(header_block(await store.read_blob(sha)))
+    elif isinstance(key, k.SearchHeader) or (isinstance(key, k.SearchDate) and key.which == "sent"):
+        # Other header keys, presence checks and SENT* dates read the header itself, once.
+        for uid in ctx.snapshot.uids:
+            sha = ctx.snapshot.record(uid).blob
+            if sha not in ctx.headers:
+                ctx.headers[sha] = parse_fields(header_block(await store.read_blob(sha)))
     elif isinstance(key, k.SearchNot):
         await _prefetch(ctx, key.key)
     elif isinstance(key, k.SearchOr):
