@@ -13,7 +13,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from postoffice.app import LISTENER_FACTORIES, RunningListener
+from postoffice.app import LISTENER_FACTORIES, RunningListener, _build_text_index
 from postoffice.config import ListenAddress, load_config
 from postoffice.services import Services, open_services
 from postoffice.setup.initialise import initialise
@@ -71,6 +71,8 @@ class LiveServer:
             config = dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **values)})
         self._context = open_services(config)
         self.services = await self._context.__aenter__()
+        # The full-text indexer runs as in `serve`, so searches meet indexed and unindexed mail.
+        self._indexer = asyncio.get_running_loop().create_task(_build_text_index(self.services, idle=0.05))
         for protocol in self.protocols:
             listener = await LISTENER_FACTORIES[protocol](self.services, ListenAddress("127.0.0.1", 0))
             self._listeners.append(listener)
@@ -105,6 +107,7 @@ class LiveServer:
 
     def stop(self) -> None:
         async def stop() -> None:
+            self._indexer.cancel()
             for listener in reversed(self._listeners):
                 await listener.close()
             await self._context.__aexit__(None, None, None)

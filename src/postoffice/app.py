@@ -92,6 +92,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             if watch is not None:
                 watch()
             maintenance = asyncio.create_task(_maintain(services))
+            indexer = asyncio.create_task(_build_text_index(services))
             for protocol, address in configured_listeners(config):
                 factory = LISTENER_FACTORIES.get(protocol)
                 if factory is None:
@@ -107,6 +108,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             await stop.wait()
             log.info("stopping")
             maintenance.cancel()
+            indexer.cancel()
             for listener in reversed(running):
                 with contextlib.suppress(Exception):
                     await listener.close()
@@ -127,6 +129,20 @@ async def _maintain(services: Services, every: float = 6 * 3600) -> None:
         except Exception:
             log.exception("store maintenance failed")
         await asyncio.sleep(every)
+
+
+async def _build_text_index(services: Services, idle: float = 1.0, pause: float = 0.01) -> None:
+    """Add new messages to the full-text index in the background (see store/sqlite/text_ops.py),
+    a small batch at a time with a pause between, so deliveries always come first."""
+    while True:
+        try:
+            added = await services.store.index_unindexed()
+        except Exception:
+            log.exception("full-text indexing failed; retrying in a minute")
+            added, pause_now = 0, 60.0
+        else:
+            pause_now = pause if added else idle
+        await asyncio.sleep(pause_now)
 
 
 def run(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None) -> None:

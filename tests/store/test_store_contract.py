@@ -303,6 +303,42 @@ async def test_full_text_search(store: MailStore) -> None:
     assert await store.search_text(box.id, "zygomorphic", headers=False) == {1}
     assert await store.search_text(box.id, "friday") == {2}
     assert await store.search_text(box.id, "absent") == set()
+    # Substrings, any case, any length (RFC 9051 §6.4.4).
+    assert await store.search_text(box.id, "YGOMORPH") == {1, 2}
+    assert await store.search_text(box.id, "terly zygo") == {1}
+    assert await store.search_text(box.id, "ri") == {2}
+    assert await store.search_text(box.id, "") == {1, 2}
+    # Every trigram present, but not together: the candidate is checked against the text.
+    assert await store.search_text(box.id, "quarterly lunch") == set()
+
+
+async def test_search_finds_messages_not_indexed_yet(store: MailStore) -> None:
+    if type(store).__name__ != "SqliteStore":
+        pytest.skip("index upgrade is specific to the embedded backend")
+    from postoffice.store.sqlite.store import SqliteStore
+
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    await store.append_messages(box.id, [await new_message(store, 1, body="an unindexed gazpacho")])
+    # Make the database look like schema version 1, which had a word index instead.
+    conn = sqlite3.connect(store.db_path)  # type: ignore[attr-defined]
+    conn.execute("INSERT INTO blob_trigrams(blob_trigrams) VALUES ('delete-all')")
+    conn.execute("CREATE VIRTUAL TABLE blob_text USING fts5(headers, body, content = '')")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    upgraded = SqliteStore(store.db_path, store.blobs.root)  # type: ignore[attr-defined]
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "blob_text" not in tables
+        assert await upgraded.search_text(box.id, "gazpacho") == {1}  # found without the index
+        assert await upgraded.index_unindexed(limit=10) == 1
+        assert await upgraded.index_unindexed(limit=10) == 0
+        (indexed,) = conn.execute("SELECT count(*) FROM blob_trigrams WHERE blob_trigrams MATCH 'zpa'").fetchone()
+        assert indexed == 1
+        assert await upgraded.search_text(box.id, "gazpacho") == {1}
+    finally:
+        conn.close()
+        await upgraded.close()
 
 
 async def test_append_skips_duplicates_only_when_asked(store: MailStore) -> None:
@@ -361,6 +397,8 @@ async def test_expunged_messages_leave_the_full_text_index(store: MailStore) -> 
     account = await new_account(store)
     box = await inbox(store, account.id)
     (a,) = await store.append_messages(box.id, [await new_message(store, 1, body="xylophone quartet")])
+    assert await store.index_unindexed() == 1
+    assert await store.search_text(box.id, "xylophone") == {a.uid}
     await store.expunge(box.id, [a.uid])
     # The same words in a new message match only the new message.
     (b,) = await store.append_messages(box.id, [await new_message(store, 2, body="xylophone solo")])
@@ -368,7 +406,7 @@ async def test_expunged_messages_leave_the_full_text_index(store: MailStore) -> 
     if type(store).__name__ == "SqliteStore":
         conn = sqlite3.connect(store.db_path)  # type: ignore[attr-defined]
         # the removed message's postings are gone, not merely unreachable
-        (hits,) = conn.execute("SELECT count(*) FROM blob_text WHERE blob_text MATCH 'quartet'").fetchone()
+        (hits,) = conn.execute("SELECT count(*) FROM blob_trigrams WHERE blob_trigrams MATCH 'qua'").fetchone()
         conn.close()
         assert hits == 0
 

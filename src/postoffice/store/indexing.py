@@ -11,11 +11,6 @@ from postoffice.message.mime import dump_structure, parse_message
 from postoffice.store.blobs import BlobStore, blob_hash
 from postoffice.store.interface import IndexedBlob
 
-# Bump whenever the text `index_message` extracts for full-text search changes: removing a row
-# from the contentless full-text index needs exactly the text that was indexed, so rows made by
-# another version are left in place (they can never match a live message) instead.
-INDEX_VERSION = 1
-
 
 def index_message(
     raw: bytes, blobs: BlobStore | None = None, sha256: str | None = None, *, stage: bool = False
@@ -46,7 +41,5 @@ def index_message(
         in_reply_to=headers.in_reply_to,
         references=" ".join(headers.references),
         preview=meta.preview,
-        header_text=headers.header_text,
-        body_text=meta.text,
         staged=staged,
     )

@@ -193,8 +193,6 @@ class IndexedBlob:
     in_reply_to: str | None
     references: str  # space-separated message-ids
     preview: str
-    header_text: str
-    body_text: str
     # A temporary file holding the bytes, not yet durable: the store's writer makes it durable
     # together with the other files of its commit (see BlobStore.promote).
     staged: str | None = None
@@ -389,6 +387,7 @@ class MailStore(Protocol):
 
     async def blob_info(self, hashes: Sequence[str]) -> dict[str, BlobInfo]: ...
     async def collect_garbage(self, orphan_min_age: float = 3600.0) -> int: ...
+    async def index_unindexed(self, limit: int = 64) -> int: ...
     def hold_mailbox(self, mailbox_id: int) -> None: ...
     def release_mailbox(self, mailbox_id: int) -> None: ...
 

@@ -2,15 +2,13 @@
 
 The key tree is evaluated per message over the session's snapshot (flags, sizes, dates) and the
 header data stored at delivery. Every string key is a case-insensitive SUBSTRING match (§6.4.4):
-FROM/TO/CC/BCC/SUBJECT on the decoded values kept at delivery, HEADER on the decoded header
-fields, BODY/TEXT on the decoded text of the message. A word index cannot find "sdfghjk" in
-"asdfghjkl", so BODY/TEXT read and decode the messages (in a worker thread); a substring index
-(FTS5 trigram) to make that fast on large mailboxes is planned with the IMAP performance work.
+SUBJECT on the decoded value kept at delivery, FROM/TO/CC/BCC and HEADER on the decoded header
+fields, BODY/TEXT on the decoded text of the message through the store's substring index
+(`MailStore.search_text`), which also covers messages expunged but not yet announced.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import email.utils
 
@@ -20,7 +18,6 @@ from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto import search_keys as k
 from postoffice.imap.session import Completion, ImapSession, ok
 from postoffice.imap.snapshot import MailboxSnapshot
-from postoffice.message.mime import parse_message
 from postoffice.message.mime_address import parse_address_list
 from postoffice.message.mime_headers import decode_words, parse_fields
 from postoffice.smtp.headers import header_block
@@ -46,7 +43,9 @@ async def _prefetch(ctx: _Context, key: k.SearchKey) -> None:
     if isinstance(key, k.SearchBody | k.SearchText):
         body_only = isinstance(key, k.SearchBody)
         if (key.value, body_only) not in ctx.text_hits:
-            ctx.text_hits[(key.value, body_only)] = await _scan_text(ctx, key.value, headers=not body_only)
+            ctx.text_hits[(key.value, body_only)] = await store.search_text(
+                ctx.snapshot.mailbox.id, key.value, headers=not body_only, body=True
+            )
     elif isinstance(key, k.SearchHeader) and key.field.upper() in _INDEXED and key.value:
         if not ctx.info:
             ctx.info = await store.blob_info([ctx.snapshot.record(u).blob for u in ctx.snapshot.uids])
@@ -64,29 +63,6 @@ async def _prefetch(ctx: _Context, key: k.SearchKey) -> None:
     elif isinstance(key, k.SearchAnd):
         for sub in key.keys:
             await _prefetch(ctx, sub)
-
-
-async def _scan_text(ctx: _Context, needle: str, *, headers: bool) -> set[int]:
-    """UIDs whose decoded text (and header fields, for TEXT) contain `needle`, any case."""
-    store = ctx.session.services.store
-    folded = needle.casefold()
-    found: set[int] = set()
-    uids = list(ctx.snapshot.uids)
-    for start in range(0, len(uids), 64):
-        chunk = uids[start:start + 64]
-        raws = await asyncio.gather(*(store.read_blob(ctx.snapshot.record(u).blob) for u in chunk))
-
-        def check(raws: list[bytes] = raws, chunk: list[int] = chunk) -> list[int]:
-            hits = []
-            for uid, raw in zip(chunk, raws, strict=True):
-                meta = parse_message(raw)
-                text = (meta.headers.header_text + "\n" + meta.text) if headers else meta.text
-                if folded in text.casefold():
-                    hits.append(uid)
-            return hits
-
-        found.update(await asyncio.to_thread(check))
-    return found
 
 
 _ADDRESS_KEYS = {"FROM", "TO", "CC", "BCC", "SENDER", "REPLY-TO"}

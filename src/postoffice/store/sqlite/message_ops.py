@@ -1,4 +1,4 @@
-"""Messages in SQLite: append, deliver, flags, expunge, copy/move, changes, full-text search.
+"""Messages in SQLite: append, deliver, flags, expunge, copy/move, changes.
 
 Every operation that changes a mailbox takes one new modseq for that mailbox (RFC 7162 §3.1.1
 allows messages changed by one operation to share it), records a `MailboxChange` published
@@ -23,7 +23,6 @@ from typing import Any
 
 from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeKind, MailboxChange
-from postoffice.store.indexing import INDEX_VERSION, index_message
 from postoffice.store.interface import (
     DELETED,
     AppendResult,
@@ -47,6 +46,7 @@ from postoffice.store.interface import (
 )
 from postoffice.store.sqlite import queue_ops
 from postoffice.store.sqlite.mailbox_ops import bump_modseq, get_mailbox, require_mailbox
+from postoffice.store.sqlite.text_ops import forget_text
 from postoffice.store.sqlite.writer import Transaction
 
 _MSG_COLUMNS = "m.mailbox_id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.saved_date, m.size, b.sha256"
@@ -90,12 +90,8 @@ def insert_blob(tx: Transaction, blobs: BlobStore, blob: IndexedBlob, raw: bytes
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
         (blob.sha256, blob.size, blob.structure, blob.subject, blob.from_, blob.to, blob.cc, blob.bcc,
          blob.sent_date, blob.message_id, blob.in_reply_to, blob.references, blob.preview,
-         INDEX_VERSION),
+         0),  # not in the full-text index yet: text_ops indexes it in the background
     ).fetchone()[0]
-    tx.execute(
-        "INSERT INTO blob_text(rowid, headers, body) VALUES (?, ?, ?)",
-        (blob_id, blob.header_text, blob.body_text),
-    )
     return int(blob_id)
 
 
@@ -148,7 +144,7 @@ def remove_unreferenced_blobs(
                 marks = ",".join("?" * len(chunk))
                 rows += conn.execute(f"{query} AND id IN ({marks})", [*params, *chunk]).fetchall()
         for blob_id, sha256, text_version in rows:
-            _forget_text(conn, blobs, blob_id, sha256, text_version)
+            forget_text(conn, blobs, blob_id, sha256, text_version)
             conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
             blobs.remove(sha256)
         conn.execute("COMMIT")
@@ -156,26 +152,6 @@ def remove_unreferenced_blobs(
         conn.execute("ROLLBACK")
         raise
     return len(rows)
-
-
-def _forget_text(conn: sqlite3.Connection, blobs: BlobStore, blob_id: int, sha256: str, version: int) -> None:
-    """Remove a blob's postings from the contentless full-text index.
-
-    FTS5 needs the very text that was indexed: it is derived again from the file. Without the
-    file, or from another indexer version, the postings stay: blob ids are never reused, so they
-    can never match a live message.
-    """
-    if version != INDEX_VERSION:
-        return
-    try:
-        raw = blobs.read(sha256)
-    except FileNotFoundError:
-        return
-    blob = index_message(raw, None, sha256)
-    conn.execute(
-        "INSERT INTO blob_text(blob_text, rowid, headers, body) VALUES ('delete', ?, ?, ?)",
-        (blob_id, blob.header_text, blob.body_text),
-    )
 
 
 def remove_orphan_files(conn: sqlite3.Connection, blobs: BlobStore, min_age: float) -> int:
@@ -348,21 +324,6 @@ def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> Mai
         changed=tuple(_record(r) for r in changed),
         vanished=tuple(r[0] for r in vanished),
     )
-
-
-def search_text(conn: sqlite3.Connection, mailbox_id: int, query: str, headers: bool, body: bool) -> set[int]:
-    """UIDs whose indexed text contains every word of `query` (a phrase match)."""
-    phrase = '"' + query.replace('"', '""') + '"'
-    columns = [c for c, on in (("headers", headers), ("body", body)) if on]
-    if not columns or not query.strip():
-        return set()
-    match = "{" + " ".join(columns) + "} : " + phrase
-    rows = conn.execute(
-        "SELECT m.uid FROM blob_text t JOIN messages m ON m.blob = t.rowid"
-        " WHERE blob_text MATCH ? AND m.mailbox_id = ?",
-        (match, mailbox_id),
-    ).fetchall()
-    return {r[0] for r in rows}
 
 
 def blob_info(conn: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, BlobInfo]:

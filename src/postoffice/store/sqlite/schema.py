@@ -11,7 +11,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+from postoffice.store.sqlite.text_ops import INDEX_VERSION
+
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -68,13 +70,19 @@ CREATE TABLE IF NOT EXISTS blobs (
     in_reply_to TEXT,
     refs TEXT NOT NULL,
     preview TEXT NOT NULL,
-    text_version INTEGER NOT NULL  -- store.indexing.INDEX_VERSION that produced its full-text row
+    -- text_ops.INDEX_VERSION that made its row in blob_trigrams; 0: not indexed (yet)
+    text_version INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS blobs_unreferenced ON blobs(refcount) WHERE refcount <= 0;
--- Contentless: the text is not stored a second time (it is in the blob file). Removing a row
--- needs the indexed text again, which is re-derived from the blob file (see message_ops).
-CREATE VIRTUAL TABLE IF NOT EXISTS blob_text USING fts5(
-    headers, body, content = '', tokenize = 'unicode61 remove_diacritics 2'
+CREATE INDEX IF NOT EXISTS blobs_unindexed ON blobs(id) WHERE text_version = 0;
+-- A substring index: every three-character sequence of a message's decoded text, case-folded
+-- (IMAP SEARCH BODY/TEXT match substrings, RFC 9051 §6.4.4, which a word index cannot answer).
+-- It only finds candidates (detail=none keeps rowids, not positions: a third the size of a word
+-- index); search confirms each one against the text. Contentless: the text is not stored a
+-- second time (it is in the blob file); removing a row needs the indexed text again, which is
+-- re-derived from the blob file (see message_ops).
+CREATE VIRTUAL TABLE IF NOT EXISTS blob_trigrams USING fts5(
+    headers, body, content = '', detail = none, tokenize = 'trigram case_sensitive 0'
 );
 CREATE TABLE IF NOT EXISTS messages (
     mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),
@@ -169,8 +177,17 @@ def create_schema(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     for statement in _statements(SCHEMA):
         conn.execute(statement)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is not None and int(row[0]) < 2:
+        # Version 1 had a word index, which cannot answer substring searches. Its rows go; the
+        # blobs are marked unindexed (search treats them as candidates, maintenance indexes them).
+        conn.execute("DROP TABLE IF EXISTS blob_text")
+        conn.execute("UPDATE blobs SET text_version = 0")
+    # Rows indexed by another version of the text extraction are indexed again.
+    conn.execute("UPDATE blobs SET text_version = 0 WHERE text_version NOT IN (0, ?)", (INDEX_VERSION,))
     conn.execute(
-        "INSERT INTO meta(key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO NOTHING",
+        "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (str(SCHEMA_VERSION),),
     )
     conn.execute("COMMIT")

@@ -46,6 +46,7 @@ from postoffice.store.sqlite import directory_ops as d
 from postoffice.store.sqlite import mailbox_ops as mb
 from postoffice.store.sqlite import message_ops as m
 from postoffice.store.sqlite import queue_ops as q
+from postoffice.store.sqlite import text_ops
 from postoffice.store.sqlite.schema import connect, create_schema
 from postoffice.store.sqlite.writer import Transaction, WriterThread
 
@@ -304,7 +305,9 @@ class SqliteStore:
         return await self._read(structure, sha256)
 
     async def search_text(self, mailbox_id: int, query: str, *, headers: bool = True, body: bool = True) -> set[int]:
-        return await self._read(m.search_text, mailbox_id, query, headers, body)
+        return await self._read(
+            lambda conn: text_ops.search_text(conn, self.blobs, mailbox_id, query, headers, body)
+        )
 
     async def mailbox_blob_hashes(self, mailbox_id: int, hashes: Sequence[str]) -> set[str]:
         return await self._read(m.mailbox_blob_hashes, mailbox_id, list(hashes))
@@ -350,6 +353,15 @@ class SqliteStore:
 
         await self._write(job)
         return removed[0] if removed else 0
+
+    async def index_unindexed(self, limit: int = 64) -> int:
+        """Add up to `limit` messages that are not in the full-text index yet; returns how many
+        were looked at (0: the index is complete). The text is derived in a reader thread, so
+        the write lock is held only for the inserts."""
+        texts = await self._read(lambda conn: text_ops.unindexed_texts(conn, self.blobs, limit))
+        if texts:
+            await self._write(lambda tx: text_ops.add_texts(tx.conn, texts))
+        return len(texts)
 
     async def run_write(self, fn: Callable[[Transaction], T]) -> T:
         """Run a custom write job (tests use this to hold a long write transaction)."""
