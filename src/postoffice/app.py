@@ -72,10 +72,12 @@ def configured_listeners(config: Config) -> list[tuple[str, ListenAddress]]:
 def register_protocols() -> None:
     """Fill LISTENER_FACTORIES; imported here because protocol modules import this one."""
     from postoffice.imap.server import register as register_imap
+    from postoffice.pop3.server import register as register_pop3
     from postoffice.smtp.service import register as register_smtp
 
     register_smtp()
     register_imap()
+    register_pop3()
 
 
 async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from postoffice.auth.limits import ConnectionLimiter, LoginThrottle
 from postoffice.config import Config
@@ -24,6 +24,8 @@ class Services:
     login_throttle: LoginThrottle
     connection_limiter: ConnectionLimiter
     _tls: ReloadingServerContext | None = None
+    # Accounts with a POP3 session in the TRANSACTION state: one per maildrop (RFC 1939 §8).
+    pop3_maildrops_in_use: set[int] = field(default_factory=set)
 
     @property
     def tls(self) -> ReloadingServerContext:

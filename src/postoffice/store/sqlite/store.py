@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeKind, ChangeNotifier, MailboxChange
@@ -294,6 +294,9 @@ class SqliteStore:
 
     async def read_blob(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.blobs.read, sha256)
+
+    async def open_blob(self, sha256: str) -> BinaryIO:
+        return await asyncio.to_thread(open, self.blobs.path(sha256), "rb")
 
     async def blob_structure(self, sha256: str) -> str:
         def structure(conn: sqlite3.Connection, sha: str) -> str:

@@ -1,0 +1,337 @@
+"""The POP3 connection driver: socket bytes <-> `Pop3ServerConnection`, and the listeners.
+
+Ports 110 (STLS, RFC 2595) and 995 (implicit TLS, RFC 8314). Passwords (USER/PASS, AUTH PLAIN
+and LOGIN with an initial response, RFC 5034) only over TLS or from loopback (DESIGN §4); a
+refused or failed login answers with the RFC 3206 codes [AUTH] and [SYS/TEMP], a maildrop held
+by another session with [IN-USE] (RFC 2449 §8.1.1). Replies to pipelined commands (RFC 2449
+§6.6) are written together when the input is drained; RETR and TOP stream as they are read.
+An idle session is closed after ten minutes without entering UPDATE (RFC 1939 §3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import logging
+
+from postoffice.app import LISTENER_FACTORIES, RunningListener
+from postoffice.auth.sasl import (
+    AuthorizationRefused,
+    EncryptionRequired,
+    SaslCancelled,
+    SaslChallenge,
+    SaslCredentials,
+    SaslError,
+    SaslExchange,
+    UnsupportedMechanism,
+    decode_response,
+    mechanisms_offered,
+    start_sasl,
+)
+from postoffice.config import ListenAddress, UnixAddress
+from postoffice.net.listener import Connection, start_listener
+from postoffice.pop3 import proto as p
+from postoffice.pop3.maildrop import DropMessage, NoSuchMessage
+from postoffice.pop3.session import MaildropInUse, Pop3Maildrop
+from postoffice.services import Services
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+AUTOLOGOUT = 10 * 60.0  # RFC 1939 §3: at least ten minutes
+MAX_ERRORS = 20  # refused commands in a row before the connection is closed
+LIVE = (p.Pop3State.AUTHORIZATION, p.Pop3State.TRANSACTION)
+
+
+class Pop3Connection:
+    def __init__(self, conn: Connection, services: Services) -> None:
+        self.conn = conn
+        self.services = services
+        self.proto = p.Pop3ServerConnection(tls=conn.tls, stls=not conn.tls)
+        self.out: list[bytes] = []
+        self.user: str | None = None
+        self.exchange: SaslExchange | None = None
+        self.maildrop: Pop3Maildrop | None = None
+        self.errors = 0
+        self.closing = False
+
+    # --- I/O ----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self.out.append(p.greeting("postoffice POP3 ready"))
+        try:
+            await self.flush()
+            while self.proto.state in LIVE:
+                try:
+                    data = await asyncio.wait_for(self.conn.reader.read(READ_SIZE), AUTOLOGOUT)
+                except TimeoutError:
+                    self.out.append(p.err("Autologout: idle for too long; nothing was deleted"))
+                    break
+                except (ConnectionError, OSError):
+                    break
+                self.proto.receive_data(data)
+                await self.process()
+                await self.flush()
+                if not data or self.closing or self.conn.writer.is_closing():
+                    break
+        finally:
+            if self.maildrop is not None:
+                self.maildrop.close()
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.out:
+            data = b"".join(self.out)
+            self.out.clear()
+            await self.send(data)
+
+    async def send(self, data: bytes) -> None:
+        try:
+            self.conn.writer.write(data)
+            await self.conn.writer.drain()
+        except (ConnectionError, OSError):
+            self.conn.writer.close()
+
+    @property
+    def plaintext_ok(self) -> bool:
+        return bool(self.offered)
+
+    @property
+    def offered(self) -> tuple[str, ...]:
+        conn = self.conn
+        return mechanisms_offered(conn.tls, conn.is_loopback, self.services.config.auth.plaintext_on_loopback)
+
+    # --- events -------------------------------------------------------------------------------
+
+    async def process(self) -> None:
+        while (event := self.proto.next_event()) is not p.NEED_DATA:
+            if isinstance(event, p.CommandError):
+                self.errors += 1
+                self.out.append(event.reply)
+                if self.errors >= MAX_ERRORS:
+                    self.out.append(p.err("Too many errors; closing the connection"))
+                    self.closing = True  # after the replies are written
+                    return
+                if self.exchange is not None and not self.proto.in_auth_exchange:
+                    self.exchange = None  # an over-long line ended the AUTH exchange
+                continue
+            self.errors = 0
+            await self.handle(event)
+            if self.conn.writer.is_closing():
+                return
+
+    async def handle(self, event: p.Event) -> None:
+        drop = self.maildrop
+        match event:
+            case p.Capa():
+                sasl = self.offered if self.proto.state is p.Pop3State.AUTHORIZATION else ()
+                lines = p.capabilities(stls=self.proto.stls_available, user=self.plaintext_ok, sasl=sasl)
+                self.out.append(p.multiline(p.ok("Capability list follows"), lines))
+            case p.Stls():
+                await self.start_tls()
+            case p.User(name=name):
+                if not self.plaintext_ok:
+                    self.proto.auth_failed()
+                    self.out.append(p.err("Plaintext login is not allowed here: use STLS first", "AUTH"))
+                else:
+                    self.user = name
+                    self.out.append(p.ok("Send your password"))
+            case p.Pass(password=password):
+                await self.login(self.user or "", password)
+            case p.Apop():
+                self.proto.auth_failed()
+                self.out.append(p.err("APOP is not offered: log in with USER/PASS or AUTH over TLS"))
+            case p.Auth(mechanism=None):
+                self.out.append(p.multiline(p.ok("Mechanisms follow"), [m.encode() for m in self.offered]))
+            case p.Auth(mechanism=mechanism, initial_response=initial):
+                await self.authenticate(mechanism or "", initial)
+            case p.AuthResponse(line=line):
+                await self.auth_step(line)
+            case p.Quit():
+                await self.quit()
+            case p.Noop():
+                self.out.append(p.ok())
+            case _ if drop is not None:
+                await self.transaction(event, drop)
+
+    async def transaction(self, event: p.Event, drop: Pop3Maildrop) -> None:
+        messages = drop.drop
+        try:
+            match event:
+                case p.Stat():
+                    count, size = messages.stat()
+                    self.out.append(p.ok(f"{count} {size}"))
+                case p.List(msg=None):
+                    count, size = messages.stat()
+                    lines = [f"{n} {s}".encode() for n, s in messages.listing()]
+                    self.out.append(p.multiline(p.ok(f"{count} messages ({size} octets)"), lines))
+                case p.List(msg=int(n)):
+                    self.out.append(p.ok(f"{n} {messages.get(n).size}"))
+                case p.Uidl(msg=None):
+                    lines = [f"{n} {uidl}".encode() for n, uidl in messages.uid_listing()]
+                    self.out.append(p.multiline(p.ok("Unique-ID listing follows"), lines))
+                case p.Uidl(msg=int(n)):
+                    self.out.append(p.ok(f"{n} {messages.uidl(messages.get(n).uid)}"))
+                case p.Retr(msg=n):
+                    message = messages.get(n)
+                    await self.stream(drop, message, p.ok(f"{message.size} octets"), None)
+                case p.Top(msg=n, lines=lines):
+                    await self.stream(drop, messages.get(n), p.ok("Top of message follows"), lines)
+                case p.Dele(msg=n):
+                    messages.delete(n)
+                    self.out.append(p.ok(f"Message {n} deleted"))
+                case p.Rset():
+                    messages.reset()
+                    count, size = messages.stat()
+                    self.out.append(p.ok(f"Maildrop has {count} messages ({size} octets)"))
+        except NoSuchMessage as exc:
+            self.out.append(p.err(exc.reason))
+
+    async def stream(self, drop: Pop3Maildrop, message: DropMessage, first: bytes, top: int | None) -> None:
+        """RETR/TOP: the +OK line, then the content as it is read (never all in memory)."""
+        try:
+            handle = await self.services.store.open_blob(drop.blob_of(message.uid))
+        except FileNotFoundError:
+            self.out.append(p.err("The message is no longer available", "SYS/TEMP"))
+            return
+        self.out.append(first)
+        await self.flush()
+        await drop.send_message(message, handle, self.send, top)
+
+    # --- authorization ------------------------------------------------------------------------
+
+    async def start_tls(self) -> None:
+        try:
+            context = self.services.tls.current()
+        except Exception as exc:  # no usable certificate: say so, stay in plaintext
+            log.error("STLS unavailable: %s", exc)
+            self.proto.tls_refused()
+            self.out.append(p.err("TLS is not available right now", "SYS/TEMP"))
+            return
+        self.out.append(p.ok("Begin TLS negotiation"))
+        await self.flush()
+        try:
+            await self.conn.start_tls(context)
+        except Exception as exc:
+            log.info("%s: TLS handshake failed: %s", self.conn.id, exc)
+            self.conn.writer.close()
+            return
+        self.proto.tls_started()
+        self.user = None
+
+    async def authenticate(self, mechanism: str, initial: bytes | None) -> None:
+        try:
+            ir = None if initial is None else (b"" if initial == b"=" else binascii.a2b_base64(initial))
+            self.exchange = start_sasl(mechanism, ir, offered=self.offered)
+            await self.auth_outcome(self.exchange.begin())
+        except Exception as exc:
+            self.auth_error(exc)
+
+    async def auth_step(self, line: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None:  # cannot happen: the core only sends responses during an exchange
+            self.proto.end_auth_exchange()
+            return
+        try:
+            await self.auth_outcome(exchange.step(decode_response(line)))
+        except Exception as exc:
+            self.auth_error(exc)
+
+    async def auth_outcome(self, outcome: SaslChallenge | SaslCredentials) -> None:
+        if isinstance(outcome, SaslChallenge):
+            self.out.append(p.auth_challenge(outcome.data))
+            self.proto.begin_auth_exchange()
+            return
+        self.proto.end_auth_exchange()
+        self.exchange = None
+        await self.login(outcome.authcid, outcome.password)
+
+    def auth_error(self, exc: Exception) -> None:
+        self.exchange = None
+        self.proto.auth_failed()
+        if isinstance(exc, UnsupportedMechanism):
+            self.out.append(p.err("Unsupported authentication mechanism"))
+        elif isinstance(exc, SaslCancelled):
+            self.out.append(p.err("Authentication cancelled"))
+        elif isinstance(exc, EncryptionRequired):
+            self.out.append(p.err("Plaintext login is not allowed here: use STLS first", "AUTH"))
+        elif isinstance(exc, AuthorizationRefused):
+            self.out.append(p.err("Invalid credentials", "AUTH"))
+        elif isinstance(exc, SaslError | binascii.Error | ValueError):
+            self.out.append(p.err("Cannot decode the authentication data"))
+        else:
+            raise exc
+
+    async def login(self, user: str, password: str) -> None:
+        services = self.services
+        ip = self.conn.peer_ip
+        self.user = None
+        if not self.plaintext_ok:
+            self.proto.auth_failed()
+            self.out.append(p.err("Plaintext login is not allowed here: use STLS first", "AUTH"))
+            return
+        account = await services.directory.authenticate(user, password)
+        if account is None:
+            services.login_throttle.record_failure(ip, user)
+            await services.login_throttle.wait_before_reply(ip, user)
+            self.proto.auth_failed()
+            self.out.append(p.err("Invalid user name or password", "AUTH"))
+            log.info("%s: POP3 login failed for %r", self.conn.id, user)
+            return
+        services.login_throttle.record_success(ip, user)
+        try:
+            self.maildrop = await Pop3Maildrop.open(services, account)
+        except MaildropInUse:
+            self.proto.auth_failed()
+            self.out.append(p.err("Another POP3 session is using this mailbox; try again later", "IN-USE"))
+            return
+        except Exception:
+            log.exception("%s: opening the maildrop of %s failed", self.conn.id, account.address)
+            self.proto.auth_failed()
+            self.out.append(p.err("The mailbox cannot be opened right now; try again later", "SYS/TEMP"))
+            return
+        self.proto.auth_succeeded()
+        count, size = self.maildrop.drop.stat()
+        self.out.append(p.ok(f"Logged in: {count} messages ({size} octets)"))
+        log.info("%s: POP3 login %s", self.conn.id, account.address)
+
+    async def quit(self) -> None:
+        drop = self.maildrop
+        if drop is None or self.proto.state is not p.Pop3State.UPDATE:
+            self.out.append(p.ok("Goodbye"))
+            return
+        try:
+            removed = await drop.update()
+        except Exception:
+            log.exception("%s: POP3 update of %s failed", self.conn.id, drop.account.address)
+            self.out.append(p.err("Some deleted messages were not removed; try again", "SYS/TEMP"))
+        else:
+            self.out.append(p.ok(f"Goodbye: {removed} messages deleted"))
+        finally:
+            drop.close()
+
+
+def _factory(protocol: str, implicit_tls: bool):  # type: ignore[no-untyped-def]
+    async def start(services: Services, address: ListenAddress | UnixAddress) -> RunningListener:
+        if isinstance(address, UnixAddress):
+            raise ValueError(f"{protocol} listens on host:port only, not {address}.")
+
+        async def handle(conn: Connection) -> None:
+            await Pop3Connection(conn, services).run()
+
+        async def refuse(conn: Connection) -> None:
+            conn.writer.write(p.err("Too many connections from your address", "SYS/TEMP"))
+            await conn.writer.drain()
+
+        listener = await start_listener(
+            address.host, address.port, handle, tls=services.tls if implicit_tls else None,
+            limiter=services.connection_limiter, on_refused=refuse, name=protocol,
+        )
+        return RunningListener(protocol, listener.address, listener.close)
+
+    return start
+
+
+def register() -> None:
+    LISTENER_FACTORIES["pop3"] = _factory("pop3", implicit_tls=False)
+    LISTENER_FACTORIES["pop3s"] = _factory("pop3s", implicit_tls=True)

@@ -1,0 +1,110 @@
+"""A POP3 session's maildrop: INBOX as it was at login, served from the store (RFC 1939 §5-6).
+
+The maildrop is taken at login and stays fixed for the session: messages delivered later appear
+at the next login; messages expunged meanwhile by IMAP stay readable (the store keeps the blobs
+of a held mailbox, see `MailStore.hold_mailbox`). DELE only marks; the marks and the \\Seen flag
+of retrieved messages are applied at QUIT, in the UPDATE state, so a dropped connection changes
+nothing. One POP3 session per maildrop at a time ([IN-USE], RFC 2449 §8.1.1).
+
+RETR and TOP stream the blob file in chunks through `MessageEncoder`, so a large message is
+never in memory whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import BinaryIO
+
+from postoffice.pop3.content import MessageEncoder
+from postoffice.pop3.maildrop import DropMessage, Maildrop
+from postoffice.services import Services
+from postoffice.store.interface import AccountRecord, FlagMode
+
+log = logging.getLogger(__name__)
+
+CHUNK = 65536
+
+
+class MaildropInUse(Exception):
+    """Another POP3 session holds this maildrop."""
+
+
+class Pop3Maildrop:
+    """The TRANSACTION state of one session: which messages, which are marked, which were read."""
+
+    def __init__(self, services: Services, account: AccountRecord, mailbox_id: int, drop: Maildrop,
+                 blobs: dict[int, str]) -> None:
+        self.services = services
+        self.account = account
+        self.mailbox_id = mailbox_id
+        self.drop = drop
+        self._blobs = blobs  # uid -> blob hash
+        self._retrieved: set[int] = set()
+        self._open = True
+
+    @classmethod
+    async def open(cls, services: Services, account: AccountRecord) -> Pop3Maildrop:
+        """Lock the account's maildrop and take INBOX as it is now."""
+        in_use = services.pop3_maildrops_in_use
+        if account.id in in_use:
+            raise MaildropInUse(account.address)
+        in_use.add(account.id)
+        store = services.store
+        try:
+            inbox = await store.get_mailbox(account.id, "INBOX")
+            if inbox is None:
+                raise LookupError(f"{account.address} has no INBOX")
+            store.hold_mailbox(inbox.id)
+            try:
+                mailbox, records = await store.open_snapshot(inbox.id)
+            except BaseException:
+                store.release_mailbox(inbox.id)
+                raise
+        except BaseException:
+            in_use.discard(account.id)
+            raise
+        drop = Maildrop(mailbox.uidvalidity, [DropMessage(r.uid, r.size) for r in records])
+        return cls(services, account, inbox.id, drop, {r.uid: r.blob for r in records})
+
+    def close(self) -> None:
+        """Release the lock and the mailbox (idempotent); nothing is applied."""
+        if self._open:
+            self._open = False
+            self.services.store.release_mailbox(self.mailbox_id)
+            self.services.pop3_maildrops_in_use.discard(self.account.id)
+
+    def blob_of(self, uid: int) -> str:
+        return self._blobs[uid]
+
+    async def send_message(self, message: DropMessage, handle: BinaryIO,
+                           send: Callable[[bytes], Awaitable[None]], top_lines: int | None = None) -> None:
+        """Stream RETR (or TOP) content from the open blob `handle`, terminator included, through
+        `send`; closes the handle."""
+        encoder = MessageEncoder(top_lines)
+        try:
+            while not encoder.done:
+                chunk = await asyncio.to_thread(handle.read, CHUNK)
+                if not chunk:
+                    break
+                out = encoder.feed(chunk)
+                if out:
+                    await send(out)
+        finally:
+            await asyncio.to_thread(handle.close)
+        await send(encoder.finish())
+        if top_lines is None:
+            self._retrieved.add(message.uid)
+
+    async def update(self) -> int:
+        """The UPDATE state (RFC 1939 §6): mark retrieved messages \\Seen, remove DELE'd ones.
+        Returns how many were removed; raises if the store could not do it."""
+        store = self.services.store
+        deleted = self.drop.deleted_uids()
+        seen = sorted(self._retrieved - set(deleted))
+        if seen:
+            await store.store_flags(self.mailbox_id, seen, FlagMode.ADD, ["\\Seen"])
+        if deleted:
+            await store.expunge(self.mailbox_id, deleted)
+        return len(deleted)
