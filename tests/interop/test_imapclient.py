@@ -59,3 +59,54 @@ def test_idle_wakes_up_on_append_by_another_session(server: LiveServer) -> None:
         watcher.idle_done()
         assert (1, b"EXISTS") in responses
         assert time.monotonic() - started < 2
+
+
+def test_condstore_and_qresync_resync_after_changes_elsewhere(server: LiveServer) -> None:
+    """A phone (QRESYNC) goes offline; meanwhile a laptop expunges and changes flags. On
+    reconnect one SELECT (QRESYNC ...) tells the phone exactly what happened (RFC 7162 §3.2.5)."""
+    with client(server) as laptop:
+        for n in range(6):
+            laptop.append("INBOX", MESSAGE.replace(b"Status", b"Status %d" % n))
+    with client(server) as phone:
+        assert b"QRESYNC" in phone.capabilities() and b"CONDSTORE" in phone.capabilities()
+        phone.enable("QRESYNC")
+        state = phone.select_folder("INBOX")
+        uidvalidity, modseq = state[b"UIDVALIDITY"], state[b"HIGHESTMODSEQ"]
+        known = phone.search("ALL")
+        assert known == [1, 2, 3, 4, 5, 6]
+        flags = phone.fetch(known, ["FLAGS", "MODSEQ"])
+        assert all(data[b"MODSEQ"][0] <= modseq for data in flags.values())
+    with client(server) as laptop:
+        laptop.select_folder("INBOX")
+        laptop.add_flags([2, 5], [b"\\Flagged"])
+        laptop.delete_messages([3, 4])
+        laptop.expunge()
+        laptop.add_flags([6], [b"$Later"])
+        # An untouched message keeps its mod-sequence: a conditional store against the old
+        # modseq succeeds for it and fails ([MODIFIED]) for the one just changed.
+        typ, _ = laptop._imap.uid("STORE", "1,6", f"(UNCHANGEDSINCE {modseq}) +FLAGS (\\Seen)")
+        assert typ == "OK"
+        assert laptop._imap.untagged_responses.get("MODIFIED") == [b"6"]  # the tagged [MODIFIED 6]
+    with client(server) as phone:
+        phone.enable("QRESYNC")
+        imap = phone._imap
+        typ, _ = imap._simple_command("SELECT", f"INBOX (QRESYNC ({uidvalidity} {modseq} 1:6))")
+        assert typ == "OK"
+        imap.state = "SELECTED"  # imaplib cannot send SELECT parameters itself
+        vanished = imap.untagged_responses.pop("VANISHED", [])
+        assert vanished == [b"(EARLIER) 3:4"]
+        fetched = imap.untagged_responses.pop("FETCH", [])
+        changed = {int(line.split(b"UID ")[1].split()[0]): line for line in fetched}
+        assert set(changed) == {1, 2, 5, 6}  # 1 got \Seen from the conditional store
+        assert b"\\Flagged" in changed[2] and b"\\Flagged" in changed[5] and b"$Later" in changed[6]
+        assert all(b"MODSEQ (" in line for line in fetched)
+        # CHANGEDSINCE with VANISHED answers the same question for any UID range later on.
+        typ, data = imap.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {modseq} VANISHED)")
+        assert typ == "OK"
+        assert imap.untagged_responses.pop("VANISHED", []) == [b"(EARLIER) 3:4"]
+        assert len(data) == 4 and all(b"MODSEQ" in line for line in data)
+        # Expunges are now reported as VANISHED, not EXPUNGE.
+        phone.delete_messages([1])
+        imap._simple_command("EXPUNGE")
+        assert imap.untagged_responses.pop("VANISHED", []) == [b"1"]
+        assert "EXPUNGE" not in imap.untagged_responses

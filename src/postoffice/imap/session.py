@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto.parser import ImapServerParser
+from postoffice.imap.proto.sequence_set import compress
 from postoffice.imap.snapshot import MailboxSnapshot, Updates
 from postoffice.net.listener import Connection
 from postoffice.services import Services
@@ -76,6 +77,25 @@ class ImapSession:
         return "IMAP4REV2" in self.enabled
 
     @property
+    def condstore(self) -> bool:
+        """CONDSTORE is on (RFC 7162 §3.1): untagged FETCH responses carry MODSEQ."""
+        return "CONDSTORE" in self.enabled
+
+    @property
+    def qresync(self) -> bool:
+        """QRESYNC is enabled (RFC 7162 §3.2.3): VANISHED replaces EXPUNGE."""
+        return "QRESYNC" in self.enabled
+
+    def enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command was used (RFC 7162 §3.1): the first one with a mailbox
+        selected also reports its HIGHESTMODSEQ."""
+        if "CONDSTORE" not in self.enabled:
+            self.enabled.add("CONDSTORE")
+            if self.snapshot is not None:
+                code = resp.highestmodseq_code(self.snapshot.highestmodseq)
+                self.send(resp.untagged_status("OK", "Highest", code))
+
+    @property
     def utf8(self) -> bool:
         return "UTF8=ACCEPT" in self.enabled or self.rev2
 
@@ -100,15 +120,36 @@ class ImapSession:
             return
         self.write_updates(await self.snapshot.refresh(allow_expunge=allow_expunge))
 
+    def write_expunged(self, expunged: list[tuple[int, int]]) -> None:
+        """Announce removed messages, given as (sequence number as of its moment, uid): one
+        VANISHED with QRESYNC (RFC 7162 §3.2.10), else an EXPUNGE each."""
+        if not expunged:
+            return
+        if self.qresync:
+            self.send(b"* VANISHED " + compress(sorted(uid for _, uid in expunged)).encode() + b"\r\n")
+        else:
+            for seq, _ in expunged:
+                self.untagged(f"{seq} EXPUNGE")
+
+    def write_flags(self, seq: int, uid: int, *, with_uid: bool = True, flags: bool = True) -> None:
+        """An untagged FETCH with the message's flags (and MODSEQ under CONDSTORE)."""
+        assert self.snapshot is not None
+        record = self.snapshot.record(uid)
+        items = [b"UID %d" % uid] if with_uid else []
+        if flags:
+            names = set(record.flags)
+            if not self.rev2 and uid in self.snapshot.recent:
+                names.add("\\Recent")
+            items.append(b"FLAGS " + resp.flags_list(names))
+        if self.condstore:
+            items.append(b"MODSEQ (%d)" % record.modseq)
+        self.send(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items)))
+
     def write_updates(self, updates: Updates) -> None:
-        for seq in updates.expunged:
-            self.untagged(f"{seq} EXPUNGE")
+        self.write_expunged(list(zip(updates.expunged, updates.expunged_uids, strict=True)))
         if updates.exists is not None:
             self.untagged(f"{updates.exists} EXISTS")
             if not self.rev2 and updates.recent is not None:
                 self.untagged(f"{updates.recent} RECENT")
         for seq, record in updates.flags:
-            flags = set(record.flags)
-            if not self.rev2 and self.snapshot is not None and record.uid in self.snapshot.recent:
-                flags.add("\\Recent")
-            self.send(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (seq, record.uid, resp.flags_list(flags)))
+            self.write_flags(seq, record.uid)

@@ -145,9 +145,9 @@ class MailboxSnapshot:
             updates.expunged_uids.append(uid)
         self.vanished.clear()
 
-    def forget(self, uids: list[int]) -> list[int]:
-        """This session expunged `uids` itself: remove them now, returning their sequence
-        numbers as each is announced (descending order keeps later numbers valid)."""
+    def forget(self, uids: list[int]) -> list[tuple[int, int]]:
+        """This session expunged `uids` itself: remove them now, returning (sequence number,
+        uid) as each is announced (descending order keeps later numbers valid)."""
         seqs = []
         for uid in sorted(uids, reverse=True):
             seq = self.seq_of(uid)
@@ -156,7 +156,7 @@ class MailboxSnapshot:
                 self.records.pop(uid, None)
                 self.recent.discard(uid)
                 self.vanished.discard(uid)
-                seqs.append(seq)
+                seqs.append((seq, uid))
         return seqs
 
     def apply_flag_updates(self, updates: Iterable[FlagUpdate]) -> None:

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 BASE_CAPABILITIES = (
     "IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS",
-    "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "ID", "ESEARCH", "BINARY",
+    "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "ID", "ESEARCH", "BINARY", "CONDSTORE", "QRESYNC",
 )
 
 
@@ -77,9 +77,11 @@ async def id_command(session: ImapSession, command: ev.ImapCommand) -> Completio
 async def enable(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Enable)
-    supported = {"IMAP4REV2"}
+    supported = {"IMAP4REV2", "CONDSTORE", "QRESYNC"}
     newly = [cap for cap in args.capabilities if cap.upper() in supported and cap.upper() not in session.enabled]
     session.enabled.update(cap.upper() for cap in newly)
+    if "QRESYNC" in session.enabled:
+        session.enabled.add("CONDSTORE")  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
     if session.utf8:
         session.parser.utf8_mailboxes = True
     session.untagged("ENABLED" + "".join(" " + cap for cap in newly))

@@ -23,6 +23,7 @@ from postoffice.imap.proto.fetch_items import (
 )
 from postoffice.imap.proto.responses import FetchResponse
 from postoffice.imap.proto.sections import Section
+from postoffice.imap.proto.sequence_set import SequenceSet, compress
 from postoffice.imap.session import Completion, ImapSession, bad, no, ok
 from postoffice.imap.snapshot import MailboxSnapshot
 from postoffice.message.mime import load_structure, parse_message
@@ -62,6 +63,18 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
     items = list(args.items)
     if args.uid and not any(isinstance(i, FetchAttribute) and i.name == "UID" for i in items):
         items.insert(0, FetchAttribute("UID"))
+    if args.vanished and not (args.uid and session.qresync):
+        return bad("VANISHED needs UID FETCH with QRESYNC enabled")
+    if args.changed_since is not None or any(isinstance(i, FetchAttribute) and i.name == "MODSEQ" for i in items):
+        session.enable_condstore()  # RFC 7162 §3.1
+    if args.changed_since is not None:
+        # CHANGEDSINCE (RFC 7162 §3.1.4.1): only messages changed since, with their MODSEQ.
+        since = args.changed_since
+        if args.vanished:
+            await _vanished_earlier(session, snapshot, args.sequence_set, since)
+        uids = [u for u in uids if snapshot.record(u).modseq > since]
+        if not any(isinstance(i, FetchAttribute) and i.name == "MODSEQ" for i in items):
+            items.append(FetchAttribute("MODSEQ"))
     sets_seen = not snapshot.readonly and any(i.sets_seen for i in items)
     if sets_seen:
         unseen = [u for u in uids if "\\Seen" not in snapshot.record(u).flags]
@@ -102,6 +115,16 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
     if not args.uid:
         await session.announce_updates(allow_expunge=False)
     return ok(("UID " if args.uid else "") + "FETCH completed")
+
+
+async def _vanished_earlier(session: ImapSession, snapshot: MailboxSnapshot, uid_set: SequenceSet, since: int) -> None:
+    """UID FETCH ... (CHANGEDSINCE n VANISHED): the UIDs in the set expunged since n
+    (RFC 7162 §3.2.6), before the FETCH responses."""
+    changes = await session.services.store.changes_since(snapshot.mailbox.id, since)
+    largest = snapshot.uidnext
+    gone = sorted(u for u in changes.vanished if uid_set.contains(u, largest) and snapshot.seq_of(u) is None)
+    if gone:
+        session.send(b"* VANISHED (EARLIER) " + compress(gone).encode() + b"\r\n")
 
 
 def _render(
@@ -154,6 +177,8 @@ def _render(
             response.number(item.response_name(), size)
     if sets_seen and not flags_sent and any(i.sets_seen for i in items):
         response.flags(_flags(session, snapshot, record))
+        if session.condstore and not any(isinstance(i, FetchAttribute) and i.name == "MODSEQ" for i in items):
+            response.modseq(record.modseq)  # the flags changed: so did the mod-sequence
     session.send(response.to_bytes())
     return None
 

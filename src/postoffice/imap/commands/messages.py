@@ -52,24 +52,30 @@ async def store(session: ImapSession, command: ev.ImapCommand) -> Completion:
         return bad("Invalid message sequence number")
     if snapshot.readonly:
         return no("The mailbox is read-only", "READ-ONLY")
+    if args.unchanged_since is not None:
+        session.enable_condstore()
     flags = [f for f in args.flags if f.lower() != "\\recent"]  # \Recent is the server's to set
     result = await session.services.store.store_flags(
         snapshot.mailbox.id, uids, _MODES[args.mode], flags, unchanged_since=args.unchanged_since
     )
     snapshot.apply_flag_updates(result.updated)
-    if not args.silent:
-        for uid in uids:
-            seq = snapshot.seq_of(uid)
-            if seq is None:
-                continue
-            flags_now = set(snapshot.record(uid).flags)
-            if not session.rev2 and uid in snapshot.recent:
-                flags_now.add("\\Recent")
-            uid_part = b"UID %d " % uid if args.uid else b""
-            session.send(b"* %d FETCH (%sFLAGS %s)\r\n" % (seq, uid_part, resp.flags_list(flags_now)))
+    failed = set(result.failed_unchanged_since)
+    changed = {u.uid for u in result.updated}
+    for uid in uids:
+        seq = snapshot.seq_of(uid)
+        if seq is None or uid in failed:
+            continue
+        if not args.silent:
+            session.write_flags(seq, uid, with_uid=args.uid)
+        elif session.condstore and uid in changed:
+            # RFC 7162 §3.1.4: under CONDSTORE even .SILENT reports the new MODSEQ.
+            session.write_flags(seq, uid, with_uid=args.uid, flags=False)
     if not args.uid:
         await session.announce_updates(allow_expunge=False)
-    code = resp.modified_code(result.failed_unchanged_since) if result.failed_unchanged_since else None
+    code = None
+    if failed:  # RFC 7162 §3.1.3: [MODIFIED] names them as the command did, by UID or number
+        code = resp.modified_code(sorted(failed) if args.uid else sorted(
+            s for u in failed if (s := snapshot.seq_of(u)) is not None))
     return ok(("UID " if args.uid else "") + "STORE completed", code)
 
 
@@ -100,8 +106,7 @@ async def _copy(session: ImapSession, command: ev.ImapCommand, *, move: bool) ->
     if move:
         if code:  # RFC 6851 §4.3: COPYUID comes untagged, before the EXPUNGEs
             session.send(resp.untagged_status("OK", "Moved", code))
-        for seq in snapshot.forget([p[0] for p in result.pairs]):
-            session.untagged(f"{seq} EXPUNGE")
+        session.write_expunged(snapshot.forget([p[0] for p in result.pairs]))
         if target.id == snapshot.mailbox.id:  # moved within the mailbox: the copies are new
             await session.announce_updates(allow_expunge=False)
         return ok(f"{verb} completed")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+from collections.abc import Iterable
 
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
@@ -164,6 +165,19 @@ def _matches(ctx: _Context, key: k.SearchKey, seq: int, record: MessageRecord) -
     return False
 
 
+def _uses_modseq(key: k.SearchKey) -> bool:
+    match key:
+        case k.SearchModSeq():
+            return True
+        case k.SearchNot(key=inner):
+            return _uses_modseq(inner)
+        case k.SearchOr(left=left, right=right):
+            return _uses_modseq(left) or _uses_modseq(right)
+        case k.SearchAnd(keys=keys):
+            return any(_uses_modseq(sub) for sub in keys)
+    return False
+
+
 async def search(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Search)
@@ -177,22 +191,38 @@ async def search(session: ImapSession, command: ev.ImapCommand) -> Completion:
         if _matches(ctx, args.key, seq, snapshot.record(uid)):
             found.append(uid)
     numbers = found if args.uid else [snapshot.seq_of(u) or 0 for u in found]
+    # RFC 7162 §3.1.5: a search by MODSEQ enables CONDSTORE and reports the highest mod-sequence
+    # of the messages it returns (RFC 4731 §3.2: of MIN and MAX alone when only they are asked).
+    with_modseq = _uses_modseq(args.key)
+    if with_modseq:
+        session.enable_condstore()
+
+    def highest(uids: Iterable[int]) -> int | None:
+        return max((snapshot.record(u).modseq for u in uids), default=None) if with_modseq else None
+
     options = args.return_options
     if options is None and not session.rev2:
-        session.send(resp.search_response(numbers))
+        session.send(resp.search_response(numbers, highest(found)))
     else:
         opts = set(options or ("ALL",)) or {"ALL"}
         if "SAVE" in opts:
             session.saved_search = list(found)
             opts.discard("SAVE")
-        if opts or options is None:
+        if found and (opts or options is None):
+            # found and numbers are both ascending: the first and last are MIN and MAX
+            everything = "ALL" in opts or "COUNT" in opts or options is None
+            returned = found if everything else [found[0]] * ("MIN" in opts) + [found[-1]] * ("MAX" in opts)
             session.send(resp.esearch_response(
                 command.tag, uid=args.uid,
-                minimum=min(numbers) if numbers and "MIN" in opts else None,
-                maximum=max(numbers) if numbers and "MAX" in opts else None,
+                minimum=numbers[0] if "MIN" in opts else None,
+                maximum=numbers[-1] if "MAX" in opts else None,
                 count=len(numbers) if "COUNT" in opts else None,
-                all_numbers=sorted(numbers) if "ALL" in opts or options is None else None,
+                all_numbers=numbers if "ALL" in opts or options is None else None,
+                modseq=highest(returned),
             ))
+        elif opts or options is None:
+            session.send(resp.esearch_response(
+                command.tag, uid=args.uid, count=0 if "COUNT" in opts else None))
     if not args.uid:
         await session.announce_updates(allow_expunge=False)
     return ok(("UID " if args.uid else "") + "SEARCH completed")

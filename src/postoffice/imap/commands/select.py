@@ -6,7 +6,8 @@ from __future__ import annotations
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
-from postoffice.imap.session import Completion, ImapSession, State, no, ok
+from postoffice.imap.proto.sequence_set import compress
+from postoffice.imap.session import Completion, ImapSession, State, bad, no, ok
 from postoffice.imap.snapshot import MailboxSnapshot
 from postoffice.store.interface import SYSTEM_FLAGS, MailboxNotFound
 
@@ -17,9 +18,13 @@ async def select(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Select)
     verb = "EXAMINE" if args.read_only else "SELECT"
+    if args.qresync is not None and not session.qresync:
+        return bad("QRESYNC must be enabled first (ENABLE QRESYNC)")
+    if args.condstore:
+        session.enable_condstore()
     had_mailbox = session.snapshot is not None
     session.close_mailbox()  # a failed SELECT leaves no mailbox selected (§6.3.2)
-    if had_mailbox and session.rev2:
+    if had_mailbox and (session.rev2 or session.qresync):  # RFC 7162 §3.2.11
         session.send(resp.untagged_status("OK", "Previous mailbox is now closed", "CLOSED"))
     assert session.account is not None
     store = session.services.store
@@ -46,9 +51,33 @@ async def select(session: ImapSession, command: ev.ImapCommand) -> Completion:
             session.send(resp.untagged_status("OK", "First unseen", resp.unseen_code(first_unseen)))
     session.send(resp.untagged_status("OK", "UIDs valid", resp.uidvalidity_code(snapshot.mailbox.uidvalidity)))
     session.send(resp.untagged_status("OK", "Predicted next UID", resp.uidnext_code(snapshot.uidnext)))
+    # Every mailbox keeps mod-sequences, so every SELECT reports one (RFC 7162 §3.1.2.1).
+    session.send(resp.untagged_status("OK", "Highest", resp.highestmodseq_code(snapshot.highestmodseq)))
     if session.rev2:
         session.send(resp.list_response([], "/", snapshot.mailbox.name, utf8=session.utf8))
+    if args.qresync is not None and args.qresync.uidvalidity == snapshot.mailbox.uidvalidity:
+        await _resync(session, snapshot, args.qresync)
     return ok(f"{verb} completed", "READ-ONLY" if args.read_only else "READ-WRITE")
+
+
+async def _resync(session: ImapSession, snapshot: MailboxSnapshot, params: c.QresyncParams) -> None:
+    """SELECT (QRESYNC ...) (RFC 7162 §3.2.5): what was expunged and what changed since the
+    client's mod-sequence, limited to the UIDs it knows. The optional sequence-match data only
+    helps servers that forget expunges; the store keeps every tombstone, so it is not needed."""
+    changes = await session.services.store.changes_since(snapshot.mailbox.id, params.modseq)
+    known = params.known_uids
+    largest = snapshot.uidnext
+
+    def knows(uid: int) -> bool:
+        return known is None or known.contains(uid, largest)
+
+    vanished = sorted(u for u in changes.vanished if knows(u) and snapshot.seq_of(u) is None)
+    if vanished:
+        session.send(b"* VANISHED (EARLIER) " + compress(vanished).encode() + b"\r\n")
+    for record in changes.changed:
+        seq = snapshot.seq_of(record.uid)
+        if seq is not None and knows(record.uid):
+            session.write_flags(seq, record.uid)
 
 
 async def check(session: ImapSession, command: ev.ImapCommand) -> Completion:
@@ -77,8 +106,7 @@ async def _expunge(session: ImapSession, uids: list[int] | None) -> Completion:
         return no("The mailbox is read-only", "READ-ONLY")
     await session.announce_updates(allow_expunge=True)
     removed = await session.services.store.expunge(snapshot.mailbox.id, uids)
-    for seq in snapshot.forget(removed):
-        session.untagged(f"{seq} EXPUNGE")
+    session.write_expunged(snapshot.forget(removed))
     await session.announce_updates(allow_expunge=True)
     return ok("EXPUNGE completed")
 
