@@ -452,3 +452,19 @@ async def test_new_blob_becomes_durable_only_with_its_commit(store: MailStore) -
     with pytest.raises(StoreError):  # without its bytes a new blob cannot be stored
         other = await store.put_blob(make_raw(43))
         await store.append_messages(box.id, [NewMessage(other)])
+
+
+async def test_subscriptions_are_to_names(store: MailStore) -> None:
+    """RFC 9051 §6.3.7: deleting a mailbox keeps its name subscribed; UNSUBSCRIBE works by name."""
+    account = await new_account(store)
+    box = await store.create_mailbox(account.id, "Projects/2026")
+    await store.set_subscribed(box.id, True)
+    await store.delete_mailbox(account.id, "Projects/2026")
+    assert "Projects/2026" in await store.list_subscriptions(account.id)
+    again = await store.create_mailbox(account.id, "Projects/2026")
+    assert again.subscribed  # the name was still subscribed
+    await store.delete_mailbox(account.id, "Projects/2026")
+    assert await store.unsubscribe_name(account.id, "Projects/2026")
+    assert "Projects/2026" not in await store.list_subscriptions(account.id)
+    assert not (await store.create_mailbox(account.id, "Projects/2026")).subscribed
+    assert not await store.unsubscribe_name(account.id, "Nothing")

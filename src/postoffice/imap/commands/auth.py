@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 BASE_CAPABILITIES = (
     "IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS",
     "MOVE", "UNSELECT", "CHILDREN", "SPECIAL-USE", "ID", "ESEARCH", "BINARY", "CONDSTORE", "QRESYNC",
+    "MULTIAPPEND", "LIST-EXTENDED", "LIST-STATUS", "CREATE-SPECIAL-USE", "UTF8=ACCEPT", "STATUS=SIZE",
+    "OBJECTID", "PREVIEW", "SAVEDATE",
 )
 
 
@@ -41,7 +43,7 @@ def _plaintext_ok(session: ImapSession) -> bool:
 
 
 def capabilities(session: ImapSession) -> list[str]:
-    caps = list(BASE_CAPABILITIES)
+    caps = [*BASE_CAPABILITIES, f"APPENDLIMIT={session.services.config.limits.max_message_size}"]
     if session.state is State.NOT_AUTHENTICATED:
         if not session.conn.tls:
             caps.append("STARTTLS")
@@ -77,7 +79,7 @@ async def id_command(session: ImapSession, command: ev.ImapCommand) -> Completio
 async def enable(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Enable)
-    supported = {"IMAP4REV2", "CONDSTORE", "QRESYNC"}
+    supported = {"IMAP4REV2", "CONDSTORE", "QRESYNC", "UTF8=ACCEPT"}
     newly = [cap for cap in args.capabilities if cap.upper() in supported and cap.upper() not in session.enabled]
     session.enabled.update(cap.upper() for cap in newly)
     if "QRESYNC" in session.enabled:

@@ -12,6 +12,7 @@ import asyncio
 
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
+from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto.body_sections import binary_bytes, binary_size, partial, section_bytes
 from postoffice.imap.proto.bodystructure import bodystructure_bytes, envelope_bytes
 from postoffice.imap.proto.fetch_items import (
@@ -30,7 +31,7 @@ from postoffice.message.mime import load_structure, parse_message
 from postoffice.message.mime_model import BodyPart, Envelope
 from postoffice.store.interface import FlagMode, MessageRecord
 
-_STRUCTURE = {"ENVELOPE", "BODY", "BODYSTRUCTURE"}
+_STRUCTURE = {"ENVELOPE", "BODY", "BODYSTRUCTURE", "PREVIEW"}
 _CONTENT = {"RFC822", "RFC822.HEADER", "RFC822.TEXT"}
 
 
@@ -92,9 +93,11 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
     )
     store = session.services.store
     structures: dict[str, tuple[Envelope, BodyPart]] = {}
+    previews: dict[str, str] = {}
     if needs_structure and uids:
         info = await store.blob_info([snapshot.record(u).blob for u in uids])
         for sha, blob in info.items():
+            previews[sha] = blob.preview
             try:
                 structures[sha] = load_structure(blob.structure)
             except ValueError:
@@ -109,7 +112,12 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
             raw = raw or await store.read_blob(record.blob)
             meta = await asyncio.to_thread(parse_message, raw)
             structure = (meta.envelope, meta.body)
-        failure = _render(session, snapshot, FetchResponse(seq), record, items, raw, structure, sets_seen)
+        if record.blob not in previews and structure is not None and any(
+                isinstance(i, FetchAttribute) and i.name == "PREVIEW" for i in items):
+            previews[record.blob] = (await asyncio.to_thread(parse_message, raw or await store.read_blob(record.blob))).preview
+        response = FetchResponse(seq)
+        failure = _render(session, snapshot, response, record, items, raw, structure, sets_seen,
+                          previews.get(record.blob, ""))
         if isinstance(failure, Completion):
             return failure
     if not args.uid:
@@ -130,6 +138,7 @@ async def _vanished_earlier(session: ImapSession, snapshot: MailboxSnapshot, uid
 def _render(
     session: ImapSession, snapshot: MailboxSnapshot, response: FetchResponse, record: MessageRecord,
     items: list[FetchItem], raw: bytes, structure: tuple[Envelope, BodyPart] | None, sets_seen: bool,
+    preview: str,
 ) -> Completion | None:
     flags_sent = False
     for item in items:
@@ -154,7 +163,13 @@ def _render(
                 section = {"RFC822": Section(), "RFC822.HEADER": Section(text="HEADER"),
                            "RFC822.TEXT": Section(text="TEXT")}[name]
                 response.body(name, section_bytes(raw, structure[1], section) or b"")
-            elif name in ("PREVIEW", "SAVEDATE", "EMAILID", "THREADID"):
+            elif name == "PREVIEW":  # RFC 8970: the first 256 characters of the text
+                response.add(name, resp.nstring(preview[:256], utf8=True))
+            elif name == "SAVEDATE":  # RFC 8514
+                response.add(name, resp.internaldate(record.saved_date))
+            elif name == "EMAILID":  # RFC 8474: copies of a message share it, as they share the blob
+                response.add(name, b"(" + email_id(record.blob).encode() + b")")
+            elif name == "THREADID":  # RFC 8474 §5.2: NIL while threads are not tracked
                 response.add(name, b"NIL")
         elif isinstance(item, FetchBody) and structure is not None:
             data = section_bytes(raw, structure[1], item.section)
@@ -181,6 +196,11 @@ def _render(
             response.modseq(record.modseq)  # the flags changed: so did the mod-sequence
     session.send(response.to_bytes())
     return None
+
+
+def email_id(blob: str) -> str:
+    """The EMAILID (RFC 8474) of a message: from its content hash, so stable forever."""
+    return "M" + blob[:24]
 
 
 def _flags(session: ImapSession, snapshot: MailboxSnapshot, record: MessageRecord) -> set[str]:

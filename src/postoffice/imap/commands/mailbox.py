@@ -89,12 +89,16 @@ async def rename(session: ImapSession, command: ev.ImapCommand) -> Completion:
 
 
 async def _set_subscribed(session: ImapSession, name: str, value: bool) -> Completion:
-    mailbox = await session.services.store.get_mailbox(_account_id(session), name)
+    store = session.services.store
+    if not value:  # by name: the mailbox may be gone (RFC 9051 §6.3.8)
+        await store.unsubscribe_name(_account_id(session), name)
+        return ok("UNSUBSCRIBE completed")
+    mailbox = await store.get_mailbox(_account_id(session), name)
     if mailbox is None:
         # RFC 9051 §6.3.7: subscribing to a non-existent name may be refused.
-        return no(f"No mailbox {name}", "NONEXISTENT") if value else ok("UNSUBSCRIBE completed")
-    await session.services.store.set_subscribed(mailbox.id, value)
-    return ok(("SUBSCRIBE" if value else "UNSUBSCRIBE") + " completed")
+        return no(f"No mailbox {name}", "NONEXISTENT")
+    await store.set_subscribed(mailbox.id, value)
+    return ok("SUBSCRIBE completed")
 
 
 async def subscribe(session: ImapSession, command: ev.ImapCommand) -> Completion:
@@ -136,30 +140,50 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
     if args.patterns == ("",):  # RFC 9051 §6.3.9: the delimiter and root of the reference
         session.send(resp.list_response(["\\Noselect"], DELIMITER, "", utf8=utf8))
         return ok("LIST completed")
-    mailboxes = await session.services.store.list_mailboxes(_account_id(session))
+    store = session.services.store
+    mailboxes = await store.list_mailboxes(_account_id(session))
     names = _listing(mailboxes)
+    parents = {name.rsplit(DELIMITER, 1)[0] for name in names if DELIMITER in name}
     regexes = [pattern_regex(args.reference, p) for p in args.patterns]
     subscribed_only = "SUBSCRIBED" in args.selection
     want_subscribed = subscribed_only or "SUBSCRIBED" in args.return_options
     special_only = "SPECIAL-USE" in args.selection
+    recursive = "RECURSIVEMATCH" in args.selection
+    subscriptions = set(await store.list_subscriptions(_account_id(session))) if want_subscribed else set()
+    if subscribed_only:  # subscribed names whose mailbox is gone are listed \NonExistent (RFC 5258 §3.1)
+        for name in subscriptions:
+            names.setdefault(name, None)
     status_items = args.return_status
-    for name in sorted(names, key=lambda n: (n != "INBOX", n)):
-        if not any(r.match(name) for r in regexes):
-            continue
+
+    def matches(name: str) -> bool:
+        return any(r.match(name) for r in regexes)
+
+    def selected(name: str) -> bool:
         record = names[name]
-        if subscribed_only and (record is None or not record.subscribed):
+        return (not subscribed_only or name in subscriptions) and (
+            not special_only or (record is not None and bool(record.special_use)))
+
+    for name in sorted(names, key=lambda n: (n != "INBOX", n)):
+        if not matches(name):
             continue
-        if special_only and (record is None or not record.special_use):
-            continue
-        has_children = any(other.startswith(name + DELIMITER) for other in names)
-        attributes = ["\\HasChildren" if has_children else "\\HasNoChildren"]
+        extra = b""
+        if not selected(name):
+            # RFC 5258 §3.5: RECURSIVEMATCH lists a parent whose descendants meet the selection
+            # but not the pattern, with CHILDINFO saying which selection they meet.
+            if not (recursive and subscribed_only and any(
+                    other.startswith(name + DELIMITER) and other in subscriptions and not matches(other)
+                    for other in names)):
+                continue
+            extra = b'(CHILDINFO ("SUBSCRIBED"))'
+        record = names[name]
+        attributes = ["\\HasChildren" if name in parents else "\\HasNoChildren"]
         if record is None:
             attributes.insert(0, "\\NonExistent" if args.extended else "\\Noselect")
         elif record.special_use:
             attributes.append(record.special_use)
-        if want_subscribed and record is not None and record.subscribed:
+        if name in subscriptions:
             attributes.append("\\Subscribed")
-        session.send(resp.list_response(attributes, DELIMITER, name, utf8=utf8))
+        session.send(resp.list_response(attributes, DELIMITER, name, utf8=utf8, extra=extra))
         if status_items and record is not None:
             session.send(resp.status_response(name, await _status_items(session, record, status_items), utf8=utf8))
     return ok("LIST completed")

@@ -140,6 +140,7 @@ def remove_account(tx: Transaction, address: str) -> None:
     for mailbox_id in mailbox_ids:
         mailbox_ops.drop_mailbox(tx, mailbox_id)
     tx.execute("DELETE FROM aliases WHERE target = ?", (address,))
+    tx.execute("DELETE FROM dangling_subscriptions WHERE account_id = ?", (account.id,))
     tx.execute("DELETE FROM accounts WHERE id = ?", (account.id,))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from dataclasses import replace
 from typing import Any
 
 from postoffice.store.changes import ChangeKind, MailboxChange
@@ -77,6 +78,11 @@ def create_mailbox(
     except sqlite3.IntegrityError:
         raise AlreadyExists(f"The mailbox {name} already exists.") from None
     mailbox = _mailbox(cur.fetchone())
+    if tx.execute(
+        "DELETE FROM dangling_subscriptions WHERE account_id = ? AND name = ?", (account_id, name)
+    ).rowcount:  # the name was subscribed while it did not exist: it still is
+        tx.execute("UPDATE mailboxes SET subscribed = 1 WHERE id = ?", (mailbox.id,))
+        mailbox = replace(mailbox, subscribed=True)
     tx.changes.append(MailboxChange(mailbox.id, ChangeKind.MAILBOX, mailbox.highestmodseq))
     return mailbox
 
@@ -145,6 +151,8 @@ def delete_mailbox(tx: Transaction, account_id: int, name: str) -> None:
     mailbox = get_mailbox(tx.conn, account_id, name)
     if mailbox is None:
         raise MailboxNotFound(f"There is no mailbox {name}.")
+    if mailbox.subscribed:  # RFC 9051 §6.3.7: deleting a mailbox does not unsubscribe its name
+        tx.execute("INSERT OR IGNORE INTO dangling_subscriptions(account_id, name) VALUES (?, ?)", (account_id, name))
     drop_mailbox(tx, mailbox.id)
 
 
@@ -158,6 +166,29 @@ def drop_mailbox(tx: Transaction, mailbox_id: int) -> None:
     tx.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
     message_ops.schedule_blob_cleanup(tx, blob_ids)
     tx.changes.append(MailboxChange(mailbox_id, ChangeKind.MAILBOX, 0))
+
+
+def list_subscriptions(conn: sqlite3.Connection, account_id: int) -> list[str]:
+    """Every subscribed name, whether or not a mailbox has it now."""
+    rows = conn.execute(
+        "SELECT name FROM mailboxes WHERE account_id = ? AND subscribed"
+        " UNION SELECT name FROM dangling_subscriptions WHERE account_id = ?",
+        (account_id, account_id),
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def unsubscribe_name(tx: Transaction, account_id: int, name: str) -> bool:
+    """Remove a subscription by name (the mailbox may be gone); False if there was none."""
+    name = normalize_name(name)
+    removed = tx.execute(
+        "DELETE FROM dangling_subscriptions WHERE account_id = ? AND name = ?", (account_id, name)
+    ).rowcount
+    removed += tx.execute(
+        "UPDATE mailboxes SET subscribed = 0 WHERE account_id = ? AND name = ? AND subscribed",
+        (account_id, name),
+    ).rowcount
+    return bool(removed)
 
 
 def set_subscribed(tx: Transaction, mailbox_id: int, subscribed: bool) -> None:

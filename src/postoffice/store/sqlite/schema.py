@@ -53,6 +53,13 @@ CREATE TABLE IF NOT EXISTS mailboxes (
     first_recent_uid INTEGER NOT NULL DEFAULT 1,
     UNIQUE (account_id, name)
 );
+-- Subscriptions are to names (RFC 9051 §6.3.7): an existing mailbox's is its `subscribed`
+-- column; a deleted mailbox's stays here until UNSUBSCRIBE or until the name is created again.
+CREATE TABLE IF NOT EXISTS dangling_subscriptions (
+    account_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (account_id, name)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs (
     -- AUTOINCREMENT: ids are never reused, so a stale full-text row can never match a new blob.
     id INTEGER PRIMARY KEY AUTOINCREMENT,

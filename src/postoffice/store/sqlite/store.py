@@ -213,6 +213,12 @@ class SqliteStore:
     async def set_subscribed(self, mailbox_id: int, subscribed: bool) -> None:
         await self._write(lambda tx: mb.set_subscribed(tx, mailbox_id, subscribed))
 
+    async def list_subscriptions(self, account_id: int) -> list[str]:
+        return await self._read(mb.list_subscriptions, account_id)
+
+    async def unsubscribe_name(self, account_id: int, name: str) -> bool:
+        return await self._write(lambda tx: mb.unsubscribe_name(tx, account_id, name))
+
     async def mailbox_status(self, mailbox_id: int) -> MailboxStatus:
         return await self._read(mb.mailbox_status, mailbox_id)
 
