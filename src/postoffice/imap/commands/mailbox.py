@@ -25,6 +25,12 @@ DELIMITER = "/"
 SPECIAL_USES = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
 
 
+def mailbox_id(mailbox: MailboxRecord) -> str:
+    """The MAILBOXID (RFC 8474 §4): UIDVALIDITY values come from a counter that only goes
+    forward, so no two mailboxes ever share one, and RENAME keeps it."""
+    return f"F{mailbox.uidvalidity:x}"
+
+
 def _account_id(session: ImapSession) -> int:
     assert session.account is not None
     return session.account.id
@@ -52,12 +58,12 @@ async def create(session: ImapSession, command: ev.ImapCommand) -> Completion:
             parent = DELIMITER.join(parts[:depth])
             if await store.get_mailbox(account, parent) is None:
                 await store.create_mailbox(account, parent)
-        await store.create_mailbox(account, name, uses[0] if uses else None)
+        created = await store.create_mailbox(account, name, uses[0] if uses else None)
     except AlreadyExists:
         return no(f"Mailbox {name} already exists", "ALREADYEXISTS")
     except InvalidName as exc:
         return no(str(exc), "CANNOT")
-    return ok("CREATE completed")
+    return ok("CREATE completed", f"MAILBOXID ({mailbox_id(created)})")
 
 
 async def delete(session: ImapSession, command: ev.ImapCommand) -> Completion:

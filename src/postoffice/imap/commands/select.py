@@ -3,6 +3,7 @@ RFC 3691 UNSELECT; RFC 4315 UIDPLUS)."""
 
 from __future__ import annotations
 
+from postoffice.imap.commands.mailbox import mailbox_id
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -53,6 +54,7 @@ async def select(session: ImapSession, command: ev.ImapCommand) -> Completion:
     session.send(resp.untagged_status("OK", "Predicted next UID", resp.uidnext_code(snapshot.uidnext)))
     # Every mailbox keeps mod-sequences, so every SELECT reports one (RFC 7162 §3.1.2.1).
     session.send(resp.untagged_status("OK", "Highest", resp.highestmodseq_code(snapshot.highestmodseq)))
+    session.send(resp.untagged_status("OK", "Ok", f"MAILBOXID ({mailbox_id(snapshot.mailbox)})"))
     if session.rev2:
         session.send(resp.list_response([], "/", snapshot.mailbox.name, utf8=session.utf8))
     if args.qresync is not None and args.qresync.uidvalidity == snapshot.mailbox.uidvalidity:
