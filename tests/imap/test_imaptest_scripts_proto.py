@@ -31,11 +31,7 @@ from postoffice.imap.proto.events import (
 from postoffice.imap.proto.parser import ImapServerParser
 
 UNSUPPORTED = [
-    (re.compile(r"^(uid )?(sort|thread)\b", re.I), "SORT/THREAD (RFC 5256) and ESORT are not implemented"),
-    (re.compile(r"^notify\b", re.I), "NOTIFY (RFC 5465) is not implemented"),
     (re.compile(r"^(genurlauth|urlfetch|resetkey)\b", re.I), "URLAUTH (RFC 4467) is not implemented"),
-    (re.compile(r"^cancelupdate\b", re.I), "CONTEXT=SEARCH (RFC 5267) is not implemented"),
-    (re.compile(r"return \([^)]*\b(update|partial)\b", re.I), "SEARCH RETURN (UPDATE/PARTIAL): CONTEXT=SEARCH (RFC 5267, RFC 9394) is not implemented"),
     (re.compile(r"\bcatenate \(", re.I), "CATENATE (RFC 4469) is not implemented"),
 ]  # fmt: skip
 
@@ -236,20 +232,8 @@ def test_every_script_command_parses(corpora: Path) -> None:
         reason: sorted({at.split(":")[0] for at in places}) for reason, places in skipped.items()
     }
     assert scripts == {
-        UNSUPPORTED[0][1]: [
-            "esort", "sort-addresses", "sort-arrival", "sort-date", "sort-display-from",
-            "sort-display-to", "sort-partial", "sort-size", "sort-subject", "thread",
-            "thread-orderedsubject", "thread-orderedsubject2", "thread2", "thread3", "thread4",
-            "thread5", "thread6", "thread7", "thread8",
-        ],
-        UNSUPPORTED[1][1]: ["notify"],
-        UNSUPPORTED[2][1]: ["urlauth", "urlauth-binary", "urlauth2"],
-        UNSUPPORTED[3][1]: ["search-context-update"],
-        UNSUPPORTED[4][1]: [
-            "search-context-update", "search-context-update2", "search-context-update3",
-            "search-partial",
-        ],
-        UNSUPPORTED[5][1]: ["catenate", "catenate-multiappend"],
+        UNSUPPORTED[0][1]: ["urlauth", "urlauth-binary", "urlauth2"],
+        UNSUPPORTED[1][1]: ["catenate", "catenate-multiappend"],
     }  # fmt: skip
 
 

@@ -166,7 +166,9 @@ def test_many_keys_at_top_level_are_fine() -> None:
 def test_search_return_options() -> None:
     cmd = command(b"a UID SEARCH RETURN (SAVE MIN min) UNSEEN\r\n")
     assert cmd.args == Search(None, SearchFlag("\\Seen", False), ("SAVE", "MIN"), True)
-    for bad in (b"RETURN (PARTIAL 1:5) ALL", b"RETURN (UPDATE) ALL", b"RETURN MIN ALL"):
+    cmd = command(b"a SEARCH RETURN (UPDATE PARTIAL 1:5) ALL\r\n")  # RFC 5267, RFC 9394
+    assert cmd.args == Search(None, SearchAll(), ("UPDATE", "PARTIAL"), partial=(1, 5))
+    for bad in (b"RETURN (PARTIAL 1) ALL", b"RETURN (MINIMUM) ALL", b"RETURN MIN ALL"):
         assert error(b"a SEARCH " + bad + b"\r\n").status == "BAD"
 
 

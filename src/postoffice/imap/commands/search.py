@@ -17,7 +17,7 @@ from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto import search_keys as k
-from postoffice.imap.session import Completion, ImapSession, ok
+from postoffice.imap.session import Completion, ImapSession, bad, ok
 from postoffice.imap.snapshot import MailboxSnapshot
 from postoffice.message.mime_address import parse_address_list
 from postoffice.message.mime_headers import decode_words, parse_fields
@@ -183,6 +183,9 @@ async def search(session: ImapSession, command: ev.ImapCommand) -> Completion:
     assert isinstance(args, c.Search)
     snapshot = session.snapshot
     assert snapshot is not None
+    unsupported = set(args.return_options or ()) & {"UPDATE", "CONTEXT", "PARTIAL"}
+    if unsupported:  # RFC 5267 CONTEXT=SEARCH and RFC 9394 PARTIAL are not offered
+        return bad(f"SEARCH RETURN {' '.join(sorted(unsupported))} is not supported")
     await session.announce_updates(allow_expunge=args.uid)
     ctx = _Context(session, snapshot)
     await _prefetch(ctx, args.key)

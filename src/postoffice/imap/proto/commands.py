@@ -16,7 +16,11 @@ Conventions:
 Extensions: ENABLE (RFC 5161), ID (RFC 2971), IDLE (RFC 2177), UNSELECT (RFC 3691), MOVE
 (RFC 6851), UIDPLUS (RFC 4315), LITERAL+/- (RFC 7888), MULTIAPPEND (RFC 3502), BINARY
 (RFC 3516), ESEARCH (RFC 4731), SEARCHRES (RFC 5182), CONDSTORE/QRESYNC (RFC 7162),
-LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), CREATE-SPECIAL-USE.
+LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE (RFC 6154), CREATE-SPECIAL-USE,
+PARTIAL (RFC 9394, SEARCH RETURN); and, defined in :mod:`postoffice.imap.proto.commands_ext`
+and exported here, SORT and THREAD (RFC 5256), ESORT and CONTEXT=SEARCH/SORT (RFC 5267),
+SORT=DISPLAY (RFC 5957), QUOTA (RFC 9208), ACL (RFC 4314), NOTIFY (RFC 5465), COMPRESS
+(RFC 4978).
 """
 
 from __future__ import annotations
@@ -25,6 +29,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from postoffice.imap.proto.commands_ext import (
+    CancelUpdate,
+    Compress,
+    DeleteAcl,
+    GetAcl,
+    GetQuota,
+    GetQuotaRoot,
+    ListRights,
+    MyRights,
+    Notify,
+    NotifyEvent,
+    NotifyGroup,
+    SetAcl,
+    SetQuota,
+    Sort,
+    Thread,
+)
 from postoffice.imap.proto.fetch_items import FetchItem
 from postoffice.imap.proto.search_keys import SearchKey
 from postoffice.imap.proto.sequence_set import SequenceSet
@@ -33,33 +54,48 @@ __all__ = [
     "Append",
     "AppendMessage",
     "Authenticate",
+    "CancelUpdate",
     "Capability",
     "Check",
     "Close",
     "CommandArgs",
+    "Compress",
     "Copy",
     "Create",
     "Delete",
+    "DeleteAcl",
     "Enable",
     "Expunge",
     "Fetch",
+    "GetAcl",
+    "GetQuota",
+    "GetQuotaRoot",
     "Id",
     "Idle",
     "List",
+    "ListRights",
     "Login",
     "Logout",
     "Lsub",
     "Move",
+    "MyRights",
     "Namespace",
     "Noop",
+    "Notify",
+    "NotifyEvent",
+    "NotifyGroup",
     "QresyncParams",
     "Rename",
     "Search",
     "Select",
+    "SetAcl",
+    "SetQuota",
+    "Sort",
     "StartTls",
     "Status",
     "Store",
     "Subscribe",
+    "Thread",
     "UidExpunge",
     "Unselect",
     "Unsubscribe",
@@ -273,13 +309,17 @@ class Search:
     """[UID] SEARCH [RETURN (...)] [CHARSET x] criteria.
 
     ``return_options`` is None for a plain SEARCH (answer ``* SEARCH``), else the ESEARCH
-    options, ("ALL",) for ``RETURN ()`` (RFC 4731 §3.1).
+    options, ("ALL",) for ``RETURN ()`` (RFC 4731 §3.1): MIN MAX ALL COUNT SAVE, and UPDATE,
+    CONTEXT (RFC 5267 §4.1) and PARTIAL (RFC 9394 §3.1), which the server may not offer.
     """
 
     charset: str | None
     key: SearchKey
     return_options: tuple[str, ...] | None = None
     uid: bool = False
+    # RETURN (PARTIAL first:last) (RFC 9394 §3.1): "PARTIAL" is in return_options too. The
+    # range is (low, high), or (-low, -high) counted from the last match: -1:-100 is (-1, -100).
+    partial: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,4 +390,17 @@ CommandArgs = (
     | Store
     | Copy
     | Move
+    | Compress
+    | GetQuota
+    | GetQuotaRoot
+    | SetQuota
+    | SetAcl
+    | DeleteAcl
+    | GetAcl
+    | ListRights
+    | MyRights
+    | Notify
+    | Sort
+    | Thread
+    | CancelUpdate
 )

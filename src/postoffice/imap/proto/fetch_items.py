@@ -5,8 +5,8 @@ FULL), one item, or a parenthesised list, into a tuple of :data:`FetchItem`:
 
 - :class:`FetchAttribute` for the plain ones: FLAGS, INTERNALDATE, RFC822.SIZE, ENVELOPE, BODY
   (the non-extensible BODYSTRUCTURE), BODYSTRUCTURE, UID, MODSEQ, RFC822, RFC822.HEADER,
-  RFC822.TEXT, and PREVIEW, SAVEDATE, EMAILID, THREADID (tolerated: the server may answer NIL or
-  leave them out).
+  RFC822.TEXT, and PREVIEW (with ``(LAZY)``, RFC 8970 §3), SAVEDATE, EMAILID, THREADID
+  (tolerated: the server may answer NIL or leave them out).
 - :class:`FetchBody`: ``BODY[section]<partial>`` and ``BODY.PEEK[...]``, with the
   :class:`~postoffice.imap.proto.sections.Section` of the FETCH body code.
 - :class:`FetchBinary`: ``BINARY[part]<partial>``, ``BINARY.PEEK[...]``; :class:`FetchBinarySize`:
@@ -36,6 +36,7 @@ Implementation notes:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from postoffice.imap.proto.sections import Section
@@ -75,6 +76,7 @@ class FetchAttribute:
     """A data item without a section: ``FetchAttribute("FLAGS")``."""
 
     name: str  # upper-cased, one of the names listed in the module docstring
+    modifiers: tuple[str, ...] = ()  # upper-cased: ("LAZY",) for PREVIEW (LAZY) (RFC 8970 §3)
 
     @property
     def sets_seen(self) -> bool:
@@ -191,6 +193,12 @@ def _fetch_att(reader: Reader) -> FetchItem:
     start = reader.pos
     name = reader.word(_NAME, "a FETCH data item")
     if reader.peek() != b"[":
+        if name == "PREVIEW" and reader.text[reader.pos : reader.pos + 6].upper() == b" (LAZY":
+            # "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"] (RFC 8970 §3). The look-ahead
+            # tells it from the FETCH modifiers in ``FETCH 1 PREVIEW (CHANGEDSINCE 5)``.
+            reader.sp()
+            mods = reader.paren_list(_preview_mod(reader))
+            return FetchAttribute(name, tuple(dict.fromkeys(mods)))
         if name in _SIMPLE:
             return FetchAttribute(name)
         reader.pos = start
@@ -207,6 +215,18 @@ def _fetch_att(reader: Reader) -> FetchItem:
         return FetchBinarySize(_binary_section(reader))
     reader.pos = start
     raise reader.error(f"Unknown FETCH data item {name}")
+
+
+def _preview_mod(reader: Reader) -> Callable[[], str]:
+    def mod() -> str:
+        start = reader.pos
+        word = reader.keyword()
+        if word != "LAZY":
+            reader.pos = start
+            raise reader.error(f"Unknown PREVIEW modifier {word}")
+        return word
+
+    return mod
 
 
 def _section(reader: Reader) -> Section:

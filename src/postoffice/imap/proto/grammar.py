@@ -9,7 +9,9 @@ parser turns that into a tagged BAD (or NO, for an unknown CHARSET or an invalid
 Implementation notes:
 
 - Command names are case-insensitive atoms. Unknown commands are BAD, as are extensions we do
-  not implement (CATENATE, UTF8 APPEND data, search/fetch/list options of RFC 5267, 9394, 8440).
+  not implement (CATENATE, UTF8 APPEND data, FETCH PARTIAL of RFC 9394, LIST options of
+  RFC 8440). The extension commands SORT, THREAD, CANCELUPDATE, QUOTA, ACL, NOTIFY and COMPRESS
+  are parsed by :mod:`postoffice.imap.proto.grammar_ext` and registered here.
 - Commands without arguments reject trailing text; every command must end where its grammar
   ends (RFC 9051 §9: arguments are separated by exactly one space).
 - Semantic checks that need no session state are made here: VANISHED only with UID FETCH and
@@ -25,8 +27,9 @@ from collections.abc import Callable
 from typing import Literal
 
 from postoffice.imap.proto import commands as c
+from postoffice.imap.proto import grammar_ext as x
 from postoffice.imap.proto.fetch_items import parse_fetch_items
-from postoffice.imap.proto.search_keys import parse_search_program, parse_search_return
+from postoffice.imap.proto.search_keys import parse_return_options, parse_search_program
 from postoffice.imap.proto.tokens import MAX_NUMBER64, Reader
 
 __all__ = [
@@ -348,12 +351,13 @@ def _uid_expunge(reader: Reader, uid: bool) -> c.UidExpunge:
 def _search(reader: Reader, uid: bool) -> c.Search:
     reader.sp()
     return_options: tuple[str, ...] | None = None
+    partial: tuple[int, int] | None = None
     if reader.text[reader.pos : reader.pos + 7].upper() == b"RETURN ":
         reader.pos += 7
-        return_options = parse_search_return(reader)
+        return_options, partial = parse_return_options(reader)
         reader.sp()
     charset, key = parse_search_program(reader)
-    return c.Search(charset, key, return_options, uid)
+    return c.Search(charset, key, return_options, uid, partial)
 
 
 def _fetch(reader: Reader, uid: bool) -> c.Fetch:
@@ -458,6 +462,20 @@ _COMMANDS: dict[str, _Handler] = {
     "STORE": _store,
     "COPY": _copy,
     "MOVE": _move,
+    # extensions (grammar_ext)
+    "SORT": x.sort,
+    "THREAD": x.thread,
+    "CANCELUPDATE": x.cancel_update,
+    "GETQUOTA": x.getquota,
+    "GETQUOTAROOT": x.getquotaroot,
+    "SETQUOTA": x.setquota,
+    "SETACL": x.setacl,
+    "DELETEACL": x.deleteacl,
+    "GETACL": x.getacl,
+    "LISTRIGHTS": x.listrights,
+    "MYRIGHTS": x.myrights,
+    "NOTIFY": x.notify,
+    "COMPRESS": x.compress,
 }
 _UID_COMMANDS: dict[str, _Handler] = {
     "COPY": _copy,
@@ -466,6 +484,8 @@ _UID_COMMANDS: dict[str, _Handler] = {
     "SEARCH": _search,
     "STORE": _store,
     "EXPUNGE": _uid_expunge,
+    "SORT": x.sort,
+    "THREAD": x.thread,
 }
 COMMAND_NAMES = frozenset(_COMMANDS) | {f"UID {name}" for name in _UID_COMMANDS}
 

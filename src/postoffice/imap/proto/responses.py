@@ -1,40 +1,102 @@
 """Encoding IMAP server responses (RFC 9051 §7 and §9; RFC 3501 §7; RFC 3516 literal8).
 
 Values to bytes: :func:`astring`, :func:`string`, :func:`nstring`, :func:`quoted`,
-:func:`literal`, :func:`mailbox`, :func:`flags_list`, :func:`paren_list`, :func:`internaldate`;
-whole responses: :func:`tagged`, :func:`untagged`, :func:`untagged_status`, :func:`continuation`,
-and the common untagged data (:func:`search_response`, :func:`esearch_response`, :func:`list_response`,
-:func:`status_response`...); response codes as ``str`` for the ``code`` argument
-(:data:`TRYCREATE`, :func:`uidvalidity_code`, :func:`copyuid_code`...); and
-:class:`FetchResponse` for ``* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {n}...)``.
+:func:`literal`, :func:`mailbox`, :func:`flags_list`, :func:`paren_list`, :func:`internaldate`
+(defined in :mod:`postoffice.imap.proto.values` and exported here), :func:`compact_set`; whole
+responses: :func:`tagged`, :func:`untagged`, :func:`untagged_status`,
+:func:`continuation`, and the common untagged data (:func:`search_response`,
+:func:`esearch_response`, :func:`list_response`, :func:`status_response`...); response codes as
+``str`` for the ``code`` argument (:data:`TRYCREATE`, :func:`uidvalidity_code`,
+:func:`copyuid_code`..., defined in :mod:`postoffice.imap.proto.response_codes` and exported
+here); and :class:`FetchResponse` for ``* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {n}...)``.
+
+The untagged data of the extensions: ENABLED (RFC 5161), SORT and THREAD (RFC 5256), ESEARCH
+with ESORT, CONTEXT=SEARCH/SORT and PARTIAL results (RFC 4731, RFC 5267, RFC 9394), VANISHED
+(RFC 7162), QUOTA and QUOTAROOT (RFC 9208), ACL, LISTRIGHTS and MYRIGHTS (RFC 4314), STATUS with
+HIGHESTMODSEQ and MAILBOXID (RFC 7162, RFC 8474).
 
 Implementation notes:
 
-- Choosing a representation: an atom when the value is one (and is not ``NIL``, which a client
-  would read as nil), a quoted string when it has no CR, LF or NUL, no 8-bit octet (unless
-  ``utf8``: RFC 9051 and UTF8=ACCEPT allow UTF-8 in quoted strings) and is at most
-  :data:`MAX_QUOTED` octets, else a literal ``{n}``. Binary data (``binary=True``) with NUL goes
-  as a literal8 ``~{n}`` (RFC 3516 §4.3). A plain literal must not carry NUL (``CHAR8``): that
-  is not checked here, BODY data is NUL-free by construction (``body_sections``).
+- Choosing a representation (atom, quoted string, literal, literal8): see
+  :mod:`postoffice.imap.proto.values`.
 - Text that the server chooses (response text, codes) may not contain CR or LF: they are
   replaced by spaces, so no caller can inject a response line.
 - Speed: encoders are called once per message in a big FETCH. Flag lists are cached per
   distinct flag set (a mailbox has few), integers are formatted with ``%d`` on bytes, and
   :class:`FetchResponse` joins its parts once. ``FETCH 1:* (UID FLAGS)`` on 100,000 messages
   encodes in about 0.1 s.
-- Dates use English month names from a table, whatever the locale.
+- Sets of numbers are written compactly (``1:3,5``), ascending, except the results of SORT in
+  ESEARCH (``in_order=True``), whose order is their meaning: only ascending runs are merged
+  there (``5:7,3,2``), since ``3:2`` would say nothing about order.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import Literal
 
-from postoffice.imap.proto.sequence_set import compress
-from postoffice.imap.proto.utf7 import encode_utf7
+from postoffice.imap.proto.response_codes import (
+    ALERT,
+    ALREADYEXISTS,
+    AUTHENTICATIONFAILED,
+    AUTHORIZATIONFAILED,
+    CANNOT,
+    CLIENTBUG,
+    CLOSED,
+    COMPRESSIONACTIVE,
+    CONTACTADMIN,
+    CORRUPTION,
+    EXPIRED,
+    EXPUNGEISSUED,
+    HASCHILDREN,
+    INUSE,
+    LIMIT,
+    NOMODSEQ,
+    NONEXISTENT,
+    NOPERM,
+    NOTIFICATIONOVERFLOW,
+    OVERQUOTA,
+    PRIVACYREQUIRED,
+    READ_ONLY,
+    READ_WRITE,
+    SERVERBUG,
+    TOOBIG,
+    TRYCREATE,
+    UIDNOTSTICKY,
+    UNAVAILABLE,
+    UNKNOWN_CTE,
+    USEATTR,
+    appenduid_code,
+    badcharset_code,
+    badevent_code,
+    capability_code,
+    check_objectid,
+    copyuid_code,
+    highestmodseq_code,
+    mailboxid_code,
+    modified_code,
+    noupdate_code,
+    permanentflags_code,
+    uidnext_code,
+    uidvalidity_code,
+    unseen_code,
+)
+from postoffice.imap.proto.sequence_set import compact_set, compress, ordered_set
+from postoffice.imap.proto.values import (
+    MAX_QUOTED,
+    astring,
+    flags_list,
+    internaldate,
+    literal,
+    mailbox,
+    nstring,
+    number_list,
+    paren_list,
+    quoted,
+    string,
+)
 
 __all__ = [
     "ALERT",
@@ -44,6 +106,7 @@ __all__ = [
     "CANNOT",
     "CLIENTBUG",
     "CLOSED",
+    "COMPRESSIONACTIVE",
     "CONTACTADMIN",
     "CORRUPTION",
     "EXPIRED",
@@ -55,6 +118,7 @@ __all__ = [
     "NOMODSEQ",
     "NONEXISTENT",
     "NOPERM",
+    "NOTIFICATIONOVERFLOW",
     "OVERQUOTA",
     "PRIVACYREQUIRED",
     "READ_ONLY",
@@ -65,193 +129,59 @@ __all__ = [
     "UIDNOTSTICKY",
     "UNAVAILABLE",
     "UNKNOWN_CTE",
+    "USEATTR",
     "FetchResponse",
+    "acl_response",
     "appenduid_code",
     "astring",
     "badcharset_code",
+    "badevent_code",
     "bye",
     "capability_code",
     "capability_response",
+    "check_objectid",
+    "compact_set",
     "continuation",
     "copyuid_code",
+    "enabled_response",
     "esearch_response",
     "flags_list",
     "highestmodseq_code",
     "internaldate",
     "list_response",
+    "listrights_response",
     "literal",
     "mailbox",
+    "mailboxid_code",
     "modified_code",
+    "myrights_response",
+    "noupdate_code",
     "nstring",
     "number_list",
     "paren_list",
     "permanentflags_code",
+    "quota_response",
+    "quotaroot_response",
     "quoted",
     "search_response",
+    "sort_response",
     "status_response",
     "string",
     "tagged",
+    "thread_response",
     "uidnext_code",
     "uidvalidity_code",
     "unseen_code",
     "untagged",
     "untagged_status",
+    "vanished_response",
 ]
 
 CRLF = b"\r\n"
-MAX_QUOTED = 1024  # longer strings go as literals
-
-# Response codes without arguments (RFC 9051 §7.1, RFC 5530, RFC 4315, RFC 7162, RFC 3516).
-ALERT = "ALERT"
-ALREADYEXISTS = "ALREADYEXISTS"
-AUTHENTICATIONFAILED = "AUTHENTICATIONFAILED"
-AUTHORIZATIONFAILED = "AUTHORIZATIONFAILED"
-CANNOT = "CANNOT"
-CLIENTBUG = "CLIENTBUG"
-CLOSED = "CLOSED"
-CONTACTADMIN = "CONTACTADMIN"
-CORRUPTION = "CORRUPTION"
-EXPIRED = "EXPIRED"
-EXPUNGEISSUED = "EXPUNGEISSUED"
-HASCHILDREN = "HASCHILDREN"
-INUSE = "INUSE"
-LIMIT = "LIMIT"
-NOMODSEQ = "NOMODSEQ"
-NONEXISTENT = "NONEXISTENT"
-NOPERM = "NOPERM"
-OVERQUOTA = "OVERQUOTA"
-PRIVACYREQUIRED = "PRIVACYREQUIRED"
-READ_ONLY = "READ-ONLY"
-READ_WRITE = "READ-WRITE"
-SERVERBUG = "SERVERBUG"
-TOOBIG = "TOOBIG"
-TRYCREATE = "TRYCREATE"
-UIDNOTSTICKY = "UIDNOTSTICKY"
-UNAVAILABLE = "UNAVAILABLE"
-UNKNOWN_CTE = "UNKNOWN-CTE"
 
 Status = Literal["OK", "NO", "BAD", "PREAUTH", "BYE"]
 
-_ATOM = re.compile(rb'[^\x00-\x20\x7f-\xff(){%*"\\\]]+')
-_QUOTABLE = re.compile(rb"[^\x00\r\n\x80-\xff]*")
-_QUOTABLE_UTF8 = re.compile(rb"[^\x00\r\n]*")
-_QUOTE_ESCAPE = re.compile(rb'(["\\])')
 _LINE_BREAK = re.compile(r"[\r\n]+")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-# --- values -----------------------------------------------------------------------------------
-
-
-def _bytes(value: str | bytes) -> bytes:
-    return value.encode("utf-8") if isinstance(value, str) else value
-
-
-def _quotable(data: bytes, utf8: bool) -> bool:
-    if len(data) > MAX_QUOTED:
-        return False
-    if utf8 and not data.isascii():
-        if not _QUOTABLE_UTF8.fullmatch(data):
-            return False
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-        return True
-    return _QUOTABLE.fullmatch(data) is not None
-
-
-def quoted(value: str | bytes) -> bytes:
-    """``"..."`` with ``"`` and ``\\`` escaped; ValueError if it cannot be quoted (CR, LF, NUL)."""
-    data = _bytes(value)
-    if b"\r" in data or b"\n" in data or b"\x00" in data:
-        raise ValueError("CR, LF or NUL cannot be quoted: use a literal")
-    if b'"' in data or b"\\" in data:
-        data = _QUOTE_ESCAPE.sub(rb"\\\1", data)
-    return b'"' + data + b'"'
-
-
-def literal(data: bytes, *, binary: bool = False) -> bytes:
-    """``{n}\\r\\n`` + data, or the literal8 ``~{n}\\r\\n`` + data when ``binary``."""
-    return (b"~{%d}\r\n" if binary else b"{%d}\r\n") % len(data) + data
-
-
-def string(value: str | bytes, *, utf8: bool = False, binary: bool = False) -> bytes:
-    """A quoted string when safe and short, else a literal (literal8 for binary data with NUL)."""
-    data = _bytes(value)
-    if _quotable(data, utf8):
-        return quoted(data)
-    return literal(data, binary=binary and b"\x00" in data)
-
-
-def astring(value: str | bytes, *, utf8: bool = False) -> bytes:
-    """An atom when possible (never ``NIL``, nor with ``]``, which would end a response code
-    in naive client parsers), else :func:`string`."""
-    data = _bytes(value)
-    if _ATOM.fullmatch(data) and data.upper() != b"NIL":
-        return data
-    return string(data, utf8=utf8)
-
-
-def nstring(value: str | bytes | None, *, utf8: bool = False, binary: bool = False) -> bytes:
-    """``NIL`` for None, else :func:`string`."""
-    if value is None:
-        return b"NIL"
-    return string(value, utf8=utf8, binary=binary)
-
-
-def mailbox(name: str, *, utf8: bool = False) -> bytes:
-    """A mailbox name: modified UTF-7 (or UTF-8 in UTF8=ACCEPT mode), as an astring."""
-    if name.upper() == "INBOX":
-        return b"INBOX"
-    return astring(name if utf8 else encode_utf7(name), utf8=utf8)
-
-
-@lru_cache(maxsize=4096)
-def _flags_list_cached(flags: tuple[str, ...] | frozenset[str]) -> bytes:
-    if isinstance(flags, frozenset):
-        # System flags first, then keywords; a stable order for the same set.
-        flags = tuple(sorted(flags, key=lambda f: (f[:1] != "\\", f.upper())))
-    encoded = [f.encode("ascii") for f in flags]
-    for flag in encoded:
-        bare = flag[1:] if flag[:1] == b"\\" else flag
-        if not _ATOM.fullmatch(bare):
-            raise ValueError(f"not a flag: {flag!r}")
-    return b"(" + b" ".join(encoded) + b")"
-
-
-def flags_list(flags: Iterable[str]) -> bytes:
-    """``(\\Seen $Forwarded)``; sets are written system flags first, in a stable order."""
-    if not isinstance(flags, tuple | frozenset):
-        flags = frozenset(flags) if isinstance(flags, set) else tuple(flags)
-    return _flags_list_cached(flags)
-
-
-def internaldate(ts: datetime | float) -> bytes:
-    """``"17-Jul-1996 02:44:25 -0700"``; a number is a POSIX time shown in UTC, a naive
-    datetime is taken as UTC."""
-    if isinstance(ts, datetime):
-        dt = ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
-    else:
-        dt = datetime.fromtimestamp(ts, UTC)
-    offset = dt.utcoffset()
-    minutes = int(offset.total_seconds()) // 60 if offset is not None else 0
-    sign = "-" if minutes < 0 else "+"
-    minutes = abs(minutes)
-    return (
-        f'"{dt.day:02d}-{_MONTHS[dt.month - 1]}-{dt.year:04d} '
-        f'{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} {sign}{minutes // 60:02d}{minutes % 60:02d}"'
-    ).encode("ascii")
-
-
-def paren_list(items: Iterable[bytes]) -> bytes:
-    """``(a b c)`` from already encoded items; ``()`` when empty."""
-    return b"(" + b" ".join(items) + b")"
-
-
-def number_list(numbers: Iterable[int]) -> bytes:
-    """``1 2 3``."""
-    return b" ".join(b"%d" % n for n in numbers)
 
 
 # --- whole responses --------------------------------------------------------------------------
@@ -306,6 +236,34 @@ def search_response(numbers: Iterable[int], modseq: int | None = None) -> bytes:
     return line + CRLF
 
 
+def sort_response(numbers: Iterable[int], modseq: int | None = None) -> bytes:
+    """``* SORT 2 3 1``, numbers in sort order (RFC 5256 §4); ``(MODSEQ n)`` appended for
+    CONDSTORE (RFC 7162 §3.1.5)."""
+    data = number_list(numbers)
+    line = b"* SORT " + data if data else b"* SORT"
+    if modseq is not None:
+        line += b" (MODSEQ %d)" % modseq
+    return line + CRLF
+
+
+def thread_response(payload: bytes) -> bytes:
+    """``* THREAD (2)(3 6 (4 23)(44 7 96))`` (RFC 5256 §4): ``payload`` is the thread lists,
+    already encoded; empty when nothing matched (``* THREAD``)."""
+    return (b"* THREAD " + payload if payload else b"* THREAD") + CRLF
+
+
+def _numbers(numbers: Iterable[int], in_order: bool) -> bytes:
+    text = ordered_set(numbers) if in_order else compress(sorted(numbers))
+    return text.encode("ascii")
+
+
+def _context_updates(
+    name: bytes, updates: Sequence[tuple[int, Sequence[int]]], in_order: bool
+) -> bytes:
+    pairs = [b"%d %s" % (pos, _numbers(nums, in_order)) for pos, nums in updates if nums]
+    return name + b" (" + b" ".join(pairs) + b")" if pairs else b""
+
+
 def esearch_response(
     tag: str | None,
     *,
@@ -315,10 +273,21 @@ def esearch_response(
     count: int | None = None,
     all_numbers: Sequence[int] | None = None,
     modseq: int | None = None,
+    partial: tuple[tuple[int, int], Sequence[int]] | None = None,
+    addto: Sequence[tuple[int, Sequence[int]]] = (),
+    removefrom: Sequence[tuple[int, Sequence[int]]] = (),
+    in_order: bool = False,
 ) -> bytes:
     """``* ESEARCH (TAG "A1") UID MIN 2 MAX 9 COUNT 3 ALL 2,5:9`` (RFC 4731 §3.1).
 
-    ``all_numbers`` must be sorted; empty results are left out, as RFC 4731 requires.
+    Also ESORT's results (RFC 5267 §3), ``PARTIAL (1:100 5,7,9)`` for ``RETURN (PARTIAL ...)``
+    (RFC 9394 §3.1; ``partial`` is (the range as the client gave it, normalised, the numbers in
+    it), ``PARTIAL (6:6 NIL)`` when none) and the updates of CONTEXT=SEARCH/SORT:
+    ``ADDTO (0 5:6)`` and ``REMOVEFROM (0 3)`` (RFC 5267 §4.3; ``addto`` and ``removefrom`` are
+    (position, numbers) pairs, 0 as the position for SEARCH), in one response, ADDTO first.
+
+    Number lists are written ascending, or in the order given with ``in_order`` (SORT results).
+    Empty ALL, ADDTO and REMOVEFROM results are left out, as RFC 4731 requires.
     """
     parts = [b"* ESEARCH"]
     if tag is not None:
@@ -332,10 +301,30 @@ def esearch_response(
     if count is not None:
         parts.append(b"COUNT %d" % count)
     if all_numbers:
-        parts.append(b"ALL " + compress(all_numbers).encode("ascii"))
+        parts.append(b"ALL " + _numbers(all_numbers, in_order))
+    if partial is not None:
+        (first, last), found = partial
+        result = _numbers(found, in_order) if found else b"NIL"
+        parts.append(b"PARTIAL (%d:%d %s)" % (first, last, result))
+    if added := _context_updates(b"ADDTO", addto, in_order):
+        parts.append(added)
+    if removed := _context_updates(b"REMOVEFROM", removefrom, in_order):
+        parts.append(removed)
     if modseq is not None:
         parts.append(b"MODSEQ %d" % modseq)
     return b" ".join(parts) + CRLF
+
+
+def vanished_response(uids: Iterable[int], earlier: bool = False) -> bytes:
+    """``* VANISHED (EARLIER) 1:3,5`` (RFC 7162 §3.2.10): UIDs in any order, written compactly;
+    ``(EARLIER)`` in the answer to a UID FETCH (VANISHED) or a SELECT (QRESYNC).
+
+    ValueError when there are none: VANISHED needs at least one UID.
+    """
+    text = compact_set(uids)
+    if not text:
+        raise ValueError("VANISHED needs at least one UID")
+    return (b"* VANISHED (EARLIER) " if earlier else b"* VANISHED ") + text.encode("ascii") + CRLF
 
 
 def list_response(
@@ -358,61 +347,70 @@ def list_response(
     return line + (b" " + extra if extra else b"") + CRLF
 
 
-def status_response(name: str, items: Mapping[str, int], *, utf8: bool = False) -> bytes:
-    """``* STATUS blurdybloop (MESSAGES 231 UIDNEXT 44292)``."""
-    data = b" ".join(b"%s %d" % (k.encode("ascii"), v) for k, v in items.items())
+def status_response(name: str, items: Mapping[str, int | str], *, utf8: bool = False) -> bytes:
+    """``* STATUS blurdybloop (MESSAGES 231 UIDNEXT 44292)``.
+
+    Numbers of any size (HIGHESTMODSEQ is 63-bit); a ``str`` value is an object id, written in
+    parentheses: ``MAILBOXID (F2212ea87-6097-4256-9d51-71338625)`` (RFC 8474 §4.2).
+    """
+    data = b" ".join(
+        b"%s (%s)" % (k.encode("ascii"), check_objectid(v).encode("ascii"))
+        if isinstance(v, str)
+        else b"%s %d" % (k.encode("ascii"), v)
+        for k, v in items.items()
+    )
     return b"* STATUS " + mailbox(name, utf8=utf8) + b" (" + data + b")" + CRLF
 
 
-# --- response codes (for the ``code`` argument) ------------------------------------------------
+def enabled_response(capabilities: Iterable[str]) -> bytes:
+    """``* ENABLED CONDSTORE QRESYNC`` (RFC 5161 §3.2): what ENABLE turned on; ``* ENABLED``
+    when nothing."""
+    names = " ".join(capabilities).encode("ascii")
+    return (b"* ENABLED " + names if names else b"* ENABLED") + CRLF
 
 
-def uidvalidity_code(uidvalidity: int) -> str:
-    return f"UIDVALIDITY {uidvalidity}"
+def quota_response(
+    root: str, resources: Sequence[tuple[str, int, int]], *, utf8: bool = False
+) -> bytes:
+    """``* QUOTA "" (STORAGE 10 512)`` (RFC 9208 §5.1): (resource, usage, limit) triples."""
+    data = b" ".join(b"%s %d %d" % (n.encode("ascii"), used, limit) for n, used, limit in resources)
+    return b"* QUOTA " + astring(root, utf8=utf8) + b" (" + data + b")" + CRLF
 
 
-def uidnext_code(uidnext: int) -> str:
-    return f"UIDNEXT {uidnext}"
+def quotaroot_response(name: str, roots: Sequence[str], *, utf8: bool = False) -> bytes:
+    """``* QUOTAROOT INBOX ""`` (RFC 9208 §5.2): the quota roots of mailbox ``name``, maybe
+    none."""
+    parts = [b"* QUOTAROOT", mailbox(name, utf8=utf8), *(astring(r, utf8=utf8) for r in roots)]
+    return b" ".join(parts) + CRLF
 
 
-def unseen_code(seq: int) -> str:
-    return f"UNSEEN {seq}"
+def acl_response(name: str, entries: Sequence[tuple[str, str]], *, utf8: bool = False) -> bytes:
+    """``* ACL INBOX "fred" lrswipkxtecda`` (RFC 4314 §3.6): (identifier, rights) pairs.
+
+    Identifiers are always strings (quoted when possible), never atoms, so that an identifier
+    such as ``NIL`` or one with ``-`` is never misread; rights are atoms (``""`` when empty).
+    """
+    parts = [b"* ACL", mailbox(name, utf8=utf8)]
+    for identifier, rights in entries:
+        parts.append(string(identifier, utf8=utf8))
+        parts.append(astring(rights))
+    return b" ".join(parts) + CRLF
 
 
-def highestmodseq_code(modseq: int) -> str:
-    return f"HIGHESTMODSEQ {modseq}"
+def listrights_response(
+    name: str, identifier: str, required: str, optional: Sequence[str], *, utf8: bool = False
+) -> bytes:
+    """``* LISTRIGHTS INBOX "smith" la r swicdkxte`` (RFC 4314 §3.7): the rights always granted
+    to ``identifier`` (``""`` when none), then each group of rights that may be granted."""
+    parts = [b"* LISTRIGHTS", mailbox(name, utf8=utf8), string(identifier, utf8=utf8)]
+    parts.append(astring(required))
+    parts.extend(astring(rights) for rights in optional)
+    return b" ".join(parts) + CRLF
 
 
-def appenduid_code(uidvalidity: int, uids: Iterable[int]) -> str:
-    """``APPENDUID 38505 3955`` (RFC 4315 §3; several UIDs after MULTIAPPEND)."""
-    return f"APPENDUID {uidvalidity} {compress(uids)}"
-
-
-def copyuid_code(uidvalidity: int, source: Sequence[int], destination: Sequence[int]) -> str:
-    """``COPYUID 38505 304,319:320 3956:3958`` (RFC 4315 §3): the two lists pair up in order,
-    so they are written item by item unless both are ascending."""
-    if list(source) == sorted(source) and list(destination) == sorted(destination):
-        return f"COPYUID {uidvalidity} {compress(source)} {compress(destination)}"
-    return f"COPYUID {uidvalidity} {','.join(map(str, source))} {','.join(map(str, destination))}"
-
-
-def capability_code(capabilities: Iterable[str]) -> str:
-    return "CAPABILITY " + " ".join(capabilities)
-
-
-def permanentflags_code(flags: Iterable[str], *, new_keywords: bool = True) -> str:
-    """``PERMANENTFLAGS (\\Deleted \\Seen \\*)``: ``\\*`` when clients may create keywords."""
-    listed = [*flags, "\\*"] if new_keywords else list(flags)
-    return "PERMANENTFLAGS (" + " ".join(listed) + ")"
-
-
-def badcharset_code(charsets: Iterable[str] = ("UTF-8", "US-ASCII")) -> str:
-    return "BADCHARSET (" + " ".join(charsets) + ")"
-
-
-def modified_code(numbers: Iterable[int]) -> str:
-    """``MODIFIED 7,9`` (RFC 7162 §3.1.3): what a conditional STORE left alone."""
-    return f"MODIFIED {compress(sorted(numbers))}"
+def myrights_response(name: str, rights: str, *, utf8: bool = False) -> bytes:
+    """``* MYRIGHTS INBOX rwiptsldaex`` (RFC 4314 §3.8)."""
+    return b"* MYRIGHTS " + mailbox(name, utf8=utf8) + b" " + astring(rights) + CRLF
 
 
 # --- FETCH ------------------------------------------------------------------------------------
@@ -434,7 +432,7 @@ class FetchResponse:
 
     def add(self, name: str | bytes, value: bytes) -> FetchResponse:
         """An item whose value is already encoded (ENVELOPE, BODYSTRUCTURE lists)."""
-        self._items.append(_bytes(name) + b" " + value)
+        self._items.append((name.encode() if isinstance(name, str) else name) + b" " + value)
         return self
 
     def uid(self, uid: int) -> FetchResponse:

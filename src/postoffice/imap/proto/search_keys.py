@@ -1,15 +1,20 @@
 """SEARCH criteria as a tree (RFC 9051 §6.4.4; RFC 3501 §6.4.4; RFC 4731 ESEARCH; RFC 5182
-SEARCHRES; RFC 7162 §3.1.5 MODSEQ; RFC 5032 WITHIN; RFC 8514 SAVEDATE).
+SEARCHRES; RFC 7162 §3.1.5 MODSEQ; RFC 5032 WITHIN; RFC 8514 SAVEDATE; RFC 8474 OBJECTID;
+RFC 5267 CONTEXT=SEARCH; RFC 9394 PARTIAL).
 
-:func:`parse_search_program` reads ``[CHARSET x] key *(SP key)`` into one :data:`SearchKey`;
-:func:`parse_search_return` reads ESEARCH's ``RETURN (MIN MAX ALL COUNT SAVE)``.
+:func:`parse_search_program` reads ``[CHARSET x] key *(SP key)`` into one :data:`SearchKey`, and
+:func:`parse_search_keys` the ``key *(SP key)`` part alone (SORT and THREAD, whose charset is
+not optional); :func:`parse_search_return` reads ESEARCH's ``RETURN (MIN MAX ALL COUNT SAVE)``,
+:func:`parse_return_options` the same with the options of RFC 5267 and RFC 9394 (UPDATE,
+CONTEXT, ``PARTIAL 1:100``), for SEARCH and SORT.
 
 The tree is small and typed: :class:`SearchAll`; :class:`SearchFlag` (ANSWERED, UNSEEN, KEYWORD,
 RECENT, OLD...); :class:`SearchHeader` (FROM, TO, CC, BCC, SUBJECT, HEADER); :class:`SearchBody`
 and :class:`SearchText`; :class:`SearchDate` (BEFORE/ON/SINCE on the internal date, the Date:
 header or the save date); :class:`SearchSize`; :class:`SearchAge` (OLDER, YOUNGER);
 :class:`SearchSequence` (message numbers, or ``$``); :class:`SearchUid`; :class:`SearchModSeq`;
-and :class:`SearchNot`, :class:`SearchOr`, :class:`SearchAnd` to combine them.
+:class:`SearchObjectId` (EMAILID, THREADID); :class:`SearchSaveDateSupported`; and
+:class:`SearchNot`, :class:`SearchOr`, :class:`SearchAnd` to combine them.
 
 Implementation notes:
 
@@ -21,8 +26,12 @@ Implementation notes:
 - Dates are ``1-Feb-1994``, optionally quoted; they are calendar dates, without a time zone.
 - Nesting (NOT, OR, parentheses) is limited to :data:`MAX_DEPTH`, so a hostile line of
   ``NOT NOT NOT ...`` is a BAD, not a RecursionError.
-- ``RETURN ()`` means ``RETURN (ALL)`` (RFC 4731 §3.1) and is reported as ("ALL",). Result
-  options we do not implement (PARTIAL, UPDATE, CONTEXT of RFC 5267/9394) are BAD.
+- ``RETURN ()`` means ``RETURN (ALL)`` (RFC 4731 §3.1) and is reported as ("ALL",).
+  :func:`parse_search_return` refuses the options of RFC 5267 and RFC 9394 (BAD);
+  :func:`parse_return_options` accepts them, and leaves it to the server whether it offers
+  them. A PARTIAL range is ``first:last`` or ``-first:-last`` (counted from the end), either
+  way round (RFC 9394 §3.1: ``500:400`` is ``400:500``), and is reported in that order:
+  ``PARTIAL -100:-1`` gives (-1, -100).
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ from datetime import date
 from typing import Literal
 
 from postoffice.imap.proto.sequence_set import SequenceSet
-from postoffice.imap.proto.tokens import MAX_NUMBER64, SYSTEM_FLAGS, ParseError, Reader
+from postoffice.imap.proto.tokens import MAX_NUMBER, MAX_NUMBER64, SYSTEM_FLAGS, ParseError, Reader
 
 __all__ = [
     "MAX_DEPTH",
@@ -48,11 +57,15 @@ __all__ = [
     "SearchKey",
     "SearchModSeq",
     "SearchNot",
+    "SearchObjectId",
     "SearchOr",
+    "SearchSaveDateSupported",
     "SearchSequence",
     "SearchSize",
     "SearchText",
     "SearchUid",
+    "parse_return_options",
+    "parse_search_keys",
     "parse_search_program",
     "parse_search_return",
     "parse_search_text",
@@ -62,6 +75,8 @@ MAX_DEPTH = 64
 SEARCH_CHARSETS = ("UTF-8", "US-ASCII")
 BADCHARSET_CODE = "BADCHARSET (" + " ".join(SEARCH_CHARSETS) + ")"
 RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
+# RETURN options with CONTEXT=SEARCH/SORT (RFC 5267 §4.1) and PARTIAL (RFC 9394 §3.1).
+CONTEXT_RETURN_OPTIONS = RETURN_OPTIONS | {"UPDATE", "CONTEXT", "PARTIAL"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +155,20 @@ class SearchModSeq:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchObjectId:
+    """EMAILID/THREADID objectid (RFC 8474 §5): the message's object id is ``objectid``."""
+
+    which: Literal["emailid", "threadid"]
+    objectid: str  # 1*255(ALPHA / DIGIT / "_" / "-"), as sent
+
+
+@dataclass(frozen=True, slots=True)
+class SearchSaveDateSupported:
+    """SAVEDATESUPPORTED (RFC 8514 §4.3): every message if the mailbox keeps save dates, else
+    none."""
+
+
+@dataclass(frozen=True, slots=True)
 class SearchNot:
     key: SearchKey
 
@@ -167,6 +196,8 @@ SearchKey = (
     | SearchSequence
     | SearchUid
     | SearchModSeq
+    | SearchObjectId
+    | SearchSaveDateSupported
     | SearchNot
     | SearchOr
     | SearchAnd
@@ -188,6 +219,7 @@ _FLAG_KEYS: dict[str, SearchKey] = {
     "UNSEEN": SearchFlag("\\Seen", False),
     "OLD": SearchFlag("\\Recent", False),
     "NEW": SearchAnd((SearchFlag("\\Recent"), SearchFlag("\\Seen", False))),
+    "SAVEDATESUPPORTED": SearchSaveDateSupported(),
 }
 _HEADER_KEYS = frozenset({"BCC", "CC", "FROM", "SUBJECT", "TO"})
 _DATE_KEYS: dict[
@@ -206,6 +238,8 @@ _DATE_KEYS: dict[
 _KEY_NAME = re.compile(rb"[A-Za-z]+")
 _ENTRY_TYPES = frozenset({"PRIV", "SHARED", "ALL"})
 _FIELD_NAME = re.compile(r"[!-9;-~]+")
+_OBJECTID = re.compile(rb"[A-Za-z0-9_-]{1,255}")  # RFC 8474 §7
+_PARTIAL_RANGE = re.compile(rb"(-?)([0-9]+):(-?)([0-9]+)")
 
 
 def parse_search_return(reader: Reader) -> tuple[str, ...]:
@@ -215,6 +249,53 @@ def parse_search_return(reader: Reader) -> tuple[str, ...]:
         if option not in RETURN_OPTIONS:
             raise reader.error(f"Unsupported SEARCH RETURN option {option}")
     return tuple(dict.fromkeys(options)) or ("ALL",)
+
+
+def parse_return_options(
+    reader: Reader, *, command: str = "SEARCH"
+) -> tuple[tuple[str, ...], tuple[int, int] | None]:
+    """``"(" [option *(SP option)] ")"`` after RETURN SP, with the options of CONTEXT=SEARCH
+    (UPDATE, CONTEXT; RFC 5267 §4.1) and ``PARTIAL range`` (RFC 9394 §3.1).
+
+    Returns (options, partial range): ``RETURN (PARTIAL -1:-100 COUNT)`` gives
+    (("PARTIAL", "COUNT"), (-1, -100)); ``RETURN ()`` gives (("ALL",), None). ``command``
+    names the command in error messages.
+    """
+    reader.expect(b"(")
+    options: list[str] = []
+    partial: tuple[int, int] | None = None
+    if not reader.try_char(b")"):
+        while True:
+            start = reader.pos
+            option = reader.keyword()
+            if option not in CONTEXT_RETURN_OPTIONS:
+                reader.pos = start
+                raise reader.error(f"Unsupported {command} RETURN option {option}")
+            if option == "PARTIAL":
+                if partial is not None:
+                    reader.pos = start
+                    raise reader.error("PARTIAL given twice")
+                reader.sp()
+                partial = _partial_range(reader)
+            options.append(option)
+            if reader.try_char(b")"):
+                break
+            reader.sp()
+    return tuple(dict.fromkeys(options)) or ("ALL",), partial
+
+
+def _partial_range(reader: Reader) -> tuple[int, int]:
+    """``nz-number ":" nz-number`` or ``"-" nz-number ":" "-" nz-number`` (RFC 9394 §3.1)."""
+    m = reader.match(_PARTIAL_RANGE, "a partial range like 1:100 or -1:-100")
+    first_sign, first, last_sign, last = m.groups()
+    if first_sign != last_sign:
+        reader.pos = m.start()
+        raise reader.error("A partial range is first:last or -first:-last")
+    low, high = sorted(int(n) if len(n) <= 10 else 0 for n in (first, last))
+    if low < 1 or high > MAX_NUMBER:
+        reader.pos = m.start()
+        raise reader.error("Invalid partial range")
+    return (-low, -high) if first_sign else (low, high)
 
 
 def parse_search_program(reader: Reader) -> tuple[str | None, SearchKey]:
@@ -229,10 +310,15 @@ def parse_search_program(reader: Reader) -> tuple[str | None, SearchKey]:
                 start, f"Unsupported charset {charset}", status="NO", code=BADCHARSET_CODE
             )
         reader.sp()
+    return charset, parse_search_keys(reader)
+
+
+def parse_search_keys(reader: Reader) -> SearchKey:
+    """``search-key *(SP search-key)``: one key, or their conjunction."""
     keys = [_search_key(reader)]
     while reader.try_sp():
         keys.append(_search_key(reader))
-    return charset, keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
+    return keys[0] if len(keys) == 1 else SearchAnd(tuple(keys))
 
 
 def _search_key(reader: Reader) -> SearchKey:
@@ -309,6 +395,14 @@ def _search_key(reader: Reader) -> SearchKey:
     if name == "MODSEQ":
         reader.sp()
         return _modseq(reader)
+    if name in ("EMAILID", "THREADID"):
+        reader.sp()
+        id_start = reader.pos
+        objectid = reader.atom()
+        if not _OBJECTID.fullmatch(objectid):
+            reader.pos = id_start
+            raise reader.error("Invalid object id")
+        return SearchObjectId("emailid" if name == "EMAILID" else "threadid", objectid.decode())
     reader.pos = start
     raise reader.error(f"Unknown search key {name}")
 

@@ -27,7 +27,15 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["MAX_NUMBER", "SequenceSet", "SequenceSetError", "compress", "parse_sequence_set"]
+__all__ = [
+    "MAX_NUMBER",
+    "SequenceSet",
+    "SequenceSetError",
+    "compact_set",
+    "compress",
+    "ordered_set",
+    "parse_sequence_set",
+]
 
 MAX_NUMBER = 4294967295  # nz-number: 32 bits (RFC 9051 §9)
 
@@ -165,6 +173,34 @@ def compress(numbers: Iterable[int]) -> str:
     start = prev = -2
     for n in numbers:
         if n == prev + 1 or n == prev:
+            prev = n
+            continue
+        if start >= 0:
+            append(f"{start}:{prev}" if start != prev else str(start))
+        start = prev = n
+    if start >= 0:
+        append(f"{start}:{prev}" if start != prev else str(start))
+    return ",".join(parts)
+
+
+def compact_set(numbers: Iterable[int]) -> str:
+    """Numbers in any order, duplicates allowed, as a sequence set: ``{9, 1, 2, 3, 5, 8, 7}``
+    -> ``"1:3,5,7:9"``. Empty input gives ``""``."""
+    return compress(sorted(set(numbers)))
+
+
+def ordered_set(numbers: Iterable[int]) -> str:
+    """Numbers in a meaningful order (a SORT result) as a sequence set that keeps it: only
+    ascending runs become ranges, ``[5, 6, 7, 3, 2]`` -> ``"5:7,3,2"`` (RFC 5267 §3, §4.3).
+
+    A range ``3:2`` would be the set {2, 3} and say nothing about order (RFC 9051 §9), so a
+    descending run is written number by number.
+    """
+    parts: list[str] = []
+    append = parts.append
+    start = prev = -2
+    for n in numbers:
+        if n == prev + 1:
             prev = n
             continue
         if start >= 0:
