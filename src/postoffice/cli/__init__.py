@@ -7,6 +7,7 @@ import typer
 from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
 from postoffice.cli.queue_cmds import queue_app
 from postoffice.cli.server_cmds import config_app, init_command, serve_command
+from postoffice.cli.share_cmds import share_command
 from postoffice.cli.transfer_cmds import export_command, import_command
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(queue_app, name="queue")
 app.command("import")(import_command)
 app.command("export")(export_command)
+app.command("share")(share_command)
 
 
 def main() -> None:

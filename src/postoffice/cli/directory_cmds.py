@@ -105,6 +105,39 @@ def user_passwd(
     console.print(f"Changed the password of {address}.")
 
 
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """'2G', '500M', '750K', '1048576' or '0' (unlimited) -> bytes."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in _UNITS and not value[-1:].isdigit() else ""
+    number = value[: len(value) - len(unit)]
+    try:
+        size = float(number) * _UNITS[unit]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a size: use e.g. 2G, 500M, 750K or 0 for unlimited.") from None
+    if size < 0:
+        raise typer.BadParameter("A quota cannot be negative.")
+    return int(size)
+
+
+@user_app.command("quota")
+def user_quota(
+    address: str,
+    size: Annotated[str, typer.Argument(help="The storage limit: 2G, 500M, 750K, bytes, or 0 for unlimited.")],
+    data: DataDir = DATA,
+) -> None:
+    """Set how much mail a user may store. Deliveries and IMAP APPENDs beyond it are refused
+    (SMTP 552 5.2.2, IMAP [OVERQUOTA]); nothing already stored is removed.
+
+    Example: postoffice user quota alice@example.org 2G
+    """
+    limit = parse_size(size)
+    with_services(data, lambda s: s.store.set_quota(address, limit))
+    console.print(f"{address} may now store " + (f"{limit:,} bytes." if limit else "any amount of mail."))
+
+
 @user_app.command("remove")
 def user_remove(address: str, data: DataDir = DATA) -> None:
     """Delete a user and all of their mail."""

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from postoffice.app import LISTENER_FACTORIES, RunningListener
 from postoffice.config import ListenAddress, UnixAddress
-from postoffice.imap.commands import auth, fetch, mailbox, messages, search, select
+from postoffice.imap.commands import acl, auth, fetch, mailbox, messages, search, select
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -72,6 +72,14 @@ DISPATCH: dict[type, tuple[Handler, frozenset[State]]] = {
     c.Copy: (messages.copy, SELECTED),
     c.Move: (messages.move, SELECTED),
     c.Search: (search.search, SELECTED),
+    c.SetAcl: (acl.setacl, AUTHED),
+    c.DeleteAcl: (acl.deleteacl, AUTHED),
+    c.GetAcl: (acl.getacl, AUTHED),
+    c.ListRights: (acl.listrights, AUTHED),
+    c.MyRights: (acl.myrights, AUTHED),
+    c.GetQuota: (acl.getquota, AUTHED),
+    c.GetQuotaRoot: (acl.getquotaroot, AUTHED),
+    c.SetQuota: (acl.setquota, AUTHED),
 }
 
 

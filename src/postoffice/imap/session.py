@@ -62,6 +62,9 @@ class ImapSession:
     snapshot: MailboxSnapshot | None = None
     enabled: set[str] = field(default_factory=set)
     saved_search: list[int] = field(default_factory=list)  # uids, for "$" (RFC 5182)
+    # The selected mailbox as the client named it, and this user's rights on it (RFC 4314).
+    selected_name: str = ""
+    rights: str = "lrswipkxtecda"
     out: list[bytes] = field(default_factory=list)
 
     # --- output ---------------------------------------------------------------------------
@@ -105,6 +108,10 @@ class ImapSession:
     def mailbox(self) -> MailboxRecord:
         assert self.snapshot is not None
         return self.snapshot.mailbox
+
+    def may(self, rights: str) -> bool:
+        """Whether the user holds every one of `rights` on the selected mailbox."""
+        return all(r in self.rights for r in rights)
 
     def close_mailbox(self) -> None:
         if self.snapshot is not None:

@@ -76,7 +76,7 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
         uids = [u for u in uids if snapshot.record(u).modseq > since]
         if not any(isinstance(i, FetchAttribute) and i.name == "MODSEQ" for i in items):
             items.append(FetchAttribute("MODSEQ"))
-    sets_seen = not snapshot.readonly and any(i.sets_seen for i in items)
+    sets_seen = not snapshot.readonly and session.may("s") and any(i.sets_seen for i in items)
     if sets_seen:
         unseen = [u for u in uids if "\\Seen" not in snapshot.record(u).flags]
         if unseen:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from postoffice.imap.access import SHARED, find_mailbox, shared_name, split_shared
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -18,6 +19,7 @@ from postoffice.store.interface import (
     InvalidName,
     MailboxNotFound,
     MailboxRecord,
+    SharedMailbox,
     StoreError,
 )
 
@@ -37,7 +39,8 @@ def _account_id(session: ImapSession) -> int:
 
 
 async def namespace(session: ImapSession, command: ev.ImapCommand) -> Completion:
-    session.untagged('NAMESPACE (("" "/")) NIL NIL')
+    # RFC 2342: personal names, then other users' mailboxes shared with this user.
+    session.untagged(f'NAMESPACE (("" "/")) (("{SHARED}/" "/")) NIL')
     return ok("NAMESPACE completed")
 
 
@@ -45,6 +48,8 @@ async def create(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Create)
     name = args.mailbox.rstrip(DELIMITER)  # RFC 9051 §6.3.4: a trailing delimiter is a hint only
+    if split_shared(name) is not None or name.lower() == SHARED.lower():
+        return no("Mailboxes cannot be created in other users' namespace", "NOPERM")
     uses = [u for u in args.use if u in SPECIAL_USES]
     if len(uses) != len(args.use) or len(uses) > 1:
         return no("Unsupported special-use attribute", "USEATTR")
@@ -71,7 +76,9 @@ async def delete(session: ImapSession, command: ev.ImapCommand) -> Completion:
     assert isinstance(args, c.Delete)
     if args.mailbox.upper() == "INBOX":
         return no("INBOX cannot be deleted", "CANNOT")
-    if session.snapshot is not None and session.snapshot.mailbox.name == args.mailbox:
+    if split_shared(args.mailbox) is not None:
+        return no("Only the owner can delete a shared mailbox", "NOPERM")
+    if session.snapshot is not None and session.selected_name == args.mailbox:
         session.close_mailbox()
     try:
         await session.services.store.delete_mailbox(_account_id(session), args.mailbox)
@@ -83,6 +90,8 @@ async def delete(session: ImapSession, command: ev.ImapCommand) -> Completion:
 async def rename(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Rename)
+    if split_shared(args.old) is not None or split_shared(args.new) is not None:
+        return no("Only the owner can rename a shared mailbox", "NOPERM")
     try:
         await session.services.store.rename_mailbox(_account_id(session), args.old, args.new.rstrip(DELIMITER))
     except MailboxNotFound:
@@ -99,11 +108,14 @@ async def _set_subscribed(session: ImapSession, name: str, value: bool) -> Compl
     if not value:  # by name: the mailbox may be gone (RFC 9051 §6.3.8)
         await store.unsubscribe_name(_account_id(session), name)
         return ok("UNSUBSCRIBE completed")
-    mailbox = await store.get_mailbox(_account_id(session), name)
-    if mailbox is None:
+    access = await find_mailbox(session, name)
+    if access is None:
         # RFC 9051 §6.3.7: subscribing to a non-existent name may be refused.
         return no(f"No mailbox {name}", "NONEXISTENT")
-    await store.set_subscribed(mailbox.id, value)
+    if access.own:
+        await store.set_subscribed(access.record.id, value)
+    else:  # the subscription is this user's, to the name they see
+        await store.subscribe_name(_account_id(session), access.name)
     return ok("SUBSCRIBE completed")
 
 
@@ -129,11 +141,13 @@ def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
     return re.compile(text + r"\Z", re.DOTALL)
 
 
-def _listing(mailboxes: list[MailboxRecord]) -> dict[str, MailboxRecord | None]:
-    """Every existing name, plus superiors that do not exist (None) so % can stop at them."""
+def _listing(mailboxes: list[MailboxRecord], shared: list[SharedMailbox]) -> dict[str, MailboxRecord | None]:
+    """Every existing name (shared ones under Shared/OWNER/), plus superiors that do not exist
+    (None) so % can stop at them."""
     names: dict[str, MailboxRecord | None] = {m.name: m for m in mailboxes}
-    for m in mailboxes:
-        parts = m.name.split(DELIMITER)
+    names.update({shared_name(s.owner, s.mailbox.name): s.mailbox for s in shared})
+    for name in list(names):
+        parts = name.split(DELIMITER)
         for depth in range(1, len(parts)):
             names.setdefault(DELIMITER.join(parts[:depth]), None)
     return names
@@ -148,7 +162,9 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
         return ok("LIST completed")
     store = session.services.store
     mailboxes = await store.list_mailboxes(_account_id(session))
-    names = _listing(mailboxes)
+    assert session.account is not None
+    shared = [s for s in await store.shared_with(session.account.address) if "l" in s.rights]
+    names = _listing(mailboxes, shared)
     parents = {name.rsplit(DELIMITER, 1)[0] for name in names if DELIMITER in name}
     regexes = [pattern_regex(args.reference, p) for p in args.patterns]
     subscribed_only = "SUBSCRIBED" in args.selection
@@ -185,7 +201,7 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
         attributes = ["\\HasChildren" if name in parents else "\\HasNoChildren"]
         if record is None:
             attributes.insert(0, "\\NonExistent" if args.extended else "\\Noselect")
-        elif record.special_use:
+        elif record.special_use and split_shared(name) is None:  # another user's \\Sent is not mine
             attributes.append(record.special_use)
         if name in subscriptions:
             attributes.append("\\Subscribed")
@@ -232,12 +248,15 @@ async def _status_items(session: ImapSession, record: MailboxRecord, items: tupl
 async def status(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Status)
-    record = await session.services.store.get_mailbox(_account_id(session), args.mailbox)
-    if record is None:
+    access = await find_mailbox(session, args.mailbox)
+    if access is None:
         return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
+    if not access.may("r"):
+        return no(f"You may not read {args.mailbox}", "NOPERM")
+    record = access.record
     try:
         items = await _status_items(session, record, args.items)
     except StoreError:
         return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
-    session.send(resp.status_response(record.name, items, utf8=session.utf8))
+    session.send(resp.status_response(access.name, items, utf8=session.utf8))
     return ok("STATUS completed")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 
+from postoffice.imap.access import find_mailbox
 from postoffice.imap.commands.fetch import selected_uids
+from postoffice.imap.commands.select import permitted_flags
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -20,9 +22,12 @@ async def append(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Append) and session.account is not None
     store = session.services.store
-    target = await store.get_mailbox(session.account.id, args.mailbox)
-    if target is None:
+    access = await find_mailbox(session, args.mailbox)
+    if access is None:
         return no(f"No mailbox {args.mailbox}", "TRYCREATE")
+    if not access.may("i"):
+        return no(f"You may not add messages to {args.mailbox}", "NOPERM")
+    target = access.record
     new = []
     for message in args.messages:
         if not message.data:
@@ -54,7 +59,8 @@ async def store(session: ImapSession, command: ev.ImapCommand) -> Completion:
         return no("The mailbox is read-only", "READ-ONLY")
     if args.unchanged_since is not None:
         session.enable_condstore()
-    flags = [f for f in args.flags if f.lower() != "\\recent"]  # \Recent is the server's to set
+    # \Recent is the server's to set; flags the user has no right to change are ignored (RFC 4314 §4).
+    flags = permitted_flags(session, [f for f in args.flags if f.lower() != "\\recent"])
     result = await session.services.store.store_flags(
         snapshot.mailbox.id, uids, _MODES[args.mode], flags, unchanged_since=args.unchanged_since
     )
@@ -91,10 +97,15 @@ async def _copy(session: ImapSession, command: ev.ImapCommand, *, move: bool) ->
         return bad("Invalid message sequence number")
     if move and snapshot.readonly:
         return no("The mailbox is read-only", "READ-ONLY")
+    if move and not session.may("te"):
+        return no("You may not remove messages from this mailbox", "NOPERM")
     store = session.services.store
-    target = await store.get_mailbox(session.account.id, args.mailbox)
-    if target is None:
+    access = await find_mailbox(session, args.mailbox)
+    if access is None:
         return no(f"No mailbox {args.mailbox}", "TRYCREATE")
+    if not access.may("i"):
+        return no(f"You may not add messages to {args.mailbox}", "NOPERM")
+    target = access.record
     live = [u for u in uids if u not in snapshot.vanished]
     try:
         result = await store.copy_messages(snapshot.mailbox.id, live, target.id, move=move)

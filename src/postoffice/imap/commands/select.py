@@ -3,6 +3,7 @@ RFC 3691 UNSELECT; RFC 4315 UIDPLUS)."""
 
 from __future__ import annotations
 
+from postoffice.imap.access import find_mailbox
 from postoffice.imap.commands.mailbox import mailbox_id
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
@@ -29,21 +30,26 @@ async def select(session: ImapSession, command: ev.ImapCommand) -> Completion:
         session.send(resp.untagged_status("OK", "Previous mailbox is now closed", "CLOSED"))
     assert session.account is not None
     store = session.services.store
-    record = await store.get_mailbox(session.account.id, args.mailbox)
-    if record is None:
+    access = await find_mailbox(session, args.mailbox)
+    if access is None:
         return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
+    if not access.may("r"):
+        return no(f"You may not read {args.mailbox}", "NOPERM")
+    # RFC 4314 §4: without any right to change it, the mailbox is opened read-only.
+    read_only = args.read_only or not any(r in access.rights for r in "stwe")
     try:
         snapshot = await MailboxSnapshot.open(
-            store, record.id, readonly=args.read_only, claim_recent=not session.rev2
+            store, access.record.id, readonly=read_only, claim_recent=not session.rev2 and access.own
         )
     except MailboxNotFound:
         return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
     session.snapshot = snapshot
+    session.selected_name, session.rights = access.name, access.rights
     session.state = State.SELECTED
     keywords = sorted({f for r in snapshot.records.values() for f in r.flags if not f.startswith("\\")})
     session.send(b"* FLAGS " + resp.flags_list([*SYSTEM, *keywords]) + b"\r\n")
     session.send(resp.untagged_status("OK", "Flags permitted", resp.permanentflags_code(
-        [] if args.read_only else [*SYSTEM, *keywords])))
+        [] if read_only else permitted_flags(session, [*SYSTEM, *keywords]), new_keywords=session.may("w"))))
     session.untagged(f"{snapshot.exists} EXISTS")
     if not session.rev2:
         session.untagged(f"{len(snapshot.recent)} RECENT")
@@ -56,10 +62,16 @@ async def select(session: ImapSession, command: ev.ImapCommand) -> Completion:
     session.send(resp.untagged_status("OK", "Highest", resp.highestmodseq_code(snapshot.highestmodseq)))
     session.send(resp.untagged_status("OK", "Ok", f"MAILBOXID ({mailbox_id(snapshot.mailbox)})"))
     if session.rev2:
-        session.send(resp.list_response([], "/", snapshot.mailbox.name, utf8=session.utf8))
+        session.send(resp.list_response([], "/", access.name, utf8=session.utf8))
     if args.qresync is not None and args.qresync.uidvalidity == snapshot.mailbox.uidvalidity:
         await _resync(session, snapshot, args.qresync)
-    return ok(f"{verb} completed", "READ-ONLY" if args.read_only else "READ-WRITE")
+    return ok(f"{verb} completed", "READ-ONLY" if read_only else "READ-WRITE")
+
+
+def permitted_flags(session: ImapSession, flags: list[str]) -> list[str]:
+    """The flags this user may change (RFC 4314 §4: \\Seen needs "s", \\Deleted "t", others "w")."""
+    needed = {"\\seen": "s", "\\deleted": "t"}
+    return [f for f in flags if session.may(needed.get(f.lower(), "w"))]
 
 
 async def _resync(session: ImapSession, snapshot: MailboxSnapshot, params: c.QresyncParams) -> None:
@@ -90,7 +102,7 @@ async def check(session: ImapSession, command: ev.ImapCommand) -> Completion:
 async def close(session: ImapSession, command: ev.ImapCommand) -> Completion:
     """Expunge silently (no EXPUNGE responses), then deselect (§6.4.1)."""
     snapshot = session.snapshot
-    if snapshot is not None and not snapshot.readonly:
+    if snapshot is not None and not snapshot.readonly and session.may("e"):
         await session.services.store.expunge(snapshot.mailbox.id)
     session.close_mailbox()
     return ok("CLOSE completed")
@@ -106,6 +118,8 @@ async def _expunge(session: ImapSession, uids: list[int] | None) -> Completion:
     assert snapshot is not None
     if snapshot.readonly:
         return no("The mailbox is read-only", "READ-ONLY")
+    if not session.may("e"):
+        return no("You may not expunge messages here", "NOPERM")
     await session.announce_updates(allow_expunge=True)
     removed = await session.services.store.expunge(snapshot.mailbox.id, uids)
     session.write_expunged(snapshot.forget(removed))

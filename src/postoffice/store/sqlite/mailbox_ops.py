@@ -178,6 +178,15 @@ def list_subscriptions(conn: sqlite3.Connection, account_id: int) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
+def subscribe_name(tx: Transaction, account_id: int, name: str) -> None:
+    """Subscribe a name that is not one of the account's mailboxes (another user's shared one)."""
+    name = normalize_name(name)
+    if not tx.execute(
+        "UPDATE mailboxes SET subscribed = 1 WHERE account_id = ? AND name = ?", (account_id, name)
+    ).rowcount:
+        tx.execute("INSERT OR IGNORE INTO dangling_subscriptions(account_id, name) VALUES (?, ?)", (account_id, name))
+
+
 def unsubscribe_name(tx: Transaction, account_id: int, name: str) -> bool:
     """Remove a subscription by name (the mailbox may be gone); False if there was none."""
     name = normalize_name(name)

@@ -60,6 +60,21 @@ CREATE TABLE IF NOT EXISTS dangling_subscriptions (
     name TEXT NOT NULL,
     PRIMARY KEY (account_id, name)
 ) WITHOUT ROWID;
+-- Access granted to other accounts (RFC 4314 rights letters); the owner has every right.
+CREATE TABLE IF NOT EXISTS acl (
+    mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+    identifier TEXT NOT NULL COLLATE NOCASE,   -- an account address, or "anyone"
+    rights TEXT NOT NULL,
+    PRIMARY KEY (mailbox_id, identifier)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS acl_by_identifier ON acl(identifier);
+-- The \\Seen flag of sharees on shared mailboxes, kept per user ([imap] per_user_seen).
+CREATE TABLE IF NOT EXISTS private_seen (
+    mailbox_id INTEGER NOT NULL,
+    account_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    PRIMARY KEY (mailbox_id, account_id, uid)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs (
     -- AUTOINCREMENT: ids are never reused, so a stale full-text row can never match a new blob.
     id INTEGER PRIMARY KEY AUTOINCREMENT,

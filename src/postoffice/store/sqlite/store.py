@@ -39,9 +39,11 @@ from postoffice.store.interface import (
     NewMessage,
     OutboundMessage,
     QueuedMessage,
+    SharedMailbox,
     StoreFlagsResult,
     TargetResult,
 )
+from postoffice.store.sqlite import acl_ops as acl
 from postoffice.store.sqlite import directory_ops as d
 from postoffice.store.sqlite import mailbox_ops as mb
 from postoffice.store.sqlite import message_ops as m
@@ -213,8 +215,24 @@ class SqliteStore:
     async def set_subscribed(self, mailbox_id: int, subscribed: bool) -> None:
         await self._write(lambda tx: mb.set_subscribed(tx, mailbox_id, subscribed))
 
+    async def set_rights(self, mailbox_id: int, identifier: str, rights: str) -> None:
+        def job(tx: Transaction) -> None:
+            acl.set_rights(tx, mailbox_id, identifier, rights)
+            tx.changes.append(MailboxChange(mailbox_id, ChangeKind.MAILBOX, 0))
+
+        await self._write(job)
+
+    async def get_acl(self, mailbox_id: int) -> dict[str, str]:
+        return await self._read(acl.get_acl, mailbox_id)
+
+    async def shared_with(self, address: str) -> list[SharedMailbox]:
+        return await self._read(acl.shared_with, address)
+
     async def list_subscriptions(self, account_id: int) -> list[str]:
         return await self._read(mb.list_subscriptions, account_id)
+
+    async def subscribe_name(self, account_id: int, name: str) -> None:
+        await self._write(lambda tx: mb.subscribe_name(tx, account_id, name))
 
     async def unsubscribe_name(self, account_id: int, name: str) -> bool:
         return await self._write(lambda tx: mb.unsubscribe_name(tx, account_id, name))

@@ -1,0 +1,80 @@
+"""Which mailbox a name means for a session, and what the session may do there (RFC 4314).
+
+A user's own mailboxes have their plain names, with every right. Mailboxes other users shared
+with them appear under `Shared/OWNER/NAME` (the other users' namespace of RFC 2342), with the
+rights the owner granted to them or to "anyone". A shared mailbox the user has neither the
+"l" nor the "r" right on does not exist for them (RFC 4314 §4: no way to probe for names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from postoffice.imap.session import ImapSession
+from postoffice.store.interface import MailboxRecord
+
+SHARED = "Shared"
+DELIMITER = "/"
+ALL_RIGHTS = "lrswipkxtecda"
+# RFC 4314 §2.1.1: rights a server always grants together are listed as one group in LISTRIGHTS.
+ANYONE = "anyone"
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxAccess:
+    record: MailboxRecord
+    name: str  # as this user sees it
+    rights: str
+    owner: str  # the owner's address
+
+    @property
+    def own(self) -> bool:
+        return self.rights == ALL_RIGHTS and not self.name.startswith(SHARED + DELIMITER)
+
+    def may(self, rights: str) -> bool:
+        """Whether the user holds every one of `rights`."""
+        return all(r in self.rights for r in rights)
+
+
+def shared_name(owner: str, name: str) -> str:
+    return f"{SHARED}{DELIMITER}{owner}{DELIMITER}{name}"
+
+
+def split_shared(name: str) -> tuple[str, str] | None:
+    """("owner@domain", "Mailbox/Path") for a name in the shared namespace, else None."""
+    parts = name.split(DELIMITER, 2)
+    if len(parts) == 3 and parts[0].lower() == SHARED.lower() and parts[1] and parts[2]:
+        return parts[1], parts[2]
+    return None
+
+
+async def find_mailbox(session: ImapSession, name: str) -> MailboxAccess | None:
+    """The mailbox `name` names for this session, or None if it does not exist for them."""
+    assert session.account is not None
+    services = session.services
+    shared = split_shared(name)
+    if shared is None:
+        record = await services.store.get_mailbox(session.account.id, name)
+        return None if record is None else MailboxAccess(record, record.name, ALL_RIGHTS, session.account.address)
+    owner_address, inner = shared
+    owner = await services.directory.get_user(owner_address)
+    if owner is None:
+        return None
+    if owner.id == session.account.id:  # one's own mailbox under the shared prefix
+        return await find_mailbox(session, inner)
+    record = await services.store.get_mailbox(owner.id, inner)
+    if record is None:
+        return None
+    rights = rights_of(await services.store.get_acl(record.id), session.account.address)
+    if "l" not in rights and "r" not in rights:
+        return None
+    return MailboxAccess(record, shared_name(owner.address, record.name), rights, owner.address)
+
+
+def rights_of(acl: dict[str, str], address: str) -> str:
+    """The rights `address` holds: its own entry plus those of "anyone"."""
+    held = set(acl.get(ANYONE, ""))
+    for identifier, rights in acl.items():
+        if identifier.lower() == address.lower():
+            held.update(rights)
+    return "".join(r for r in ALL_RIGHTS if r in held)
