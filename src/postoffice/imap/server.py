@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from postoffice.app import LISTENER_FACTORIES, RunningListener
 from postoffice.config import ListenAddress, UnixAddress
-from postoffice.imap.commands import acl, auth, fetch, mailbox, messages, search, select
+from postoffice.imap.commands import acl, auth, fetch, mailbox, messages, search, select, sort
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -72,6 +72,8 @@ DISPATCH: dict[type, tuple[Handler, frozenset[State]]] = {
     c.Copy: (messages.copy, SELECTED),
     c.Move: (messages.move, SELECTED),
     c.Search: (search.search, SELECTED),
+    c.Sort: (sort.sort, SELECTED),
+    c.Thread: (sort.thread, SELECTED),
     c.SetAcl: (acl.setacl, AUTHED),
     c.DeleteAcl: (acl.deleteacl, AUTHED),
     c.GetAcl: (acl.getacl, AUTHED),

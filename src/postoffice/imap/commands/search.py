@@ -165,16 +165,23 @@ def _matches(ctx: _Context, key: k.SearchKey, seq: int, record: MessageRecord) -
     return False
 
 
-def _uses_modseq(key: k.SearchKey) -> bool:
+async def search_uids(session: ImapSession, snapshot: MailboxSnapshot, key: k.SearchKey) -> list[int]:
+    """The UIDs of the messages that match `key`, ascending (also for SORT and THREAD)."""
+    ctx = _Context(session, snapshot)
+    await _prefetch(ctx, key)
+    return [uid for seq, uid in enumerate(snapshot.uids, start=1) if _matches(ctx, key, seq, snapshot.record(uid))]
+
+
+def uses_modseq(key: k.SearchKey) -> bool:
     match key:
         case k.SearchModSeq():
             return True
         case k.SearchNot(key=inner):
-            return _uses_modseq(inner)
+            return uses_modseq(inner)
         case k.SearchOr(left=left, right=right):
-            return _uses_modseq(left) or _uses_modseq(right)
+            return uses_modseq(left) or uses_modseq(right)
         case k.SearchAnd(keys=keys):
-            return any(_uses_modseq(sub) for sub in keys)
+            return any(uses_modseq(sub) for sub in keys)
     return False
 
 
@@ -187,16 +194,11 @@ async def search(session: ImapSession, command: ev.ImapCommand) -> Completion:
     if unsupported:  # RFC 5267 CONTEXT=SEARCH and RFC 9394 PARTIAL are not offered
         return bad(f"SEARCH RETURN {' '.join(sorted(unsupported))} is not supported")
     await session.announce_updates(allow_expunge=args.uid)
-    ctx = _Context(session, snapshot)
-    await _prefetch(ctx, args.key)
-    found: list[int] = []  # uids, ascending
-    for seq, uid in enumerate(snapshot.uids, start=1):
-        if _matches(ctx, args.key, seq, snapshot.record(uid)):
-            found.append(uid)
+    found = await search_uids(session, snapshot, args.key)
     numbers = found if args.uid else [snapshot.seq_of(u) or 0 for u in found]
     # RFC 7162 §3.1.5: a search by MODSEQ enables CONDSTORE and reports the highest mod-sequence
     # of the messages it returns (RFC 4731 §3.2: of MIN and MAX alone when only they are asked).
-    with_modseq = _uses_modseq(args.key)
+    with_modseq = uses_modseq(args.key)
     if with_modseq:
         session.enable_condstore()
 
