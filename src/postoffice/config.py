@@ -128,6 +128,11 @@ class SmtpConfig:
     recipient_delimiter: str
 
 
+@dataclass(frozen=True, slots=True)
+class ImapConfig:
+    per_user_seen: bool
+
+
 # DESIGN §4: --dev binds loopback on 10000 + the standard port, so it needs no root.
 _DEV_PORTS = {"smtp": 10025, "submission": 10587, "submissions": 10465, "imap": 10143,
               "imaps": 10993, "pop3": 10110, "pop3s": 10995, "lmtp": 10024}
@@ -144,6 +149,7 @@ class Config:
     auth: AuthConfig
     dkim: DkimConfig
     smtp: SmtpConfig
+    imap: ImapConfig
 
     def with_dev_listeners(self) -> Config:
         """Every listener (LMTP included) on 127.0.0.1, port 10000 + its standard port."""
@@ -388,6 +394,10 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
              "Name the authenticated user in the Received: header of submitted mail."),
         _Key("recipient_delimiter", "+", _choice("+", "-", "", expected='"+", "-" or ""'),
              'Separates an address from its detail: user+news@ reaches user@ ("" turns it off).'),
+    )),
+    "imap": (ImapConfig, (
+        _Key("per_user_seen", True, _boolean,
+             "On mailboxes shared with them, each user has their own read/unread (\\Seen) state."),
     )),
 }
 

@@ -160,3 +160,26 @@ def test_quota_refuses_append_with_overquota(server: LiveServer) -> None:
     assert alice.append("INBOX", None, None, MESSAGE)[0] == "OK"
     assert alice.setquota('""', "(STORAGE 100000)")[0] == "NO"
     alice.logout()
+
+
+def test_each_member_has_their_own_seen_state(server: LiveServer) -> None:
+    deliver(server)
+    deliver(server)
+    team, alice = login(server, TEAM), login(server, ALICE)
+    team.select("INBOX")
+    alice.select(quoted(SHARED_INBOX))
+    alice.fetch("1", "(BODY[])")  # Alice reads message 1: seen for her...
+    assert b"\\Seen" in alice.fetch("1", "(FLAGS)")[1][0]
+    assert b"\\Seen" not in team.fetch("1", "(FLAGS)")[1][0]  # ...not for the team owner
+    team.store("2", "+FLAGS", "\\Seen")
+    assert b"\\Seen" not in alice.fetch("2", "(FLAGS)")[1][0]
+    alice.store("1", "+FLAGS", "\\Flagged")  # other flags are shared
+    assert b"\\Flagged" in team.fetch("1", "(FLAGS)")[1][0]
+    assert alice.status(quoted(SHARED_INBOX), "(UNSEEN)")[1] == [f"{SHARED_INBOX} (UNSEEN 1)".encode()]
+    assert team.status("INBOX", "(UNSEEN)")[1] == [b"INBOX (UNSEEN 1)"]
+    assert alice.search(None, "UNSEEN")[1] == [b"2"]
+    bob = login(server, BOB)
+    bob.select(quoted(SHARED_INBOX), readonly=True)
+    assert bob.search(None, "UNSEEN")[1] == [b"1 2"]  # Bob has read nothing
+    for client in (team, alice, bob):
+        client.logout()

@@ -468,3 +468,26 @@ async def test_subscriptions_are_to_names(store: MailStore) -> None:
     assert "Projects/2026" not in await store.list_subscriptions(account.id)
     assert not (await store.create_mailbox(account.id, "Projects/2026")).subscribed
     assert not await store.unsubscribe_name(account.id, "Nothing")
+
+
+async def test_private_seen_for_a_viewer(store: MailStore) -> None:
+    owner = await new_account(store)
+    sharee = await new_account(store, "sharee@example.test")
+    box = await inbox(store, owner.id)
+    await store.append_messages(box.id, [await new_message(store, 1), await new_message(store, 2)])
+    result = await store.store_flags(box.id, [1], FlagMode.ADD, ["\\Seen", "\\Flagged"], viewer=sharee.id)
+    assert result.updated[0].flags == frozenset({"\\Seen", "\\Flagged"})
+    mine = await store.get_messages(box.id, [1, 2], viewer=sharee.id)
+    theirs = await store.get_messages(box.id, [1, 2])
+    assert [set(r.flags) for r in mine] == [{"\\Seen", "\\Flagged"}, set()]
+    assert [set(r.flags) for r in theirs] == [{"\\Flagged"}, set()]  # \Flagged is shared, \Seen is not
+    await store.store_flags(box.id, [2], FlagMode.ADD, ["\\Seen"])  # the owner reads 2
+    assert (await store.mailbox_status(box.id)).unseen == 1
+    assert (await store.mailbox_status(box.id, viewer=sharee.id)).unseen == 1
+    _, snapshot = await store.open_snapshot(box.id, viewer=sharee.id)
+    assert [("\\Seen" in r.flags) for r in snapshot] == [True, False]
+    before = (await store.get_messages(box.id, [1]))[0].modseq
+    await store.store_flags(box.id, [1], FlagMode.REMOVE, ["\\Seen"], viewer=sharee.id)
+    changes = await store.changes_since(box.id, before, viewer=sharee.id)
+    changed = {r.uid: r for r in changes.changed}
+    assert "\\Seen" not in changed[1].flags  # a new modseq tells the sharee's sessions

@@ -71,6 +71,13 @@ async def find_mailbox(session: ImapSession, name: str) -> MailboxAccess | None:
     return MailboxAccess(record, shared_name(owner.address, record.name), rights, owner.address)
 
 
+def viewer_of(session: ImapSession, access: MailboxAccess) -> int | None:
+    """The account whose own \\Seen applies: a sharee's, when [imap] per_user_seen is on."""
+    if access.own or not session.services.config.imap.per_user_seen or session.account is None:
+        return None
+    return session.account.id
+
+
 def rights_of(acl: dict[str, str], address: str) -> str:
     """The rights `address` holds: its own entry plus those of "anyone"."""
     held = set(acl.get(ANYONE, ""))

@@ -36,8 +36,9 @@ class Updates:
 
 class MailboxSnapshot:
     def __init__(self, store: MailStore, mailbox: MailboxRecord, records: list[MessageRecord],
-                 *, readonly: bool, recent_from: int) -> None:
+                 *, readonly: bool, recent_from: int, viewer: int | None = None) -> None:
         self.store = store
+        self.viewer = viewer  # a sharee with their own \\Seen (store.store_flags)
         self.mailbox = mailbox
         self.readonly = readonly
         self.uids: list[int] = [r.uid for r in records]
@@ -49,11 +50,12 @@ class MailboxSnapshot:
         self._closed = False
 
     @classmethod
-    async def open(cls, store: MailStore, mailbox_id: int, *, readonly: bool, claim_recent: bool) -> MailboxSnapshot:
+    async def open(cls, store: MailStore, mailbox_id: int, *, readonly: bool, claim_recent: bool,
+                   viewer: int | None = None) -> MailboxSnapshot:
         """`claim_recent` is False for IMAP4rev2 sessions, which have no \\Recent."""
         store.hold_mailbox(mailbox_id)
         try:
-            mailbox, records = await store.open_snapshot(mailbox_id)
+            mailbox, records = await store.open_snapshot(mailbox_id, viewer=viewer)
             # EXAMINE shows \Recent without taking it (RFC 3501 §6.3.2); IMAP4rev2 has none.
             recent_from = mailbox.first_recent_uid if readonly else mailbox.uidnext
             if claim_recent and not readonly:
@@ -61,7 +63,7 @@ class MailboxSnapshot:
         except BaseException:
             store.release_mailbox(mailbox_id)
             raise
-        return cls(store, mailbox, records, readonly=readonly, recent_from=recent_from)
+        return cls(store, mailbox, records, readonly=readonly, recent_from=recent_from, viewer=viewer)
 
     def close(self) -> None:
         if not self._closed:
@@ -96,7 +98,7 @@ class MailboxSnapshot:
 
     async def refresh(self, *, allow_expunge: bool) -> Updates:
         """Read what changed in the store and return what to announce now."""
-        changes = await self.store.changes_since(self.mailbox.id, self.highestmodseq)
+        changes = await self.store.changes_since(self.mailbox.id, self.highestmodseq, viewer=self.viewer)
         updates = Updates()
         for uid in changes.vanished:
             if uid in self.records:

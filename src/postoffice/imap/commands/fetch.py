@@ -80,7 +80,8 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
     if sets_seen:
         unseen = [u for u in uids if "\\Seen" not in snapshot.record(u).flags]
         if unseen:
-            result = await session.services.store.store_flags(snapshot.mailbox.id, unseen, FlagMode.ADD, ["\\Seen"])
+            result = await session.services.store.store_flags(
+                snapshot.mailbox.id, unseen, FlagMode.ADD, ["\\Seen"], viewer=snapshot.viewer)
             snapshot.apply_flag_updates(result.updated)
     needs_structure = any(
         (isinstance(i, FetchAttribute) and i.name in _STRUCTURE | _CONTENT)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from postoffice.imap.access import SHARED, find_mailbox, shared_name, split_shared
+from postoffice.imap.access import SHARED, find_mailbox, shared_name, split_shared, viewer_of
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -207,7 +207,9 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
             attributes.append("\\Subscribed")
         session.send(resp.list_response(attributes, DELIMITER, name, utf8=utf8, extra=extra))
         if status_items and record is not None:
-            session.send(resp.status_response(name, await _status_items(session, record, status_items), utf8=utf8))
+            viewer = session.account.id if split_shared(name) and session.services.config.imap.per_user_seen else None
+            session.send(resp.status_response(
+                name, await _status_items(session, record, status_items, viewer), utf8=utf8))
     return ok("LIST completed")
 
 
@@ -235,8 +237,9 @@ async def lsub(session: ImapSession, command: ev.ImapCommand) -> Completion:
     return ok("LSUB completed")
 
 
-async def _status_items(session: ImapSession, record: MailboxRecord, items: tuple[str, ...]) -> dict[str, int]:
-    status = await session.services.store.mailbox_status(record.id)
+async def _status_items(session: ImapSession, record: MailboxRecord, items: tuple[str, ...],
+                        viewer: int | None = None) -> dict[str, int]:
+    status = await session.services.store.mailbox_status(record.id, viewer=viewer)
     values = {
         "MESSAGES": status.messages, "UIDNEXT": status.uidnext, "UIDVALIDITY": status.uidvalidity,
         "UNSEEN": status.unseen, "DELETED": status.deleted, "SIZE": status.size,
@@ -255,7 +258,7 @@ async def status(session: ImapSession, command: ev.ImapCommand) -> Completion:
         return no(f"You may not read {args.mailbox}", "NOPERM")
     record = access.record
     try:
-        items = await _status_items(session, record, args.items)
+        items = await _status_items(session, record, args.items, viewer_of(session, access))
     except StoreError:
         return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
     session.send(resp.status_response(access.name, items, utf8=session.utf8))

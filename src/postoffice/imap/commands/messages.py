@@ -62,7 +62,8 @@ async def store(session: ImapSession, command: ev.ImapCommand) -> Completion:
     # \Recent is the server's to set; flags the user has no right to change are ignored (RFC 4314 §4).
     flags = permitted_flags(session, [f for f in args.flags if f.lower() != "\\recent"])
     result = await session.services.store.store_flags(
-        snapshot.mailbox.id, uids, _MODES[args.mode], flags, unchanged_since=args.unchanged_since
+        snapshot.mailbox.id, uids, _MODES[args.mode], flags, unchanged_since=args.unchanged_since,
+        viewer=snapshot.viewer,
     )
     snapshot.apply_flag_updates(result.updated)
     failed = set(result.failed_unchanged_since)

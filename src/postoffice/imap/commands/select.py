@@ -3,7 +3,7 @@ RFC 3691 UNSELECT; RFC 4315 UIDPLUS)."""
 
 from __future__ import annotations
 
-from postoffice.imap.access import find_mailbox
+from postoffice.imap.access import find_mailbox, viewer_of
 from postoffice.imap.commands.mailbox import mailbox_id
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
@@ -39,7 +39,8 @@ async def select(session: ImapSession, command: ev.ImapCommand) -> Completion:
     read_only = args.read_only or not any(r in access.rights for r in "stwe")
     try:
         snapshot = await MailboxSnapshot.open(
-            store, access.record.id, readonly=read_only, claim_recent=not session.rev2 and access.own
+            store, access.record.id, readonly=read_only, claim_recent=not session.rev2 and access.own,
+            viewer=viewer_of(session, access),
         )
     except MailboxNotFound:
         return no(f"No mailbox {args.mailbox}", "NONEXISTENT")

@@ -163,6 +163,7 @@ def drop_mailbox(tx: Transaction, mailbox_id: int) -> None:
     blob_ids = [r[0] for r in tx.execute("SELECT DISTINCT blob FROM messages WHERE mailbox_id = ?", (mailbox_id,))]
     tx.execute("DELETE FROM messages WHERE mailbox_id = ?", (mailbox_id,))
     tx.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox_id,))
+    tx.execute("DELETE FROM private_seen WHERE mailbox_id = ?", (mailbox_id,))
     tx.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
     message_ops.schedule_blob_cleanup(tx, blob_ids)
     tx.changes.append(MailboxChange(mailbox_id, ChangeKind.MAILBOX, 0))
@@ -204,7 +205,7 @@ def set_subscribed(tx: Transaction, mailbox_id: int, subscribed: bool) -> None:
     tx.execute("UPDATE mailboxes SET subscribed = ? WHERE id = ?", (int(subscribed), mailbox_id))
 
 
-def mailbox_status(conn: sqlite3.Connection, mailbox_id: int) -> MailboxStatus:
+def mailbox_status(conn: sqlite3.Connection, mailbox_id: int, viewer: int | None = None) -> MailboxStatus:
     conn.execute("BEGIN")  # one snapshot for the mailbox row and the counts
     try:
         mailbox = require_mailbox(conn, mailbox_id)
@@ -213,6 +214,13 @@ def mailbox_status(conn: sqlite3.Connection, mailbox_id: int) -> MailboxStatus:
             " coalesce(sum(uid >= ?), 0), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?",
             (SEEN, DELETED, mailbox.first_recent_uid, mailbox_id),
         ).fetchone()
+        if viewer is not None:  # a sharee's own \\Seen (message_ops.store_flags)
+            seen = conn.execute(
+                "SELECT count(*) FROM private_seen p JOIN messages m ON m.mailbox_id = p.mailbox_id"
+                " AND m.uid = p.uid WHERE p.mailbox_id = ? AND p.account_id = ?",
+                (mailbox_id, viewer),
+            ).fetchone()[0]
+            row = (row[0], row[0] - seen, *row[2:])
     finally:
         conn.execute("COMMIT")
     return MailboxStatus(

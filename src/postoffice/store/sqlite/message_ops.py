@@ -18,6 +18,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeKind, MailboxChange
 from postoffice.store.interface import (
     DELETED,
+    SEEN,
     AppendResult,
     BlobInfo,
     CopyResult,
@@ -58,6 +60,25 @@ def _record(row: tuple[Any, ...]) -> MessageRecord:
         mailbox_id=row[0], uid=row[1], modseq=row[2], flags=join_flags(row[3], row[4]),
         internal_date=row[5], saved_date=row[6], size=row[7], blob=row[8],
     )
+
+
+def _private_seen(conn: sqlite3.Connection, mailbox_id: int, viewer: int) -> set[int]:
+    rows = conn.execute(
+        "SELECT uid FROM private_seen WHERE mailbox_id = ? AND account_id = ?", (mailbox_id, viewer)
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _as_seen_by(conn: sqlite3.Connection, mailbox_id: int, viewer: int | None,
+                records: list[MessageRecord]) -> list[MessageRecord]:
+    """Records with the \\Seen flag of `viewer` (a sharee with a private \\Seen), not the owner's."""
+    if viewer is None or not records:
+        return records
+    seen = _private_seen(conn, mailbox_id, viewer)
+    return [
+        replace(r, flags=(r.flags | {"\\Seen"}) if r.uid in seen else (r.flags - {"\\Seen"}))
+        for r in records
+    ]
 
 
 def _chunks(items: Sequence[int]) -> Iterable[Sequence[int]]:
@@ -276,7 +297,8 @@ def list_messages(conn: sqlite3.Connection, mailbox_id: int, after_uid: int = 0,
     return [_record(r) for r in rows]
 
 
-def get_messages(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
+def get_messages(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int],
+                 viewer: int | None = None) -> list[MessageRecord]:
     records: list[MessageRecord] = []
     for chunk in _chunks(sorted(set(uids))):
         marks = ",".join("?" * len(chunk))
@@ -286,10 +308,11 @@ def get_messages(conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int])
             (mailbox_id, *chunk),
         ).fetchall()
         records += [_record(r) for r in rows]
-    return records
+    return _as_seen_by(conn, mailbox_id, viewer, records)
 
 
-def open_snapshot(conn: sqlite3.Connection, mailbox_id: int) -> tuple[MailboxRecord, list[MessageRecord]]:
+def open_snapshot(conn: sqlite3.Connection, mailbox_id: int,
+                  viewer: int | None = None) -> tuple[MailboxRecord, list[MessageRecord]]:
     """The mailbox row and all its messages, read in one transaction (a consistent view)."""
     conn.execute("BEGIN")
     try:
@@ -299,12 +322,14 @@ def open_snapshot(conn: sqlite3.Connection, mailbox_id: int) -> tuple[MailboxRec
             " WHERE m.mailbox_id = ? ORDER BY m.uid",
             (mailbox_id,),
         ).fetchall()
+        records = _as_seen_by(conn, mailbox_id, viewer, [_record(r) for r in rows])
     finally:
         conn.execute("COMMIT")
-    return mailbox, [_record(r) for r in rows]
+    return mailbox, records
 
 
-def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> MailboxChanges:
+def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int,
+                  viewer: int | None = None) -> MailboxChanges:
     conn.execute("BEGIN")
     try:
         mailbox = require_mailbox(conn, mailbox_id)
@@ -317,11 +342,12 @@ def changes_since(conn: sqlite3.Connection, mailbox_id: int, modseq: int) -> Mai
             "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
             (mailbox_id, modseq),
         ).fetchall()
+        records = _as_seen_by(conn, mailbox_id, viewer, [_record(r) for r in changed])
     finally:
         conn.execute("COMMIT")
     return MailboxChanges(
         highestmodseq=mailbox.highestmodseq,
-        changed=tuple(_record(r) for r in changed),
+        changed=tuple(records),
         vanished=tuple(r[0] for r in vanished),
     )
 
@@ -360,8 +386,10 @@ def mailbox_blob_hashes(conn: sqlite3.Connection, mailbox_id: int, hashes: Seque
 
 def store_flags(
     tx: Transaction, mailbox_id: int, uids: Sequence[int], mode: FlagMode, flags: Iterable[str],
-    unchanged_since: int | None,
+    unchanged_since: int | None, viewer: int | None = None,
 ) -> StoreFlagsResult:
+    """Change flags. With `viewer`, \\Seen is that sharee's own (private_seen), the rest shared;
+    a change of either takes a new modseq, so every session of the viewer notices it."""
     bits, keywords = split_flags(flags)
     given_keywords = set(keywords.split()) if keywords else set()
     modseq: int | None = None
@@ -373,10 +401,12 @@ def store_flags(
             f"SELECT uid, modseq, flags, keywords FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
             (mailbox_id, *chunk),
         ).fetchall()
-        for uid, old_modseq, old_bits, old_keywords in rows:
+        seen = _private_seen(tx.conn, mailbox_id, viewer) if viewer is not None else set()
+        for uid, old_modseq, stored_bits, old_keywords in rows:
             if unchanged_since is not None and old_modseq > unchanged_since:
                 failed.append(uid)
                 continue
+            old_bits = stored_bits if viewer is None else (stored_bits & ~SEEN) | (SEEN if uid in seen else 0)
             old_set = set(old_keywords.split()) if old_keywords else set()
             if mode is FlagMode.REPLACE:
                 new_bits, new_set = bits, given_keywords
@@ -389,9 +419,19 @@ def store_flags(
             if modseq is None:
                 modseq = bump_modseq(tx, mailbox_id)
             new_keywords = " ".join(sorted(new_set))
+            stored = new_bits
+            if viewer is not None:
+                stored = (new_bits & ~SEEN) | (stored_bits & SEEN)  # the owner's \\Seen stays
+                if (new_bits ^ old_bits) & SEEN:
+                    tx.execute(
+                        "INSERT OR IGNORE INTO private_seen(mailbox_id, account_id, uid) VALUES (?, ?, ?)"
+                        if new_bits & SEEN else
+                        "DELETE FROM private_seen WHERE mailbox_id = ? AND account_id = ? AND uid = ?",
+                        (mailbox_id, viewer, uid),
+                    )
             tx.execute(
                 "UPDATE messages SET flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
-                (new_bits, new_keywords, modseq, mailbox_id, uid),
+                (stored, new_keywords, modseq, mailbox_id, uid),
             )
             updates.append(FlagUpdate(uid, modseq, join_flags(new_bits, new_keywords)))
     if modseq is not None:
@@ -419,6 +459,7 @@ def expunge(tx: Transaction, mailbox_id: int, uids: Sequence[int] | None) -> lis
     modseq = bump_modseq(tx, mailbox_id)
     removed = [r[0] for r in rows]
     tx.conn.executemany("DELETE FROM messages WHERE mailbox_id = ? AND uid = ?", [(mailbox_id, u) for u in removed])
+    tx.conn.executemany("DELETE FROM private_seen WHERE mailbox_id = ? AND uid = ?", [(mailbox_id, u) for u in removed])
     now = time.time()
     tx.conn.executemany(
         "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq, blob, expunged_at) VALUES (?, ?, ?, ?, ?)",

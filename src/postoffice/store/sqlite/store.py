@@ -237,8 +237,8 @@ class SqliteStore:
     async def unsubscribe_name(self, account_id: int, name: str) -> bool:
         return await self._write(lambda tx: mb.unsubscribe_name(tx, account_id, name))
 
-    async def mailbox_status(self, mailbox_id: int) -> MailboxStatus:
-        return await self._read(mb.mailbox_status, mailbox_id)
+    async def mailbox_status(self, mailbox_id: int, *, viewer: int | None = None) -> MailboxStatus:
+        return await self._read(mb.mailbox_status, mailbox_id, viewer)
 
     async def claim_recent(self, mailbox_id: int) -> int:
         return await self._write(lambda tx: mb.claim_recent(tx, mailbox_id))
@@ -290,16 +290,17 @@ class SqliteStore:
                 return
             after = records[-1].uid
 
-    async def get_messages(self, mailbox_id: int, uids: Sequence[int]) -> list[MessageRecord]:
-        return await self._read(m.get_messages, mailbox_id, uids)
+    async def get_messages(self, mailbox_id: int, uids: Sequence[int], *,
+                           viewer: int | None = None) -> list[MessageRecord]:
+        return await self._read(m.get_messages, mailbox_id, uids, viewer)
 
     async def store_flags(
         self, mailbox_id: int, uids: Sequence[int], mode: FlagMode, flags: Iterable[str],
-        *, unchanged_since: int | None = None,
+        *, unchanged_since: int | None = None, viewer: int | None = None,
     ) -> StoreFlagsResult:
         flag_list = list(flags)
         return await self._write(
-            lambda tx: m.store_flags(tx, mailbox_id, uids, mode, flag_list, unchanged_since)
+            lambda tx: m.store_flags(tx, mailbox_id, uids, mode, flag_list, unchanged_since, viewer)
         )
 
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]:
@@ -310,11 +311,12 @@ class SqliteStore:
     ) -> CopyResult:
         return await self._write(lambda tx: m.copy_messages(tx, source_id, uids, target_id, move))
 
-    async def open_snapshot(self, mailbox_id: int) -> tuple[MailboxRecord, list[MessageRecord]]:
-        return await self._read(m.open_snapshot, mailbox_id)
+    async def open_snapshot(self, mailbox_id: int, *,
+                            viewer: int | None = None) -> tuple[MailboxRecord, list[MessageRecord]]:
+        return await self._read(m.open_snapshot, mailbox_id, viewer)
 
-    async def changes_since(self, mailbox_id: int, modseq: int) -> MailboxChanges:
-        return await self._read(m.changes_since, mailbox_id, modseq)
+    async def changes_since(self, mailbox_id: int, modseq: int, *, viewer: int | None = None) -> MailboxChanges:
+        return await self._read(m.changes_since, mailbox_id, modseq, viewer)
 
     async def read_blob(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.blobs.read, sha256)
