@@ -74,6 +74,11 @@ class Maildrop:
         return len(self._messages)
 
     @property
+    def messages(self) -> tuple[DropMessage, ...]:
+        """Every message at login, by message number - 1, deleted ones included."""
+        return self._messages
+
+    @property
     def total_size(self) -> int:
         """The octets of all messages at login, deleted ones included."""
         return self._total_size

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import contextlib
 import logging
 
 from postoffice.app import LISTENER_FACTORIES, RunningListener
@@ -38,6 +39,8 @@ from postoffice.services import Services
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
+WHOLE_MESSAGE = 256 * 1024  # smaller messages are read in one go; larger ones are streamed
+FLUSH_AT = 1024 * 1024  # pipelined replies are written together up to this much
 AUTOLOGOUT = 10 * 60.0  # RFC 1939 §3: at least ten minutes
 MAX_ERRORS = 20  # refused commands in a row before the connection is closed
 LIVE = (p.Pop3State.AUTHORIZATION, p.Pop3State.TRANSACTION)
@@ -54,6 +57,7 @@ class Pop3Connection:
         self.maildrop: Pop3Maildrop | None = None
         self.errors = 0
         self.closing = False
+        self.out_size = 0
 
     # --- I/O ----------------------------------------------------------------------------------
 
@@ -63,7 +67,8 @@ class Pop3Connection:
             await self.flush()
             while self.proto.state in LIVE:
                 try:
-                    data = await asyncio.wait_for(self.conn.reader.read(READ_SIZE), AUTOLOGOUT)
+                    async with asyncio.timeout(AUTOLOGOUT):
+                        data = await self.conn.reader.read(READ_SIZE)
                 except TimeoutError:
                     self.out.append(p.err("Autologout: idle for too long; nothing was deleted"))
                     break
@@ -78,11 +83,26 @@ class Pop3Connection:
             if self.maildrop is not None:
                 self.maildrop.close()
             await self.flush()
+            if self.closing:
+                await self.linger()
+
+    async def linger(self, seconds: float = 2.0, limit: int = 1 << 20) -> None:
+        """Before closing on a client that is still sending, read and drop what it sends for a
+        moment: closing with unread input makes the kernel reset the connection, which can
+        destroy the error reply on its way (a "lingering close", as HTTP servers do)."""
+        with contextlib.suppress(Exception):
+            if self.conn.writer.can_write_eof():
+                self.conn.writer.write_eof()
+            async with asyncio.timeout(seconds):
+                dropped = 0
+                while dropped < limit and (data := await self.conn.reader.read(READ_SIZE)):
+                    dropped += len(data)
 
     async def flush(self) -> None:
         if self.out:
             data = b"".join(self.out)
             self.out.clear()
+            self.out_size = 0
             await self.send(data)
 
     async def send(self, data: bytes) -> None:
@@ -174,9 +194,9 @@ class Pop3Connection:
                     self.out.append(p.ok(f"{n} {messages.uidl(messages.get(n).uid)}"))
                 case p.Retr(msg=n):
                     message = messages.get(n)
-                    await self.stream(drop, message, p.ok(f"{message.size} octets"), None)
+                    await self.stream(drop, n, message, p.ok(f"{message.size} octets"), None)
                 case p.Top(msg=n, lines=lines):
-                    await self.stream(drop, messages.get(n), p.ok("Top of message follows"), lines)
+                    await self.stream(drop, n, messages.get(n), p.ok("Top of message follows"), lines)
                 case p.Dele(msg=n):
                     messages.delete(n)
                     self.out.append(p.ok(f"Message {n} deleted"))
@@ -187,12 +207,25 @@ class Pop3Connection:
         except NoSuchMessage as exc:
             self.out.append(p.err(exc.reason))
 
-    async def stream(self, drop: Pop3Maildrop, message: DropMessage, first: bytes, top: int | None) -> None:
-        """RETR/TOP: the +OK line, then the content as it is read (never all in memory)."""
+    async def stream(self, drop: Pop3Maildrop, n: int, message: DropMessage, first: bytes, top: int | None) -> None:
+        """RETR/TOP: the +OK line and the content. A message of usual size is read in one step
+        and queued with the other replies (one write for a pipelined batch); a large one is
+        streamed as it is read, so it is never in memory whole."""
+        gone = p.err("The message is no longer available", "SYS/TEMP")
+        if message.size <= WHOLE_MESSAGE:
+            raw = await drop.read_small(n, WHOLE_MESSAGE)
+            if raw is None:
+                self.out.append(gone)
+                return
+            self.out.append(first + drop.encode_message(message, raw, top))
+            self.out_size += len(self.out[-1])
+            if self.out_size >= FLUSH_AT:
+                await self.flush()
+            return
         try:
             handle = await self.services.store.open_blob(drop.blob_of(message.uid))
         except FileNotFoundError:
-            self.out.append(p.err("The message is no longer available", "SYS/TEMP"))
+            self.out.append(gone)
             return
         self.out.append(first)
         await self.flush()

@@ -25,6 +25,10 @@ from postoffice.store.interface import AccountRecord, FlagMode
 log = logging.getLogger(__name__)
 
 CHUNK = 65536
+# RETR is nearly always 1, 2, 3, ...: each read of the store fetches the next few messages too,
+# so one thread hop serves several RETRs. Bounded per session.
+READ_AHEAD_COUNT = 16
+READ_AHEAD_BYTES = 512 * 1024
 
 
 class MaildropInUse(Exception):
@@ -42,6 +46,7 @@ class Pop3Maildrop:
         self.drop = drop
         self._blobs = blobs  # uid -> blob hash
         self._retrieved: set[int] = set()
+        self._read_ahead: dict[int, bytes] = {}  # message number -> content
         self._open = True
 
     @classmethod
@@ -77,6 +82,33 @@ class Pop3Maildrop:
 
     def blob_of(self, uid: int) -> str:
         return self._blobs[uid]
+
+    async def read_small(self, msg: int, limit: int) -> bytes | None:
+        """The content of message `msg` (at most `limit` octets), reading the following
+        messages of at most `limit` octets ahead in the same step; None if it is gone."""
+        cached = self._read_ahead.pop(msg, None)
+        if cached is not None:
+            return cached
+        self._read_ahead.clear()
+        wanted, total = [msg], self.drop.get(msg).size
+        for n in range(msg + 1, min(msg + READ_AHEAD_COUNT, self.drop.count + 1)):
+            size = self.drop.messages[n - 1].size
+            if size > limit or total + size > READ_AHEAD_BYTES:
+                break
+            wanted.append(n)
+            total += size
+        hashes = {n: self._blobs[self.drop.messages[n - 1].uid] for n in wanted}
+        found = await self.services.store.read_blobs(list(set(hashes.values())))
+        self._read_ahead = {n: found[h] for n, h in hashes.items() if n != msg and h in found}
+        return found.get(hashes[msg])
+
+    def encode_message(self, message: DropMessage, raw: bytes, top_lines: int | None = None) -> bytes:
+        """RETR (or TOP) content of a message read whole, terminator included."""
+        encoder = MessageEncoder(top_lines)
+        data = encoder.feed(raw) + encoder.finish()
+        if top_lines is None:
+            self._retrieved.add(message.uid)
+        return data
 
     async def send_message(self, message: DropMessage, handle: BinaryIO,
                            send: Callable[[bytes], Awaitable[None]], top_lines: int | None = None) -> None:

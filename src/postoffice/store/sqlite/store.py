@@ -321,6 +321,18 @@ class SqliteStore:
     async def read_blob(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.blobs.read, sha256)
 
+    async def read_blobs(self, hashes: Sequence[str]) -> dict[str, bytes]:
+        def read_all() -> dict[str, bytes]:
+            found = {}
+            for sha in hashes:
+                try:
+                    found[sha] = self.blobs.read(sha)
+                except FileNotFoundError:
+                    pass
+            return found
+
+        return await asyncio.to_thread(read_all)
+
     async def open_blob(self, sha256: str) -> BinaryIO:
         return await asyncio.to_thread(open, self.blobs.path(sha256), "rb")
 

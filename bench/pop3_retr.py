@@ -1,0 +1,959 @@
+"""POP3 download throughput of postoffice and the reference Dovecot, side by side; one result line.
+
+The load (from the issue): --users clients at once, each downloading its own maildrop of
+--messages messages with RETR 1..n. POP3 allows one session per maildrop (RFC 1939 §8, [IN-USE]),
+so every client logs in as a different user, and every user holds the same messages:
+../shared/reference/gen_mbox.py's mbox of --messages for --seed (bodies 0.5-40 KB, some with
+attachments; cached under --cache-dir under the name bench/import_mbox.py uses).
+
+Every target is filled, started, measured and stopped by this script, in the same run:
+
+1. postoffice: a fresh data dir (`init`, then per user `user add` and `import mbox --into`), its
+   [listen] section rewritten so that only pop3 listens, on a free 127.0.0.1 port; then
+   `python -m postoffice serve`. Blobs are stored once per content, so the users share them.
+2. dovecot: the reference Dovecot 2.3 from ../shared/reference (dovecot-setup.sh, then
+   `dovecot -F -c ...`), POP3 on 127.0.0.1:20110. The messages are written straight into the
+   Maildirs of user1..userN (new/, LF line ends, `,S=<size>,W=<size with CRLF>` in the file
+   name, as Dovecot's own delivery names them): one file per user and message.
+
+Before the measured run each target gets one untimed login per user (USER, PASS, STAT, QUIT), so
+Dovecot builds its indexes and moves new/ to cur/ as it would have at delivery, and the script
+waits until the server is idle (postoffice builds its full-text index in the background after an
+import). Then --users client processes (multiprocessing, so that the client is not the
+bottleneck) start together: each connects and sends CAPA, USER, PASS, STAT and LIST; once all have
+logged in (a barrier) each sends RETR 1..n (one at a time by default; --window N keeps N in flight
+when the server offers PIPELINING) and QUIT, deleting nothing. The logins are not timed: they
+measure the password scheme (argon2id in postoffice, PLAIN in the reference Dovecot), not POP3.
+messages/s = RETRs / (the barrier .. the last reply to QUIT). Peak RSS is the sum over the
+server's process tree (postoffice: one process; Dovecot: the master and all its children), polled
+every 50 ms, during the download; the peak during the logins is shown beside it.
+
+Every reply is checked, so that a broken server cannot look fast: each RETR must answer +OK with
+content (dot-stuffing undone) of exactly the octets LIST gave, the LIST size must be that of the
+source message with CRLF line ends, each message's X-Bench-Seq header must name a different
+source message, and one message in SAMPLE_EVERY (a different one for each user, so with 20 users
+each source message once) must be byte for byte the source message with CRLF line ends.
+
+stdout gets one line, progress and details (CPU time of client and server, fill times) go to
+stderr:
+
+pop3_retr: users=20 msgs=2000 | postoffice 5,432 msg/s rss 108 MB (logins 498 MB) | dovecot 3,100 msg/s
+  rss 136 MB (logins 140 MB) | 1.75x dovecot | PASS
+
+Exit status: 0 PASS (postoffice >= 1.0x Dovecot), 1 FAIL, 2 no verdict (a target not installed,
+unavailable, failed, or returned wrong content).
+
+Example: .venv/bin/python bench/pop3_retr.py --users 4 --messages 500 --targets postoffice
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import mailbox
+import multiprocessing
+import os
+import pwd
+import queue
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
+
+try:
+    import psutil
+except ImportError:  # pragma: no cover - depends on the environment
+    print("pop3_retr: needs psutil (pip install psutil, or the project's [test] extra)", file=sys.stderr)
+    sys.exit(2)
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference"
+REFERENCE_GEN = REFERENCE / "gen_mbox.py"
+DOMAIN = "bench.test"
+PASSWORD = "bench password 1"  # postoffice users
+DOVECOT_PASSWORD = "pass"  # set by dovecot-setup.sh for user1..user100
+DOVECOT_USERS = 100
+MB = 1_000_000
+POLL_SECONDS = 0.05
+PSS_EVERY = 10  # PSS (reads smaps_rollup, dearer) every 10th poll
+SAMPLE_EVERY = 20  # full byte comparison of one message in 20 per client
+PER_SOURCE_IP = 10  # postoffice allows 20 connections per IP by default
+READ_SIZE = 256 * 1024
+REPLY_TIMEOUT = 120.0
+START_TIMEOUT = 60.0
+LOGIN_TIMEOUT = 600.0
+IDLE_TIMEOUT = 300.0
+LISTEN_KEYS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
+TARGETS = ("postoffice", "dovecot")
+
+DOVECOT_BASE = Path("/tmp/reference-dovecot")
+DOVECOT_CONF = DOVECOT_BASE / "etc" / "dovecot.conf"
+DOVECOT_PORT = 20110
+DOVECOT_PORTS = (20024, 20143, 20110)
+DOVECOT_POP3 = Path("/usr/lib/dovecot/pop3")
+
+
+def log(text: str) -> None:
+    print(f"[pop3_retr] {text}", file=sys.stderr, flush=True)
+
+
+class Unavailable(Exception):
+    """The target cannot run here (not installed, no pop3 listener, port taken)."""
+
+    def __init__(self, reason: str, short: str = "unavailable") -> None:
+        super().__init__(reason)
+        self.short = short
+
+
+class BenchError(Exception):
+    """The target started but the run failed."""
+
+
+# --- the messages -----------------------------------------------------------------------------
+
+def prepare_mbox(cache: Path, count: int, seed: int) -> Path:
+    """gen_mbox.py's mbox of `count` messages for `seed`, generated once into `cache`. The name
+    is the one bench/import_mbox.py uses, so the two share the file."""
+    if not REFERENCE_GEN.exists():
+        raise BenchError(f"{REFERENCE_GEN} does not exist")
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"reference-{count}-{seed}.mbox"
+    if path.exists():
+        log(f"reusing {path}")
+        return path
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    log(f"generating {count:,} messages (seed {seed}) into {path} ...")
+    try:
+        done = subprocess.run([sys.executable, str(REFERENCE_GEN), str(partial), str(count), str(seed)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise BenchError(f"gen_mbox.py exited with {done.returncode}: {done.stderr.strip()[-300:]}")
+        partial.rename(path)  # last, so that a half-written file is never reused
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def load_messages(path: Path) -> list[bytes]:
+    """The messages of the mbox as stored (LF line ends, without the From_ line)."""
+    box = mailbox.mbox(str(path), create=False)
+    try:
+        return [box.get_bytes(key) for key in box.iterkeys()]
+    finally:
+        box.close()
+
+
+# Set before the client processes fork, read (never written) by them.
+_EXPECTED: list[bytes] = []  # the source messages with CRLF line ends, as RETR must send them
+_SEQ = re.compile(rb"\r\nX-Bench-Seq: *(\d+)\r\n")
+
+
+# --- the client -------------------------------------------------------------------------------
+
+class PopError(Exception):
+    pass
+
+
+class PopClient:
+    """A raw-socket POP3 client with its own buffer: replies are found with bytes.find, and
+    RETR content is checked in place, so the client needs little CPU per message."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self.pos = 0
+
+    def _fill(self) -> None:
+        data = self.sock.recv(READ_SIZE)
+        if not data:
+            raise PopError("the server closed the connection")
+        if self.pos > READ_SIZE:  # keep the 2 bytes before pos: searches start at the CRLF there
+            del self.buf[: self.pos - 2]
+            self.pos = 2
+        self.buf += data
+
+    def line(self) -> bytes:
+        while (end := self.buf.find(b"\r\n", self.pos)) < 0:
+            self._fill()
+        line = bytes(self.buf[self.pos:end])
+        self.pos = end + 2
+        return line
+
+    def status(self, what: str) -> bytes:
+        line = self.line()
+        if not line.startswith(b"+OK"):
+            raise PopError(f"{what}: {line[:200].decode(errors='replace')}")
+        return line
+
+    def multiline(self) -> tuple[int, int]:
+        """After a +OK line: (start, end) of the dot-stuffed content in self.buf, the CRLF that
+        ends the last line included; the terminating "." line is consumed."""
+        start = self.pos
+        search = start - 2  # the status line's CRLF: content may be empty, or start with "."
+        while (end := self.buf.find(b"\r\n.\r\n", search)) < 0:
+            scanned = len(self.buf) - start
+            self._fill()  # may move the content to the front of the buffer
+            start = self.pos
+            search = max(start - 2, start + scanned - 4)
+        self.pos = end + 5
+        return start, end + 2
+
+    def lines(self) -> list[bytes]:
+        start, end = self.multiline()
+        text = bytes(self.buf[start:end])
+        return [line[1:] if line.startswith(b".") else line for line in text.split(b"\r\n")[:-1]]
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+
+@dataclass
+class ClientResult:
+    user: str
+    retrieved: int = 0
+    octets: int = 0
+    sampled: int = 0
+    started: float = 0.0
+    logged_in: float = 0.0
+    download_started: float = 0.0
+    finished: float = 0.0
+    cpu: float = 0.0
+    pipelining: bool = False
+    stat: tuple[int, int] = (0, 0)
+    problems: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def note(self, text: str) -> None:
+        if len(self.problems) < 5:
+            self.problems.append(text)
+
+
+def run_client(index: int, user: str, password: str, port: int, window: int, retr: bool,
+               start: Barrier, go: Barrier, results: multiprocessing.Queue) -> None:
+    """One client process: at `start`, log in (USER, PASS, STAT, and LIST with `retr`); at `go`,
+    download everything (with `retr`); QUIT. A failing client breaks the barriers."""
+    res = ClientResult(user)
+    sock = None
+    try:
+        start.wait(START_TIMEOUT)
+        cpu0 = time.process_time()
+        res.started = time.perf_counter()
+        sock, c, sizes = _login(res, index, user, password, port, retr)
+        res.logged_in = time.perf_counter()
+        go.wait(LOGIN_TIMEOUT)
+        res.download_started = time.perf_counter()
+        if retr:
+            _retrieve(res, c, index, sizes, res.stat[0], window if res.pipelining else 1)
+        c.send(b"QUIT\r\n")
+        c.status("QUIT")
+        res.finished = time.perf_counter()
+        res.cpu = time.process_time() - cpu0
+    except (OSError, PopError, ValueError, threading.BrokenBarrierError) as exc:
+        res.error = f"{type(exc).__name__}: {exc}"
+        start.abort()
+        go.abort()
+    finally:
+        if sock is not None:
+            sock.close()
+        results.put(res)
+
+
+def _login(res: ClientResult, index: int, user: str, password: str, port: int,
+           retr: bool) -> tuple[socket.socket, PopClient, list[int]]:
+    source = f"127.0.0.{2 + index // PER_SOURCE_IP}"
+    sock = socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT, source_address=(source, 0))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c = PopClient(sock)
+    try:
+        c.status("greeting")
+        c.send(b"CAPA\r\n")
+        c.status("CAPA")
+        capabilities = {line.split(b" ")[0].upper() for line in c.lines()}
+        res.pipelining = b"PIPELINING" in capabilities
+        c.send(f"USER {user}\r\n".encode())
+        c.status("USER")
+        c.send(f"PASS {password}\r\n".encode())
+        c.status("PASS")
+        c.send(b"STAT\r\n")
+        parts = c.status("STAT").split()
+        count, total = int(parts[1]), int(parts[2])
+        res.stat = (count, total)
+        sizes = [0] * (count + 1)
+        if retr:
+            c.send(b"LIST\r\n")
+            c.status("LIST")
+            for line in c.lines():
+                number, size = line.split()
+                sizes[int(number)] = int(size)
+            if sum(sizes) != total:
+                res.note(f"LIST sizes add up to {sum(sizes):,}, STAT said {total:,}")
+            for n in range(1, count + 1):
+                if n - 1 < len(_EXPECTED) and sizes[n] != len(_EXPECTED[n - 1]) and not res.problems:
+                    res.note(f"LIST {n}: {sizes[n]:,} octets, not the {len(_EXPECTED[n - 1]):,} "
+                             "of the source message with CRLF (or the order differs)")
+    except BaseException:
+        sock.close()
+        raise
+    return sock, c, sizes
+
+
+def _retrieve(res: ClientResult, c: PopClient, index: int, sizes: list[int], count: int,
+              window: int) -> None:
+    expected = _EXPECTED
+    seen = bytearray(len(expected))
+    sent = 0
+    for n in range(1, count + 1):
+        # Keep up to `window` RETRs in flight, topped up in batches once half are answered
+        # (window 1: send RETR n, read its reply, and so on).
+        if sent < count and sent - n + 1 <= window // 2:
+            upto = min(count, n + window - 1)
+            c.send(b"".join(b"RETR %d\r\n" % m for m in range(sent + 1, upto + 1)))
+            sent = upto
+        line = c.line()
+        if not line.startswith(b"+OK"):
+            res.note(f"RETR {n}: {line[:120].decode(errors='replace')}")
+            continue
+        start, end = c.multiline()
+        buf = c.buf
+        stuffed = buf.count(b"\r\n..", start - 2, end)
+        octets = end - start - stuffed
+        res.retrieved += 1
+        res.octets += octets
+        if octets != sizes[n]:
+            res.note(f"RETR {n}: {octets:,} octets, LIST said {sizes[n]:,}")
+            continue
+        match = _SEQ.search(buf, start - 2, min(end, start + 16384))
+        seq = int(match.group(1)) if match else n - 1
+        if not 0 <= seq < len(expected):
+            res.note(f"RETR {n}: X-Bench-Seq {seq} out of range")
+            continue
+        if seen[seq]:
+            res.note(f"RETR {n}: X-Bench-Seq {seq} seen twice")
+        seen[seq] = 1
+        if len(expected[seq]) != octets:
+            res.note(f"RETR {n} (X-Bench-Seq {seq}): {octets:,} octets, the source has {len(expected[seq]):,}")
+            continue
+        if (n + index) % SAMPLE_EVERY == 0:
+            content = bytes(buf[start:end])
+            if stuffed:
+                content = content.replace(b"\r\n..", b"\r\n.")
+            if content.startswith(b".."):
+                content = content[1:]
+            if content != expected[seq]:
+                res.note(f"RETR {n} (X-Bench-Seq {seq}): content differs from the source")
+            res.sampled += 1
+    missing = len(expected) - sum(seen)
+    if missing and count == len(expected):
+        res.note(f"{missing:,} source messages never retrieved")
+
+
+@dataclass
+class Phase:
+    clients: list[ClientResult]
+    login_seconds: float  # from the start until every client has logged in
+    seconds: float  # the download: from the go barrier until the last QUIT reply
+    retrieved: int
+    octets: int
+    client_cpu: float
+    login_cpu: float  # the server's CPU time during the logins
+    server_cpu: float  # ... and during the download
+    login_rss: int  # the server's peak RSS during the logins
+    rss: int  # ... and during the download
+    pss: int
+    machine: dict[str, float]
+
+    @property
+    def errors(self) -> list[str]:
+        out = [f"{c.user}: {c.error}" for c in self.clients if c.error]
+        return out + [f"{c.user}: {p}" for c in self.clients for p in c.problems]
+
+
+def run_phase(label: str, port: int, users: list[tuple[str, str]], window: int, retr: bool,
+              monitor: Monitor) -> Phase:
+    """All clients at once, each in its own process: they log in together behind one barrier,
+    then wait at a second one until all have logged in, so the download is timed on its own."""
+    ctx = multiprocessing.get_context("fork")
+    start, go = ctx.Barrier(len(users) + 1), ctx.Barrier(len(users) + 1)
+    results: multiprocessing.Queue = ctx.Queue()
+    procs = [ctx.Process(target=run_client, args=(i, user, password, port, window, retr, start, go, results),
+                         daemon=True) for i, (user, password) in enumerate(users)]
+    for proc in procs:
+        proc.start()
+    monitor.reset()
+    poller = threading.Thread(target=monitor.poll_until, daemon=True)
+    poller.start()
+    collected: list[ClientResult] = []
+    login_seconds = login_cpu = 0.0
+    login_rss = 0
+    try:
+        cpu0 = monitor.cpu()
+        start.wait(START_TIMEOUT)
+        began = time.perf_counter()
+        try:
+            go.wait(LOGIN_TIMEOUT)
+        except threading.BrokenBarrierError:
+            pass  # a client failed; its result says why
+        machine0 = psutil.cpu_times()
+        cpu1 = monitor.cpu()
+        login_seconds, login_cpu = time.perf_counter() - began, cpu1 - cpu0
+        login_rss = monitor.take_peak()
+        started = time.perf_counter()
+        next_report = started + 5
+        while len(collected) < len(procs):
+            try:
+                collected.append(results.get(timeout=1.0))
+            except queue.Empty:
+                pass
+            now = time.perf_counter()
+            if now >= next_report and retr:
+                log(f"{label}: {len(collected)}/{len(procs)} clients done after {now - started:.0f} s, "
+                    f"server RSS {monitor.peak / MB:,.0f} MB so far")
+                next_report = now + 5
+            if len(collected) < len(procs) and not any(p.is_alive() for p in procs) and results.empty():
+                raise BenchError(f"{len(procs) - len(collected)} client process(es) died without a result")
+            if now - started > 3600:
+                raise BenchError("the clients took more than an hour")
+    except threading.BrokenBarrierError:
+        raise BenchError("a client failed to start") from None
+    finally:
+        monitor.stop()
+        poller.join()
+        for proc in procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    machine = _cpu_delta(machine0, psutil.cpu_times())
+    server_cpu = monitor.cpu() - cpu1
+    failed = [c for c in collected if c.error]
+    if failed:
+        raise BenchError(f"{len(failed)} client(s) failed; {failed[0].user}: {failed[0].error}")
+    begin = min(c.download_started for c in collected)
+    end = max(c.finished for c in collected)
+    return Phase(sorted(collected, key=lambda c: c.user), login_seconds, end - begin,
+                 sum(c.retrieved for c in collected), sum(c.octets for c in collected),
+                 sum(c.cpu for c in collected), login_cpu, server_cpu, login_rss, monitor.peak,
+                 monitor.peak_pss, machine)
+
+
+def _cpu_delta(before, after) -> dict[str, float]:
+    delta = {k: getattr(after, k) - getattr(before, k) for k in after._fields}
+    delta["total"] = sum(delta.values())
+    return delta
+
+
+# --- measuring a server -----------------------------------------------------------------------
+
+class Monitor:
+    """Peak RSS (and PSS) of a process and its descendants, and their CPU time."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.peak_pss = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def members(self) -> list[psutil.Process]:
+        try:
+            return [self.proc, *self.proc.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def rss(self) -> int:
+        total = 0
+        for p in self.members():
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def sample(self, pss: bool = False) -> None:
+        rss = pss_total = 0
+        for p in self.members():
+            with contextlib.suppress(psutil.Error):
+                if pss:
+                    info = p.memory_full_info()
+                    rss += info.rss
+                    pss_total += info.pss
+                else:
+                    rss += p.memory_info().rss
+        with self._lock:
+            self.peak = max(self.peak, rss)
+            self.peak_pss = max(self.peak_pss, pss_total)
+
+    def take_peak(self) -> int:
+        """The peak RSS so far, and start a new one."""
+        with self._lock:
+            peak, self.peak, self.peak_pss = self.peak, 0, 0
+        return peak
+
+    def cpu(self) -> float:
+        """CPU time of the tree, children that exited included: Dovecot's master reaps its
+        session processes, whose time then shows in its children_* times."""
+        total = 0.0
+        for p in self.members():
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    def reset(self) -> None:
+        self.take_peak()
+        self._stop.clear()
+
+    def poll_until(self) -> None:
+        polls = 0
+        while not self._stop.is_set():
+            self.sample(pss=polls % PSS_EVERY == 0)
+            polls += 1
+            self._stop.wait(POLL_SECONDS)
+        self.sample(pss=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def wait_idle(monitor: Monitor, label: str, extra: Callable[[], str] | None = None) -> None:
+    """Wait until the server uses under 3% of a core for a second (background work done)."""
+    started = time.monotonic()
+    last = monitor.cpu()
+    while True:
+        time.sleep(1.0)
+        now = monitor.cpu()
+        if now - last < 0.03:
+            break
+        last = now
+        if time.monotonic() - started > IDLE_TIMEOUT:
+            log(f"{label}: still busy after {IDLE_TIMEOUT:.0f} s; measuring anyway")
+            break
+    waited = time.monotonic() - started
+    log(f"{label}: idle after {waited:.0f} s" + (f" ({extra()})" if extra else ""))
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, name: str, timeout: float = 30) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log(f"{name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s; killing it")
+        proc.kill()
+        proc.wait()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+# --- the benchmark of one target --------------------------------------------------------------
+
+@dataclass
+class TargetResult:
+    phase: Phase
+    expected: int  # RETRs that should have been made
+
+    @property
+    def rate(self) -> float:
+        return self.phase.retrieved / self.phase.seconds if self.phase.seconds else 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.phase.retrieved == self.expected and not self.phase.errors
+
+
+def measure(label: str, port: int, users: list[tuple[str, str]], count: int, args: argparse.Namespace,
+            monitor: Monitor, idle_note: Callable[[], str] | None = None) -> TargetResult:
+    """The untimed login round, the wait for idle, then the timed download."""
+    warm = run_phase(label, port, users, args.window, False, monitor)
+    if warm.errors:
+        raise BenchError(f"the login round failed: {'; '.join(warm.errors[:3])}")
+    bad = [c for c in warm.clients if c.stat[0] != count]
+    if bad:
+        raise BenchError(f"{bad[0].user} has {bad[0].stat[0]} messages, not {count}")
+    log(f"{label}: untimed login round (USER, PASS, STAT, QUIT for {len(users)} users at once) took "
+        f"{warm.login_seconds:.2f} s; {count:,} messages, {warm.clients[0].stat[1] / MB:,.1f} MB per user")
+    wait_idle(monitor, label, idle_note)
+    os.sync()
+    log(f"{label}: RSS now {monitor.rss() / MB:,.0f} MB; logging in and downloading ...")
+    phase = run_phase(label, port, users, args.window, True, monitor)
+    return TargetResult(phase, count * len(users))
+
+
+# --- target: postoffice -----------------------------------------------------------------------
+
+def _postoffice(env: dict[str, str], *argv: str, stdin: str | None = None) -> str:
+    done = subprocess.run([sys.executable, "-m", "postoffice", *argv], input=stdin, capture_output=True,
+                          text=True, env=env)
+    if done.returncode != 0:
+        text = (done.stdout + done.stderr).strip()
+        raise BenchError(f"`postoffice {' '.join(argv[:2])}` exited with {done.returncode}: "
+                         f"{text.splitlines()[-1] if text else '(no output)'}")
+    return done.stdout
+
+
+def listen_only_pop3(config: Path, port: int) -> None:
+    """Rewrite [listen] so that pop3 listens on 127.0.0.1:port and nothing else listens."""
+    out, section, seen = [], "", set()
+    for line in config.read_text().splitlines(keepends=True):
+        header = re.match(r"\s*\[([^\]]+)\]", line)
+        if header:
+            section = header.group(1).strip()
+        key = re.match(r"\s*([A-Za-z0-9_]+)\s*=", line)
+        if section == "listen" and key and key.group(1) in LISTEN_KEYS:
+            name = key.group(1)
+            seen.add(name)
+            line = f'{name} = ["127.0.0.1:{port}"]\n' if name == "pop3" else f"{name} = []\n"
+        out.append(line)
+    text = "".join(out)
+    listen = tomllib.loads(text).get("listen", {})
+    if listen.get("pop3") != [f"127.0.0.1:{port}"] or any(listen.get(k) for k in LISTEN_KEYS if k != "pop3"):
+        raise BenchError(f"could not rewrite [listen] in {config} (keys seen: {sorted(seen)})")
+    config.write_text(text)
+
+
+def _unindexed(data: Path) -> str:
+    try:
+        db = sqlite3.connect(f"file:{data / 'store.sqlite3'}?mode=ro", uri=True)
+        try:
+            left = db.execute("SELECT COUNT(*) FROM blobs WHERE text_version = 0").fetchone()[0]
+            blobs = db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return f"store not readable: {exc}"
+    return f"{blobs:,} blobs, {left:,} not in the full-text index yet"
+
+
+def bench_postoffice(mbox: Path, args: argparse.Namespace, env: dict[str, str],
+                     cleanups: list[Callable[[], None]]) -> TargetResult:
+    tmp = Path(tempfile.mkdtemp(prefix="pop3-retr-postoffice-"))
+    if args.keep:
+        log(f"postoffice: keeping {tmp}")
+    else:
+        cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    data = tmp / "data"
+    started = time.monotonic()
+    _postoffice(env, "init", "--data", str(data), "--domain", DOMAIN, "--hostname", f"mail.{DOMAIN}")
+    users = [(f"user{u}@{DOMAIN}", PASSWORD) for u in range(1, args.users + 1)]
+    for i, (user, password) in enumerate(users, 1):
+        _postoffice(env, "user", "add", user, "--password-stdin", "--data", str(data), stdin=password + "\n")
+        out = _postoffice(env, "import", "mbox", str(mbox), "--into", user, "--json", "--data", str(data))
+        done = next((line for line in reversed(out.splitlines()) if line.startswith('{"done"')), "")
+        if f'"stored": {args.messages},' not in done:
+            raise BenchError(f"import into {user}: {done or out[-300:]}")
+        if i % 5 == 0 or i == len(users):
+            log(f"postoffice: {i}/{len(users)} users filled ({time.monotonic() - started:.0f} s)")
+    port = free_port()
+    listen_only_pop3(data / "postoffice.toml", port)
+    server_log = tmp / "serve.log"
+    os.sync()
+    with server_log.open("wb") as out_file:
+        argv = [sys.executable, "-m", "postoffice", "serve", "--data", str(data)]
+        if args.profile:
+            argv[1:1] = ["-m", "cProfile", "-o", args.profile]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_file, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
+    cleanups.append(lambda: stop_process(proc, "postoffice"))
+    log(f"postoffice: serve pid {proc.pid}, pop3 on 127.0.0.1:{port}, log {server_log}")
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        text = server_log.read_text(errors="replace")
+        if "listening: pop3 on" in text and port_open(port):
+            break
+        if proc.poll() is not None:
+            raise Unavailable(f"`postoffice serve` exited with {proc.returncode} before listening on pop3:\n"
+                              + _tail(server_log))
+        if "postoffice is serving" in text:
+            raise Unavailable("`postoffice serve` started without a pop3 listener (not in this version yet):\n"
+                              + _tail(server_log))
+        if time.monotonic() > deadline:
+            raise Unavailable(f"`postoffice serve` did not listen on pop3 within {START_TIMEOUT:.0f} s:\n"
+                              + _tail(server_log))
+        time.sleep(0.1)
+    monitor = Monitor(proc.pid)
+    result = measure("postoffice", port, users, args.messages, args, monitor, lambda: _unindexed(data))
+    stop_process(proc, "postoffice")
+    if proc.returncode not in (0, -signal.SIGTERM):
+        log(f"postoffice: serve exited with {proc.returncode}:\n{_tail(server_log)}")
+    text = server_log.read_text(errors="replace")
+    errors = [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
+    if errors:
+        log(f"postoffice: {len(errors)} error line(s) in {server_log}; first: {errors[0][:300]}")
+    if args.profile:
+        log(f"postoffice: profile written to {args.profile} (python -m pstats {args.profile})")
+    return result
+
+
+# --- target: Dovecot --------------------------------------------------------------------------
+
+def _dovecot_missing() -> str | None:
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    missing = [t for t in ("dovecot", "doveconf") if not shutil.which(t, path=path)]
+    if not DOVECOT_POP3.exists():
+        missing.append(f"{DOVECOT_POP3} (dovecot-pop3d)")
+    missing += [str(REFERENCE / s) for s in ("dovecot-setup.sh", "dovecot.conf") if not (REFERENCE / s).exists()]
+    if os.geteuid() != 0:
+        missing.append("root (Dovecot needs it)")
+    return ", ".join(missing) or None
+
+
+def fill_maildirs(messages: list[bytes], users: int) -> None:
+    """user1..userN's Maildir/new, one file per message, named as Dovecot's delivery names them
+    (`,S=` the file size, `,W=` the size with CRLF line ends), in the mbox's order."""
+    vmail = pwd.getpwnam("vmail")
+    mail = DOVECOT_BASE / "mail"
+    base = int(time.time()) - len(messages) - 10
+    host = socket.gethostname().replace("/", "_").replace(":", "_")
+    for u in range(1, users + 1):
+        home = mail / f"user{u}"
+        maildir = home / "Maildir"
+        for d in (home, maildir, maildir / "new", maildir / "cur", maildir / "tmp"):
+            d.mkdir(exist_ok=True)
+            os.chown(d, vmail.pw_uid, vmail.pw_gid)
+        new = maildir / "new"
+        for i, message in enumerate(messages):
+            vsize = len(message) + message.count(b"\n")
+            name = f"{base + i}.M{i}P{os.getpid()}.{host},S={len(message)},W={vsize}"
+            fd = os.open(new / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, message)
+                os.fchown(fd, vmail.pw_uid, vmail.pw_gid)
+            finally:
+                os.close(fd)
+
+
+def bench_dovecot(messages: list[bytes], args: argparse.Namespace,
+                  cleanups: list[Callable[[], None]]) -> TargetResult:
+    missing = _dovecot_missing()
+    if missing:
+        raise Unavailable(f"missing: {missing}", "not installed")
+    if args.users > DOVECOT_USERS:
+        raise Unavailable(f"the reference Dovecot has {DOVECOT_USERS} users, not {args.users}")
+    busy = [p for p in DOVECOT_PORTS if port_open(p)]
+    if busy:
+        raise Unavailable(f"127.0.0.1:{busy} in use (another Dovecot running?); leaving it alone", "port busy")
+    shutil.rmtree(DOVECOT_BASE / "mail", ignore_errors=True)  # a previous run's mail
+    done = subprocess.run(["sh", str(REFERENCE / "dovecot-setup.sh")], capture_output=True, text=True, cwd="/tmp")
+    if done.returncode != 0:
+        raise BenchError(f"dovecot-setup.sh exited with {done.returncode}: {(done.stdout + done.stderr).strip()[-500:]}")
+    if args.keep:
+        log(f"dovecot: keeping the Maildirs under {DOVECOT_BASE / 'mail'}")
+    else:
+        cleanups.append(lambda: shutil.rmtree(DOVECOT_BASE / "mail", ignore_errors=True))
+    started = time.monotonic()
+    fill_maildirs(messages, args.users)
+    log(f"dovecot: wrote {len(messages) * args.users:,} Maildir files for {args.users} users "
+        f"in {time.monotonic() - started:.0f} s under {DOVECOT_BASE / 'mail'}")
+    os.sync()
+    log_path = DOVECOT_BASE / "log" / "dovecot-stdout.log"
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(["dovecot", "-F", "-c", str(DOVECOT_CONF)], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    cleanups.append(lambda: stop_process(proc, "dovecot"))
+    deadline = time.monotonic() + START_TIMEOUT
+    while not port_open(DOVECOT_PORT):
+        if proc.poll() is not None:
+            raise BenchError(f"dovecot exited with {proc.returncode} before listening: {_tail(log_path)}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"dovecot did not listen on 127.0.0.1:{DOVECOT_PORT} within {START_TIMEOUT:.0f} s")
+        time.sleep(0.1)
+    version = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip()
+    log(f"dovecot {version}: pid {proc.pid}, POP3 on 127.0.0.1:{DOVECOT_PORT}")
+    users = [(f"user{u}", DOVECOT_PASSWORD) for u in range(1, args.users + 1)]
+    result = measure("dovecot", DOVECOT_PORT, users, args.messages, args, Monitor(proc.pid))
+    stop_process(proc, "dovecot")
+    errors = [line for line in _tail(DOVECOT_BASE / "log" / "dovecot.log", 200).splitlines()
+              if "Error" in line or "Panic" in line or "Fatal" in line]
+    if errors:
+        log(f"dovecot: {len(errors)} error line(s) in its log; last: {errors[-1][:300]}")
+    return result
+
+
+# --- main -------------------------------------------------------------------------------------
+
+def describe(label: str, r: TargetResult) -> None:
+    ph = r.phase
+    wall = ph.seconds or 1e-9
+    m = ph.machine
+    busy = 1 - (m.get("idle", 0) + m.get("iowait", 0)) / m["total"] if m.get("total") else 0.0
+    logins = sorted(c.logged_in - c.started for c in ph.clients)
+    spans = sorted(c.finished - c.download_started for c in ph.clients)
+    pipelining = sum(c.pipelining for c in ph.clients)
+    log(f"{label}: logins (connect, CAPA, USER, PASS, STAT, LIST; {len(ph.clients)} at once, not timed) "
+        f"{ph.login_seconds:.2f} s, slowest {logins[-1]:.2f} s; server CPU {ph.login_cpu:.1f} s, "
+        f"peak RSS {ph.login_rss / MB:,.0f} MB")
+    log(f"{label}: {ph.retrieved:,}/{r.expected:,} RETRs, {ph.octets / MB:,.0f} MB in {ph.seconds:.2f} s "
+        f"({r.rate:,.0f} msg/s, {ph.octets / MB / wall:,.0f} MB/s); {sum(c.sampled for c in ph.clients):,} "
+        f"compared byte for byte; PIPELINING offered to {pipelining}/{len(ph.clients)} clients; "
+        f"per-client download {spans[0]:.1f}-{spans[-1]:.1f} s")
+    log(f"{label}: download: server peak RSS {ph.rss / MB:,.0f} MB (PSS {ph.pss / MB:,.0f} MB), server CPU "
+        f"{ph.server_cpu:.1f} s ({100 * ph.server_cpu / wall:.0f}% of a core, "
+        f"{1e6 * ph.server_cpu / max(ph.retrieved, 1):.0f} us/msg), client CPU {ph.client_cpu:.1f} s "
+        f"({100 * ph.client_cpu / wall:.0f}% of a core), machine ({psutil.cpu_count()} CPUs) {100 * busy:.0f}% busy")
+    if ph.errors:
+        log(f"{label}: {len(ph.errors)} problem(s); first: " + " | ".join(ph.errors[:5]))
+
+
+@contextlib.contextmanager
+def cleanup_stack() -> Iterator[list[Callable[[], None]]]:
+    cleanups: list[Callable[[], None]] = []
+    try:
+        yield cleanups
+    finally:
+        for undo in reversed(cleanups):
+            try:
+                undo()
+            except Exception as exc:  # keep undoing the rest
+                log(f"cleanup failed: {exc}")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    global _EXPECTED
+    parser = argparse.ArgumentParser(
+        description="POP3 download throughput: --users clients at once, each RETRs all of its own "
+                    "--messages-message maildrop, on postoffice and the reference Dovecot, each filled, "
+                    "started and stopped here; prints one result line, PASS if postoffice >= 1.0x "
+                    "Dovecot. Progress on stderr. Exit status: 0 PASS, 1 FAIL, 2 no verdict.",
+        epilog="Example: .venv/bin/python bench/pop3_retr.py --users 4 --messages 500 --targets postoffice",
+    )
+    parser.add_argument("--users", type=int, default=20, help="clients, one maildrop each (default 20)")
+    parser.add_argument("--messages", type=int, default=2000, help="messages per maildrop (default 2000)")
+    parser.add_argument("--seed", type=int, default=42, help="gen_mbox.py seed (default 42)")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help=f"comma-separated, run in this order (default {','.join(TARGETS)})")
+    parser.add_argument("--window", type=int, default=1,
+                        help="RETRs in flight per client when the server offers PIPELINING (default 1: "
+                             "one at a time, as poplib and most clients do)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the postoffice data dir and the Dovecot Maildirs (paths on stderr)")
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "postoffice-bench",
+                        help="where the generated mbox is kept and reused (default /tmp/postoffice-bench)")
+    parser.add_argument("--profile", metavar="OUT.prof",
+                        help="run the postoffice server under cProfile, writing OUT.prof at exit")
+    args = parser.parse_args(argv)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        parser.error(f"--targets: unknown {unknown}; choose from {', '.join(TARGETS)}")
+    if args.users < 1 or args.messages < 1 or args.window < 1:
+        parser.error("--users, --messages and --window must be at least 1")
+    if args.users > PER_SOURCE_IP * 250:
+        parser.error(f"--users: at most {PER_SOURCE_IP * 250}")
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
+    env.pop("POSTOFFICE_DATA", None)
+    signal.signal(signal.SIGTERM, _interrupt)
+    head = f"pop3_retr: users={args.users} msgs={args.messages}"
+
+    try:
+        mbox = prepare_mbox(args.cache_dir, args.messages, args.seed)
+        messages = load_messages(mbox)
+    except (BenchError, OSError) as exc:
+        log(f"ERROR: {exc}")
+        print(f"{head} | ERROR: {str(exc).splitlines()[0]}", flush=True)
+        return 2
+    if len(messages) != args.messages:
+        print(f"{head} | ERROR: the mbox holds {len(messages)} messages", flush=True)
+        return 2
+    _EXPECTED = [m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for m in messages]
+    total = sum(len(m) for m in _EXPECTED)
+    log(f"{args.messages:,} messages, {total / MB:,.1f} MB with CRLF (mean {total / args.messages / 1000:.1f} KB) "
+        f"per user; {args.users} users, {args.users * args.messages:,} RETRs, "
+        f"{args.users * total / MB:,.0f} MB to download per target; RETR window {args.window}")
+
+    results: dict[str, TargetResult | str] = {}
+    for target in targets:
+        log(f"--- {target} ---")
+        busy = psutil.cpu_percent(interval=1.0)
+        if busy > 20:
+            log(f"warning: the machine is {busy:.0f}% busy before the run (something else is running); "
+                "the numbers will be low and noisy")
+        with cleanup_stack() as cleanups:
+            try:
+                if target == "postoffice":
+                    r = bench_postoffice(mbox, args, env, cleanups)
+                else:
+                    r = bench_dovecot(messages, args, cleanups)
+            except Unavailable as exc:
+                log(f"{target}: {exc.short}: {exc}")
+                results[target] = exc.short
+                continue
+            except BenchError as exc:
+                log(f"{target}: ERROR: {exc}")
+                results[target] = "ERROR"
+                continue
+            except KeyboardInterrupt:
+                log("interrupted; stopping what was started")
+                raise
+        describe(target, r)
+        results[target] = r
+
+    parts = [head]
+    for target in targets:
+        r = results[target]
+        if isinstance(r, str):
+            parts.append(f"{target} {r}")
+            continue
+        text = (f"{target} {r.rate:,.0f} msg/s rss {r.phase.rss / MB:,.0f} MB "
+                f"(logins {r.phase.login_rss / MB:,.0f} MB)")
+        if not r.complete:
+            wrong = sum(1 for c in r.phase.clients if c.problems)
+            text += (f" (INCOMPLETE: {r.phase.retrieved:,}/{r.expected:,} RETRs; "
+                     f"wrong replies to {wrong}/{len(r.phase.clients)} clients)")
+        parts.append(text)
+
+    def rate(target: str) -> float | None:
+        r = results.get(target)
+        return r.rate if isinstance(r, TargetResult) and r.complete and r.rate else None
+
+    po, ref = rate("postoffice"), rate("dovecot")
+    if po and ref:
+        parts.append(f"{po / ref:.2f}x dovecot")
+        verdict, status = ("PASS", 0) if po >= ref else ("FAIL", 1)
+    else:
+        verdict = "n/a (" + ("postoffice" if not po else "dovecot") + " has no complete result)"
+        status = 2
+    parts.append(verdict)
+    print(" | ".join(parts), flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("pop3_retr: interrupted", file=sys.stderr)
+        sys.exit(130)
