@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from postoffice.app import LISTENER_FACTORIES, RunningListener
 from postoffice.config import ListenAddress, UnixAddress
 from postoffice.imap.commands import acl, auth, fetch, mailbox, messages, search, select, sort
+from postoffice.imap.compress import CompressionError, Deflate
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto.parser import ImapServerParser
-from postoffice.imap.session import ALREADY_ANSWERED, Completion, ImapSession, State, bad
+from postoffice.imap.session import ALREADY_ANSWERED, Completion, ImapSession, State, bad, no
 from postoffice.net.listener import Connection, start_listener
 from postoffice.services import Services
 
@@ -109,8 +110,13 @@ class ImapConnection:
                 break
             except (ConnectionError, OSError):
                 break
-            self.parser.receive_data(data)
-            await self.process()
+            try:
+                for piece in self.inbound(data):
+                    self.parser.receive_data(piece)
+                    await self.process()
+            except CompressionError as exc:
+                session.send(resp.bye(f"Cannot decompress: {exc}"))
+                break
             await self.flush()
             if not data or conn.writer.is_closing():
                 break
@@ -157,6 +163,8 @@ class ImapConnection:
         entry = DISPATCH.get(type(command.args))
         if isinstance(command.args, c.Idle):  # the driver runs IDLE: it owns the socket meanwhile
             done = await self.idle(command) if session.state in AUTHED else bad(_wrong_state(session.state, "IDLE"))
+        elif isinstance(command.args, c.Compress):  # and COMPRESS, which changes what it sends
+            done = await self.compress(command) if session.state in AUTHED else bad(_wrong_state(session.state, "COMPRESS"))
         elif entry is None:
             done = bad(f"{command.name} is not supported")
         elif session.state not in entry[1]:
@@ -196,7 +204,8 @@ class ImapConnection:
                         session.state = State.LOGOUT
                         return Completion("OK", "IDLE ended")
                     data = read.result()
-                    self.parser.receive_data(data)
+                    for piece in self.inbound(data):
+                        self.parser.receive_data(piece)
                     if not data:
                         session.state = State.LOGOUT
                         return Completion("OK", "IDLE ended")
@@ -211,12 +220,37 @@ class ImapConnection:
                 if not read.done():
                     read.cancel()
 
+    def inbound(self, data: bytes) -> list[bytes] | Iterator[bytes]:
+        """Received bytes as the parser must see them (inflated under COMPRESS)."""
+        compression = self.session.compression
+        return [data] if compression is None or not data else compression.decompress(data)
+
+    async def compress(self, command: ev.ImapCommand) -> Completion:
+        """COMPRESS DEFLATE (RFC 4978 §3): the OK goes out uncompressed, all after it compressed."""
+        session = self.session
+        args = command.args
+        assert isinstance(args, c.Compress)
+        if session.compression is not None:
+            return no("Compression is already active", "COMPRESSIONACTIVE")
+        if args.mechanism != "DEFLATE":
+            return bad(f"Unknown compression mechanism {args.mechanism}: only DEFLATE")
+        session.send(resp.tagged(command.tag, "OK", "DEFLATE active"))
+        await self.flush()
+        session.compression = Deflate()
+        pending = self.parser.take_buffered()  # sent after the command, so already compressed
+        if pending:
+            for piece in session.compression.decompress(pending):
+                self.parser.receive_data(piece)
+        return ALREADY_ANSWERED
+
     async def flush(self) -> None:
         session = self.session
         if not session.out:
             return
         data = b"".join(session.out)
         session.out.clear()
+        if session.compression is not None:
+            data = session.compression.compress(data)
         try:
             session.conn.writer.write(data)
             await session.conn.writer.drain()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from postoffice.imap.compress import Deflate
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto.parser import ImapServerParser
 from postoffice.imap.proto.sequence_set import compress
@@ -66,6 +67,7 @@ class ImapSession:
     selected_name: str = ""
     rights: str = "lrswipkxtecda"
     out: list[bytes] = field(default_factory=list)
+    compression: Deflate | None = None  # COMPRESS=DEFLATE (RFC 4978), once the client asked
 
     # --- output ---------------------------------------------------------------------------
 
