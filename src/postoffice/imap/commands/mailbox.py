@@ -238,12 +238,14 @@ async def lsub(session: ImapSession, command: ev.ImapCommand) -> Completion:
 
 
 async def _status_items(session: ImapSession, record: MailboxRecord, items: tuple[str, ...],
-                        viewer: int | None = None) -> dict[str, int]:
+                        viewer: int | None = None) -> dict[str, int | str]:
     status = await session.services.store.mailbox_status(record.id, viewer=viewer)
     values = {
         "MESSAGES": status.messages, "UIDNEXT": status.uidnext, "UIDVALIDITY": status.uidvalidity,
         "UNSEEN": status.unseen, "DELETED": status.deleted, "SIZE": status.size,
         "RECENT": status.recent, "HIGHESTMODSEQ": status.highestmodseq,
+        "APPENDLIMIT": session.services.config.limits.max_message_size,  # RFC 7889
+        "MAILBOXID": mailbox_id(record),  # RFC 8474
     }
     return {item.upper(): values[item.upper()] for item in items if item.upper() in values}
 
