@@ -183,3 +183,20 @@ def test_each_member_has_their_own_seen_state(server: LiveServer) -> None:
     assert bob.search(None, "UNSEEN")[1] == [b"1 2"]  # Bob has read nothing
     for client in (team, alice, bob):
         client.logout()
+
+
+def test_notify_tells_members_about_the_team_mailbox(server: LiveServer) -> None:
+    """RFC 5465: Alice works in her own Archive and still hears about the team's new mail."""
+    alice = login(server, ALICE)
+    alice.select("Archive")
+    tag = alice._new_tag()
+    alice.send(tag + b' NOTIFY SET STATUS (SELECTED (MessageNew MessageExpunge)) (SUBTREE "Shared" (MessageNew MessageExpunge))\r\n')
+    lines = []
+    while not (line := alice.readline()).startswith(tag):
+        lines.append(line)
+    assert line.startswith(tag + b" OK"), line
+    assert any(b"* STATUS" in line and SHARED_INBOX.encode() in line and b"MESSAGES 0" in line for line in lines), lines
+    deliver(server)  # the team gets mail; Alice sends no command at all
+    line = alice.readline()
+    assert line.startswith(b"* STATUS " + SHARED_INBOX.encode() + b" (MESSAGES 1 UIDNEXT 2"), line
+    alice.logout()

@@ -19,7 +19,17 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from postoffice.app import LISTENER_FACTORIES, RunningListener
 from postoffice.config import ListenAddress, UnixAddress
-from postoffice.imap.commands import acl, auth, fetch, mailbox, messages, search, select, sort
+from postoffice.imap.commands import (
+    acl,
+    auth,
+    fetch,
+    mailbox,
+    messages,
+    notify,
+    search,
+    select,
+    sort,
+)
 from postoffice.imap.compress import CompressionError, Deflate
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
@@ -74,6 +84,7 @@ DISPATCH: dict[type, tuple[Handler, frozenset[State]]] = {
     c.Move: (messages.move, SELECTED),
     c.Search: (search.search, SELECTED),
     c.Sort: (sort.sort, SELECTED),
+    c.Notify: (notify.notify, AUTHED),
     c.Thread: (sort.thread, SELECTED),
     c.SetAcl: (acl.setacl, AUTHED),
     c.DeleteAcl: (acl.deleteacl, AUTHED),
@@ -104,7 +115,10 @@ class ImapConnection:
         await self.flush()
         while session.state is not State.LOGOUT:
             try:
-                data = await asyncio.wait_for(session.conn.reader.read(READ_SIZE), AUTOLOGOUT)
+                if session.notify is None:
+                    data = await asyncio.wait_for(session.conn.reader.read(READ_SIZE), AUTOLOGOUT)
+                else:
+                    data = await self.read_with_notifications()
             except TimeoutError:
                 session.send(resp.bye("Autologout; idle for too long"))
                 break
@@ -121,7 +135,31 @@ class ImapConnection:
             if not data or conn.writer.is_closing():
                 break
         session.close_mailbox()
+        if session.notify is not None:
+            session.notify.close()
         await self.flush()
+
+    async def read_with_notifications(self) -> bytes:
+        """Wait for the client's next bytes, sending NOTIFY events as they happen meanwhile
+        (RFC 5465 §3: only while no command is in progress)."""
+        session = self.session
+        read = asyncio.ensure_future(session.conn.reader.read(READ_SIZE))
+        try:
+            while True:
+                changes = session.notify.subscription
+                change = asyncio.ensure_future(changes.get())
+                done, _ = await asyncio.wait({read, change}, timeout=AUTOLOGOUT, return_when=asyncio.FIRST_COMPLETED)
+                if change in done:
+                    await notify.deliver(session, [change.result(), *changes.drain()])
+                    await self.flush()
+                    continue
+                change.cancel()
+                if read in done:
+                    return read.result()
+                raise TimeoutError
+        finally:
+            if not read.done():
+                read.cancel()
 
     async def process(self) -> None:
         session = self.session
@@ -185,7 +223,7 @@ class ImapConnection:
         self.parser.expect_idle_done()
         store = session.services.store
         box = session.snapshot.mailbox.id if session.snapshot else None
-        with store.changes.subscribe(box) as changes:
+        with store.changes.subscribe(None if session.notify else box) as changes:
             await session.announce_updates(allow_expunge=True)
             await self.flush()
             read = asyncio.ensure_future(session.conn.reader.read(READ_SIZE))
@@ -194,8 +232,12 @@ class ImapConnection:
                     change = asyncio.ensure_future(changes.get())
                     done, _ = await asyncio.wait({read, change}, timeout=AUTOLOGOUT, return_when=asyncio.FIRST_COMPLETED)
                     if change in done:
-                        changes.drain()
-                        await session.announce_updates(allow_expunge=True)
+                        if session.notify is not None:
+                            await notify.deliver(session, [change.result(), *changes.drain()])
+                            session.notify.subscription.drain()  # the same changes, already told
+                        else:
+                            changes.drain()
+                            await session.announce_updates(allow_expunge=True)
                         await self.flush()
                         continue
                     change.cancel()

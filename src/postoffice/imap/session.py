@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 from postoffice.imap.compress import Deflate
 from postoffice.imap.proto import responses as resp
@@ -68,6 +69,7 @@ class ImapSession:
     rights: str = "lrswipkxtecda"
     out: list[bytes] = field(default_factory=list)
     compression: Deflate | None = None  # COMPRESS=DEFLATE (RFC 4978), once the client asked
+    notify: Any = None  # commands.notify.NotifyState while NOTIFY SET is in force (RFC 5465)
 
     # --- output ---------------------------------------------------------------------------
 
