@@ -85,6 +85,7 @@ DISPATCH: dict[type, tuple[Handler, frozenset[State]]] = {
     c.Search: (search.search, SELECTED),
     c.Sort: (sort.sort, SELECTED),
     c.Notify: (notify.notify, AUTHED),
+    c.CancelUpdate: (search.cancelupdate, SELECTED),
     c.Thread: (sort.thread, SELECTED),
     c.SetAcl: (acl.setacl, AUTHED),
     c.DeleteAcl: (acl.deleteacl, AUTHED),
@@ -213,6 +214,8 @@ class ImapConnection:
             except Exception:
                 log.exception("%s: %s failed", session.conn.id, command.name)
                 done = Completion("NO", "Internal error; the administrator will find it in the log", "SERVERBUG")
+        if session.search_contexts and session.state is State.SELECTED:
+            await search.update_contexts(session)
         if done is not ALREADY_ANSWERED:
             session.send(resp.tagged(command.tag, done.status, done.text, done.code))  # type: ignore[arg-type]
 
@@ -238,6 +241,7 @@ class ImapConnection:
                         else:
                             changes.drain()
                             await session.announce_updates(allow_expunge=True)
+                        await search.update_contexts(session)
                         await self.flush()
                         continue
                     change.cancel()

@@ -9,6 +9,7 @@ allows: never EXPUNGE while answering FETCH, STORE or SEARCH by sequence number.
 from __future__ import annotations
 
 import enum
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,7 @@ class ImapSession:
     out: list[bytes] = field(default_factory=list)
     compression: Deflate | None = None  # COMPRESS=DEFLATE (RFC 4978), once the client asked
     notify: Any = None  # commands.notify.NotifyState while NOTIFY SET is in force (RFC 5465)
+    search_contexts: dict[str, Any] = field(default_factory=dict)  # tag -> commands.search.SearchContext
 
     # --- output ---------------------------------------------------------------------------
 
@@ -122,6 +124,7 @@ class ImapSession:
             self.snapshot.close()
             self.snapshot = None
         self.saved_search = []
+        self.search_contexts.clear()  # RFC 5267 §4.2: contexts end with the mailbox
         if self.state is State.SELECTED:
             self.state = State.AUTHENTICATED
 
@@ -136,11 +139,28 @@ class ImapSession:
         VANISHED with QRESYNC (RFC 7162 §3.2.10), else an EXPUNGE each."""
         if not expunged:
             return
+        self._remove_from_contexts([uid for _, uid in expunged])
         if self.qresync:
             self.send(b"* VANISHED " + compress(sorted(uid for _, uid in expunged)).encode() + b"\r\n")
         else:
             for seq, _ in expunged:
                 self.untagged(f"{seq} EXPUNGE")
+
+    def _remove_from_contexts(self, gone: list[int]) -> None:
+        """REMOVEFROM for searches kept up to date, before the EXPUNGEs, so that sequence
+        numbers still name the messages as the client knows them (RFC 5267 §4.2)."""
+        if not self.search_contexts or self.snapshot is None:
+            return
+        remaining = self.snapshot.uids  # already without `gone`
+        all_gone = sorted(gone)
+        for tag, context in self.search_contexts.items():
+            hit = sorted(u for u in gone if u in context.uids)
+            if not hit:
+                continue
+            context.uids.difference_update(hit)
+            # a message's number before the expunge: those still here below it, plus those gone below it
+            numbers = hit if context.uid else [bisect_left(remaining, u) + bisect_left(all_gone, u) + 1 for u in hit]
+            self.send(resp.esearch_response(tag, uid=context.uid, removefrom=[(0, numbers)]))
 
     def write_flags(self, seq: int, uid: int, *, with_uid: bool = True, flags: bool = True) -> None:
         """An untagged FETCH with the message's flags (and MODSEQ under CONDSTORE)."""

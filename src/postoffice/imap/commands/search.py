@@ -12,12 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto import search_keys as k
-from postoffice.imap.session import Completion, ImapSession, bad, ok
+from postoffice.imap.session import Completion, ImapSession, no, ok
 from postoffice.imap.snapshot import MailboxSnapshot
 from postoffice.message.mime_address import parse_address_list
 from postoffice.message.mime_headers import decode_words, parse_fields
@@ -165,6 +166,56 @@ def _matches(ctx: _Context, key: k.SearchKey, seq: int, record: MessageRecord) -
     return False
 
 
+MAX_CONTEXTS = 10  # searches kept up to date per session (RFC 5267 §4.1 NOUPDATE beyond)
+
+
+@dataclass
+class SearchContext:
+    """SEARCH RETURN (UPDATE) (RFC 5267 §4): the search, and the UIDs it matched when last told."""
+
+    key: k.SearchKey
+    uid: bool
+    uids: set[int]
+
+
+def partial_range(numbers: list[int], bounds: tuple[int, int]) -> list[int]:
+    """RFC 9394: the results at positions first:last (1-based), counted from the end if negative."""
+    first, last = bounds
+    if first < 0:
+        count = len(numbers)
+        start, end = count + last + 1, count + first + 1  # (-1, -100): the last 100, in order
+        return numbers[max(start, 1) - 1:max(end, 0)]
+    return numbers[first - 1:last]
+
+
+async def update_contexts(session: ImapSession) -> None:
+    """Tell the client how its kept-up-to-date searches changed (RFC 5267 §4.2): ADDTO and
+    REMOVEFROM, with UIDs for UID SEARCH, else sequence numbers. Position 0: SEARCH is unsorted."""
+    snapshot = session.snapshot
+    if snapshot is None or not session.search_contexts:
+        return
+    for tag, context in session.search_contexts.items():
+        now = set(await search_uids(session, snapshot, context.key))
+        removed, added = sorted(context.uids - now), sorted(now - context.uids)
+        context.uids = now
+
+        def numbers(uids: list[int], uid: bool = context.uid) -> list[int]:
+            return uids if uid else [s for u in uids if (s := snapshot.seq_of(u)) is not None]
+
+        if removed and numbers(removed):
+            session.send(resp.esearch_response(tag, uid=context.uid, removefrom=[(0, numbers(removed))]))
+        if added:
+            session.send(resp.esearch_response(tag, uid=context.uid, addto=[(0, numbers(added))]))
+
+
+async def cancelupdate(session: ImapSession, command: ev.ImapCommand) -> Completion:
+    args = command.args
+    assert isinstance(args, c.CancelUpdate)
+    for tag in args.tags:
+        session.search_contexts.pop(tag, None)
+    return ok("CANCELUPDATE completed")
+
+
 async def search_uids(session: ImapSession, snapshot: MailboxSnapshot, key: k.SearchKey) -> list[int]:
     """The UIDs of the messages that match `key`, ascending (also for SORT and THREAD)."""
     ctx = _Context(session, snapshot)
@@ -190,9 +241,6 @@ async def search(session: ImapSession, command: ev.ImapCommand) -> Completion:
     assert isinstance(args, c.Search)
     snapshot = session.snapshot
     assert snapshot is not None
-    unsupported = set(args.return_options or ()) & {"UPDATE", "CONTEXT", "PARTIAL"}
-    if unsupported:  # RFC 5267 CONTEXT=SEARCH and RFC 9394 PARTIAL are not offered
-        return bad(f"SEARCH RETURN {' '.join(sorted(unsupported))} is not supported")
     await session.announce_updates(allow_expunge=args.uid)
     found = await search_uids(session, snapshot, args.key)
     numbers = found if args.uid else [snapshot.seq_of(u) or 0 for u in found]
@@ -209,25 +257,28 @@ async def search(session: ImapSession, command: ev.ImapCommand) -> Completion:
     if options is None and not session.rev2:
         session.send(resp.search_response(numbers, highest(found)))
     else:
-        opts = set(options or ("ALL",)) or {"ALL"}
+        opts = set(options or ("ALL",))
         if "SAVE" in opts:
             session.saved_search = list(found)
             opts.discard("SAVE")
-        if found and (opts or options is None):
-            # found and numbers are both ascending: the first and last are MIN and MAX
-            everything = "ALL" in opts or "COUNT" in opts or options is None
-            returned = found if everything else [found[0]] * ("MIN" in opts) + [found[-1]] * ("MAX" in opts)
-            session.send(resp.esearch_response(
-                command.tag, uid=args.uid,
-                minimum=numbers[0] if "MIN" in opts else None,
-                maximum=numbers[-1] if "MAX" in opts else None,
-                count=len(numbers) if "COUNT" in opts else None,
-                all_numbers=numbers if "ALL" in opts or options is None else None,
-                modseq=highest(returned),
-            ))
-        elif opts or options is None:
-            session.send(resp.esearch_response(
-                command.tag, uid=args.uid, count=0 if "COUNT" in opts else None))
+        update = "UPDATE" in opts
+        if update and len(session.search_contexts) >= MAX_CONTEXTS:
+            return no("Too many searches kept up to date", resp.noupdate_code(command.tag))
+        opts -= {"UPDATE", "CONTEXT"}  # CONTEXT is only a hint (RFC 5267 §4.1)
+        # found and numbers are both ascending: the first and last are MIN and MAX
+        everything = "ALL" in opts or "COUNT" in opts or options is None
+        returned = found if everything else found[:1] * ("MIN" in opts) + found[-1:] * ("MAX" in opts)
+        session.send(resp.esearch_response(
+            command.tag, uid=args.uid,
+            minimum=numbers[0] if numbers and "MIN" in opts else None,
+            maximum=numbers[-1] if numbers and "MAX" in opts else None,
+            count=len(numbers) if "COUNT" in opts else None,
+            all_numbers=numbers if "ALL" in opts or options is None else None,
+            partial=(args.partial, partial_range(numbers, args.partial)) if args.partial else None,
+            modseq=highest(returned),
+        ))
+        if update:
+            session.search_contexts[command.tag] = SearchContext(args.key, args.uid, set(found))
     if not args.uid:
         await session.announce_updates(allow_expunge=False)
     return ok(("UID " if args.uid else "") + "SEARCH completed")

@@ -9,7 +9,7 @@ are only loaded when a criterion uses them.
 
 from __future__ import annotations
 
-from postoffice.imap.commands.search import search_uids, uses_modseq
+from postoffice.imap.commands.search import partial_range, search_uids, uses_modseq
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -70,16 +70,6 @@ async def _sortable(session: ImapSession, snapshot: MailboxSnapshot, uids: list[
     return out
 
 
-def _partial(numbers: list[int], bounds: tuple[int, int]) -> list[int]:
-    """RFC 9394: positions first:last (1-based), or counted from the end when negative."""
-    first, last = bounds
-    if first < 0:
-        count = len(numbers)
-        start, end = count + last + 1, count + first + 1  # (-1, -100): the last 100, in order
-        return numbers[max(start, 1) - 1:max(end, 0)]
-    return numbers[first - 1:last]
-
-
 async def sort(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Sort)
@@ -112,7 +102,7 @@ async def sort(session: ImapSession, command: ev.ImapCommand) -> Completion:
             maximum=numbers[-1] if numbers and "MAX" in opts else None,
             count=len(numbers) if "COUNT" in opts else None,
             all_numbers=numbers if "ALL" in opts else None,
-            partial=(args.partial, _partial(numbers, args.partial)) if args.partial else None,
+            partial=(args.partial, partial_range(numbers, args.partial)) if args.partial else None,
             modseq=modseq if numbers else None,
             in_order=True,
         ))
