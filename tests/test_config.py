@@ -136,6 +136,9 @@ data_timeout = 60.5
 max_errors = 3
 received_shows_user = true
 recipient_delimiter = "-"
+
+[imap]
+per_user_seen = false
 """
 
 
