@@ -204,17 +204,17 @@ def test_quota_responses() -> None:
 
 def test_acl_responses() -> None:
     assert r.acl_response("INBOX", [("fred", "lrswipkxtecda")]) == (
-        b'* ACL INBOX "fred" lrswipkxtecda\r\n'
+        b'* ACL INBOX fred lrswipkxtecda\r\n'
     )
     assert r.acl_response("a b", [("Fred", "rwipslxetad"), ("-anyone", "")]) == (
-        b'* ACL "a b" "Fred" rwipslxetad "-anyone" ""\r\n'
+        b'* ACL "a b" Fred rwipslxetad -anyone ""\r\n'
     )
     assert r.acl_response("x", []) == b"* ACL x\r\n"
     assert r.listrights_response("~/Mail/saved", "smith", "la", ["r", "swicdkxte"]) == (
-        b'* LISTRIGHTS ~/Mail/saved "smith" la r swicdkxte\r\n'
+        b'* LISTRIGHTS ~/Mail/saved smith la r swicdkxte\r\n'
     )
     assert r.listrights_response("x", "anyone", "", ["l", "r"]) == (
-        b'* LISTRIGHTS x "anyone" "" l r\r\n'
+        b'* LISTRIGHTS x anyone "" l r\r\n'
     )
     assert r.myrights_response("INBOX", "rwiptsldaex") == b"* MYRIGHTS INBOX rwiptsldaex\r\n"
     assert r.myrights_response("x", "") == b'* MYRIGHTS x ""\r\n'

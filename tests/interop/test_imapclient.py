@@ -110,3 +110,53 @@ def test_condstore_and_qresync_resync_after_changes_elsewhere(server: LiveServer
         imap._simple_command("EXPUNGE")
         assert imap.untagged_responses.pop("VANISHED", []) == [b"1"]
         assert "EXPUNGE" not in imap.untagged_responses
+
+
+def test_shared_mailbox_used_by_three_users_and_quota(server: LiveServer) -> None:
+    """A team mailbox shared by SETACL; three imapclient sessions see each other's work; a full
+    mailbox refuses APPEND with [OVERQUOTA]."""
+    for user in ("team@example.test", "alice@example.test", "carol@example.test"):
+        server.add_user(user)
+    with IMAPClient("127.0.0.1", port=server.ports["imap"], ssl=False, timeout=10) as team:
+        team.login("team@example.test", PASSWORD)
+        assert b"ACL" in team.capabilities() and b"QUOTA" in team.capabilities()
+        team.setacl("INBOX", "alice@example.test", "lrswi")
+        team.setacl("INBOX", "carol@example.test", "lrs")
+        acl = dict(team.getacl("INBOX"))
+        assert acl[b"alice@example.test"] == b"lrswi" and acl[b"carol@example.test"] == b"lrs"
+        team.append("INBOX", MESSAGE)
+        team.select_folder("INBOX")
+        shared = "Shared/team@example.test/INBOX"
+        with client(server) as bob_unshared:  # bob was given nothing
+            assert not any(name.startswith("Shared/") for _, _, name in bob_unshared.list_folders())
+        alice = IMAPClient("127.0.0.1", port=server.ports["imap"], ssl=False, timeout=10)
+        carol = IMAPClient("127.0.0.1", port=server.ports["imap"], ssl=False, timeout=10)
+        alice.login("alice@example.test", PASSWORD)
+        carol.login("carol@example.test", PASSWORD)
+        assert alice.namespace().other[0][0] == "Shared/"
+        assert shared in [name for _, _, name in alice.list_folders("Shared/")]
+        alice.select_folder(shared)
+        carol.select_folder(shared)
+        carol.idle()
+        alice.add_flags([1], [b"\\Flagged"])
+        alice.append(shared, MESSAGE.replace(b"Status", b"Second"))
+        seen = carol.idle_check(timeout=5)
+        while len(seen) < 2:
+            seen += carol.idle_check(timeout=5)
+        carol.idle_done()
+        fetches = [item for item in seen if item[:2] == (1, b"FETCH")]
+        assert fetches and "Flagged" in str(fetches[0]), seen
+        assert (2, b"EXISTS") in seen
+        assert len(team.search("ALL")) == 2  # the owner sees Alice's message too
+        assert carol.get_flags([1])[1] == (b"\\Flagged",)  # \Seen is per user; \Flagged is shared
+        alice.logout()
+        carol.logout()
+    server.call(server.services.store.set_quota("alice@example.test", 2048))  # type: ignore[union-attr]
+    with IMAPClient("127.0.0.1", port=server.ports["imap"], ssl=False, timeout=10) as alice:
+        alice.login("alice@example.test", PASSWORD)
+        quota_root = alice.get_quota_root("INBOX")
+        assert quota_root[1][0].resource == "STORAGE" and quota_root[1][0].limit == 2
+        from imapclient.exceptions import IMAPClientError
+
+        with pytest.raises(IMAPClientError, match="OVERQUOTA"):
+            alice.append("INBOX", MESSAGE + b"x" * 4096)

@@ -385,14 +385,14 @@ def quotaroot_response(name: str, roots: Sequence[str], *, utf8: bool = False) -
 
 
 def acl_response(name: str, entries: Sequence[tuple[str, str]], *, utf8: bool = False) -> bytes:
-    """``* ACL INBOX "fred" lrswipkxtecda`` (RFC 4314 §3.6): (identifier, rights) pairs.
+    """``* ACL INBOX fred lrswipkxtecda`` (RFC 4314 §3.6): (identifier, rights) pairs.
 
-    Identifiers are always strings (quoted when possible), never atoms, so that an identifier
-    such as ``NIL`` or one with ``-`` is never misread; rights are atoms (``""`` when empty).
+    Identifiers are astrings: atoms when they can be, as Cyrus and Dovecot send them (some
+    clients, imapclient among them, do not unquote them); rights are atoms (``""`` when empty).
     """
     parts = [b"* ACL", mailbox(name, utf8=utf8)]
     for identifier, rights in entries:
-        parts.append(string(identifier, utf8=utf8))
+        parts.append(astring(identifier, utf8=utf8))
         parts.append(astring(rights))
     return b" ".join(parts) + CRLF
 
@@ -400,9 +400,9 @@ def acl_response(name: str, entries: Sequence[tuple[str, str]], *, utf8: bool = 
 def listrights_response(
     name: str, identifier: str, required: str, optional: Sequence[str], *, utf8: bool = False
 ) -> bytes:
-    """``* LISTRIGHTS INBOX "smith" la r swicdkxte`` (RFC 4314 §3.7): the rights always granted
+    """``* LISTRIGHTS INBOX smith la r swicdkxte`` (RFC 4314 §3.7): the rights always granted
     to ``identifier`` (``""`` when none), then each group of rights that may be granted."""
-    parts = [b"* LISTRIGHTS", mailbox(name, utf8=utf8), string(identifier, utf8=utf8)]
+    parts = [b"* LISTRIGHTS", mailbox(name, utf8=utf8), astring(identifier, utf8=utf8)]
     parts.append(astring(required))
     parts.extend(astring(rights) for rights in optional)
     return b" ".join(parts) + CRLF
