@@ -66,3 +66,23 @@ def test_unread_count_stays_current(server: LiveServer) -> None:
     assert not any(b"ESEARCH" in line for line in tagged(watcher, "NOOP"))
     writer.logout()
     watcher.logout()
+
+
+def test_sorted_results_stay_current_with_positions(server: LiveServer) -> None:
+    writer = login(server)
+    for n in range(4):
+        writer.append("INBOX", None, None, b"Subject: %d\r\n\r\nbody\r\n" % n)
+    watcher = login(server)
+    watcher.select("INBOX")
+    lines = tagged(watcher, "UID SORT RETURN (UPDATE ALL) (REVERSE ARRIVAL) US-ASCII UNSEEN")
+    tag = lines[-1].split()[0].decode()
+    assert any(b"ALL 4,3,2,1" in line or b"ALL 4:1" in line for line in lines), lines
+    writer.select("INBOX")
+    writer.store("3", "+FLAGS", "\\Seen")  # uid 3 sat at position 2 (4, 3, 2, 1)
+    lines = tagged(watcher, "NOOP")
+    assert f'* ESEARCH (TAG "{tag}") UID REMOVEFROM (2 3)\r\n'.encode() in lines, lines
+    writer.append("INBOX", None, None, b"Subject: newest\r\n\r\nbody\r\n")  # uid 5, first in reverse arrival
+    lines = tagged(watcher, "NOOP")
+    assert f'* ESEARCH (TAG "{tag}") UID ADDTO (1 5)\r\n'.encode() in lines, lines
+    writer.logout()
+    watcher.logout()

@@ -160,7 +160,14 @@ class ImapSession:
             context.uids.difference_update(hit)
             # a message's number before the expunge: those still here below it, plus those gone below it
             numbers = hit if context.uid else [bisect_left(remaining, u) + bisect_left(all_gone, u) + 1 for u in hit]
-            self.send(resp.esearch_response(tag, uid=context.uid, removefrom=[(0, numbers)]))
+            if context.criteria is None:
+                self.send(resp.esearch_response(tag, uid=context.uid, removefrom=[(0, numbers)]))
+                continue
+            position = {u: i for i, u in enumerate(context.order, start=1)}
+            pairs = sorted(zip(hit, numbers, strict=True), key=lambda pair: -position[pair[0]])
+            context.order = [u for u in context.order if u not in set(hit)]
+            self.send(resp.esearch_response(
+                tag, uid=context.uid, removefrom=[(position[u], [n]) for u, n in pairs], in_order=True))
 
     def write_flags(self, seq: int, uid: int, *, with_uid: bool = True, flags: bool = True) -> None:
         """An untagged FETCH with the message's flags (and MODSEQ under CONDSTORE)."""

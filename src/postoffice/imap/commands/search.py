@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
@@ -176,6 +176,8 @@ class SearchContext:
     key: k.SearchKey
     uid: bool
     uids: set[int]
+    criteria: tuple[tuple[str, bool], ...] | None = None  # SORT RETURN (UPDATE): CONTEXT=SORT
+    order: list[int] = field(default_factory=list)  # the UIDs in sort order, for SORT contexts
 
 
 def partial_range(numbers: list[int], bounds: tuple[int, int]) -> list[int]:
@@ -195,12 +197,31 @@ async def update_contexts(session: ImapSession) -> None:
     if snapshot is None or not session.search_contexts:
         return
     for tag, context in session.search_contexts.items():
-        now = set(await search_uids(session, snapshot, context.key))
+        found = await search_uids(session, snapshot, context.key)
+        now = set(found)
         removed, added = sorted(context.uids - now), sorted(now - context.uids)
         context.uids = now
 
         def numbers(uids: list[int], uid: bool = context.uid) -> list[int]:
             return uids if uid else [s for u in uids if (s := snapshot.seq_of(u)) is not None]
+
+        if context.criteria is not None:
+            from postoffice.imap.commands.sort import sorted_uids  # sort builds on search
+
+            order = await sorted_uids(session, snapshot, found, context.criteria)
+            # Sort keys never change, so messages only come and go. Removals by their old
+            # position, last first; additions by their new position, first first: applied in
+            # that order, each position is right when the client applies it.
+            old = {u: i for i, u in enumerate(context.order, start=1)}
+            new = {u: i for i, u in enumerate(order, start=1)}
+            context.order = order
+            gone = [(old[u], numbers([u])) for u in sorted(removed, key=lambda u: -old.get(u, 0)) if u in old]
+            came = [(new[u], numbers([u])) for u in sorted(added, key=lambda u: new[u])]
+            if any(n for _, n in gone):
+                session.send(resp.esearch_response(tag, uid=context.uid, removefrom=gone, in_order=True))
+            if came:
+                session.send(resp.esearch_response(tag, uid=context.uid, addto=came, in_order=True))
+            continue
 
         if removed and numbers(removed):
             session.send(resp.esearch_response(tag, uid=context.uid, removefrom=[(0, numbers(removed))]))

@@ -9,7 +9,13 @@ are only loaded when a criterion uses them.
 
 from __future__ import annotations
 
-from postoffice.imap.commands.search import partial_range, search_uids, uses_modseq
+from postoffice.imap.commands.search import (
+    MAX_CONTEXTS,
+    SearchContext,
+    partial_range,
+    search_uids,
+    uses_modseq,
+)
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -77,14 +83,14 @@ async def sort(session: ImapSession, command: ev.ImapCommand) -> Completion:
     assert snapshot is not None
     if args.charset not in CHARSETS:
         return no(f"Unsupported charset {args.charset}", resp.badcharset_code(CHARSETS))
-    unsupported = set(args.return_options or ()) & {"UPDATE", "CONTEXT"}
-    if unsupported:
-        return bad(f"SORT RETURN {' '.join(sorted(unsupported))} is not supported")
     await session.announce_updates(allow_expunge=args.uid)
     found = await search_uids(session, snapshot, args.key)
     needs_addresses = any(key in _ADDRESS_KEYS for key, _ in args.criteria)
     ordered = sort_messages(await _sortable(session, snapshot, found, needs_addresses), args.criteria)
     numbers = [m.uid if args.uid else m.seq for m in ordered]
+    update = "UPDATE" in (args.return_options or ())
+    if update and len(session.search_contexts) >= MAX_CONTEXTS:
+        return no("Too many searches kept up to date", resp.noupdate_code(command.tag))
     modseq = None
     if uses_modseq(args.key):
         session.enable_condstore()
@@ -96,6 +102,9 @@ async def sort(session: ImapSession, command: ev.ImapCommand) -> Completion:
         opts = set(options) or {"ALL"}
         if "SAVE" in opts:
             session.saved_search = sorted(found)
+        if update:  # RFC 5267 §4: CONTEXT=SORT
+            session.search_contexts[command.tag] = SearchContext(
+                args.key, args.uid, set(found), args.criteria, [m.uid for m in ordered])
         session.send(resp.esearch_response(
             command.tag, uid=args.uid,
             minimum=numbers[0] if numbers and "MIN" in opts else None,
@@ -109,6 +118,13 @@ async def sort(session: ImapSession, command: ev.ImapCommand) -> Completion:
     if not args.uid:
         await session.announce_updates(allow_expunge=False)
     return ok(("UID " if args.uid else "") + "SORT completed")
+
+
+async def sorted_uids(session: ImapSession, snapshot: MailboxSnapshot, uids: list[int],
+                      criteria: tuple[tuple[str, bool], ...]) -> list[int]:
+    """`uids` in the order SORT `criteria` gives them (for CONTEXT=SORT updates)."""
+    needs_addresses = any(key in _ADDRESS_KEYS for key, _ in criteria)
+    return [m.uid for m in sort_messages(await _sortable(session, snapshot, uids, needs_addresses), criteria)]
 
 
 async def thread(session: ImapSession, command: ev.ImapCommand) -> Completion:
