@@ -86,3 +86,16 @@ def test_sorted_results_stay_current_with_positions(server: LiveServer) -> None:
     assert f'* ESEARCH (TAG "{tag}") UID ADDTO (1 5)\r\n'.encode() in lines, lines
     writer.logout()
     watcher.logout()
+
+
+def test_emailid_is_stable_across_copies_and_searchable(server: LiveServer) -> None:
+    client = login(server)
+    client.append("INBOX", None, None, b"Subject: a\r\n\r\none\r\n")
+    client.append("INBOX", None, None, b"Subject: b\r\n\r\ntwo\r\n")
+    client.select("INBOX")
+    email_id = client.fetch("2", "(EMAILID)")[1][0].split(b"EMAILID (")[1].split(b")")[0].decode()
+    assert client.search(None, "EMAILID", email_id)[1] == [b"2"]
+    client.copy("2", "Archive")
+    client.select("Archive")
+    assert email_id.encode() in client.fetch("1", "(EMAILID)")[1][0]  # RFC 8474 §5.1: kept by COPY
+    client.logout()

@@ -14,6 +14,7 @@ import email.utils
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from postoffice.imap.commands.fetch import email_id
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -157,6 +158,11 @@ def _matches(ctx: _Context, key: k.SearchKey, seq: int, record: MessageRecord) -
             return sequence_set.contains(record.uid, largest)
         case k.SearchModSeq(modseq=modseq):
             return record.modseq >= modseq
+        case k.SearchObjectId(which=which, objectid=objectid):
+            # RFC 8474 §5: EMAILID as FETCH gives it; THREADID is NIL here, so nothing matches
+            return which == "emailid" and email_id(record.blob) == objectid
+        case k.SearchSaveDateSupported():
+            return True  # every message has a save date (RFC 8514 §4.3)
         case k.SearchNot(key=inner):
             return not _matches(ctx, inner, seq, record)
         case k.SearchOr(left=left, right=right):
