@@ -261,3 +261,23 @@ def test_init_recreates_a_deleted_certificate_and_nothing_else(data: Path) -> No
     assert "certificate was created again" in out
     assert (data / "tls/cert.pem").read_bytes() != old_cert and (data / "tls/key.pem").exists()
     assert (data / "postoffice.toml").read_bytes() == config
+
+
+def test_share_and_quota(data: Path) -> None:
+    for user in ("team@example.org", "alice@example.org"):
+        po("user", "add", user, "--password-stdin", data=data, stdin=PASSWORD)
+    out = po("share", "team@example.org/INBOX", "--with", "alice@example.org", "--rights", "lrs", data=data).stdout
+    assert "alice@example.org now has lrs rights" in out
+    shown = json.loads(po("share", "team@example.org/INBOX", "--json", data=data).stdout)
+    assert shown["acl"] == {"alice@example.org": "lrs"}
+    bad = po("share", "team@example.org/Nope", "--with", "alice@example.org", data=data, check=False)
+    assert bad.returncode != 0 and "has no mailbox 'Nope'" in bad.stderr
+    bad = po("share", "team@example.org/INBOX", "--with", "alice@example.org", "--rights", "lrz", data=data, check=False)
+    assert bad.returncode != 0 and "Unknown rights letters" in bad.stderr
+    po("share", "team@example.org/INBOX", "--with", "alice@example.org", "--rights", "", data=data)
+    assert json.loads(po("share", "team@example.org/INBOX", "--json", data=data).stdout)["acl"] == {}
+    po("user", "quota", "alice@example.org", "2M", data=data)
+    users = {u["address"]: u for u in json.loads(po("user", "list", "--json", data=data).stdout)}
+    assert users["alice@example.org"]["quota"] == 2 * 1024 * 1024
+    bad = po("user", "quota", "alice@example.org", "lots", data=data, check=False)
+    assert bad.returncode != 0 and "is not a size" in bad.stderr
