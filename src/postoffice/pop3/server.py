@@ -58,33 +58,49 @@ class Pop3Connection:
         self.errors = 0
         self.closing = False
         self.out_size = 0
+        self.last_input = 0.0
+        self.watchdog: asyncio.TimerHandle | None = None
 
     # --- I/O ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
         self.out.append(p.greeting("postoffice POP3 ready"))
+        loop = asyncio.get_running_loop()
+        # One timer per connection, re-armed only when it fires: cheaper than a timeout per read.
+        self.last_input = loop.time()
+        watchdog = loop.call_later(AUTOLOGOUT, self.check_idle)
         try:
             await self.flush()
             while self.proto.state in LIVE:
                 try:
-                    async with asyncio.timeout(AUTOLOGOUT):
-                        data = await self.conn.reader.read(READ_SIZE)
-                except TimeoutError:
-                    self.out.append(p.err("Autologout: idle for too long; nothing was deleted"))
-                    break
+                    data = await self.conn.reader.read(READ_SIZE)
                 except (ConnectionError, OSError):
                     break
+                self.last_input = loop.time()
                 self.proto.receive_data(data)
                 await self.process()
                 await self.flush()
                 if not data or self.closing or self.conn.writer.is_closing():
                     break
         finally:
+            watchdog = self.watchdog or watchdog
+            watchdog.cancel()
             if self.maildrop is not None:
                 self.maildrop.close()
             await self.flush()
             if self.closing:
                 await self.linger()
+
+    def check_idle(self) -> None:
+        """RFC 1939 §3: an idle session is closed without entering UPDATE (nothing deleted)."""
+        loop = asyncio.get_running_loop()
+        idle = loop.time() - self.last_input
+        if idle < AUTOLOGOUT:
+            self.watchdog = loop.call_later(AUTOLOGOUT - idle, self.check_idle)
+            return
+        with contextlib.suppress(Exception):
+            self.conn.writer.write(p.err("Autologout: idle for too long; nothing was deleted"))
+            self.conn.writer.close()
 
     async def linger(self, seconds: float = 2.0, limit: int = 1 << 20) -> None:
         """Before closing on a client that is still sending, read and drop what it sends for a
