@@ -204,6 +204,11 @@ COMMANDS: list[tuple[bytes, str, CommandArgs]] = [
         ),
     ),
     (b"APPEND x {0+}\r\n", "APPEND", Append("x", (AppendMessage((), None, b""),))),
+    (  # RFC 6855 §4: a message with UTF-8 headers
+        "APPEND x (\\Seen) UTF8 (~{13+}\r\nSubject: ñé)".encode(),
+        "APPEND",
+        Append("x", (AppendMessage(("\\Seen",), None, "Subject: ñé".encode(), True),)),
+    ),
     (b"IDLE", "IDLE", Idle()),
     # selected
     (b"CHECK", "CHECK", Check()),
@@ -336,7 +341,8 @@ BAD: list[tuple[bytes, str]] = [
     (b'APPEND x "07-Feb-1994 21:52:25 -2500" {1+}\r\na', "Invalid date-time"),
     (b'APPEND x "07-Foo-1994 21:52:25 -0800" {1+}\r\na', "Invalid date-time"),
     (b"APPEND x CATENATE (TEXT {1+}\r\na)", "APPEND extension not supported"),
-    (b"APPEND x UTF8 (~{1+}\r\na)", "APPEND extension not supported"),
+    (b"APPEND x UTF8 (~{1+}\r\na", "Expected ')'"),
+    (b"APPEND x UTF8 ~{1+}\r\na", "Expected '('"),
     (b"APPEND x {1+}\r\na b", "Expected the message as a literal"),
     (b"APPEND x {1+}\r\na  {1+}\r\nb", "Expected the message as a literal"),
     (b"APPEND x {1+}\r\na{1+}\r\nb", "Expected a space"),

@@ -329,12 +329,21 @@ def _append(reader: Reader, uid: bool) -> c.Append:
         if reader.peek() == b'"':
             internal_date = reader.date_time()
             reader.sp()
+        utf8 = False
         if not reader.literal_next():
             word = reader.text[reader.pos : reader.pos + 9].upper()
-            if word.startswith((b"CATENATE", b"UTF8")):
+            if word.startswith(b"UTF8"):  # RFC 6855 §4: UTF8 SP "(" literal8 ")"
+                reader.keyword()
+                reader.sp()
+                reader.expect(b"(")
+                utf8 = True
+            elif word.startswith(b"CATENATE"):
                 raise reader.error("APPEND extension not supported")
-            raise reader.error("Expected the message as a literal")
+            else:
+                raise reader.error("Expected the message as a literal")
         data, binary = reader.literal(binary_ok=True)
+        if utf8:
+            reader.expect(b")")
         messages.append(c.AppendMessage(flags, internal_date, data, binary))
         if reader.at_end():
             return c.Append(mailbox, tuple(messages))
