@@ -1,0 +1,1242 @@
+"""IMAP stress throughput of postoffice and the reference Dovecot, side by side; one result line.
+
+The load (from the issue): --clients IMAP clients over --users users for --seconds, each
+running sessions of LOGIN, SELECT INBOX, FETCH of headers (ENVELOPE and friends of up to 10
+messages), FETCH of a whole body, STORE of flags, STORE +FLAGS (\\Deleted), EXPUNGE, APPEND
+and LOGOUT, then reconnecting, like imaptest's default state list (LOGIN .. LOGOUT once per
+connection). Every command is one operation; ops/s = operations completed in the timed window
+/ --seconds. Client c owns the users u with (u - 1) % clients == c and goes round them, so no
+two sessions ever share a mailbox: every NO or BAD is then an error, and errors must be 0.
+
+Every target is filled, started, measured and stopped by this script, in the same run:
+
+1. postoffice: a copy of a data dir template (`init`, --users users added through the store API
+   with one argon2id hash of the password, and --messages messages of gen_mbox.py imported into
+   each INBOX with `postoffice import mbox --into user --json`; built once under --cache-dir),
+   its [listen] section rewritten so that only imap listens, on a free 127.0.0.1 port; then
+   `python -m postoffice serve`. --hash fast gives the users argon2id hashes of minimal cost
+   (the reference Dovecot has PLAIN passwords), to see the IMAP work without the password scheme.
+2. dovecot: Dovecot 2.3 with the reference configuration from ../shared/reference/dovecot.conf
+   (users user1..user100, password "pass", Maildir), but under its own base directory
+   /tmp/reference-dovecot-imapbench and on free ports, so that it never collides with another
+   benchmark's reference Dovecot; the same messages are written into each user's Maildir/new.
+
+Before the timed window each target gets one untimed LOGIN, SELECT, LOGOUT per user (Dovecot
+builds its indexes), and the script waits until the server is idle. The client is asyncio on raw
+sockets (uvloop when installed) in --procs processes, the same code for both servers; its CPU
+time, the server's and the machine's go to stderr with per-command latencies. Peak RSS is that
+of the server's process tree (Dovecot: master and all children; PSS on stderr), polled every
+50 ms during the window.
+
+stdout gets one line:
+
+imap_stress: clients=50 users=100 30s | postoffice 812 ops/s rss 180 MB | dovecot 1,290 ops/s
+  rss 300 MB | 0.63x dovecot | PASS
+
+PASS when postoffice reaches --target (0.5) times Dovecot's rate with no errors on either side.
+Exit status: 0 PASS, 1 FAIL (too slow, or postoffice answered NO/BAD), 2 no verdict.
+
+This module also holds what bench/imap_idle.py and bench/imap_search.py share (the postoffice
+and Dovecot set-up, the process monitor, the asyncio IMAP connection).
+
+Example: .venv/bin/python bench/imap_stress.py --clients 10 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import mailbox
+import multiprocessing
+import os
+import pwd
+import queue
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import psutil
+except ImportError:  # pragma: no cover - depends on the environment
+    print("imap bench: needs psutil (pip install psutil, or the project's [test] extra)", file=sys.stderr)
+    sys.exit(2)
+
+REPO = Path(__file__).resolve().parent.parent
+REFERENCE = REPO.parent / "shared" / "reference"
+REFERENCE_GEN = REFERENCE / "gen_mbox.py"
+DOMAIN = "bench.test"
+PASSWORD = "bench password 1"  # postoffice users
+DOVECOT_PASSWORD = "pass"  # the reference users user1..user100
+DOVECOT_USERS = 100
+MB = 1_000_000
+POLL_SECONDS = 0.05
+PSS_EVERY = 10
+PER_SOURCE_IP = 10  # postoffice allows 20 connections per IP by default
+START_TIMEOUT = 60.0
+REPLY_TIMEOUT = 120.0
+IDLE_TIMEOUT = 600.0
+LISTEN_KEYS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
+
+DOVECOT_BASE = Path("/tmp/reference-dovecot-imapbench")
+DOVECOT_IMAP = Path("/usr/lib/dovecot/imap")
+
+_PREFIX = ["imap_stress"]
+
+
+def set_prefix(name: str) -> None:
+    _PREFIX[0] = name
+
+
+def log(text: str) -> None:
+    print(f"[{_PREFIX[0]}] {text}", file=sys.stderr, flush=True)
+
+
+class Unavailable(Exception):
+    """The target cannot run here (not installed, no listener, port taken)."""
+
+    def __init__(self, reason: str, short: str = "unavailable") -> None:
+        super().__init__(reason)
+        self.short = short
+
+
+class BenchError(Exception):
+    """The target started but the run failed."""
+
+
+# --- messages ---------------------------------------------------------------------------------
+
+def prepare_mbox(cache: Path, count: int, seed: int) -> Path:
+    """gen_mbox.py's mbox of `count` messages for `seed`, generated once into `cache` under the
+    name bench/import_mbox.py uses, so the scripts share the file."""
+    if not REFERENCE_GEN.exists():
+        raise BenchError(f"{REFERENCE_GEN} does not exist")
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"reference-{count}-{seed}.mbox"
+    if path.exists():
+        log(f"reusing {path}")
+        return path
+    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    log(f"generating {count:,} messages (seed {seed}) into {path} ...")
+    started = time.monotonic()
+    try:
+        done = subprocess.run([sys.executable, str(REFERENCE_GEN), str(partial), str(count), str(seed)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if done.returncode != 0:
+            raise BenchError(f"gen_mbox.py exited with {done.returncode}: {done.stderr.strip()[-300:]}")
+        partial.rename(path)  # last, so that a half-written file is never reused
+    finally:
+        partial.unlink(missing_ok=True)
+    log(f"generated in {time.monotonic() - started:.0f} s")
+    return path
+
+
+def load_messages(path: Path) -> list[bytes]:
+    """The messages of the mbox as stored (LF line ends, without the From_ line)."""
+    box = mailbox.mbox(str(path), create=False)
+    try:
+        return [box.get_bytes(key) for key in box.iterkeys()]
+    finally:
+        box.close()
+
+
+def crlf(message: bytes) -> bytes:
+    return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+# --- measuring a server -----------------------------------------------------------------------
+
+class Monitor:
+    """Peak RSS (and PSS) of a process and its descendants, and their CPU time."""
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.peak_pss = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def members(self) -> list[psutil.Process]:
+        try:
+            return [self.proc, *self.proc.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def rss(self) -> int:
+        total = 0
+        for p in self.members():
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def pss(self) -> int:
+        total = 0
+        for p in self.members():
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_full_info().pss
+        return total
+
+    def sample(self, pss: bool = False) -> None:
+        rss = pss_total = 0
+        for p in self.members():
+            with contextlib.suppress(psutil.Error):
+                if pss:
+                    info = p.memory_full_info()
+                    rss += info.rss
+                    pss_total += info.pss
+                else:
+                    rss += p.memory_info().rss
+        with self._lock:
+            self.peak = max(self.peak, rss)
+            self.peak_pss = max(self.peak_pss, pss_total)
+
+    def cpu(self) -> float:
+        """CPU time of the tree, children that exited included (Dovecot's master reaps its
+        session processes, whose time then shows in its children_* times)."""
+        total = 0.0
+        for p in self.members():
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+        return total
+
+    def start(self) -> None:
+        with self._lock:
+            self.peak = self.peak_pss = 0
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _poll(self) -> None:
+        polls = 0
+        while not self._stop.is_set():
+            self.sample(pss=polls % PSS_EVERY == 0)
+            polls += 1
+            self._stop.wait(POLL_SECONDS)
+        self.sample(pss=True)
+
+
+def wait_idle(monitor: Monitor, label: str, extra: Callable[[], str] | None = None,
+              timeout: float = IDLE_TIMEOUT, threshold: float = 0.03) -> float:
+    """Wait until the server uses under `threshold` of a core for a second (background work
+    done)."""
+    started = time.monotonic()
+    last = monitor.cpu()
+    while True:
+        time.sleep(1.0)
+        now = monitor.cpu()
+        if now - last < threshold:
+            break
+        last = now
+        if time.monotonic() - started > timeout:
+            log(f"{label}: still busy after {timeout:.0f} s; measuring anyway")
+            break
+    waited = time.monotonic() - started
+    log(f"{label}: idle after {waited:.0f} s" + (f" ({extra()})" if extra else ""))
+    return waited
+
+
+def cpu_delta(before, after) -> dict[str, float]:
+    delta = {k: getattr(after, k) - getattr(before, k) for k in after._fields}
+    delta["total"] = sum(delta.values())
+    return delta
+
+
+def busy_share(machine: dict[str, float]) -> float:
+    if not machine.get("total"):
+        return 0.0
+    return 1 - (machine.get("idle", 0) + machine.get("iowait", 0)) / machine["total"]
+
+
+def warn_if_busy() -> None:
+    busy = psutil.cpu_percent(interval=1.0)
+    if busy > 20:
+        log(f"warning: the machine is {busy:.0f}% busy before the run (something else is running); "
+            "the numbers will be low and noisy")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(proc: subprocess.Popen, name: str, timeout: float = 60) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log(f"{name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s; killing it")
+        proc.kill()
+        proc.wait()
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def set_nofile(n: int) -> int:
+    """Set this process's RLIMIT_NOFILE soft limit to n: above the hard limit if allowed (root
+    outside a container), else up to the hard limit. Returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= n:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, max(hard, n)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def source_address(index: int) -> str:
+    """127.0.0.2, ... for client connection `index`, PER_SOURCE_IP connections each."""
+    n = 2 + index // PER_SOURCE_IP
+    return f"127.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+
+@contextlib.contextmanager
+def cleanup_stack() -> Iterator[list[Callable[[], None]]]:
+    cleanups: list[Callable[[], None]] = []
+    try:
+        yield cleanups
+    finally:
+        for undo in reversed(cleanups):
+            try:
+                undo()
+            except Exception as exc:  # keep undoing the rest
+                log(f"cleanup failed: {exc}")
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def new_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+# --- postoffice -------------------------------------------------------------------------------
+
+def postoffice_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
+    env.pop("POSTOFFICE_DATA", None)
+    return env
+
+
+def template_key() -> str:
+    """Changes when code that shapes a data directory changes (store schema, users, import)."""
+    src = REPO / "src" / "postoffice"
+    files = [*sorted((src / "store").rglob("*.py")), *sorted((src / "setup").rglob("*.py")),
+             *sorted((src / "transfer").rglob("*.py")), *sorted((src / "message").rglob("*.py")),
+             src / "config.py", src / "directory.py"]
+    digest = hashlib.sha256()
+    for f in files:
+        if f.exists():
+            digest.update(f.relative_to(src).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def run_postoffice(env: dict[str, str], *argv: str, stdin: str | None = None) -> str:
+    done = subprocess.run([sys.executable, "-m", "postoffice", *argv], input=stdin, capture_output=True,
+                          text=True, env=env)
+    if done.returncode != 0:
+        text = (done.stdout + done.stderr).strip()
+        raise BenchError(f"`postoffice {' '.join(argv[:2])}` exited with {done.returncode}: "
+                         f"{text.splitlines()[-1] if text else '(no output)'}")
+    return done.stdout
+
+
+# Adds user1..userN@bench.test through the store API with ONE password hash, which is far faster
+# than N `user add` runs (each computes its own argon2id hash). "fast" makes a hash of minimal
+# cost; verification reads the cost from the hash, so the server's login then costs almost nothing.
+ADD_USERS = r"""
+import asyncio, sys
+from pathlib import Path
+from argon2 import PasswordHasher
+from postoffice.config import load_config
+from postoffice.directory import hash_password
+from postoffice.services import open_services
+
+data, first, last, mode = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+password = sys.stdin.readline().rstrip("\n")
+if mode == "fast":
+    password_hash = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(password)
+else:
+    password_hash = hash_password(password)
+
+async def main():
+    async with open_services(load_config(data)) as services:
+        for u in range(first, last + 1):
+            await services.store.add_account(f"user{u}@bench.test", password_hash, 0)
+
+asyncio.run(main())
+print(password_hash.split("$")[3])
+"""
+
+
+def add_users(env: dict[str, str], data: Path, users: int, hash_mode: str) -> None:
+    done = subprocess.run([sys.executable, "-c", ADD_USERS, str(data), "1", str(users), hash_mode],
+                          input=PASSWORD + "\n", capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise BenchError(f"adding users failed: {(done.stdout + done.stderr).strip()[-500:]}")
+    log(f"postoffice: added user1..user{users}@{DOMAIN} (argon2id {done.stdout.strip()})")
+
+
+def import_mbox(env: dict[str, str], data: Path, mbox: Path, user: str, expected: int) -> None:
+    out = run_postoffice(env, "import", "mbox", str(mbox), "--into", user, "--json", "--data", str(data))
+    done = next((line for line in reversed(out.splitlines()) if line.startswith('{"done"')), "")
+    if f'"stored": {expected},' not in done:
+        raise BenchError(f"import into {user}: {done or out[-300:]}")
+
+
+def postoffice_template(cache: Path, env: dict[str, str], users: int, mbox: Path | None, messages: int,
+                        hash_mode: str, jobs: int = 2) -> Path:
+    """A data dir with bench.test, user1..userN, and the mbox imported into every INBOX; built
+    once per store/import code version, user count, mbox and hash mode."""
+    name = f"imap-template-{template_key()}-{users}u-{mbox.stem if mbox else 'empty'}-{hash_mode}"
+    root = cache / name
+    if (root / "complete").exists():
+        log(f"postoffice: reusing the data dir template {root / 'data'}")
+        return root / "data"
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = cache / f"{name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    data = partial / "data"
+    log(f"postoffice: building a data dir template in {root} (once) ...")
+    started = time.monotonic()
+    try:
+        run_postoffice(env, "init", "--data", str(data), "--domain", DOMAIN, "--hostname", f"mail.{DOMAIN}")
+        add_users(env, data, users, hash_mode)
+        if mbox is not None:
+            with ThreadPoolExecutor(jobs) as pool:
+                futures = [pool.submit(import_mbox, env, data, mbox, f"user{u}@{DOMAIN}", messages)
+                           for u in range(1, users + 1)]
+                for i, future in enumerate(futures, 1):
+                    future.result()
+                    if i % 20 == 0 or i == users:
+                        log(f"postoffice: imported {messages} messages into {i}/{users} users "
+                            f"({time.monotonic() - started:.0f} s)")
+        (partial / "complete").write_text("ok\n")
+        shutil.rmtree(root, ignore_errors=True)
+        partial.rename(root)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    log(f"postoffice: template ready in {time.monotonic() - started:.0f} s")
+    return root / "data"
+
+
+def copy_data_dir(template: Path, target: Path) -> None:
+    """Copy a data dir; blob files are immutable (named by content), so they are hard-linked."""
+    def link_or_copy(src: str, dst: str) -> object:
+        if os.sep + "blobs" + os.sep in src:
+            try:
+                os.link(src, dst)
+                return dst
+            except OSError:
+                pass
+        return shutil.copy2(src, dst)
+
+    shutil.copytree(template, target, symlinks=True, copy_function=link_or_copy)
+
+
+def rewrite_listen(config: Path, ports: dict[str, int]) -> None:
+    """Rewrite [listen] so that each service in `ports` listens on 127.0.0.1:port and nothing
+    else listens."""
+    out, section = [], ""
+    for line in config.read_text().splitlines(keepends=True):
+        header = re.match(r"\s*\[([^\]]+)\]", line)
+        if header:
+            section = header.group(1).strip()
+        key = re.match(r"\s*([A-Za-z0-9_]+)\s*=", line)
+        if section == "listen" and key and key.group(1) in LISTEN_KEYS:
+            name = key.group(1)
+            line = f'{name} = ["127.0.0.1:{ports[name]}"]\n' if name in ports else f"{name} = []\n"
+        out.append(line)
+    text = "".join(out)
+    listen = tomllib.loads(text).get("listen", {})
+    if any(listen.get(k) != ([f"127.0.0.1:{ports[k]}"] if k in ports else []) for k in LISTEN_KEYS):
+        raise BenchError(f"could not rewrite [listen] in {config}")
+    config.write_text(text)
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    log_path: Path
+    monitor: Monitor
+
+
+def start_postoffice(data: Path, env: dict[str, str], ports: dict[str, int], cleanups: list[Callable[[], None]],
+                     *, profile: str | None = None, nofile: int | None = None) -> Server:
+    """`postoffice serve` on `data`, listening only on `ports`; waits until it listens."""
+    rewrite_listen(data / "postoffice.toml", ports)
+    server_log = data.parent / "serve.log"
+    argv = [sys.executable, "-m", "postoffice", "serve", "--data", str(data)]
+    if profile:
+        argv[1:1] = ["-m", "cProfile", "-o", profile]
+
+    def preexec() -> None:
+        if nofile:
+            set_nofile(nofile)
+
+    os.sync()
+    with server_log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, preexec_fn=preexec if nofile else None)
+    cleanups.append(lambda: stop_process(proc, "postoffice"))
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        text = server_log.read_text(errors="replace")
+        if "postoffice is serving" in text:
+            missing = [k for k in ports if f"listening: {k} on" not in text]
+            if missing:
+                raise Unavailable(f"`postoffice serve` started without a {'/'.join(missing)} listener "
+                                  "(not in this version yet):\n" + tail(server_log))
+            if all(port_open(p) for p in ports.values()):
+                break
+        if proc.poll() is not None:
+            raise Unavailable(f"`postoffice serve` exited with {proc.returncode} before listening:\n"
+                              + tail(server_log))
+        if time.monotonic() > deadline:
+            raise Unavailable(f"`postoffice serve` did not listen within {START_TIMEOUT:.0f} s:\n" + tail(server_log))
+        time.sleep(0.1)
+    listening = ", ".join(f"{k} on 127.0.0.1:{p}" for k, p in ports.items())
+    log(f"postoffice: serve pid {proc.pid}{' under cProfile' if profile else ''}, {listening}, log {server_log}")
+    return Server(proc, server_log, Monitor(proc.pid))
+
+
+def finish_postoffice(server: Server, profile: str | None = None) -> None:
+    stop_process(server.proc, "postoffice")
+    if server.proc.returncode not in (0, -signal.SIGTERM):
+        log(f"postoffice: serve exited with {server.proc.returncode}:\n{tail(server.log_path)}")
+    text = server.log_path.read_text(errors="replace")
+    errors = [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
+    if errors:
+        log(f"postoffice: {len(errors)} error line(s) in {server.log_path}; first: {errors[0][:300]}")
+    if profile:
+        log(f"postoffice: profile written to {profile} (python -m pstats {profile})")
+
+
+def unindexed(data: Path) -> tuple[int, int] | None:
+    """(blobs not in the full-text index yet, all blobs), or None if the store is unreadable."""
+    try:
+        db = sqlite3.connect(f"file:{data / 'store.sqlite3'}?mode=ro", uri=True, timeout=30)
+        try:
+            left = db.execute("SELECT COUNT(*) FROM blobs WHERE text_version = 0").fetchone()[0]
+            blobs = db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return left, blobs
+
+
+def unindexed_note(data: Path) -> Callable[[], str]:
+    def note() -> str:
+        counts = unindexed(data)
+        return f"{counts[1]:,} blobs, {counts[0]:,} not in the full-text index yet" if counts else "store not readable"
+    return note
+
+
+# --- Dovecot ----------------------------------------------------------------------------------
+
+def dovecot_missing() -> str | None:
+    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+    missing = [t for t in ("dovecot", "doveconf") if not shutil.which(t, path=path)]
+    if not DOVECOT_IMAP.exists():
+        missing.append(f"{DOVECOT_IMAP} (dovecot-imapd)")
+    missing += [str(REFERENCE / s) for s in ("dovecot-setup.sh", "dovecot.conf") if not (REFERENCE / s).exists()]
+    if os.geteuid() != 0:
+        missing.append("root (Dovecot needs it)")
+    return ", ".join(missing) or None
+
+
+@dataclass
+class Dovecot:
+    base: Path
+    imap_port: int
+    lmtp_port: int
+    proc: subprocess.Popen | None = None
+    monitor: Monitor | None = None
+
+    @property
+    def conf(self) -> Path:
+        return self.base / "etc" / "dovecot.conf"
+
+    @property
+    def mail(self) -> Path:
+        return self.base / "mail"
+
+
+def setup_dovecot(base: Path = DOVECOT_BASE, extra: str = "", keep_mail: bool = False) -> Dovecot:
+    """The reference configuration (../shared/reference/dovecot.conf and what dovecot-setup.sh
+    does), under `base` and on free ports, with `extra` appended to the config."""
+    missing = dovecot_missing()
+    if missing:
+        raise Unavailable(f"missing: {missing}", "not installed")
+    master_pid = base / "run" / "master.pid"
+    with contextlib.suppress(OSError, ValueError):
+        if psutil.pid_exists(int(master_pid.read_text().split()[0])):
+            raise Unavailable(f"a Dovecot is already running on {base} (pid file {master_pid}); leaving it alone",
+                              "busy")
+    try:
+        pwd.getpwnam("vmail")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "vmail"],
+                       check=True, capture_output=True)
+    if not keep_mail:
+        shutil.rmtree(base / "mail", ignore_errors=True)
+    for sub in ("etc", "run", "state", "log", "mail"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    for old_log in (base / "log").glob("*.log"):
+        old_log.unlink()  # so that the errors reported afterwards are this run's
+    imap_port, lmtp_port = free_port(), free_port()
+    while lmtp_port == imap_port:
+        lmtp_port = free_port()
+    text = (REFERENCE / "dovecot.conf").read_text()
+    text = text.replace("/tmp/reference-dovecot/", f"{base}/")
+    text = re.sub(r"(?m)^instance_name = .*$", f"instance_name = {base.name}", text)
+    text = re.sub(r"(?m)^protocols = .*$", "protocols = imap lmtp", text)
+    text = text.replace("port = 20143", f"port = {imap_port}").replace("port = 20024", f"port = {lmtp_port}")
+    if str(base) + "/" not in text or str(imap_port) not in text or str(lmtp_port) not in text:
+        raise BenchError("could not adapt ../shared/reference/dovecot.conf (its layout changed?)")
+    (base / "etc" / "dovecot.conf").write_text(text + ("\n# added by the benchmark\n" + extra if extra else ""))
+    (base / "etc" / "users.passwd").write_text(
+        "".join(f"user{i}:{{PLAIN}}{DOVECOT_PASSWORD}::::::\n" for i in range(1, DOVECOT_USERS + 1)))
+    vmail = pwd.getpwnam("vmail")
+    for path in [base / "mail", *(base / "mail").rglob("*")] if not keep_mail else [base / "mail"]:
+        os.chown(path, vmail.pw_uid, vmail.pw_gid)
+    os.chmod(base, 0o755)
+    done = subprocess.run(["doveconf", "-c", str(base / "etc" / "dovecot.conf"), "-n"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BenchError(f"doveconf rejects the config: {done.stderr.strip()[-500:]}")
+    return Dovecot(base, imap_port, lmtp_port)
+
+
+def fill_maildir(dovecot: Dovecot, user: str, messages: list[bytes], first: int = 0) -> None:
+    """Messages into user's Maildir/new, named as Dovecot's delivery names them (`,S=` the
+    file size, `,W=` the size with CRLF line ends), in order."""
+    vmail = pwd.getpwnam("vmail")
+    home = dovecot.mail / user
+    maildir = home / "Maildir"
+    for d in (home, maildir, maildir / "new", maildir / "cur", maildir / "tmp"):
+        d.mkdir(exist_ok=True)
+        os.chown(d, vmail.pw_uid, vmail.pw_gid)
+    new = maildir / "new"
+    base = int(time.time()) - len(messages) - 10
+    host = socket.gethostname().replace("/", "_").replace(":", "_")
+    for i, message in enumerate(messages, first):
+        vsize = len(message) + message.count(b"\n")
+        name = f"{base + i}.M{i}P{os.getpid()}.{host},S={len(message)},W={vsize}"
+        fd = os.open(new / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(message)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchown(fd, vmail.pw_uid, vmail.pw_gid)
+        finally:
+            os.close(fd)
+
+
+def start_dovecot(dovecot: Dovecot, cleanups: list[Callable[[], None]], nofile: int | None = None) -> None:
+    log_path = dovecot.base / "log" / "dovecot-stdout.log"
+
+    def preexec() -> None:
+        if nofile:
+            set_nofile(nofile)
+
+    os.sync()
+    with log_path.open("wb") as out:
+        proc = subprocess.Popen(["dovecot", "-F", "-c", str(dovecot.conf)], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=preexec if nofile else None)
+    dovecot.proc = proc
+    cleanups.append(lambda: stop_process(proc, "dovecot"))
+    deadline = time.monotonic() + START_TIMEOUT
+    while not (port_open(dovecot.imap_port) and port_open(dovecot.lmtp_port)):
+        if proc.poll() is not None:
+            raise BenchError(f"dovecot exited with {proc.returncode} before listening: {tail(log_path)} "
+                             f"{tail(dovecot.base / 'log' / 'dovecot.log')}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"dovecot did not listen within {START_TIMEOUT:.0f} s")
+        time.sleep(0.1)
+    dovecot.monitor = Monitor(proc.pid)
+    version = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip()
+    log(f"dovecot {version}: pid {proc.pid}, IMAP on 127.0.0.1:{dovecot.imap_port}, LMTP on "
+        f"127.0.0.1:{dovecot.lmtp_port}, base {dovecot.base}")
+
+
+def dovecot_errors(dovecot: Dovecot) -> list[str]:
+    return [line for line in tail(dovecot.base / "log" / "dovecot.log", 2000).splitlines()
+            if ("Error" in line or "Panic" in line or "Fatal" in line or "Warning" in line)
+            and "Killed with signal 15" not in line]
+
+
+def stop_dovecot(dovecot: Dovecot) -> None:
+    if dovecot.proc is not None:
+        stop_process(dovecot.proc, "dovecot")
+    errors = dovecot_errors(dovecot)
+    if errors:
+        log(f"dovecot: {len(errors)} error/warning line(s) in its log; first: {errors[0][:300]}")
+
+
+# --- the IMAP client --------------------------------------------------------------------------
+
+class ImapError(Exception):
+    pass
+
+
+_LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
+_EXISTS = re.compile(rb"^\* (\d+) EXISTS\r\n$")
+_EXPUNGE = re.compile(rb"^\* (\d+) EXPUNGE\r\n$")
+
+
+@dataclass
+class Reply:
+    status: str  # OK, NO, BAD
+    text: str  # the tagged line
+    untagged: list[bytes]  # the untagged lines (first 1,000 bytes of each, literals removed)
+    literal_bytes: int
+
+
+class ImapConnection:
+    """One raw IMAP connection on asyncio streams: tagged commands, literals in replies, and the
+    mailbox size from EXISTS / EXPUNGE responses."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.tag = 0
+        self.exists = 0
+        self.capabilities: set[str] = set()
+
+    @classmethod
+    async def connect(cls, port: int, source: str | None = None, host: str = "127.0.0.1") -> ImapConnection:
+        reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0) if source else None,
+                                                       limit=1 << 20)
+        conn = cls(reader, writer)
+        line = await reader.readuntil(b"\r\n")
+        if not line.startswith(b"* OK"):
+            conn.close()
+            raise ImapError(f"greeting {line[:200]!r}")
+        m = re.search(rb"\[CAPABILITY ([^\]]*)\]", line)
+        if m:
+            conn.capabilities = set(m.group(1).decode().upper().split())
+        return conn
+
+    async def read_line(self) -> tuple[bytes, int]:
+        """One response line with its literals cut out; (line, literal octets)."""
+        line = await self.reader.readuntil(b"\r\n")
+        literal = 0
+        while line.endswith(b"}\r\n"):
+            m = _LITERAL.search(line)
+            if not m:
+                break
+            n = int(m.group(1))
+            await self.reader.readexactly(n)
+            literal += n
+            line = line[:m.start()] + b"{}" + await self.reader.readuntil(b"\r\n")
+        return line, literal
+
+    async def command(self, text: bytes, literal: bytes | None = None, keep: bool = False) -> Reply:
+        """Send `TAG text` (with `literal` as a LITERAL+ or synchronising literal) and read up to
+        the tagged reply."""
+        self.tag += 1
+        tag = b"a%d" % self.tag
+        if literal is None:
+            self.writer.write(tag + b" " + text + b"\r\n")
+        elif "LITERAL+" in self.capabilities:
+            self.writer.write(b"%s %s {%d+}\r\n" % (tag, text, len(literal)) + literal + b"\r\n")
+        else:
+            self.writer.write(b"%s %s {%d}\r\n" % (tag, text, len(literal)))
+            line, _ = await self.read_line()
+            if not line.startswith(b"+"):
+                return Reply("NO", line.decode(errors="replace").strip(), [], 0)
+            self.writer.write(literal + b"\r\n")
+        untagged: list[bytes] = []
+        literal_bytes = 0
+        prefix = tag + b" "
+        while True:
+            line, n = await self.read_line()
+            literal_bytes += n
+            if line.startswith(b"* "):
+                m = _EXISTS.match(line)
+                if m:
+                    self.exists = int(m.group(1))
+                elif _EXPUNGE.match(line):
+                    self.exists -= 1
+                if keep:
+                    untagged.append(line[:1000])
+            elif line.startswith(prefix):
+                parts = line.split(b" ", 2)
+                status = parts[1].decode(errors="replace").upper() if len(parts) > 1 else "?"
+                return Reply(status, line.decode(errors="replace").strip(), untagged, literal_bytes)
+            elif line.startswith(b"+"):
+                raise ImapError(f"unexpected continuation {line[:200]!r}")
+            else:
+                raise ImapError(f"unexpected line {line[:200]!r}")
+
+    async def login(self, user: str, password: str) -> Reply:
+        return await self.command(b"LOGIN " + quote(user) + b" " + quote(password))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.close()
+
+
+def quote(text: str) -> bytes:
+    return b'"' + text.encode().replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+
+
+async def warm_up(port: int, users: list[tuple[str, str]], parallel: int = 10) -> list[str]:
+    """One LOGIN, SELECT INBOX, LOGOUT per user, `parallel` at a time; returns problems."""
+    problems: list[str] = []
+    todo = list(enumerate(users))
+
+    async def worker() -> None:
+        while todo:
+            index, (user, password) = todo.pop()
+            try:
+                async with asyncio.timeout(REPLY_TIMEOUT):
+                    conn = await ImapConnection.connect(port, source_address(index))
+                    try:
+                        for text in (b"LOGIN " + quote(user) + b" " + quote(password), b"SELECT INBOX", b"LOGOUT"):
+                            reply = await conn.command(text)
+                            if reply.status != "OK":
+                                problems.append(f"{user}: {reply.text}")
+                                break
+                    finally:
+                        conn.close()
+            except (OSError, ImapError, asyncio.IncompleteReadError, TimeoutError) as exc:
+                problems.append(f"{user}: {type(exc).__name__}: {exc}")
+
+    await asyncio.gather(*(worker() for _ in range(parallel)))
+    return problems
+
+
+def run_async(coro_fn: Callable[[], object]):
+    with asyncio.Runner(loop_factory=new_loop_factory()) as runner:
+        return runner.run(coro_fn())  # type: ignore[arg-type]
+
+
+# --- the stress load --------------------------------------------------------------------------
+
+COMMANDS = ("LOGIN", "SELECT", "FETCH", "FETCH2", "STORE", "DELETE", "EXPUNGE", "APPEND", "LOGOUT")
+FETCH_HEADERS = b"(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)"
+FLAG_SETS = (b"(\\Seen)", b"(\\Flagged)", b"(\\Answered)", b"(\\Seen \\Flagged)", b"($Label1)")
+
+# Set before the client processes fork, read (never written) by them.
+_APPEND_POOL: list[bytes] = []
+
+
+@dataclass
+class ClientStats:
+    ops: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COMMANDS, 0))
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in COMMANDS})
+    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+    sessions: int = 0
+    fetched_bytes: int = 0
+    cpu: float = 0.0
+    failed: str | None = None
+
+    def error(self, text: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < 20:
+            self.errors.append(text)
+
+
+class StressClient:
+    def __init__(self, index: int, port: int, users: list[tuple[str, str]], deadline: float,
+                 stats: ClientStats, seed: int) -> None:
+        self.index = index
+        self.port = port
+        self.users = users
+        self.deadline = deadline
+        self.stats = stats
+        self.rng = random.Random(seed * 1000 + index)
+
+    async def run(self) -> None:
+        turn = 0
+        failures = 0
+        while time.perf_counter() < self.deadline and failures < 5:
+            user, password = self.users[turn % len(self.users)]
+            turn += 1
+            try:
+                await self.session(user, password)
+                failures = 0
+            except (OSError, ImapError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
+                if time.perf_counter() >= self.deadline:
+                    break
+                failures += 1
+                self.stats.error(f"client {self.index} ({user}): {type(exc).__name__}: {exc}")
+                await asyncio.sleep(0.1 * failures)
+
+    async def op(self, conn: ImapConnection, name: str, text: bytes, literal: bytes | None = None) -> bool:
+        """Run one command; False when the window is over or it failed (the session ends)."""
+        if time.perf_counter() >= self.deadline:
+            return False
+        began = time.perf_counter()
+        async with asyncio.timeout(REPLY_TIMEOUT):
+            reply = await conn.command(text, literal)
+        done = time.perf_counter()
+        if done > self.deadline:
+            return False
+        if reply.status != "OK":
+            self.stats.error(f"{name} {text[:60].decode(errors='replace')}: {reply.text[:200]}")
+            return False
+        self.stats.ops[name] += 1
+        self.stats.latencies[name].append(done - began)
+        self.stats.fetched_bytes += reply.literal_bytes
+        return True
+
+    async def session(self, user: str, password: str) -> None:
+        rng = self.rng
+        async with asyncio.timeout(REPLY_TIMEOUT):
+            conn = await ImapConnection.connect(self.port, source_address(self.index))
+        try:
+            self.stats.sessions += 1
+            if not await self.op(conn, "LOGIN", b"LOGIN " + quote(user) + b" " + quote(password)):
+                return
+            if not await self.op(conn, "SELECT", b"SELECT INBOX"):
+                return
+            n = conn.exists
+            if n:
+                first = rng.randint(1, max(1, n - 9))
+                last = min(n, first + 9)
+                if not await self.op(conn, "FETCH", b"FETCH %d:%d %s" % (first, last, FETCH_HEADERS)):
+                    return
+                if not await self.op(conn, "FETCH2", b"FETCH %d (UID BODY.PEEK[])" % rng.randint(1, n)):
+                    return
+                sign = b"+" if rng.random() < 0.7 else b"-"
+                if not await self.op(conn, "STORE", b"STORE %d %sFLAGS %s" % (rng.randint(1, n), sign,
+                                                                              rng.choice(FLAG_SETS))):
+                    return
+                if not await self.op(conn, "DELETE", b"STORE %d +FLAGS (\\Deleted)" % rng.randint(1, n)):
+                    return
+                if not await self.op(conn, "EXPUNGE", b"EXPUNGE"):
+                    return
+            message = _APPEND_POOL[rng.randrange(len(_APPEND_POOL))]
+            if not await self.op(conn, "APPEND", b"APPEND INBOX (\\Seen)", message):
+                return
+            await self.op(conn, "LOGOUT", b"LOGOUT")
+        finally:
+            conn.close()
+
+
+def stress_process(indexes: list[int], port: int, users_of: dict[int, list[tuple[str, str]]], seconds: float,
+                   seed: int, start: object, results: multiprocessing.Queue) -> None:
+    """One client process: its clients, all at once, from the barrier for `seconds`."""
+    stats = ClientStats()
+    try:
+        start.wait(START_TIMEOUT)  # type: ignore[attr-defined]
+        cpu0 = time.process_time()
+        deadline = time.perf_counter() + seconds
+
+        async def main() -> None:
+            await asyncio.gather(*(StressClient(i, port, users_of[i], deadline, stats, seed).run() for i in indexes))
+
+        run_async(main)
+        stats.cpu = time.process_time() - cpu0
+    except Exception as exc:  # reported by the parent
+        stats.failed = f"{type(exc).__name__}: {exc}"
+    results.put(stats)
+
+
+@dataclass
+class StressResult:
+    stats: ClientStats
+    seconds: float
+    rss: int
+    pss: int
+    server_cpu: float
+    machine: dict[str, float]
+    cpu_wall: float  # the time server_cpu and machine were measured over
+
+    @property
+    def total_ops(self) -> int:
+        return sum(self.stats.ops.values())
+
+    @property
+    def rate(self) -> float:
+        return self.total_ops / self.seconds
+
+
+def run_stress(label: str, port: int, users: list[tuple[str, str]], args: argparse.Namespace,
+               monitor: Monitor) -> StressResult:
+    clients = args.clients
+    users_of = {c: [u for i, u in enumerate(users) if i % clients == c] for c in range(clients)}
+    users_of = {c: us or [users[c % len(users)]] for c, us in users_of.items()}
+    procs_n = max(1, min(args.procs, clients))
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Barrier(procs_n + 1)
+    results: multiprocessing.Queue = ctx.Queue()
+    procs = [ctx.Process(target=stress_process,
+                         args=(list(range(p, clients, procs_n)), port, users_of, args.seconds, args.seed, start, results),
+                         daemon=True) for p in range(procs_n)]
+    for proc in procs:
+        proc.start()
+    monitor.start()
+    collected: list[ClientStats] = []
+    try:
+        cpu0, machine0 = monitor.cpu(), psutil.cpu_times()
+        start.wait(START_TIMEOUT)
+        began = time.perf_counter()
+        next_report = began + 10
+        while len(collected) < len(procs):
+            try:
+                collected.append(results.get(timeout=1.0))
+            except queue.Empty:
+                pass
+            now = time.perf_counter()
+            if now >= next_report and now < began + args.seconds:
+                log(f"{label}: {now - began:.0f} s, server RSS peak {monitor.peak / MB:,.0f} MB so far")
+                next_report = now + 10
+            if len(collected) < len(procs) and not any(p.is_alive() for p in procs) and results.empty():
+                raise BenchError(f"{len(procs) - len(collected)} client process(es) died without a result")
+            if now - began > args.seconds + REPLY_TIMEOUT + 30:
+                raise BenchError("the clients did not stop")
+        server_cpu = monitor.cpu() - cpu0
+        machine = cpu_delta(machine0, psutil.cpu_times())
+        cpu_wall = time.perf_counter() - began  # the window, plus the replies still in flight at its end
+    finally:
+        monitor.stop()
+        for proc in procs:
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    failed = [s.failed for s in collected if s.failed]
+    if failed:
+        raise BenchError(f"a client process failed: {failed[0]}")
+    total = ClientStats()
+    for s in collected:
+        for c in COMMANDS:
+            total.ops[c] += s.ops[c]
+            total.latencies[c] += s.latencies[c]
+        total.errors += s.errors
+        total.error_count += s.error_count
+        total.sessions += s.sessions
+        total.fetched_bytes += s.fetched_bytes
+        total.cpu += s.cpu
+    return StressResult(total, args.seconds, monitor.peak, monitor.peak_pss, server_cpu, machine, cpu_wall)
+
+
+def describe(label: str, r: StressResult) -> None:
+    s = r.stats
+
+    def ms(values: list[float], p: float) -> str:
+        v = sorted(values)
+        return f"{v[min(len(v) - 1, int(p * len(v)))] * 1000:,.1f}" if v else "-"
+
+    per = ", ".join(f"{c} {s.ops[c]:,}" for c in COMMANDS)
+    log(f"{label}: {r.total_ops:,} ops in {r.seconds:.0f} s ({r.rate:,.0f} ops/s; without LOGIN "
+        f"{(r.total_ops - s.ops['LOGIN']) / r.seconds:,.0f} ops/s), {s.sessions:,} sessions; {per}; "
+        f"{s.fetched_bytes / MB:,.1f} MB fetched")
+    lat = "; ".join(f"{c} {ms(s.latencies[c], 0.5)}/{ms(s.latencies[c], 0.99)}" for c in COMMANDS)
+    log(f"{label}: latency p50/p99 ms: {lat}")
+    wall = r.cpu_wall
+    log(f"{label}: over {wall:.1f} s: server CPU {r.server_cpu:.1f} s ({100 * r.server_cpu / wall:.0f}% of a core, "
+        f"{1e3 * r.server_cpu / max(r.total_ops, 1):.2f} ms/op), client CPU {s.cpu:.1f} s "
+        f"({100 * s.cpu / wall:.0f}% of a core), machine ({psutil.cpu_count()} CPUs) "
+        f"{100 * busy_share(r.machine):.0f}% busy; server peak RSS {r.rss / MB:,.0f} MB, PSS {r.pss / MB:,.0f} MB")
+    if s.error_count:
+        log(f"{label}: {s.error_count:,} errors; first: " + " | ".join(s.errors[:8]))
+
+
+# --- the targets ------------------------------------------------------------------------------
+
+def bench_postoffice(mbox: Path, args: argparse.Namespace, cleanups: list[Callable[[], None]]) -> StressResult:
+    env = postoffice_env()
+    template = postoffice_template(args.cache_dir, env, args.users, mbox, args.messages, args.hash)
+    tmp = Path(tempfile.mkdtemp(prefix="imap-stress-postoffice-"))
+    if args.keep:
+        log(f"postoffice: keeping {tmp}")
+    else:
+        cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    data = tmp / "data"
+    copy_data_dir(template, data)
+    port = free_port()
+    server = start_postoffice(data, env, {"imap": port}, cleanups, profile=args.profile)
+    users = [(f"user{u}@{DOMAIN}", PASSWORD) for u in range(1, args.users + 1)]
+    result = measure("postoffice", port, users, args, server.monitor, unindexed_note(data))
+    finish_postoffice(server, args.profile)
+    return result
+
+
+def bench_dovecot(messages: list[bytes], args: argparse.Namespace, cleanups: list[Callable[[], None]]) -> StressResult:
+    if args.users > DOVECOT_USERS:
+        raise Unavailable(f"the reference Dovecot has {DOVECOT_USERS} users, not {args.users}")
+    dovecot = setup_dovecot(DOVECOT_BASE)
+    if not args.keep:
+        cleanups.append(lambda: shutil.rmtree(dovecot.mail, ignore_errors=True))
+    started = time.monotonic()
+    for u in range(1, args.users + 1):
+        fill_maildir(dovecot, f"user{u}", messages)
+    log(f"dovecot: wrote {len(messages) * args.users:,} Maildir files in {time.monotonic() - started:.0f} s")
+    start_dovecot(dovecot, cleanups)
+    cleanups.append(lambda: stop_dovecot(dovecot))
+    users = [(f"user{u}", DOVECOT_PASSWORD) for u in range(1, args.users + 1)]
+    assert dovecot.monitor is not None
+    return measure("dovecot", dovecot.imap_port, users, args, dovecot.monitor)
+
+
+def measure(label: str, port: int, users: list[tuple[str, str]], args: argparse.Namespace, monitor: Monitor,
+            idle_note: Callable[[], str] | None = None) -> StressResult:
+    started = time.monotonic()
+    problems = run_async(lambda: warm_up(port, users))
+    if problems:
+        raise BenchError(f"the warm-up round failed: {'; '.join(problems[:3])}")
+    log(f"{label}: untimed warm-up (LOGIN, SELECT, LOGOUT for each of {len(users)} users, 10 at a time) "
+        f"took {time.monotonic() - started:.1f} s")
+    wait_idle(monitor, label, idle_note)
+    os.sync()
+    log(f"{label}: RSS now {monitor.rss() / MB:,.0f} MB; {args.clients} clients for {args.seconds:.0f} s ...")
+    result = run_stress(label, port, users, args, monitor)
+    describe(label, result)
+    return result
+
+
+# --- main -------------------------------------------------------------------------------------
+
+TARGETS = ("postoffice", "dovecot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    global _APPEND_POOL
+    set_prefix("imap_stress")
+    parser = argparse.ArgumentParser(
+        description="IMAP stress: --clients clients over --users users for --seconds of LOGIN, SELECT, "
+                    "FETCH (headers, bodies), STORE, EXPUNGE, APPEND, LOGOUT against postoffice and the "
+                    "reference Dovecot, each filled, started and stopped here; prints one result line, PASS "
+                    "if postoffice >= --target x Dovecot with no errors. Progress on stderr. "
+                    "Exit status: 0 PASS, 1 FAIL, 2 no verdict.",
+        epilog="Example: .venv/bin/python bench/imap_stress.py --clients 10 --seconds 10",
+    )
+    parser.add_argument("--clients", type=int, default=50, help="concurrent IMAP clients (default 50)")
+    parser.add_argument("--users", type=int, default=100, help="users, each client owns users//clients (default 100)")
+    parser.add_argument("--messages", type=int, default=50, help="messages in each INBOX at the start (default 50)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the timed window (default 30)")
+    parser.add_argument("--procs", type=int, default=4, help="client processes (default 4)")
+    parser.add_argument("--seed", type=int, default=42, help="gen_mbox.py and client seed (default 42)")
+    parser.add_argument("--targets", default=",".join(TARGETS),
+                        help=f"comma-separated, run in this order (default {','.join(TARGETS)})")
+    parser.add_argument("--hash", choices=("argon2", "fast"), default="argon2",
+                        help="postoffice users' password hashes: argon2 = argon2id as `user add` makes them "
+                             "(default), fast = argon2id of minimal cost (Dovecot's are PLAIN)")
+    parser.add_argument("--target", type=float, default=0.5, help="PASS ratio to Dovecot (default 0.5)")
+    parser.add_argument("--keep", action="store_true", help="keep the data dir and the Maildirs")
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "postoffice-bench",
+                        help="where the mbox and the data dir template are kept (default /tmp/postoffice-bench)")
+    parser.add_argument("--profile", metavar="OUT.prof",
+                        help="run the postoffice server under cProfile, writing OUT.prof at exit")
+    args = parser.parse_args(argv)
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    if not targets or any(t not in TARGETS for t in targets):
+        parser.error(f"--targets: choose from {', '.join(TARGETS)}")
+    if args.clients < 1 or args.users < 1 or args.messages < 1 or args.seconds <= 0:
+        parser.error("--clients, --users, --messages and --seconds must be positive")
+    if args.users < args.clients:
+        parser.error("--users must be at least --clients (each client owns its users)")
+    signal.signal(signal.SIGTERM, interrupt)
+    head = f"imap_stress: clients={args.clients} users={args.users} {args.seconds:.0f}s"
+    try:
+        mbox = prepare_mbox(args.cache_dir, args.messages, args.seed)
+        messages = load_messages(mbox)
+    except (BenchError, OSError) as exc:
+        print(f"{head} | ERROR: {str(exc).splitlines()[0]}", flush=True)
+        return 2
+    _APPEND_POOL = [crlf(m) for m in messages]
+    log(f"{len(messages)} messages per INBOX (mean {sum(map(len, messages)) / len(messages) / 1000:.1f} KB); "
+        f"{args.clients} clients in {min(args.procs, args.clients)} processes over {args.users} users")
+
+    results: dict[str, StressResult | str] = {}
+    for target in targets:
+        log(f"--- {target} ---")
+        warn_if_busy()
+        with cleanup_stack() as cleanups:
+            try:
+                results[target] = (bench_postoffice(mbox, args, cleanups) if target == "postoffice"
+                                   else bench_dovecot(messages, args, cleanups))
+            except Unavailable as exc:
+                log(f"{target}: {exc.short}: {exc}")
+                results[target] = exc.short
+            except BenchError as exc:
+                log(f"{target}: ERROR: {exc}")
+                results[target] = "ERROR"
+            except KeyboardInterrupt:
+                log("interrupted; stopping what was started")
+                raise
+
+    parts = [head]
+    for target in targets:
+        r = results[target]
+        if isinstance(r, str):
+            parts.append(f"{target} {r}")
+            continue
+        name = "postoffice (fast hashes)" if target == "postoffice" and args.hash == "fast" else target
+        text = f"{name} {r.rate:,.0f} ops/s rss {r.rss / MB:,.0f} MB"
+        if r.stats.error_count:
+            text += f" ({r.stats.error_count:,} ERRORS)"
+        parts.append(text)
+    po, ref = results.get("postoffice"), results.get("dovecot")
+    if isinstance(po, StressResult) and isinstance(ref, StressResult) and ref.rate and not ref.stats.error_count:
+        ratio = po.rate / ref.rate
+        parts.append(f"{ratio:.2f}x dovecot")
+        ok = ratio >= args.target and not po.stats.error_count
+        verdict, status = ("PASS", 0) if ok else ("FAIL", 1)
+    elif isinstance(po, StressResult) and po.stats.error_count:
+        verdict, status = "FAIL (postoffice errors)", 1
+    else:
+        verdict, status = "n/a (no complete result for both)", 2
+    parts.append(verdict)
+    print(" | ".join(parts), flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("imap_stress: interrupted", file=sys.stderr)
+        sys.exit(130)
