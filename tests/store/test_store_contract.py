@@ -491,3 +491,17 @@ async def test_private_seen_for_a_viewer(store: MailStore) -> None:
     changes = await store.changes_since(box.id, before, viewer=sharee.id)
     changed = {r.uid: r for r in changes.changed}
     assert "\\Seen" not in changed[1].flags  # a new modseq tells the sharee's sessions
+
+
+async def test_recent_goes_to_one_claimer_even_without_writes(store: MailStore) -> None:
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    await store.append_messages(box.id, [await new_message(store, 1), await new_message(store, 2)])
+    v = box.uidvalidity
+    assert await store.claim_recent(box.id, uidnext=3, uidvalidity=v) == 1  # uids 1-2 are recent here
+    assert await store.claim_recent(box.id, uidnext=3, uidvalidity=v) == 3  # and nowhere else
+    await store.append_messages(box.id, [await new_message(store, 3)])
+    assert await store.claim_recent(box.id, uidnext=4, uidvalidity=v) == 3  # uid 3 to the next one
+    assert await store.claim_recent(box.id, uidnext=4, uidvalidity=v) == 4
+    assert await store.claim_recent(box.id) == 4  # a plain claim agrees with the shortcut
+    assert (await store.mailbox_status(box.id)).recent == 0

@@ -117,7 +117,8 @@ class MailboxSnapshot:
             self._announce_expunges(updates)
         if new:
             if not self.readonly:
-                recent_from = await self.store.claim_recent(self.mailbox.id)
+                recent_from = await self.store.claim_recent(
+                    self.mailbox.id, uidnext=new[-1].uid + 1, uidvalidity=self.mailbox.uidvalidity)
                 self.recent.update(r.uid for r in new if r.uid >= recent_from)
             for record in new:
                 self.uids.append(record.uid)

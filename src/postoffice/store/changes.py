@@ -66,9 +66,17 @@ class ChangeNotifier:
     def __init__(self) -> None:
         self._by_mailbox: dict[int | None, set[Subscription]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        # How many changes each mailbox has had since startup, counted as they are published:
+        # a read that starts after the count moved sees everything published so far.
+        self.versions: dict[int, int] = {}
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+
+    def ensure_bound(self) -> None:
+        """Publish on the running loop from now on (so `versions` count every commit)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
 
     def subscribe(self, mailbox_id: int | None) -> Subscription:
         if self._loop is None:
@@ -87,6 +95,7 @@ class ChangeNotifier:
     def publish(self, changes: Iterable[MailboxChange]) -> None:
         """Deliver to subscribers; must run on the notifier's loop."""
         for change in changes:
+            self.versions[change.mailbox_id] = self.versions.get(change.mailbox_id, 0) + 1
             for key in (change.mailbox_id, None):
                 for sub in tuple(self._by_mailbox.get(key, ())):
                     sub.queue.put_nowait(change)

@@ -229,6 +229,14 @@ def mailbox_status(conn: sqlite3.Connection, mailbox_id: int, viewer: int | None
     )
 
 
+def claim_recent_range(tx: Transaction, mailbox_id: int) -> tuple[int, int, int]:
+    """`claim_recent`, also returning the new boundary (the uidnext it moved to) and the
+    mailbox's uidvalidity."""
+    mailbox = require_mailbox(tx.conn, mailbox_id)
+    tx.execute("UPDATE mailboxes SET first_recent_uid = uidnext WHERE id = ?", (mailbox_id,))
+    return mailbox.first_recent_uid, mailbox.uidnext, mailbox.uidvalidity
+
+
 def claim_recent(tx: Transaction, mailbox_id: int) -> int:
     """Give the caller \\Recent for every uid >= the returned value (RFC 3501 §2.3.2).
 

@@ -74,6 +74,9 @@ class SqliteStore:
         self._connections: list[sqlite3.Connection] = []
         self._readers = ThreadPoolExecutor(max_workers=reader_threads, thread_name_prefix="store-reader")
         self._watcher: asyncio.Task[None] | None = None
+        self._changes_in_flight: dict[tuple[int, int, int | None, int], asyncio.Future[MailboxChanges]] = {}
+        # mailbox -> (uidvalidity, first uid no session has claimed yet)
+        self._recent_claimed: dict[int, tuple[int, int]] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     # --- plumbing -------------------------------------------------------------------------
@@ -240,8 +243,17 @@ class SqliteStore:
     async def mailbox_status(self, mailbox_id: int, *, viewer: int | None = None) -> MailboxStatus:
         return await self._read(mb.mailbox_status, mailbox_id, viewer)
 
-    async def claim_recent(self, mailbox_id: int) -> int:
-        return await self._write(lambda tx: mb.claim_recent(tx, mailbox_id))
+    async def claim_recent(self, mailbox_id: int, *, uidnext: int | None = None, uidvalidity: int | None = None) -> int:
+        """RFC 3501 §2.3.2: \\Recent goes to one session. `uidnext` is one past the highest
+        UID the caller knows: when another session of this process already claimed all of
+        those, the answer needs no write (10,000 IDLE sessions, one delivery: one write)."""
+        claimed = self._recent_claimed.get(mailbox_id)
+        if uidnext is not None and claimed is not None and claimed[0] == uidvalidity and claimed[1] >= uidnext:
+            return claimed[1]
+        old, new, validity = await self._write(lambda tx: mb.claim_recent_range(tx, mailbox_id))
+        if claimed is None or claimed[0] != validity or claimed[1] < new:  # a recreated id starts over
+            self._recent_claimed[mailbox_id] = (validity, new)
+        return old
 
     # --- messages -------------------------------------------------------------------------
 
@@ -316,7 +328,17 @@ class SqliteStore:
         return await self._read(m.open_snapshot, mailbox_id, viewer)
 
     async def changes_since(self, mailbox_id: int, modseq: int, *, viewer: int | None = None) -> MailboxChanges:
-        return await self._read(m.changes_since, mailbox_id, modseq, viewer)
+        """Sessions woken by the same change ask the same question at once (10,000 IDLE
+        sessions on one mailbox): they share one read, if it started after the last change
+        published for the mailbox, so nobody gets an answer older than what they were told."""
+        self.changes.ensure_bound()
+        key = (mailbox_id, modseq, viewer, self.changes.versions.get(mailbox_id, 0))
+        shared = self._changes_in_flight.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(self._read(m.changes_since, mailbox_id, modseq, viewer))
+            self._changes_in_flight[key] = shared
+            shared.add_done_callback(lambda _: self._changes_in_flight.pop(key, None))
+        return await asyncio.shield(shared)
 
     async def read_blob(self, sha256: str) -> bytes:
         return await asyncio.to_thread(self.blobs.read, sha256)
