@@ -9,6 +9,7 @@ fields, BODY/TEXT on the decoded text of the message through the store's substri
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.utils
 from collections.abc import Iterable
@@ -53,11 +54,14 @@ async def _prefetch(ctx: _Context, key: k.SearchKey) -> None:
         if not ctx.info:
             ctx.info = await store.blob_info([ctx.snapshot.record(u).blob for u in ctx.snapshot.uids])
     elif isinstance(key, k.SearchHeader) or (isinstance(key, k.SearchDate) and key.which == "sent"):
-        # Other header keys, presence checks and SENT* dates read the header itself, once.
-        for uid in ctx.snapshot.uids:
-            sha = ctx.snapshot.record(uid).blob
-            if sha not in ctx.headers:
-                ctx.headers[sha] = parse_fields(header_block(await store.read_blob(sha)))
+        # Other header keys, presence checks and SENT* dates read the header itself, once:
+        # many files per thread hop, parsed in the thread too, so the loop stays free.
+        wanted = list(dict.fromkeys(
+            sha for uid in ctx.snapshot.uids if (sha := ctx.snapshot.record(uid).blob) not in ctx.headers))
+        for start in range(0, len(wanted), _HEADER_BATCH):
+            raws = await store.read_blobs(wanted[start:start + _HEADER_BATCH])
+            ctx.headers.update(await asyncio.to_thread(
+                lambda raws=raws: {sha: parse_fields(header_block(raw)) for sha, raw in raws.items()}))
     elif isinstance(key, k.SearchNot):
         await _prefetch(ctx, key.key)
     elif isinstance(key, k.SearchOr):
@@ -67,6 +71,8 @@ async def _prefetch(ctx: _Context, key: k.SearchKey) -> None:
         for sub in key.keys:
             await _prefetch(ctx, sub)
 
+
+_HEADER_BATCH = 256
 
 _ADDRESS_KEYS = {"FROM", "TO", "CC", "BCC", "SENDER", "REPLY-TO"}
 
@@ -247,6 +253,16 @@ async def search_uids(session: ImapSession, snapshot: MailboxSnapshot, key: k.Se
     """The UIDs of the messages that match `key`, ascending (also for SORT and THREAD)."""
     ctx = _Context(session, snapshot)
     await _prefetch(ctx, key)
+    # A full-text key (alone or ANDed with others) already names the few messages that can
+    # match: walk only those instead of the whole mailbox.
+    texts = [key] if isinstance(key, k.SearchBody | k.SearchText) else (
+        [sub for sub in key.keys if isinstance(sub, k.SearchBody | k.SearchText)] if isinstance(key, k.SearchAnd) else [])
+    if texts:
+        first = texts[0]
+        hits = ctx.text_hits[(first.value, isinstance(first, k.SearchBody))]
+        candidates = sorted(u for u in hits if u in snapshot.records)
+        return [uid for uid in candidates
+                if _matches(ctx, key, snapshot.seq_of(uid) or 0, snapshot.record(uid))]
     return [uid for seq, uid in enumerate(snapshot.uids, start=1) if _matches(ctx, key, seq, snapshot.record(uid))]
 
 
