@@ -200,3 +200,20 @@ def test_notify_tells_members_about_the_team_mailbox(server: LiveServer) -> None
     line = alice.readline()
     assert line.startswith(b"* STATUS " + SHARED_INBOX.encode() + b" (MESSAGES 1 UIDNEXT 2"), line
     alice.logout()
+
+
+def test_replacing_flags_keeps_those_the_user_may_not_change(server: LiveServer) -> None:
+    deliver(server)
+    team = login(server, TEAM)
+    team.select("INBOX")
+    team.store("1", "+FLAGS", "(\\Flagged $Urgent)")
+    share(server, TEAM, "INBOX", CAROL, "lrs")  # Carol may only mark read/unread
+    carol = login(server, CAROL)
+    carol.select(quoted(SHARED_INBOX))
+    typ, _ = carol.store("1", "FLAGS", "(\\Seen)")  # RFC 4314 §4: \Flagged and $Urgent stay
+    assert typ == "OK"
+    flags = carol.fetch("1", "(FLAGS)")[1][0]
+    assert b"\\Seen" in flags and b"\\Flagged" in flags and b"$Urgent" in flags, flags
+    assert b"\\Flagged" in team.fetch("1", "(FLAGS)")[1][0]
+    for client in (team, carol):
+        client.logout()

@@ -12,8 +12,9 @@ from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.session import Completion, ImapSession, bad, no, ok
+from postoffice.imap.snapshot import MailboxSnapshot
 from postoffice.message.lines import to_crlf
-from postoffice.store.interface import FlagMode, NewMessage, QuotaExceeded
+from postoffice.store.interface import FlagMode, FlagUpdate, NewMessage, QuotaExceeded
 
 _MODES = {"replace": FlagMode.REPLACE, "add": FlagMode.ADD, "remove": FlagMode.REMOVE}
 
@@ -61,13 +62,18 @@ async def store(session: ImapSession, command: ev.ImapCommand) -> Completion:
         session.enable_condstore()
     # \Recent is the server's to set; flags the user has no right to change are ignored (RFC 4314 §4).
     flags = permitted_flags(session, [f for f in args.flags if f.lower() != "\\recent"])
-    result = await session.services.store.store_flags(
-        snapshot.mailbox.id, uids, _MODES[args.mode], flags, unchanged_since=args.unchanged_since,
-        viewer=snapshot.viewer,
-    )
-    snapshot.apply_flag_updates(result.updated)
-    failed = set(result.failed_unchanged_since)
-    changed = {u.uid for u in result.updated}
+    updated: list[FlagUpdate] = []
+    failed_uids: list[int] = []
+    for group, group_flags in _replacement_groups(session, snapshot, uids, args.mode, flags):
+        result = await session.services.store.store_flags(
+            snapshot.mailbox.id, group, _MODES[args.mode], group_flags,
+            unchanged_since=args.unchanged_since, viewer=snapshot.viewer,
+        )
+        updated += result.updated
+        failed_uids += result.failed_unchanged_since
+    snapshot.apply_flag_updates(updated)
+    failed = set(failed_uids)
+    changed = {u.uid for u in updated}
     for uid in uids:
         seq = snapshot.seq_of(uid)
         if seq is None or uid in failed:
@@ -84,6 +90,19 @@ async def store(session: ImapSession, command: ev.ImapCommand) -> Completion:
         code = resp.modified_code(sorted(failed) if args.uid else sorted(
             s for u in failed if (s := snapshot.seq_of(u)) is not None))
     return ok(("UID " if args.uid else "") + "STORE completed", code)
+
+
+def _replacement_groups(session: ImapSession, snapshot: MailboxSnapshot, uids: list[int], mode: str,
+                        flags: list[str]) -> list[tuple[list[int], list[str]]]:
+    """STORE FLAGS replaces every flag, but a user may only change some (RFC 4314 §4): the
+    others keep what each message has, so messages are grouped by their resulting flag set."""
+    if mode != "replace" or session.may("swt"):
+        return [(uids, flags)]
+    groups: dict[frozenset[str], list[int]] = {}
+    for uid in uids:
+        kept = [f for f in snapshot.record(uid).flags if not permitted_flags(session, [f])]
+        groups.setdefault(frozenset(flags) | frozenset(kept), []).append(uid)
+    return [(group, sorted(result)) for result, group in groups.items()]
 
 
 async def _copy(session: ImapSession, command: ev.ImapCommand, *, move: bool) -> Completion:
