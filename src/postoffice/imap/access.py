@@ -71,9 +71,10 @@ async def find_mailbox(session: ImapSession, name: str) -> MailboxAccess | None:
     return MailboxAccess(record, shared_name(owner.address, record.name), rights, owner.address)
 
 
-def viewer_of(session: ImapSession, access: MailboxAccess) -> int | None:
-    """The account whose own \\Seen applies: a sharee's, when [imap] per_user_seen is on."""
-    if access.own or not session.services.config.imap.per_user_seen or session.account is None:
+def viewer_of(session: ImapSession, name: str) -> int | None:
+    """The account whose own \\Seen applies to the mailbox this user calls `name`: theirs on
+    another user's shared mailbox when [imap] per_user_seen is on, else none (the owner's)."""
+    if split_shared(name) is None or not session.services.config.imap.per_user_seen or session.account is None:
         return None
     return session.account.id
 
@@ -85,3 +86,9 @@ def rights_of(acl: dict[str, str], address: str) -> str:
         if identifier.lower() == address.lower():
             held.update(rights)
     return "".join(r for r in ALL_RIGHTS if r in held)
+
+
+def permitted_flags(session: ImapSession, flags: list[str]) -> list[str]:
+    """The flags this user may change (RFC 4314 §4: \\Seen needs "s", \\Deleted "t", others "w")."""
+    needed = {"\\seen": "s", "\\deleted": "t"}
+    return [f for f in flags if session.may(needed.get(f.lower(), "w"))]

@@ -38,6 +38,7 @@ from postoffice.imap.proto.parser import ImapServerParser
 from postoffice.imap.session import ALREADY_ANSWERED, Completion, ImapSession, State, bad, no
 from postoffice.net.listener import Connection, start_listener
 from postoffice.services import Services
+from postoffice.store.changes import MailboxChange, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -141,17 +142,23 @@ class ImapConnection:
         await self.flush()
 
     async def read_with_notifications(self) -> bytes:
-        """Wait for the client's next bytes, sending NOTIFY events as they happen meanwhile
-        (RFC 5465 §3: only while no command is in progress)."""
+        """The client's next bytes, sending NOTIFY events as they happen meanwhile (RFC 5465 §3:
+        only while no command is in progress)."""
         session = self.session
-        read = asyncio.ensure_future(session.conn.reader.read(READ_SIZE))
+        return await self.read_or_changes(
+            session.notify.subscription, lambda changes: notify.deliver(session, changes))
+
+    async def read_or_changes(self, changes: Subscription,
+                              on_changes: Callable[[list[MailboxChange]], Awaitable[None]]) -> bytes:
+        """Wait for the client's next bytes; while waiting, hand every batch of store changes to
+        `on_changes` and write what it sends. TimeoutError after AUTOLOGOUT of silence."""
+        read = asyncio.ensure_future(self.session.conn.reader.read(READ_SIZE))
         try:
             while True:
-                changes = session.notify.subscription
                 change = asyncio.ensure_future(changes.get())
                 done, _ = await asyncio.wait({read, change}, timeout=AUTOLOGOUT, return_when=asyncio.FIRST_COMPLETED)
                 if change in done:
-                    await notify.deliver(session, [change.result(), *changes.drain()])
+                    await on_changes([change.result(), *changes.drain()])
                     await self.flush()
                     continue
                 change.cancel()
@@ -229,42 +236,33 @@ class ImapConnection:
         with store.changes.subscribe(None if session.notify else box) as changes:
             await session.announce_updates(allow_expunge=True)
             await self.flush()
-            read = asyncio.ensure_future(session.conn.reader.read(READ_SIZE))
-            try:
-                while True:
-                    change = asyncio.ensure_future(changes.get())
-                    done, _ = await asyncio.wait({read, change}, timeout=AUTOLOGOUT, return_when=asyncio.FIRST_COMPLETED)
-                    if change in done:
-                        if session.notify is not None:
-                            await notify.deliver(session, [change.result(), *changes.drain()])
-                            session.notify.subscription.drain()  # the same changes, already told
-                        else:
-                            changes.drain()
-                            await session.announce_updates(allow_expunge=True)
-                        await search.update_contexts(session)
-                        await self.flush()
-                        continue
-                    change.cancel()
-                    if read not in done:
-                        session.send(resp.bye("Autologout; idle for too long"))
-                        session.state = State.LOGOUT
-                        return Completion("OK", "IDLE ended")
-                    data = read.result()
-                    for piece in self.inbound(data):
-                        self.parser.receive_data(piece)
-                    if not data:
-                        session.state = State.LOGOUT
-                        return Completion("OK", "IDLE ended")
-                    event = self.parser.next_event()
-                    if event is ev.NEED_DATA:
-                        read = asyncio.ensure_future(session.conn.reader.read(READ_SIZE))
-                        continue
-                    if isinstance(event, ev.IdleDone):
-                        return Completion("OK", "IDLE terminated")
-                    return bad("Expected DONE")
-            finally:
-                if not read.done():
-                    read.cancel()
+
+            async def tell(batch: list[MailboxChange]) -> None:
+                if session.notify is not None:
+                    await notify.deliver(session, batch)
+                    session.notify.subscription.drain()  # the same changes, already told
+                else:
+                    await session.announce_updates(allow_expunge=True)
+                await search.update_contexts(session)
+
+            while True:
+                try:
+                    data = await self.read_or_changes(changes, tell)
+                except TimeoutError:
+                    session.send(resp.bye("Autologout; idle for too long"))
+                    session.state = State.LOGOUT
+                    return Completion("OK", "IDLE ended")
+                for piece in self.inbound(data):
+                    self.parser.receive_data(piece)
+                if not data:
+                    session.state = State.LOGOUT
+                    return Completion("OK", "IDLE ended")
+                event = self.parser.next_event()
+                if event is ev.NEED_DATA:
+                    continue
+                if isinstance(event, ev.IdleDone):
+                    return Completion("OK", "IDLE terminated")
+                return bad("Expected DONE")
 
     def inbound(self, data: bytes) -> list[bytes] | Iterator[bytes]:
         """Received bytes as the parser must see them (inflated under COMPRESS)."""

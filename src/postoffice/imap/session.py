@@ -16,11 +16,10 @@ from typing import Any
 from postoffice.imap.compress import Deflate
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto.parser import ImapServerParser
-from postoffice.imap.proto.sequence_set import compress
 from postoffice.imap.snapshot import MailboxSnapshot, Updates
 from postoffice.net.listener import Connection
 from postoffice.services import Services
-from postoffice.store.interface import AccountRecord, MailboxRecord
+from postoffice.store.interface import AccountRecord, MailboxRecord, MessageRecord
 
 
 class State(enum.Enum):
@@ -141,7 +140,7 @@ class ImapSession:
             return
         self._remove_from_contexts([uid for _, uid in expunged])
         if self.qresync:
-            self.send(b"* VANISHED " + compress(sorted(uid for _, uid in expunged)).encode() + b"\r\n")
+            self.send(resp.vanished_response(uid for _, uid in expunged))
         else:
             for seq, _ in expunged:
                 self.untagged(f"{seq} EXPUNGE")
@@ -169,16 +168,20 @@ class ImapSession:
             self.send(resp.esearch_response(
                 tag, uid=context.uid, removefrom=[(position[u], [n]) for u, n in pairs], in_order=True))
 
+    def flags_of(self, record: MessageRecord) -> set[str]:
+        """A message's flags as this session shows them: \\Recent only to IMAP4rev1 sessions."""
+        names = set(record.flags)
+        if not self.rev2 and self.snapshot is not None and record.uid in self.snapshot.recent:
+            names.add("\\Recent")
+        return names
+
     def write_flags(self, seq: int, uid: int, *, with_uid: bool = True, flags: bool = True) -> None:
         """An untagged FETCH with the message's flags (and MODSEQ under CONDSTORE)."""
         assert self.snapshot is not None
         record = self.snapshot.record(uid)
         items = [b"UID %d" % uid] if with_uid else []
         if flags:
-            names = set(record.flags)
-            if not self.rev2 and uid in self.snapshot.recent:
-                names.add("\\Recent")
-            items.append(b"FLAGS " + resp.flags_list(names))
+            items.append(b"FLAGS " + resp.flags_list(self.flags_of(record)))
         if self.condstore:
             items.append(b"MODSEQ (%d)" % record.modseq)
         self.send(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items)))

@@ -24,7 +24,7 @@ from postoffice.imap.proto.fetch_items import (
 )
 from postoffice.imap.proto.responses import FetchResponse
 from postoffice.imap.proto.sections import Section
-from postoffice.imap.proto.sequence_set import SequenceSet, compress
+from postoffice.imap.proto.sequence_set import SequenceSet
 from postoffice.imap.session import Completion, ImapSession, bad, no, ok
 from postoffice.imap.snapshot import MailboxSnapshot
 from postoffice.message.mime import load_structure, parse_message
@@ -133,7 +133,7 @@ async def _vanished_earlier(session: ImapSession, snapshot: MailboxSnapshot, uid
     largest = snapshot.uidnext
     gone = sorted(u for u in changes.vanished if uid_set.contains(u, largest) and snapshot.seq_of(u) is None)
     if gone:
-        session.send(b"* VANISHED (EARLIER) " + compress(gone).encode() + b"\r\n")
+        session.send(resp.vanished_response(gone, earlier=True))
 
 
 def _render(
@@ -148,7 +148,7 @@ def _render(
             if name == "UID":
                 response.uid(record.uid)
             elif name == "FLAGS":
-                response.flags(_flags(session, snapshot, record))
+                response.flags(session.flags_of(record))
                 flags_sent = True
             elif name == "INTERNALDATE":
                 response.internaldate(record.internal_date)
@@ -192,7 +192,7 @@ def _render(
                 return no("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
             response.number(item.response_name(), size)
     if sets_seen and not flags_sent and any(i.sets_seen for i in items):
-        response.flags(_flags(session, snapshot, record))
+        response.flags(session.flags_of(record))
         if session.condstore and not any(isinstance(i, FetchAttribute) and i.name == "MODSEQ" for i in items):
             response.modseq(record.modseq)  # the flags changed: so did the mod-sequence
     session.send(response.to_bytes())
@@ -202,10 +202,3 @@ def _render(
 def email_id(blob: str) -> str:
     """The EMAILID (RFC 8474) of a message: from its content hash, so stable forever."""
     return "M" + blob[:24]
-
-
-def _flags(session: ImapSession, snapshot: MailboxSnapshot, record: MessageRecord) -> set[str]:
-    flags = set(record.flags)
-    if not session.rev2 and record.uid in snapshot.recent:
-        flags.add("\\Recent")
-    return flags

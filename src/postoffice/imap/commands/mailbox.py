@@ -207,9 +207,8 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
             attributes.append("\\Subscribed")
         session.send(resp.list_response(attributes, DELIMITER, name, utf8=utf8, extra=extra))
         if status_items and record is not None:
-            viewer = session.account.id if split_shared(name) and session.services.config.imap.per_user_seen else None
             session.send(resp.status_response(
-                name, await _status_items(session, record, status_items, viewer), utf8=utf8))
+                name, await _status_items(session, record, status_items, viewer_of(session, name)), utf8=utf8))
     return ok("LIST completed")
 
 
@@ -260,7 +259,7 @@ async def status(session: ImapSession, command: ev.ImapCommand) -> Completion:
         return no(f"You may not read {args.mailbox}", "NOPERM")
     record = access.record
     try:
-        items = await _status_items(session, record, args.items, viewer_of(session, access))
+        items = await _status_items(session, record, args.items, viewer_of(session, access.name))
     except StoreError:
         return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
     session.send(resp.status_response(access.name, items, utf8=session.utf8))

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import time
 
-from postoffice.imap.access import find_mailbox
+from postoffice.imap.access import find_mailbox, permitted_flags
 from postoffice.imap.commands.fetch import selected_uids
-from postoffice.imap.commands.select import permitted_flags
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from postoffice.imap.access import rights_of, shared_name, split_shared
+from postoffice.imap.access import rights_of, shared_name, viewer_of
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -93,8 +93,7 @@ def _has(group: c.NotifyGroup, event: str) -> bool:
 
 async def _send_status(session: ImapSession, name: str, record: MailboxRecord, group: c.NotifyGroup) -> None:
     """§5.2: MESSAGES, UIDNEXT and UIDVALIDITY; HIGHESTMODSEQ too when FlagChange is asked."""
-    viewer = session.account.id if split_shared(name) and session.account is not None else None
-    status = await session.services.store.mailbox_status(record.id, viewer=viewer)
+    status = await session.services.store.mailbox_status(record.id, viewer=viewer_of(session, name))
     items: dict[str, int | str] = {"MESSAGES": status.messages, "UIDNEXT": status.uidnext,
                                    "UIDVALIDITY": status.uidvalidity}
     if _has(group, "FlagChange"):

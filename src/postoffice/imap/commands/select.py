@@ -3,12 +3,11 @@ RFC 3691 UNSELECT; RFC 4315 UIDPLUS)."""
 
 from __future__ import annotations
 
-from postoffice.imap.access import find_mailbox, viewer_of
+from postoffice.imap.access import find_mailbox, permitted_flags, viewer_of
 from postoffice.imap.commands.mailbox import mailbox_id
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
-from postoffice.imap.proto.sequence_set import compress
 from postoffice.imap.session import Completion, ImapSession, State, bad, no, ok
 from postoffice.imap.snapshot import MailboxSnapshot
 from postoffice.store.interface import SYSTEM_FLAGS, MailboxNotFound
@@ -40,7 +39,7 @@ async def select(session: ImapSession, command: ev.ImapCommand) -> Completion:
     try:
         snapshot = await MailboxSnapshot.open(
             store, access.record.id, readonly=read_only, claim_recent=not session.rev2 and access.own,
-            viewer=viewer_of(session, access),
+            viewer=viewer_of(session, access.name),
         )
     except MailboxNotFound:
         return no(f"No mailbox {args.mailbox}", "NONEXISTENT")
@@ -69,12 +68,6 @@ async def select(session: ImapSession, command: ev.ImapCommand) -> Completion:
     return ok(f"{verb} completed", "READ-ONLY" if read_only else "READ-WRITE")
 
 
-def permitted_flags(session: ImapSession, flags: list[str]) -> list[str]:
-    """The flags this user may change (RFC 4314 §4: \\Seen needs "s", \\Deleted "t", others "w")."""
-    needed = {"\\seen": "s", "\\deleted": "t"}
-    return [f for f in flags if session.may(needed.get(f.lower(), "w"))]
-
-
 async def _resync(session: ImapSession, snapshot: MailboxSnapshot, params: c.QresyncParams) -> None:
     """SELECT (QRESYNC ...) (RFC 7162 §3.2.5): what was expunged and what changed since the
     client's mod-sequence, limited to the UIDs it knows. The optional sequence-match data only
@@ -88,7 +81,7 @@ async def _resync(session: ImapSession, snapshot: MailboxSnapshot, params: c.Qre
 
     vanished = sorted(u for u in changes.vanished if knows(u) and snapshot.seq_of(u) is None)
     if vanished:
-        session.send(b"* VANISHED (EARLIER) " + compress(vanished).encode() + b"\r\n")
+        session.send(resp.vanished_response(vanished, earlier=True))
     for record in changes.changed:
         seq = snapshot.seq_of(record.uid)
         if seq is not None and knows(record.uid):
