@@ -53,54 +53,30 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-try:
-    from .imaptest_script import (
-        Atom,
-        Command,
-        CommandGroup,
-        Existence,
-        ImapList,
-        ImapSyntaxError,
-        Literal,
-        MboxMessage,
-        Nil,
-        QuotedString,
-        Script,
-        ScriptError,
-        StartState,
-        Value,
-        astring_text,
-        index_capabilities,
-        load_script,
-        parse_args,
-        read_mbox,
-        required_capabilities,
-        script_paths,
-    )
-except ImportError:  # imported as a top-level module (tests/conformance on sys.path)
-    from imaptest_script import (  # type: ignore[no-redef]
-        Atom,
-        Command,
-        CommandGroup,
-        Existence,
-        ImapList,
-        ImapSyntaxError,
-        Literal,
-        MboxMessage,
-        Nil,
-        QuotedString,
-        Script,
-        ScriptError,
-        StartState,
-        Value,
-        astring_text,
-        index_capabilities,
-        load_script,
-        parse_args,
-        read_mbox,
-        required_capabilities,
-        script_paths,
-    )
+# tests/conformance is on sys.path: pytest puts the directory of a test module there (no __init__.py)
+from imaptest_script import (
+    Atom,
+    Command,
+    CommandGroup,
+    Existence,
+    ImapList,
+    ImapSyntaxError,
+    Literal,
+    MboxMessage,
+    Nil,
+    QuotedString,
+    Script,
+    ScriptError,
+    StartState,
+    Value,
+    astring_text,
+    index_capabilities,
+    load_script,
+    parse_args,
+    read_mbox,
+    required_capabilities,
+    script_paths,
+)
 
 __all__ = [
     "Failure",

@@ -205,8 +205,16 @@ def create_schema(conn: sqlite3.Connection) -> None:
         # blobs are marked unindexed (search treats them as candidates, maintenance indexes them).
         conn.execute("DROP TABLE IF EXISTS blob_text")
         conn.execute("UPDATE blobs SET text_version = 0")
-    # Rows indexed by another version of the text extraction are indexed again.
-    conn.execute("UPDATE blobs SET text_version = 0 WHERE text_version NOT IN (0, ?)", (INDEX_VERSION,))
+    # Rows indexed by another version of the text extraction are indexed again: looked for only
+    # when the version changed, not on every open (it reads every blob row).
+    indexed = conn.execute("SELECT value FROM meta WHERE key = 'text_index_version'").fetchone()
+    if indexed is None or int(indexed[0]) != INDEX_VERSION:
+        conn.execute("UPDATE blobs SET text_version = 0 WHERE text_version NOT IN (0, ?)", (INDEX_VERSION,))
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES ('text_index_version', ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (str(INDEX_VERSION),),
+        )
     conn.execute(
         "INSERT INTO meta(key, value) VALUES ('schema_version', ?)"
         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
