@@ -117,7 +117,7 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
                 isinstance(i, FetchAttribute) and i.name == "PREVIEW" for i in items):
             previews[record.blob] = (await asyncio.to_thread(parse_message, raw or await store.read_blob(record.blob))).preview
         response = FetchResponse(seq)
-        failure = _render(session, snapshot, response, record, items, raw, structure, sets_seen,
+        failure = _render(session, response, record, items, raw, structure, sets_seen,
                           previews.get(record.blob, ""))
         if isinstance(failure, Completion):
             return failure
@@ -137,7 +137,7 @@ async def _vanished_earlier(session: ImapSession, snapshot: MailboxSnapshot, uid
 
 
 def _render(
-    session: ImapSession, snapshot: MailboxSnapshot, response: FetchResponse, record: MessageRecord,
+    session: ImapSession, response: FetchResponse, record: MessageRecord,
     items: list[FetchItem], raw: bytes, structure: tuple[Envelope, BodyPart] | None, sets_seen: bool,
     preview: str,
 ) -> Completion | None:
