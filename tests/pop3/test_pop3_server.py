@@ -443,3 +443,22 @@ def test_imap_idle_sees_pop3_deletions(server: LiveServer) -> None:
     assert expunges == [b"* 1 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n", b"* 3 EXPUNGE\r\n"]
     assert pushed_after < 5  # not a timing target (see bench/), only proof it is pushed, not polled
     imap.logout()
+
+
+def test_every_stored_form_is_sent_right(server: LiveServer) -> None:
+    # What the store recorded at delivery (message.lines.WireForm) decides the work RETR does:
+    # none, dot-stuffing only, or normalising too. Each must give the same wire bytes.
+    ready = b"Subject: ready\r\n\r\nplain a.b line\r\n"
+    stuff = b"Subject: stuff\r\n\r\n.one\r\nmid\r\n..two\r\n."
+    encode = b"Subject: encode\r\n\r\n.dot\r\nno final line end"
+    for message in (ready, stuff + b"\r\n", encode):
+        append(server, message)
+    sock = raw(server)
+    sock.send(f"USER {USER}\r\nPASS {PASSWORD}\r\nRETR 1\r\nRETR 2\r\nRETR 3\r\nTOP 2 1\r\nQUIT\r\n".encode())
+    data = sock.until(b"+OK Goodbye")
+    replies = data.split(b"\r\n.\r\n")
+    assert replies[0].endswith(b"\r\n" + ready.rstrip(b"\r\n"))
+    assert replies[1].endswith(b"octets\r\nSubject: stuff\r\n\r\n..one\r\nmid\r\n...two\r\n..")
+    assert replies[2].endswith(b"octets\r\nSubject: encode\r\n\r\n..dot\r\nno final line end")
+    assert replies[3].endswith(b"follows\r\nSubject: stuff\r\n\r\n..one")
+    sock.close()

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from postoffice.message.lines import WireForm
 from postoffice.store.changes import ChangeKind
 from postoffice.store.interface import (
     AlreadyExists,
@@ -505,3 +506,31 @@ async def test_recent_goes_to_one_claimer_even_without_writes(store: MailStore) 
     assert await store.claim_recent(box.id, uidnext=4, uidvalidity=v) == 4
     assert await store.claim_recent(box.id) == 4  # a plain claim agrees with the shortcut
     assert (await store.mailbox_status(box.id)).recent == 0
+
+
+async def test_wire_form_recorded_and_upgraded(store: MailStore) -> None:
+    if type(store).__name__ != "SqliteStore":
+        pytest.skip("schema upgrade is specific to the embedded backend")
+    from postoffice.store.sqlite.store import SqliteStore
+
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    dotted = b"Subject: dots\r\n\r\n.starts with a dot\r\n"
+    await store.append_messages(box.id, [await new_message(store, 1), NewMessage(await store.put_blob(dotted), raw=dotted)])
+    _, records = await store.open_snapshot(box.id)
+    assert [r.wire_form for r in records] == [WireForm.READY, WireForm.STUFF]
+    # A schema 2 database has no such column: the upgrade adds it, and says "not known".
+    conn = sqlite3.connect(store.db_path)  # type: ignore[attr-defined]
+    conn.execute("ALTER TABLE blobs DROP COLUMN wire_form")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    upgraded = SqliteStore(store.db_path, store.blobs.root)  # type: ignore[attr-defined]
+    try:
+        _, records = await upgraded.open_snapshot(box.id)
+        assert [r.wire_form for r in records] == [WireForm.UNKNOWN] * 2
+        await upgraded.append_messages(box.id, [await new_message(upgraded, 3)])
+        _, records = await upgraded.open_snapshot(box.id)
+        assert [r.wire_form for r in records] == [WireForm.UNKNOWN] * 2 + [WireForm.READY]
+    finally:
+        await upgraded.close()

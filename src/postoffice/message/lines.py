@@ -12,7 +12,9 @@ where a Python loop over lines would cost more than the rest of the work.
 
 from __future__ import annotations
 
-__all__ = ["to_crlf", "to_lf"]
+from enum import IntEnum
+
+__all__ = ["WireForm", "dot_stuff", "to_crlf", "to_lf", "wire_form"]
 
 
 def to_crlf(data: bytes) -> bytes:
@@ -33,3 +35,32 @@ def to_lf(data: bytes) -> bytes:
     if b"\r" not in data:
         return data
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+
+class WireForm(IntEnum):
+    """How much work stored bytes need for a dot-terminated transfer (POP3 RETR, SMTP DATA):
+    recorded once when a message is stored, so a download does not scan it again."""
+
+    UNKNOWN = 0  # not recorded (stored before schema 3): treat as ENCODE
+    ENCODE = 1  # some line end is not CRLF, or the last line has none: normalise, then stuff
+    STUFF = 2  # CRLF throughout, but some line starts with "." (RFC 1939 §3, RFC 5321 §4.5.2)
+    READY = 3  # send as it is
+
+
+def wire_form(data: bytes) -> WireForm:
+    if data and not data.endswith(b"\r\n"):
+        return WireForm.ENCODE
+    crlf = data.count(b"\r\n")
+    if crlf != data.count(b"\n") or crlf != data.count(b"\r"):
+        return WireForm.ENCODE
+    if data.startswith(b".") or b"\n." in data:
+        return WireForm.STUFF
+    return WireForm.READY
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """Double the "." that starts a line of CRLF text (WireForm.STUFF or READY)."""
+    if data.startswith(b"."):
+        data = b"." + data
+    return data.replace(b"\r\n.", b"\r\n..")

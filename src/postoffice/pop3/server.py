@@ -233,8 +233,9 @@ class Pop3Connection:
             if raw is None:
                 self.out.append(gone)
                 return
-            self.out.append(first + drop.encode_message(message, raw, top))
-            self.out_size += len(self.out[-1])
+            content, end = drop.encode_message(message, raw, top)
+            self.out += (first, content, end)
+            self.out_size += len(content)
             if self.out_size >= FLUSH_AT:
                 await self.flush()
             return

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import BinaryIO
 
+from postoffice.message.lines import WireForm, dot_stuff
 from postoffice.pop3.content import MessageEncoder
 from postoffice.pop3.maildrop import DropMessage, Maildrop
 from postoffice.services import Services
@@ -39,12 +40,13 @@ class Pop3Maildrop:
     """The TRANSACTION state of one session: which messages, which are marked, which were read."""
 
     def __init__(self, services: Services, account: AccountRecord, mailbox_id: int, drop: Maildrop,
-                 blobs: dict[int, str]) -> None:
+                 blobs: dict[int, str], forms: dict[int, int] | None = None) -> None:
         self.services = services
         self.account = account
         self.mailbox_id = mailbox_id
         self.drop = drop
         self._blobs = blobs  # uid -> blob hash
+        self._forms = forms or {}  # uid -> WireForm of its blob (missing: UNKNOWN)
         self._retrieved: set[int] = set()
         self._read_ahead: dict[int, bytes] = {}  # message number -> content
         self._open = True
@@ -71,7 +73,8 @@ class Pop3Maildrop:
             in_use.discard(account.id)
             raise
         drop = Maildrop(mailbox.uidvalidity, [DropMessage(r.uid, r.size) for r in records])
-        return cls(services, account, inbox.id, drop, {r.uid: r.blob for r in records})
+        forms = {r.uid: r.wire_form for r in records if r.wire_form}
+        return cls(services, account, inbox.id, drop, {r.uid: r.blob for r in records}, forms)
 
     def close(self) -> None:
         """Release the lock and the mailbox (idempotent); nothing is applied."""
@@ -102,13 +105,20 @@ class Pop3Maildrop:
         self._read_ahead = {n: found[h] for n, h in hashes.items() if n != msg and h in found}
         return found.get(hashes[msg])
 
-    def encode_message(self, message: DropMessage, raw: bytes, top_lines: int | None = None) -> bytes:
-        """RETR (or TOP) content of a message read whole, terminator included."""
-        encoder = MessageEncoder(top_lines)
-        data = encoder.feed(raw) + encoder.finish()
-        if top_lines is None:
-            self._retrieved.add(message.uid)
-        return data
+    def encode_message(self, message: DropMessage, raw: bytes, top_lines: int | None = None) -> tuple[bytes, bytes]:
+        """RETR (or TOP) content of a message read whole: (content, terminator), apart so that a
+        message stored ready for the wire is sent without a copy."""
+        if top_lines is not None:
+            encoder = MessageEncoder(top_lines)
+            return encoder.feed(raw), encoder.finish()
+        self._retrieved.add(message.uid)
+        form = self._forms.get(message.uid, WireForm.UNKNOWN)
+        if form == WireForm.READY:
+            return raw, b".\r\n"
+        if form == WireForm.STUFF:
+            return dot_stuff(raw), b".\r\n"
+        encoder = MessageEncoder()
+        return encoder.feed(raw), encoder.finish()
 
     async def send_message(self, message: DropMessage, handle: BinaryIO,
                            send: Callable[[bytes], Awaitable[None]], top_lines: int | None = None) -> None:

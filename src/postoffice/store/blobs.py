@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from postoffice.durable import fsync_dir, sync_filesystem
+from postoffice.store.page_cache import PageCacheReader
 
 # From this many new files on, a batch is made durable with two file-system flushes instead of
 # one fsync per file and directory.
@@ -35,6 +36,7 @@ class BlobStore:
         self._tmp = root / "tmp"
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._known_dirs: set[str] = set()
+        self._cached = PageCacheReader(root)
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
@@ -44,6 +46,13 @@ class BlobStore:
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()
+
+    def read_if_cached(self, sha256: str) -> bytes | None:
+        """The blob if the kernel has it cached (safe on the event loop), else None."""
+        return self._cached.read_if_cached(f"{sha256[:2]}/{sha256}")
+
+    def close(self) -> None:
+        self._cached.close()
 
     def open(self, sha256: str) -> BinaryIO:
         return open(self.path(sha256), "rb")

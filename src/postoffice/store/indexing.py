@@ -7,6 +7,7 @@ imports, leaving the single store writer nothing to do but insert rows.
 
 from __future__ import annotations
 
+from postoffice.message.lines import wire_form
 from postoffice.message.mime import dump_structure, parse_message
 from postoffice.store.blobs import BlobStore, blob_hash
 from postoffice.store.interface import IndexedBlob
@@ -41,5 +42,6 @@ def index_message(
         in_reply_to=headers.in_reply_to,
         references=" ".join(headers.references),
         preview=meta.preview,
+        wire_form=wire_form(raw),
         staged=staged,
     )

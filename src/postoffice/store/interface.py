@@ -179,6 +179,7 @@ class MessageRecord:
     saved_date: float
     size: int
     blob: str  # sha256 hex of the stored bytes
+    wire_form: int = 0  # message.lines.WireForm of the blob: what RETR must do to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +203,7 @@ class IndexedBlob:
     in_reply_to: str | None
     references: str  # space-separated message-ids
     preview: str
+    wire_form: int = 0  # message.lines.WireForm
     # A temporary file holding the bytes, not yet durable: the store's writer makes it durable
     # together with the other files of its commit (see BlobStore.promote).
     staged: str | None = None

@@ -51,14 +51,14 @@ from postoffice.store.sqlite.mailbox_ops import bump_modseq, get_mailbox, requir
 from postoffice.store.sqlite.text_ops import forget_text
 from postoffice.store.sqlite.writer import Transaction
 
-_MSG_COLUMNS = "m.mailbox_id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.saved_date, m.size, b.sha256"
+_MSG_COLUMNS = "m.mailbox_id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.saved_date, m.size, b.sha256, b.wire_form"
 _CHUNK = 900  # stay under SQLite's bound-variable limit
 
 
 def _record(row: tuple[Any, ...]) -> MessageRecord:
     return MessageRecord(
         mailbox_id=row[0], uid=row[1], modseq=row[2], flags=join_flags(row[3], row[4]),
-        internal_date=row[5], saved_date=row[6], size=row[7], blob=row[8],
+        internal_date=row[5], saved_date=row[6], size=row[7], blob=row[8], wire_form=row[9],
     )
 
 
@@ -107,11 +107,11 @@ def insert_blob(tx: Transaction, blobs: BlobStore, blob: IndexedBlob, raw: bytes
         return int(row[0])
     blob_id = tx.execute(
         "INSERT INTO blobs(sha256, size, structure, subject, from_, to_, cc, bcc, sent_date,"
-        " message_id, in_reply_to, refs, preview, text_version)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+        " message_id, in_reply_to, refs, preview, wire_form, text_version)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
         (blob.sha256, blob.size, blob.structure, blob.subject, blob.from_, blob.to, blob.cc, blob.bcc,
          blob.sent_date, blob.message_id, blob.in_reply_to, blob.references, blob.preview,
-         0),  # not in the full-text index yet: text_ops indexes it in the background
+         int(blob.wire_form), 0),  # not in the full-text index yet: text_ops indexes it in the background
     ).fetchone()[0]
     return int(blob_id)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from postoffice.store.sqlite.text_ops import INDEX_VERSION
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -92,6 +92,8 @@ CREATE TABLE IF NOT EXISTS blobs (
     in_reply_to TEXT,
     refs TEXT NOT NULL,
     preview TEXT NOT NULL,
+    -- message.lines.WireForm: what a dot-terminated transfer must do to the bytes (0: unknown)
+    wire_form INTEGER NOT NULL DEFAULT 0,
     -- text_ops.INDEX_VERSION that made its row in blob_trigrams; 0: not indexed (yet)
     text_version INTEGER NOT NULL
 );
@@ -205,6 +207,11 @@ def create_schema(conn: sqlite3.Connection) -> None:
         # blobs are marked unindexed (search treats them as candidates, maintenance indexes them).
         conn.execute("DROP TABLE IF EXISTS blob_text")
         conn.execute("UPDATE blobs SET text_version = 0")
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(blobs)")}
+    if "wire_form" not in columns:
+        # Version 3 records what POP3 must do to a blob's bytes; older rows say "not known",
+        # which costs a download the scans it always paid.
+        conn.execute("ALTER TABLE blobs ADD COLUMN wire_form INTEGER NOT NULL DEFAULT 0")
     # Rows indexed by another version of the text extraction are indexed again: looked for only
     # when the version changed, not on every open (it reads every blob row).
     indexed = conn.execute("SELECT value FROM meta WHERE key = 'text_index_version'").fetchone()

@@ -104,6 +104,7 @@ class SqliteStore:
         self._readers.shutdown(wait=True)
         for conn in self._connections:
             conn.close()
+        self.blobs.close()
 
     def watch_external_changes(self, interval: float = 0.05) -> None:
         """Publish changes written by other processes (admin commands, imports)."""
@@ -341,19 +342,30 @@ class SqliteStore:
         return await asyncio.shield(shared)
 
     async def read_blob(self, sha256: str) -> bytes:
-        return await asyncio.to_thread(self.blobs.read, sha256)
+        cached = self.blobs.read_if_cached(sha256)
+        return cached if cached is not None else await asyncio.to_thread(self.blobs.read, sha256)
 
     async def read_blobs(self, hashes: Sequence[str]) -> dict[str, bytes]:
-        def read_all() -> dict[str, bytes]:
-            found = {}
-            for sha in hashes:
+        # Blobs in the page cache are read here; only the rest costs a thread hop.
+        found: dict[str, bytes] = {}
+        uncached = []
+        for sha in hashes:
+            cached = self.blobs.read_if_cached(sha)
+            if cached is None:
+                uncached.append(sha)
+            else:
+                found[sha] = cached
+
+        def read_rest() -> None:
+            for sha in uncached:
                 try:
                     found[sha] = self.blobs.read(sha)
                 except FileNotFoundError:
                     pass
-            return found
 
-        return await asyncio.to_thread(read_all)
+        if uncached:
+            await asyncio.to_thread(read_rest)
+        return found
 
     async def open_blob(self, sha256: str) -> BinaryIO:
         return await asyncio.to_thread(open, self.blobs.path(sha256), "rb")
