@@ -60,7 +60,7 @@ def test_missing_file_gives_every_default(tmp_path: Path) -> None:
     assert config.limits == config_module.LimitsConfig(
         max_message_size=52428800, max_recipients=100, max_line_length=4096,
         max_connections_per_ip=20, default_quota=0)
-    assert config.auth == AuthConfig(plaintext_on_loopback=True, failed_login_delay=2.0)
+    assert config.auth == AuthConfig(plaintext_on_loopback=True, failed_login_delay=2.0, login_cache_seconds=300.0)
     assert config.dkim.selector == "mail"
 
 
@@ -126,6 +126,7 @@ default_quota = 1073741824
 [auth]
 plaintext_on_loopback = false
 failed_login_delay = 0
+login_cache_seconds = 30.0
 
 [dkim]
 selector = "2024a"

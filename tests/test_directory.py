@@ -108,3 +108,26 @@ async def test_may_send_as_own_address_detail_and_aliases_only(directory: Direct
     assert not await directory.may_send_as(alice, "bob@example.org")
     assert not await directory.may_send_as(alice, "random@example.org")  # catch-all grants nothing
     assert not await directory.may_send_as(alice, "not an address")
+
+
+async def test_verified_logins_are_remembered_until_the_password_changes(tmp_path: Path) -> None:
+    store = open_store("sqlite", tmp_path / "c.sqlite3", tmp_path / "blobs")
+    try:
+        directory = Directory(store, login_cache_seconds=300)
+        await directory.add_domain("example.org")
+        await directory.add_user("carol@example.org", "first long password")
+        assert await directory.authenticate("carol@example.org", "wrong password") is None
+        assert len(directory.verified) == 0  # failures are never remembered
+        assert await directory.authenticate("carol@example.org", "first long password") is not None
+        assert len(directory.verified) == 1
+        assert await directory.authenticate("carol@example.org", "first long password") is not None
+        assert await directory.authenticate("carol@example.org", "wrong password") is None
+        # Another process (an admin command) changes the password: the old one stops working
+        # at once, although this Directory's memory still holds it.
+        other = Directory(store)
+        await other.set_password("carol@example.org", "second long password")
+        assert len(directory.verified) == 1
+        assert await directory.authenticate("carol@example.org", "first long password") is None
+        assert await directory.authenticate("carol@example.org", "second long password") is not None
+    finally:
+        await store.close()

@@ -112,6 +112,7 @@ class LimitsConfig:
 class AuthConfig:
     plaintext_on_loopback: bool
     failed_login_delay: float
+    login_cache_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +379,9 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
              "Allow passwords without TLS from this machine itself (e.g. webmail)."),
         _Key("failed_login_delay", 2.0, _number(0, 60, unit="seconds", example=2.0, whole=False),
              "Seconds to wait after a failed login, doubled per failure, per IP and per account."),
+        _Key("login_cache_seconds", 300.0, _number(0, 86400, unit="seconds", example=300.0, whole=False),
+             "Seconds a successful login is remembered (a keyed hash, in memory only), so clients"
+             " that reconnect skip the slow password check; 0 turns it off."),
     )),
     "dkim": (DkimConfig, (
         _Key("selector", "mail", _selector,

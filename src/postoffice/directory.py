@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from postoffice.auth.verified import VerifiedPasswords
 from postoffice.store.interface import (
     AccountRecord,
     AliasRecord,
@@ -107,7 +108,8 @@ class Directory:
     # once; changes made by another process (an admin command) are seen within this time.
     CACHE_SECONDS = 1.0
 
-    def __init__(self, store: MailStore, *, recipient_delimiter: str = "+", default_quota: int = 0) -> None:
+    def __init__(self, store: MailStore, *, recipient_delimiter: str = "+", default_quota: int = 0,
+                 login_cache_seconds: float = 0.0) -> None:
         self.store = store
         self.recipient_delimiter = recipient_delimiter
         self.default_quota = default_quota
@@ -115,6 +117,7 @@ class Directory:
         # argon2id takes 64 MiB per check: more checks at once than cores only adds memory
         # (a burst of 20 logins would otherwise peak near 0.5 GB) and cannot finish sooner.
         self._hashing = asyncio.Semaphore(os.cpu_count() or 2)
+        self.verified = VerifiedPasswords(login_cache_seconds)
 
     def _changed(self) -> None:
         self._cache.clear()
@@ -151,6 +154,7 @@ class Directory:
     async def set_password(self, address: str, password: str) -> None:
         password_hash = await asyncio.to_thread(hash_password, password)
         await self.store.set_password_hash(canonical_address(address), password_hash)
+        self.verified.forget()  # the new hash misses anyway; this frees the old entry now
 
     async def remove_user(self, address: str) -> None:
         self._changed()
@@ -168,12 +172,18 @@ class Directory:
             account = await self.store.get_account(canonical_address(address))
         except DirectoryError:
             account = None
+        if account is None or account.disabled:
+            async with self._hashing:
+                await asyncio.to_thread(verify_password, _dummy(), password)
+            return None
+        if self.verified.check(account.id, account.password_hash, password):
+            return account
         async with self._hashing:
-            if account is not None and not account.disabled:
-                ok = await asyncio.to_thread(verify_password, account.password_hash, password)
-            else:
-                ok = await asyncio.to_thread(lambda: verify_password(_dummy(), password) and False)
-        return account if ok and account is not None and not account.disabled else None
+            ok = await asyncio.to_thread(verify_password, account.password_hash, password)
+        if not ok:
+            return None
+        self.verified.remember(account.id, account.password_hash, password)
+        return account
 
     # --- aliases --------------------------------------------------------------------------
 

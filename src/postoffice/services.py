@@ -46,6 +46,7 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             store,
             recipient_delimiter=config.smtp.recipient_delimiter,
             default_quota=config.limits.default_quota,
+            login_cache_seconds=config.auth.login_cache_seconds,
         )
         yield Services(
             config, store, directory,
