@@ -44,6 +44,7 @@ FLUSH_AT = 1024 * 1024  # pipelined replies are written together up to this much
 AUTOLOGOUT = 10 * 60.0  # RFC 1939 §3: at least ten minutes
 MAX_ERRORS = 20  # refused commands in a row before the connection is closed
 LIVE = (p.Pop3State.AUTHORIZATION, p.Pop3State.TRANSACTION)
+GONE = p.err("The message is no longer available", "SYS/TEMP")
 
 
 class Pop3Connection:
@@ -227,11 +228,10 @@ class Pop3Connection:
         """RETR/TOP: the +OK line and the content. A message of usual size is read in one step
         and queued with the other replies (one write for a pipelined batch); a large one is
         streamed as it is read, so it is never in memory whole."""
-        gone = p.err("The message is no longer available", "SYS/TEMP")
         if message.size <= WHOLE_MESSAGE:
             raw = await drop.read_small(n, WHOLE_MESSAGE)
             if raw is None:
-                self.out.append(gone)
+                self.out.append(GONE)
                 return
             content, end = drop.encode_message(message, raw, top)
             self.out += (first, content, end)
@@ -242,7 +242,7 @@ class Pop3Connection:
         try:
             handle = await self.services.store.open_blob(drop.blob_of(message.uid))
         except FileNotFoundError:
-            self.out.append(gone)
+            self.out.append(GONE)
             return
         self.out.append(first)
         await self.flush()

@@ -49,7 +49,7 @@ class BlobStore:
 
     def read_if_cached(self, sha256: str) -> bytes | None:
         """The blob if the kernel has it cached (safe on the event loop), else None."""
-        return self._cached.read_if_cached(f"{sha256[:2]}/{sha256}")
+        return self._cached.read_if_cached(f"{sha256[:2]}/{sha256}".encode())
 
     def close(self) -> None:
         self._cached.close()

@@ -51,6 +51,7 @@ class PageCacheReader:
         self._syscall = _load_syscall()
         self._how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, _RESOLVE_CACHED)
         self._how_ref = ctypes.byref(self._how)
+        self._how_size = ctypes.sizeof(self._how)
         self._root_fd = -1  # opened at the first read: most users of a BlobStore never read
 
     def _root_descriptor(self) -> int:
@@ -58,7 +59,7 @@ class PageCacheReader:
             self._root_fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         return self._root_fd
 
-    def read_if_cached(self, relative: str, limit: int = 1 << 20) -> bytes | None:
+    def read_if_cached(self, relative: str | bytes, limit: int = 1 << 20) -> bytes | None:
         """The whole file if every step is served from the kernel's caches and it is at most
         `limit` octets (copying more would hold up the loop), else None; also None when the
         file does not exist: the caller's ordinary read reports that."""
@@ -70,7 +71,7 @@ class PageCacheReader:
         except OSError:
             self._syscall = None
             return None
-        fd = syscall(_SYS_OPENAT2, root_fd, os.fsencode(relative), self._how_ref, ctypes.sizeof(self._how))
+        fd = syscall(_SYS_OPENAT2, root_fd, os.fsencode(relative), self._how_ref, self._how_size)
         if fd < 0:
             if ctypes.get_errno() in (errno.ENOSYS, errno.EPERM, errno.EINVAL):
                 self._syscall = None  # no openat2 here (old kernel, seccomp): stop trying
