@@ -1,4 +1,4 @@
-"""IMAP SEARCH, FETCH 1:* and THREAD on a 100,000-message mailbox, postoffice and Dovecot; one line.
+"""IMAP SEARCH, FETCH 1:*, THREAD and SORT on a 100,000-message mailbox, postoffice and Dovecot; one line.
 
 The mailbox (from the issue): user1's INBOX holding --count messages of ../shared/reference/
 gen_mbox.py (cached under --cache-dir under the name bench/import_mbox.py uses) and then --rare
@@ -20,16 +20,18 @@ messages of our own whose body holds the word "quuxfrobnicate", which occurs now
 Then, in one session after SELECT INBOX, each command runs --repeat times (the first is shown on
 stderr as cold) and the median is reported: SEARCH TEXT quuxfrobnicate (target < 100 ms),
 FETCH 1:* (FLAGS UID) (target < 1 s), THREAD REFERENCES US-ASCII ALL (target < 2 s; a BAD or NO
-answer is reported as "THREAD not supported"), and for information SEARCH TEXT of a common word,
-SEARCH FROM and SEARCH SUBJECT. Time runs from sending the command to reading its tagged reply;
+answer is reported as "THREAD not supported"), THREAD ORDEREDSUBJECT US-ASCII ALL and SORT (REVERSE
+DATE) US-ASCII ALL (each target < 2 s), and for information SEARCH TEXT of a common word, SEARCH
+FROM and SEARCH SUBJECT. Time runs from sending the command to reading its tagged reply;
 the client reads replies in 1 MiB chunks, so it costs little next to the server. Every reply is
-checked: the rare word must find exactly --rare messages, FETCH must return a line per message.
+checked: the rare word must find exactly --rare messages, FETCH must return a line per message,
+SORT must return every message.
 
 stdout gets one line, e.g.:
 
 imap_search: n=100000 | postoffice (index 312 s) TEXT rare 12 ms, FETCH 1:* 640 ms, THREAD not
-  supported, TEXT common 2,300 ms, FROM 800 ms, SUBJECT 700 ms | dovecot TEXT rare 21,000 ms, ...
-  | PASS (THREAD not supported)
+  supported, THREAD ORDEREDSUBJECT 1,100 ms, SORT 600 ms, TEXT common 2,300 ms, FROM 800 ms,
+  SUBJECT 700 ms | dovecot TEXT rare 21,000 ms, ... | PASS (THREAD not supported)
 
 PASS when postoffice meets the targets it can be measured on (THREAD counts once it answers).
 Exit status: 0 PASS, 1 FAIL, 2 no verdict (postoffice unavailable, or a wrong answer).
@@ -104,6 +106,8 @@ QUERIES = (
     ("rare", "TEXT rare", f"SEARCH TEXT {RARE_WORD}", 0.1),
     ("fetch", "FETCH 1:*", "FETCH 1:* (FLAGS UID)", 1.0),
     ("thread", "THREAD", "THREAD REFERENCES US-ASCII ALL", 2.0),
+    ("orderedsubject", "THREAD ORDEREDSUBJECT", "THREAD ORDEREDSUBJECT US-ASCII ALL", 2.0),
+    ("sort", "SORT", "SORT (REVERSE DATE) US-ASCII ALL", 2.0),
     ("common", "TEXT common", f"SEARCH TEXT {COMMON_WORD}", None),
     ("from", "FROM", f"SEARCH FROM {FROM_WORD}", None),
     ("subject", "SUBJECT", f"SEARCH SUBJECT {SUBJECT_WORD}", None),
@@ -140,7 +144,7 @@ class Timed:
     seconds: list[float] = field(default_factory=list)
     status: str = ""
     text: str = ""
-    hits: int | None = None  # SEARCH: numbers returned
+    hits: int | None = None  # SEARCH, SORT: numbers returned
     lines: int = 0  # untagged lines (FETCH: one per message)
     octets: int = 0
 
@@ -176,10 +180,11 @@ async def bulk_command(conn: ImapConnection, text: bytes) -> tuple[str, str, byt
             return status, line, bytes(buf[:at]), elapsed
 
 
-def search_hits(untagged: bytes) -> int:
+def search_hits(untagged: bytes, name: bytes = b"SEARCH") -> int:
+    """How many numbers the `* SEARCH` (or `* SORT`) responses hold."""
     hits = 0
     for line in untagged.split(b"\r\n"):
-        if line.startswith(b"* SEARCH"):
+        if line.startswith(b"* " + name):
             hits += len(line.split()) - 2
     return hits
 
@@ -211,8 +216,8 @@ async def run_queries(label: str, port: int, user: str, password: str, repeat: i
                 t.seconds.append(seconds)
                 t.lines = untagged.count(b"\r\n")
                 t.octets = len(untagged)
-                if command.startswith("SEARCH"):
-                    t.hits = search_hits(untagged)
+                if command.startswith(("SEARCH", "SORT")):
+                    t.hits = search_hits(untagged, command.split()[0].encode())
                 log(f"{label}: {command}: {1000 * seconds:,.1f} ms" + (" (first, cold)" if attempt == 0 else "")
                     + (f", {t.hits:,} hits" if t.hits is not None else f", {t.lines:,} lines, {t.octets / MB:,.1f} MB"))
             if t.status != "OK":
@@ -241,6 +246,9 @@ def check(results: dict[str, Timed], count: int, rare: int) -> list[str]:
     f = results["fetch"]
     if f.status == "OK" and f.lines != count:
         problems.append(f"FETCH 1:* returned {f.lines:,} lines for {count:,} messages")
+    s = results["sort"]
+    if s.status == "OK" and s.hits != count:
+        problems.append(f"SORT returned {s.hits} numbers for {count:,} messages")
     for key, _name, command, _ in QUERIES:
         t = results[key]
         if t.status != "OK" and key != "thread":
@@ -412,10 +420,11 @@ def summary(label: str, r: SearchResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     set_prefix("imap_search")
     parser = argparse.ArgumentParser(
-        description="IMAP SEARCH TEXT (rare and common word), FETCH 1:* (FLAGS UID), THREAD REFERENCES, "
+        description="IMAP SEARCH TEXT (rare and common word), FETCH 1:* (FLAGS UID), THREAD REFERENCES and "
+                    "ORDEREDSUBJECT, SORT (REVERSE DATE), "
                     "SEARCH FROM/SUBJECT on a --count-message INBOX, postoffice (full-text index) and the "
                     "reference Dovecot (no FTS plugin); prints one result line, PASS if postoffice's rare "
-                    "word < 100 ms, FETCH < 1 s, THREAD < 2 s. Progress on stderr. "
+                    "word < 100 ms, FETCH < 1 s, THREAD and SORT < 2 s. Progress on stderr. "
                     "Exit status: 0 PASS, 1 FAIL, 2 no verdict.",
         epilog="Example: .venv/bin/python bench/imap_search.py --count 5000 --targets postoffice",
     )

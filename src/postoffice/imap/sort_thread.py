@@ -1,14 +1,22 @@
 """SORT and THREAD as pure functions (RFC 5256; RFC 5957 SORT=DISPLAY; RFC 5051 collation).
 
-The caller runs the search and hands over one :class:`SortableMessage` per matching message:
-:func:`sort_messages` orders them for ``SORT``; :func:`thread_orderedsubject` and
-:func:`thread_references` build the trees of ``THREAD ORDEREDSUBJECT`` and ``THREAD
-REFERENCES``, and :func:`format_threads` writes those trees as the payload of ``* THREAD``.
+The caller runs the search and hands over the matching messages, as :class:`SortableMessage`
+objects or as plain :data:`MessageRow` tuples (what the server uses):
+:func:`sort_messages` / :func:`sort_order` order them for ``SORT``;
+:func:`thread_orderedsubject` / :func:`orderedsubject_forest` and :func:`thread_references` /
+:func:`references_forest` build the trees of ``THREAD ORDEREDSUBJECT`` and ``THREAD
+REFERENCES``, as :class:`Thread` objects or as a :class:`ThreadForest` of numbers, and
+:func:`format_threads` / :func:`format_forest` write them as the payload of ``* THREAD``.
 :func:`base_subject` is the "base subject" of RFC 5256 §2.1, :func:`unicode_casemap` the sort
 key of the comparator, :func:`parse_message_ids` the msg-id reader REFERENCES uses.
 
 Implementation notes:
 
+- The algorithms work on plain tuples and on lists and dicts of numbers, not on an object per
+  message or per tree node: Python's cyclic garbage collector stops tracking tuples and dicts
+  of plain values, so building the threads of 100,000 messages no longer sets off full
+  collections, which walk every object of the server (its snapshots) and cost more than the
+  algorithm itself. The object forms are converted at the edges.
 - Strings are compared with i;unicode-casemap (RFC 5051): each character is replaced by its
   titlecase and the result decomposed (NFKD), then compared code point by code point (the
   order of their UTF-8 octets). RFC 5256 §7 requires it for SORT and THREAD. On ASCII text it
@@ -51,19 +59,37 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
+    "CC",
+    "FROM",
+    "INTERNAL_DATE",
+    "IN_REPLY_TO",
+    "MESSAGE_ID",
+    "REFERENCES",
+    "SENT_DATE",
+    "SEQ",
+    "SIZE",
     "SORT_KEYS",
+    "SUBJECT",
+    "TO",
+    "UID",
+    "MessageRow",
+    "RowAddresses",
     "SortAddress",
     "SortableMessage",
     "Thread",
+    "ThreadForest",
     "base_subject",
     "base_subject_info",
+    "format_forest",
     "format_threads",
+    "orderedsubject_forest",
     "parse_message_ids",
+    "references_forest",
     "sort_messages",
+    "sort_order",
     "thread_orderedsubject",
     "thread_references",
     "unicode_casemap",
@@ -78,6 +104,27 @@ class SortAddress:
     name: str | None  # display name, RFC 2047 already decoded
     mailbox: str | None
     host: str | None
+
+
+# What SORT and THREAD need of one message as a plain tuple, in the order of SortableMessage's
+# fields, each address a (name, mailbox, host) tuple; its fields are read by these positions.
+RowAddresses = tuple[tuple[str | None, str | None, str | None], ...]
+MessageRow = tuple[
+    int, int, float, float | None, int, str, RowAddresses, RowAddresses, RowAddresses,
+    str | None, str | None, str,
+]
+UID: Final = 0
+SEQ: Final = 1
+INTERNAL_DATE: Final = 2
+SENT_DATE: Final = 3
+SIZE: Final = 4
+SUBJECT: Final = 5
+FROM: Final = 6
+TO: Final = 7
+CC: Final = 8
+MESSAGE_ID: Final = 9
+IN_REPLY_TO: Final = 10
+REFERENCES: Final = 11
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +144,14 @@ class SortableMessage:
     in_reply_to: str | None  # the In-Reply-To header as written
     references: str  # the References header as written ("" if none)
 
+    def row(self) -> MessageRow:
+        def plain(addresses: tuple[SortAddress, ...]) -> RowAddresses:
+            return tuple((a.name, a.mailbox, a.host) for a in addresses)
+
+        return (self.uid, self.seq, self.internal_date, self.sent_date, self.size, self.subject,
+                plain(self.from_), plain(self.to), plain(self.cc), self.message_id, self.in_reply_to,
+                self.references)
+
 
 @dataclass(slots=True)
 class Thread:
@@ -104,6 +159,18 @@ class Thread:
 
     message: SortableMessage | None
     children: list[Thread] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ThreadForest:
+    """Thread trees as numbers: node ``n`` below ``size`` is message ``n`` of the rows they were
+    built from, one from ``size`` on a dummy (a parent that is missing). ``children`` holds each
+    node's children in order; a node without any is absent. Tuples, which the garbage collector
+    stops tracking: 30,000 lists would each time push it a step closer to a full collection."""
+
+    size: int
+    roots: list[int]
+    children: dict[int, tuple[int, ...]]
 
 
 # --- collation (RFC 5051 i;unicode-casemap) -------------------------------------------------
@@ -203,57 +270,55 @@ def _subject_key(subject: str) -> str:
     return unicode_casemap(base_subject_info(subject)[0])
 
 
+
 # --- SORT (RFC 5256 §3, RFC 5957) -----------------------------------------------------------
 
 
-_SEQ = attrgetter("seq")
-
-
-def _sent_date(message: SortableMessage) -> float:
+def _sent_date(row: MessageRow) -> float:
     # RFC 5256 §2.2: no usable Date: header means the internal date
-    return message.internal_date if message.sent_date is None else message.sent_date
+    sent = row[SENT_DATE]
+    return row[INTERNAL_DATE] if sent is None else sent
 
 
-def _first_mailbox(addresses: tuple[SortAddress, ...]) -> str:
-    if not addresses or addresses[0].mailbox is None:
+def _first_mailbox(addresses: RowAddresses) -> str:
+    if not addresses or addresses[0][1] is None:
         return ""
-    return unicode_casemap(addresses[0].mailbox)
+    return unicode_casemap(addresses[0][1])
 
 
-def _display(addresses: tuple[SortAddress, ...]) -> str:
+def _display(addresses: RowAddresses) -> str:
     # RFC 5957 §3: the display name of the first address, else its addr-spec
     if not addresses:
         return ""
-    first = addresses[0]
-    if first.name and first.name.strip():
-        return unicode_casemap(first.name)
-    if first.mailbox is None:
+    name, mailbox, host = addresses[0]
+    if name and name.strip():
+        return unicode_casemap(name)
+    if mailbox is None:
         return ""
-    if first.host:
-        return unicode_casemap(f"{first.mailbox}@{first.host}")
-    return unicode_casemap(first.mailbox)
+    if host:
+        return unicode_casemap(f"{mailbox}@{host}")
+    return unicode_casemap(mailbox)
 
 
-_KEY_FUNCTIONS: dict[str, Callable[[SortableMessage], Any]] = {
-    "ARRIVAL": lambda m: m.internal_date,
-    "CC": lambda m: _first_mailbox(m.cc),
+_KEY_FUNCTIONS: dict[str, Callable[[MessageRow], Any]] = {
+    "ARRIVAL": lambda m: m[INTERNAL_DATE],
+    "CC": lambda m: _first_mailbox(m[CC]),
     "DATE": _sent_date,
-    "FROM": lambda m: _first_mailbox(m.from_),
-    "SIZE": lambda m: m.size,
-    "SUBJECT": lambda m: _subject_key(m.subject),
-    "TO": lambda m: _first_mailbox(m.to),
-    "DISPLAYFROM": lambda m: _display(m.from_),
-    "DISPLAYTO": lambda m: _display(m.to),
+    "FROM": lambda m: _first_mailbox(m[FROM]),
+    "SIZE": lambda m: m[SIZE],
+    "SUBJECT": lambda m: _subject_key(m[SUBJECT]),
+    "TO": lambda m: _first_mailbox(m[TO]),
+    "DISPLAYFROM": lambda m: _display(m[FROM]),
+    "DISPLAYTO": lambda m: _display(m[TO]),
 }
 SORT_KEYS = frozenset(_KEY_FUNCTIONS)
 
 
-def sort_messages(
-    messages: Sequence[SortableMessage], criteria: Sequence[tuple[str, bool]]
-) -> list[SortableMessage]:
-    """``messages`` in SORT order; ``criteria`` are ``(key, reverse)`` pairs, most significant
-    first, with keys from :data:`SORT_KEYS` (``[("DATE", True), ("SUBJECT", False)]`` is
-    ``SORT (REVERSE DATE SUBJECT)``). Ties left by all criteria go by sequence number, ascending.
+def sort_order(rows: Sequence[MessageRow], criteria: Sequence[tuple[str, bool]]) -> list[int]:
+    """The positions in ``rows`` in SORT order; ``criteria`` are ``(key, reverse)`` pairs, most
+    significant first, with keys from :data:`SORT_KEYS` (``[("DATE", True), ("SUBJECT",
+    False)]`` is ``SORT (REVERSE DATE SUBJECT)``). Ties left by all criteria go by sequence
+    number, ascending.
 
     Raises ValueError for an unknown key.
     """
@@ -263,42 +328,51 @@ def sort_messages(
         if function is None:
             raise ValueError(f"unknown sort criterion {key!r}")
         functions.append((function, reverse))
-    result = sorted(messages, key=_SEQ)
+    order = sorted(range(len(rows)), key=lambda i: rows[i][SEQ])
     # Python's sort is stable, also with reverse=True: sorting by the least significant key
     # first leaves each tie in the order of the keys after it, sequence number last.
     for function, reverse in reversed(functions):
-        result.sort(key=function, reverse=reverse)
-    return result
+        keys = [function(row) for row in rows]
+        order.sort(key=keys.__getitem__, reverse=reverse)
+    return order
+
+
+def sort_messages(
+    messages: Sequence[SortableMessage], criteria: Sequence[tuple[str, bool]]
+) -> list[SortableMessage]:
+    """``messages`` in SORT order (see :func:`sort_order`). Raises ValueError for an unknown key."""
+    return [messages[i] for i in sort_order([m.row() for m in messages], criteria)]
 
 
 # --- THREAD=ORDEREDSUBJECT (RFC 5256 §3) ----------------------------------------------------
 
 
-def thread_orderedsubject(messages: Sequence[SortableMessage]) -> list[Thread]:
+def orderedsubject_forest(rows: Sequence[MessageRow]) -> ThreadForest:
     """THREAD ORDEREDSUBJECT: one thread per base subject (the empty one included), the
     earliest message its root and all the others its children, in sent-date order; threads
     ordered by the sent date of their root."""
     # stable sorts, least significant key first: (base subject, sent date, sequence number)
-    ordered = sorted(messages, key=_SEQ)
-    ordered.sort(key=_sent_date)
-    subject_keys = {m.seq: _subject_key(m.subject) for m in ordered}
-    ordered.sort(key=lambda m: subject_keys[m.seq])
-    threads: list[Thread] = []
-    previous: str | None = None
-    for message in ordered:
-        subject = subject_keys[message.seq]
-        if threads and subject == previous:
-            threads[-1].children.append(Thread(message, []))
-        else:
-            threads.append(Thread(message, []))
-            previous = subject
-    threads.sort(key=lambda t: _date_key(t.message))
-    return threads
+    order = sorted(range(len(rows)), key=lambda i: rows[i][SEQ])
+    dates = [_sent_date(row) for row in rows]
+    order.sort(key=dates.__getitem__)
+    subjects = [_subject_key(row[SUBJECT]) for row in rows]
+    order.sort(key=subjects.__getitem__)
+    roots: list[int] = []
+    children: dict[int, tuple[int, ...]] = {}
+    start = 0  # of the current run of one subject in `order`
+    for end in range(1, len(order) + 1):
+        if end == len(order) or subjects[order[end]] != subjects[order[start]]:
+            roots.append(order[start])
+            if end - start > 1:
+                children[order[start]] = tuple(order[start + 1:end])
+            start = end
+    roots.sort(key=lambda i: (dates[i], rows[i][SEQ]))
+    return ThreadForest(len(rows), roots, children)
 
 
-def _date_key(message: SortableMessage | None) -> tuple[float, int]:
-    assert message is not None
-    return (_sent_date(message), message.seq)
+def thread_orderedsubject(messages: Sequence[SortableMessage]) -> list[Thread]:
+    """THREAD ORDEREDSUBJECT as :class:`Thread` trees (see :func:`orderedsubject_forest`)."""
+    return _threads(orderedsubject_forest([m.row() for m in messages]), messages)
 
 
 # --- THREAD=REFERENCES (RFC 5256 §3) --------------------------------------------------------
@@ -411,214 +485,267 @@ def _own_message_id(value: str | None) -> str | None:
     return bare if _PLAIN_ID_ONLY.fullmatch(bare) else None
 
 
-class _Node:
-    """A container of step (1): a message, or a dummy standing for a missing one."""
 
-    __slots__ = ("children", "message", "parent", "thread")
+
+class _Containers:
+    """The containers of step (1), messages and dummies standing for missing ones, numbered in
+    the order they are made: lists indexed by number, and children in dicts of numbers, which
+    the garbage collector does not track (see the module notes)."""
+
+    __slots__ = ("children", "message", "parent")
 
     def __init__(self) -> None:
-        self.message: SortableMessage | None = None
-        self.parent: _Node | None = None
-        self.children: dict[_Node, None] | None = None  # ordered, O(1) unlink
-        self.thread: Thread  # made by step (3)
+        self.message: list[int] = []  # the message's position in the rows; -1: a dummy
+        self.parent: list[int] = []  # -1: none
+        # Only containers that have (had) children are here; a dict keeps them in the order
+        # they were linked and unlinks in O(1).
+        self.children: dict[int, dict[int, None]] = {}
 
+    def add(self, message: int) -> int:
+        self.message.append(message)
+        self.parent.append(-1)
+        return len(self.parent) - 1
 
-def _would_loop(parent: _Node, child: _Node) -> bool:
-    """Whether making ``child`` a child of ``parent`` would close a loop."""
-    if child is parent:
-        return True
-    if not child.children:
-        return False  # a leaf cannot be an ancestor
-    node = parent.parent
-    while node is not None:
-        if node is child:
+    def would_loop(self, parent: int, child: int) -> bool:
+        """Whether making ``child`` a child of ``parent`` would close a loop."""
+        if child == parent:
             return True
-        node = node.parent
-    return False
+        if not self.children.get(child):
+            return False  # a leaf cannot be an ancestor
+        up = self.parent
+        node = up[parent]
+        while node >= 0:
+            if node == child:
+                return True
+            node = up[node]
+        return False
+
+    def link(self, parent: int, child: int) -> None:
+        self.parent[child] = parent
+        kids = self.children.get(parent)
+        if kids is None:
+            self.children[parent] = {child: None}
+        else:
+            kids[child] = None
+
+    def unlink(self, child: int) -> None:
+        del self.children[self.parent[child]][child]
+        self.parent[child] = -1
 
 
-def _link(parent: _Node, child: _Node) -> None:
-    child.parent = parent
-    if parent.children is None:
-        parent.children = {child: None}
-    else:
-        parent.children[child] = None
-
-
-def _link_references(messages: Sequence[SortableMessage]) -> list[_Node]:
+def _link_references(rows: Sequence[MessageRow]) -> _Containers:
     """Step (1): every container, message or dummy, linked to its parent."""
-    table: dict[str, _Node] = {}
-    nodes: list[_Node] = []
-    for message in sorted(messages, key=_SEQ):
-        own = _own_message_id(message.message_id)
-        node = table.get(own) if own is not None else None
-        if node is None or node.message is not None:
+    containers = _Containers()
+    table: dict[str, int] = {}  # msg-id -> container
+    for i in sorted(range(len(rows)), key=lambda i: rows[i][SEQ]):
+        row = rows[i]
+        own = _own_message_id(row[MESSAGE_ID])
+        node = table.get(own, -1) if own is not None else -1
+        if node < 0 or containers.message[node] >= 0:
             # new, or without a valid Message-ID, or a duplicate: a container of its own
-            node = _Node()
-            nodes.append(node)
+            node = containers.add(i)
             if own is not None and own not in table:
                 table[own] = node
-        node.message = message
-        references = parse_message_ids(message.references) if message.references else []
-        if not references and message.in_reply_to:
-            references = parse_message_ids(message.in_reply_to)[:1]
+        else:
+            containers.message[node] = i
+        references = parse_message_ids(row[REFERENCES]) if row[REFERENCES] else []
+        if not references and row[IN_REPLY_TO]:
+            references = parse_message_ids(row[IN_REPLY_TO])[:1]
         # (1.A) chain the references; an existing parent link stays, no link may close a loop
-        previous: _Node | None = None
+        previous = -1
         for reference in references:
-            container = table.get(reference)
-            if container is None:
-                container = table[reference] = _Node()
-                nodes.append(container)
+            container = table.get(reference, -1)
+            if container < 0:
+                container = table[reference] = containers.add(-1)
             if (
-                previous is not None
-                and container.parent is None
-                and not _would_loop(previous, container)
+                previous >= 0
+                and containers.parent[container] < 0
+                and not containers.would_loop(previous, container)
             ):
-                _link(previous, container)
+                containers.link(previous, container)
             previous = container
         # (1.B) the last reference is the parent: the old link goes first, a loop is refused
-        parent = node.parent
-        if parent is not previous:
-            if parent is not None:
-                assert parent.children is not None
-                del parent.children[node]
-                node.parent = None
-            if previous is not None and not _would_loop(previous, node):
-                _link(previous, node)
-    return nodes
+        if containers.parent[node] != previous:
+            if containers.parent[node] >= 0:
+                containers.unlink(node)
+            if previous >= 0 and not containers.would_loop(previous, node):
+                containers.link(previous, node)
+    return containers
 
 
-def _prune(nodes: list[_Node]) -> list[Thread]:
-    """Steps (2) and (3): the containers become Threads, bottom-up; below the root a dummy gives
-    way to its children, at the root only when it has a single child, and a dummy without
-    children goes. Returns the roots."""
-    roots = [node for node in nodes if node.parent is None]
-    order: list[_Node] = []
-    stack = roots[:]
+def _prune(containers: _Containers, size: int) -> ThreadForest:
+    """Steps (2) and (3): the containers become the nodes of a forest (a message container the
+    message's number, a dummy one from ``size`` on), bottom-up; below the root a dummy gives way
+    to its children, at the root only when it has a single child, and a dummy without children
+    goes."""
+    messages, children = containers.message, containers.children
+    roots = [node for node, parent in enumerate(containers.parent) if parent < 0]
+    # Only containers with children have anything to prune: those, each before its children.
+    order: list[int] = []
+    stack = [node for node in roots if children.get(node)]
     while stack:
         node = stack.pop()
         order.append(node)
-        if node.children:
-            stack.extend(node.children)
+        stack.extend(kid for kid in children[node] if children.get(kid))
+    # the pruned children of each container, as forest nodes; a dummy's are taken over whole
+    pruned: dict[int, tuple[int, ...]] = {}
     for node in reversed(order):  # children before their parents
-        kids: list[Thread] = []
-        if node.children:
-            for child in node.children:
-                if child.message is not None:
-                    kids.append(child.thread)
-                else:
-                    kids.extend(child.thread.children)  # already pruned: no dummies there
-        node.thread = Thread(node.message, kids)
-    top: list[Thread] = []
+        found: list[int] = []
+        for child in children[node]:
+            if messages[child] >= 0:
+                found.append(messages[child])
+            else:
+                found.extend(pruned.pop(child, ()))  # already pruned: no dummies there
+        if found:
+            pruned[node] = tuple(found)
+    forest = ThreadForest(size, [], {})
+    for node, below in pruned.items():  # the messages' (the dummies left are roots)
+        if messages[node] >= 0:
+            forest.children[messages[node]] = below
     for node in roots:
-        thread = node.thread
-        if thread.message is None:
-            if not thread.children:
-                continue
-            if len(thread.children) == 1:
-                thread = thread.children[0]
-        top.append(thread)
-    return top
+        if messages[node] >= 0:
+            forest.roots.append(messages[node])
+            continue
+        kids = pruned.get(node, ())
+        if len(kids) == 1:
+            forest.roots.append(kids[0])
+        elif kids:
+            dummy = size + node
+            forest.children[dummy] = kids
+            forest.roots.append(dummy)
+    return forest
 
 
-def _thread_key(thread: Thread) -> tuple[float, int]:
-    while thread.message is None:  # a dummy sorts as its first child (RFC 5256 §3 steps 4, 6)
-        thread = thread.children[0]
-    return (_sent_date(thread.message), thread.message.seq)
+def _date_keys(rows: Sequence[MessageRow]) -> list[tuple[float, int]]:
+    return [(_sent_date(row), row[SEQ]) for row in rows]
 
 
-def _merge_by_subject(top: list[Thread]) -> list[Thread]:
-    """Step (5): roots with the same base subject go together. Returns the new roots."""
+def _thread_key(forest: ThreadForest, keys: list[tuple[float, int]]) -> Callable[[int], tuple[float, int]]:
+    """The key a node sorts by: its message's date, or a dummy's first child's (RFC 5256 §3
+    steps 4, 6)."""
+    size, children = forest.size, forest.children
+
+    def key(node: int) -> tuple[float, int]:
+        while node >= size:
+            node = children[node][0]
+        return keys[node]
+
+    return key
+
+
+def _merge_by_subject(forest: ThreadForest, rows: Sequence[MessageRow]) -> None:
+    """Step (5): roots with the same base subject go together."""
+    size, top, children = forest.size, forest.roots, forest.children
     # a root's thread subject is its own base subject, or its first child's for a dummy;
     # "refwd" is RFC 5256's "reply or forward", which a dummy is not
     subject_of: list[str] = []
     refwd: list[bool] = []
-    for thread in top:
-        first = thread.message if thread.message is not None else thread.children[0].message
-        assert first is not None
-        subject, is_refwd = base_subject_info(first.subject)
+    for node in top:
+        first = node if node < size else children[node][0]
+        subject, is_refwd = base_subject_info(rows[first][SUBJECT])
         subject_of.append(unicode_casemap(subject))
-        refwd.append(is_refwd and thread.message is not None)
+        refwd.append(is_refwd and node < size)
     held_by: dict[str, int] = {}  # (5.B) the subject table: subject -> index in top
     for i, subject in enumerate(subject_of):
         if not subject:
             continue
         held = held_by.get(subject)
-        if held is None or (
-            top[held].message is not None
-            and (top[i].message is None or (refwd[held] and not refwd[i]))
-        ):
+        if held is None or (top[held] < size and (top[i] >= size or (refwd[held] and not refwd[i]))):
             held_by[subject] = i
     # (5.C) merge; a root put under another thread or a new dummy is left out at the end
-    table: dict[str, Thread] = {subject: top[i] for subject, i in held_by.items()}
+    table: dict[str, int] = {subject: top[i] for subject, i in held_by.items()}
     gone: set[int] = set()
-    new_dummies: list[Thread] = []
-    for i, thread in enumerate(top):
+    new_dummies: list[int] = []
+    grown: dict[int, list[int]] = {}  # the holders' children while they grow
+
+    def kids_of(holder: int) -> list[int]:
+        kids = grown.get(holder)
+        if kids is None:
+            kids = grown[holder] = list(children.get(holder, ()))
+        return kids
+
+    next_dummy = max((node for node in children if node >= size), default=size - 1) + 1
+    for i, node in enumerate(top):
         subject = subject_of[i]
         if not subject or i in gone:
             continue
         holder = table[subject]
-        if holder is thread:
+        if holder == node:
             continue
-        holder_refwd = holder.message is not None and refwd[held_by[subject]]
+        holder_refwd = holder < size and refwd[held_by[subject]]
         gone.add(i)
-        if holder.message is None and thread.message is None:
-            holder.children.extend(thread.children)
-        elif holder.message is None or (refwd[i] and not holder_refwd):
-            holder.children.append(thread)
+        if holder >= size and node >= size:
+            kids_of(holder).extend(children.pop(node))
+        elif holder >= size or (refwd[i] and not holder_refwd):
+            kids_of(holder).append(node)
         else:
-            dummy = Thread(None, [holder, thread])
+            grown[next_dummy] = [holder, node]
             gone.add(held_by[subject])
-            table[subject] = dummy
-            new_dummies.append(dummy)
-    merged = [thread for i, thread in enumerate(top) if i not in gone]
-    merged.extend(new_dummies)
-    return merged
+            table[subject] = next_dummy
+            new_dummies.append(next_dummy)
+            next_dummy += 1
+    for holder, kids in grown.items():
+        children[holder] = tuple(kids)
+    forest.roots = [node for i, node in enumerate(top) if i not in gone]
+    forest.roots.extend(new_dummies)
 
 
-def thread_references(messages: Sequence[SortableMessage]) -> list[Thread]:
+def references_forest(rows: Sequence[MessageRow]) -> ThreadForest:
     """THREAD REFERENCES (RFC 5256 §3): parent/child links from References (or the first
     msg-id of In-Reply-To), dummies pruned, roots merged by base subject, siblings and threads
     in sent-date order."""
-    top = _prune(_link_references(messages))  # (1), (2), (3)
-    for thread in top:  # (4) a dummy sorts as its first child, and the roots by date
-        if thread.message is None:
-            thread.children.sort(key=_thread_key)
-    top.sort(key=_thread_key)
-    top = _merge_by_subject(top)  # (5)
+    forest = _prune(_link_references(rows), len(rows))  # (1), (2), (3)
+    key = _thread_key(forest, _date_keys(rows))
+    size, children = forest.size, forest.children
+    for node in forest.roots:  # (4) a dummy sorts as its first child, and the roots by date
+        if node >= size:
+            children[node] = tuple(sorted(children[node], key=key))
+    forest.roots.sort(key=key)
+    _merge_by_subject(forest, rows)  # (5)
     # (6) sort every set of siblings, the deepest first, then the roots
-    order: list[Thread] = []
-    stack = top[:]
+    order: list[int] = []
+    stack = forest.roots[:]
     while stack:
-        thread = stack.pop()
-        order.append(thread)
-        stack.extend(thread.children)
-    for thread in reversed(order):
-        if len(thread.children) > 1:
-            thread.children.sort(key=_thread_key)
-    top.sort(key=_thread_key)
-    return top
+        node = stack.pop()
+        order.append(node)
+        stack.extend(children.get(node, ()))
+    for node in reversed(order):
+        kids = children.get(node)
+        if kids is not None and len(kids) > 1:
+            children[node] = tuple(sorted(kids, key=key))
+    forest.roots.sort(key=key)
+    return forest
+
+
+def thread_references(messages: Sequence[SortableMessage]) -> list[Thread]:
+    """THREAD REFERENCES as :class:`Thread` trees (see :func:`references_forest`)."""
+    return _threads(references_forest([m.row() for m in messages]), messages)
 
 
 # --- the THREAD response (RFC 5256 §4) ------------------------------------------------------
 
 
-def _message_children(node: Thread) -> list[Thread]:
+def _message_children(forest: ThreadForest, node: int) -> Sequence[int]:
     """The children of ``node``, a dummy among them replaced by its own children."""
-    found: list[Thread] = []
-    stack = list(reversed(node.children))
+    size, children = forest.size, forest.children
+    kids = children.get(node, ())
+    if all(kid < size for kid in kids):
+        return kids  # the usual case: no dummy to look through
+    found: list[int] = []
+    stack = list(reversed(kids))
     while stack:
-        child = stack.pop()
-        if child.message is None:
-            stack.extend(reversed(child.children))
+        kid = stack.pop()
+        if kid >= size:
+            stack.extend(reversed(children.get(kid, ())))
         else:
-            found.append(child)
+            found.append(kid)
     return found
 
 
-def format_threads(threads: Sequence[Thread], *, uid: bool) -> bytes:
-    """The thread-lists of a ``* THREAD`` response (b"" for none), with UIDs or sequence numbers:
-    ``(2)(3 6 (4 23)(44 7 96))``; a dummy root is ``((1)(2))``.
+def format_forest(forest: ThreadForest, numbers: Sequence[int]) -> bytes:
+    """The thread-lists of a ``* THREAD`` response (b"" for none), message ``n`` written as
+    ``numbers[n]`` (its UID or sequence number): ``(2)(3 6 (4 23)(44 7 96))``; a dummy root is
+    ``((1)(2))``.
 
     A node with one child continues the list, with several each child gets parentheses
     (``thread-members`` / ``thread-nested``). A dummy below the root, which the algorithms
@@ -626,11 +753,11 @@ def format_threads(threads: Sequence[Thread], *, uid: bool) -> bytes:
     message under it is written as that message.
     """
     out: list[str] = []
-    # a stack of things to write: a Thread starts a thread-list's contents, a str is literal
-    stack: list[Thread | str] = []
-    for thread in reversed(threads):
-        if thread.message is None:
-            kids = _message_children(thread)
+    # a stack of things to write: a node (int) starts a thread-list's contents, a str is literal
+    stack: list[int | str] = []
+    for root in reversed(forest.roots):
+        if root >= forest.size:
+            kids = _message_children(forest, root)
             if not kids:
                 continue
             if len(kids) == 1:
@@ -641,7 +768,7 @@ def format_threads(threads: Sequence[Thread], *, uid: bool) -> bytes:
                 stack.extend((")", kid, "("))
             stack.append("(")
         else:
-            stack.extend((")", thread, "("))
+            stack.extend((")", root, "("))
     while stack:
         item = stack.pop()
         if isinstance(item, str):
@@ -649,9 +776,8 @@ def format_threads(threads: Sequence[Thread], *, uid: bool) -> bytes:
             continue
         node = item
         while True:
-            assert node.message is not None
-            out.append(str(node.message.uid if uid else node.message.seq))
-            kids = _message_children(node)
+            out.append(str(numbers[node]))
+            kids = _message_children(forest, node)
             if len(kids) == 1:
                 out.append(" ")
                 node = kids[0]
@@ -662,3 +788,49 @@ def format_threads(threads: Sequence[Thread], *, uid: bool) -> bytes:
                     stack.extend((")", kid, "("))
             break
     return "".join(out).encode("ascii")
+
+
+def _threads(forest: ThreadForest, messages: Sequence[SortableMessage]) -> list[Thread]:
+    """The forest as Thread trees, message ``n`` being ``messages[n]``."""
+    size, children = forest.size, forest.children
+    made: dict[int, Thread] = {}
+    order: list[int] = []
+    stack = forest.roots[:]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(children.get(node, ()))
+    for node in reversed(order):  # children before their parents
+        kids = [made.pop(kid) for kid in children.get(node, ())]
+        made[node] = Thread(messages[node] if node < size else None, kids)
+    return [made[root] for root in forest.roots]
+
+
+def _forest(threads: Sequence[Thread]) -> tuple[ThreadForest, list[SortableMessage]]:
+    """Thread trees as a forest, and the messages its numbers stand for."""
+    nodes: list[Thread] = []
+    stack = list(threads)
+    while stack:
+        thread = stack.pop()
+        nodes.append(thread)
+        stack.extend(thread.children)
+    messages: list[SortableMessage] = []
+    number: dict[int, int] = {}  # id(thread) -> node: the messages first, then the dummies
+    for thread in nodes:
+        if thread.message is not None:
+            number[id(thread)] = len(messages)
+            messages.append(thread.message)
+    dummies = [thread for thread in nodes if thread.message is None]
+    for n, thread in enumerate(dummies, start=len(messages)):
+        number[id(thread)] = n
+    forest = ThreadForest(len(messages), [number[id(t)] for t in threads], {})
+    for thread in nodes:
+        if thread.children:
+            forest.children[number[id(thread)]] = tuple(number[id(kid)] for kid in thread.children)
+    return forest, messages
+
+
+def format_threads(threads: Sequence[Thread], *, uid: bool) -> bytes:
+    """:func:`format_forest` for :class:`Thread` trees, with UIDs or sequence numbers."""
+    forest, messages = _forest(threads)
+    return format_forest(forest, [m.uid if uid else m.seq for m in messages])

@@ -15,10 +15,12 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
+
+from postoffice.message.mime_model import Address
 
 if TYPE_CHECKING:
     from postoffice.store.changes import ChangeNotifier
@@ -228,6 +230,25 @@ class BlobInfo:
     preview: str
 
 
+# An address field of the ENVELOPE (RFC 9051 §7.5.2) that the store can read for many messages.
+AddressField = Literal["from", "to", "cc", "bcc"]
+# The first address of an ENVELOPE field: (name as written, RFC 2047 words not decoded; mailbox;
+# host). A group's start comes first as (None, group name, None).
+FirstAddress = tuple[str | None, str | None, str | None]
+
+
+# The header data of one message that SORT and THREAD order by (RFC 5256), kept at delivery:
+# (uid, subject (decoded), sent date (Date:, unix seconds; None if missing or unparsable),
+# message_id, in_reply_to, references (space-separated message-ids), and the first address of
+# From, To and Cc, only when asked for, else None as for none). A plain tuple, not a NamedTuple:
+# the garbage collector stops tracking tuples of plain values, and a mailbox's worth (100,000)
+# of tracked ones set off a full collection of the server's objects each time.
+HeaderFields = tuple[
+    int, str, int | None, str | None, str | None, str, FirstAddress | None, FirstAddress | None,
+    FirstAddress | None,
+]
+
+
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     """One message to add to one mailbox. `raw` is required for a blob from `put_blob` (the
@@ -424,6 +445,24 @@ class MailStore(Protocol):
     async def mailbox_blob_hashes(self, mailbox_id: int, hashes: Sequence[str]) -> set[str]: ...
 
     async def blob_info(self, hashes: Sequence[str]) -> dict[str, BlobInfo]: ...
+    async def header_fields(
+        self, mailbox_id: int, uids: Sequence[int], *, addresses: Collection[AddressField] = ()
+    ) -> list[HeaderFields]:
+        """The header data of these messages of the mailbox, expunged ones it still holds
+        included (see hold_mailbox), in no particular order; unknown uids are left out. With
+        `addresses`, the first address of those of From, To and Cc too (Bcc has no slot)."""
+        ...
+    async def envelope_addresses(
+        self, mailbox_id: int, field: AddressField, *, containing: str | None = None
+    ) -> list[tuple[int, tuple[Address, ...]]]:
+        """(uid, addresses) of the ENVELOPE field `field` of each message of the mailbox that
+        has one, held expunged ones included, in no particular order.
+
+        With `containing`, messages may be left out unless one of their addresses has it in its
+        name (RFC 2047 decoded), mailbox or host, or a group has it in its name, ignoring case:
+        a superset of those that do, for a caller that checks what it needs.
+        """
+        ...
     async def collect_garbage(self, orphan_min_age: float = 3600.0) -> int: ...
     async def index_unindexed(self, limit: int = 64) -> int: ...
     def hold_mailbox(self, mailbox_id: int) -> None: ...

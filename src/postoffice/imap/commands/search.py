@@ -2,9 +2,12 @@
 
 The key tree is evaluated per message over the session's snapshot (flags, sizes, dates) and the
 header data stored at delivery. Every string key is a case-insensitive SUBSTRING match (§6.4.4):
-SUBJECT on the decoded value kept at delivery, FROM/TO/CC/BCC and HEADER on the decoded header
-fields, BODY/TEXT on the decoded text of the message through the store's substring index
-(`MailStore.search_text`), which also covers messages expunged but not yet announced.
+SUBJECT on the decoded value kept at delivery (`MailStore.header_fields`); FROM/TO/CC/BCC on
+"the envelope structure's field" (§6.4.4), the addresses of that field's first occurrence kept
+at delivery (`MailStore.envelope_addresses`), written as `Name <local@domain>, group:`; other
+HEADER fields on the decoded header fields, read from the message; BODY/TEXT on the decoded
+text of the message through the store's substring index (`MailStore.search_text`). The store
+answers all of these for messages expunged but not yet announced too.
 """
 
 from __future__ import annotations
@@ -24,20 +27,21 @@ from postoffice.imap.session import Completion, ImapSession, no, ok
 from postoffice.imap.snapshot import MailboxSnapshot
 from postoffice.message.mime_address import parse_address_list
 from postoffice.message.mime_headers import decode_words, parse_fields
+from postoffice.message.mime_model import Address
 from postoffice.smtp.headers import header_block
-from postoffice.store.interface import BlobInfo, MessageRecord
+from postoffice.store.interface import AddressField, MailStore, MessageRecord
 
-# Decoded at delivery and kept in the store. Address keys read the header instead, so that group
-# names and display names match as written.
-_INDEXED = {"SUBJECT": "subject"}
+# Keys answered from what the store kept at delivery rather than by reading every message.
+_ENVELOPE_KEYS: dict[str, AddressField] = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc"}
+_STORED_KEYS = {"SUBJECT", *_ENVELOPE_KEYS}
 
 
 class _Context:
     def __init__(self, session: ImapSession, snapshot: MailboxSnapshot) -> None:
         self.session = session
         self.snapshot = snapshot
-        self.info: dict[str, BlobInfo] = {}
         self.text_hits: dict[tuple[str, bool], set[int]] = {}
+        self.header_hits: dict[tuple[str, str], set[int]] = {}  # (key, needle) -> uids
         self.headers: dict[str, list[tuple[str, str, str]]] = {}
 
 
@@ -50,9 +54,11 @@ async def _prefetch(ctx: _Context, key: k.SearchKey) -> None:
             ctx.text_hits[(key.value, body_only)] = await store.search_text(
                 ctx.snapshot.mailbox.id, key.value, headers=not body_only, body=True
             )
-    elif isinstance(key, k.SearchHeader) and key.field.upper() in _INDEXED and key.value:
-        if not ctx.info:
-            ctx.info = await store.blob_info([ctx.snapshot.record(u).blob for u in ctx.snapshot.uids])
+    elif isinstance(key, k.SearchHeader) and key.field.upper() in _STORED_KEYS and key.value:
+        # an empty value asks whether the field is there at all: the header answers that below
+        asked = (key.field.upper(), key.value.lower())
+        if asked not in ctx.header_hits:
+            ctx.header_hits[asked] = await _stored_hits(store, ctx.snapshot, *asked)
     elif isinstance(key, k.SearchHeader) or (isinstance(key, k.SearchDate) and key.which == "sent"):
         # Other header keys, presence checks and SENT* dates read the header itself, once:
         # many files per thread hop, parsed in the thread too, so the loop stays free.
@@ -75,13 +81,15 @@ async def _prefetch(ctx: _Context, key: k.SearchKey) -> None:
 _HEADER_BATCH = 256
 
 _ADDRESS_KEYS = {"FROM", "TO", "CC", "BCC", "SENDER", "REPLY-TO"}
+# What an address text puts around names, mailboxes, hosts and group names (see _address_text).
+_ADDRESS_PUNCTUATION = frozenset("<>@,:")
 
 
-def _addresses_text(value: str) -> str:
-    """An address field as `Name <local@domain>, group:` text, lower-cased: what address keys
-    match against, so comments and odd spacing in the header do not hide an address."""
+def _address_text(addresses: Iterable[Address] | None) -> str:
+    """Addresses as `Name <local@domain>, group:` text, lower-cased: what address keys match
+    against, so comments and odd spacing in the header do not hide an address."""
     parts = []
-    for address in parse_address_list(value) or ():
+    for address in addresses or ():
         if address.host is None:
             if address.mailbox is not None:
                 parts.append(decode_words(address.mailbox) + ":")
@@ -89,6 +97,22 @@ def _addresses_text(value: str) -> str:
         name = decode_words(address.name) + " " if address.name else ""
         parts.append(f"{name}<{address.mailbox}@{address.host}>")
     return ", ".join(parts).lower()
+
+
+async def _stored_hits(store: MailStore, snapshot: MailboxSnapshot, key: str, needle: str) -> set[int]:
+    """The uids whose SUBJECT or ENVELOPE address field `key` contains `needle` (lower-cased):
+    from the store, the matching done in a thread so that 100,000 messages do not hold up
+    the event loop."""
+    if key == "SUBJECT":
+        fields = await store.header_fields(snapshot.mailbox.id, list(snapshot.uids))
+        return await asyncio.to_thread(lambda: {row[0] for row in fields if needle in row[1].lower()})
+    # Outside names, mailboxes, hosts and group names an address text has only punctuation and
+    # single spaces, so a needle without punctuation matches inside one of them, trimmed of
+    # spaces: the store can leave out the messages where none contains it.
+    trimmed = needle.strip(" ")
+    narrow = trimmed if trimmed and _ADDRESS_PUNCTUATION.isdisjoint(trimmed) else None
+    found = await store.envelope_addresses(snapshot.mailbox.id, _ENVELOPE_KEYS[key], containing=narrow)
+    return await asyncio.to_thread(lambda: {uid for uid, addresses in found if needle in _address_text(addresses)})
 
 
 def _sent_day(fields: list[tuple[str, str, str]]) -> dt.date | None:
@@ -131,12 +155,12 @@ def _matches(ctx: _Context, key: k.SearchKey, seq: int, record: MessageRecord) -
         case k.SearchHeader(field=field, value=value):
             name = field.upper()
             needle = value.lower()
-            if name in _INDEXED and value:  # an empty value means "has the field" (§6.4.4)
-                info = ctx.info.get(record.blob)
-                return info is not None and needle in getattr(info, _INDEXED[name]).lower()
+            if name in _STORED_KEYS and value:  # an empty value means "has the field" (§6.4.4)
+                return record.uid in ctx.header_hits[(name, needle)]
             fields = ctx.headers.get(record.blob, [])
             if name in _ADDRESS_KEYS:
-                return any(lname == name.lower() and needle in _addresses_text(v) for lname, _, v in fields)
+                return any(lname == name.lower() and needle in _address_text(parse_address_list(v))
+                           for lname, _, v in fields)
             return any(lname == name.lower() and needle in decode_words(v).lower() for lname, _, v in fields)
         case k.SearchBody(value=value):
             return record.uid in ctx.text_hits.get((value, True), set())
@@ -251,6 +275,8 @@ async def cancelupdate(session: ImapSession, command: ev.ImapCommand) -> Complet
 
 async def search_uids(session: ImapSession, snapshot: MailboxSnapshot, key: k.SearchKey) -> list[int]:
     """The UIDs of the messages that match `key`, ascending (also for SORT and THREAD)."""
+    if isinstance(key, k.SearchAll):  # THREAD ... ALL on 100,000 messages: nothing to check
+        return list(snapshot.uids)
     ctx = _Context(session, snapshot)
     await _prefetch(ctx, key)
     # A full-text key (alone or ANDed with others) already names the few messages that can

@@ -14,25 +14,31 @@ row can ever point to a missing file.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from postoffice.message.mime_json import FORMAT_VERSION
+from postoffice.message.mime_model import Address
 from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeKind, MailboxChange
 from postoffice.store.interface import (
     DELETED,
     SEEN,
+    AddressField,
     AppendResult,
     BlobInfo,
     CopyResult,
     DeliveryTarget,
+    FirstAddress,
     FlagMode,
     FlagUpdate,
+    HeaderFields,
     IndexedBlob,
     MailboxChanges,
     MailboxRecord,
@@ -365,6 +371,111 @@ def blob_info(conn: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, Blob
         ):
             found[row[0]] = BlobInfo(*row)
     return found
+
+
+# SORT, THREAD and SEARCH read a column or two of every message of a mailbox: one query over
+# the mailbox, not 100,000 BlobInfo records. Addresses come from the ENVELOPE kept in
+# `blobs.structure` (message.mime_json: [1, [date, subject, from, sender, reply_to, to, cc, bcc,
+# in_reply_to, message_id], body]), read by SQLite's JSON functions, which parse each structure
+# once per row however many paths a query reads.
+if FORMAT_VERSION != 1:
+    raise ImportError("message.mime_json has a new layout: update _ENVELOPE_PATHS in message_ops")
+_ENVELOPE_PATHS: dict[str, str] = {"from": "$[1][2]", "to": "$[1][5]", "cc": "$[1][6]", "bcc": "$[1][7]"}
+_HEADER_COLUMNS = "m.uid, b.subject, b.sent_date, b.message_id, b.in_reply_to, b.refs"
+_SORT_ADDRESSES = ("from", "to", "cc")  # the HeaderFields address slots, in order
+# Up to this many uids are looked up by key; more, and one pass over the mailbox is cheaper.
+_BY_KEY_LIMIT = 8 * _CHUNK
+
+
+def _envelope_rows(
+    conn: sqlite3.Connection, mailbox_id: int, columns: Callable[[Callable[[str], str]], str],
+    uids: Sequence[int] | None = None,
+) -> list[tuple[Any, ...]]:
+    """`_mailbox_rows` with envelope values: `columns` writes the column list, given a function
+    that writes the SQL for the JSON value at a path of the structure.
+
+    Every structure is JSON from dump_structure, but should one not be, SQLite refuses the whole
+    query: then it runs again with each structure checked first (which costs a third more), and
+    that one reads as having no addresses, as load_structure's ValueError does for FETCH."""
+    try:
+        return _mailbox_rows(conn, mailbox_id, columns(lambda path: f"json_extract(b.structure, '{path}')"), uids)
+    except sqlite3.OperationalError:  # "malformed JSON"
+        return _mailbox_rows(conn, mailbox_id, columns(
+            lambda path: f"CASE WHEN json_valid(b.structure) THEN json_extract(b.structure, '{path}') END"), uids)
+
+
+def _mailbox_rows(
+    conn: sqlite3.Connection, mailbox_id: int, columns: str, uids: Sequence[int] | None = None
+) -> list[tuple[Any, ...]]:
+    """`columns` (of messages `m` and blobs `b`, starting with m.uid) for the mailbox's messages
+    and the expunged ones still held, whose rows keep their blob until no session holds the
+    mailbox: all of them, or those of `uids`."""
+
+    def select(where: str) -> str:
+        return (
+            f"SELECT {columns} FROM messages m JOIN blobs b ON b.id = m.blob WHERE m.mailbox_id = ?{where}"
+            f" UNION ALL SELECT {columns} FROM expunged m JOIN blobs b ON b.id = m.blob WHERE m.mailbox_id = ?{where}"
+        )
+
+    if uids is None or len(uids) > _BY_KEY_LIMIT:
+        rows = conn.execute(select(""), (mailbox_id, mailbox_id)).fetchall()
+        if uids is None:
+            return rows
+        wanted = set(uids)
+        return [row for row in rows if row[0] in wanted]
+    rows = []
+    step = _CHUNK // 2  # each chunk is bound twice
+    for start in range(0, len(uids), step):
+        chunk = uids[start:start + step]
+        where = f" AND m.uid IN ({','.join('?' * len(chunk))})"
+        rows += conn.execute(select(where), (mailbox_id, *chunk, mailbox_id, *chunk)).fetchall()
+    return rows
+
+
+def header_fields(
+    conn: sqlite3.Connection, mailbox_id: int, uids: Sequence[int], addresses: Collection[AddressField]
+) -> list[HeaderFields]:
+    """What SORT and THREAD need of the given messages (see MailStore.header_fields)."""
+    slots = [n for n, field in enumerate(_SORT_ADDRESSES) if field in addresses]
+    if not slots:  # the rows are the records as they come
+        return _mailbox_rows(conn, mailbox_id, _HEADER_COLUMNS + ", NULL, NULL, NULL", uids)
+
+    def columns(value: Callable[[str], str]) -> str:
+        paths = [f"{_ENVELOPE_PATHS[_SORT_ADDRESSES[slot]]}[0][{i}]" for slot in slots for i in (0, 2, 3)]
+        return ", ".join([_HEADER_COLUMNS, *map(value, paths)])  # name, mailbox, host of each
+
+    out: list[HeaderFields] = []
+    for row in _envelope_rows(conn, mailbox_id, columns, uids):
+        firsts: list[FirstAddress | None] = [None, None, None]
+        for n, slot in enumerate(slots):
+            first = row[6 + 3 * n:9 + 3 * n]
+            firsts[slot] = first if first != (None, None, None) else None  # all NULL: no such field
+        out.append((*row[:6], *firsts))
+    return out
+
+
+def envelope_addresses(
+    conn: sqlite3.Connection, mailbox_id: int, field: AddressField, containing: str | None
+) -> list[tuple[int, tuple[Address, ...]]]:
+    """The ENVELOPE addresses of `field`, narrowed by `containing` (see MailStore.envelope_addresses)."""
+    rows = _envelope_rows(conn, mailbox_id, lambda value: f"m.uid, {value(_ENVELOPE_PATHS[field])}")
+    probe = containing.lower() if containing else None
+    found = []
+    for uid, text in rows:
+        if text is None or (probe is not None and not _may_contain(text, probe)):
+            continue
+        found.append((uid, tuple(Address(*item) for item in json.loads(text))))
+    return found
+
+
+def _may_contain(addresses_json: str, probe: str) -> bool:
+    """Whether an address list, as JSON text, may hold `probe` (lower-cased) in a name, mailbox,
+    host or group name. Plain ASCII JSON holds those strings as they are, so a substring check
+    never misses one; RFC 2047 words (decoded names differ), JSON escapes and non-ASCII text
+    (whose lower case can depend on the letters around it) are left to the caller."""
+    if "=?" in addresses_json or "\\" in addresses_json or not addresses_json.isascii():
+        return True
+    return probe in addresses_json.lower()
 
 
 def mailbox_blob_hashes(conn: sqlite3.Connection, mailbox_id: int, hashes: Sequence[str]) -> set[str]:

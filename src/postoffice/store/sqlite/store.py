@@ -14,16 +14,18 @@ import logging
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from postoffice.message.mime_model import Address
 from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeKind, ChangeNotifier, MailboxChange
 from postoffice.store.indexing import index_message
 from postoffice.store.interface import (
     AccountRecord,
+    AddressField,
     AliasRecord,
     AppendResult,
     BlobInfo,
@@ -31,6 +33,7 @@ from postoffice.store.interface import (
     DeliveryTarget,
     DomainRecord,
     FlagMode,
+    HeaderFields,
     IndexedBlob,
     MailboxChanges,
     MailboxRecord,
@@ -411,6 +414,16 @@ class SqliteStore:
 
     async def blob_info(self, hashes: Sequence[str]) -> dict[str, BlobInfo]:
         return await self._read(m.blob_info, list(hashes))
+
+    async def header_fields(
+        self, mailbox_id: int, uids: Sequence[int], *, addresses: Collection[AddressField] = ()
+    ) -> list[HeaderFields]:
+        return await self._read(m.header_fields, mailbox_id, uids, addresses)
+
+    async def envelope_addresses(
+        self, mailbox_id: int, field: AddressField, *, containing: str | None = None
+    ) -> list[tuple[int, tuple[Address, ...]]]:
+        return await self._read(m.envelope_addresses, mailbox_id, field, containing)
 
     async def collect_garbage(self, orphan_min_age: float = 3600.0) -> int:
         """Remove unreferenced blob rows and files (normally done right after each expunge),
