@@ -4,8 +4,10 @@ Implementation notes:
 - Responses to pipelined commands are written when the input is drained.
 - A synchronising literal is accepted ("+ Ready") only after its size was checked; a refused
   one never has its bytes read (RFC 9051 §7.5, RFC 7888).
-- IDLE (RFC 2177): the session waits on the store's change events for its mailbox and announces
-  them at once (EXPUNGE included) until DONE.
+- IDLE (RFC 2177): the session's task sleeps on its read until DONE, while the mailbox's changes
+  are pushed to it (EXPUNGE included) by snapshot_push.py, once for every session idling on the
+  mailbox; the task wakes only to catch up on its own when the push cannot serve it. A session
+  under NOTIFY (RFC 5465) instead waits on its own subscription to every mailbox.
 - An idle client is logged out after 30 minutes (RFC 9051 §5.4), and a garbage flood ends with
   BYE. A slow client holds nothing but its own task: store reads run in threads and writes in
   the writer thread.
@@ -19,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 
 from postoffice.app import LISTENER_FACTORIES, RunningListener
 from postoffice.config import ListenAddress, UnixAddress
+from postoffice.imap import snapshot_push
 from postoffice.imap.commands import (
     acl,
     auth,
@@ -231,38 +234,85 @@ class ImapConnection:
         session.send(resp.continuation("idling"))
         await self.flush()
         self.parser.expect_idle_done()
-        store = session.services.store
-        box = session.snapshot.mailbox.id if session.snapshot else None
-        with store.changes.subscribe(None if session.notify else box) as changes:
-            await session.announce_updates(allow_expunge=True)
-            await self.flush()
+        if session.notify is not None:
+            return await self.idle_with_notify()
+        if session.snapshot is None:  # IDLE while authenticated: nothing to watch but the client
+            return await self.idle_until_done(None)
+        with snapshot_push.idling(session) as idler:
+            return await self.idle_until_done(idler)
 
-            async def tell(batch: list[MailboxChange]) -> None:
-                if session.notify is not None:
-                    await notify.deliver(session, batch)
-                    session.notify.subscription.drain()  # the same changes, already told
-                else:
-                    await session.announce_updates(allow_expunge=True)
-                await search.update_contexts(session)
-
+    async def idle_until_done(self, idler: snapshot_push.Idler | None) -> Completion:
+        """Wait for DONE with one read for the whole IDLE; the push wakes the task only when it
+        must catch up on its own (see snapshot_push)."""
+        loop = asyncio.get_running_loop()
+        read = asyncio.ensure_future(self.session.conn.reader.read(READ_SIZE))
+        deadline = loop.time() + AUTOLOGOUT
+        try:
             while True:
-                try:
-                    data = await self.read_or_changes(changes, tell)
-                except TimeoutError:
-                    session.send(resp.bye("Autologout; idle for too long"))
-                    session.state = State.LOGOUT
-                    return Completion("OK", "IDLE ended")
-                for piece in self.inbound(data):
-                    self.parser.receive_data(piece)
-                if not data:
-                    session.state = State.LOGOUT
-                    return Completion("OK", "IDLE ended")
-                event = self.parser.next_event()
-                if event is ev.NEED_DATA:
-                    continue
-                if isinstance(event, ev.IdleDone):
-                    return Completion("OK", "IDLE terminated")
-                return bad("Expected DONE")
+                if idler is not None:
+                    await idler.catch_up(self.catch_up)
+                waits: set[asyncio.Future[bytes] | asyncio.Future[None]] = {read}
+                if idler is not None:
+                    waits.add(idler.sleep())
+                done, _ = await asyncio.wait(waits, timeout=max(0.0, deadline - loop.time()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if idler is not None and idler.wake is not None:
+                    idler.wake.cancel()
+                    idler.wake = None
+                if read in done:
+                    ended = self.idle_input(read.result())
+                    if ended is not None:
+                        return ended
+                    read = asyncio.ensure_future(self.session.conn.reader.read(READ_SIZE))
+                    deadline = loop.time() + AUTOLOGOUT
+                elif not done:
+                    return self.autologout()
+        finally:
+            if not read.done():
+                read.cancel()
+
+    async def catch_up(self) -> None:
+        """The per-session way to tell an idling client what changed."""
+        await self.session.announce_updates(allow_expunge=True)
+        await search.update_contexts(self.session)
+        await self.flush()
+
+    async def idle_with_notify(self) -> Completion:
+        session = self.session
+        await session.announce_updates(allow_expunge=True)
+        await self.flush()
+
+        async def tell(batch: list[MailboxChange]) -> None:
+            await notify.deliver(session, batch)
+            await search.update_contexts(session)
+
+        while True:
+            try:
+                data = await self.read_or_changes(session.notify.subscription, tell)
+            except TimeoutError:
+                return self.autologout()
+            ended = self.idle_input(data)
+            if ended is not None:
+                return ended
+
+    def idle_input(self, data: bytes) -> Completion | None:
+        """Take the client's bytes during IDLE: the completion once IDLE ends, else None."""
+        for piece in self.inbound(data):
+            self.parser.receive_data(piece)
+        if not data:
+            self.session.state = State.LOGOUT
+            return Completion("OK", "IDLE ended")
+        event = self.parser.next_event()
+        if event is ev.NEED_DATA:
+            return None
+        if isinstance(event, ev.IdleDone):
+            return Completion("OK", "IDLE terminated")
+        return bad("Expected DONE")
+
+    def autologout(self) -> Completion:
+        self.session.send(resp.bye("Autologout; idle for too long"))
+        self.session.state = State.LOGOUT
+        return Completion("OK", "IDLE ended")
 
     def inbound(self, data: bytes) -> list[bytes] | Iterator[bytes]:
         """Received bytes as the parser must see them (inflated under COMPRESS)."""
@@ -293,10 +343,8 @@ class ImapConnection:
             return
         data = b"".join(session.out)
         session.out.clear()
-        if session.compression is not None:
-            data = session.compression.compress(data)
         try:
-            session.conn.writer.write(data)
+            session.transmit(data)
             await session.conn.writer.drain()
         except (ConnectionError, OSError):
             session.state = State.LOGOUT

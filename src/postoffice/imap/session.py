@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_left
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,14 @@ class ImapSession:
     def untagged(self, text: str | bytes) -> None:
         self.out.append(resp.untagged(text))
 
+    def transmit(self, data: bytes) -> None:
+        """Write `data` to the socket now, compressed under COMPRESS. Callers keep responses in
+        order: the driver's flush, and the IDLE push (snapshot_push.py), which writes only
+        while the session's own task is asleep with nothing in `out`."""
+        if self.compression is not None:
+            data = self.compression.compress(data)
+        self.conn.writer.write(data)
+
     @property
     def rev2(self) -> bool:
         return "IMAP4REV2" in self.enabled
@@ -139,11 +148,12 @@ class ImapSession:
         if not expunged:
             return
         self._remove_from_contexts([uid for _, uid in expunged])
+        self.send(self._expunge_responses([seq for seq, _ in expunged], [uid for _, uid in expunged]))
+
+    def _expunge_responses(self, seqs: list[int], uids: list[int]) -> bytes:
         if self.qresync:
-            self.send(resp.vanished_response(uid for _, uid in expunged))
-        else:
-            for seq, _ in expunged:
-                self.untagged(f"{seq} EXPUNGE")
+            return resp.vanished_response(uids)
+        return b"".join(b"* %d EXPUNGE\r\n" % seq for seq in seqs)
 
     def _remove_from_contexts(self, gone: list[int]) -> None:
         """REMOVEFROM for searches kept up to date, before the EXPUNGEs, so that sequence
@@ -177,6 +187,9 @@ class ImapSession:
 
     def write_flags(self, seq: int, uid: int, *, with_uid: bool = True, flags: bool = True) -> None:
         """An untagged FETCH with the message's flags (and MODSEQ under CONDSTORE)."""
+        self.send(self._flags_response(seq, uid, with_uid=with_uid, flags=flags))
+
+    def _flags_response(self, seq: int, uid: int, *, with_uid: bool = True, flags: bool = True) -> bytes:
         assert self.snapshot is not None
         record = self.snapshot.record(uid)
         items = [b"UID %d" % uid] if with_uid else []
@@ -184,13 +197,32 @@ class ImapSession:
             items.append(b"FLAGS " + resp.flags_list(self.flags_of(record)))
         if self.condstore:
             items.append(b"MODSEQ (%d)" % record.modseq)
-        self.send(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items)))
+        return b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items))
 
     def write_updates(self, updates: Updates) -> None:
-        self.write_expunged(list(zip(updates.expunged, updates.expunged_uids, strict=True)))
+        if updates.expunged:
+            self._remove_from_contexts(updates.expunged_uids)
+        data = self.encode_updates(updates)
+        if data:
+            self.send(data)
+
+    def encode_updates(self, updates: Updates) -> bytes:
+        """The untagged responses for `updates` (EXPUNGE or VANISHED, EXISTS, RECENT, FETCH
+        FLAGS), without the search context updates `write_updates` adds."""
+        parts = [self._expunge_responses(updates.expunged, updates.expunged_uids)] if updates.expunged else []
         if updates.exists is not None:
-            self.untagged(f"{updates.exists} EXISTS")
+            parts.append(b"* %d EXISTS\r\n" % updates.exists)
             if not self.rev2 and updates.recent is not None:
-                self.untagged(f"{updates.recent} RECENT")
-        for seq, record in updates.flags:
-            self.write_flags(seq, record.uid)
+                parts.append(b"* %d RECENT\r\n" % updates.recent)
+        parts += [self._flags_response(seq, record.uid) for seq, record in updates.flags]
+        return b"".join(parts)
+
+    def encoding_key(self, updates: Updates) -> Hashable:
+        """Everything `encode_updates` reads besides what `updates` and the snapshot's records
+        hold: sessions whose snapshots took the same updates and whose keys are equal get the
+        same bytes (snapshot_push.py encodes once per key). Keep the two in step."""
+        if self.rev2:
+            return (True, self.condstore, self.qresync)
+        recent = self.snapshot.recent if self.snapshot is not None else set()
+        shown_recent = tuple([record.uid in recent for _, record in updates.flags]) if updates.flags else ()
+        return (False, self.condstore, self.qresync, updates.recent, shown_recent)

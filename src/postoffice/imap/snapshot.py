@@ -9,6 +9,11 @@ Implementation notes (RFC 9051 §2.3.1.2, §5.2, §7.5.1; RFC 3501 §2.3.1.2, §
   it may, the expunged message keeps its sequence number and stays fetchable (the store keeps its
   blob while the mailbox is held, see store.sqlite.message_ops).
 - \\Recent (IMAP4rev1 only) belongs to exactly one session: the store hands out uid ranges.
+- `in_sync` says the snapshot equals the store's view (for its viewer) at `highestmodseq`: two
+  snapshots in sync at the same modseq hold the same messages, flags and sequence numbers, so one
+  `changes_since` read serves both and `apply` gives both the same `Updates` (snapshot_push.py
+  relies on it). A session's own STORE or EXPUNGE, or an expunge held back, breaks it until the
+  next refresh.
 """
 
 from __future__ import annotations
@@ -17,7 +22,13 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from postoffice.store.interface import FlagUpdate, MailboxRecord, MailStore, MessageRecord
+from postoffice.store.interface import (
+    FlagUpdate,
+    MailboxChanges,
+    MailboxRecord,
+    MailStore,
+    MessageRecord,
+)
 
 
 @dataclass
@@ -35,6 +46,10 @@ class Updates:
 
 
 class MailboxSnapshot:
+    # Slots: there is one per selected session, and an IDLE push reads tens of thousands at once.
+    __slots__ = ("_closed", "highestmodseq", "in_sync", "mailbox", "readonly", "recent", "records", "store",
+                 "uidnext", "uids", "vanished", "viewer")
+
     def __init__(self, store: MailStore, mailbox: MailboxRecord, records: list[MessageRecord],
                  *, readonly: bool, recent_from: int, viewer: int | None = None) -> None:
         self.store = store
@@ -47,6 +62,7 @@ class MailboxSnapshot:
         self.uidnext = mailbox.uidnext
         self.recent: set[int] = {u for u in self.uids if u >= recent_from}
         self.vanished: set[int] = set()  # expunged in the store, not yet announced
+        self.in_sync = True  # see the module notes
         self._closed = False
 
     @classmethod
@@ -99,6 +115,25 @@ class MailboxSnapshot:
     async def refresh(self, *, allow_expunge: bool) -> Updates:
         """Read what changed in the store and return what to announce now."""
         changes = await self.store.changes_since(self.mailbox.id, self.highestmodseq, viewer=self.viewer)
+        recent_from = await self.claim_recent(self.new_records(changes))
+        return self.apply(changes, allow_expunge=allow_expunge, recent_from=recent_from)
+
+    def new_records(self, changes: MailboxChanges) -> list[MessageRecord]:
+        """The messages in `changes` this snapshot has not seen yet, in uid order."""
+        known_max = self.uids[-1] if self.uids else 0
+        return [r for r in changes.changed if r.uid > known_max]
+
+    async def claim_recent(self, new: list[MessageRecord]) -> int | None:
+        """Take \\Recent for `new` where nobody took it yet: the first uid that is recent for this
+        session, or None when none can be (nothing new, or EXAMINE)."""
+        if not new or self.readonly:
+            return None
+        return await self.store.claim_recent(
+            self.mailbox.id, uidnext=new[-1].uid + 1, uidvalidity=self.mailbox.uidvalidity)
+
+    def apply(self, changes: MailboxChanges, *, allow_expunge: bool, recent_from: int | None) -> Updates:
+        """Take in `changes` (read from `highestmodseq`) and return what to announce now; the new
+        messages from uid `recent_from` on are recent for this session."""
         updates = Updates()
         for uid in changes.vanished:
             if uid in self.records:
@@ -113,12 +148,10 @@ class MailboxSnapshot:
                     updates.flags.append((0, record))
             elif record.uid > known_max:
                 new.append(record)
-        if allow_expunge:
+        if allow_expunge and self.vanished:
             self._announce_expunges(updates)
         if new:
-            if not self.readonly:
-                recent_from = await self.store.claim_recent(
-                    self.mailbox.id, uidnext=new[-1].uid + 1, uidvalidity=self.mailbox.uidvalidity)
+            if recent_from is not None:
                 self.recent.update(r.uid for r in new if r.uid >= recent_from)
             for record in new:
                 self.uids.append(record.uid)
@@ -127,7 +160,9 @@ class MailboxSnapshot:
             updates.exists = len(self.uids)
             updates.recent = len(self.recent)
         self.highestmodseq = max(self.highestmodseq, changes.highestmodseq)
-        updates.flags = [(s, r) for _, r in updates.flags if (s := self.seq_of(r.uid)) is not None]
+        self.in_sync = not self.vanished
+        if updates.flags:
+            updates.flags = [(s, r) for _, r in updates.flags if (s := self.seq_of(r.uid)) is not None]
         return updates
 
     def announce_expunges(self) -> Updates:
@@ -151,6 +186,7 @@ class MailboxSnapshot:
     def forget(self, uids: list[int]) -> list[tuple[int, int]]:
         """This session expunged `uids` itself: remove them now, returning (sequence number,
         uid) as each is announced (descending order keeps later numbers valid)."""
+        self.in_sync = False  # the store's change log still lists these until the next refresh
         seqs = []
         for uid in sorted(uids, reverse=True):
             seq = self.seq_of(uid)
@@ -165,6 +201,7 @@ class MailboxSnapshot:
     def apply_flag_updates(self, updates: Iterable[FlagUpdate]) -> None:
         """Apply flag changes this session made itself (STORE, FETCH setting \\Seen), so that
         refresh does not announce them again."""
+        self.in_sync = False  # records ahead of highestmodseq until the next refresh
         for update in updates:
             old = self.records.get(update.uid)
             if old is not None:

@@ -10,7 +10,7 @@ SQLite backend and published here too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -31,12 +31,25 @@ class MailboxChange:
 
 
 class Subscription:
-    """A queue of changes for one mailbox (or all, when mailbox_id is None)."""
+    """A queue of changes for one mailbox (or all, when mailbox_id is None), or a callback.
 
-    def __init__(self, notifier: ChangeNotifier, mailbox_id: int | None) -> None:
+    With `on_change`, each change is handed to it on the loop as it is published and the queue
+    stays empty: one subscriber can then wake many waiters without a task of its own.
+    `on_change` must not raise; it runs inside `publish`.
+    """
+
+    def __init__(self, notifier: ChangeNotifier, mailbox_id: int | None,
+                 on_change: Callable[[MailboxChange], None] | None = None) -> None:
         self._notifier = notifier
         self.mailbox_id = mailbox_id
+        self.on_change = on_change
         self.queue: asyncio.Queue[MailboxChange] = asyncio.Queue()
+
+    def deliver(self, change: MailboxChange) -> None:
+        if self.on_change is None:
+            self.queue.put_nowait(change)
+        else:
+            self.on_change(change)
 
     async def get(self) -> MailboxChange:
         return await self.queue.get()
@@ -78,10 +91,11 @@ class ChangeNotifier:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
 
-    def subscribe(self, mailbox_id: int | None) -> Subscription:
+    def subscribe(self, mailbox_id: int | None,
+                  on_change: Callable[[MailboxChange], None] | None = None) -> Subscription:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        sub = Subscription(self, mailbox_id)
+        sub = Subscription(self, mailbox_id, on_change)
         self._by_mailbox.setdefault(mailbox_id, set()).add(sub)
         return sub
 
@@ -98,7 +112,7 @@ class ChangeNotifier:
             self.versions[change.mailbox_id] = self.versions.get(change.mailbox_id, 0) + 1
             for key in (change.mailbox_id, None):
                 for sub in tuple(self._by_mailbox.get(key, ())):
-                    sub.queue.put_nowait(change)
+                    sub.deliver(change)
 
     def publish_threadsafe(self, changes: list[MailboxChange]) -> None:
         loop = self._loop
