@@ -703,13 +703,7 @@ def references_forest(rows: Sequence[MessageRow]) -> ThreadForest:
     forest.roots.sort(key=key)
     _merge_by_subject(forest, rows)  # (5)
     # (6) sort every set of siblings, the deepest first, then the roots
-    order: list[int] = []
-    stack = forest.roots[:]
-    while stack:
-        node = stack.pop()
-        order.append(node)
-        stack.extend(children.get(node, ()))
-    for node in reversed(order):
+    for node in reversed(_parents_first(forest)):
         kids = children.get(node)
         if kids is not None and len(kids) > 1:
             children[node] = tuple(sorted(kids, key=key))
@@ -790,17 +784,22 @@ def format_forest(forest: ThreadForest, numbers: Sequence[int]) -> bytes:
     return "".join(out).encode("ascii")
 
 
-def _threads(forest: ThreadForest, messages: Sequence[SortableMessage]) -> list[Thread]:
-    """The forest as Thread trees, message ``n`` being ``messages[n]``."""
-    size, children = forest.size, forest.children
-    made: dict[int, Thread] = {}
+def _parents_first(forest: ThreadForest) -> list[int]:
+    """Every node of the forest, each before its children (iterative: threads can be deep)."""
     order: list[int] = []
     stack = forest.roots[:]
     while stack:
         node = stack.pop()
         order.append(node)
-        stack.extend(children.get(node, ()))
-    for node in reversed(order):  # children before their parents
+        stack.extend(forest.children.get(node, ()))
+    return order
+
+
+def _threads(forest: ThreadForest, messages: Sequence[SortableMessage]) -> list[Thread]:
+    """The forest as Thread trees, message ``n`` being ``messages[n]``."""
+    size, children = forest.size, forest.children
+    made: dict[int, Thread] = {}
+    for node in reversed(_parents_first(forest)):  # children before their parents
         kids = [made.pop(kid) for kid in children.get(node, ())]
         made[node] = Thread(messages[node] if node < size else None, kids)
     return [made[root] for root in forest.roots]
