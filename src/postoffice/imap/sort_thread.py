@@ -7,8 +7,9 @@ objects or as plain :data:`MessageRow` tuples (what the server uses):
 :func:`references_forest` build the trees of ``THREAD ORDEREDSUBJECT`` and ``THREAD
 REFERENCES``, as :class:`Thread` objects or as a :class:`ThreadForest` of numbers, and
 :func:`format_threads` / :func:`format_forest` write them as the payload of ``* THREAD``.
-:func:`base_subject` is the "base subject" of RFC 5256 §2.1, :func:`unicode_casemap` the sort
-key of the comparator, :func:`parse_message_ids` the msg-id reader REFERENCES uses.
+:func:`base_subject` (the "base subject" of RFC 5256 §2.1) and :func:`unicode_casemap` (the
+comparator's key) live in `imap/base_subject.py`, :func:`parse_message_ids` (the msg-id reader
+REFERENCES uses) in `imap/message_ids.py`; they are re-exported here.
 
 Implementation notes:
 
@@ -55,11 +56,17 @@ Implementation notes:
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from postoffice.imap.base_subject import (
+    base_subject,
+    base_subject_info,
+    subject_key,
+    unicode_casemap,
+)
+from postoffice.imap.message_ids import own_message_id, parse_message_ids
 
 __all__ = [
     "CC",
@@ -173,103 +180,6 @@ class ThreadForest:
     children: dict[int, tuple[int, ...]]
 
 
-# --- collation (RFC 5051 i;unicode-casemap) -------------------------------------------------
-
-
-class _TitlecaseTable(dict[int, str]):
-    """A ``str.translate`` table that fills itself: code point -> its simple titlecase."""
-
-    def __missing__(self, code: int) -> str:
-        # RFC 5051 §2 uses the simple titlecase mapping (UnicodeData.txt); Python's title() is
-        # the full one, which differs only where it yields several characters (ß -> Ss, ligatures):
-        # those have no simple titlecase, so they stay as they are.
-        ch = chr(code)
-        title = ch.title()
-        self[code] = mapped = title if len(title) == 1 else ch
-        return mapped
-
-
-_TITLECASE = _TitlecaseTable()
-
-
-def unicode_casemap(text: str) -> str:
-    """The i;unicode-casemap key of ``text`` (RFC 5051): titlecase, then NFKD.
-
-    ASCII text is simply upper-cased, which is also i;ascii-casemap (RFC 4790 §9.2).
-    """
-    if text.isascii():
-        return text.upper()
-    return unicodedata.normalize("NFKD", text.translate(_TITLECASE))
-
-
-# --- base subject (RFC 5256 §2.1) -----------------------------------------------------------
-
-_WHITESPACE = re.compile(r"[ \t\r\n]+")
-_BLOB = r"\[[^\[\]]*\] *"  # subj-blob = "[" *BLOBCHAR "]" *WSP
-# *subj-leader, subj-leader = (*subj-blob subj-refwd) / WSP,
-# subj-refwd = ("re" / ("fw" ["d"])) *WSP [subj-blob] ":"
-_LEADERS = re.compile(rf"(?: |(?:{_BLOB})*(?:re|fwd?) *(?:{_BLOB})?:)*", re.IGNORECASE | re.ASCII)
-_BLOB_PREFIX = re.compile(_BLOB)
-_LEADS = ("re", "fw")
-
-
-def base_subject_info(subject: str) -> tuple[str, bool]:
-    """The base subject and whether the subject marks a reply or forward.
-
-    Steps (1)-(6) of RFC 5256 §2.1, on a subject whose encoded words are already decoded. The
-    flag is RFC 5256 §3's "reply or forward": extraction removed a subj-refwd (``Re:``,
-    ``Fwd:``, ``[list] Re[2]:``), a ``(fwd)`` trailer, or a ``[fwd: ...]`` wrapper.
-    """
-    # (1) tabs and continuations to space, runs of spaces to one
-    text = subject
-    if "  " in text or "\t" in text or "\n" in text or "\r" in text:
-        text = _WHITESPACE.sub(" ", text)
-    if text and text[0] not in " [" and text[-1] not in " )" and text[:2].lower() not in _LEADS:
-        return text, False  # nothing for steps (2) to (6) to remove: most subjects
-    refwd = False
-    while True:
-        # (2) trailing subj-trailer ("(fwd)" / WSP), as long as there is one
-        while text:
-            if text[-1] == " ":
-                text = text[:-1]
-            elif text[-5:].lower() == "(fwd)":
-                text = text[:-5]
-                refwd = True
-            else:
-                break
-        while True:
-            # (3) every leading subj-leader ((*subj-blob subj-refwd) / WSP); a subj-refwd
-            # ends with ":", a WSP leader has none
-            leaders = _LEADERS.match(text)
-            if leaders is not None and leaders.end():
-                refwd = refwd or ":" in leaders.group()
-                text = text[leaders.end() :]
-            # (4) a leading subj-blob, if what follows is not empty
-            blob = _BLOB_PREFIX.match(text)
-            if blob is None or blob.end() == len(text):
-                break
-            text = text[blob.end() :]
-            # (5) and again (3) and (4)
-        # (6) "[fwd:" subject "]": unwrap and start over from (2)
-        if text[:5].lower() == "[fwd:" and text.endswith("]"):
-            text = text[5:-1]
-            refwd = True
-            continue
-        return text, refwd
-
-
-def base_subject(subject: str) -> str:
-    """The base subject of RFC 5256 §2.1: ``"Re: [list] Fwd: Hello (fwd)"`` -> ``"Hello"``.
-
-    Case is kept; compare with :func:`unicode_casemap` applied.
-    """
-    return base_subject_info(subject)[0]
-
-
-def _subject_key(subject: str) -> str:
-    return unicode_casemap(base_subject_info(subject)[0])
-
-
 
 # --- SORT (RFC 5256 §3, RFC 5957) -----------------------------------------------------------
 
@@ -306,7 +216,7 @@ _KEY_FUNCTIONS: dict[str, Callable[[MessageRow], Any]] = {
     "DATE": _sent_date,
     "FROM": lambda m: _first_mailbox(m[FROM]),
     "SIZE": lambda m: m[SIZE],
-    "SUBJECT": lambda m: _subject_key(m[SUBJECT]),
+    "SUBJECT": lambda m: subject_key(m[SUBJECT]),
     "TO": lambda m: _first_mailbox(m[TO]),
     "DISPLAYFROM": lambda m: _display(m[FROM]),
     "DISPLAYTO": lambda m: _display(m[TO]),
@@ -355,7 +265,7 @@ def orderedsubject_forest(rows: Sequence[MessageRow]) -> ThreadForest:
     order = sorted(range(len(rows)), key=lambda i: rows[i][SEQ])
     dates = [_sent_date(row) for row in rows]
     order.sort(key=dates.__getitem__)
-    subjects = [_subject_key(row[SUBJECT]) for row in rows]
+    subjects = [subject_key(row[SUBJECT]) for row in rows]
     order.sort(key=subjects.__getitem__)
     roots: list[int] = []
     children: dict[int, tuple[int, ...]] = {}
@@ -377,112 +287,6 @@ def thread_orderedsubject(messages: Sequence[SortableMessage]) -> list[Thread]:
 
 # --- THREAD=REFERENCES (RFC 5256 §3) --------------------------------------------------------
 
-_BRACKETED = re.compile(r'<((?:"(?:[^"\\]|\\.)*"|[^<>"])*)>')
-_PLAIN_ID = r'[^<>\s"()@\[\]\\,;:]+@[^<>\s"()@\\,;:]+'
-_PLAIN_IDS = re.compile(rf"<({_PLAIN_ID})>")
-_PLAIN_ID_ONLY = re.compile(_PLAIN_ID)
-
-
-def _normalize_id(inner: str) -> str | None:
-    """The msg-id between the brackets without quoting, comments or folding; None if invalid."""
-    parts: list[str] = []  # an atom's characters, a quoted string's contents, or " "
-    kinds: list[str] = []  # "c" (character), "q" (quoted string), "s" (folding or comment)
-
-    def space() -> None:
-        if not kinds or kinds[-1] != "s":
-            parts.append(" ")
-            kinds.append("s")
-
-    i, n = 0, len(inner)
-    while i < n:
-        ch = inner[i]
-        if ch == '"':
-            j, buf = i + 1, []
-            while j < n and inner[j] != '"':
-                if inner[j] == "\\" and j + 1 < n:
-                    j += 1
-                buf.append(inner[j])
-                j += 1
-            if j >= n:
-                return None
-            parts.append("".join(buf))
-            kinds.append("q")
-            i = j + 1
-        elif ch == "(":
-            depth, j = 1, i + 1
-            while j < n and depth:
-                if inner[j] == "\\":
-                    j += 1
-                elif inner[j] == "(":
-                    depth += 1
-                elif inner[j] == ")":
-                    depth -= 1
-                j += 1
-            if depth:
-                return None
-            space()
-            i = j
-        elif ch in " \t\r\n":
-            space()
-            i += 1
-        elif ch in "<>)\\\0":
-            return None
-        else:
-            parts.append(ch)
-            kinds.append("c")
-            i += 1
-    # folding is allowed at the ends and around "." and "@" only (RFC 5322 obs-id-left); after
-    # space() no two spaces are neighbours
-    text: list[str] = []
-    ats = 0
-    last = len(parts) - 1
-
-    def separator(k: int) -> bool:
-        return kinds[k] == "c" and parts[k] in (".", "@")
-
-    for k, kind in enumerate(kinds):
-        part = parts[k]
-        if kind == "s":
-            if k in (0, last) or separator(k - 1) or separator(k + 1):
-                continue
-            return None
-        if kind == "c" and part == "@":
-            ats += 1
-            part = "\0"  # the separator; an "@" inside quotes stays
-        text.append(part)
-    if ats != 1:
-        return None
-    local, _, domain = "".join(text).partition("\0")
-    if not local or not domain:
-        return None
-    return f"{local}@{domain}"
-
-
-def parse_message_ids(text: str) -> list[str]:
-    """The valid msg-ids in a References or In-Reply-To value, in order, normalized without
-    brackets: ``'<a@b> John <"c"@d>'`` -> ``["a@b", "c@d"]``."""
-    ids: list[str] = _PLAIN_IDS.findall(text)
-    if len(ids) == text.count("<") == text.count(">"):
-        return ids  # the usual case: nothing quoted, nothing malformed
-    ids = []
-    for inner in _BRACKETED.findall(text):
-        if _PLAIN_ID_ONLY.fullmatch(inner):
-            ids.append(inner)
-        else:
-            normalized = _normalize_id(inner)
-            if normalized is not None:
-                ids.append(normalized)
-    return ids
-
-
-def _own_message_id(value: str | None) -> str | None:
-    if value is None:
-        return None
-    ids = parse_message_ids(value)
-    if ids:
-        return ids[0]
-    bare = value.strip()
-    return bare if _PLAIN_ID_ONLY.fullmatch(bare) else None
 
 
 
@@ -539,7 +343,7 @@ def _link_references(rows: Sequence[MessageRow]) -> _Containers:
     table: dict[str, int] = {}  # msg-id -> container
     for i in sorted(range(len(rows)), key=lambda i: rows[i][SEQ]):
         row = rows[i]
-        own = _own_message_id(row[MESSAGE_ID])
+        own = own_message_id(row[MESSAGE_ID])
         node = table.get(own, -1) if own is not None else -1
         if node < 0 or containers.message[node] >= 0:
             # new, or without a valid Message-ID, or a duplicate: a container of its own
