@@ -70,7 +70,6 @@ from imap_stress import (
     ImapError,
     Monitor,
     Unavailable,
-    cleanup_stack,
     copy_data_dir,
     crlf,
     fill_maildir,
@@ -84,6 +83,7 @@ from imap_stress import (
     prepare_mbox,
     quote,
     run_async,
+    run_targets,
     set_nofile,
     set_prefix,
     setup_dovecot,
@@ -93,7 +93,6 @@ from imap_stress import (
     stop_dovecot,
     unindexed_note,
     wait_idle,
-    warn_if_busy,
 )
 
 KB = 1000
@@ -567,23 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{args.connections:,} connections over {args.users} user(s), {args.deliveries} delivery(ies), "
         f"{args.procs} client processes; RLIMIT_NOFILE here {nofile:,}")
 
-    results: dict[str, IdleResult | str] = {}
-    for target in targets:
-        log(f"--- {target} ---")
-        warn_if_busy()
-        with cleanup_stack() as cleanups:
-            try:
-                results[target] = (bench_postoffice(mbox, message, args, cleanups) if target == "postoffice"
-                                   else bench_dovecot(messages, message, args, cleanups))
-            except Unavailable as exc:
-                log(f"{target}: {exc.short}: {exc}")
-                results[target] = exc.short
-            except BenchError as exc:
-                log(f"{target}: ERROR: {exc}")
-                results[target] = "ERROR"
-            except KeyboardInterrupt:
-                log("interrupted; stopping what was started")
-                raise
+    results: dict[str, IdleResult | str] = run_targets(targets, lambda target, cleanups: (
+        bench_postoffice(mbox, message, args, cleanups) if target == "postoffice"
+        else bench_dovecot(messages, message, args, cleanups)))
 
     parts = [head]
     for target in targets:

@@ -67,9 +67,7 @@ from imap_stress import (
     PASSWORD,
     BenchError,
     ImapConnection,
-    Unavailable,
     add_users,
-    cleanup_stack,
     copy_data_dir,
     fill_maildir,
     finish_postoffice,
@@ -82,6 +80,7 @@ from imap_stress import (
     prepare_mbox,
     run_async,
     run_postoffice,
+    run_targets,
     set_prefix,
     setup_dovecot,
     start_dovecot,
@@ -90,7 +89,6 @@ from imap_stress import (
     template_key,
     unindexed,
     wait_idle,
-    warn_if_busy,
 )
 
 RARE_WORD = "quuxfrobnicate"
@@ -456,23 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{head} | ERROR: {str(exc).splitlines()[0]}", flush=True)
         return 2
 
-    results: dict[str, SearchResult | str] = {}
-    for target in targets:
-        log(f"--- {target} ---")
-        warn_if_busy()
-        with cleanup_stack() as cleanups:
-            try:
-                results[target] = (bench_postoffice(args, mboxes, cleanups) if target == "postoffice"
-                                   else bench_dovecot(args, mboxes, cleanups))
-            except Unavailable as exc:
-                log(f"{target}: {exc.short}: {exc}")
-                results[target] = exc.short
-            except (BenchError, TimeoutError) as exc:
-                log(f"{target}: ERROR: {type(exc).__name__}: {exc}")
-                results[target] = "ERROR"
-            except KeyboardInterrupt:
-                log("interrupted; stopping what was started")
-                raise
+    results: dict[str, SearchResult | str] = run_targets(targets, lambda target, cleanups: (
+        bench_postoffice(args, mboxes, cleanups) if target == "postoffice"
+        else bench_dovecot(args, mboxes, cleanups)), (BenchError, TimeoutError))
 
     parts = [head]
     for target in targets:

@@ -70,6 +70,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 try:
     import psutil
@@ -77,6 +78,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     print("imap bench: needs psutil (pip install psutil, or the project's [test] extra)", file=sys.stderr)
     sys.exit(2)
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 REFERENCE = REPO.parent / "shared" / "reference"
 REFERENCE_GEN = REFERENCE / "gen_mbox.py"
@@ -339,6 +341,29 @@ def cleanup_stack() -> Iterator[list[Callable[[], None]]]:
                 undo()
             except Exception as exc:  # keep undoing the rest
                 log(f"cleanup failed: {exc}")
+
+
+def run_targets(targets: list[str], run: Callable[[str, list[Callable[[], None]]], T],
+                errors: tuple[type[Exception], ...] = (BenchError,)) -> dict[str, T | str]:
+    """Each target's result, or why it has none ("ERROR" or the Unavailable reason): `run`
+    gets the target's name and a cleanup list that is run whatever happens."""
+    results: dict[str, T | str] = {}
+    for target in targets:
+        log(f"--- {target} ---")
+        warn_if_busy()
+        with cleanup_stack() as cleanups:
+            try:
+                results[target] = run(target, cleanups)
+            except Unavailable as exc:
+                log(f"{target}: {exc.short}: {exc}")
+                results[target] = exc.short
+            except errors as exc:
+                log(f"{target}: ERROR: {type(exc).__name__}: {exc}")
+                results[target] = "ERROR"
+            except KeyboardInterrupt:
+                log("interrupted; stopping what was started")
+                raise
+    return results
 
 
 def interrupt(signum: int, frame: object) -> None:
@@ -1190,23 +1215,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"{len(messages)} messages per INBOX (mean {sum(map(len, messages)) / len(messages) / 1000:.1f} KB); "
         f"{args.clients} clients in {min(args.procs, args.clients)} processes over {args.users} users")
 
-    results: dict[str, StressResult | str] = {}
-    for target in targets:
-        log(f"--- {target} ---")
-        warn_if_busy()
-        with cleanup_stack() as cleanups:
-            try:
-                results[target] = (bench_postoffice(mbox, args, cleanups) if target == "postoffice"
-                                   else bench_dovecot(messages, args, cleanups))
-            except Unavailable as exc:
-                log(f"{target}: {exc.short}: {exc}")
-                results[target] = exc.short
-            except BenchError as exc:
-                log(f"{target}: ERROR: {exc}")
-                results[target] = "ERROR"
-            except KeyboardInterrupt:
-                log("interrupted; stopping what was started")
-                raise
+    results: dict[str, StressResult | str] = run_targets(targets, lambda target, cleanups: (
+        bench_postoffice(mbox, args, cleanups) if target == "postoffice"
+        else bench_dovecot(messages, args, cleanups)))
 
     parts = [head]
     for target in targets:
