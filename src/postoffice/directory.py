@@ -154,7 +154,6 @@ class Directory:
     async def set_password(self, address: str, password: str) -> None:
         password_hash = await asyncio.to_thread(hash_password, password)
         await self.store.set_password_hash(canonical_address(address), password_hash)
-        self.verified.forget()  # the new hash misses anyway; this frees the old entry now
 
     async def remove_user(self, address: str) -> None:
         self._changed()
