@@ -911,7 +911,7 @@ FORBIDDEN = (
 )  # fmt: skip
 ALLOWED_POSTOFFICE = (
     "postoffice.pop3.proto", "postoffice.pop3.content", "postoffice.pop3.maildrop",
-    "postoffice.net.linebuffer", "postoffice.auth.sasl",
+    "postoffice.net.linebuffer", "postoffice.auth.sasl", "postoffice.message.lines",
 )  # fmt: skip
 POP3_DIR = Path(postoffice.pop3.__file__).parent
 DODGES = ("__import__", "open")

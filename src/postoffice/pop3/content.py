@@ -5,6 +5,8 @@ Sans-IO like the protocol core: chunks of the blob in, bytes to send out.
 
 from __future__ import annotations
 
+from postoffice.message.lines import dot_stuff
+
 __all__ = ["MessageEncoder", "octets_after_crlf"]
 
 
@@ -27,7 +29,8 @@ class MessageEncoder:
       until the next byte shows whether a LF follows, so a CRLF split between chunks stays one.
     - The normalised stream is tracked by one fact, whether output stands at a line start, so a
       "." opening the next chunk is stuffed as well.
-    - Per chunk: two ``count`` calls, at most two ``replace`` calls to normalise, one to stuff;
+    - Per chunk: two ``count`` calls, at most two ``replace`` calls to normalise, one regex
+      substitution to stuff;
       TOP adds a ``find`` for the blank line and a ``count`` (and once a ``split``) for lines.
     """
 
@@ -108,10 +111,9 @@ class MessageEncoder:
         """RFC 1939 §3: double the "." that starts a line."""
         if not text:
             return text
-        if self._at_line_start and text.startswith(b"."):
-            text = b"." + text
+        stuffed = dot_stuff(text, self._at_line_start)
         self._at_line_start = text.endswith(b"\r\n")
-        return text.replace(b"\r\n.", b"\r\n..")
+        return stuffed
 
 
 def _normalise(text: bytes) -> bytes:

@@ -117,14 +117,14 @@ class Pop3Connection:
 
     async def flush(self) -> None:
         if self.out:
-            data = b"".join(self.out)
-            self.out.clear()
+            parts, self.out = self.out, []
             self.out_size = 0
-            await self.send(data)
+            await self.send(*parts)
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, *parts: bytes) -> None:
         try:
-            self.conn.writer.write(data)
+            # Not joined: uvloop writes the pieces with one writev, without copying them.
+            self.conn.writer.writelines(parts)
             await self.conn.writer.drain()
         except (ConnectionError, OSError):
             self.conn.writer.close()
