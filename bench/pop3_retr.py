@@ -9,7 +9,8 @@ attachments; cached under --cache-dir under the name bench/import_mbox.py uses).
 Every target is filled, started, measured and stopped by this script, in the same run:
 
 1. postoffice: a fresh data dir (`init`, then per user `user add` and `import mbox --into`), its
-   [listen] section rewritten so that only pop3 listens, on a free 127.0.0.1 port; then
+   [listen] section rewritten so that only pop3 listens, on a free 127.0.0.1 port, and
+   [pop3] processes set to --pop3-processes (default 1, as shipped); then
    `python -m postoffice serve`. Blobs are stored once per content, so the users share them.
 2. dovecot: the reference Dovecot 2.3 from ../shared/reference (dovecot-setup.sh, then
    `dovecot -F -c ...`), POP3 on 127.0.0.1:20110. The messages are written straight into the
@@ -25,7 +26,8 @@ logged in (a barrier) each sends RETR 1..n (one at a time by default; --window N
 when the server offers PIPELINING) and QUIT, deleting nothing. The logins are not timed: they
 measure the password scheme (argon2id in postoffice, PLAIN in the reference Dovecot), not POP3.
 messages/s = RETRs / (the barrier .. the last reply to QUIT). Peak RSS is the sum over the
-server's process tree (postoffice: one process; Dovecot: the master and all its children), polled
+server's process tree (postoffice: the main process and its POP3 workers; Dovecot: the master and
+all its children), polled
 every 50 ms, during the download; the peak during the logins is shown beside it.
 
 Every reply is checked, so that a broken server cannot look fast: each RETR must answer +OK with
@@ -619,8 +621,9 @@ def _postoffice(env: dict[str, str], *argv: str, stdin: str | None = None) -> st
     return done.stdout
 
 
-def listen_only_pop3(config: Path, port: int) -> None:
-    """Rewrite [listen] so that pop3 listens on 127.0.0.1:port and nothing else listens."""
+def configure_postoffice(config: Path, port: int, processes: int) -> None:
+    """Rewrite [listen] so that pop3 listens on 127.0.0.1:port and nothing else listens, and set
+    [pop3] processes."""
     out, section, seen = [], "", set()
     for line in config.read_text().splitlines(keepends=True):
         header = re.match(r"\s*\[([^\]]+)\]", line)
@@ -631,11 +634,19 @@ def listen_only_pop3(config: Path, port: int) -> None:
             name = key.group(1)
             seen.add(name)
             line = f'{name} = ["127.0.0.1:{port}"]\n' if name == "pop3" else f"{name} = []\n"
+        elif section == "pop3" and key and key.group(1) == "processes":
+            seen.add("processes")
+            line = f"processes = {processes}\n"
         out.append(line)
+    if "processes" not in seen:
+        out.append(f"\n[pop3]\nprocesses = {processes}\n")
     text = "".join(out)
-    listen = tomllib.loads(text).get("listen", {})
+    parsed = tomllib.loads(text)
+    listen = parsed.get("listen", {})
     if listen.get("pop3") != [f"127.0.0.1:{port}"] or any(listen.get(k) for k in LISTEN_KEYS if k != "pop3"):
         raise BenchError(f"could not rewrite [listen] in {config} (keys seen: {sorted(seen)})")
+    if parsed.get("pop3", {}).get("processes") != processes:
+        raise BenchError(f"could not set [pop3] processes in {config}")
     config.write_text(text)
 
 
@@ -672,7 +683,7 @@ def bench_postoffice(mbox: Path, args: argparse.Namespace, env: dict[str, str],
         if i % 5 == 0 or i == len(users):
             log(f"postoffice: {i}/{len(users)} users filled ({time.monotonic() - started:.0f} s)")
     port = free_port()
-    listen_only_pop3(data / "postoffice.toml", port)
+    configure_postoffice(data / "postoffice.toml", port, args.pop3_processes)
     server_log = tmp / "serve.log"
     os.sync()
     with server_log.open("wb") as out_file:
@@ -682,7 +693,8 @@ def bench_postoffice(mbox: Path, args: argparse.Namespace, env: dict[str, str],
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_file, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True)
     cleanups.append(lambda: stop_process(proc, "postoffice"))
-    log(f"postoffice: serve pid {proc.pid}, pop3 on 127.0.0.1:{port}, log {server_log}")
+    log(f"postoffice: serve pid {proc.pid}, pop3 on 127.0.0.1:{port} in {args.pop3_processes} process(es), "
+        f"log {server_log}")
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         text = server_log.read_text(errors="replace")
@@ -856,6 +868,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=1,
                         help="RETRs in flight per client when the server offers PIPELINING (default 1: "
                              "one at a time, as poplib and most clients do)")
+    parser.add_argument("--pop3-processes", type=int, default=1,
+                        help="postoffice's [pop3] processes (default 1, as shipped: POP3 in the main "
+                             "process; more lets the server use more cores, which pays off only where "
+                             "the client processes leave cores free: on 2 CPUs it measured slower)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the postoffice data dir and the Dovecot Maildirs (paths on stderr)")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "postoffice-bench",
@@ -867,8 +883,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
         parser.error(f"--targets: unknown {unknown}; choose from {', '.join(TARGETS)}")
-    if args.users < 1 or args.messages < 1 or args.window < 1:
-        parser.error("--users, --messages and --window must be at least 1")
+    if args.users < 1 or args.messages < 1 or args.window < 1 or not 1 <= args.pop3_processes <= 64:
+        parser.error("--users, --messages and --window must be at least 1, --pop3-processes 1 to 64")
     if args.users > PER_SOURCE_IP * 250:
         parser.error(f"--users: at most {PER_SOURCE_IP * 250}")
 

@@ -62,6 +62,7 @@ def test_missing_file_gives_every_default(tmp_path: Path) -> None:
         max_connections_per_ip=20, default_quota=0)
     assert config.auth == AuthConfig(plaintext_on_loopback=True, failed_login_delay=2.0, login_cache_seconds=300.0)
     assert config.dkim.selector == "mail"
+    assert config.pop3.processes == 1
 
 
 def test_empty_file_is_the_same_as_no_file(tmp_path: Path) -> None:
@@ -140,6 +141,9 @@ recipient_delimiter = "-"
 
 [imap]
 per_user_seen = false
+
+[pop3]
+processes = 3
 """
 
 
@@ -276,6 +280,7 @@ ERRORS = [
     ("bad_hostname", '[server]\nhostname = "mail_server"', ["[server] hostname", '"mail_server"']),
     ("unicode_hostname", '[server]\nhostname = "pöst.example"', ["[server] hostname", "xn--pst-sna.example"]),
     ("bad_selector", '[dkim]\nselector = "my key"', ["[dkim] selector", '"my key"']),
+    ("no_pop3_process", "[pop3]\nprocesses = 0", ["[pop3] processes", "0"]),
     ("number_for_path", "[store]\npath = 5", ["[store] path", "5"]),
     ("empty_path", '[tls]\ncert_file = ""', ["[tls] cert_file", '""']),
     ("port_too_big", '[listen]\nsmtp = ["0.0.0.0:99999"]', ["[listen] smtp", '"0.0.0.0:99999"', "host:port"]),

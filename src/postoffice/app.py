@@ -1,4 +1,5 @@
-"""`postoffice serve`: one process, every listener, clean shutdown.
+"""`postoffice serve`: one process, every listener, clean shutdown (`[pop3] processes` above 1
+adds POP3 worker processes, see pop3/workers.py).
 
 Start-up order: take the data directory's lock (one server per data directory), open the store,
 start each configured protocol listener, log one line per listener, then wait for SIGTERM or
@@ -15,12 +16,15 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from postoffice.config import Config, ListenAddress
+from postoffice.net.accept_balance import AcceptBoard
+from postoffice.pop3.workers import Pop3Workers
 from postoffice.services import Services, open_services
 
 log = logging.getLogger("postoffice")
@@ -37,6 +41,7 @@ class RunningListener:
     protocol: str
     address: str
     close: Callable[[], Awaitable[None]]
+    sockets: tuple[socket.socket, ...] = ()  # the listening sockets, where worker processes share them
 
 
 # protocol name -> async factory(services, address) -> RunningListener; filled by later issues.
@@ -93,6 +98,8 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             watch = getattr(services.store, "watch_external_changes", None)
             if watch is not None:
                 watch()
+            if config.pop3.processes > 1:
+                services.accept_board = AcceptBoard.create(config.pop3.processes)
             maintenance = asyncio.create_task(_maintain(services))
             indexer = asyncio.create_task(_build_text_index(services))
             for protocol, address in configured_listeners(config):
@@ -102,6 +109,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 listener = await factory(services, address)
                 running.append(listener)
                 log.info("listening: %s on %s", listener.protocol, listener.address)
+            workers = _start_pop3_workers(services, running)
             if not running:
                 log.info("no protocol listeners are available in this version yet; store ready")
             log.info("postoffice is serving %s (pid %d); stop with Ctrl-C or SIGTERM", config.data_dir, os.getpid())
@@ -111,6 +119,8 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             log.info("stopping")
             maintenance.cancel()
             indexer.cancel()
+            if workers is not None:
+                await workers.stop()
             for listener in reversed(running):
                 with contextlib.suppress(Exception):
                     await listener.close()
@@ -119,6 +129,17 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             loop.remove_signal_handler(sig)
         lock.close()
     log.info("stopped")
+
+
+def _start_pop3_workers(services: Services, running: list[RunningListener]) -> Pop3Workers | None:
+    """`[pop3] processes` above 1: worker processes share the POP3 listening sockets."""
+    shared = [(x.protocol, sock) for x in running if x.protocol in ("pop3", "pop3s") for sock in x.sockets]
+    board = services.accept_board
+    if board is None or not shared:
+        return None
+    workers = Pop3Workers(services.config, shared, board)
+    workers.start()
+    return workers
 
 
 async def _maintain(services: Services, every: float = 6 * 3600) -> None:

@@ -134,6 +134,11 @@ class ImapConfig:
     per_user_seen: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Pop3Config:
+    processes: int
+
+
 # DESIGN §4: --dev binds loopback on 10000 + the standard port, so it needs no root.
 _DEV_PORTS = {"smtp": 10025, "submission": 10587, "submissions": 10465, "imap": 10143,
               "imaps": 10993, "pop3": 10110, "pop3s": 10995, "lmtp": 10024}
@@ -151,6 +156,7 @@ class Config:
     dkim: DkimConfig
     smtp: SmtpConfig
     imap: ImapConfig
+    pop3: Pop3Config
 
     def with_dev_listeners(self) -> Config:
         """Every listener (LMTP included) on 127.0.0.1, port 10000 + its standard port."""
@@ -402,6 +408,11 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
     "imap": (ImapConfig, (
         _Key("per_user_seen", True, _boolean,
              "On mailboxes shared with them, each user has their own read/unread (\\Seen) state."),
+    )),
+    "pop3": (Pop3Config, (
+        _Key("processes", 1, _number(1, 64, example=2),
+             "Processes serving POP3 (1 to 64), sharing its ports: more than 1 lets downloads"
+             " use more CPU cores; IMAP, SMTP and the rest stay in the main process."),
     )),
 }
 

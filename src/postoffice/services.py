@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from postoffice.auth.limits import ConnectionLimiter, LoginThrottle
 from postoffice.config import Config
 from postoffice.directory import Directory
+from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.tls import ReloadingServerContext
 from postoffice.store import open_store
 from postoffice.store.interface import MailStore
@@ -24,8 +25,8 @@ class Services:
     login_throttle: LoginThrottle
     connection_limiter: ConnectionLimiter
     _tls: ReloadingServerContext | None = None
-    # Accounts with a POP3 session in the TRANSACTION state: one per maildrop (RFC 1939 §8).
-    pop3_maildrops_in_use: set[int] = field(default_factory=set)
+    # With `[pop3] processes` above 1: connections per process, so the least busy takes the next.
+    accept_board: AcceptBoard | None = None
 
     @property
     def tls(self) -> ReloadingServerContext:

@@ -18,6 +18,7 @@ from cryptography import x509
 
 from postoffice.auth.limits import ConnectionLimiter
 from postoffice.net import listener as listener_module
+from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.listener import Connection, Listener, start_listener
 from postoffice.net.proxy import V2_SIGNATURE
 from postoffice.net.tls import ReloadingServerContext, create_self_signed_certificate
@@ -190,6 +191,41 @@ async def test_burst_of_fifty_connections() -> None:
     async with serving(echo) as listener:
         results = await asyncio.gather(*(talk(listener, [b"%d\r\n" % n]) for n in range(50)))
     assert results == [[b"%d\r\n" % n] for n in range(50)]
+
+
+async def test_shared_listener_and_a_second_one_on_its_sockets(tls: ReloadingServerContext,
+                                                               client_context: ssl.SSLContext) -> None:
+    """With an accept board: accepted one at a time by our own loop, counted on the board; a
+    second listener serves the same sockets (as a `[pop3] processes` worker does), TLS
+    included, and goes on when the first one is gone."""
+    def tagged(tag: bytes) -> Handler:
+        async def handler(conn: Connection) -> None:
+            conn.writer.write(tag + b"\r\n")
+            await echo(conn)
+        return handler
+
+    board = AcceptBoard.create(2)
+    first = await start_listener("127.0.0.1", 0, tagged(b"first"), tls=tls, board=board, name="first")
+    port = first.port
+    # The second one gets its own descriptors of the sockets, as a worker process does.
+    duplicates = [s.dup() for s in first.sockets]
+    try:
+        replies = await asyncio.gather(*(talk(first, [b"x\r\n"], ssl=client_context, server_hostname="localhost")
+                                         for _ in range(10)))
+        assert replies == [[b"first\r\n"]] * 10  # slot 1 is idle, but nobody serves it: 20 ms each
+    finally:
+        await first.close(grace=1.0)
+    assert board.count(0) == 0  # every connection counted out again
+    second_board = AcceptBoard(board.fd, 2, 1)
+    second = await start_listener("", 0, tagged(b"second"), tls=tls, sockets=duplicates, board=second_board,
+                                  name="second")
+    try:
+        assert second.port == port
+        assert await talk(second, [b"x\r\n"], ssl=client_context, server_hostname="localhost") == [b"second\r\n"]
+    finally:
+        await second.close(grace=1.0)
+    with pytest.raises(ValueError, match="PROXY"):
+        await start_listener("127.0.0.1", 0, echo, board=board, proxy_protocol=True)
 
 
 # --- STARTTLS ------------------------------------------------------------------------------------

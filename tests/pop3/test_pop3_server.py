@@ -462,3 +462,31 @@ def test_every_stored_form_is_sent_right(server: LiveServer) -> None:
     assert replies[2].endswith(b"octets\r\nSubject: encode\r\n\r\n..dot\r\nno final line end")
     assert replies[3].endswith(b"follows\r\nSubject: stuff\r\n\r\n..one")
     sock.close()
+
+
+def test_read_ahead_only_for_a_client_going_in_order(server: LiveServer) -> None:
+    """RETR 1, 2, 3 ... fetches the next messages in the same store read; a client that reads a
+    message again or skips about gets just the message it asked for, each time."""
+    from postoffice.pop3.session import Pop3Maildrop
+
+    deliver(server, *(make_message(n) for n in range(1, 8)))
+    assert server.services is not None
+    services = server.services
+
+    async def reads() -> list[tuple[bytes | None, list[int]]]:
+        account = await services.directory.get_user(USER)
+        assert account is not None
+        drop = await Pop3Maildrop.open(services, account)
+        try:
+            seen = []
+            for msg in (1, 2, 5, 5, 3, 4):
+                content = await drop.read_small(msg, 1 << 20)
+                seen.append((content, sorted(drop._read_ahead)))
+            return seen
+        finally:
+            drop.close()
+
+    seen = server.call(reads())
+    assert [ahead for _, ahead in seen] == [[2, 3, 4, 5, 6, 7], [3, 4, 5, 6, 7], [3, 4, 6, 7], [], [], [5, 6, 7]]
+    for (content, _), msg in zip(seen, (1, 2, 5, 5, 3, 4), strict=True):
+        assert content is not None and f"Subject: message {msg}\r\n".encode() in content

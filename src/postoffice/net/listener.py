@@ -13,6 +13,8 @@ Implementation notes:
 - STARTTLS must not let plaintext sent before the handshake show up inside the TLS session (the
   command injection of CVE-2011-0411), so :meth:`Connection.start_tls` gives the session a new
   reader and writer and drops whatever the old reader still held.
+- Listening sockets shared with other processes (``[pop3] processes``) are accepted from by our
+  own loop, one connection at a time, taken by the process that serves the fewest.
 - PROXY listeners accept sockets themselves and read exactly the header before asyncio owns the
   socket, so an implicit-TLS handshake still starts at the client's first byte. Other listeners
   use ``asyncio.start_server``, which uvloop speeds up when it is the running loop.
@@ -28,14 +30,16 @@ import itertools
 import logging
 import os
 import secrets
+import select
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from postoffice.auth.limits import ConnectionLimiter
+from postoffice.net.accept_balance import GIVE_UP, RECHECK, AcceptBoard
 from postoffice.net.proxy import ProxyHeaderError, ProxyResult, parse_proxy_header
 from postoffice.net.tls import ReloadingServerContext
 
@@ -227,8 +231,10 @@ class Listener:
         self._tls_context = tls.handshake_context() if tls is not None else None
         self._limiter = limiter
         self._on_refused = on_refused
-        self._server: asyncio.Server | None = None
-        self._proxy_sockets: list[socket.socket] = []
+        self._servers: list[asyncio.Server] = []
+        self._accept_sockets: list[socket.socket] = []  # accepted from by our own loops
+        self._proxied = False
+        self._board: AcceptBoard | None = None  # shared sockets: who takes the next connection
         self._accept_tasks: list[asyncio.Task[None]] = []
         self._connections: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -237,7 +243,7 @@ class Listener:
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets (several when a host name has several addresses)."""
-        return tuple(self._server.sockets if self._server else self._proxy_sockets)
+        return tuple(sock for server in self._servers for sock in server.sockets) + tuple(self._accept_sockets)
 
     @property
     def addresses(self) -> tuple[tuple[str, int], ...]:
@@ -270,12 +276,12 @@ class Listener:
         """
         if not self._closing:
             self._closing = True
-            if self._server is not None:
-                self._server.close()
+            for server in self._servers:
+                server.close()
             for task in self._accept_tasks:
                 task.cancel()
             await asyncio.gather(*self._accept_tasks, return_exceptions=True)
-            for sock in self._proxy_sockets:
+            for sock in self._accept_sockets:
                 sock.close()
         pending = set(self._connections)
         if pending:
@@ -284,9 +290,9 @@ class Listener:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=CLOSE_TIMEOUT + 1)
-        if self._server is not None:
+        for server in self._servers:
             try:  # from Python 3.12 this also waits for the connections, all closed by now
-                await asyncio.wait_for(self._server.wait_closed(), CLOSE_TIMEOUT)
+                await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT)
             except TimeoutError:
                 pass
         log.debug("%s: closed", self.name)
@@ -298,10 +304,35 @@ class Listener:
         task.add_done_callback(self._connections.discard)
 
     async def _start_direct(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(
+        self._servers = [await asyncio.start_server(
             self._on_stream, host, port, ssl=self._tls_context, backlog=BACKLOG,
             limit=READ_LIMIT,
-            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls_context else None)
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls_context else None)]
+
+    async def _bind(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+        try:
+            for family, kind, proto, _, address in dict.fromkeys(infos):
+                sock = socket.socket(family, kind, proto)
+                self._accept_sockets.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:  # as asyncio does: "::" must not take IPv4 too
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+                sock.listen(BACKLOG)
+                sock.setblocking(False)
+        except BaseException:
+            for sock in self._accept_sockets:
+                sock.close()
+            raise
+
+    def _start_accepting(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self._accept_sockets:
+            sock.setblocking(False)
+        self._accept_tasks = [loop.create_task(self._accept_loop(sock)) for sock in self._accept_sockets]
 
     async def _on_stream(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
@@ -319,31 +350,23 @@ class Listener:
             pass
 
     async def _start_proxied(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_PASSIVE)
-        try:
-            for family, kind, proto, _, address in dict.fromkeys(infos):
-                sock = socket.socket(family, kind, proto)
-                self._proxy_sockets.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:  # as asyncio does: "::" must not take IPv4 too
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind(address)
-                sock.listen(BACKLOG)
-                sock.setblocking(False)
-        except BaseException:
-            for sock in self._proxy_sockets:
-                sock.close()
-            raise
-        self._accept_tasks = [loop.create_task(self._accept_loop(sock))
-                              for sock in self._proxy_sockets]
+        await self._bind(host, port)
+        self._proxied = True
+        self._start_accepting()
 
     async def _accept_loop(self, listening: socket.socket) -> None:
         loop = asyncio.get_running_loop()
+        board = self._board
         while True:
             try:
-                sock, _ = await loop.sock_accept(listening)
+                if board is None:
+                    sock, _ = await loop.sock_accept(listening)
+                else:
+                    await _wait_for_turn(loop, listening, board)
+                    sock, _ = listening.accept()
+                    sock.setblocking(False)
+            except BlockingIOError:
+                continue  # another process took it
             except OSError as error:
                 if self._closing or listening.fileno() < 0:
                     return
@@ -352,14 +375,19 @@ class Listener:
                     log.error("%s: cannot accept connections: %s", self.name, error)
                     await asyncio.sleep(1.0)
                 continue
-            self._track(loop.create_task(self._on_socket(sock)))
+            task = loop.create_task(self._on_socket(sock))
+            self._track(task)
+            if board is not None:
+                board.add(1)
+                task.add_done_callback(lambda _: board.add(-1))
 
     async def _on_socket(self, sock: socket.socket) -> None:
-        loop, peer = asyncio.get_running_loop(), ("", 0)
+        loop, peer, header = asyncio.get_running_loop(), ("", 0), None
         try:
             peer = _endpoint(sock.getpeername())
-            async with asyncio.timeout(PROXY_HEADER_TIMEOUT):
-                header = await _read_proxy_header(loop, sock)
+            if self._proxied:
+                async with asyncio.timeout(PROXY_HEADER_TIMEOUT):
+                    header = await _read_proxy_header(loop, sock)
         except BaseException as error:
             sock.close()
             if not isinstance(error, ProxyHeaderError | OSError):
@@ -409,6 +437,25 @@ class Listener:
                 log.debug("%s: connection %s closed", self.name, conn.id)
 
 
+async def _wait_for_turn(loop: asyncio.AbstractEventLoop, listening: socket.socket, board: AcceptBoard) -> None:
+    """Return when a connection waits on `listening` and this process should take it: no other
+    process sharing the socket serves fewer connections, or none took it within GIVE_UP."""
+    while True:
+        readable = loop.create_future()
+        loop.add_reader(listening.fileno(), readable.set_result, None)
+        try:
+            await readable
+        finally:
+            loop.remove_reader(listening.fileno())
+        deadline = loop.time() + GIVE_UP
+        while board.should_leave() and loop.time() < deadline:
+            await asyncio.sleep(RECHECK)
+            if not select.select([listening], [], [], 0)[0]:
+                break  # a less busy process took it
+        else:
+            return
+
+
 async def _read_proxy_header(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> ProxyResult:
     """Read exactly the PROXY header from ``sock``, never a byte of what follows it."""
     data = b""
@@ -433,8 +480,8 @@ async def start_unix_listener(path: Path, handler: Handler, *, name: str = "",
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_socket():
         path.unlink()
-    listener._server = await asyncio.start_unix_server(
-        listener._on_stream, path, limit=READ_LIMIT, backlog=BACKLOG)
+    listener._servers = [await asyncio.start_unix_server(
+        listener._on_stream, path, limit=READ_LIMIT, backlog=BACKLOG)]
     os.chmod(path, mode)
     listener._unix_path = path
     log.debug("%s: listening on unix:%s", listener.name, path)
@@ -445,8 +492,14 @@ async def start_listener(host: str, port: int, handler: Handler, *,
                          tls: ReloadingServerContext | None = None,
                          limiter: ConnectionLimiter | None = None,
                          on_refused: Callable[[Connection], Awaitable[None]] | None = None,
-                         proxy_protocol: bool = False, name: str = "") -> Listener:
+                         proxy_protocol: bool = False, name: str = "",
+                         sockets: Sequence[socket.socket] = (), board: AcceptBoard | None = None) -> Listener:
     """Listen on ``host``:``port`` (0 picks a free port) and run ``handler`` per connection.
+
+    ``board``: other processes accept from the same sockets (``[pop3] processes``); the board
+    says which of them serves the fewest connections, and that one takes the next (see
+    net/accept_balance.py). ``sockets``, listening already (bound by another process), are served
+    instead of binding ``host``:``port``.
 
     ``tls`` makes it an implicit-TLS port (465, 993, 995). Over ``limiter``'s per-IP limit,
     ``on_refused(conn)`` writes the protocol's error line and the connection closes. With
@@ -464,7 +517,16 @@ async def start_listener(host: str, port: int, handler: Handler, *,
         await listener.close()
     """
     listener = Listener(name or f"{host}:{port}", handler, tls, limiter, on_refused)
-    if proxy_protocol:
+    if (sockets or board) and proxy_protocol:
+        raise ValueError("the PROXY protocol is not available on shared sockets")
+    listener._board = board
+    if sockets:
+        listener._accept_sockets = list(sockets)
+        listener._start_accepting()
+    elif board is not None:
+        await listener._bind(host, port)
+        listener._start_accepting()
+    elif proxy_protocol:
         await listener._start_proxied(host, port)
     else:
         await listener._start_direct(host, port)

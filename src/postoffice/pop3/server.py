@@ -14,6 +14,8 @@ import asyncio
 import binascii
 import contextlib
 import logging
+import socket
+from collections.abc import Sequence
 
 from postoffice.app import LISTENER_FACTORIES, RunningListener
 from postoffice.auth.sasl import (
@@ -332,6 +334,7 @@ class Pop3Connection:
         try:
             self.maildrop = await Pop3Maildrop.open(services, account)
         except MaildropInUse:
+            log.info("%s: POP3 login %s refused: another session holds the maildrop", self.conn.id, account.address)
             self.proto.auth_failed()
             self.out.append(p.err("Another POP3 session is using this mailbox; try again later", "IN-USE"))
             return
@@ -361,27 +364,36 @@ class Pop3Connection:
             drop.close()
 
 
-def _factory(protocol: str, implicit_tls: bool):  # type: ignore[no-untyped-def]
+async def start_pop3_listener(services: Services, protocol: str, address: ListenAddress | UnixAddress | None,
+                              sockets: Sequence[socket.socket] = ()) -> RunningListener:
+    """Serve `protocol` ("pop3": STLS, "pop3s": implicit TLS) on `address`, or on `sockets` that
+    another process listens on already (`[pop3] processes`)."""
+    if isinstance(address, UnixAddress):
+        raise ValueError(f"{protocol} listens on host:port only, not {address}.")
+
+    async def handle(conn: Connection) -> None:
+        await Pop3Connection(conn, services).run()
+
+    async def refuse(conn: Connection) -> None:
+        conn.writer.write(p.err("Too many connections from your address", "SYS/TEMP"))
+        await conn.writer.drain()
+
+    host, port = (address.host, address.port) if address is not None else ("", 0)
+    listener = await start_listener(
+        host, port, handle, tls=services.tls if protocol == "pop3s" else None,
+        limiter=services.connection_limiter, on_refused=refuse, name=protocol, sockets=sockets,
+        board=services.accept_board,
+    )
+    return RunningListener(protocol, listener.address, listener.close, listener.sockets)
+
+
+def _factory(protocol: str):  # type: ignore[no-untyped-def]
     async def start(services: Services, address: ListenAddress | UnixAddress) -> RunningListener:
-        if isinstance(address, UnixAddress):
-            raise ValueError(f"{protocol} listens on host:port only, not {address}.")
-
-        async def handle(conn: Connection) -> None:
-            await Pop3Connection(conn, services).run()
-
-        async def refuse(conn: Connection) -> None:
-            conn.writer.write(p.err("Too many connections from your address", "SYS/TEMP"))
-            await conn.writer.drain()
-
-        listener = await start_listener(
-            address.host, address.port, handle, tls=services.tls if implicit_tls else None,
-            limiter=services.connection_limiter, on_refused=refuse, name=protocol,
-        )
-        return RunningListener(protocol, listener.address, listener.close)
+        return await start_pop3_listener(services, protocol, address)
 
     return start
 
 
 def register() -> None:
-    LISTENER_FACTORIES["pop3"] = _factory("pop3", implicit_tls=False)
-    LISTENER_FACTORIES["pop3s"] = _factory("pop3s", implicit_tls=True)
+    LISTENER_FACTORIES["pop3"] = _factory("pop3")
+    LISTENER_FACTORIES["pop3s"] = _factory("pop3s")

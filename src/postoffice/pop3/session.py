@@ -8,6 +8,9 @@ nothing. One POP3 session per maildrop at a time ([IN-USE], RFC 2449 §8.1.1).
 
 RETR and TOP stream the blob file in chunks through `MessageEncoder`, so a large message is
 never in memory whole.
+
+The maildrop lock is the store's `lock_mailbox`, so it holds across the processes of
+`[pop3] processes` as well.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from postoffice.message.lines import WireForm, dot_stuff
 from postoffice.pop3.content import MessageEncoder
 from postoffice.pop3.maildrop import DropMessage, Maildrop
 from postoffice.services import Services
-from postoffice.store.interface import AccountRecord, FlagMode
+from postoffice.store.interface import AccountRecord, FlagMode, MailboxSessionLock
 
 log = logging.getLogger(__name__)
 
@@ -40,29 +43,32 @@ class Pop3Maildrop:
     """The TRANSACTION state of one session: which messages, which are marked, which were read."""
 
     def __init__(self, services: Services, account: AccountRecord, mailbox_id: int, drop: Maildrop,
-                 blobs: dict[int, str], forms: dict[int, int] | None = None) -> None:
+                 blobs: dict[int, str], forms: dict[int, int] | None = None,
+                 lock: MailboxSessionLock | None = None) -> None:
         self.services = services
         self.account = account
         self.mailbox_id = mailbox_id
+        self._lock = lock
         self.drop = drop
         self._blobs = blobs  # uid -> blob hash
         self._forms = forms or {}  # uid -> WireForm of its blob (missing: UNKNOWN)
         self._retrieved: set[int] = set()
         self._read_ahead: dict[int, bytes] = {}  # message number -> content
+        self._last_read = 0  # the message number read last (0: none yet, so 1 reads ahead)
         self._open = True
 
     @classmethod
     async def open(cls, services: Services, account: AccountRecord) -> Pop3Maildrop:
-        """Lock the account's maildrop and take INBOX as it is now."""
-        in_use = services.pop3_maildrops_in_use
-        if account.id in in_use:
-            raise MaildropInUse(account.address)
-        in_use.add(account.id)
+        """Lock the account's maildrop (in every process serving this store) and take INBOX as
+        it is now."""
         store = services.store
+        inbox = await store.get_mailbox(account.id, "INBOX")
+        if inbox is None:
+            raise LookupError(f"{account.address} has no INBOX")
+        lock = await store.lock_mailbox(inbox.id)
+        if lock is None:
+            raise MaildropInUse(account.address)
         try:
-            inbox = await store.get_mailbox(account.id, "INBOX")
-            if inbox is None:
-                raise LookupError(f"{account.address} has no INBOX")
             store.hold_mailbox(inbox.id)
             try:
                 mailbox, records = await store.open_snapshot(inbox.id)
@@ -70,18 +76,19 @@ class Pop3Maildrop:
                 store.release_mailbox(inbox.id)
                 raise
         except BaseException:
-            in_use.discard(account.id)
+            lock.release()
             raise
         drop = Maildrop(mailbox.uidvalidity, [DropMessage(r.uid, r.size) for r in records])
         forms = {r.uid: r.wire_form for r in records if r.wire_form}
-        return cls(services, account, inbox.id, drop, {r.uid: r.blob for r in records}, forms)
+        return cls(services, account, inbox.id, drop, {r.uid: r.blob for r in records}, forms, lock)
 
     def close(self) -> None:
         """Release the lock and the mailbox (idempotent); nothing is applied."""
         if self._open:
             self._open = False
             self.services.store.release_mailbox(self.mailbox_id)
-            self.services.pop3_maildrops_in_use.discard(self.account.id)
+            if self._lock is not None:
+                self._lock.release()
 
     def blob_of(self, uid: int) -> str:
         return self._blobs[uid]
@@ -89,12 +96,16 @@ class Pop3Maildrop:
     async def read_small(self, msg: int, limit: int) -> bytes | None:
         """The content of message `msg` (at most `limit` octets), reading the following
         messages of at most `limit` octets ahead in the same step; None if it is gone."""
+        sequential, self._last_read = msg == self._last_read + 1, msg
         cached = self._read_ahead.pop(msg, None)
         if cached is not None:
             return cached
         self._read_ahead.clear()
         wanted, total = [msg], self.drop.get(msg).size
-        for n in range(msg + 1, min(msg + READ_AHEAD_COUNT, self.drop.count + 1)):
+        # Only a client going through the maildrop in order is read ahead for: one that reads a
+        # message again, or skips about, would make every read fetch 16 messages.
+        ahead = msg + READ_AHEAD_COUNT if sequential else msg + 1
+        for n in range(msg + 1, min(ahead, self.drop.count + 1)):
             size = self.drop.messages[n - 1].size
             if size > limit or total + size > READ_AHEAD_BYTES:
                 break

@@ -355,6 +355,14 @@ class CopyResult:
 # --- the protocol -----------------------------------------------------------------------
 
 
+class MailboxSessionLock(Protocol):
+    """What `MailStore.lock_mailbox` returns."""
+
+    def release(self) -> None:
+        """Free the lock (idempotent; safe on the event loop)."""
+        ...
+
+
 class MailStore(Protocol):
     """Everything postoffice keeps. Every method is a coroutine that never blocks the loop."""
 
@@ -467,5 +475,10 @@ class MailStore(Protocol):
     async def index_unindexed(self, limit: int = 64) -> int: ...
     def hold_mailbox(self, mailbox_id: int) -> None: ...
     def release_mailbox(self, mailbox_id: int) -> None: ...
+    async def lock_mailbox(self, mailbox_id: int) -> MailboxSessionLock | None:
+        """An exclusive session lock on the mailbox across every process sharing the store (one
+        POP3 session per maildrop), or None while another session holds it. Expunged messages
+        of a locked mailbox stay readable, as for `hold_mailbox`, until `release()`."""
+        ...
 
     def iter_messages(self, mailbox_id: int, batch: int = 500) -> AsyncIterator[MessageRecord]: ...

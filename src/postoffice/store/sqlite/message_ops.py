@@ -52,6 +52,7 @@ from postoffice.store.interface import (
     join_flags,
     split_flags,
 )
+from postoffice.store.mailbox_locks import MailboxLocks
 from postoffice.store.sqlite import queue_ops
 from postoffice.store.sqlite.mailbox_ops import bump_modseq, get_mailbox, require_mailbox
 from postoffice.store.sqlite.text_ops import forget_text
@@ -133,8 +134,8 @@ def schedule_blob_cleanup(tx: Transaction, blob_ids: Iterable[int]) -> None:
     """Remove the blobs after the commit if nothing references them any more."""
     ids = list(blob_ids)
     if ids:
-        conn, blobs, held = tx.conn, tx.blobs, tx.held_mailboxes
-        tx.after_commit.append(lambda: remove_unreferenced_blobs(conn, blobs, ids, held))
+        conn, blobs, held, locks = tx.conn, tx.blobs, tx.held_mailboxes, tx.locks
+        tx.after_commit.append(lambda: remove_unreferenced_blobs(conn, blobs, ids, held, locks))
 
 
 # RFC 9051 §5.4: an idle IMAP session is logged out after 30 minutes, so a session that was not
@@ -144,25 +145,30 @@ EXPUNGED_READABLE_FOR = 35 * 60.0
 
 def remove_unreferenced_blobs(
     conn: sqlite3.Connection, blobs: BlobStore, ids: Sequence[int] | None, held: Mapping[int, int] | None = None,
+    locks: MailboxLocks | None = None,
 ) -> int:
     """Delete blob rows with no references and their files, holding the write lock.
 
-    A blob expunged recently from a mailbox that a session of this process holds open stays: the
-    session may not have been told yet and may still FETCH it (RFC 9051 §7.5.1). It goes with a
-    later sweep (release of the mailbox, or periodic maintenance).
+    A blob expunged recently from a mailbox that a session of this process holds open, or that a
+    session of any process holds locked (POP3), stays: the session may not have been told yet
+    and may still FETCH or RETR it (RFC 9051 §7.5.1, RFC 1939 §8). It goes with a later sweep
+    (release of the mailbox, or periodic maintenance).
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         query = "SELECT id, sha256, text_version FROM blobs WHERE refcount <= 0"
         params: list[object] = []
+        cutoff = time.time() - EXPUNGED_READABLE_FOR
         # list() copies in one step: the event loop thread changes `held` concurrently.
-        held_ids = [int(mailbox) for mailbox, count in list((held or {}).items()) if count > 0]
+        held_ids = {int(mailbox) for mailbox, count in list((held or {}).items()) if count > 0}
+        if locks is not None:
+            held_ids |= locks.locked(_recently_expunged_from(conn, ids, cutoff) - held_ids)
         if held_ids:
             query += (
                 " AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.blob = blobs.id AND e.expunged_at > ?"
                 f" AND e.mailbox_id IN ({','.join('?' * len(held_ids))}))"
             )
-            params = [time.time() - EXPUNGED_READABLE_FOR, *held_ids]
+            params = [cutoff, *sorted(held_ids)]
         if ids is None:
             rows = conn.execute(query, params).fetchall()
         else:
@@ -179,6 +185,19 @@ def remove_unreferenced_blobs(
         conn.execute("ROLLBACK")
         raise
     return len(rows)
+
+
+def _recently_expunged_from(conn: sqlite3.Connection, ids: Sequence[int] | None, cutoff: float) -> set[int]:
+    """Mailboxes that unreferenced blobs (of `ids`, or all) were expunged from after `cutoff`."""
+    query = ("SELECT DISTINCT e.mailbox_id FROM blobs b JOIN expunged e ON e.blob = b.id"
+             " WHERE b.refcount <= 0 AND e.expunged_at > ?")
+    if ids is None:
+        return {row[0] for row in conn.execute(query, (cutoff,))}
+    found: set[int] = set()
+    for chunk in _chunks(ids):
+        marks = ",".join("?" * len(chunk))
+        found.update(row[0] for row in conn.execute(f"{query} AND b.id IN ({marks})", (cutoff, *chunk)))
+    return found
 
 
 def remove_orphan_files(conn: sqlite3.Connection, blobs: BlobStore, min_age: float) -> int:

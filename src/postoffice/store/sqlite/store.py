@@ -46,6 +46,7 @@ from postoffice.store.interface import (
     StoreFlagsResult,
     TargetResult,
 )
+from postoffice.store.mailbox_locks import MailboxLock, MailboxLocks
 from postoffice.store.sqlite import acl_ops as acl
 from postoffice.store.sqlite import directory_ops as d
 from postoffice.store.sqlite import mailbox_ops as mb
@@ -72,7 +73,9 @@ class SqliteStore:
         finally:
             setup.close()
         self._held: Counter[int] = Counter()
-        self._writer = WriterThread(db_path, self.blobs, self.changes, self._held)
+        # Beside the database like SQLite's own -wal and -shm files.
+        self.locks = MailboxLocks(db_path.with_name(db_path.name + "-locks"))
+        self._writer = WriterThread(db_path, self.blobs, self.changes, self._held, self.locks)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._readers = ThreadPoolExecutor(max_workers=reader_threads, thread_name_prefix="store-reader")
@@ -402,10 +405,15 @@ class SqliteStore:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    async def lock_mailbox(self, mailbox_id: int) -> MailboxLock | None:
+        """An exclusive session lock on the mailbox across every process using this store, or
+        None if a session holds it; expunged messages stay readable while it is held."""
+        return await asyncio.to_thread(self.locks.try_lock, mailbox_id)
+
     async def _remove_unreferenced(self) -> None:
         def job(tx: Transaction) -> None:
-            conn, blobs, held = tx.conn, tx.blobs, tx.held_mailboxes
-            tx.after_commit.append(lambda: m.remove_unreferenced_blobs(conn, blobs, None, held))
+            conn, blobs, held, locks = tx.conn, tx.blobs, tx.held_mailboxes, tx.locks
+            tx.after_commit.append(lambda: m.remove_unreferenced_blobs(conn, blobs, None, held, locks))
 
         try:
             await self._write(job)
@@ -433,9 +441,9 @@ class SqliteStore:
         def job(tx: Transaction) -> None:
             tx.execute("DELETE FROM change_log WHERE created < unixepoch('now') - 86400")
             conn, blobs = tx.conn, tx.blobs
-            held = tx.held_mailboxes
+            held, locks = tx.held_mailboxes, tx.locks
             tx.after_commit.append(lambda: removed.append(
-                m.remove_unreferenced_blobs(conn, blobs, None, held)
+                m.remove_unreferenced_blobs(conn, blobs, None, held, locks)
                 + m.remove_orphan_files(conn, blobs, orphan_min_age)
             ))
 
