@@ -39,6 +39,7 @@ from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto.parser import ImapServerParser
 from postoffice.imap.session import ALREADY_ANSWERED, Completion, ImapSession, State, bad, no
+from postoffice.imap.snapshot import SelectedMailboxDeleted
 from postoffice.net.listener import Connection, start_listener
 from postoffice.services import Services
 from postoffice.store.changes import MailboxChange, Subscription
@@ -127,6 +128,9 @@ class ImapConnection:
             except TimeoutError:
                 session.send(resp.bye("Autologout; idle for too long"))
                 break
+            except SelectedMailboxDeleted:  # found by a NOTIFY event between commands
+                self.mailbox_deleted()
+                break
             except (ConnectionError, OSError):
                 break
             try:
@@ -208,6 +212,18 @@ class ImapConnection:
             session.state = State.LOGOUT
 
     async def command(self, command: ev.ImapCommand) -> None:
+        try:
+            await self.run_command(command)
+        except SelectedMailboxDeleted:
+            self.mailbox_deleted()
+
+    def mailbox_deleted(self) -> None:
+        session = self.session
+        log.info("%s: the selected mailbox was deleted by another session; closing", session.conn.id)
+        session.send(resp.bye("The selected mailbox was deleted by another session"))
+        session.state = State.LOGOUT
+
+    async def run_command(self, command: ev.ImapCommand) -> None:
         session = self.session
         entry = DISPATCH.get(type(command.args))
         if isinstance(command.args, c.Idle):  # the driver runs IDLE: it owns the socket meanwhile
@@ -221,6 +237,8 @@ class ImapConnection:
         else:
             try:
                 done = await entry[0](session, command)
+            except SelectedMailboxDeleted:
+                raise
             except Exception:
                 log.exception("%s: %s failed", session.conn.id, command.name)
                 done = Completion("NO", "Internal error; the administrator will find it in the log", "SERVERBUG")

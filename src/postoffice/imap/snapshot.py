@@ -25,10 +25,16 @@ from dataclasses import dataclass, field, replace
 from postoffice.store.interface import (
     FlagUpdate,
     MailboxChanges,
+    MailboxNotFound,
     MailboxRecord,
     MailStore,
     MessageRecord,
 )
+
+
+class SelectedMailboxDeleted(Exception):
+    """The selected mailbox is gone (another session deleted it): nothing sensible can be said
+    about its messages any more, so the driver ends the connection with BYE, as Dovecot does."""
 
 
 @dataclass
@@ -113,8 +119,12 @@ class MailboxSnapshot:
     # --- changes ------------------------------------------------------------------------------
 
     async def refresh(self, *, allow_expunge: bool) -> Updates:
-        """Read what changed in the store and return what to announce now."""
-        changes = await self.store.changes_since(self.mailbox.id, self.highestmodseq, viewer=self.viewer)
+        """Read what changed in the store and return what to announce now; raises
+        SelectedMailboxDeleted once another session has deleted the mailbox."""
+        try:
+            changes = await self.store.changes_since(self.mailbox.id, self.highestmodseq, viewer=self.viewer)
+        except MailboxNotFound:
+            raise SelectedMailboxDeleted(self.mailbox.name) from None
         recent_from = await self.claim_recent(self.new_records(changes))
         return self.apply(changes, allow_expunge=allow_expunge, recent_from=recent_from)
 
