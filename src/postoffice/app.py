@@ -110,17 +110,22 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 running.append(listener)
                 log.info("listening: %s on %s", listener.protocol, listener.address)
             workers = _start_pop3_workers(services, running)
-            if not running:
-                log.info("no protocol listeners are available in this version yet; store ready")
-            log.info("postoffice is serving %s (pid %d); stop with Ctrl-C or SIGTERM", config.data_dir, os.getpid())
-            if ready is not None:
-                ready(running)
-            await stop.wait()
-            log.info("stopping")
-            maintenance.cancel()
-            indexer.cancel()
-            if workers is not None:
-                await workers.stop()
+            try:
+                if not running:
+                    log.info("no protocol listeners are available in this version yet; store ready")
+                log.info("postoffice is serving %s (pid %d); stop with Ctrl-C or SIGTERM",
+                         config.data_dir, os.getpid())
+                if ready is not None:
+                    ready(running)
+                await stop.wait()
+                log.info("stopping")
+            finally:
+                maintenance.cancel()
+                indexer.cancel()
+                if workers is not None:
+                    await workers.stop()
+                if services.accept_board is not None:
+                    services.accept_board.close()
             for listener in reversed(running):
                 with contextlib.suppress(Exception):
                     await listener.close()
@@ -135,7 +140,11 @@ def _start_pop3_workers(services: Services, running: list[RunningListener]) -> P
     """`[pop3] processes` above 1: worker processes share the POP3 listening sockets."""
     shared = [(x.protocol, sock) for x in running if x.protocol in ("pop3", "pop3s") for sock in x.sockets]
     board = services.accept_board
-    if board is None or not shared:
+    if board is None:
+        return None
+    if not shared:
+        log.warning("[pop3] processes is %d, but no pop3 or pop3s listener is configured: no workers",
+                    board.slots)
         return None
     workers = Pop3Workers(services.config, shared, board)
     workers.start()

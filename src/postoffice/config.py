@@ -412,7 +412,8 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
     "pop3": (Pop3Config, (
         _Key("processes", 1, _number(1, 64, example=2),
              "Processes serving POP3 (1 to 64), sharing its ports: more than 1 lets downloads"
-             " use more CPU cores; IMAP, SMTP and the rest stay in the main process."),
+             " use more CPU cores; IMAP, SMTP and the rest stay in the main process. Login delays"
+             " and per-IP limits are counted per process."),
     )),
 }
 

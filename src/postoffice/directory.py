@@ -109,14 +109,14 @@ class Directory:
     CACHE_SECONDS = 1.0
 
     def __init__(self, store: MailStore, *, recipient_delimiter: str = "+", default_quota: int = 0,
-                 login_cache_seconds: float = 0.0) -> None:
+                 login_cache_seconds: float = 0.0, password_checks: int | None = None) -> None:
         self.store = store
         self.recipient_delimiter = recipient_delimiter
         self.default_quota = default_quota
         self._cache: dict[str, tuple[float, Resolution]] = {}
         # argon2id takes 64 MiB per check: more checks at once than cores only adds memory
         # (a burst of 20 logins would otherwise peak near 0.5 GB) and cannot finish sooner.
-        self._hashing = asyncio.Semaphore(os.cpu_count() or 2)
+        self._hashing = asyncio.Semaphore(password_checks or os.cpu_count() or 2)
         self.verified = VerifiedPasswords(login_cache_seconds)
 
     def _changed(self) -> None:

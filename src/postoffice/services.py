@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -38,9 +39,12 @@ class Services:
 
 
 @asynccontextmanager
-async def open_services(config: Config) -> AsyncIterator[Services]:
+async def open_services(config: Config, *, pop3_worker: bool = False) -> AsyncIterator[Services]:
+    """`pop3_worker`: for a `[pop3] processes` worker, which sees no IMAP session and so leaves
+    recently expunged blobs to the main process."""
     store = open_store(
-        config.store.backend, config.store.path, config.store.blobs, config.store.reader_threads
+        config.store.backend, config.store.path, config.store.blobs, config.store.reader_threads,
+        keep_recently_expunged=pop3_worker,
     )
     try:
         directory = Directory(
@@ -48,6 +52,8 @@ async def open_services(config: Config) -> AsyncIterator[Services]:
             recipient_delimiter=config.smtp.recipient_delimiter,
             default_quota=config.limits.default_quota,
             login_cache_seconds=config.auth.login_cache_seconds,
+            # The processes share the cores (and the memory each argon2 check takes).
+            password_checks=max(1, (os.cpu_count() or 2) // config.pop3.processes),
         )
         yield Services(
             config, store, directory,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import re
 import socket
 import ssl
@@ -55,6 +56,14 @@ async def echo(conn: Connection) -> None:
     while line := await conn.reader.readline():
         conn.writer.write(line)
         await conn.writer.drain()
+
+
+def tagged(tag: bytes) -> Handler:
+    """Writes `tag` on a line first, then echoes."""
+    async def handler(conn: Connection) -> None:
+        conn.writer.write(tag + b"\r\n")
+        await echo(conn)
+    return handler
 
 
 async def talk(listener: Listener, lines: list[bytes], **options: Any) -> list[bytes]:
@@ -195,15 +204,9 @@ async def test_burst_of_fifty_connections() -> None:
 
 async def test_shared_listener_and_a_second_one_on_its_sockets(tls: ReloadingServerContext,
                                                                client_context: ssl.SSLContext) -> None:
-    """With an accept board: accepted one at a time by our own loop, counted on the board; a
-    second listener serves the same sockets (as a `[pop3] processes` worker does), TLS
-    included, and goes on when the first one is gone."""
-    def tagged(tag: bytes) -> Handler:
-        async def handler(conn: Connection) -> None:
-            conn.writer.write(tag + b"\r\n")
-            await echo(conn)
-        return handler
-
+    """With an accept board: accepted by our own loop, counted on the board; a second listener
+    serves the same sockets (as a `[pop3] processes` worker does), TLS included, and goes on
+    when the first one is gone."""
     board = AcceptBoard.create(2)
     first = await start_listener("127.0.0.1", 0, tagged(b"first"), tls=tls, board=board, name="first")
     port = first.port
@@ -212,11 +215,12 @@ async def test_shared_listener_and_a_second_one_on_its_sockets(tls: ReloadingSer
     try:
         replies = await asyncio.gather(*(talk(first, [b"x\r\n"], ssl=client_context, server_hostname="localhost")
                                          for _ in range(10)))
-        assert replies == [[b"first\r\n"]] * 10  # slot 1 is idle, but nobody serves it: 20 ms each
+        assert replies == [[b"first\r\n"]] * 10  # slot 1 is not accepting: all are taken here
     finally:
         await first.close(grace=1.0)
     assert board.count(0) == 0  # every connection counted out again
-    second_board = AcceptBoard(board.fd, 2, 1)
+    second_board = AcceptBoard(os.dup(board.fd), 2, 1)
+    second_board.accepting()
     second = await start_listener("", 0, tagged(b"second"), tls=tls, sockets=duplicates, board=second_board,
                                   name="second")
     try:
@@ -226,6 +230,29 @@ async def test_shared_listener_and_a_second_one_on_its_sockets(tls: ReloadingSer
         await second.close(grace=1.0)
     with pytest.raises(ValueError, match="PROXY"):
         await start_listener("127.0.0.1", 0, echo, board=board, proxy_protocol=True)
+    second_board.close()
+    board.close()
+
+
+async def test_the_less_busy_sharer_takes_the_connections() -> None:
+    """Two listeners on one socket, as two processes would be: while the first serves more
+    (its count on the board), every new connection goes to the second."""
+    board = AcceptBoard.create(2)
+    other = AcceptBoard(os.dup(board.fd), 2, 1)
+    other.accepting()
+    busy = await start_listener("127.0.0.1", 0, tagged(b"busy"), board=board, name="busy")
+    idle = await start_listener("", 0, tagged(b"idle"), sockets=[s.dup() for s in busy.sockets], board=other,
+                                name="idle")
+    try:
+        board.add(5)  # as if it served five sessions already
+        for _ in range(6):
+            assert await talk(busy, [b"x\r\n"]) == [b"idle\r\n"]
+    finally:
+        board.add(-5)
+        await busy.close(grace=1.0)
+        await idle.close(grace=1.0)
+    other.close()
+    board.close()
 
 
 # --- STARTTLS ------------------------------------------------------------------------------------

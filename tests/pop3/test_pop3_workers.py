@@ -250,6 +250,25 @@ def test_message_expunged_by_imap_stays_readable_for_a_worker_session(served: Se
     client.quit()
 
 
+def test_imap_session_still_reads_what_a_worker_session_deleted(served: Served) -> None:
+    """RFC 9051 §7.5.1: until the IMAP session is told of the expunge (not during FETCH), it may
+    still FETCH the message, though a POP3 session in another process removed it."""
+    user = USERS[0]
+    imap = served.imap(user)
+    assert imap.select("INBOX")[0] == "OK"
+    typ, data = imap.fetch("1", "(BODY.PEEK[])")
+    assert typ == "OK"
+    body = data[0][1]  # type: ignore[index]
+    pop3 = in_worker(served, user)
+    pop3.dele(1)
+    assert pop3.quit().startswith(b"+OK")
+    time.sleep(0.3)  # the change reaches the main process; a blob sweep would run now
+    typ, data = imap.fetch("1", "(BODY.PEEK[])")
+    assert typ == "OK" and data[0][1] == body  # type: ignore[index]
+    assert imap.noop()[0] == "OK"  # now it is told
+    imap.logout()
+
+
 def test_a_dead_worker_is_replaced_and_workers_end_with_the_server(tmp_path: Path) -> None:
     server = Served(tmp_path, processes=2)
     try:

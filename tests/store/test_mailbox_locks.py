@@ -6,10 +6,12 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 from postoffice.store.interface import MailStore
 from postoffice.store.mailbox_locks import MailboxLocks
+from postoffice.store.sqlite.store import SqliteStore
 from store_kit import make_raw, new_account, new_message
 
 
@@ -90,3 +92,43 @@ async def test_expunged_message_of_a_mailbox_locked_elsewhere_stays_readable(sto
             break
         await asyncio.sleep(0.02)
     assert not store.blobs.exists(msg.blob.sha256)  # type: ignore[attr-defined]
+
+
+async def test_a_worker_store_leaves_recent_expunges_to_the_main_process(tmp_path: Path) -> None:
+    """A POP3 worker's store cannot see the IMAP sessions of the main process, so it never
+    removes a blob expunged recently; the main process does, once none of its sessions holds
+    the mailbox (its watcher of other processes' changes starts that sweep)."""
+    main = SqliteStore(tmp_path / "s.sqlite3", tmp_path / "blobs")
+    worker = SqliteStore(tmp_path / "s.sqlite3", tmp_path / "blobs", keep_recently_expunged=True)
+    try:
+        main.watch_external_changes(interval=0.01)
+        account = await new_account(main)
+        box = await inbox_id(main, account.id)
+        first, second = await new_message(main, 1), await new_message(main, 2)
+        appended = await main.append_messages(box, [first, second])
+        main.hold_mailbox(box)  # an IMAP session in the main process has INBOX selected
+
+        # POP3 DELE + QUIT in the worker, and an unrelated worker sweep afterwards.
+        await worker.expunge(box, [appended[0].uid])
+        await worker.collect_garbage()
+        await asyncio.sleep(0.2)
+        assert await main.read_blob(first.blob.sha256) == make_raw(1)  # IMAP may still FETCH it
+
+        main.release_mailbox(box)
+        await eventually(lambda: not main.blobs.exists(first.blob.sha256))
+
+        # With no session holding it, the main process sweeps what a worker expunged at once.
+        await worker.expunge(box, [appended[1].uid])
+        assert main.blobs.exists(second.blob.sha256)
+        await eventually(lambda: not main.blobs.exists(second.blob.sha256))
+    finally:
+        await worker.close()
+        await main.close()
+
+
+async def eventually(check: Callable[[], bool], seconds: float = 3.0) -> None:
+    for _ in range(int(seconds / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    assert check()

@@ -20,6 +20,7 @@ import os
 __all__ = ["AcceptBoard"]
 
 SLOT = 8  # bytes per process: a signed 64-bit count
+NOT_ACCEPTING = 1 << 62  # the count of a process that is not (yet, or any more) accepting
 GIVE_UP = 0.02  # seconds a connection is left for a less busy process before taking it anyway
 RECHECK = 0.001  # seconds between looks at the board while leaving a connection to another
 
@@ -38,18 +39,27 @@ class AcceptBoard:
 
     @classmethod
     def create(cls, slots: int) -> AcceptBoard:
-        """A new board for the main process (slot 0); its `fd` is inheritable by workers."""
-        fd = os.memfd_create("postoffice-accept-board", 0)  # no MFD_CLOEXEC: workers get it
+        """A new board for the main process (slot 0, accepting); the workers' slots say "not
+        accepting" until each worker calls `accepting()`. Pass `fd` to them with pass_fds."""
+        fd = os.memfd_create("postoffice-accept-board", os.MFD_CLOEXEC)
         os.ftruncate(fd, slots * SLOT)
-        return cls(fd, slots, 0)
+        board = cls(fd, slots, 0)
+        for slot in range(1, slots):
+            board.reset(slot)
+        return board
+
+    def accepting(self) -> None:
+        """This process accepts connections now (and serves none yet)."""
+        self._counts[self.me] = 0
 
     def add(self, delta: int) -> None:
         """This process serves `delta` more (or fewer) connections."""
         self._counts[self.me] += delta
 
     def reset(self, slot: int) -> None:
-        """A process is gone: it serves nothing (its stale count must not steer the others)."""
-        self._counts[slot] = 0
+        """A process stopped accepting (stopping, or gone): the others must not leave it
+        connections, nor wait for it to take them."""
+        self._counts[slot] = NOT_ACCEPTING
 
     def count(self, slot: int) -> int:
         return int(self._counts[slot])
@@ -61,5 +71,9 @@ class AcceptBoard:
         return any(counts[slot] < mine for slot in range(self.slots) if slot != self.me)
 
     def close(self) -> None:
-        self._counts.release()
-        self._map.close()
+        """Unmap the board and close its descriptor (idempotent)."""
+        if self.fd >= 0:
+            self._counts.release()
+            self._map.close()
+            os.close(self.fd)
+            self.fd = -1

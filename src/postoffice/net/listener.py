@@ -393,7 +393,9 @@ class Listener:
             if not isinstance(error, ProxyHeaderError | OSError):
                 raise  # cancelled by close()
             reason = "no PROXY header in time" if isinstance(error, TimeoutError) else error
-            log.warning("%s: closing connection from %s: %s", self.name, peer[0], reason)
+            # Without PROXY, only a client gone before we looked (a reset) ends up here: routine.
+            log.log(logging.WARNING if self._proxied else logging.DEBUG,
+                    "%s: closing connection from %s: %s", self.name, peer[0], reason)
             return
         reader = asyncio.StreamReader(limit=READ_LIMIT)
         protocol = asyncio.StreamReaderProtocol(reader)
@@ -437,6 +439,13 @@ class Listener:
                 log.debug("%s: connection %s closed", self.name, conn.id)
 
 
+def _waiting(listening: socket.socket) -> bool:
+    """A connection waits to be accepted (poll, not select: descriptors may be above 1023)."""
+    poll = select.poll()
+    poll.register(listening, select.POLLIN)
+    return bool(poll.poll(0))
+
+
 async def _wait_for_turn(loop: asyncio.AbstractEventLoop, listening: socket.socket, board: AcceptBoard) -> None:
     """Return when a connection waits on `listening` and this process should take it: no other
     process sharing the socket serves fewer connections, or none took it within GIVE_UP."""
@@ -450,7 +459,7 @@ async def _wait_for_turn(loop: asyncio.AbstractEventLoop, listening: socket.sock
         deadline = loop.time() + GIVE_UP
         while board.should_leave() and loop.time() < deadline:
             await asyncio.sleep(RECHECK)
-            if not select.select([listening], [], [], 0)[0]:
+            if not _waiting(listening):
                 break  # a less busy process took it
         else:
             return

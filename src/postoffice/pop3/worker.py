@@ -48,15 +48,17 @@ async def serve_worker(start: WorkerStart, index: int, parent_pipe: int | None =
 
         loop.add_reader(parent_pipe, parent_readable)
     listeners: list[RunningListener] = []
-    async with open_services(config) as services:
+    async with open_services(config, pop3_worker=True) as services:
         services.accept_board = AcceptBoard(board_fd, slots, index)
         for protocol, fd in shared:
             sock = socket.socket(fileno=fd)
             listeners.append(await start_pop3_listener(services, protocol, None, sockets=[sock]))
+        services.accept_board.accepting()
         log.info("serving %s", ", ".join(f"{x.protocol} on {x.address}" for x in listeners))
         await stop.wait()
-        for listener in listeners:
-            await listener.close()
+        services.accept_board.reset(index)  # the others take every new connection from now on
+        await asyncio.gather(*(listener.close() for listener in listeners))
+        services.accept_board.close()
 
 
 def main() -> None:

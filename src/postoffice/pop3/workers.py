@@ -66,17 +66,11 @@ class Pop3Workers:
     async def stop(self) -> None:
         """SIGTERM to every worker, then wait for them (killed after STOP_TIMEOUT)."""
         self._stopping = True
-        for process in list(self.processes.values()):
+        processes = list(self.processes.values())
+        for process in processes:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
-        for process in list(self.processes.values()):
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
-            except TimeoutError:
-                log.warning("POP3 worker pid %d did not stop in time; killing it", process.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
+        await asyncio.gather(*(_wait_or_kill(process) for process in processes))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -86,6 +80,7 @@ class Pop3Workers:
         delay = RESTART_DELAY
         while not self._stopping:
             started = loop.time()
+            lived = 0.0
             try:
                 process = await self._spawn(index)
             except Exception:
@@ -94,6 +89,7 @@ class Pop3Workers:
                 self.processes[index] = process
                 log.info("POP3 worker %d started (pid %d)", index, process.pid)
                 code = await process.wait()
+                lived = loop.time() - started
                 del self.processes[index]
                 self.board.reset(index)
                 if self._stopping:
@@ -104,7 +100,7 @@ class Pop3Workers:
                 log.error("POP3 worker %d (pid %d) exited with status %s; starting it again in %.0f s",
                           index, process.pid, code, delay)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RESTART_DELAY) if loop.time() - started < YOUNG else RESTART_DELAY
+            delay = min(delay * 2, MAX_RESTART_DELAY) if lived < YOUNG else RESTART_DELAY
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
         fds = [sock.fileno() for _, sock in self.sockets] + [self.board.fd]
@@ -120,3 +116,13 @@ class Pop3Workers:
         process.stdin.write(pickle.dumps(start))
         await process.stdin.drain()
         return process
+
+
+async def _wait_or_kill(process: asyncio.subprocess.Process) -> None:
+    try:
+        await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+    except TimeoutError:
+        log.warning("POP3 worker pid %d did not stop in time; killing it", process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()

@@ -7,10 +7,15 @@ from pathlib import Path
 from postoffice.store.interface import MailStore
 
 
-def open_store(backend: str, db_path: Path, blob_root: Path, reader_threads: int = 4) -> MailStore:
-    """Open the configured backend. Only "sqlite" exists today."""
+def open_store(backend: str, db_path: Path, blob_root: Path, reader_threads: int = 4, *,
+               keep_recently_expunged: bool = False) -> MailStore:
+    """Open the configured backend. Only "sqlite" exists today.
+
+    ``keep_recently_expunged``: for a process that cannot know every session that may still
+    read an expunged message (a POP3 worker does not see the main process's IMAP sessions): it
+    leaves such blobs for the main process to remove."""
     if backend != "sqlite":
         raise ValueError(f"Unknown store backend {backend!r}; only 'sqlite' is available.")
     from postoffice.store.sqlite.store import SqliteStore
 
-    return SqliteStore(db_path, blob_root, reader_threads)
+    return SqliteStore(db_path, blob_root, reader_threads, keep_recently_expunged=keep_recently_expunged)

@@ -18,10 +18,14 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["MailboxLock", "MailboxLocks"]
+
+LOCK_ATTEMPTS = 4
+LOCK_RETRY = 0.002  # seconds between attempts: a look by locked() lasts microseconds
 
 
 class MailboxLock:
@@ -53,17 +57,23 @@ class MailboxLocks:
         return self.directory / f"mailbox-{int(mailbox_id)}"
 
     def try_lock(self, mailbox_id: int) -> MailboxLock | None:
-        """The lock, or None when a session (of any process) holds it."""
+        """The lock, or None when a session (of any process) holds it. Blocks for a few
+        milliseconds at most: `locked()` holds a shared lock for an instant while it looks, and
+        that must not pass for a session."""
         self.directory.mkdir(parents=True, exist_ok=True)
         fd = os.open(self._path(mailbox_id), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(fd)
-            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return None
-            raise
-        return MailboxLock(mailbox_id, fd)
+        for attempt in range(LOCK_ATTEMPTS):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return MailboxLock(mailbox_id, fd)
+            except OSError as error:
+                if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    os.close(fd)
+                    raise
+            if attempt + 1 < LOCK_ATTEMPTS:
+                time.sleep(LOCK_RETRY)
+        os.close(fd)
+        return None
 
     def locked(self, mailbox_ids: Iterable[int]) -> set[int]:
         """Those of `mailbox_ids` that a session of any process (this one too) holds locked."""

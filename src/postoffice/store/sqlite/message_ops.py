@@ -134,8 +134,7 @@ def schedule_blob_cleanup(tx: Transaction, blob_ids: Iterable[int]) -> None:
     """Remove the blobs after the commit if nothing references them any more."""
     ids = list(blob_ids)
     if ids:
-        conn, blobs, held, locks = tx.conn, tx.blobs, tx.held_mailboxes, tx.locks
-        tx.after_commit.append(lambda: remove_unreferenced_blobs(conn, blobs, ids, held, locks))
+        tx.after_commit.append(lambda: remove_unreferenced_blobs_of(tx, ids))
 
 
 # RFC 9051 §5.4: an idle IMAP session is logged out after 30 minutes, so a session that was not
@@ -143,16 +142,23 @@ def schedule_blob_cleanup(tx: Transaction, blob_ids: Iterable[int]) -> None:
 EXPUNGED_READABLE_FOR = 35 * 60.0
 
 
+def remove_unreferenced_blobs_of(tx: Transaction, ids: Sequence[int] | None) -> int:
+    """`remove_unreferenced_blobs` with what the transaction knows of holds (after its commit)."""
+    return remove_unreferenced_blobs(tx.conn, tx.blobs, ids, tx.held_mailboxes, tx.locks,
+                                     keep_recent=tx.keep_recently_expunged)
+
+
 def remove_unreferenced_blobs(
     conn: sqlite3.Connection, blobs: BlobStore, ids: Sequence[int] | None, held: Mapping[int, int] | None = None,
-    locks: MailboxLocks | None = None,
+    locks: MailboxLocks | None = None, *, keep_recent: bool = False,
 ) -> int:
     """Delete blob rows with no references and their files, holding the write lock.
 
     A blob expunged recently from a mailbox that a session of this process holds open, or that a
     session of any process holds locked (POP3), stays: the session may not have been told yet
     and may still FETCH or RETR it (RFC 9051 §7.5.1, RFC 1939 §8). It goes with a later sweep
-    (release of the mailbox, or periodic maintenance).
+    (release of the mailbox, or periodic maintenance). With `keep_recent` every blob expunged
+    recently stays: this process cannot know all sessions, another one removes them.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -161,9 +167,12 @@ def remove_unreferenced_blobs(
         cutoff = time.time() - EXPUNGED_READABLE_FOR
         # list() copies in one step: the event loop thread changes `held` concurrently.
         held_ids = {int(mailbox) for mailbox, count in list((held or {}).items()) if count > 0}
-        if locks is not None:
+        if keep_recent:
+            query += " AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.blob = blobs.id AND e.expunged_at > ?)"
+            params = [cutoff]
+        elif locks is not None:
             held_ids |= locks.locked(_recently_expunged_from(conn, ids, cutoff) - held_ids)
-        if held_ids:
+        if held_ids and not keep_recent:
             query += (
                 " AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.blob = blobs.id AND e.expunged_at > ?"
                 f" AND e.mailbox_id IN ({','.join('?' * len(held_ids))}))"

@@ -62,7 +62,8 @@ INLINE_BLOB_LIMIT = 64 * 1024
 
 
 class SqliteStore:
-    def __init__(self, db_path: Path, blob_root: Path, reader_threads: int = 4) -> None:
+    def __init__(self, db_path: Path, blob_root: Path, reader_threads: int = 4, *,
+                 keep_recently_expunged: bool = False) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.db_path = db_path
         self.blobs = BlobStore(blob_root)
@@ -75,7 +76,8 @@ class SqliteStore:
         self._held: Counter[int] = Counter()
         # Beside the database like SQLite's own -wal and -shm files.
         self.locks = MailboxLocks(db_path.with_name(db_path.name + "-locks"))
-        self._writer = WriterThread(db_path, self.blobs, self.changes, self._held, self.locks)
+        self._writer = WriterThread(db_path, self.blobs, self.changes, self._held, self.locks,
+                                    keep_recently_expunged)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._readers = ThreadPoolExecutor(max_workers=reader_threads, thread_name_prefix="store-reader")
@@ -147,6 +149,10 @@ class SqliteStore:
                                             tuple(int(u) for u in uids.split(",") if u)))
             if events:
                 self.changes.publish(events)
+                if any(event.kind is ChangeKind.EXPUNGE for event in events):
+                    # Another process expunged: the blobs it left (see keep_recently_expunged)
+                    # are ours to remove, as no session here holds them.
+                    self._sweep_soon()
 
     # --- domains, accounts, aliases ---------------------------------------------------------
 
@@ -401,19 +407,27 @@ class SqliteStore:
         self._held[mailbox_id] -= 1
         if self._held[mailbox_id] <= 0:
             del self._held[mailbox_id]
-            task = asyncio.get_running_loop().create_task(self._remove_unreferenced())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._sweep_soon()
+
+    def _sweep_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._remove_unreferenced())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def lock_mailbox(self, mailbox_id: int) -> MailboxLock | None:
         """An exclusive session lock on the mailbox across every process using this store, or
         None if a session holds it; expunged messages stay readable while it is held."""
-        return await asyncio.to_thread(self.locks.try_lock, mailbox_id)
+        taking = asyncio.ensure_future(asyncio.to_thread(self.locks.try_lock, mailbox_id))
+        try:
+            return await asyncio.shield(taking)
+        except asyncio.CancelledError:
+            # The session is gone (shutdown): a lock taken meanwhile must not stay held.
+            taking.add_done_callback(_release_taken)
+            raise
 
     async def _remove_unreferenced(self) -> None:
         def job(tx: Transaction) -> None:
-            conn, blobs, held, locks = tx.conn, tx.blobs, tx.held_mailboxes, tx.locks
-            tx.after_commit.append(lambda: m.remove_unreferenced_blobs(conn, blobs, None, held, locks))
+            tx.after_commit.append(lambda: m.remove_unreferenced_blobs_of(tx, None))
 
         try:
             await self._write(job)
@@ -441,10 +455,8 @@ class SqliteStore:
         def job(tx: Transaction) -> None:
             tx.execute("DELETE FROM change_log WHERE created < unixepoch('now') - 86400")
             conn, blobs = tx.conn, tx.blobs
-            held, locks = tx.held_mailboxes, tx.locks
             tx.after_commit.append(lambda: removed.append(
-                m.remove_unreferenced_blobs(conn, blobs, None, held, locks)
-                + m.remove_orphan_files(conn, blobs, orphan_min_age)
+                m.remove_unreferenced_blobs_of(tx, None) + m.remove_orphan_files(conn, blobs, orphan_min_age)
             ))
 
         await self._write(job)
@@ -462,3 +474,8 @@ class SqliteStore:
     async def run_write(self, fn: Callable[[Transaction], T]) -> T:
         """Run a custom write job (tests use this to hold a long write transaction)."""
         return await self._write(fn)
+
+
+def _release_taken(taking: asyncio.Future[MailboxLock | None]) -> None:
+    if not taking.cancelled() and taking.exception() is None and (lock := taking.result()) is not None:
+        lock.release()

@@ -46,6 +46,8 @@ class Transaction:
     held_mailboxes: Counter[int] = field(default_factory=Counter)
     # Mailboxes locked by a session of any process (POP3): held the same way.
     locks: MailboxLocks | None = None
+    # This process cannot see every session (a POP3 worker): keep every recently expunged blob.
+    keep_recently_expunged: bool = False
     changes: list[MailboxChange] = field(default_factory=list)
     staged: list[tuple[Path, str]] = field(default_factory=list)  # blob files to promote at commit
     unwritten: list[tuple[str, bytes]] = field(default_factory=list)  # blobs to write at commit
@@ -64,11 +66,13 @@ class _Job:
 
 class WriterThread:
     def __init__(self, path: Path, blobs: BlobStore, notifier: ChangeNotifier,
-                 held_mailboxes: Counter[int] | None = None, locks: MailboxLocks | None = None) -> None:
+                 held_mailboxes: Counter[int] | None = None, locks: MailboxLocks | None = None,
+                 keep_recently_expunged: bool = False) -> None:
         self._path = path
         self._blobs = blobs
         self._held = held_mailboxes if held_mailboxes is not None else Counter()
         self._locks = locks
+        self._keep_recently_expunged = keep_recently_expunged
         self._notifier = notifier
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
@@ -123,7 +127,7 @@ class WriterThread:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        tx = Transaction(conn, self._blobs, self._held, self._locks)
+        tx = Transaction(conn, self._blobs, self._held, self._locks, self._keep_recently_expunged)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
