@@ -45,6 +45,21 @@ async def test_recent_goes_to_one_session_and_new_mail_is_announced(env) -> None
     second.close()
 
 
+async def test_a_session_without_recent_never_takes_it(env) -> None:
+    """An IMAP4rev2 session (claim_recent=False) neither takes \\Recent at SELECT nor when it
+    learns of new mail: it stays for the next IMAP4rev1 session (RFC 9051 has no \\Recent)."""
+    store, box = env
+    await append(store, box, 1)
+    rev2 = await MailboxSnapshot.open(store, box, readonly=False, claim_recent=False)
+    await append(store, box, 2)
+    updates = await rev2.refresh(allow_expunge=True)
+    assert (updates.exists, len(rev2.recent)) == (3, 0)
+    rev1 = await MailboxSnapshot.open(store, box, readonly=False, claim_recent=True)
+    assert len(rev1.recent) == 3
+    rev2.close()
+    rev1.close()
+
+
 async def test_expunge_is_held_back_until_allowed_and_message_stays_readable(env) -> None:
     store, box = env
     uids = await append(store, box, 4)

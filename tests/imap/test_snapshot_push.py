@@ -65,7 +65,7 @@ async def session(store: MailStore, box: int, *enabled: str) -> tuple[ImapSessio
     services: Any = SimpleNamespace(store=store)
     result = ImapSession(conn, services, ImapServerParser(max_literal=65536), state=State.SELECTED,
                           enabled=set(enabled or ["IMAP4REV2"]))
-    result.snapshot = await MailboxSnapshot.open(store, box, readonly=False, claim_recent=False)
+    result.snapshot = await MailboxSnapshot.open(store, box, readonly=False, claim_recent=not result.rev2)
     return result, wire
 
 

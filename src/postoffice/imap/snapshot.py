@@ -53,12 +53,15 @@ class Updates:
 
 class MailboxSnapshot:
     # Slots: there is one per selected session, and an IDLE push reads tens of thousands at once.
-    __slots__ = ("_closed", "highestmodseq", "in_sync", "mailbox", "readonly", "recent", "records", "store",
-                 "uidnext", "uids", "vanished", "viewer")
+    __slots__ = ("_closed", "claims_recent", "highestmodseq", "in_sync", "mailbox", "readonly", "recent",
+                 "records", "store", "uidnext", "uids", "vanished", "viewer")
 
     def __init__(self, store: MailStore, mailbox: MailboxRecord, records: list[MessageRecord],
-                 *, readonly: bool, recent_from: int, viewer: int | None = None) -> None:
+                 *, readonly: bool, recent_from: int, viewer: int | None = None,
+                 claims_recent: bool | None = None) -> None:
         self.store = store
+        # Takes \Recent for new messages: SELECT by an IMAP4rev1 session (rev2 has no \Recent).
+        self.claims_recent = not readonly if claims_recent is None else claims_recent
         self.viewer = viewer  # a sharee with their own \\Seen (store.store_flags)
         self.mailbox = mailbox
         self.readonly = readonly
@@ -85,7 +88,8 @@ class MailboxSnapshot:
         except BaseException:
             store.release_mailbox(mailbox_id)
             raise
-        return cls(store, mailbox, records, readonly=readonly, recent_from=recent_from, viewer=viewer)
+        return cls(store, mailbox, records, readonly=readonly, recent_from=recent_from, viewer=viewer,
+                   claims_recent=claim_recent and not readonly)
 
     def close(self) -> None:
         if not self._closed:
@@ -135,8 +139,8 @@ class MailboxSnapshot:
 
     async def claim_recent(self, new: list[MessageRecord]) -> int | None:
         """Take \\Recent for `new` where nobody took it yet: the first uid that is recent for this
-        session, or None when none can be (nothing new, or EXAMINE)."""
-        if not new or self.readonly:
+        session, or None when none can be (nothing new, EXAMINE, or an IMAP4rev2 session)."""
+        if not new or not self.claims_recent:
             return None
         return await self.store.claim_recent(
             self.mailbox.id, uidnext=new[-1].uid + 1, uidvalidity=self.mailbox.uidvalidity)

@@ -220,16 +220,9 @@ class MailboxIdlers:
 
 def _recent_taker(rest: Iterator[Idler], first: Idler) -> Idler | None:
     """Who gets \\Recent for the new messages, among `first` and `rest` (the group's members
-    after it): the first IMAP4rev1 session that may take it, else the first that may (as its
-    own refresh would have), else nobody (all EXAMINE)."""
-    fallback = None
-    for idler in itertools.chain((first,), rest):
-        if idler.snapshot.readonly:
-            continue
-        if not idler.session.rev2:
-            return idler
-        fallback = fallback or idler
-    return fallback
+    after it): the first session whose own refresh would take it (an IMAP4rev1 SELECT), else
+    nobody (EXAMINE and IMAP4rev2 sessions leave it to a later rev1 session)."""
+    return next((idler for idler in itertools.chain((first,), rest) if idler.snapshot.claims_recent), None)
 
 
 _by_notifier: WeakKeyDictionary[ChangeNotifier, dict[int, MailboxIdlers]] = WeakKeyDictionary()
