@@ -4,13 +4,17 @@ NOTIFY SET records which mailboxes (filters) and which events the client wants a
 every change the store publishes. The connection driver waits on that subscription alongside
 the socket whenever no command is running (and during IDLE), and calls `deliver`: changes to
 the selected mailbox are announced as usual (EXISTS, EXPUNGE/VANISHED, FETCH); changes to other
-mailboxes as STATUS responses (RFC 5465 §5.2-5.4), and new or renamed mailboxes as LIST
-responses (§5.4). A mailbox takes the events of the first group whose filter it matches.
+mailboxes as STATUS responses (RFC 5465 §5.2-5.4), and new, renamed and deleted mailboxes as
+LIST responses (§5.4: a renamed one with OLDNAME, a deleted one as \\NonExistent). A mailbox
+takes the events of the first group whose filter it matches.
+
+A deleted mailbox cannot be looked up any more, so the session remembers the names of the
+mailboxes it reports MailboxName for (taken at NOTIFY SET, kept up to date by the events).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from postoffice.imap.access import rights_of, shared_name, viewer_of
 from postoffice.imap.proto import commands as c
@@ -28,6 +32,8 @@ _MESSAGE_KINDS = {ChangeKind.EXISTS: "MessageNew", ChangeKind.EXPUNGE: "MessageE
 class NotifyState:
     groups: tuple[c.NotifyGroup, ...]
     subscription: Subscription
+    # mailbox id -> the name this session knows it by, for those with MailboxName events
+    names: dict[int, str] = field(default_factory=dict)
 
     def close(self) -> None:
         self.subscription.close()
@@ -45,11 +51,15 @@ async def notify(session: ImapSession, command: ev.ImapCommand) -> Completion:
     unsupported = wanted - set(SUPPORTED)
     if unsupported:
         return no("Unsupported events: " + " ".join(sorted(unsupported)), f"BADEVENT ({' '.join(SUPPORTED)})")
-    session.notify = NotifyState(args.groups, session.services.store.changes.subscribe(None))
-    if args.status:  # §3.1: the current state of every mailbox the client now watches
+    state = session.notify = NotifyState(args.groups, session.services.store.changes.subscribe(None))
+    if args.status or "MailboxName" in wanted:
         for name, record in await _watched(session):
             group = _group_for(session, name, record)
-            if group is not None and _has(group, "MessageNew"):
+            if group is None:
+                continue
+            if _has(group, "MailboxName"):
+                state.names[record.id] = name
+            if args.status and _has(group, "MessageNew"):  # §3.1: the state of what it now watches
                 await _send_status(session, name, record, group)
     return ok("NOTIFY completed")
 
@@ -71,10 +81,11 @@ async def deliver(session: ImapSession, changes: list[MailboxChange]) -> None:
         if change.mailbox_id in sent:
             continue
         record = await store.get_mailbox_by_id(change.mailbox_id)
-        if record is None:
-            continue
-        name = await _visible_name(session, record)
-        if name is None:
+        name = None if record is None else await _visible_name(session, record)
+        if record is None or name is None:  # deleted, or no longer shared with this user
+            gone = state.names.pop(change.mailbox_id, None)
+            if gone is not None and change.kind is ChangeKind.MAILBOX:
+                session.send(resp.list_response(["\\NonExistent"], "/", gone, utf8=session.utf8))
             continue
         group = _group_for(session, name, record)
         if group is None:
@@ -84,7 +95,12 @@ async def deliver(session: ImapSession, changes: list[MailboxChange]) -> None:
             sent.add(change.mailbox_id)
             await _send_status(session, name, record, group)
         elif change.kind is ChangeKind.MAILBOX and _has(group, "MailboxName"):
-            session.send(resp.list_response([], "/", name, utf8=session.utf8))
+            old = state.names.get(change.mailbox_id)
+            state.names[change.mailbox_id] = name
+            if old == name:
+                continue  # a change of the mailbox that is no change of name (e.g. its ACL)
+            extra = b"" if old is None else b"(\"OLDNAME\" (" + resp.mailbox(old, utf8=session.utf8) + b"))"
+            session.send(resp.list_response([], "/", name, utf8=session.utf8, extra=extra))
 
 
 def _has(group: c.NotifyGroup, event: str) -> bool:
