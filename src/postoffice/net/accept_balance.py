@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import tempfile
 
 __all__ = ["AcceptBoard"]
 
@@ -41,7 +42,11 @@ class AcceptBoard:
     def create(cls, slots: int) -> AcceptBoard:
         """A new board for the main process (slot 0, accepting); the workers' slots say "not
         accepting" until each worker calls `accepting()`. Pass `fd` to them with pass_fds."""
-        fd = os.memfd_create("postoffice-accept-board", os.MFD_CLOEXEC)
+        if hasattr(os, "memfd_create"):
+            fd = os.memfd_create("postoffice-accept-board", os.MFD_CLOEXEC)
+        else:  # not Linux: an unlinked temporary file serves as well
+            with tempfile.TemporaryFile() as file:
+                fd = os.dup(file.fileno())
         os.ftruncate(fd, slots * SLOT)
         board = cls(fd, slots, 0)
         for slot in range(1, slots):
