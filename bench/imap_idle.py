@@ -47,7 +47,6 @@ import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,20 +55,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import psutil
-from imap_stress import (
+from benchkit import (
+    CACHE_DIR,
     DOMAIN,
-    DOVECOT_BASE,
     DOVECOT_PASSWORD,
     MB,
     PASSWORD,
-    REPLY_TIMEOUT,
     BenchError,
-    Dovecot,
-    ImapConnection,
-    ImapError,
+    Cleanups,
     Monitor,
     Unavailable,
+    add_profile_argument,
+    add_targets_argument,
     copy_data_dir,
     crlf,
     fill_maildir,
@@ -78,21 +75,33 @@ from imap_stress import (
     interrupt,
     load_messages,
     log,
+    parse_targets,
     postoffice_env,
-    postoffice_template,
     prepare_mbox,
-    quote,
+    psutil,  # imported there, with a hint when it is missing
     run_async,
+    run_main,
     run_targets,
+    scratch_dir,
     set_nofile,
     set_prefix,
-    setup_dovecot,
     source_address,
-    start_dovecot,
     start_postoffice,
-    stop_dovecot,
     unindexed_note,
     wait_idle,
+)
+from imap_stress import (
+    DOVECOT_BASE,
+    REPLY_TIMEOUT,
+    STOP_TIMEOUT,
+    Dovecot,
+    ImapConnection,
+    ImapError,
+    postoffice_template,
+    quote,
+    setup_dovecot,
+    start_dovecot,
+    stop_dovecot,
 )
 
 KB = 1000
@@ -422,19 +431,15 @@ def measure(label: str, imap_port: int, lmtp_port: int, users: list[tuple[str, s
 
 
 def bench_postoffice(mbox: Path, message: bytes, args: argparse.Namespace,
-                     cleanups: list[Callable[[], None]]) -> IdleResult:
+                     cleanups: Cleanups) -> IdleResult:
     env = postoffice_env()
     template = postoffice_template(args.cache_dir, env, TEMPLATE_USERS, mbox, TEMPLATE_MESSAGES, args.hash)
-    tmp = Path(tempfile.mkdtemp(prefix="imap-idle-postoffice-"))
-    if args.keep:
-        log(f"postoffice: keeping {tmp}")
-    else:
-        cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    tmp = scratch_dir("imap-idle-postoffice-", "postoffice", args.keep, cleanups)
     data = tmp / "data"
     copy_data_dir(template, data)
     imap_port, lmtp_port = free_port(), free_port()
     server = start_postoffice(data, env, {"imap": imap_port, "lmtp": lmtp_port}, cleanups,
-                              profile=args.profile, nofile=args.connections + 1000)
+                              profile=args.profile, nofile=args.connections + 1000, stop_timeout=STOP_TIMEOUT)
     users = [(f"user{u}@{DOMAIN}", PASSWORD) for u in range(1, args.users + 1)]
     recipients = [u for u, _ in users]
     result = measure("postoffice", imap_port, lmtp_port, users, recipients, message, args.connections, args,
@@ -465,7 +470,7 @@ service auth {{
 
 
 def bench_dovecot(messages: list[bytes], message: bytes, args: argparse.Namespace,
-                  cleanups: list[Callable[[], None]]) -> IdleResult:
+                  cleanups: Cleanups) -> IdleResult:
     n = min(args.connections, args.dovecot_max or args.connections)
     if args.users > 100:
         raise Unavailable("the reference Dovecot has 100 users")
@@ -473,7 +478,7 @@ def bench_dovecot(messages: list[bytes], message: bytes, args: argparse.Namespac
     if not args.keep:
         cleanups.append(lambda: shutil.rmtree(dovecot.mail, ignore_errors=True))
     for u in range(1, args.users + 1):
-        fill_maildir(dovecot, f"user{u}", messages)
+        fill_maildir(dovecot.mail, f"user{u}", messages)
     if not args.no_sysctl:
         try:
             old = int(INOTIFY.read_text())
@@ -526,8 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deliveries", type=int, default=1,
                         help="messages delivered one after the other; latencies of all are pooled (default 1)")
     parser.add_argument("--procs", type=int, default=4, help="client processes (default 4)")
-    parser.add_argument("--targets", default=",".join(TARGETS),
-                        help=f"comma-separated, run in this order (default {','.join(TARGETS)})")
+    add_targets_argument(parser, TARGETS)
     parser.add_argument("--hash", choices=("argon2", "fast"), default="fast",
                         help="postoffice users' password hashes: fast = argon2id of minimal cost (default), "
                              "argon2 = as `user add` makes them (0.25 s of CPU per login)")
@@ -539,14 +543,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not raise fs.inotify.max_user_instances for Dovecot")
     parser.add_argument("--seed", type=int, default=42, help="gen_mbox.py seed of the INBOX messages (default 42)")
     parser.add_argument("--keep", action="store_true", help="keep the data dir and the Maildirs")
-    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "postoffice-bench",
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where the mbox and the data dir template are kept (default /tmp/postoffice-bench)")
-    parser.add_argument("--profile", metavar="OUT.prof",
-                        help="run the postoffice server under cProfile, writing OUT.prof at exit")
+    add_profile_argument(parser)
     args = parser.parse_args(argv)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if not targets or any(t not in TARGETS for t in targets):
-        parser.error(f"--targets: choose from {', '.join(TARGETS)}")
+    targets = parse_targets(parser, args.targets, TARGETS)
     if args.connections < 1 or not 1 <= args.users <= TEMPLATE_USERS or args.deliveries < 1:
         parser.error(f"--connections and --deliveries must be positive, --users 1..{TEMPLATE_USERS}")
     signal.signal(signal.SIGTERM, interrupt)
@@ -596,8 +597,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("imap_idle: interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main, "imap_idle")

@@ -49,9 +49,7 @@ import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -60,14 +58,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from imap_stress import (
+from benchkit import (
+    CACHE_DIR,
     DOMAIN,
     DOVECOT_PASSWORD,
     MB,
     PASSWORD,
     BenchError,
-    ImapConnection,
-    add_users,
+    Cleanups,
+    add_profile_argument,
+    add_targets_argument,
     copy_data_dir,
     fill_maildir,
     finish_postoffice,
@@ -76,19 +76,27 @@ from imap_stress import (
     interrupt,
     load_messages,
     log,
+    parse_targets,
     postoffice_env,
     prepare_mbox,
     run_async,
+    run_main,
     run_postoffice,
     run_targets,
+    scratch_dir,
     set_prefix,
-    setup_dovecot,
-    start_dovecot,
     start_postoffice,
-    stop_dovecot,
-    template_key,
     unindexed,
     wait_idle,
+)
+from imap_stress import (
+    STOP_TIMEOUT,
+    ImapConnection,
+    add_users,
+    setup_dovecot,
+    start_dovecot,
+    stop_dovecot,
+    template_key,
 )
 
 RARE_WORD = "quuxfrobnicate"
@@ -255,16 +263,12 @@ def check(results: dict[str, Timed], count: int, rare: int) -> list[str]:
 
 
 def postoffice_data(args: argparse.Namespace, mboxes: list[tuple[Path, int]], env: dict[str, str],
-                    cleanups: list[Callable[[], None]]) -> tuple[Path, dict]:
+                    cleanups: Cleanups) -> tuple[Path, dict]:
     """A data dir with the mailbox, fully indexed: the cached one (copied), or one built now
     (and kept in the cache afterwards)."""
     total = sum(n for _, n in mboxes)
     cache = args.cache_dir / f"imap-search-{template_key()}-{args.count}-{args.seed}-{args.rare}"
-    tmp = Path(tempfile.mkdtemp(prefix="imap-search-postoffice-"))
-    if args.keep:
-        log(f"postoffice: keeping {tmp}")
-    else:
-        cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    tmp = scratch_dir("imap-search-postoffice-", "postoffice", args.keep, cleanups)
     data = tmp / "data"
     if args.fresh:
         shutil.rmtree(cache, ignore_errors=True)
@@ -308,11 +312,11 @@ def wait_indexed(data: Path, label: str) -> float:
 
 
 def bench_postoffice(args: argparse.Namespace, mboxes: list[tuple[Path, int]],
-                     cleanups: list[Callable[[], None]]) -> SearchResult:
+                     cleanups: Cleanups) -> SearchResult:
     env = postoffice_env()
     data, info = postoffice_data(args, mboxes, env, cleanups)
     port = free_port()
-    server = start_postoffice(data, env, {"imap": port}, cleanups, profile=args.profile)
+    server = start_postoffice(data, env, {"imap": port}, cleanups, profile=args.profile, stop_timeout=STOP_TIMEOUT)
     if not info["cached"]:
         log("postoffice: waiting for the background full-text indexing ...")
         info["index_seconds"] = wait_indexed(data, "postoffice")
@@ -354,7 +358,7 @@ def bench_postoffice(args: argparse.Namespace, mboxes: list[tuple[Path, int]],
 
 
 def bench_dovecot(args: argparse.Namespace, mboxes: list[tuple[Path, int]],
-                  cleanups: list[Callable[[], None]]) -> SearchResult:
+                  cleanups: Cleanups) -> SearchResult:
     dovecot = setup_dovecot(DOVECOT_SEARCH_BASE, keep_mail=not args.fresh)
     marker = dovecot.mail / f".bench-filled-{args.count}-{args.seed}-{args.rare}"
     count = sum(n for _, n in mboxes)
@@ -366,7 +370,7 @@ def bench_dovecot(args: argparse.Namespace, mboxes: list[tuple[Path, int]],
         first = 0
         for path, _n in mboxes:
             messages = load_messages(path)
-            fill_maildir(dovecot, "user1", messages, first)
+            fill_maildir(dovecot.mail, "user1", messages, first)
             first += len(messages)
             del messages
         marker.write_text("ok\n")
@@ -430,19 +434,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rare", type=int, default=5, help=f"messages with the word {RARE_WORD} (default 5)")
     parser.add_argument("--seed", type=int, default=42, help="gen_mbox.py seed (default 42)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each command; the median counts (default 3)")
-    parser.add_argument("--targets", default=",".join(TARGETS),
-                        help=f"comma-separated, run in this order (default {','.join(TARGETS)})")
+    add_targets_argument(parser, TARGETS)
     parser.add_argument("--fresh", action="store_true",
                         help="rebuild the cached postoffice data dir and Dovecot Maildir")
     parser.add_argument("--keep", action="store_true", help="keep this run's postoffice data dir")
-    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "postoffice-bench",
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where the mboxes and the indexed data dir are kept (default /tmp/postoffice-bench)")
-    parser.add_argument("--profile", metavar="OUT.prof",
-                        help="run the postoffice server under cProfile, writing OUT.prof at exit")
+    add_profile_argument(parser)
     args = parser.parse_args(argv)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if not targets or any(t not in TARGETS for t in targets):
-        parser.error(f"--targets: choose from {', '.join(TARGETS)}")
+    targets = parse_targets(parser, args.targets, TARGETS)
     if args.count < 1 or args.rare < 1 or args.repeat < 1:
         parser.error("--count, --rare and --repeat must be positive")
     signal.signal(signal.SIGTERM, interrupt)
@@ -485,8 +485,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("imap_search: interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main, "imap_search")

@@ -36,8 +36,9 @@ imap_stress: clients=50 users=100 30s | postoffice 812 ops/s rss 180 MB | doveco
 PASS when postoffice reaches --target (0.5) times Dovecot's rate with no errors on either side.
 Exit status: 0 PASS, 1 FAIL (too slow, or postoffice answered NO/BAD), 2 no verdict.
 
-This module also holds what bench/imap_idle.py and bench/imap_search.py share (the postoffice
-and Dovecot set-up, the process monitor, the asyncio IMAP connection).
+This module also holds what bench/imap_idle.py and bench/imap_search.py share beyond
+bench/benchkit.py: the postoffice data dir template, Dovecot under its own base directory, and
+the asyncio IMAP connection.
 
 Example: .venv/bin/python bench/imap_stress.py --clients 10 --seconds 10
 """
@@ -47,367 +48,83 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
-import mailbox
 import multiprocessing
 import os
 import pwd
 import queue
 import random
 import re
-import resource
 import shutil
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
-try:
-    import psutil
-except ImportError:  # pragma: no cover - depends on the environment
-    print("imap bench: needs psutil (pip install psutil, or the project's [test] extra)", file=sys.stderr)
-    sys.exit(2)
+from benchkit import (
+    CACHE_DIR,
+    DOMAIN,
+    DOVECOT_PASSWORD,
+    DOVECOT_USERS,
+    MB,
+    PASSWORD,
+    REFERENCE,
+    START_TIMEOUT,
+    BenchError,
+    Cleanups,
+    Monitor,
+    Unavailable,
+    add_profile_argument,
+    add_targets_argument,
+    busy_share,
+    cached_template,
+    copy_data_dir,
+    cpu_delta,
+    crlf,
+    dovecot_missing,
+    dovecot_version,
+    fill_maildir,
+    finish_postoffice,
+    free_port,
+    import_mbox,
+    interrupt,
+    load_messages,
+    log,
+    parse_targets,
+    postoffice_env,
+    prepare_mbox,
+    psutil,  # imported there, with a hint when it is missing
+    run_async,
+    run_main,
+    run_postoffice,
+    run_targets,
+    scratch_dir,
+    set_prefix,
+    source_address,
+    source_digest,
+    spawn_dovecot,
+    start_postoffice,
+    stop_process,
+    tail,
+    unindexed_note,
+    wait_idle,
+)
 
-T = TypeVar("T")
-REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "reference"
-REFERENCE_GEN = REFERENCE / "gen_mbox.py"
-DOMAIN = "bench.test"
-PASSWORD = "bench password 1"  # postoffice users
-DOVECOT_PASSWORD = "pass"  # the reference users user1..user100
-DOVECOT_USERS = 100
-MB = 1_000_000
-POLL_SECONDS = 0.05
-PSS_EVERY = 10
-PER_SOURCE_IP = 10  # postoffice allows 20 connections per IP by default
-START_TIMEOUT = 60.0
 REPLY_TIMEOUT = 120.0
-IDLE_TIMEOUT = 600.0
-LISTEN_KEYS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
+STOP_TIMEOUT = 60.0  # SIGTERM, then SIGKILL: a server holding many IMAP connections needs longer
 
 DOVECOT_BASE = Path("/tmp/reference-dovecot-imapbench")
 DOVECOT_IMAP = Path("/usr/lib/dovecot/imap")
 
-_PREFIX = ["imap_stress"]
-
-
-def set_prefix(name: str) -> None:
-    _PREFIX[0] = name
-
-
-def log(text: str) -> None:
-    print(f"[{_PREFIX[0]}] {text}", file=sys.stderr, flush=True)
-
-
-class Unavailable(Exception):
-    """The target cannot run here (not installed, no listener, port taken)."""
-
-    def __init__(self, reason: str, short: str = "unavailable") -> None:
-        super().__init__(reason)
-        self.short = short
-
-
-class BenchError(Exception):
-    """The target started but the run failed."""
-
-
-# --- messages ---------------------------------------------------------------------------------
-
-def prepare_mbox(cache: Path, count: int, seed: int) -> Path:
-    """gen_mbox.py's mbox of `count` messages for `seed`, generated once into `cache` under the
-    name bench/import_mbox.py uses, so the scripts share the file."""
-    if not REFERENCE_GEN.exists():
-        raise BenchError(f"{REFERENCE_GEN} does not exist")
-    cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"reference-{count}-{seed}.mbox"
-    if path.exists():
-        log(f"reusing {path}")
-        return path
-    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    log(f"generating {count:,} messages (seed {seed}) into {path} ...")
-    started = time.monotonic()
-    try:
-        done = subprocess.run([sys.executable, str(REFERENCE_GEN), str(partial), str(count), str(seed)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if done.returncode != 0:
-            raise BenchError(f"gen_mbox.py exited with {done.returncode}: {done.stderr.strip()[-300:]}")
-        partial.rename(path)  # last, so that a half-written file is never reused
-    finally:
-        partial.unlink(missing_ok=True)
-    log(f"generated in {time.monotonic() - started:.0f} s")
-    return path
-
-
-def load_messages(path: Path) -> list[bytes]:
-    """The messages of the mbox as stored (LF line ends, without the From_ line)."""
-    box = mailbox.mbox(str(path), create=False)
-    try:
-        return [box.get_bytes(key) for key in box.iterkeys()]
-    finally:
-        box.close()
-
-
-def crlf(message: bytes) -> bytes:
-    return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-
-# --- measuring a server -----------------------------------------------------------------------
-
-class Monitor:
-    """Peak RSS (and PSS) of a process and its descendants, and their CPU time."""
-
-    def __init__(self, pid: int) -> None:
-        self.proc = psutil.Process(pid)
-        self.peak = 0
-        self.peak_pss = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def members(self) -> list[psutil.Process]:
-        try:
-            return [self.proc, *self.proc.children(recursive=True)]
-        except psutil.Error:
-            return []
-
-    def rss(self) -> int:
-        total = 0
-        for p in self.members():
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
-
-    def pss(self) -> int:
-        total = 0
-        for p in self.members():
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_full_info().pss
-        return total
-
-    def sample(self, pss: bool = False) -> None:
-        rss = pss_total = 0
-        for p in self.members():
-            with contextlib.suppress(psutil.Error):
-                if pss:
-                    info = p.memory_full_info()
-                    rss += info.rss
-                    pss_total += info.pss
-                else:
-                    rss += p.memory_info().rss
-        with self._lock:
-            self.peak = max(self.peak, rss)
-            self.peak_pss = max(self.peak_pss, pss_total)
-
-    def cpu(self) -> float:
-        """CPU time of the tree, children that exited included (Dovecot's master reaps its
-        session processes, whose time then shows in its children_* times)."""
-        total = 0.0
-        for p in self.members():
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-        return total
-
-    def start(self) -> None:
-        with self._lock:
-            self.peak = self.peak_pss = 0
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def _poll(self) -> None:
-        polls = 0
-        while not self._stop.is_set():
-            self.sample(pss=polls % PSS_EVERY == 0)
-            polls += 1
-            self._stop.wait(POLL_SECONDS)
-        self.sample(pss=True)
-
-
-def wait_idle(monitor: Monitor, label: str, extra: Callable[[], str] | None = None,
-              timeout: float = IDLE_TIMEOUT, threshold: float = 0.03) -> float:
-    """Wait until the server uses under `threshold` of a core for a second (background work
-    done)."""
-    started = time.monotonic()
-    last = monitor.cpu()
-    while True:
-        time.sleep(1.0)
-        now = monitor.cpu()
-        if now - last < threshold:
-            break
-        last = now
-        if time.monotonic() - started > timeout:
-            log(f"{label}: still busy after {timeout:.0f} s; measuring anyway")
-            break
-    waited = time.monotonic() - started
-    log(f"{label}: idle after {waited:.0f} s" + (f" ({extra()})" if extra else ""))
-    return waited
-
-
-def cpu_delta(before, after) -> dict[str, float]:
-    delta = {k: getattr(after, k) - getattr(before, k) for k in after._fields}
-    delta["total"] = sum(delta.values())
-    return delta
-
-
-def busy_share(machine: dict[str, float]) -> float:
-    if not machine.get("total"):
-        return 0.0
-    return 1 - (machine.get("idle", 0) + machine.get("iowait", 0)) / machine["total"]
-
-
-def warn_if_busy() -> None:
-    busy = psutil.cpu_percent(interval=1.0)
-    if busy > 20:
-        log(f"warning: the machine is {busy:.0f}% busy before the run (something else is running); "
-            "the numbers will be low and noisy")
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process(proc: subprocess.Popen, name: str, timeout: float = 60) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log(f"{name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s; killing it")
-        proc.kill()
-        proc.wait()
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def set_nofile(n: int) -> int:
-    """Set this process's RLIMIT_NOFILE soft limit to n: above the hard limit if allowed (root
-    outside a container), else up to the hard limit. Returns the soft limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= n:
-        return soft
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (n, max(hard, n)))
-    except (ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def source_address(index: int) -> str:
-    """127.0.0.2, ... for client connection `index`, PER_SOURCE_IP connections each."""
-    n = 2 + index // PER_SOURCE_IP
-    return f"127.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
-
-
-@contextlib.contextmanager
-def cleanup_stack() -> Iterator[list[Callable[[], None]]]:
-    cleanups: list[Callable[[], None]] = []
-    try:
-        yield cleanups
-    finally:
-        for undo in reversed(cleanups):
-            try:
-                undo()
-            except Exception as exc:  # keep undoing the rest
-                log(f"cleanup failed: {exc}")
-
-
-def run_targets(targets: list[str], run: Callable[[str, list[Callable[[], None]]], T],
-                errors: tuple[type[Exception], ...] = (BenchError,)) -> dict[str, T | str]:
-    """Each target's result, or why it has none ("ERROR" or the Unavailable reason): `run`
-    gets the target's name and a cleanup list that is run whatever happens."""
-    results: dict[str, T | str] = {}
-    for target in targets:
-        log(f"--- {target} ---")
-        warn_if_busy()
-        with cleanup_stack() as cleanups:
-            try:
-                results[target] = run(target, cleanups)
-            except Unavailable as exc:
-                log(f"{target}: {exc.short}: {exc}")
-                results[target] = exc.short
-            except errors as exc:
-                log(f"{target}: ERROR: {type(exc).__name__}: {exc}")
-                results[target] = "ERROR"
-            except KeyboardInterrupt:
-                log("interrupted; stopping what was started")
-                raise
-    return results
-
-
-def interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def new_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
 
 # --- postoffice -------------------------------------------------------------------------------
 
-def postoffice_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
-    env.pop("POSTOFFICE_DATA", None)
-    return env
-
-
 def template_key() -> str:
     """Changes when code that shapes a data directory changes (store schema, users, import)."""
-    src = REPO / "src" / "postoffice"
-    files = [*sorted((src / "store").rglob("*.py")), *sorted((src / "setup").rglob("*.py")),
-             *sorted((src / "transfer").rglob("*.py")), *sorted((src / "message").rglob("*.py")),
-             src / "config.py", src / "directory.py"]
-    digest = hashlib.sha256()
-    for f in files:
-        if f.exists():
-            digest.update(f.relative_to(src).as_posix().encode() + b"\0" + f.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def run_postoffice(env: dict[str, str], *argv: str, stdin: str | None = None) -> str:
-    done = subprocess.run([sys.executable, "-m", "postoffice", *argv], input=stdin, capture_output=True,
-                          text=True, env=env)
-    if done.returncode != 0:
-        text = (done.stdout + done.stderr).strip()
-        raise BenchError(f"`postoffice {' '.join(argv[:2])}` exited with {done.returncode}: "
-                         f"{text.splitlines()[-1] if text else '(no output)'}")
-    return done.stdout
+    return source_digest("store", "setup", "transfer", "message", "config.py", "directory.py")
 
 
 # Adds user1..userN@bench.test through the store API with ONE password hash, which is far faster
@@ -446,30 +163,12 @@ def add_users(env: dict[str, str], data: Path, users: int, hash_mode: str) -> No
     log(f"postoffice: added user1..user{users}@{DOMAIN} (argon2id {done.stdout.strip()})")
 
 
-def import_mbox(env: dict[str, str], data: Path, mbox: Path, user: str, expected: int) -> None:
-    out = run_postoffice(env, "import", "mbox", str(mbox), "--into", user, "--json", "--data", str(data))
-    done = next((line for line in reversed(out.splitlines()) if line.startswith('{"done"')), "")
-    if f'"stored": {expected},' not in done:
-        raise BenchError(f"import into {user}: {done or out[-300:]}")
-
-
 def postoffice_template(cache: Path, env: dict[str, str], users: int, mbox: Path | None, messages: int,
                         hash_mode: str, jobs: int = 2) -> Path:
     """A data dir with bench.test, user1..userN, and the mbox imported into every INBOX; built
     once per store/import code version, user count, mbox and hash mode."""
-    name = f"imap-template-{template_key()}-{users}u-{mbox.stem if mbox else 'empty'}-{hash_mode}"
-    root = cache / name
-    if (root / "complete").exists():
-        log(f"postoffice: reusing the data dir template {root / 'data'}")
-        return root / "data"
-    cache.mkdir(parents=True, exist_ok=True)
-    partial = cache / f"{name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    data = partial / "data"
-    log(f"postoffice: building a data dir template in {root} (once) ...")
-    started = time.monotonic()
-    try:
+    def build(data: Path) -> None:
+        started = time.monotonic()
         run_postoffice(env, "init", "--data", str(data), "--domain", DOMAIN, "--hostname", f"mail.{DOMAIN}")
         add_users(env, data, users, hash_mode)
         if mbox is not None:
@@ -481,140 +180,12 @@ def postoffice_template(cache: Path, env: dict[str, str], users: int, mbox: Path
                     if i % 20 == 0 or i == users:
                         log(f"postoffice: imported {messages} messages into {i}/{users} users "
                             f"({time.monotonic() - started:.0f} s)")
-        (partial / "complete").write_text("ok\n")
-        shutil.rmtree(root, ignore_errors=True)
-        partial.rename(root)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    log(f"postoffice: template ready in {time.monotonic() - started:.0f} s")
-    return root / "data"
 
-
-def copy_data_dir(template: Path, target: Path) -> None:
-    """Copy a data dir; blob files are immutable (named by content), so they are hard-linked."""
-    def link_or_copy(src: str, dst: str) -> object:
-        if os.sep + "blobs" + os.sep in src:
-            try:
-                os.link(src, dst)
-                return dst
-            except OSError:
-                pass
-        return shutil.copy2(src, dst)
-
-    shutil.copytree(template, target, symlinks=True, copy_function=link_or_copy)
-
-
-def rewrite_listen(config: Path, ports: dict[str, int]) -> None:
-    """Rewrite [listen] so that each service in `ports` listens on 127.0.0.1:port and nothing
-    else listens."""
-    out, section = [], ""
-    for line in config.read_text().splitlines(keepends=True):
-        header = re.match(r"\s*\[([^\]]+)\]", line)
-        if header:
-            section = header.group(1).strip()
-        key = re.match(r"\s*([A-Za-z0-9_]+)\s*=", line)
-        if section == "listen" and key and key.group(1) in LISTEN_KEYS:
-            name = key.group(1)
-            line = f'{name} = ["127.0.0.1:{ports[name]}"]\n' if name in ports else f"{name} = []\n"
-        out.append(line)
-    text = "".join(out)
-    listen = tomllib.loads(text).get("listen", {})
-    if any(listen.get(k) != ([f"127.0.0.1:{ports[k]}"] if k in ports else []) for k in LISTEN_KEYS):
-        raise BenchError(f"could not rewrite [listen] in {config}")
-    config.write_text(text)
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    log_path: Path
-    monitor: Monitor
-
-
-def start_postoffice(data: Path, env: dict[str, str], ports: dict[str, int], cleanups: list[Callable[[], None]],
-                     *, profile: str | None = None, nofile: int | None = None) -> Server:
-    """`postoffice serve` on `data`, listening only on `ports`; waits until it listens."""
-    rewrite_listen(data / "postoffice.toml", ports)
-    server_log = data.parent / "serve.log"
-    argv = [sys.executable, "-m", "postoffice", "serve", "--data", str(data)]
-    if profile:
-        argv[1:1] = ["-m", "cProfile", "-o", profile]
-
-    def preexec() -> None:
-        if nofile:
-            set_nofile(nofile)
-
-    os.sync()
-    with server_log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, preexec_fn=preexec if nofile else None)
-    cleanups.append(lambda: stop_process(proc, "postoffice"))
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        text = server_log.read_text(errors="replace")
-        if "postoffice is serving" in text:
-            missing = [k for k in ports if f"listening: {k} on" not in text]
-            if missing:
-                raise Unavailable(f"`postoffice serve` started without a {'/'.join(missing)} listener "
-                                  "(not in this version yet):\n" + tail(server_log))
-            if all(port_open(p) for p in ports.values()):
-                break
-        if proc.poll() is not None:
-            raise Unavailable(f"`postoffice serve` exited with {proc.returncode} before listening:\n"
-                              + tail(server_log))
-        if time.monotonic() > deadline:
-            raise Unavailable(f"`postoffice serve` did not listen within {START_TIMEOUT:.0f} s:\n" + tail(server_log))
-        time.sleep(0.1)
-    listening = ", ".join(f"{k} on 127.0.0.1:{p}" for k, p in ports.items())
-    log(f"postoffice: serve pid {proc.pid}{' under cProfile' if profile else ''}, {listening}, log {server_log}")
-    return Server(proc, server_log, Monitor(proc.pid))
-
-
-def finish_postoffice(server: Server, profile: str | None = None) -> None:
-    stop_process(server.proc, "postoffice")
-    if server.proc.returncode not in (0, -signal.SIGTERM):
-        log(f"postoffice: serve exited with {server.proc.returncode}:\n{tail(server.log_path)}")
-    text = server.log_path.read_text(errors="replace")
-    errors = [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
-    if errors:
-        log(f"postoffice: {len(errors)} error line(s) in {server.log_path}; first: {errors[0][:300]}")
-    if profile:
-        log(f"postoffice: profile written to {profile} (python -m pstats {profile})")
-
-
-def unindexed(data: Path) -> tuple[int, int] | None:
-    """(blobs not in the full-text index yet, all blobs), or None if the store is unreadable."""
-    try:
-        db = sqlite3.connect(f"file:{data / 'store.sqlite3'}?mode=ro", uri=True, timeout=30)
-        try:
-            left = db.execute("SELECT COUNT(*) FROM blobs WHERE text_version = 0").fetchone()[0]
-            blobs = db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return None
-    return left, blobs
-
-
-def unindexed_note(data: Path) -> Callable[[], str]:
-    def note() -> str:
-        counts = unindexed(data)
-        return f"{counts[1]:,} blobs, {counts[0]:,} not in the full-text index yet" if counts else "store not readable"
-    return note
+    name = f"imap-template-{template_key()}-{users}u-{mbox.stem if mbox else 'empty'}-{hash_mode}"
+    return cached_template(cache / name, build)
 
 
 # --- Dovecot ----------------------------------------------------------------------------------
-
-def dovecot_missing() -> str | None:
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    missing = [t for t in ("dovecot", "doveconf") if not shutil.which(t, path=path)]
-    if not DOVECOT_IMAP.exists():
-        missing.append(f"{DOVECOT_IMAP} (dovecot-imapd)")
-    missing += [str(REFERENCE / s) for s in ("dovecot-setup.sh", "dovecot.conf") if not (REFERENCE / s).exists()]
-    if os.geteuid() != 0:
-        missing.append("root (Dovecot needs it)")
-    return ", ".join(missing) or None
-
 
 @dataclass
 class Dovecot:
@@ -636,7 +207,7 @@ class Dovecot:
 def setup_dovecot(base: Path = DOVECOT_BASE, extra: str = "", keep_mail: bool = False) -> Dovecot:
     """The reference configuration (../shared/reference/dovecot.conf and what dovecot-setup.sh
     does), under `base` and on free ports, with `extra` appended to the config."""
-    missing = dovecot_missing()
+    missing = dovecot_missing(DOVECOT_IMAP, "dovecot-imapd")
     if missing:
         raise Unavailable(f"missing: {missing}", "not installed")
     master_pid = base / "run" / "master.pid"
@@ -678,56 +249,11 @@ def setup_dovecot(base: Path = DOVECOT_BASE, extra: str = "", keep_mail: bool = 
     return Dovecot(base, imap_port, lmtp_port)
 
 
-def fill_maildir(dovecot: Dovecot, user: str, messages: list[bytes], first: int = 0) -> None:
-    """Messages into user's Maildir/new, named as Dovecot's delivery names them (`,S=` the
-    file size, `,W=` the size with CRLF line ends), in order."""
-    vmail = pwd.getpwnam("vmail")
-    home = dovecot.mail / user
-    maildir = home / "Maildir"
-    for d in (home, maildir, maildir / "new", maildir / "cur", maildir / "tmp"):
-        d.mkdir(exist_ok=True)
-        os.chown(d, vmail.pw_uid, vmail.pw_gid)
-    new = maildir / "new"
-    base = int(time.time()) - len(messages) - 10
-    host = socket.gethostname().replace("/", "_").replace(":", "_")
-    for i, message in enumerate(messages, first):
-        vsize = len(message) + message.count(b"\n")
-        name = f"{base + i}.M{i}P{os.getpid()}.{host},S={len(message)},W={vsize}"
-        fd = os.open(new / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(message)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fchown(fd, vmail.pw_uid, vmail.pw_gid)
-        finally:
-            os.close(fd)
-
-
-def start_dovecot(dovecot: Dovecot, cleanups: list[Callable[[], None]], nofile: int | None = None) -> None:
-    log_path = dovecot.base / "log" / "dovecot-stdout.log"
-
-    def preexec() -> None:
-        if nofile:
-            set_nofile(nofile)
-
-    os.sync()
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(["dovecot", "-F", "-c", str(dovecot.conf)], stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=preexec if nofile else None)
-    dovecot.proc = proc
-    cleanups.append(lambda: stop_process(proc, "dovecot"))
-    deadline = time.monotonic() + START_TIMEOUT
-    while not (port_open(dovecot.imap_port) and port_open(dovecot.lmtp_port)):
-        if proc.poll() is not None:
-            raise BenchError(f"dovecot exited with {proc.returncode} before listening: {tail(log_path)} "
-                             f"{tail(dovecot.base / 'log' / 'dovecot.log')}")
-        if time.monotonic() > deadline:
-            raise BenchError(f"dovecot did not listen within {START_TIMEOUT:.0f} s")
-        time.sleep(0.1)
-    dovecot.monitor = Monitor(proc.pid)
-    version = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip()
-    log(f"dovecot {version}: pid {proc.pid}, IMAP on 127.0.0.1:{dovecot.imap_port}, LMTP on "
+def start_dovecot(dovecot: Dovecot, cleanups: Cleanups, nofile: int | None = None) -> None:
+    dovecot.proc = spawn_dovecot(dovecot.conf, dovecot.base / "log", (dovecot.imap_port, dovecot.lmtp_port),
+                                 cleanups, nofile=nofile, stop_timeout=STOP_TIMEOUT)
+    dovecot.monitor = Monitor(dovecot.proc.pid)
+    log(f"dovecot {dovecot_version()}: pid {dovecot.proc.pid}, IMAP on 127.0.0.1:{dovecot.imap_port}, LMTP on "
         f"127.0.0.1:{dovecot.lmtp_port}, base {dovecot.base}")
 
 
@@ -739,7 +265,7 @@ def dovecot_errors(dovecot: Dovecot) -> list[str]:
 
 def stop_dovecot(dovecot: Dovecot) -> None:
     if dovecot.proc is not None:
-        stop_process(dovecot.proc, "dovecot")
+        stop_process(dovecot.proc, "dovecot", STOP_TIMEOUT)
     errors = dovecot_errors(dovecot)
     if errors:
         log(f"dovecot: {len(errors)} error/warning line(s) in its log; first: {errors[0][:300]}")
@@ -877,11 +403,6 @@ async def warm_up(port: int, users: list[tuple[str, str]], parallel: int = 10) -
 
     await asyncio.gather(*(worker() for _ in range(parallel)))
     return problems
-
-
-def run_async(coro_fn: Callable[[], object]):
-    with asyncio.Runner(loop_factory=new_loop_factory()) as runner:
-        return runner.run(coro_fn())  # type: ignore[arg-type]
 
 
 # --- the stress load --------------------------------------------------------------------------
@@ -1111,25 +632,21 @@ def describe(label: str, r: StressResult) -> None:
 
 # --- the targets ------------------------------------------------------------------------------
 
-def bench_postoffice(mbox: Path, args: argparse.Namespace, cleanups: list[Callable[[], None]]) -> StressResult:
+def bench_postoffice(mbox: Path, args: argparse.Namespace, cleanups: Cleanups) -> StressResult:
     env = postoffice_env()
     template = postoffice_template(args.cache_dir, env, args.users, mbox, args.messages, args.hash)
-    tmp = Path(tempfile.mkdtemp(prefix="imap-stress-postoffice-"))
-    if args.keep:
-        log(f"postoffice: keeping {tmp}")
-    else:
-        cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    tmp = scratch_dir("imap-stress-postoffice-", "postoffice", args.keep, cleanups)
     data = tmp / "data"
     copy_data_dir(template, data)
     port = free_port()
-    server = start_postoffice(data, env, {"imap": port}, cleanups, profile=args.profile)
+    server = start_postoffice(data, env, {"imap": port}, cleanups, profile=args.profile, stop_timeout=STOP_TIMEOUT)
     users = [(f"user{u}@{DOMAIN}", PASSWORD) for u in range(1, args.users + 1)]
     result = measure("postoffice", port, users, args, server.monitor, unindexed_note(data))
     finish_postoffice(server, args.profile)
     return result
 
 
-def bench_dovecot(messages: list[bytes], args: argparse.Namespace, cleanups: list[Callable[[], None]]) -> StressResult:
+def bench_dovecot(messages: list[bytes], args: argparse.Namespace, cleanups: Cleanups) -> StressResult:
     if args.users > DOVECOT_USERS:
         raise Unavailable(f"the reference Dovecot has {DOVECOT_USERS} users, not {args.users}")
     dovecot = setup_dovecot(DOVECOT_BASE)
@@ -1137,7 +654,7 @@ def bench_dovecot(messages: list[bytes], args: argparse.Namespace, cleanups: lis
         cleanups.append(lambda: shutil.rmtree(dovecot.mail, ignore_errors=True))
     started = time.monotonic()
     for u in range(1, args.users + 1):
-        fill_maildir(dovecot, f"user{u}", messages)
+        fill_maildir(dovecot.mail, f"user{u}", messages)
     log(f"dovecot: wrote {len(messages) * args.users:,} Maildir files in {time.monotonic() - started:.0f} s")
     start_dovecot(dovecot, cleanups)
     cleanups.append(lambda: stop_dovecot(dovecot))
@@ -1184,21 +701,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the timed window (default 30)")
     parser.add_argument("--procs", type=int, default=4, help="client processes (default 4)")
     parser.add_argument("--seed", type=int, default=42, help="gen_mbox.py and client seed (default 42)")
-    parser.add_argument("--targets", default=",".join(TARGETS),
-                        help=f"comma-separated, run in this order (default {','.join(TARGETS)})")
+    add_targets_argument(parser, TARGETS)
     parser.add_argument("--hash", choices=("argon2", "fast"), default="argon2",
                         help="postoffice users' password hashes: argon2 = argon2id as `user add` makes them "
                              "(default), fast = argon2id of minimal cost (Dovecot's are PLAIN)")
     parser.add_argument("--target", type=float, default=0.5, help="PASS ratio to Dovecot (default 0.5)")
     parser.add_argument("--keep", action="store_true", help="keep the data dir and the Maildirs")
-    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "postoffice-bench",
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where the mbox and the data dir template are kept (default /tmp/postoffice-bench)")
-    parser.add_argument("--profile", metavar="OUT.prof",
-                        help="run the postoffice server under cProfile, writing OUT.prof at exit")
+    add_profile_argument(parser)
     args = parser.parse_args(argv)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    if not targets or any(t not in TARGETS for t in targets):
-        parser.error(f"--targets: choose from {', '.join(TARGETS)}")
+    targets = parse_targets(parser, args.targets, TARGETS)
     if args.clients < 1 or args.users < 1 or args.messages < 1 or args.seconds <= 0:
         parser.error("--clients, --users, --messages and --seconds must be positive")
     if args.users < args.clients:
@@ -1246,8 +759,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("imap_stress: interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main, "imap_stress")

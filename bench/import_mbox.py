@@ -41,20 +41,21 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
-try:
-    import psutil
-except ImportError:  # pragma: no cover - depends on the environment
-    print("import_mbox: needs psutil (pip install psutil, or the project's [test] extra)", file=sys.stderr)
-    sys.exit(2)
+from benchkit import (
+    CACHE_DIR,
+    MB,
+    PASSWORD,
+    POLL_SECONDS,
+    REFERENCE_GEN,
+    Monitor,
+    log,
+    postoffice_env,
+    set_prefix,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-REFERENCE_GEN = REPO.parent / "shared" / "reference" / "gen_mbox.py"
 USER = "u@bench.test"
-PASSWORD = "bench password 1"
 TARGET_RATE = 1500
 TARGET_RSS_MB = 300
-POLL_SECONDS = 0.05
-MB = 1_000_000
 
 # The floor, run as `python -c FLOOR MBOX MAILDIR`; prints how many messages it added.
 FLOOR = """
@@ -67,10 +68,6 @@ for message in src:
     n += 1
 print(n)
 """
-
-
-def log(text: str) -> None:
-    print(f"[import_mbox] {text}", file=sys.stderr, flush=True)
 
 
 # --- the input mbox ---------------------------------------------------------------------------
@@ -229,20 +226,6 @@ class Measured:
     stderr: bytes
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    try:
-        members = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    for p in members:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:  # exited between listing and reading
-            pass
-    return total
-
-
 def run_measured(argv: list[str], label: str, env: dict[str, str], expected: int = 0) -> Measured:
     """Run `argv`, draining its output in threads, polling the RSS of its tree every 50 ms."""
     lines = 0
@@ -270,11 +253,11 @@ def run_measured(argv: list[str], label: str, env: dict[str, str], expected: int
                threading.Thread(target=drain_stderr, args=(child.stderr,), daemon=True)]
     for t in readers:
         t.start()
-    tree = psutil.Process(child.pid)
+    tree = Monitor(child.pid)
     peak = 0
     next_report = started + 5
     while child.poll() is None:
-        peak = max(peak, _tree_rss(tree))
+        peak = max(peak, tree.rss())
         now = time.perf_counter()
         if expected and now >= next_report:
             log(f"{label}: {lines:,}/{expected:,} after {now - started:.0f} s, "
@@ -342,6 +325,7 @@ def bench_floor(mbox: Path, count: int, work: Path, env: dict[str, str]) -> Meas
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_prefix("import_mbox")
     parser = argparse.ArgumentParser(
         description="Time `postoffice import mbox` (wall time, peak RSS of the process tree) and "
                     "the stdlib mailbox.mbox -> mailbox.Maildir floor on the same mbox; print one "
@@ -353,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42, help="generator seed (default 42)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temporary data dir and Maildir for inspection (path on stderr)")
-    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "postoffice-bench",
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where generated mboxes are kept and reused (default /tmp/postoffice-bench)")
     parser.add_argument("--generator", choices=("auto", "reference", "builtin"), default="auto",
                         help="auto: ../shared/reference/gen_mbox.py if present, else the built-in one")
@@ -366,10 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workers < 0:
         parser.error("--workers must be 0 (the importer's default) or more")
 
-    env = dict(os.environ)
-    # Measure this checkout, whatever is installed.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
-    env.pop("POSTOFFICE_DATA", None)
+    env = postoffice_env()  # measure this checkout, whatever is installed
 
     try:
         mbox, stats = prepare_mbox(args.cache_dir, args.count, args.seed, args.generator)

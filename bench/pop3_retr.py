@@ -51,110 +51,81 @@ Example: .venv/bin/python bench/pop3_retr.py --users 4 --messages 500 --targets 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import mailbox
 import multiprocessing
 import os
-import pwd
 import queue
 import re
 import shutil
 import signal
 import socket
-import sqlite3
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
-try:
-    import psutil
-except ImportError:  # pragma: no cover - depends on the environment
-    print("pop3_retr: needs psutil (pip install psutil, or the project's [test] extra)", file=sys.stderr)
-    sys.exit(2)
+from benchkit import (
+    CACHE_DIR,
+    DOMAIN,
+    DOVECOT_PASSWORD,
+    DOVECOT_USERS,
+    MB,
+    PASSWORD,
+    PER_SOURCE_IP,
+    REFERENCE_DOVECOT_BASE,
+    REFERENCE_DOVECOT_CONF,
+    START_TIMEOUT,
+    BenchError,
+    Cleanups,
+    Monitor,
+    Unavailable,
+    add_profile_argument,
+    add_targets_argument,
+    busy_share,
+    cpu_delta,
+    crlf,
+    dovecot_missing,
+    dovecot_version,
+    fill_maildir,
+    finish_postoffice,
+    free_port,
+    import_mbox,
+    interrupt,
+    load_messages,
+    log,
+    parse_targets,
+    postoffice_env,
+    prepare_mbox,
+    psutil,  # imported there, with a hint when it is missing
+    run_main,
+    run_postoffice,
+    run_targets,
+    scratch_dir,
+    set_prefix,
+    setup_reference_dovecot,
+    source_address,
+    spawn_dovecot,
+    start_postoffice,
+    stop_process,
+    tail,
+    unindexed_note,
+    wait_idle,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "reference"
-REFERENCE_GEN = REFERENCE / "gen_mbox.py"
-DOMAIN = "bench.test"
-PASSWORD = "bench password 1"  # postoffice users
-DOVECOT_PASSWORD = "pass"  # set by dovecot-setup.sh for user1..user100
-DOVECOT_USERS = 100
-MB = 1_000_000
-POLL_SECONDS = 0.05
-PSS_EVERY = 10  # PSS (reads smaps_rollup, dearer) every 10th poll
 SAMPLE_EVERY = 20  # full byte comparison of one message in 20 per client
-PER_SOURCE_IP = 10  # postoffice allows 20 connections per IP by default
 READ_SIZE = 256 * 1024
 REPLY_TIMEOUT = 120.0
-START_TIMEOUT = 60.0
 LOGIN_TIMEOUT = 600.0
 IDLE_TIMEOUT = 300.0
-LISTEN_KEYS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
 TARGETS = ("postoffice", "dovecot")
 
-DOVECOT_BASE = Path("/tmp/reference-dovecot")
-DOVECOT_CONF = DOVECOT_BASE / "etc" / "dovecot.conf"
 DOVECOT_PORT = 20110
-DOVECOT_PORTS = (20024, 20143, 20110)
 DOVECOT_POP3 = Path("/usr/lib/dovecot/pop3")
 
 
-def log(text: str) -> None:
-    print(f"[pop3_retr] {text}", file=sys.stderr, flush=True)
-
-
-class Unavailable(Exception):
-    """The target cannot run here (not installed, no pop3 listener, port taken)."""
-
-    def __init__(self, reason: str, short: str = "unavailable") -> None:
-        super().__init__(reason)
-        self.short = short
-
-
-class BenchError(Exception):
-    """The target started but the run failed."""
-
-
 # --- the messages -----------------------------------------------------------------------------
-
-def prepare_mbox(cache: Path, count: int, seed: int) -> Path:
-    """gen_mbox.py's mbox of `count` messages for `seed`, generated once into `cache`. The name
-    is the one bench/import_mbox.py uses, so the two share the file."""
-    if not REFERENCE_GEN.exists():
-        raise BenchError(f"{REFERENCE_GEN} does not exist")
-    cache.mkdir(parents=True, exist_ok=True)
-    path = cache / f"reference-{count}-{seed}.mbox"
-    if path.exists():
-        log(f"reusing {path}")
-        return path
-    partial = path.with_name(f"{path.name}.partial-{os.getpid()}")
-    log(f"generating {count:,} messages (seed {seed}) into {path} ...")
-    try:
-        done = subprocess.run([sys.executable, str(REFERENCE_GEN), str(partial), str(count), str(seed)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if done.returncode != 0:
-            raise BenchError(f"gen_mbox.py exited with {done.returncode}: {done.stderr.strip()[-300:]}")
-        partial.rename(path)  # last, so that a half-written file is never reused
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
-
-
-def load_messages(path: Path) -> list[bytes]:
-    """The messages of the mbox as stored (LF line ends, without the From_ line)."""
-    box = mailbox.mbox(str(path), create=False)
-    try:
-        return [box.get_bytes(key) for key in box.iterkeys()]
-    finally:
-        box.close()
-
 
 # Set before the client processes fork, read (never written) by them.
 _EXPECTED: list[bytes] = []  # the source messages with CRLF line ends, as RETR must send them
@@ -273,8 +244,8 @@ def run_client(index: int, user: str, password: str, port: int, window: int, ret
 
 def _login(res: ClientResult, index: int, user: str, password: str, port: int,
            retr: bool) -> tuple[socket.socket, PopClient, list[int]]:
-    source = f"127.0.0.{2 + index // PER_SOURCE_IP}"
-    sock = socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT, source_address=(source, 0))
+    sock = socket.create_connection(("127.0.0.1", port), timeout=REPLY_TIMEOUT,
+                                    source_address=(source_address(index), 0))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     c = PopClient(sock)
     try:
@@ -392,9 +363,7 @@ def run_phase(label: str, port: int, users: list[tuple[str, str]], window: int, 
                          daemon=True) for i, (user, password) in enumerate(users)]
     for proc in procs:
         proc.start()
-    monitor.reset()
-    poller = threading.Thread(target=monitor.poll_until, daemon=True)
-    poller.start()
+    monitor.start()
     collected: list[ClientResult] = []
     login_seconds = login_cpu = 0.0
     login_rss = 0
@@ -430,13 +399,12 @@ def run_phase(label: str, port: int, users: list[tuple[str, str]], window: int, 
         raise BenchError("a client failed to start") from None
     finally:
         monitor.stop()
-        poller.join()
         for proc in procs:
             proc.join(5)
             if proc.is_alive():
                 proc.kill()
                 proc.join()
-    machine = _cpu_delta(machine0, psutil.cpu_times())
+    machine = cpu_delta(machine0, psutil.cpu_times())
     server_cpu = monitor.cpu() - cpu1
     failed = [c for c in collected if c.error]
     if failed:
@@ -447,132 +415,6 @@ def run_phase(label: str, port: int, users: list[tuple[str, str]], window: int, 
                  sum(c.retrieved for c in collected), sum(c.octets for c in collected),
                  sum(c.cpu for c in collected), login_cpu, server_cpu, login_rss, monitor.peak,
                  monitor.peak_pss, machine)
-
-
-def _cpu_delta(before, after) -> dict[str, float]:
-    delta = {k: getattr(after, k) - getattr(before, k) for k in after._fields}
-    delta["total"] = sum(delta.values())
-    return delta
-
-
-# --- measuring a server -----------------------------------------------------------------------
-
-class Monitor:
-    """Peak RSS (and PSS) of a process and its descendants, and their CPU time."""
-
-    def __init__(self, pid: int) -> None:
-        self.proc = psutil.Process(pid)
-        self.peak = 0
-        self.peak_pss = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-
-    def members(self) -> list[psutil.Process]:
-        try:
-            return [self.proc, *self.proc.children(recursive=True)]
-        except psutil.Error:
-            return []
-
-    def rss(self) -> int:
-        total = 0
-        for p in self.members():
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
-
-    def sample(self, pss: bool = False) -> None:
-        rss = pss_total = 0
-        for p in self.members():
-            with contextlib.suppress(psutil.Error):
-                if pss:
-                    info = p.memory_full_info()
-                    rss += info.rss
-                    pss_total += info.pss
-                else:
-                    rss += p.memory_info().rss
-        with self._lock:
-            self.peak = max(self.peak, rss)
-            self.peak_pss = max(self.peak_pss, pss_total)
-
-    def take_peak(self) -> int:
-        """The peak RSS so far, and start a new one."""
-        with self._lock:
-            peak, self.peak, self.peak_pss = self.peak, 0, 0
-        return peak
-
-    def cpu(self) -> float:
-        """CPU time of the tree, children that exited included: Dovecot's master reaps its
-        session processes, whose time then shows in its children_* times."""
-        total = 0.0
-        for p in self.members():
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-        return total
-
-    def reset(self) -> None:
-        self.take_peak()
-        self._stop.clear()
-
-    def poll_until(self) -> None:
-        polls = 0
-        while not self._stop.is_set():
-            self.sample(pss=polls % PSS_EVERY == 0)
-            polls += 1
-            self._stop.wait(POLL_SECONDS)
-        self.sample(pss=True)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
-def wait_idle(monitor: Monitor, label: str, extra: Callable[[], str] | None = None) -> None:
-    """Wait until the server uses under 3% of a core for a second (background work done)."""
-    started = time.monotonic()
-    last = monitor.cpu()
-    while True:
-        time.sleep(1.0)
-        now = monitor.cpu()
-        if now - last < 0.03:
-            break
-        last = now
-        if time.monotonic() - started > IDLE_TIMEOUT:
-            log(f"{label}: still busy after {IDLE_TIMEOUT:.0f} s; measuring anyway")
-            break
-    waited = time.monotonic() - started
-    log(f"{label}: idle after {waited:.0f} s" + (f" ({extra()})" if extra else ""))
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process(proc: subprocess.Popen, name: str, timeout: float = 30) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log(f"{name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s; killing it")
-        proc.kill()
-        proc.wait()
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 # --- the benchmark of one target --------------------------------------------------------------
@@ -602,7 +444,7 @@ def measure(label: str, port: int, users: list[tuple[str, str]], count: int, arg
         raise BenchError(f"{bad[0].user} has {bad[0].stat[0]} messages, not {count}")
     log(f"{label}: untimed login round (USER, PASS, STAT, QUIT for {len(users)} users at once) took "
         f"{warm.login_seconds:.2f} s; {count:,} messages, {warm.clients[0].stat[1] / MB:,.1f} MB per user")
-    wait_idle(monitor, label, idle_note)
+    wait_idle(monitor, label, idle_note, timeout=IDLE_TIMEOUT)
     os.sync()
     log(f"{label}: RSS now {monitor.rss() / MB:,.0f} MB; logging in and downloading ...")
     phase = run_phase(label, port, users, args.window, True, monitor)
@@ -611,198 +453,74 @@ def measure(label: str, port: int, users: list[tuple[str, str]], count: int, arg
 
 # --- target: postoffice -----------------------------------------------------------------------
 
-def _postoffice(env: dict[str, str], *argv: str, stdin: str | None = None) -> str:
-    done = subprocess.run([sys.executable, "-m", "postoffice", *argv], input=stdin, capture_output=True,
-                          text=True, env=env)
-    if done.returncode != 0:
-        text = (done.stdout + done.stderr).strip()
-        raise BenchError(f"`postoffice {' '.join(argv[:2])}` exited with {done.returncode}: "
-                         f"{text.splitlines()[-1] if text else '(no output)'}")
-    return done.stdout
-
-
-def configure_postoffice(config: Path, port: int, processes: int) -> None:
-    """Rewrite [listen] so that pop3 listens on 127.0.0.1:port and nothing else listens, and set
-    [pop3] processes."""
-    out, section, seen = [], "", set()
+def set_pop3_processes(config: Path, processes: int) -> None:
+    """Set [pop3] processes in the config (in a [pop3] section of its own if it has none)."""
+    out, section, seen = [], "", False
     for line in config.read_text().splitlines(keepends=True):
         header = re.match(r"\s*\[([^\]]+)\]", line)
         if header:
             section = header.group(1).strip()
         key = re.match(r"\s*([A-Za-z0-9_]+)\s*=", line)
-        if section == "listen" and key and key.group(1) in LISTEN_KEYS:
-            name = key.group(1)
-            seen.add(name)
-            line = f'{name} = ["127.0.0.1:{port}"]\n' if name == "pop3" else f"{name} = []\n"
-        elif section == "pop3" and key and key.group(1) == "processes":
-            seen.add("processes")
+        if section == "pop3" and key and key.group(1) == "processes":
+            seen = True
             line = f"processes = {processes}\n"
         out.append(line)
-    if "processes" not in seen:
+    if not seen:
         out.append(f"\n[pop3]\nprocesses = {processes}\n")
     text = "".join(out)
-    parsed = tomllib.loads(text)
-    listen = parsed.get("listen", {})
-    if listen.get("pop3") != [f"127.0.0.1:{port}"] or any(listen.get(k) for k in LISTEN_KEYS if k != "pop3"):
-        raise BenchError(f"could not rewrite [listen] in {config} (keys seen: {sorted(seen)})")
-    if parsed.get("pop3", {}).get("processes") != processes:
+    if tomllib.loads(text).get("pop3", {}).get("processes") != processes:
         raise BenchError(f"could not set [pop3] processes in {config}")
     config.write_text(text)
 
 
-def _unindexed(data: Path) -> str:
-    try:
-        db = sqlite3.connect(f"file:{data / 'store.sqlite3'}?mode=ro", uri=True)
-        try:
-            left = db.execute("SELECT COUNT(*) FROM blobs WHERE text_version = 0").fetchone()[0]
-            blobs = db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error as exc:
-        return f"store not readable: {exc}"
-    return f"{blobs:,} blobs, {left:,} not in the full-text index yet"
-
-
 def bench_postoffice(mbox: Path, args: argparse.Namespace, env: dict[str, str],
-                     cleanups: list[Callable[[], None]]) -> TargetResult:
-    tmp = Path(tempfile.mkdtemp(prefix="pop3-retr-postoffice-"))
-    if args.keep:
-        log(f"postoffice: keeping {tmp}")
-    else:
-        cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+                     cleanups: Cleanups) -> TargetResult:
+    tmp = scratch_dir("pop3-retr-postoffice-", "postoffice", args.keep, cleanups)
     data = tmp / "data"
     started = time.monotonic()
-    _postoffice(env, "init", "--data", str(data), "--domain", DOMAIN, "--hostname", f"mail.{DOMAIN}")
+    run_postoffice(env, "init", "--data", str(data), "--domain", DOMAIN, "--hostname", f"mail.{DOMAIN}")
     users = [(f"user{u}@{DOMAIN}", PASSWORD) for u in range(1, args.users + 1)]
     for i, (user, password) in enumerate(users, 1):
-        _postoffice(env, "user", "add", user, "--password-stdin", "--data", str(data), stdin=password + "\n")
-        out = _postoffice(env, "import", "mbox", str(mbox), "--into", user, "--json", "--data", str(data))
-        done = next((line for line in reversed(out.splitlines()) if line.startswith('{"done"')), "")
-        if f'"stored": {args.messages},' not in done:
-            raise BenchError(f"import into {user}: {done or out[-300:]}")
+        run_postoffice(env, "user", "add", user, "--password-stdin", "--data", str(data), stdin=password + "\n")
+        import_mbox(env, data, mbox, user, args.messages)
         if i % 5 == 0 or i == len(users):
             log(f"postoffice: {i}/{len(users)} users filled ({time.monotonic() - started:.0f} s)")
+    set_pop3_processes(data / "postoffice.toml", args.pop3_processes)
     port = free_port()
-    configure_postoffice(data / "postoffice.toml", port, args.pop3_processes)
-    server_log = tmp / "serve.log"
-    os.sync()
-    with server_log.open("wb") as out_file:
-        argv = [sys.executable, "-m", "postoffice", "serve", "--data", str(data)]
-        if args.profile:
-            argv[1:1] = ["-m", "cProfile", "-o", args.profile]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out_file, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
-    cleanups.append(lambda: stop_process(proc, "postoffice"))
-    log(f"postoffice: serve pid {proc.pid}, pop3 on 127.0.0.1:{port} in {args.pop3_processes} process(es), "
-        f"log {server_log}")
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        text = server_log.read_text(errors="replace")
-        if "listening: pop3 on" in text and port_open(port):
-            break
-        if proc.poll() is not None:
-            raise Unavailable(f"`postoffice serve` exited with {proc.returncode} before listening on pop3:\n"
-                              + _tail(server_log))
-        if "postoffice is serving" in text:
-            raise Unavailable("`postoffice serve` started without a pop3 listener (not in this version yet):\n"
-                              + _tail(server_log))
-        if time.monotonic() > deadline:
-            raise Unavailable(f"`postoffice serve` did not listen on pop3 within {START_TIMEOUT:.0f} s:\n"
-                              + _tail(server_log))
-        time.sleep(0.1)
-    monitor = Monitor(proc.pid)
-    result = measure("postoffice", port, users, args.messages, args, monitor, lambda: _unindexed(data))
-    stop_process(proc, "postoffice")
-    if proc.returncode not in (0, -signal.SIGTERM):
-        log(f"postoffice: serve exited with {proc.returncode}:\n{_tail(server_log)}")
-    text = server_log.read_text(errors="replace")
-    errors = [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
-    if errors:
-        log(f"postoffice: {len(errors)} error line(s) in {server_log}; first: {errors[0][:300]}")
-    if args.profile:
-        log(f"postoffice: profile written to {args.profile} (python -m pstats {args.profile})")
+    server = start_postoffice(data, env, {"pop3": port}, cleanups, profile=args.profile,
+                              note=f" in {args.pop3_processes} process(es)")
+    result = measure("postoffice", port, users, args.messages, args, server.monitor, unindexed_note(data))
+    finish_postoffice(server, args.profile)
     return result
 
 
 # --- target: Dovecot --------------------------------------------------------------------------
 
-def _dovecot_missing() -> str | None:
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    missing = [t for t in ("dovecot", "doveconf") if not shutil.which(t, path=path)]
-    if not DOVECOT_POP3.exists():
-        missing.append(f"{DOVECOT_POP3} (dovecot-pop3d)")
-    missing += [str(REFERENCE / s) for s in ("dovecot-setup.sh", "dovecot.conf") if not (REFERENCE / s).exists()]
-    if os.geteuid() != 0:
-        missing.append("root (Dovecot needs it)")
-    return ", ".join(missing) or None
-
-
-def fill_maildirs(messages: list[bytes], users: int) -> None:
-    """user1..userN's Maildir/new, one file per message, named as Dovecot's delivery names them
-    (`,S=` the file size, `,W=` the size with CRLF line ends), in the mbox's order."""
-    vmail = pwd.getpwnam("vmail")
-    mail = DOVECOT_BASE / "mail"
-    base = int(time.time()) - len(messages) - 10
-    host = socket.gethostname().replace("/", "_").replace(":", "_")
-    for u in range(1, users + 1):
-        home = mail / f"user{u}"
-        maildir = home / "Maildir"
-        for d in (home, maildir, maildir / "new", maildir / "cur", maildir / "tmp"):
-            d.mkdir(exist_ok=True)
-            os.chown(d, vmail.pw_uid, vmail.pw_gid)
-        new = maildir / "new"
-        for i, message in enumerate(messages):
-            vsize = len(message) + message.count(b"\n")
-            name = f"{base + i}.M{i}P{os.getpid()}.{host},S={len(message)},W={vsize}"
-            fd = os.open(new / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.write(fd, message)
-                os.fchown(fd, vmail.pw_uid, vmail.pw_gid)
-            finally:
-                os.close(fd)
-
-
-def bench_dovecot(messages: list[bytes], args: argparse.Namespace,
-                  cleanups: list[Callable[[], None]]) -> TargetResult:
-    missing = _dovecot_missing()
+def bench_dovecot(messages: list[bytes], args: argparse.Namespace, cleanups: Cleanups) -> TargetResult:
+    """The reference Dovecot as dovecot-setup.sh sets it up, POP3 on 127.0.0.1:20110; the
+    messages go straight into the Maildirs of user1..userN."""
+    missing = dovecot_missing(DOVECOT_POP3, "dovecot-pop3d")
     if missing:
         raise Unavailable(f"missing: {missing}", "not installed")
     if args.users > DOVECOT_USERS:
         raise Unavailable(f"the reference Dovecot has {DOVECOT_USERS} users, not {args.users}")
-    busy = [p for p in DOVECOT_PORTS if port_open(p)]
-    if busy:
-        raise Unavailable(f"127.0.0.1:{busy} in use (another Dovecot running?); leaving it alone", "port busy")
-    shutil.rmtree(DOVECOT_BASE / "mail", ignore_errors=True)  # a previous run's mail
-    done = subprocess.run(["sh", str(REFERENCE / "dovecot-setup.sh")], capture_output=True, text=True, cwd="/tmp")
-    if done.returncode != 0:
-        raise BenchError(f"dovecot-setup.sh exited with {done.returncode}: {(done.stdout + done.stderr).strip()[-500:]}")
+    setup_reference_dovecot()
+    mail = REFERENCE_DOVECOT_BASE / "mail"
     if args.keep:
-        log(f"dovecot: keeping the Maildirs under {DOVECOT_BASE / 'mail'}")
+        log(f"dovecot: keeping the Maildirs under {mail}")
     else:
-        cleanups.append(lambda: shutil.rmtree(DOVECOT_BASE / "mail", ignore_errors=True))
+        cleanups.append(lambda: shutil.rmtree(mail, ignore_errors=True))
     started = time.monotonic()
-    fill_maildirs(messages, args.users)
+    for u in range(1, args.users + 1):
+        fill_maildir(mail, f"user{u}", messages)
     log(f"dovecot: wrote {len(messages) * args.users:,} Maildir files for {args.users} users "
-        f"in {time.monotonic() - started:.0f} s under {DOVECOT_BASE / 'mail'}")
-    os.sync()
-    log_path = DOVECOT_BASE / "log" / "dovecot-stdout.log"
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(["dovecot", "-F", "-c", str(DOVECOT_CONF)], stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    cleanups.append(lambda: stop_process(proc, "dovecot"))
-    deadline = time.monotonic() + START_TIMEOUT
-    while not port_open(DOVECOT_PORT):
-        if proc.poll() is not None:
-            raise BenchError(f"dovecot exited with {proc.returncode} before listening: {_tail(log_path)}")
-        if time.monotonic() > deadline:
-            raise BenchError(f"dovecot did not listen on 127.0.0.1:{DOVECOT_PORT} within {START_TIMEOUT:.0f} s")
-        time.sleep(0.1)
-    version = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip()
-    log(f"dovecot {version}: pid {proc.pid}, POP3 on 127.0.0.1:{DOVECOT_PORT}")
+        f"in {time.monotonic() - started:.0f} s under {mail}")
+    proc = spawn_dovecot(REFERENCE_DOVECOT_CONF, REFERENCE_DOVECOT_BASE / "log", (DOVECOT_PORT,), cleanups)
+    log(f"dovecot {dovecot_version()}: pid {proc.pid}, POP3 on 127.0.0.1:{DOVECOT_PORT}")
     users = [(f"user{u}", DOVECOT_PASSWORD) for u in range(1, args.users + 1)]
     result = measure("dovecot", DOVECOT_PORT, users, args.messages, args, Monitor(proc.pid))
     stop_process(proc, "dovecot")
-    errors = [line for line in _tail(DOVECOT_BASE / "log" / "dovecot.log", 200).splitlines()
+    errors = [line for line in tail(REFERENCE_DOVECOT_BASE / "log" / "dovecot.log", 200).splitlines()
               if "Error" in line or "Panic" in line or "Fatal" in line]
     if errors:
         log(f"dovecot: {len(errors)} error line(s) in its log; last: {errors[-1][:300]}")
@@ -814,8 +532,7 @@ def bench_dovecot(messages: list[bytes], args: argparse.Namespace,
 def describe(label: str, r: TargetResult) -> None:
     ph = r.phase
     wall = ph.seconds or 1e-9
-    m = ph.machine
-    busy = 1 - (m.get("idle", 0) + m.get("iowait", 0)) / m["total"] if m.get("total") else 0.0
+    busy = busy_share(ph.machine)
     logins = sorted(c.logged_in - c.started for c in ph.clients)
     spans = sorted(c.finished - c.download_started for c in ph.clients)
     pipelining = sum(c.pipelining for c in ph.clients)
@@ -834,25 +551,9 @@ def describe(label: str, r: TargetResult) -> None:
         log(f"{label}: {len(ph.errors)} problem(s); first: " + " | ".join(ph.errors[:5]))
 
 
-@contextlib.contextmanager
-def cleanup_stack() -> Iterator[list[Callable[[], None]]]:
-    cleanups: list[Callable[[], None]] = []
-    try:
-        yield cleanups
-    finally:
-        for undo in reversed(cleanups):
-            try:
-                undo()
-            except Exception as exc:  # keep undoing the rest
-                log(f"cleanup failed: {exc}")
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     global _EXPECTED
+    set_prefix("pop3_retr")
     parser = argparse.ArgumentParser(
         description="POP3 download throughput: --users clients at once, each RETRs all of its own "
                     "--messages-message maildrop, on postoffice and the reference Dovecot, each filled, "
@@ -863,8 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20, help="clients, one maildrop each (default 20)")
     parser.add_argument("--messages", type=int, default=2000, help="messages per maildrop (default 2000)")
     parser.add_argument("--seed", type=int, default=42, help="gen_mbox.py seed (default 42)")
-    parser.add_argument("--targets", default=",".join(TARGETS),
-                        help=f"comma-separated, run in this order (default {','.join(TARGETS)})")
+    add_targets_argument(parser, TARGETS)
     parser.add_argument("--window", type=int, default=1,
                         help="RETRs in flight per client when the server offers PIPELINING (default 1: "
                              "one at a time, as poplib and most clients do)")
@@ -874,24 +574,18 @@ def main(argv: list[str] | None = None) -> int:
                              "the client processes leave cores free: on 2 CPUs it measured slower)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the postoffice data dir and the Dovecot Maildirs (paths on stderr)")
-    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "postoffice-bench",
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where the generated mbox is kept and reused (default /tmp/postoffice-bench)")
-    parser.add_argument("--profile", metavar="OUT.prof",
-                        help="run the postoffice server under cProfile, writing OUT.prof at exit")
+    add_profile_argument(parser)
     args = parser.parse_args(argv)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = [t for t in targets if t not in TARGETS]
-    if unknown or not targets:
-        parser.error(f"--targets: unknown {unknown}; choose from {', '.join(TARGETS)}")
+    targets = parse_targets(parser, args.targets, TARGETS, name_unknown=True)
     if args.users < 1 or args.messages < 1 or args.window < 1 or not 1 <= args.pop3_processes <= 64:
         parser.error("--users, --messages and --window must be at least 1, --pop3-processes 1 to 64")
     if args.users > PER_SOURCE_IP * 250:
         parser.error(f"--users: at most {PER_SOURCE_IP * 250}")
 
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
-    env.pop("POSTOFFICE_DATA", None)
-    signal.signal(signal.SIGTERM, _interrupt)
+    env = postoffice_env()
+    signal.signal(signal.SIGTERM, interrupt)
     head = f"pop3_retr: users={args.users} msgs={args.messages}"
 
     try:
@@ -904,38 +598,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(messages) != args.messages:
         print(f"{head} | ERROR: the mbox holds {len(messages)} messages", flush=True)
         return 2
-    _EXPECTED = [m.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") for m in messages]
+    _EXPECTED = [crlf(m) for m in messages]
     total = sum(len(m) for m in _EXPECTED)
     log(f"{args.messages:,} messages, {total / MB:,.1f} MB with CRLF (mean {total / args.messages / 1000:.1f} KB) "
         f"per user; {args.users} users, {args.users * args.messages:,} RETRs, "
         f"{args.users * total / MB:,.0f} MB to download per target; RETR window {args.window}")
 
-    results: dict[str, TargetResult | str] = {}
-    for target in targets:
-        log(f"--- {target} ---")
-        busy = psutil.cpu_percent(interval=1.0)
-        if busy > 20:
-            log(f"warning: the machine is {busy:.0f}% busy before the run (something else is running); "
-                "the numbers will be low and noisy")
-        with cleanup_stack() as cleanups:
-            try:
-                if target == "postoffice":
-                    r = bench_postoffice(mbox, args, env, cleanups)
-                else:
-                    r = bench_dovecot(messages, args, cleanups)
-            except Unavailable as exc:
-                log(f"{target}: {exc.short}: {exc}")
-                results[target] = exc.short
-                continue
-            except BenchError as exc:
-                log(f"{target}: ERROR: {exc}")
-                results[target] = "ERROR"
-                continue
-            except KeyboardInterrupt:
-                log("interrupted; stopping what was started")
-                raise
-        describe(target, r)
-        results[target] = r
+    results: dict[str, TargetResult | str] = run_targets(targets, lambda target, cleanups: (
+        bench_postoffice(mbox, args, env, cleanups) if target == "postoffice"
+        else bench_dovecot(messages, args, cleanups)), show_type=False, describe=describe)
 
     parts = [head]
     for target in targets:
@@ -968,8 +639,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("pop3_retr: interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main, "pop3_retr")

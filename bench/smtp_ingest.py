@@ -41,43 +41,68 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import os
 import random
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 
-try:
-    import psutil
-except ImportError:  # pragma: no cover - depends on the environment
-    print("smtp_ingest: needs psutil (pip install psutil, or the project's [test] extra)", file=sys.stderr)
-    sys.exit(2)
+from benchkit import (
+    CACHE_DIR,
+    DOMAIN,
+    MB,
+    PASSWORD,
+    PER_SOURCE_IP,
+    REFERENCE,
+    REFERENCE_DOVECOT_BASE,
+    REFERENCE_DOVECOT_CONF,
+    BenchError,
+    Cleanups,
+    Monitor,
+    Unavailable,
+    add_targets_argument,
+    busy_share,
+    cached_template,
+    copy_data_dir,
+    cpu_delta,
+    finish_postoffice,
+    free_port,
+    interrupt,
+    log,
+    parse_targets,
+    port_open,
+    postoffice_env,
+    psutil,  # imported there, with a hint when it is missing
+    run_async,
+    run_main,
+    run_postoffice,
+    run_sh,
+    run_targets,
+    scratch_dir,
+    set_prefix,
+    setup_reference_dovecot,
+    source_address,
+    source_digest,
+    spawn_dovecot,
+    start_postoffice,
+    stop_process,
+    store_counts,
+    tail,
+    wait_for_ports,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "reference"
-DOMAIN = "bench.test"
 USERS = 100
-PASSWORD = "bench password 1"
 SENDER = b"bench@remote.test"
-MB = 1_000_000
-POLL_SECONDS = 0.05
-PER_SOURCE_IP = 10  # sessions per client source address (postoffice allows 20 per IP by default)
 REPLY_TIMEOUT = 120.0  # one transaction, from MAIL to the reply to the data
-START_TIMEOUT = 60.0
 QUEUE_TIMEOUT = 900.0
-LISTEN_KEYS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
 
 TARGETS = ("postoffice", "aiosmtpd", "postfix-lmtp", "postfix-discard")
 LABELS = {
@@ -87,12 +112,9 @@ LABELS = {
     "postfix-discard": "postfix discard",
 }
 
-DOVECOT_BASE = Path("/tmp/reference-dovecot")
-DOVECOT_CONF = DOVECOT_BASE / "etc" / "dovecot.conf"
 POSTFIX_BASE = Path("/tmp/reference-postfix")
 POSTFIX_CONF = POSTFIX_BASE / "etc"
 POSTFIX_PORT = 20025
-DOVECOT_PORTS = (20024, 20143, 20110)
 POSTFIX_QUEUES = ("incoming", "active", "deferred", "maildrop", "hold", "bounce", "defer", "trace", "corrupt")
 
 # The floor, run as `python -c AIOSMTPD_SERVER PORT SPOOL_DIR`; prints "ready" once listening.
@@ -135,23 +157,6 @@ except ImportError:
 else:
     uvloop.run(main())
 """
-
-
-def log(text: str) -> None:
-    print(f"[smtp_ingest] {text}", file=sys.stderr, flush=True)
-
-
-class Unavailable(Exception):
-    """The target cannot run here (not installed, not implemented yet, port taken)."""
-
-    def __init__(self, reason: str, short: str = "unavailable") -> None:
-        super().__init__(reason)
-        self.short = short
-
-
-class BenchError(Exception):
-    """The target started but the run failed."""
-
 
 # --- the load ---------------------------------------------------------------------------------
 
@@ -294,7 +299,7 @@ class Load:
         return self.next - 1
 
     async def worker(self, number: int) -> None:
-        source = f"127.0.0.{2 + number // PER_SOURCE_IP}"
+        source = source_address(number)
         failures = 0
         while self.next < self.work.count and failures < 5:
             try:
@@ -398,19 +403,13 @@ class Load:
                 reporter.cancel()
         res.seconds = (res.last_ok or time.perf_counter()) - res.started
         res.client_cpu = time.process_time() - cpu0
-        res.machine = _cpu_delta(machine0, psutil.cpu_times())
+        res.machine = cpu_delta(machine0, psutil.cpu_times())
         return res
 
     async def _report(self, progress: Callable[[LoadResult], str]) -> None:
         while True:
             await asyncio.sleep(5)
             log(progress(self.result))
-
-
-def _cpu_delta(before, after) -> dict[str, float]:
-    delta = {k: getattr(after, k) - getattr(before, k) for k in after._fields}
-    delta["total"] = sum(delta.values())
-    return delta
 
 
 def run_load(work: Workload, port: int, args: argparse.Namespace, label: str,
@@ -434,174 +433,23 @@ def run_load(work: Workload, port: int, args: argparse.Namespace, label: str,
             if poller:
                 poller.cancel()
 
-    factory = None
-    try:
-        import uvloop
-        factory = uvloop.new_event_loop
-    except ImportError:
-        pass
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main())
-
-
-# --- measuring a server -----------------------------------------------------------------------
-
-class Monitor:
-    """Peak RSS (process and descendants) and CPU time of a server process."""
-
-    def __init__(self, pid: int) -> None:
-        self.proc = psutil.Process(pid)
-        self.peak = 0
-        self.cpu_start = self.cpu()
-
-    def rss(self) -> int:
-        total = 0
-        try:
-            members = [self.proc, *self.proc.children(recursive=True)]
-        except psutil.Error:
-            return 0
-        for p in members:
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
-
-    def cpu(self) -> float:
-        total = 0.0
-        try:
-            members = [self.proc, *self.proc.children(recursive=True)]
-        except psutil.Error:
-            return 0.0
-        for p in members:
-            with contextlib.suppress(psutil.Error):
-                t = p.cpu_times()
-                total += t.user + t.system
-        return total
-
-    def sample(self) -> None:
-        self.peak = max(self.peak, self.rss())
-
-    async def poll(self) -> None:
-        while True:
-            self.sample()
-            await asyncio.sleep(POLL_SECONDS)
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop_process(proc: subprocess.Popen, name: str, timeout: float = 30) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log(f"{name} (pid {proc.pid}) ignored SIGTERM for {timeout:.0f} s; killing it")
-        proc.kill()
-        proc.wait()
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
+    return run_async(main)
 
 
 # --- target: postoffice -----------------------------------------------------------------------
 
-def _template_key() -> str:
-    """Changes when code that shapes a data directory changes (store schema, users, config)."""
-    src = REPO / "src" / "postoffice"
-    files = [*sorted((src / "store").rglob("*.py")), *sorted((src / "setup").rglob("*.py")),
-             src / "config.py", src / "directory.py", src / "cli" / "directory_cmds.py"]
-    digest = hashlib.sha256()
-    for f in files:
-        if f.exists():
-            digest.update(f.relative_to(src).as_posix().encode() + b"\0" + f.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _postoffice(env: dict[str, str], *argv: str, stdin: str | None = None) -> None:
-    done = subprocess.run([sys.executable, "-m", "postoffice", *argv], input=stdin, capture_output=True,
-                          text=True, env=env)
-    if done.returncode != 0:
-        text = (done.stdout + done.stderr).strip()
-        raise BenchError(f"`postoffice {' '.join(argv[:2])}` exited with {done.returncode}: "
-                         f"{text.splitlines()[-1] if text else '(no output)'}")
-
-
 def postoffice_template(cache: Path, env: dict[str, str]) -> Path:
     """A data dir with bench.test and user1..user100, built once per store/config version."""
-    root = cache / f"smtp-template-{_template_key()}"
-    if (root / "complete").exists():
-        log(f"postoffice: reusing the data dir template {root / 'data'}")
-        return root / "data"
-    partial = cache / f"{root.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    data = partial / "data"
-    log(f"postoffice: building a data dir template with {USERS} users in {root} (once; argon2 is slow) ...")
-    started = time.monotonic()
-    try:
-        _postoffice(env, "init", "--data", str(data), "--domain", DOMAIN, "--hostname", f"mail.{DOMAIN}")
+    def build(data: Path) -> None:
+        run_postoffice(env, "init", "--data", str(data), "--domain", DOMAIN, "--hostname", f"mail.{DOMAIN}")
         for u in range(1, USERS + 1):
-            _postoffice(env, "user", "add", f"user{u}@{DOMAIN}", "--password-stdin", "--data", str(data),
-                        stdin=PASSWORD + "\n")
+            run_postoffice(env, "user", "add", f"user{u}@{DOMAIN}", "--password-stdin", "--data", str(data),
+                           stdin=PASSWORD + "\n")
             if u % 25 == 0:
                 log(f"postoffice: {u} users added")
-        (partial / "complete").write_text("ok\n")
-        shutil.rmtree(root, ignore_errors=True)
-        partial.rename(root)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    log(f"postoffice: template ready in {time.monotonic() - started:.0f} s")
-    return root / "data"
 
-
-def listen_only_smtp(config: Path, port: int) -> None:
-    """Rewrite [listen] so that smtp listens on 127.0.0.1:port and nothing else listens."""
-    out, section, seen = [], "", set()
-    for line in config.read_text().splitlines(keepends=True):
-        header = re.match(r"\s*\[([^\]]+)\]", line)
-        if header:
-            section = header.group(1).strip()
-        key = re.match(r"\s*([A-Za-z0-9_]+)\s*=", line)
-        if section == "listen" and key and key.group(1) in LISTEN_KEYS:
-            name = key.group(1)
-            seen.add(name)
-            line = f'{name} = ["127.0.0.1:{port}"]\n' if name == "smtp" else f"{name} = []\n"
-        out.append(line)
-    text = "".join(out)
-    listen = tomllib.loads(text).get("listen", {})
-    if "smtp" not in seen or listen.get("smtp") != [f"127.0.0.1:{port}"] or any(
-            listen.get(k) for k in LISTEN_KEYS if k != "smtp"):
-        raise BenchError(f"could not rewrite [listen] in {config} (keys seen: {sorted(seen)})")
-    config.write_text(text)
-
-
-def _store_counts(data: Path) -> tuple[int, int] | None:
-    """(messages rows, blob rows) in the store; None if the schema has other names."""
-    try:
-        db = sqlite3.connect(f"file:{data / 'store.sqlite3'}?mode=ro", uri=True)
-        try:
-            messages = db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
-            blobs = db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0]
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return None
-    return messages, blobs
+    key = source_digest("store", "setup", "config.py", "directory.py", "cli/directory_cmds.py")
+    return cached_template(cache / f"smtp-template-{key}", build, f" with {USERS} users", "once; argon2 is slow")
 
 
 @dataclass
@@ -613,61 +461,31 @@ class TargetResult:
 
 
 def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, str],
-                     cleanups: list[Callable[[], None]]) -> TargetResult:
+                     cleanups: Cleanups) -> TargetResult:
     template = postoffice_template(args.cache_dir, env)
-    tmp = Path(tempfile.mkdtemp(prefix="smtp-ingest-postoffice-"))
-    if args.keep:
-        log(f"postoffice: keeping {tmp}")
-    else:
-        cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    tmp = scratch_dir("smtp-ingest-postoffice-", "postoffice", args.keep, cleanups)
     data = tmp / "data"
-    shutil.copytree(template, data, symlinks=True)
+    copy_data_dir(template, data)
     port = free_port()
-    listen_only_smtp(data / "postoffice.toml", port)
-    server_log = tmp / "serve.log"
-    os.sync()
-    with server_log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "postoffice", "serve", "--data", str(data)],
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-    cleanups.append(lambda: stop_process(proc, "postoffice"))
-    log(f"postoffice: serve pid {proc.pid}, smtp on 127.0.0.1:{port}, log {server_log}")
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        text = server_log.read_text(errors="replace")
-        if "listening: smtp on" in text and port_open(port):
-            break
-        if proc.poll() is not None:
-            raise Unavailable(f"`postoffice serve` exited with {proc.returncode} before listening on smtp:\n"
-                              + _tail(server_log))
-        if "postoffice is serving" in text:  # started, without an smtp listener
-            raise Unavailable("`postoffice serve` started without an smtp listener (not in this version yet):\n"
-                              + _tail(server_log))
-        if time.monotonic() > deadline:
-            raise Unavailable(f"`postoffice serve` did not listen on smtp within {START_TIMEOUT:.0f} s:\n"
-                              + _tail(server_log))
-        time.sleep(0.1)
-    monitor = Monitor(proc.pid)
+    server = start_postoffice(data, env, {"smtp": port}, cleanups)
+    monitor = Monitor(server.proc.pid, reaped=False)
     monitor.sample()
     log(f"postoffice: listening; RSS at start {monitor.peak / MB:.0f} MB")
-    profiler = _start_profiler(args, proc.pid, cleanups) if args.py_spy else None
+    profiler = _start_profiler(args, server.proc.pid, cleanups) if args.py_spy else None
     cpu0 = monitor.cpu()
     res = run_load(work, port, args, "postoffice", monitor)
     server_cpu = monitor.cpu() - cpu0
     monitor.sample()
     if profiler is not None:
         _finish_profiler(profiler)
-    stop_process(proc, "postoffice")
-    if proc.returncode not in (0, -signal.SIGTERM):
-        log(f"postoffice: serve exited with {proc.returncode}:\n{_tail(server_log)}")
-    text = server_log.read_text(errors="replace")
-    errors = [line for line in text.splitlines() if " ERROR " in line or "Traceback" in line]
-    if errors:
-        log(f"postoffice: {len(errors)} error line(s) in {server_log}; first: {errors[0][:300]}")
-    counts = _store_counts(data)
-    if counts:
-        log(f"postoffice: store holds {counts[0]:,} message rows (expected {_expected_rcpts(work, res):,}) "
-            f"and {counts[1]:,} blobs")
+    finish_postoffice(server)
+    try:
+        rows, blobs = store_counts(data, "SELECT COUNT(*) FROM messages", "SELECT COUNT(*) FROM blobs")
+    except sqlite3.Error:
+        pass  # a store schema with other names
+    else:
+        log(f"postoffice: store holds {rows:,} message rows (expected {_expected_rcpts(work, res):,}) "
+            f"and {blobs:,} blobs")
     return TargetResult(res.accepted / res.seconds if res.seconds else 0.0, res, monitor.peak, server_cpu)
 
 
@@ -676,7 +494,7 @@ def _expected_rcpts(work: Workload, res: LoadResult) -> int:
     return work.total_recipients if res.accepted == work.count else -1
 
 
-def _start_profiler(args: argparse.Namespace, pid: int, cleanups: list[Callable[[], None]]) -> subprocess.Popen:
+def _start_profiler(args: argparse.Namespace, pid: int, cleanups: Cleanups) -> subprocess.Popen:
     out = Path(args.py_spy)
     fmt = "speedscope" if out.suffix == ".json" else "flamegraph"
     exe = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
@@ -700,15 +518,11 @@ def _finish_profiler(proc: subprocess.Popen) -> None:
 # --- target: aiosmtpd floor -------------------------------------------------------------------
 
 def bench_aiosmtpd(work: Workload, args: argparse.Namespace, env: dict[str, str],
-                   cleanups: list[Callable[[], None]]) -> TargetResult:
+                   cleanups: Cleanups) -> TargetResult:
     probe = subprocess.run([sys.executable, "-c", "import aiosmtpd"], capture_output=True, env=env)
     if probe.returncode != 0:
         raise Unavailable("aiosmtpd is not installed (pip install aiosmtpd, or the [test] extra)", "not installed")
-    tmp = Path(tempfile.mkdtemp(prefix="smtp-ingest-aiosmtpd-"))
-    if args.keep:
-        log(f"aiosmtpd: keeping {tmp}")
-    else:
-        cleanups.append(lambda: shutil.rmtree(tmp, ignore_errors=True))
+    tmp = scratch_dir("smtp-ingest-aiosmtpd-", "aiosmtpd", args.keep, cleanups)
     spool = tmp / "spool"
     spool.mkdir()
     port = free_port()
@@ -721,9 +535,9 @@ def bench_aiosmtpd(work: Workload, args: argparse.Namespace, env: dict[str, str]
     ready = proc.stdout.readline().decode().split()
     if not ready or ready[0] != "ready" or not port_open(port):
         stop_process(proc, "aiosmtpd")
-        raise BenchError(f"the aiosmtpd server did not start: {_tail(tmp / 'server.log')}")
+        raise BenchError(f"the aiosmtpd server did not start: {tail(tmp / 'server.log')}")
     log(f"aiosmtpd: pid {proc.pid} on 127.0.0.1:{port} ({ready[1]}), writing + fsyncing into {spool}")
-    monitor = Monitor(proc.pid)
+    monitor = Monitor(proc.pid, reaped=False)
     cpu0 = monitor.cpu()
     res = run_load(work, port, args, "aiosmtpd", monitor)
     server_cpu = monitor.cpu() - cpu0
@@ -746,26 +560,10 @@ def _reference_missing(need_dovecot: bool) -> str | None:
     return ", ".join(missing) or None
 
 
-def _sh(*argv: str) -> None:
-    done = subprocess.run(["sh", *argv], capture_output=True, text=True, cwd="/tmp")
-    if done.returncode != 0:
-        raise BenchError(f"`sh {' '.join(argv)}` exited with {done.returncode}: {(done.stdout + done.stderr).strip()[-500:]}")
-
-
 def queue_count() -> int:
     done = subprocess.run(["sh", str(REFERENCE / "postfix_queue_count.sh"), str(POSTFIX_BASE / "spool")],
                           capture_output=True, text=True)
     return int(done.stdout.strip() or 0)
-
-
-def _wait_port(port: int, what: str, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while not port_open(port):
-        if proc is not None and proc.poll() is not None:
-            raise BenchError(f"{what} exited with {proc.returncode} before listening on {port}")
-        if time.monotonic() > deadline:
-            raise BenchError(f"{what} did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s")
-        time.sleep(0.1)
 
 
 def _postfix_master_pid() -> int | None:
@@ -785,17 +583,17 @@ def _clear_postfix_queue() -> None:
 
 
 def _maildir_count() -> int:
-    mail = DOVECOT_BASE / "mail"
+    mail = REFERENCE_DOVECOT_BASE / "mail"
     if not mail.is_dir():
         return 0
     return sum(1 for sub in ("new", "cur") for d in mail.glob(f"*/Maildir/{sub}") for _ in d.iterdir())
 
 
-def start_postfix(mode: str, cleanups: list[Callable[[], None]]) -> None:
+def start_postfix(mode: str, cleanups: Cleanups) -> None:
     if port_open(POSTFIX_PORT) or _postfix_master_pid():
         raise Unavailable(f"127.0.0.1:{POSTFIX_PORT} is in use (another Postfix running?); leaving it alone",
                           "port busy")
-    _sh(str(REFERENCE / "postfix-setup.sh"), mode)
+    run_sh(str(REFERENCE / "postfix-setup.sh"), mode)
     _clear_postfix_queue()
     os.sync()
     done = subprocess.run(["postfix", "-c", str(POSTFIX_CONF), "start"], capture_output=True, text=True,
@@ -811,22 +609,13 @@ def start_postfix(mode: str, cleanups: list[Callable[[], None]]) -> None:
     cleanups.append(stop)
     if done.returncode != 0:
         raise BenchError(f"`postfix start` exited with {done.returncode}: {(done.stdout + done.stderr).strip()[-500:]}")
-    _wait_port(POSTFIX_PORT, "Postfix")
+    wait_for_ports((POSTFIX_PORT,), "Postfix")
     log(f"postfix ({mode}): master pid {_postfix_master_pid()}, smtpd on 127.0.0.1:{POSTFIX_PORT}")
 
 
-def start_dovecot(cleanups: list[Callable[[], None]]) -> None:
-    busy = [p for p in DOVECOT_PORTS if port_open(p)]
-    if busy:
-        raise Unavailable(f"127.0.0.1:{busy} in use (another Dovecot running?); leaving it alone", "port busy")
-    shutil.rmtree(DOVECOT_BASE / "mail", ignore_errors=True)  # the previous run's deliveries
-    _sh(str(REFERENCE / "dovecot-setup.sh"))
-    log_path = DOVECOT_BASE / "log" / "dovecot-stdout.log"
-    with log_path.open("wb") as out:
-        proc = subprocess.Popen(["dovecot", "-F", "-c", str(DOVECOT_CONF)], stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    cleanups.append(lambda: stop_process(proc, "dovecot"))
-    _wait_port(20024, "Dovecot", proc)
+def start_dovecot(cleanups: Cleanups) -> None:
+    setup_reference_dovecot()
+    proc = spawn_dovecot(REFERENCE_DOVECOT_CONF, REFERENCE_DOVECOT_BASE / "log", (20024,), cleanups)
     log(f"dovecot: pid {proc.pid}, LMTP on 127.0.0.1:20024")
 
 
@@ -848,7 +637,7 @@ def wait_queue_empty(label: str, started: float) -> float:
         time.sleep(0.1)
 
 
-def bench_postfix(work: Workload, args: argparse.Namespace, cleanups: list[Callable[[], None]],
+def bench_postfix(work: Workload, args: argparse.Namespace, cleanups: Cleanups,
                   lmtp: bool) -> TargetResult:
     missing = _reference_missing(need_dovecot=lmtp)
     if missing:
@@ -870,7 +659,7 @@ def bench_postfix(work: Workload, args: argparse.Namespace, cleanups: list[Calla
         expected = _expected_rcpts(work, res)
         log(f"dovecot: {delivered:,} messages in the Maildirs (expected {expected:,})")
         if not args.keep:
-            cleanups.append(lambda: shutil.rmtree(DOVECOT_BASE / "mail", ignore_errors=True))
+            cleanups.append(lambda: shutil.rmtree(REFERENCE_DOVECOT_BASE / "mail", ignore_errors=True))
         return TargetResult(res.accepted / end_to_end, res)
     return TargetResult(accept_rate, res)
 
@@ -885,7 +674,7 @@ def describe(label: str, work: Workload, r: TargetResult) -> None:
         return f"{lat[min(len(lat) - 1, int(p * len(lat)))] * 1000:,.0f}" if lat else "-"
 
     m = res.machine
-    busy = 1 - (m.get("idle", 0) + m.get("iowait", 0)) / m["total"] if m.get("total") else 0.0
+    busy = busy_share(m)
     log(f"{label}: {res.accepted:,} accepted, {res.rejected:,} rejected, {res.lost:,} lost, "
         f"{res.rcpt_refused:,} RCPT refused; {res.seconds:.1f} s of load; {res.sessions:,} sessions, "
         f"PIPELINING {'used' if res.pipelining else 'not offered'}; "
@@ -899,24 +688,8 @@ def describe(label: str, work: Workload, r: TargetResult) -> None:
         log(f"{label}: first problems: " + " | ".join(res.problems[:5]))
 
 
-@contextlib.contextmanager
-def cleanup_stack() -> Iterator[list[Callable[[], None]]]:
-    cleanups: list[Callable[[], None]] = []
-    try:
-        yield cleanups
-    finally:
-        for undo in reversed(cleanups):
-            try:
-                undo()
-            except Exception as exc:  # keep undoing the rest
-                log(f"cleanup failed: {exc}")
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
+    set_prefix("smtp_ingest")
     parser = argparse.ArgumentParser(
         description="SMTP ingest throughput of postoffice, an aiosmtpd+fsync floor, Postfix->Dovecot "
                     "LMTP and Postfix discard, each started and stopped here, in one run; prints one "
@@ -928,66 +701,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=50, help="concurrent SMTP sessions (default 50)")
     parser.add_argument("--per-connection", type=int, default=100,
                         help="messages per session before QUIT and a new connection (default 100)")
-    parser.add_argument("--targets", default=",".join(TARGETS),
-                        help=f"comma-separated, run in this order (default {','.join(TARGETS)})")
+    add_targets_argument(parser, TARGETS)
     parser.add_argument("--seed", type=int, default=42, help="seed for sizes and recipients (default 42)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the data directories, spools and delivered mail (paths on stderr)")
-    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "postoffice-bench",
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where the postoffice data dir template is kept (default /tmp/postoffice-bench)")
     parser.add_argument("--py-spy", metavar="OUT",
                         help="profile the postoffice server under load with `py-spy record` (on PATH or $PY_SPY) "
                              "into OUT: .json = speedscope, else a flame graph SVG")
     parser.add_argument("--py-spy-duration", type=int, default=20, help="seconds to profile (default 20)")
     args = parser.parse_args(argv)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = [t for t in targets if t not in TARGETS]
-    if unknown or not targets:
-        parser.error(f"--targets: unknown {unknown}; choose from {', '.join(TARGETS)}")
+    targets = parse_targets(parser, args.targets, TARGETS, name_unknown=True)
     if args.count < 1 or args.connections < 1 or args.per_connection < 1:
         parser.error("--count, --connections and --per-connection must be at least 1")
     if args.connections > PER_SOURCE_IP * 250:
         parser.error(f"--connections: at most {PER_SOURCE_IP * 250}")
 
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH")) if p)
-    env.pop("POSTOFFICE_DATA", None)
-    signal.signal(signal.SIGTERM, _interrupt)
+    env = postoffice_env()
+    signal.signal(signal.SIGTERM, interrupt)
 
     work = make_workload(args.count, args.seed)
     log(f"{args.count:,} messages, mean {work.mean_size() / 1000:.1f} KB, {work.total_recipients:,} recipients "
         f"({work.total_recipients / args.count:.2f} per message), {args.connections} sessions of up to "
         f"{args.per_connection} messages, from 127.0.0.2..127.0.0.{2 + (args.connections - 1) // PER_SOURCE_IP}")
 
-    results: dict[str, TargetResult | str] = {}
-    for target in targets:
-        label = LABELS[target]
-        log(f"--- {label} ---")
-        busy = psutil.cpu_percent(interval=1.0)
-        if busy > 20:
-            log(f"warning: the machine is {busy:.0f}% busy before the load (something else is running); "
-                "the numbers will be low and noisy")
-        with cleanup_stack() as cleanups:
-            try:
-                if target == "postoffice":
-                    r = bench_postoffice(work, args, env, cleanups)
-                elif target == "aiosmtpd":
-                    r = bench_aiosmtpd(work, args, env, cleanups)
-                else:
-                    r = bench_postfix(work, args, cleanups, lmtp=target == "postfix-lmtp")
-            except Unavailable as exc:
-                log(f"{label}: {exc.short}: {exc}")
-                results[target] = exc.short
-                continue
-            except BenchError as exc:
-                log(f"{label}: ERROR: {exc}")
-                results[target] = "ERROR"
-                continue
-            except KeyboardInterrupt:
-                log("interrupted; stopping what was started")
-                raise
-        describe(label, work, r)
-        results[target] = r
+    def run(target: str, cleanups: Cleanups) -> TargetResult:
+        if target == "postoffice":
+            return bench_postoffice(work, args, env, cleanups)
+        if target == "aiosmtpd":
+            return bench_aiosmtpd(work, args, env, cleanups)
+        return bench_postfix(work, args, cleanups, lmtp=target == "postfix-lmtp")
+
+    results: dict[str, TargetResult | str] = run_targets(
+        targets, run, labels=LABELS, show_type=False, before="load",
+        describe=lambda label, r: describe(label, work, r))
 
     parts = [f"smtp_ingest: N={args.count} c={args.connections}"]
     for target in targets:
@@ -1027,8 +775,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("smtp_ingest: interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main, "smtp_ingest")
