@@ -482,11 +482,15 @@ def test_read_ahead_only_for_a_client_going_in_order(server: LiveServer) -> None
             for msg in (1, 2, 5, 5, 3, 4):
                 content = await drop.read_small(msg, 1 << 20)
                 seen.append((content, sorted(drop._read_ahead)))
+            seen.append((await drop.read_small(2, 1 << 20), sorted(drop._read_ahead)))
+            drop.note_streamed(3)  # RETR 3 of a message too large to read whole
+            seen.append((await drop.read_small(4, 1 << 20), sorted(drop._read_ahead)))
             return seen
         finally:
             drop.close()
 
     seen = server.call(reads())
-    assert [ahead for _, ahead in seen] == [[2, 3, 4, 5, 6, 7], [3, 4, 5, 6, 7], [3, 4, 6, 7], [], [], [5, 6, 7]]
-    for (content, _), msg in zip(seen, (1, 2, 5, 5, 3, 4), strict=True):
+    assert [ahead for _, ahead in seen] == [
+        [2, 3, 4, 5, 6, 7], [3, 4, 5, 6, 7], [3, 4, 6, 7], [], [], [5, 6, 7], [], [5, 6, 7]]
+    for (content, _), msg in zip(seen, (1, 2, 5, 5, 3, 4, 2, 4), strict=True):
         assert content is not None and f"Subject: message {msg}\r\n".encode() in content

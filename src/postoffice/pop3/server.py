@@ -248,6 +248,7 @@ class Pop3Connection:
             return
         self.out.append(first)
         await self.flush()
+        drop.note_streamed(n)
         await drop.send_message(message, handle, self.send, top)
 
     # --- authorization ------------------------------------------------------------------------

@@ -116,6 +116,11 @@ class Pop3Maildrop:
         self._read_ahead = {n: found[h] for n, h in hashes.items() if n != msg and h in found}
         return found.get(hashes[msg])
 
+    def note_streamed(self, msg: int) -> None:
+        """Message `msg` is sent without `read_small` (too large to read whole): it still counts
+        for the in-order test of the read-ahead."""
+        self._last_read = msg
+
     def encode_message(self, message: DropMessage, raw: bytes, top_lines: int | None = None) -> tuple[bytes, bytes]:
         """RETR (or TOP) content of a message read whole: (content, terminator), apart so that a
         message stored ready for the wire is sent without a copy."""
