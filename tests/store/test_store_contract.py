@@ -91,6 +91,33 @@ async def test_flags_add_remove_replace_and_keywords(store: MailStore) -> None:
     assert record.flags == {"\\Draft"}
 
 
+async def test_adding_system_flags_to_many_messages(store: MailStore) -> None:
+    """+FLAGS of system flags (the mark-as-read and POP3 QUIT case) over many messages: only
+    those that change are reported, all with one new modseq, keywords kept; a second time
+    changes nothing and takes no modseq."""
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    messages = [await new_message(store, n) for n in range(1, 1201)]  # more than one chunk of uids
+    appended = await store.append_messages(box.id, messages)
+    uids = [r.uid for r in appended]
+    await store.store_flags(box.id, uids[:2], FlagMode.ADD, ["\Seen", "\Flagged"])
+    await store.store_flags(box.id, uids[2:3], FlagMode.ADD, ["$Work", "\Seen"])
+    before = (await store.mailbox_status(box.id)).highestmodseq
+    result = await store.store_flags(box.id, [*uids, 999_999], FlagMode.ADD, ["\Seen", "\Flagged"])
+    assert [u.uid for u in result.updated] == uids[2:]
+    assert {u.modseq for u in result.updated} == {before + 1}
+    assert result.updated[0].flags == {"\Seen", "\Flagged", "$Work"}
+    assert all(u.flags == {"\Seen", "\Flagged"} for u in result.updated[1:])
+    assert (await store.mailbox_status(box.id)).highestmodseq == before + 1
+    records = await store.get_messages(box.id, uids)
+    assert all({"\Seen", "\Flagged"} <= r.flags for r in records)
+    changes = await store.changes_since(box.id, before)
+    assert sorted(r.uid for r in changes.changed) == uids[2:]
+    again = await store.store_flags(box.id, uids, FlagMode.ADD, ["\Seen"])
+    assert again.updated == ()
+    assert (await store.mailbox_status(box.id)).highestmodseq == before + 1
+
+
 async def test_unchanged_since_refuses_messages_modified_later(store: MailStore) -> None:
     account = await new_account(store)
     box = await inbox(store, account.id)
