@@ -100,20 +100,20 @@ async def test_adding_system_flags_to_many_messages(store: MailStore) -> None:
     messages = [await new_message(store, n) for n in range(1, 1201)]  # more than one chunk of uids
     appended = await store.append_messages(box.id, messages)
     uids = [r.uid for r in appended]
-    await store.store_flags(box.id, uids[:2], FlagMode.ADD, ["\Seen", "\Flagged"])
-    await store.store_flags(box.id, uids[2:3], FlagMode.ADD, ["$Work", "\Seen"])
+    await store.store_flags(box.id, uids[:2], FlagMode.ADD, ["\\Seen", "\\Flagged"])
+    await store.store_flags(box.id, uids[2:3], FlagMode.ADD, ["$Work", "\\Seen"])
     before = (await store.mailbox_status(box.id)).highestmodseq
-    result = await store.store_flags(box.id, [*uids, 999_999], FlagMode.ADD, ["\Seen", "\Flagged"])
+    result = await store.store_flags(box.id, [*uids, 999_999], FlagMode.ADD, ["\\Seen", "\\Flagged"])
     assert [u.uid for u in result.updated] == uids[2:]
     assert {u.modseq for u in result.updated} == {before + 1}
-    assert result.updated[0].flags == {"\Seen", "\Flagged", "$Work"}
-    assert all(u.flags == {"\Seen", "\Flagged"} for u in result.updated[1:])
+    assert result.updated[0].flags == {"\\Seen", "\\Flagged", "$Work"}
+    assert all(u.flags == {"\\Seen", "\\Flagged"} for u in result.updated[1:])
     assert (await store.mailbox_status(box.id)).highestmodseq == before + 1
     records = await store.get_messages(box.id, uids)
-    assert all({"\Seen", "\Flagged"} <= r.flags for r in records)
+    assert all({"\\Seen", "\\Flagged"} <= r.flags for r in records)
     changes = await store.changes_since(box.id, before)
     assert sorted(r.uid for r in changes.changed) == uids[2:]
-    again = await store.store_flags(box.id, uids, FlagMode.ADD, ["\Seen"])
+    again = await store.store_flags(box.id, uids, FlagMode.ADD, ["\\Seen"])
     assert again.updated == ()
     assert (await store.mailbox_status(box.id)).highestmodseq == before + 1
 
