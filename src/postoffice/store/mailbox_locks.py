@@ -6,7 +6,7 @@ lock is flock(2) on one file per mailbox in a directory beside the database: the
 when the process dies, so a crash never leaves a maildrop locked. flock locks belong to the open
 file, so two sessions of the same process conflict as well.
 
-A locked mailbox is also held against blob removal (see `message_ops.remove_unreferenced_blobs`):
+A locked mailbox is also held against blob removal (see `sqlite/blob_holds.py`):
 the POP3 session that locked it may still RETR a message that IMAP expunged meanwhile, from any
 process.
 

@@ -18,7 +18,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,8 @@ from postoffice.store.interface import (
     join_flags,
     split_flags,
 )
-from postoffice.store.mailbox_locks import MailboxLocks
 from postoffice.store.sqlite import queue_ops
+from postoffice.store.sqlite.blob_holds import BlobHolds
 from postoffice.store.sqlite.mailbox_ops import bump_modseq, get_mailbox, require_mailbox
 from postoffice.store.sqlite.text_ops import forget_text
 from postoffice.store.sqlite.writer import Transaction
@@ -134,7 +134,7 @@ def schedule_blob_cleanup(tx: Transaction, blob_ids: Iterable[int]) -> None:
     """Remove the blobs after the commit if nothing references them any more."""
     ids = list(blob_ids)
     if ids:
-        tx.after_commit.append(lambda: remove_unreferenced_blobs_of(tx, ids))
+        tx.after_commit.append(lambda: remove_unreferenced_blobs(tx.conn, tx.blobs, ids, tx.holds))
 
 
 # RFC 9051 §5.4: an idle IMAP session is logged out after 30 minutes, so a session that was not
@@ -142,42 +142,22 @@ def schedule_blob_cleanup(tx: Transaction, blob_ids: Iterable[int]) -> None:
 EXPUNGED_READABLE_FOR = 35 * 60.0
 
 
-def remove_unreferenced_blobs_of(tx: Transaction, ids: Sequence[int] | None) -> int:
-    """`remove_unreferenced_blobs` with what the transaction knows of holds (after its commit)."""
-    return remove_unreferenced_blobs(tx.conn, tx.blobs, ids, tx.held_mailboxes, tx.locks,
-                                     keep_recent=tx.keep_recently_expunged)
-
-
 def remove_unreferenced_blobs(
-    conn: sqlite3.Connection, blobs: BlobStore, ids: Sequence[int] | None, held: Mapping[int, int] | None = None,
-    locks: MailboxLocks | None = None, *, keep_recent: bool = False,
+    conn: sqlite3.Connection, blobs: BlobStore, ids: Sequence[int] | None, holds: BlobHolds | None = None,
 ) -> int:
     """Delete blob rows with no references and their files, holding the write lock.
 
-    A blob expunged recently from a mailbox that a session of this process holds open, or that a
-    session of any process holds locked (POP3), stays: the session may not have been told yet
-    and may still FETCH or RETR it (RFC 9051 §7.5.1, RFC 1939 §8). It goes with a later sweep
-    (release of the mailbox, or periodic maintenance). With `keep_recent` every blob expunged
-    recently stays: this process cannot know all sessions, another one removes them.
+    A blob expunged recently that `holds` keeps (see blob_holds.py) stays; it goes with a later
+    sweep (release of the mailbox, another process's expunge, or periodic maintenance).
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         query = "SELECT id, sha256, text_version FROM blobs WHERE refcount <= 0"
         params: list[object] = []
-        cutoff = time.time() - EXPUNGED_READABLE_FOR
-        # list() copies in one step: the event loop thread changes `held` concurrently.
-        held_ids = {int(mailbox) for mailbox, count in list((held or {}).items()) if count > 0}
-        if keep_recent:
-            query += " AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.blob = blobs.id AND e.expunged_at > ?)"
-            params = [cutoff]
-        elif locks is not None:
-            held_ids |= locks.locked(_recently_expunged_from(conn, ids, cutoff) - held_ids)
-        if held_ids and not keep_recent:
-            query += (
-                " AND NOT EXISTS (SELECT 1 FROM expunged e WHERE e.blob = blobs.id AND e.expunged_at > ?"
-                f" AND e.mailbox_id IN ({','.join('?' * len(held_ids))}))"
-            )
-            params = [cutoff, *sorted(held_ids)]
+        if holds is not None:
+            cutoff = time.time() - EXPUNGED_READABLE_FOR
+            kept, params = holds.kept(cutoff, lambda: _recently_expunged_from(conn, ids, cutoff))
+            query += kept
         if ids is None:
             rows = conn.execute(query, params).fetchall()
         else:

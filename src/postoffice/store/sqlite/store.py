@@ -13,7 +13,6 @@ import functools
 import logging
 import sqlite3
 import threading
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,6 +52,7 @@ from postoffice.store.sqlite import mailbox_ops as mb
 from postoffice.store.sqlite import message_ops as m
 from postoffice.store.sqlite import queue_ops as q
 from postoffice.store.sqlite import text_ops
+from postoffice.store.sqlite.blob_holds import BlobHolds
 from postoffice.store.sqlite.schema import connect, create_schema
 from postoffice.store.sqlite.writer import Transaction, WriterThread
 
@@ -73,11 +73,10 @@ class SqliteStore:
             create_schema(setup)
         finally:
             setup.close()
-        self._held: Counter[int] = Counter()
         # Beside the database like SQLite's own -wal and -shm files.
         self.locks = MailboxLocks(db_path.with_name(db_path.name + "-locks"))
-        self._writer = WriterThread(db_path, self.blobs, self.changes, self._held, self.locks,
-                                    keep_recently_expunged)
+        self._holds = BlobHolds(self.locks, keep_all_recent=keep_recently_expunged)
+        self._writer = WriterThread(db_path, self.blobs, self.changes, self._holds)
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._readers = ThreadPoolExecutor(max_workers=reader_threads, thread_name_prefix="store-reader")
@@ -401,12 +400,10 @@ class SqliteStore:
 
     def hold_mailbox(self, mailbox_id: int) -> None:
         """A session opened the mailbox: keep its expunged messages readable until released."""
-        self._held[mailbox_id] += 1
+        self._holds.hold(mailbox_id)
 
     def release_mailbox(self, mailbox_id: int) -> None:
-        self._held[mailbox_id] -= 1
-        if self._held[mailbox_id] <= 0:
-            del self._held[mailbox_id]
+        if self._holds.release(mailbox_id):
             self._sweep_soon()
 
     def _sweep_soon(self) -> None:
@@ -427,7 +424,7 @@ class SqliteStore:
 
     async def _remove_unreferenced(self) -> None:
         def job(tx: Transaction) -> None:
-            tx.after_commit.append(lambda: m.remove_unreferenced_blobs_of(tx, None))
+            tx.after_commit.append(lambda: m.remove_unreferenced_blobs(tx.conn, tx.blobs, None, tx.holds))
 
         try:
             await self._write(job)
@@ -456,7 +453,7 @@ class SqliteStore:
             tx.execute("DELETE FROM change_log WHERE created < unixepoch('now') - 86400")
             conn, blobs = tx.conn, tx.blobs
             tx.after_commit.append(lambda: removed.append(
-                m.remove_unreferenced_blobs_of(tx, None) + m.remove_orphan_files(conn, blobs, orphan_min_age)
+                m.remove_unreferenced_blobs(conn, blobs, None, tx.holds) + m.remove_orphan_files(conn, blobs, orphan_min_age)
             ))
 
         await self._write(job)

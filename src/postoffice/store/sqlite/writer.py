@@ -18,7 +18,6 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any, TypeVar
 
 from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeNotifier, MailboxChange
-from postoffice.store.mailbox_locks import MailboxLocks
+from postoffice.store.sqlite.blob_holds import BlobHolds
 from postoffice.store.sqlite.schema import connect
 
 log = logging.getLogger(__name__)
@@ -41,13 +40,8 @@ class Transaction:
 
     conn: sqlite3.Connection
     blobs: BlobStore
-    # Mailboxes open in a session of this process: their expunged messages must stay readable
-    # until every session has been told (RFC 9051 §7.5.1), so their blobs are not removed yet.
-    held_mailboxes: Counter[int] = field(default_factory=Counter)
-    # Mailboxes locked by a session of any process (POP3): held the same way.
-    locks: MailboxLocks | None = None
-    # This process cannot see every session (a POP3 worker): keep every recently expunged blob.
-    keep_recently_expunged: bool = False
+    # Which expunged messages must stay readable, so their blobs are not removed yet.
+    holds: BlobHolds | None = None
     changes: list[MailboxChange] = field(default_factory=list)
     staged: list[tuple[Path, str]] = field(default_factory=list)  # blob files to promote at commit
     unwritten: list[tuple[str, bytes]] = field(default_factory=list)  # blobs to write at commit
@@ -66,13 +60,10 @@ class _Job:
 
 class WriterThread:
     def __init__(self, path: Path, blobs: BlobStore, notifier: ChangeNotifier,
-                 held_mailboxes: Counter[int] | None = None, locks: MailboxLocks | None = None,
-                 keep_recently_expunged: bool = False) -> None:
+                 holds: BlobHolds | None = None) -> None:
         self._path = path
         self._blobs = blobs
-        self._held = held_mailboxes if held_mailboxes is not None else Counter()
-        self._locks = locks
-        self._keep_recently_expunged = keep_recently_expunged
+        self._holds = holds
         self._notifier = notifier
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
@@ -127,7 +118,7 @@ class WriterThread:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        tx = Transaction(conn, self._blobs, self._held, self._locks, self._keep_recently_expunged)
+        tx = Transaction(conn, self._blobs, self._holds)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
