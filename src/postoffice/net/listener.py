@@ -231,7 +231,7 @@ class Listener:
         self._tls_context = tls.handshake_context() if tls is not None else None
         self._limiter = limiter
         self._on_refused = on_refused
-        self._servers: list[asyncio.Server] = []
+        self._server: asyncio.Server | None = None
         self._accept_sockets: list[socket.socket] = []  # accepted from by our own loops
         self._proxied = False
         self._board: AcceptBoard | None = None  # shared sockets: who takes the next connection
@@ -243,7 +243,7 @@ class Listener:
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets (several when a host name has several addresses)."""
-        return tuple(sock for server in self._servers for sock in server.sockets) + tuple(self._accept_sockets)
+        return tuple(self._server.sockets) if self._server else tuple(self._accept_sockets)
 
     @property
     def addresses(self) -> tuple[tuple[str, int], ...]:
@@ -276,8 +276,8 @@ class Listener:
         """
         if not self._closing:
             self._closing = True
-            for server in self._servers:
-                server.close()
+            if self._server is not None:
+                self._server.close()
             for task in self._accept_tasks:
                 task.cancel()
             await asyncio.gather(*self._accept_tasks, return_exceptions=True)
@@ -290,9 +290,9 @@ class Listener:
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=CLOSE_TIMEOUT + 1)
-        for server in self._servers:
+        if self._server is not None:
             try:  # from Python 3.12 this also waits for the connections, all closed by now
-                await asyncio.wait_for(server.wait_closed(), CLOSE_TIMEOUT)
+                await asyncio.wait_for(self._server.wait_closed(), CLOSE_TIMEOUT)
             except TimeoutError:
                 pass
         log.debug("%s: closed", self.name)
@@ -304,10 +304,10 @@ class Listener:
         task.add_done_callback(self._connections.discard)
 
     async def _start_direct(self, host: str, port: int) -> None:
-        self._servers = [await asyncio.start_server(
+        self._server = await asyncio.start_server(
             self._on_stream, host, port, ssl=self._tls_context, backlog=BACKLOG,
             limit=READ_LIMIT,
-            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls_context else None)]
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls_context else None)
 
     async def _bind(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -322,7 +322,6 @@ class Listener:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 sock.bind(address)
                 sock.listen(BACKLOG)
-                sock.setblocking(False)
         except BaseException:
             for sock in self._accept_sockets:
                 sock.close()
@@ -489,8 +488,8 @@ async def start_unix_listener(path: Path, handler: Handler, *, name: str = "",
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_socket():
         path.unlink()
-    listener._servers = [await asyncio.start_unix_server(
-        listener._on_stream, path, limit=READ_LIMIT, backlog=BACKLOG)]
+    listener._server = await asyncio.start_unix_server(
+        listener._on_stream, path, limit=READ_LIMIT, backlog=BACKLOG)
     os.chmod(path, mode)
     listener._unix_path = path
     log.debug("%s: listening on unix:%s", listener.name, path)

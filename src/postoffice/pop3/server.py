@@ -17,7 +17,7 @@ import logging
 import socket
 from collections.abc import Sequence
 
-from postoffice.app import LISTENER_FACTORIES, RunningListener
+from postoffice.app import LISTENER_FACTORIES, ListenerFactory, RunningListener
 from postoffice.auth.sasl import (
     AuthorizationRefused,
     EncryptionRequired,
@@ -388,7 +388,7 @@ async def start_pop3_listener(services: Services, protocol: str, address: Listen
     return RunningListener(protocol, listener.address, listener.close, listener.sockets)
 
 
-def _factory(protocol: str):  # type: ignore[no-untyped-def]
+def _factory(protocol: str) -> ListenerFactory:
     async def start(services: Services, address: ListenAddress | UnixAddress) -> RunningListener:
         return await start_pop3_listener(services, protocol, address)
 
