@@ -68,18 +68,25 @@ def dump_structure(envelope: Envelope, body: BodyPart) -> str:
     return _encode([FORMAT_VERSION, _envelope_out(envelope), _body_out(body)])
 
 
-def _addresses_in(items: list[list[str | None]] | None) -> tuple[Address, ...] | None:
+# Where `dump_structure` puts the message's own From, To, Cc and Bcc lists, as JSON paths (for
+# readers that pick them out of the stored text without loading all of it: SQLite's JSON
+# functions in the store).
+ENVELOPE_ADDRESS_PATHS: dict[str, str] = {"from": "$[1][2]", "to": "$[1][5]", "cc": "$[1][6]", "bcc": "$[1][7]"}
+
+
+def addresses_in(items: list[list[str | None]] | None) -> tuple[Address, ...] | None:
+    """An address list as `dump_structure` writes it, read back."""
     if items is None:
         return None
     return tuple(Address(*item) for item in items)
 
 
 def _envelope_in(e: list[Any]) -> Envelope:
-    from_ = _addresses_in(e[2])
+    from_ = addresses_in(e[2])
     return Envelope(
-        e[0], e[1], from_, from_ if e[3] == 1 else _addresses_in(e[3]),
-        from_ if e[4] == 1 else _addresses_in(e[4]),
-        _addresses_in(e[5]), _addresses_in(e[6]), _addresses_in(e[7]), e[8], e[9],
+        e[0], e[1], from_, from_ if e[3] == 1 else addresses_in(e[3]),
+        from_ if e[4] == 1 else addresses_in(e[4]),
+        addresses_in(e[5]), addresses_in(e[6]), addresses_in(e[7]), e[8], e[9],
     )
 
 

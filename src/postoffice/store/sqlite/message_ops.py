@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from postoffice.message.mime_json import FORMAT_VERSION
+from postoffice.message.mime_json import ENVELOPE_ADDRESS_PATHS, addresses_in
 from postoffice.message.mime_model import Address
 from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeKind, MailboxChange
@@ -383,12 +383,9 @@ def blob_info(conn: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, Blob
 
 # SORT, THREAD and SEARCH read a column or two of every message of a mailbox: one query over
 # the mailbox, not 100,000 BlobInfo records. Addresses come from the ENVELOPE kept in
-# `blobs.structure` (message.mime_json: [1, [date, subject, from, sender, reply_to, to, cc, bcc,
-# in_reply_to, message_id], body]), read by SQLite's JSON functions, which parse each structure
-# once per row however many paths a query reads.
-if FORMAT_VERSION != 1:
-    raise ImportError("message.mime_json has a new layout: update _ENVELOPE_PATHS in message_ops")
-_ENVELOPE_PATHS: dict[str, str] = {"from": "$[1][2]", "to": "$[1][5]", "cc": "$[1][6]", "bcc": "$[1][7]"}
+# `blobs.structure` (message.mime_json, whose ENVELOPE_ADDRESS_PATHS say where), read by
+# SQLite's JSON functions, which parse each structure once per row however many paths a query
+# reads.
 _HEADER_COLUMNS = "m.uid, b.subject, b.sent_date, b.message_id, b.in_reply_to, b.refs"
 _SORT_ADDRESSES = ("from", "to", "cc")  # the HeaderFields address slots, in order
 # Up to this many uids are looked up by key; more, and one pass over the mailbox is cheaper.
@@ -449,7 +446,7 @@ def header_fields(
         return _mailbox_rows(conn, mailbox_id, _HEADER_COLUMNS + ", NULL, NULL, NULL", uids)
 
     def columns(value: Callable[[str], str]) -> str:
-        paths = [f"{_ENVELOPE_PATHS[_SORT_ADDRESSES[slot]]}[0][{i}]" for slot in slots for i in (0, 2, 3)]
+        paths = [f"{ENVELOPE_ADDRESS_PATHS[_SORT_ADDRESSES[slot]]}[0][{i}]" for slot in slots for i in (0, 2, 3)]
         return ", ".join([_HEADER_COLUMNS, *map(value, paths)])  # name, mailbox, host of each
 
     out: list[HeaderFields] = []
@@ -466,13 +463,13 @@ def envelope_addresses(
     conn: sqlite3.Connection, mailbox_id: int, field: AddressField, containing: str | None
 ) -> list[tuple[int, tuple[Address, ...]]]:
     """The ENVELOPE addresses of `field`, narrowed by `containing` (see MailStore.envelope_addresses)."""
-    rows = _envelope_rows(conn, mailbox_id, lambda value: f"m.uid, {value(_ENVELOPE_PATHS[field])}")
+    rows = _envelope_rows(conn, mailbox_id, lambda value: f"m.uid, {value(ENVELOPE_ADDRESS_PATHS[field])}")
     probe = containing.lower() if containing else None
     found = []
     for uid, text in rows:
         if text is None or (probe is not None and not _may_contain(text, probe)):
             continue
-        found.append((uid, tuple(Address(*item) for item in json.loads(text))))
+        found.append((uid, addresses_in(json.loads(text)) or ()))
     return found
 
 
