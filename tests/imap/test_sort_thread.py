@@ -19,21 +19,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from postoffice.imap.sort_thread import (
-    SORT_KEYS,
+from sort_objects import (
     SortableMessage,
     SortAddress,
     Thread,
-    base_subject,
-    base_subject_info,
     format_threads,
-    parse_message_ids,
     sort_messages,
     thread_orderedsubject,
     thread_references,
-    unicode_casemap,
 )
+
+from postoffice.imap.base_subject import base_subject, base_subject_info, unicode_casemap
+from postoffice.imap.message_ids import parse_message_ids
+from postoffice.imap.sort_thread import SORT_KEYS
 
 # --- helpers ---------------------------------------------------------------------------------
 

@@ -7,23 +7,25 @@ import gc
 import random
 
 import pytest
+from sort_objects import (
+    SortableMessage,
+    SortAddress,
+    format_threads,
+    sort_messages,
+    thread_orderedsubject,
+    thread_references,
+)
 
 from postoffice.imap.sort_thread import (
     SEQ,
     SORT_KEYS,
     UID,
     MessageRow,
-    SortableMessage,
-    SortAddress,
     ThreadForest,
     format_forest,
-    format_threads,
     orderedsubject_forest,
     references_forest,
-    sort_messages,
     sort_order,
-    thread_orderedsubject,
-    thread_references,
 )
 
 SUBJECTS = ["", "hello", "Re: hello", "RE: Hello", "Fwd: hello", "[list] Re: hello", "hello (fwd)",

@@ -1,15 +1,11 @@
 """SORT and THREAD as pure functions (RFC 5256; RFC 5957 SORT=DISPLAY; RFC 5051 collation).
 
-The caller runs the search and hands over the matching messages, as :class:`SortableMessage`
-objects or as plain :data:`MessageRow` tuples (what the server uses):
-:func:`sort_messages` / :func:`sort_order` order them for ``SORT``;
-:func:`thread_orderedsubject` / :func:`orderedsubject_forest` and :func:`thread_references` /
+The caller runs the search and hands over the matching messages as plain :data:`MessageRow`
+tuples: :func:`sort_order` orders them for ``SORT``; :func:`orderedsubject_forest` and
 :func:`references_forest` build the trees of ``THREAD ORDEREDSUBJECT`` and ``THREAD
-REFERENCES``, as :class:`Thread` objects or as a :class:`ThreadForest` of numbers, and
-:func:`format_threads` / :func:`format_forest` write them as the payload of ``* THREAD``.
-:func:`base_subject` (the "base subject" of RFC 5256 §2.1) and :func:`unicode_casemap` (the
-comparator's key) live in `imap/base_subject.py`, :func:`parse_message_ids` (the msg-id reader
-REFERENCES uses) in `imap/message_ids.py`; they are re-exported here.
+REFERENCES`` as a :class:`ThreadForest` of numbers, and :func:`format_forest` writes them as the
+payload of ``* THREAD``. The "base subject" of RFC 5256 §2.1 and the comparator's key are in
+`imap/base_subject.py`, the msg-id reader REFERENCES uses in `imap/message_ids.py`.
 
 Implementation notes:
 
@@ -17,15 +13,15 @@ Implementation notes:
   message or per tree node: Python's cyclic garbage collector stops tracking tuples and dicts
   of plain values, so building the threads of 100,000 messages no longer sets off full
   collections, which walk every object of the server (its snapshots) and cost more than the
-  algorithm itself. The object forms are converted at the edges.
+  algorithm itself.
 - Strings are compared with i;unicode-casemap (RFC 5051): each character is replaced by its
   titlecase and the result decomposed (NFKD), then compared code point by code point (the
   order of their UTF-8 octets). RFC 5256 §7 requires it for SORT and THREAD. On ASCII text it
   is the same as i;ascii-casemap (RFC 4790 §9.2), which maps a-z to *upper* case: so ``[`` and
   ``_`` sort after the letters, as Dovecot's imaptest ``sort-subject`` expects. ``str.casefold``
   (lower case) would put them before, so it is not used.
-- :func:`base_subject` returns the base subject as text (whitespace collapsed, artifacts
-  removed, case kept); comparisons apply :func:`unicode_casemap` to it.
+- ``base_subject`` returns the base subject as text (whitespace collapsed, artifacts removed,
+  case kept); comparisons apply ``unicode_casemap`` to it.
 - Dates: the sent date (Date:) and, when it is missing or unparsable, the internal date
   (RFC 5256 §2.2). Equal values are ordered by message sequence number, ascending, whatever the
   REVERSE of the criteria before (RFC 5256 §3: REVERSE does not touch the implicit last key).
@@ -57,15 +53,10 @@ Implementation notes:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
-from postoffice.imap.base_subject import (
-    base_subject,
-    base_subject_info,
-    subject_key,
-    unicode_casemap,
-)
+from postoffice.imap.base_subject import base_subject_info, subject_key, unicode_casemap
 from postoffice.imap.message_ids import own_message_id, parse_message_ids
 
 __all__ = [
@@ -84,37 +75,18 @@ __all__ = [
     "UID",
     "MessageRow",
     "RowAddresses",
-    "SortAddress",
-    "SortableMessage",
-    "Thread",
     "ThreadForest",
-    "base_subject",
-    "base_subject_info",
     "format_forest",
-    "format_threads",
     "orderedsubject_forest",
-    "parse_message_ids",
+    "parents_first",
     "references_forest",
-    "sort_messages",
     "sort_order",
-    "thread_orderedsubject",
-    "thread_references",
-    "unicode_casemap",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class SortAddress:
-    """One address as in an IMAP ENVELOPE: ``(None, "team", None)`` starts a group,
-    ``(None, None, None)`` ends it (RFC 9051 §7.5.2)."""
-
-    name: str | None  # display name, RFC 2047 already decoded
-    mailbox: str | None
-    host: str | None
-
-
-# What SORT and THREAD need of one message as a plain tuple, in the order of SortableMessage's
-# fields, each address a (name, mailbox, host) tuple; its fields are read by these positions.
+# What SORT and THREAD need of one message, as a plain tuple read by the positions below; each
+# address a (name, mailbox, host) tuple as in an IMAP ENVELOPE: (None, "team", None) starts a
+# group, (None, None, None) ends it (RFC 9051 §7.5.2).
 RowAddresses = tuple[tuple[str | None, str | None, str | None], ...]
 MessageRow = tuple[
     int, int, float, float | None, int, str, RowAddresses, RowAddresses, RowAddresses,
@@ -132,40 +104,6 @@ CC: Final = 8
 MESSAGE_ID: Final = 9
 IN_REPLY_TO: Final = 10
 REFERENCES: Final = 11
-
-
-@dataclass(frozen=True, slots=True)
-class SortableMessage:
-    """What SORT and THREAD need to know of one message."""
-
-    uid: int
-    seq: int  # message sequence number in the session
-    internal_date: float  # epoch seconds (ARRIVAL)
-    sent_date: float | None  # Date: header, epoch seconds; None if missing or unparsable
-    size: int  # RFC822.SIZE
-    subject: str  # decoded Subject ("" if none)
-    from_: tuple[SortAddress, ...]
-    to: tuple[SortAddress, ...]
-    cc: tuple[SortAddress, ...]
-    message_id: str | None  # the Message-ID header as written
-    in_reply_to: str | None  # the In-Reply-To header as written
-    references: str  # the References header as written ("" if none)
-
-    def row(self) -> MessageRow:
-        def plain(addresses: tuple[SortAddress, ...]) -> RowAddresses:
-            return tuple((a.name, a.mailbox, a.host) for a in addresses)
-
-        return (self.uid, self.seq, self.internal_date, self.sent_date, self.size, self.subject,
-                plain(self.from_), plain(self.to), plain(self.cc), self.message_id, self.in_reply_to,
-                self.references)
-
-
-@dataclass(slots=True)
-class Thread:
-    """A node of a thread tree; ``message`` is None for a dummy (a parent that is missing)."""
-
-    message: SortableMessage | None
-    children: list[Thread] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -247,13 +185,6 @@ def sort_order(rows: Sequence[MessageRow], criteria: Sequence[tuple[str, bool]])
     return order
 
 
-def sort_messages(
-    messages: Sequence[SortableMessage], criteria: Sequence[tuple[str, bool]]
-) -> list[SortableMessage]:
-    """``messages`` in SORT order (see :func:`sort_order`). Raises ValueError for an unknown key."""
-    return [messages[i] for i in sort_order([m.row() for m in messages], criteria)]
-
-
 # --- THREAD=ORDEREDSUBJECT (RFC 5256 §3) ----------------------------------------------------
 
 
@@ -278,11 +209,6 @@ def orderedsubject_forest(rows: Sequence[MessageRow]) -> ThreadForest:
             start = end
     roots.sort(key=lambda i: (dates[i], rows[i][SEQ]))
     return ThreadForest(len(rows), roots, children)
-
-
-def thread_orderedsubject(messages: Sequence[SortableMessage]) -> list[Thread]:
-    """THREAD ORDEREDSUBJECT as :class:`Thread` trees (see :func:`orderedsubject_forest`)."""
-    return _threads(orderedsubject_forest([m.row() for m in messages]), messages)
 
 
 # --- THREAD=REFERENCES (RFC 5256 §3) --------------------------------------------------------
@@ -507,17 +433,12 @@ def references_forest(rows: Sequence[MessageRow]) -> ThreadForest:
     forest.roots.sort(key=key)
     _merge_by_subject(forest, rows)  # (5)
     # (6) sort every set of siblings, the deepest first, then the roots
-    for node in reversed(_parents_first(forest)):
+    for node in reversed(parents_first(forest)):
         kids = children.get(node)
         if kids is not None and len(kids) > 1:
             children[node] = tuple(sorted(kids, key=key))
     forest.roots.sort(key=key)
     return forest
-
-
-def thread_references(messages: Sequence[SortableMessage]) -> list[Thread]:
-    """THREAD REFERENCES as :class:`Thread` trees (see :func:`references_forest`)."""
-    return _threads(references_forest([m.row() for m in messages]), messages)
 
 
 # --- the THREAD response (RFC 5256 §4) ------------------------------------------------------
@@ -588,7 +509,7 @@ def format_forest(forest: ThreadForest, numbers: Sequence[int]) -> bytes:
     return "".join(out).encode("ascii")
 
 
-def _parents_first(forest: ThreadForest) -> list[int]:
+def parents_first(forest: ThreadForest) -> list[int]:
     """Every node of the forest, each before its children (iterative: threads can be deep)."""
     order: list[int] = []
     stack = forest.roots[:]
@@ -597,43 +518,3 @@ def _parents_first(forest: ThreadForest) -> list[int]:
         order.append(node)
         stack.extend(forest.children.get(node, ()))
     return order
-
-
-def _threads(forest: ThreadForest, messages: Sequence[SortableMessage]) -> list[Thread]:
-    """The forest as Thread trees, message ``n`` being ``messages[n]``."""
-    size, children = forest.size, forest.children
-    made: dict[int, Thread] = {}
-    for node in reversed(_parents_first(forest)):  # children before their parents
-        kids = [made.pop(kid) for kid in children.get(node, ())]
-        made[node] = Thread(messages[node] if node < size else None, kids)
-    return [made[root] for root in forest.roots]
-
-
-def _forest(threads: Sequence[Thread]) -> tuple[ThreadForest, list[SortableMessage]]:
-    """Thread trees as a forest, and the messages its numbers stand for."""
-    nodes: list[Thread] = []
-    stack = list(threads)
-    while stack:
-        thread = stack.pop()
-        nodes.append(thread)
-        stack.extend(thread.children)
-    messages: list[SortableMessage] = []
-    number: dict[int, int] = {}  # id(thread) -> node: the messages first, then the dummies
-    for thread in nodes:
-        if thread.message is not None:
-            number[id(thread)] = len(messages)
-            messages.append(thread.message)
-    dummies = [thread for thread in nodes if thread.message is None]
-    for n, thread in enumerate(dummies, start=len(messages)):
-        number[id(thread)] = n
-    forest = ThreadForest(len(messages), [number[id(t)] for t in threads], {})
-    for thread in nodes:
-        if thread.children:
-            forest.children[number[id(thread)]] = tuple(number[id(kid)] for kid in thread.children)
-    return forest, messages
-
-
-def format_threads(threads: Sequence[Thread], *, uid: bool) -> bytes:
-    """:func:`format_forest` for :class:`Thread` trees, with UIDs or sequence numbers."""
-    forest, messages = _forest(threads)
-    return format_forest(forest, [m.uid if uid else m.seq for m in messages])
