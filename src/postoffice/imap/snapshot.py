@@ -57,11 +57,10 @@ class MailboxSnapshot:
                  "records", "store", "uidnext", "uids", "vanished", "viewer")
 
     def __init__(self, store: MailStore, mailbox: MailboxRecord, records: list[MessageRecord],
-                 *, readonly: bool, recent_from: int, viewer: int | None = None,
-                 claims_recent: bool | None = None) -> None:
+                 *, readonly: bool, recent_from: int, claims_recent: bool, viewer: int | None = None) -> None:
         self.store = store
         # Takes \Recent for new messages: SELECT by an IMAP4rev1 session (rev2 has no \Recent).
-        self.claims_recent = not readonly if claims_recent is None else claims_recent
+        self.claims_recent = claims_recent
         self.viewer = viewer  # a sharee with their own \\Seen (store.store_flags)
         self.mailbox = mailbox
         self.readonly = readonly
