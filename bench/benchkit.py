@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import json
 import mailbox
 import os
 import pwd
@@ -65,7 +66,10 @@ LISTEN_KEYS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "po
 # benchmarks, so it is never touched while one of its ports is taken).
 REFERENCE_DOVECOT_BASE = Path("/tmp/reference-dovecot")
 REFERENCE_DOVECOT_CONF = REFERENCE_DOVECOT_BASE / "etc" / "dovecot.conf"
-REFERENCE_DOVECOT_PORTS = (20024, 20143, 20110)  # LMTP, IMAP, POP3
+DOVECOT_LMTP_PORT = 20024
+DOVECOT_IMAP_PORT = 20143
+DOVECOT_POP3_PORT = 20110
+REFERENCE_DOVECOT_PORTS = (DOVECOT_LMTP_PORT, DOVECOT_IMAP_PORT, DOVECOT_POP3_PORT)
 
 
 # --- logging and errors -----------------------------------------------------------------------
@@ -240,9 +244,11 @@ class Monitor:
 
 
 def wait_idle(monitor: Monitor, label: str, extra: Callable[[], str] | None = None,
-              timeout: float = IDLE_TIMEOUT, threshold: float = 0.03) -> float:
+              timeout: float = IDLE_TIMEOUT, threshold: float = 0.08) -> float:
     """Wait until the server uses under `threshold` of a core for a second (background work
-    done); returns the seconds waited. `extra` adds a note to the log line."""
+    done); returns the seconds waited. `extra` adds a note to the log line. An idle postoffice
+    uses 3-5% of a core (its 20 Hz look at the change log for other processes' changes), so a
+    lower threshold left runs waiting for minutes, past the login cache's lifetime."""
     started = time.monotonic()
     last = monitor.cpu()
     while True:
@@ -432,7 +438,10 @@ def interrupt(signum: int, frame: object) -> None:
 
 
 def run_main(main: Callable[[], int], name: str) -> NoReturn:
-    """Exit with main()'s status; 130 with a note on stderr after Ctrl-C or SIGTERM."""
+    """Name the script `name` in the log lines, make SIGTERM unwind like Ctrl-C (so that the
+    cleanups run), and exit with main()'s status; 130 with a note on stderr after Ctrl-C or SIGTERM."""
+    set_prefix(name)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         sys.exit(main())
     except KeyboardInterrupt:
@@ -463,14 +472,13 @@ def add_targets_argument(parser: ArgumentParser, targets: Sequence[str]) -> None
                         help=f"comma-separated, run in this order (default {','.join(targets)})")
 
 
-def parse_targets(parser: ArgumentParser, text: str, targets: Sequence[str], *,
-                  name_unknown: bool = False) -> list[str]:
+def parse_targets(parser: ArgumentParser, text: str, targets: Sequence[str]) -> list[str]:
     """The --targets list; exits through parser.error on an empty list or an unknown target
-    (named in the message with `name_unknown`)."""
+    (named in the message)."""
     chosen = [t.strip() for t in text.split(",") if t.strip()]
     unknown = [t for t in chosen if t not in targets]
     if unknown or not chosen:
-        parser.error(f"--targets: {f'unknown {unknown}; ' if name_unknown else ''}choose from {', '.join(targets)}")
+        parser.error(f"--targets: {f'unknown {unknown}; ' if unknown else ''}choose from {', '.join(targets)}")
     return chosen
 
 
@@ -561,25 +569,53 @@ def copy_data_dir(template: Path, target: Path) -> None:
     shutil.copytree(template, target, symlinks=True, copy_function=link_or_copy)
 
 
+def set_toml_keys(config: Path, values: Mapping[str, Mapping[str, Any]]) -> None:
+    """Set keys of a TOML config in place, line by line so that its comments and layout stay:
+    values[section][key] (a string, number, bool, or a list of them) replaces the `key = ...` line
+    in [section], or is added at the end of the section (of a new section at the end of the file
+    if it has none). BenchError unless the file then reads back with these values."""
+    todo = {section: dict(keys) for section, keys in values.items()}
+    out: list[str] = []
+    section = ""
+
+    def end_section() -> None:  # add the keys the section ending here lacks, before its blank lines
+        rest = todo.pop(section, None)
+        if rest:
+            at = len(out)
+            while at and not out[at - 1].strip():
+                at -= 1
+            out[at:at] = [f"{k} = {json.dumps(v)}\n" for k, v in rest.items()]
+
+    text = config.read_text()
+    for line in (text if text.endswith("\n") or not text else text + "\n").splitlines(keepends=True):
+        header = re.match(r"\s*\[([^\]]+)\]", line)
+        key = re.match(r"\s*([A-Za-z0-9_]+)\s*=", line)
+        if header:
+            end_section()
+            section = header.group(1).strip()
+        elif key and key.group(1) in todo.get(section, {}):
+            line = f"{key.group(1)} = {json.dumps(todo[section].pop(key.group(1)))}\n"
+        out.append(line)
+    end_section()
+    for name, rest in todo.items():
+        if rest:
+            out.append(f"\n[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in rest.items()))
+    text = "".join(out)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchError(f"could not set keys in {config}: {exc}") from None
+    for name, keys in values.items():
+        for k, v in keys.items():
+            if doc.get(name, {}).get(k) != v:
+                raise BenchError(f"could not set [{name}] {k} in {config}")
+    config.write_text(text)
+
+
 def rewrite_listen(config: Path, ports: Mapping[str, int]) -> None:
     """Rewrite [listen] so that each service in `ports` listens on 127.0.0.1:port and nothing
     else listens."""
-    out, section, seen = [], "", set()
-    for line in config.read_text().splitlines(keepends=True):
-        header = re.match(r"\s*\[([^\]]+)\]", line)
-        if header:
-            section = header.group(1).strip()
-        key = re.match(r"\s*([A-Za-z0-9_]+)\s*=", line)
-        if section == "listen" and key and key.group(1) in LISTEN_KEYS:
-            name = key.group(1)
-            seen.add(name)
-            line = f'{name} = ["127.0.0.1:{ports[name]}"]\n' if name in ports else f"{name} = []\n"
-        out.append(line)
-    text = "".join(out)
-    listen = tomllib.loads(text).get("listen", {})
-    if any(listen.get(k) != ([f"127.0.0.1:{ports[k]}"] if k in ports else []) for k in LISTEN_KEYS):
-        raise BenchError(f"could not rewrite [listen] in {config} (keys seen: {sorted(seen)})")
-    config.write_text(text)
+    set_toml_keys(config, {"listen": {k: [f"127.0.0.1:{ports[k]}"] if k in ports else [] for k in LISTEN_KEYS}})
 
 
 @dataclass
@@ -671,10 +707,10 @@ def unindexed(data: Path) -> tuple[int, int] | None:
 def unindexed_note(data: Path) -> Callable[[], str]:
     """A wait_idle() note: how many blobs the full-text index still lacks."""
     def note() -> str:
-        try:
-            left, blobs = store_counts(data, *_UNINDEXED, timeout=30)
-        except sqlite3.Error as exc:
-            return f"store not readable: {exc}"
+        counts = unindexed(data)
+        if counts is None:
+            return "store not readable"
+        left, blobs = counts
         return f"{blobs:,} blobs, {left:,} not in the full-text index yet"
     return note
 
@@ -741,6 +777,21 @@ def spawn_dovecot(conf: Path, log_dir: Path, ports: Sequence[int], cleanups: Cle
     cleanups.append(lambda: stop_process(proc, "dovecot", stop_timeout))
     wait_for_ports(ports, "dovecot", proc, (log_path, log_dir / "dovecot.log"))
     return proc
+
+
+def dovecot_log_problems(path: Path, since: int = 0) -> list[str]:
+    """The Error, Fatal, Panic and Warning lines of a Dovecot log from byte `since` on (its size
+    before the run, for a log that earlier runs wrote to), except those of its own shutdown
+    ("Killed with signal 15"); [] if the log cannot be read."""
+    try:
+        with path.open("rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines()
+            if any(word in line for word in ("Error", "Fatal", "Panic", "Warning"))
+            and "Killed with signal 15" not in line]
 
 
 def dovecot_version() -> str:

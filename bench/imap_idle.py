@@ -44,7 +44,6 @@ import argparse
 import asyncio
 import multiprocessing
 import shutil
-import signal
 import statistics
 import sys
 import time
@@ -59,6 +58,7 @@ from benchkit import (
     CACHE_DIR,
     DOMAIN,
     DOVECOT_PASSWORD,
+    DOVECOT_USERS,
     MB,
     PASSWORD,
     BenchError,
@@ -72,7 +72,6 @@ from benchkit import (
     fill_maildir,
     finish_postoffice,
     free_port,
-    interrupt,
     load_messages,
     log,
     parse_targets,
@@ -84,7 +83,6 @@ from benchkit import (
     run_targets,
     scratch_dir,
     set_nofile,
-    set_prefix,
     source_address,
     start_postoffice,
     unindexed_note,
@@ -102,6 +100,7 @@ from imap_stress import (
     setup_dovecot,
     start_dovecot,
     stop_dovecot,
+    warm_up,
 )
 
 KB = 1000
@@ -327,17 +326,9 @@ def measure(label: str, imap_port: int, lmtp_port: int, users: list[tuple[str, s
             message: bytes, connections: int, args: argparse.Namespace, monitor: Monitor,
             min_free: int, idle_note: Callable[[], str] | None = None) -> IdleResult:
     # one warm connection first, so that the code paths are loaded before "before" is taken
-    async def warm() -> None:
-        conn = await ImapConnection.connect(imap_port, source_address(0))
-        try:
-            for text in (b"LOGIN " + quote(users[0][0]) + b" " + quote(users[0][1]), b"SELECT INBOX", b"LOGOUT"):
-                reply = await conn.command(text)
-                if reply.status != "OK":
-                    raise BenchError(f"{label}: warm-up {text.split()[0].decode()}: {reply.text}")
-        finally:
-            conn.close()
-
-    run_async(warm)
+    problems = run_async(lambda: warm_up(imap_port, users[:1], parallel=1))
+    if problems:
+        raise BenchError(f"{label}: warm-up: {problems[0]}")
     wait_idle(monitor, label, idle_note)
     time.sleep(1.0)
     rss_before, pss_before = monitor.rss(), monitor.pss()
@@ -472,8 +463,8 @@ service auth {{
 def bench_dovecot(messages: list[bytes], message: bytes, args: argparse.Namespace,
                   cleanups: Cleanups) -> IdleResult:
     n = min(args.connections, args.dovecot_max or args.connections)
-    if args.users > 100:
-        raise Unavailable("the reference Dovecot has 100 users")
+    if args.users > DOVECOT_USERS:
+        raise Unavailable(f"the reference Dovecot has {DOVECOT_USERS} users, not {args.users}")
     dovecot: Dovecot = setup_dovecot(DOVECOT_BASE, dovecot_extra(n))
     if not args.keep:
         cleanups.append(lambda: shutil.rmtree(dovecot.mail, ignore_errors=True))
@@ -517,7 +508,6 @@ def summary(label: str, r: IdleResult, requested: int, pss_too: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    set_prefix("imap_idle")
     parser = argparse.ArgumentParser(
         description="IMAP IDLE: --connections idle connections, one LMTP delivery, time until every "
                     "connection saw EXISTS (p50/p99/max) and server memory per idle connection, for "
@@ -550,7 +540,6 @@ def main(argv: list[str] | None = None) -> int:
     targets = parse_targets(parser, args.targets, TARGETS)
     if args.connections < 1 or not 1 <= args.users <= TEMPLATE_USERS or args.deliveries < 1:
         parser.error(f"--connections and --deliveries must be positive, --users 1..{TEMPLATE_USERS}")
-    signal.signal(signal.SIGTERM, interrupt)
     nofile = set_nofile(args.connections + 4096)
     if nofile < args.connections + 100:
         log(f"warning: RLIMIT_NOFILE is {nofile}; the clients may run out of file descriptors")

@@ -46,7 +46,6 @@ import asyncio
 import json
 import mailbox
 import shutil
-import signal
 import statistics
 import sys
 import time
@@ -73,7 +72,6 @@ from benchkit import (
     finish_postoffice,
     free_port,
     import_mbox,
-    interrupt,
     load_messages,
     log,
     parse_targets,
@@ -84,7 +82,6 @@ from benchkit import (
     run_postoffice,
     run_targets,
     scratch_dir,
-    set_prefix,
     start_postoffice,
     unindexed,
     wait_idle,
@@ -346,8 +343,6 @@ def bench_postoffice(args: argparse.Namespace, mboxes: list[tuple[Path, int]],
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         copy_data_dir(data, partial / "data")
-        for name in ("serve.log",):
-            (partial / "data" / name).unlink(missing_ok=True)
         (partial / "info.json").write_text(json.dumps(info) + "\n")
         shutil.rmtree(cache, ignore_errors=True)
         partial.rename(cache)
@@ -420,7 +415,6 @@ def summary(label: str, r: SearchResult) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    set_prefix("imap_search")
     parser = argparse.ArgumentParser(
         description="IMAP SEARCH TEXT (rare and common word), FETCH 1:* (FLAGS UID), THREAD REFERENCES and "
                     "ORDEREDSUBJECT, SORT (REVERSE DATE), "
@@ -445,7 +439,6 @@ def main(argv: list[str] | None = None) -> int:
     targets = parse_targets(parser, args.targets, TARGETS)
     if args.count < 1 or args.rare < 1 or args.repeat < 1:
         parser.error("--count, --rare and --repeat must be positive")
-    signal.signal(signal.SIGTERM, interrupt)
     head = f"imap_search: n={args.count + args.rare}"
     try:
         mboxes = [(prepare_mbox(args.cache_dir, args.count, args.seed), args.count),

@@ -55,7 +55,6 @@ import queue
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -67,6 +66,8 @@ from pathlib import Path
 from benchkit import (
     CACHE_DIR,
     DOMAIN,
+    DOVECOT_IMAP_PORT,
+    DOVECOT_LMTP_PORT,
     DOVECOT_PASSWORD,
     DOVECOT_USERS,
     MB,
@@ -84,13 +85,13 @@ from benchkit import (
     copy_data_dir,
     cpu_delta,
     crlf,
+    dovecot_log_problems,
     dovecot_missing,
     dovecot_version,
     fill_maildir,
     finish_postoffice,
     free_port,
     import_mbox,
-    interrupt,
     load_messages,
     log,
     parse_targets,
@@ -102,13 +103,11 @@ from benchkit import (
     run_postoffice,
     run_targets,
     scratch_dir,
-    set_prefix,
     source_address,
     source_digest,
     spawn_dovecot,
     start_postoffice,
     stop_process,
-    tail,
     unindexed_note,
     wait_idle,
 )
@@ -127,7 +126,7 @@ def template_key() -> str:
     return source_digest("store", "setup", "transfer", "message", "config.py", "directory.py")
 
 
-# Adds user1..userN@bench.test through the store API with ONE password hash, which is far faster
+# Adds user1..userN@DOMAIN through the store API with ONE password hash, which is far faster
 # than N `user add` runs (each computes its own argon2id hash). "fast" makes a hash of minimal
 # cost; verification reads the cost from the hash, so the server's login then costs almost nothing.
 ADD_USERS = r"""
@@ -138,7 +137,7 @@ from postoffice.config import load_config
 from postoffice.directory import hash_password
 from postoffice.services import open_services
 
-data, first, last, mode = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+data, first, last, mode, domain = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 password = sys.stdin.readline().rstrip("\n")
 if mode == "fast":
     password_hash = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1).hash(password)
@@ -148,7 +147,7 @@ else:
 async def main():
     async with open_services(load_config(data)) as services:
         for u in range(first, last + 1):
-            await services.store.add_account(f"user{u}@bench.test", password_hash, 0)
+            await services.store.add_account(f"user{u}@{domain}", password_hash, 0)
 
 asyncio.run(main())
 print(password_hash.split("$")[3])
@@ -156,7 +155,7 @@ print(password_hash.split("$")[3])
 
 
 def add_users(env: dict[str, str], data: Path, users: int, hash_mode: str) -> None:
-    done = subprocess.run([sys.executable, "-c", ADD_USERS, str(data), "1", str(users), hash_mode],
+    done = subprocess.run([sys.executable, "-c", ADD_USERS, str(data), "1", str(users), hash_mode, DOMAIN],
                           input=PASSWORD + "\n", capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise BenchError(f"adding users failed: {(done.stdout + done.stderr).strip()[-500:]}")
@@ -233,7 +232,8 @@ def setup_dovecot(base: Path = DOVECOT_BASE, extra: str = "", keep_mail: bool = 
     text = text.replace("/tmp/reference-dovecot/", f"{base}/")
     text = re.sub(r"(?m)^instance_name = .*$", f"instance_name = {base.name}", text)
     text = re.sub(r"(?m)^protocols = .*$", "protocols = imap lmtp", text)
-    text = text.replace("port = 20143", f"port = {imap_port}").replace("port = 20024", f"port = {lmtp_port}")
+    text = (text.replace(f"port = {DOVECOT_IMAP_PORT}", f"port = {imap_port}")
+            .replace(f"port = {DOVECOT_LMTP_PORT}", f"port = {lmtp_port}"))
     if str(base) + "/" not in text or str(imap_port) not in text or str(lmtp_port) not in text:
         raise BenchError("could not adapt ../shared/reference/dovecot.conf (its layout changed?)")
     (base / "etc" / "dovecot.conf").write_text(text + ("\n# added by the benchmark\n" + extra if extra else ""))
@@ -257,18 +257,12 @@ def start_dovecot(dovecot: Dovecot, cleanups: Cleanups, nofile: int | None = Non
         f"127.0.0.1:{dovecot.lmtp_port}, base {dovecot.base}")
 
 
-def dovecot_errors(dovecot: Dovecot) -> list[str]:
-    return [line for line in tail(dovecot.base / "log" / "dovecot.log", 2000).splitlines()
-            if ("Error" in line or "Panic" in line or "Fatal" in line or "Warning" in line)
-            and "Killed with signal 15" not in line]
-
-
 def stop_dovecot(dovecot: Dovecot) -> None:
     if dovecot.proc is not None:
         stop_process(dovecot.proc, "dovecot", STOP_TIMEOUT)
-    errors = dovecot_errors(dovecot)
-    if errors:
-        log(f"dovecot: {len(errors)} error/warning line(s) in its log; first: {errors[0][:300]}")
+    problems = dovecot_log_problems(dovecot.base / "log" / "dovecot.log")
+    if problems:
+        log(f"dovecot: {len(problems)} error/warning line(s) in its log; first: {problems[0][:300]}")
 
 
 # --- the IMAP client --------------------------------------------------------------------------
@@ -686,7 +680,6 @@ TARGETS = ("postoffice", "dovecot")
 
 def main(argv: list[str] | None = None) -> int:
     global _APPEND_POOL
-    set_prefix("imap_stress")
     parser = argparse.ArgumentParser(
         description="IMAP stress: --clients clients over --users users for --seconds of LOGIN, SELECT, "
                     "FETCH (headers, bodies), STORE, EXPUNGE, APPEND, LOGOUT against postoffice and the "
@@ -716,7 +709,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--clients, --users, --messages and --seconds must be positive")
     if args.users < args.clients:
         parser.error("--users must be at least --clients (each client owns its users)")
-    signal.signal(signal.SIGTERM, interrupt)
     head = f"imap_stress: clients={args.clients} users={args.users} {args.seconds:.0f}s"
     try:
         mbox = prepare_mbox(args.cache_dir, args.messages, args.seed)

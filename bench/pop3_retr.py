@@ -56,11 +56,9 @@ import os
 import queue
 import re
 import shutil
-import signal
 import socket
 import threading
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
@@ -70,6 +68,7 @@ from benchkit import (
     CACHE_DIR,
     DOMAIN,
     DOVECOT_PASSWORD,
+    DOVECOT_POP3_PORT,
     DOVECOT_USERS,
     MB,
     PASSWORD,
@@ -86,13 +85,13 @@ from benchkit import (
     busy_share,
     cpu_delta,
     crlf,
+    dovecot_log_problems,
     dovecot_missing,
     dovecot_version,
     fill_maildir,
     finish_postoffice,
     free_port,
     import_mbox,
-    interrupt,
     load_messages,
     log,
     parse_targets,
@@ -103,13 +102,12 @@ from benchkit import (
     run_postoffice,
     run_targets,
     scratch_dir,
-    set_prefix,
+    set_toml_keys,
     setup_reference_dovecot,
     source_address,
     spawn_dovecot,
     start_postoffice,
     stop_process,
-    tail,
     unindexed_note,
     wait_idle,
 )
@@ -121,7 +119,6 @@ LOGIN_TIMEOUT = 600.0
 IDLE_TIMEOUT = 300.0
 TARGETS = ("postoffice", "dovecot")
 
-DOVECOT_PORT = 20110
 DOVECOT_POP3 = Path("/usr/lib/dovecot/pop3")
 
 
@@ -453,26 +450,6 @@ def measure(label: str, port: int, users: list[tuple[str, str]], count: int, arg
 
 # --- target: postoffice -----------------------------------------------------------------------
 
-def set_pop3_processes(config: Path, processes: int) -> None:
-    """Set [pop3] processes in the config (in a [pop3] section of its own if it has none)."""
-    out, section, seen = [], "", False
-    for line in config.read_text().splitlines(keepends=True):
-        header = re.match(r"\s*\[([^\]]+)\]", line)
-        if header:
-            section = header.group(1).strip()
-        key = re.match(r"\s*([A-Za-z0-9_]+)\s*=", line)
-        if section == "pop3" and key and key.group(1) == "processes":
-            seen = True
-            line = f"processes = {processes}\n"
-        out.append(line)
-    if not seen:
-        out.append(f"\n[pop3]\nprocesses = {processes}\n")
-    text = "".join(out)
-    if tomllib.loads(text).get("pop3", {}).get("processes") != processes:
-        raise BenchError(f"could not set [pop3] processes in {config}")
-    config.write_text(text)
-
-
 def bench_postoffice(mbox: Path, args: argparse.Namespace, env: dict[str, str],
                      cleanups: Cleanups) -> TargetResult:
     tmp = scratch_dir("pop3-retr-postoffice-", "postoffice", args.keep, cleanups)
@@ -485,7 +462,7 @@ def bench_postoffice(mbox: Path, args: argparse.Namespace, env: dict[str, str],
         import_mbox(env, data, mbox, user, args.messages)
         if i % 5 == 0 or i == len(users):
             log(f"postoffice: {i}/{len(users)} users filled ({time.monotonic() - started:.0f} s)")
-    set_pop3_processes(data / "postoffice.toml", args.pop3_processes)
+    set_toml_keys(data / "postoffice.toml", {"pop3": {"processes": args.pop3_processes}})
     port = free_port()
     server = start_postoffice(data, env, {"pop3": port}, cleanups, profile=args.profile,
                               note=f" in {args.pop3_processes} process(es)")
@@ -515,15 +492,16 @@ def bench_dovecot(messages: list[bytes], args: argparse.Namespace, cleanups: Cle
         fill_maildir(mail, f"user{u}", messages)
     log(f"dovecot: wrote {len(messages) * args.users:,} Maildir files for {args.users} users "
         f"in {time.monotonic() - started:.0f} s under {mail}")
-    proc = spawn_dovecot(REFERENCE_DOVECOT_CONF, REFERENCE_DOVECOT_BASE / "log", (DOVECOT_PORT,), cleanups)
-    log(f"dovecot {dovecot_version()}: pid {proc.pid}, POP3 on 127.0.0.1:{DOVECOT_PORT}")
+    error_log = REFERENCE_DOVECOT_BASE / "log" / "dovecot.log"
+    logged = error_log.stat().st_size if error_log.exists() else 0  # earlier runs' lines stay in the log
+    proc = spawn_dovecot(REFERENCE_DOVECOT_CONF, REFERENCE_DOVECOT_BASE / "log", (DOVECOT_POP3_PORT,), cleanups)
+    log(f"dovecot {dovecot_version()}: pid {proc.pid}, POP3 on 127.0.0.1:{DOVECOT_POP3_PORT}")
     users = [(f"user{u}", DOVECOT_PASSWORD) for u in range(1, args.users + 1)]
-    result = measure("dovecot", DOVECOT_PORT, users, args.messages, args, Monitor(proc.pid))
+    result = measure("dovecot", DOVECOT_POP3_PORT, users, args.messages, args, Monitor(proc.pid))
     stop_process(proc, "dovecot")
-    errors = [line for line in tail(REFERENCE_DOVECOT_BASE / "log" / "dovecot.log", 200).splitlines()
-              if "Error" in line or "Panic" in line or "Fatal" in line]
-    if errors:
-        log(f"dovecot: {len(errors)} error line(s) in its log; last: {errors[-1][:300]}")
+    problems = dovecot_log_problems(error_log, logged)
+    if problems:
+        log(f"dovecot: {len(problems)} error/warning line(s) in its log; first: {problems[0][:300]}")
     return result
 
 
@@ -553,7 +531,6 @@ def describe(label: str, r: TargetResult) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     global _EXPECTED
-    set_prefix("pop3_retr")
     parser = argparse.ArgumentParser(
         description="POP3 download throughput: --users clients at once, each RETRs all of its own "
                     "--messages-message maildrop, on postoffice and the reference Dovecot, each filled, "
@@ -578,14 +555,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the generated mbox is kept and reused (default /tmp/postoffice-bench)")
     add_profile_argument(parser)
     args = parser.parse_args(argv)
-    targets = parse_targets(parser, args.targets, TARGETS, name_unknown=True)
+    targets = parse_targets(parser, args.targets, TARGETS)
     if args.users < 1 or args.messages < 1 or args.window < 1 or not 1 <= args.pop3_processes <= 64:
         parser.error("--users, --messages and --window must be at least 1, --pop3-processes 1 to 64")
     if args.users > PER_SOURCE_IP * 250:
         parser.error(f"--users: at most {PER_SOURCE_IP * 250}")
 
     env = postoffice_env()
-    signal.signal(signal.SIGTERM, interrupt)
     head = f"pop3_retr: users={args.users} msgs={args.messages}"
 
     try:

@@ -45,7 +45,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from pathlib import Path
 from benchkit import (
     CACHE_DIR,
     DOMAIN,
+    DOVECOT_LMTP_PORT,
     MB,
     PASSWORD,
     PER_SOURCE_IP,
@@ -75,7 +75,6 @@ from benchkit import (
     cpu_delta,
     finish_postoffice,
     free_port,
-    interrupt,
     log,
     parse_targets,
     port_open,
@@ -87,7 +86,6 @@ from benchkit import (
     run_sh,
     run_targets,
     scratch_dir,
-    set_prefix,
     setup_reference_dovecot,
     source_address,
     source_digest,
@@ -615,8 +613,8 @@ def start_postfix(mode: str, cleanups: Cleanups) -> None:
 
 def start_dovecot(cleanups: Cleanups) -> None:
     setup_reference_dovecot()
-    proc = spawn_dovecot(REFERENCE_DOVECOT_CONF, REFERENCE_DOVECOT_BASE / "log", (20024,), cleanups)
-    log(f"dovecot: pid {proc.pid}, LMTP on 127.0.0.1:20024")
+    proc = spawn_dovecot(REFERENCE_DOVECOT_CONF, REFERENCE_DOVECOT_BASE / "log", (DOVECOT_LMTP_PORT,), cleanups)
+    log(f"dovecot: pid {proc.pid}, LMTP on 127.0.0.1:{DOVECOT_LMTP_PORT}")
 
 
 def wait_queue_empty(label: str, started: float) -> float:
@@ -689,7 +687,6 @@ def describe(label: str, work: Workload, r: TargetResult) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    set_prefix("smtp_ingest")
     parser = argparse.ArgumentParser(
         description="SMTP ingest throughput of postoffice, an aiosmtpd+fsync floor, Postfix->Dovecot "
                     "LMTP and Postfix discard, each started and stopped here, in one run; prints one "
@@ -712,14 +709,13 @@ def main(argv: list[str] | None = None) -> int:
                              "into OUT: .json = speedscope, else a flame graph SVG")
     parser.add_argument("--py-spy-duration", type=int, default=20, help="seconds to profile (default 20)")
     args = parser.parse_args(argv)
-    targets = parse_targets(parser, args.targets, TARGETS, name_unknown=True)
+    targets = parse_targets(parser, args.targets, TARGETS)
     if args.count < 1 or args.connections < 1 or args.per_connection < 1:
         parser.error("--count, --connections and --per-connection must be at least 1")
     if args.connections > PER_SOURCE_IP * 250:
         parser.error(f"--connections: at most {PER_SOURCE_IP * 250}")
 
     env = postoffice_env()
-    signal.signal(signal.SIGTERM, interrupt)
 
     work = make_workload(args.count, args.seed)
     log(f"{args.count:,} messages, mean {work.mean_size() / 1000:.1f} KB, {work.total_recipients:,} recipients "
