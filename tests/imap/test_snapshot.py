@@ -1,25 +1,8 @@
 """MailboxSnapshot: a session's view and what it may announce when (RFC 9051 §7.5.1)."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from postoffice.imap.snapshot import MailboxSnapshot
-from postoffice.store import open_store
 from postoffice.store.interface import FlagMode, MailStore, NewMessage
-
-
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[tuple[MailStore, int]]:
-    store = open_store("sqlite", tmp_path / "s.sqlite3", tmp_path / "blobs")
-    await store.add_domain("example.test")
-    account = await store.add_account("u@example.test", "x")
-    box = await store.get_mailbox(account.id, "INBOX")
-    assert box is not None
-    yield store, box.id
-    await store.close()
 
 
 async def append(store: MailStore, box: int, n: int) -> list[int]:

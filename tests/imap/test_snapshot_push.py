@@ -5,19 +5,15 @@ a client that stopped reading, a snapshot out of sync."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import ExitStack
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-
-import pytest
 
 from postoffice.imap import snapshot_push
 from postoffice.imap.proto.parser import ImapServerParser
 from postoffice.imap.session import ImapSession, State
 from postoffice.imap.snapshot import MailboxSnapshot
-from postoffice.store import open_store
 from postoffice.store.interface import FlagMode, MailStore, NewMessage
 
 
@@ -37,17 +33,6 @@ class Wire:
 
     def get_write_buffer_size(self) -> int:
         return self.unsent
-
-
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[tuple[MailStore, int]]:
-    store = open_store("sqlite", tmp_path / "s.sqlite3", tmp_path / "blobs")
-    await store.add_domain("example.test")
-    account = await store.add_account("u@example.test", "x")
-    box = await store.get_mailbox(account.id, "INBOX")
-    assert box is not None
-    yield store, box.id
-    await store.close()
 
 
 async def append(store: MailStore, box: int, n: int = 1) -> list[int]:
