@@ -1,14 +1,27 @@
 """`deliver_message`: the only way into a mailbox (DESIGN §1).
 
-SMTP, LMTP, imports and (later) JMAP all call it. It resolves each recipient through the
-directory, stores the message bytes once however many recipients there are, and returns only
-when every mailbox write is durable, so the caller may then answer 250/OK.
+SMTP, LMTP and (later) JMAP call it. It resolves each recipient through the directory, stores
+the message bytes once however many recipients there are, and returns only when every mailbox
+write is durable, so the caller may then answer 250/OK.
+
+The invariant its callers check before a 250 (`DeliveryReport.accepted`): every recipient is
+delivered to each account it reaches, or queued for each outside address it reaches (alias
+targets elsewhere), or else reported (unknown, not local, over quota, failed) so that it gets a
+refusal or a temporary error instead. Local copies and the one outbound queue row for all
+outside targets are written in the same transaction: both or neither.
+
+Forwarded copies keep the original envelope sender for now; SPF at the next hop will judge that
+sender against this server, so SRS (rewriting it) comes with the outbound queue runner.
+`postoffice import` does not come here: it files old mail into one user's mailboxes and never
+forwards.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from postoffice.directory import Directory, Resolution
@@ -18,16 +31,32 @@ from postoffice.store.interface import (
     MailStore,
     NewMessage,
     OutboundMessage,
+    QueuedRecipient,
     QuotaExceeded,
 )
 
 
 @dataclass(frozen=True, slots=True)
+class DsnRequest:
+    """A recipient's RFC 3461 parameters, carried to its forwarded copies."""
+
+    notify: tuple[str, ...] = ()  # NOTIFY (§4.1); () when not given
+    orcpt: str | None = None  # ORCPT (§4.2), "addr-type;address"
+
+
+@dataclass(frozen=True, slots=True)
 class Envelope:
-    """The SMTP envelope of one transaction (RFC 5321 §2.3.1); sender "" is the null sender."""
+    """The SMTP envelope of one transaction (RFC 5321 §2.3.1); sender "" is the null sender.
+
+    `envid`, `ret` and `dsn` (per recipient) are the RFC 3461 parameters, kept on forwarded
+    copies so the next hop honours what the sender asked for.
+    """
 
     sender: str
     recipients: tuple[str, ...]
+    envid: str | None = None
+    ret: str | None = None
+    dsn: Mapping[str, DsnRequest] = field(default_factory=dict)
 
 
 @dataclass
@@ -35,16 +64,33 @@ class DeliveryReport:
     """What happened to each recipient of one message."""
 
     delivered: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # rcpt -> [(account, uid)]
+    queued: dict[str, list[str]] = field(default_factory=dict)  # rcpt -> outside addresses in the queue row
     unknown: list[str] = field(default_factory=list)  # local domain, no such user
     not_local: list[str] = field(default_factory=list)  # domain not served here
     over_quota: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # rcpt -> reason
-    forwards: list[str] = field(default_factory=list)  # alias targets elsewhere (for the queue)
     queue_id: int | None = None  # the outbound queue row written with this delivery
 
     @property
     def all_delivered(self) -> bool:
         return not (self.unknown or self.not_local or self.over_quota or self.failed)
+
+    def accepted(self, recipient: str) -> bool:
+        """True when every copy `recipient` asked for is durable: in a mailbox or in the queue.
+        Only then may it hear 250; anything less is lost mail if the client is told OK."""
+        if recipient in self.unknown or recipient in self.not_local:
+            return False
+        if recipient in self.over_quota or recipient in self.failed:
+            return False
+        return bool(self.delivered.get(recipient) or self.queued.get(recipient))
+
+    def unaccounted(self, recipients: Iterable[str]) -> list[str]:
+        """Recipients this report says nothing about: a bug in delivery, never a client's fault."""
+        return [
+            rc for rc in recipients
+            if not (self.delivered.get(rc) or self.queued.get(rc) or rc in self.unknown
+                    or rc in self.not_local or rc in self.over_quota or rc in self.failed)
+        ]
 
 
 async def deliver_message(
@@ -60,12 +106,13 @@ async def deliver_message(
     outbound: OutboundMessage | None = None,
     enforce_quota: bool = True,
     binary: bool = False,
-    resolved: dict[str, Resolution] | None = None,
+    resolved: Mapping[str, Resolution] | None = None,
 ) -> DeliveryReport:
-    """Deliver `raw` to every local recipient of `envelope`; durable when it returns.
+    """Deliver `raw` to every recipient of `envelope`; durable when it returns.
 
-    Local copies start with `Return-Path:` (RFC 5321 §4.4: added at final delivery). With
-    `outbound`, a copy without it goes to the outbound queue in the same transaction.
+    Local copies start with `Return-Path:` (RFC 5321 §4.4: added at final delivery). Outside
+    addresses that aliases lead to, and `outbound` (the remote recipients of a submission), go
+    to the outbound queue as one row, a copy without Return-Path, in the same transaction.
     Line endings become CRLF, except for `binary` content (BODY=BINARYMIME, RFC 3030), which is
     stored byte for byte. `resolved` passes recipient resolutions already made (SMTP resolves
     each recipient at RCPT time) so they are not looked up twice.
@@ -74,6 +121,8 @@ async def deliver_message(
     targets: dict[int, DeliveryTarget] = {}
     reached_by: dict[int, list[str]] = {}
     addresses: dict[int, str] = {}
+    forwards: dict[str, QueuedRecipient] = {}  # lower-case outside address -> its queue entry
+    forwarded: dict[str, list[str]] = {}  # recipient -> the outside addresses it leads to
     for recipient in envelope.recipients:
         resolution = (resolved or {}).get(recipient) or await directory.resolve_recipient(recipient)
         if not resolution.local_domain:
@@ -82,14 +131,20 @@ async def deliver_message(
         if not resolution.exists:
             report.unknown.append(recipient)
             continue
-        report.forwards.extend(f for f in resolution.forwards if f not in report.forwards)
+        if resolution.forwards:
+            request = envelope.dsn.get(recipient) or DsnRequest()
+            # RFC 3461 §4.2: the next hop reports on the address the sender used.
+            orcpt = request.orcpt or ("rfc822;" if recipient.isascii() else "utf-8;") + recipient
+            for address in resolution.forwards:
+                forwards.setdefault(address.lower(), QueuedRecipient(address, request.notify, orcpt))
+            forwarded[recipient] = list(resolution.forwards)
         for account in resolution.accounts:
             # One copy per account even when several recipients (aliases) lead to it.
             targets.setdefault(account.id, DeliveryTarget(account.id, mailbox, enforce_quota=enforce_quota))
             reached_by.setdefault(account.id, []).append(recipient)
             addresses[account.id] = account.address
-        if not resolution.accounts:
-            report.delivered.setdefault(recipient, [])
+    submitted = outbound.recipients if outbound is not None else ()
+    outbound = _with_forwards(outbound, forwards.values(), envelope)
     if not targets and outbound is None:
         return report
     if not binary:
@@ -102,6 +157,11 @@ async def deliver_message(
         raw = b"Return-Path: <" + envelope.sender.encode("utf-8", "replace") + b">\r\n" + raw
     message = NewMessage(await store.put_blob(raw), flags, when, raw) if targets else queue[0]  # type: ignore[index]
     results, report.queue_id = await store.deliver(message, list(targets.values()), queue)
+    if report.queue_id is not None:  # the row is committed with the local copies
+        for entry in submitted:
+            report.queued.setdefault(entry.address, []).append(entry.address)
+        for recipient, outside in forwarded.items():
+            report.queued.setdefault(recipient, []).extend(outside)
     for result in results:
         account_id = result.target.account_id
         for recipient in reached_by[account_id]:
@@ -112,3 +172,18 @@ async def deliver_message(
             else:
                 report.failed[recipient] = str(result.error)
     return report
+
+
+def _with_forwards(
+    outbound: OutboundMessage | None, forwards: Iterable[QueuedRecipient], envelope: Envelope
+) -> OutboundMessage | None:
+    """One queue row for every outside address of one message: the submission's own remote
+    recipients (if any) plus the alias targets elsewhere, each address once."""
+    extra = list(forwards)
+    if not extra:
+        return outbound
+    if outbound is None:
+        return OutboundMessage(envelope.sender, tuple(extra), envelope.envid, envelope.ret)
+    known = {entry.address.lower() for entry in outbound.recipients}
+    added = tuple(entry for entry in extra if entry.address.lower() not in known)
+    return dataclasses.replace(outbound, recipients=outbound.recipients + added)

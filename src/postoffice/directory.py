@@ -4,11 +4,23 @@ Addresses are compared case-insensitively; domains are stored in their ASCII (ID
 Password hashing and verification are deliberately slow, so they always run in a worker thread,
 never on the event loop.
 
-Recipient resolution (`resolve_recipient`), in order: an account with that exact address; an
-alias (expanded recursively, at most 10 levels, loops ignored); the address without its
-`+detail` part (user+tag@example.org reaches user@example.org); the domain's catch-all; and
-finally `postmaster@` every local domain, which always exists (RFC 5321 §4.5.1): without an
-alias it reaches the domain's first user.
+Recipient resolution (`resolve_recipient`), for each address in order: an address in a domain
+not served here is an outside address (an alias target there is forwarded through the outbound
+queue); an account with that exact address; an alias, which is final once defined (its targets
+are resolved the same way, recursively); the address without its `+detail` part
+(user+tag@example.org reaches user@example.org); the domain's catch-all; and finally
+`postmaster@` every local domain, which always exists (RFC 5321 §4.5.1): without an alias it
+reaches the domain's first user.
+
+Expansion is bounded (MAX_ALIAS_DEPTH levels, MAX_ALIAS_ADDRESSES addresses, like Postfix's
+virtual_alias_recursion_limit and virtual_alias_expansion_limit). An address reached twice
+(two groups that include each other) counts once; an alias that only leads back to itself, or
+past the bounds, is refused at RCPT with `Resolution.problem` rather than accepted and lost.
+
+Address syntax: lookups accept any address a client may send, including quoted local parts
+(`"john"@x` is `john@x`, RFC 5321 §4.1.2), so old rows stay reachable and removable. Names
+created here (users, aliases and their targets) must be dot-atoms (RFC 5322 §3.2.3) without
+`/`, so a local part can never climb out of a directory or hide a control character.
 """
 
 from __future__ import annotations
@@ -33,7 +45,14 @@ from postoffice.store.interface import (
 
 MIN_PASSWORD_LENGTH = 8
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_LOCAL_PART = re.compile(r"^[^\s@<>()\[\]\\,;:\"]{1,64}$")
+_LOCAL_PART = re.compile(r"^[^\s@<>()\[\]\\,;:\"]{1,64}$")  # what a lookup accepts unquoted
+# RFC 5322 §3.2.3 atext without "/", widened to UTF-8 by RFC 6532 §3.2 (printable non-ASCII).
+_ATEXT = r"A-Za-z0-9!#$%&'*+\-=?^_`{|}~\u00a0-\U0010ffff"
+_DOT_ATOM = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*")
+_QUOTED_PAIR = re.compile(r"\\(.)")
+MAX_LOCAL_PART = 64  # octets, RFC 5321 §4.5.3.1.1
+MAX_ALIAS_DEPTH = 10
+MAX_ALIAS_ADDRESSES = 1000
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 _dummy_hash: str | None = None
 
@@ -67,14 +86,57 @@ def canonical_domain(domain: str) -> str:
 
 
 def canonical_address(address: str) -> str:
-    """`Local@Example.ORG` -> `Local@example.org` after checking its shape."""
+    """`Local@Example.ORG` -> `Local@example.org` after checking its shape (for lookups).
+
+    A quoted local part that needs no quotes loses them (`"john"@x` is `john@x`, RFC 5321
+    §4.1.2); one that does (`"da ve"@x`) stays quoted: it can name no user, but its domain
+    still decides whether the address is ours.
+    """
     text = address.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1]
     local, at, domain = text.rpartition("@")
-    if not at or not _LOCAL_PART.match(local):
+    if at and len(local) >= 2 and local[0] == local[-1] == '"':
+        local = _unquote_local_part(local)
+    elif not at or not _LOCAL_PART.match(local):
         raise DirectoryError(f"{address!r} is not a valid email address: use a form like user@example.org.")
     return f"{local}@{canonical_domain(domain)}"
+
+
+def _unquote_local_part(quoted: str) -> str:
+    """`"john"` -> `john`; `"da ve"` -> `"da ve"` (needless backslashes dropped)."""
+    content = _QUOTED_PAIR.sub(r"\1", quoted[1:-1])
+    if _DOT_ATOM.fullmatch(content) and content.isprintable():
+        return content
+    return '"' + content.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def new_address(address: str) -> str:
+    """The canonical form of an address to create (a user, an alias or an alias target).
+
+    Stricter than lookups: the local part must be a dot-atom (RFC 5322 §3.2.3) of at most 64
+    octets without "/", so it is safe wherever it is shown or becomes part of a name.
+    """
+    canonical = canonical_address(address)
+    local = canonical.rpartition("@")[0]
+    problem = _local_part_problem(local)
+    if problem:
+        raise DirectoryError(f"{address!r} is not a valid email address: the part before @ {problem}.")
+    return canonical
+
+
+def _local_part_problem(local: str) -> str | None:
+    if not local.isprintable() or any(c.isspace() for c in local):
+        return "may not contain spaces or control characters"
+    if "/" in local:
+        return 'may not contain "/"'
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return "may not start or end with a dot or have two dots in a row"
+    if not _DOT_ATOM.fullmatch(local):
+        return "may only hold letters, digits, dots and !#$%&'*+-=?^_`{|}~"
+    if len(local.encode()) > MAX_LOCAL_PART:
+        return f"is longer than {MAX_LOCAL_PART} octets"
+    return None
 
 
 def hash_password(password: str) -> str:
@@ -97,10 +159,33 @@ class Resolution:
     local_domain: bool  # the domain is served here (if False, the address is not ours)
     accounts: tuple[AccountRecord, ...] = ()
     forwards: tuple[str, ...] = field(default_factory=tuple)  # alias targets elsewhere
+    # Why an address of ours cannot take mail although aliases name it (a loop, too deep,
+    # too many targets): one sentence for the 550 5.4.6 at RCPT.
+    problem: str | None = None
 
     @property
     def exists(self) -> bool:
-        return bool(self.accounts or self.forwards)
+        return bool(self.accounts or self.forwards) and self.problem is None
+
+
+class _ExpansionLimit(Exception):
+    """Alias expansion went past MAX_ALIAS_DEPTH or MAX_ALIAS_ADDRESSES."""
+
+
+@dataclass
+class _Expansion:
+    """The state of one address's alias expansion."""
+
+    accounts: dict[int, AccountRecord] = field(default_factory=dict)
+    forwards: dict[str, str] = field(default_factory=dict)  # lower-case -> address, in order
+    path: set[str] = field(default_factory=set)  # the addresses being expanded (ancestors)
+    done: dict[str, bool] = field(default_factory=dict)  # expanded: whether it led somewhere
+    looped: bool = False  # an alias led back to one of its ancestors
+
+    def result(self) -> Resolution:
+        if not (self.accounts or self.forwards) and self.looped:
+            return Resolution(True, problem="Alias loop: this address only leads back to itself")
+        return Resolution(True, tuple(self.accounts.values()), tuple(self.forwards.values()))
 
 
 class Directory:
@@ -144,7 +229,7 @@ class Directory:
     # --- users ----------------------------------------------------------------------------
 
     async def add_user(self, address: str, password: str, quota: int | None = None) -> AccountRecord:
-        address = canonical_address(address)
+        address = new_address(address)
         password_hash = await asyncio.to_thread(hash_password, password)
         self._changed()
         return await self.store.add_account(
@@ -190,7 +275,7 @@ class Directory:
         """`source` is an address, or `@domain` to set the domain's catch-all."""
         if not targets:
             raise DirectoryError("Give at least one target address for the alias.")
-        clean = [canonical_address(t) for t in targets]
+        clean = [new_address(t) for t in targets]
         self._changed()
         if source.startswith("@"):
             domain = canonical_domain(source[1:])
@@ -198,7 +283,7 @@ class Directory:
                 raise DirectoryError("A catch-all (@domain) takes exactly one target address.")
             await self.store.set_catch_all(domain, clean[0])
             return
-        source = canonical_address(source)
+        source = new_address(source)
         if not await self.is_local_domain(source.rpartition("@")[2]):
             raise DirectoryError(f"{source} is not in a domain served here; add the domain first.")
         for target in clean:
@@ -265,48 +350,61 @@ class Directory:
             address = canonical_address(address)
         except DirectoryError:
             return Resolution(local_domain=False)
-        local, _, domain_name = address.rpartition("@")
         domain, account, _ = await self.store.lookup_address(address)
         if domain is None:
             return Resolution(local_domain=False)
         if account is not None:  # the common case, answered by that one read
             return Resolution(True, (account,), ())
-        accounts: dict[int, AccountRecord] = {}
-        forwards: list[str] = []
-        if await self._expand(address, accounts, forwards, set(), 0):
-            return Resolution(True, tuple(accounts.values()), tuple(forwards))
-        if self.recipient_delimiter and self.recipient_delimiter in local:
-            base = local.split(self.recipient_delimiter, 1)[0]
-            if base and await self._expand(f"{base}@{domain_name}", accounts, forwards, set(), 0):
-                return Resolution(True, tuple(accounts.values()), tuple(forwards))
-        if domain.catch_all and await self._expand(domain.catch_all, accounts, forwards, set(), 0):
-            return Resolution(True, tuple(accounts.values()), tuple(forwards))
+        expansion = _Expansion()
+        try:
+            await self._expand(address, expansion, 0)
+        except _ExpansionLimit as limit:
+            return Resolution(True, problem=str(limit))
+        return expansion.result()
+
+    async def _expand(self, address: str, expansion: _Expansion, depth: int) -> bool:
+        """Add where `address` leads to `expansion`, resolving alias targets like recipients;
+        False when it leads nowhere (an address reached before answers as it did then)."""
+        key = address.lower()
+        if key in expansion.path:
+            expansion.looped = True
+            return False
+        if key in expansion.done:
+            return expansion.done[key]
+        if depth > MAX_ALIAS_DEPTH:
+            raise _ExpansionLimit(f"Alias nesting deeper than {MAX_ALIAS_DEPTH} levels")
+        if len(expansion.done) >= MAX_ALIAS_ADDRESSES:
+            raise _ExpansionLimit(f"Alias expands to more than {MAX_ALIAS_ADDRESSES} addresses")
+        expansion.path.add(key)
+        try:
+            found = await self._expand_one(address, expansion, depth)
+        finally:
+            expansion.path.discard(key)
+        expansion.done[key] = found
+        return found
+
+    async def _expand_one(self, address: str, expansion: _Expansion, depth: int) -> bool:
+        domain, account, aliases = await self.store.lookup_address(address)
+        if domain is None:  # not ours: forwarded through the outbound queue
+            expansion.forwards.setdefault(address.lower(), address)
+            return True
+        if account is not None:
+            expansion.accounts.setdefault(account.id, account)
+            return True
+        if aliases:  # an alias is final: its targets, never the fallbacks below
+            reached = [await self._expand(alias.target, expansion, depth + 1) for alias in aliases]
+            return any(reached)
+        local, _, domain_name = address.rpartition("@")
+        delimiter = self.recipient_delimiter
+        if delimiter and delimiter in local and not local.startswith('"'):
+            base = local.split(delimiter, 1)[0]
+            if base and await self._expand(f"{base}@{domain_name}", expansion, depth + 1):
+                return True
+        if domain.catch_all:
+            return await self._expand(domain.catch_all, expansion, depth + 1)
         if local.lower() == "postmaster":
             users = await self.store.list_accounts(domain_name) or await self.store.list_accounts()
             if users:
-                return Resolution(True, (users[0],), ())
-        return Resolution(True)
-
-    async def _expand(
-        self, address: str, accounts: dict[int, AccountRecord], forwards: list[str], seen: set[str], depth: int
-    ) -> bool:
-        """Add where `address` leads; False when it leads nowhere at all."""
-        key = address.lower()
-        if key in seen or depth > 10:
-            return False
-        seen.add(key)
-        account = await self.store.get_account(address)
-        if account is not None:
-            accounts.setdefault(account.id, account)
-            return True
-        targets = await self.store.list_aliases(address)
-        found = False
-        for alias in targets:
-            target_domain = alias.target.rpartition("@")[2]
-            if await self.store.get_domain(target_domain) is None:
-                if alias.target not in forwards:
-                    forwards.append(alias.target)
-                found = True
-            elif await self._expand(alias.target, accounts, forwards, seen, depth + 1):
-                found = True
-        return found
+                expansion.accounts.setdefault(users[0].id, users[0])
+                return True
+        return False

@@ -1,11 +1,16 @@
 """What each SMTP listener accepts: typed policy hooks returning a Reply, or None for "yes".
 
 - `InboundPolicy` (port 25, the MX): mail for local domains only; unknown users refused at RCPT
-  with 550 5.1.1 (never accept-then-bounce); anything else is relaying: 554 5.7.1, whatever
-  tricks the address holds (`%`, `!`, source routes). The null sender is fine (bounces).
+  with 550 5.1.1 and broken aliases (loops, too deep) with 550 5.4.6 (never accept-then-bounce);
+  anything else is relaying: 554 5.7.1, whatever tricks the address holds (`%`, `!`, source
+  routes). The null sender is fine (bounces). Aliases to outside addresses are queued.
 - `SubmissionPolicy` (587/465, RFC 6409): AUTH first; MAIL FROM and From: must belong to the
   account; local recipients delivered at once, remote ones queued, in one transaction.
 - `LmtpPolicy` (RFC 2033): local recipients only, one reply per recipient after DATA.
+
+Every path answers 250 for a recipient only when `DeliveryReport.accepted` says all its copies
+are durable (in mailboxes or the outbound queue); a recipient the report does not account for
+is a bug in delivery: logged at ERROR and answered 451, so the client keeps the message.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Protocol
 
-from postoffice.delivery import DeliveryReport, Envelope, deliver_message
+from postoffice.delivery import DeliveryReport, DsnRequest, Envelope, deliver_message
 from postoffice.directory import Resolution
 from postoffice.smtp.headers import (
     ReceivedInfo,
@@ -38,6 +43,12 @@ AUTH_REQUIRED = r.Reply(530, "5.7.0", "Authentication required")
 SENDER_NOT_OWNED = r.Reply(553, "5.7.1", "Sender address not owned by the authenticated user")
 FROM_NOT_OWNED = r.Reply(553, "5.7.1", "From: header address not owned by the authenticated user")
 DELIVERY_FAILED = r.Reply(451, "4.3.0", "Local delivery failed, try again later")
+UNACCOUNTED = r.Reply(451, "4.3.0", "Delivery failed internally, try again later")
+
+
+def alias_problem(problem: str) -> r.Reply:
+    """RFC 3463 X.4.6 (routing loop detected) for an alias that cannot be expanded."""
+    return r.Reply(550, "5.4.6", problem)
 
 
 class SmtpPolicy(Protocol):
@@ -73,8 +84,30 @@ def _binary(envelope: SmtpEnvelope) -> bool:
     return getattr(envelope.params, "body", None) == "BINARYMIME"
 
 
-def _report_reply(report: DeliveryReport, queue_id: str) -> r.Reply:
-    if report.failed or (not report.delivered and report.over_quota):
+def delivery_envelope(envelope: SmtpEnvelope, recipients: list[Recipient]) -> Envelope:
+    """The envelope for `deliver_message`, with the RFC 3461 parameters forwards carry on."""
+    return Envelope(
+        envelope.sender, tuple(rc.address for rc in recipients),
+        envid=getattr(envelope.params, "envid", None), ret=getattr(envelope.params, "ret", None),
+        dsn={rc.address: DsnRequest(tuple(getattr(rc.params, "notify", ()) or ()), getattr(rc.params, "orcpt", None))
+             for rc in recipients},
+    )
+
+
+def _unaccounted(report: DeliveryReport, recipients: list[str]) -> bool:
+    lost = report.unaccounted(recipients)
+    if lost:
+        log.error("delivery accounted for no copy of %d recipient(s) (%s); answering 451",
+                  len(lost), ", ".join(lost[:5]))
+    return bool(lost)
+
+
+def _report_reply(report: DeliveryReport, recipients: list[str], queue_id: str) -> r.Reply:
+    """One reply for the whole message (SMTP): 250 only if every recipient is accepted.
+    A partly failed delivery asks the client to retry: a duplicate is better than a loss."""
+    if _unaccounted(report, recipients):
+        return UNACCOUNTED
+    if not all(report.accepted(rc) for rc in recipients):
         return DELIVERY_FAILED
     return r.Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
 
@@ -95,6 +128,8 @@ class InboundPolicy:
         resolution = await state.services.directory.resolve_recipient(address)
         if not resolution.local_domain:
             return RELAY_DENIED, None
+        if resolution.problem:
+            return alias_problem(resolution.problem), None
         if not resolution.exists:
             return UNKNOWN_USER, None
         recipient = Recipient(address, params, resolution.accounts, resolution=resolution)
@@ -107,11 +142,11 @@ class InboundPolicy:
         raw = received_header(info) + bytes(envelope.data)
         report = await deliver_message(
             state.services.store, state.services.directory,
-            Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients)), raw,
+            delivery_envelope(envelope, envelope.recipients), raw,
             enforce_quota=False,  # checked at RCPT: refusing now would lose accepted mail
             binary=_binary(envelope), resolved=_resolved(envelope),
         )
-        return [_report_reply(report, info.queue_id)]
+        return [_report_reply(report, [rc.address for rc in envelope.recipients], info.queue_id)]
 
 
 class SubmissionPolicy:
@@ -134,6 +169,8 @@ class SubmissionPolicy:
         resolution = await state.services.directory.resolve_recipient(address)
         if not resolution.local_domain:
             return None, Recipient(address, params, (), local=False)  # queued for delivery out
+        if resolution.problem:
+            return alias_problem(resolution.problem), None
         if not resolution.exists:
             return UNKNOWN_USER, None
         return None, Recipient(address, params, resolution.accounts, resolution=resolution)
@@ -163,10 +200,10 @@ class SubmissionPolicy:
             )
         report = await deliver_message(
             services.store, services.directory,
-            Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients if rc.local)), raw,
+            delivery_envelope(envelope, [rc for rc in envelope.recipients if rc.local]), raw,
             outbound=outbound, enforce_quota=False, binary=_binary(envelope), resolved=_resolved(envelope),
         )
-        return [_report_reply(report, info.queue_id)]
+        return [_report_reply(report, [rc.address for rc in envelope.recipients], info.queue_id)]
 
 
 class LmtpPolicy(InboundPolicy):
@@ -176,6 +213,8 @@ class LmtpPolicy(InboundPolicy):
         from postoffice.smtp.session import Recipient
 
         resolution = await state.services.directory.resolve_recipient(address)
+        if resolution.problem:
+            return alias_problem(resolution.problem), None
         if not resolution.exists:  # LMTP hands us only what is ours: anything else is unknown
             return UNKNOWN_USER, None
         return None, Recipient(address, params, resolution.accounts, resolution=resolution)
@@ -186,17 +225,20 @@ class LmtpPolicy(InboundPolicy):
         raw = received_header(info) + bytes(envelope.data)
         report = await deliver_message(
             state.services.store, state.services.directory,
-            Envelope(envelope.sender, tuple(rc.address for rc in envelope.recipients)), raw,
+            delivery_envelope(envelope, envelope.recipients), raw,
             binary=_binary(envelope), resolved=_resolved(envelope),
         )
         replies = []
         for rc in envelope.recipients:
-            if rc.address in report.over_quota:
+            if _unaccounted(report, [rc.address]):
+                replies.append(UNACCOUNTED)
+            elif rc.address in report.over_quota:
                 replies.append(MAILBOX_FULL)
             elif rc.address in report.failed:
                 replies.append(DELIVERY_FAILED)
-            elif rc.address in report.delivered:
-                replies.append(r.Reply(250, "2.1.5", f"<{rc.address}> delivered"))
+            elif report.accepted(rc.address):
+                done = "delivered" if report.delivered.get(rc.address) else "queued for forwarding"
+                replies.append(r.Reply(250, "2.1.5", f"<{rc.address}> {done}"))
             else:
                 replies.append(UNKNOWN_USER)
         return replies
