@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from postoffice.directory import Directory, DirectoryError, canonical_address, canonical_domain
+from postoffice.directory import (
+    Directory,
+    DirectoryError,
+    canonical_address,
+    canonical_domain,
+    new_address,
+)
 from postoffice.store import open_store
 
 
@@ -37,6 +43,50 @@ def test_bad_domains_are_refused_with_a_sentence(bad: str) -> None:
 def test_bad_addresses_are_refused(bad: str) -> None:
     with pytest.raises(DirectoryError):
         canonical_address(bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("../x@example.org", "dot"), (".a@example.org", "dot"), ("a.@example.org", "dot"),
+        ("a..b@example.org", "dot"), ("a/b@example.org", '"/"'), ("a\x00b@example.org", "control"),
+        ("a\x1bb@example.org", "control"), ("a\x7fb@example.org", "control"), ("a\u2028b@example.org", "control"),
+        ('"da ve"@example.org', "control"), ('"a,b"@example.org', "only hold"), ("x" * 65 + "@example.org", "64 octets"),
+    ],
+)
+async def test_new_names_must_be_dot_atoms_without_slashes(directory: Directory, bad: str, reason: str) -> None:
+    with pytest.raises(DirectoryError, match="is not a valid email address") as refused:
+        new_address(bad)
+    assert reason in str(refused.value) and "\n" not in str(refused.value)
+    with pytest.raises(DirectoryError, match="not a valid email address"):
+        await directory.add_user(bad, "long enough pass")
+    with pytest.raises(DirectoryError, match="not a valid email address"):
+        await directory.add_alias(bad, ["someone@remote.example"])
+    with pytest.raises(DirectoryError, match="not a valid email address"):
+        await directory.add_alias("ok@example.org", [bad])
+    assert await directory.list_users() == [] and await directory.list_aliases() == []
+
+
+@pytest.mark.parametrize("good", ["a.b@example.org", "o'brien@example.org", "x+y=z@example.org", "józef@example.org",
+                                  '"alice"@example.org', "a!#$%&*^_`{|}~-@example.org"])
+def test_dot_atoms_are_fine(good: str) -> None:
+    assert new_address(good) == good.replace('"', "")
+
+
+def test_quoted_local_parts_are_looked_up_unquoted() -> None:
+    assert canonical_address('"alice"@Example.ORG') == "alice@example.org"
+    assert canonical_address('"al\\ice"@example.org') == "alice@example.org"
+    assert canonical_address('"da ve"@example.org') == '"da ve"@example.org'
+
+
+async def test_rows_made_before_the_check_can_still_be_removed(directory: Directory) -> None:
+    for bad in ("../x@example.org", "a..b@example.org"):
+        await directory.store.add_account(bad, "x", 0)  # as an older version would have stored it
+        await directory.store.add_alias(bad.replace("@", "-alias@"), bad)
+    assert await directory.remove_alias("../x-alias@example.org") == 1
+    await directory.remove_user("../x@example.org")
+    await directory.remove_user("a..b@example.org")
+    assert await directory.list_users() == []
 
 
 async def test_user_authenticates_with_argon2id(directory: Directory) -> None:

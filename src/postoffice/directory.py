@@ -117,21 +117,22 @@ def new_address(address: str) -> str:
     Stricter than lookups: the local part must be a dot-atom (RFC 5322 §3.2.3) of at most 64
     octets without "/", so it is safe wherever it is shown or becomes part of a name.
     """
-    canonical = canonical_address(address)
-    local = canonical.rpartition("@")[0]
-    problem = _local_part_problem(local)
+    local = address.strip().removeprefix("<").removesuffix(">").rpartition("@")[0]
+    if len(local) >= 2 and local[0] == local[-1] == '"':  # judged by what it says, however quoted
+        local = _QUOTED_PAIR.sub(r"\1", local[1:-1])
+    problem = _local_part_problem(local) if local else None
     if problem:
         raise DirectoryError(f"{address!r} is not a valid email address: the part before @ {problem}.")
-    return canonical
+    return canonical_address(address)
 
 
 def _local_part_problem(local: str) -> str | None:
     if not local.isprintable() or any(c.isspace() for c in local):
         return "may not contain spaces or control characters"
-    if "/" in local:
-        return 'may not contain "/"'
     if local.startswith(".") or local.endswith(".") or ".." in local:
         return "may not start or end with a dot or have two dots in a row"
+    if "/" in local:
+        return 'may not contain "/"'
     if not _DOT_ATOM.fullmatch(local):
         return "may only hold letters, digits, dots and !#$%&'*+-=?^_`{|}~"
     if len(local.encode()) > MAX_LOCAL_PART:

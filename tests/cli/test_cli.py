@@ -72,6 +72,11 @@ def test_user_password_comes_from_stdin_or_env_never_argv(data: Path) -> None:
         (("domain", "add", "bad_domain"), None, "not a valid domain name"),
         (("alias", "remove", "none@example.org"), None, "There is no alias"),
         (("import", "mbox", "/nonexistent.mbox", "--into", "x@example.org"), None, "/nonexistent.mbox"),
+        (("user", "add", "../x@example.org", "--password-stdin"), PASSWORD, "may not start or end with a dot"),
+        (("user", "add", ".a@example.org", "--password-stdin"), PASSWORD, "may not start or end with a dot"),
+        (("user", "add", "a..b@example.org", "--password-stdin"), PASSWORD, "two dots in a row"),
+        (("alias", "add", "a..b@example.org", "x@remote.example"), None, "two dots in a row"),
+        (("alias", "add", "ok@example.org", "a/b@remote.example"), None, 'may not contain "/"'),
     ],
 )
 def test_failures_exit_nonzero_with_one_plain_sentence(data: Path, args: tuple[str, ...], stdin: str | None, expected: str) -> None:
@@ -80,6 +85,19 @@ def test_failures_exit_nonzero_with_one_plain_sentence(data: Path, args: tuple[s
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 3  # one sentence, perhaps wrapped
+
+
+def test_rows_an_older_version_let_in_can_still_be_removed(data: Path) -> None:
+    conn = sqlite3.connect(data / "store.sqlite3")
+    with conn:
+        conn.execute("INSERT INTO accounts(address, domain_id, password_hash, created)"
+                     " SELECT '../x@example.org', id, 'x', 0 FROM domains WHERE name = 'example.org'")
+        conn.execute("INSERT INTO aliases(source, target) VALUES ('a..b@example.org', 'elsewhere@remote.example')")
+    conn.close()
+    po("user", "remove", "../x@example.org", data=data)
+    po("alias", "remove", "a..b@example.org", data=data)
+    assert json.loads(po("user", "list", "--json", data=data).stdout) == []
+    assert json.loads(po("alias", "list", "--json", data=data).stdout) == []
 
 
 def test_commands_on_a_directory_that_is_not_initialised(tmp_path: Path) -> None:
