@@ -78,9 +78,7 @@ class DeliveryReport:
     def accepted(self, recipient: str) -> bool:
         """True when every copy `recipient` asked for is durable: in a mailbox or in the queue.
         Only then may it hear 250; anything less is lost mail if the client is told OK."""
-        if recipient in self.unknown or recipient in self.not_local:
-            return False
-        if recipient in self.over_quota or recipient in self.failed:
+        if recipient in self.unknown or recipient in self.over_quota or recipient in self.failed:
             return False
         return bool(self.delivered.get(recipient) or self.queued.get(recipient))
 

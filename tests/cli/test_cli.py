@@ -112,6 +112,11 @@ def test_alias_and_catch_all(data: Path) -> None:
     aliases = json.loads(po("alias", "list", "--json", data=data).stdout)
     assert {"source": "sales@example.org", "target": "boss@elsewhere.example"} in aliases
     assert {"source": "@example.org", "target": "alice@example.org"} in aliases
+    # Import files mail into a user's mailboxes and never forwards: an alias is no target.
+    mbox = data.parent / "one.mbox"
+    mbox.write_bytes(b"From a@example.net Tue Feb  6 10:00:00 2024\nSubject: one\n\nbody\n")
+    refused = po("import", "mbox", str(mbox), "--into", "sales@example.org", data=data, check=False)
+    assert refused.returncode == 1 and "sales@example.org is an alias" in refused.stderr
     po("alias", "remove", "sales@example.org", data=data)
     assert len(json.loads(po("alias", "list", "--json", data=data).stdout)) == 1
 

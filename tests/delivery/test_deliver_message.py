@@ -79,3 +79,38 @@ async def test_local_copy_and_outbound_queue_are_written_together(env) -> None:
     await store.remove_from_queue(queued.id)
     assert await store.list_queue() == []
     assert not store.blobs.exists(queued.blob)  # type: ignore[attr-defined]
+
+
+async def test_alias_to_outside_addresses_is_queued_with_the_local_copies(env) -> None:
+    store, directory = env
+    alice = await directory.add_user("alice@example.org", "long enough pass")
+    await directory.add_domain("away.example")
+    await directory.add_alias("team@example.org", ["alice@example.org", "ext@remote.example"])
+    await directory.add_alias("fwd@example.org", ["ext@remote.example", "other@remote.example"])
+    await directory.add_alias("@away.example", ["far@remote.example"])
+    rcpts = ("team@example.org", "fwd@example.org", "x@away.example", "alice@example.org")
+    report = await deliver_message(store, directory, Envelope("a@remote.example", rcpts, envid="E1"), RAW)
+    assert report.queued == {"team@example.org": ["ext@remote.example"],
+                             "fwd@example.org": ["ext@remote.example", "other@remote.example"],
+                             "x@away.example": ["far@remote.example"]}
+    assert all(report.accepted(rc) for rc in rcpts) and report.unaccounted(rcpts) == []
+    (queued,) = await store.list_queue()  # one row for every outside address, each once
+    assert queued.id == report.queue_id and queued.envelope.envid == "E1"
+    assert [(r.address, r.orcpt) for r in queued.envelope.recipients] == [
+        ("ext@remote.example", "rfc822;team@example.org"), ("other@remote.example", "rfc822;fwd@example.org"),
+        ("far@remote.example", "rfc822;x@away.example")]
+    assert await store.read_blob(queued.blob) == RAW.replace(b"\n", b"\r\n")
+    inbox = await store.get_mailbox(alice.id, "INBOX")
+    assert len(await store.list_messages(inbox.id)) == 1
+
+
+def test_report_names_recipients_it_cannot_account_for() -> None:
+    from postoffice.delivery import DeliveryReport
+
+    report = DeliveryReport(delivered={"a@x.example": [("a@x.example", 1)], "e@x.example": []},
+                            queued={"b@x.example": ["b@y.example"]}, unknown=["c@x.example"],
+                            over_quota=["d@x.example"])
+    rcpts = ["a@x.example", "b@x.example", "c@x.example", "d@x.example", "e@x.example", "f@x.example"]
+    # e: "delivered" to nothing (what forwards-only recipients were before); f: never mentioned.
+    assert report.unaccounted(rcpts) == ["e@x.example", "f@x.example"]
+    assert [rc for rc in rcpts if report.accepted(rc)] == ["a@x.example", "b@x.example"]

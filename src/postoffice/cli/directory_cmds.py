@@ -153,6 +153,11 @@ def alias_add(
 ) -> None:
     """Deliver mail for ADDRESS to one or more TARGETS.
 
+    Targets are users, other aliases or outside addresses; mail for outside addresses waits in
+    the outbound queue (`postoffice queue list`) with the original sender. An alias that only
+    leads back to itself or nests more than 10 levels is refused to senders (550 5.4.6).
+    Local parts must be dot-atoms: no leading, trailing or double dots, no "/" or spaces.
+
     Examples: postoffice alias add sales@example.org alice@example.org bob@example.org
               postoffice alias add @example.org alice@example.org   (catch-all)
     """

@@ -50,6 +50,7 @@ def import_command(
     """Import mail from files, keeping flags and dates; running it twice adds nothing twice.
 
     Without /MAILBOX, Maildir folders go to mailboxes of the same names and mbox/eml go to INBOX.
+    ADDR is a user: imported mail is filed, never forwarded, so aliases do not apply.
 
     Examples: postoffice import mbox ~/old.mbox --into alice@example.org/Archive
               postoffice import maildir ~/Maildir --into alice@example.org
@@ -69,6 +70,8 @@ def import_command(
     async def go(s: Services):
         account = await s.directory.get_user(address)
         if account is None:
+            if await s.store.list_aliases(address):
+                fail(f"{address} is an alias: import into one of its users (imported mail is never forwarded).")
             fail(f"There is no user {address}; create it with `postoffice user add {address}`.")
 
         def emit(stored: list[StoredMessage]) -> None:
