@@ -181,3 +181,22 @@ async def test_verified_logins_are_remembered_until_the_password_changes(tmp_pat
         assert await directory.authenticate("carol@example.org", "second long password") is not None
     finally:
         await store.close()
+
+
+async def test_alias_expansion_is_bounded_in_depth_and_width(directory: Directory) -> None:
+    alice = await directory.add_user("alice@example.org", "long enough pass")
+    await directory.add_alias("wide@example.org", [f"t{i}@remote.example" for i in range(1001)])
+    r = await directory.resolve_recipient("wide@example.org")
+    assert not r.exists and r.problem is not None and "more than 1000 addresses" in r.problem
+    await directory.add_alias("d11@example.org", ["alice@example.org"])
+    for level in range(11):
+        await directory.add_alias(f"d{level}@example.org", [f"d{level + 1}@example.org"])
+    assert "deeper than 10 levels" in ((await directory.resolve_recipient("d0@example.org")).problem or "")
+    assert [a.id for a in (await directory.resolve_recipient("d2@example.org")).accounts] == [alice.id]  # 10 hops
+    # A loop in one branch adds nothing; what else the alias names still gets the mail.
+    await directory.add_alias("ring1@example.org", ["ring2@example.org"])
+    await directory.add_alias("ring2@example.org", ["ring1@example.org"])
+    assert "leads back to itself" in ((await directory.resolve_recipient("ring1@example.org")).problem or "")
+    await directory.add_alias("ring2@example.org", ["out@remote.example"])
+    r = await directory.resolve_recipient("ring1@example.org")
+    assert r.exists and r.forwards == ("out@remote.example",)
