@@ -47,7 +47,7 @@ def test_compact_set_takes_any_order(numbers: list[int], text: str) -> None:
 def test_ordered_set_keeps_the_order(numbers: list[int], text: str) -> None:
     assert ordered_set(numbers) == text
     if text:  # and it is a valid sequence set naming the same numbers
-        assert sorted(set(parse_sequence_set(text).numbers(10))) == sorted(set(numbers))
+        assert parse_sequence_set(text).members(range(1, 11), 10) == sorted(set(numbers))
 
 
 def test_compress_is_unchanged() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from postoffice.imap.message_sets import named_uids, uid_set
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -35,30 +36,13 @@ _STRUCTURE = {"ENVELOPE", "BODY", "BODYSTRUCTURE", "PREVIEW"}
 _CONTENT = {"RFC822", "RFC822.HEADER", "RFC822.TEXT"}
 
 
-def selected_uids(snapshot: MailboxSnapshot, sequence_set, uid: bool) -> list[int] | None:
-    """The UIDs a sequence set names, in ascending order; None for an invalid message number."""
-    if uid:
-        largest = snapshot.uids[-1] if snapshot.uids else 0
-        return [u for u in snapshot.uids if sequence_set.contains(u, largest)]
-    exists = snapshot.exists
-    if exists == 0 and not sequence_set.uses_star:
-        return None
-    try:
-        seqs = sorted(set(sequence_set.numbers(exists)))
-    except ValueError:
-        return None
-    if any(s < 1 or s > exists for s in seqs):
-        return None
-    return [snapshot.uids[s - 1] for s in seqs]
-
-
 async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Fetch)
     snapshot = session.snapshot
     assert snapshot is not None
     await session.announce_updates(allow_expunge=args.uid)
-    uids = selected_uids(snapshot, args.sequence_set, args.uid)
+    uids = named_uids(snapshot, args.sequence_set, uid=args.uid, saved=session.saved_search)
     if uids is None:
         return bad("Invalid message sequence number")
     items = list(args.items)
@@ -126,12 +110,13 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
     return ok(("UID " if args.uid else "") + "FETCH completed")
 
 
-async def _vanished_earlier(session: ImapSession, snapshot: MailboxSnapshot, uid_set: SequenceSet, since: int) -> None:
+async def _vanished_earlier(session: ImapSession, snapshot: MailboxSnapshot, uids: SequenceSet, since: int) -> None:
     """UID FETCH ... (CHANGEDSINCE n VANISHED): the UIDs in the set expunged since n
     (RFC 7162 §3.2.6), before the FETCH responses."""
     changes = await session.services.store.changes_since(snapshot.mailbox.id, since)
     largest = snapshot.uidnext
-    gone = sorted(u for u in changes.vanished if uid_set.contains(u, largest) and snapshot.seq_of(u) is None)
+    wanted = uid_set(uids, session.saved_search)
+    gone = sorted(u for u in changes.vanished if wanted.contains(u, largest) and snapshot.seq_of(u) is None)
     if gone:
         session.send(resp.vanished_response(gone, earlier=True))
 

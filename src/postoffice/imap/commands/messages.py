@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from postoffice.imap.access import find_mailbox, permitted_flags
-from postoffice.imap.commands.fetch import selected_uids
+from postoffice.imap.message_sets import named_uids
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -52,7 +52,7 @@ async def store(session: ImapSession, command: ev.ImapCommand) -> Completion:
     snapshot = session.snapshot
     assert snapshot is not None
     await session.announce_updates(allow_expunge=args.uid)
-    uids = selected_uids(snapshot, args.sequence_set, args.uid)
+    uids = named_uids(snapshot, args.sequence_set, uid=args.uid, saved=session.saved_search)
     if uids is None:
         return bad("Invalid message sequence number")
     if snapshot.readonly:
@@ -111,7 +111,7 @@ async def _copy(session: ImapSession, command: ev.ImapCommand, *, move: bool) ->
     assert snapshot is not None
     verb = ("UID " if args.uid else "") + ("MOVE" if move else "COPY")
     await session.announce_updates(allow_expunge=args.uid)
-    uids = selected_uids(snapshot, args.sequence_set, args.uid)
+    uids = named_uids(snapshot, args.sequence_set, uid=args.uid, saved=session.saved_search)
     if uids is None:
         return bad("Invalid message sequence number")
     if move and snapshot.readonly:

@@ -43,6 +43,8 @@ class _Context:
         self.text_hits: dict[tuple[str, bool], set[int]] = {}
         self.header_hits: dict[tuple[str, str], set[int]] = {}  # (key, needle) -> uids
         self.headers: dict[str, list[tuple[str, str, str]]] = {}
+        # "$" (RFC 5182): looked up once per message, so a set, not the session's list
+        self.saved = frozenset(session.saved_search)
 
 
 async def _prefetch(ctx: _Context, key: k.SearchKey) -> None:
@@ -179,11 +181,11 @@ def _matches(ctx: _Context, key: k.SearchKey, seq: int, record: MessageRecord) -
             return age >= seconds if op == "older" else age <= seconds
         case k.SearchSequence(sequence_set=sequence_set):
             if sequence_set.saved:
-                return record.uid in ctx.session.saved_search
+                return record.uid in ctx.saved
             return sequence_set.contains(seq, snapshot.exists)
         case k.SearchUid(sequence_set=sequence_set):
             if sequence_set.saved:
-                return record.uid in ctx.session.saved_search
+                return record.uid in ctx.saved
             largest = snapshot.uids[-1] if snapshot.uids else 0
             return sequence_set.contains(record.uid, largest)
         case k.SearchModSeq(modseq=modseq):

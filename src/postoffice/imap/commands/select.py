@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from postoffice.imap.access import find_mailbox, permitted_flags, viewer_of
 from postoffice.imap.commands.mailbox import mailbox_id
+from postoffice.imap.message_sets import named_uids, uid_set
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -73,7 +74,7 @@ async def _resync(session: ImapSession, snapshot: MailboxSnapshot, params: c.Qre
     client's mod-sequence, limited to the UIDs it knows. The optional sequence-match data only
     helps servers that forget expunges; the store keeps every tombstone, so it is not needed."""
     changes = await session.services.store.changes_since(snapshot.mailbox.id, params.modseq)
-    known = params.known_uids
+    known = None if params.known_uids is None else uid_set(params.known_uids, session.saved_search)
     largest = snapshot.uidnext
 
     def knows(uid: int) -> bool:
@@ -131,7 +132,7 @@ async def uid_expunge(session: ImapSession, command: ev.ImapCommand) -> Completi
     assert isinstance(args, c.UidExpunge)
     snapshot = session.snapshot
     assert snapshot is not None
-    largest = snapshot.uids[-1] if snapshot.uids else 0
-    wanted = [u for u in snapshot.uids if args.sequence_set.contains(u, largest)]
+    wanted = named_uids(snapshot, args.sequence_set, uid=True, saved=session.saved_search)
+    assert wanted is not None  # by UID, never an invalid number
     records = await session.services.store.get_messages(snapshot.mailbox.id, wanted)
     return await _expunge(session, [r.uid for r in records if "\\Deleted" in r.flags])

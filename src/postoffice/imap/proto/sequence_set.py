@@ -12,19 +12,26 @@ Implementation notes:
   may be written backwards (``4:2`` is ``2:4``), and ``n:*`` with ``n`` above the largest number
   is ``largest:n`` (§6.4.8: "UID range of 559:* always includes the UID of the last message").
 - Ranges are not clipped: for message sequence numbers, numbers above the mailbox size are the
-  client's error (the caller answers BAD), for UIDs they are simply absent.
+  client's error (the caller answers BAD, as RFC 9051's editor advised for a number no compliant
+  client can send), for UIDs they are simply absent.
+- A set is never expanded into its numbers: ``1:4294967295`` is one range, and a mailbox of 11
+  messages must not cost 4 billion steps (the 24 GB that took every protocol down, issue 12).
+  :meth:`~SequenceSet.members` intersects the resolved ranges with the numbers actually in use,
+  :meth:`~SequenceSet.contains` bisects them, :meth:`~SequenceSet.max_number` reads the last:
+  the work follows the number of ranges and of messages, never the width of a range. The number
+  of ranges is bounded by the command's length (``tokens.MAX_SEQUENCE_RANGES`` for the whole
+  command, whatever literals it spans).
 - ``$`` (RFC 5182) is the result saved by an earlier ``SEARCH RETURN (SAVE)``; it stands alone and
   only the session can resolve it, so :meth:`~SequenceSet.resolve` refuses it.
 - Numbers are ``nz-number``: 1 to 4294967295 (RFC 9051 §9).
-- :meth:`~SequenceSet.contains` bisects the resolved ranges; the resolution is cached per
-  ``largest`` so a loop over a mailbox costs one resolve.
+- The resolution is cached per ``largest``, so a loop over a mailbox costs one resolve.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -68,8 +75,9 @@ class SequenceSet:
 
     @classmethod
     def of(cls, numbers: Iterable[int]) -> SequenceSet:
-        """The set of the given numbers (for building responses and tests)."""
-        return parse_sequence_set(compress(sorted(set(numbers))))
+        """The set of the given numbers (for building responses, ``$`` and tests); may be empty."""
+        text = compress(sorted(set(numbers)))
+        return parse_sequence_set(text) if text else cls()
 
     @property
     def uses_star(self) -> bool:
@@ -110,14 +118,24 @@ class SequenceSet:
         i = bisect_right(ranges, (number, MAX_NUMBER + 1)) - 1
         return i >= 0 and ranges[i][0] <= number <= ranges[i][1]
 
-    def numbers(self, largest: int, *, clip: bool = False) -> Iterator[int]:
-        """Every number in the set in ascending order; ``clip`` drops those above ``largest``."""
+    def members(self, available: Sequence[int], largest: int) -> list[int]:
+        """The numbers of ``available`` (ascending, e.g. a mailbox's UIDs or ``range(1, n + 1)``)
+        that the set names, ascending, ``*`` meaning ``largest``.
+
+        Two bisections per resolved range, then a slice: the cost follows the number of ranges
+        and of the numbers returned, never the width of a range (``1:4294967295``).
+        """
+        found: list[int] = []
+        start = 0
+        end = len(available)
         for a, b in self.resolve(largest):
-            if clip:
-                if a > largest:
-                    break
-                b = min(b, largest)
-            yield from range(a, b + 1)
+            start = bisect_left(available, a, start, end)
+            if start == end:
+                break
+            stop = bisect_right(available, b, start, end)
+            found.extend(available[start:stop])
+            start = stop
+        return found
 
     def max_number(self, largest: int) -> int:
         """The highest number the set names (0 if none): a sequence set above the mailbox size is BAD."""

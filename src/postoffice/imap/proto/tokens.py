@@ -20,6 +20,10 @@ Implementation notes:
   name that does not decode is refused with NO (Dovecot does the same), not BAD: it is a valid
   string that names no mailbox. "INBOX" in any case is "INBOX" (RFC 9051 §5.1).
 - Numbers: ``number`` and ``nz-number`` are 32-bit, ``number64``/``mod-sequence-value`` 63-bit.
+- Sequence sets: at most ``MAX_SEQUENCE_RANGES`` ranges in one command, counted over every set
+  and every line between its literals. A line bounds one set (a 64 KiB ``1,3,5,...`` has 32,768
+  ranges), but a command of a thousand literals could carry a thousand such sets, and each range
+  costs about 160 octets of memory once parsed and resolved: bounded, a command costs at most 16 MB.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from typing import Literal, TypeVar
 from postoffice.imap.proto.sequence_set import SequenceSet, SequenceSetError, parse_sequence_set
 from postoffice.imap.proto.utf7 import Utf7Error, decode_utf7
 
-__all__ = ["MAX_NUMBER", "MAX_NUMBER64", "SYSTEM_FLAGS", "ParseError", "Reader"]
+__all__ = ["MAX_NUMBER", "MAX_NUMBER64", "MAX_SEQUENCE_RANGES", "SYSTEM_FLAGS", "ParseError", "Reader"]
 
 T = TypeVar("T")
 
 MAX_NUMBER = 4294967295
 MAX_NUMBER64 = 9223372036854775807
+MAX_SEQUENCE_RANGES = 100_000  # per command: three times what one 64 KiB line can hold
 
 # Canonical spelling of the system flags a client may set (RFC 9051 §2.3.2); \Recent is not one.
 SYSTEM_FLAGS = {f.upper(): f for f in ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")}
@@ -83,7 +88,7 @@ class ParseError(Exception):
 class Reader:
     """A cursor over one command's text segments and the literals between them."""
 
-    __slots__ = ("_base", "_literals", "_seg", "_segments", "depth", "pos", "text", "utf8")
+    __slots__ = ("_base", "_literals", "_ranges_left", "_seg", "_segments", "depth", "pos", "text", "utf8")
 
     def __init__(
         self,
@@ -103,6 +108,7 @@ class Reader:
         self.pos = 0
         self.utf8 = utf8  # mailbox names are UTF-8, not modified UTF-7
         self.depth = 0  # nesting of parenthesised search keys, bounded by the grammar
+        self._ranges_left = MAX_SEQUENCE_RANGES  # of the command's sequence sets together
 
     @classmethod
     def from_line(cls, line: bytes, *, utf8: bool = False) -> Reader:
@@ -187,6 +193,10 @@ class Reader:
 
     def sequence_set(self) -> SequenceSet:
         m = self.match(_SEQUENCE_SET, "a sequence set")
+        self._ranges_left -= m.group().count(b",") + 1
+        if self._ranges_left < 0:
+            self.pos = m.start()
+            raise self.error(f"Too many ranges in sequence sets (at most {MAX_SEQUENCE_RANGES} in a command)")
         try:
             return parse_sequence_set(m.group())
         except SequenceSetError as exc:
