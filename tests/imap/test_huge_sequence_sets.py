@@ -2,7 +2,9 @@
 `FETCH 1:4294967295 FLAGS` grew the server to 24 GB until the kernel killed it, and every
 protocol with it. Each command that takes a set is sent here with `1:4294967295` (by number
 and by UID, STORE, COPY, MOVE, UID EXPUNGE, SEARCH with NOT/OR and `$`, the QRESYNC forms):
-each is answered correctly within seconds and the server's memory does not grow.
+each is answered correctly within seconds and the server's memory does not grow. And `$`, the
+saved search result (RFC 5182), names messages in every command that takes a set: `UID FETCH $`
+and `UID EXPUNGE $` were an internal error with a traceback, `FETCH $` a BAD.
 
 The server is `postoffice serve` in its own process with its address space limited, so that a
 regression which expands a range fails here by timing out, not by eating the machine's memory;
@@ -23,6 +25,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from live_server import PASSWORD as LIVE_PASSWORD
+from live_server import LiveServer
 
 USER = "bob@example.test"
 PASSWORD = "wide sets password"
@@ -185,3 +190,30 @@ def test_widest_sequence_sets_are_clamped_to_the_mailbox(server: ServeProcess) -
     client.command("NOOP")
     grown = server.rss() - before
     assert grown < RSS_GROWTH, f"the server grew by {grown / 2**20:.0f} MB"
+
+
+def test_saved_result_names_messages_in_every_command(tmp_path: Path) -> None:
+    live = LiveServer(tmp_path / "data", ["imap"]).start()
+    try:
+        live.add_user(USER)
+        client = Client(live.ports["imap"])
+        client.command(f'LOGIN {USER} "{LIVE_PASSWORD}"')
+        for n in range(1, 7):
+            message = f"Subject: message {n}\r\n\r\nbody {n}\r\n"
+            client.command(f"APPEND INBOX {{{len(message)}+}}\r\n{message}")
+        client.command("SELECT INBOX")
+        client.command("SEARCH RETURN (SAVE) 2:4")  # UIDs 2, 3, 4
+        assert fetched_uids(client.command("FETCH $ (UID)")) == [2, 3, 4]
+        assert fetched_uids(client.command("UID FETCH $ (FLAGS)")) == [2, 3, 4]
+        assert fetched_uids(client.command("STORE $ +FLAGS (\\Deleted)")) == []  # no UID asked
+        assert searched(client.command("SEARCH OR $ 6")) == [2, 3, 4, 6]
+        assert searched(client.command("UID SEARCH NOT UID $")) == [1, 5, 6]
+        copied = client.command("UID COPY $ Trash")[-1]
+        assert b"[COPYUID " in copied and b" 2:4 1:3]" in copied
+        expunged = client.command("UID EXPUNGE $")
+        assert sorted(line.strip() for line in expunged[:-1]) == [b"* 2 EXPUNGE", b"* 3 EXPUNGE", b"* 4 EXPUNGE"]
+        # Expunged messages drop out of "$" (RFC 5182 §2.1): it names nothing now.
+        assert fetched_uids(client.command("UID FETCH $ (UID)")) == []
+        assert searched(client.command("SEARCH $")) == []
+    finally:
+        live.stop()
