@@ -165,6 +165,17 @@ def test_widest_sequence_sets_are_clamped_to_the_mailbox(server: ServeProcess) -
     assert searched(client.command(f"SEARCH NOT {WIDEST}")) == []
     assert searched(client.command("SEARCH OR 4294967295 UID 4294967295:9")) == [9, 10, 11]
     assert searched(client.command("UID SEARCH 3:4294967295 NOT UID 5:4294967295")) == [3, 4]
+    esearch = b"".join(client.command(f"SEARCH RETURN (MIN MAX COUNT ALL) {WIDEST}"))
+    assert b"MIN 1 MAX 11 COUNT 11 ALL 1:11" in esearch
+    sorted_ = [line for line in client.command(f"UID SORT (REVERSE ARRIVAL) UTF-8 UID {WIDEST}")
+               if line.startswith(b"* SORT")]
+    assert sorted_ == [b"* SORT " + b" ".join(b"%d" % n for n in reversed(everything)) + b"\r\n"]
+    threads = b"".join(client.command(f"THREAD ORDEREDSUBJECT UTF-8 {WIDEST}"))
+    assert all(b"(%d)" % n in threads for n in everything)
+    # A hostile list of single numbers as long as a line may be: work linear in its text.
+    odd = ",".join(str(n) for n in range(1, 18_000, 2))  # 9,000 ranges, 48 KB
+    assert searched(client.command(f"UID SEARCH UID {odd}")) == everything[::2]
+    assert fetched_uids(client.command(f"UID FETCH {odd},{WIDEST} (UID)")) == everything
     # "$" (RFC 5182): the saved result, in a FETCH and inside NOT.
     client.command("UID SEARCH RETURN (SAVE) UID 6:4294967295")
     assert fetched_uids(client.command("UID FETCH $ (UID)")) == everything[5:]
