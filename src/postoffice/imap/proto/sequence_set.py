@@ -12,8 +12,8 @@ Implementation notes:
   may be written backwards (``4:2`` is ``2:4``), and ``n:*`` with ``n`` above the largest number
   is ``largest:n`` (§6.4.8: "UID range of 559:* always includes the UID of the last message").
 - Ranges are not clipped: for message sequence numbers, numbers above the mailbox size are the
-  client's error (the caller answers BAD, as RFC 9051's editor advised for a number no compliant
-  client can send), for UIDs they are simply absent.
+  client's error (the caller answers BAD: the rules for EXPUNGE keep a compliant client from
+  naming a message that does not exist), for UIDs they are simply absent.
 - A set is never expanded into its numbers: ``1:4294967295`` is one range, and a mailbox of 11
   messages must not cost 4 billion steps (the 24 GB that took every protocol down, issue 12).
   :meth:`~SequenceSet.members` intersects the resolved ranges with the numbers actually in use,
