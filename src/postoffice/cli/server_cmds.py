@@ -13,6 +13,7 @@ from postoffice.app import AlreadyRunning, RunningListener, configured_listeners
 from postoffice.cli.common import DATA, DataDir, console, fail, load
 from postoffice.config import ConfigError, default_hostname, render_config
 from postoffice.setup.initialise import DEMO_USER, initialise, is_initialised
+from postoffice.store.interface import StoreError
 
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 
@@ -75,7 +76,7 @@ def serve_command(
 
     try:
         run(config, ready=ready)
-    except AlreadyRunning as exc:
+    except (AlreadyRunning, StoreError) as exc:  # StoreError: e.g. a schema upgrade that failed
         fail(str(exc))
 
 

@@ -3,15 +3,26 @@
 WAL mode lets readers run while the single writer commits; `synchronous=FULL` makes every
 commit fsync the WAL, so a commit is durable when it returns (a 250/OK depends on it).
 Blob reference counts and per-account usage are kept by triggers on `messages`, so no code
-path can forget them.
+path can forget them. Older databases are upgraded by the steps in upgrade.py.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
+from postoffice.store.interface import StoreError
 from postoffice.store.sqlite.text_ops import INDEX_VERSION
+from postoffice.store.sqlite.upgrade import (
+    STEPS,
+    SchemaTooNew,
+    UpgradeFailed,
+    copy_before_upgrade,
+    stored_version,
+)
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 
@@ -197,21 +208,57 @@ def connect(path: Path, *, writer: bool) -> sqlite3.Connection:
     return conn
 
 
-def create_schema(conn: sqlite3.Connection) -> None:
-    conn.execute("BEGIN IMMEDIATE")
+def create_schema(conn: sqlite3.Connection, db_path: Path | None = None) -> None:
+    """Create the schema in a new database, or bring an older one up to `SCHEMA_VERSION`.
+
+    An older database is first copied beside itself (see upgrade.py), then upgraded step by step
+    in one transaction with what the steps leave missing, so it ends either fully upgraded or
+    untouched. A newer database is refused: this code would misread it.
+    """
+    copy: Path | None = None
+    version: int | None = None
+    while True:
+        conn.execute("PRAGMA foreign_keys = OFF")  # a step may rebuild a table; cannot change in a transaction
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Read inside the write transaction: another process may have upgraded meanwhile.
+            version = stored_version(conn)
+            if version is not None and version > SCHEMA_VERSION:
+                raise SchemaTooNew(
+                    f"The store {db_path or ''} was written by a newer postoffice (schema {version};"
+                    f" this one knows up to {SCHEMA_VERSION}): upgrade postoffice to use it."
+                )
+            if version is not None and version < SCHEMA_VERSION and copy is None and db_path is not None:
+                conn.execute("ROLLBACK")
+                copy = copy_before_upgrade(conn, db_path, version)
+                continue
+            _create(conn, version)
+            conn.execute("COMMIT")
+        except BaseException as error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if version is None or version >= SCHEMA_VERSION or isinstance(error, StoreError):
+                raise
+            kept = f"; a copy taken before the upgrade is {copy}" if copy else ""
+            raise UpgradeFailed(
+                f"Upgrading the store {db_path or ''} from schema {version} to {SCHEMA_VERSION} failed"
+                f" ({error}); it was left unchanged at schema {version}{kept}."
+            ) from error
+        finally:
+            conn.execute("PRAGMA foreign_keys = ON")
+        if version is not None and version < SCHEMA_VERSION:
+            log.warning("upgraded the store %s from schema %s to %s (the old file is kept as %s)",
+                        db_path, version, SCHEMA_VERSION, copy)
+        return
+
+
+def _create(conn: sqlite3.Connection, version: int | None) -> None:
+    """Inside the caller's transaction: the upgrade steps, then every table, index and trigger
+    still missing (some came without a version change), then the version numbers."""
+    for step_from in range(version or SCHEMA_VERSION, SCHEMA_VERSION):
+        STEPS[step_from](conn)
     for statement in _statements(SCHEMA):
         conn.execute(statement)
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    if row is not None and int(row[0]) < 2:
-        # Version 1 had a word index, which cannot answer substring searches. Its rows go; the
-        # blobs are marked unindexed (search treats them as candidates, maintenance indexes them).
-        conn.execute("DROP TABLE IF EXISTS blob_text")
-        conn.execute("UPDATE blobs SET text_version = 0")
-    columns = {r[1] for r in conn.execute("PRAGMA table_info(blobs)")}
-    if "wire_form" not in columns:
-        # Version 3 records what POP3 must do to a blob's bytes; older rows say "not known",
-        # which costs a download the scans it always paid.
-        conn.execute("ALTER TABLE blobs ADD COLUMN wire_form INTEGER NOT NULL DEFAULT 0")
     # Rows indexed by another version of the text extraction are indexed again: looked for only
     # when the version changed, not on every open (it reads every blob row).
     indexed = conn.execute("SELECT value FROM meta WHERE key = 'text_index_version'").fetchone()
@@ -227,7 +274,6 @@ def create_schema(conn: sqlite3.Connection) -> None:
         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (str(SCHEMA_VERSION),),
     )
-    conn.execute("COMMIT")
 
 
 def _statements(script: str) -> list[str]:

@@ -70,7 +70,7 @@ class SqliteStore:
         self.changes = ChangeNotifier()
         setup = connect(db_path, writer=True)
         try:
-            create_schema(setup)
+            create_schema(setup, db_path)
         finally:
             setup.close()
         # Beside the database like SQLite's own -wal and -shm files.
