@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from postoffice.cli.backup_cmds import backup_command, restore_command
 from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
 from postoffice.cli.queue_cmds import queue_app
 from postoffice.cli.server_cmds import config_app, init_command, serve_command
@@ -27,6 +28,8 @@ app.add_typer(queue_app, name="queue")
 app.command("import")(import_command)
 app.command("export")(export_command)
 app.command("share")(share_command)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ A session that has not been told of an expunge may still FETCH (RFC 9051 §7.5.1
 process that holds the mailbox open (`hold`/`release`), or one of any process that holds the
 mailbox locked (`MailboxLocks`, POP3). A process that cannot see every session (a POP3 worker
 does not see the main process's IMAP sessions) keeps every recently expunged blob and leaves it
-to the main process (`keep_all_recent`).
+to the main process (`keep_all_recent`). While a backup runs (`BackupHold`, any process), no
+blob is removed at all: the backup's copy of the database may reference it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from postoffice.store.mailbox_locks import MailboxLocks
+from postoffice.store.sqlite.backup_hold import BackupHold
 
 __all__ = ["BlobHolds"]
 
@@ -25,6 +27,7 @@ class BlobHolds:
         self.locks = locks
         self.keep_all_recent = keep_all_recent
         self._sessions: Counter[int] = Counter()  # mailbox id -> sessions of this process
+        self._backup = BackupHold(locks.directory)
 
     def hold(self, mailbox_id: int) -> None:
         self._sessions[mailbox_id] += 1
@@ -43,6 +46,8 @@ class BlobHolds:
         the mailboxes the candidate blobs were expunged from since `cutoff`; it runs only when
         the locks must be looked at. Called by the writer thread while the loop holds and
         releases: the copy of the counts is taken in one step."""
+        if self._backup.running():
+            return " AND 0", []  # keep them all; a later sweep removes them
         if self.keep_all_recent:
             return f" AND NOT EXISTS ({_RECENT})", [cutoff]
         held = {mailbox for mailbox, count in list(self._sessions.items()) if count > 0}
