@@ -154,9 +154,10 @@ def test_backup_while_four_clients_deliver_and_one_expunges_restores_every_acked
         thread.join(timeout=120)
     dest = tmp_path / "backup"
     with Traffic(server) as traffic:
+        deadline = time.monotonic() + 120
         while len(traffic.acked) < 20 or traffic.expunged < 5:  # every client is under way
             time.sleep(0.05)
-            assert not traffic.errors
+            assert not traffic.errors and time.monotonic() < deadline, (len(traffic.acked), traffic.expunged)
         began = time.monotonic()
         result = po("backup", str(dest), "--json", data=server.data_dir)
         ended = time.monotonic()

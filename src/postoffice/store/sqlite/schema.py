@@ -230,6 +230,8 @@ def create_schema(conn: sqlite3.Connection, db_path: Path | None = None) -> None
                 )
             if version is not None and version < SCHEMA_VERSION and copy is None and db_path is not None:
                 conn.execute("ROLLBACK")
+                log.warning("the store %s has schema %s: copying it before the upgrade to %s",
+                            db_path, version, SCHEMA_VERSION)
                 copy = copy_before_upgrade(conn, db_path, version)
                 continue
             _create(conn, version)
