@@ -4,7 +4,9 @@ protocol with it. Each command that takes a set is sent here with `1:4294967295`
 and by UID, STORE, COPY, MOVE, UID EXPUNGE, SEARCH with NOT/OR and `$`, the QRESYNC forms):
 each is answered correctly within seconds and the server's memory does not grow. And `$`, the
 saved search result (RFC 5182), names messages in every command that takes a set: `UID FETCH $`
-and `UID EXPUNGE $` were an internal error with a traceback, `FETCH $` a BAD.
+and `UID EXPUNGE $` were an internal error with a traceback, `FETCH $` a BAD. A SEARCH of as many
+set keys as a command may hold checks each against every message: it runs a while, but lets
+other clients in.
 
 The server is `postoffice serve` in its own process with its address space limited, so that a
 regression which expands a range fails here by timing out, not by eating the machine's memory;
@@ -28,6 +30,7 @@ import pytest
 
 from live_server import PASSWORD as LIVE_PASSWORD
 from live_server import LiveServer
+from postoffice.imap.proto.search_keys import MAX_SEARCH_KEYS
 
 USER = "bob@example.test"
 PASSWORD = "wide sets password"
@@ -226,5 +229,35 @@ def test_saved_result_names_messages_in_every_command(tmp_path: Path) -> None:
         # Expunged messages drop out of "$" (RFC 5182 §2.1): it names nothing now.
         assert fetched_uids(client.command("UID FETCH $ (UID)")) == []
         assert searched(client.command("SEARCH $")) == []
+    finally:
+        live.stop()
+
+
+def test_a_search_of_many_set_keys_lets_other_clients_in(tmp_path: Path) -> None:
+    live = LiveServer(tmp_path / "data", ["imap"]).start()
+    try:
+        live.add_user(USER)
+        hostile, other = Client(live.ports["imap"]), Client(live.ports["imap"])
+        for client in (hostile, other):
+            client.command(f'LOGIN {USER} "{LIVE_PASSWORD}"')
+        message = "Subject: one of many\r\n\r\nbody\r\n"
+        literal = f"{{{len(message)}+}}\r\n{message}"
+        hostile.command("APPEND INBOX " + " ".join([literal] * 1000))  # MULTIAPPEND, RFC 3502
+        hostile.command("SELECT INBOX")
+        # Two million key checks: seconds of work, which used to hold the event loop throughout.
+        hostile.sock.sendall(b"s SEARCH " + b" ".join([b"1:*"] * (MAX_SEARCH_KEYS - 1)) + b"\r\n")
+        waits = []
+        for _ in range(3):
+            time.sleep(0.1)
+            started = time.monotonic()
+            other.command("NOOP")
+            waits.append(time.monotonic() - started)
+        hostile.sock.settimeout(120)
+        while not (line := hostile.file.readline()).startswith(b"s "):
+            assert line, "the searching client was disconnected"
+            if line.startswith(b"* SEARCH"):
+                assert len(line.split()) == 2 + 1000
+        assert line.startswith(b"s OK"), line
+        assert max(waits) < 1.0, f"another client's NOOP waited {max(waits):.1f} s"  # about 0.1 s
     finally:
         live.stop()

@@ -10,6 +10,7 @@ from test_parser_proto import command, error
 from postoffice.imap.proto.commands import Search
 from postoffice.imap.proto.search_keys import (
     MAX_DEPTH,
+    MAX_SEARCH_KEYS,
     SearchAge,
     SearchAll,
     SearchAnd,
@@ -144,6 +145,21 @@ def test_bad_search_programs(text: str) -> None:
     with pytest.raises(ParseError) as info:
         parse_search_text(text.encode("latin-1"))
     assert info.value.status == "BAD"
+
+
+def test_number_of_keys_is_bounded() -> None:
+    # Every key is checked against every message: "1:* 1:* ..." (16,000 keys in a 64 KiB line)
+    # would hold the server for minutes. NOT, OR and parentheses count as keys too.
+    assert parse_search_text(" ".join(["1:*"] * MAX_SEARCH_KEYS))[1] is not None
+    assert parse_search_text("(" + " ".join(["SEEN"] * (MAX_SEARCH_KEYS - 1)) + ")")[1] is not None
+    for many in (
+        " ".join(["1:*"] * (MAX_SEARCH_KEYS + 1)),
+        "(" + " ".join(["SEEN"] * MAX_SEARCH_KEYS) + ")",
+        "NOT (" + " ".join(["UID 1"] * (MAX_SEARCH_KEYS - 1)) + ")",
+    ):
+        with pytest.raises(ParseError, match="Too many search keys") as info:
+            parse_search_text(many)
+        assert info.value.status == "BAD"
 
 
 def test_nesting_is_bounded() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -288,10 +289,29 @@ async def search_uids(session: ImapSession, snapshot: MailboxSnapshot, key: k.Se
     if texts:
         first = texts[0]
         hits = ctx.text_hits[(first.value, isinstance(first, k.SearchBody))]
-        candidates = sorted(u for u in hits if u in snapshot.records)
-        return [uid for uid in candidates
-                if _matches(ctx, key, snapshot.seq_of(uid) or 0, snapshot.record(uid))]
-    return [uid for seq, uid in enumerate(snapshot.uids, start=1) if _matches(ctx, key, seq, snapshot.record(uid))]
+        candidates = [(snapshot.seq_of(u) or 0, u) for u in sorted(u for u in hits if u in snapshot.records)]
+        return await _walk(ctx, key, candidates)
+    return await _walk(ctx, key, list(enumerate(snapshot.uids, start=1)))
+
+
+_WALK_SLICE = 0.01  # seconds of matching before other sessions get the event loop
+
+
+async def _walk(ctx: _Context, key: k.SearchKey, candidates: list[tuple[int, int]]) -> list[int]:
+    """The UIDs of the (sequence number, UID) candidates that match `key`. The cost is messages
+    times keys, both large at worst (100,000 messages, MAX_SEARCH_KEYS keys): the walk lets
+    the loop run other sessions every few milliseconds instead of holding it to the end."""
+    found: list[int] = []
+    record = ctx.snapshot.record
+    clock = time.monotonic
+    until = clock() + _WALK_SLICE
+    for seq, uid in candidates:
+        if _matches(ctx, key, seq, record(uid)):
+            found.append(uid)
+        if clock() > until:
+            await asyncio.sleep(0)
+            until = clock() + _WALK_SLICE
+    return found
 
 
 def uses_modseq(key: k.SearchKey) -> bool:

@@ -26,6 +26,10 @@ Implementation notes:
 - Dates are ``1-Feb-1994``, optionally quoted; they are calendar dates, without a time zone.
 - Nesting (NOT, OR, parentheses) is limited to :data:`MAX_DEPTH`, so a hostile line of
   ``NOT NOT NOT ...`` is a BAD, not a RecursionError.
+- A command holds at most :data:`MAX_SEARCH_KEYS` keys (each NOT, OR and parenthesis counts):
+  every key is checked against every message, so ``SEARCH 1:* 1:* ...`` (16,000 keys in a
+  line, a thousand lines through literals) would cost the server minutes per command; real
+  clients send a few dozen.
 - ``RETURN ()`` means ``RETURN (ALL)`` (RFC 4731 §3.1) and is reported as ("ALL",).
   :func:`parse_search_return` refuses the options of RFC 5267 and RFC 9394 (BAD);
   :func:`parse_return_options` accepts them, and leaves it to the server whether it offers
@@ -46,6 +50,7 @@ from postoffice.imap.proto.tokens import MAX_NUMBER, MAX_NUMBER64, SYSTEM_FLAGS,
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_SEARCH_KEYS",
     "SEARCH_CHARSETS",
     "SearchAge",
     "SearchAll",
@@ -72,6 +77,7 @@ __all__ = [
 ]
 
 MAX_DEPTH = 64
+MAX_SEARCH_KEYS = 2000  # in one command; see the implementation notes
 SEARCH_CHARSETS = ("UTF-8", "US-ASCII")
 BADCHARSET_CODE = "BADCHARSET (" + " ".join(SEARCH_CHARSETS) + ")"
 RETURN_OPTIONS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE"})
@@ -322,6 +328,9 @@ def parse_search_keys(reader: Reader) -> SearchKey:
 
 
 def _search_key(reader: Reader) -> SearchKey:
+    reader.search_keys += 1
+    if reader.search_keys > MAX_SEARCH_KEYS:
+        raise reader.error(f"Too many search keys (at most {MAX_SEARCH_KEYS} in a command)")
     char = reader.peek()
     if char == b"(":
         reader.pos += 1

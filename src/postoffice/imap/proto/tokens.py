@@ -88,7 +88,8 @@ class ParseError(Exception):
 class Reader:
     """A cursor over one command's text segments and the literals between them."""
 
-    __slots__ = ("_base", "_literals", "_ranges_left", "_seg", "_segments", "depth", "pos", "text", "utf8")
+    __slots__ = ("_base", "_literals", "_ranges_left", "_seg", "_segments", "depth", "pos", "search_keys",
+                 "text", "utf8")
 
     def __init__(
         self,
@@ -108,6 +109,7 @@ class Reader:
         self.pos = 0
         self.utf8 = utf8  # mailbox names are UTF-8, not modified UTF-7
         self.depth = 0  # nesting of parenthesised search keys, bounded by the grammar
+        self.search_keys = 0  # search keys read so far, bounded by the grammar
         self._ranges_left = MAX_SEQUENCE_RANGES  # of the command's sequence sets together
 
     @classmethod
