@@ -116,6 +116,7 @@ backend = "sqlite"
 path = "db/mail.sqlite3"
 blobs = "../shared-blobs"
 reader_threads = 64
+blob_trash_days = 30
 
 [limits]
 max_message_size = 1024

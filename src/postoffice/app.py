@@ -27,6 +27,7 @@ from postoffice.config import Config, ListenAddress
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.pop3.workers import Pop3Workers
 from postoffice.services import Services, open_services
+from postoffice.store.interface import GarbageCollected
 
 log = logging.getLogger("postoffice")
 
@@ -157,14 +158,33 @@ def _start_pop3_workers(services: Services, running: list[RunningListener]) -> P
 
 async def _maintain(services: Services, every: float = 6 * 3600) -> None:
     """Sweep blob files a crash left behind and old change-log rows, now and periodically."""
+    days = services.config.store.blob_trash_days
     while True:
         try:
-            removed = await services.store.collect_garbage()
-            if removed:
-                log.info("store maintenance removed %d unreferenced blob file(s)", removed)
+            log_garbage_collected(await services.store.collect_garbage(), days)
         except Exception:
             log.exception("store maintenance failed")
         await asyncio.sleep(every)
+
+
+def log_garbage_collected(done: GarbageCollected, trash_days: int) -> None:
+    """Every removal at WARNING, with counts and where the files went, so an administrator can
+    notice a wrong one and undo it within the grace period."""
+    kept = f"kept there {trash_days} day(s), then deleted" if trash_days else "deleted at once ([store] blob_trash_days = 0)"
+    if done.skipped:
+        log.error("store maintenance removed no file: %s", done.skipped)
+    if done.orphans:
+        log.warning("store maintenance moved %d message file(s) that no message refers to (left by interrupted "
+                    "deliveries, or lost from a damaged store) to %s, %s; `postoffice import eml` can add them back",
+                    done.orphans, done.trash, kept)
+    if done.unreferenced:
+        log.warning("store maintenance moved %d message file(s) of expunged messages to %s, %s",
+                    done.unreferenced, done.trash, kept)
+    if done.temporary:
+        log.warning("store maintenance deleted %d temporary file(s) of interrupted writes", done.temporary)
+    if done.purged:
+        log.warning("store maintenance deleted %d file(s) from %s after their %d day(s) there",
+                    done.purged, done.trash, trash_days)
 
 
 async def _build_text_index(services: Services, idle: float = 1.0, pause: float = 0.01) -> None:

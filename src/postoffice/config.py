@@ -97,6 +97,7 @@ class StoreConfig:
     path: Path
     blobs: Path
     reader_threads: int
+    blob_trash_days: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +369,8 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("blobs", "blobs", _path, "Directory holding message contents, one file per message."),
         _Key("reader_threads", 4, _number(1, 64, example=4),
              "Threads reading the store in parallel (1 to 64)."),
+        _Key("blob_trash_days", 7, _number(0, 3650, unit="days", example=7),
+             "Days removed message files stay in blobs/.trash before deletion (0 = delete at once)."),
     )),
     "limits": (LimitsConfig, (
         _Key("max_message_size", 52428800, _number(1024, unit="bytes", example=52428800),

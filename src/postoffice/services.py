@@ -44,7 +44,7 @@ async def open_services(config: Config, *, pop3_worker: bool = False) -> AsyncIt
     recently expunged blobs to the main process."""
     store = open_store(
         config.store.backend, config.store.path, config.store.blobs, config.store.reader_threads,
-        keep_recently_expunged=pop3_worker,
+        keep_recently_expunged=pop3_worker, trash_days=config.store.blob_trash_days,
     )
     try:
         directory = Directory(

@@ -416,7 +416,7 @@ async def test_garbage_collection_removes_only_old_orphans(store: MailStore) -> 
     os.utime(blobs.path(old_orphan), (past, past))
     os.utime(blobs.path(kept.blob.sha256), (past, past))
     removed = await store.collect_garbage(orphan_min_age=3600)
-    assert removed == 1
+    assert removed.orphans == 1
     assert not blobs.exists(old_orphan)
     assert blobs.exists(new_orphan) and blobs.exists(kept.blob.sha256)
 

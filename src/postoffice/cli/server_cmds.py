@@ -76,7 +76,7 @@ def serve_command(
 
     try:
         run(config, ready=ready)
-    except (AlreadyRunning, StoreError) as exc:  # StoreError: e.g. a schema upgrade that failed
+    except (AlreadyRunning, StoreError) as exc:  # StoreError: e.g. a schema upgrade that failed, a store path typo
         fail(str(exc))
 
 

@@ -37,6 +37,7 @@ from postoffice.pop3 import proto as p
 from postoffice.pop3.maildrop import DropMessage, NoSuchMessage
 from postoffice.pop3.session import MaildropInUse, Pop3Maildrop
 from postoffice.services import Services
+from postoffice.store.interface import BlobDamaged
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ FLUSH_AT = 1024 * 1024  # pipelined replies are written together up to this much
 AUTOLOGOUT = 10 * 60.0  # RFC 1939 §3: at least ten minutes
 MAX_ERRORS = 20  # refused commands in a row before the connection is closed
 LIVE = (p.Pop3State.AUTHORIZATION, p.Pop3State.TRANSACTION)
-GONE = p.err("The message is no longer available", "SYS/TEMP")
 
 
 class Pop3Connection:
@@ -231,9 +231,10 @@ class Pop3Connection:
         and queued with the other replies (one write for a pipelined batch); a large one is
         streamed as it is read, so it is never in memory whole."""
         if message.size <= WHOLE_MESSAGE:
-            raw = await drop.read_small(n, WHOLE_MESSAGE)
-            if raw is None:
-                self.out.append(GONE)
+            try:
+                raw = await drop.read_small(n, WHOLE_MESSAGE)
+            except BlobDamaged as exc:
+                self.refuse_damaged(drop, n, message, exc)
                 return
             content, end = drop.encode_message(message, raw, top)
             self.out += (first, content, end)
@@ -242,14 +243,28 @@ class Pop3Connection:
                 await self.flush()
             return
         try:
-            handle = await self.services.store.open_blob(drop.blob_of(message.uid))
-        except FileNotFoundError:
-            self.out.append(GONE)
+            handle = await self.services.store.open_blob(drop.blob_of(message.uid), message.size)
+        except BlobDamaged as exc:
+            self.refuse_damaged(drop, n, message, exc)
             return
         self.out.append(first)
         await self.flush()
         drop.note_streamed(n)
-        await drop.send_message(message, handle, self.send, top)
+        try:
+            await drop.send_message(message, handle, self.send, top)
+        except BlobDamaged as exc:
+            # Part of it is sent: no reply can follow, and a terminator would pass the short
+            # message off as complete. Closing makes the client drop it.
+            log.error("%s: %s; closing the connection mid-message", self.conn.id, self.damage(drop, message, exc))
+            self.conn.writer.close()
+
+    def refuse_damaged(self, drop: Pop3Maildrop, n: int, message: DropMessage, exc: BlobDamaged) -> None:
+        log.error("%s: %s", self.conn.id, self.damage(drop, message, exc))
+        self.out.append(p.err(f"Message {n} could not be read intact; the server log has the details", "SYS/PERM"))
+
+    @staticmethod
+    def damage(drop: Pop3Maildrop, message: DropMessage, exc: BlobDamaged) -> str:
+        return exc.where(f"INBOX #{drop.mailbox_id} of {drop.account.address}", message.uid)
 
     # --- authorization ------------------------------------------------------------------------
 

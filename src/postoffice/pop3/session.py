@@ -7,7 +7,10 @@ of retrieved messages are applied at QUIT, in the UPDATE state, so a dropped con
 nothing. One POP3 session per maildrop at a time ([IN-USE], RFC 2449 §8.1.1).
 
 RETR and TOP stream the blob file in chunks through `MessageEncoder`, so a large message is
-never in memory whole.
+never in memory whole. A blob file missing or not of the message's recorded size raises
+`BlobDamaged`: before anything is sent when possible (its length is checked when it is opened),
+or mid-stream, where the only honest answer left is to close the connection (a terminator after
+a short message would make the client keep it as complete).
 
 The maildrop lock is the store's `lock_mailbox`, so it holds across the processes of
 `[pop3] processes` as well.
@@ -24,7 +27,7 @@ from postoffice.message.lines import WireForm, dot_stuff
 from postoffice.pop3.content import MessageEncoder
 from postoffice.pop3.maildrop import DropMessage, Maildrop
 from postoffice.services import Services
-from postoffice.store.interface import AccountRecord, FlagMode, MailboxSessionLock
+from postoffice.store.interface import AccountRecord, BlobDamaged, FlagMode, MailboxSessionLock
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +96,10 @@ class Pop3Maildrop:
     def blob_of(self, uid: int) -> str:
         return self._blobs[uid]
 
-    async def read_small(self, msg: int, limit: int) -> bytes | None:
+    async def read_small(self, msg: int, limit: int) -> bytes:
         """The content of message `msg` (at most `limit` octets), reading the following
-        messages of at most `limit` octets ahead in the same step; None if it is gone."""
+        messages of at most `limit` octets ahead in the same step; raises BlobDamaged when its
+        file is missing or not of its recorded size."""
         sequential, self._last_read = msg == self._last_read + 1, msg
         cached = self._read_ahead.pop(msg, None)
         if cached is not None:
@@ -112,9 +116,13 @@ class Pop3Maildrop:
             wanted.append(n)
             total += size
         hashes = {n: self._blobs[self.drop.messages[n - 1].uid] for n in wanted}
-        found = await self.services.store.read_blobs(list(set(hashes.values())))
+        sizes = {hashes[n]: self.drop.messages[n - 1].size for n in wanted}
+        store = self.services.store
+        found = await store.read_blobs(list(set(hashes.values())), sizes)
         self._read_ahead = {n: found[h] for n, h in hashes.items() if n != msg and h in found}
-        return found.get(hashes[msg])
+        raw = found.get(hashes[msg])
+        # Left out: read it alone, which says why (BlobDamaged).
+        return raw if raw is not None else await store.read_blob(hashes[msg], sizes[hashes[msg]])
 
     def note_streamed(self, msg: int) -> None:
         """Message `msg` is sent without `read_small` (too large to read whole): it still counts
@@ -139,18 +147,23 @@ class Pop3Maildrop:
     async def send_message(self, message: DropMessage, handle: BinaryIO,
                            send: Callable[[bytes], Awaitable[None]], top_lines: int | None = None) -> None:
         """Stream RETR (or TOP) content from the open blob `handle`, terminator included, through
-        `send`; closes the handle."""
+        `send`; closes the handle. Raises BlobDamaged, without sending the terminator, when the
+        file ends before the message's recorded size."""
         encoder = MessageEncoder(top_lines)
+        read = 0
         try:
             while not encoder.done:
                 chunk = await asyncio.to_thread(handle.read, CHUNK)
                 if not chunk:
                     break
+                read += len(chunk)
                 out = encoder.feed(chunk)
                 if out:
                     await send(out)
         finally:
             await asyncio.to_thread(handle.close)
+        if not encoder.done and read != message.size:
+            raise BlobDamaged(self._blobs[message.uid], message.size, read)
         await send(encoder.finish())
         if top_lines is None:
             self._retrieved.add(message.uid)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from postoffice.durable import fsync_dir, sync_filesystem
+from postoffice.store.blob_trash import BlobTrash
+from postoffice.store.interface import BlobDamaged, StoreError
 from postoffice.store.page_cache import PageCacheReader
 
 # From this many new files on, a batch is made durable with two file-system flushes instead of
@@ -24,19 +26,48 @@ _BATCH_SYNC_AT = 16
 _stage_counter = itertools.count()
 
 
+DEFAULT_TRASH_DAYS = 7.0
+
+
 def blob_hash(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-class BlobStore:
-    """Files under `root/<first two hex digits>/<sha256>`; temporary files under `root/tmp`."""
+def make_directory(path: Path, what: str) -> None:
+    """Create the directory `path` if missing, but never its parents: a configured path with a
+    typo must not grow a tree somewhere (say, at the file-system root). `what` names it for
+    the error, e.g. "blob directory ([store] blobs)"."""
+    if path.is_dir():
+        return
+    if not path.parent.is_dir():
+        raise StoreError(
+            f"The {what} {path} cannot be created because {path.parent} does not exist; "
+            "check that setting in postoffice.toml, or create its parent directory first."
+        )
+    path.mkdir(exist_ok=True)
 
-    def __init__(self, root: Path) -> None:
+
+def _checked(sha256: str, data: bytes, size: int | None) -> bytes:
+    if size is not None and len(data) != size:
+        raise BlobDamaged(sha256, size, len(data))
+    return data
+
+
+class BlobStore:
+    """Files under `root/<first two hex digits>/<sha256>`; temporary files under `root/tmp`;
+    removed files under `root/.trash` for `trash_days` (see blob_trash.py).
+
+    Readers pass the size recorded at delivery where they know it: a file of another length
+    raises `BlobDamaged` instead of being served as if whole."""
+
+    def __init__(self, root: Path, trash_days: float = DEFAULT_TRASH_DAYS) -> None:
         self.root = root
         self._tmp = root / "tmp"
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        make_directory(root, "blob directory ([store] blobs)")
+        self._tmp.mkdir(exist_ok=True)
         self._known_dirs: set[str] = set()
         self._cached = PageCacheReader(root)
+        self.trash = BlobTrash(root, trash_days)
 
     def path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
@@ -44,18 +75,39 @@ class BlobStore:
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
 
-    def read(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
+    def read(self, sha256: str, size: int | None = None) -> bytes:
+        """The blob; with `size`, a missing file or one of another length raises BlobDamaged."""
+        try:
+            data = self.path(sha256).read_bytes()
+        except FileNotFoundError:
+            if size is None:
+                raise
+            raise BlobDamaged(sha256, size, None) from None
+        return _checked(sha256, data, size)
 
-    def read_if_cached(self, sha256: str) -> bytes | None:
+    def read_if_cached(self, sha256: str, size: int | None = None) -> bytes | None:
         """The blob if the kernel has it cached (safe on the event loop), else None."""
-        return self._cached.read_if_cached(f"{sha256[:2]}/{sha256}".encode())
+        data = self._cached.read_if_cached(f"{sha256[:2]}/{sha256}".encode())
+        return None if data is None else _checked(sha256, data, size)
 
     def close(self) -> None:
         self._cached.close()
 
-    def open(self, sha256: str) -> BinaryIO:
-        return open(self.path(sha256), "rb")
+    def open(self, sha256: str, size: int | None = None) -> BinaryIO:
+        """The file for streaming; its length is checked against `size` before any byte is
+        read, so a caller can refuse before it has sent anything."""
+        try:
+            handle = open(self.path(sha256), "rb")  # noqa: SIM115 - returned open
+        except FileNotFoundError:
+            if size is None:
+                raise
+            raise BlobDamaged(sha256, size, None) from None
+        if size is not None:
+            found = os.fstat(handle.fileno()).st_size
+            if found != size:
+                handle.close()
+                raise BlobDamaged(sha256, size, found)
+        return handle
 
     def write(self, raw: bytes, sha256: str | None = None) -> str:
         """Store `raw` durably; returns its hash. A file already present is left alone."""
@@ -147,11 +199,9 @@ class BlobStore:
         for directory in directories:
             fsync_dir(directory)
 
-    def remove(self, sha256: str) -> None:
-        try:
-            os.unlink(self.path(sha256))
-        except FileNotFoundError:
-            pass
+    def remove(self, sha256: str) -> bool:
+        """Move the blob file to the trash; False if there was none."""
+        return self.trash.put(self.path(sha256))
 
     def files_older_than(self, cutoff: float) -> Iterable[Path]:
         """Blob and temporary files last modified before `cutoff` (unix time)."""
@@ -165,8 +215,13 @@ class BlobStore:
                         continue
 
     def all_hashes(self) -> Iterable[str]:
-        """Every blob file present (for consistency checks and orphan sweeps)."""
+        """Every blob file present (for consistency checks and orphan sweeps); the trash and
+        temporary files are not blobs."""
         for directory in self.root.iterdir():
             if directory.is_dir() and len(directory.name) == 2:
                 for entry in directory.iterdir():
                     yield entry.name
+
+    def holds_files(self) -> bool:
+        """Whether any blob file is present (stops at the first)."""
+        return next(iter(self.all_hashes()), None) is not None

@@ -15,7 +15,7 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
@@ -84,6 +84,41 @@ class StoreError(Exception):
 
 class NotFound(StoreError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class GarbageCollected:
+    """What one `collect_garbage` pass did. Blob files are moved to the trash (`trash`), where
+    they stay for the configured grace period, and are only then deleted (`purged`)."""
+
+    unreferenced: int = 0  # files of expunged messages that no session may still read
+    orphans: int = 0  # files no message refers to: an interrupted delivery, or a store that lost rows
+    temporary: int = 0  # temporary files of interrupted writes, deleted
+    purged: int = 0  # trashed files whose grace period is over, deleted
+    skipped: str | None = None  # why nothing was removed (the store failed its check)
+    trash: str = ""  # the trash directory
+
+
+class StoreMismatch(StoreError):
+    """The configured store does not belong with the configured blob directory (a new or empty
+    database beside message files): opening it would hide, and clean-up would remove, all mail."""
+
+
+class BlobDamaged(StoreError):
+    """A message file missing, or whose length is not the size recorded at delivery (truncated
+    by a disk or file-system fault, or changed by hand): serving it would send a wrong-length
+    message, which a client would keep as if whole."""
+
+    def __init__(self, sha256: str, expected: int, found: int | None) -> None:
+        super().__init__(f"The message file {sha256} is missing." if found is None else
+                         f"The message file {sha256} is damaged: {found} octets instead of {expected}.")
+        self.sha256 = sha256
+        self.expected = expected
+        self.found = found  # None: no such file
+
+    def where(self, mailbox: str, uid: int) -> str:
+        """The log line: the file, the mailbox and the message."""
+        return f"{self} (mailbox {mailbox}, uid {uid})"
 
 
 class DomainNotFound(NotFound):
@@ -441,12 +476,17 @@ class MailStore(Protocol):
     async def copy_messages(self, source_id: int, uids: Sequence[int], target_id: int, *, move: bool = False) -> CopyResult: ...
     async def open_snapshot(self, mailbox_id: int, *, viewer: int | None = None) -> tuple[MailboxRecord, list[MessageRecord]]: ...
     async def changes_since(self, mailbox_id: int, modseq: int, *, viewer: int | None = None) -> MailboxChanges: ...
-    async def read_blob(self, sha256: str) -> bytes: ...
-    async def read_blobs(self, hashes: Sequence[str]) -> dict[str, bytes]:
-        """Several message files in one step (missing ones left out)."""
+    async def read_blob(self, sha256: str, size: int | None = None) -> bytes:
+        """A message file. `size`: the size recorded for it (MessageRecord.size); a file of
+        another length raises BlobDamaged. Pass it whenever the bytes go to a client."""
         ...
-    async def open_blob(self, sha256: str) -> BinaryIO:
-        """The message file for streaming, opened for reading; read and close it in a thread."""
+    async def read_blobs(self, hashes: Sequence[str], sizes: Mapping[str, int] | None = None) -> dict[str, bytes]:
+        """Several message files in one step (missing ones, and those whose length is not their
+        size in `sizes`, left out: `read_blob` says why)."""
+        ...
+    async def open_blob(self, sha256: str, size: int | None = None) -> BinaryIO:
+        """The message file for streaming, opened for reading; read and close it in a thread.
+        With `size`, a file of another length raises BlobDamaged before anything is read."""
         ...
     async def blob_structure(self, sha256: str) -> str: ...
     async def search_text(self, mailbox_id: int, query: str, *, headers: bool = True, body: bool = True) -> set[int]: ...
@@ -471,7 +511,7 @@ class MailStore(Protocol):
         a superset of those that do, for a caller that checks what it needs.
         """
         ...
-    async def collect_garbage(self, orphan_min_age: float = 3600.0) -> int: ...
+    async def collect_garbage(self, orphan_min_age: float = 3600.0) -> GarbageCollected: ...
     async def index_unindexed(self, limit: int = 64) -> int: ...
     def hold_mailbox(self, mailbox_id: int) -> None: ...
     def release_mailbox(self, mailbox_id: int) -> None: ...

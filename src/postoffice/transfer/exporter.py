@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from postoffice.store.interface import AccountRecord, MailboxNotFound, MailStore
+from postoffice.store.interface import AccountRecord, BlobDamaged, MailboxNotFound, MailStore
 from postoffice.transfer.maildir import MaildirWriter
 from postoffice.transfer.mbox import MboxWriter
 from postoffice.transfer.source import TransferError
@@ -59,7 +59,10 @@ async def export_mailboxes(
         count = 0
         try:
             async for record in store.iter_messages(box.id):
-                raw = await store.read_blob(record.blob)
+                try:
+                    raw = await store.read_blob(record.blob, record.size)
+                except BlobDamaged as exc:
+                    raise TransferError(f"Export stopped: {exc.where(box.name, record.uid)}") from None
                 date = datetime.fromtimestamp(record.internal_date, UTC)
                 if maildir is not None:
                     maildir.add(raw, record.flags, date, box.name)

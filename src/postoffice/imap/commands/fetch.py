@@ -4,11 +4,18 @@ Only what the items need is read: flags and sizes come from the session's snapsh
 and BODYSTRUCTURE from the structure stored at delivery (one batched query), and message bytes
 from the blob file only for BODY[...]/RFC822/BINARY items. A non-PEEK body fetch sets \\Seen
 (unless the mailbox is read-only) and the new FLAGS are returned with it.
+
+A message file that is missing or not of its recorded size is never sent (a literal of the
+wrong length, or another message's bytes, would corrupt the client's copy): that message gets
+no FETCH response, the others do, and the command ends `NO [CORRUPTION]` (RFC 5530: "some
+relevant data are corrupt"; not SERVERBUG, as the server did nothing wrong, nor UNAVAILABLE,
+as retrying will not help), with one ERROR line in the log naming the file, mailbox and UID.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from postoffice.imap.message_sets import named_uids, uid_set
 from postoffice.imap.proto import commands as c
@@ -30,8 +37,9 @@ from postoffice.imap.session import Completion, ImapSession, bad, no, ok
 from postoffice.imap.snapshot import MailboxSnapshot
 from postoffice.message.mime import load_structure, parse_message
 from postoffice.message.mime_model import BodyPart, Envelope
-from postoffice.store.interface import FlagMode, MessageRecord
+from postoffice.store.interface import BlobDamaged, FlagMode, MessageRecord
 
+log = logging.getLogger(__name__)
 _STRUCTURE = {"ENVELOPE", "BODY", "BODYSTRUCTURE", "PREVIEW"}
 _CONTENT = {"RFC822", "RFC822.HEADER", "RFC822.TEXT"}
 
@@ -87,19 +95,26 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
                 structures[sha] = load_structure(blob.structure)
             except ValueError:
                 pass
+    damaged: list[int] = []
     for uid in uids:
         record = snapshot.record(uid)
         seq = snapshot.seq_of(uid)
         assert seq is not None
-        raw = await store.read_blob(record.blob) if needs_raw else b""
-        structure = structures.get(record.blob)
-        if structure is None and needs_structure:
-            raw = raw or await store.read_blob(record.blob)
-            meta = await asyncio.to_thread(parse_message, raw)
-            structure = (meta.envelope, meta.body)
-        if record.blob not in previews and structure is not None and any(
-                isinstance(i, FetchAttribute) and i.name == "PREVIEW" for i in items):
-            previews[record.blob] = (await asyncio.to_thread(parse_message, raw or await store.read_blob(record.blob))).preview
+        try:
+            raw = await store.read_blob(record.blob, record.size) if needs_raw else b""
+            structure = structures.get(record.blob)
+            if structure is None and needs_structure:
+                raw = raw or await store.read_blob(record.blob, record.size)
+                meta = await asyncio.to_thread(parse_message, raw)
+                structure = (meta.envelope, meta.body)
+            if record.blob not in previews and structure is not None and any(
+                    isinstance(i, FetchAttribute) and i.name == "PREVIEW" for i in items):
+                raw = raw or await store.read_blob(record.blob, record.size)
+                previews[record.blob] = (await asyncio.to_thread(parse_message, raw)).preview
+        except BlobDamaged as exc:
+            log.error("%s: %s", session.conn.id, exc.where(f"{snapshot.mailbox.name} #{snapshot.mailbox.id}", uid))
+            damaged.append(uid)
+            continue
         response = FetchResponse(seq)
         failure = _render(session, response, record, items, raw, structure, sets_seen,
                           previews.get(record.blob, ""))
@@ -107,6 +122,10 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
             return failure
     if not args.uid:
         await session.announce_updates(allow_expunge=False)
+    if damaged:
+        more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+        return no(f"Message UID {damaged[0]}{more} could not be read intact and was left out; "
+                  "the server log has the details", "CORRUPTION")
     return ok(("UID " if args.uid else "") + "FETCH completed")
 
 

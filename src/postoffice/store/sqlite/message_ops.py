@@ -189,27 +189,31 @@ def _recently_expunged_from(conn: sqlite3.Connection, ids: Sequence[int] | None,
     return found
 
 
-def remove_orphan_files(conn: sqlite3.Connection, blobs: BlobStore, min_age: float) -> int:
-    """Delete blob files no row knows, older than `min_age` seconds, holding the write lock.
+def remove_orphan_files(conn: sqlite3.Connection, blobs: BlobStore, min_age: float) -> tuple[int, int]:
+    """Move blob files no row knows, older than `min_age` seconds, to the trash, and delete
+    temporary files as old, holding the write lock; returns (blob files, temporary files).
 
     They are left by a crash between a blob write and its commit (the write comes first, so a
-    row never points to a missing file). The age guard spares a file another process has just
-    written and is about to commit.
+    row never points to a missing file), but a blob file may also be acknowledged mail whose
+    row a damaged store lost: hence the trash, not deletion. The age guard spares a file
+    another process has just written and is about to commit.
     """
     cutoff = time.time() - min_age
     conn.execute("BEGIN IMMEDIATE")
-    removed = 0
+    orphans = temporary = 0
     try:
         known = {r[0] for r in conn.execute("SELECT sha256 FROM blobs")}
         for path in blobs.files_older_than(cutoff):
-            if path.parent == blobs.root / "tmp" or path.name not in known:
+            if path.parent == blobs.root / "tmp":
                 path.unlink(missing_ok=True)
-                removed += 1
+                temporary += 1
+            elif path.name not in known and blobs.trash.put(path):
+                orphans += 1
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return removed
+    return orphans, temporary
 
 
 # --- adding messages ----------------------------------------------------------------------
