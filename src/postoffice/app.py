@@ -175,7 +175,8 @@ def log_garbage_collected(done: GarbageCollected, trash_days: int) -> None:
         log.error("store maintenance removed no file: %s", done.skipped)
     if done.orphans:
         log.warning("store maintenance moved %d message file(s) that no message refers to (left by interrupted "
-                    "deliveries, or lost from a damaged store) to %s, %s; `postoffice import eml` can add them back",
+                    "deliveries, or lost from a damaged store) to %s, %s; `postoffice import eml FILE --into ADDRESS` "
+                    "adds one back",
                     done.orphans, done.trash, kept)
     if done.unreferenced:
         log.warning("store maintenance moved %d message file(s) of expunged messages to %s, %s",

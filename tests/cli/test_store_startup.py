@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from test_cli import PASSWORD, po
 
 USER = "alice@example.org"

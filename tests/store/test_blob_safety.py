@@ -191,3 +191,20 @@ def test_missing_parents_of_configured_paths_are_not_created(tmp_path: Path, whi
     with pytest.raises(StoreError, match=f"because {missing} does not exist"):
         SqliteStore(db, blobs)
     assert not (tmp_path / "nonexistent").exists()
+
+
+async def test_export_stops_at_a_truncated_file_and_names_it(tmp_path: Path) -> None:
+    from postoffice.transfer.exporter import export_mailboxes
+    from postoffice.transfer.source import TransferError
+
+    store = await store_with_mail(tmp_path / "store.sqlite3", tmp_path / "blobs", 3)
+    try:
+        account = await store.get_account("user@example.test")
+        assert account is not None
+        record = (await store.list_messages((await inbox(store, account.id)).id))[1]
+        path = store.blobs.path(record.blob)
+        path.write_bytes(path.read_bytes()[:10])
+        with pytest.raises(TransferError, match=rf"{record.blob} is damaged: 10 octets .*INBOX, uid {record.uid}"):
+            await export_mailboxes(store, account, "mbox", tmp_path / "out")
+    finally:
+        await store.close()

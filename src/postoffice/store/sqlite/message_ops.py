@@ -15,6 +15,7 @@ row can ever point to a missing file.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -60,6 +61,7 @@ from postoffice.store.sqlite.writer import Transaction
 
 _MSG_COLUMNS = "m.mailbox_id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.saved_date, m.size, b.sha256, b.wire_form"
 _CHUNK = 900  # stay under SQLite's bound-variable limit
+log = logging.getLogger(__name__)
 
 
 def _record(row: tuple[Any, ...]) -> MessageRecord:
@@ -134,7 +136,13 @@ def schedule_blob_cleanup(tx: Transaction, blob_ids: Iterable[int]) -> None:
     """Remove the blobs after the commit if nothing references them any more."""
     ids = list(blob_ids)
     if ids:
-        tx.after_commit.append(lambda: remove_unreferenced_blobs(tx.conn, tx.blobs, ids, tx.holds))
+        tx.after_commit.append(lambda: _log_expunged_files(remove_unreferenced_blobs(tx.conn, tx.blobs, ids, tx.holds), tx.blobs))
+
+
+def _log_expunged_files(count: int, blobs: BlobStore) -> None:
+    # DEBUG: routine (every expunge), unlike maintenance's removals, which app.py logs at WARNING.
+    if count:
+        log.debug("moved %d message file(s) of expunged messages to %s", count, blobs.trash.root)
 
 
 # RFC 9051 §5.4: an idle IMAP session is logged out after 30 minutes, so a session that was not
