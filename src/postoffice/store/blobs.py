@@ -128,21 +128,23 @@ class BlobStore:
             return
         batch = len(fresh) >= _BATCH_SYNC_AT
         pending: list[tuple[Path, Path]] = []
-        for sha256, raw in fresh:
-            final = self.path(sha256)
-            if sha256[:2] not in self._known_dirs:
-                final.parent.mkdir(exist_ok=True)
-                self._known_dirs.add(sha256[:2])
-            tmp = self._tmp / f"{sha256}.{os.getpid()}.{len(pending)}"
-            self._write_tmp(tmp, raw, fsync=not batch)
-            pending.append((tmp, final))
-        synced = batch and sync_filesystem(self.root)
-        if batch and not synced:
-            for tmp, _ in pending:  # no syncfs here: fsync the files written without it
-                with open(tmp, "rb+") as f:
-                    os.fsync(f.fileno())
-        for tmp, final in pending:
-            os.replace(tmp, final)
+        try:
+            for sha256, raw in fresh:
+                final = self.path(sha256)
+                self._make_parent(sha256)
+                tmp = self._tmp / f"{sha256}.{os.getpid()}.{next(_stage_counter)}"
+                self._write_tmp(tmp, raw, fsync=not batch)
+                pending.append((tmp, final))
+            synced = batch and sync_filesystem(self.root)
+            if batch and not synced:
+                for tmp, _ in pending:  # no syncfs here: fsync the files written without it
+                    with open(tmp, "rb+") as f:
+                        os.fsync(f.fileno())
+            for tmp, final in pending:
+                os.replace(tmp, final)
+        except BaseException:
+            _remove_files(tmp for tmp, _ in pending)  # a full disk must not keep half a batch
+            raise
         if synced and sync_filesystem(self.root):
             return
         fsync_dir(self.root)  # directories created for this batch
@@ -151,6 +153,7 @@ class BlobStore:
 
     @staticmethod
     def _write_tmp(path: Path, raw: bytes, *, fsync: bool) -> None:
+        """Write `path`; on any failure (ENOSPC above all) the partial file is removed at once."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
             view = memoryview(raw)
@@ -159,8 +162,11 @@ class BlobStore:
                 view = view[written:]
             if fsync:
                 os.fsync(fd)
-        finally:
+        except BaseException:
             os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(fd)
 
     def stage(self, raw: bytes, sha256: str) -> Path | None:
         """Write `raw` to a temporary file without fsync, for `promote` to make durable with
@@ -174,30 +180,42 @@ class BlobStore:
     def promote(self, staged: Iterable[tuple[Path, str]], unwritten: Iterable[tuple[str, bytes]] = ()) -> None:
         """Make staged files, and `unwritten` (sha, bytes) blobs, durable under their final
         names: write, flush the file system, rename, flush again (so the names are durable too).
-        A final name therefore always means a complete, durable file."""
+        A final name therefore always means a complete, durable file.
+
+        A failure (a full disk) removes the temporary files written here; staged files stay
+        their stager's, who may try again or discard them (`SqliteStore.discard_staged`)."""
         staged = list(staged)
-        for sha256, raw in unwritten:
-            tmp = self._tmp / f"{sha256}.{os.getpid()}.{next(_stage_counter)}"
-            self._write_tmp(tmp, raw, fsync=False)
-            staged.append((tmp, sha256))
-        synced = sync_filesystem(self.root)
-        if not synced:
-            for tmp, _ in staged:
-                with open(tmp, "rb+") as f:
-                    os.fsync(f.fileno())
+        written: list[Path] = []
         directories = set()
-        for tmp, sha256 in staged:
-            final = self.path(sha256)
-            if sha256[:2] not in self._known_dirs:
-                final.parent.mkdir(exist_ok=True)
-                self._known_dirs.add(sha256[:2])
-            os.replace(tmp, final)
-            directories.add(final.parent)
+        try:
+            for sha256, raw in unwritten:
+                tmp = self._tmp / f"{sha256}.{os.getpid()}.{next(_stage_counter)}"
+                self._write_tmp(tmp, raw, fsync=False)
+                written.append(tmp)
+                staged.append((tmp, sha256))
+            synced = sync_filesystem(self.root)
+            if not synced:
+                for tmp, _ in staged:
+                    with open(tmp, "rb+") as f:
+                        os.fsync(f.fileno())
+            for tmp, sha256 in staged:
+                self._make_parent(sha256)
+                final = self.path(sha256)
+                os.replace(tmp, final)
+                directories.add(final.parent)
+        except BaseException:
+            _remove_files(written)
+            raise
         if synced and sync_filesystem(self.root):
             return
         fsync_dir(self.root)
         for directory in directories:
             fsync_dir(directory)
+
+    def _make_parent(self, sha256: str) -> None:
+        if sha256[:2] not in self._known_dirs:
+            self.path(sha256).parent.mkdir(exist_ok=True)
+            self._known_dirs.add(sha256[:2])
 
     def remove(self, sha256: str) -> bool:
         """Move the blob file to the trash; False if there was none."""
@@ -225,3 +243,8 @@ class BlobStore:
     def holds_files(self) -> bool:
         """Whether any blob file is present (stops at the first)."""
         return next(iter(self.all_hashes()), None) is not None
+
+
+def _remove_files(paths: Iterable[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

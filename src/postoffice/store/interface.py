@@ -145,6 +145,14 @@ class InvalidName(StoreError):
     pass
 
 
+class StorageFull(StoreError):
+    """The disk (or the file-system quota) holding the store is full: a temporary condition.
+
+    Nothing of the failed write was kept. Protocols answer it with their temporary errors
+    (SMTP 452 4.3.1, IMAP NO [OVERQUOTA], POP3 -ERR [SYS/TEMP]) and reads keep working.
+    """
+
+
 # --- records ----------------------------------------------------------------------------
 
 
@@ -458,6 +466,7 @@ class MailStore(Protocol):
 
     # messages
     async def put_blob(self, raw: bytes) -> IndexedBlob: ...
+    async def discard_staged(self, blobs: Iterable[IndexedBlob]) -> None: ...
     async def append_messages(self, mailbox_id: int, messages: Sequence[NewMessage], *, skip_duplicates: bool = False) -> list[AppendResult]: ...
     async def deliver(
         self, message: NewMessage, targets: Sequence[DeliveryTarget],

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, TypeVar
 from postoffice.message.mime_model import Address
 from postoffice.store.blobs import DEFAULT_TRASH_DAYS, BlobStore
 from postoffice.store.changes import ChangeKind, ChangeNotifier, MailboxChange
+from postoffice.store.disk_full import as_storage_full
 from postoffice.store.indexing import index_message
 from postoffice.store.interface import (
     AccountRecord,
@@ -293,18 +294,41 @@ class SqliteStore:
         """
         if len(raw) <= INLINE_BLOB_LIMIT:
             return index_message(raw)
-        return await asyncio.to_thread(functools.partial(index_message, raw, self.blobs, stage=True))
+        try:
+            return await asyncio.to_thread(functools.partial(index_message, raw, self.blobs, stage=True))
+        except OSError as exc:
+            raise as_storage_full(exc, f"a message file in {self.blobs.root}") from exc
+
+    async def discard_staged(self, blobs: Iterable[IndexedBlob]) -> None:
+        """Remove the temporary files of blobs from `put_blob` that will not be stored (the
+        command failed): a full disk gets its space back at once, not at the next sweep."""
+        paths = [Path(blob.staged) for blob in blobs if blob.staged is not None]
+
+        def remove() -> None:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+        if paths:
+            await asyncio.to_thread(remove)
 
     async def append_messages(
         self, mailbox_id: int, messages: Sequence[NewMessage], *, skip_duplicates: bool = False
     ) -> list[AppendResult]:
-        return await self._write(lambda tx: m.append_messages(tx, self.blobs, mailbox_id, messages, skip_duplicates))
+        try:
+            return await self._write(lambda tx: m.append_messages(tx, self.blobs, mailbox_id, messages, skip_duplicates))
+        except BaseException:
+            await self.discard_staged(message.blob for message in messages)
+            raise
 
     async def deliver(
         self, message: NewMessage, targets: Sequence[DeliveryTarget],
         queue: tuple[NewMessage, OutboundMessage] | None = None,
     ) -> tuple[list[TargetResult], int | None]:
-        return await self._write(lambda tx: m.deliver(tx, self.blobs, message, targets, queue))
+        try:
+            return await self._write(lambda tx: m.deliver(tx, self.blobs, message, targets, queue))
+        except BaseException:
+            await self.discard_staged([message.blob] + ([queue[0].blob] if queue is not None else []))
+            raise
 
     async def list_queue(self) -> list[QueuedMessage]:
         return await self._read(q.list_queue)

@@ -9,6 +9,11 @@ quickly while never answering it before the data is durable.
 
 Post-commit actions (removing blob files whose last reference went away) run on this thread
 after the commit, so they are serialised with every other write.
+
+When a batch cannot be committed (a full disk: no room for a blob file or for the WAL to grow),
+it is rolled back and each of its jobs is run again alone, so only those that need what is
+missing fail, with `StorageFull`; the thread and its connection stay usable, and writes succeed
+again as soon as there is room (no restart).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any, TypeVar
 
 from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeNotifier, MailboxChange
+from postoffice.store.disk_full import as_storage_full, is_disk_full
 from postoffice.store.sqlite.blob_holds import BlobHolds
 from postoffice.store.sqlite.schema import connect
 
@@ -62,6 +68,7 @@ class WriterThread:
     def __init__(self, path: Path, blobs: BlobStore, notifier: ChangeNotifier,
                  holds: BlobHolds | None = None) -> None:
         self._path = path
+        self._where = f"the mail store in {path.parent}"
         self._blobs = blobs
         self._holds = holds
         self._notifier = notifier
@@ -113,46 +120,31 @@ class WriterThread:
                     stopping = True
                     break
                 batch.append(job)
-            self._run_batch(conn, batch)
+            try:
+                self._run_batch(conn, batch)
+            except BaseException as exc:  # a bug here must not end the thread: later writes would hang
+                log.exception("store writer failed")
+                _roll_back(conn)
+                for job in batch:
+                    _resolve(job, None, exc)
         conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
-        tx = Transaction(conn, self._blobs, self._holds)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+            tx, outcomes = self._attempt(conn, batch)
+        except Exception as exc:  # nothing of the batch was committed
+            _roll_back(conn)
+            if len(batch) > 1 and is_disk_full(exc):
+                # Only some jobs may need what is missing (room for a blob, a WAL that must
+                # grow): each alone, so a full disk fails those and lets the others through.
+                for job in batch:
+                    self._run_batch(conn, [job])
+                return
+            failure = as_storage_full(exc, self._where)
+            if failure is exc:
+                log.error("store commit failed: %s", exc)
             for job in batch:
-                _resolve(job, None, exc)
-            return
-        for job in batch:
-            marks = len(tx.changes), len(tx.after_commit), len(tx.staged), len(tx.unwritten)
-            conn.execute("SAVEPOINT job")
-            try:
-                result = job.fn(tx)
-                conn.execute("RELEASE job")
-                outcomes.append((job, result, None))
-            except BaseException as exc:
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                del tx.changes[marks[0]:]
-                del tx.after_commit[marks[1]:]
-                del tx.staged[marks[2]:]
-                del tx.unwritten[marks[3]:]
-                outcomes.append((job, None, exc))
-        try:
-            _record_changes(conn, tx.changes, self.own_change_seqs)
-            if tx.staged or tx.unwritten:  # the files new rows point to are durable first
-                self._blobs.promote(tx.staged, tx.unwritten)
-            conn.execute("COMMIT")
-        except (sqlite3.Error, OSError) as exc:
-            log.error("store commit failed: %s", exc)
-            try:
-                conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            for job in batch:
-                _resolve(job, None, exc)
+                _resolve(job, None, failure)
             return
         for action in tx.after_commit:
             try:
@@ -163,17 +155,64 @@ class WriterThread:
         for job, result, error in outcomes:
             _resolve(job, result, error)
 
+    def _attempt(self, conn: sqlite3.Connection,
+                 batch: list[_Job]) -> tuple[Transaction, list[tuple[_Job, Any, BaseException | None]]]:
+        """Run the batch's jobs, each in its savepoint, and commit; raises when nothing could
+        be committed (the caller rolls back). A job that fails alone is rolled back alone."""
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        tx = Transaction(conn, self._blobs, self._holds)
+        conn.execute("BEGIN IMMEDIATE")
+        for job in batch:
+            marks = len(tx.changes), len(tx.after_commit), len(tx.staged), len(tx.unwritten)
+            conn.execute("SAVEPOINT job")
+            try:
+                result = job.fn(tx)
+                conn.execute("RELEASE job")
+                outcomes.append((job, result, None))
+            except Exception as exc:
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back by itself (it may on SQLITE_FULL
+                    # or an I/O error): the jobs before this one are undone too.
+                    raise
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                del tx.changes[marks[0]:]
+                del tx.after_commit[marks[1]:]
+                del tx.staged[marks[2]:]
+                del tx.unwritten[marks[3]:]
+                outcomes.append((job, None, as_storage_full(exc, self._where)))
+        recorded = _record_changes(conn, tx.changes, self.own_change_seqs)
+        try:
+            if tx.staged or tx.unwritten:  # the files new rows point to are durable first
+                self._blobs.promote(tx.staged, tx.unwritten)
+            conn.execute("COMMIT")
+        except BaseException:
+            self.own_change_seqs.difference_update(recorded)  # those numbers are free again
+            raise
+        return tx, outcomes
 
-def _record_changes(conn: sqlite3.Connection, changes: list[MailboxChange], own: set[int]) -> None:
+
+def _roll_back(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            log.error("store rollback failed: %s", exc)
+
+
+def _record_changes(conn: sqlite3.Connection, changes: list[MailboxChange], own: set[int]) -> list[int]:
+    recorded = []
     for c in changes:
         cur = conn.execute(
             "INSERT INTO change_log(mailbox_id, kind, modseq, uids, created)"
             " VALUES (?, ?, ?, ?, unixepoch('now'))",
             (c.mailbox_id, c.kind.value, c.modseq, ",".join(map(str, c.uids))),
         )
-        own.add(cur.lastrowid or 0)
+        recorded.append(cur.lastrowid or 0)
     if len(own) > 100_000:  # nobody is consuming them (no watcher in this process)
         own.clear()
+    own.update(recorded)
+    return recorded
 
 
 def _resolve(job: _Job, result: Any, error: BaseException | None) -> None:
