@@ -27,7 +27,7 @@ from postoffice.config import Config, ListenAddress
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.pop3.workers import Pop3Workers
 from postoffice.services import Services, open_services
-from postoffice.store.interface import GarbageCollected
+from postoffice.store.interface import GarbageCollected, StorageFull
 
 log = logging.getLogger("postoffice")
 
@@ -194,6 +194,9 @@ async def _build_text_index(services: Services, idle: float = 1.0, pause: float 
     while True:
         try:
             added = await services.store.index_unindexed()
+        except StorageFull as exc:  # temporary, and said once a minute at most
+            log.warning("full-text indexing paused for a minute: %s", exc)
+            added, pause_now = 0, 60.0
         except Exception:
             log.exception("full-text indexing failed; retrying in a minute")
             added, pause_now = 0, 60.0

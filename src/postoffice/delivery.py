@@ -153,7 +153,11 @@ async def deliver_message(
         queue = (NewMessage(await store.put_blob(raw), raw=raw), outbound)
     if return_path and targets:
         raw = b"Return-Path: <" + envelope.sender.encode("utf-8", "replace") + b">\r\n" + raw
-    message = NewMessage(await store.put_blob(raw), flags, when, raw) if targets else queue[0]  # type: ignore[index]
+    try:
+        message = NewMessage(await store.put_blob(raw), flags, when, raw) if targets else queue[0]  # type: ignore[index]
+    except BaseException:  # a full disk: the queue copy's temporary file goes too
+        await store.discard_staged([queue[0].blob] if queue is not None else [])
+        raise
     results, report.queue_id = await store.deliver(message, list(targets.values()), queue)
     if report.queue_id is not None:  # the row is committed with the local copies
         for entry in submitted:

@@ -249,6 +249,35 @@ def test_import_export_round_trip_keeps_flags_dates_and_skips_duplicates(data: P
     assert {(m.raw, frozenset(m.flags)) for m in bob} == {(m.raw, frozenset(m.flags)) for m in back}
 
 
+def test_import_onto_a_full_disk_says_so_in_one_sentence_and_resumes(tmp_path: Path) -> None:
+    from small_disk import small_disk
+
+    source = tmp_path / "big.mbox"
+    with source.open("wb") as f:
+        for n in range(40):
+            f.write(f"From a@example.net Tue Feb  6 10:00:00 2024\nFrom: a@example.net\nSubject: {n}\n"
+                    f"Message-ID: <{n}@x>\n\n".encode() + f"body {n}\n".encode() * 10_000 + b"\n")
+    with small_disk(16) as disk:
+        data = disk.root / "data"
+        po("init", "--domain", "example.org", "--hostname", "mail.example.org", data=data)
+        po("user", "add", "alice@example.org", "--password-stdin", data=data, stdin=PASSWORD)
+        disk.fill()
+        disk.leave_free(2 << 20)  # room for some of the 40 x 100 KB messages, not all
+        full = po("import", "mbox", str(source), "--into", "alice@example.org", "--json", data=data, check=False)
+        assert full.returncode == 1
+        assert "Not enough disk space" in full.stderr and "run the same import again" in full.stderr, full.stderr
+        assert "Traceback" not in full.stderr + full.stdout
+        assert list((data / "blobs" / "tmp").iterdir()) == []
+        stored_before = sum('"stored"' in line for line in full.stdout.splitlines())
+        disk.free()
+        done = json.loads(po("import", "mbox", str(source), "--into", "alice@example.org", "--json",
+                             data=data).stdout.splitlines()[-1])["done"]
+        assert (done["stored"], done["duplicates"]) == (40 - stored_before, stored_before)
+        conn = sqlite3.connect(data / "store.sqlite3")
+        assert conn.execute("SELECT count(*) FROM messages").fetchone()[0] == 40
+        conn.close()
+
+
 def test_import_real_mailing_list_archive(data: Path, corpora: Path) -> None:
     po("user", "add", "list@example.org", "--password-stdin", data=data, stdin=PASSWORD)
     archive = corpora / "threading-jwz-fedora-devel" / "2010-January.txt.gz"

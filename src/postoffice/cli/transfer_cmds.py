@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from postoffice.cli.common import DATA, DataDir, JsonFlag, console, fail, with_services
 from postoffice.services import Services
+from postoffice.store.interface import StorageFull
 from postoffice.transfer import eml, maildir, mbox
 from postoffice.transfer.exporter import export_mailboxes
 from postoffice.transfer.importer import Importer, StoredMessage
@@ -80,20 +81,23 @@ def import_command(
                 sys.stdout.write(json.dumps({"stored": m.source_id, "mailbox": m.mailbox, "uid": m.uid, "sha256": m.sha256}) + "\n")
             sys.stdout.flush()
 
-        if json_lines:
-            importer = Importer(s.store, account, into=mailbox or None, allow_duplicates=allow_duplicates,
-                                workers=workers or None, on_stored=emit)
-            return await importer.run(source)
-        with _progress() as bar:
-            task = bar.add_task("importing", total=total, rate="")
+        importer = Importer(s.store, account, into=mailbox or None, allow_duplicates=allow_duplicates,
+                            workers=workers or None, on_stored=emit if json_lines else None)
+        try:
+            if json_lines:
+                return await importer.run(source)
+            with _progress() as bar:
+                task = bar.add_task("importing", total=total, rate="")
 
-            def advance(n: int) -> None:
-                done = bar.tasks[0].completed + n
-                bar.update(task, completed=done, rate=f"{done / max(time.monotonic() - started, 1e-6):,.0f} msg/s")
+                def advance(n: int) -> None:
+                    done = bar.tasks[0].completed + n
+                    bar.update(task, completed=done, rate=f"{done / max(time.monotonic() - started, 1e-6):,.0f} msg/s")
 
-            importer = Importer(s.store, account, into=mailbox or None, allow_duplicates=allow_duplicates,
-                                workers=workers or None, on_read=advance)
-            return await importer.run(source)
+                importer.on_read = advance
+                return await importer.run(source)
+        except StorageFull as exc:
+            raise StorageFull(f"{exc} {importer.stats.stored:,} messages were stored before that; free some"
+                              " space and run the same import again: what is imported already is skipped.") from exc
 
     try:
         stats = with_services(data, go)

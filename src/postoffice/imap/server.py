@@ -43,6 +43,7 @@ from postoffice.imap.snapshot import SelectedMailboxDeleted
 from postoffice.net.listener import Connection, start_listener
 from postoffice.services import Services
 from postoffice.store.changes import MailboxChange, Subscription
+from postoffice.store.interface import StorageFull
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +240,10 @@ class ImapConnection:
                 done = await entry[0](session, command)
             except SelectedMailboxDeleted:
                 raise
+            except StorageFull as exc:
+                # As Dovecot answers ENOSPC and EDQUOT: temporary, and not a bug of ours.
+                log.warning("%s: %s refused: %s", session.conn.id, command.name, exc)
+                done = Completion("NO", "Not enough disk space", "OVERQUOTA")
             except Exception:
                 log.exception("%s: %s failed", session.conn.id, command.name)
                 done = Completion("NO", "Internal error; the administrator will find it in the log", "SERVERBUG")

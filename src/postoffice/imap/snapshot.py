@@ -18,8 +18,9 @@ Implementation notes (RFC 9051 §2.3.1.2, §5.2, §7.5.1; RFC 3501 §2.3.1.2, §
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field, replace
 
 from postoffice.store.interface import (
@@ -29,7 +30,10 @@ from postoffice.store.interface import (
     MailboxRecord,
     MailStore,
     MessageRecord,
+    StorageFull,
 )
+
+log = logging.getLogger(__name__)
 
 
 class SelectedMailboxDeleted(Exception):
@@ -83,7 +87,7 @@ class MailboxSnapshot:
             # EXAMINE shows \Recent without taking it (RFC 3501 §6.3.2); IMAP4rev2 has none.
             recent_from = mailbox.first_recent_uid if readonly else mailbox.uidnext
             if claim_recent and not readonly:
-                recent_from = await store.claim_recent(mailbox_id)
+                recent_from = await _claimed_or(store.claim_recent(mailbox_id), mailbox.uidnext)
         except BaseException:
             store.release_mailbox(mailbox_id)
             raise
@@ -141,8 +145,8 @@ class MailboxSnapshot:
         session, or None when none can be (nothing new, EXAMINE, or an IMAP4rev2 session)."""
         if not new or not self.claims_recent:
             return None
-        return await self.store.claim_recent(
-            self.mailbox.id, uidnext=new[-1].uid + 1, uidvalidity=self.mailbox.uidvalidity)
+        return await _claimed_or(self.store.claim_recent(
+            self.mailbox.id, uidnext=new[-1].uid + 1, uidvalidity=self.mailbox.uidvalidity), None)
 
     def apply(self, changes: MailboxChanges, *, allow_expunge: bool, recent_from: int | None) -> Updates:
         """Take in `changes` (read from `highestmodseq`) and return what to announce now; the new
@@ -219,3 +223,13 @@ class MailboxSnapshot:
             old = self.records.get(update.uid)
             if old is not None:
                 self.records[update.uid] = replace(old, modseq=update.modseq, flags=update.flags)
+
+
+async def _claimed_or(claim: Awaitable[int], fallback: int | None) -> int | None:
+    """The claim's first recent uid; `fallback` (none recent) when the disk is too full to record
+    the claim: \\Recent is advisory, and reading a mailbox must keep working on a full disk."""
+    try:
+        return await claim
+    except StorageFull as exc:
+        log.warning("\\Recent not claimed: %s", exc)
+        return fallback

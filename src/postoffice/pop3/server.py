@@ -37,7 +37,7 @@ from postoffice.pop3 import proto as p
 from postoffice.pop3.maildrop import DropMessage, NoSuchMessage
 from postoffice.pop3.session import MaildropInUse, Pop3Maildrop
 from postoffice.services import Services
-from postoffice.store.interface import BlobDamaged
+from postoffice.store.interface import BlobDamaged, StorageFull
 
 log = logging.getLogger(__name__)
 
@@ -371,6 +371,9 @@ class Pop3Connection:
             return
         try:
             removed = await drop.update()
+        except StorageFull as exc:  # RFC 1939 §6: -ERR, and the maildrop is as it was
+            log.warning("%s: POP3 update of %s refused: %s", self.conn.id, drop.account.address, exc)
+            self.out.append(p.err("Not enough disk space: no message was deleted; try again later", "SYS/TEMP"))
         except Exception:
             log.exception("%s: POP3 update of %s failed", self.conn.id, drop.account.address)
             self.out.append(p.err("Some deleted messages were not removed; try again", "SYS/TEMP"))

@@ -42,7 +42,7 @@ from postoffice.smtp.policy import SmtpPolicy
 from postoffice.smtp.proto import events as ev
 from postoffice.smtp.proto import replies as r
 from postoffice.smtp.proto.server import SmtpServerConnection
-from postoffice.store.interface import AccountRecord
+from postoffice.store.interface import AccountRecord, StorageFull
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +256,24 @@ class SmtpSession:
         if too_large:
             self._reply(r.MESSAGE_TOO_BIG)
             return
-        for reply in await self.policy.on_message(self.state, envelope):
+        for reply in await self._deliver(envelope):
             self._reply(reply)
+
+    async def _deliver(self, envelope: Envelope) -> list[r.Reply]:
+        """The policy's replies, or a temporary error for every reply it owed when the message
+        could not be stored: the client keeps the message and tries again (never a dropped
+        connection, never a 250 for something not on disk)."""
+        try:
+            return await self.policy.on_message(self.state, envelope)
+        except StorageFull as exc:
+            log.warning("%s: message from <%s> to %d recipient(s) refused: %s",
+                        self.conn.id, envelope.sender, len(envelope.recipients), exc)
+            failure = r.INSUFFICIENT_STORAGE
+        except Exception:
+            log.exception("%s: storing a message from <%s> failed", self.conn.id, envelope.sender)
+            failure = r.LOCAL_ERROR
+        # RFC 2033 §4.2: after DATA, LMTP answers once per accepted recipient.
+        return [failure] * (len(envelope.recipients) if self.policy.lmtp else 1)
 
     async def _start_tls(self) -> None:
         if self.tls is None or self.conn.tls or self.policy.lmtp:

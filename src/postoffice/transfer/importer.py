@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from postoffice.store.blobs import BlobStore, blob_hash
+from postoffice.store.disk_full import as_storage_full
 from postoffice.store.indexing import index_message
 from postoffice.store.interface import AccountRecord, IndexedBlob, MailStore, NewMessage
 from postoffice.transfer.source import SourceMessage
@@ -179,7 +180,10 @@ class Importer:
         self, work: list[tuple[int, list[tuple[SourceMessage, str]], asyncio.Future[list[IndexedBlob]]]]
     ) -> None:
         for mailbox_id, items, indexed_future in work:
-            indexed = await indexed_future
+            try:
+                indexed = await indexed_future
+            except OSError as exc:  # the workers write the blob files
+                raise as_storage_full(exc, f"message files in {self.store.blobs.root}") from exc  # type: ignore[attr-defined]
             new = [
                 NewMessage(
                     blob,

@@ -37,7 +37,7 @@ from postoffice.imap.session import Completion, ImapSession, bad, no, ok
 from postoffice.imap.snapshot import MailboxSnapshot
 from postoffice.message.mime import load_structure, parse_message
 from postoffice.message.mime_model import BodyPart, Envelope
-from postoffice.store.interface import BlobDamaged, FlagMode, MessageRecord
+from postoffice.store.interface import BlobDamaged, FlagMode, MessageRecord, StorageFull
 
 log = logging.getLogger(__name__)
 _STRUCTURE = {"ENVELOPE", "BODY", "BODYSTRUCTURE", "PREVIEW"}
@@ -72,9 +72,13 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
     if sets_seen:
         unseen = [u for u in uids if "\\Seen" not in snapshot.record(u).flags]
         if unseen:
-            result = await session.services.store.store_flags(
-                snapshot.mailbox.id, unseen, FlagMode.ADD, ["\\Seen"], viewer=snapshot.viewer)
-            snapshot.apply_flag_updates(result.updated)
+            try:
+                result = await session.services.store.store_flags(
+                    snapshot.mailbox.id, unseen, FlagMode.ADD, ["\\Seen"], viewer=snapshot.viewer)
+            except StorageFull as exc:  # the content can still be read: serve it, unmarked
+                log.warning("%s: FETCH could not set \\Seen: %s", session.conn.id, exc)
+            else:
+                snapshot.apply_flag_updates(result.updated)
     needs_structure = any(
         (isinstance(i, FetchAttribute) and i.name in _STRUCTURE | _CONTENT)
         or isinstance(i, FetchBody | FetchBinary | FetchBinarySize)

@@ -28,14 +28,18 @@ async def append(session: ImapSession, command: ev.ImapCommand) -> Completion:
     if not access.may("i"):
         return no(f"You may not add messages to {args.mailbox}", "NOPERM")
     target = access.record
-    new = []
-    for message in args.messages:
-        if not message.data:
-            return bad("Empty message")
-        raw = message.data if message.binary else to_crlf(message.data)
-        date = message.internal_date.timestamp() if message.internal_date else time.time()
-        flags = frozenset(f for f in message.flags if f.lower() != "\\recent")
-        new.append(NewMessage(await store.put_blob(raw), flags, date, raw))
+    if any(not message.data for message in args.messages):
+        return bad("Empty message")
+    new: list[NewMessage] = []
+    try:
+        for message in args.messages:
+            raw = message.data if message.binary else to_crlf(message.data)
+            date = message.internal_date.timestamp() if message.internal_date else time.time()
+            flags = frozenset(f for f in message.flags if f.lower() != "\\recent")
+            new.append(NewMessage(await store.put_blob(raw), flags, date, raw))
+    except BaseException:  # e.g. the disk filled up at the third message of a MULTIAPPEND
+        await store.discard_staged(item.blob for item in new)
+        raise
     try:
         results = await store.append_messages(target.id, new)
     except QuotaExceeded:

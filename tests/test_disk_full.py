@@ -1,0 +1,214 @@
+"""A real server whose data directory fills up (a small tmpfs): every client gets its protocol's
+temporary error and a usable connection, nothing acknowledged is lost, no temporary file stays,
+reads and logins go on, and the server takes mail again as soon as there is room, without a
+restart. Issue 12: "44 of 44 SMTP deliveries got a dropped connection after DATA"."""
+from __future__ import annotations
+
+import imaplib
+import logging
+import poplib
+import smtplib
+import sqlite3
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from live_server import DOMAIN, PASSWORD, LiveServer
+from small_disk import SmallDisk, small_disk
+from smtp_client import RawSmtp
+
+USER = f"carol@{DOMAIN}"
+OTHER = f"dave@{DOMAIN}"
+CLIENTS = 6
+TIMEOUT = 30
+
+
+@pytest.fixture
+def disk() -> Iterator[SmallDisk]:
+    with small_disk(32) as mounted:
+        yield mounted
+
+
+@pytest.fixture
+def server(disk: SmallDisk) -> Iterator[LiveServer]:
+    live = LiveServer(disk.root / "data", ["smtp", "lmtp", "imap", "pop3"]).start()
+    live.add_user(USER)
+    live.add_user(OTHER)
+    yield live
+    live.stop()
+
+
+def message(n: int, size: int = 0) -> bytes:
+    body = "".join(f"line {i} of message {n}, padded to make it long enough\r\n" for i in range(size // 56 + 1))
+    return (f"From: sender@example.org\r\nTo: {USER}\r\nSubject: disk full {n}\r\n"
+            f"Message-ID: <full{n}@example.org>\r\n\r\n{body}").encode()
+
+
+def smtp_send(server: LiveServer, raw: bytes) -> tuple[int, bytes, int]:
+    """(reply code to DATA, its text, NOOP's code afterwards: the connection must still work)."""
+    with smtplib.SMTP("127.0.0.1", server.ports["smtp"], timeout=TIMEOUT) as client:
+        try:
+            client.sendmail("sender@example.org", [USER], raw)
+            code, text = 250, b""
+        except smtplib.SMTPDataError as exc:
+            code, text = exc.smtp_code, exc.smtp_error
+        return code, text, client.noop()[0]
+
+
+def bdat_send(server: LiveServer, raw: bytes) -> tuple[int, str]:
+    client = RawSmtp(server.ports["smtp"], timeout=TIMEOUT)
+    try:
+        assert client.cmd("EHLO client.example.org")[0] == 250
+        assert client.cmd("MAIL FROM:<sender@example.org>")[0] == 250
+        assert client.cmd(f"RCPT TO:<{USER}>")[0] == 250
+        half = len(raw) // 2
+        client.send(f"BDAT {half}\r\n".encode() + raw[:half])
+        assert client.reply()[0] == 250
+        client.send(f"BDAT {len(raw) - half} LAST\r\n".encode() + raw[half:])
+        reply = client.reply()
+        assert client.cmd("NOOP")[0] == 250
+        return reply
+    finally:
+        client.close()
+
+
+def lmtp_send(server: LiveServer, raw: bytes) -> list[tuple[int, str]]:
+    client = RawSmtp(server.ports["lmtp"], timeout=TIMEOUT)
+    try:
+        assert client.cmd("LHLO client.example.org")[0] == 250
+        assert client.cmd("MAIL FROM:<sender@example.org>")[0] == 250
+        assert client.cmd(f"RCPT TO:<{USER}>")[0] == 250
+        assert client.cmd(f"RCPT TO:<{OTHER}>")[0] == 250
+        assert client.cmd("DATA")[0] == 354
+        client.send(raw + b".\r\n")
+        replies = [client.reply(), client.reply()]  # RFC 2033: one per recipient
+        assert client.cmd("NOOP")[0] == 250
+        return replies
+    finally:
+        client.close()
+
+
+def imap_login(server: LiveServer) -> imaplib.IMAP4:
+    client = imaplib.IMAP4("127.0.0.1", server.ports["imap"], timeout=TIMEOUT)
+    client.login(USER, PASSWORD)
+    return client
+
+
+def pop3_login(server: LiveServer) -> poplib.POP3:
+    client = poplib.POP3("127.0.0.1", server.ports["pop3"], timeout=TIMEOUT)
+    client.user(USER)
+    client.pass_(PASSWORD)
+    return client
+
+
+def empty_wal(server: LiveServer) -> None:
+    """Truncate the WAL so that any commit must grow it: on the full disk SQLite fails too
+    (SQLITE_FULL), not only the blob files, even for writes that need no new file."""
+    assert server.services is not None
+    with sqlite3.connect(server.services.store.db_path) as conn:  # type: ignore[attr-defined]
+        assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+
+
+def temp_files(server: LiveServer) -> list[Path]:
+    assert server.services is not None
+    return list((server.services.store.blobs.root / "tmp").iterdir())  # type: ignore[attr-defined]
+
+
+def assert_acked_present(server: LiveServer, smtp_acked: list[bytes], appended: list[bytes]) -> None:
+    stored = server.messages(USER)
+    for raw in smtp_acked:  # stored after our Return-Path and Received lines
+        assert sum(blob.endswith(raw) for blob in stored) == 1, raw[:80]
+    for raw in appended:
+        assert stored.count(raw) == 1, raw[:80]
+
+
+def test_full_disk_gives_temporary_errors_keeps_reads_and_recovers(
+        server: LiveServer, disk: SmallDisk, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    # Before: mail acknowledged by SMTP and APPEND, small and large (staged) alike.
+    smtp_acked = [message(1), message(2, 200_000)]
+    for raw in smtp_acked:
+        assert smtp_send(server, raw)[0] == 250
+    appended = [message(3)]
+    imap = imap_login(server)
+    assert imap.append("INBOX", None, None, appended[0])[0] == "OK"
+    imap.logout()
+
+    empty_wal(server)
+    disk.fill()
+
+    # SMTP DATA from several clients at once, small and large: 452 4.3.1 each, connection kept.
+    raws = [message(100 + n, 100_000 if n % 2 else 0) for n in range(CLIENTS)]
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        outcomes = list(pool.map(lambda raw: smtp_send(server, raw), raws))
+    for code, text, noop in outcomes:
+        assert (code, noop) == (452, 250), text
+        assert text.startswith(b"4.3.1"), text
+    code, text = bdat_send(server, message(200))  # CHUNKING (RFC 3030) ends the same way
+    assert code == 452 and "4.3.1" in text, text
+    assert [(c, t.split()[1]) for c, t in lmtp_send(server, message(201))] == [(452, "4.3.1")] * 2
+
+    # IMAP: APPEND and every write get the temporary NO Dovecot gives; reads and logins work.
+    imap = imap_login(server)
+    for raw in (message(300), message(301, 150_000), appended[0]):  # new, staged, and rows only
+        status, data = imap.append("INBOX", None, None, raw)
+        assert (status, data[0][:12]) == ("NO", b"[OVERQUOTA] "), data
+    status, data = imap.select("INBOX")
+    assert status == "OK" and int(data[0]) == len(smtp_acked) + len(appended)
+    status, data = imap.fetch("1:*", "(BODY.PEEK[])")
+    assert status == "OK"
+    bodies = [part[1] for part in data if isinstance(part, tuple)]
+    assert len(bodies) == 3 and bodies[-1] == appended[0]
+    status, data = imap.fetch("1", "(BODY[])")  # would set \Seen: the content comes anyway
+    assert status == "OK" and data[0][1].endswith(smtp_acked[0])  # type: ignore[index]
+    for status, data in (imap.copy("1", "Archive"), imap.store("1", "+FLAGS", "(\\Flagged)"),
+                         imap.uid("MOVE", "1", "Archive")):
+        assert (status, data[0][:12]) == ("NO", b"[OVERQUOTA] "), data
+    imap.logout()
+
+    # POP3: login and RETR work; the deletion at QUIT fails and deletes nothing.
+    pop = pop3_login(server)
+    count, _ = pop.stat()
+    assert count == 3
+    assert b"\r\n".join(pop.retr(1)[1]).endswith(smtp_acked[0].rstrip(b"\r\n"))
+    pop.dele(1)
+    with pytest.raises(poplib.error_proto, match="SYS/TEMP"):
+        pop.quit()
+    pop = pop3_login(server)
+    assert pop.stat()[0] == 3
+    pop.quit()
+
+    assert temp_files(server) == []
+    assert_acked_present(server, smtp_acked, appended)
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged for a full disk"
+    refusals = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "refused" in r.getMessage()]
+    assert len(refusals) >= CLIENTS + 1 + 1 + 3 + 3 + 1, refusals  # SMTP, BDAT, LMTP, APPEND, writes, POP3
+
+    # Room again: everything works at once, with no restart.
+    disk.free()
+    more = [message(400 + n, 100_000 if n % 2 else 0) for n in range(CLIENTS)]
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        assert [o[0] for o in pool.map(lambda raw: smtp_send(server, raw), more)] == [250] * CLIENTS
+    smtp_acked += more
+    assert bdat_send(server, message(500))[0] == 250
+    smtp_acked.append(message(500))
+    assert [c for c, _ in lmtp_send(server, message(501))] == [250, 250]
+    smtp_acked.append(message(501))
+    imap = imap_login(server)
+    assert imap.append("INBOX", None, None, message(502))[0] == "OK"
+    appended.append(message(502))
+    imap.select("INBOX")
+    assert imap.copy("1", "Archive")[0] == "OK"
+    assert imap.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    imap.logout()
+    assert_acked_present(server, smtp_acked, appended)
+    pop = pop3_login(server)
+    total = pop.stat()[0]
+    pop.dele(total)
+    assert pop.quit().startswith(b"+OK")
+    pop = pop3_login(server)
+    assert pop.stat()[0] == total - 1
+    pop.quit()
+    assert temp_files(server) == []
