@@ -11,6 +11,7 @@ import smtplib
 import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -124,10 +125,27 @@ def assert_acked_present(server: LiveServer, smtp_acked: list[bytes], appended: 
         assert stored.count(raw) == 1, raw[:80]
 
 
-def test_full_disk_gives_temporary_errors_keeps_reads_and_recovers(
-        server: LiveServer, disk: SmallDisk, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING)
-    # Before: mail acknowledged by SMTP and APPEND, small and large (staged) alike.
+@dataclass
+class Full:
+    """A server whose disk is full, with what it acknowledged before."""
+
+    server: LiveServer
+    disk: SmallDisk
+    smtp_acked: list[bytes]
+    appended: list[bytes]
+
+    def check_after(self, caplog: pytest.LogCaptureFixture, refusals: int) -> None:
+        """Nothing acked lost, no temporary file, one WARNING per refusal and no traceback."""
+        assert temp_files(self.server) == []
+        assert_acked_present(self.server, self.smtp_acked, self.appended)
+        assert not [r for r in caplog.records if r.exc_info], "a traceback was logged for a full disk"
+        lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "refused" in r.getMessage()]
+        assert len(lines) == refusals, lines
+
+
+@pytest.fixture
+def full(server: LiveServer, disk: SmallDisk, caplog: pytest.LogCaptureFixture) -> Full:
+    # Mail acknowledged by SMTP and APPEND, small and large (staged) alike.
     smtp_acked = [message(1), message(2, 200_000)]
     for raw in smtp_acked:
         assert smtp_send(server, raw)[0] == 250
@@ -135,11 +153,17 @@ def test_full_disk_gives_temporary_errors_keeps_reads_and_recovers(
     imap = imap_login(server)
     assert imap.append("INBOX", None, None, appended[0])[0] == "OK"
     imap.logout()
-
     empty_wal(server)
     disk.fill()
+    caplog.clear()
+    caplog.set_level(logging.WARNING)
+    return Full(server, disk, smtp_acked, appended)
 
-    # SMTP DATA from several clients at once, small and large: 452 4.3.1 each, connection kept.
+
+def test_smtp_clients_get_452_4_3_1_and_deliver_again_when_space_returns(
+        full: Full, caplog: pytest.LogCaptureFixture) -> None:
+    server = full.server
+    # Several clients at once, small and large messages: 452 4.3.1 each, and the connection stays.
     raws = [message(100 + n, 100_000 if n % 2 else 0) for n in range(CLIENTS)]
     with ThreadPoolExecutor(CLIENTS) as pool:
         outcomes = list(pool.map(lambda raw: smtp_send(server, raw), raws))
@@ -149,8 +173,21 @@ def test_full_disk_gives_temporary_errors_keeps_reads_and_recovers(
     code, text = bdat_send(server, message(200))  # CHUNKING (RFC 3030) ends the same way
     assert code == 452 and "4.3.1" in text, text
     assert [(c, t.split()[1]) for c, t in lmtp_send(server, message(201))] == [(452, "4.3.1")] * 2
+    full.check_after(caplog, refusals=CLIENTS + 2)
 
-    # IMAP: APPEND and every write get the temporary NO Dovecot gives; reads and logins work.
+    full.disk.free()  # room again: mail flows at once, with no restart
+    more = [message(400 + n, 100_000 if n % 2 else 0) for n in range(CLIENTS)]
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        assert [o[0] for o in pool.map(lambda raw: smtp_send(server, raw), more)] == [250] * CLIENTS
+    assert bdat_send(server, message(500))[0] == 250
+    assert [c for c, _ in lmtp_send(server, message(501))] == [250, 250]
+    full.smtp_acked += [*more, message(500), message(501)]
+    full.check_after(caplog, refusals=CLIENTS + 2)
+
+
+def test_imap_writes_get_no_overquota_while_login_select_and_fetch_work(
+        full: Full, caplog: pytest.LogCaptureFixture) -> None:
+    server, smtp_acked, appended = full.server, full.smtp_acked, full.appended
     imap = imap_login(server)
     for raw in (message(300), message(301, 150_000), appended[0]):  # new, staged, and rows only
         status, data = imap.append("INBOX", None, None, raw)
@@ -167,48 +204,38 @@ def test_full_disk_gives_temporary_errors_keeps_reads_and_recovers(
                          imap.uid("MOVE", "1", "Archive")):
         assert (status, data[0][:12]) == ("NO", b"[OVERQUOTA] "), data
     imap.logout()
+    full.check_after(caplog, refusals=6)
 
-    # POP3: login and RETR work; the deletion at QUIT fails and deletes nothing.
+    full.disk.free()
+    imap = imap_login(server)
+    assert imap.append("INBOX", None, None, message(502))[0] == "OK"
+    imap.select("INBOX")
+    assert imap.copy("1", "Archive")[0] == "OK"
+    assert imap.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
+    imap.logout()
+    appended.append(message(502))
+    full.check_after(caplog, refusals=6)
+
+
+def test_pop3_quit_on_a_full_disk_deletes_nothing_and_says_so(full: Full, caplog: pytest.LogCaptureFixture) -> None:
+    server = full.server
     pop = pop3_login(server)
-    count, _ = pop.stat()
-    assert count == 3
-    assert b"\r\n".join(pop.retr(1)[1]).endswith(smtp_acked[0].rstrip(b"\r\n"))
+    assert pop.stat()[0] == 3
+    assert b"\r\n".join(pop.retr(1)[1]).endswith(full.smtp_acked[0].rstrip(b"\r\n"))
     pop.dele(1)
     with pytest.raises(poplib.error_proto, match="SYS/TEMP"):
         pop.quit()
     pop = pop3_login(server)
     assert pop.stat()[0] == 3
     pop.quit()
+    full.check_after(caplog, refusals=1)
 
-    assert temp_files(server) == []
-    assert_acked_present(server, smtp_acked, appended)
-    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged for a full disk"
-    refusals = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "refused" in r.getMessage()]
-    assert len(refusals) >= CLIENTS + 1 + 1 + 3 + 3 + 1, refusals  # SMTP, BDAT, LMTP, APPEND, writes, POP3
-
-    # Room again: everything works at once, with no restart.
-    disk.free()
-    more = [message(400 + n, 100_000 if n % 2 else 0) for n in range(CLIENTS)]
-    with ThreadPoolExecutor(CLIENTS) as pool:
-        assert [o[0] for o in pool.map(lambda raw: smtp_send(server, raw), more)] == [250] * CLIENTS
-    smtp_acked += more
-    assert bdat_send(server, message(500))[0] == 250
-    smtp_acked.append(message(500))
-    assert [c for c, _ in lmtp_send(server, message(501))] == [250, 250]
-    smtp_acked.append(message(501))
-    imap = imap_login(server)
-    assert imap.append("INBOX", None, None, message(502))[0] == "OK"
-    appended.append(message(502))
-    imap.select("INBOX")
-    assert imap.copy("1", "Archive")[0] == "OK"
-    assert imap.store("1", "+FLAGS", "(\\Flagged)")[0] == "OK"
-    imap.logout()
-    assert_acked_present(server, smtp_acked, appended)
+    full.disk.free()
     pop = pop3_login(server)
-    total = pop.stat()[0]
-    pop.dele(total)
+    pop.dele(1)
     assert pop.quit().startswith(b"+OK")
     pop = pop3_login(server)
-    assert pop.stat()[0] == total - 1
+    assert pop.stat()[0] == 2
     pop.quit()
-    assert temp_files(server) == []
+    full.smtp_acked.pop(0)
+    full.check_after(caplog, refusals=1)
