@@ -134,6 +134,43 @@ async def test_a_job_that_does_not_fit_fails_alone_in_its_batch(store: SqliteSto
     assert temp_files(store) == []
 
 
+async def test_writer_survives_sqlite_rolling_back_the_whole_transaction(tmp_path: Path) -> None:
+    """After SQLITE_FULL or an I/O error SQLite may roll back the whole transaction by itself
+    (https://sqlite.org/lang_transaction.html, "Response To Errors Within A Transaction").
+    Fault injection, as a tmpfs cannot produce an I/O error: a job ends the transaction and
+    raises. Only that job fails; the one batched with it goes through, and so do later writes
+    (old code: ROLLBACK TO raised out of the writer thread, and every later write hung)."""
+    store = open_store("sqlite", tmp_path / "store.sqlite3", tmp_path / "blobs")
+    try:
+        account = await new_account(store)
+        inbox = await store.get_mailbox(account.id, "INBOX")
+        assert inbox is not None
+        uid = await append(store, inbox.id, make_raw(1))
+        release = threading.Event()
+
+        def hold(tx: Transaction) -> None:
+            release.wait(TIMEOUT)
+
+        def lost(tx: Transaction) -> None:
+            tx.execute("ROLLBACK")
+            raise sqlite3.OperationalError("disk I/O error")
+
+        held = asyncio.ensure_future(store.run_write(hold))
+        await asyncio.sleep(0.2)
+        failing = asyncio.ensure_future(store.run_write(lost))
+        flagging = asyncio.ensure_future(store.store_flags(inbox.id, [uid], FlagMode.ADD, ["\\Seen"]))
+        await asyncio.sleep(0.2)
+        release.set()
+        await asyncio.wait_for(held, TIMEOUT)
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            await asyncio.wait_for(failing, TIMEOUT)
+        assert [u.uid for u in (await asyncio.wait_for(flagging, TIMEOUT)).updated] == [uid]
+        later = await append(store, inbox.id, make_raw(2))
+        assert [r.uid for r in await store.list_messages(inbox.id)] == [uid, later]
+    finally:
+        await store.close()
+
+
 def test_a_batch_of_blob_files_that_does_not_fit_leaves_no_temp_file(disk: SmallDisk) -> None:
     """The import path writes many files, flushes once, then renames: a full disk half-way
     removes the temporary files already written."""

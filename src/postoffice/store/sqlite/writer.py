@@ -10,10 +10,11 @@ quickly while never answering it before the data is durable.
 Post-commit actions (removing blob files whose last reference went away) run on this thread
 after the commit, so they are serialised with every other write.
 
-When a batch cannot be committed (a full disk: no room for a blob file or for the WAL to grow),
-it is rolled back and each of its jobs is run again alone, so only those that need what is
-missing fail, with `StorageFull`; the thread and its connection stay usable, and writes succeed
-again as soon as there is room (no restart).
+When a batch cannot be committed (a full disk: no room for a blob file or for the WAL to grow;
+an I/O error after which SQLite rolled the whole transaction back), it is rolled back and each
+of its jobs is run again alone, so only those that cannot be done fail (on a full disk with
+`StorageFull`); the thread and its connection stay usable, and writes succeed again as soon as
+there is room (no restart).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, TypeVar
 
 from postoffice.store.blobs import BlobStore
 from postoffice.store.changes import ChangeNotifier, MailboxChange
-from postoffice.store.disk_full import as_storage_full, is_disk_full
+from postoffice.store.disk_full import as_storage_full
 from postoffice.store.sqlite.blob_holds import BlobHolds
 from postoffice.store.sqlite.schema import connect
 
@@ -131,12 +132,19 @@ class WriterThread:
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:  # (after busy_timeout) nothing ran: every job fails alike
+            for job in batch:
+                _resolve(job, None, as_storage_full(exc, self._where))
+            return
+        try:
             tx, outcomes = self._attempt(conn, batch)
         except Exception as exc:  # nothing of the batch was committed
             _roll_back(conn)
-            if len(batch) > 1 and is_disk_full(exc):
+            if len(batch) > 1:
                 # Only some jobs may need what is missing (room for a blob, a WAL that must
-                # grow): each alone, so a full disk fails those and lets the others through.
+                # grow), or one job's failure took the others' work with it: each alone, so
+                # that only the jobs that cannot be done fail.
                 for job in batch:
                     self._run_batch(conn, [job])
                 return
@@ -157,11 +165,11 @@ class WriterThread:
 
     def _attempt(self, conn: sqlite3.Connection,
                  batch: list[_Job]) -> tuple[Transaction, list[tuple[_Job, Any, BaseException | None]]]:
-        """Run the batch's jobs, each in its savepoint, and commit; raises when nothing could
-        be committed (the caller rolls back). A job that fails alone is rolled back alone."""
+        """Run the batch's jobs in the open transaction, each in its savepoint, and commit;
+        raises when nothing could be committed (the caller rolls back). A job that fails alone
+        is rolled back alone."""
         outcomes: list[tuple[_Job, Any, BaseException | None]] = []
         tx = Transaction(conn, self._blobs, self._holds)
-        conn.execute("BEGIN IMMEDIATE")
         for job in batch:
             marks = len(tx.changes), len(tx.after_commit), len(tx.staged), len(tx.unwritten)
             conn.execute("SAVEPOINT job")
