@@ -197,3 +197,21 @@ def test_a_store_from_a_newer_postoffice_is_refused(tmp_path: Path) -> None:
         assert "upgrade postoffice" in result.stderr, result.stderr
     assert db.read_bytes() == before
     assert not list(data.glob("*.pre-upgrade-*"))
+
+
+def test_no_pre_upgrade_copy_of_a_store_another_process_upgraded_meanwhile(tmp_path: Path) -> None:
+    """Two processes open an old store at once: the second one's copy, taken after the first
+    committed the upgrade, must not replace the first one's copy of the old file."""
+    data, _ = _old_copy("schema1", tmp_path)
+    db = data / "store.sqlite3"
+    conn = sqlite3.connect(db)
+    try:
+        assert upgrade.copy_before_upgrade(conn, db, 1) == data / "store.sqlite3.pre-upgrade-v1"
+        kept = (data / "store.sqlite3.pre-upgrade-v1").read_bytes()
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+        conn.commit()  # the other process's upgrade
+        assert upgrade.copy_before_upgrade(conn, db, 1) is None
+    finally:
+        conn.close()
+    assert (data / "store.sqlite3.pre-upgrade-v1").read_bytes() == kept
+    assert sorted(p.name for p in data.glob("*.pre-upgrade-*")) == ["store.sqlite3.pre-upgrade-v1"]

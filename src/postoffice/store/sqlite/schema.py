@@ -232,7 +232,7 @@ def create_schema(conn: sqlite3.Connection, db_path: Path | None = None) -> None
                 conn.execute("ROLLBACK")
                 log.warning("the store %s has schema %s: copying it before the upgrade to %s",
                             db_path, version, SCHEMA_VERSION)
-                copy = copy_before_upgrade(conn, db_path, version)
+                copy = copy_before_upgrade(conn, db_path, version)  # None: upgraded meanwhile
                 continue
             _create(conn, version)
             conn.execute("COMMIT")

@@ -47,8 +47,10 @@ def stored_version(conn: sqlite3.Connection) -> int | None:
     return int(row[0])
 
 
-def copy_before_upgrade(conn: sqlite3.Connection, db_path: Path, version: int) -> Path:
-    """A durable copy of the database as it is now, beside it; returns its path."""
+def copy_before_upgrade(conn: sqlite3.Connection, db_path: Path, version: int) -> Path | None:
+    """A durable copy of the database as it is now, beside it; returns its path, or None when
+    the copy is no longer at `version` (another process upgraded it meanwhile: no copy kept,
+    so the one that process made is never replaced by an upgraded database)."""
     copy = db_path.with_name(f"{db_path.name}.pre-upgrade-v{version}")
     partial = copy.with_name(copy.name + ".partial")
     partial.unlink(missing_ok=True)
@@ -57,8 +59,12 @@ def copy_before_upgrade(conn: sqlite3.Connection, db_path: Path, version: int) -
         try:
             conn.backup(target)
             target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+            copied = stored_version(target)
         finally:
             target.close()
+        if copied != version:
+            partial.unlink()
+            return None
         with open(partial, "rb+") as file:
             os.fsync(file.fileno())
         os.replace(partial, copy)
