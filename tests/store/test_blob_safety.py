@@ -208,3 +208,11 @@ async def test_export_stops_at_a_truncated_file_and_names_it(tmp_path: Path) -> 
             await export_mailboxes(store, account, "mbox", tmp_path / "out")
     finally:
         await store.close()
+
+
+async def test_a_store_with_mail_beside_an_empty_blob_directory_is_refused(tmp_path: Path) -> None:
+    """The reverse typo (`[store] blobs = "blob"`): every message would be unreadable."""
+    await (await store_with_mail(tmp_path / "store.sqlite3", tmp_path / "blobs", 2)).close()
+    with pytest.raises(StoreMismatch, match=r"holds no message files.*\[store\] blobs"):
+        SqliteStore(tmp_path / "store.sqlite3", tmp_path / "blob")
+    assert not (tmp_path / "blob").exists()  # the directory it would have made is gone again

@@ -33,18 +33,19 @@ def blob_hash(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def make_directory(path: Path, what: str) -> None:
+def make_directory(path: Path, what: str) -> bool:
     """Create the directory `path` if missing, but never its parents: a configured path with a
     typo must not grow a tree somewhere (say, at the file-system root). `what` names it for
-    the error, e.g. "blob directory ([store] blobs)"."""
+    the error, e.g. "blob directory ([store] blobs)". True when it was created."""
     if path.is_dir():
-        return
+        return False
     if not path.parent.is_dir():
         raise StoreError(
             f"The {what} {path} cannot be created because {path.parent} does not exist; "
             "check that setting in postoffice.toml, or create its parent directory first."
         )
     path.mkdir(exist_ok=True)
+    return True
 
 
 def _checked(sha256: str, data: bytes, size: int | None) -> bytes:
@@ -63,7 +64,7 @@ class BlobStore:
     def __init__(self, root: Path, trash_days: float = DEFAULT_TRASH_DAYS) -> None:
         self.root = root
         self._tmp = root / "tmp"
-        make_directory(root, "blob directory ([store] blobs)")
+        self.created = make_directory(root, "blob directory ([store] blobs)")
         self._tmp.mkdir(exist_ok=True)
         self._known_dirs: set[str] = set()
         self._cached = PageCacheReader(root)
@@ -243,6 +244,12 @@ class BlobStore:
     def holds_files(self) -> bool:
         """Whether any blob file is present (stops at the first)."""
         return next(iter(self.all_hashes()), None) is not None
+
+    def undo_create(self) -> None:
+        """Remove the directory this object created (still empty), when the store is refused."""
+        if self.created:
+            self._tmp.rmdir()
+            self.root.rmdir()
 
 
 def _remove_files(paths: Iterable[Path]) -> None:

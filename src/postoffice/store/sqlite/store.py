@@ -87,6 +87,14 @@ class SqliteStore:
             setup.close()
         if empty and not new:
             _refuse_beside_blobs(db_path, self.blobs, "holds no messages")
+        if not empty and not self.blobs.holds_files():
+            # The reverse typo ([store] blobs): every message would be unreadable.
+            self.blobs.undo_create()
+            raise StoreMismatch(
+                f"Refusing to open the store {db_path}: it holds messages, but {blob_root} holds no message "
+                "files, so it is probably not the blob directory they are in; check [store] blobs (and "
+                "[store] path) in postoffice.toml."
+            )
         self.changes = ChangeNotifier()
         # Beside the database like SQLite's own -wal and -shm files.
         self.locks = MailboxLocks(db_path.with_name(db_path.name + "-locks"))
