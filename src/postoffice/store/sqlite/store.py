@@ -70,12 +70,12 @@ class SqliteStore:
     def __init__(self, db_path: Path, blob_root: Path, reader_threads: int = 4, *,
                  keep_recently_expunged: bool = False, trash_days: float = DEFAULT_TRASH_DAYS) -> None:
         self.db_path = db_path
-        self.blobs = BlobStore(blob_root, trash_days)
         if not db_path.parent.is_dir():  # created by nobody: a typo must not grow a tree somewhere
             raise StoreError(
                 f"The store {db_path} cannot be opened because {db_path.parent} does not exist; "
                 "check [store] path in postoffice.toml, or create that directory first."
             )
+        self.blobs = BlobStore(blob_root, trash_days)
         new = not db_path.exists()
         if new:
             _refuse_beside_blobs(db_path, self.blobs, "does not exist yet")
