@@ -14,21 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from cli_run import po
 from postoffice.store.sqlite.store import SqliteStore
 
 PASSWORD = "a long enough password"
-
-
-def po(*args: str, data: Path | None = None, stdin: str | None = None, check: bool = True,
-       env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "postoffice", *args]
-    if data is not None:
-        cmd += ["--data", str(data)]
-    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
-    result = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=120, env=full_env)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
 
 
 @pytest.fixture

@@ -266,13 +266,22 @@ def test_empty_export_is_a_valid_empty_maildir(tmp_path: Path) -> None:
     assert read_all(tmp_path / "Maildir") == []
 
 
-def test_writer_refuses_a_file_and_bad_folder_names(tmp_path: Path) -> None:
+def test_writer_refuses_a_file_and_escapes_every_folder_name(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(TransferError, match="is a file"):
         MaildirWriter(tmp_path / "file")
-    writer = MaildirWriter(tmp_path / "Maildir")
-    with pytest.raises(TransferError, match="not a folder name"):
-        writer.add(b"", (), None, "a//b")
+    root = tmp_path / "Maildir"
+    names = ["a//b", "../../x", ".", "..", "/lead", "trail/", ".hidden", "a.b", "back\\slash",
+             "\\", "nul\x00ctl\x01\x7f", "\\2e"]
+    with MaildirWriter(root) as writer:
+        for i, name in enumerate(names):
+            writer.add(b"S: %d\r\n\r\nx\r\n" % i, (), None, name)
+    # Every folder is a dot-folder directly in the root, and each name reads back as it was.
+    assert all(p.parent == root and p.name.startswith(".") for p in root.iterdir() if p.is_dir()
+               and p.name not in ("cur", "new", "tmp"))
+    assert sorted((m.folder, m.raw) for m in read_all(root)) == sorted(
+        (name, b"S: %d\r\n\r\nx\r\n" % i) for i, name in enumerate(names)
+    )
 
 
 def test_round_trip_of_a_real_archive(corpora: Path, tmp_path: Path) -> None:

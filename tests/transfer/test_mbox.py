@@ -274,7 +274,7 @@ def test_missing_file_is_a_plain_error(tmp_path: Path) -> None:
 
 
 def test_folder_is_not_an_mbox(tmp_path: Path) -> None:
-    with pytest.raises(TransferError, match="is a folder, not an mbox file"):
+    with pytest.raises(TransferError, match=r"is a folder with no \.mbox files in it"):
         read_mbox(tmp_path)
 
 

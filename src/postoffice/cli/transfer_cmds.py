@@ -16,7 +16,7 @@ from postoffice.cli.common import DATA, DataDir, JsonFlag, console, fail, with_s
 from postoffice.services import Services
 from postoffice.store.interface import StorageFull
 from postoffice.transfer import eml, maildir, mbox
-from postoffice.transfer.exporter import export_mailboxes
+from postoffice.transfer.exporter import ExportStats, export_mailboxes
 from postoffice.transfer.importer import Importer, StoredMessage
 from postoffice.transfer.source import TransferError
 
@@ -41,7 +41,8 @@ def _progress() -> Progress:
 
 def import_command(
     fmt: Annotated[SourceFormat, typer.Argument(metavar="mbox|maildir|eml", help="The format of PATH.")],
-    path: Annotated[Path, typer.Argument(help="An mbox file (.gz too), a Maildir, or an .eml file or folder.")],
+    path: Annotated[Path, typer.Argument(
+        help="An mbox file (.gz too) or a folder of .mbox files, a Maildir, or an .eml file or folder.")],
     into: Annotated[str, typer.Option("--into", help="ADDR or ADDR/MAILBOX to import into.")],
     data: DataDir = DATA,
     allow_duplicates: Annotated[bool, typer.Option("--allow-duplicates", help="Import messages the mailbox already has.")] = False,
@@ -50,7 +51,9 @@ def import_command(
 ) -> None:
     """Import mail from files, keeping flags and dates; running it twice adds nothing twice.
 
-    Without /MAILBOX, Maildir folders go to mailboxes of the same names and mbox/eml go to INBOX.
+    Without /MAILBOX, Maildir folders go to mailboxes of the same names, the files of an mbox
+    folder (as `export` writes it) to the mailboxes their paths name, and an mbox or eml file
+    to INBOX. Only regular files are read: a named pipe or a device is refused at once.
     ADDR is a user: imported mail is filed, never forwarded, so aliases do not apply.
 
     Examples: postoffice import mbox ~/old.mbox --into alice@example.org/Archive
@@ -104,6 +107,9 @@ def import_command(
     except TransferError as exc:
         fail(str(exc))
     elapsed = time.monotonic() - started
+    if stats.read == 0 and not json_lines:
+        console.print(f"{path} holds no messages; nothing was imported.")
+        return
     summary = {"read": stats.read, "stored": stats.stored, "duplicates": stats.duplicates,
                "mailboxes_created": stats.mailboxes_created, "seconds": round(elapsed, 2)}
     if json_lines:
@@ -123,28 +129,39 @@ def export_command(
     fmt: Annotated[ExportFormat, typer.Option("--format", help="mbox or maildir.")] = ExportFormat.mbox,
     mailbox: Annotated[str | None, typer.Option(help="Only this mailbox.")] = None,
     data: DataDir = DATA,
+    json_out: JsonFlag = False,
 ) -> None:
     """Export mail to mbox or Maildir, with flags and dates.
 
     mbox with --mailbox writes DEST as one file; otherwise DEST is a folder with one NAME.mbox
-    per mailbox. maildir writes a Maildir++ tree at DEST.
+    per mailbox. maildir writes a Maildir++ tree at DEST. Mailbox names are escaped, never
+    used as paths as they are (see docs/export.md). Exporting again to the same DEST adds only
+    the messages that are not there yet (compared by content), so it can refresh a backup.
 
     Example: postoffice export alice@example.org --format maildir ~/backup/alice
     """
 
-    async def go(s: Services) -> dict[str, int]:
+    async def go(s: Services) -> ExportStats:
         account = await s.directory.get_user(address)
         if account is None:
             fail(f"There is no user {address}.")
         total = sum([(await s.store.mailbox_status(b.id)).messages for b in await s.store.list_mailboxes(account.id)
                      if mailbox is None or b.name == mailbox])
+        if json_out:
+            return await export_mailboxes(s.store, account, fmt.value, dest, mailbox=mailbox)
         with _progress() as bar:
             task = bar.add_task("exporting", total=total, rate="")
             return await export_mailboxes(s.store, account, fmt.value, dest, mailbox=mailbox,
                                           on_message=lambda: bar.advance(task))
 
     try:
-        counts = with_services(data, go)
+        stats = with_services(data, go)
     except TransferError as exc:
         fail(str(exc))
-    console.print(f"Exported {sum(counts.values()):,} messages from {len(counts)} mailbox(es) to {dest}.")
+    if json_out:
+        sys.stdout.write(json.dumps({"written": stats.written, "already_present": stats.already_present}) + "\n")
+        return
+    console.print(
+        f"Exported {sum(stats.written.values()):,} messages from {len(stats.written)} mailbox(es) to {dest};"
+        f" {stats.already_present:,} already there were skipped."
+    )

@@ -5,19 +5,23 @@ every message goes to the one folder given. A file named explicitly is read what
 The internal date is the Date header (RFC 5322 §3.6.1) when it parses, else the file's
 modification time: a saved file's mtime is when it was saved, not when the mail arrived.
 No flags: the format has none. A leading mbox From_ line (files cut out of an mbox often keep
-one) is not part of the message and is dropped.
+one) is not part of the message and is dropped. Only regular files are read (a named pipe or a
+device is refused at once); an empty file is not a message: refused when named, skipped in a
+folder.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from postoffice.message.lines import to_crlf
+from postoffice.transfer.filesystem import describe_kind, open_regular
 from postoffice.transfer.mbox import parse_from_line
 from postoffice.transfer.source import SourceMessage, TransferError
 
@@ -42,12 +46,18 @@ def count_eml(path: Path) -> int:
 
 
 def _list(path: Path) -> list[Path]:
-    if not path.exists():
-        raise TransferError(f"{path} does not exist.")
-    if path.is_file():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise TransferError(f"{path} does not exist.") from None
+    except OSError as exc:
+        raise TransferError(f"{path} cannot be read: {exc.strerror or exc}.") from exc
+    if stat.S_ISREG(mode):
         return [path]
-    if not path.is_dir():
-        raise TransferError(f"{path} is neither a message file nor a folder of .eml files.")
+    if not stat.S_ISDIR(mode):
+        raise TransferError(
+            f"{path} is {describe_kind(mode)}, neither a message file nor a folder of .eml files."
+        )
     found: list[tuple[tuple[str, ...], Path]] = []
     for directory, dirnames, filenames in os.walk(path, onerror=_raise):
         dirnames.sort()
@@ -67,11 +77,15 @@ def _raise(exc: OSError) -> None:
 def _read(root: Path, files: list[Path], folder: str) -> Iterator[SourceMessage]:
     for file in files:
         try:
-            with open(file, "rb") as f:
+            with open_regular(file) as f:
                 mtime = os.fstat(f.fileno()).st_mtime
                 data = f.read()
         except OSError as exc:
             raise TransferError(f"{file} cannot be read: {exc.strerror or exc}.") from exc
+        if not data.strip():
+            if file == root:
+                raise TransferError(f"{file} is empty, not a message.")
+            continue
         if data.startswith(b"From "):
             line, _, rest = data.partition(b"\n")
             if parse_from_line(line.rstrip(b"\r")) is not None:

@@ -12,7 +12,8 @@ Windows tools use where `:` cannot be in a file name).
 Folders. Maildir++ (Courier, Dovecot's default layout) keeps every folder in the root as a
 directory named with a leading dot and dots between levels: `.Sent` is "Sent", `.Archive.2024`
 is "Archive/2024". Names stay in IMAP's modified UTF-7 (RFC 3501 §5.1.3), as on disk;
-`\\NN` hex escapes (Dovecot's listescape plugin, used for a "." inside a name) are decoded.
+`\\NN` hex escapes (Dovecot's listescape plugin, used for a "." inside a name) are decoded, and
+a lone `\\` level is an empty one (see `names`: the writer escapes every name that way).
 Plain nested directories (Dovecot LAYOUT=fs, mbsync "SubFolders Verbatim") are read too.
 The root's own cur/ and new/ are INBOX.
 
@@ -25,7 +26,11 @@ name.
 
 Writing. `MaildirWriter` writes Maildir++, LF line ends on disk (the Unix convention every
 Maildir reader expects), fsyncs the file and then the directory it was renamed into, and keeps
-keywords in `dovecot-keywords`, so Dovecot serves the result as it is.
+keywords in `dovecot-keywords`, so Dovecot serves the result as it is. Every folder directory
+must resolve inside the root (`filesystem.inside`), and two names may not land in one folder
+(a case-insensitive file system): either is refused. Exported files carry the message's SHA-256
+in their unique name (`,H=<hex>`, a field Dovecot ignores), so a second export into the same
+tree can tell which messages are already there without reading them (`content_hashes`).
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ import itertools
 import os
 import re
 import socket
+import stat
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,6 +50,9 @@ from types import TracebackType
 
 from postoffice.durable import fsync_dir
 from postoffice.message.lines import to_crlf, to_lf
+from postoffice.store.blobs import blob_hash
+from postoffice.transfer.filesystem import describe_kind, inside, open_regular
+from postoffice.transfer.names import mailbox_of_maildir_folder, maildir_folder_name
 from postoffice.transfer.source import (
     FORWARDED,
     SourceMessage,
@@ -60,7 +70,8 @@ _KEYWORDS_FILE = "dovecot-keywords"
 _MARKER_FILE = "maildirfolder"  # Maildir++: "this directory is a folder, not a root"
 _INFO = re.compile(r"(?P<unique>.+?)[:;](?P<version>[12]),(?P<letters>.*)", re.DOTALL)
 _DIGITS = re.compile(r"(\d+)")
-_HEX_ESCAPE = re.compile(r"\\([0-9A-Fa-f]{2})")
+# The SHA-256 field our writer puts in a unique name (before the info suffix).
+_HASH_FIELD = re.compile(r",H=([0-9a-f]{64})(?=,|$)")
 # One counter for the whole process: two writers on the same tree within the same second must
 # still not pick the same unique name (a rename onto an existing name would replace a message).
 _COUNTER = itertools.count()
@@ -118,16 +129,23 @@ def _read_folders(folders: list[_Folder]) -> Iterator[SourceMessage]:
 
 
 def _is_maildir(path: Path) -> bool:
-    return (path / "cur").is_dir() or (path / "new").is_dir()
+    try:
+        return (path / "cur").is_dir() or (path / "new").is_dir()
+    except OSError as exc:  # is_dir() answers False only for a missing path
+        raise TransferError(f"{path} cannot be read: {exc.strerror or exc}.") from exc
 
 
 def _find_folders(root: Path) -> list[_Folder]:
-    if not root.exists():
-        raise TransferError(f"{root} does not exist.")
-    if not root.is_dir():
-        raise TransferError(f"{root} is a file, not a Maildir folder.")
-    if not _is_maildir(root):
-        raise TransferError(f"{root} is not a Maildir: it has no cur/ or new/ folder.")
+    try:
+        mode = os.stat(root).st_mode
+        if not stat.S_ISDIR(mode):
+            raise TransferError(f"{root} is {describe_kind(mode)}, not a Maildir folder.")
+        if not _is_maildir(root):
+            raise TransferError(f"{root} is not a Maildir: it has no cur/ or new/ folder.")
+    except FileNotFoundError:
+        raise TransferError(f"{root} does not exist.") from None
+    except OSError as exc:
+        raise TransferError(f"{root} cannot be read: {exc.strerror or exc}.") from exc
     found: dict[str, Path] = {}
     _walk(root, "", found, top=True)
     return [_Folder(_INBOX, root)] + [_Folder(name, path) for name, path in sorted(found.items())]
@@ -151,10 +169,10 @@ def _walk(directory: Path, parent: str, found: dict[str, Path], *, top: bool) ->
         if name.startswith("."):
             if not top:
                 continue  # dot-folders only mean Maildir++ at the root
-            parts = name[1:].split(".")
-            if not all(parts):
+            dotted = mailbox_of_maildir_folder(name)
+            if dotted is None:
                 continue
-            folder = "/".join(_unescape(p) for p in parts)
+            folder = dotted
             if _is_maildir(path):
                 found.setdefault(folder, path)
         else:
@@ -162,10 +180,6 @@ def _walk(directory: Path, parent: str, found: dict[str, Path], *, top: bool) ->
             if _is_maildir(path):
                 found.setdefault(folder, path)
             _walk(path, folder, found, top=False)
-
-
-def _unescape(part: str) -> str:
-    return _HEX_ESCAPE.sub(lambda m: chr(int(m[1], 16)), part)
 
 
 def _order_key(unique: str) -> tuple[object, ...]:
@@ -213,17 +227,19 @@ def _load(folder: Path, entry: _Entry) -> tuple[bytes, float, str] | None:
     path = folder / entry.subdir / entry.filename
     letters = entry.letters
     for attempt in range(2):
-        try:
-            with open(path, "rb") as f:
-                mtime = os.fstat(f.fileno()).st_mtime
-                return f.read(), mtime, letters
-        except FileNotFoundError:
+        f = open_regular(path, missing_ok=True)
+        if f is None:
             if attempt:
                 return None
             moved = _find_unique(folder, entry.unique)
             if moved is None:
                 return None
             path, letters = moved
+            continue
+        try:
+            with f:
+                mtime = os.fstat(f.fileno()).st_mtime
+                return f.read(), mtime, letters
         except OSError as exc:
             raise TransferError(f"{path} cannot be read: {exc.strerror or exc}.") from exc
     return None
@@ -287,6 +303,7 @@ class MaildirWriter:
         host = socket.gethostname() or "localhost"
         self._host = host.replace("/", "\\057").replace(":", "\\072").replace(";", "\\073")
         self._ready: dict[str, Path] = {}
+        self._owners: dict[tuple[int, int], str] = {}  # (st_dev, st_ino) of a folder -> its name
         self._keyword_letters: dict[Path, dict[str, str]] = {}
         self._folder(_INBOX)  # an export of nothing still leaves a valid, empty Maildir
 
@@ -296,11 +313,14 @@ class MaildirWriter:
         flags: Iterable[str] = frozenset(),
         internal_date: datetime | None = None,
         folder: str = _INBOX,
+        *,
+        content_hash: str | None = None,
     ) -> str:
         """Write one message into `folder` and return its unique name.
 
         The message goes to tmp/, is fsynced, dated (mtime = `internal_date`, naive = UTC),
-        renamed into cur/ with its flags, and cur/ is fsynced.
+        renamed into cur/ with its flags, and cur/ is fsynced. `content_hash`, the SHA-256 of
+        `raw` (the store's blob id), goes into the unique name for `content_hashes`.
         """
         directory = self._folder(folder)
         flags = frozenset(flags)
@@ -308,6 +328,8 @@ class MaildirWriter:
         data = to_lf(raw)
         while True:
             unique = f"{int(time.time())}.{os.getpid()}_{next(_COUNTER)}.{self._host}"
+            if content_hash is not None:
+                unique += f",H={content_hash}"
             tmp = directory / "tmp" / unique
             final = directory / "cur" / f"{unique}:2,{letters}"
             if final.exists():
@@ -340,6 +362,22 @@ class MaildirWriter:
             raise TransferError(f"{final} cannot be written: {exc.strerror or exc}.") from exc
         return unique
 
+    def content_hashes(self, folder: str) -> Counter[str]:
+        """How many messages of each SHA-256 (of the CRLF form, as the store names blobs) the
+        folder already holds: read from the `,H=` field of names this writer gave, else by
+        reading the file (messages other programs put there)."""
+        directory = self._folder(folder)
+        found: Counter[str] = Counter()
+        for entry in _list_folder(directory):
+            m = _HASH_FIELD.search(entry.unique)
+            if m is not None:
+                found[m[1]] += 1
+                continue
+            loaded = _load(directory, entry)
+            if loaded is not None:
+                found[blob_hash(to_crlf(loaded[0]))] += 1
+        return found
+
     def close(self) -> None:
         """Nothing is buffered (every `add` is durable); present for symmetry with MboxWriter."""
 
@@ -362,22 +400,26 @@ class MaildirWriter:
         if folder.upper() == _INBOX:
             directory = self.path
         else:
-            parts = folder.split("/")
-            if not all(parts):
-                raise TransferError(f"'{folder}' is not a folder name that a Maildir can hold.")
-            directory = self.path / ("." + ".".join(_escape(p) for p in parts))
+            directory = self.path / maildir_folder_name(folder)
         try:
-            created = _make_dir(directory)
+            created = _make_dir(inside(self.path, directory))
             for sub in ("cur", "new", "tmp"):
-                created |= _make_dir(directory / sub)
+                created |= _make_dir(inside(self.path, directory / sub))
             if directory != self.path and not (directory / _MARKER_FILE).exists():
                 (directory / _MARKER_FILE).touch(0o600)
                 created = True
             if created:
                 fsync_dir(directory)
                 fsync_dir(directory.parent)
+            identity = os.stat(directory)
         except OSError as exc:
             raise TransferError(f"{directory} cannot be created: {exc.strerror or exc}.") from exc
+        other = self._owners.setdefault((identity.st_dev, identity.st_ino), folder)
+        if other != folder:
+            raise TransferError(
+                f"The mailboxes '{other}' and '{folder}' would share the folder {directory}"
+                " (this file system ignores case?); export them one at a time with --mailbox."
+            )
         self._ready[folder] = directory
         return directory
 
@@ -414,12 +456,6 @@ class MaildirWriter:
             raise TransferError(
                 f"{directory / _KEYWORDS_FILE} cannot be written: {exc.strerror or exc}."
             ) from exc
-
-
-def _escape(part: str) -> str:
-    """A folder-name level as a Maildir++ name part: "." separates levels, so it is written as
-    Dovecot's listescape plugin writes it, `\\2e` (and the escape character itself as `\\5c`)."""
-    return part.replace("\\", "\\5c").replace(".", "\\2e")
 
 
 def _timestamp(when: datetime) -> float:

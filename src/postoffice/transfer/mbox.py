@@ -34,6 +34,11 @@ from `read_mbox` byte for byte.
 
 Memory. The reader holds one message and a 1 MiB read buffer, whatever the size of the file; a
 gzip-compressed file (recognised by its magic bytes, not its name) is decompressed as it is read.
+
+Trees. A folder is read as an export of several mailboxes: every `*.mbox` file below it, the
+mailbox named by its path with the escaping of `names` undone (`Archive/2024.mbox` is
+"Archive/2024"). Only regular files are opened (`filesystem.open_regular`): a named pipe or a
+device is refused at once instead of blocking the import forever.
 """
 
 from __future__ import annotations
@@ -41,7 +46,9 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import stat
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -49,6 +56,9 @@ from types import TracebackType
 from typing import BinaryIO
 
 from postoffice.message.lines import to_crlf, to_lf
+from postoffice.store.blobs import blob_hash
+from postoffice.transfer.filesystem import describe_kind, open_regular
+from postoffice.transfer.names import MBOX_SUFFIX, mailbox_of_mbox_path
 from postoffice.transfer.source import (
     ANSWERED,
     DELETED,
@@ -63,7 +73,14 @@ from postoffice.transfer.source import (
     mbox_status_letters,
 )
 
-__all__ = ["MboxWriter", "count_mbox", "parse_from_line", "read_mbox"]
+__all__ = [
+    "MboxWriter",
+    "content_hashes",
+    "count_mbox",
+    "parse_from_line",
+    "read_back",
+    "read_mbox",
+]
 
 _CHUNK = 1 << 20
 _LF = 0x0A
@@ -174,29 +191,62 @@ def parse_from_line(line: bytes) -> datetime | None:
 
 
 def read_mbox(path: Path, folder: str = "INBOX") -> Iterator[SourceMessage]:
-    """The messages of the mbox (or gzip-compressed mbox) file at `path`, in file order.
+    """The messages of the mbox (or gzip-compressed mbox) file at `path`, in file order; or of
+    every `*.mbox` file below the folder `path`, each into the mailbox its path names.
 
-    Raises TransferError at once when `path` is not an mbox file, and while iterating when the
-    file cannot be read further. `source_id` is "offset:N", N being the byte offset of the
-    message's From_ line in the (uncompressed) file.
+    Raises TransferError at once when `path` is neither, and while iterating when a file
+    cannot be read further. `source_id` is "offset:N", N being the byte offset of the message's
+    From_ line in the (uncompressed) file, after the file's path below `path` and ":" in a tree.
     """
-    _check_mbox(path)
-    return _read_mbox(path, folder)
+    files = _mbox_files(path, folder)
+    return (m for name, file, prefix in files for m in _read_mbox(file, name, prefix))
 
 
 def count_mbox(path: Path) -> int:
     """How many messages `read_mbox(path)` will yield, found without decoding them (for progress)."""
-    _check_mbox(path)
     count = 0
-    with _open(path) as f:
-        for index, (_offset, _date, content) in enumerate(_split(f, path, keep=_first_only)):
-            if index == 0 and content is not None and _is_pseudo_message(content):
-                continue
-            count += 1
+    for _name, file, _prefix in _mbox_files(path, "INBOX"):
+        with _open(file) as f:
+            for index, (_offset, _date, content) in enumerate(_split(f, file, keep=_first_only)):
+                if index == 0 and content is not None and _is_pseudo_message(content):
+                    continue
+                count += 1
     return count
 
 
-def _read_mbox(path: Path, folder: str) -> Iterator[SourceMessage]:
+def content_hashes(path: Path) -> Counter[str]:
+    """How many messages of each SHA-256 the mbox file holds, hashing what `read_mbox` yields
+    (compare with `blob_hash(read_back(raw))`)."""
+    return Counter(blob_hash(m.raw) for m in read_mbox(path))
+
+
+def _mbox_files(path: Path, folder: str) -> list[tuple[str, Path, str]]:
+    """(mailbox, file, source-id prefix) for the file `path`, or for each mbox file of a tree;
+    every file is checked before the first message is read."""
+    if not path.is_dir():
+        _check_mbox(path)
+        return [(folder, path, "")]
+    found: list[tuple[tuple[str, ...], Path]] = []
+
+    def unreadable(exc: OSError) -> None:
+        raise TransferError(f"{exc.filename} cannot be read: {exc.strerror or exc}.") from exc
+
+    for directory, dirnames, filenames in os.walk(path, onerror=unreadable):
+        dirnames.sort()
+        for name in filenames:
+            if name.lower().endswith(MBOX_SUFFIX):
+                file = Path(directory, name)
+                found.append((file.relative_to(path).parts, file))
+    if not found:
+        raise TransferError(f"{path} is a folder with no .mbox files in it, not an mbox file.")
+    files = []
+    for parts, file in sorted(found):
+        _check_mbox(file)
+        files.append((mailbox_of_mbox_path(list(parts)), file, "/".join(parts) + ":"))
+    return files
+
+
+def _read_mbox(path: Path, folder: str, prefix: str = "") -> Iterator[SourceMessage]:
     with _open(path) as f:
         for index, (offset, date, content) in enumerate(_split(f, path, keep=_every)):
             assert content is not None
@@ -209,7 +259,7 @@ def _read_mbox(path: Path, folder: str) -> Iterator[SourceMessage]:
                 flags=frozenset(flags),
                 internal_date=date,
                 folder=folder,
-                source_id=f"offset:{offset}",
+                source_id=f"{prefix}offset:{offset}",
             )
 
 
@@ -223,10 +273,6 @@ def _first_only(index: int) -> bool:
 
 def _check_mbox(path: Path) -> None:
     """Raise TransferError unless `path` is a readable file whose first line is a From_ line."""
-    if not path.exists():
-        raise TransferError(f"{path} does not exist.")
-    if path.is_dir():
-        raise TransferError(f"{path} is a folder, not an mbox file.")
     with _open(path) as f:
         head = _read(f, path, 64 * 1024)
     head = head.lstrip(b"\r\n")
@@ -237,14 +283,15 @@ def _check_mbox(path: Path) -> None:
 
 
 def _open(path: Path) -> BinaryIO:
+    f = open_regular(path)
     try:
-        f: BinaryIO = open(path, "rb")  # noqa: SIM115 (returned to the caller's `with`)
         if f.read(2) == _GZIP_MAGIC:
             f.close()
             return gzip.open(path, "rb")  # type: ignore[return-value]
         f.seek(0)
         return f
     except OSError as exc:
+        f.close()
         raise TransferError(f"{path} cannot be read: {exc.strerror or exc}.") from exc
 
 
@@ -428,8 +475,14 @@ class MboxWriter:
         self.path = path
         if not path.parent.is_dir():
             raise TransferError(f"{path.parent} does not exist or is not a folder.")
-        if path.is_dir():
-            raise TransferError(f"{path} is a folder, not an mbox file.")
+        try:
+            mode: int | None = os.stat(path).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            raise TransferError(f"{path} cannot be written: {exc.strerror or exc}.") from exc
+        if mode is not None and not stat.S_ISREG(mode):  # opening a FIFO would block
+            raise TransferError(f"{path} is {describe_kind(mode)}, not an mbox file.")
         compressed = path.suffix.lower() == ".gz"
         if path.exists() and not append:
             raise TransferError(f"{path} already exists; choose a new file name.")
@@ -470,29 +523,9 @@ class MboxWriter:
     ) -> None:
         """Append one message. `sender` for the From_ line defaults to the message's Return-Path,
         then to MAILER-DAEMON; `internal_date` (naive = UTC) defaults to now."""
-        flags = frozenset(flags)
-        data = to_lf(raw)
-        end = _header_end(data, b"\n")
-        header, rest = data[:end], data[end:]
+        data, return_path = _encode(raw, frozenset(flags))
         if sender is None:
-            m = _RETURN_PATH.search(header)
-            sender = m[1].decode("latin-1") if m else ""
-        # A message that arrived with such fields would otherwise carry two Status headers.
-        header = _take_file_fields(header)[0]
-        if header and not header.endswith(b"\n"):
-            header += b"\n"  # a message that is nothing but an unterminated header line
-        status, x_status = mbox_status_letters(flags)
-        fields = [f"Status: {status}\n"]
-        if x_status:
-            fields.append(f"X-Status: {x_status}\n")
-        keywords = [k for k in keywords_of(flags) if is_keyword(k)]
-        if keywords:
-            fields.append(f"X-Keywords: {' '.join(keywords)}\n")
-        data = header + "".join(fields).encode("ascii") + rest
-        if b"From " in data:
-            data = _QUOTABLE_FROM.sub(rb">\1", data)
-        if not data.endswith(b"\n"):
-            data += b"\n"  # mbox cannot keep a message without a final line end
+            sender = return_path
         from_line = b"From " + _envelope_sender(sender) + b" " + _asctime(internal_date) + b"\n"
         try:
             self._out.write(from_line)
@@ -531,6 +564,39 @@ class MboxWriter:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _encode(raw: bytes, flags: frozenset[str]) -> tuple[bytes, str]:
+    """The message as it follows its From_ line (LF, flag fields, mboxrd quoting, final line
+    end) and the Return-Path sender it names ("" when none)."""
+    data = to_lf(raw)
+    end = _header_end(data, b"\n")
+    header, rest = data[:end], data[end:]
+    m = _RETURN_PATH.search(header)
+    return_path = m[1].decode("latin-1") if m else ""
+    # A message that arrived with such fields would otherwise carry two Status headers.
+    header = _take_file_fields(header)[0]
+    if header and not header.endswith(b"\n"):
+        header += b"\n"  # a message that is nothing but an unterminated header line
+    status, x_status = mbox_status_letters(flags)
+    fields = [f"Status: {status}\n"]
+    if x_status:
+        fields.append(f"X-Status: {x_status}\n")
+    keywords = [k for k in keywords_of(flags) if is_keyword(k)]
+    if keywords:
+        fields.append(f"X-Keywords: {' '.join(keywords)}\n")
+    data = header + "".join(fields).encode("ascii") + rest
+    if b"From " in data:
+        data = _QUOTABLE_FROM.sub(rb">\1", data)
+    if not data.endswith(b"\n"):
+        data += b"\n"  # mbox cannot keep a message without a final line end
+    return data, return_path
+
+
+def read_back(raw: bytes) -> bytes:
+    """What `read_mbox` yields for `raw` once `MboxWriter` has written it: the same bytes, but
+    for a final line end added and mbox-only header fields the message itself carried."""
+    return _decode(_encode(raw, frozenset())[0])[0]
 
 
 def _envelope_sender(sender: str) -> bytes:
