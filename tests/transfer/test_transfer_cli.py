@@ -139,6 +139,17 @@ def one_sentence(result: subprocess.CompletedProcess[str], path: Path | None = N
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_export_of_a_dotdot_mailbox_name_stays_in_the_destination(data: Path, tmp_path: Path, fmt: str) -> None:
+    """The issue's reproduction: `CREATE "../../../ESCAPED"`, then an admin's export."""
+    put(data, {"Escaping": [1]})
+    rename_in_store(data, "Escaping", "../../../ESCAPED")
+    dest = tmp_path / "one" / "two" / "three" / "dest"
+    po("export", USER, str(dest), "--format", fmt, data=data)
+    assert [p.name for p in tmp_path.rglob("*ESCAPED*") if dest not in p.parents] == []
+    assert exported_folders(fmt, dest) == {"../../../ESCAPED": [message(1)]}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_export_escapes_hostile_mailbox_names_in_every_format(data: Path, tmp_path: Path, fmt: str) -> None:
     put(data, {f"box{i}": [i] for i in range(len(HOSTILE_NAMES))})
     for i, name in enumerate(HOSTILE_NAMES):
