@@ -135,7 +135,7 @@ def export_command(
 
     mbox with --mailbox writes DEST as one file; otherwise DEST is a folder with one NAME.mbox
     per mailbox. maildir writes a Maildir++ tree at DEST. Mailbox names are escaped, never
-    used as paths as they are (see docs/export.md). Exporting again to the same DEST adds only
+    used as paths as they are (see docs/transfer.md). Exporting again to the same DEST adds only
     the messages that are not there yet (compared by content), so it can refresh a backup.
 
     Example: postoffice export alice@example.org --format maildir ~/backup/alice
