@@ -217,7 +217,8 @@ def count_mbox(path: Path) -> int:
 def content_hashes(path: Path) -> Counter[str]:
     """How many messages of each SHA-256 the mbox file holds, hashing what `read_mbox` yields
     (compare with `blob_hash(read_back(raw))`)."""
-    return Counter(blob_hash(m.raw) for m in read_mbox(path))
+    _check_mbox(path)  # a file, never a tree: this is about one mailbox's file
+    return Counter(blob_hash(m.raw) for m in _read_mbox(path, "INBOX"))
 
 
 def _mbox_files(path: Path, folder: str) -> list[tuple[str, Path, str]]:
