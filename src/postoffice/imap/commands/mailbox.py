@@ -7,12 +7,13 @@ returned (IMAP4rev2 requires them).
 
 from __future__ import annotations
 
-import re
+import asyncio
 
 from postoffice.imap.access import SHARED, find_mailbox, shared_name, split_shared, viewer_of
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
+from postoffice.imap.proto.list_pattern import ListPattern
 from postoffice.imap.session import Completion, ImapSession, no, ok
 from postoffice.store.interface import (
     AlreadyExists,
@@ -22,8 +23,12 @@ from postoffice.store.interface import (
     SharedMailbox,
     StoreError,
 )
+from postoffice.store.mailbox_names import check_name
 
 DELIMITER = "/"
+# LIST lets other sessions run after this many characters of names matched: a user with very
+# many (or very long) mailboxes makes one LIST long, not the event loop's every turn.
+_LIST_SLICE = 50_000
 SPECIAL_USES = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
 
 
@@ -48,8 +53,12 @@ async def create(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Create)
     name = args.mailbox.rstrip(DELIMITER)  # RFC 9051 §6.3.4: a trailing delimiter is a hint only
-    if split_shared(name) is not None or name.lower() == SHARED.lower():
+    if in_shared_namespace(name):
         return no("Mailboxes cannot be created in other users' namespace", "NOPERM")
+    try:  # the whole name before any superior is made (the store checks each one again)
+        name = check_name(name)
+    except InvalidName as exc:
+        return no(str(exc), "CANNOT")
     uses = [u for u in args.use if u in SPECIAL_USES]
     if len(uses) != len(args.use) or len(uses) > 1:
         return no("Unsupported special-use attribute", "USEATTR")
@@ -77,7 +86,7 @@ async def delete(session: ImapSession, command: ev.ImapCommand) -> Completion:
     if args.mailbox.upper() == "INBOX":
         return no("INBOX cannot be deleted", "CANNOT")
     if split_shared(args.mailbox) is not None:
-        return no("Only the owner can delete a shared mailbox", "NOPERM")
+        return await _refuse_shared(session, args.mailbox, "Only the owner can delete a shared mailbox")
     if session.snapshot is not None and session.selected_name == args.mailbox:
         session.close_mailbox()
     try:
@@ -90,8 +99,10 @@ async def delete(session: ImapSession, command: ev.ImapCommand) -> Completion:
 async def rename(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Rename)
-    if split_shared(args.old) is not None or split_shared(args.new) is not None:
-        return no("Only the owner can rename a shared mailbox", "NOPERM")
+    if split_shared(args.old) is not None:
+        return await _refuse_shared(session, args.old, "Only the owner can rename a shared mailbox")
+    if in_shared_namespace(args.new):
+        return no("Mailboxes cannot be moved into other users' namespace", "NOPERM")
     try:
         await session.services.store.rename_mailbox(_account_id(session), args.old, args.new.rstrip(DELIMITER))
     except MailboxNotFound:
@@ -101,6 +112,19 @@ async def rename(session: ImapSession, command: ev.ImapCommand) -> Completion:
     except InvalidName as exc:
         return no(str(exc), "CANNOT")
     return ok("RENAME completed")
+
+
+def in_shared_namespace(name: str) -> bool:
+    """Whether `name` is in the other users' namespace (RFC 2342), where no one creates."""
+    return name.split(DELIMITER, 1)[0].lower() == SHARED.lower()
+
+
+async def _refuse_shared(session: ImapSession, name: str, reason: str) -> Completion:
+    """NOPERM for another user's mailbox this user can see; NONEXISTENT for one they cannot (or
+    that does not exist), so no one learns names they have no right to (RFC 4314 §4)."""
+    if await find_mailbox(session, name) is None:
+        return no(f"No mailbox {name}", "NONEXISTENT")
+    return no(reason, "NOPERM")
 
 
 async def _set_subscribed(session: ImapSession, name: str, value: bool) -> Completion:
@@ -129,27 +153,22 @@ async def unsubscribe(session: ImapSession, command: ev.ImapCommand) -> Completi
     return await _set_subscribed(session, command.args.mailbox, False)
 
 
-def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
-    """RFC 9051 §6.3.9: `*` matches anything, `%` anything but the delimiter."""
-    full = reference + pattern if not pattern.startswith(DELIMITER) else pattern
-    out = []
-    for ch in full:
-        out.append(".*" if ch == "*" else f"[^{re.escape(DELIMITER)}]*" if ch == "%" else re.escape(ch))
-    text = "".join(out)
-    if full[:5].upper() == "INBOX":  # INBOX is case-insensitive, and so are the names under it
-        text = "(?i:INBOX)" + "".join(out[5:])
-    return re.compile(text + r"\Z", re.DOTALL)
-
-
 def _listing(mailboxes: list[MailboxRecord], shared: list[SharedMailbox]) -> dict[str, MailboxRecord | None]:
     """Every existing name (shared ones under Shared/OWNER/), plus superiors that do not exist
-    (None) so % can stop at them."""
+    (None) so % can stop at them.
+
+    Linear in the total length of the names: the walk up from a name stops at the first
+    superior already known, whose own superiors are known (or will be) by then.
+    """
     names: dict[str, MailboxRecord | None] = {m.name: m for m in mailboxes}
     names.update({shared_name(s.owner, s.mailbox.name): s.mailbox for s in shared})
     for name in list(names):
-        parts = name.split(DELIMITER)
-        for depth in range(1, len(parts)):
-            names.setdefault(DELIMITER.join(parts[:depth]), None)
+        superior = name
+        while DELIMITER in superior:
+            superior = superior[:superior.rindex(DELIMITER)]
+            if superior in names:
+                break
+            names[superior] = None
     return names
 
 
@@ -165,8 +184,7 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
     assert session.account is not None
     shared = [s for s in await store.shared_with(session.account.address) if "l" in s.rights]
     names = _listing(mailboxes, shared)
-    parents = {name.rsplit(DELIMITER, 1)[0] for name in names if DELIMITER in name}
-    regexes = [pattern_regex(args.reference, p) for p in args.patterns]
+    pattern = ListPattern.compile(args.reference, args.patterns)
     subscribed_only = "SUBSCRIBED" in args.selection
     want_subscribed = subscribed_only or "SUBSCRIBED" in args.return_options
     special_only = "SPECIAL-USE" in args.selection
@@ -175,26 +193,32 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
     if subscribed_only:  # subscribed names whose mailbox is gone are listed \NonExistent (RFC 5258 §3.1)
         for name in subscriptions:
             names.setdefault(name, None)
+    parents = {name.rpartition(DELIMITER)[0] for name in names if DELIMITER in name}
     status_items = args.return_status
-
-    def matches(name: str) -> bool:
-        return any(r.match(name) for r in regexes)
+    # RFC 5258 §3.5: RECURSIVEMATCH lists a parent whose descendants meet the selection but not
+    # the pattern, with CHILDINFO saying which selection they meet.
+    childinfo: set[str] = set()
+    if recursive and subscribed_only:
+        for name in subscriptions:
+            if not pattern.matches(name):
+                childinfo.update(pattern.matching_superiors(name))
 
     def selected(name: str) -> bool:
         record = names[name]
         return (not subscribed_only or name in subscriptions) and (
             not special_only or (record is not None and bool(record.special_use)))
 
+    work = 0
     for name in sorted(names, key=lambda n: (n != "INBOX", n)):
-        if not matches(name):
+        work += len(name)
+        if work > _LIST_SLICE:
+            work = 0
+            await asyncio.sleep(0)
+        if not pattern.matches(name):
             continue
         extra = b""
         if not selected(name):
-            # RFC 5258 §3.5: RECURSIVEMATCH lists a parent whose descendants meet the selection
-            # but not the pattern, with CHILDINFO saying which selection they meet.
-            if not (recursive and subscribed_only and any(
-                    other.startswith(name + DELIMITER) and other in subscriptions and not matches(other)
-                    for other in names)):
+            if name not in childinfo:
                 continue
             extra = b'(CHILDINFO ("SUBSCRIBED"))'
         record = names[name]
@@ -215,20 +239,18 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
 async def lsub(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Lsub)
-    regex = pattern_regex(args.reference, args.pattern)
+    pattern = ListPattern.compile(args.reference, [args.pattern])
     mailboxes = await session.services.store.list_mailboxes(_account_id(session))
-    subscribed = [m.name for m in mailboxes if m.subscribed]
+    subscribed = {m.name for m in mailboxes if m.subscribed}
     shown: dict[str, list[str]] = {}
     for name in subscribed:
-        if regex.match(name):
+        if pattern.matches(name):
             shown[name] = []
             continue
         # RFC 3501 §6.3.9: a parent that matches where a subscribed child does not is listed
         # with \Noselect (unless subscribed itself), so clients can walk down to the child.
-        parts = name.split(DELIMITER)
-        for depth in range(len(parts) - 1, 0, -1):
-            parent = DELIMITER.join(parts[:depth])
-            if regex.match(parent) and parent not in subscribed:
+        for parent in reversed(pattern.matching_superiors(name)):
+            if parent not in subscribed:
                 shown.setdefault(parent, ["\\Noselect"])
                 break
     for name in sorted(shown, key=lambda n: (n != "INBOX", n)):

@@ -23,10 +23,10 @@ from postoffice.store.interface import (
     MailboxStatus,
     StoreError,
 )
+from postoffice.store.mailbox_names import HIERARCHY, check_name, normalize_name
 from postoffice.store.sqlite.writer import Transaction
 
 _COLUMNS = "id, account_id, name, special_use, subscribed, uidvalidity, uidnext, highestmodseq, first_recent_uid"
-HIERARCHY = "/"
 
 
 def _mailbox(row: tuple[Any, ...]) -> MailboxRecord:
@@ -34,24 +34,6 @@ def _mailbox(row: tuple[Any, ...]) -> MailboxRecord:
         id=row[0], account_id=row[1], name=row[2], special_use=row[3], subscribed=bool(row[4]),
         uidvalidity=row[5], uidnext=row[6], highestmodseq=row[7], first_recent_uid=row[8],
     )
-
-
-def normalize_name(name: str) -> str:
-    """INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given."""
-    if name.upper() == "INBOX":
-        return "INBOX"
-    if name.upper().startswith("INBOX" + HIERARCHY):
-        return "INBOX" + name[5:]
-    return name
-
-
-def check_name(name: str) -> str:
-    name = normalize_name(name)
-    if not name or name.startswith(HIERARCHY) or name.endswith(HIERARCHY) or HIERARCHY * 2 in name:
-        raise InvalidName(f"{name!r} is not a valid mailbox name.")
-    if any(ord(c) < 0x20 or c in "*%" for c in name):
-        raise InvalidName(f"{name!r} is not a valid mailbox name: it has a control character, * or %.")
-    return name
 
 
 def next_uidvalidity(tx: Transaction) -> int:
@@ -136,9 +118,17 @@ def rename_mailbox(tx: Transaction, account_id: int, old: str, new: str) -> Mail
         "SELECT id, name FROM mailboxes WHERE account_id = ? AND substr(name, 1, ?) = ?",
         (account_id, len(old) + 1, old + HIERARCHY),
     ).fetchall()
-    tx.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new, source.id))
+    renamed = []
     for child_id, child_name in children:
-        tx.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new + child_name[len(old):], child_id))
+        # The inferiors move too, and must stay within the bounds (a deep tree renamed under a
+        # long name would otherwise outgrow them).
+        try:
+            renamed.append((child_id, check_name(new + child_name[len(old):])))
+        except InvalidName as exc:
+            raise InvalidName(f"A mailbox inside it would get an invalid name. {exc}") from None
+    tx.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new, source.id))
+    for child_id, child_new_name in renamed:
+        tx.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (child_new_name, child_id))
         tx.changes.append(MailboxChange(child_id, ChangeKind.MAILBOX, 0))
     tx.changes.append(MailboxChange(source.id, ChangeKind.MAILBOX, source.highestmodseq))
     return require_mailbox(tx.conn, source.id)
