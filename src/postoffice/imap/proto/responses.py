@@ -84,14 +84,15 @@ CRLF = b"\r\n"
 
 Status = Literal["OK", "NO", "BAD", "PREAUTH", "BYE"]
 
-_LINE_BREAK = re.compile(r"[\r\n]+")
+# Response text never carries control characters, even when it quotes what a client sent.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 # --- whole responses --------------------------------------------------------------------------
 
 
 def _text(text: str) -> bytes:
-    return _LINE_BREAK.sub(" ", text).encode("utf-8")
+    return _CONTROL.sub(" ", text).encode("utf-8")
 
 
 def _with_code(text: str, code: str | None) -> bytes:

@@ -59,6 +59,7 @@ _LIST_ATOM = re.compile(rb'[^\x00-\x20\x7f-\xff(){"\\]+')  # plus "%" and "*"
 _QUOTED = re.compile(rb'"((?:[^"\\\r\n\x00]|\\["\\])*)"')
 _QUOTED_ESCAPE = re.compile(rb'\\(["\\])')
 _NUMBER = re.compile(rb"[0-9]+")
+_C0_CONTROL = re.compile(r"[\x00-\x1f]")
 _SEQUENCE_SET = re.compile(rb"[0-9*:,$]+")
 _FLAG = re.compile(rb'\\?[^\x00-\x20\x7f-\xff(){%*"\\\]]+')
 _DATE = re.compile(rb"([0-9]{1,2})-([A-Za-z]{3})-([0-9]{4})")
@@ -276,6 +277,9 @@ class Reader:
                 raise ParseError(
                     start, "Mailbox name is not valid modified UTF-7", status="NO"
                 ) from None
+        if _C0_CONTROL.search(name):
+            # No stored name has one (`store.mailbox_names`), and the name must not be echoed.
+            raise ParseError(start, "Mailbox name contains a control character", status="NO")
         if name.upper() == "INBOX":
             return "INBOX"
         return name
