@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from postoffice.directory import DirectoryError
 from postoffice.imap.session import ImapSession
-from postoffice.store.interface import MailboxRecord
+from postoffice.store.interface import SYSTEM_FLAGS, AccountRecord, FlagsKept, MailboxRecord
 
 SHARED = "Shared"
 DELIMITER = "/"
 ALL_RIGHTS = "lrswipkxtecda"
 # RFC 4314 §2.1.1: rights a server always grants together are listed as one group in LISTRIGHTS.
 ANYONE = "anyone"
+_FLAG_RIGHTS = {"\\seen": "s", "\\deleted": "t"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,10 @@ class MailboxAccess:
     def may(self, rights: str) -> bool:
         """Whether the user holds every one of `rights`."""
         return all(r in self.rights for r in rights)
+
+    def flags_kept(self) -> FlagsKept | None:
+        """What APPEND, COPY and MOVE into this mailbox keep of a message's flags (None: all)."""
+        return None if self.may("stw") else flags_kept(self.rights)
 
 
 def shared_name(owner: str, name: str) -> str:
@@ -57,7 +63,7 @@ async def find_mailbox(session: ImapSession, name: str) -> MailboxAccess | None:
         record = await services.store.get_mailbox(session.account.id, name)
         return None if record is None else MailboxAccess(record, record.name, ALL_RIGHTS, session.account.address)
     owner_address, inner = shared
-    owner = await services.directory.get_user(owner_address)
+    owner = await find_user(session, owner_address)
     if owner is None:
         return None
     if owner.id == session.account.id:  # one's own mailbox under the shared prefix
@@ -69,6 +75,15 @@ async def find_mailbox(session: ImapSession, name: str) -> MailboxAccess | None:
     if "l" not in rights and "r" not in rights:
         return None
     return MailboxAccess(record, shared_name(owner.address, record.name), rights, owner.address)
+
+
+async def find_user(session: ImapSession, address: str) -> AccountRecord | None:
+    """The account of `address`, or None when there is none, including when `address` is not
+    an address at all (``Shared/not-an-address/...`` names no one)."""
+    try:
+        return await session.services.directory.get_user(address)
+    except DirectoryError:
+        return None
 
 
 def viewer_of(session: ImapSession, name: str) -> int | None:
@@ -88,7 +103,18 @@ def rights_of(acl: dict[str, str], address: str) -> str:
     return "".join(r for r in ALL_RIGHTS if r in held)
 
 
+def _right_for(flag: str) -> str:
+    """RFC 4314 §4: \\Seen needs "s", \\Deleted "t", every other flag and keyword "w"."""
+    return _FLAG_RIGHTS.get(flag.lower(), "w")
+
+
+def flags_kept(rights: str) -> FlagsKept:
+    """The flags a user with `rights` may set on a mailbox; APPEND, COPY and MOVE drop the rest
+    (the message itself only needs "i")."""
+    system = frozenset(flag for flag in SYSTEM_FLAGS if _right_for(flag) in rights)
+    return FlagsKept(system, keywords="w" in rights)
+
+
 def permitted_flags(session: ImapSession, flags: list[str]) -> list[str]:
-    """The flags this user may change (RFC 4314 §4: \\Seen needs "s", \\Deleted "t", others "w")."""
-    needed = {"\\seen": "s", "\\deleted": "t"}
-    return [f for f in flags if session.may(needed.get(f.lower(), "w"))]
+    """The flags this user may change in the selected mailbox."""
+    return [f for f in flags if session.may(_right_for(f))]

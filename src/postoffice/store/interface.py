@@ -390,6 +390,20 @@ class MailboxChanges:
 
 
 @dataclass(frozen=True, slots=True)
+class FlagsKept:
+    """Which flags a copy keeps, the others being dropped: these system flags (as spelled in
+    RFC 9051), and every keyword or none. A user may add messages to a shared mailbox without
+    the rights to set their flags (RFC 4314 §4)."""
+
+    system: frozenset[str]
+    keywords: bool
+
+    def apply(self, flags: Iterable[str]) -> frozenset[str]:
+        return frozenset(
+            f for f in flags if (_FLAG_BY_LOWER.get(f.lower()) in self.system if f.startswith("\\") else self.keywords))
+
+
+@dataclass(frozen=True, slots=True)
 class CopyResult:
     uidvalidity: int
     pairs: tuple[tuple[int, int], ...] = field(default_factory=tuple)  # (source uid, new uid)
@@ -482,7 +496,11 @@ class MailStore(Protocol):
         per-user \\Seen; reads with the same `viewer` see it, everyone else the owner's."""
         ...
     async def expunge(self, mailbox_id: int, uids: Sequence[int] | None = None) -> list[int]: ...
-    async def copy_messages(self, source_id: int, uids: Sequence[int], target_id: int, *, move: bool = False) -> CopyResult: ...
+    async def copy_messages(
+        self, source_id: int, uids: Sequence[int], target_id: int, *, move: bool = False, keep: FlagsKept | None = None,
+    ) -> CopyResult:
+        """COPY or MOVE; `keep` says which flags the copies keep (None: all of them)."""
+        ...
     async def open_snapshot(self, mailbox_id: int, *, viewer: int | None = None) -> tuple[MailboxRecord, list[MessageRecord]]: ...
     async def changes_since(self, mailbox_id: int, modseq: int, *, viewer: int | None = None) -> MailboxChanges: ...
     async def read_blob(self, sha256: str, size: int | None = None) -> bytes:

@@ -10,7 +10,7 @@ mapped as RFC 4314 §2.1.1 says: "c" to "k", "d" to "x", "t" and "e". Quotas are
 
 from __future__ import annotations
 
-from postoffice.imap.access import ALL_RIGHTS, ANYONE, MailboxAccess, find_mailbox
+from postoffice.imap.access import ALL_RIGHTS, ANYONE, MailboxAccess, find_mailbox, find_user
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -39,7 +39,7 @@ async def _change(session: ImapSession, name: str, identifier: str, change: str,
         return access
     if identifier.lower() == access.owner.lower():
         return no("The owner always has every right", "CANNOT")
-    if identifier.lower() != ANYONE and await session.services.directory.get_user(identifier) is None:
+    if identifier.lower() != ANYONE and await find_user(session, identifier) is None:
         return no(f"There is no user {identifier} here", "NONEXISTENT")
     store = session.services.store
     current = (await store.get_acl(access.record.id)).get(identifier, "")

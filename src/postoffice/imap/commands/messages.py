@@ -30,12 +30,15 @@ async def append(session: ImapSession, command: ev.ImapCommand) -> Completion:
     target = access.record
     if any(not message.data for message in args.messages):
         return bad("Empty message")
+    keep = access.flags_kept()
     new: list[NewMessage] = []
     try:
         for message in args.messages:
             raw = message.data if message.binary else to_crlf(message.data)
             date = message.internal_date.timestamp() if message.internal_date else time.time()
             flags = frozenset(f for f in message.flags if f.lower() != "\\recent")
+            if keep is not None:  # flags the user has no right to set are dropped (RFC 4314 §4)
+                flags = keep.apply(flags)
             new.append(NewMessage(await store.put_blob(raw), flags, date, raw))
     except BaseException:  # e.g. the disk filled up at the third message of a MULTIAPPEND
         await store.discard_staged(item.blob for item in new)
@@ -131,7 +134,7 @@ async def _copy(session: ImapSession, command: ev.ImapCommand, *, move: bool) ->
     target = access.record
     live = [u for u in uids if u not in snapshot.vanished]
     try:
-        result = await store.copy_messages(snapshot.mailbox.id, live, target.id, move=move)
+        result = await store.copy_messages(snapshot.mailbox.id, live, target.id, move=move, keep=access.flags_kept())
     except QuotaExceeded:
         return no("Mailbox is over its quota", "OVERQUOTA")
     code = None

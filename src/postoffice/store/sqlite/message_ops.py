@@ -38,6 +38,7 @@ from postoffice.store.interface import (
     DeliveryTarget,
     FirstAddress,
     FlagMode,
+    FlagsKept,
     FlagUpdate,
     HeaderFields,
     IndexedBlob,
@@ -598,8 +599,11 @@ def expunge(tx: Transaction, mailbox_id: int, uids: Sequence[int] | None) -> lis
     return removed
 
 
-def copy_messages(tx: Transaction, source_id: int, uids: Sequence[int], target_id: int, move: bool) -> CopyResult:
-    """COPY (RFC 9051 §6.4.7) or MOVE (RFC 6851): same blob, same flags and internal date."""
+def copy_messages(
+    tx: Transaction, source_id: int, uids: Sequence[int], target_id: int, move: bool, keep: FlagsKept | None = None
+) -> CopyResult:
+    """COPY (RFC 9051 §6.4.7) or MOVE (RFC 6851): same blob, same flags (those `keep` keeps)
+    and internal date."""
     target = require_mailbox(tx.conn, target_id)
     records = get_messages(tx.conn, source_id, uids)
     if not records:
@@ -612,7 +616,7 @@ def copy_messages(tx: Transaction, source_id: int, uids: Sequence[int], target_i
     now = time.time()
     pairs: list[tuple[int, int]] = []
     for record in records:
-        bits, keywords = split_flags(record.flags)
+        bits, keywords = split_flags(record.flags if keep is None else keep.apply(record.flags))
         tx.execute(
             "INSERT INTO messages(mailbox_id, uid, modseq, blob, flags, keywords, internal_date, saved_date, size)"
             " SELECT ?, ?, ?, blob, ?, ?, internal_date, ?, size FROM messages WHERE mailbox_id = ? AND uid = ?",

@@ -34,6 +34,7 @@ from postoffice.store.interface import (
     DeliveryTarget,
     DomainRecord,
     FlagMode,
+    FlagsKept,
     GarbageCollected,
     HeaderFields,
     IndexedBlob,
@@ -377,9 +378,9 @@ class SqliteStore:
         return await self._write(lambda tx: m.expunge(tx, mailbox_id, uids))
 
     async def copy_messages(
-        self, source_id: int, uids: Sequence[int], target_id: int, *, move: bool = False
+        self, source_id: int, uids: Sequence[int], target_id: int, *, move: bool = False, keep: FlagsKept | None = None,
     ) -> CopyResult:
-        return await self._write(lambda tx: m.copy_messages(tx, source_id, uids, target_id, move))
+        return await self._write(lambda tx: m.copy_messages(tx, source_id, uids, target_id, move, keep))
 
     async def open_snapshot(self, mailbox_id: int, *,
                             viewer: int | None = None) -> tuple[MailboxRecord, list[MessageRecord]]:
