@@ -12,9 +12,16 @@ from dataclasses import dataclass
 
 from postoffice.directory import DirectoryError
 from postoffice.imap.session import ImapSession
-from postoffice.store.interface import SYSTEM_FLAGS, AccountRecord, FlagsKept, MailboxRecord
+from postoffice.store.interface import (
+    SYSTEM_FLAGS,
+    AccountRecord,
+    FlagsKept,
+    InvalidName,
+    MailboxRecord,
+)
+from postoffice.store.mailbox_names import SHARED_ROOT, check_name
 
-SHARED = "Shared"
+SHARED = SHARED_ROOT
 DELIMITER = "/"
 ALL_RIGHTS = "lrswipkxtecda"
 # RFC 4314 §2.1.1: rights a server always grants together are listed as one group in LISTRIGHTS.
@@ -44,6 +51,23 @@ class MailboxAccess:
 
 def shared_name(owner: str, name: str) -> str:
     return f"{SHARED}{DELIMITER}{owner}{DELIMITER}{name}"
+
+
+def in_shared_namespace(name: str) -> bool:
+    """Whether `name` is in the other users' namespace (RFC 2342), where no one creates."""
+    return name.split(DELIMITER, 1)[0].lower() == SHARED.lower()
+
+
+def missing_code(name: str) -> str:
+    """The code for a mailbox that does not exist: TRYCREATE when CREATE could make it
+    (RFC 9051 §6.3.12), NONEXISTENT when it never could (another user's, or an invalid name)."""
+    if in_shared_namespace(name):
+        return "NONEXISTENT"
+    try:
+        check_name(name)
+    except InvalidName:
+        return "NONEXISTENT"
+    return "TRYCREATE"
 
 
 def split_shared(name: str) -> tuple[str, str] | None:

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import asyncio
 
-from postoffice.imap.access import SHARED, find_mailbox, shared_name, split_shared, viewer_of
+from postoffice.imap.access import (
+    SHARED,
+    find_mailbox,
+    in_shared_namespace,
+    shared_name,
+    split_shared,
+    viewer_of,
+)
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
@@ -112,11 +119,6 @@ async def rename(session: ImapSession, command: ev.ImapCommand) -> Completion:
     except InvalidName as exc:
         return no(str(exc), "CANNOT")
     return ok("RENAME completed")
-
-
-def in_shared_namespace(name: str) -> bool:
-    """Whether `name` is in the other users' namespace (RFC 2342), where no one creates."""
-    return name.split(DELIMITER, 1)[0].lower() == SHARED.lower()
 
 
 async def _refuse_shared(session: ImapSession, name: str, reason: str) -> Completion:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from postoffice.imap.access import find_mailbox, permitted_flags
+from postoffice.imap.access import find_mailbox, missing_code, permitted_flags
 from postoffice.imap.message_sets import named_uids
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
@@ -24,7 +24,7 @@ async def append(session: ImapSession, command: ev.ImapCommand) -> Completion:
     store = session.services.store
     access = await find_mailbox(session, args.mailbox)
     if access is None:
-        return no(f"No mailbox {args.mailbox}", "TRYCREATE")
+        return no(f"No mailbox {args.mailbox}", missing_code(args.mailbox))
     if not access.may("i"):
         return no(f"You may not add messages to {args.mailbox}", "NOPERM")
     target = access.record
@@ -128,7 +128,7 @@ async def _copy(session: ImapSession, command: ev.ImapCommand, *, move: bool) ->
     store = session.services.store
     access = await find_mailbox(session, args.mailbox)
     if access is None:
-        return no(f"No mailbox {args.mailbox}", "TRYCREATE")
+        return no(f"No mailbox {args.mailbox}", missing_code(args.mailbox))
     if not access.may("i"):
         return no(f"You may not add messages to {args.mailbox}", "NOPERM")
     target = access.record
