@@ -186,6 +186,7 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
     assert session.account is not None
     shared = [s for s in await store.shared_with(session.account.address) if "l" in s.rights]
     names = _listing(mailboxes, shared)
+    parents = {name.rpartition(DELIMITER)[0] for name in names if DELIMITER in name}
     pattern = ListPattern.compile(args.reference, args.patterns)
     subscribed_only = "SUBSCRIBED" in args.selection
     want_subscribed = subscribed_only or "SUBSCRIBED" in args.return_options
@@ -195,7 +196,6 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
     if subscribed_only:  # subscribed names whose mailbox is gone are listed \NonExistent (RFC 5258 §3.1)
         for name in subscriptions:
             names.setdefault(name, None)
-    parents = {name.rpartition(DELIMITER)[0] for name in names if DELIMITER in name}
     status_items = args.return_status
     # RFC 5258 §3.5: RECURSIVEMATCH lists a parent whose descendants meet the selection but not
     # the pattern, with CHILDINFO saying which selection they meet.
