@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from postoffice.imap.proto.list_pattern import ListPattern, full_pattern
+from postoffice.imap.proto.list_pattern import (
+    MAX_PATTERN_LENGTH,
+    ListPattern,
+    PatternTooLong,
+    full_pattern,
+)
 
 
 def reference_matches(pattern: str, name: str) -> bool:
@@ -131,3 +136,13 @@ def test_hostile_patterns_cost_linear_time(pattern: str) -> None:
         assert not compiled.matches(name)
         assert compiled.matching_superiors(name) == []
     assert time.perf_counter() - started < 2.0  # about a millisecond; generous for a busy machine
+
+
+def test_patterns_are_bounded_in_length_with_their_reference() -> None:
+    ListPattern.compile("", ["%a" * (MAX_PATTERN_LENGTH // 2)])
+    with pytest.raises(PatternTooLong):
+        ListPattern.compile("", ["%a" * (MAX_PATTERN_LENGTH // 2) + "!"])
+    with pytest.raises(PatternTooLong):
+        ListPattern.compile("r" * 100, ["*"] * (MAX_PATTERN_LENGTH // 100))
+    assert ListPattern.compile("", ["*"] * 100).weight == 1
+    assert ListPattern.compile("", ["x" * 8000, "y" * 8000]).weight == 8

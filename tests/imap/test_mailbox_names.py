@@ -121,6 +121,10 @@ def test_list_with_100_wildcards_answers_at_once(served_port: int) -> None:
     many = " ".join(f'"{p}"' for p in hostile * 10)
     assert bob.names(f'LIST "" ({many})') == []
     assert bob.names(f'LIST (SUBSCRIBED RECURSIVEMATCH) "" ({many})') == []
+    # Longer patterns can only match names no one can create: refused before any matching.
+    huge = ("%a" * 50_000 + "!").encode()
+    assert bob.command(b'LIST "" ', huge).startswith(b"NO [LIMIT]")
+    assert bob.command(b'LSUB "" ', huge).startswith(b"NO [LIMIT]")
     assert time.monotonic() - started < 5  # milliseconds each; generous for a busy machine
     # The same machinery still matches what it should.
     assert bob.names('LIST "" "' + "%" * 100 + 'a"') == ["a" * 40]

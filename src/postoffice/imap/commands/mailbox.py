@@ -20,7 +20,7 @@ from postoffice.imap.access import (
 from postoffice.imap.proto import commands as c
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
-from postoffice.imap.proto.list_pattern import ListPattern
+from postoffice.imap.proto.list_pattern import ListPattern, PatternTooLong
 from postoffice.imap.session import Completion, ImapSession, no, ok
 from postoffice.store.interface import (
     AlreadyExists,
@@ -33,9 +33,10 @@ from postoffice.store.interface import (
 from postoffice.store.mailbox_names import check_name
 
 DELIMITER = "/"
-# LIST lets other sessions run after this many characters of names matched: a user with very
-# many (or very long) mailboxes makes one LIST long, not the event loop's every turn.
-_LIST_SLICE = 50_000
+# LIST lets other sessions run after matching this many characters of names (times the
+# patterns' weight), a few milliseconds: a user with very many (or very long) mailboxes makes one
+# LIST long, not every other session's wait.
+_LIST_SLICE = 20_000
 SPECIAL_USES = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
 
 
@@ -187,7 +188,10 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
     shared = [s for s in await store.shared_with(session.account.address) if "l" in s.rights]
     names = _listing(mailboxes, shared)
     parents = {name.rpartition(DELIMITER)[0] for name in names if DELIMITER in name}
-    pattern = ListPattern.compile(args.reference, args.patterns)
+    try:
+        pattern = ListPattern.compile(args.reference, args.patterns)
+    except PatternTooLong as exc:
+        return no(str(exc), "LIMIT")
     subscribed_only = "SUBSCRIBED" in args.selection
     want_subscribed = subscribed_only or "SUBSCRIBED" in args.return_options
     special_only = "SPECIAL-USE" in args.selection
@@ -212,7 +216,7 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
 
     work = 0
     for name in sorted(names, key=lambda n: (n != "INBOX", n)):
-        work += len(name)
+        work += len(name) * pattern.weight
         if work > _LIST_SLICE:
             work = 0
             await asyncio.sleep(0)
@@ -241,7 +245,10 @@ async def list_command(session: ImapSession, command: ev.ImapCommand) -> Complet
 async def lsub(session: ImapSession, command: ev.ImapCommand) -> Completion:
     args = command.args
     assert isinstance(args, c.Lsub)
-    pattern = ListPattern.compile(args.reference, [args.pattern])
+    try:
+        pattern = ListPattern.compile(args.reference, [args.pattern])
+    except PatternTooLong as exc:
+        return no(str(exc), "LIMIT")
     mailboxes = await session.services.store.list_mailboxes(_account_id(session))
     subscribed = {m.name for m in mailboxes if m.subscribed}
     shown: dict[str, list[str]] = {}

@@ -21,6 +21,10 @@ Implementation notes:
   case, its first five positions match either case (names under INBOX are stored as ``INBOX/``).
 - A name can only match a pattern that it starts with the literal prefix of; that check, done by
   ``str.startswith``, skips the per-character loop for most names.
+- The patterns of one command are at most ``MAX_PATTERN_LENGTH`` characters together (with the
+  reference each time): a step costs time in proportion to the bit set's size, and no name is
+  longer than 1,000 octets (`store.mailbox_names`). ``weight`` tells a caller sharing the event
+  loop how many plain characters one character of a name costs against these patterns.
 """
 
 from __future__ import annotations
@@ -28,11 +32,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["DELIMITER", "ListPattern", "full_pattern"]
+__all__ = ["DELIMITER", "MAX_PATTERN_LENGTH", "ListPattern", "PatternTooLong", "full_pattern"]
 
 DELIMITER = "/"
+MAX_PATTERN_LENGTH = 16_384
+_BITS_PER_WEIGHT = 2048
 _WILDCARDS = "*%"
 _INBOX = "INBOX"
+
+
+class PatternTooLong(ValueError):
+    """The patterns are longer than ``MAX_PATTERN_LENGTH`` together."""
 
 
 def full_pattern(reference: str, pattern: str) -> str:
@@ -81,17 +91,22 @@ class ListPattern:
     prefixes: tuple[str, ...]  # literal prefixes of the case-sensitive patterns
     inbox_prefixes: tuple[str, ...]  # the same for patterns starting with INBOX (any case)
     match_all: bool  # some pattern is "*"
+    weight: int  # the cost of one character of a name, in plain characters
 
     @classmethod
     def compile(cls, reference: str, patterns: Iterable[str]) -> ListPattern:
+        """Raises :class:`PatternTooLong` past ``MAX_PATTERN_LENGTH``."""
+        full = [full_pattern(reference, p) for p in patterns]
+        if sum(map(len, full)) > MAX_PATTERN_LENGTH:
+            raise PatternTooLong(f"LIST patterns can be at most {MAX_PATTERN_LENGTH} characters together")
         literals: dict[str, int] = {}
         stars = percents = start = accept = 0
         prefixes: list[str] = []
         inbox_prefixes: list[str] = []
         match_all = False
         base = 0
-        for raw in patterns:
-            pattern = _collapse(full_pattern(reference, raw))
+        for text in full:
+            pattern = _collapse(text)
             match_all = match_all or pattern == "*"
             inbox = pattern[:5].upper() == _INBOX
             prefix = _literal_prefix(pattern)
@@ -113,7 +128,8 @@ class ListPattern:
             base += len(pattern) + 1
         wild = stars | percents
         start |= (start & wild) << 1
-        return cls(literals, stars, percents, start, accept, tuple(prefixes), tuple(inbox_prefixes), match_all)
+        return cls(literals, stars, percents, start, accept, tuple(prefixes), tuple(inbox_prefixes), match_all,
+                   1 + base // _BITS_PER_WEIGHT)
 
     def _may_match(self, name: str) -> bool:
         return name.startswith(self.prefixes) or (
