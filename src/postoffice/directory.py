@@ -401,8 +401,11 @@ class Directory:
             base = local.split(delimiter, 1)[0]
             if base and await self._expand(f"{base}@{domain_name}", expansion, depth + 1):
                 return True
-        if domain.catch_all:
-            return await self._expand(domain.catch_all, expansion, depth + 1)
+        # Not again for the catch-all's own target: if it is unknown, that is a missing user
+        # (5.1.1), not a loop; and a catch-all that leads nowhere still leaves postmaster@.
+        catch_all = domain.catch_all
+        if catch_all and catch_all.lower() not in expansion.path and await self._expand(catch_all, expansion, depth + 1):
+            return True
         if local.lower() == "postmaster":
             users = await self.store.list_accounts(domain_name) or await self.store.list_accounts()
             if users:

@@ -48,7 +48,8 @@ def routed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
             aliases[f"deep{level}@example.test"] = [f"deep{level + 1}@example.test" if level < 11 else "alice@example.test"]
         for source, targets in aliases.items():
             await directory.add_alias(source, targets)
-        for domain, catch_all in (("catch.test", "alice@example.test"), ("away.test", "elsewhere@remote.example")):
+        for domain, catch_all in (("catch.test", "alice@example.test"), ("away.test", "elsewhere@remote.example"),
+                                  ("stale.test", "retired@stale.test")):  # a catch-all to no one
             await directory.add_domain(domain)
             await directory.add_alias(f"@{domain}", [catch_all])
         await directory.remove_user("ghost@example.test")
@@ -85,6 +86,10 @@ CASES = [
     Case("deep5@example.test", 250, ("alice@example.test",)),  # 7 levels: within the bound
     Case("gone@example.test", 550, enhanced="5.1.1"),
     Case("nobody@example.test", 550, enhanced="5.1.1"),
+    # A catch-all whose target is not a user: an unknown user (5.1.1), not an alias loop (5.4.6).
+    Case("anyone@stale.test", 550, enhanced="5.1.1"),
+    Case("retired@stale.test", 550, enhanced="5.1.1"),
+    Case("postmaster@stale.test", 250, ("alice@example.test",)),  # RFC 5321 §4.5.1: always exists
     # RFC 5321 §4.1.2: a quoted local part is the same mailbox as its unquoted form.
     Case('"alice"@example.test', 250, ("alice@example.test",)),
     Case('"da ve"@example.test', 550, enhanced="5.1.1"),
