@@ -22,9 +22,12 @@ checking the backup, and checks what it wrote.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -93,7 +96,7 @@ def _config_files(config: Config) -> tuple[list[str], list[str]]:
     return inside, outside
 
 
-def _prepare_destination(dest: Path) -> None:
+def _writable(dest: Path) -> None:
     try:
         dest.mkdir(parents=True, exist_ok=True)
         probe = dest / ".postoffice-write-test"
@@ -101,6 +104,25 @@ def _prepare_destination(dest: Path) -> None:
         probe.unlink()
     except OSError as error:
         raise BackupError(f"{dest} is not writable ({error.strerror or error}).") from error
+
+
+@contextmanager
+def _only_backup_into(dest: Path) -> Iterator[None]:
+    """Hold `dest` for one backup: a second one at the same time (an overlapping cron job)
+    would replace the database copy under the first and remove message files the other's
+    database references. flock(2) on the folder itself, so the kernel lets go if we die."""
+    fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupError(f"Another backup into {dest} is running; wait for it to end, or choose another folder.") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _check_contents(dest: Path) -> None:
     if (dest / MANIFEST).exists() or (dest / _DB).exists():
         return  # an earlier backup: updated incrementally
     if any(entry.name != _BLOBS for entry in dest.iterdir()):
@@ -116,17 +138,19 @@ def back_up(config: Config, dest: Path, progress: Progress | None = None) -> Bac
     dest = Path(os.path.abspath(dest))
     if dest == config.data_dir or dest.is_relative_to(config.store.blobs):
         raise BackupError(f"{dest} is inside the data it would back up; choose a folder outside {config.data_dir}.")
-    _prepare_destination(dest)
-    copy = copy_store(config.store.path, config.store.blobs, dest / _DB, dest / _BLOBS, progress)
-    inside, outside = _config_files(config)
-    for relative in inside:
-        source = config.data_dir / relative
-        write_file(dest / _FILES / relative, source.read_bytes(), mode=source.stat().st_mode & 0o777)
-    verify_store_copy(dest / _DB, dest / _BLOBS)
-    summary = _summary(dest, copy, inside, outside, started)
-    manifest = {"format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "source": str(config.data_dir), **summary.as_json()}
-    write_file(dest / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode(), mode=0o600)
+    _writable(dest)
+    with _only_backup_into(dest):
+        _check_contents(dest)
+        copy = copy_store(config.store.path, config.store.blobs, dest / _DB, dest / _BLOBS, progress)
+        inside, outside = _config_files(config)
+        for relative in inside:
+            source = config.data_dir / relative
+            write_file(dest / _FILES / relative, source.read_bytes(), mode=source.stat().st_mode & 0o777)
+        verify_store_copy(dest / _DB, dest / _BLOBS)
+        summary = _summary(dest, copy, inside, outside, started)
+        manifest = {"format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "source": str(config.data_dir), **summary.as_json()}
+        write_file(dest / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode(), mode=0o600)
     return summary
 
 

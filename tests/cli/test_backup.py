@@ -293,3 +293,48 @@ def test_restore_of_a_damaged_backup_stops_before_the_store_appears(server: Live
     result = po("restore", str(dest), data=tmp_path / "restored2", check=False)
     assert result.returncode == 1 and "missing" in result.stderr
     assert not (tmp_path / "restored2").exists()  # checked before anything was written
+
+
+def test_a_second_backup_into_the_same_folder_while_one_runs_is_refused(server: LiveServer, tmp_path: Path) -> None:
+    """Two backups into one folder (an hourly cron job that overlaps a slow one): the second
+    unlinked the first's database copy in progress, and one's clean-up of unneeded message files
+    could remove files the other's newer database references. Now the second is refused at once
+    in one sentence and the first completes."""
+    from postoffice.backup import BackupError, back_up
+    from postoffice.config import load_config
+
+    config = load_config(server.data_dir)
+    dest = tmp_path / "backup"
+    _deliver(server.ports["smtp"], KEEPER, ["earlier"])
+    back_up(config, dest)  # an earlier backup, updated by both
+    _deliver(server.ports["smtp"], KEEPER, [f"overlap-{n}" for n in range(3)])
+    copying, go_on = threading.Event(), threading.Event()
+
+    def slow(done: int, total: int) -> None:
+        copying.set()
+        go_on.wait(30)
+
+    first_error: list[BaseException] = []
+    first = threading.Thread(target=lambda: _capture(first_error, back_up, config, dest, slow))
+    first.start()
+    try:
+        assert copying.wait(30)
+        second_error: list[BaseException] = []
+        second = threading.Thread(target=lambda: _capture(second_error, back_up, config, dest), daemon=True)
+        second.start()
+        second.join(10)
+        assert not second.is_alive(), "the second backup waited for the first instead of refusing"
+        assert len(second_error) == 1 and isinstance(second_error[0], BackupError), second_error
+        assert "Another backup" in str(second_error[0]) and str(dest) in str(second_error[0])
+    finally:
+        go_on.set()
+        first.join(60)
+    assert first_error == []
+    assert verify_backup(dest).messages == 4
+
+
+def _capture(errors: list[BaseException], function: object, *args: object) -> None:
+    try:
+        function(*args)  # type: ignore[operator]
+    except BaseException as error:  # the test reads it
+        errors.append(error)
