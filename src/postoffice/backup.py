@@ -125,7 +125,8 @@ def _only_backup_into(dest: Path) -> Iterator[None]:
 def _check_contents(dest: Path) -> None:
     if (dest / MANIFEST).exists() or (dest / _DB).exists():
         return  # an earlier backup: updated incrementally
-    if any(entry.name != _BLOBS for entry in dest.iterdir()):
+    ours = {_BLOBS, _DB + ".partial"}  # what a first backup killed part way leaves
+    if any(entry.name not in ours for entry in dest.iterdir()):
         raise BackupError(f"{dest} holds other files; back up into an empty folder or an earlier backup.")
 
 

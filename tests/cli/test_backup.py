@@ -338,3 +338,17 @@ def _capture(errors: list[BaseException], function: object, *args: object) -> No
         function(*args)  # type: ignore[operator]
     except BaseException as error:  # the test reads it
         errors.append(error)
+
+
+def test_a_first_backup_killed_part_way_can_be_run_again_into_the_same_folder(server: LiveServer, tmp_path: Path) -> None:
+    """A first backup killed while copying the database leaves store.sqlite3.partial (and
+    message files): running it again was refused as 'holds other files'."""
+    _deliver(server.ports["smtp"], KEEPER, ["again-1"])
+    dest = tmp_path / "backup"
+    (dest / "blobs" / "tmp").mkdir(parents=True)
+    (dest / "store.sqlite3.partial").write_bytes(b"half a database")
+    (dest / "blobs" / "tmp" / f"{'0' * 64}.12345").write_bytes(b"half a message")
+    out = po("backup", str(dest), data=server.data_dir).stdout
+    assert "Backed up 1 messages" in out
+    assert not (dest / "store.sqlite3.partial").exists()
+    assert verify_backup(dest).messages == 1
