@@ -263,6 +263,10 @@ def test_backup_and_restore_refuse_in_one_plain_sentence(tmp_path: Path) -> None
         (("restore", str(tmp_path), "--data", str(tmp_path / "new")), "not a postoffice backup"),
         (("restore", str(tmp_path), "--data", str(data)), "not empty"),
     ]
+    damaged = tmp_path / "damaged"
+    po("init", "--hostname", "mail.example.org", data=damaged)
+    (damaged / "store.sqlite3").write_bytes(b"not a database, just some bytes " * 200)
+    cases.append((("backup", str(tmp_path / "of-damaged"), "--data", str(damaged)), "could not be copied"))
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     cases.append((("backup", str(tmp_path / "other"), "--data", str(data)), "holds other files"))

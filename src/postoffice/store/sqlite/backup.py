@@ -227,6 +227,9 @@ def copy_store(
             )
         os.replace(partial, dest_db)
         fsync_dir(dest_db.parent)
+    except sqlite3.Error as error:  # a damaged file, or a lock held past the busy timeout
+        raise BackupError(f"The store {db_path} could not be copied ({error}); the backup was not made"
+                          f" and {dest_db} was left as it was.") from error
     finally:
         partial.unlink(missing_ok=True)
     version, messages = _counts(dest_db)
