@@ -323,3 +323,36 @@ def test_authenticate_plain_with_sasl_ir_and_with_continuations(server: LiveServ
     sock.sendall(f"e AUTHENTICATE PLAIN {wrong}\r\n".encode())
     assert f.readline().startswith(b"e NO [AUTHENTICATIONFAILED]")
     sock.close()
+
+
+def _tagged(client: imaplib.IMAP4, command: str) -> tuple[bytes, list[bytes]]:
+    """Send one raw command; (its tagged reply, the untagged lines before it)."""
+    tag = client._new_tag()
+    client.send(tag + b" " + command.encode() + b"\r\n")
+    untagged = []
+    while not (line := client.readline()).startswith(tag + b" "):
+        untagged.append(line)
+    return line[len(tag) + 1:], untagged
+
+
+def test_message_numbers_in_an_empty_mailbox_are_bad_star_too_uids_name_nothing(server: LiveServer) -> None:
+    """RFC 9051 §9 (seq-number): a message sequence number above the mailbox size is a BAD,
+    "This includes "*" if the selected mailbox is empty"; Dovecot answers every message set of
+    an empty mailbox `BAD Invalid messageset`. By UID, `*` is UIDNEXT there: nothing, OK."""
+    client = connect(server)
+    client.create("Empty")
+    client.select("Empty")
+    for command in ("FETCH 1:* FLAGS", "FETCH * FLAGS", "STORE 1:* +FLAGS (\\Seen)", "COPY 1:* INBOX",
+                    "MOVE * INBOX", "FETCH 1 FLAGS"):
+        reply, untagged = _tagged(client, command)
+        assert reply.startswith(b"BAD"), (command, reply)
+        assert not any(b"FETCH" in line for line in untagged), command
+    for command in ("UID FETCH 1:* FLAGS", "UID FETCH * FLAGS", "UID STORE 1:* +FLAGS (\\Seen)",
+                    "UID COPY 1:* INBOX", "UID MOVE * INBOX", "UID EXPUNGE 1:*", "SEARCH 1:*", "UID SEARCH *"):
+        reply, _ = _tagged(client, command)
+        assert reply.startswith(b"OK"), (command, reply)
+    deliver(server)
+    client.select("INBOX")
+    reply, untagged = _tagged(client, "FETCH 1:* FLAGS")
+    assert reply.startswith(b"OK") and len([line for line in untagged if b"FETCH" in line]) == 1
+    client.logout()

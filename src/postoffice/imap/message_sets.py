@@ -22,7 +22,9 @@ __all__ = ["named_uids", "uid_set"]
 def named_uids(snapshot: MailboxSnapshot, sequence_set: SequenceSet, *, uid: bool,
                saved: Collection[int]) -> list[int] | None:
     """The UIDs the set names, ascending; None if it names a message number above the mailbox
-    size (a BAD, RFC 9051 §9: no compliant client can send one). ``saved`` is for ``$``."""
+    size (a BAD, RFC 9051 §9: no compliant client can send one), which in an empty mailbox is
+    every number, ``*`` too (§9: "This includes "*" if the selected mailbox is empty"; Dovecot
+    answers them all BAD). By UID nothing is invalid. ``saved`` is for ``$``."""
     uids = snapshot.uids
     if sequence_set.saved:
         kept = saved if isinstance(saved, set | frozenset) else set(saved)
@@ -30,7 +32,7 @@ def named_uids(snapshot: MailboxSnapshot, sequence_set: SequenceSet, *, uid: boo
     if uid:
         return sequence_set.members(uids, uids[-1] if uids else 0)
     exists = len(uids)
-    if exists == 0 and not sequence_set.uses_star:
+    if exists == 0:
         return None
     if sequence_set.max_number(exists) > exists:
         return None
