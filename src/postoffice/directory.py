@@ -2,7 +2,7 @@
 
 Addresses are compared case-insensitively; domains are stored in their ASCII (IDNA) form.
 Password hashing and verification are deliberately slow, so they always run in a worker thread,
-never on the event loop.
+never on the event loop, and checks take turns in a bounded queue (auth/check_queue.py).
 
 Recipient resolution (`resolve_recipient`), for each address in order: an address in a domain
 not served here is an outside address (an alias target there is forwarded through the outbound
@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from postoffice.auth.check_queue import PasswordCheckQueue
 from postoffice.auth.verified import VerifiedPasswords
 from postoffice.store.interface import (
     AccountRecord,
@@ -44,6 +45,9 @@ from postoffice.store.interface import (
 )
 
 MIN_PASSWORD_LENGTH = 8
+# Password checks allowed to wait per slot; beyond that an attempt without priority is told to
+# come back later (at ~0.25 s a check, eight per slot is a wait of about two seconds).
+WAITING_PER_SLOT = 8
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _LOCAL_PART = re.compile(r"^[^\s@<>()\[\]\\,;:\"]{1,64}$")  # what a lookup accepts unquoted
 # RFC 5322 §3.2.3 atext without "/", widened to UTF-8 by RFC 6532 §3.2 (printable non-ASCII).
@@ -146,7 +150,20 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def is_utf8_text(text: str) -> bool:
+    """Whether `text` came from valid UTF-8. Drivers decode passwords with surrogateescape, so
+    a password sent with bytes that are not UTF-8 arrives here as a string argon2 cannot encode:
+    it matches no stored password (those are UTF-8) and must fail like any wrong one."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def verify_password(password_hash: str, password: str) -> bool:
+    if not is_utf8_text(password):
+        return False
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
@@ -202,7 +219,8 @@ class Directory:
         self._cache: dict[str, tuple[float, Resolution]] = {}
         # argon2id takes 64 MiB per check: more checks at once than cores only adds memory
         # (a burst of 20 logins would otherwise peak near 0.5 GB) and cannot finish sooner.
-        self._hashing = asyncio.Semaphore(password_checks or os.cpu_count() or 2)
+        slots = password_checks or os.cpu_count() or 2
+        self.password_checks = PasswordCheckQueue(slots, WAITING_PER_SLOT * slots)
         self.verified = VerifiedPasswords(login_cache_seconds)
 
     def _changed(self) -> None:
@@ -251,19 +269,25 @@ class Directory:
     async def get_user(self, address: str) -> AccountRecord | None:
         return await self.store.get_account(canonical_address(address))
 
-    async def authenticate(self, address: str, password: str) -> AccountRecord | None:
-        """The account if `password` is right, else None; unknown users cost the same time."""
+    async def authenticate(self, address: str, password: str, *, priority: bool = False) -> AccountRecord | None:
+        """The account if `password` is right, else None; unknown users cost the same time.
+
+        `priority`: go before other waiting checks (a known user, see auth/check_queue.py).
+        Raises PasswordChecksBusy when too many checks wait already.
+        """
+        if not (is_utf8_text(address) and is_utf8_text(password)):
+            return None  # cannot match; and the store cannot even look such a name up
         try:
             account = await self.store.get_account(canonical_address(address))
         except DirectoryError:
             account = None
         if account is None or account.disabled:
-            async with self._hashing:
+            async with self.password_checks.slot(priority=priority):
                 await asyncio.to_thread(verify_password, _dummy(), password)
             return None
         if self.verified.check(account.id, account.password_hash, password):
             return account
-        async with self._hashing:
+        async with self.password_checks.slot(priority=priority):
             ok = await asyncio.to_thread(verify_password, account.password_hash, password)
         if not ok:
             return None

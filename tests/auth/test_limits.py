@@ -260,3 +260,25 @@ def test_limiter_groups_ipv6_by_64_and_mapped_ipv4() -> None:
 def test_limiter_needs_a_positive_limit() -> None:
     with pytest.raises(ValueError):
         ConnectionLimiter(0)
+
+
+def test_attempts_too_soon_after_a_failure_are_throttled(throttle: LoginThrottle, clock: FakeClock) -> None:
+    assert not throttle.is_throttled("192.0.2.1", "alice@example.org")
+    throttle.record_failure("192.0.2.1", "alice@example.org")
+    assert throttle.is_throttled("192.0.2.1", "bob@example.org")  # the address's failure
+    assert throttle.is_throttled("192.0.2.9", "Alice@Example.org")  # the account's failure
+    assert not throttle.is_throttled("192.0.2.9", "bob@example.org")
+    clock.now += 2.0  # the delay after one failure is over
+    assert not throttle.is_throttled("192.0.2.1", "alice@example.org")
+
+
+def test_a_known_pair_is_not_locked_out_by_its_accounts_failures(throttle: LoginThrottle, clock: FakeClock) -> None:
+    throttle.record_success("198.51.100.7", "alice@example.org")
+    assert throttle.is_known("198.51.100.7", "ALICE@example.org")
+    assert not throttle.is_known("198.51.100.8", "alice@example.org")
+    for _ in range(10):  # someone else guesses at alice
+        throttle.record_failure("192.0.2.1", "alice@example.org")
+    assert throttle.is_throttled("198.51.100.7", "alice@example.org")
+    assert not throttle.is_throttled("198.51.100.7", "alice@example.org", known=True)
+    clock.now += 31 * 86400  # known no more
+    assert not throttle.is_known("198.51.100.7", "alice@example.org")

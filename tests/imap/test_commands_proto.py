@@ -88,6 +88,8 @@ COMMANDS: list[tuple[bytes, str, CommandArgs]] = [
     (b'LOGIN "fred smith" "p\\"w\\\\d"', "LOGIN", Login("fred smith", 'p"w\\d')),
     (b"LOGIN {4+}\r\nfred {3+}\r\n\xc3\xa4x", "LOGIN", Login("fred", "äx")),
     (b"LOGIN fred] x]", "LOGIN", Login("fred]", "x]")),
+    # A password that is not UTF-8 is a wrong password (counted as a failed login), not a BAD.
+    (b'LOGIN fred "\xff"', "LOGIN", Login("fred", "\udcff")),
     # authenticated
     (b"SELECT INBOX", "SELECT", Select("INBOX")),
     (b"select inBox", "SELECT", Select("INBOX")),
@@ -309,7 +311,7 @@ BAD: list[tuple[bytes, str]] = [
     (b'LOGIN fred "sec\\ret"', "Expected a quoted string"),
     (b'LOGIN fred "secret', "Expected a quoted string"),
     (b"LOGIN fred \xff", "Expected a string"),
-    (b'LOGIN fred "\xff"', "Invalid UTF-8 in a string"),
+    (b'LOGIN "\xff" secret', "Invalid UTF-8 in a string"),
     (b"LOGIN fred (x)", "Expected a string"),
     (b"SELECT", "Expected a space"),
     (b"SELECT x (FOO)", "Unknown SELECT parameter FOO"),

@@ -13,7 +13,15 @@ so a dual-stack socket cannot double anyone's allowance.
 How the slow-down limits guessing: the driver sleeps before answering a failed attempt while the
 connection keeps its slot in the :class:`ConnectionLimiter` (a client that hangs up does not end
 the sleep early). An address therefore gets at most ``max_per_ip`` answers per delay period, and
-the delay doubles with every failure up to ``max_delay``.
+the delay doubles with every failure up to ``max_delay``. An attempt that arrives before the
+delay since its address's (or account's) last failure is over is *throttled*: the driver answers
+it as a failure without checking the password at all (auth/login.py), so guesses fired in
+parallel cannot queue up behind the slow password check and delay everyone else's login.
+
+The throttle also remembers which account logged in successfully from which address group
+(for ``KNOWN_SECONDS``): such a known pair is not throttled by the account's failures (a flood
+of guesses at someone's account must not lock its owner out) and goes first in the password
+check queue (auth/check_queue.py).
 """
 from __future__ import annotations
 
@@ -23,7 +31,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-__all__ = ["ConnectionLimiter", "LoginThrottle", "address_group"]
+__all__ = ["KNOWN_SECONDS", "ConnectionLimiter", "LoginThrottle", "address_group"]
+
+KNOWN_SECONDS = 30 * 86400.0  # how long a successful login makes its (account, address) known
 
 
 def address_group(ip: str) -> str:
@@ -59,13 +69,17 @@ class _FailureTable:
         return len(self._entries)
 
     def count(self, key: str, now: float, window: float) -> int:
+        return self.entry(key, now, window)[0]
+
+    def entry(self, key: str, now: float, window: float) -> tuple[int, float]:
+        """``(failures, time of the last one)``; ``(0, 0.0)`` when none are recent."""
         entry = self._entries.get(key)
         if entry is None:
-            return 0
+            return 0, 0.0
         if now - entry[1] > window:
             del self._entries[key]
-            return 0
-        return entry[0]
+            return 0, 0.0
+        return entry
 
     def add(self, key: str, now: float, window: float) -> None:
         count = self.count(key, now, window)
@@ -116,6 +130,9 @@ class LoginThrottle:
         self._clock = clock
         self._by_ip = _FailureTable(max_entries)
         self._by_account = _FailureTable(max_entries)
+        # (account, address group) -> last successful login, oldest first, at most max_entries.
+        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._max_known = max_entries
 
     @property
     def entries(self) -> int:
@@ -135,6 +152,29 @@ class LoginThrottle:
         """Seconds to wait before answering; 0 without recent failures."""
         return self._delay(max(self.failures(ip, account)))
 
+    def is_throttled(self, ip: str, account: str | None = None, *, known: bool = False) -> bool:
+        """Whether an attempt now comes too soon after the last failure of this address (or,
+        unless the pair is ``known``, of this account): answer it without checking."""
+        now = self._clock()
+        tables = [(self._by_ip, address_group(ip))]
+        account_key = _account_key(account)
+        if account_key and not known:
+            tables.append((self._by_account, account_key))
+        for table, key in tables:
+            failures, last = table.entry(key, now, self.window)
+            if failures and now < last + self._delay(failures):
+                return True
+        return False
+
+    def is_known(self, ip: str, account: str | None) -> bool:
+        """Whether ``account`` logged in successfully from ``ip``'s group in the last
+        ``KNOWN_SECONDS``."""
+        account_key = _account_key(account)
+        if not account_key:
+            return False
+        last = self._known.get((account_key, address_group(ip)))
+        return last is not None and self._clock() - last <= KNOWN_SECONDS
+
     def record_failure(self, ip: str, account: str | None = None) -> None:
         """Count one failed attempt against the address and (if given) the account."""
         now = self._clock()
@@ -146,16 +186,23 @@ class LoginThrottle:
             self._by_account.expire(now, self.window)
 
     def record_success(self, ip: str, account: str | None = None) -> None:
-        """Forget the failures of this address and this account.
+        """Forget the failures of this address and this account, and remember the pair as
+        known (:meth:`is_known`).
 
         Clearing the address too means someone who owns one account can reset their address's
         count by logging in to it, but the per-account count of whatever account they are
         guessing stays, so the target is still protected.
         """
-        self._by_ip.clear(address_group(ip))
+        group = address_group(ip)
+        self._by_ip.clear(group)
         account_key = _account_key(account)
         if account_key:
             self._by_account.clear(account_key)
+            known = self._known
+            known.pop((account_key, group), None)  # re-inserted last: oldest stay first
+            known[(account_key, group)] = self._clock()
+            while len(known) > self._max_known:
+                known.popitem(last=False)
 
     async def wait_before_reply(self, ip: str, account: str | None = None) -> float:
         """Sleep for :meth:`delay_for` seconds; returns how long that was."""

@@ -233,9 +233,8 @@ def _parse_plain(message: bytes) -> SaslCredentials:
     parts = message.split(b"\0")
     if len(parts) != 3:
         raise SaslError("PLAIN needs authzid, authcid and password separated by two NULs")
-    authzid, authcid, password = (_utf8(part, what) for part, what in
-                                  zip(parts, ("authorization identity", "user name", "password"),
-                                      strict=True))
+    authzid, authcid = _utf8(parts[0], "authorization identity"), _utf8(parts[1], "user name")
+    password = _password_text(parts[2])
     # RFC 4616 §2: authcid and passwd are 1*SAFE; only the authzid may be empty.
     if not authcid:
         raise SaslError("PLAIN carries an empty user name")
@@ -275,7 +274,7 @@ class _LoginExchange(SaslExchange):
 
 
 def _login_field(data: bytes, what: str) -> str:
-    text = _utf8(data, what)
+    text = _password_text(data) if what == "password" else _utf8(data, what)
     if not text:
         raise SaslError(f"LOGIN carries an empty {what}")
     if "\0" in text:  # a NUL would let one string mean different names to different code
@@ -288,6 +287,13 @@ def _utf8(data: bytes, what: str) -> str:
         return data.decode("utf-8")  # strict: no overlong forms, no surrogates
     except UnicodeDecodeError:
         raise SaslError(f"the {what} is not UTF-8") from None
+
+
+def _password_text(data: bytes) -> str:
+    """A password as text. Bytes that are not UTF-8 make a wrong password (a failed login that
+    is counted), not a malformed exchange: surrogateescape keeps them, and the directory
+    refuses any string that does not encode back to UTF-8."""
+    return data.decode("utf-8", "surrogateescape")
 
 
 _EXCHANGES: dict[str, type[SaslExchange]] = {"PLAIN": _PlainExchange, "LOGIN": _LoginExchange}

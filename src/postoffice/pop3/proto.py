@@ -535,7 +535,9 @@ class Pop3ServerConnection:
         if self._state not in valid_in:
             return CommandError(WRONG_STATE)
         try:
-            rest = raw_rest.decode("utf-8")
+            # PASS: bytes that are not UTF-8 make a wrong password (a failed login), not a bad
+            # command; surrogateescape keeps them and the directory refuses such a string.
+            rest = raw_rest.decode("utf-8", "surrogateescape" if verb == b"PASS" else "strict")
         except UnicodeDecodeError:
             return CommandError(BAD_CHARACTERS)
         stripped = rest.strip(" \t")

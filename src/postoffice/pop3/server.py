@@ -18,6 +18,7 @@ import socket
 from collections.abc import Sequence
 
 from postoffice.app import LISTENER_FACTORIES, ListenerFactory, RunningListener
+from postoffice.auth.login import LoginRefused, check_login
 from postoffice.auth.sasl import (
     AuthorizationRefused,
     EncryptionRequired,
@@ -338,15 +339,16 @@ class Pop3Connection:
             self.proto.auth_failed()
             self.out.append(p.err("Plaintext login is not allowed here: use STLS first", "AUTH"))
             return
-        account = await services.directory.authenticate(user, password)
-        if account is None:
-            services.login_throttle.record_failure(ip, user)
-            await services.login_throttle.wait_before_reply(ip, user)
+        account = await check_login(services.directory, services.login_throttle, ip, user, password)
+        if account is LoginRefused.BUSY:
+            self.proto.auth_failed()
+            self.out.append(p.err("Too many logins at once; try again in a moment", "SYS/TEMP"))
+            return
+        if account is LoginRefused.FAILED:
             self.proto.auth_failed()
             self.out.append(p.err("Invalid user name or password", "AUTH"))
             log.info("%s: POP3 login failed for %r", self.conn.id, user)
             return
-        services.login_throttle.record_success(ip, user)
         try:
             self.maildrop = await Pop3Maildrop.open(services, account)
         except MaildropInUse:

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass, field
 
 from postoffice.auth.limits import LoginThrottle
+from postoffice.auth.login import LoginRefused, check_login
 from postoffice.auth.sasl import (
     AuthorizationRefused,
     SaslCancelled,
@@ -343,11 +344,14 @@ class SmtpSession:
         if isinstance(outcome, SaslError):
             self._reply(r.Reply(501, "5.5.2", "Cannot decode the response"))
             return
-        account = await self.services.directory.authenticate(outcome.authcid, outcome.password)
-        if account is None:
-            await self._auth_failed(outcome.authcid)
+        account = await check_login(self.services.directory, self.throttle, self.conn.peer_ip,
+                                    outcome.authcid, outcome.password)
+        if account is LoginRefused.BUSY:
+            self._reply(r.Reply(454, "4.7.0", "Temporary authentication failure, try again"))  # RFC 4954 §6
             return
-        self.throttle.record_success(self.conn.peer_ip, outcome.authcid)
+        if account is LoginRefused.FAILED:
+            self._reply(r.AUTH_FAILED)  # check_login waited the throttle's delay already
+            return
         self.state.account = account
         self._reply(r.AUTH_OK)
 

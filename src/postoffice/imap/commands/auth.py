@@ -11,6 +11,7 @@ import base64
 import binascii
 import logging
 
+from postoffice.auth.login import LoginRefused, check_login
 from postoffice.auth.sasl import (
     AuthorizationRefused,
     SaslCancelled,
@@ -114,13 +115,11 @@ async def starttls(session: ImapSession, command: ev.ImapCommand) -> Completion:
 
 async def _finish_login(session: ImapSession, user: str, password: str) -> Completion:
     services = session.services
-    ip = session.conn.peer_ip
-    account = await services.directory.authenticate(user, password)
-    if account is None:
-        services.login_throttle.record_failure(ip, user)
-        await services.login_throttle.wait_before_reply(ip, user)
+    account = await check_login(services.directory, services.login_throttle, session.conn.peer_ip, user, password)
+    if account is LoginRefused.BUSY:
+        return no("Too many logins at once; try again in a moment", "UNAVAILABLE")
+    if account is LoginRefused.FAILED:
         return no("Invalid credentials", "AUTHENTICATIONFAILED")
-    services.login_throttle.record_success(ip, user)
     parser = session.parser  # the pre-login literal limit is lifted (see server.py)
     parser.max_literal = parser.max_nonsync_literal = services.config.limits.max_message_size
     parser.max_command_literals = 4 * services.config.limits.max_message_size

@@ -140,7 +140,9 @@ def _login(reader: Reader, uid: bool) -> c.Login:
     reader.sp()
     user = reader.astring_text()
     reader.sp()
-    return c.Login(user, reader.astring_text())
+    # A password that is not UTF-8 is a wrong password, not a syntax error: it is counted as a
+    # failed login (surrogateescape keeps its bytes; the directory refuses such a string).
+    return c.Login(user, reader.astring().decode("utf-8", "surrogateescape"))
 
 
 # --- authenticated ----------------------------------------------------------------------------
