@@ -40,7 +40,7 @@ from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto.parser import ImapServerParser
 from postoffice.imap.session import ALREADY_ANSWERED, Completion, ImapSession, State, bad, no
 from postoffice.imap.snapshot import SelectedMailboxDeleted
-from postoffice.net.listener import Connection, start_listener
+from postoffice.net.listener import CLIENT_GONE, Connection, start_listener
 from postoffice.services import Services
 from postoffice.store.changes import MailboxChange, Subscription
 from postoffice.store.interface import StorageFull
@@ -244,6 +244,10 @@ class ImapConnection:
                 # As Dovecot answers ENOSPC and EDQUOT: temporary, and not a bug of ours.
                 log.warning("%s: %s refused: %s", session.conn.id, command.name, exc)
                 done = Completion("NO", "Not enough disk space", "OVERQUOTA")
+            except CLIENT_GONE as exc:  # reset during AUTHENTICATE, STARTTLS...: routine
+                log.debug("%s: the client went away during %s: %r", session.conn.id, command.name, exc)
+                session.state = State.LOGOUT
+                return
             except Exception:
                 log.exception("%s: %s failed", session.conn.id, command.name)
                 done = Completion("NO", "Internal error; the administrator will find it in the log", "SERVERBUG")

@@ -43,7 +43,7 @@ from postoffice.net.accept_balance import GIVE_UP, RECHECK, AcceptBoard
 from postoffice.net.proxy import ProxyHeaderError, ProxyResult, parse_proxy_header
 from postoffice.net.tls import ReloadingServerContext
 
-__all__ = ["BACKLOG", "Connection", "Handler", "Listener", "start_listener"]
+__all__ = ["BACKLOG", "CLIENT_GONE", "Connection", "Handler", "Listener", "start_listener"]
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,10 @@ CLOSE_TIMEOUT = 5.0           # for the peer to take our last bytes (and TLS clo
 # Ids: a per-process random byte and a counter, unique within a run and rarely across runs.
 _RUN_TAG = secrets.randbelow(256)
 _counter = itertools.count(1)
-# A client going away mid-conversation is routine, not a bug worth a traceback.
-_DISCONNECTS = (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError)
+# A client going away mid-conversation is routine, not a bug worth a traceback: drivers that
+# catch exceptions around a command let these end the connection with one debug line.
+CLIENT_GONE = (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError)
+_DISCONNECTS = (*CLIENT_GONE, TimeoutError)
 # accept() failures that concern one connection only (it was reset before we took it).
 _TRANSIENT_ACCEPT_ERRORS = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM,
                                       errno.EINTR, errno.EAGAIN})

@@ -282,7 +282,9 @@ class Pop3Connection:
         try:
             await self.conn.start_tls(context)
         except Exception as exc:
-            log.info("%s: TLS handshake failed: %s", self.conn.id, exc)
+            # A client that simply went away is routine; a failed negotiation may interest the admin.
+            log.log(logging.DEBUG if isinstance(exc, ConnectionError) else logging.INFO,
+                    "%s: TLS handshake failed: %s", self.conn.id, exc)
             self.conn.writer.close()
             return
         self.proto.tls_started()

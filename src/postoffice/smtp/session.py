@@ -285,7 +285,9 @@ class SmtpSession:
         try:
             await self.conn.start_tls(self.tls.current())
         except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
-            log.info("%s: TLS handshake failed: %s", self.conn.id, exc)
+            # A client that simply went away is routine; a failed negotiation may interest the admin.
+            log.log(logging.DEBUG if isinstance(exc, ConnectionError) else logging.INFO,
+                    "%s: TLS handshake failed: %s", self.conn.id, exc)
             self._closing = True
             return
         self.core.tls_started()

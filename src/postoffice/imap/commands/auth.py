@@ -108,7 +108,9 @@ async def starttls(session: ImapSession, command: ev.ImapCommand) -> Completion:
     try:
         await session.conn.start_tls(session.services.tls.current())
     except Exception as exc:
-        log.info("%s: TLS handshake failed: %s", session.conn.id, exc)
+        # A client that simply went away is routine; a failed negotiation may interest the admin.
+        log.log(logging.DEBUG if isinstance(exc, ConnectionError) else logging.INFO,
+                "%s: TLS handshake failed: %s", session.conn.id, exc)
         session.state = State.LOGOUT
     return ALREADY_ANSWERED
 
