@@ -59,7 +59,8 @@ def test_missing_file_gives_every_default(tmp_path: Path) -> None:
     assert config.store.blobs == tmp_path / "blobs"
     assert config.limits == config_module.LimitsConfig(
         max_message_size=52428800, max_recipients=100, max_line_length=4096,
-        max_connections_per_ip=20, default_quota=0)
+        max_connections_per_ip=20, max_connections=2000, line_timeout=60.0, login_timeout=60.0,
+        default_quota=0)
     assert config.auth == AuthConfig(plaintext_on_loopback=True, failed_login_delay=2.0, login_cache_seconds=300.0)
     assert config.dkim.selector == "mail"
     assert config.pop3.processes == 1
@@ -123,6 +124,9 @@ max_message_size = 1024
 max_recipients = 1000
 max_line_length = 512
 max_connections_per_ip = 1
+max_connections = 50
+line_timeout = 5.5
+login_timeout = 30
 default_quota = 1073741824
 
 [auth]
@@ -136,6 +140,7 @@ selector = "2024a"
 [smtp]
 command_timeout = 600
 data_timeout = 60.5
+transaction_timeout = 600
 max_errors = 3
 received_shows_user = true
 recipient_delimiter = "-"

@@ -106,6 +106,9 @@ class LimitsConfig:
     max_recipients: int
     max_line_length: int
     max_connections_per_ip: int
+    max_connections: int
+    line_timeout: float
+    login_timeout: float
     default_quota: int
 
 
@@ -125,6 +128,7 @@ class DkimConfig:
 class SmtpConfig:
     command_timeout: float
     data_timeout: float
+    transaction_timeout: float
     max_errors: int
     received_shows_user: bool
     recipient_delimiter: str
@@ -380,6 +384,15 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
              "Longest protocol line, in bytes (SMTP itself needs 1000)."),
         _Key("max_connections_per_ip", 20, _number(1, example=20),
              "Most simultaneous connections from one IP address."),
+        _Key("max_connections", 2000, _number(1, example=2000),
+             "Most simultaneous connections in all (every protocol together, per process);"
+             " lowered at start if the open-file limit cannot hold them."),
+        _Key("line_timeout", 60.0, _number(1, 3600, unit="seconds", example=60.0, whole=False),
+             "Seconds a client has to finish a command line once it began sending it; sending"
+             " slowly does not extend it."),
+        _Key("login_timeout", 60.0, _number(1, 3600, unit="seconds", example=60.0, whole=False),
+             "Seconds from connecting to a successful login on IMAP, POP3 and the SMTP"
+             " submission ports."),
         _Key("default_quota", 0, _number(0, unit="bytes", example=1073741824),
              "Storage limit for new accounts, in bytes; 0 means unlimited."),
     )),
@@ -401,6 +414,10 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
              "Seconds to wait for the next SMTP command (RFC 5321 §4.5.3.2: at least 300)."),
         _Key("data_timeout", 180.0, _number(1, 3600, unit="seconds", example=180.0, whole=False),
              "Seconds to wait for more message data during DATA or BDAT (RFC 5321: 180)."),
+        _Key("transaction_timeout", 1800.0,
+             _number(60, 86400, unit="seconds", example=1800.0, whole=False),
+             "Seconds from MAIL FROM to the end of the message data, however steadily it"
+             " trickles in."),
         _Key("max_errors", 10, _number(1, 1000, example=10),
              "Bad or unknown commands allowed before the connection is closed with 421."),
         _Key("received_shows_user", False, _boolean,

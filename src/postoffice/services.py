@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from postoffice.auth.limits import ConnectionLimiter, LoginThrottle
+from postoffice.auth.limits import ConnectionLimiter, LoginThrottle, connection_cap
 from postoffice.config import Config
 from postoffice.directory import Directory
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.tls import ReloadingServerContext
 from postoffice.store import open_store
 from postoffice.store.interface import MailStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -55,10 +58,15 @@ async def open_services(config: Config, *, pop3_worker: bool = False) -> AsyncIt
             # The processes share the cores (and the memory each argon2 check takes).
             password_checks=max(1, (os.cpu_count() or 2) // config.pop3.processes),
         )
+        wanted = config.limits.max_connections
+        cap = connection_cap(wanted)
+        if cap < wanted:
+            log.warning("the open-file limit allows only %d of the %d connections [limits]"
+                        " max_connections asks for; raise it (ulimit -n, LimitNOFILE=)", cap, wanted)
         yield Services(
             config, store, directory,
             login_throttle=LoginThrottle(base_delay=config.auth.failed_login_delay),
-            connection_limiter=ConnectionLimiter(config.limits.max_connections_per_ip),
+            connection_limiter=ConnectionLimiter(config.limits.max_connections_per_ip, max_total=cap),
         )
     finally:
         await store.close()

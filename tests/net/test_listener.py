@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from postoffice.auth.limits import ConnectionLimiter
+from postoffice.auth.limits import ConnectionLimiter, Refusal
 from postoffice.net import listener as listener_module
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.listener import Connection, Listener, start_listener
@@ -351,9 +351,9 @@ async def test_connections_over_the_per_ip_limit_are_refused() -> None:
         conn.writer.write(b"220 welcome\r\n")
         await release.wait()
 
-    async def on_refused(conn: Connection) -> None:
+    async def on_refused(conn: Connection, refusal: Refusal) -> None:
         refused.append(conn)
-        conn.writer.write(b"421 4.7.0 Too many connections from your address\r\n")
+        conn.writer.write(b"421 4.7.0 %s\r\n" % refusal.value.encode())
 
     async with serving(handler, limiter=limiter, on_refused=on_refused) as listener:
         held = [await asyncio.open_connection("127.0.0.1", listener.port) for _ in range(2)]
@@ -378,7 +378,7 @@ async def test_refusal_on_an_implicit_tls_port_is_readable(
     limiter = ConnectionLimiter(max_per_ip=1)
     limiter.try_acquire("127.0.0.1")  # someone else holds the only slot
 
-    async def on_refused(conn: Connection) -> None:
+    async def on_refused(conn: Connection, refusal: Refusal) -> None:
         conn.writer.write(b"* BYE Too many connections\r\n")
 
     async with serving(echo, tls=tls, limiter=limiter, on_refused=on_refused) as listener:
@@ -526,7 +526,7 @@ async def test_proxy_limits_count_the_real_client() -> None:
     limiter = ConnectionLimiter(max_per_ip=1)
     limiter.try_acquire("203.0.113.9")
 
-    async def on_refused(conn: Connection) -> None:
+    async def on_refused(conn: Connection, refusal: Refusal) -> None:
         conn.writer.write(b"421 busy %s\r\n" % conn.peer_ip.encode())
 
     async with serving(report_peer, proxy_protocol=True, limiter=limiter,

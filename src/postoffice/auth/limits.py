@@ -1,8 +1,8 @@
-"""Failed-login slow-down and per-IP connection limits (DESIGN §4).
+"""Failed-login slow-down, per-IP and total connection limits (DESIGN §4).
 
 :class:`LoginThrottle` remembers recent authentication failures per client address and per
 account, and tells a protocol driver how long to hold back its answer; :class:`ConnectionLimiter`
-counts open connections per client address. Neither does I/O, except that
+counts open connections per client address and in all. Neither does I/O, except that
 :meth:`LoginThrottle.wait_before_reply` sleeps.
 
 Both group IPv6 addresses by their /64: one subscriber or one server usually owns a whole /64
@@ -26,12 +26,15 @@ check queue (auth/check_queue.py).
 from __future__ import annotations
 
 import asyncio
+import enum
 import ipaddress
+import resource
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-__all__ = ["KNOWN_SECONDS", "ConnectionLimiter", "LoginThrottle", "address_group"]
+__all__ = ["KNOWN_SECONDS", "ConnectionLimiter", "LoginThrottle", "Refusal", "address_group",
+           "connection_cap"]
 
 KNOWN_SECONDS = 30 * 86400.0  # how long a successful login makes its (account, address) known
 
@@ -224,36 +227,85 @@ def _account_key(account: str | None) -> str:
     return account.strip().casefold() if account else ""
 
 
+class Refusal(enum.Enum):
+    """Why a connection was refused; the value is a sentence for the protocol's error line."""
+
+    PER_IP = "Too many connections from your address"
+    TOTAL = "Too many connections to this server"
+
+
+def connection_cap(wanted: int) -> int:
+    """How many connections this process can hold at once: ``wanted``, unless the open-file
+    limit is too low for it. The soft limit is raised towards the hard one first (as servers
+    commonly do); half of what remains after a reserve goes to connections, since a session may
+    also hold a mailbox lock or a message file."""
+    reserve = 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 2 * wanted + reserve
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, (soft - reserve) // 2))
+
+
 class ConnectionLimiter:
-    """Open connections per client address (IPv6 by /64), refusing more than ``max_per_ip``.
+    """Open connections per client address (IPv6 by /64), refusing more than ``max_per_ip``,
+    and more than ``max_total`` in all.
 
     ``exempt`` holds addresses or networks ("127.0.0.1", "10.0.0.0/8") that are counted but
-    never refused; loopback is not exempt unless listed, because a local webmail or a tunnel
-    can open connections as fast as anyone.
+    never refused for their own number; loopback is not exempt unless listed, because a local
+    webmail or a tunnel can open connections as fast as anyone. The total limit, which keeps
+    the process within its file descriptors, applies to everyone.
     """
 
-    def __init__(self, max_per_ip: int, exempt: Iterable[str] = ()) -> None:
+    def __init__(self, max_per_ip: int, exempt: Iterable[str] = (), *,
+                 max_total: int | None = None) -> None:
         if max_per_ip < 1:
             raise ValueError(f"max_per_ip must be at least 1, not {max_per_ip}")
+        if max_total is not None and max_total < 1:
+            raise ValueError(f"max_total must be at least 1, not {max_total}")
         self.max_per_ip = max_per_ip
+        self.max_total = max_total
         self._exempt = tuple(ipaddress.ip_network(net, strict=False) for net in exempt)
         self._counts: dict[str, int] = {}
+        self._total = 0
 
-    def try_acquire(self, ip: str) -> bool:
-        """Count a new connection from ``ip``; False (and nothing counted) if over the limit."""
+    @property
+    def total(self) -> int:
+        """Open connections counted, from every address."""
+        return self._total
+
+    def acquire(self, ip: str) -> Refusal | None:
+        """Count a new connection from ``ip``; or why not (and nothing counted)."""
+        if self.max_total is not None and self._total >= self.max_total:
+            return Refusal.TOTAL
         key = address_group(ip)
         count = self._counts.get(key, 0)
         if count >= self.max_per_ip and not self._is_exempt(ip):
-            return False
+            return Refusal.PER_IP
         self._counts[key] = count + 1
-        return True
+        self._total += 1
+        return None
+
+    def try_acquire(self, ip: str) -> bool:
+        """Count a new connection from ``ip``; False (and nothing counted) if over a limit."""
+        return self.acquire(ip) is None
 
     def release(self, ip: str) -> None:
         """Forget one connection from ``ip``; extra releases are ignored."""
         key = address_group(ip)
         count = self._counts.get(key, 0)
-        if count <= 1:
-            self._counts.pop(key, None)  # only active addresses are kept: memory stays bounded
+        if count == 0:
+            return
+        self._total -= 1
+        if count == 1:
+            del self._counts[key]  # only active addresses are kept: memory stays bounded
         else:
             self._counts[key] = count - 1
 

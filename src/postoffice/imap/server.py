@@ -9,8 +9,10 @@ Implementation notes:
   mailbox; the task wakes only to catch up on its own when the push cannot serve it. A session
   under NOTIFY (RFC 5465) instead waits on its own subscription to every mailbox.
 - An idle client is logged out after 30 minutes (RFC 9051 §5.4), and a garbage flood ends with
-  BYE. A slow client holds nothing but its own task: store reads run in threads and writes in
-  the writer thread.
+  BYE. Before that, trickling bytes cannot hold a connection: a command line must be complete
+  within `[limits] line_timeout` of its first byte and the login must succeed within `[limits]
+  login_timeout` of connecting (net/deadlines.py), else BYE. A slow client holds nothing but
+  its own task: store reads run in threads and writes in the writer thread.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 
 from postoffice.app import LISTENER_FACTORIES, RunningListener
+from postoffice.auth.limits import Refusal
 from postoffice.config import ListenAddress, UnixAddress
 from postoffice.imap import snapshot_push
 from postoffice.imap.commands import (
@@ -40,6 +43,7 @@ from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto.parser import ImapServerParser
 from postoffice.imap.session import ALREADY_ANSWERED, Completion, ImapSession, State, bad, no
 from postoffice.imap.snapshot import SelectedMailboxDeleted
+from postoffice.net.deadlines import Expiry, InputTimeout
 from postoffice.net.listener import CLIENT_GONE, Connection, start_listener
 from postoffice.services import Services
 from postoffice.store.changes import MailboxChange, Subscription
@@ -51,6 +55,12 @@ READ_SIZE = 65536
 AUTOLOGOUT = 30 * 60.0
 PRE_AUTH_LITERAL = 65536
 MAX_ERRORS = 20
+# The BYE text when input misses a deadline (RFC 9051 §7.1.5: BYE before closing).
+TIMEOUT_BYE = {
+    Expiry.IDLE: "Autologout; idle for too long",
+    Expiry.LINE: "Command line not completed in time",
+    Expiry.LOGIN: "Not logged in in time",
+}
 
 Handler = Callable[[ImapSession, ev.ImapCommand], Awaitable[Completion]]
 ANY = frozenset(State)
@@ -123,11 +133,14 @@ class ImapConnection:
         while session.state is not State.LOGOUT:
             try:
                 if session.notify is None:
-                    data = await asyncio.wait_for(session.conn.reader.read(READ_SIZE), AUTOLOGOUT)
+                    data = await conn.read_input(READ_SIZE, idle=AUTOLOGOUT, open_line=self.parser.open_line)
                 else:
                     data = await self.read_with_notifications()
+            except InputTimeout as timeout:
+                self.timed_out(timeout)
+                break
             except TimeoutError:
-                session.send(resp.bye("Autologout; idle for too long"))
+                session.send(resp.bye(TIMEOUT_BYE[Expiry.IDLE]))
                 break
             except SelectedMailboxDeleted:  # found by a NOTIFY event between commands
                 self.mailbox_deleted()
@@ -141,6 +154,9 @@ class ImapConnection:
             except CompressionError as exc:
                 session.send(resp.bye(f"Cannot decompress: {exc}"))
                 break
+            except InputTimeout as timeout:  # AUTHENTICATE reads its continuation lines itself
+                self.timed_out(timeout)
+                break
             await self.flush()
             if not data or conn.writer.is_closing():
                 break
@@ -148,6 +164,10 @@ class ImapConnection:
         if session.notify is not None:
             session.notify.close()
         await self.flush()
+
+    def timed_out(self, timeout: InputTimeout) -> None:
+        log.debug("%s: %s timeout", self.session.conn.id, timeout.expiry.value)
+        self.session.send(resp.bye(TIMEOUT_BYE.get(timeout.expiry, TIMEOUT_BYE[Expiry.IDLE])))
 
     async def read_with_notifications(self) -> bytes:
         """The client's next bytes, sending NOTIFY events as they happen meanwhile (RFC 5465 §3:
@@ -238,7 +258,7 @@ class ImapConnection:
         else:
             try:
                 done = await entry[0](session, command)
-            except SelectedMailboxDeleted:
+            except (SelectedMailboxDeleted, InputTimeout):
                 raise
             except StorageFull as exc:
                 # As Dovecot answers ENOSPC and EDQUOT: temporary, and not a bug of ours.
@@ -393,13 +413,15 @@ def _factory(protocol: str, implicit_tls: bool):
         async def handle(conn: Connection) -> None:
             await ImapConnection(conn, services).run()
 
-        async def refuse(conn: Connection) -> None:
-            conn.writer.write(resp.bye("Too many connections from your address"))
+        async def refuse(conn: Connection, refusal: Refusal) -> None:
+            conn.writer.write(resp.bye(refusal.value))
             await conn.writer.drain()
 
+        limits = services.config.limits
         listener = await start_listener(
             address.host, address.port, handle, tls=services.tls if implicit_tls else None,
             limiter=services.connection_limiter, on_refused=refuse, name=protocol,
+            line_timeout=limits.line_timeout, login_timeout=limits.login_timeout,
         )
         return RunningListener(protocol, listener.address, listener.close)
 

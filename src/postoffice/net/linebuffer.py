@@ -37,7 +37,7 @@ class LineTooLong(Exception):
 class LineBuffer:
     """Bytes in; lines (with their terminator) or raw byte runs out."""
 
-    __slots__ = ("_buf", "_max_line", "_pos", "_scanned", "_skipping")
+    __slots__ = ("_buf", "_lines", "_max_line", "_pos", "_scanned", "_skipping")
 
     def __init__(self, max_line: int) -> None:
         if max_line < 2:
@@ -47,10 +47,18 @@ class LineBuffer:
         self._pos = 0  # start of the unread bytes in _buf
         self._scanned = 0  # bytes after _pos known to contain no LF
         self._skipping = False  # discarding input until the next line end
+        self._lines = 0  # lines handed out or skipped so far
 
     @property
     def max_line(self) -> int:
         return self._max_line
+
+    @property
+    def open_line(self) -> int | None:
+        """Which line is partly received, as the number of lines taken before it (the same
+        until it is complete); None when nothing is buffered. For a driver's line deadline
+        (net/deadlines.py), asked when the core needs more data."""
+        return self._lines if len(self) or self._skipping else None
 
     def __len__(self) -> int:
         """The number of buffered bytes not yet handed out."""
@@ -63,6 +71,7 @@ class LineBuffer:
             if end < 0:
                 return
             self._skipping = False
+            self._lines += 1
             data = data[end + 1 :]
         self._buf += data
 
@@ -83,6 +92,7 @@ class LineBuffer:
             return None
         line = bytes(buf[pos : end + 1])
         self._advance(end + 1)
+        self._lines += 1
         return line
 
     def skip_line(self) -> bool:
@@ -98,6 +108,7 @@ class LineBuffer:
             self._skipping = True
             return False
         self._advance(end + 1)
+        self._lines += 1
         return True
 
     def take(self, n: int) -> bytes:

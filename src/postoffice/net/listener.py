@@ -2,8 +2,9 @@
 
 :func:`start_listener` runs one handler task per accepted :class:`Connection` and does what
 every protocol needs the same way: connection ids for logs, implicit TLS (RFC 8314: 465, 993,
-995), STARTTLS (RFC 3207, RFC 9051 §6.2.1, RFC 2595), per-IP connection limits, and the PROXY
-protocol (net/proxy.py) behind a load balancer.
+995), STARTTLS (RFC 3207, RFC 9051 §6.2.1, RFC 2595), per-IP and total connection limits,
+deadlines on client input (net/deadlines.py: drivers read through
+:meth:`Connection.read_input`), and the PROXY protocol (net/proxy.py) behind a load balancer.
 
 Implementation notes:
 
@@ -28,6 +29,7 @@ import errno
 import ipaddress
 import itertools
 import logging
+import math
 import os
 import secrets
 import select
@@ -38,8 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from postoffice.auth.limits import ConnectionLimiter
+from postoffice.auth.limits import ConnectionLimiter, Refusal
 from postoffice.net.accept_balance import GIVE_UP, RECHECK, AcceptBoard
+from postoffice.net.deadlines import Expiry, InputDeadlines, InputTimeout
 from postoffice.net.proxy import ProxyHeaderError, ProxyResult, parse_proxy_header
 from postoffice.net.tls import ReloadingServerContext
 
@@ -92,6 +95,22 @@ class Connection:
     # its transport is open closes it, and that transport is the socket under the TLS session.
     _retired: list[asyncio.StreamWriter] = field(default_factory=list, init=False, repr=False)
     _broken: bool = field(default=False, init=False, repr=False)
+    # Set up by the listener (line and login deadlines); the driver ends LOGIN on login.
+    deadlines: InputDeadlines = field(default_factory=InputDeadlines, init=False, repr=False)
+
+    async def read_input(self, size: int, *, idle: float, open_line: object | None) -> bytes:
+        """Up to ``size`` bytes from the client (``b""`` at EOF), within the connection's
+        deadlines (net/deadlines.py); raises :class:`InputTimeout` when one passes first.
+
+        ``idle``: how long the client may send nothing at all; ``open_line``: which line is
+        partly received (the protocol core says), None between lines.
+        """
+        seconds, expiry = self.deadlines.timeout(idle, open_line)
+        try:
+            async with asyncio.timeout(seconds):
+                return await self.reader.read(size)
+        except TimeoutError:
+            raise InputTimeout(expiry) from None
 
     @property
     def is_loopback(self) -> bool:
@@ -226,8 +245,11 @@ class Listener:
 
     def __init__(self, name: str, handler: Handler, tls: ReloadingServerContext | None,
                  limiter: ConnectionLimiter | None,
-                 on_refused: Callable[[Connection], Awaitable[None]] | None) -> None:
+                 on_refused: Callable[[Connection, Refusal], Awaitable[None]] | None,
+                 line_timeout: float = math.inf, login_timeout: float = math.inf) -> None:
         self.name = name
+        self._line_timeout = line_timeout
+        self._login_timeout = login_timeout
         self._unix_path: Path | None = None
         self._handler = handler
         self._tls_context = tls.handshake_context() if tls is not None else None
@@ -415,14 +437,17 @@ class Listener:
 
     async def _serve(self, conn: Connection) -> None:
         limiter = self._limiter
-        acquired = limiter is None or limiter.try_acquire(conn.peer_ip)
+        refusal = None if limiter is None else limiter.acquire(conn.peer_ip)
+        acquired = limiter is not None and refusal is None
+        conn.deadlines = InputDeadlines(self._line_timeout, asyncio.get_running_loop().time)
+        conn.deadlines.start(Expiry.LOGIN, self._login_timeout)
         try:
             _set_nodelay(conn.writer)
-            if not acquired:
-                log.info("%s: refused connection %s from %s: too many connections", self.name,
-                         conn.id, conn.peer_ip)
+            if refusal is not None:
+                log.info("%s: refused connection %s from %s: %s", self.name, conn.id,
+                         conn.peer_ip, refusal.value.lower())
                 if self._on_refused is not None:
-                    await asyncio.wait_for(self._on_refused(conn), REFUSAL_TIMEOUT)
+                    await asyncio.wait_for(self._on_refused(conn, refusal), REFUSAL_TIMEOUT)
                 return
             log.debug("%s: connection %s from %s port %d%s", self.name, conn.id, conn.peer_ip,
                       conn.peer_port, f" over {conn.tls_version}" if conn.tls else "")
@@ -486,7 +511,7 @@ async def start_unix_listener(path: Path, handler: Handler, *, name: str = "",
     Only processes that may open the file can connect, so there is no TLS and no per-IP limit;
     peers have no IP address (`peer_ip` is "").
     """
-    listener = Listener(name or f"unix:{path}", handler, None, None, None)
+    listener = Listener(name or f"unix:{path}", handler, None, None, None)  # local: no deadlines
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_socket():
         path.unlink()
@@ -501,9 +526,11 @@ async def start_unix_listener(path: Path, handler: Handler, *, name: str = "",
 async def start_listener(host: str, port: int, handler: Handler, *,
                          tls: ReloadingServerContext | None = None,
                          limiter: ConnectionLimiter | None = None,
-                         on_refused: Callable[[Connection], Awaitable[None]] | None = None,
+                         on_refused: Callable[[Connection, Refusal], Awaitable[None]] | None = None,
                          proxy_protocol: bool = False, name: str = "",
-                         sockets: Sequence[socket.socket] = (), board: AcceptBoard | None = None) -> Listener:
+                         sockets: Sequence[socket.socket] = (), board: AcceptBoard | None = None,
+                         line_timeout: float = math.inf,
+                         login_timeout: float = math.inf) -> Listener:
     """Listen on ``host``:``port`` (0 picks a free port) and run ``handler`` per connection.
 
     ``board``: other processes accept from the same sockets (``[pop3] processes``); the board
@@ -511,8 +538,11 @@ async def start_listener(host: str, port: int, handler: Handler, *,
     net/accept_balance.py). ``sockets``, listening already (bound by another process), are served
     instead of binding ``host``:``port``.
 
-    ``tls`` makes it an implicit-TLS port (465, 993, 995). Over ``limiter``'s per-IP limit,
-    ``on_refused(conn)`` writes the protocol's error line and the connection closes. With
+    ``tls`` makes it an implicit-TLS port (465, 993, 995). Over ``limiter``'s per-IP or total
+    limit, ``on_refused(conn, refusal)`` writes the protocol's error line (``refusal.value`` is
+    a sentence for it) and the connection closes. Each connection's ``deadlines`` get
+    ``line_timeout`` and a LOGIN phase of ``login_timeout`` seconds from now (the driver ends it
+    at login), both enforced by :meth:`Connection.read_input`. With
     ``proxy_protocol`` every connection must start with a PROXY v1 or v2 header (and only a
     trusted load balancer should be able to reach the port); a missing or bad one closes it.
 
@@ -526,7 +556,8 @@ async def start_listener(host: str, port: int, handler: Handler, *,
         print(listener.address)          # 127.0.0.1:43817
         await listener.close()
     """
-    listener = Listener(name or f"{host}:{port}", handler, tls, limiter, on_refused)
+    listener = Listener(name or f"{host}:{port}", handler, tls, limiter, on_refused,
+                        line_timeout, login_timeout)
     if (sockets or board) and proxy_protocol:
         raise ValueError("the PROXY protocol is not available on shared sockets")
     listener._board = board

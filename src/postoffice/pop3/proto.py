@@ -431,6 +431,12 @@ class Pop3ServerConnection:
         """Received bytes not yet turned into events (pipelined commands, RFC 2449 §6.6)."""
         return len(self._buffer) > 0
 
+    @property
+    def open_line(self) -> int | None:
+        """Which line is partly received (stays the same until it is complete), None between
+        lines: for the driver's line deadline (net/deadlines.py)."""
+        return self._buffer.open_line
+
     # --- bytes in, events out ------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:

@@ -5,7 +5,10 @@ and LOGIN with an initial response, RFC 5034) only over TLS or from loopback (DE
 refused or failed login answers with the RFC 3206 codes [AUTH] and [SYS/TEMP], a maildrop held
 by another session with [IN-USE] (RFC 2449 §8.1.1). Replies to pipelined commands (RFC 2449
 §6.6) are written together when the input is drained; RETR and TOP stream as they are read.
-An idle session is closed after ten minutes without entering UPDATE (RFC 1939 §3).
+An idle session is closed after ten minutes without entering UPDATE (RFC 1939 §3); a command
+line must be complete within `[limits] line_timeout` of its first byte, and the login must
+succeed within `[limits] login_timeout` of connecting (net/deadlines.py), however slowly the
+client trickles its bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import socket
 from collections.abc import Sequence
 
 from postoffice.app import LISTENER_FACTORIES, ListenerFactory, RunningListener
+from postoffice.auth.limits import Refusal
 from postoffice.auth.login import LoginRefused, check_login
 from postoffice.auth.sasl import (
     AuthorizationRefused,
@@ -33,6 +37,7 @@ from postoffice.auth.sasl import (
     start_sasl,
 )
 from postoffice.config import ListenAddress, UnixAddress
+from postoffice.net.deadlines import Expiry, InputTimeout
 from postoffice.net.listener import Connection, start_listener
 from postoffice.pop3 import proto as p
 from postoffice.pop3.maildrop import DropMessage, NoSuchMessage
@@ -48,6 +53,12 @@ FLUSH_AT = 1024 * 1024  # pipelined replies are written together up to this much
 AUTOLOGOUT = 10 * 60.0  # RFC 1939 §3: at least ten minutes
 MAX_ERRORS = 20  # refused commands in a row before the connection is closed
 LIVE = (p.Pop3State.AUTHORIZATION, p.Pop3State.TRANSACTION)
+# RFC 1939 §3: a timed-out session is closed without entering UPDATE (nothing is deleted).
+TIMEOUT_ERR = {
+    Expiry.IDLE: p.err("Autologout: idle for too long; nothing was deleted"),
+    Expiry.LINE: p.err("Command not completed in time; nothing was deleted"),
+    Expiry.LOGIN: p.err("Not logged in in time"),
+}
 
 
 class Pop3Connection:
@@ -62,49 +73,34 @@ class Pop3Connection:
         self.errors = 0
         self.closing = False
         self.out_size = 0
-        self.last_input = 0.0
-        self.watchdog: asyncio.TimerHandle | None = None
 
     # --- I/O ----------------------------------------------------------------------------------
 
     async def run(self) -> None:
         self.out.append(p.greeting("postoffice POP3 ready"))
-        loop = asyncio.get_running_loop()
-        # One timer per connection, re-armed only when it fires: cheaper than a timeout per read.
-        self.last_input = loop.time()
-        watchdog = loop.call_later(AUTOLOGOUT, self.check_idle)
         try:
             await self.flush()
             while self.proto.state in LIVE:
                 try:
-                    data = await self.conn.reader.read(READ_SIZE)
+                    data = await self.conn.read_input(READ_SIZE, idle=AUTOLOGOUT,
+                                                      open_line=self.proto.open_line)
+                except InputTimeout as timeout:
+                    log.debug("%s: %s timeout", self.conn.id, timeout.expiry.value)
+                    self.out.append(TIMEOUT_ERR.get(timeout.expiry, TIMEOUT_ERR[Expiry.IDLE]))
+                    break
                 except (ConnectionError, OSError):
                     break
-                self.last_input = loop.time()
                 self.proto.receive_data(data)
                 await self.process()
                 await self.flush()
                 if not data or self.closing or self.conn.writer.is_closing():
                     break
         finally:
-            watchdog = self.watchdog or watchdog
-            watchdog.cancel()
             if self.maildrop is not None:
                 self.maildrop.close()
             await self.flush()
             if self.closing:
                 await self.linger()
-
-    def check_idle(self) -> None:
-        """RFC 1939 §3: an idle session is closed without entering UPDATE (nothing deleted)."""
-        loop = asyncio.get_running_loop()
-        idle = loop.time() - self.last_input
-        if idle < AUTOLOGOUT:
-            self.watchdog = loop.call_later(AUTOLOGOUT - idle, self.check_idle)
-            return
-        with contextlib.suppress(Exception):
-            self.conn.writer.write(p.err("Autologout: idle for too long; nothing was deleted"))
-            self.conn.writer.close()
 
     async def linger(self, seconds: float = 2.0, limit: int = 1 << 20) -> None:
         """Before closing on a client that is still sending, read and drop what it sends for a
@@ -351,6 +347,7 @@ class Pop3Connection:
             self.out.append(p.err("Invalid user name or password", "AUTH"))
             log.info("%s: POP3 login failed for %r", self.conn.id, user)
             return
+        self.conn.deadlines.end(Expiry.LOGIN)
         try:
             self.maildrop = await Pop3Maildrop.open(services, account)
         except MaildropInUse:
@@ -397,15 +394,17 @@ async def start_pop3_listener(services: Services, protocol: str, address: Listen
     async def handle(conn: Connection) -> None:
         await Pop3Connection(conn, services).run()
 
-    async def refuse(conn: Connection) -> None:
-        conn.writer.write(p.err("Too many connections from your address", "SYS/TEMP"))
+    async def refuse(conn: Connection, refusal: Refusal) -> None:
+        conn.writer.write(p.err(refusal.value, "SYS/TEMP"))
         await conn.writer.drain()
 
     host, port = (address.host, address.port) if address is not None else ("", 0)
+    limits = services.config.limits
     listener = await start_listener(
         host, port, handle, tls=services.tls if protocol == "pop3s" else None,
         limiter=services.connection_limiter, on_refused=refuse, name=protocol, sockets=sockets,
-        board=services.accept_board,
+        board=services.accept_board, line_timeout=limits.line_timeout,
+        login_timeout=limits.login_timeout,
     )
     return RunningListener(protocol, listener.address, listener.close, listener.sockets)
 

@@ -6,7 +6,10 @@ listener of the process, so an attacker cannot multiply its budget by switching 
 
 from __future__ import annotations
 
+import math
+
 from postoffice.app import LISTENER_FACTORIES, RunningListener
+from postoffice.auth.limits import Refusal
 from postoffice.config import ListenAddress, UnixAddress
 from postoffice.net.listener import Connection, start_listener, start_unix_listener
 from postoffice.services import Services
@@ -15,8 +18,8 @@ from postoffice.smtp.proto import replies as r
 from postoffice.smtp.session import SmtpSession
 
 
-async def _refuse(conn: Connection) -> None:
-    conn.writer.write(r.Reply(421, "4.7.0", "Too many connections from your address, try later").to_bytes())
+async def _refuse(conn: Connection, refusal: Refusal) -> None:
+    conn.writer.write(r.Reply(421, "4.7.0", f"{refusal.value}, try later").to_bytes())
     await conn.writer.drain()
 
 
@@ -32,10 +35,14 @@ def _factory(protocol: str, policy: SmtpPolicy, implicit_tls: bool):
                 raise ValueError(f"{protocol} listens on host:port only, not {address}.")
             unix = await start_unix_listener(address.path, handle, name=protocol)
             return RunningListener(protocol, unix.address, unix.close)
+        limits = services.config.limits
         listener = await start_listener(
             address.host, address.port, handle,
             tls=tls if implicit_tls else None,
             limiter=services.connection_limiter, on_refused=_refuse, name=protocol,
+            line_timeout=limits.line_timeout,
+            # Submission must log in before it can do anything; an MX has no login to wait for.
+            login_timeout=limits.login_timeout if policy.offers_auth else math.inf,
         )
         return RunningListener(protocol, listener.address, listener.close)
 

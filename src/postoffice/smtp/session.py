@@ -9,7 +9,11 @@ Implementation notes (invariants):
   (CVE-2011-0411); the TLS handshake reads from the socket, never from our buffer.
 - Errors are counted; past `max_errors` the connection ends with 421 (RFC 5321 §4.3.2).
 - Idle timeouts: `command_timeout` between commands, `data_timeout` while reading message data
-  (RFC 5321 §4.5.3.2); on expiry 421 4.4.2 and close.
+  (RFC 5321 §4.5.3.2); on expiry 421 4.4.2 and close. Since every byte restarts those, fixed
+  deadlines bound a client that trickles (net/deadlines.py): a command line within `[limits]
+  line_timeout` of its first byte, a transaction (MAIL FROM to the end of the data) within
+  `transaction_timeout`, and on the submission ports AUTH within `[limits] login_timeout` of
+  connecting; also 421 4.4.2.
 - A failed AUTH is answered only after the throttle's delay for that IP and account.
 """
 
@@ -36,6 +40,7 @@ from postoffice.auth.sasl import (
     start_sasl,
 )
 from postoffice.directory import Resolution
+from postoffice.net.deadlines import Expiry, InputTimeout
 from postoffice.net.listener import Connection
 from postoffice.net.tls import ReloadingServerContext
 from postoffice.services import Services
@@ -48,6 +53,12 @@ from postoffice.store.interface import AccountRecord, StorageFull
 log = logging.getLogger(__name__)
 
 READ_SIZE = 65536
+TIMEOUT_REPLY = {  # RFC 5321 §4.5.3.2 and §3.8: 421, then close
+    Expiry.IDLE: r.TIMEOUT,
+    Expiry.LINE: r.Reply(421, "4.4.2", "Command line not completed in time, closing connection"),
+    Expiry.LOGIN: r.Reply(421, "4.4.2", "Not authenticated in time, closing connection"),
+    Expiry.TRANSACTION: r.Reply(421, "4.4.2", "Message not completed in time, closing connection"),
+}
 
 
 @dataclass
@@ -121,11 +132,12 @@ class SmtpSession:
         await self._flush()
         smtp = self.services.config.smtp
         while not self._closing:
-            timeout = smtp.data_timeout if self.core.in_data else smtp.command_timeout
+            idle = smtp.data_timeout if self.core.in_data else smtp.command_timeout
             try:
-                data = await asyncio.wait_for(self.conn.reader.read(READ_SIZE), timeout)
-            except TimeoutError:
-                self._reply(r.TIMEOUT)
+                data = await self.conn.read_input(READ_SIZE, idle=idle, open_line=self.core.open_line)
+            except InputTimeout as timeout:
+                log.debug("%s: %s timeout", self.conn.id, timeout.expiry.value)
+                self._reply(TIMEOUT_REPLY[timeout.expiry])
                 await self._flush()
                 return
             except (ConnectionError, OSError):
@@ -171,6 +183,7 @@ class SmtpSession:
         match event:
             case ev.Ehlo(domain=domain, extended=extended):
                 state.helo, state.esmtp, state.envelope = domain, extended, None
+                self.conn.deadlines.end(Expiry.TRANSACTION)
                 reply = await self.policy.on_helo(state, domain)
                 if reply is not None:
                     self._reply(reply)
@@ -182,6 +195,7 @@ class SmtpSession:
                 reply = await self.policy.on_mail(state, address, params)
                 if reply is None:
                     state.envelope = Envelope(address, params)
+                    self.conn.deadlines.start(Expiry.TRANSACTION, self.services.config.smtp.transaction_timeout)
                     reply = r.SENDER_OK
                 self._reply(reply)
             case ev.RcptTo(address=address, params=params):
@@ -211,6 +225,7 @@ class SmtpSession:
                 await self._auth_step(data)
             case ev.Rset():
                 state.envelope = None
+                self.conn.deadlines.end(Expiry.TRANSACTION)
                 self._reply(r.OK)
             case ev.Noop():
                 self._reply(r.OK)
@@ -251,6 +266,7 @@ class SmtpSession:
     async def _message_complete(self, too_large: bool) -> None:
         envelope = self.state.envelope
         self.state.envelope = None
+        self.conn.deadlines.end(Expiry.TRANSACTION)
         if envelope is None:
             self._reply(r.BAD_SEQUENCE)
             return
@@ -355,6 +371,7 @@ class SmtpSession:
             self._reply(r.AUTH_FAILED)  # check_login waited the throttle's delay already
             return
         self.state.account = account
+        self.conn.deadlines.end(Expiry.LOGIN)
         self._reply(r.AUTH_OK)
 
     async def _auth_failed(self, user: str | None) -> None:

@@ -27,8 +27,11 @@ from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto.parser import ImapServerParser
 from postoffice.imap.session import ALREADY_ANSWERED, Completion, ImapSession, State, bad, no, ok
+from postoffice.net.deadlines import Expiry
 
 log = logging.getLogger(__name__)
+
+AUTOLOGOUT = 30 * 60.0  # as the driver's (RFC 9051 §5.4); the login deadline comes first
 
 BASE_CAPABILITIES = (
     "IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS",
@@ -122,6 +125,7 @@ async def _finish_login(session: ImapSession, user: str, password: str) -> Compl
         return no("Too many logins at once; try again in a moment", "UNAVAILABLE")
     if account is LoginRefused.FAILED:
         return no("Invalid credentials", "AUTHENTICATIONFAILED")
+    session.conn.deadlines.end(Expiry.LOGIN)
     parser = session.parser  # the pre-login literal limit is lifted (see server.py)
     parser.max_literal = parser.max_nonsync_literal = services.config.limits.max_message_size
     parser.max_command_literals = 4 * services.config.limits.max_message_size
@@ -182,7 +186,8 @@ async def _next_continuation(session: ImapSession, parser: ImapServerParser) -> 
             return event.data
         if event is not ev.NEED_DATA:
             return b"*"
-        data = await session.conn.reader.read(65536)
+        # Within the login and line deadlines: InputTimeout ends the connection (the driver).
+        data = await session.conn.read_input(65536, idle=AUTOLOGOUT, open_line=parser.open_line)
         if not data:
             return None
         parser.receive_data(data)

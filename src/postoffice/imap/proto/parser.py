@@ -142,6 +142,7 @@ class ImapServerParser:
         self._skip_tail = b""
         self._skip_from: _Mode = _Mode.COMMAND
         self._dead = False  # after a fatal error: nothing more is read
+        self._lines = 0  # lines (and over-long lines) taken so far: names the open line
 
     # --- public API ------------------------------------------------------------------------
 
@@ -163,6 +164,17 @@ class ImapServerParser:
             _Mode.AWAIT_LITERAL,
             _Mode.SKIP_LINE,
         )
+
+    @property
+    def open_line(self) -> int | None:
+        """Which line is partly received (a number that stays the same until it is complete),
+        or None between lines and inside literals: for the driver's line deadline."""
+        mode = self._mode
+        if mode is _Mode.SKIP_LINE:
+            return self._lines
+        if mode is _Mode.LITERAL or mode is _Mode.AWAIT_LITERAL or not len(self._buffer):
+            return None
+        return self._lines
 
     def receive_data(self, data: bytes) -> None:
         """Bytes from the client; ``b""`` means the client closed its side."""
@@ -188,6 +200,7 @@ class ImapServerParser:
             if mode is _Mode.SKIP_LINE:
                 if not self._skip_long_line():
                     return ev.NEED_DATA
+                self._lines += 1
                 event = self._after_long_line()
             else:
                 try:
@@ -197,6 +210,7 @@ class ImapServerParser:
                     continue
                 if line is None:
                     return ev.NEED_DATA
+                self._lines += 1
                 body = line[:-2] if line.endswith(b"\r\n") else line[:-1]
                 if mode is _Mode.IDLE:
                     event = self._idle_line(body)

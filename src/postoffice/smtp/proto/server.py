@@ -140,6 +140,14 @@ class SmtpServerConnection:
         return self._mode is _Mode.DATA or self._mode is _Mode.BDAT
 
     @property
+    def open_line(self) -> int | None:
+        """Which command or AUTH line is partly received (stays the same until it is complete),
+        None between lines and in message data: for the driver's line deadline."""
+        if self._mode is _Mode.DATA or self._mode is _Mode.BDAT:
+            return None
+        return self._buffer.open_line
+
+    @property
     def has_pending_input(self) -> bool:
         """Received bytes not yet turned into events (pipelined commands, RFC 2920)."""
         return len(self._buffer) > 0 or self._queued is not None
