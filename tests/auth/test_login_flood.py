@@ -76,3 +76,34 @@ def test_known_user_logs_in_quickly_during_a_wrong_password_flood(server: LiveSe
     # waited for a hundred.
     assert known < max(3.0, 6 * one_check), (known, one_check)
     assert all(a.startswith(b"a NO") for a in answers), {a for a in answers if not a.startswith(b"a NO")}
+
+
+def test_an_attempt_during_the_delay_is_not_checked_nor_counted(tmp_path: Path) -> None:
+    """While a wrong password's answer is held back, another attempt from the same address is
+    not checked (not even a right one): it is told to try again when the delay is over, and it
+    does not count as a failure, so people sharing an address do not lock each other out."""
+    live = LiveServer(tmp_path / "data", ["imap"], auth={"failed_login_delay": 1.0}).start()
+    try:
+        live.add_user(VICTIM)
+        live.add_user(NEWCOMER)
+        port, shared = live.ports["imap"], "127.0.0.5"
+        assert live.services is not None
+        throttle = live.services.login_throttle
+
+        async def scenario() -> tuple[bytes, bytes, float, bytes]:
+            wrong = asyncio.ensure_future(login(port, VICTIM, "wrong password", shared))
+            while throttle.failures(shared) == (0, 0):  # until it is checked, its answer held back
+                await asyncio.sleep(0.05)
+            start = time.monotonic()
+            held = await login(port, NEWCOMER, PASSWORD, shared)
+            waited = time.monotonic() - start
+            assert throttle.failures(shared, NEWCOMER) == (1, 0)  # the wrong password's only
+            return await wrong, held, waited, await login(port, NEWCOMER, PASSWORD, shared)
+
+        wrong, held, waited, again = asyncio.run(asyncio.wait_for(scenario(), 60))
+        assert wrong.startswith(b"a NO [AUTHENTICATIONFAILED]"), wrong
+        assert held.startswith(b"a NO [UNAVAILABLE]"), held
+        assert waited < 5, waited  # until the delay was over, not longer
+        assert again.startswith(b"a OK"), again
+    finally:
+        live.stop()

@@ -14,14 +14,16 @@ How the slow-down limits guessing: the driver sleeps before answering a failed a
 connection keeps its slot in the :class:`ConnectionLimiter` (a client that hangs up does not end
 the sleep early). An address therefore gets at most ``max_per_ip`` answers per delay period, and
 the delay doubles with every failure up to ``max_delay``. An attempt that arrives before the
-delay since its address's (or account's) last failure is over is *throttled*: the driver answers
-it as a failure without checking the password at all (auth/login.py), so guesses fired in
-parallel cannot queue up behind the slow password check and delay everyone else's login.
+delay since its address's (or account's) last failure is over is *throttled*: it is not checked
+at all, but told to try again once the delay is over (auth/login.py), so guesses fired in
+parallel cannot queue up behind the slow password check and delay everyone else's login. It is
+not counted as a failure either: people sharing an address with someone who mistyped (an
+office behind NAT) would otherwise extend each other's delay.
 
 The throttle also remembers which account logged in successfully from which address group
-(for ``KNOWN_SECONDS``): such a known pair is not throttled by the account's failures (a flood
-of guesses at someone's account must not lock its owner out) and goes first in the password
-check queue (auth/check_queue.py).
+(for ``KNOWN_SECONDS``): such a known pair is never throttled (a flood of guesses at someone's
+account must not lock its owner out) and goes first in the password check queue
+(auth/check_queue.py); its failures are still counted and answered after the delay.
 """
 from __future__ import annotations
 
@@ -155,19 +157,21 @@ class LoginThrottle:
         """Seconds to wait before answering; 0 without recent failures."""
         return self._delay(max(self.failures(ip, account)))
 
-    def is_throttled(self, ip: str, account: str | None = None, *, known: bool = False) -> bool:
-        """Whether an attempt now comes too soon after the last failure of this address (or,
-        unless the pair is ``known``, of this account): answer it without checking."""
+    def throttled_for(self, ip: str, account: str | None = None) -> float:
+        """Seconds until an attempt may be checked: how much of the delay since the last failure
+        of this address or account is left; 0 when it is over (or there was none). Drivers
+        skip this for a known pair (:meth:`is_known`)."""
         now = self._clock()
         tables = [(self._by_ip, address_group(ip))]
         account_key = _account_key(account)
-        if account_key and not known:
+        if account_key:
             tables.append((self._by_account, account_key))
+        left = 0.0
         for table, key in tables:
             failures, last = table.entry(key, now, self.window)
-            if failures and now < last + self._delay(failures):
-                return True
-        return False
+            if failures:
+                left = max(left, last + self._delay(failures) - now)
+        return left
 
     def is_known(self, ip: str, account: str | None) -> bool:
         """Whether ``account`` logged in successfully from ``ip``'s group in the last

@@ -5,24 +5,26 @@ their replies::
 
     result = await check_login(services.directory, services.login_throttle, conn.peer_ip,
                                user, password)
-    if result is LoginRefused.BUSY: ...    # IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP], SMTP 454 4.7.0
-    elif result is LoginRefused.FAILED: ...  # IMAP NO [AUTHENTICATIONFAILED], POP3 -ERR [AUTH], SMTP 535
-    else: ...                              # result is the AccountRecord
+    if result is LoginRefused.TRY_LATER: ...  # IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP], SMTP 454 4.7.0
+    elif result is LoginRefused.FAILED: ...   # IMAP NO [AUTHENTICATIONFAILED], POP3 -ERR [AUTH], SMTP 535
+    else: ...                                 # result is the AccountRecord
 
 In order:
 
-1. An attempt that comes too soon after a failure of its address (or account) is a failure
-   without any check: neither the login cache nor argon2 sees it, so parallel guesses cost
-   nothing and learn nothing (``LoginThrottle.is_throttled``).
-2. A pair (account, address) that logged in successfully lately is *known*: the account's
-   failures do not throttle it, and its check goes first in the queue for argon2.
-3. When too many checks wait already, an attempt that is not known is turned away at once as a
-   temporary failure (``BUSY``); it is not counted as a failed login, since nothing was checked.
+1. A pair (account, address) that logged in successfully lately is *known*: it is never
+   throttled, and its check goes first in the queue for argon2.
+2. Any other attempt that comes before the delay since the last failure of its address (or
+   account) is over is *throttled*: neither the login cache nor argon2 sees it, so parallel
+   guesses cost nothing and learn nothing. It is answered TRY_LATER when that delay is over
+   (the connection waits meanwhile), and not counted: it may well be right.
+3. When too many checks wait already, an attempt that is not known is turned away at once
+   (TRY_LATER), not counted either, since nothing was checked.
 4. A failure (a wrong password, an unknown user, a password that is not UTF-8) is counted
    against the address and the account, and answered only after the throttle's delay.
 """
 from __future__ import annotations
 
+import asyncio
 import enum
 
 from postoffice.auth.check_queue import PasswordChecksBusy
@@ -34,20 +36,21 @@ __all__ = ["LoginRefused", "check_login"]
 
 
 class LoginRefused(enum.Enum):
-    FAILED = "failed"  # wrong credentials (or throttled): the normal authentication failure
-    BUSY = "busy"      # too many checks waiting: a temporary failure, try again shortly
+    FAILED = "failed"        # wrong credentials: the normal authentication failure
+    TRY_LATER = "try later"  # not checked (throttled, or too many checks waiting): temporary
 
 
 async def check_login(directory: Directory, throttle: LoginThrottle, ip: str, user: str,
                       password: str) -> AccountRecord | LoginRefused:
     """The account if `user` may log in with `password` from `ip`, else why not."""
     known = throttle.is_known(ip, user)
-    account: AccountRecord | None = None
-    if not throttle.is_throttled(ip, user, known=known):
-        try:
-            account = await directory.authenticate(user, password, priority=known)
-        except PasswordChecksBusy:
-            return LoginRefused.BUSY
+    if not known and (left := throttle.throttled_for(ip, user)) > 0:
+        await asyncio.sleep(left)
+        return LoginRefused.TRY_LATER
+    try:
+        account = await directory.authenticate(user, password, priority=known)
+    except PasswordChecksBusy:
+        return LoginRefused.TRY_LATER
     if account is None:
         throttle.record_failure(ip, user)
         # A known pair waits for its address's failures only, like its throttling.

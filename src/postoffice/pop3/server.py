@@ -338,9 +338,9 @@ class Pop3Connection:
             self.out.append(p.err("Plaintext login is not allowed here: use STLS first", "AUTH"))
             return
         account = await check_login(services.directory, services.login_throttle, ip, user, password)
-        if account is LoginRefused.BUSY:
+        if account is LoginRefused.TRY_LATER:
             self.proto.auth_failed()
-            self.out.append(p.err("Too many logins at once; try again in a moment", "SYS/TEMP"))
+            self.out.append(p.err("Cannot check passwords right now; try again in a moment", "SYS/TEMP"))
             return
         if account is LoginRefused.FAILED:
             self.proto.auth_failed()

@@ -364,7 +364,7 @@ class SmtpSession:
             return
         account = await check_login(self.services.directory, self.throttle, self.conn.peer_ip,
                                     outcome.authcid, outcome.password)
-        if account is LoginRefused.BUSY:
+        if account is LoginRefused.TRY_LATER:
             self._reply(r.Reply(454, "4.7.0", "Temporary authentication failure, try again"))  # RFC 4954 §6
             return
         if account is LoginRefused.FAILED:

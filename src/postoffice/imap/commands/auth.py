@@ -121,8 +121,8 @@ async def starttls(session: ImapSession, command: ev.ImapCommand) -> Completion:
 async def _finish_login(session: ImapSession, user: str, password: str) -> Completion:
     services = session.services
     account = await check_login(services.directory, services.login_throttle, session.conn.peer_ip, user, password)
-    if account is LoginRefused.BUSY:
-        return no("Too many logins at once; try again in a moment", "UNAVAILABLE")
+    if account is LoginRefused.TRY_LATER:
+        return no("Cannot check passwords right now; try again in a moment", "UNAVAILABLE")
     if account is LoginRefused.FAILED:
         return no("Invalid credentials", "AUTHENTICATIONFAILED")
     session.conn.deadlines.end(Expiry.LOGIN)
