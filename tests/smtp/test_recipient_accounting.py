@@ -231,3 +231,31 @@ def test_cli_alias_to_an_outside_address_then_port_25_lands_in_queue_list(routed
     rows = [row for row in json.loads(po("queue", "list", "--json"))
             if [r["address"] for r in row["recipients"]] == ["someone@elsewhere.example"]]
     assert len(rows) == 1 and rows[0]["sender"] == "sender@remote.example"
+
+
+@pytest.mark.parametrize("protocol", ["smtp", "lmtp"])
+def test_a_message_that_went_round_a_forwarding_loop_is_refused_by_its_received_count(routed: LiveServer, protocol: str) -> None:
+    """RFC 5321 §6.3: counting Received: fields finds loops; the threshold should be at least
+    100. With forwards now queued, fwd@ here -> someone elsewhere -> fwd@ here would go round
+    for ever, one Received: more each time: past 100 the message is refused (5.4.6, routing
+    loop), never stored or queued; 100 still pass."""
+    for hops, code in ((100, 250), (101, 554)):
+        subject = _subject()
+        client = RawSmtp(routed.ports[protocol])
+        try:
+            assert client.cmd("LHLO c.example" if protocol == "lmtp" else "EHLO c.example")[0] == 250
+            assert client.cmd("MAIL FROM:<sender@remote.example>")[0] == 250
+            assert client.cmd("RCPT TO:<mixed@example.test>")[0] == 250
+            assert client.cmd("DATA")[0] == 354
+            received = "".join(f"Received: from hop{n}.example by hop{n + 1}.example; Mon, 1 Jan 2024 10:00:00 +0000\r\n"
+                               for n in range(hops))
+            client.send(f"{received}From: sender@remote.example\r\nSubject: {subject}\r\n\r\nbody\r\n.\r\n".encode())
+            reply = client.reply()
+            assert reply[0] == code, (hops, reply)
+            if code != 250:
+                assert "5.4.6" in reply[1]
+            assert client.cmd("NOOP")[0] == 250  # the session goes on
+        finally:
+            client.close()
+        local, queued = _where(routed, subject)
+        assert bool(local) == bool(queued) == (code == 250), hops

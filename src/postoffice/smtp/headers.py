@@ -3,6 +3,7 @@
 - RFC 5321 §4.4: every SMTP server that accepts a message prepends a Received: line.
 - RFC 3848: the `with` keyword: SMTP, ESMTP, ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA, LMTP...
 - RFC 6409 §8.2-8.3: a submission server may add a missing Message-ID and Date.
+- RFC 5321 §6.3: counting Received: fields finds mail loops (`received_count`, `MAX_RECEIVED`).
 Pure functions of their inputs: no I/O.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import itertools
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -85,6 +87,20 @@ def _clean(text: str) -> str:
 def header_block(raw: bytes) -> bytes:
     header_end, _ = split_header(raw, 0, len(raw))
     return raw[:header_end]
+
+
+# RFC 5321 §6.3: "SMTP servers using this technique SHOULD use a large rejection threshold,
+# normally at least 100 Received entries." Forwarded mail (alias targets elsewhere) makes loops
+# between servers possible; each round prepends one more.
+MAX_RECEIVED = 100
+_RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_HOPS_WINDOW = 256 * 1024  # each hop prepends its field: a loop's are all near the top
+
+
+def received_count(raw: bytes | bytearray) -> int:
+    """The Received: fields in the first 256 KiB of the header: the work is bounded whatever
+    the message's size (it runs on the event loop)."""
+    return len(_RECEIVED.findall(header_block(bytes(raw[:_HOPS_WINDOW]))))
 
 
 def add_missing_ids(raw: bytes, hostname: str, now: float | None = None) -> bytes:

@@ -44,6 +44,7 @@ from postoffice.net.deadlines import Expiry, InputTimeout
 from postoffice.net.listener import Connection
 from postoffice.net.tls import ReloadingServerContext
 from postoffice.services import Services
+from postoffice.smtp.headers import MAX_RECEIVED, received_count
 from postoffice.smtp.policy import SmtpPolicy
 from postoffice.smtp.proto import events as ev
 from postoffice.smtp.proto import replies as r
@@ -272,6 +273,12 @@ class SmtpSession:
             return
         if too_large:
             self._reply(r.MESSAGE_TOO_BIG)
+            return
+        if received_count(envelope.data) > MAX_RECEIVED:
+            log.info("%s: message from <%s> refused: more than %d Received: fields (a mail loop)",
+                     self.conn.id, envelope.sender, MAX_RECEIVED)
+            for reply in [r.TOO_MANY_HOPS] * (len(envelope.recipients) if self.policy.lmtp else 1):
+                self._reply(reply)
             return
         for reply in await self._deliver(envelope):
             self._reply(reply)

@@ -32,6 +32,7 @@ __all__ = [
     "SYNTAX_ERROR",
     "TIMEOUT",
     "TOO_MANY_ERRORS",
+    "TOO_MANY_HOPS",
     "TOO_MANY_RECIPIENTS",
     "UNKNOWN_COMMAND",
     "VRFY_CANNOT",
@@ -113,6 +114,7 @@ TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 INSUFFICIENT_STORAGE = Reply(452, "4.3.1", "Insufficient system storage, try again later")
 LOCAL_ERROR = Reply(451, "4.3.0", "Local error in processing, try again later")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+TOO_MANY_HOPS = Reply(554, "5.4.6", "Too many Received: header fields, a mail loop")  # RFC 5321 §6.3
 NO_VALID_RECIPIENTS = Reply(554, "5.5.1", "No valid recipients")
 TIMEOUT = Reply(421, "4.4.2", "Timeout, closing connection")
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
