@@ -22,6 +22,7 @@ checking the backup, and checks what it wrote.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -106,6 +107,9 @@ def _writable(dest: Path) -> None:
         raise BackupError(f"{dest} is not writable ({error.strerror or error}).") from error
 
 
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+
+
 @contextmanager
 def _only_backup_into(dest: Path) -> Iterator[None]:
     """Hold `dest` for one backup: a second one at the same time (an overlapping cron job)
@@ -117,6 +121,10 @@ def _only_backup_into(dest: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise BackupError(f"Another backup into {dest} is running; wait for it to end, or choose another folder.") from None
+        except OSError as error:
+            if error.errno not in _NO_LOCKS:
+                raise
+            # A file system without locks (some network mounts): back up all the same.
         yield
     finally:
         os.close(fd)

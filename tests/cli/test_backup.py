@@ -356,3 +356,28 @@ def test_a_first_backup_killed_part_way_can_be_run_again_into_the_same_folder(se
     assert "Backed up 1 messages" in out
     assert not (dest / "store.sqlite3.partial").exists()
     assert verify_backup(dest).messages == 1
+
+
+def test_a_folder_on_a_file_system_without_locks_is_backed_up_all_the_same(
+    server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Some network mounts answer flock(2) with ENOLCK: the one-backup-at-a-time guard steps
+    aside there rather than making every backup fail."""
+    import errno
+
+    import postoffice.backup as backup_module
+    from postoffice.config import load_config
+
+    real_flock = backup_module.fcntl.flock
+
+    def no_locks(fd: int, operation: int) -> None:  # on the backup folder only
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOLCK, "No locks available")
+        real_flock(fd, operation)
+
+    _deliver(server.ports["smtp"], KEEPER, ["unlocked"])
+    monkeypatch.setattr(backup_module.fcntl, "flock", no_locks)
+    dest = tmp_path / "backup"
+    assert backup_module.back_up(load_config(server.data_dir), dest).messages == 1
+    monkeypatch.undo()
+    assert verify_backup(dest).messages == 1
