@@ -26,6 +26,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -201,13 +202,45 @@ def restore(src: Path, data_dir: Path, progress: Progress | None = None) -> Back
         if path.exists() and (path.is_file() or any(path.iterdir())):
             raise BackupError(f"The restored configuration puts the store at {path}, which is in use; edit"
                               f" {src / _FILES / CONFIG_FILE_NAME} or free that place first.")
+    blobs_existed = config.store.blobs.exists()  # empty (checked above): only its contents are ours
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
-    copy = restore_store(src / _DB, src / _BLOBS, config.store.path, config.store.blobs, progress)
-    # postoffice.toml last: its presence means "initialised" (as `init` does it).
-    for relative in sorted(checked.files, key=lambda name: name == CONFIG_FILE_NAME):
-        source = src / _FILES / relative
-        write_file(data_dir / relative, source.read_bytes(), mode=source.stat().st_mode & 0o777)
-    fsync_dir(data_dir)
-    verify_store_copy(config.store.path, config.store.blobs)
+    try:
+        copy = restore_store(src / _DB, src / _BLOBS, config.store.path, config.store.blobs, progress)
+        # postoffice.toml last: its presence means "initialised" (as `init` does it).
+        for relative in sorted(checked.files, key=lambda name: name == CONFIG_FILE_NAME):
+            source = src / _FILES / relative
+            write_file(data_dir / relative, source.read_bytes(), mode=source.stat().st_mode & 0o777)
+        fsync_dir(data_dir)
+        verify_store_copy(config.store.path, config.store.blobs)
+    except BaseException:
+        # A damaged file found part way, a full disk, Ctrl-C: what this restore wrote goes, so
+        # that it can run again into the same place once the cause is dealt with.
+        _remove_restored(data_dir, config, blobs_existed)
+        raise
     return _summary(data_dir, copy, checked.files, checked.not_included, started)
+
+
+def _remove_restored(data_dir: Path, config: Config, blobs_existed: bool) -> None:
+    """Remove what a failed restore wrote: all of `data_dir` (empty before), the store file and
+    the blob directory's contents (or the directory, if the restore made it)."""
+    store = config.store.path
+    for path in (store, store.with_name(store.name + ".partial")):
+        if path.is_file():
+            path.unlink()
+    blobs = config.store.blobs
+    if blobs.is_dir():
+        if blobs_existed:
+            for entry in blobs.iterdir():
+                _remove(entry)
+        else:
+            shutil.rmtree(blobs, ignore_errors=True)
+    for entry in data_dir.iterdir():
+        _remove(entry)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

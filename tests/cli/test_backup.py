@@ -381,3 +381,26 @@ def test_a_folder_on_a_file_system_without_locks_is_backed_up_all_the_same(
     assert backup_module.back_up(load_config(server.data_dir), dest).messages == 1
     monkeypatch.undo()
     assert verify_backup(dest).messages == 1
+
+
+def test_a_failed_restore_leaves_nothing_behind_so_it_can_be_run_again(server: LiveServer, tmp_path: Path) -> None:
+    """A restore stopped part way (a damaged file found while copying, a full disk, Ctrl-C) left
+    the message files it had copied: running it again, once the cause was dealt with, was refused
+    as 'not empty'. Now it removes what it wrote."""
+    _deliver(server.ports["smtp"], KEEPER, [f"retry-{n}" for n in range(4)])
+    dest = tmp_path / "backup"
+    po("backup", str(dest), data=server.data_dir)
+    victim = sorted((dest / "blobs").glob("??/*"))[-1]  # copied after others
+    good = victim.read_bytes()
+    damaged = bytearray(good)
+    damaged[-3] ^= 0x20
+    victim.write_bytes(bytes(damaged))
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    result = po("restore", str(dest), data=restored, check=False)
+    assert result.returncode == 1 and "damaged" in result.stderr and "Traceback" not in result.stderr
+    assert list(restored.iterdir()) == []
+    victim.write_bytes(good)  # the backup mended (here: the file put back)
+    po("restore", str(dest), data=restored)
+    assert verify_backup(dest).messages == 4
+    assert len(list((restored / "blobs").glob("??/*"))) == 4
