@@ -216,3 +216,56 @@ async def test_a_store_with_mail_beside_an_empty_blob_directory_is_refused(tmp_p
     with pytest.raises(StoreMismatch, match=r"holds no message files.*\[store\] blobs"):
         SqliteStore(tmp_path / "store.sqlite3", tmp_path / "blob")
     assert not (tmp_path / "blob").exists()  # the directory it would have made is gone again
+
+
+@pytest.mark.parametrize("history", ["first delivery", "every message deleted"])
+async def test_a_set_up_store_without_mail_opens_beside_a_file_of_an_interrupted_delivery(
+        tmp_path: Path, history: str) -> None:
+    """A fresh install whose first delivery was cut off between its file and its commit (a
+    crash, a full disk at COMMIT), or a store whose users deleted everything (POP3) when that
+    happened: no typo, so it must open (old code refused it until an admin moved the file);
+    and while it holds no mail, maintenance moves no file (it cannot tell mail from leftovers)."""
+    db, blobs = tmp_path / "store.sqlite3", tmp_path / "blobs"
+    store = SqliteStore(db, blobs)
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    if history == "every message deleted":
+        (a,) = await store.append_messages(box.id, [await new_message(store, 1)])
+        await store.expunge(box.id, [a.uid])
+    leftover = store.blobs.write(b"Subject: delivery cut off before its commit\r\n\r\n")
+    await store.close()
+    age(blobs)
+
+    store = SqliteStore(db, blobs)
+    try:
+        done = await store.collect_garbage()
+        assert done.orphans == 0 and store.blobs.exists(leftover)
+        (b,) = await store.append_messages(box.id, [await new_message(store, 2)])
+        assert b.uid is not None
+    finally:
+        await store.close()
+
+
+async def test_a_store_whose_last_removal_was_cut_off_opens(tmp_path: Path) -> None:
+    """Every message expunged, and the removal moved the files to the trash but did not commit
+    (a crash, a full disk): the rows left (refcount 0) are no mail, so this is no blob-directory
+    typo; old code refused to open the store."""
+    db, blobs = tmp_path / "store.sqlite3", tmp_path / "blobs"
+    store = SqliteStore(db, blobs, keep_recently_expunged=True)  # the rows stay after the expunge
+    account = await new_account(store)
+    box = await inbox(store, account.id)
+    (a,) = await store.append_messages(box.id, [await new_message(store, 1)])
+    (record,) = await store.list_messages(box.id)
+    await store.expunge(box.id, [a.uid])
+    assert store.blobs.exists(record.blob)
+    assert store.blobs.remove(record.blob)  # what the removal did before its commit failed
+    await store.close()
+
+    store = SqliteStore(db, blobs)
+    try:
+        assert (blobs / ".trash" / record.blob).is_file()
+        (b,) = await store.append_messages(box.id, [await new_message(store, 1)])  # the same message again
+        (again,) = await store.get_messages(box.id, [b.uid])
+        assert await store.read_blob(again.blob, again.size) == (await new_message(store, 1)).raw
+    finally:
+        await store.close()

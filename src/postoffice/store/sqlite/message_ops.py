@@ -205,7 +205,9 @@ def remove_orphan_files(conn: sqlite3.Connection, blobs: BlobStore, min_age: flo
     They are left by a crash between a blob write and its commit (the write comes first, so a
     row never points to a missing file), but a blob file may also be acknowledged mail whose
     row a damaged store lost: hence the trash, not deletion. The age guard spares a file
-    another process has just written and is about to commit.
+    another process has just written and is about to commit. A store that knows no blob at
+    all (emptied, or not the store these files belong to) cannot tell mail from leftovers:
+    it moves none.
     """
     cutoff = time.time() - min_age
     conn.execute("BEGIN IMMEDIATE")
@@ -216,7 +218,7 @@ def remove_orphan_files(conn: sqlite3.Connection, blobs: BlobStore, min_age: flo
             if path.parent == blobs.root / "tmp":
                 path.unlink(missing_ok=True)
                 temporary += 1
-            elif path.name not in known and blobs.trash.put(path):
+            elif known and path.name not in known and blobs.trash.put(path):
                 orphans += 1
         conn.execute("COMMIT")
     except BaseException:

@@ -83,12 +83,19 @@ class SqliteStore:
         setup = connect(db_path, writer=True)
         try:
             create_schema(setup, db_path)
-            empty = setup.execute("SELECT NOT EXISTS (SELECT 1 FROM blobs)").fetchone()[0]
+            # Only referenced blobs are mail: rows at refcount 0 (expunged) may have lost their
+            # files to a removal whose commit did not happen (a crash, a full disk).
+            holds_mail, set_up = setup.execute(
+                "SELECT EXISTS (SELECT 1 FROM blobs WHERE refcount > 0),"
+                " EXISTS (SELECT 1 FROM domains) OR EXISTS (SELECT 1 FROM accounts)"
+            ).fetchone()
         finally:
             setup.close()
-        if empty and not new:
-            _refuse_beside_blobs(db_path, self.blobs, "holds no messages")
-        if not empty and not self.blobs.holds_files():
+        if not new and not holds_mail and not set_up:
+            # A store that was set up and is empty now (every message deleted, as POP3 users do)
+            # is no typo, and a delivery interrupted before its commit leaves a file beside it.
+            _refuse_beside_blobs(db_path, self.blobs, "holds no messages and no accounts")
+        if holds_mail and not self.blobs.holds_files():
             # The reverse typo ([store] blobs): every message would be unreadable.
             self.blobs.undo_create()
             raise StoreMismatch(
