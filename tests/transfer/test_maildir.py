@@ -90,7 +90,7 @@ def test_flags_keywords_new_and_order(tmp_path: Path) -> None:
 
 def test_maildir_plus_plus_and_nested_folders(tmp_path: Path) -> None:
     root = make_maildir(tmp_path / "Maildir")
-    for name in (".Sent", ".Archive.2024", ".Entw&APw-rfe", ".v1\\2e2", "Projects", "Projects/Old"):
+    for name in (".Sent", ".Archive.2024", ".Entw&APw-rfe", ".v1\\2e2", "Projects", "Projects/Old", "R&-D", "Café"):
         make_maildir(root / name)
         put(root / name, "cur", "1700000000.M1P1.h:2,S", name.encode())
     (root / ".NotAFolder").mkdir()  # no cur/ or new/
@@ -98,9 +98,11 @@ def test_maildir_plus_plus_and_nested_folders(tmp_path: Path) -> None:
     messages = read_all(root)
     assert [(m.folder, m.raw) for m in messages] == [
         ("Archive/2024", b".Archive.2024"),
-        ("Entw&APw-rfe", b".Entw&APw-rfe"),  # modified UTF-7 stays as it is
+        ("Café", b"Caf\xc3\xa9"),  # not modified UTF-7 (a tool writing UTF-8 names): as it is
+        ("Entwürfe", b".Entw&APw-rfe"),  # modified UTF-7, as Dovecot and Courier write names
         ("Projects", b"Projects"),  # LAYOUT=fs
         ("Projects/Old", b"Projects/Old"),
+        ("R&D", b"R&-D"),  # LAYOUT=fs names are modified UTF-7 too
         ("Sent", b".Sent"),
         ("v1.2", b".v1\\2e2"),  # Dovecot listescape
     ]
@@ -163,7 +165,7 @@ SAMPLES = [
         datetime(2001, 9, 9, 1, 46, 40, tzinfo=UTC),
         "Archive/2024",
     ),
-    (b"", frozenset({"\\Seen"}), datetime(2020, 2, 29, tzinfo=UTC), "Entw&APw-rfe"),
+    (b"", frozenset({"\\Seen"}), datetime(2020, 2, 29, tzinfo=UTC), "Entwürfe"),
     (b"Subject: d\r\n\r\nx\r\n", frozenset({"Work"}), datetime(2024, 1, 2, tzinfo=UTC), "v1.2"),
     (b"Subject: e\r\n\r\nx\r\n", frozenset(), datetime(2024, 1, 3, tzinfo=UTC), "INBOX/Sub"),
 ]
@@ -306,3 +308,17 @@ def test_two_writers_in_the_same_second_do_not_overwrite_each_other(tmp_path: Pa
     names = [w.add(b"S: %d\r\n\r\nx\r\n" % i, (), None) for i, w in enumerate([first, second] * 3)]
     assert len(set(names)) == 6
     assert sorted(m.raw for m in read_all(root)) == [b"S: %d\r\n\r\nx\r\n" % i for i in range(6)]
+
+
+def test_folder_names_are_written_in_modified_utf7_as_dovecot_reads_them(tmp_path: Path) -> None:
+    """Dovecot's Maildir++ (and Courier's) keeps folder names in modified UTF-7: a UTF-8 name
+    on disk is not a valid one to it. Old code wrote `.Entwürfe` and read `.Entw&APw-rfe` back
+    as the mailbox "Entw&APw-rfe"."""
+    root = tmp_path / "Maildir"
+    names = {"Entwürfe": ".Entw&APw-rfe", "R&D": ".R&-D", "日本/a.b": ".&ZeVnLA-.a\\2eb"}
+    with MaildirWriter(root) as writer:
+        for name in names:
+            writer.add(b"Subject: x\r\n\r\nx\r\n", (), None, name)
+    folders = {p.name for p in root.iterdir() if p.name.startswith(".")}
+    assert folders == set(names.values())
+    assert {m.folder for m in read_all(root)} == {"INBOX", *names} - {"INBOX"}

@@ -12,7 +12,7 @@ from postoffice.transfer.names import (
 )
 
 # Names made of the characters that matter most, so collisions and tricks are likely.
-names = st.text(alphabet=st.sampled_from(list("./\\%aA.xmbo\x00\x01\x7f é")), max_size=14)
+names = st.text(alphabet=st.sampled_from(list("./\\%aA.xmbo\x00\x01\x7f é&-")), max_size=14)
 
 
 def safe_component(part: str) -> bool:

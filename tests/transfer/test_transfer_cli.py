@@ -345,3 +345,24 @@ def test_import_of_an_unreadable_source_is_one_sentence(refusing_data: Path, tmp
         source.chmod(stat.S_IRWXU)
         inner.chmod(stat.S_IRWXU)
     one_sentence(result, inner, "cannot be read")
+
+
+def test_non_ascii_folder_names_of_a_dovecot_maildir_import_and_export_as_dovecot_keeps_them(
+        data: Path, tmp_path: Path) -> None:
+    """Dovecot and Courier keep Maildir++ folder names in modified UTF-7. Old code imported
+    `.Entw&APw-rfe` as the mailbox "Entw&APw-rfe" (IMAP clients then showed that text), and
+    exported "Entwürfe" as `.Entwürfe`, which is no valid folder name to Dovecot."""
+    dovecot = tmp_path / "Maildir"
+    folders = {".Entw&APw-rfe": "Entwürfe", ".Gel&APY-scht": "Gelöscht", ".R&-D.Q1": "R&D/Q1"}
+    for n, folder in enumerate(["", *folders]):
+        for sub in ("cur", "new", "tmp"):
+            (dovecot / folder / sub).mkdir(parents=True, exist_ok=True)
+        (dovecot / folder / "cur" / f"1700000000.M{n}P1.host:2,S").write_bytes(message(n))
+    po("import", "maildir", str(dovecot), "--into", USER, data=data)
+    conn = sqlite3.connect(data / "store.sqlite3")
+    names = {row[0] for row in conn.execute("SELECT name FROM mailboxes")}
+    conn.close()
+    assert set(folders.values()) <= names
+    dest = tmp_path / "export"
+    po("export", USER, str(dest), "--format", "maildir", data=data)
+    assert set(folders) <= {p.name for p in dest.iterdir()}

@@ -11,7 +11,8 @@ Windows tools use where `:` cannot be in a file name).
 
 Folders. Maildir++ (Courier, Dovecot's default layout) keeps every folder in the root as a
 directory named with a leading dot and dots between levels: `.Sent` is "Sent", `.Archive.2024`
-is "Archive/2024". Names stay in IMAP's modified UTF-7 (RFC 3501 §5.1.3), as on disk;
+is "Archive/2024". Names on disk are in IMAP's modified UTF-7 (RFC 3501 §5.1.3) and decoded
+(`.Entw&APw-rfe` is "Entwürfe"; a name that is not valid modified UTF-7 is taken as it is);
 `\\NN` hex escapes (Dovecot's listescape plugin, used for a "." inside a name) are decoded, and
 a lone `\\` level is an empty one (see `names`: the writer escapes every name that way).
 Plain nested directories (Dovecot LAYOUT=fs, mbsync "SubFolders Verbatim") are read too.
@@ -52,7 +53,7 @@ from postoffice.durable import fsync_dir
 from postoffice.message.lines import to_crlf, to_lf
 from postoffice.store.blobs import blob_hash
 from postoffice.transfer.filesystem import describe_kind, inside, open_regular
-from postoffice.transfer.names import mailbox_of_maildir_folder, maildir_folder_name
+from postoffice.transfer.names import folder_level, mailbox_of_maildir_folder, maildir_folder_name
 from postoffice.transfer.source import (
     FORWARDED,
     SourceMessage,
@@ -176,7 +177,8 @@ def _walk(directory: Path, parent: str, found: dict[str, Path], *, top: bool) ->
             if _is_maildir(path):
                 found.setdefault(folder, path)
         else:
-            folder = f"{parent}/{name}" if parent else name
+            level = folder_level(name)
+            folder = f"{parent}/{level}" if parent else level
             if _is_maildir(path):
                 found.setdefault(folder, path)
             _walk(path, folder, found, top=False)

@@ -13,11 +13,14 @@ occur); the `.` of a level ending in `.mbox`, so a folder (`a`) never has the na
 (`a.mbox`). An empty level is a lone `%`, which the encoding never produces otherwise.
 
 Maildir++ (`export --format maildir`): the folder `.a.b` holds mailbox `a/b`, so `.` separates
-levels. Dovecot's listescape convention (`\\` + two lower-case hex digits; Dovecot and our reader
-decode it): `\\`, `.`, `/`, control characters and DEL. An empty level is a lone `\\`.
+levels. Each level is written in IMAP's modified UTF-7 (RFC 3501 §5.1.3), as Dovecot (by default)
+and Courier keep folder names on disk (`Entwürfe` is `.Entw&APw-rfe`, `R&D` is `.R&-D`), then
+Dovecot's listescape convention (`\\` + two lower-case hex digits; Dovecot and our reader decode
+it) for `\\`, `.` and `/`. An empty level is a lone `\\`. Reading undoes both; a level that is not
+valid modified UTF-7 (a tool that writes UTF-8 names) is taken as it is.
 
-Both leave every other character (spaces, non-ASCII, upper and lower case) as it is: names stay
-readable in a file manager. Names that differ only in case can still meet on a case-insensitive
+mbox trees leave every other character (spaces, non-ASCII, upper and lower case) as it is: names
+stay readable in a file manager. Names that differ only in case can still meet on a case-insensitive
 file system; the exporter notices that (two names, one file) and refuses.
 """
 
@@ -25,8 +28,11 @@ from __future__ import annotations
 
 import re
 
+from postoffice.imap.proto.utf7 import Utf7Error, decode_utf7, encode_utf7
+
 __all__ = [
     "MBOX_SUFFIX",
+    "folder_level",
     "mailbox_of_maildir_folder",
     "mailbox_of_mbox_path",
     "maildir_folder_name",
@@ -90,21 +96,35 @@ def mailbox_of_mbox_path(parts: list[str]) -> str:
 
 
 def maildir_level(level: str) -> str:
-    """One level of a mailbox name as a part of a Maildir++ folder name.
+    """One level of a mailbox name as a part of a Maildir++ folder name: modified UTF-7 (which
+    leaves no control character), listescaped.
 
-    >>> [maildir_level(x) for x in ("Sent", "..", "", "a.b")]
-    ['Sent', '\\\\2e\\\\2e', '\\\\', 'a\\\\2eb']
+    >>> [maildir_level(x) for x in ("Sent", "..", "", "a.b", "Entwürfe")]
+    ['Sent', '\\\\2e\\\\2e', '\\\\', 'a\\\\2eb', 'Entw&APw-rfe']
     """
     if not level:
         return "\\"
-    return "".join(f"\\{ord(c):02x}" if c in "\\./" or _is_control(c) else c for c in level)
+    return "".join(f"\\{ord(c):02x}" if c in "\\./" else c for c in encode_utf7(level))
 
 
 def unescape_maildir_level(part: str) -> str:
     """The level `maildir_level` made `part` from (also reads Dovecot's listescape)."""
     if part == "\\":
         return ""
-    return _BACKSLASH.sub(lambda m: chr(int(m[1], 16)), part)
+    return folder_level(_BACKSLASH.sub(lambda m: chr(int(m[1], 16)), part))
+
+
+def folder_level(text: str) -> str:
+    """A level of a folder name on disk as Dovecot and Courier write it, in modified UTF-7,
+    decoded; text that is not valid modified UTF-7 (a UTF-8 name) stays as it is.
+
+    >>> [folder_level(x) for x in ("Entw&APw-rfe", "R&-D", "R&D", "Entwürfe")]
+    ['Entwürfe', 'R&D', 'R&D', 'Entwürfe']
+    """
+    try:
+        return decode_utf7(text)
+    except Utf7Error:
+        return text
 
 
 def maildir_folder_name(name: str) -> str:
