@@ -26,6 +26,19 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(path: Path) -> None:
+    """Create directory `path` and its missing parents, each one's entry fsynced in its parent
+    (a file fsynced in a folder whose own name a power cut took is lost with it). Raises
+    FileExistsError when a file is in the way."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        fsync_dir(directory.parent)
+
+
 def write_file(path: Path, data: bytes, *, mode: int = 0o644, replace: bool = True) -> None:
     """Write `path` atomically and durably.
 

@@ -366,3 +366,34 @@ def test_non_ascii_folder_names_of_a_dovecot_maildir_import_and_export_as_doveco
     dest = tmp_path / "export"
     po("export", USER, str(dest), "--format", "maildir", data=data)
     assert set(folders) <= {p.name for p in dest.iterdir()}
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_folder_an_export_creates_is_made_durable_in_its_parent(
+        data: Path, tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writers fsync a file and its own folder; a folder created on the way (DEST's parents,
+    DEST, `Archive/` of an mbox tree) must have its own entry fsynced too, or a power cut after
+    "export done" can take the folder and the files in it. Old code fsynced none of them."""
+    import postoffice.durable
+    import postoffice.transfer.maildir
+    from postoffice.transfer.exporter import export_mailboxes
+
+    put(data, {"Archive/2024": [1]})
+    synced: list[Path] = []
+    real = postoffice.durable.fsync_dir
+    for module in (postoffice.durable, postoffice.transfer.maildir):
+        monkeypatch.setattr(module, "fsync_dir", lambda path: (synced.append(Path(path)), real(path)))
+    dest = tmp_path / "new" / "dest"
+
+    async def go() -> None:
+        store = SqliteStore(data / "store.sqlite3", data / "blobs")
+        try:
+            account = await store.get_account(USER)
+            assert account is not None
+            await export_mailboxes(store, account, fmt, dest)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+    created = [tmp_path / "new", dest] + ([dest / "Archive"] if fmt == "mbox" else [])
+    assert all(folder.parent in synced for folder in created), (created, synced)

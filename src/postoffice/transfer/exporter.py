@@ -2,8 +2,8 @@
 
 mbox: DEST is a file when one mailbox is exported, else a directory with one `NAME.mbox` per
 mailbox (hierarchy kept as subdirectories). Maildir: DEST is a Maildir++ tree with one folder
-per mailbox. Files are written durably (the writers fsync) so an export can be trusted as a
-backup the moment it finishes.
+per mailbox. Files are written durably (the writers fsync them, their folders, and every folder
+created on the way in its parent) so an export can be trusted as a backup the moment it finishes.
 
 Names. A mailbox name is never used as a path as it is: `names` escapes every level reversibly
 (`../x` becomes `%2E./x.mbox` or `.\\2e\\2e.x`), every directory and file is checked to resolve
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from postoffice.durable import make_dirs
 from postoffice.store.blobs import blob_hash
 from postoffice.store.interface import (
     AccountRecord,
@@ -171,7 +172,7 @@ class _MboxTree:
     def __init__(self, root: Path) -> None:
         self.root = root
         try:
-            root.mkdir(parents=True, exist_ok=True)
+            make_dirs(root)
         except FileExistsError:
             raise TransferError(
                 f"{root} is {describe_kind(os.stat(root).st_mode)}; exporting several mailboxes"
@@ -189,7 +190,7 @@ class _MboxTree:
         try:
             for part in parts[:-1]:
                 directory = inside(self.root, directory / part)
-                directory.mkdir(exist_ok=True)
+                make_dirs(directory)
             path = inside(self.root, directory / parts[-1])
             identity = os.stat(path) if path.exists() else None
         except FileExistsError:

@@ -49,7 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from postoffice.durable import fsync_dir
+from postoffice.durable import fsync_dir, make_dirs
 from postoffice.message.lines import to_crlf, to_lf
 from postoffice.store.blobs import blob_hash
 from postoffice.transfer.filesystem import describe_kind, inside, open_regular
@@ -298,7 +298,7 @@ class MaildirWriter:
         if path.exists() and not path.is_dir():
             raise TransferError(f"{path} is a file, not a Maildir folder.")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(path.parent)
         except OSError as exc:
             raise TransferError(f"{path.parent} cannot be created: {exc.strerror or exc}.") from exc
         # RFC-less but universal: the host part may not hold "/" or the info separators.
