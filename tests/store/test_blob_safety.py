@@ -210,6 +210,39 @@ async def test_export_stops_at_a_truncated_file_and_names_it(tmp_path: Path) -> 
         await store.close()
 
 
+@pytest.mark.parametrize("fmt", ["mbox", "maildir"])
+async def test_export_goes_on_past_a_message_expunged_while_it_runs(tmp_path: Path, fmt: str) -> None:
+    """`export` runs beside `serve`: a user deleting a message after the export listed it (its
+    file moved to the trash at once) is no damage. Old code stopped the whole export with
+    "The message file ... is missing"; a file missing for a message still there still stops it."""
+    from postoffice.transfer.exporter import export_mailboxes
+    from postoffice.transfer.source import TransferError
+
+    store = await store_with_mail(tmp_path / "store.sqlite3", tmp_path / "blobs", 3)
+    try:
+        account = await store.get_account("user@example.test")
+        assert account is not None
+        box = await inbox(store, account.id)
+        _, doomed, last = await store.list_messages(box.id)
+        read_blob = store.read_blob
+
+        async def read_while_a_client_expunges(sha256: str, size: int | None = None) -> bytes:
+            if sha256 == doomed.blob:
+                await store.expunge(box.id, [doomed.uid])
+            return await read_blob(sha256, size)
+
+        store.read_blob = read_while_a_client_expunges  # type: ignore[method-assign]
+        stats = await export_mailboxes(store, account, fmt, tmp_path / "out")
+        assert stats.written["INBOX"] == 2
+        assert not store.blobs.exists(doomed.blob)  # it really was gone when read
+
+        store.blobs.remove(last.blob)  # still in the mailbox: that is damage
+        with pytest.raises(TransferError, match=rf"{last.blob} is missing.*INBOX, uid {last.uid}"):
+            await export_mailboxes(store, account, fmt, tmp_path / "again")
+    finally:
+        await store.close()
+
+
 async def test_a_store_with_mail_beside_an_empty_blob_directory_is_refused(tmp_path: Path) -> None:
     """The reverse typo (`[store] blobs = "blob"`): every message would be unreadable."""
     await (await store_with_mail(tmp_path / "store.sqlite3", tmp_path / "blobs", 2)).close()

@@ -63,10 +63,14 @@ def _sender(raw: bytes) -> str | None:
     return found.group(1).decode("ascii", "replace") if found and found.group(1) else None
 
 
-async def _read(store: MailStore, box: MailboxRecord, record: MessageRecord) -> bytes:
+async def _read(store: MailStore, box: MailboxRecord, record: MessageRecord) -> bytes | None:
+    """The message's bytes; None when it was expunged after it was listed (the server runs
+    on: a user deleting mail must not stop an export, nor be reported as damage)."""
     try:
         return await store.read_blob(record.blob, record.size)
     except BlobDamaged as exc:
+        if exc.found is None and not await store.get_messages(box.id, [record.uid]):
+            return None
         raise TransferError(f"Export stopped: {exc.where(box.name, record.uid)}") from None
 
 
@@ -119,8 +123,7 @@ async def _to_maildir(
         if present[record.blob] > 0:
             present[record.blob] -= 1  # this copy is there already; the blob need not be read
             stats.already_present += 1
-        else:
-            raw = await _read(store, box, record)
+        elif (raw := await _read(store, box, record)) is not None:
             date = datetime.fromtimestamp(record.internal_date, UTC)
             maildir.add(raw, record.flags, date, box.name, content_hash=record.blob)
             count += 1
@@ -148,8 +151,9 @@ async def _to_mbox(
     try:
         async for record in store.iter_messages(box.id):
             raw = await _read(store, box, record)
-            key = blob_hash(read_back(raw))
-            if present[key] > 0:
+            if raw is None:
+                pass  # expunged meanwhile
+            elif present[key := blob_hash(read_back(raw))] > 0:
                 present[key] -= 1
                 stats.already_present += 1
             else:
