@@ -99,3 +99,21 @@ def test_fetch_of_a_missing_file_answers_no_corruption(server: LiveServer) -> No
     assert b"c NO [CORRUPTION]" in reply and b"* 2 FETCH" in reply and b"* 1 FETCH" not in reply
     assert b"d OK" in command(sock, b"d NOOP\r\n", b"d")
     sock.close()
+
+
+def test_a_damaged_message_that_fetch_could_not_send_stays_unread(server: LiveServer) -> None:
+    """FETCH BODY[] sets \\Seen (RFC 9051 §6.4.5) on what it sends; old code set it before
+    reading, so a damaged message nobody could read looked read afterwards (to this session
+    and every other). The messages that were sent are \\Seen as usual."""
+    append_and_truncate(server, 2, damaged_uid=1)
+    sock = logged_in(server)
+    reply = command(sock, b"c FETCH 1:2 BODY[]\r\n", b"c")
+    assert b"c NO [CORRUPTION]" in reply and b"* 2 FETCH" in reply
+    reply = command(sock, b"d FETCH 1:2 FLAGS\r\n", b"d")
+    flags = dict(re.findall(rb"^\* (\d) FETCH \(FLAGS \(([^)]*)\)\)", reply, re.M))
+    assert b"\\Seen" not in flags[b"1"] and b"\\Seen" in flags[b"2"], reply
+    sock.close()
+    other = logged_in(server)  # what another session (a new login) sees
+    reply = command(other, b"e FETCH 1 FLAGS\r\n", b"e")
+    assert b"\\Seen" not in reply and b"e OK" in reply, reply
+    other.close()

@@ -9,7 +9,8 @@ A message file that is missing or not of its recorded size is never sent (a lite
 wrong length, or another message's bytes, would corrupt the client's copy): that message gets
 no FETCH response, the others do, and the command ends `NO [CORRUPTION]` (RFC 5530: "some
 relevant data are corrupt"; not SERVERBUG, as the server did nothing wrong, nor UNAVAILABLE,
-as retrying will not help), with one ERROR line in the log naming the file, mailbox and UID.
+as retrying will not help), with one ERROR line in the log naming the file, mailbox and UID;
+a \\Seen the command set on that message is taken back (nobody has read it).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
         if not any(isinstance(i, FetchAttribute) and i.name == "MODSEQ" for i in items):
             items.append(FetchAttribute("MODSEQ"))
     sets_seen = not snapshot.readonly and session.may("s") and any(i.sets_seen for i in items)
+    unseen: list[int] = []
     if sets_seen:
         unseen = [u for u in uids if "\\Seen" not in snapshot.record(u).flags]
         if unseen:
@@ -127,10 +129,25 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
     if not args.uid:
         await session.announce_updates(allow_expunge=False)
     if damaged:
+        await _unmark_unread(session, snapshot, sorted(set(damaged) & set(unseen)))
         more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
         return no(f"Message UID {damaged[0]}{more} could not be read intact and was left out; "
                   "the server log has the details", "CORRUPTION")
     return ok(("UID " if args.uid else "") + "FETCH completed")
+
+
+async def _unmark_unread(session: ImapSession, snapshot: MailboxSnapshot, uids: list[int]) -> None:
+    """Take back the \\Seen this FETCH set on messages it could not send: a damaged message the
+    user never read must not look read."""
+    if not uids:
+        return
+    try:
+        result = await session.services.store.store_flags(
+            snapshot.mailbox.id, uids, FlagMode.REMOVE, ["\\Seen"], viewer=snapshot.viewer)
+    except StorageFull as exc:
+        log.warning("%s: FETCH could not take back \\Seen: %s", session.conn.id, exc)
+        return
+    snapshot.apply_flag_updates(result.updated)
 
 
 async def _vanished_earlier(session: ImapSession, snapshot: MailboxSnapshot, uids: SequenceSet, since: int) -> None:
