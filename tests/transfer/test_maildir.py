@@ -322,3 +322,14 @@ def test_folder_names_are_written_in_modified_utf7_as_dovecot_reads_them(tmp_pat
     folders = {p.name for p in root.iterdir() if p.name.startswith(".")}
     assert folders == set(names.values())
     assert {m.folder for m in read_all(root)} == {"INBOX", *names} - {"INBOX"}
+
+
+def test_two_folders_naming_one_mailbox_are_both_read(tmp_path: Path) -> None:
+    """A Maildir++ `.Sent` beside a nested `Sent/` (a tree two tools wrote), or `.R&-D` beside a
+    UTF-8 `.R&D`: old code read one folder of each name and silently left the other's mail out."""
+    root = make_maildir(tmp_path / "Maildir")
+    for name in (".Sent", "Sent", ".R&-D", ".R&D"):
+        make_maildir(root / name)
+        put(root / name, "cur", "1700000000.M1P1.h:2,S", name.encode())
+    got = sorted((m.folder, m.raw) for m in read_all(root))
+    assert got == [("R&D", b".R&-D"), ("R&D", b".R&D"), ("Sent", b".Sent"), ("Sent", b"Sent")]

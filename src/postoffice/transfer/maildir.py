@@ -147,12 +147,14 @@ def _find_folders(root: Path) -> list[_Folder]:
         raise TransferError(f"{root} does not exist.") from None
     except OSError as exc:
         raise TransferError(f"{root} cannot be read: {exc.strerror or exc}.") from exc
-    found: dict[str, Path] = {}
+    found: list[tuple[str, Path]] = []
     _walk(root, "", found, top=True)
-    return [_Folder(_INBOX, root)] + [_Folder(name, path) for name, path in sorted(found.items())]
+    # Two folders may name one mailbox (`.Sent` and `Sent/` side by side, `.R&-D` and a UTF-8
+    # `.R&D`): both are read into it, never one left out.
+    return [_Folder(_INBOX, root)] + [_Folder(name, path) for name, path in sorted(found)]
 
 
-def _walk(directory: Path, parent: str, found: dict[str, Path], *, top: bool) -> None:
+def _walk(directory: Path, parent: str, found: list[tuple[str, Path]], *, top: bool) -> None:
     """Collect folders below `directory`: Maildir++ dot-folders (at the top) and nested ones."""
     try:
         with os.scandir(directory) as it:
@@ -175,12 +177,12 @@ def _walk(directory: Path, parent: str, found: dict[str, Path], *, top: bool) ->
                 continue
             folder = dotted
             if _is_maildir(path):
-                found.setdefault(folder, path)
+                found.append((folder, path))
         else:
             level = folder_level(name)
             folder = f"{parent}/{level}" if parent else level
             if _is_maildir(path):
-                found.setdefault(folder, path)
+                found.append((folder, path))
             _walk(path, folder, found, top=False)
 
 
