@@ -7,7 +7,9 @@ from __future__ import annotations
 import imaplib
 import logging
 import poplib
+import re
 import smtplib
+import socket
 import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -239,3 +241,40 @@ def test_pop3_quit_on_a_full_disk_deletes_nothing_and_says_so(full: Full, caplog
     pop.quit()
     full.smtp_acked.pop(0)
     full.check_after(caplog, refusals=1)
+
+
+def test_imap_close_on_a_full_disk_closes_the_mailbox_and_says_what_stayed(
+        server: LiveServer, disk: SmallDisk, caplog: pytest.LogCaptureFixture) -> None:
+    """CLOSE has no NO (RFC 9051 §6.4.1: OK, now in authenticated state, or BAD). Old code
+    answered NO [OVERQUOTA] and left the mailbox selected, while clients take any answer to
+    CLOSE as the end of the selection. Now, as Dovecot: an untagged NO [OVERQUOTA], then OK."""
+    for n in (1, 2):
+        assert smtp_send(server, message(n))[0] == 250
+    imap = imap_login(server)
+    imap.select("INBOX")
+    assert imap.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
+    imap.logout()
+    empty_wal(server)
+    disk.fill()
+    caplog.set_level(logging.WARNING)
+
+    sock = socket.create_connection(("127.0.0.1", server.ports["imap"]), timeout=TIMEOUT)
+
+    def command(line: bytes, tag: bytes) -> bytes:
+        sock.sendall(line)
+        reply = b""
+        while not re.search(rb"(^|\r\n)" + tag + rb" ", reply):
+            chunk = sock.recv(65536)
+            assert chunk, reply
+            reply += chunk
+        return reply
+
+    assert sock.recv(4096).startswith(b"* OK")
+    assert b"a OK" in command(f'a LOGIN {USER} "{PASSWORD}"\r\n'.encode(), b"a")
+    assert b"b OK" in command(b"b SELECT INBOX\r\n", b"b")
+    reply = command(b"c CLOSE\r\n", b"c")
+    assert re.search(rb"^\* NO \[OVERQUOTA\] [^\r\n]*\\Deleted", reply, re.M) and b"\r\nc OK" in reply, reply
+    assert b"d BAD" in command(b"d FETCH 1 FLAGS\r\n", b"d")  # no mailbox is selected any more
+    sock.close()
+    assert len(server.messages(USER)) == 2  # the \Deleted message is still there: nothing was expunged
+    assert not [r for r in caplog.records if r.exc_info]

@@ -3,6 +3,8 @@ RFC 3691 UNSELECT; RFC 4315 UIDPLUS)."""
 
 from __future__ import annotations
 
+import logging
+
 from postoffice.imap.access import find_mailbox, permitted_flags, viewer_of
 from postoffice.imap.commands.mailbox import mailbox_id
 from postoffice.imap.message_sets import named_uids, uid_set
@@ -11,7 +13,9 @@ from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.session import Completion, ImapSession, State, bad, no, ok
 from postoffice.imap.snapshot import MailboxSnapshot
-from postoffice.store.interface import SYSTEM_FLAGS, MailboxNotFound
+from postoffice.store.interface import SYSTEM_FLAGS, MailboxNotFound, StorageFull
+
+log = logging.getLogger(__name__)
 
 SYSTEM = tuple(SYSTEM_FLAGS)
 
@@ -95,10 +99,19 @@ async def check(session: ImapSession, command: ev.ImapCommand) -> Completion:
 
 
 async def close(session: ImapSession, command: ev.ImapCommand) -> Completion:
-    """Expunge silently (no EXPUNGE responses), then deselect (§6.4.1)."""
+    """Expunge silently (no EXPUNGE responses), then deselect (§6.4.1).
+
+    CLOSE has no NO (its answers are OK, now in authenticated state, or BAD): when the disk is
+    too full to expunge, the mailbox is closed all the same, as Dovecot does, and an untagged
+    NO [OVERQUOTA] says that the \\Deleted messages are still there."""
     snapshot = session.snapshot
-    if snapshot is not None and not snapshot.readonly and session.may("e"):
-        await session.services.store.expunge(snapshot.mailbox.id)
+    try:
+        if snapshot is not None and not snapshot.readonly and session.may("e"):
+            await session.services.store.expunge(snapshot.mailbox.id)
+    except StorageFull as exc:
+        log.warning("%s: CLOSE refused to expunge: %s", session.conn.id, exc)
+        session.send(resp.untagged_status("NO", "Not enough disk space: messages marked \\Deleted were not removed",
+                                          "OVERQUOTA"))
     session.close_mailbox()
     return ok("CLOSE completed")
 
