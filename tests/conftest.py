@@ -1,10 +1,12 @@
-"""Shared fixtures: where the external corpora live."""
+"""Shared fixtures and hooks: the external corpora and the Debian peers (see peers.py)."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 import pytest
+
+from peers import check_peer_markers, unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -16,9 +18,21 @@ def corpora_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "peer(program, package=None): needs a Debian program on PATH; skipped without it "
+        "(naming the package), failed without it when POSTOFFICE_REQUIRE_PEERS=1")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    check_peer_markers(item)
+
+
 @pytest.fixture(scope="session")
 def corpora() -> Path:
     path = corpora_dir()
     if path is None:
-        pytest.skip("external corpora not found: set POSTOFFICE_CORPORA (.ci/run does)")
+        unavailable("external corpora not found: set POSTOFFICE_CORPORA to the shared corpora directory (.ci/run does)")
     return path
+

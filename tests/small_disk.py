@@ -1,7 +1,7 @@
 """A small real file system for disk-full tests: a tmpfs mounted on a temporary directory.
 
-Mounting needs root (CI runs as root); elsewhere the tests skip with a reason, unless
-POSTOFFICE_REQUIRE_PEERS=1, where they fail. The disk is filled with one filler file written
+Mounting needs root (CI runs as root) and `mount` (Debian package mount); elsewhere the tests
+skip with a reason, unless POSTOFFICE_REQUIRE_PEERS=1, where they fail (peers.py). The disk is filled with one filler file written
 until ENOSPC, and freed by removing it: the server under test meets a real full disk on every
 write path (blob files, the SQLite database and its WAL), not a simulated one.
 """
@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
+from peers import require_peer, unavailable
 
 
 class SmallDisk:
@@ -54,19 +53,13 @@ class SmallDisk:
 
 @contextmanager
 def small_disk(size_mb: int) -> Iterator[SmallDisk]:
-    mount = shutil.which("mount")
+    mount = require_peer("mount")
     directory = Path(tempfile.mkdtemp(prefix="postoffice-small-disk-"))
-    result = None
-    if mount is not None:
-        result = subprocess.run([mount, "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(directory)],
-                                capture_output=True, text=True, check=False)
-    if result is None or result.returncode != 0:
+    result = subprocess.run([mount, "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(directory)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
         directory.rmdir()
-        reason = ("no `mount` command (Debian package mount)" if result is None
-                  else f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-        if os.environ.get("POSTOFFICE_REQUIRE_PEERS") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
     try:
         yield SmallDisk(directory)
     finally:

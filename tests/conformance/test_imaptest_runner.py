@@ -38,13 +38,14 @@ from imaptest_script import (
     required_capabilities,
     script_paths,
 )
+from peers import unavailable
 
 
 @pytest.fixture
 def tests_dir(corpora: Path) -> Path:
     path = corpora / "imaptest-dovecot" / "tests"
     if not path.is_dir():
-        pytest.skip("imaptest-dovecot corpus not present")
+        unavailable(f"the imaptest-dovecot corpus is not in {corpora}")
     return path
 
 

@@ -2,7 +2,6 @@
 a second sync that has nothing to do."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from live_server import PASSWORD, LiveServer
 from postoffice.store.interface import FlagMode
 
-pytestmark = pytest.mark.skipif(shutil.which("mbsync") is None, reason="mbsync is not installed (.ci/run installs isync)")
+pytestmark = pytest.mark.peer("mbsync", package="isync")
 USER = "sync@example.test"
 
 

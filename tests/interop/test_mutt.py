@@ -2,7 +2,6 @@
 message, move it to another mailbox."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,10 +11,7 @@ import pytest
 
 from live_server import PASSWORD, LiveServer
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("mutt") is None or shutil.which("tmux") is None,
-    reason="mutt and tmux are not installed (.ci/run installs them)",
-)
+pytestmark = [pytest.mark.peer("mutt"), pytest.mark.peer("tmux")]
 USER = "reader@example.test"
 
 

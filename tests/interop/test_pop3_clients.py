@@ -13,9 +13,9 @@ normalised (the server stores what SMTP received; the tools write LF line ends):
 added by a tool (fetchmail `set invisible`, getmail `received`/`delivered_to` off, mpop
 `received_header off`), dot-stuffing undone, 8-bit text and 200 kB messages intact.
 
-The programs are required, not optional: .ci/run installs fetchmail, getmail6 and mpop, so a
-missing one fails the test. Each runs with HOME in tmp_path, so nothing under the real home is
-read or written.
+Each test is marked with the program it drives (peers.py): without it the test is skipped naming
+the Debian package, and fails under POSTOFFICE_REQUIRE_PEERS=1 (.ci/run). Each program runs with
+HOME in tmp_path, so nothing under the real home is read or written.
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import email
 import email.policy
 import imaplib
 import os
-import shutil
 import smtplib
 import subprocess
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from live_server import PASSWORD, LiveServer
+from peers import require_peer
 
 USER = "bob@example.test"
 COUNT = 200
@@ -73,13 +73,6 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def require(program: str) -> str:
-    path = shutil.which(program)
-    if path is None:
-        pytest.fail(f"{program} is not installed: .ci/run installs it (apt-get install fetchmail getmail6 mpop)")
-    return path
 
 
 def environment(tmp_path: Path) -> dict[str, str]:
@@ -252,12 +245,12 @@ set invisible
 
 
 def fetchmail(tmp_path: Path, rc: Path, idfile: Path, expect: tuple[int, ...] = (0,)) -> str:
-    return run([require("fetchmail"), "-f", str(rc), "-i", str(idfile), "--nosyslog", "--daemon", "0",
+    return run([require_peer("fetchmail"), "-f", str(rc), "-i", str(idfile), "--nosyslog", "--daemon", "0",
                 "--nodetach", "-v"], tmp_path, expect)
 
 
+@pytest.mark.peer("fetchmail")
 def test_fetchmail_keep_twice_by_uidl_then_delete_while_imap_idles(server: LiveServer, tmp_path: Path) -> None:
-    require("fetchmail")
     stored = deliver(server, COUNT)
     port = server.ports["pop3"]
     target = tmp_path / "fetched"
@@ -295,10 +288,10 @@ def test_fetchmail_keep_twice_by_uidl_then_delete_while_imap_idles(server: LiveS
         watcher.close()
 
 
+@pytest.mark.peer("fetchmail")
 def test_fetchmail_verifies_the_certificate_over_stls_and_pop3s(server: LiveServer, tmp_path: Path) -> None:
     """fetchmail (OpenSSL) with sslcertck and the server's certificate as the trust file. fetchmail
     checks DNS names only (not the 127.0.0.1 IP SAN), so sslcommonname names the server."""
-    require("fetchmail")
     stored = deliver(server, 5)
     assert server.services is not None
     cert = server.services.config.tls.cert_file
@@ -350,11 +343,11 @@ message_log_syslog = false
 def getmail(tmp_path: Path, rc: Path) -> str:
     getmaildir = tmp_path / "getmail-state"
     getmaildir.mkdir(exist_ok=True)
-    return run([require("getmail"), f"--getmaildir={getmaildir}", f"--rcfile={rc}"], tmp_path)
+    return run([require_peer("getmail", package="getmail6"), f"--getmaildir={getmaildir}", f"--rcfile={rc}"], tmp_path)
 
 
+@pytest.mark.peer("getmail", package="getmail6")
 def test_getmail_keep_twice_by_oldmail_then_delete_while_imap_idles(server: LiveServer, tmp_path: Path) -> None:
-    require("getmail")
     stored = deliver(server, COUNT)
     port = server.ports["pop3"]
     target = tmp_path / "fetched"
@@ -419,7 +412,7 @@ timeout 30
 
 
 def mpop(tmp_path: Path, rc: Path, *options: str, expect: tuple[int, ...] | None = (0,)) -> str:
-    return run([require("mpop"), "-C", str(rc), "--debug", *options, "po"], tmp_path, expect)
+    return run([require_peer("mpop"), "-C", str(rc), "--debug", *options, "po"], tmp_path, expect)
 
 
 def make_maildir(path: Path) -> Path:
@@ -428,11 +421,11 @@ def make_maildir(path: Path) -> Path:
     return path
 
 
+@pytest.mark.peer("mpop")
 @pytest.mark.parametrize("auth", ["plain", "user"])
 @pytest.mark.parametrize("transport", ["stls", "pop3s"])
 def test_mpop_over_tls_with_a_verified_certificate(server: LiveServer, tmp_path: Path, transport: str,
                                                    auth: str) -> None:
-    require("mpop")
     stored = deliver(server, 20)
     assert server.services is not None
     maildir = make_maildir(tmp_path / "Maildir")
@@ -464,13 +457,13 @@ def test_mpop_over_tls_with_a_verified_certificate(server: LiveServer, tmp_path:
     assert server.messages(USER) == []
 
 
+@pytest.mark.peer("mpop")
 def test_mpop_refuses_an_untrusted_certificate_or_a_wrong_name(server: LiveServer, tmp_path: Path) -> None:
     """Verification really happens, so the verified runs above prove something: another
     self-signed certificate for the same name as the trust file fails, and so does the server's
     own certificate checked against a name it does not carry. No password is sent either time."""
     from postoffice.net.tls import create_self_signed_certificate
 
-    require("mpop")
     deliver(server, 1)
     assert server.services is not None
     stranger = tmp_path / "stranger.pem"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from live_server import PASSWORD, LiveServer
 
-pytestmark = pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks is not installed (.ci/run installs it)")
+pytestmark = pytest.mark.peer("swaks")
 
 
 @pytest.fixture
