@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import os
 import sys
 import tempfile
@@ -29,13 +30,21 @@ def fsync_dir(path: Path) -> None:
 def make_dirs(path: Path) -> None:
     """Create directory `path` and its missing parents, each one's entry fsynced in its parent
     (a file fsynced in a folder whose own name a power cut took is lost with it). Raises
-    FileExistsError when a file is in the way."""
+    FileExistsError when `path` is a file, NotADirectoryError when one of its parents is."""
     missing = []
-    while not path.is_dir():
-        missing.append(path)
-        path = path.parent
+    parent = path
+    while not parent.is_dir():
+        missing.append(parent)
+        parent = parent.parent
     for directory in reversed(missing):
-        directory.mkdir(exist_ok=True)
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            if directory.is_dir():  # made meanwhile
+                continue
+            if directory != path:
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(directory)) from None
+            raise
         fsync_dir(directory.parent)
 
 

@@ -397,3 +397,10 @@ def test_every_folder_an_export_creates_is_made_durable_in_its_parent(
     asyncio.run(go())
     created = [tmp_path / "new", dest] + ([dest / "Archive"] if fmt == "mbox" else [])
     assert all(folder.parent in synced for folder in created), (created, synced)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_export_below_a_file_is_one_sentence(data: Path, tmp_path: Path, fmt: str) -> None:
+    (tmp_path / "plain-file").write_bytes(b"")
+    dest = tmp_path / "plain-file" / "dest"
+    one_sentence(po("export", USER, str(dest), "--format", fmt, data=data, check=False), tmp_path / "plain-file")
