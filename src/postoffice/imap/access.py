@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from postoffice.directory import DirectoryError
+from postoffice.imap.flag_rights import right_for
 from postoffice.imap.session import ImapSession
 from postoffice.store.interface import (
     SYSTEM_FLAGS,
@@ -26,7 +27,6 @@ DELIMITER = "/"
 ALL_RIGHTS = "lrswipkxtecda"
 # RFC 4314 §2.1.1: rights a server always grants together are listed as one group in LISTRIGHTS.
 ANYONE = "anyone"
-_FLAG_RIGHTS = {"\\seen": "s", "\\deleted": "t"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,18 +127,13 @@ def rights_of(acl: dict[str, str], address: str) -> str:
     return "".join(r for r in ALL_RIGHTS if r in held)
 
 
-def _right_for(flag: str) -> str:
-    """RFC 4314 §4: \\Seen needs "s", \\Deleted "t", every other flag and keyword "w"."""
-    return _FLAG_RIGHTS.get(flag.lower(), "w")
-
-
 def flags_kept(rights: str) -> FlagsKept:
     """The flags a user with `rights` may set on a mailbox; APPEND, COPY and MOVE drop the rest
     (the message itself only needs "i")."""
-    system = frozenset(flag for flag in SYSTEM_FLAGS if _right_for(flag) in rights)
+    system = frozenset(flag for flag in SYSTEM_FLAGS if right_for(flag) in rights)
     return FlagsKept(system, keywords="w" in rights)
 
 
 def permitted_flags(session: ImapSession, flags: list[str]) -> list[str]:
     """The flags this user may change in the selected mailbox."""
-    return [f for f in flags if session.may(_right_for(f))]
+    return session.permitted_flags(flags)

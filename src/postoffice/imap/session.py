@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_left
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from postoffice.imap.compress import Deflate
+from postoffice.imap.flag_rights import right_for
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.proto.parser import ImapServerParser
 from postoffice.imap.snapshot import MailboxSnapshot, Updates
 from postoffice.net.listener import Connection
 from postoffice.services import Services
-from postoffice.store.interface import AccountRecord, MailboxRecord, MessageRecord
+from postoffice.store.interface import SYSTEM_FLAGS, AccountRecord, MailboxRecord, MessageRecord
 
 
 class State(enum.Enum):
@@ -185,8 +186,28 @@ class ImapSession:
             names.add("\\Recent")
         return names
 
+    def permitted_flags(self, flags: list[str]) -> list[str]:
+        """The flags this user may change in the selected mailbox (RFC 4314 §4)."""
+        return [f for f in flags if self.may(right_for(f))]
+
+    def flags_responses(self, keywords: Iterable[str]) -> bytes:
+        """``* FLAGS`` and ``* OK [PERMANENTFLAGS]`` for the system flags and `keywords`: at
+        SELECT, and again whenever the mailbox's keywords grew (RFC 9051 §7.3.5)."""
+        assert self.snapshot is not None
+        listed = [*SYSTEM_FLAGS, *keywords]
+        permanent = [] if self.snapshot.readonly else self.permitted_flags(listed)
+        return (b"* FLAGS " + resp.flags_list(listed) + b"\r\n" + resp.untagged_status(
+            "OK", "Flags permitted", resp.permanentflags_code(permanent, new_keywords=self.may("w"))))
+
+    def announce_keywords(self) -> None:
+        """Tell the client the keywords its snapshot took in since it was last told, before a
+        FETCH response that may show one of them."""
+        if self.snapshot is not None and (keywords := self.snapshot.take_unannounced_keywords()) is not None:
+            self.send(self.flags_responses(keywords))
+
     def write_flags(self, seq: int, uid: int, *, with_uid: bool = True, flags: bool = True) -> None:
         """An untagged FETCH with the message's flags (and MODSEQ under CONDSTORE)."""
+        self.announce_keywords()
         self.send(self._flags_response(seq, uid, with_uid=with_uid, flags=flags))
 
     def _flags_response(self, seq: int, uid: int, *, with_uid: bool = True, flags: bool = True) -> bytes:
@@ -209,7 +230,9 @@ class ImapSession:
     def encode_updates(self, updates: Updates) -> bytes:
         """The untagged responses for `updates` (EXPUNGE or VANISHED, EXISTS, RECENT, FETCH
         FLAGS), without the search context updates `write_updates` adds."""
-        parts = [self._expunge_responses(updates.expunged, updates.expunged_uids)] if updates.expunged else []
+        parts = [self.flags_responses(updates.keywords)] if updates.keywords is not None else []
+        if updates.expunged:
+            parts.append(self._expunge_responses(updates.expunged, updates.expunged_uids))
         if updates.exists is not None:
             parts.append(b"* %d EXISTS\r\n" % updates.exists)
             if not self.rev2 and updates.recent is not None:
@@ -221,8 +244,11 @@ class ImapSession:
         """Everything `encode_updates` reads besides what `updates` and the snapshot's records
         hold: sessions whose snapshots took the same updates and whose keys are equal get the
         same bytes (snapshot_push.py encodes once per key). Keep the two in step."""
+        # PERMANENTFLAGS depends on the rights and read-only state, so only when it is sent.
+        flags = None if updates.keywords is None else (
+            updates.keywords, self.rights, self.snapshot is None or self.snapshot.readonly)
         if self.rev2:
-            return (True, self.condstore, self.qresync)
+            return (True, self.condstore, self.qresync, flags)
         recent = self.snapshot.recent if self.snapshot is not None else set()
         shown_recent = tuple([record.uid in recent for _, record in updates.flags]) if updates.flags else ()
-        return (False, self.condstore, self.qresync, updates.recent, shown_recent)
+        return (False, self.condstore, self.qresync, updates.recent, shown_recent, flags)

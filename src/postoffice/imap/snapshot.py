@@ -14,6 +14,11 @@ Implementation notes (RFC 9051 §2.3.1.2, §5.2, §7.5.1; RFC 3501 §2.3.1.2, §
   `changes_since` read serves both and `apply` gives both the same `Updates` (snapshot_push.py
   relies on it). A session's own STORE or EXPUNGE, or an expunge held back, breaks it until the
   next refresh.
+- `keywords` are the keywords the client has been shown in an untagged FLAGS (at SELECT, then
+  each time the set grew). A record taken in with a keyword outside it (another session's STORE
+  or APPEND, or this session's own STORE) grows it and marks it unannounced: the session sends
+  `* FLAGS` and `* OK [PERMANENTFLAGS]` before any FETCH that could show the new keyword
+  (RFC 9051 §7.3.5, RFC 3501 §7.2.6). The set only grows, as a client may keep what it was told.
 """
 
 from __future__ import annotations
@@ -50,15 +55,17 @@ class Updates:
     exists: int | None = None  # new EXISTS count
     recent: int | None = None
     flags: list[tuple[int, MessageRecord]] = field(default_factory=list)  # (seq, record)
+    # Every keyword to list in a new untagged FLAGS, sent first; None when the set did not grow.
+    keywords: tuple[str, ...] | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.expunged or self.exists is not None or self.flags)
+        return bool(self.expunged or self.exists is not None or self.flags or self.keywords is not None)
 
 
 class MailboxSnapshot:
     # Slots: there is one per selected session, and an IDLE push reads tens of thousands at once.
-    __slots__ = ("_closed", "claims_recent", "highestmodseq", "in_sync", "mailbox", "readonly", "recent",
-                 "records", "store", "uidnext", "uids", "vanished", "viewer")
+    __slots__ = ("_closed", "claims_recent", "highestmodseq", "in_sync", "keywords", "keywords_unannounced",
+                 "mailbox", "readonly", "recent", "records", "store", "uidnext", "uids", "vanished", "viewer")
 
     def __init__(self, store: MailStore, mailbox: MailboxRecord, records: list[MessageRecord],
                  *, readonly: bool, recent_from: int, claims_recent: bool, viewer: int | None = None) -> None:
@@ -75,6 +82,10 @@ class MailboxSnapshot:
         self.recent: set[int] = {u for u in self.uids if u >= recent_from}
         self.vanished: set[int] = set()  # expunged in the store, not yet announced
         self.in_sync = True  # see the module notes
+        self.keywords: set[str] = set()  # shown to the client in FLAGS (module notes)
+        for record in records:
+            self.keywords.update(_keywords_of(record.flags))
+        self.keywords_unannounced = False
         self._closed = False
 
     @classmethod
@@ -163,8 +174,10 @@ class MailboxSnapshot:
                 self.records[record.uid] = record
                 if record.flags != old.flags and record.uid not in self.vanished:
                     updates.flags.append((0, record))
+                    self._learn_keywords(record.flags)
             elif record.uid > known_max:
                 new.append(record)
+                self._learn_keywords(record.flags)
         if allow_expunge and self.vanished:
             self._announce_expunges(updates)
         if new:
@@ -180,7 +193,22 @@ class MailboxSnapshot:
         self.in_sync = not self.vanished
         if updates.flags:
             updates.flags = [(s, r) for _, r in updates.flags if (s := self.seq_of(r.uid)) is not None]
+        updates.keywords = self.take_unannounced_keywords()
         return updates
+
+    def _learn_keywords(self, flags: frozenset[str]) -> None:
+        for flag in flags:
+            if flag not in self.keywords and not flag.startswith("\\"):
+                self.keywords.add(flag)
+                self.keywords_unannounced = True
+
+    def take_unannounced_keywords(self) -> tuple[str, ...] | None:
+        """Every keyword, sorted, when the set grew since the client was last told (and mark it
+        told); else None."""
+        if not self.keywords_unannounced:
+            return None
+        self.keywords_unannounced = False
+        return tuple(sorted(self.keywords))
 
     def announce_expunges(self) -> Updates:
         """Announce expunges held back during a FETCH/STORE/SEARCH, now that it is allowed."""
@@ -223,6 +251,11 @@ class MailboxSnapshot:
             old = self.records.get(update.uid)
             if old is not None:
                 self.records[update.uid] = replace(old, modseq=update.modseq, flags=update.flags)
+                self._learn_keywords(update.flags)
+
+
+def _keywords_of(flags: Iterable[str]) -> list[str]:
+    return [flag for flag in flags if not flag.startswith("\\")]
 
 
 async def _claimed_or(claim: Awaitable[int], fallback: int | None) -> int | None:

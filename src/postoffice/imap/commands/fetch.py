@@ -101,6 +101,7 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
                 structures[sha] = load_structure(blob.structure)
             except ValueError:
                 pass
+    session.announce_keywords()  # setting \Seen may have brought another session's new keyword
     damaged: list[int] = []
     for uid in uids:
         record = snapshot.record(uid)

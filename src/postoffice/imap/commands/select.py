@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from postoffice.imap.access import find_mailbox, permitted_flags, viewer_of
+from postoffice.imap.access import find_mailbox, viewer_of
 from postoffice.imap.commands.mailbox import mailbox_id
 from postoffice.imap.message_sets import named_uids, uid_set
 from postoffice.imap.proto import commands as c
@@ -51,10 +51,7 @@ async def select(session: ImapSession, command: ev.ImapCommand) -> Completion:
     session.snapshot = snapshot
     session.selected_name, session.rights = access.name, access.rights
     session.state = State.SELECTED
-    keywords = sorted({f for r in snapshot.records.values() for f in r.flags if not f.startswith("\\")})
-    session.send(b"* FLAGS " + resp.flags_list([*SYSTEM, *keywords]) + b"\r\n")
-    session.send(resp.untagged_status("OK", "Flags permitted", resp.permanentflags_code(
-        [] if read_only else permitted_flags(session, [*SYSTEM, *keywords]), new_keywords=session.may("w"))))
+    session.send(session.flags_responses(sorted(snapshot.keywords)))
     session.untagged(f"{snapshot.exists} EXISTS")
     if not session.rev2:
         session.untagged(f"{len(snapshot.recent)} RECENT")
