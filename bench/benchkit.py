@@ -46,7 +46,8 @@ T = TypeVar("T")
 Cleanups = list[Callable[[], None]]  # undone in reverse order, see cleanup_stack()
 
 REPO = Path(__file__).resolve().parent.parent
-REFERENCE = REPO.parent / "shared" / "reference"
+# $POSTOFFICE_REFERENCE for a checkout that is not beside ../shared (a git worktree elsewhere).
+REFERENCE = Path(os.environ.get("POSTOFFICE_REFERENCE") or REPO.parent / "shared" / "reference")
 REFERENCE_GEN = REFERENCE / "gen_mbox.py"
 CACHE_DIR = Path(tempfile.gettempdir()) / "postoffice-bench"  # the --cache-dir default
 DOMAIN = "bench.test"

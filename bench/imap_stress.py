@@ -8,6 +8,16 @@ connection). Every command is one operation; ops/s = operations completed in the
 / --seconds. Client c owns the users u with (u - 1) % clients == c and goes round them, so no
 two sessions ever share a mailbox: every NO or BAD is then an error, and errors must be 0.
 
+--shared (the issue's state-checking load): the clients share the INBOXes of --users users
+(default 20; client c always uses user c % users), and each session, between SELECT and LOGOUT,
+FETCHes headers and a body, STOREs random flags and keywords (+ and -), marks one message
+\\Deleted, EXPUNGEs, APPENDs with a keyword and sends a NOOP, while the other sessions on the
+mailbox do the same. Every reply is checked against what the session was told (`StateCheck`):
+a keyword in a FETCH must have been listed in an untagged FLAGS first (RFC 9051 §7.3.5), EXISTS
+never shrinks, an EXPUNGE or FETCH names a message the session knows of, a FETCH's UID is the
+one the session knows at that number. Each violation is an error. A NO [EXPUNGEISSUE] (RFC 5530:
+another session expunged a message the command named) is allowed and counted on stderr.
+
 Every target is filled, started, measured and stopped by this script, in the same run:
 
 1. postoffice: a copy of a data dir template (`init`, --users users added through the store API
@@ -33,7 +43,8 @@ stdout gets one line:
 imap_stress: clients=50 users=100 30s | postoffice 812 ops/s rss 180 MB | dovecot 1,290 ops/s
   rss 300 MB | 0.63x dovecot | PASS
 
-PASS when postoffice reaches --target (0.5) times Dovecot's rate with no errors on either side.
+PASS when postoffice reaches --target (0.5; --shared 1.0) times Dovecot's rate with no errors on
+either side.
 Exit status: 0 PASS, 1 FAIL (too slow, or postoffice answered NO/BAD), 2 no verdict.
 
 This module also holds what bench/imap_idle.py and bench/imap_search.py share beyond
@@ -41,6 +52,7 @@ bench/benchkit.py: the postoffice data dir template, Dovecot under its own base 
 the asyncio IMAP connection.
 
 Example: .venv/bin/python bench/imap_stress.py --clients 10 --seconds 10
+         .venv/bin/python bench/imap_stress.py --shared --seconds 20
 """
 
 from __future__ import annotations
@@ -294,6 +306,7 @@ class ImapConnection:
         self.tag = 0
         self.exists = 0
         self.capabilities: set[str] = set()
+        self.check: StateCheck | None = None  # --shared: every untagged line goes through it
 
     @classmethod
     async def connect(cls, port: int, source: str | None = None, host: str = "127.0.0.1") -> ImapConnection:
@@ -345,6 +358,8 @@ class ImapConnection:
             line, n = await self.read_line()
             literal_bytes += n
             if line.startswith(b"* "):
+                if self.check is not None:
+                    self.check.line(line)
                 m = _EXISTS.match(line)
                 if m:
                     self.exists = int(m.group(1))
@@ -401,9 +416,58 @@ async def warm_up(port: int, users: list[tuple[str, str]], parallel: int = 10) -
 
 # --- the stress load --------------------------------------------------------------------------
 
-COMMANDS = ("LOGIN", "SELECT", "FETCH", "FETCH2", "STORE", "DELETE", "EXPUNGE", "APPEND", "LOGOUT")
+COMMANDS = ("LOGIN", "SELECT", "FETCH", "FETCH2", "STORE", "DELETE", "EXPUNGE", "APPEND", "NOOP", "LOGOUT")
 FETCH_HEADERS = b"(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE)"
 FLAG_SETS = (b"(\\Seen)", b"(\\Flagged)", b"(\\Answered)", b"(\\Seen \\Flagged)", b"($Label1)")
+# --shared: few enough keywords for Dovecot's Maildir (26 a mailbox), new ones appear all run long.
+KEYWORDS = tuple(f"$Label{n}".encode() for n in range(1, 6)) + tuple(b"Project%d" % n for n in range(1, 11))
+SYSTEM_FLAGS = (b"\\Seen", b"\\Flagged", b"\\Answered", b"\\Draft")
+_FETCH = re.compile(rb"^\* (\d+) FETCH \((.*)\)\r\n$")
+_FETCH_UID = re.compile(rb"(?:^| )UID (\d+)")
+_FETCH_FLAGS = re.compile(rb"(?:^| )FLAGS \(([^)]*)\)")
+_FLAGS = re.compile(rb"^\* FLAGS \(([^)]*)\)")
+
+
+class StateCheck:
+    """What one session was told about its selected mailbox, and the replies that contradict
+    it: a keyword in a FETCH before any FLAGS listed it, EXISTS shrinking, an EXPUNGE or FETCH
+    of a number the session does not know, a FETCH whose UID is not the one at its number."""
+
+    def __init__(self, report: Callable[[str], None]) -> None:
+        self.report = report
+        self.keywords: set[bytes] = set()
+        self.uids: list[int | None] = []  # by sequence number - 1; None until a FETCH tells
+
+    def line(self, line: bytes) -> None:
+        if (m := _FLAGS.match(line)) is not None:
+            self.keywords = {f for f in m.group(1).split() if not f.startswith(b"\\")}
+        elif (m := _EXISTS.match(line)) is not None:
+            n = int(m.group(1))
+            if n < len(self.uids):
+                self.report(f"EXISTS {n} after {len(self.uids)} with no EXPUNGE between")
+            self.uids += [None] * (n - len(self.uids))
+        elif (m := _EXPUNGE.match(line)) is not None:
+            n = int(m.group(1))
+            if not 1 <= n <= len(self.uids):
+                self.report(f"EXPUNGE {n} of {len(self.uids)} messages")
+            else:
+                del self.uids[n - 1]
+        elif (m := _FETCH.match(line)) is not None:
+            self.fetch(int(m.group(1)), m.group(2))
+
+    def fetch(self, n: int, items: bytes) -> None:
+        if not 1 <= n <= len(self.uids):
+            self.report(f"FETCH {n} of {len(self.uids)} messages: {items[:80]!r}")
+            return
+        if (m := _FETCH_UID.search(items)) is not None:
+            uid = int(m.group(1))
+            if self.uids[n - 1] not in (None, uid):
+                self.report(f"FETCH {n} says UID {uid}, the session knows UID {self.uids[n - 1]} there")
+            self.uids[n - 1] = uid
+        if (m := _FETCH_FLAGS.search(items)) is not None:
+            unknown = {f for f in m.group(1).split() if not f.startswith(b"\\")} - self.keywords
+            if unknown:
+                self.report(f"FETCH {n} shows {b' '.join(sorted(unknown)).decode()} before an untagged FLAGS listed it")
 
 # Set before the client processes fork, read (never written) by them.
 _APPEND_POOL: list[bytes] = []
@@ -415,6 +479,7 @@ class ClientStats:
     latencies: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in COMMANDS})
     errors: list[str] = field(default_factory=list)
     error_count: int = 0
+    expungeissue: int = 0  # --shared: NO [EXPUNGEISSUE] answers, allowed
     sessions: int = 0
     fetched_bytes: int = 0
     cpu: float = 0.0
@@ -428,7 +493,8 @@ class ClientStats:
 
 class StressClient:
     def __init__(self, index: int, port: int, users: list[tuple[str, str]], deadline: float,
-                 stats: ClientStats, seed: int) -> None:
+                 stats: ClientStats, seed: int, shared: bool = False) -> None:
+        self.shared = shared
         self.index = index
         self.port = port
         self.users = users
@@ -462,7 +528,9 @@ class StressClient:
         done = time.perf_counter()
         if done > self.deadline:
             return False
-        if reply.status != "OK":
+        if reply.status == "NO" and "[EXPUNGEISSUE]" in reply.text.upper() and conn.check is not None:
+            self.stats.expungeissue += 1  # shared: another session expunged what this one named
+        elif reply.status != "OK":
             self.stats.error(f"{name} {text[:60].decode(errors='replace')}: {reply.text[:200]}")
             return False
         self.stats.ops[name] += 1
@@ -471,6 +539,9 @@ class StressClient:
         return True
 
     async def session(self, user: str, password: str) -> None:
+        if self.shared:
+            await self.shared_session(user, password)
+            return
         rng = self.rng
         async with asyncio.timeout(REPLY_TIMEOUT):
             conn = await ImapConnection.connect(self.port, source_address(self.index))
@@ -504,8 +575,52 @@ class StressClient:
             conn.close()
 
 
+    async def shared_session(self, user: str, password: str) -> None:
+        """--shared: one session on an INBOX other clients use at the same time, every reply
+        checked by a `StateCheck`."""
+        rng = self.rng
+        async with asyncio.timeout(REPLY_TIMEOUT):
+            conn = await ImapConnection.connect(self.port, source_address(self.index))
+        conn.check = StateCheck(lambda text: self.stats.error(f"client {self.index} ({user}): {text}"))
+        try:
+            self.stats.sessions += 1
+            if not await self.op(conn, "LOGIN", b"LOGIN " + quote(user) + b" " + quote(password)):
+                return
+            if not await self.op(conn, "SELECT", b"SELECT INBOX"):
+                return
+            for name in ("FETCH", "FETCH2", "STORE", "STORE", "DELETE", "EXPUNGE", "APPEND", "NOOP"):
+                n = conn.exists
+                if name == "FETCH" and n:
+                    first = rng.randint(1, max(1, n - 9))
+                    text = b"FETCH %d:%d %s" % (first, min(n, first + 9), FETCH_HEADERS)
+                elif name == "FETCH2" and n:
+                    text = b"FETCH %d (UID FLAGS BODY.PEEK[])" % rng.randint(1, n)
+                elif name == "STORE" and n:
+                    flags = rng.sample((*SYSTEM_FLAGS, *KEYWORDS), rng.randint(1, 3))
+                    sign = b"+" if rng.random() < 0.6 else b"-"
+                    text = b"STORE %d %sFLAGS (%s)" % (rng.randint(1, n), sign, b" ".join(flags))
+                elif name == "DELETE" and n:
+                    text = b"STORE %d +FLAGS (\\Deleted)" % rng.randint(1, n)
+                elif name == "EXPUNGE":
+                    text = b"EXPUNGE"
+                elif name == "APPEND":
+                    message = _APPEND_POOL[rng.randrange(len(_APPEND_POOL))]
+                    if not await self.op(conn, name, b"APPEND INBOX (%s)" % rng.choice(KEYWORDS), message):
+                        return
+                    continue
+                elif name == "NOOP":
+                    text = b"NOOP"
+                else:
+                    continue  # the mailbox is empty for now
+                if not await self.op(conn, name, text):
+                    return
+            await self.op(conn, "LOGOUT", b"LOGOUT")
+        finally:
+            conn.close()
+
+
 def stress_process(indexes: list[int], port: int, users_of: dict[int, list[tuple[str, str]]], seconds: float,
-                   seed: int, start: object, results: multiprocessing.Queue) -> None:
+                   seed: int, start: object, results: multiprocessing.Queue, shared: bool = False) -> None:
     """One client process: its clients, all at once, from the barrier for `seconds`."""
     stats = ClientStats()
     try:
@@ -514,7 +629,7 @@ def stress_process(indexes: list[int], port: int, users_of: dict[int, list[tuple
         deadline = time.perf_counter() + seconds
 
         async def main() -> None:
-            await asyncio.gather(*(StressClient(i, port, users_of[i], deadline, stats, seed).run() for i in indexes))
+            await asyncio.gather(*(StressClient(i, port, users_of[i], deadline, stats, seed, shared).run() for i in indexes))
 
         run_async(main)
         stats.cpu = time.process_time() - cpu0
@@ -545,14 +660,18 @@ class StressResult:
 def run_stress(label: str, port: int, users: list[tuple[str, str]], args: argparse.Namespace,
                monitor: Monitor) -> StressResult:
     clients = args.clients
-    users_of = {c: [u for i, u in enumerate(users) if i % clients == c] for c in range(clients)}
-    users_of = {c: us or [users[c % len(users)]] for c, us in users_of.items()}
+    if args.shared:  # several clients on each mailbox, always the same one
+        users_of = {c: [users[c % len(users)]] for c in range(clients)}
+    else:
+        users_of = {c: [u for i, u in enumerate(users) if i % clients == c] for c in range(clients)}
+        users_of = {c: us or [users[c % len(users)]] for c, us in users_of.items()}
     procs_n = max(1, min(args.procs, clients))
     ctx = multiprocessing.get_context("fork")
     start = ctx.Barrier(procs_n + 1)
     results: multiprocessing.Queue = ctx.Queue()
     procs = [ctx.Process(target=stress_process,
-                         args=(list(range(p, clients, procs_n)), port, users_of, args.seconds, args.seed, start, results),
+                         args=(list(range(p, clients, procs_n)), port, users_of, args.seconds, args.seed, start, results,
+                               args.shared),
                          daemon=True) for p in range(procs_n)]
     for proc in procs:
         proc.start()
@@ -596,6 +715,7 @@ def run_stress(label: str, port: int, users: list[tuple[str, str]], args: argpar
             total.latencies[c] += s.latencies[c]
         total.errors += s.errors
         total.error_count += s.error_count
+        total.expungeissue += s.expungeissue
         total.sessions += s.sessions
         total.fetched_bytes += s.fetched_bytes
         total.cpu += s.cpu
@@ -620,6 +740,8 @@ def describe(label: str, r: StressResult) -> None:
         f"{1e3 * r.server_cpu / max(r.total_ops, 1):.2f} ms/op), client CPU {s.cpu:.1f} s "
         f"({100 * s.cpu / wall:.0f}% of a core), machine ({psutil.cpu_count()} CPUs) "
         f"{100 * busy_share(r.machine):.0f}% busy; server peak RSS {r.rss / MB:,.0f} MB, PSS {r.pss / MB:,.0f} MB")
+    if s.expungeissue:
+        log(f"{label}: {s.expungeissue:,} NO [EXPUNGEISSUE] (allowed: another session expunged the message)")
     if s.error_count:
         log(f"{label}: {s.error_count:,} errors; first: " + " | ".join(s.errors[:8]))
 
@@ -684,12 +806,18 @@ def main(argv: list[str] | None = None) -> int:
         description="IMAP stress: --clients clients over --users users for --seconds of LOGIN, SELECT, "
                     "FETCH (headers, bodies), STORE, EXPUNGE, APPEND, LOGOUT against postoffice and the "
                     "reference Dovecot, each filled, started and stopped here; prints one result line, PASS "
-                    "if postoffice >= --target x Dovecot with no errors. Progress on stderr. "
-                    "Exit status: 0 PASS, 1 FAIL, 2 no verdict.",
-        epilog="Example: .venv/bin/python bench/imap_stress.py --clients 10 --seconds 10",
+                    "if postoffice >= --target x Dovecot with no errors. --shared: several clients on each "
+                    "INBOX with keywords, concurrent EXPUNGE and APPEND, every reply checked against what the "
+                    "session was told. Progress on stderr. Exit status: 0 PASS, 1 FAIL, 2 no verdict.",
+        epilog="Example: .venv/bin/python bench/imap_stress.py --clients 10 --seconds 10; "
+               ".venv/bin/python bench/imap_stress.py --shared --seconds 20",
     )
     parser.add_argument("--clients", type=int, default=50, help="concurrent IMAP clients (default 50)")
-    parser.add_argument("--users", type=int, default=100, help="users, each client owns users//clients (default 100)")
+    parser.add_argument("--users", type=int, default=None,
+                        help="users, each client owns users//clients (default 100; with --shared 20, shared)")
+    parser.add_argument("--shared", action="store_true",
+                        help="clients share the users' INBOXes, with keywords, concurrent EXPUNGE and APPEND, "
+                             "and every reply is checked against what the session was told")
     parser.add_argument("--messages", type=int, default=50, help="messages in each INBOX at the start (default 50)")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the timed window (default 30)")
     parser.add_argument("--procs", type=int, default=4, help="client processes (default 4)")
@@ -698,18 +826,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hash", choices=("argon2", "fast"), default="argon2",
                         help="postoffice users' password hashes: argon2 = argon2id as `user add` makes them "
                              "(default), fast = argon2id of minimal cost (Dovecot's are PLAIN)")
-    parser.add_argument("--target", type=float, default=0.5, help="PASS ratio to Dovecot (default 0.5)")
+    parser.add_argument("--target", type=float, default=None,
+                        help="PASS ratio to Dovecot (default 0.5; with --shared 1.0)")
     parser.add_argument("--keep", action="store_true", help="keep the data dir and the Maildirs")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where the mbox and the data dir template are kept (default /tmp/postoffice-bench)")
     add_profile_argument(parser)
     args = parser.parse_args(argv)
     targets = parse_targets(parser, args.targets, TARGETS)
+    if args.users is None:
+        args.users = 20 if args.shared else 100
+    if args.target is None:
+        args.target = 1.0 if args.shared else 0.5
     if args.clients < 1 or args.users < 1 or args.messages < 1 or args.seconds <= 0:
         parser.error("--clients, --users, --messages and --seconds must be positive")
-    if args.users < args.clients:
+    if args.users < args.clients and not args.shared:
         parser.error("--users must be at least --clients (each client owns its users)")
-    head = f"imap_stress: clients={args.clients} users={args.users} {args.seconds:.0f}s"
+    head = f"imap_stress: {'shared ' if args.shared else ''}clients={args.clients} users={args.users} {args.seconds:.0f}s"
     try:
         mbox = prepare_mbox(args.cache_dir, args.messages, args.seed)
         messages = load_messages(mbox)
