@@ -13,11 +13,9 @@ from postoffice.imap.proto import events as ev
 from postoffice.imap.proto import responses as resp
 from postoffice.imap.session import Completion, ImapSession, State, bad, no, ok
 from postoffice.imap.snapshot import MailboxSnapshot
-from postoffice.store.interface import SYSTEM_FLAGS, MailboxNotFound, StorageFull
+from postoffice.store.interface import MailboxNotFound, StorageFull
 
 log = logging.getLogger(__name__)
-
-SYSTEM = tuple(SYSTEM_FLAGS)
 
 
 async def select(session: ImapSession, command: ev.ImapCommand) -> Completion:
