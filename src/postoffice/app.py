@@ -2,8 +2,11 @@
 adds POP3 worker processes, see pop3/workers.py).
 
 Start-up order: take the data directory's lock (one server per data directory), open the store,
-start each configured protocol listener, log one line per listener, then wait for SIGTERM or
-SIGINT and close everything in reverse order. Protocol listeners register themselves in
+load the TLS certificate, start each configured protocol listener, log one line per listener, then
+wait for SIGTERM or SIGINT and close everything in reverse order. Anything that stops start-up and
+that an administrator can fix (a port in use, a missing or expired certificate, an address of
+another machine) is a :class:`StartupError` whose text is one sentence naming the listener, key
+or file and the fix; `postoffice serve` prints it and exits, the traceback goes to the debug log. Protocol listeners register themselves in
 `LISTENER_FACTORIES` as they are built; a configured protocol without a factory is reported, not
 silently ignored.
 """
@@ -23,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from postoffice.config import Config, ListenAddress
+from postoffice.config import CONFIG_FILE_NAME, Config, ListenAddress, UnixAddress
 from postoffice.net.accept_balance import AcceptBoard
+from postoffice.net.listen_errors import explain_listen_error
+from postoffice.net.tls import TlsConfigError
 from postoffice.pop3.workers import Pop3Workers
 from postoffice.services import Services, open_services
 from postoffice.store.interface import GarbageCollected, StorageFull
@@ -34,7 +39,11 @@ log = logging.getLogger("postoffice")
 PROTOCOLS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
 
 
-class AlreadyRunning(Exception):
+class StartupError(Exception):
+    """`serve` cannot start; ``str(error)`` is one plain sentence (what, where, the fix)."""
+
+
+class AlreadyRunning(StartupError):
     pass
 
 
@@ -54,7 +63,13 @@ LISTENER_FACTORIES: dict[str, ListenerFactory] = {}
 def lock_data_dir(data_dir: Path) -> IO[str]:
     """Hold an exclusive lock on DATA/serve.lock for the life of the process."""
     path = data_dir / "serve.lock"
-    handle = open(path, "a+")  # noqa: SIM115 - held open while serving
+    try:
+        handle = open(path, "a+")  # noqa: SIM115 - held open while serving
+    except OSError as error:
+        raise StartupError(
+            f"{path} cannot be opened ({(error.strerror or str(error)).lower()}); the user running postoffice must be able to "
+            f"write in the data directory {data_dir} (`ls -ld {data_dir}` shows its owner)."
+        ) from error
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -102,15 +117,9 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 watch()
             if config.pop3.processes > 1:
                 services.accept_board = AcceptBoard.create(config.pop3.processes)
+            await _start_listeners(services, running)
             maintenance = asyncio.create_task(_maintain(services))
             indexer = asyncio.create_task(_build_text_index(services))
-            for protocol, address in configured_listeners(config):
-                factory = LISTENER_FACTORIES.get(protocol)
-                if factory is None:
-                    continue
-                listener = await factory(services, address)
-                running.append(listener)
-                log.info("listening: %s on %s", listener.protocol, listener.address)
             # What start-up made (modules, config, TLS contexts: ~44,000 objects) lives as long
             # as the process: left out of every full collection, which then costs ~16 ms less.
             gc.freeze()
@@ -139,6 +148,44 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             loop.remove_signal_handler(sig)
         lock.close()
     log.info("stopped")
+
+
+async def _start_listeners(services: Services, running: list[RunningListener]) -> None:
+    """Open every configured listener, or none: on a failure those already open are closed and
+    a :class:`StartupError` says which listener failed and why."""
+    config = services.config
+    wanted = [(p, a) for p, a in configured_listeners(config) if p in LISTENER_FACTORIES]
+    if any(protocol != "lmtp" for protocol, _ in wanted):
+        try:  # every listener but LMTP offers TLS: a bad certificate stops start-up, not a STARTTLS later
+            services.tls  # noqa: B018 - the property loads and checks the files
+        except TlsConfigError as error:
+            raise StartupError(str(error)) from error
+    try:
+        for protocol, address in wanted:
+            try:
+                listener = await LISTENER_FACTORIES[protocol](services, address)
+            except OSError as error:  # socket.gaierror included: a [listen] name that does not resolve
+                log.debug("%s on %s failed to start", protocol, address, exc_info=True)
+                raise StartupError(_listen_failure(config, protocol, address, error)) from error
+            running.append(listener)
+    except BaseException:
+        for opened in reversed(running):
+            with contextlib.suppress(Exception):
+                await opened.close()
+        running.clear()
+        raise
+    for listener in running:
+        log.info("listening: %s on %s", listener.protocol, listener.address)
+
+
+def _listen_failure(config: Config, protocol: str, address: ListenAddress | UnixAddress,
+                    error: OSError) -> str:
+    if isinstance(address, UnixAddress):
+        host, port = str(address.path), None
+    else:
+        host, port = address.host, address.port
+    return explain_listen_error(protocol, str(address), host, port, error,
+                                str(config.data_dir / CONFIG_FILE_NAME))
 
 
 def _start_pop3_workers(services: Services, running: list[RunningListener]) -> Pop3Workers | None:

@@ -30,6 +30,9 @@ DataDir = Annotated[
         envvar="POSTOFFICE_DATA",
         help="Data directory (config, store, keys, certificates).",
         show_default=True,
+        # Checked by load(), which says what to do about it in one sentence; click's own check
+        # prints a usage box that blames the option instead.
+        readable=False,
     ),
 ]
 DATA = Path("data")  # the default; POSTOFFICE_DATA or --data override it
@@ -43,7 +46,12 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def load(data_dir: Path) -> Config:
-    if not is_initialised(data_dir):
+    try:
+        initialised = is_initialised(data_dir)
+    except PermissionError:
+        fail(f"The data directory {data_dir} cannot be read by this user (permission denied); run postoffice "
+             f"as the user that owns it (`ls -ld {data_dir}` shows who), or give this user access with chown or chmod.")
+    if not initialised:
         fail(f"{data_dir} is not a postoffice data directory (no {CONFIG_NAME}); run `postoffice init --data {data_dir}` first.")
     try:
         return load_config(data_dir)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from postoffice.app import AlreadyRunning, RunningListener, configured_listeners, run
+from postoffice.app import RunningListener, StartupError, configured_listeners, run
 from postoffice.cli.common import DATA, DataDir, console, fail, load
 from postoffice.config import ConfigError, default_hostname, render_config
 from postoffice.setup.initialise import DEMO_USER, initialise, is_initialised
@@ -76,7 +76,8 @@ def serve_command(
 
     try:
         run(config, ready=ready)
-    except (AlreadyRunning, StoreError) as exc:  # StoreError: e.g. a schema upgrade that failed, a store path typo
+    except (StartupError, StoreError) as exc:  # StoreError: e.g. a schema upgrade that failed, a store path typo
+        logging.getLogger("postoffice").debug("start-up failed", exc_info=True)
         fail(str(exc))
 
 

@@ -59,6 +59,7 @@ from postoffice.store.sqlite import message_ops as m
 from postoffice.store.sqlite import queue_ops as q
 from postoffice.store.sqlite import text_ops
 from postoffice.store.sqlite.blob_holds import BlobHolds
+from postoffice.store.sqlite.open_errors import explain_open_error
 from postoffice.store.sqlite.schema import connect, create_schema
 from postoffice.store.sqlite.writer import Transaction, WriterThread
 
@@ -80,17 +81,20 @@ class SqliteStore:
         new = not db_path.exists()
         if new:
             _refuse_beside_blobs(db_path, self.blobs, "does not exist yet")
-        setup = connect(db_path, writer=True)
         try:
-            create_schema(setup, db_path)
-            # Only referenced blobs are mail: rows at refcount 0 (expunged) may have lost their
-            # files to a removal whose commit did not happen (a crash, a full disk).
-            holds_mail, set_up = setup.execute(
-                "SELECT EXISTS (SELECT 1 FROM blobs WHERE refcount > 0),"
-                " EXISTS (SELECT 1 FROM domains) OR EXISTS (SELECT 1 FROM accounts)"
-            ).fetchone()
-        finally:
-            setup.close()
+            setup = connect(db_path, writer=True)
+            try:
+                create_schema(setup, db_path)
+                # Only referenced blobs are mail: rows at refcount 0 (expunged) may have lost their
+                # files to a removal whose commit did not happen (a crash, a full disk).
+                holds_mail, set_up = setup.execute(
+                    "SELECT EXISTS (SELECT 1 FROM blobs WHERE refcount > 0),"
+                    " EXISTS (SELECT 1 FROM domains) OR EXISTS (SELECT 1 FROM accounts)"
+                ).fetchone()
+            finally:
+                setup.close()
+        except sqlite3.Error as error:  # not a database, damaged, no permission: one sentence
+            raise explain_open_error(db_path, error) from error
         if not new and not holds_mail and not set_up:
             # A store that was set up and is empty now (every message deleted, as POP3 users do)
             # is no typo, and a delivery interrupted before its commit leaves a file beside it.

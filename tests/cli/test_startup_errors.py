@@ -1,0 +1,196 @@
+"""`postoffice serve` that cannot start says why in one sentence, first on stderr, without a
+traceback, and exits non-zero: the listener, key or file, and the fix (issue 13)."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from cli_run import _drop_read_override, po
+
+LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
+
+
+@pytest.fixture(scope="module")
+def initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("template") / "data"
+    po("init", "--hostname", "mail.example.org", data=data)
+    po("user", "list", data=data)  # creates the store
+    return data
+
+
+@pytest.fixture
+def data(initialised: Path, tmp_path: Path) -> Iterator[Path]:
+    """An initialised data directory whose listeners are all off; each test turns one on."""
+    copy = tmp_path / "data"
+    shutil.copytree(initialised, copy)
+    for name in LISTENERS:
+        listen(copy, name, [])
+    yield copy
+    copy.chmod(0o700)  # so pytest can clean it up
+
+
+def listen(data: Path, name: str, addresses: list[str]) -> None:
+    config = (data / "postoffice.toml").read_text()
+    value = "[" + ", ".join(f'"{a}"' for a in addresses) + "]"
+    config, count = re.subn(rf"^{name} = .*$", f"{name} = {value}", config, count=1, flags=re.M)
+    assert count == 1
+    (data / "postoffice.toml").write_text(config)
+
+
+def refused(data: Path, *args: str, prefix: tuple[str, ...] = (), honour_file_modes: bool = False,
+            timeout: float = 60) -> str:
+    """Run `postoffice serve` (or ARGS), which must refuse: a non-zero exit, no traceback;
+    returns the first line of stderr. A server that starts instead fails the test, not hangs."""
+    cmd = [*prefix, sys.executable, "-m", "postoffice", *(args or ("serve",)), "--data", str(data)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "300"},
+                            preexec_fn=_drop_read_override if honour_file_modes else None)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"{args or 'serve'} started instead of refusing:\n{err}")
+    assert proc.returncode != 0, err
+    assert "Traceback" not in err, err
+    assert err.strip(), "no message at all"
+    return err.splitlines()[0]
+
+
+def test_port_in_use_names_the_listener_the_address_and_the_fix(data: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        listen(data, "smtp", ["127.0.0.1:0"])  # opens first, and must be closed again
+        listen(data, "imap", [f"127.0.0.1:{port}"])
+        first = refused(data)
+    assert first == (
+        f"error: [listen] imap cannot listen on 127.0.0.1:{port}: another program, or another "
+        f"postoffice, is already listening there (`ss -ltnp 'sport = :{port}'` shows which); stop "
+        f"it, or change [listen] imap in {data}/postoffice.toml.")
+
+
+def test_address_of_another_machine_says_so(data: Path) -> None:
+    listen(data, "pop3", ["192.0.2.7:1110"])  # TEST-NET-1 (RFC 5737): on no machine's interface
+    assert refused(data) == (
+        f"error: [listen] pop3 cannot listen on 192.0.2.7:1110: 192.0.2.7 is not an address of "
+        f"this machine; change [listen] pop3 in {data}/postoffice.toml to one of its addresses "
+        "(`ip -brief address` lists them), or to 0.0.0.0 or [::] for all of them.")
+
+
+def test_host_name_that_does_not_resolve_says_so(data: Path, tmp_path: Path) -> None:
+    # The server looks the name up with the system resolver; in a mount namespace of its own it
+    # reads an nsswitch.conf that asks /etc/hosts only, so no DNS query leaves the machine.
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare (Debian util-linux) to give the server its own nsswitch.conf")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text("hosts: files\n")
+    listen(data, "imap", ["no-such-host.example.org:1143"])
+    script = f'mount --bind "{nsswitch}" /etc/nsswitch.conf && exec "$@"'
+    probe = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", "true"],
+                           capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot bind-mount over /etc/nsswitch.conf here: {probe.stderr.strip()}")
+    first = refused(data, prefix=("unshare", "--mount", "sh", "-c", script, "sh"))
+    assert first == (
+        "error: [listen] imap cannot listen on no-such-host.example.org:1143: the host name "
+        "no-such-host.example.org has no address (DNS and /etc/hosts do not know it); change "
+        f"[listen] imap in {data}/postoffice.toml to an IP address of this machine, or to 0.0.0.0 "
+        "or [::] for all of them.")
+
+
+def test_missing_certificate_stops_start_up_even_with_only_starttls_listeners(data: Path) -> None:
+    # IMAP on 143 needs the certificate only at the first STARTTLS: that must not be where an
+    # administrator learns it is missing.
+    listen(data, "imap", ["127.0.0.1:0"])
+    (data / "tls" / "cert.pem").unlink()
+    assert refused(data) == (
+        f"error: The TLS certificate file {data}/tls/cert.pem does not exist; set [tls] cert_file "
+        "to an existing file or run postoffice init to make a self-signed certificate.")
+
+
+def test_expired_certificate_names_the_file_the_date_and_the_fix(data: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.example.org")])
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(1)
+                   .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+                   .not_valid_after(dt.datetime(2021, 3, 4, 5, 6, tzinfo=dt.UTC))
+                   .sign(key, hashes.SHA256()))
+    (data / "tls" / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (data / "tls" / "key.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    listen(data, "imaps", ["127.0.0.1:0"])
+    assert refused(data) == (
+        f"error: The TLS certificate in {data}/tls/cert.pem expired on 2021-03-04 at 05:06 UTC; "
+        "renew it (for example with certbot renew), or delete it and its key and run postoffice "
+        "init to make a new self-signed one.")
+
+
+def test_unreadable_data_directory_says_whose_it_is(data: Path) -> None:
+    data.chmod(0)
+    expected = (f"error: The data directory {data} cannot be read by this user (permission denied); "
+                f"run postoffice as the user that owns it (`ls -ld {data}` shows who), or give this "
+                "user access with chown or chmod.")
+    assert refused(data, honour_file_modes=True) == expected
+    assert refused(data, "user", "list", honour_file_modes=True) == expected
+
+
+def test_read_only_data_directory_names_the_file_that_cannot_be_written(data: Path) -> None:
+    (data / "serve.lock").unlink(missing_ok=True)
+    data.chmod(0o500)
+    assert refused(data, honour_file_modes=True) == (
+        f"error: {data}/serve.lock cannot be opened (permission denied); the user running "
+        f"postoffice must be able to write in the data directory {data} (`ls -ld {data}` shows "
+        "its owner).")
+    store = data / "store.sqlite3"
+    assert refused(data, "user", "list", honour_file_modes=True) == (
+        f"error: The store {store} is read-only for this user: SQLite must write it and create "
+        f"store.sqlite3-wal and store.sqlite3-shm beside it; make the file and {data} writable by "
+        f"the user running postoffice (`ls -ld {data} {store}` shows their owner).")
+
+
+def test_store_that_is_not_a_database_says_so_in_serve_and_admin_commands(data: Path) -> None:
+    store = data / "store.sqlite3"
+    with open(store, "r+b") as file:
+        file.write(b"not an SQLite header at all")
+    expected = (f"error: The store {store} is not an SQLite database (its header is damaged, or it "
+                "is some other file); restore it from a backup (`postoffice restore BACKUP --data "
+                "DIR`), or point [store] path in postoffice.toml at the right file.")
+    assert refused(data) == expected
+    assert refused(data, "user", "list") == expected
+
+
+def test_config_syntax_error_gives_line_and_column(data: Path) -> None:
+    with open(data / "postoffice.toml", "a") as file:
+        file.write("\n[limits\n")
+    first = refused(data)
+    assert first.startswith(f"error: {data}/postoffice.toml is not valid TOML: "), first
+    assert re.search(r"\(at line \d+, column \d+\)\.$", first), first
+
+
+def test_unknown_section_and_key_keep_their_bracketed_names(data: Path) -> None:
+    config = data / "postoffice.toml"
+    good = config.read_text()
+    config.write_text(good + "\n[imapx]\nper_user_seen = true\n")
+    assert refused(data) == (
+        f"error: {config}: [imapx] is not a known section (did you mean imap?); the sections are "
+        "[server], [listen], [tls], [store], [limits], [auth], [dkim], [smtp], [imap], [pop3].")
+    config.write_text(good.replace("[dkim]\n", "[dkim]\nselectr = \"x\"\n"))
+    assert refused(data, "user", "list") == (
+        f"error: {config}: [dkim] selectr is not a known key (did you mean selector?); [dkim] has "
+        "selector.")
