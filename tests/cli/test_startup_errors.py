@@ -194,3 +194,12 @@ def test_unknown_section_and_key_keep_their_bracketed_names(data: Path) -> None:
     assert refused(data, "user", "list") == (
         f"error: {config}: [dkim] selectr is not a known key (did you mean selector?); [dkim] has "
         "selector.")
+
+
+def test_what_commands_print_keeps_square_brackets(tmp_path: Path) -> None:
+    # rich would read "[store]" as a style and drop it from every line a command prints.
+    data = tmp_path / "[store]" / "data"
+    first = po("init", "--hostname", "mail.example.org", data=data).stdout
+    assert f"Initialised {data}." in first, first
+    again = po("init", "--hostname", "mail.example.org", data=data).stdout
+    assert str(data) in again, again

@@ -20,8 +20,11 @@ from postoffice.setup.initialise import CONFIG_NAME, is_initialised
 from postoffice.store.interface import StoreError
 
 T = TypeVar("T")
-console = Console()
-err_console = Console(stderr=True)
+# No markup by default: what commands print holds paths, addresses, mailbox and config section
+# names, and rich would take "[store] path" or a mailbox "[news]" for a style and drop it.
+# A call that wants a style says markup=True and escapes what it interpolates.
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 DataDir = Annotated[
     Path,
@@ -41,7 +44,7 @@ PASSWORD_ENV = "POSTOFFICE_PASSWORD"
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

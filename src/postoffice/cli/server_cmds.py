@@ -7,6 +7,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from postoffice.app import RunningListener, StartupError, configured_listeners, run
@@ -91,7 +92,8 @@ def _print_connection_details(config, listeners: list[RunningListener], dev: boo
     console.print(f"data directory: {config.data_dir}")
     if dev:
         if password:
-            console.print(f"demo user: [bold]{DEMO_USER}[/] password: [bold]{password}[/] (shown once; change it with `postoffice user passwd {DEMO_USER} --data {config.data_dir}`)")
+            console.print(f"demo user: [bold]{DEMO_USER}[/] password: [bold]{escape(password)}[/] (shown once; change it with "
+                          f"`postoffice user passwd {DEMO_USER} --data {escape(str(config.data_dir))}`)", markup=True)
         else:
             console.print(f"demo user: {DEMO_USER} (password shown on first run; reset it with `postoffice user passwd {DEMO_USER} --data {config.data_dir}`)")
         console.print("mail clients: server 127.0.0.1, user name = full address, TLS certificate is self-signed")

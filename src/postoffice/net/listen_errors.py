@@ -34,9 +34,9 @@ def explain_listen_error(protocol: str, address: str, host: str, port: int | Non
                 f"this machine's DNS (/etc/resolv.conf), or {change} to an IP address.")
     code = error.errno
     if code == errno.EADDRINUSE:
-        finder = f"`ss -ltnp 'sport = :{port}'` shows which" if port is not None else "it is in use"
-        return (f"{where}: another program, or another postoffice, is already listening there "
-                f"({finder}); stop it, or {change}.")
+        finder = f" (`ss -ltnp 'sport = :{port}'` shows which)" if port is not None else ""
+        return (f"{where}: another program, or another postoffice, is already listening there"
+                f"{finder}; stop it, or {change}.")
     if code == errno.EADDRNOTAVAIL:
         return (f"{where}: {host} is not an address of this machine; {change} to one of its "
                 "addresses (`ip -brief address` lists them), or to 0.0.0.0 or [::] for all of them.")
