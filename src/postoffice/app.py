@@ -102,7 +102,9 @@ def register_protocols() -> None:
     register_pop3()
 
 
-async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None) -> None:
+async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None,
+                dev: bool = False) -> None:
+    """``dev``: the listeners are ``serve --dev``'s fixed ports, not the file's (for error texts)."""
     register_protocols()
     lock = lock_data_dir(config.data_dir)
     stop = asyncio.Event()
@@ -117,7 +119,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 watch()
             if config.pop3.processes > 1:
                 services.accept_board = AcceptBoard.create(config.pop3.processes)
-            await _start_listeners(services, running)
+            await _start_listeners(services, running, dev)
             maintenance = asyncio.create_task(_maintain(services))
             indexer = asyncio.create_task(_build_text_index(services))
             # What start-up made (modules, config, TLS contexts: ~44,000 objects) lives as long
@@ -150,7 +152,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
     log.info("stopped")
 
 
-async def _start_listeners(services: Services, running: list[RunningListener]) -> None:
+async def _start_listeners(services: Services, running: list[RunningListener], dev: bool) -> None:
     """Open every configured listener, or none: on a failure those already open are closed and
     a :class:`StartupError` says which listener failed and why."""
     config = services.config
@@ -165,8 +167,7 @@ async def _start_listeners(services: Services, running: list[RunningListener]) -
             try:
                 listener = await LISTENER_FACTORIES[protocol](services, address)
             except OSError as error:  # socket.gaierror included: a [listen] name that does not resolve
-                log.debug("%s on %s failed to start", protocol, address, exc_info=True)
-                raise StartupError(_listen_failure(config, protocol, address, error)) from error
+                raise StartupError(_listen_failure(config, protocol, address, error, dev)) from error
             running.append(listener)
     except BaseException:
         for opened in reversed(running):
@@ -179,13 +180,13 @@ async def _start_listeners(services: Services, running: list[RunningListener]) -
 
 
 def _listen_failure(config: Config, protocol: str, address: ListenAddress | UnixAddress,
-                    error: OSError) -> str:
+                    error: OSError, dev: bool) -> str:
     if isinstance(address, UnixAddress):
         host, port = str(address.path), None
     else:
         host, port = address.host, address.port
     return explain_listen_error(protocol, str(address), host, port, error,
-                                str(config.data_dir / CONFIG_FILE_NAME))
+                                str(config.data_dir / CONFIG_FILE_NAME), dev=dev)
 
 
 def _start_pop3_workers(services: Services, running: list[RunningListener]) -> Pop3Workers | None:
@@ -252,11 +253,12 @@ async def _build_text_index(services: Services, idle: float = 1.0, pause: float 
         await asyncio.sleep(pause_now)
 
 
-def run(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None) -> None:
+def run(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None,
+        dev: bool = False) -> None:
     """Run `serve` on uvloop when it is installed."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(config, ready=ready))
+        asyncio.run(serve(config, ready=ready, dev=dev))
     else:
-        uvloop.run(serve(config, ready=ready))
+        uvloop.run(serve(config, ready=ready, dev=dev))

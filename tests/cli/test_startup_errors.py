@@ -203,3 +203,13 @@ def test_what_commands_print_keeps_square_brackets(tmp_path: Path) -> None:
     assert f"Initialised {data}." in first, first
     again = po("init", "--hostname", "mail.example.org", data=data).stdout
     assert str(data) in again, again
+
+
+def test_debug_log_level_adds_the_traceback_for_bug_reports(data: Path) -> None:
+    config = data / "postoffice.toml"
+    config.write_text(re.sub(r"^log_level = .*$", 'log_level = "debug"', config.read_text(), count=1, flags=re.M))
+    listen(data, "pop3", ["192.0.2.7:1110"])
+    result = po("serve", data=data, check=False, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "EADDRNOTAVAIL" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: [listen] pop3 cannot listen on 192.0.2.7:1110: ")

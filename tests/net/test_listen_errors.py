@@ -39,3 +39,11 @@ def test_unix_socket_in_use_and_unknown_errors_still_name_listener_and_key() -> 
     assert explain_listen_error("lmtp", "unix:/run/po/lmtp", "/run/po/lmtp", None, other, CONFIG) == (
         "[listen] lmtp cannot listen on unix:/run/po/lmtp: read-only file system; change "
         "[listen] lmtp in /srv/mail/postoffice.toml.")
+
+
+def test_dev_ports_in_use_point_at_the_config_file_not_at_a_key_that_would_not_help() -> None:
+    error = OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+    sentence = explain_listen_error("imap", "127.0.0.1:10143", "127.0.0.1", 10143, error, CONFIG, dev=True)
+    assert sentence.endswith(
+        "stop it, or run serve without --dev, with other addresses in [listen] imap in "
+        "/srv/mail/postoffice.toml."), sentence

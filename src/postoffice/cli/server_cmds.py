@@ -76,7 +76,7 @@ def serve_command(
         _print_connection_details(config, listeners, dev, demo_password)
 
     try:
-        run(config, ready=ready)
+        run(config, ready=ready, dev=dev)
     except (StartupError, StoreError) as exc:  # StoreError: e.g. a schema upgrade that failed, a store path typo
         logging.getLogger("postoffice").debug("start-up failed", exc_info=True)
         fail(str(exc))

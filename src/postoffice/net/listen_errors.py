@@ -17,14 +17,16 @@ _NO_SUCH_NAME = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NON
 
 
 def explain_listen_error(protocol: str, address: str, host: str, port: int | None,
-                         error: OSError, config_file: str) -> str:
+                         error: OSError, config_file: str, *, dev: bool = False) -> str:
     """One sentence: listener, address, the cause in plain words, and the fix.
 
     ``address`` is the address as configured (``127.0.0.1:25``, ``[::1]:25``, ``unix:/path``),
-    ``host`` and ``port`` its parts (``port`` None for a unix socket).
+    ``host`` and ``port`` its parts (``port`` None for a unix socket). ``dev``: the address came
+    from ``serve --dev``, which has fixed ports, not from the file.
     """
     where = f"[listen] {protocol} cannot listen on {address}"
-    change = f"change [listen] {protocol} in {config_file}"
+    change = (f"run serve without --dev, with other addresses in [listen] {protocol} in {config_file}"
+              if dev else f"change [listen] {protocol} in {config_file}")
     if isinstance(error, socket.gaierror):
         if error.errno in _NO_SUCH_NAME:
             return (f"{where}: the host name {host} has no address (DNS and /etc/hosts do not know "
