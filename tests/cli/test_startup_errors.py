@@ -211,5 +211,5 @@ def test_debug_log_level_adds_the_traceback_for_bug_reports(data: Path) -> None:
     listen(data, "pop3", ["192.0.2.7:1110"])
     result = po("serve", data=data, check=False, timeout=60)
     assert result.returncode == 1
-    assert "Traceback" in result.stderr and "EADDRNOTAVAIL" not in result.stderr
+    assert "Traceback" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: [listen] pop3 cannot listen on 192.0.2.7:1110: ")
