@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from cli_run import _drop_read_override, po
+from peers import require_peer, unavailable
 
 LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
 
@@ -95,17 +96,18 @@ def test_address_of_another_machine_says_so(data: Path) -> None:
 def test_host_name_that_does_not_resolve_says_so(data: Path, tmp_path: Path) -> None:
     # The server looks the name up with the system resolver; in a mount namespace of its own it
     # reads an nsswitch.conf that asks /etc/hosts only, so no DNS query leaves the machine.
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs root and unshare (Debian util-linux) to give the server its own nsswitch.conf")
+    unshare = require_peer("unshare", package="util-linux")
+    if os.geteuid() != 0:
+        unavailable("a mount namespace for the server's own nsswitch.conf needs root")
     nsswitch = tmp_path / "nsswitch.conf"
     nsswitch.write_text("hosts: files\n")
     listen(data, "imap", ["no-such-host.example.org:1143"])
     script = f'mount --bind "{nsswitch}" /etc/nsswitch.conf && exec "$@"'
-    probe = subprocess.run(["unshare", "--mount", "sh", "-c", script, "sh", "true"],
+    probe = subprocess.run([unshare, "--mount", "sh", "-c", script, "sh", "true"],
                            capture_output=True, text=True, timeout=30)
     if probe.returncode != 0:
-        pytest.skip(f"cannot bind-mount over /etc/nsswitch.conf here: {probe.stderr.strip()}")
-    first = refused(data, prefix=("unshare", "--mount", "sh", "-c", script, "sh"))
+        unavailable(f"cannot bind-mount over /etc/nsswitch.conf here: {probe.stderr.strip()}")
+    first = refused(data, prefix=(unshare, "--mount", "sh", "-c", script, "sh"))
     assert first == (
         "error: [listen] imap cannot listen on no-such-host.example.org:1143: the host name "
         "no-such-host.example.org has no address (DNS and /etc/hosts do not know it); change "
