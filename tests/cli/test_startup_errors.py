@@ -215,3 +215,18 @@ def test_debug_log_level_adds_the_traceback_for_bug_reports(data: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: [listen] pop3 cannot listen on 192.0.2.7:1110: ")
+
+
+def test_init_where_this_user_cannot_write_says_so(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0)
+    data = closed / "data"
+    try:
+        first = refused(data, "init", honour_file_modes=True)
+        again = refused(data, "serve", "--dev", honour_file_modes=True)
+    finally:
+        closed.chmod(0o700)
+    assert first == (f"error: {data} cannot be initialised: {data}/postoffice.toml cannot be written "
+                     "(permission denied); choose a data directory this user may write, or run postoffice "
+                     "as the user that owns it and the directories above it.")
+    assert again.startswith(f"error: The data directory {data} cannot be read by this user"), again

@@ -48,13 +48,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def load(data_dir: Path) -> Config:
+def initialised(data_dir: Path) -> bool:
+    """Whether DATA holds a postoffice.toml; a directory this user cannot read is one sentence."""
     try:
-        initialised = is_initialised(data_dir)
+        return is_initialised(data_dir)
     except PermissionError:
         fail(f"The data directory {data_dir} cannot be read by this user (permission denied); run postoffice "
              f"as the user that owns it (`ls -ld {data_dir}` shows who), or give this user access with chown or chmod.")
-    if not initialised:
+
+
+def load(data_dir: Path) -> Config:
+    if not initialised(data_dir):
         fail(f"{data_dir} is not a postoffice data directory (no {CONFIG_NAME}); run `postoffice init --data {data_dir}` first.")
     try:
         return load_config(data_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from postoffice.app import RunningListener, StartupError, configured_listeners, run
-from postoffice.cli.common import DATA, DataDir, console, fail, load
+from postoffice.cli.common import DATA, DataDir, console, fail, initialised, load
 from postoffice.config import ConfigError, default_hostname, render_config
-from postoffice.setup.initialise import DEMO_USER, initialise, is_initialised
+from postoffice.setup.initialise import DEMO_USER, InitResult, initialise
 from postoffice.store.interface import StoreError
 
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
@@ -41,14 +42,24 @@ def init_command(
 
     Example: postoffice init --data /var/lib/postoffice --domain example.org --hostname mail.example.org
     """
-    try:
-        result = initialise(data, hostname or default_hostname(), domain)
-    except (ConfigError, ValueError) as exc:
-        fail(str(exc))
+    result = _initialise(data, hostname or default_hostname(), domain)
     for line in result.messages:
         console.print(line)
     if result.created:
         console.print(f"Initialised {data}. Next: `postoffice user add USER@DOMAIN --data {data}`, then `postoffice serve --data {data}`.")
+
+
+def _initialise(data: Path, hostname: str, domain: str | None = None, *, demo: bool = False) -> InitResult:
+    """initialise(), with what can go wrong said in one sentence."""
+    try:
+        return initialise(data, hostname, domain, demo=demo)
+    except (ConfigError, ValueError, StoreError) as exc:
+        fail(str(exc))
+    except OSError as exc:  # e.g. a data directory under a directory this user cannot write
+        where = exc.filename or data
+        reason = (exc.strerror or str(exc)).lower()
+        fail(f"{data} cannot be initialised: {where} cannot be written ({reason}); choose a data directory "
+             "this user may write, or run postoffice as the user that owns it and the directories above it.")
 
 
 def serve_command(
@@ -60,9 +71,9 @@ def serve_command(
     Example: postoffice serve --dev   (try it out on this machine)
     """
     demo_password = None
-    if dev and not is_initialised(data):
+    if dev and not initialised(data):
         console.print(f"First run: initialising {data} with a demo domain and user ...")
-        result = initialise(data, "localhost", demo=True)
+        result = _initialise(data, "localhost", demo=True)
         demo_password = result.demo_password
     config = load(data)
     if dev:
