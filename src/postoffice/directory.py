@@ -314,6 +314,22 @@ class Directory:
         for target in clean:
             await self.store.add_alias(source, target)
 
+    async def alias_warnings(self, source: str, targets: list[str]) -> list[str]:
+        """One sentence per thing an admin would want to know after adding an alias: a target
+        here that is neither a user nor an alias (its share of the mail goes nowhere), and an
+        alias that cannot take mail at all (a loop or too deep: senders get 550 5.4.6)."""
+        warnings = []
+        for target in targets:
+            found = await self.resolve_recipient(target)
+            if found.local_domain and not found.exists and found.problem is None:
+                warnings.append(f"{target} is neither a user nor an alias here, so no mail reaches it; "
+                                f"add it with `postoffice user add {target}`.")
+        if not source.startswith("@"):
+            found = await self.resolve_recipient(source)
+            if found.problem is not None:
+                warnings.append(f"{found.problem} ({source}), so senders to it are refused with 550 5.4.6.")
+        return warnings
+
     async def remove_alias(self, source: str, target: str | None = None) -> int:
         self._changed()
         if source.startswith("@"):

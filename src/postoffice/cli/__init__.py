@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from postoffice.cli import help_format
 from postoffice.cli.backup_cmds import backup_command, restore_command
 from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
 from postoffice.cli.queue_cmds import queue_app
@@ -11,6 +12,7 @@ from postoffice.cli.server_cmds import config_app, init_command, serve_command
 from postoffice.cli.share_cmds import share_command
 from postoffice.cli.transfer_cmds import export_command, import_command
 
+help_format.install()
 app = typer.Typer(
     name="postoffice",
     help="A complete, self-hosted mail server. Start with `postoffice serve --dev` to try it out.",

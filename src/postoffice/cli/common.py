@@ -99,5 +99,23 @@ def read_password(password_stdin: bool, *, confirm: bool = True) -> str:
     return password
 
 
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """A storage size as users write it, for every option and argument that takes one:
+    '2G', '500M', '750K', '1.5G', '1048576' or '0' (unlimited) -> bytes (binary units)."""
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = value[-1:] if value[-1:] in _UNITS and not value[-1:].isdigit() else ""
+    number = value[: len(value) - len(unit)]
+    try:
+        size = float(number) * _UNITS[unit]
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a size: use e.g. 2G, 500M, 750K or 0 for unlimited.") from None
+    if size < 0 or size != size or size == float("inf"):
+        raise typer.BadParameter(f"{text!r} is not a size: it must be 0 (unlimited) or more, e.g. 2G.")
+    return int(size)
+
+
 def print_json(value: object) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")

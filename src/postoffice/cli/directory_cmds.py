@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from postoffice.cli.common import (
@@ -12,6 +13,9 @@ from postoffice.cli.common import (
     DataDir,
     JsonFlag,
     console,
+    err_console,
+    fail,
+    parse_size,
     print_json,
     read_password,
     with_services,
@@ -39,7 +43,10 @@ def domain_add(name: str, data: DataDir = DATA) -> None:
 
 @domain_app.command("list")
 def domain_list(data: DataDir = DATA, json: JsonFlag = False) -> None:
-    """List the domains served here."""
+    """List the domains served here (and their catch-all, if any).
+
+    Example: postoffice domain list --json
+    """
     domains = with_services(data, lambda s: s.directory.list_domains())
     if json:
         print_json([{"name": d.name, "catch_all": d.catch_all} for d in domains])
@@ -50,7 +57,10 @@ def domain_list(data: DataDir = DATA, json: JsonFlag = False) -> None:
 
 @domain_app.command("remove")
 def domain_remove(name: str, data: DataDir = DATA) -> None:
-    """Stop receiving mail for a domain (it must have no users left)."""
+    """Stop receiving mail for a domain (it must have no users left).
+
+    Example: postoffice domain remove example.net
+    """
     with_services(data, lambda s: s.directory.remove_domain(name))
     console.print(f"Removed the domain {name}.")
 
@@ -60,13 +70,15 @@ def user_add(
     address: str,
     data: DataDir = DATA,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")] = False,
-    quota: Annotated[int | None, typer.Option(help="Storage quota in bytes (0 = unlimited).")] = None,
+    quota: Annotated[int | None, typer.Option(
+        parser=parse_size, metavar="SIZE",
+        help="Storage limit: 2G, 500M, 750K, bytes, or 0 for unlimited (default: default_quota in the limits section of postoffice.toml).")] = None,
 ) -> None:
     """Create a user with a mailbox.
 
     The password comes from --password-stdin, the POSTOFFICE_PASSWORD variable, or a prompt.
 
-    Example: echo 's3cret-pass' | postoffice user add alice@example.org --password-stdin
+    Example: echo 's3cret-pass' | postoffice user add alice@example.org --password-stdin --quota 2G
     """
     password = read_password(password_stdin)
     account = with_services(data, lambda s: s.directory.add_user(address, password, quota))
@@ -79,7 +91,10 @@ def user_list(
     data: DataDir = DATA,
     json: JsonFlag = False,
 ) -> None:
-    """List users with their storage use."""
+    """List users with their storage use.
+
+    Example: postoffice user list example.org
+    """
     users = with_services(data, lambda s: s.directory.list_users(domain))
     if json:
         print_json([{"address": u.address, "used": u.used, "quota": u.quota, "disabled": u.disabled} for u in users])
@@ -105,27 +120,11 @@ def user_passwd(
     console.print(f"Changed the password of {address}.")
 
 
-_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
-
-
-def parse_size(text: str) -> int:
-    """'2G', '500M', '750K', '1048576' or '0' (unlimited) -> bytes."""
-    value = text.strip().upper().removesuffix("B").removesuffix("I")
-    unit = value[-1:] if value[-1:] in _UNITS and not value[-1:].isdigit() else ""
-    number = value[: len(value) - len(unit)]
-    try:
-        size = float(number) * _UNITS[unit]
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a size: use e.g. 2G, 500M, 750K or 0 for unlimited.") from None
-    if size < 0:
-        raise typer.BadParameter("A quota cannot be negative.")
-    return int(size)
-
-
 @user_app.command("quota")
 def user_quota(
     address: str,
-    size: Annotated[str, typer.Argument(help="The storage limit: 2G, 500M, 750K, bytes, or 0 for unlimited.")],
+    limit: Annotated[int, typer.Argument(parser=parse_size, metavar="SIZE",
+                                         help="The storage limit: 2G, 500M, 750K, bytes, or 0 for unlimited.")],
     data: DataDir = DATA,
 ) -> None:
     """Set how much mail a user may store. Deliveries and IMAP APPENDs beyond it are refused
@@ -133,14 +132,16 @@ def user_quota(
 
     Example: postoffice user quota alice@example.org 2G
     """
-    limit = parse_size(size)
     with_services(data, lambda s: s.store.set_quota(address, limit))
     console.print(f"{address} may now store " + (f"{limit:,} bytes." if limit else "any amount of mail."))
 
 
 @user_app.command("remove")
 def user_remove(address: str, data: DataDir = DATA) -> None:
-    """Delete a user and all of their mail."""
+    """Delete a user and all of their mail.
+
+    Example: postoffice user remove alice@example.org
+    """
     with_services(data, lambda s: s.directory.remove_user(address))
     console.print(f"Removed the user {address} and their mail.")
 
@@ -157,17 +158,28 @@ def alias_add(
     the outbound queue (`postoffice queue list`) with the original sender. An alias that only
     leads back to itself or nests more than 10 levels is refused to senders (550 5.4.6).
     Local parts must be dot-atoms: no leading, trailing or double dots, no "/" or spaces.
+    Such a loop, or a target here that is neither a user nor an alias, is added with a warning.
 
     Examples: postoffice alias add sales@example.org alice@example.org bob@example.org
               postoffice alias add @example.org alice@example.org   (catch-all)
     """
-    with_services(data, lambda s: s.directory.add_alias(address, targets))
+
+    async def go(s: Services) -> list[str]:
+        await s.directory.add_alias(address, targets)
+        return await s.directory.alias_warnings(address, targets)
+
+    warnings = with_services(data, go)
     console.print(f"{address} -> {', '.join(targets)}")
+    for warning in warnings:
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 @alias_app.command("list")
 def alias_list(data: DataDir = DATA, json: JsonFlag = False) -> None:
-    """List aliases and catch-alls."""
+    """List aliases and catch-alls.
+
+    Example: postoffice alias list --json
+    """
     aliases = with_services(data, lambda s: s.directory.list_aliases())
     if json:
         print_json([{"source": a.source, "target": a.target} for a in aliases])
@@ -182,10 +194,12 @@ def alias_remove(
     target: Annotated[str | None, typer.Argument(help="Only this target (default: all).")] = None,
     data: DataDir = DATA,
 ) -> None:
-    """Remove an alias (or one of its targets), or a catch-all given as @domain."""
+    """Remove an alias (or one of its targets), or a catch-all given as @domain.
+
+    Examples: postoffice alias remove sales@example.org bob@example.org   (one target)
+              postoffice alias remove sales@example.org                   (the whole alias)
+    """
     count = with_services(data, lambda s: s.directory.remove_alias(address, target))
     if not count:
-        from postoffice.cli.common import fail
-
         fail(f"There is no alias {address}" + (f" -> {target}" if target else "") + ".")
     console.print(f"Removed {address}" + (f" -> {target}" if target else "") + ".")

@@ -6,7 +6,6 @@ import datetime as dt
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from postoffice.cli.common import DATA, DataDir, JsonFlag, console, print_json, with_services
 
@@ -35,24 +34,39 @@ def queue_list(data: DataDir = DATA, json: JsonFlag = False) -> None:
     if not queued:
         console.print("The queue is empty.")
         return
-    table = Table("id", "from", "to", "size", "attempts", "next attempt", "last error")
+    # One block per message, one recipient per line, never wrapped: addresses stay whole at any
+    # terminal width (a table cut them at 80 columns), and each line still reads on its own.
     for q in queued:
-        table.add_row(
-            str(q.id), q.envelope.sender or "<>", ", ".join(r.address for r in q.envelope.recipients),
-            f"{q.size:,} B", str(q.attempts), _when(q.next_attempt), q.last_error or "",
-        )
-    console.print(table)
+        say(f"{q.id}  from <{q.envelope.sender}>  {q.size:,} B  attempts {q.attempts}  "
+            f"next attempt {_when(q.next_attempt)}")
+        for r in q.envelope.recipients:
+            say(f"    to <{r.address}>  {r.status}")
+        if q.last_error:
+            say(f"    last error: {q.last_error}")
+
+
+def say(line: str) -> None:
+    """Print one line as it is: no markup, no highlighting, no wrapping."""
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @queue_app.command("retry")
 def queue_retry(queue_id: Annotated[int, typer.Argument(help="The id shown by `queue list`.")], data: DataDir = DATA) -> None:
-    """Try a queued message again now."""
+    """Make a queued message due now, for the next delivery attempt.
+
+    Example: postoffice queue retry 42
+    """
     with_services(data, lambda s: s.store.retry_queued(queue_id))
-    console.print(f"Message {queue_id} will be tried again now.")
+    # No queue runner sends mail yet (DESIGN §2 queue/): say what really happens.
+    console.print(f"Message {queue_id} is due now, but it stays in the queue: this version cannot send mail to "
+                  "other servers yet, so nothing will try it until outbound delivery is available.")
 
 
 @queue_app.command("remove")
 def queue_remove(queue_id: Annotated[int, typer.Argument(help="The id shown by `queue list`.")], data: DataDir = DATA) -> None:
-    """Delete a queued message without sending it (no bounce is sent)."""
+    """Delete a queued message without sending it (no bounce is sent).
+
+    Example: postoffice queue remove 42
+    """
     with_services(data, lambda s: s.store.remove_from_queue(queue_id))
     console.print(f"Removed message {queue_id} from the queue.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ from rich.table import Table
 
 from postoffice.app import RunningListener, StartupError, configured_listeners, run
 from postoffice.cli.common import DATA, DataDir, console, fail, initialised, load
-from postoffice.config import ConfigError, default_hostname, render_config
-from postoffice.setup.initialise import DEMO_USER, InitResult, initialise
+from postoffice.config import Config, ConfigError, render_config
+from postoffice.services import open_services
+from postoffice.setup.initialise import DEMO_USER, InitResult, initialise, machine_hostname
 from postoffice.store.interface import StoreError
 
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
@@ -34,7 +36,8 @@ CLIENT_SETTINGS = {
 def init_command(
     data: DataDir = DATA,
     domain: Annotated[str | None, typer.Option(help="A first domain to receive mail for (gets a DKIM key).")] = None,
-    hostname: Annotated[str | None, typer.Option(help="This server's public host name (for TLS and HELO).")] = None,
+    hostname: Annotated[str | None, typer.Option(
+        help="This server's public host name (for TLS and HELO); default: this machine's name.")] = None,
 ) -> None:
     """Create a data directory: config, TLS certificate, store, and optionally a first domain.
 
@@ -42,7 +45,12 @@ def init_command(
 
     Example: postoffice init --data /var/lib/postoffice --domain example.org --hostname mail.example.org
     """
-    result = _initialise(data, hostname or default_hostname(), domain)
+    chosen = hostname
+    if chosen is None:
+        chosen, how = machine_hostname()
+    result = _initialise(data, chosen, domain)
+    if result.created and hostname is None:
+        console.print(escape(how), highlight=False)
     for line in result.messages:
         console.print(line)
     if result.created:
@@ -83,8 +91,10 @@ def serve_command(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
+    demo_exists = dev and demo_password is None and _user_exists(config, DEMO_USER)
+
     def ready(listeners: list[RunningListener]) -> None:
-        _print_connection_details(config, listeners, dev, demo_password)
+        _print_connection_details(config, listeners, dev, demo_password, demo_exists)
 
     try:
         run(config, ready=ready, dev=dev)
@@ -93,7 +103,22 @@ def serve_command(
         fail(str(exc))
 
 
-def _print_connection_details(config, listeners: list[RunningListener], dev: bool, password: str | None) -> None:
+def _user_exists(config: Config, address: str) -> bool:
+    """Whether `address` is a user here, for the start-up text; False when the store cannot say
+    (serve itself then reports why it cannot open it)."""
+
+    async def look() -> bool:
+        async with open_services(config) as services:
+            return await services.directory.get_user(address) is not None
+
+    try:
+        return asyncio.run(look())
+    except Exception:  # only decides whether a line is printed
+        return False
+
+
+def _print_connection_details(config: Config, listeners: list[RunningListener], dev: bool, password: str | None,
+                              demo_exists: bool) -> None:
     live = {(entry.protocol, entry.address) for entry in listeners}
     table = Table("protocol", "address", "what for", "status", title="postoffice is running")
     for protocol, address in configured_listeners(config):
@@ -105,7 +130,7 @@ def _print_connection_details(config, listeners: list[RunningListener], dev: boo
         if password:
             console.print(f"demo user: [bold]{DEMO_USER}[/] password: [bold]{escape(password)}[/] (shown once; change it with "
                           f"`postoffice user passwd {DEMO_USER} --data {escape(str(config.data_dir))}`)", markup=True)
-        else:
+        elif demo_exists:  # not in a data directory made by `init`
             console.print(f"demo user: {DEMO_USER} (password shown on first run; reset it with `postoffice user passwd {DEMO_USER} --data {config.data_dir}`)")
         console.print("mail clients: server 127.0.0.1, user name = full address, TLS certificate is self-signed")
     sys.stdout.flush()
@@ -113,5 +138,8 @@ def _print_connection_details(config, listeners: list[RunningListener], dev: boo
 
 @config_app.command("show")
 def config_show(data: DataDir = DATA) -> None:
-    """Print the effective configuration (every key, defaults filled in) as TOML."""
+    """Print the effective configuration (every key, defaults filled in) as TOML.
+
+    Example: postoffice config show --data /var/lib/postoffice
+    """
     sys.stdout.write(render_config(load(data)))

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import socket
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from postoffice.config import default_config_text, load_config
+from postoffice.config import _is_host_name, default_config_text, load_config
 from postoffice.mailauth.dkimkeys import dkim_key_path, generate_dkim_key
 from postoffice.net.tls import create_self_signed_certificate
 from postoffice.services import open_services
@@ -30,6 +31,21 @@ class InitResult:
     data_dir: Path
     messages: list[str] = field(default_factory=list)
     demo_password: str | None = None
+
+
+def machine_hostname() -> tuple[str, str]:
+    """The host name `init` uses without --hostname, and one sentence saying so: this machine's
+    fully qualified name, else its short name, else localhost (many containers and VMs only
+    resolve their name to localhost)."""
+    for how, name in (("socket.getfqdn()", socket.getfqdn()), ("socket.gethostname()", socket.gethostname())):
+        name = name.lower().removesuffix(".")
+        if _is_host_name(name) and name not in ("localhost", "localhost.localdomain"):
+            return name, (f"No --hostname given: using this machine's name, {name} (from {how}); a public "
+                          "server needs its public name, set with --hostname mail.example.org or as hostname "
+                          "in the [server] section of postoffice.toml.")
+    return "localhost", ("No --hostname given and this machine has no name but localhost, so the host name is "
+                         "localhost: fine for trying postoffice out, but other servers need its public name, set "
+                         "with --hostname mail.example.org or as hostname in the [server] section of postoffice.toml.")
 
 
 def is_initialised(data_dir: Path) -> bool:
