@@ -59,7 +59,7 @@ def test_missing_file_gives_every_default(tmp_path: Path) -> None:
     assert config.store.blobs == tmp_path / "blobs"
     assert config.limits == config_module.LimitsConfig(
         max_message_size=52428800, max_recipients=100, max_line_length=4096,
-        max_connections_per_ip=20, max_connections=2000, line_timeout=60.0, login_timeout=60.0,
+        max_connections_per_ip=100, max_userip_connections=20, max_connections=2000, line_timeout=60.0, login_timeout=60.0,
         default_quota=0)
     assert config.auth == AuthConfig(plaintext_on_loopback=True, failed_login_delay=2.0, login_cache_seconds=300.0)
     assert config.dkim.selector == "mail"
@@ -124,6 +124,7 @@ max_message_size = 1024
 max_recipients = 1000
 max_line_length = 512
 max_connections_per_ip = 1
+max_userip_connections = 3
 max_connections = 50
 line_timeout = 5.5
 login_timeout = 30
@@ -339,3 +340,15 @@ def test_unreadable_or_undecodable_files_are_config_errors(tmp_path: Path) -> No
 def test_all_names_are_exported() -> None:
     for name in config_module.__all__:
         assert hasattr(config_module, name), name
+
+
+def test_a_config_from_before_the_per_user_limit_still_loads(tmp_path: Path) -> None:
+    """`init` used to write `max_connections_per_ip = 20`, which counted every connection; the
+    file loads unchanged, the key now counts connections before login, and logged-in ones get
+    the per-user limit's default."""
+    path = write_config(tmp_path, "[limits]\nmax_connections_per_ip = 20\nmax_connections = 2000\n")
+    limits = load_config(tmp_path, path).limits
+    assert (limits.max_connections_per_ip, limits.max_userip_connections) == (20, 20)
+    text = default_config_text("mail.example.test")
+    assert "max_connections_per_ip = 100\n" in text and "max_userip_connections = 20\n" in text
+    assert "# Most simultaneous logged-in connections of one user from one IP address" in text

@@ -199,7 +199,7 @@ def _start_pop3_workers(services: Services, running: list[RunningListener]) -> P
         log.warning("[pop3] processes is %d, but no pop3 or pop3s listener is configured: no workers",
                     board.slots)
         return None
-    workers = Pop3Workers(services.config, shared, board)
+    workers = Pop3Workers(services.config, shared, board, services.shared_limits)
     workers.start()
     return workers
 

@@ -106,6 +106,7 @@ class LimitsConfig:
     max_recipients: int
     max_line_length: int
     max_connections_per_ip: int
+    max_userip_connections: int
     max_connections: int
     line_timeout: float
     login_timeout: float
@@ -382,8 +383,13 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("max_recipients", 100, _number(1, example=100), "Most recipients in one message."),
         _Key("max_line_length", 4096, _number(512, unit="bytes", example=4096),
              "Longest protocol line, in bytes (SMTP itself needs 1000)."),
-        _Key("max_connections_per_ip", 20, _number(1, example=20),
-             "Most simultaneous connections from one IP address."),
+        _Key("max_connections_per_ip", 100, _number(1, example=100),
+             "Most simultaneous connections from one IP address (IPv6: one /64) that have not"
+             " logged in, every protocol together: flood protection (an MX's SMTP session counts"
+             " throughout). Logged-in connections count under max_userip_connections instead."),
+        _Key("max_userip_connections", 20, _number(1, example=20),
+             "Most simultaneous logged-in connections of one user from one IP address, for"
+             " IMAP, POP3 and SMTP submission each (Dovecot's mail_max_userip_connections)."),
         _Key("max_connections", 2000, _number(1, example=2000),
              "Most simultaneous connections in all (every protocol together, per process);"
              " lowered at start if the open-file limit cannot hold them."),
@@ -433,7 +439,7 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("processes", 1, _number(1, 64, example=2),
              "Processes serving POP3 (1 to 64), sharing its ports: more than 1 lets downloads"
              " use more CPU cores; IMAP, SMTP and the rest stay in the main process. Login delays"
-             " and per-IP limits are counted per process."),
+             " and connection limits hold for all processes together."),
     )),
 }
 

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from postoffice.auth.limits import ConnectionLimiter, LoginThrottle, connection_cap
+from postoffice.auth.shared_table import SharedLimits
 from postoffice.config import Config
 from postoffice.directory import Directory
 from postoffice.net.accept_balance import AcceptBoard
@@ -31,6 +32,8 @@ class Services:
     _tls: ReloadingServerContext | None = None
     # With `[pop3] processes` above 1: connections per process, so the least busy takes the next.
     accept_board: AcceptBoard | None = None
+    # With `[pop3] processes` above 1: the limiter's and the throttle's counts, for every process.
+    shared_limits: SharedLimits | None = None
 
     @property
     def tls(self) -> ReloadingServerContext:
@@ -42,14 +45,20 @@ class Services:
 
 
 @asynccontextmanager
-async def open_services(config: Config, *, pop3_worker: bool = False) -> AsyncIterator[Services]:
+async def open_services(config: Config, *, pop3_worker: bool = False,
+                        shared: SharedLimits | None = None) -> AsyncIterator[Services]:
     """`pop3_worker`: for a `[pop3] processes` worker, which sees no IMAP session and so leaves
-    recently expunged blobs to the main process."""
+    recently expunged blobs to the main process. `shared`: the connection counts and login
+    failures of every process of this `serve`; the main process creates them when `[pop3]
+    processes` is above 1 (`services.shared_limits`), a worker gets them from it."""
+    owned = None
     store = open_store(
         config.store.backend, config.store.path, config.store.blobs, config.store.reader_threads,
         keep_recently_expunged=pop3_worker, trash_days=config.store.blob_trash_days,
     )
     try:
+        if shared is None and config.pop3.processes > 1 and not pop3_worker:
+            shared = owned = SharedLimits.create(config.limits.max_connections * config.pop3.processes)
         directory = Directory(
             store,
             recipient_delimiter=config.smtp.recipient_delimiter,
@@ -65,8 +74,15 @@ async def open_services(config: Config, *, pop3_worker: bool = False) -> AsyncIt
                         " max_connections asks for; raise it (ulimit -n, LimitNOFILE=)", cap, wanted)
         yield Services(
             config, store, directory,
-            login_throttle=LoginThrottle(base_delay=config.auth.failed_login_delay),
-            connection_limiter=ConnectionLimiter(config.limits.max_connections_per_ip, max_total=cap),
+            login_throttle=LoginThrottle(base_delay=config.auth.failed_login_delay,
+                                         shared=shared.logins if shared else None),
+            connection_limiter=ConnectionLimiter(
+                config.limits.max_connections_per_ip, max_total=cap,
+                max_per_user_ip=config.limits.max_userip_connections,
+                shared=shared.connections if shared else None),
+            shared_limits=shared,
         )
     finally:
         await store.close()
+        if owned is not None:
+            owned.close()

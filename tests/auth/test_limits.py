@@ -1,4 +1,7 @@
-"""Failed-login slow-down and per-IP connection limits, on a fake clock."""
+"""Failed-login slow-down and connection limits, on a fake clock.
+
+The throttle and limiter tests run twice: with counts in this process, and in the shared memory
+table that `[pop3] processes` uses (auth/shared_table.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -6,10 +9,12 @@ import ipaddress
 import random
 import time
 import tracemalloc
+from collections.abc import Iterator
 
 import pytest
 
-from postoffice.auth.limits import ConnectionLimiter, LoginThrottle, address_group
+from postoffice.auth.limits import ConnectionLimiter, LoginThrottle, Refusal, address_group
+from postoffice.auth.shared_table import SharedTable
 
 
 class FakeClock:
@@ -25,9 +30,19 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(params=["local", "shared"])
+def shared(request: pytest.FixtureRequest) -> Iterator[SharedTable | None]:
+    if request.param == "local":
+        yield None
+        return
+    table = SharedTable.create(10_000, evicting=True)
+    yield table
+    table.close()
+
+
 @pytest.fixture
-def throttle(clock: FakeClock) -> LoginThrottle:
-    return LoginThrottle(base_delay=2.0, max_delay=60.0, window=900.0, clock=clock)
+def throttle(clock: FakeClock, shared: SharedTable | None) -> LoginThrottle:
+    return LoginThrottle(base_delay=2.0, max_delay=60.0, window=900.0, clock=clock, shared=shared)
 
 
 def test_no_failures_means_no_delay(throttle: LoginThrottle) -> None:
@@ -86,7 +101,8 @@ def test_each_failure_extends_the_window(throttle: LoginThrottle, clock: FakeClo
     assert throttle.failures("192.0.2.1") == (3, 0)
 
 
-def test_expired_entries_are_dropped(throttle: LoginThrottle, clock: FakeClock) -> None:
+def test_expired_entries_are_dropped(clock: FakeClock) -> None:
+    throttle = LoginThrottle(base_delay=2.0, max_delay=60.0, window=900.0, clock=clock)
     for n in range(100):
         throttle.record_failure(f"192.0.2.{n}", f"user{n}")
     assert throttle.entries == 200
@@ -229,7 +245,7 @@ def test_limiter_forgets_idle_addresses() -> None:
         assert limiter.try_acquire(f"10.0.{n // 256}.{n % 256}")
     for n in range(1000):
         limiter.release(f"10.0.{n // 256}.{n % 256}")
-    assert limiter._counts == {}
+    assert limiter.keys == 0
     limiter.release("10.0.0.1")  # an extra release is harmless
     assert limiter.count("10.0.0.1") == 0
 
@@ -280,3 +296,89 @@ def test_a_successful_login_makes_the_pair_known(throttle: LoginThrottle, clock:
     assert not throttle.is_known("198.51.100.7", "bob@example.org")
     clock.now += 31 * 86400  # known no more
     assert not throttle.is_known("198.51.100.7", "alice@example.org")
+
+
+# --- ConnectionLimiter: before and after login (issue 13) -----------------------------------------
+
+def limiter_for(shared: SharedTable | None, *, max_per_ip: int,
+                max_per_user_ip: int) -> ConnectionLimiter:
+    return ConnectionLimiter(max_per_ip, max_per_user_ip=max_per_user_ip, shared=shared)
+
+
+def test_an_office_behind_one_address_is_limited_per_user(shared: SharedTable | None) -> None:
+    limiter = limiter_for(shared, max_per_ip=100, max_per_user_ip=20)
+    users = [f"user{n}@example.org" for n in range(12)]
+    for user in users:
+        for _ in range(5):
+            assert limiter.acquire("192.0.2.1") is None
+            assert limiter.log_in("192.0.2.1", "imap", user) is None
+    assert limiter.count("192.0.2.1") == 0  # logged in: none counts against the flood limit
+    assert limiter.count_user("192.0.2.1", "imap", users[0]) == 5
+    assert limiter.total == 60
+
+
+def test_the_21st_connection_of_a_user_from_one_address_is_refused(
+        shared: SharedTable | None) -> None:
+    limiter = limiter_for(shared, max_per_ip=100, max_per_user_ip=20)
+    for _ in range(20):
+        assert limiter.acquire("192.0.2.1") is None
+        assert limiter.log_in("192.0.2.1", "imap", "alice@example.org") is None
+    assert limiter.acquire("192.0.2.1") is None
+    refusal = limiter.log_in("192.0.2.1", "imap", "Alice@Example.org")
+    assert refusal == ("Maximum number of connections from user+IP exceeded"
+                       " (max_userip_connections=20)")
+    assert limiter.count("192.0.2.1") == 1  # still counted as not logged in
+    # Other protocols, other users and other addresses have their own counts.
+    assert limiter.log_in("192.0.2.1", "pop3", "alice@example.org") is None
+    assert limiter.acquire("192.0.2.1") is None
+    assert limiter.log_in("192.0.2.1", "imap", "bob@example.org") is None
+    assert limiter.acquire("192.0.2.2") is None
+    assert limiter.log_in("192.0.2.2", "imap", "alice@example.org") is None
+    # One of alice's IMAP connections closes: the next may log in.
+    limiter.release("192.0.2.1", ("imap", "alice@example.org"))
+    assert limiter.acquire("192.0.2.1") is None
+    assert limiter.log_in("192.0.2.1", "imap", "alice@example.org") is None
+    assert limiter.count_user("192.0.2.1", "imap", "alice@example.org") == 20
+
+
+def test_only_connections_before_login_count_against_the_address(
+        shared: SharedTable | None) -> None:
+    limiter = limiter_for(shared, max_per_ip=3, max_per_user_ip=20)
+    for _ in range(3):
+        assert limiter.acquire("192.0.2.1") is None
+    assert limiter.acquire("192.0.2.1") is Refusal.PER_IP  # the flood limit
+    assert limiter.log_in("192.0.2.1", "imap", "alice@example.org") is None
+    assert limiter.acquire("192.0.2.1") is None  # the login made room
+    limiter.release("192.0.2.1", ("imap", "alice@example.org"))
+    for _ in range(3):
+        limiter.release("192.0.2.1")
+    assert limiter.keys == 0 and limiter.total == 0
+
+
+def test_limiters_sharing_a_table_count_together() -> None:
+    """Two processes' limiters (here two objects) on one table share every per-address and
+    per-user count; the total stays each one's own."""
+    table = SharedTable.create(1000, evicting=False)
+    first = ConnectionLimiter(2, max_per_user_ip=1, shared=table)
+    second = ConnectionLimiter(2, max_per_user_ip=1, shared=table)
+    assert first.acquire("192.0.2.1") is None
+    assert second.acquire("192.0.2.1") is None
+    assert first.acquire("192.0.2.1") is Refusal.PER_IP
+    assert second.acquire("192.0.2.1") is Refusal.PER_IP
+    assert first.log_in("192.0.2.1", "pop3", "alice@example.org") is None
+    assert second.log_in("192.0.2.1", "pop3", "alice@example.org") is not None
+    assert (first.total, second.total) == (1, 1)
+    table.close()
+
+
+def test_throttles_sharing_a_table_see_each_others_failures(clock: FakeClock) -> None:
+    table = SharedTable.create(1000, evicting=True)
+    first = LoginThrottle(clock=clock, shared=table)
+    second = LoginThrottle(clock=clock, shared=table)
+    first.record_failure("192.0.2.1", "alice@example.org")
+    assert second.throttled_for("192.0.2.1", "bob@example.org") == 2.0
+    assert second.delay_for("192.0.2.9", "alice@example.org") == 2.0
+    second.record_success("192.0.2.1", "alice@example.org")
+    assert first.is_known("192.0.2.1", "alice@example.org")
+    assert first.failures("192.0.2.1", "alice@example.org") == (0, 0)
+    table.close()

@@ -183,7 +183,7 @@ class Client:
 
 @pytest.mark.timeout(300)
 def test_twenty_sessions_agree_with_their_models_and_each_other(tmp_path: Path) -> None:
-    server = LiveServer(tmp_path / "data", ["imap"], limits={"max_connections_per_ip": 100}).start()
+    server = LiveServer(tmp_path / "data", ["imap"], limits={"max_connections_per_ip": 100, "max_userip_connections": 100}).start()
     try:
         for user in USERS:
             server.add_user(user)

@@ -28,7 +28,7 @@ def message(n: int) -> bytes:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path / "data", ["imap"], limits={"max_connections_per_ip": 100}).start()
+    live = LiveServer(tmp_path / "data", ["imap"], limits={"max_connections_per_ip": 100, "max_userip_connections": 100}).start()
     live.add_user(OWNER)
     live.add_user(SHAREE)
 

@@ -44,7 +44,8 @@ def message(n: int, user: str) -> bytes:
 class Served:
     """`postoffice serve` with [pop3] processes = 3, its log in a file."""
 
-    def __init__(self, tmp: Path, processes: int = 3) -> None:
+    def __init__(self, tmp: Path, processes: int = 3, settings: dict[str, object] | None = None) -> None:
+        """`settings`: other keys of the generated config to change, e.g. {"failed_login_delay": 4}."""
         self.data = tmp / "data"
         self.log_path = tmp / "serve.log"
         po = [sys.executable, "-m", "postoffice"]
@@ -60,6 +61,9 @@ class Served:
             config = re.sub(rf"^{name} = .*$", f'{name} = ["127.0.0.1:{port}"]', config, flags=re.M)
         config = re.sub(r"^processes = .*$", f"processes = {processes}", config, flags=re.M)
         assert f"processes = {processes}" in config
+        for key, value in (settings or {}).items():
+            config, changed = re.subn(rf"^{key} = .*$", f"{key} = {value}", config, flags=re.M)
+            assert changed == 1, key
         (self.data / "postoffice.toml").write_text(config)
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen([*po, "serve", "--data", str(self.data)], stdin=subprocess.DEVNULL,
@@ -101,6 +105,22 @@ class Served:
         process, logged_user, refused = self.next_login(before)
         assert (logged_user, refused) == (user, False)
         return client, process
+
+    def serving_process(self, client_port: int) -> int:
+        """Which process (0: the main one, else the worker number) holds the server side of
+        the POP3 connection from `client_port`: its socket's inode, found in /proc."""
+        server_end = f"0100007F:{self.ports['pop3']:04X} 0100007F:{client_port:04X}"
+        inodes = [line.split()[9] for line in Path("/proc/net/tcp").read_text().splitlines()
+                  if " ".join(line.split()[1:3]) == server_end]
+        assert inodes, f"no server socket for client port {client_port}"
+        for process, pid in [(0, self.proc.pid), *self.worker_pids().items()]:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    if os.readlink(fd) == f"socket:[{inodes[0]}]":
+                        return process
+                except FileNotFoundError:
+                    continue
+        raise AssertionError(f"no process holds the connection from port {client_port}")
 
     def imap(self, user: str) -> imaplib.IMAP4:
         client = imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=10)
@@ -302,3 +322,74 @@ def test_workers_stop_when_the_server_is_killed(tmp_path: Path) -> None:
             time.sleep(0.05)
     finally:
         server.stop()
+
+
+# --- limits that hold for every process together (issue 13) -------------------------------------
+
+PER_IP = 4  # connections not logged in that one address may hold
+DELAY = 4  # seconds: the failed-login delay
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    server = Served(tmp_path_factory.mktemp("limited"), settings={
+        "max_connections_per_ip": PER_IP, "failed_login_delay": float(DELAY)})
+    yield server
+    server.stop()
+
+
+def greeting(sock: socket.socket) -> bytes:
+    return sock.makefile("rb").readline()
+
+
+@pytest.mark.timeout(120)
+def test_connections_per_address_are_counted_over_every_process(limited: Served) -> None:
+    socks = [socket.create_connection(("127.0.0.1", limited.ports["pop3"]), timeout=10)
+             for _ in range(3 * PER_IP)]
+    try:
+        greetings = [greeting(sock) for sock in socks]
+        accepted = [sock for sock, line in zip(socks, greetings, strict=True) if line.startswith(b"+OK")]
+        refused = [line for line in greetings if not line.startswith(b"+OK")]
+        assert len(accepted) == PER_IP, greetings
+        assert set(refused) == {b"-ERR [SYS/TEMP] Too many connections from your address\r\n"}
+        # They were spread over the processes, each of which alone would have taken PER_IP.
+        processes = {limited.serving_process(sock.getsockname()[1]) for sock in accepted}
+        assert len(processes) > 1, processes
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_failed_login_slows_down_the_address_in_every_process(limited: Served) -> None:
+    """A wrong password in one process: a login from the same address in another process,
+    arriving before the delay is over, is not checked but told to try again once it is."""
+    socks: list[socket.socket] = []
+    try:
+        by_process: dict[int, socket.socket] = {}
+        for _ in range(30):  # the accept board spreads connections: two processes come soon
+            sock = socket.create_connection(("127.0.0.1", limited.ports["pop3"]), timeout=3 * DELAY)
+            socks.append(sock)
+            assert greeting(sock).startswith(b"+OK")
+            by_process.setdefault(limited.serving_process(sock.getsockname()[1]), sock)
+            if len(by_process) == 2:
+                break
+            if len(socks) >= PER_IP:  # keep within the per-address limit
+                socks.pop(0).close()
+        assert len(by_process) == 2, "two processes took connections"
+        failing, other = (sock.makefile("rwb", buffering=0) for sock in by_process.values())
+        # A password that is not UTF-8 fails at once, without the slow password check.
+        for session, user in ((failing, USERS[2]), (other, USERS[3])):
+            session.write(f"USER {user}\r\n".encode())
+            assert session.readline().startswith(b"+OK")
+        failing.write(b"PASS wrong\xff\r\n")
+        time.sleep(0.5)  # the failure is recorded; its answer waits for the delay
+        started = time.monotonic()
+        other.write(f"PASS {PASSWORD}\r\n".encode())
+        answer = other.readline()
+        assert answer.startswith(b"-ERR [SYS/TEMP]"), answer
+        assert time.monotonic() - started > DELAY / 2  # held back until the delay was over
+        assert failing.readline().startswith(b"-ERR [AUTH]")
+    finally:
+        for sock in socks:
+            sock.close()

@@ -5,6 +5,9 @@ import base64
 import smtplib
 import ssl
 import time
+from pathlib import Path
+
+import pytest
 
 from live_server import PASSWORD, LiveServer
 from smtp_client import RawSmtp
@@ -193,5 +196,33 @@ def test_received_names_the_user_only_when_configured(tmp_path) -> None:
             client.sendmail("alice@example.test", ["alice@example.test"], letter(to="alice@example.test"))
         (stored,) = live.messages("alice@example.test")
         assert b"(authenticated as alice@example.test)" in stored
+    finally:
+        live.stop()
+
+
+def test_logins_per_user_and_address_are_limited_on_submission(tmp_path: Path) -> None:
+    """[limits] max_userip_connections holds for submission (587 and 465 together): one login
+    too many is a temporary failure (RFC 4954 §6), and the connection may try again later."""
+    live = LiveServer(tmp_path / "data", ["submission", "submissions"],
+                      limits={"max_userip_connections": 2}).start()
+    try:
+        live.add_user("alice@example.test")
+        live.add_user("bob@example.test")
+        first, second = submit(live), submit(live, implicit=True)
+        first.login("alice@example.test", PASSWORD)
+        second.login("alice@example.test", PASSWORD)
+        third = submit(live)
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            third.login("alice@example.test", PASSWORD)
+        assert refused.value.smtp_code == 454
+        assert refused.value.smtp_error == (b"4.7.0 Maximum number of connections from user+IP"
+                                            b" exceeded (max_userip_connections=2)")
+        third.login("bob@example.test", PASSWORD)  # another user: its own count
+        assert third.sendmail("bob@example.test", ["alice@example.test"], letter("bob@example.test")) == {}
+        second.quit()
+        fourth = submit(live)
+        fourth.login("alice@example.test", PASSWORD)  # one of alice's two has gone
+        for client in (first, third, fourth):
+            client.quit()
     finally:
         live.stop()

@@ -1,9 +1,12 @@
-"""Failed-login slow-down, per-IP and total connection limits (DESIGN §4).
+"""Failed-login slow-down; connection limits per address, per user and address, and in all
+(DESIGN §4).
 
 :class:`LoginThrottle` remembers recent authentication failures per client address and per
 account, and tells a protocol driver how long to hold back its answer; :class:`ConnectionLimiter`
-counts open connections per client address and in all. Neither does I/O, except that
-:meth:`LoginThrottle.wait_before_reply` sleeps.
+counts open connections per client address before login, per user and address after it, and in
+all. Neither does I/O, except that :meth:`LoginThrottle.wait_before_reply` sleeps. With
+``[pop3] processes`` both keep their counts in shared memory (auth/shared_table.py), so the
+limits hold for all processes together.
 
 Both group IPv6 addresses by their /64: one subscriber or one server usually owns a whole /64
 (RFC 6177 recommends at least that much per site), so counting single IPv6 addresses would let
@@ -34,6 +37,8 @@ import resource
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+
+from postoffice.auth.shared_table import SharedTable
 
 __all__ = ["KNOWN_SECONDS", "ConnectionLimiter", "LoginThrottle", "Refusal", "address_group",
            "connection_cap"]
@@ -105,6 +110,43 @@ class _FailureTable:
             del self._entries[key]
 
 
+class _SharedFailureTable:
+    """:class:`_FailureTable` kept in a :class:`SharedTable`, for every process of a `serve`.
+
+    Keys carry a prefix (one table holds the address, account and known-pair entries); expired
+    entries are dropped when read, and the table itself evicts the oldest when it is full.
+    """
+
+    def __init__(self, table: SharedTable, prefix: str) -> None:
+        self._table = table
+        self._prefix = prefix
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def count(self, key: str, now: float, window: float) -> int:
+        return self.entry(key, now, window)[0]
+
+    def entry(self, key: str, now: float, window: float) -> tuple[int, float]:
+        name = self._prefix + key
+        with self._table.locked():
+            count, last = self._table.get(name)
+            if count and now - last > window:
+                self._table.put(name, 0, 0.0)
+                return 0, 0.0
+            return count, last
+
+    def add(self, key: str, now: float, window: float) -> None:
+        with self._table.locked():
+            self._table.put(self._prefix + key, self.count(key, now, window) + 1, now)
+
+    def clear(self, key: str) -> None:
+        self._table.put(self._prefix + key, 0, 0.0)
+
+    def expire(self, now: float, window: float) -> None:
+        pass  # entries expire when read, and make room for new ones when the table is full
+
+
 class LoginThrottle:
     """How long to delay the answer to a login attempt, from recent failures.
 
@@ -122,26 +164,40 @@ class LoginThrottle:
         send("535 5.7.8 Authentication credentials invalid")
 
     and after a successful login, ``throttle.record_success(conn.peer_ip, username)``.
+
+    ``shared``: keep every count in that table, shared by the processes of one `serve`
+    (``[pop3] processes``), so that spreading guesses over them gains nothing; its size then
+    bounds the memory instead of ``max_entries``.
     """
 
     def __init__(self, base_delay: float = 2.0, max_delay: float = 60.0, window: float = 900.0,
                  clock: Callable[[], float] = time.monotonic, *,
-                 max_entries: int = 100_000) -> None:
+                 max_entries: int = 100_000, shared: SharedTable | None = None) -> None:
         if base_delay < 0 or max_delay < 0 or window <= 0 or max_entries < 1:
             raise ValueError("delays must not be negative; window and max_entries must be positive")
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.window = window
         self._clock = clock
-        self._by_ip = _FailureTable(max_entries)
-        self._by_account = _FailureTable(max_entries)
-        # (account, address group) -> last successful login, oldest first, at most max_entries.
-        self._known: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._max_known = max_entries
+        self._by_ip: _FailureTable | _SharedFailureTable
+        self._by_account: _FailureTable | _SharedFailureTable
+        # "account address-group" -> (1, last successful login), at most max_entries.
+        self._known: _FailureTable | _SharedFailureTable
+        if shared is None:
+            self._by_ip = _FailureTable(max_entries)
+            self._by_account = _FailureTable(max_entries)
+            self._known = _FailureTable(max_entries)
+        else:
+            self._by_ip = _SharedFailureTable(shared, "ip ")
+            self._by_account = _SharedFailureTable(shared, "account ")
+            self._known = _SharedFailureTable(shared, "known ")
 
     @property
     def entries(self) -> int:
-        """How many addresses and accounts are remembered (for tests and metrics)."""
+        """How many addresses and accounts are remembered (for tests and metrics; with a
+        shared table, every entry it holds)."""
+        if isinstance(self._by_ip, _SharedFailureTable):
+            return len(self._by_ip)
         return len(self._by_ip) + len(self._by_account)
 
     def failures(self, ip: str, account: str | None = None) -> tuple[int, int]:
@@ -179,8 +235,7 @@ class LoginThrottle:
         account_key = _account_key(account)
         if not account_key:
             return False
-        last = self._known.get((account_key, address_group(ip)))
-        return last is not None and self._clock() - last <= KNOWN_SECONDS
+        return self._known.count(_known_key(account_key, ip), self._clock(), KNOWN_SECONDS) > 0
 
     def record_failure(self, ip: str, account: str | None = None) -> None:
         """Count one failed attempt against the address and (if given) the account."""
@@ -205,11 +260,9 @@ class LoginThrottle:
         account_key = _account_key(account)
         if account_key:
             self._by_account.clear(account_key)
-            known = self._known
-            known.pop((account_key, group), None)  # re-inserted last: oldest stay first
-            known[(account_key, group)] = self._clock()
-            while len(known) > self._max_known:
-                known.popitem(last=False)
+            key = _known_key(account_key, ip)
+            self._known.clear(key)  # added again as the newest, with a count of 1
+            self._known.add(key, self._clock(), KNOWN_SECONDS)
 
     async def wait_before_reply(self, ip: str, account: str | None = None) -> float:
         """Sleep for :meth:`delay_for` seconds; returns how long that was."""
@@ -229,6 +282,10 @@ def _account_key(account: str | None) -> str:
     # "Alice@Example.org" and "alice@example.org" are one account to the directory, so they
     # must be one counter here, or changing case would reset the slow-down.
     return account.strip().casefold() if account else ""
+
+
+def _known_key(account_key: str, ip: str) -> str:
+    return f"{account_key} {address_group(ip)}"  # a group holds no space: unambiguous
 
 
 class Refusal(enum.Enum):
@@ -258,42 +315,102 @@ def connection_cap(wanted: int) -> int:
     return max(1, min(wanted, (soft - reserve) // 2))
 
 
+class _LocalCounts:
+    """Counts by key in this process; only non-zero counts are kept (memory stays bounded)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def get(self, key: str) -> int:
+        return self._counts.get(key, 0)
+
+    def try_add(self, key: str, limit: int | None) -> bool:
+        count = self._counts.get(key, 0)
+        if limit is not None and count >= limit:
+            return False
+        self._counts[key] = count + 1
+        return True
+
+    def remove(self, key: str) -> bool:
+        count = self._counts.get(key, 0)
+        if count == 0:
+            return False
+        if count == 1:
+            del self._counts[key]
+        else:
+            self._counts[key] = count - 1
+        return True
+
+
+class _SharedCounts:
+    """The same counts in a :class:`SharedTable`, for every process of a `serve`."""
+
+    def __init__(self, table: SharedTable) -> None:
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def get(self, key: str) -> int:
+        return self._table.get(key)[0]
+
+    def try_add(self, key: str, limit: int | None) -> bool:
+        return self._table.add(key, 1, time.monotonic(), limit)
+
+    def remove(self, key: str) -> bool:
+        return self._table.add(key, -1, time.monotonic())
+
+
 class ConnectionLimiter:
-    """Open connections per client address (IPv6 by /64), refusing more than ``max_per_ip``,
-    and more than ``max_total`` in all.
+    """Open connections: per client address before login, per user and address after it, and
+    in all (Dovecot's model: its login processes, ``mail_max_userip_connections``).
+
+    A new connection counts against its address (IPv6 by /64) until it logs in: more than
+    ``max_per_ip`` such connections from one address are refused. That is the flood limit; an
+    MX client's SMTP session never logs in and counts against it throughout. A login moves the
+    connection to ``(protocol, account, address)``, of which ``max_per_user_ip`` may be open
+    (None: no limit), so an office behind one NAT address is limited per person, not as a
+    whole. ``max_total`` (this process's file descriptors) applies to everyone.
 
     ``exempt`` holds addresses or networks ("127.0.0.1", "10.0.0.0/8") that are counted but
-    never refused for their own number; loopback is not exempt unless listed, because a local
-    webmail or a tunnel can open connections as fast as anyone. The total limit, which keeps
-    the process within its file descriptors, applies to everyone.
+    never refused for their own number before login; loopback is not exempt unless listed,
+    because a local webmail or a tunnel can open connections as fast as anyone.
+
+    ``shared``: keep the per-address and per-user counts in that table, shared by the
+    processes of one `serve` (``[pop3] processes``), so that a client spreading connections
+    over them gets no more; the total stays per process, like the descriptors it protects.
     """
 
     def __init__(self, max_per_ip: int, exempt: Iterable[str] = (), *,
-                 max_total: int | None = None) -> None:
-        if max_per_ip < 1:
-            raise ValueError(f"max_per_ip must be at least 1, not {max_per_ip}")
-        if max_total is not None and max_total < 1:
-            raise ValueError(f"max_total must be at least 1, not {max_total}")
+                 max_total: int | None = None, max_per_user_ip: int | None = None,
+                 shared: SharedTable | None = None) -> None:
+        for name, value in (("max_per_ip", max_per_ip), ("max_total", max_total),
+                            ("max_per_user_ip", max_per_user_ip)):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
         self.max_per_ip = max_per_ip
         self.max_total = max_total
+        self.max_per_user_ip = max_per_user_ip
         self._exempt = tuple(ipaddress.ip_network(net, strict=False) for net in exempt)
-        self._counts: dict[str, int] = {}
+        self._counts: _LocalCounts | _SharedCounts = (
+            _LocalCounts() if shared is None else _SharedCounts(shared))
         self._total = 0
 
     @property
     def total(self) -> int:
-        """Open connections counted, from every address."""
+        """Open connections counted in this process, from every address."""
         return self._total
 
     def acquire(self, ip: str) -> Refusal | None:
         """Count a new connection from ``ip``; or why not (and nothing counted)."""
         if self.max_total is not None and self._total >= self.max_total:
             return Refusal.TOTAL
-        key = address_group(ip)
-        count = self._counts.get(key, 0)
-        if count >= self.max_per_ip and not self._is_exempt(ip):
+        limit = None if self._is_exempt(ip) else self.max_per_ip
+        if not self._counts.try_add(_ip_key(ip), limit):
             return Refusal.PER_IP
-        self._counts[key] = count + 1
         self._total += 1
         return None
 
@@ -301,21 +418,35 @@ class ConnectionLimiter:
         """Count a new connection from ``ip``; False (and nothing counted) if over a limit."""
         return self.acquire(ip) is None
 
-    def release(self, ip: str) -> None:
-        """Forget one connection from ``ip``; extra releases are ignored."""
-        key = address_group(ip)
-        count = self._counts.get(key, 0)
-        if count == 0:
-            return
-        self._total -= 1
-        if count == 1:
-            del self._counts[key]  # only active addresses are kept: memory stays bounded
-        else:
-            self._counts[key] = count - 1
+    def log_in(self, ip: str, protocol: str, account: str) -> str | None:
+        """Move an acquired connection from ``ip`` to ``account`` on ``protocol`` ("imap",
+        "pop3", "smtp"); or the sentence refusing it (and the connection stays counted as not
+        logged in). Release it afterwards with ``release(ip, (protocol, account))``."""
+        if not self._counts.try_add(_user_key(ip, protocol, account), self.max_per_user_ip):
+            return ("Maximum number of connections from user+IP exceeded"
+                    f" (max_userip_connections={self.max_per_user_ip})")
+        self._counts.remove(_ip_key(ip))
+        return None
+
+    def release(self, ip: str, login: tuple[str, str] | None = None) -> None:
+        """Forget one connection from ``ip``, logged in as ``login`` = ``(protocol, account)``
+        (see :meth:`log_in`) or not; extra releases are ignored."""
+        key = _ip_key(ip) if login is None else _user_key(ip, *login)
+        if self._counts.remove(key):
+            self._total -= 1
+
+    @property
+    def keys(self) -> int:
+        """Addresses and (user, address) pairs with open connections (for tests and metrics)."""
+        return len(self._counts)
 
     def count(self, ip: str) -> int:
-        """Open connections from ``ip``'s group."""
-        return self._counts.get(address_group(ip), 0)
+        """Connections from ``ip``'s group that have not logged in."""
+        return self._counts.get(_ip_key(ip))
+
+    def count_user(self, ip: str, protocol: str, account: str) -> int:
+        """Connections of ``account`` on ``protocol`` from ``ip``'s group."""
+        return self._counts.get(_user_key(ip, protocol, account))
 
     def _is_exempt(self, ip: str) -> bool:
         if not self._exempt:
@@ -327,3 +458,12 @@ class ConnectionLimiter:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         return any(address.version == net.version and address in net for net in self._exempt)
+
+
+def _ip_key(ip: str) -> str:
+    return f"ip {address_group(ip)}"
+
+
+def _user_key(ip: str, protocol: str, account: str) -> str:
+    # The group holds no space, the protocol is a word: the key is unambiguous.
+    return f"user {protocol} {address_group(ip)} {_account_key(account)}"

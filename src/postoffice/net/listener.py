@@ -2,7 +2,8 @@
 
 :func:`start_listener` runs one handler task per accepted :class:`Connection` and does what
 every protocol needs the same way: connection ids for logs, implicit TLS (RFC 8314: 465, 993,
-995), STARTTLS (RFC 3207, RFC 9051 §6.2.1, RFC 2595), per-IP and total connection limits,
+995), STARTTLS (RFC 3207, RFC 9051 §6.2.1, RFC 2595), connection limits (per IP before login,
+per user and IP after it through :meth:`Connection.log_in`, and in all),
 deadlines on client input (net/deadlines.py: drivers read through
 :meth:`Connection.read_input`), and the PROXY protocol (net/proxy.py) behind a load balancer.
 
@@ -97,6 +98,23 @@ class Connection:
     _broken: bool = field(default=False, init=False, repr=False)
     # Set up by the listener (line and login deadlines); the driver ends LOGIN on login.
     deadlines: InputDeadlines = field(default_factory=InputDeadlines, init=False, repr=False)
+    # The limiter that counts this connection (set by the listener once it is counted), and
+    # (protocol, account) once log_in moved it to that account.
+    _limiter: ConnectionLimiter | None = field(default=None, init=False, repr=False)
+    _login: tuple[str, str] | None = field(default=None, init=False, repr=False)
+
+    def log_in(self, protocol: str, account: str) -> str | None:
+        """Count this connection as ``account``'s on ``protocol`` ("imap", "pop3", "smtp")
+        from now on, instead of as one of its address's connections before login; or the
+        sentence refusing the login (too many connections of that user from this address),
+        and it stays counted as before. Drivers call it once the password was right."""
+        limiter = self._limiter
+        if limiter is None or self._login is not None:
+            return None
+        refusal = limiter.log_in(self.peer_ip, protocol, account)
+        if refusal is None:
+            self._login = (protocol, account)
+        return refusal
 
     async def read_input(self, size: int, *, idle: float, open_line: object | None) -> bytes:
         """Up to ``size`` bytes from the client (``b""`` at EOF), within the connection's
@@ -439,6 +457,8 @@ class Listener:
         limiter = self._limiter
         refusal = None if limiter is None else limiter.acquire(conn.peer_ip)
         acquired = limiter is not None and refusal is None
+        if acquired:
+            conn._limiter = limiter
         conn.deadlines = InputDeadlines(self._line_timeout, asyncio.get_running_loop().time)
         conn.deadlines.start(Expiry.LOGIN, self._login_timeout)
         try:
@@ -461,7 +481,7 @@ class Listener:
                 await conn._close()
             finally:  # the slot is freed even if close() cancels us while closing
                 if acquired and limiter is not None:
-                    limiter.release(conn.peer_ip)
+                    limiter.release(conn.peer_ip, conn._login)
                 log.debug("%s: connection %s closed", self.name, conn.id)
 
 
@@ -540,7 +560,8 @@ async def start_listener(host: str, port: int, handler: Handler, *,
 
     ``tls`` makes it an implicit-TLS port (465, 993, 995). Over ``limiter``'s per-IP or total
     limit, ``on_refused(conn, refusal)`` writes the protocol's error line (``refusal.value`` is
-    a sentence for it) and the connection closes. Each connection's ``deadlines`` get
+    a sentence for it) and the connection closes; after a login the driver moves the connection
+    to its user with :meth:`Connection.log_in`. Each connection's ``deadlines`` get
     ``line_timeout`` and a LOGIN phase of ``login_timeout`` seconds from now (the driver ends it
     at login), both enforced by :meth:`Connection.read_input`. With
     ``proxy_protocol`` every connection must start with a PROXY v1 or v2 header (and only a

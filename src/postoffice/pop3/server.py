@@ -360,6 +360,13 @@ class Pop3Connection:
             self.proto.auth_failed()
             self.out.append(p.err("The mailbox cannot be opened right now; try again later", "SYS/TEMP"))
             return
+        if (too_many := self.conn.log_in("pop3", account.address)) is not None:
+            log.info("%s: POP3 login %s refused: %s", self.conn.id, account.address, too_many)
+            self.maildrop.close()
+            self.maildrop = None
+            self.proto.auth_failed()
+            self.out.append(p.err(too_many, "SYS/TEMP"))
+            return
         self.proto.auth_succeeded()
         count, size = self.maildrop.drop.stat()
         self.out.append(p.ok(f"Logged in: {count} messages ({size} octets)"))

@@ -16,6 +16,7 @@ import socket
 import sys
 
 from postoffice.app import RunningListener
+from postoffice.auth.shared_table import SharedLimits
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.pop3.server import start_pop3_listener
 from postoffice.pop3.workers import WorkerStart
@@ -27,7 +28,7 @@ log = logging.getLogger("postoffice.pop3.worker")
 async def serve_worker(start: WorkerStart, index: int, parent_pipe: int | None = None) -> None:
     """Serve as worker `index` until SIGTERM, SIGINT or the end of `parent_pipe` (the main
     process is gone)."""
-    config, shared, (board_fd, slots) = start
+    config, shared, (board_fd, slots), limit_tables = start
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -48,7 +49,8 @@ async def serve_worker(start: WorkerStart, index: int, parent_pipe: int | None =
 
         loop.add_reader(parent_pipe, parent_readable)
     listeners: list[RunningListener] = []
-    async with open_services(config, pop3_worker=True) as services:
+    limits = SharedLimits.attach(limit_tables) if limit_tables is not None else None
+    async with open_services(config, pop3_worker=True, shared=limits) as services:
         services.accept_board = AcceptBoard(board_fd, slots, index)
         for protocol, fd in shared:
             sock = socket.socket(fileno=fd)
@@ -59,6 +61,8 @@ async def serve_worker(start: WorkerStart, index: int, parent_pipe: int | None =
         services.accept_board.reset(index)  # the others take every new connection from now on
         await asyncio.gather(*(listener.close() for listener in listeners))
         services.accept_board.close()
+    if limits is not None:
+        limits.close()
 
 
 def main() -> None:

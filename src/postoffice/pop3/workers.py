@@ -9,8 +9,9 @@ connections takes the next one (net/accept_balance.py: a shared memory board of 
 Workers open the same store. What must hold across them holds in the store: one session per
 maildrop is a lock of the store (`MailStore.lock_mailbox`, flock(2) for SQLite), and IMAP
 sessions in the main process see what a POP3 QUIT changed through the store's watcher of other
-processes' changes. Per process, as before: the login cache, failed-login delays and the per-IP
-connection limit (a client spreading connections over N processes may open N times as many).
+processes' changes. Failed-login delays and the connection counts per address and per user
+live in shared memory that every process maps (auth/shared_table.py), so they hold for all
+together; the login cache and the total connection limit (descriptors) stay per process.
 
 A worker that dies is started again (after 1 s, doubling up to a minute while it keeps dying
 young). A worker stops when sent SIGTERM and when the main process goes away: it holds a pipe
@@ -29,6 +30,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from postoffice.auth.shared_table import SharedLimits
 from postoffice.config import Config
 from postoffice.net.accept_balance import AcceptBoard
 
@@ -42,18 +44,21 @@ YOUNG = 30.0  # a worker that dies younger than this was probably not going to r
 STOP_TIMEOUT = 10.0  # for a worker to finish its sessions (listener grace) before it is killed
 
 
-# What the main process sends a worker on its stdin: the config, (protocol, fd) per socket, and
-# the descriptor and size of the accept board.
-WorkerStart = tuple[Config, list[tuple[str, int]], tuple[int, int]]
+# What the main process sends a worker on its stdin: the config, (protocol, fd) per socket, the
+# descriptor and size of the accept board, and those of the shared limit tables.
+WorkerStart = tuple[Config, list[tuple[str, int]], tuple[int, int],
+                    tuple[tuple[int, int], tuple[int, int]] | None]
 
 
 class Pop3Workers:
     """Starts, restarts and stops the worker processes of the POP3 listening `sockets`."""
 
-    def __init__(self, config: Config, sockets: Sequence[tuple[str, socket.socket]], board: AcceptBoard) -> None:
+    def __init__(self, config: Config, sockets: Sequence[tuple[str, socket.socket]], board: AcceptBoard,
+                 limits: SharedLimits | None = None) -> None:
         self.config = config
         self.sockets = list(sockets)
         self.board = board
+        self.limits = limits
         self.count = board.slots - 1  # slot 0 is the main process
         self.processes: dict[int, asyncio.subprocess.Process] = {}  # worker index -> process
         self._tasks: list[asyncio.Task[None]] = []
@@ -104,8 +109,11 @@ class Pop3Workers:
 
     async def _spawn(self, index: int) -> asyncio.subprocess.Process:
         fds = [sock.fileno() for _, sock in self.sockets] + [self.board.fd]
+        limits = self.limits.handles if self.limits is not None else None
+        if limits is not None:
+            fds += [fd for fd, _ in limits]
         start: WorkerStart = (self.config, [(protocol, sock.fileno()) for protocol, sock in self.sockets],
-                              (self.board.fd, self.board.slots))
+                              (self.board.fd, self.board.slots), limits)
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "postoffice.pop3.worker", str(index),
             stdin=subprocess.PIPE, pass_fds=fds,

@@ -377,6 +377,9 @@ class SmtpSession:
         if account is LoginRefused.FAILED:
             self._reply(r.AUTH_FAILED)  # check_login waited the throttle's delay already
             return
+        if (too_many := self.conn.log_in("smtp", account.address)) is not None:
+            self._reply(r.Reply(454, "4.7.0", too_many))  # RFC 4954 §6: temporary failure
+            return
         self.state.account = account
         self.conn.deadlines.end(Expiry.LOGIN)
         self._reply(r.AUTH_OK)

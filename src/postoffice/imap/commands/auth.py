@@ -125,6 +125,12 @@ async def _finish_login(session: ImapSession, user: str, password: str) -> Compl
         return no("Cannot check passwords right now; try again in a moment", "UNAVAILABLE")
     if account is LoginRefused.FAILED:
         return no("Invalid credentials", "AUTHENTICATIONFAILED")
+    if (too_many := session.conn.log_in("imap", account.address)) is not None:
+        # As Dovecot does (mail_max_userip_connections): BYE, and the connection closes.
+        log.info("%s: IMAP login %s refused: %s", session.conn.id, account.address, too_many)
+        session.send(resp.bye(too_many, "LIMIT"))
+        session.state = State.LOGOUT
+        return no(too_many, "LIMIT")
     session.conn.deadlines.end(Expiry.LOGIN)
     parser = session.parser  # the pre-login literal limit is lifted (see server.py)
     parser.max_literal = parser.max_nonsync_literal = services.config.limits.max_message_size
