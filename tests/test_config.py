@@ -43,6 +43,7 @@ def test_missing_file_gives_every_default(tmp_path: Path) -> None:
 
     assert config.data_dir == tmp_path
     assert config.server.log_level == "info"
+    assert config.server.log_format == "text"
     assert config.listen.smtp == (ListenAddress("0.0.0.0", 25),)
     assert config.listen.submission == (ListenAddress("0.0.0.0", 587),)
     assert config.listen.submissions == (ListenAddress("0.0.0.0", 465),)
@@ -96,6 +97,7 @@ EVERY_KEY_CHANGED = """
 [server]
 hostname = "mx1.example.org"
 log_level = "DEBUG"
+log_format = "json"
 
 [listen]
 smtp = ["[::]:25", "192.0.2.1:2525"]
@@ -281,6 +283,7 @@ ERRORS = [
     ("seconds_nan", "[auth]\nfailed_login_delay = nan", ["[auth] failed_login_delay", "nan"]),
     ("string_for_bool", '[auth]\nplaintext_on_loopback = "yes"', ["[auth] plaintext_on_loopback", '"yes"', "true or false"]),
     ("bad_log_level", '[server]\nlog_level = "verbose"', ["[server] log_level", '"verbose"', '"debug"']),
+    ("bad_log_format", '[server]\nlog_format = "xml"', ["[server] log_format", '"xml"', '"json"']),
     ("future_backend", '[store]\nbackend = "postgresql"', ["[store] backend", '"postgresql"', '"sqlite"']),
     ("number_for_tls_version", "[tls]\nmin_version = 1.3", ["[tls] min_version", "1.3", "in quotes"]),
     ("old_tls_version", '[tls]\nmin_version = "1.1"', ["[tls] min_version", '"1.1"']),

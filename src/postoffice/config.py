@@ -66,6 +66,7 @@ class UnixAddress:
 class ServerConfig:
     hostname: str
     log_level: str
+    log_format: str = "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +349,9 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
              "This server's DNS name: used in greetings, HELO, Received headers and the certificate."),
         _Key("log_level", "info", _choice("debug", "info", "warning", "error"),
              'How much to log: "debug", "info", "warning" or "error".'),
+        _Key("log_format", "text", _choice("text", "json"),
+             '"text" (one readable line per event) or "json" (one JSON object per line); '
+             "docs/logging.md lists the fields."),
     )),
     "listen": (ListenConfig, (
         _listen_key("smtp", ["0.0.0.0:25"], "Incoming mail from other servers (STARTTLS offered)."),

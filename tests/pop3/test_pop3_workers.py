@@ -25,7 +25,8 @@ import pytest
 PASSWORD = "worker test password"
 USERS = [f"user{n}@example.test" for n in range(1, 5)]
 ATTEMPTS = 150  # connections tried before a test gives up waiting for the kernel to pick a worker
-LOGIN = re.compile(r"(?:\[pop3 worker (\d+)\])?: \w+: POP3 login (\S+)( refused)?")
+# The login lines of docs/logging.md: "login ok", or "login refused" with reason "maildrop in use".
+LOGIN = re.compile(r"(?:\[pop3 worker (\d+)\])?: login (?:ok|(refused)): protocol=pop3s? ip=\S+ user=(\S+) ")
 
 
 def free_port() -> int:
@@ -89,7 +90,7 @@ class Served:
 
     def logins(self) -> list[tuple[int, str, bool]]:
         """(process: 0 = main, else the worker number; user; refused as in use) per login."""
-        return [(int(worker or 0), user, bool(refused)) for worker, user, refused in LOGIN.findall(self.log())]
+        return [(int(worker or 0), user, bool(refused)) for worker, refused, user in LOGIN.findall(self.log())]
 
     def next_login(self, before: int) -> tuple[int, str, bool]:
         text = self.wait_for_log(lambda _: len(self.logins()) > before, timeout=10)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import enum
 
+from postoffice import logevents
 from postoffice.auth.check_queue import PasswordChecksBusy
 from postoffice.auth.limits import LoginThrottle
 from postoffice.directory import Directory
@@ -41,20 +42,30 @@ class LoginRefused(enum.Enum):
 
 
 async def check_login(directory: Directory, throttle: LoginThrottle, ip: str, user: str,
-                      password: str) -> AccountRecord | LoginRefused:
-    """The account if `user` may log in with `password` from `ip`, else why not."""
+                      password: str, *, protocol: str = "", mechanism: str = "",
+                      conn: str | None = None, log_success: bool = True) -> AccountRecord | LoginRefused:
+    """The account if `user` may log in with `password` from `ip`, else why not.
+
+    Every attempt leaves one log line (logevents.login) naming `protocol`, `mechanism` and the
+    connection id `conn`; never the password. A driver that may still refuse a right password
+    (POP3: the maildrop is in use) passes ``log_success=False`` and logs the outcome itself."""
     known = throttle.is_known(ip, user)
     if not known and (left := throttle.throttled_for(ip, user)) > 0:
         await asyncio.sleep(left)
+        logevents.login(protocol, ip, user, mechanism, "refused", conn, "throttled")
         return LoginRefused.TRY_LATER
     try:
         account = await directory.authenticate(user, password, priority=known)
     except PasswordChecksBusy:
+        logevents.login(protocol, ip, user, mechanism, "refused", conn, "busy")
         return LoginRefused.TRY_LATER
     if account is None:
         throttle.record_failure(ip, user)
+        logevents.login(protocol, ip, user, mechanism, "failed", conn)
         # A known pair waits for its address's failures only, like its throttling.
         await throttle.wait_before_reply(ip, None if known else user)
         return LoginRefused.FAILED
     throttle.record_success(ip, user)
+    if log_success:
+        logevents.login(protocol, ip, user, mechanism, "ok", conn)
     return account

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from postoffice.cli import help_format
+from postoffice.cli import admin_log, help_format
 from postoffice.cli.backup_cmds import backup_command, restore_command
 from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
 from postoffice.cli.queue_cmds import queue_app
@@ -35,4 +37,9 @@ app.command("restore")(restore_command)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        if done.code in (0, None):
+            admin_log.record(sys.argv[1:])
+        raise

@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from postoffice import logevents
 from postoffice.app import RunningListener, StartupError, configured_listeners, run
 from postoffice.cli.common import DATA, DataDir, console, fail, initialised, load
 from postoffice.config import Config, ConfigError, render_config
@@ -86,10 +87,7 @@ def serve_command(
     config = load(data)
     if dev:
         config = config.with_dev_listeners()
-    logging.basicConfig(
-        level=config.server.log_level.upper(), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logevents.configure(config.server.log_level, config.server.log_format)
 
     demo_exists = dev and demo_password is None and _user_exists(config, DEMO_USER)
 

@@ -191,7 +191,9 @@ class ImapConnection:
                     continue
                 change.cancel()
                 if read in done:
-                    return read.result()
+                    data = read.result()
+                    self.session.conn.bytes_in += len(data)
+                    return data
                 raise TimeoutError
         finally:
             if not read.done():
@@ -207,8 +209,10 @@ class ImapConnection:
                 self.literal_needed(event)
                 await self.flush()  # the client waits for "+" before sending the octets
             elif isinstance(event, ev.CommandError):
+                session.conn.commands += 1
                 self.command_error(event)
             elif isinstance(event, ev.ImapCommand):
+                session.conn.commands += 1
                 await self.command(event)
             else:  # IDLE DONE or a continuation line outside their commands
                 session.send(resp.untagged_status("BAD", "Unexpected line"))
@@ -307,7 +311,9 @@ class ImapConnection:
                     idler.wake.cancel()
                     idler.wake = None
                 if read in done:
-                    ended = self.idle_input(read.result())
+                    data = read.result()
+                    self.session.conn.bytes_in += len(data)
+                    ended = self.idle_input(data)
                     if ended is not None:
                         return ended
                     read = asyncio.ensure_future(self.session.conn.reader.read(READ_SIZE))

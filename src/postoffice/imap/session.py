@@ -88,6 +88,7 @@ class ImapSession:
         while the session's own task is asleep with nothing in `out`."""
         if self.compression is not None:
             data = self.compression.compress(data)
+        self.conn.bytes_out += len(data)
         self.conn.writer.write(data)
 
     @property

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from postoffice import logevents
 from postoffice.auth.limits import ConnectionLimiter, Refusal
 from postoffice.net.accept_balance import GIVE_UP, RECHECK, AcceptBoard
 from postoffice.net.deadlines import Expiry, InputDeadlines, InputTimeout
@@ -92,6 +93,13 @@ class Connection:
     tls: bool = False
     tls_version: str | None = None
     tls_cipher: str | None = None
+    # For the "session end" and login lines (logevents): the listener's protocol name, the
+    # account once logged in, and what the drivers counted (read_input counts bytes in).
+    protocol: str = ""
+    user: str | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    commands: int = 0
     # Writers replaced by start_tls must outlive the connection: a StreamWriter collected while
     # its transport is open closes it, and that transport is the socket under the TLS session.
     _retired: list[asyncio.StreamWriter] = field(default_factory=list, init=False, repr=False)
@@ -126,9 +134,11 @@ class Connection:
         seconds, expiry = self.deadlines.timeout(idle, open_line)
         try:
             async with asyncio.timeout(seconds):
-                return await self.reader.read(size)
+                data = await self.reader.read(size)
         except TimeoutError:
             raise InputTimeout(expiry) from None
+        self.bytes_in += len(data)
+        return data
 
     @property
     def is_loopback(self) -> bool:
@@ -459,7 +469,10 @@ class Listener:
         acquired = limiter is not None and refusal is None
         if acquired:
             conn._limiter = limiter
-        conn.deadlines = InputDeadlines(self._line_timeout, asyncio.get_running_loop().time)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        conn.protocol = self.name
+        conn.deadlines = InputDeadlines(self._line_timeout, loop.time)
         conn.deadlines.start(Expiry.LOGIN, self._login_timeout)
         try:
             _set_nodelay(conn.writer)
@@ -482,7 +495,9 @@ class Listener:
             finally:  # the slot is freed even if close() cancels us while closing
                 if acquired and limiter is not None:
                     limiter.release(conn.peer_ip, conn._login)
-                log.debug("%s: connection %s closed", self.name, conn.id)
+                if refusal is None:
+                    logevents.session_end(self.name, conn.peer_ip, conn.id, loop.time() - started,
+                                          conn.bytes_in, conn.bytes_out, conn.commands, conn.user)
 
 
 def _waiting(listening: socket.socket) -> bool:

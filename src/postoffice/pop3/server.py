@@ -20,6 +20,7 @@ import logging
 import socket
 from collections.abc import Sequence
 
+from postoffice import logevents
 from postoffice.app import LISTENER_FACTORIES, ListenerFactory, RunningListener
 from postoffice.auth.limits import Refusal
 from postoffice.auth.login import LoginRefused, check_login
@@ -69,6 +70,7 @@ class Pop3Connection:
         self.out: list[bytes] = []
         self.user: str | None = None
         self.exchange: SaslExchange | None = None
+        self.mechanism = ""  # of the AUTH exchange under way, for the login line
         self.maildrop: Pop3Maildrop | None = None
         self.errors = 0
         self.closing = False
@@ -121,6 +123,7 @@ class Pop3Connection:
             await self.send(*parts)
 
     async def send(self, *parts: bytes) -> None:
+        self.conn.bytes_out += sum(map(len, parts))
         try:
             # Not joined: uvloop writes the pieces with one writev, without copying them.
             self.conn.writer.writelines(parts)
@@ -141,6 +144,8 @@ class Pop3Connection:
 
     async def process(self) -> None:
         while (event := self.proto.next_event()) is not p.NEED_DATA:
+            if not isinstance(event, p.AuthResponse):
+                self.conn.commands += 1
             if isinstance(event, p.CommandError):
                 self.errors += 1
                 self.out.append(event.reply)
@@ -173,7 +178,7 @@ class Pop3Connection:
                     self.user = name
                     self.out.append(p.ok("Send your password"))
             case p.Pass(password=password):
-                await self.login(self.user or "", password)
+                await self.login(self.user or "", password, "USER")
             case p.Apop():
                 self.proto.auth_failed()
                 self.out.append(p.err("APOP is not offered: log in with USER/PASS or AUTH over TLS"))
@@ -289,6 +294,7 @@ class Pop3Connection:
     async def authenticate(self, mechanism: str, initial: bytes | None) -> None:
         try:
             ir = None if initial is None else (b"" if initial == b"=" else binascii.a2b_base64(initial))
+            self.mechanism = mechanism.upper()
             self.exchange = start_sasl(mechanism, ir, offered=self.offered)
             await self.auth_outcome(self.exchange.begin())
         except Exception as exc:
@@ -311,7 +317,7 @@ class Pop3Connection:
             return
         self.proto.end_auth_exchange()
         self.exchange = None
-        await self.login(outcome.authcid, outcome.password)
+        await self.login(outcome.authcid, outcome.password, self.mechanism)
 
     def auth_error(self, exc: Exception) -> None:
         self.exchange = None
@@ -323,13 +329,15 @@ class Pop3Connection:
         elif isinstance(exc, EncryptionRequired):
             self.out.append(p.err("Plaintext login is not allowed here: use STLS first", "AUTH"))
         elif isinstance(exc, AuthorizationRefused):
+            logevents.login(self.conn.protocol, self.conn.peer_ip, "", self.mechanism, "failed",
+                            self.conn.id, "authorization identity refused")
             self.out.append(p.err("Invalid credentials", "AUTH"))
         elif isinstance(exc, SaslError | binascii.Error | ValueError):
             self.out.append(p.err("Cannot decode the authentication data"))
         else:
             raise exc
 
-    async def login(self, user: str, password: str) -> None:
+    async def login(self, user: str, password: str, mechanism: str) -> None:
         services = self.services
         ip = self.conn.peer_ip
         self.user = None
@@ -337,7 +345,9 @@ class Pop3Connection:
             self.proto.auth_failed()
             self.out.append(p.err("Plaintext login is not allowed here: use STLS first", "AUTH"))
             return
-        account = await check_login(services.directory, services.login_throttle, ip, user, password)
+        account = await check_login(services.directory, services.login_throttle, ip, user, password,
+                                    protocol=self.conn.protocol, mechanism=mechanism, conn=self.conn.id,
+                                    log_success=False)
         if account is LoginRefused.TRY_LATER:
             self.proto.auth_failed()
             self.out.append(p.err("Cannot check passwords right now; try again in a moment", "SYS/TEMP"))
@@ -345,18 +355,18 @@ class Pop3Connection:
         if account is LoginRefused.FAILED:
             self.proto.auth_failed()
             self.out.append(p.err("Invalid user name or password", "AUTH"))
-            log.info("%s: POP3 login failed for %r", self.conn.id, user)
             return
         self.conn.deadlines.end(Expiry.LOGIN)
         try:
             self.maildrop = await Pop3Maildrop.open(services, account)
         except MaildropInUse:
-            log.info("%s: POP3 login %s refused: another session holds the maildrop", self.conn.id, account.address)
+            logevents.login(self.conn.protocol, ip, user, mechanism, "refused", self.conn.id, "maildrop in use")
             self.proto.auth_failed()
             self.out.append(p.err("Another POP3 session is using this mailbox; try again later", "IN-USE"))
             return
         except Exception:
             log.exception("%s: opening the maildrop of %s failed", self.conn.id, account.address)
+            logevents.login(self.conn.protocol, ip, user, mechanism, "refused", self.conn.id, "maildrop not opened")
             self.proto.auth_failed()
             self.out.append(p.err("The mailbox cannot be opened right now; try again later", "SYS/TEMP"))
             return
@@ -370,7 +380,8 @@ class Pop3Connection:
         self.proto.auth_succeeded()
         count, size = self.maildrop.drop.stat()
         self.out.append(p.ok(f"Logged in: {count} messages ({size} octets)"))
-        log.info("%s: POP3 login %s", self.conn.id, account.address)
+        self.conn.user = account.address
+        logevents.login(self.conn.protocol, ip, user, mechanism, "ok", self.conn.id)
 
     async def quit(self) -> None:
         drop = self.maildrop

@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 
+from postoffice import logevents
 from postoffice.app import RunningListener
 from postoffice.auth.shared_table import SharedLimits
 from postoffice.net.accept_balance import AcceptBoard
@@ -69,10 +70,7 @@ def main() -> None:
     index = int(sys.argv[1])
     start: WorkerStart = pickle.load(sys.stdin.buffer)  # from the main process, our parent
     config = start[0]
-    logging.basicConfig(
-        level=config.server.log_level.upper(), stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s %(name)s [pop3 worker {index}]: %(message)s",
-    )
+    logevents.configure(config.server.log_level, config.server.log_format, f"pop3 worker {index}")
     parent_pipe = sys.stdin.fileno()
     try:
         import uvloop

@@ -146,6 +146,7 @@ class InboundPolicy:
             enforce_quota=False,  # checked at RCPT: refusing now would lose accepted mail
             binary=_binary(envelope), resolved=_resolved(envelope),
         )
+        state.delivery = (report, info.queue_id)
         return [_report_reply(report, [rc.address for rc in envelope.recipients], info.queue_id)]
 
 
@@ -203,6 +204,7 @@ class SubmissionPolicy:
             delivery_envelope(envelope, [rc for rc in envelope.recipients if rc.local]), raw,
             outbound=outbound, enforce_quota=False, binary=_binary(envelope), resolved=_resolved(envelope),
         )
+        state.delivery = (report, info.queue_id)
         return [_report_reply(report, [rc.address for rc in envelope.recipients], info.queue_id)]
 
 
@@ -228,6 +230,7 @@ class LmtpPolicy(InboundPolicy):
             delivery_envelope(envelope, envelope.recipients), raw,
             binary=_binary(envelope), resolved=_resolved(envelope),
         )
+        state.delivery = (report, info.queue_id)
         replies = []
         for rc in envelope.recipients:
             if _unaccounted(report, [rc.address]):

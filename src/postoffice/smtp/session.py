@@ -23,6 +23,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+from postoffice import logevents
 from postoffice.auth.limits import LoginThrottle
 from postoffice.auth.login import LoginRefused, check_login
 from postoffice.auth.sasl import (
@@ -39,6 +40,7 @@ from postoffice.auth.sasl import (
     mechanisms_offered,
     start_sasl,
 )
+from postoffice.delivery import DeliveryReport
 from postoffice.directory import Resolution
 from postoffice.net.deadlines import Expiry, InputTimeout
 from postoffice.net.listener import Connection
@@ -62,6 +64,26 @@ TIMEOUT_REPLY = {  # RFC 5321 §4.5.3.2 and §3.8: 421, then close
 }
 
 
+# Events that are not a command of their own, for the session's command count.
+_NOT_COMMANDS = (ev.DataChunk, ev.DataComplete, ev.AuthResponse)
+
+
+def _outcome(attempt: dict[str, object], report: DeliveryReport | None) -> dict[str, object]:
+    """One RCPT for the transaction line: its RCPT reply, or what delivery did with it."""
+    address = attempt["address"]
+    if report is None or attempt["status"] != "accepted" or not isinstance(address, str):
+        return attempt
+    if copies := report.delivered.get(address):
+        return {"address": address, "status": "delivered", "uid": [uid for _, uid in copies]}
+    if report.queued.get(address):
+        return {"address": address, "status": "queued", "queue_row": report.queue_id}
+    if address in report.over_quota:
+        return {"address": address, "status": "over quota"}
+    if address in report.failed:
+        return {"address": address, "status": "failed"}
+    return {"address": address, "status": "unknown" if address in report.unknown else "not delivered"}
+
+
 @dataclass
 class Recipient:
     address: str
@@ -79,6 +101,8 @@ class Envelope:
     params: object  # smtp.proto MailParams
     recipients: list[Recipient] = field(default_factory=list)
     data: bytearray = field(default_factory=bytearray)
+    # Every RCPT with its reply, refused ones too, for the transaction's log line.
+    attempts: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass
@@ -92,6 +116,8 @@ class SessionState:
     account: AccountRecord | None = None
     envelope: Envelope | None = None
     errors: int = 0
+    # Set by the policy's on_message: what delivery did and the queue id the client was told.
+    delivery: tuple[DeliveryReport, str] | None = None
 
     @property
     def tls(self) -> bool:
@@ -124,11 +150,18 @@ class SmtpSession:
         self._out: list[bytes] = []
         self._closing = False
         self._sasl: SaslExchange | None = None
+        self._sasl_mechanism = ""
         self._sasl_user: str | None = None
 
     # --- the loop -----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        try:
+            await self._converse()
+        finally:
+            self._abandon_transaction()  # a client gone (or timed out) mid-transaction
+
+    async def _converse(self) -> None:
         self._send_raw(self.core.greeting(self.hostname))
         await self._flush()
         smtp = self.services.config.smtp
@@ -171,6 +204,7 @@ class SmtpSession:
             return
         data = b"".join(self._out)
         self._out.clear()
+        self.conn.bytes_out += len(data)
         try:
             self.conn.writer.write(data)
             await self.conn.writer.drain()
@@ -181,8 +215,11 @@ class SmtpSession:
 
     async def _handle(self, event: object) -> None:
         state = self.state
+        if not isinstance(event, _NOT_COMMANDS):
+            self.conn.commands += 1
         match event:
             case ev.Ehlo(domain=domain, extended=extended):
+                self._abandon_transaction()
                 state.helo, state.esmtp, state.envelope = domain, extended, None
                 self.conn.deadlines.end(Expiry.TRANSACTION)
                 reply = await self.policy.on_helo(state, domain)
@@ -208,7 +245,11 @@ class SmtpSession:
                 reply, recipient = await self.policy.on_rcpt(state, address, params)
                 if recipient is not None:
                     envelope.recipients.append(recipient)
-                self._reply(reply or r.RCPT_OK)
+                reply = reply or r.RCPT_OK
+                envelope.attempts.append({"address": address,
+                                          "status": "accepted" if recipient is not None else "refused",
+                                          "reply": reply.code})
+                self._reply(reply)
             case ev.DataRequested():
                 self._reply(r.START_DATA)
             case ev.DataChunk(data=chunk):
@@ -225,6 +266,7 @@ class SmtpSession:
             case ev.AuthResponse(data=data):
                 await self._auth_step(data)
             case ev.Rset():
+                self._abandon_transaction()
                 state.envelope = None
                 self.conn.deadlines.end(Expiry.TRANSACTION)
                 self._reply(r.OK)
@@ -235,6 +277,7 @@ class SmtpSession:
             case ev.Help():
                 self._reply(r.HELP)
             case ev.Quit():
+                self._abandon_transaction()
                 self._reply(r.CLOSING)
                 self._closing = True
             case ev.CommandError(reply=reply, fatal=fatal):
@@ -273,15 +316,43 @@ class SmtpSession:
             return
         if too_large:
             self._reply(r.MESSAGE_TOO_BIG)
+            self._log_transaction(envelope, [r.MESSAGE_TOO_BIG])
             return
         if received_count(envelope.data) > MAX_RECEIVED:
             log.info("%s: message from <%s> refused: more than %d Received: fields (a mail loop)",
                      self.conn.id, envelope.sender, MAX_RECEIVED)
-            for reply in [r.TOO_MANY_HOPS] * (len(envelope.recipients) if self.policy.lmtp else 1):
-                self._reply(reply)
-            return
-        for reply in await self._deliver(envelope):
+            replies = [r.TOO_MANY_HOPS] * (len(envelope.recipients) if self.policy.lmtp else 1)
+        else:
+            self.state.delivery = None
+            replies = await self._deliver(envelope)
+        for reply in replies:
             self._reply(reply)
+        self._log_transaction(envelope, replies)
+
+    def _abandon_transaction(self) -> None:
+        """The transaction ends without a message (RSET, EHLO, QUIT, the client gone)."""
+        envelope = self.state.envelope
+        if envelope is not None:
+            self.state.envelope = None
+            self._log_transaction(envelope, None)
+
+    def _log_transaction(self, envelope: Envelope, replies: list[r.Reply] | None) -> None:
+        """One line per transaction: who, from, each RCPT with what became of it, the result."""
+        state, conn = self.state, self.conn
+        report, queue_id = state.delivery or (None, None)
+        state.delivery = None
+        if replies is None:
+            result = "abandoned"
+        else:
+            result = " ".join(str(reply.code) for reply in replies)
+            if not any(reply.code == 250 for reply in replies):
+                queue_id = None  # the client was told no queue id
+        logevents.smtp_transaction(
+            conn.protocol, conn.peer_ip, conn.id, helo=state.helo, tls=conn.tls_version,
+            user=state.account.address if state.account else None, sender=envelope.sender,
+            recipients=[_outcome(attempt, report) for attempt in envelope.attempts],
+            size=len(envelope.data) if replies is not None else None, result=result,
+            queue_id=queue_id)
 
     async def _deliver(self, envelope: Envelope) -> list[r.Reply]:
         """The policy's replies, or a temporary error for every reply it owed when the message
@@ -334,6 +405,7 @@ class SmtpSession:
             return
         try:
             decoded = decode_initial_response(initial) if initial is not None else None
+            self._sasl_mechanism = mechanism.upper()
             self._sasl = start_sasl(mechanism, decoded, offered=offered)
             outcome = self._sasl.begin()
         except UnsupportedMechanism:
@@ -370,7 +442,8 @@ class SmtpSession:
             self._reply(r.Reply(501, "5.5.2", "Cannot decode the response"))
             return
         account = await check_login(self.services.directory, self.throttle, self.conn.peer_ip,
-                                    outcome.authcid, outcome.password)
+                                    outcome.authcid, outcome.password, protocol=self.conn.protocol,
+                                    mechanism=self._sasl_mechanism, conn=self.conn.id)
         if account is LoginRefused.TRY_LATER:
             self._reply(r.Reply(454, "4.7.0", "Temporary authentication failure, try again"))  # RFC 4954 §6
             return
@@ -381,12 +454,15 @@ class SmtpSession:
             self._reply(r.Reply(454, "4.7.0", too_many))  # RFC 4954 §6: temporary failure
             return
         self.state.account = account
+        self.conn.user = account.address
         self.conn.deadlines.end(Expiry.LOGIN)
         self._reply(r.AUTH_OK)
 
     async def _auth_failed(self, user: str | None) -> None:
         """RFC 4954 535; answered only after the throttle's delay for this IP and account."""
         self.throttle.record_failure(self.conn.peer_ip, user)
+        logevents.login(self.conn.protocol, self.conn.peer_ip, user or "", self._sasl_mechanism,
+                        "failed", self.conn.id, "authorization identity refused")
         self._reply(r.AUTH_FAILED)
         await self.throttle.wait_before_reply(self.conn.peer_ip, user)
         await self._flush()

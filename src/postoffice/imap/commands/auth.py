@@ -11,6 +11,7 @@ import base64
 import binascii
 import logging
 
+from postoffice import logevents
 from postoffice.auth.login import LoginRefused, check_login
 from postoffice.auth.sasl import (
     AuthorizationRefused,
@@ -118,9 +119,10 @@ async def starttls(session: ImapSession, command: ev.ImapCommand) -> Completion:
     return ALREADY_ANSWERED
 
 
-async def _finish_login(session: ImapSession, user: str, password: str) -> Completion:
-    services = session.services
-    account = await check_login(services.directory, services.login_throttle, session.conn.peer_ip, user, password)
+async def _finish_login(session: ImapSession, user: str, password: str, mechanism: str) -> Completion:
+    services, conn = session.services, session.conn
+    account = await check_login(services.directory, services.login_throttle, conn.peer_ip, user, password,
+                                protocol=conn.protocol, mechanism=mechanism, conn=conn.id)
     if account is LoginRefused.TRY_LATER:
         return no("Cannot check passwords right now; try again in a moment", "UNAVAILABLE")
     if account is LoginRefused.FAILED:
@@ -136,6 +138,7 @@ async def _finish_login(session: ImapSession, user: str, password: str) -> Compl
     parser.max_literal = parser.max_nonsync_literal = services.config.limits.max_message_size
     parser.max_command_literals = 4 * services.config.limits.max_message_size
     session.account = account
+    conn.user = account.address
     session.state = State.AUTHENTICATED
     return ok("Logged in", resp.capability_code(capabilities(session)))
 
@@ -145,7 +148,7 @@ async def login(session: ImapSession, command: ev.ImapCommand) -> Completion:
     assert isinstance(args, c.Login)
     if not _plaintext_ok(session):
         return no("Use STARTTLS first: passwords are not accepted over an unencrypted connection", "PRIVACYREQUIRED")
-    return await _finish_login(session, args.user, args.password)
+    return await _finish_login(session, args.user, args.password, "LOGIN")
 
 
 async def authenticate(session: ImapSession, command: ev.ImapCommand) -> Completion:
@@ -179,10 +182,13 @@ async def authenticate(session: ImapSession, command: ev.ImapCommand) -> Complet
     except SaslCancelled:
         return bad("Authentication cancelled")
     except AuthorizationRefused:
+        conn = session.conn
+        logevents.login(conn.protocol, conn.peer_ip, "", args.mechanism.upper(),
+                        "failed", conn.id, "authorization identity refused")
         return no("Invalid credentials", "AUTHORIZATIONFAILED")
     except (SaslError, binascii.Error, ValueError):
         return bad("Cannot decode the response")
-    return await _finish_login(session, outcome.authcid, outcome.password)
+    return await _finish_login(session, outcome.authcid, outcome.password, args.mechanism.upper())
 
 
 async def _next_continuation(session: ImapSession, parser: ImapServerParser) -> bytes | None:
