@@ -46,7 +46,7 @@ async def append(store: MailStore, box: int, n: int = 1) -> list[int]:
 async def session(store: MailStore, box: int, *enabled: str) -> tuple[ImapSession, Wire]:
     """A selected session whose client reads from a Wire (IMAP4rev2 unless told otherwise)."""
     wire = Wire()
-    conn: Any = SimpleNamespace(id="test", writer=wire)
+    conn: Any = SimpleNamespace(id="test", writer=wire, bytes_out=0)
     services: Any = SimpleNamespace(store=store)
     result = ImapSession(conn, services, ImapServerParser(max_literal=65536), state=State.SELECTED,
                           enabled=set(enabled or ["IMAP4REV2"]))

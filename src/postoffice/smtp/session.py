@@ -240,6 +240,8 @@ class SmtpSession:
                 envelope = state.envelope
                 assert envelope is not None  # the core only emits RcptTo inside a transaction
                 if len(envelope.recipients) >= self.services.config.limits.max_recipients:
+                    envelope.attempts.append({"address": address, "status": "refused",
+                                              "reply": r.TOO_MANY_RECIPIENTS.code})
                     self._reply(r.TOO_MANY_RECIPIENTS)
                     return
                 reply, recipient = await self.policy.on_rcpt(state, address, params)
