@@ -347,3 +347,21 @@ def test_serve_with_log_format_json_writes_one_json_object_per_line(tmp_path: Pa
         "ip": "127.0.0.1", "user": "nobody@example.test", "mechanism": "LOGIN"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(failed["time"]))
     assert all(WRONG not in json.dumps(e) for e in lines)
+
+
+def test_a_login_over_the_user_and_address_limit_is_logged_as_refused_with_the_reason(
+        tmp_path: Path, events: pytest.LogCaptureFixture) -> None:
+    live = LiveServer(tmp_path / "data", ["imap"], limits={"max_userip_connections": 1}).start()
+    try:
+        live.add_user(ALICE)
+        first = SourcedImap(live.ports["imap"], "127.0.0.7")
+        first.login(ALICE, PASSWORD)
+        with pytest.raises(imaplib.IMAP4.abort):
+            SourcedImap(live.ports["imap"], "127.0.0.7").login(ALICE, PASSWORD)
+        first.logout()
+        (record,) = logged(events, "login refused")
+        line = fields(record)
+        assert (line["protocol"], line["ip"], line["user"], line["mechanism"]) == ("imap", "127.0.0.7", ALICE, "LOGIN")
+        assert "max_userip_connections=1" in str(line["reason"])
+    finally:
+        live.stop()

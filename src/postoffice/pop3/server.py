@@ -371,7 +371,7 @@ class Pop3Connection:
             self.out.append(p.err("The mailbox cannot be opened right now; try again later", "SYS/TEMP"))
             return
         if (too_many := self.conn.log_in("pop3", account.address)) is not None:
-            log.info("%s: POP3 login %s refused: %s", self.conn.id, account.address, too_many)
+            logevents.login(self.conn.protocol, ip, user, mechanism, "refused", self.conn.id, too_many)
             self.maildrop.close()
             self.maildrop = None
             self.proto.auth_failed()

@@ -453,6 +453,8 @@ class SmtpSession:
             self._reply(r.AUTH_FAILED)  # check_login waited the throttle's delay already
             return
         if (too_many := self.conn.log_in("smtp", account.address)) is not None:
+            logevents.login(self.conn.protocol, self.conn.peer_ip, outcome.authcid, self._sasl_mechanism,
+                            "refused", self.conn.id, too_many)
             self._reply(r.Reply(454, "4.7.0", too_many))  # RFC 4954 §6: temporary failure
             return
         self.state.account = account

@@ -129,7 +129,7 @@ async def _finish_login(session: ImapSession, user: str, password: str, mechanis
         return no("Invalid credentials", "AUTHENTICATIONFAILED")
     if (too_many := session.conn.log_in("imap", account.address)) is not None:
         # As Dovecot does (mail_max_userip_connections): BYE, and the connection closes.
-        log.info("%s: IMAP login %s refused: %s", session.conn.id, account.address, too_many)
+        logevents.login(conn.protocol, conn.peer_ip, user, mechanism, "refused", conn.id, too_many)
         session.send(resp.bye(too_many, "LIMIT"))
         session.state = State.LOGOUT
         return no(too_many, "LIMIT")
