@@ -140,11 +140,13 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 indexer.cancel()
                 if workers is not None:
                     await workers.stop()
+                # Listeners before the accept board: each connection they close gives its
+                # board slot back as it ends.
+                for listener in reversed(running):
+                    with contextlib.suppress(Exception):
+                        await listener.close()
                 if services.accept_board is not None:
                     services.accept_board.close()
-            for listener in reversed(running):
-                with contextlib.suppress(Exception):
-                    await listener.close()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

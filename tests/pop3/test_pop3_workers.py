@@ -394,3 +394,21 @@ def test_a_failed_login_slows_down_the_address_in_every_process(limited: Served)
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_shutdown_with_pop3_connections_open_logs_no_error(tmp_path: Path) -> None:
+    """The accept board outlives the listeners: a connection still open at SIGTERM gives its
+    board slot back as it closes (it used to meet a released board: an ERROR traceback)."""
+    server = Served(tmp_path, processes=2)
+    clients: list[poplib.POP3] = []
+    try:
+        for _ in range(6):  # the board spreads them: some are the main process's
+            clients.append(poplib.POP3("127.0.0.1", server.ports["pop3"], timeout=10))
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=30) == 0
+        log = server.log()
+        assert "Traceback" not in log and " ERROR " not in log and "ERROR:" not in log, log
+    finally:
+        for client in clients:
+            client.sock.close()
+        server.stop()
