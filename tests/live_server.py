@@ -13,8 +13,9 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from postoffice.app import LISTENER_FACTORIES, RunningListener, _build_text_index
+from postoffice.app import LISTENER_FACTORIES, _build_text_index
 from postoffice.config import ListenAddress, load_config
+from postoffice.net.running import RunningListener
 from postoffice.services import Services, open_services
 from postoffice.setup.initialise import initialise
 
@@ -63,9 +64,6 @@ class LiveServer:
         return self
 
     async def _start(self) -> None:
-        from postoffice.app import register_protocols
-
-        register_protocols()
         config = load_config(self.data_dir)
         for section, values in self.overrides.items():
             config = dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **values)})

@@ -6,9 +6,9 @@ load the TLS certificate, start each configured protocol listener, log one line 
 wait for SIGTERM or SIGINT and close everything in reverse order. Anything that stops start-up and
 that an administrator can fix (a port in use, a missing or expired certificate, an address of
 another machine) is a :class:`StartupError` whose text is one sentence naming the listener, key
-or file and the fix; `postoffice serve` prints it and exits, the traceback goes to the debug log. Protocol listeners register themselves in
-`LISTENER_FACTORIES` as they are built; a configured protocol without a factory is reported, not
-silently ignored.
+or file and the fix; `postoffice serve` prints it and exits, the traceback goes to the debug log. Each protocol
+module offers its listener factories (`listener_factories()`), gathered here in
+`LISTENER_FACTORIES` (protocol modules import nothing from this one); a configured protocol without a factory is reported, not silently ignored.
 """
 
 from __future__ import annotations
@@ -20,18 +20,20 @@ import gc
 import logging
 import os
 import signal
-import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from postoffice.config import CONFIG_FILE_NAME, Config, ListenAddress, UnixAddress
+from postoffice.imap.server import listener_factories as imap_listener_factories
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.listen_errors import explain_listen_error
+from postoffice.net.running import ListenerFactory, RunningListener
 from postoffice.net.tls import TlsConfigError
+from postoffice.pop3.server import listener_factories as pop3_listener_factories
 from postoffice.pop3.workers import Pop3Workers
 from postoffice.services import Services, open_services
+from postoffice.smtp.service import listener_factories as smtp_listener_factories
 from postoffice.store.interface import GarbageCollected, StorageFull
 
 log = logging.getLogger("postoffice")
@@ -47,17 +49,10 @@ class AlreadyRunning(StartupError):
     pass
 
 
-@dataclass
-class RunningListener:
-    protocol: str
-    address: str
-    close: Callable[[], Awaitable[None]]
-    sockets: tuple[socket.socket, ...] = ()  # the listening sockets, where worker processes share them
-
-
-# protocol name -> async factory(services, address) -> RunningListener; filled by later issues.
-ListenerFactory = Callable[[Services, ListenAddress], Awaitable[RunningListener]]
-LISTENER_FACTORIES: dict[str, ListenerFactory] = {}
+# protocol name -> async factory(services, address) -> RunningListener
+LISTENER_FACTORIES: dict[str, ListenerFactory] = {
+    **smtp_listener_factories(), **imap_listener_factories(), **pop3_listener_factories(),
+}
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
@@ -91,21 +86,9 @@ def configured_listeners(config: Config) -> list[tuple[str, ListenAddress]]:
     return [(p, a) for p in PROTOCOLS for a in getattr(config.listen, p)]
 
 
-def register_protocols() -> None:
-    """Fill LISTENER_FACTORIES; imported here because protocol modules import this one."""
-    from postoffice.imap.server import register as register_imap
-    from postoffice.pop3.server import register as register_pop3
-    from postoffice.smtp.service import register as register_smtp
-
-    register_smtp()
-    register_imap()
-    register_pop3()
-
-
 async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None,
                 dev: bool = False) -> None:
     """``dev``: the listeners are ``serve --dev``'s fixed ports, not the file's (for error texts)."""
-    register_protocols()
     lock = lock_data_dir(config.data_dir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -13,9 +13,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from postoffice import logevents
-from postoffice.app import RunningListener, StartupError, configured_listeners, run
 from postoffice.cli.common import DATA, DataDir, console, fail, initialised, load
 from postoffice.config import Config, ConfigError, render_config
+from postoffice.net.running import RunningListener
 from postoffice.services import open_services
 from postoffice.setup.initialise import DEMO_USER, InitResult, initialise, machine_hostname
 from postoffice.store.interface import StoreError
@@ -94,6 +94,10 @@ def serve_command(
     def ready(listeners: list[RunningListener]) -> None:
         _print_connection_details(config, listeners, dev, demo_password, demo_exists)
 
+    # Here, not at the top: the protocol servers cost ~0.1 s to import, which the admin
+    # commands sharing this CLI need not pay.
+    from postoffice.app import StartupError, run
+
     try:
         run(config, ready=ready, dev=dev)
     except (StartupError, StoreError) as exc:  # StoreError: e.g. a schema upgrade that failed, a store path typo
@@ -117,6 +121,8 @@ def _user_exists(config: Config, address: str) -> bool:
 
 def _print_connection_details(config: Config, listeners: list[RunningListener], dev: bool, password: str | None,
                               demo_exists: bool) -> None:
+    from postoffice.app import configured_listeners
+
     live = {(entry.protocol, entry.address) for entry in listeners}
     table = Table("protocol", "address", "what for", "status", title="postoffice is running")
     for protocol, address in configured_listeners(config):

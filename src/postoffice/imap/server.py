@@ -21,7 +21,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 
-from postoffice.app import LISTENER_FACTORIES, RunningListener
 from postoffice.auth.limits import Refusal
 from postoffice.config import ListenAddress, UnixAddress
 from postoffice.imap import snapshot_push
@@ -45,6 +44,7 @@ from postoffice.imap.session import ALREADY_ANSWERED, Completion, ImapSession, S
 from postoffice.imap.snapshot import SelectedMailboxDeleted
 from postoffice.net.deadlines import Expiry, InputTimeout
 from postoffice.net.listener import CLIENT_GONE, Connection, start_listener
+from postoffice.net.running import ListenerFactory, RunningListener
 from postoffice.services import Services
 from postoffice.store.changes import MailboxChange, Subscription
 from postoffice.store.interface import StorageFull
@@ -434,6 +434,5 @@ def _factory(protocol: str, implicit_tls: bool):
     return start
 
 
-def register() -> None:
-    LISTENER_FACTORIES["imap"] = _factory("imap", implicit_tls=False)
-    LISTENER_FACTORIES["imaps"] = _factory("imaps", implicit_tls=True)
+def listener_factories() -> dict[str, ListenerFactory]:
+    return {"imap": _factory("imap", implicit_tls=False), "imaps": _factory("imaps", implicit_tls=True)}

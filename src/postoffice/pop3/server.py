@@ -21,7 +21,6 @@ import socket
 from collections.abc import Sequence
 
 from postoffice import logevents
-from postoffice.app import LISTENER_FACTORIES, ListenerFactory, RunningListener
 from postoffice.auth.limits import Refusal
 from postoffice.auth.login import LoginRefused, check_login
 from postoffice.auth.sasl import (
@@ -40,6 +39,7 @@ from postoffice.auth.sasl import (
 from postoffice.config import ListenAddress, UnixAddress
 from postoffice.net.deadlines import Expiry, InputTimeout
 from postoffice.net.listener import Connection, start_listener
+from postoffice.net.running import ListenerFactory, RunningListener
 from postoffice.pop3 import proto as p
 from postoffice.pop3.maildrop import DropMessage, NoSuchMessage
 from postoffice.pop3.session import MaildropInUse, Pop3Maildrop
@@ -434,6 +434,5 @@ def _factory(protocol: str) -> ListenerFactory:
     return start
 
 
-def register() -> None:
-    LISTENER_FACTORIES["pop3"] = _factory("pop3")
-    LISTENER_FACTORIES["pop3s"] = _factory("pop3s")
+def listener_factories() -> dict[str, ListenerFactory]:
+    return {"pop3": _factory("pop3"), "pop3s": _factory("pop3s")}

@@ -16,9 +16,9 @@ import socket
 import sys
 
 from postoffice import logevents
-from postoffice.app import RunningListener
 from postoffice.auth.shared_table import SharedLimits
 from postoffice.net.accept_balance import AcceptBoard
+from postoffice.net.running import RunningListener
 from postoffice.pop3.server import start_pop3_listener
 from postoffice.pop3.workers import WorkerStart
 from postoffice.services import open_services

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 
-from postoffice.app import LISTENER_FACTORIES, RunningListener
 from postoffice.auth.limits import Refusal
 from postoffice.config import ListenAddress, UnixAddress
 from postoffice.net.listener import Connection, start_listener, start_unix_listener
+from postoffice.net.running import ListenerFactory, RunningListener
 from postoffice.services import Services
 from postoffice.smtp.policy import InboundPolicy, LmtpPolicy, SmtpPolicy, SubmissionPolicy
 from postoffice.smtp.proto import replies as r
@@ -49,8 +49,10 @@ def _factory(protocol: str, policy: SmtpPolicy, implicit_tls: bool):
     return start
 
 
-def register() -> None:
-    LISTENER_FACTORIES["smtp"] = _factory("smtp", InboundPolicy(), implicit_tls=False)
-    LISTENER_FACTORIES["submission"] = _factory("submission", SubmissionPolicy(), implicit_tls=False)
-    LISTENER_FACTORIES["submissions"] = _factory("submissions", SubmissionPolicy(), implicit_tls=True)
-    LISTENER_FACTORIES["lmtp"] = _factory("lmtp", LmtpPolicy(), implicit_tls=False)
+def listener_factories() -> dict[str, ListenerFactory]:
+    return {
+        "smtp": _factory("smtp", InboundPolicy(), implicit_tls=False),
+        "submission": _factory("submission", SubmissionPolicy(), implicit_tls=False),
+        "submissions": _factory("submissions", SubmissionPolicy(), implicit_tls=True),
+        "lmtp": _factory("lmtp", LmtpPolicy(), implicit_tls=False),
+    }
