@@ -147,6 +147,14 @@ transaction_timeout = 600
 max_errors = 3
 received_shows_user = true
 recipient_delimiter = "-"
+trusted_networks = ["10.0.0.0/8", "2001:db8::1"]
+trusted_arc_sealers = ["Google.com."]
+
+[dns]
+nameservers = ["127.0.0.1:5353", "::1"]
+timeout = 2.5
+cache_entries = 0
+blocklists = ["zen.spamhaus.org"]
 
 [imap]
 per_user_seen = false

@@ -134,6 +134,16 @@ class SmtpConfig:
     max_errors: int
     received_shows_user: bool
     recipient_delimiter: str
+    trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    trusted_arc_sealers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DnsConfig:
+    nameservers: tuple[ListenAddress, ...]  # () = the system's (/etc/resolv.conf)
+    timeout: float
+    cache_entries: int
+    blocklists: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +172,7 @@ class Config:
     auth: AuthConfig
     dkim: DkimConfig
     smtp: SmtpConfig
+    dns: DnsConfig
     imap: ImapConfig
     pop3: Pop3Config
 
@@ -283,6 +294,63 @@ def default_hostname() -> str:
 
 
 _PORT = re.compile(r"[0-9]{1,5}")
+
+
+def _nameservers(value: Any, _data_dir: Path) -> tuple[ListenAddress, ...]:
+    expected = ('a list of DNS servers such as ["127.0.0.1:53", "[::1]:53"] or ["127.0.0.1"]'
+                " (port 53 if left out), or [] for the system's /etc/resolv.conf")
+    if not isinstance(value, list):
+        raise _Invalid(expected)
+    servers = []
+    for item in value:
+        text = item if isinstance(item, str) else ""
+        literal = text.strip("[]") if text.startswith("[") and text.endswith("]") else text
+        try:  # a bare address: port 53
+            ipaddress.ip_address(literal)
+            servers.append(ListenAddress(literal, 53))
+            continue
+        except ValueError:
+            pass
+        address = _address(text, _data_dir, False) if text else None
+        if not isinstance(address, ListenAddress):
+            raise _Invalid('an IP address with an optional port such as "127.0.0.1:5353" or'
+                           ' "[::1]:53"', part=item)
+        try:
+            ipaddress.ip_address(address.host)
+        except ValueError:
+            raise _Invalid("an IP address, not a name (the resolver cannot look up its own"
+                           " server)", part=item) from None
+        servers.append(address)
+    return tuple(servers)
+
+
+def _domain_list(what: str, example: str, one: str) -> _Parser:
+    def parse(value: Any, _data_dir: Path) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise _Invalid(f"a list of {what} such as {example}, or []")
+        names = []
+        for item in value:
+            name = item.lower().removesuffix(".") if isinstance(item, str) else ""
+            if not _is_host_name(name):
+                raise _Invalid(f"a DNS name such as {one}", part=item)
+            names.append(name)
+        return tuple(names)
+    return parse
+
+
+def _networks(value: Any, _data_dir: Path) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if not isinstance(value, list):
+        raise _Invalid('a list of addresses or networks such as ["192.0.2.10", "10.0.0.0/8",'
+                       ' "2001:db8::/32"], or []')
+    networks = []
+    for item in value:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False) if isinstance(item, str) else None)
+        except ValueError:
+            networks.append(None)
+        if networks[-1] is None:
+            raise _Invalid('an IP address or network such as "192.0.2.10" or "10.0.0.0/8"', part=item)
+    return tuple(n for n in networks if n is not None)
 
 
 def _listeners(*, unix: bool) -> _Parser:
@@ -434,6 +502,24 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
              "Name the authenticated user in the Received: header of submitted mail."),
         _Key("recipient_delimiter", "+", _choice("+", "-", "", expected='"+", "-" or ""'),
              'Separates an address from its detail: user+news@ reaches user@ ("" turns it off).'),
+        _Key("trusted_networks", [], _networks,
+             "Relays in front of this server (a filtering appliance) whose mail on port 25 skips"
+             " SPF, iprev and blocklists and is judged by the Received header they add; [] = none."),
+        _Key("trusted_arc_sealers", [], _domain_list("domains", '["google.com", "lists.example.org"]', "google.com"),
+             "ARC sealers (d= of ARC-Seal) whose passing chain overrides a DMARC failure, for"
+             " forwarded and mailing-list mail; [] = none."),
+    )),
+    "dns": (DnsConfig, (
+        _Key("nameservers", [], _nameservers,
+             'DNS servers to ask, such as ["127.0.0.1:5353"]; [] = the system\'s /etc/resolv.conf.'
+             " Use a validating resolver you trust: SPF, DKIM and DMARC rely on its answers."),
+        _Key("timeout", 5.0, _number(0.1, 60, unit="seconds", example=5.0, whole=False),
+             "Seconds to wait for one DNS answer before calling it a temporary failure."),
+        _Key("cache_entries", 10000, _number(0, 10_000_000, example=10000),
+             "DNS answers (and absences) kept in memory, each for its TTL; 0 turns the cache off."),
+        _Key("blocklists", [], _domain_list("DNS blocklist zones", '["zen.spamhaus.org"]', "zen.spamhaus.org"),
+             "DNS blocklists checked for every client of port 25, such as"
+             ' ["zen.spamhaus.org"]; [] = none.'),
     )),
     "imap": (ImapConfig, (
         _Key("per_user_seen", True, _boolean,
@@ -592,7 +678,8 @@ def _toml(value: Any) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(item) for item in value) + "]"
-    if isinstance(value, str | Path | ListenAddress | UnixAddress):
+    if isinstance(value, str | Path | ListenAddress | UnixAddress | ipaddress.IPv4Network
+                  | ipaddress.IPv6Network):
         # TOML basic strings forbid raw control characters, DEL included.
         text = "".join(_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F
                                            else c) for c in str(value))
