@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 import postoffice.pop3
 from postoffice.auth import sasl
-from postoffice.net import linebuffer
 from postoffice.pop3 import content, maildrop, proto
 from postoffice.pop3.content import MessageEncoder, octets_after_crlf
 from postoffice.pop3.proto import (
@@ -46,6 +45,7 @@ from postoffice.pop3.proto import (
     multiline,
     ok,
 )
+from postoffice.proto import linebuffer
 
 A = Pop3State.AUTHORIZATION
 T = Pop3State.TRANSACTION
@@ -911,7 +911,7 @@ FORBIDDEN = (
 )  # fmt: skip
 ALLOWED_POSTOFFICE = (
     "postoffice.pop3.proto", "postoffice.pop3.content", "postoffice.pop3.maildrop",
-    "postoffice.net.linebuffer", "postoffice.auth.sasl", "postoffice.message.lines",
+    "postoffice.proto.linebuffer", "postoffice.auth.sasl", "postoffice.message.lines",
 )  # fmt: skip
 POP3_DIR = Path(postoffice.pop3.__file__).parent
 DODGES = ("__import__", "open")

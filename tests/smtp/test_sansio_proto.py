@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 import postoffice.smtp.proto
-from postoffice.net import linebuffer
+from postoffice.proto import linebuffer
 
 FORBIDDEN = (
     "asyncio", "socket", "ssl", "selectors", "select", "threading", "subprocess", "uvloop",
     "postoffice.store",
 )  # fmt: skip
-ALLOWED_POSTOFFICE = ("postoffice.smtp.proto", "postoffice.net.linebuffer")
+ALLOWED_POSTOFFICE = ("postoffice.smtp.proto", "postoffice.proto.linebuffer")
 
 PROTO_DIR = Path(postoffice.smtp.proto.__file__).parent
 SOURCES = [*sorted(PROTO_DIR.glob("*.py")), Path(linebuffer.__file__)]

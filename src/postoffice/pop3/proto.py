@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, TypeAlias
 
 from postoffice.auth.sasl import MAX_RESPONSE_LENGTH, encode_challenge
-from postoffice.net.linebuffer import LineBuffer, LineTooLong
+from postoffice.proto.linebuffer import LineBuffer, LineTooLong
 
 __all__ = [
     "NEED_DATA",

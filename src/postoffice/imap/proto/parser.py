@@ -60,7 +60,7 @@ import re
 from postoffice.imap.proto import events as ev
 from postoffice.imap.proto.grammar import COMMAND_NAMES, parse_command
 from postoffice.imap.proto.tokens import MAX_NUMBER64, ParseError, Reader
-from postoffice.net.linebuffer import LineBuffer, LineTooLong
+from postoffice.proto.linebuffer import LineBuffer, LineTooLong
 
 __all__ = ["ImapServerParser", "LocalProtocolError"]
 

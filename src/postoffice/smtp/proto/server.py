@@ -43,7 +43,7 @@ import enum
 import re
 from collections.abc import Callable
 
-from postoffice.net.linebuffer import LineBuffer, LineTooLong
+from postoffice.proto.linebuffer import LineBuffer, LineTooLong
 from postoffice.smtp.proto import events as ev
 from postoffice.smtp.proto import state as st
 from postoffice.smtp.proto.dotstuff import DataScanner

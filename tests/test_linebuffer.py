@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from postoffice.net.linebuffer import LineBuffer, LineTooLong
+from postoffice.proto.linebuffer import LineBuffer, LineTooLong
 
 
 def drain(buffer: LineBuffer) -> list[bytes]:
