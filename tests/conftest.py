@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dns_server import dns_server  # noqa: F401 (the loopback DNS servers, a session fixture)
 from peers import check_peer_markers, unavailable
 
 REPO = Path(__file__).resolve().parent.parent
