@@ -58,7 +58,7 @@ _ROOT_ZONE = """$TTL 300
 @ NS ns.root-servers.test.
 """
 # Unbound answers these from built-in local zones (RFC 6761, RFC 6303) unless told not to.
-_UNBOUND_DEFAULT_ZONES = ("test.", "127.in-addr.arpa.", "localhost.")
+_UNBOUND_DEFAULT_ZONES = ("test.", "127.in-addr.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa.", "localhost.")
 
 
 def _program(name: str, package: str) -> str:
@@ -323,6 +323,8 @@ class BrokenDnsServer:
             try:
                 query, peer = self._udp.recvfrom(65535)
             except OSError:
+                return
+            if self._closed.is_set():  # shutdown() wakes recvfrom with nothing
                 return
             self.received["udp"] += 1
             reply = self.respond(query, "udp")

@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from postoffice.auth.limits import ConnectionLimiter, LoginThrottle, connection_cap
 from postoffice.auth.shared_table import SharedLimits
@@ -16,6 +17,9 @@ from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.tls import ReloadingServerContext
 from postoffice.store import open_store
 from postoffice.store.interface import MailStore
+
+if TYPE_CHECKING:
+    from postoffice.mailauth.resolver import DnsResolver
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,17 @@ class Services:
     accept_board: AcceptBoard | None = None
     # With `[pop3] processes` above 1: the limiter's and the throttle's counts, for every process.
     shared_limits: SharedLimits | None = None
+    _resolver: DnsResolver | None = None
+
+    @property
+    def resolver(self) -> DnsResolver:
+        """The one DNS resolver of the process (`[dns]`), made on first use: its cache and its
+        coalescing of identical questions serve every connection."""
+        if self._resolver is None:
+            from postoffice.mailauth.resolver import DnsResolver  # dnspython only where DNS is used
+
+            self._resolver = DnsResolver.from_config(self.config.dns)
+        return self._resolver
 
     @property
     def tls(self) -> ReloadingServerContext:
