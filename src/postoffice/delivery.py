@@ -98,6 +98,7 @@ async def deliver_message(
     raw: bytes,
     *,
     mailbox: str = "INBOX",
+    special_use: str | None = None,
     flags: frozenset[str] = frozenset(),
     internal_date: float | None = None,
     return_path: bool = True,
@@ -113,7 +114,10 @@ async def deliver_message(
     to the outbound queue as one row, a copy without Return-Path, in the same transaction.
     Line endings become CRLF, except for `binary` content (BODY=BINARYMIME, RFC 3030), which is
     stored byte for byte. `resolved` passes recipient resolutions already made (SMTP resolves
-    each recipient at RCPT time) so they are not looked up twice.
+    each recipient at RCPT time) so they are not looked up twice. `special_use` (``\\Junk`` for
+    a message DMARC quarantines) files the local copies into each account's mailbox with that
+    RFC 6154 attribute instead of `mailbox`, creating it when the account has none; forwarded
+    copies leave unchanged (the next hop judges them itself).
     """
     report = DeliveryReport()
     targets: dict[int, DeliveryTarget] = {}
@@ -138,7 +142,8 @@ async def deliver_message(
             forwarded[recipient] = list(resolution.forwards)
         for account in resolution.accounts:
             # One copy per account even when several recipients (aliases) lead to it.
-            targets.setdefault(account.id, DeliveryTarget(account.id, mailbox, enforce_quota=enforce_quota))
+            targets.setdefault(account.id, DeliveryTarget(account.id, mailbox, special_use=special_use,
+                                                            enforce_quota=enforce_quota))
             reached_by.setdefault(account.id, []).append(recipient)
             addresses[account.id] = account.address
     submitted = outbound.recipients if outbound is not None else ()

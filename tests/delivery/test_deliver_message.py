@@ -114,3 +114,20 @@ def test_report_names_recipients_it_cannot_account_for() -> None:
     # e: "delivered" to nothing (what forwards-only recipients were before); f: never mentioned.
     assert report.unaccounted(rcpts) == ["e@x.example", "f@x.example"]
     assert [rc for rc in rcpts if report.accepted(rc)] == ["a@x.example", "b@x.example"]
+
+
+async def test_a_special_use_target_files_into_that_mailbox_and_makes_it_when_missing(env) -> None:
+    """DMARC quarantine: the recipient's \\Junk mailbox, whatever its name; made when gone."""
+    store, directory = env
+    alice = await directory.add_user("alice@example.org", "long enough pass")
+    bob = await directory.add_user("bob@example.org", "long enough pass")
+    await store.rename_mailbox(alice.id, "Junk", "Spam")  # keeps its \Junk attribute
+    await store.delete_mailbox(bob.id, "Junk")
+    report = await deliver_message(store, directory, Envelope("a@remote.example", ("alice@example.org", "bob@example.org")),
+                                   RAW, special_use="\\Junk")
+    assert report.accepted("alice@example.org") and report.accepted("bob@example.org")
+    for account, name in ((alice, "Spam"), (bob, "Junk")):
+        box = await store.get_mailbox(account.id, name)
+        assert box is not None and box.special_use == "\\Junk"
+        assert len(await store.list_messages(box.id)) == 1
+        assert await store.list_messages((await store.get_mailbox(account.id, "INBOX")).id) == []

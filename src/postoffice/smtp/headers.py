@@ -124,3 +124,92 @@ def from_addresses(raw: bytes) -> list[str]:
             if address.mailbox is not None and address.host is not None:
                 found.append(f"{address.mailbox}@{address.host}")
     return found
+
+
+# --- Authentication-Results and trusted relays (RFC 8601, issue 14) ------------------------------
+
+_AUTHRES_NAME = re.compile(rb"authentication-results[ \t]*:", re.IGNORECASE)
+
+
+def _fields(block: bytes) -> list[bytes]:
+    """A header block cut into its fields, each with its continuation lines, byte for byte."""
+    fields: list[bytes] = []
+    for line in block.splitlines(keepends=True):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line
+        else:
+            fields.append(line)
+    return fields
+
+
+def authserv_id(value: str) -> str:
+    """The authserv-id of an Authentication-Results field body (RFC 8601 §2.2): the first
+    token or quoted-string after any comments and white space; "" when there is none."""
+    i, n = 0, len(value)
+    while i < n:
+        c = value[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c == "(":  # a comment, possibly nested, with quoted-pairs
+            depth = 0
+            while i < n:
+                if value[i] == "\\":
+                    i += 2
+                    continue
+                depth += {"(": 1, ")": -1}.get(value[i], 0)
+                i += 1
+                if depth == 0:
+                    break
+        elif c == '"':
+            out, i = [], i + 1
+            while i < n and value[i] != '"':
+                if value[i] == "\\" and i + 1 < n:
+                    i += 1
+                out.append(value[i])
+                i += 1
+            return "".join(out)
+        else:
+            end = i
+            while end < n and value[end] not in ' \t\r\n;()"':
+                end += 1
+            return value[i:end]
+    return ""
+
+
+def remove_authentication_results(raw: bytes, our_id: str) -> tuple[bytes, int]:
+    """`raw` without the Authentication-Results fields that claim to come from us (RFC 8601
+    §5: a forged verdict must not reach the user's filters), and how many went. The authserv-id
+    is compared case-insensitively, after any comment; everyone else's fields stay untouched."""
+    header_end, _ = split_header(raw, 0, len(raw))
+    block = raw[:header_end]
+    if not _AUTHRES_NAME.search(block):
+        return raw, 0
+    ours = our_id.lower().rstrip(".")
+    kept: list[bytes] = []
+    removed = 0
+    for field in _fields(block):
+        if _AUTHRES_NAME.match(field):
+            value = field.split(b":", 1)[1].decode("utf-8", "replace")
+            if authserv_id(value).lower().rstrip(".") == ours:
+                removed += 1
+                continue
+        kept.append(field)
+    return b"".join(kept) + raw[header_end:], removed
+
+
+_RECEIVED_FROM = re.compile(
+    r"^\s*from\s+(?P<helo>\S+).*?\[(?:ipv6:)?(?P<ip>[0-9a-f:.]+)\]", re.IGNORECASE | re.DOTALL)
+
+
+def received_clients(raw: bytes) -> list[tuple[str, str]]:
+    """(HELO name, client IP) of each Received: field, newest first, as a relay in front of
+    us records them (`from helo (name [192.0.2.1])`, RFC 5321 §4.4); a field without an
+    address literal in its from-clause gives ("", "")."""
+    found: list[tuple[str, str]] = []
+    for name, _, value in parse_fields(header_block(raw[:_HOPS_WINDOW])):
+        if name != "received":
+            continue
+        clause = re.split(r"\sby\s", value, maxsplit=1, flags=re.IGNORECASE)[0]
+        match = _RECEIVED_FROM.match(clause)
+        found.append((match["helo"], match["ip"]) if match else ("", ""))
+    return found

@@ -316,6 +316,9 @@ class DeliveryTarget:
     account_id: int
     mailbox: str = "INBOX"
     flags: frozenset[str] = frozenset()
+    # An RFC 6154 attribute (``\Junk``): the account's mailbox that has it instead of `mailbox`,
+    # created when the account has none (a quarantined message must land somewhere visible).
+    special_use: str | None = None
     # False when the quota was already checked when the recipient was accepted (SMTP RCPT):
     # refusing then would lose mail the client was told is accepted, so it may overrun a little.
     enforce_quota: bool = True

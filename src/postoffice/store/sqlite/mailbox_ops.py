@@ -77,6 +77,24 @@ def get_mailbox(conn: sqlite3.Connection, account_id: int, name: str) -> Mailbox
     return _mailbox(row) if row else None
 
 
+def special_use_mailbox(tx: Transaction, account_id: int, special_use: str) -> MailboxRecord:
+    """The account's mailbox with this RFC 6154 attribute (``\\Junk``), made if it has none.
+
+    A user may have deleted or renamed it: then the mailbox named after the attribute (``Junk``)
+    is used, or created with the attribute, so filed mail always lands somewhere visible.
+    """
+    row = tx.conn.execute(
+        f"SELECT {_COLUMNS} FROM mailboxes WHERE account_id = ? AND lower(special_use) = lower(?)"
+        " ORDER BY id LIMIT 1",
+        (account_id, special_use),
+    ).fetchone()
+    if row:
+        return _mailbox(row)
+    name = special_use.lstrip("\\")
+    return get_mailbox(tx.conn, account_id, name) or create_mailbox(
+        tx, account_id, name, special_use, subscribed=True)
+
+
 def get_mailbox_by_id(conn: sqlite3.Connection, mailbox_id: int) -> MailboxRecord | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM mailboxes WHERE id = ?", (mailbox_id,)).fetchone()
     return _mailbox(row) if row else None

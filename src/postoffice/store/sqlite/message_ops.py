@@ -56,7 +56,12 @@ from postoffice.store.interface import (
 )
 from postoffice.store.sqlite import queue_ops
 from postoffice.store.sqlite.blob_holds import BlobHolds
-from postoffice.store.sqlite.mailbox_ops import bump_modseq, get_mailbox, require_mailbox
+from postoffice.store.sqlite.mailbox_ops import (
+    bump_modseq,
+    get_mailbox,
+    require_mailbox,
+    special_use_mailbox,
+)
 from postoffice.store.sqlite.text_ops import forget_text
 from postoffice.store.sqlite.writer import Transaction
 
@@ -298,9 +303,12 @@ def deliver(
     queue_id = queue_ops.enqueue(tx, blobs, *queue) if queue is not None else None
     results: list[TargetResult] = []
     for target in targets:
-        mailbox = get_mailbox(tx.conn, target.account_id, target.mailbox) or get_mailbox(
-            tx.conn, target.account_id, "INBOX"
-        )
+        if target.special_use is not None:
+            mailbox: MailboxRecord | None = special_use_mailbox(tx, target.account_id, target.special_use)
+        else:
+            mailbox = get_mailbox(tx.conn, target.account_id, target.mailbox) or get_mailbox(
+                tx.conn, target.account_id, "INBOX"
+            )
         if mailbox is None:
             results.append(TargetResult(target, None, StoreError("The recipient has no INBOX.")))
             continue

@@ -1,0 +1,82 @@
+"""What an MX does with a message once SPF, DKIM, ARC and DMARC have spoken: `decide`.
+
+Pure: typed results in, a `Verdict` out; the SMTP service turns it into a reply or a mailbox.
+Only DMARC refuses or quarantines: SPF and DKIM alone never do (RFC 7208 §8.4 and RFC 6376
+§6.3 leave it to local policy; a forwarded message fails SPF and a mailing list breaks DKIM,
+and DMARC is where a domain owner says which failures matter). The rules, in order:
+
+1. No DMARC record (``none``), a broken one (``permerror``, RFC 7489 §6.6.3: as if absent) or a
+   ``pass``: deliver.
+2. ``temperror`` (the policy record could not be fetched): 451 4.7.0. The From domain may well
+   publish ``p=reject``; accepting now would let a forgery through whenever DNS hiccups, and a
+   permanent refusal for a transient problem would lose real mail. The sender retries.
+3. ``fail`` whose disposition (DMARCbis: ``p``/``sp``/``np``, one step less under ``t=y``) is
+   ``none``: deliver, the header says dmarc=fail.
+4. ``fail`` with ``reject`` or ``quarantine`` when a chain sealed by a trusted ARC sealer
+   vouches for the message (``[smtp] trusted_arc_sealers``, RFC 8617 §7.2): deliver.
+5. ``fail`` with ``reject`` or ``quarantine`` when SPF or a DKIM signature ended in
+   ``temperror``: 451, since that check might have passed and aligned (4.7.24 when only SPF
+   failed so, RFC 7372 §3.2; 4.7.0 otherwise).
+6. ``fail`` with ``reject``: 550 5.7.1 naming the domain's policy (DMARCbis §8.3; RFC 7372
+   suggests 5.7.1 for a policy refusal).
+7. ``fail`` with ``quarantine``: deliver into each recipient's Junk mailbox.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from postoffice.mailauth.results import AuthenticationResults
+
+Action = Literal["deliver", "junk", "reject", "defer"]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to do with one message; `code`/`enhanced`/`text` form the SMTP reply for a
+    refusal or a deferral (unused when the message is delivered)."""
+
+    action: Action
+    reason: str  # short, for the log: "dmarc pass", "dmarc reject (example.com)"
+    code: int = 250
+    enhanced: str = "2.0.0"
+    text: str = ""
+
+
+def decide(results: AuthenticationResults, *, arc_override: bool = False) -> Verdict:
+    """The verdict for a message with these results (see the module docstring for the rules).
+
+    `arc_override`: a passing ARC chain sealed by a trusted sealer vouches for the message.
+    """
+    dmarc = results.dmarc
+    if dmarc is None or dmarc.result in ("none", "permerror"):
+        return Verdict("deliver", f"dmarc {dmarc.result if dmarc else 'none'}")
+    if dmarc.result == "pass":
+        return Verdict("deliver", "dmarc pass")
+    domain = dmarc.policy_domain or dmarc.from_domain
+    if dmarc.result == "temperror":
+        return Verdict(
+            "defer", f"dmarc temperror ({dmarc.from_domain})", 451, "4.7.0",
+            f"Temporary DNS failure looking up the DMARC policy of {dmarc.from_domain}, try again later")
+    disposition = dmarc.disposition
+    if disposition == "none":
+        return Verdict("deliver", f"dmarc fail, policy none ({domain})")
+    if arc_override:
+        sealer = results.arc.sealers[-1] if results.arc and results.arc.sealers else "a trusted sealer"
+        return Verdict("deliver", f"dmarc fail, {disposition} overridden by the ARC chain of {sealer}")
+    spf_temporary = results.spf is not None and results.spf.result == "temperror"
+    dkim_temporary = any(d.result == "temperror" for d in results.dkim)
+    if spf_temporary or dkim_temporary:
+        checks = " and ".join(name for name, failed in (("SPF", spf_temporary), ("DKIM", dkim_temporary)) if failed)
+        return Verdict(
+            "defer", f"dmarc fail with {checks} temperror, policy {disposition} ({domain})", 451,
+            "4.7.24" if not dkim_temporary else "4.7.0",
+            f"Temporary DNS failure checking {checks} for {dmarc.from_domain}, which publishes a"
+            f" DMARC policy of {disposition}, try again later")
+    if disposition == "reject":
+        return Verdict(
+            "reject", f"dmarc reject ({domain})", 550, "5.7.1",
+            f"Message rejected: {domain} publishes a DMARC policy of reject and this message"
+            " failed SPF and DKIM alignment")
+    return Verdict("junk", f"dmarc quarantine ({domain})")

@@ -1,0 +1,72 @@
+"""`mailauth.verdict.decide`: results in, what the MX does out (table-driven, no I/O)."""
+from __future__ import annotations
+
+import pytest
+
+from postoffice.mailauth.results import (
+    ArcResult,
+    AuthenticationResults,
+    DkimResult,
+    DmarcResult,
+    SpfResult,
+)
+from postoffice.mailauth.verdict import decide
+
+SPF_PASS = SpfResult("pass", "mailfrom", "a@x.example", "x.example")
+SPF_FAIL = SpfResult("fail", "mailfrom", "a@x.example", "x.example")
+SPF_TEMP = SpfResult("temperror", "mailfrom", "a@x.example", "x.example", problem="DNS timeout")
+DKIM_FAIL = DkimResult("fail", "bank.example", "s1")
+DKIM_TEMP = DkimResult("temperror", "bank.example", "s1", problem="DNS timeout")
+
+
+def dmarc(result: str, disposition: str = "none", policy: str | None = None, *, testing: bool = False) -> DmarcResult:
+    return DmarcResult(result, "bank.example", "bank.example", policy or disposition, disposition,  # type: ignore[arg-type]
+                       testing=testing)
+
+
+def results(dm: DmarcResult | None, spf: SpfResult | None = SPF_FAIL, dkim: tuple[DkimResult, ...] = (DKIM_FAIL,),
+            arc: ArcResult | None = None) -> AuthenticationResults:
+    return AuthenticationResults("mx.example", spf=spf, dkim=dkim, dmarc=dm, arc=arc)
+
+
+@pytest.mark.parametrize(("found", "action", "code", "enhanced"), [
+    (results(None), "deliver", 250, "2.0.0"),  # no From domain checked
+    (results(dmarc("none")), "deliver", 250, "2.0.0"),  # no DMARC record
+    (results(dmarc("permerror")), "deliver", 250, "2.0.0"),  # a broken record counts as none
+    (results(dmarc("pass", "none", "reject")), "deliver", 250, "2.0.0"),
+    (results(dmarc("fail", "none", "none")), "deliver", 250, "2.0.0"),  # p=none: monitoring only
+    (results(dmarc("fail", "none", "reject", testing=True)), "deliver", 250, "2.0.0"),
+    (results(dmarc("fail", "reject")), "reject", 550, "5.7.1"),
+    (results(dmarc("fail", "quarantine")), "junk", 250, "2.0.0"),
+    (results(dmarc("temperror")), "defer", 451, "4.7.0"),  # the policy could not be fetched
+    (results(dmarc("fail", "reject"), spf=SPF_TEMP), "defer", 451, "4.7.24"),
+    (results(dmarc("fail", "quarantine"), dkim=(DKIM_FAIL, DKIM_TEMP)), "defer", 451, "4.7.0"),
+    (results(dmarc("fail", "reject"), spf=SPF_TEMP, dkim=(DKIM_TEMP,)), "defer", 451, "4.7.0"),
+    # a transient failure matters only where a policy would refuse or quarantine
+    (results(dmarc("fail", "none", "none"), spf=SPF_TEMP), "deliver", 250, "2.0.0"),
+    (results(dmarc("none"), spf=SPF_TEMP, dkim=(DKIM_TEMP,)), "deliver", 250, "2.0.0"),
+])
+def test_only_dmarc_refuses_defers_or_quarantines(found: AuthenticationResults, action: str, code: int,
+                                                  enhanced: str) -> None:
+    verdict = decide(found)
+    assert (verdict.action, verdict.code, verdict.enhanced) == (action, code, enhanced)
+
+
+def test_a_reject_names_the_domain_and_its_policy() -> None:
+    verdict = decide(results(dmarc("fail", "reject")))
+    assert verdict.text == ("Message rejected: bank.example publishes a DMARC policy of reject and this"
+                            " message failed SPF and DKIM alignment")
+
+
+def test_a_deferral_says_what_failed_for_which_domain() -> None:
+    verdict = decide(results(dmarc("fail", "reject"), spf=SPF_PASS, dkim=(DKIM_TEMP,)))
+    assert verdict.text == ("Temporary DNS failure checking DKIM for bank.example, which publishes a DMARC"
+                            " policy of reject, try again later")
+
+
+def test_a_trusted_arc_chain_overrides_reject_and_quarantine_only() -> None:
+    arc = ArcResult("pass", 2, ("lists.example", "forwarder.example"))
+    for disposition in ("reject", "quarantine"):
+        verdict = decide(results(dmarc("fail", disposition), arc=arc), arc_override=True)
+        assert verdict.action == "deliver" and "forwarder.example" in verdict.reason
+    assert decide(results(dmarc("temperror"), arc=arc), arc_override=True).action == "defer"
