@@ -226,11 +226,19 @@ def _negative_ttl(absent: dns.resolver.NXDOMAIN, qname: dns.name.Name) -> int:
 
 
 def _server_errors(failed: dns.resolver.NoNameservers) -> str:
-    """"SERVFAIL from 127.0.0.1:53" or "a malformed answer from ..." for every server asked."""
+    """What each server said, e.g. "SERVFAIL from 127.0.0.1:53; a malformed answer (FormError) from ..."."""
     said = []
     for server, _tcp, _port, error, _response in failed.kwargs.get("errors", []):
-        said.append(f"{error if isinstance(error, str) else _plain(error)} from {server.removeprefix('Do53:')}")
+        said.append(f"{error if isinstance(error, str) else _plain(error)} from {_server(server)}")
     return "; ".join(dict.fromkeys(said)) or "no server answered"
+
+
+def _server(text: str) -> str:
+    """dnspython's "Do53:127.0.0.1@53" as "127.0.0.1:53" ("[::1]:53"), as [dns] nameservers has it."""
+    host, _, port = text.removeprefix("Do53:").rpartition("@")
+    if not host:
+        return text
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _plain(error: BaseException) -> str:
