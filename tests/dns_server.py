@@ -15,10 +15,11 @@ Conventions for zones (other parts add theirs):
 - NSD serves every zone and a root zone, and Unbound asks NSD for everything, so a CNAME from one
   zone into another (a DKIM key published as a CNAME into a provider's zone) resolves the way it
   does on the Internet, through the recursive resolver, and any other name is NXDOMAIN.
-- Failing names: anything under ``timeout.test`` goes to a server that never answers (the question
-  times out: DnsTemporaryError at the client after its configured timeout; Unbound itself gives up
-  later with SERVFAIL); anything under ``servfail.test`` gets SERVFAIL (NSD serves that zone from a
-  file that is missing, as a broken provider would).
+- Failing names: a question about anything under ``timeout.test`` is never answered (Unbound
+  drops it, every time: the client times out after its configured timeout; a real upstream that
+  never answers would be marked down by Unbound after a dozen timeouts and then SERVFAIL at once);
+  anything under ``servfail.test`` gets SERVFAIL (NSD serves that zone from a file that is
+  missing, as a broken provider would).
 - Addresses tests connect from are 127.0.0.x: their PTR records are in 127.in-addr.arpa.zone.
 
 `BrokenDnsServer` is a tiny DNS server in a thread answering whatever bytes a test gives it
@@ -124,10 +125,6 @@ class DnsServers:
         self.unbound_port = 0
         self._nsd: subprocess.Popen[bytes] | None = None
         self._unbound: subprocess.Popen[bytes] | None = None
-        # The name server of timeout.test: bound, so the kernel refuses nothing, and never read.
-        self._silent_udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._silent_udp.bind(("127.0.0.1", 0))
-        self._silent_port = int(self._silent_udp.getsockname()[1])
         self._zones: dict[str, Path] = {}
 
     @property
@@ -199,7 +196,6 @@ class DnsServers:
 
     def close(self) -> None:
         self.stop()
-        self._silent_udp.close()
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -215,6 +211,7 @@ class DnsServers:
             f'  zonelistfile: "{self.dir}/zone.list"\n  xfrdfile: "{self.dir}/xfrd.state"\n'
             f'  pidfile: "{self.dir}/nsd.pid"\n  logfile: "{self.dir}/nsd.log"\n'
             "  server-count: 1\n  verbosity: 1\n  hide-version: yes\n"
+            "  rrl-ratelimit: 0\n  rrl-whitelist-ratelimit: 0\n"  # no response rate limiting: tests ask fast
             "remote-control:\n  control-enable: no\n"
             + "".join(f'zone:\n  name: "{origin or "."}"\n  zonefile: "{path}"\n' for origin, path in zones)
         )
@@ -230,15 +227,17 @@ class DnsServers:
             f"  interface: 127.0.0.1@{self.unbound_port}\n  port: {self.unbound_port}\n"
             f'  username: ""\n  chroot: ""\n  directory: "{self.dir}"\n  pidfile: "{self.dir}/unbound.pid"\n'
             f'  logfile: "{self.dir}/unbound.log"\n  use-syslog: no\n  do-daemonize: no\n'
-            "  log-queries: yes\n  verbosity: 1\n  num-threads: 1\n"
+            "  log-queries: yes\n  verbosity: 1\n  num-threads: 1\n  so-reuseport: no\n"
             "  access-control: 127.0.0.0/8 allow\n  do-not-query-localhost: no\n  do-ip6: no\n"
             # Every question goes to NSD whole: it is authoritative for all of them.
             "  qname-minimisation: no\n  module-config: \"iterator\"\n"
             + "".join(f'  local-zone: "{zone}" nodefault\n' for zone in _UNBOUND_DEFAULT_ZONES)
+            + f'  local-zone: "{TIMEOUT_ZONE}." deny\n'  # deny: drop the question, say nothing
             + "remote-control:\n  control-enable: yes\n"
             f"  control-interface: {self.dir}/unbound.ctl\n"
             f'stub-zone:\n  name: "."\n  stub-addr: 127.0.0.1@{self.nsd_port}\n'
-            f'stub-zone:\n  name: "{TIMEOUT_ZONE}"\n  stub-addr: 127.0.0.1@{self._silent_port}\n'
+            # Its own delegation point, so whatever Unbound concludes about NSD's SERVFAILs stays there.
+            f'stub-zone:\n  name: "{SERVFAIL_ZONE}"\n  stub-addr: 127.0.0.1@{self.nsd_port}\n'
         )
         log = self.dir / "unbound.log"
         self._unbound = subprocess.Popen([_program("unbound", "unbound"), "-d", "-c", str(conf)],
