@@ -506,8 +506,8 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
              "Relays in front of this server (a filtering appliance) whose mail on port 25 skips"
              " SPF, iprev and blocklists and is judged by the Received header they add; [] = none."),
         _Key("trusted_arc_sealers", [], _domain_list("domains", '["google.com", "lists.example.org"]', "google.com"),
-             "ARC sealers (d= of ARC-Seal) whose passing chain overrides a DMARC failure, for"
-             " forwarded and mailing-list mail; [] = none."),
+             "ARC sealers (d= of ARC-Seal) trusted with forwarded and mailing-list mail: a"
+             " passing ARC chain whose newest seal is theirs overrides a DMARC failure; [] = none."),
     )),
     "dns": (DnsConfig, (
         _Key("nameservers", [], _nameservers,
