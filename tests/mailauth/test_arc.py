@@ -10,6 +10,8 @@ import time
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.mailauth.memory_resolver import MemoryResolver
 
 from postoffice.mailauth.arc import arc_overrides_dmarc, check_arc
@@ -187,3 +189,11 @@ def test_override_needs_a_passing_chain_whose_newest_sealer_is_trusted() -> None
     assert not arc_overrides_dmarc(ArcResult("fail", 2, chain.sealers, problem="x"), ["fwd.example"])
     assert not arc_overrides_dmarc(ArcResult("none"), ["fwd.example"])
     assert not arc_overrides_dmarc(chain, [])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([b"ARC-Seal", b"ARC-Message-Signature", b"ARC-Authentication-Results"]),
+       st.binary(max_size=200))
+async def test_fuzz_any_arc_field_gives_a_result(name: bytes, value: bytes) -> None:
+    r = await check_arc(resolver(), name + b": " + value.replace(b"\r\n", b" ") + b"\r\n" + MESSAGE)
+    assert r.result in ("pass", "fail", "none")

@@ -9,6 +9,8 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.mailauth.memory_resolver import MemoryResolver
 
 from postoffice.mailauth.dmarc import (
@@ -473,3 +475,21 @@ async def test_result_renders_in_authentication_results() -> None:
     header = AuthenticationResults("mx.example.org", dmarc=r).header_value()
     assert "dmarc=fail (p=REJECT dis=QUARANTINE t=y; no aligned pass" in header
     assert "header.from=example.com" in header
+
+
+# --- fuzz: the parsers never raise ------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from("v=DMARC1;p rejectsnoquaty,:!mailto@x.y\t\x00é"),
+               max_size=120))
+def test_fuzz_record_parser_never_raises(text: str) -> None:
+    parse_dmarc_record(text)
+    parse_dmarc_record("v=DMARC1;" + text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300))
+def test_fuzz_author_domains_never_raises(data: bytes) -> None:
+    a = author_domains(b"From: " + data + b"\r\n\r\n")
+    assert a.domains or a.problem
