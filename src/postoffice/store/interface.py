@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 
+from postoffice.mailauth.dmarc_reports import AggregateReport
 from postoffice.message.mime_model import Address
 
 if TYPE_CHECKING:
@@ -364,6 +365,69 @@ class QueuedMessage:
     last_error: str | None
 
 
+# --- block/allow lists and DMARC report data (access_lists.py, mailauth/dmarc_reports.py) --------
+
+AccessListName = Literal["block", "allow"]
+AccessKind = Literal["ip", "cidr", "domain", "address"]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    """One entry of the local block or allow list; access_lists.py says how each kind matches."""
+
+    list: AccessListName
+    kind: AccessKind
+    value: str  # canonical: 192.0.2.7, 2001:db8::/32, example.com or user@example.com
+    reason: str = ""
+    created: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DkimOutcome:
+    domain: str
+    selector: str
+    result: str
+
+
+@dataclass(frozen=True, slots=True)
+class DmarcEvaluation:
+    """What an aggregate report (RFC 7489 §7.2, appendix C) needs about one message received on
+    port 25: recorded per message, so the reports we send later can be added up from these."""
+
+    received: float
+    source_ip: str
+    header_from: str  # the RFC5322.From domain
+    envelope_from: str  # the MAIL FROM domain; "" for the null sender
+    envelope_to: str  # the first recipient's domain
+    dmarc: str  # DmarcResult.result
+    disposition: str  # what was done: none | quarantine | reject
+    policy_domain: str = ""  # where the DMARC record was found
+    policy: str = ""  # its p=/sp=/np= that applied; "" without a record
+    spf: str = "none"  # the SPF result and the domain it was checked for
+    spf_domain: str = ""
+    spf_aligned: bool = False
+    dkim: tuple[DkimOutcome, ...] = ()
+    dkim_aligned: bool = False
+    reason: str = ""  # a local override of the policy, e.g. "trusted_forwarder" (ARC), "sampled_out"
+
+
+@dataclass(frozen=True, slots=True)
+class DmarcSourceSummary:
+    """Incoming aggregate reports added up for one of our domains and one sending IP."""
+
+    domain: str  # the domain whose policy the reports cover
+    source_ip: str
+    reporters: tuple[str, ...]  # org_name of each reporting organisation
+    reports: int
+    messages: int
+    passed: int  # DMARC pass as reported (aligned DKIM or SPF)
+    failed: int
+    quarantined: int
+    rejected: int
+    first: int  # the earliest begin and latest end of the reports' date ranges
+    last: int
+
+
 class FlagMode(Enum):
     REPLACE = "replace"
     ADD = "add"
@@ -492,6 +556,21 @@ class MailStore(Protocol):
     async def list_queue(self) -> list[QueuedMessage]: ...
     async def remove_from_queue(self, queue_id: int) -> None: ...
     async def retry_queued(self, queue_id: int) -> None: ...
+    # Block and allow lists: a change bumps the version, which a server compares to see it.
+    async def add_access_entry(self, entry: AccessEntry) -> bool:
+        """Add (True) or update the reason of (False) the entry for `entry.value` on its list."""
+        ...
+    async def remove_access_entry(self, list_name: AccessListName, value: str) -> bool: ...
+    async def list_access_entries(self, list_name: AccessListName | None = None) -> list[AccessEntry]: ...
+    async def access_lists_version(self) -> int: ...
+    # DMARC: what we saw of each message, and what others report of mail claiming our domains.
+    async def record_dmarc_evaluation(self, evaluation: DmarcEvaluation) -> None: ...
+    async def dmarc_evaluations(self, since: float = 0.0) -> list[DmarcEvaluation]: ...
+    async def add_dmarc_report(self, report: AggregateReport, received: float) -> bool:
+        """Store an incoming aggregate report; False if this report (same reporting organisation,
+        report id and domain) is already stored."""
+        ...
+    async def dmarc_report_summary(self, domain: str | None = None) -> list[DmarcSourceSummary]: ...
     async def list_messages(self, mailbox_id: int) -> list[MessageRecord]: ...
     async def get_messages(self, mailbox_id: int, uids: Sequence[int], *, viewer: int | None = None) -> list[MessageRecord]: ...
     async def store_flags(self, mailbox_id: int, uids: Sequence[int], mode: FlagMode, flags: Iterable[str], *, unchanged_since: int | None = None, viewer: int | None = None) -> StoreFlagsResult:

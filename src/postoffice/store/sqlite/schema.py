@@ -153,6 +153,63 @@ CREATE TABLE IF NOT EXISTS change_log (
     created REAL NOT NULL
 );
 
+-- Local block and allow lists (`postoffice block|allow`; access_lists.py says how they match).
+-- A change also bumps meta.access_lists_version, which a running server watches.
+CREATE TABLE IF NOT EXISTS access_entries (
+    list TEXT NOT NULL,                  -- 'block' or 'allow'
+    value TEXT NOT NULL COLLATE NOCASE,  -- canonical IP, network, domain or address
+    kind TEXT NOT NULL,                  -- 'ip', 'cidr', 'domain' or 'address'
+    reason TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (list, value)
+) WITHOUT ROWID;
+-- DMARC (RFC 7489 §7.2): what we saw of each message received on port 25, for the aggregate
+-- reports we send (dmarc_ops.py prunes old rows), ...
+CREATE TABLE IF NOT EXISTS dmarc_evaluations (
+    id INTEGER PRIMARY KEY,
+    received REAL NOT NULL,
+    source_ip TEXT NOT NULL,
+    header_from TEXT NOT NULL,
+    envelope_from TEXT NOT NULL,
+    envelope_to TEXT NOT NULL,
+    dmarc TEXT NOT NULL,
+    disposition TEXT NOT NULL,
+    policy_domain TEXT NOT NULL,
+    policy TEXT NOT NULL,
+    spf TEXT NOT NULL,
+    spf_domain TEXT NOT NULL,
+    spf_aligned INTEGER NOT NULL,
+    dkim TEXT NOT NULL,                  -- JSON [[domain, selector, result], ...]
+    dkim_aligned INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dmarc_evaluations_by_time ON dmarc_evaluations(received);
+-- ... and the aggregate reports other servers send about mail claiming our domains.
+CREATE TABLE IF NOT EXISTS dmarc_reports (
+    id INTEGER PRIMARY KEY,
+    org_name TEXT NOT NULL,
+    email TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    domain TEXT NOT NULL COLLATE NOCASE,  -- policy_published domain
+    range_begin INTEGER NOT NULL,
+    range_end INTEGER NOT NULL,
+    policy TEXT NOT NULL,                 -- JSON: policy_published
+    received REAL NOT NULL,
+    UNIQUE (org_name, report_id, domain)
+);
+CREATE TABLE IF NOT EXISTS dmarc_report_rows (
+    report INTEGER NOT NULL REFERENCES dmarc_reports(id) ON DELETE CASCADE,
+    source_ip TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    disposition TEXT NOT NULL,
+    dkim TEXT NOT NULL,                   -- policy_evaluated: the aligned verdicts
+    spf TEXT NOT NULL,
+    header_from TEXT NOT NULL,
+    envelope_from TEXT NOT NULL,
+    auth_results TEXT NOT NULL            -- JSON: dkim and spf results, override reasons
+);
+CREATE INDEX IF NOT EXISTS dmarc_report_rows_by_report ON dmarc_report_rows(report);
+
 -- The durable outbound queue (submission to remote recipients, forwards, bounces). The queue
 -- runner (a later part) leases rows; a queued message keeps its blob alive like a message does.
 CREATE TABLE IF NOT EXISTS queue (

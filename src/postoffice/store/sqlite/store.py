@@ -18,12 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from postoffice.mailauth.dmarc_reports import AggregateReport
 from postoffice.message.mime_model import Address
 from postoffice.store.blobs import DEFAULT_TRASH_DAYS, BlobStore
 from postoffice.store.changes import ChangeKind, ChangeNotifier, MailboxChange
 from postoffice.store.disk_full import as_storage_full
 from postoffice.store.indexing import index_message
 from postoffice.store.interface import (
+    AccessEntry,
+    AccessListName,
     AccountRecord,
     AddressField,
     AliasRecord,
@@ -32,6 +35,8 @@ from postoffice.store.interface import (
     BlobInfo,
     CopyResult,
     DeliveryTarget,
+    DmarcEvaluation,
+    DmarcSourceSummary,
     DomainRecord,
     FlagMode,
     FlagsKept,
@@ -54,6 +59,8 @@ from postoffice.store.interface import (
 from postoffice.store.mailbox_locks import MailboxLock, MailboxLocks
 from postoffice.store.sqlite import acl_ops as acl
 from postoffice.store.sqlite import directory_ops as d
+from postoffice.store.sqlite import dmarc_ops as dmarc
+from postoffice.store.sqlite import lists_ops as lists
 from postoffice.store.sqlite import mailbox_ops as mb
 from postoffice.store.sqlite import message_ops as m
 from postoffice.store.sqlite import queue_ops as q
@@ -358,6 +365,32 @@ class SqliteStore:
 
     async def retry_queued(self, queue_id: int) -> None:
         await self._write(lambda tx: q.retry_queued(tx, queue_id))
+
+    # --- block/allow lists, DMARC data -------------------------------------------------------
+
+    async def add_access_entry(self, entry: AccessEntry) -> bool:
+        return await self._write(lambda tx: lists.add_access_entry(tx, entry))
+
+    async def remove_access_entry(self, list_name: AccessListName, value: str) -> bool:
+        return await self._write(lambda tx: lists.remove_access_entry(tx, list_name, value))
+
+    async def list_access_entries(self, list_name: AccessListName | None = None) -> list[AccessEntry]:
+        return await self._read(lists.list_access_entries, list_name)
+
+    async def access_lists_version(self) -> int:
+        return await self._read(lists.access_lists_version)
+
+    async def record_dmarc_evaluation(self, evaluation: DmarcEvaluation) -> None:
+        await self._write(lambda tx: dmarc.record_dmarc_evaluation(tx, evaluation))
+
+    async def dmarc_evaluations(self, since: float = 0.0) -> list[DmarcEvaluation]:
+        return await self._read(dmarc.dmarc_evaluations, since)
+
+    async def add_dmarc_report(self, report: AggregateReport, received: float) -> bool:
+        return await self._write(lambda tx: dmarc.add_dmarc_report(tx, report, received))
+
+    async def dmarc_report_summary(self, domain: str | None = None) -> list[DmarcSourceSummary]:
+        return await self._read(dmarc.dmarc_report_summary, domain)
 
     async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
         return await self._read(m.list_messages, mailbox_id)
