@@ -161,6 +161,9 @@ per_user_seen = false
 
 [pop3]
 processes = 3
+
+[dmarc]
+report_address = "DMARC-Reports@Example.org"
 """
 
 
@@ -316,6 +319,7 @@ ERRORS = [
     ("section_not_a_table", "server = 1", ["server", "1", "[server]"]),
     ("unknown_key_outside_sections", "max_mesage_size = 1", ["max_mesage_size", "did you mean max_message_size?"]),
     ("toml_syntax", "[server]\nhostname = \n", ["not valid TOML", "line 2"]),
+    ("report_address_no_domain", '[dmarc]\nreport_address = "dmarc-reports"', ["[dmarc] report_address", '"dmarc-reports"']),
 ]
 
 

@@ -147,6 +147,11 @@ class DnsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DmarcConfig:
+    report_address: str  # "" = incoming aggregate reports are not read
+
+
+@dataclass(frozen=True, slots=True)
 class ImapConfig:
     per_user_seen: bool
 
@@ -175,6 +180,7 @@ class Config:
     dns: DnsConfig
     imap: ImapConfig
     pop3: Pop3Config
+    dmarc: DmarcConfig
 
     def with_dev_listeners(self) -> Config:
         """Every listener (LMTP included) on 127.0.0.1, port 10000 + its standard port."""
@@ -336,6 +342,17 @@ def _domain_list(what: str, example: str, one: str) -> _Parser:
             names.append(name)
         return tuple(names)
     return parse
+
+
+def _report_address(value: Any, _data_dir: Path) -> str:
+    expected = 'an email address of one of your domains such as "dmarc-reports@example.org", or ""'
+    if not isinstance(value, str):
+        raise _Invalid(expected)
+    text = value.strip().lower()
+    local, at, domain = text.rpartition("@")
+    if text and not (at and local and _is_host_name(domain) and local.isprintable() and " " not in local):
+        raise _Invalid(expected)
+    return text
 
 
 def _networks(value: Any, _data_dir: Path) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -520,6 +537,12 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("blocklists", [], _domain_list("DNS blocklist zones", '["zen.spamhaus.org"]', "zen.spamhaus.org"),
              "DNS blocklists checked for every client of port 25, such as"
              ' ["zen.spamhaus.org"]; [] = none.'),
+    )),
+    "dmarc": (DmarcConfig, (
+        _Key("report_address", "", _report_address,
+             "Where other servers send DMARC aggregate reports (rua=mailto: in your DMARC"
+             " records; make it a user or alias): mail to it is delivered as usual and its"
+             " reports are read for `postoffice dmarc reports`; \"\" = not read."),
     )),
     "imap": (ImapConfig, (
         _Key("per_user_seen", True, _boolean,

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
-    "Event", "JsonFormatter", "admin_change", "configure", "formatter", "login", "session_end",
+    "Event", "JsonFormatter", "admin_change", "blocked", "configure", "formatter", "login", "session_end",
     "smtp_transaction",
 ]
 
@@ -144,6 +144,15 @@ def smtp_transaction(protocol: str, ip: str, conn: str, *, helo: str, tls: str |
             "protocol": protocol, "ip": ip, "conn": conn, "name": reverse_name, "helo": helo,
             "tls": tls, "user": user, "from": sender, "size": size, "result": result,
             "queue_id": queue_id, "rcpts": list(recipients)})
+
+
+def blocked(protocol: str, ip: str, conn: str, stage: str, entry: str, *, sender: str | None = None,
+            recipient: str | None = None) -> None:
+    """The local block list refused a client (``stage`` connect), a sender (mail) or a recipient
+    (rcpt); ``entry`` is the block entry that matched (`postoffice block list`)."""
+    if log.isEnabledFor(logging.INFO):
+        _emit("smtp blocked", {"protocol": protocol, "ip": ip, "conn": conn, "stage": stage,
+                               "entry": entry, "from": sender, "rcpt": recipient})
 
 
 def admin_change(os_user: str, command: str, target: str, **details: Any) -> None:

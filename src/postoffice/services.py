@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from postoffice.access_lists import AccessLists
 from postoffice.auth.limits import ConnectionLimiter, LoginThrottle, connection_cap
 from postoffice.auth.shared_table import SharedLimits
 from postoffice.config import Config
@@ -38,6 +39,7 @@ class Services:
     accept_board: AcceptBoard | None = None
     # With `[pop3] processes` above 1: the limiter's and the throttle's counts, for every process.
     shared_limits: SharedLimits | None = None
+    _access_lists: AccessLists | None = None
     _resolver: DnsResolver | None = None
 
     @property
@@ -57,6 +59,13 @@ class Services:
             tls = self.config.tls
             self._tls = ReloadingServerContext(tls.cert_file, tls.key_file, tls.min_version)
         return self._tls
+
+    @property
+    def access_lists(self) -> AccessLists:
+        """The block and allow lists (`postoffice block|allow`), reloaded when they change."""
+        if self._access_lists is None:
+            self._access_lists = AccessLists(self.store, delimiter=self.config.smtp.recipient_delimiter)
+        return self._access_lists
 
 
 @asynccontextmanager

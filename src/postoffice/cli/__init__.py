@@ -7,8 +7,10 @@ import sys
 import typer
 
 from postoffice.cli import admin_log, help_format
+from postoffice.cli.access_cmds import allow_app, block_app
 from postoffice.cli.backup_cmds import backup_command, restore_command
 from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
+from postoffice.cli.dmarc_cmds import dmarc_app
 from postoffice.cli.queue_cmds import queue_app
 from postoffice.cli.server_cmds import config_app, init_command, serve_command
 from postoffice.cli.share_cmds import share_command
@@ -29,6 +31,9 @@ app.add_typer(user_app, name="user")
 app.add_typer(alias_app, name="alias")
 app.add_typer(config_app, name="config")
 app.add_typer(queue_app, name="queue")
+app.add_typer(block_app, name="block")
+app.add_typer(allow_app, name="allow")
+app.add_typer(dmarc_app, name="dmarc")
 app.command("import")(import_command)
 app.command("export")(export_command)
 app.command("share")(share_command)

@@ -1,12 +1,17 @@
 """What each SMTP listener accepts: typed policy hooks returning a Reply, or None for "yes".
 
-- `InboundPolicy` (port 25, the MX): mail for local domains only; unknown users refused at RCPT
+- `InboundPolicy` (port 25, the MX): the local block list first (access_lists.py: a blocked
+  client refused at connect with 554 5.7.1, a blocked sender at MAIL with 554 5.7.1, a blocked
+  recipient at RCPT with 550 5.7.1; allow entries win); mail for local domains only; unknown users refused at RCPT
   with 550 5.1.1 and broken aliases (loops, too deep) with 550 5.4.6 (never accept-then-bounce);
   anything else is relaying: 554 5.7.1, whatever tricks the address holds (`%`, `!`, source
   routes). The null sender is fine (bounces). Aliases to outside addresses are queued.
 - `SubmissionPolicy` (587/465, RFC 6409): AUTH first; MAIL FROM and From: must belong to the
   account; local recipients delivered at once, remote ones queued, in one transaction.
 - `LmtpPolicy` (RFC 2033): local recipients only, one reply per recipient after DATA.
+
+Mail accepted for `[dmarc] report_address` (port 25 or LMTP) has its DMARC aggregate reports
+read into the store once it is delivered (dmarc_inbox.py); that never changes the reply.
 
 Every path answers 250 for a recipient only when `DeliveryReport.accepted` says all its copies
 are durable (in mailboxes or the outbound queue); a recipient the report does not account for
@@ -18,8 +23,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Protocol
 
+from postoffice import logevents
+from postoffice.access_lists import refusal_text
 from postoffice.delivery import DeliveryReport, DsnRequest, Envelope, deliver_message
 from postoffice.directory import Resolution
+from postoffice.dmarc_inbox import read_incoming_reports
 from postoffice.smtp.headers import (
     ReceivedInfo,
     add_missing_ids,
@@ -28,7 +36,7 @@ from postoffice.smtp.headers import (
     received_header,
 )
 from postoffice.smtp.proto import replies as r
-from postoffice.store.interface import OutboundMessage, QueuedRecipient
+from postoffice.store.interface import AccessEntry, OutboundMessage, QueuedRecipient
 
 if TYPE_CHECKING:
     from postoffice.smtp.session import Envelope as SmtpEnvelope
@@ -55,6 +63,9 @@ class SmtpPolicy(Protocol):
     lmtp: bool
     offers_auth: bool
 
+    async def on_connect(self, state: SessionState) -> r.Reply | None:
+        """Before the greeting: a reply refuses the connection (554, RFC 5321 §3.1)."""
+        ...
     async def on_helo(self, state: SessionState, domain: str) -> r.Reply | None: ...
     async def on_mail(self, state: SessionState, address: str, params: object) -> r.Reply | None: ...
     async def on_rcpt(self, state: SessionState, address: str, params: object) -> tuple[r.Reply | None, Recipient | None]: ...
@@ -112,19 +123,42 @@ def _report_reply(report: DeliveryReport, recipients: list[str], queue_id: str) 
     return r.Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
 
 
+def _blocked(state: SessionState, stage: str, entry: AccessEntry, code: int, what: str, *,
+             sender: str | None = None, recipient: str | None = None) -> r.Reply:
+    conn = state.conn
+    logevents.blocked(conn.protocol, conn.peer_ip, conn.id, stage, f"{entry.kind} {entry.value}",
+                      sender=sender, recipient=recipient)
+    return r.Reply(code, "5.7.1", refusal_text(entry, what))
+
+
 class InboundPolicy:
     lmtp = False
     offers_auth = False
+
+    async def on_connect(self, state: SessionState) -> r.Reply | None:
+        # One snapshot of the block and allow lists for the whole session (re-read per connection).
+        state.access = access = await state.services.access_lists.current()
+        entry = access.blocked_client(state.conn.peer_ip)
+        if entry is not None:
+            return _blocked(state, "connect", entry, 554, state.conn.peer_ip)
+        return None
 
     async def on_helo(self, state: SessionState, domain: str) -> r.Reply | None:
         return None
 
     async def on_mail(self, state: SessionState, address: str, params: object) -> r.Reply | None:
+        entry = state.access.blocked_sender(state.conn.peer_ip, address) if state.access else None
+        if entry is not None:
+            return _blocked(state, "mail", entry, 554, entry.value, sender=address)
         return None
 
     async def on_rcpt(self, state: SessionState, address: str, params: object) -> tuple[r.Reply | None, Recipient | None]:
         from postoffice.smtp.session import Recipient
 
+        sender = state.envelope.sender if state.envelope else ""
+        entry = state.access.blocked_recipient(state.conn.peer_ip, sender, address) if state.access else None
+        if entry is not None:
+            return _blocked(state, "rcpt", entry, 550, entry.value, sender=sender, recipient=address), None
         resolution = await state.services.directory.resolve_recipient(address)
         if not resolution.local_domain:
             return RELAY_DENIED, None
@@ -147,12 +181,16 @@ class InboundPolicy:
             binary=_binary(envelope), resolved=_resolved(envelope),
         )
         state.delivery = (report, info.queue_id)
+        await read_incoming_reports(state.services, (rc.address for rc in envelope.recipients), raw, report)
         return [_report_reply(report, [rc.address for rc in envelope.recipients], info.queue_id)]
 
 
 class SubmissionPolicy:
     lmtp = False
     offers_auth = True
+
+    async def on_connect(self, state: SessionState) -> r.Reply | None:
+        return None  # our own users, judged by their login; the MX's block list is not theirs
 
     async def on_helo(self, state: SessionState, domain: str) -> r.Reply | None:
         return None
@@ -209,7 +247,12 @@ class SubmissionPolicy:
 
 
 class LmtpPolicy(InboundPolicy):
+    """Local delivery we were asked to make: no block list (the front MTA applied its own)."""
+
     lmtp = True
+
+    async def on_connect(self, state: SessionState) -> r.Reply | None:
+        return None  # state.access stays None: MAIL and RCPT check nothing either
 
     async def on_rcpt(self, state: SessionState, address: str, params: object) -> tuple[r.Reply | None, Recipient | None]:
         from postoffice.smtp.session import Recipient
@@ -231,6 +274,7 @@ class LmtpPolicy(InboundPolicy):
             binary=_binary(envelope), resolved=_resolved(envelope),
         )
         state.delivery = (report, info.queue_id)
+        await read_incoming_reports(state.services, (rc.address for rc in envelope.recipients), raw, report)
         replies = []
         for rc in envelope.recipients:
             if _unaccounted(report, [rc.address]):

@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass, field
 
 from postoffice import logevents
+from postoffice.access_lists import AccessSnapshot
 from postoffice.auth.limits import LoginThrottle
 from postoffice.auth.login import LoginRefused, check_login
 from postoffice.auth.sasl import (
@@ -118,6 +119,8 @@ class SessionState:
     errors: int = 0
     # Set by the policy's on_message: what delivery did and the queue id the client was told.
     delivery: tuple[DeliveryReport, str] | None = None
+    # The block and allow lists as on_connect found them (port 25 only; None elsewhere).
+    access: AccessSnapshot | None = None
 
     @property
     def tls(self) -> bool:
@@ -152,6 +155,7 @@ class SmtpSession:
         self._sasl: SaslExchange | None = None
         self._sasl_mechanism = ""
         self._sasl_user: str | None = None
+        self._refused: r.Reply | None = None  # the 554 that replaced the greeting
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -162,7 +166,13 @@ class SmtpSession:
             self._abandon_transaction()  # a client gone (or timed out) mid-transaction
 
     async def _converse(self) -> None:
-        self._send_raw(self.core.greeting(self.hostname))
+        refusal = await self.policy.on_connect(self.state)
+        if refusal is not None:
+            # RFC 5321 §3.1: 554 instead of 220, then every command but QUIT gets 503.
+            self._refused = refusal
+            self._send_raw(refusal.to_bytes())
+        else:
+            self._send_raw(self.core.greeting(self.hostname))
         await self._flush()
         smtp = self.services.config.smtp
         while not self._closing:
@@ -217,6 +227,8 @@ class SmtpSession:
         state = self.state
         if not isinstance(event, _NOT_COMMANDS):
             self.conn.commands += 1
+        if self._refused is not None and not isinstance(event, ev.Quit | ev.DataChunk):
+            event = ev.CommandError(r.Reply(503, "5.5.1", "Bad sequence of commands: " + " ".join(self._refused.lines)))
         match event:
             case ev.Ehlo(domain=domain, extended=extended):
                 self._abandon_transaction()
