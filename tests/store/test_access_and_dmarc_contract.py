@@ -9,6 +9,7 @@ from postoffice.mailauth.dmarc_reports import (
     PolicyPublished,
     ReportRow,
 )
+from postoffice.mailauth.results import DkimResult, DmarcResult, SpfResult
 from postoffice.store.interface import AccessEntry, DkimOutcome, DmarcEvaluation, MailStore
 
 
@@ -67,3 +68,18 @@ async def test_dmarc_evaluations_are_recorded_per_message(store: MailStore) -> N
     (stored, later) = await store.dmarc_evaluations()
     assert stored == dataclasses.replace(seen, header_from="example.org")
     assert [e.dmarc for e in await store.dmarc_evaluations(since=1500.0)] == ["pass"] and later.received == 2000.0
+
+
+async def test_an_evaluation_is_made_from_the_check_results(store: MailStore) -> None:
+    dmarc = DmarcResult("fail", "example.org", policy_domain="example.org", policy="reject", disposition="reject",
+                        spf_aligned=False, dkim_aligned=False)
+    spf = SpfResult("pass", "mailfrom", "bounce@mta.example.net", "mta.example.net")
+    dkim = (DkimResult("fail", "example.org", "s1"), DkimResult("pass", "mta.example.net", "k"))
+    made = DmarcEvaluation.of(source_ip="192.0.2.1", mail_from="bounce@mta.example.net", recipient="bob@example.com",
+                              dmarc=dmarc, spf=spf, dkim=dkim, disposition="reject", received=5.0)
+    await store.record_dmarc_evaluation(made)
+    (stored,) = await store.dmarc_evaluations()
+    assert stored == made
+    assert (stored.header_from, stored.envelope_from, stored.envelope_to, stored.policy, stored.spf_domain) == (
+        "example.org", "mta.example.net", "example.com", "reject", "mta.example.net")
+    assert [(d.domain, d.result) for d in stored.dkim] == [("example.org", "fail"), ("mta.example.net", "pass")]

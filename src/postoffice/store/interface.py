@@ -15,12 +15,14 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 
 from postoffice.mailauth.dmarc_reports import AggregateReport
+from postoffice.mailauth.results import DkimResult, DmarcResult, SpfResult
 from postoffice.message.mime_model import Address
 
 if TYPE_CHECKING:
@@ -409,6 +411,22 @@ class DmarcEvaluation:
     dkim: tuple[DkimOutcome, ...] = ()
     dkim_aligned: bool = False
     reason: str = ""  # a local override of the policy, e.g. "trusted_forwarder" (ARC), "sampled_out"
+
+    @classmethod
+    def of(cls, *, source_ip: str, mail_from: str, recipient: str, dmarc: DmarcResult, spf: SpfResult | None,
+           dkim: Sequence[DkimResult], disposition: str, reason: str = "",
+           received: float | None = None) -> DmarcEvaluation:
+        """From the results the inbound checks computed; `disposition` is what was done (after
+        local overrides), `reason` why it differs from the policy's (RFC 7489 PolicyOverrideType)."""
+        return cls(
+            received=time.time() if received is None else received, source_ip=source_ip,
+            header_from=dmarc.from_domain, envelope_from=mail_from.rpartition("@")[2],
+            envelope_to=recipient.rpartition("@")[2], dmarc=dmarc.result, disposition=disposition,
+            policy_domain=dmarc.policy_domain, policy=dmarc.policy or "",
+            spf=spf.result if spf else "none", spf_domain=spf.domain if spf else "", spf_aligned=dmarc.spf_aligned,
+            dkim=tuple(DkimOutcome(d.domain, d.selector, d.result) for d in dkim), dkim_aligned=dmarc.dkim_aligned,
+            reason=reason,
+        )
 
 
 @dataclass(frozen=True, slots=True)
