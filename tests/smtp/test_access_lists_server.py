@@ -3,6 +3,7 @@ reply text, allow entries winning, the ports they leave alone, and `postoffice b
 process taking effect on the next connection."""
 from __future__ import annotations
 
+import logging
 import smtplib
 
 import pytest
@@ -32,7 +33,9 @@ def greeted(server: LiveServer, port: str = "smtp") -> RawSmtp:
     return raw
 
 
-def test_blocked_ip_gets_554_instead_of_the_greeting_then_503_until_quit(server: LiveServer) -> None:
+def test_blocked_ip_gets_554_instead_of_the_greeting_then_503_until_quit(
+        server: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="postoffice.events")
     add(server, "block", "ip", "127.0.0.1", "spam since June")
     raw = RawSmtp(server.ports["smtp"])
     assert raw.greeting == (554, "554 5.7.1 127.0.0.1 is blocked here: spam since June\r\n")
@@ -44,6 +47,8 @@ def test_blocked_ip_gets_554_instead_of_the_greeting_then_503_until_quit(server:
     with pytest.raises(smtplib.SMTPConnectError) as refused:
         smtplib.SMTP("127.0.0.1", server.ports["smtp"], timeout=10)
     assert refused.value.smtp_code == 554
+    assert any("smtp blocked: protocol=smtp ip=127.0.0.1" in line and "stage=connect entry=\"ip 127.0.0.1\"" in line
+               for line in caplog.messages), caplog.messages
 
 
 def test_blocked_network_refuses_port_25_but_not_submission_or_lmtp(server: LiveServer) -> None:
