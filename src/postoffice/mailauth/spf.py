@@ -29,6 +29,7 @@ Implementation notes (each bound holds for any record, however hostile):
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -56,6 +57,10 @@ from postoffice.mailauth.spf_record import (
 MAX_DNS_TERMS = 10
 MAX_VOID_LOOKUPS = 2
 MAX_NAMES_PER_TERM = 10
+# Parsed records are kept (the same few providers' records are asked for all day); only ones of
+# a realistic size, so the cache stays within about 2 MB.
+MAX_CACHED_RECORD = 2048
+PARSED_RECORDS_CACHED = 1024
 Identity = Literal["mailfrom", "helo"]
 
 __all__ = ["check_helo", "check_host", "check_mail_from", "received_spf_header"]
@@ -102,6 +107,11 @@ async def check_host(resolver: Resolver, ip: IPAddress | str, domain: str, sende
         problem = _describe(outcome.result, sender, client)
     return SpfResult(outcome.result, identity, sender, domain.removesuffix(".").lower(),
                      outcome.mechanism, outcome.explanation, problem)
+
+
+@functools.lru_cache(maxsize=PARSED_RECORDS_CACHED)
+def _parse_cached(record: str) -> SpfRecord:
+    return parse_record(record)
 
 
 def _describe(result: SpfCode, sender: str, ip: IPAddress) -> str:
@@ -179,7 +189,7 @@ class _Check:
         if record is None:
             return _Outcome("none", problem=problem)
         try:
-            parsed = parse_record(record)
+            parsed = _parse_cached(record) if len(record) <= MAX_CACHED_RECORD else parse_record(record)
         except SpfSyntaxError as error:
             raise _Abort("permerror", f"bad SPF record at {domain}: {error}") from None
         return await self._evaluate_record(parsed, domain, in_include)
@@ -246,7 +256,7 @@ class _Check:
         if name == "all":
             return True
         if directive.network is not None:  # ip4, ip6
-            return self.ip.version == directive.network.version and self.ip in directive.network
+            return directive.network_contains(self.ip.version, int(self.ip))
         if name in DNS_MECHANISMS:
             self._count_dns_term(directive.text)
         target = await self._target(directive.domain, domain, directive.text)

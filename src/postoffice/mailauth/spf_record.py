@@ -66,6 +66,13 @@ class Directive:
     network: IPv4Network | IPv6Network | None = None  # ip4/ip6
     cidr4: int = 32  # a/mx: dual-cidr-length
     cidr6: int = 128
+    version: int = 0  # ip4/ip6: ``network`` as ints, so a check is two integer operations
+    network_value: int = 0
+    network_mask: int = 0
+
+    def network_contains(self, version: int, address: int) -> bool:
+        """ip4/ip6: the address (an int, of IP version ``version``) is in ``network``."""
+        return version == self.version and address & self.network_mask == self.network_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,4 +183,6 @@ def _parse_ip(term: str, text: str, qualifier: Qualifier, name: str, rest: str) 
             network = IPv6Network(f"{address}/{_cidr(digits, 128, term)}", strict=False)
     except ValueError:
         raise SpfSyntaxError(f"bad address in {term!r}") from None
-    return Directive(text, qualifier, name, network=network)
+    return Directive(text, qualifier, name, network=network, version=network.version,
+                     network_value=int(network.network_address),
+                     network_mask=int(network.netmask))
