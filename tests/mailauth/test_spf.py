@@ -365,3 +365,38 @@ def test_received_spf_for_an_error_names_the_problem_and_quotes_odd_values() -> 
     assert 'envelope-from="we\\"ird@bad.example"; helo="[192.0.2.1]"' in header
     assert 'problem="bad SPF record at bad.example' in header
     assert "\r" not in header and "\n" not in header
+
+
+def test_address_literals_and_addresses_are_not_looked_up() -> None:
+    resolver = zone()
+    for helo in ("[192.0.2.1]", "192.0.2.1", "[IPv6:2001:db8::1]"):
+        assert run(check_helo(resolver, "192.0.2.1", helo)).result == "none"
+    assert not resolver.queries
+
+
+def test_internationalised_domains_are_looked_up_as_a_labels() -> None:
+    resolver = MemoryResolver({"xn--bcher-kva.example": {"TXT": ["v=spf1 ip4:192.0.2.1 -all"]}})
+    spf = run(check_mail_from(resolver, "192.0.2.1", "b\u00fccher@b\u00fccher.example", "h"))
+    assert (spf.result, spf.domain) == ("pass", "xn--bcher-kva.example")
+
+
+def test_names_the_resolver_cannot_take_do_not_match() -> None:
+    # A backslash is an escape in a DNS name's text form; such a name is not asked at all.
+    resolver = MemoryResolver({"e.example": {"TXT": ["v=spf1 exists:%{l}.e.example -all"]}})
+    spf = run(check_mail_from(resolver, "192.0.2.1", "a\\1@e.example", "h"))
+    assert spf.result == "fail"
+    assert not any("\\" in name for name, _ in resolver.queries)
+
+
+def test_ptr_names_are_confirmed_once_per_check() -> None:
+    reverse = ip_address("192.0.2.1").reverse_pointer
+    resolver = MemoryResolver({
+        "p.example": {"TXT": ["v=spf1 ptr:other.example exists:%{p}.ok.p.example ptr -all"]},
+        reverse: {"PTR": ["mail.p.example"]},
+        "mail.p.example": {"A": ["192.0.2.1"]},
+        "mail.p.example.ok.p.example": {"A": ["127.0.0.2"]},
+    })
+    spf = run(check_mail_from(resolver, "192.0.2.1", "a@p.example", "h"))
+    assert (spf.result, spf.mechanism) == ("pass", "exists:%{p}.ok.p.example")
+    assert resolver.queries[(reverse, "PTR")] == 1
+    assert resolver.queries[("mail.p.example", "A")] == 1

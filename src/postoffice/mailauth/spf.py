@@ -101,11 +101,12 @@ async def check_host(resolver: Resolver, ip: IPAddress | str, domain: str, sende
         client = client.ipv4_mapped  # §5.6: IPv4-mapped IPv6 is IPv4
     check = _Check(resolver, client, sender, helo, receiver,
                    int(time.time() if now is None else now))
-    outcome = await check.evaluate(domain.removesuffix("."), in_include=False)
+    domain = _a_labels(domain.removesuffix("."))
+    outcome = await check.evaluate(domain, in_include=False)
     problem = outcome.problem
     if not problem and outcome.result not in ("pass", "none"):
         problem = _describe(outcome.result, sender, client)
-    return SpfResult(outcome.result, identity, sender, domain.removesuffix(".").lower(),
+    return SpfResult(outcome.result, identity, sender, domain.lower(),
                      outcome.mechanism, outcome.explanation, problem)
 
 
@@ -123,17 +124,33 @@ def _describe(result: SpfCode, sender: str, ip: IPAddress) -> str:
 
 
 def valid_domain(name: str) -> bool:
-    """§4.3: a multi-label name of at most 253 characters, labels of 1 to 63 characters."""
+    """§4.3: a multi-label name of at most 253 characters, labels of 1 to 63 characters; not
+    an address literal ("[192.0.2.1]") nor an address."""
     name = name.removesuffix(".")
-    if not name or len(name) > 253 or "." not in name:
+    if not name or len(name) > 253 or "." not in name or name.startswith("["):
         return False
-    return all(0 < len(label) <= 63 for label in name.split("."))
+    if name.rpartition(".")[2].isdigit():
+        return False  # a dotted quad: no top-level domain is all digits
+    return _valid_query_name(name)
 
 
 def _valid_query_name(name: str) -> bool:
     """A name that can be asked about: ASCII (A-labels), labels of 1 to 63 characters (one label
-    is enough: the HELO name in %{h} may be anything)."""
-    return bool(name) and name.isascii() and all(0 < len(label) <= 63 for label in name.split("."))
+    is enough: the HELO name in %{h} may be anything). A backslash, which would be an escape in
+    a name's text form, makes it a name that cannot be asked about."""
+    return (bool(name) and name.isascii() and "\\" not in name
+            and all(0 < len(label) <= 63 for label in name.split(".")))
+
+
+def _a_labels(domain: str) -> str:
+    """An internationalised domain (SMTPUTF8) in the A-label form DNS knows; unchanged if it is
+    ASCII or cannot be converted (it is then not a valid domain: "none")."""
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
 
 
 def _truncate(name: str) -> str:
@@ -174,6 +191,8 @@ class _Check:
     dns_terms: int = 0
     void_lookups: int = 0
     validated_names: dict[str, str] = field(default_factory=dict)  # %{p} per domain
+    confirmed: list[str] | None = None  # the client's confirmed PTR names, once looked up
+    ptr_void: bool = False  # the PTR lookup found nothing
 
     async def evaluate(self, domain: str, *, in_include: bool) -> _Outcome:
         try:
@@ -329,13 +348,20 @@ class _Check:
         return False
 
     async def _confirmed_names(self, *, count_void: bool) -> list[str]:
-        """§5.5: the client's PTR names whose addresses include it (first 10 names only)."""
+        """§5.5: the client's PTR names whose addresses include it (first 10 names only).
+
+        Looked up once per check, however many "ptr" terms and %{p} macros ask for them."""
+        if self.confirmed is None:
+            self.confirmed, self.ptr_void = await self._confirm_names()
+        if count_void and self.ptr_void:
+            self._void("ptr")
+        return self.confirmed
+
+    async def _confirm_names(self) -> tuple[list[str], bool]:
         try:
             answer = await self.resolver.ptr(self.ip)
         except DnsTemporaryError:
-            return []  # §5.5: a DNS error means no match
-        if not answer and count_void:
-            self._void("ptr")
+            return [], False  # §5.5: a DNS error means no match
         confirmed: list[str] = []
         for name in answer.records[:MAX_NAMES_PER_TERM]:
             name = name.lower().removesuffix(".")
@@ -346,7 +372,7 @@ class _Check:
                     confirmed.append(name)
             except _Abort:
                 continue  # §5.5: a failed address lookup skips that name
-        return confirmed
+        return confirmed, not answer
 
     async def _validated_name(self, domain: str) -> str:
         """§7.3 %{p}: a confirmed name, preferring the domain itself, then its subdomains."""
