@@ -18,6 +18,8 @@ Implementation notes (each bound holds for any record, however hostile):
   looks at the first 10 names only (§4.6.4).
 - Address lookups of MX and PTR names do not count against the limits above, but are bounded by
   them (10 per term); "a" has no limit on the records it compares (§4.6.4).
+- Records over 8192 characters are a permerror (spf_record.MAX_RECORD_LENGTH; §3.4 asks for
+  under 450), so parsing one never holds the event loop long; parsed records are cached.
 - Macro expansions are capped (spf_macro.MAX_EXPANSION) and names longer than 253 characters lose
   labels on the left (§7.3); a name that still is not a valid DNS name cannot exist, and is
   treated as one without records (§4.3 for check_host itself: "none").
@@ -274,7 +276,7 @@ class _Check:
         name = directive.name
         if name == "all":
             return True
-        if directive.network is not None:  # ip4, ip6
+        if directive.version:  # ip4, ip6
             return directive.network_contains(self.ip.version, int(self.ip))
         if name in DNS_MECHANISMS:
             self._count_dns_term(directive.text)
