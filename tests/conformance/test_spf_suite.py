@@ -19,6 +19,7 @@ by line like upstream: records accumulate through the file, each ``expect:`` che
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from ipaddress import ip_address
@@ -27,14 +28,22 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.mailauth.memory_resolver import MemoryResolver
 
-from conftest import corpora_dir
-from mailauth.memory_resolver import MemoryResolver
 from postoffice.mailauth.dns_types import DnsTemporaryError
 from postoffice.mailauth.spf import check_helo, check_mail_from
 
 SUITE = "spf-openspf-testsuite"
 CHECK_TIMEOUT = 10.0  # seconds for one check; a hang is a failure, not a stuck run
+
+
+def corpora_dir() -> Path | None:
+    """$POSTOFFICE_CORPORA or ../shared/corpora, as tests/conftest.py finds it. Needed while
+    collecting (the cases are parameters); `from conftest import` is ambiguous beside the
+    per-directory conftest.py files."""
+    env = os.environ.get("POSTOFFICE_CORPORA")
+    path = Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
+    return path if path.is_dir() else None
 
 
 def _key(name: str) -> str:

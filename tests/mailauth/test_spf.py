@@ -10,7 +10,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from memory_resolver import MemoryResolver
+from tests.mailauth.memory_resolver import MemoryResolver
 
 from postoffice.mailauth.results import SpfResult
 from postoffice.mailauth.spf import check_helo, check_host, check_mail_from, received_spf_header
