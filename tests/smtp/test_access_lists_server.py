@@ -128,3 +128,9 @@ def test_block_command_takes_effect_on_the_next_connection_of_a_running_server(s
     raw.close()
     listed = po("block", "list", "--json", data=data).stdout
     assert '"value": "remote.example"' in listed and '"kind": "domain"' in listed
+    ours = po("block", "add", "Alice@Example.TEST", "--reason", "spam trap", data=data)
+    assert "alice@example.test is served here" in ours.stderr  # a warning: the admin may not mean it
+    raw = greeted(server)
+    assert raw.cmd("MAIL FROM:<x@other.example>")[0] == 250
+    assert raw.cmd("RCPT TO:<alice@example.test>") == (550, "550 5.7.1 alice@example.test is blocked here: spam trap\r\n")
+    raw.close()

@@ -6,10 +6,21 @@ import datetime as dt
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from postoffice.access_lists import AccessListError, check_reason, parse_target
-from postoffice.cli.common import DATA, DataDir, JsonFlag, console, fail, print_json, with_services
+from postoffice.cli.common import (
+    DATA,
+    DataDir,
+    JsonFlag,
+    console,
+    err_console,
+    fail,
+    print_json,
+    with_services,
+)
+from postoffice.services import Services
 from postoffice.store.interface import AccessEntry, AccessListName
 
 Target = Annotated[str, typer.Argument(
@@ -46,12 +57,22 @@ def _list_app(name: AccessListName, help_text: str, example: str) -> typer.Typer
     def add(target: Target, reason: Reason = "", data: DataDir = DATA) -> None:
         kind, value, why = _parse(target, reason)
         entry = AccessEntry(name, kind, value, why)  # type: ignore[arg-type]
-        added = with_services(data, lambda s: s.store.add_access_entry(entry))
+
+        async def go(s: Services) -> tuple[bool, bool]:
+            ours = kind in ("domain", "address") and await s.directory.is_local_domain(value.rpartition("@")[2])
+            return await s.store.add_access_entry(entry), ours
+
+        added, ours = with_services(data, go)
         shown = f"{value} ({kind.upper()})"
         if added:
             console.print(f"{verb} {shown}" + (f": {why}" if why else "") + "; port 25 applies it from the next connection on.")
         else:
             console.print(f"{shown} was already on the {name} list; its reason is now: {why or '(none)'}.")
+        if ours and name == "block":
+            what = f"every address of {value}" if kind == "domain" else value
+            err_console.print(f"[bold yellow]warning:[/] {escape(value)} is served here: mail to {escape(what)} is now "
+                              "refused at RCPT (550 5.7.1), and mail from it at MAIL.", markup=True, highlight=False,
+                              soft_wrap=True)
 
     add.__doc__ = f"""Add an entry to the {name} list (or change its reason).
 
