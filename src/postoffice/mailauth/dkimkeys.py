@@ -7,6 +7,9 @@ builds.
 
 RSA with 2048 bits is the default: RFC 8301 §3.2 requires at least 1024 and recommends 2048, and
 larger keys no longer fit in one 255-byte TXT string, which some DNS hosting panels mishandle.
+Each domain also gets an Ed25519 key (RFC 8463) under its own selector, `ed25519_selector`: a
+verifier that knows ed25519-sha256 checks that signature, the others the RSA one (RFC 8463 §4
+expects signers to send both while Ed25519 support spreads).
 
 These functions are synchronous. Generating a 2048-bit RSA key takes tens to hundreds of
 milliseconds, so async callers run them in a thread: ``await asyncio.to_thread(generate_dkim_key,
@@ -16,13 +19,15 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from postoffice.durable import write_file
 
-__all__ = ["dkim_key_path", "dkim_public_record", "generate_dkim_key"]
+__all__ = ["dkim_key_path", "dkim_public_record", "domain_key_files", "ed25519_selector",
+           "generate_dkim_key"]
 
 _EXISTS = ("The DKIM key {path} already exists; remove it first if you really want a new key, "
            "then publish the new DNS record.")
@@ -42,18 +47,35 @@ def dkim_key_path(data_dir: Path, domain: str, selector: str) -> Path:
     return Path(data_dir) / "keys" / f"{domain}.{selector}.pem"
 
 
-def generate_dkim_key(key_file: Path, bits: int = 2048) -> None:
-    """Write a new RSA private key to ``key_file`` (PKCS#8 PEM, mode 0600, atomically).
+def ed25519_selector(selector: str) -> str:
+    """The selector of a domain's Ed25519 key, beside ``selector`` of its RSA key:
+    "mail" -> "mail-ed25519"."""
+    return f"{selector}-ed25519"
+
+
+def domain_key_files(data_dir: Path, domain: str, selector: str) -> list[tuple[str, Path]]:
+    """(selector, key file) of the keys a domain gets: RSA under ``selector``, then Ed25519."""
+    return [(s, dkim_key_path(data_dir, domain, s)) for s in (selector, ed25519_selector(selector))]
+
+
+def generate_dkim_key(key_file: Path, bits: int = 2048, *,
+                      kind: Literal["rsa", "ed25519"] = "rsa") -> None:
+    """Write a new private key to ``key_file`` (PKCS#8 PEM, mode 0600, atomically): RSA with
+    ``bits`` bits, or Ed25519 (``bits`` ignored).
 
     Refuses to overwrite an existing file, because replacing a published key breaks the DKIM
     signatures of mail still in flight: raises FileExistsError with a plain sentence.
     """
-    if not 1024 <= bits <= 4096:
+    if kind == "rsa" and not 1024 <= bits <= 4096:
         raise ValueError(f"a DKIM RSA key must have 1024 to 4096 bits, not {bits} (RFC 8301)")
     key_file = Path(key_file)
     if key_file.exists():
         raise FileExistsError(_EXISTS.format(path=key_file))
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    if kind == "ed25519":
+        key = ed25519.Ed25519PrivateKey.generate()
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     _write_new_file(key_file, pem)
@@ -62,8 +84,8 @@ def generate_dkim_key(key_file: Path, bits: int = 2048) -> None:
 def dkim_public_record(key_file: Path) -> str:
     """The TXT value that publishes ``key_file``'s public key: ``v=DKIM1; k=rsa; p=...``.
 
-    ``p=`` is the base64 DER SubjectPublicKeyInfo (RFC 6376 §3.6.1). An Ed25519 key, if one is
-    placed here by hand, gets ``k=ed25519`` and its raw 32-byte key instead (RFC 8463 §4.2).
+    ``p=`` is the base64 DER SubjectPublicKeyInfo (RFC 6376 §3.6.1). An Ed25519 key gets
+    ``k=ed25519`` and its raw 32-byte key instead (RFC 8463 §4.2).
     """
     key = serialization.load_pem_private_key(Path(key_file).read_bytes(), password=None)
     public = key.public_key()
