@@ -15,12 +15,14 @@ from postoffice.cli.common import (
     console,
     err_console,
     fail,
+    load,
     parse_size,
     print_json,
     read_password,
     with_services,
 )
 from postoffice.services import Services
+from postoffice.setup.domain_keys import create_domain_keys
 
 domain_app = typer.Typer(help="Domains this server receives mail for.", no_args_is_help=True)
 user_app = typer.Typer(help="Mail users (accounts with a mailbox and a password).", no_args_is_help=True)
@@ -30,7 +32,9 @@ alias_app = typer.Typer(help="Aliases (extra addresses) and catch-alls.", no_arg
 
 @domain_app.command("add")
 def domain_add(name: str, data: DataDir = DATA) -> None:
-    """Receive mail for a domain.
+    """Receive mail for a domain, and make its DKIM signing keys: RSA-2048 under the selector of
+    [dkim] selector ("mail"), Ed25519 under that selector + "-ed25519" ("mail-ed25519"), in
+    keys/<domain>.<selector>.pem. Publish the two TXT records it prints.
 
     Example: postoffice domain add example.org
     """
@@ -38,7 +42,17 @@ def domain_add(name: str, data: DataDir = DATA) -> None:
     async def go(s: Services) -> str:
         return (await s.directory.add_domain(name)).name
 
-    console.print(f"Added the domain {with_services(data, go)}.")
+    added = with_services(data, go)
+    console.print(f"Added the domain {added}.")
+    try:
+        keys = create_domain_keys(data, added, load(data).dkim.selector)
+    except OSError as e:
+        fail(f"The domain was added, but its DKIM keys could not be written: {e}")
+    for key in keys:
+        done = "Created" if key.created else "Kept the existing"
+        console.print(f"{done} DKIM key {escape(str(key.path))} (selector {key.selector}, "
+                      f"{key.algorithm}); publish this TXT record:", soft_wrap=True)
+        console.print(f"  {key.record_name}  {key.record}", soft_wrap=True, highlight=False)
 
 
 @domain_app.command("list")

@@ -1,7 +1,7 @@
 """`postoffice init`: make a data directory ready to serve.
 
 Writes a commented `postoffice.toml`, a self-signed TLS certificate for the host name, and,
-when a domain is given, adds it with a DKIM key. Running it again on an initialised directory
+when a domain is given, adds it with its DKIM keys (RSA and Ed25519, setup/domain_keys.py). Running it again on an initialised directory
 changes nothing and says so (DESIGN §5).
 """
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from postoffice.config import _is_host_name, default_config_text, load_config
-from postoffice.mailauth.dkimkeys import dkim_key_path, generate_dkim_key
 from postoffice.net.tls import create_self_signed_certificate
 from postoffice.services import open_services
+from postoffice.setup.domain_keys import create_domain_keys
 
 CONFIG_NAME = "postoffice.toml"
 DEMO_DOMAIN = "example.test"
@@ -82,10 +82,10 @@ def initialise(data_dir: Path, hostname: str, domain: str | None = None, *, demo
     if demo:
         domain = domain or DEMO_DOMAIN
     if domain:
-        key = dkim_key_path(data_dir, domain, config.dkim.selector)
-        if not key.exists():
-            generate_dkim_key(key)
-        result.messages.append(f"created the DKIM key {key} (selector {config.dkim.selector})")
+        for key in create_domain_keys(data_dir, domain, config.dkim.selector):
+            result.messages.append(f"{'created' if key.created else 'kept'} the DKIM key {key.path} "
+                                   f"(selector {key.selector}, {key.algorithm}); publish the TXT "
+                                   f"record {key.record_name}: {key.record}")
     result.demo_password = asyncio.run(_populate(config, domain, demo))
     if domain:
         result.messages.append(f"added the domain {domain}")
