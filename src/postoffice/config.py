@@ -502,7 +502,7 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
     )),
     "dkim": (DkimConfig, (
         _Key("selector", "mail", _selector,
-             "DKIM DNS selector; keys live in keys/<domain>.<selector>.pem in the data directory."),
+             "DKIM selector of each domain's RSA key (its Ed25519 key: <selector>-ed25519); keys live in keys/<domain>.<selector>.pem."),
     )),
     "smtp": (SmtpConfig, (
         _Key("command_timeout", 300.0, _number(1, 3600, unit="seconds", example=300.0, whole=False),

@@ -65,8 +65,8 @@ from postoffice.mailauth.dns_types import DnsTemporaryError, Resolver
 from postoffice.mailauth.results import DkimCode, DkimResult
 
 __all__ = ["DEFAULT_SIGNED_HEADERS", "MAX_SIGNATURES", "OVERSIGNED_HEADERS", "THREAD_THRESHOLD",
-           "DkimCheck", "DkimSignature", "SignatureError", "parse_signature", "prepare_checks",
-           "sign_message", "verify_dkim"]
+           "DkimCheck", "DkimSignature", "SignatureError", "finish_check", "parse_signature",
+           "prepare_checks", "sign_message", "verify_dkim"]
 
 MAX_SIGNATURES = 10  # signatures verified per message; real mail carries one to three
 MAX_FIELDS_READ = 1000  # DKIM-Signature fields read at all: ~10 µs each, so 10 ms at most
