@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from tests.mailauth.memory_resolver import MemoryResolver
 
 from cli_run import po
-from mailauth.memory_resolver import MemoryResolver
 from postoffice.mailauth.dkim import sign_message, verify_dkim
 from postoffice.mailauth.dkim_crypto import load_signing_key
 

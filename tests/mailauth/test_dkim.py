@@ -10,7 +10,7 @@ import time
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from memory_resolver import MemoryResolver
+from tests.mailauth.memory_resolver import MemoryResolver
 
 from postoffice.mailauth.dkim import MAX_SIGNATURES, sign_message, verify_dkim
 from postoffice.mailauth.results import DkimResult

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from memory_resolver import MemoryResolver
+from tests.mailauth.memory_resolver import MemoryResolver
 
 from postoffice.mailauth.dkim import sign_message, verify_dkim
 from postoffice.mailauth.dkim_crypto import SigningKey, load_signing_key

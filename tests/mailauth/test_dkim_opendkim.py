@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from memory_resolver import MemoryResolver
+from tests.mailauth.memory_resolver import MemoryResolver
 
 from postoffice.mailauth.dkim import sign_message, verify_dkim
 from postoffice.mailauth.dkim_crypto import load_signing_key
