@@ -10,10 +10,12 @@ import time
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from tests.mailauth.memory_resolver import MemoryResolver
 
 from postoffice.mailauth.dkim import MAX_SIGNATURES, sign_message, verify_dkim
-from postoffice.mailauth.results import DkimResult
+from postoffice.mailauth.results import AuthenticationResults, DkimResult
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 ED_KEY = ed25519.Ed25519PrivateKey.generate()
@@ -233,3 +235,26 @@ def test_a_big_message_is_hashed_off_the_event_loop() -> None:
     # On the loop, the loop would stall for the whole verification; in a thread it keeps
     # ticking (C calls holding the GIL are a few ms each per pass).
     assert longest_gap < max(took / 2, 0.05), (longest_gap, took)
+
+
+@settings(max_examples=300, deadline=None)
+@example(value="v=1; a=rsa-sha256; d=caf\udcc3.example; s=x; i=\udcff@x; b=\udcfe", position="instead")
+@example(value="v=1; d=example.org; s=mail; h=from; bh=; b=; i=j\u00f6rg@example.org", position="before")
+@given(value=st.one_of(st.text(max_size=300),
+                       st.binary(max_size=300).map(lambda b: b.decode("utf-8", "surrogateescape"))),
+       position=st.sampled_from(["before", "after", "instead"]))
+def test_any_signature_field_gives_results_that_can_be_written_out(value: str, position: str) -> None:
+    """Fuzz: whatever a DKIM-Signature holds, verify_dkim answers (never raises), and its results
+    render into an Authentication-Results header that encodes as UTF-8."""
+    # CR and LF would end the field (or the header); folding is tested with the tag parser.
+    text = value.replace("\r", " ").replace("\n", " ")
+    raw = b"DKIM-Signature:" + text.encode("utf-8", "surrogateescape") + b"\r\n"
+    good = signed()
+    message = {"before": raw + good, "after": good.replace(b"From:", raw + b"From:", 1),
+               "instead": raw + MESSAGE}[position]
+    results = verify(message)
+    assert results
+    header = AuthenticationResults("mx.example.net", dkim=tuple(results)).header_value()
+    header.encode("utf-8")
+    if position != "instead":
+        assert "pass" in [r.result for r in results]

@@ -139,7 +139,9 @@ class DkimCheck:
 
 
 def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
+    """Header bytes as text; bytes that are not UTF-8 become U+FFFD, so that every string that
+    reaches a result (and the Authentication-Results header) can be written out again."""
+    return raw.decode("utf-8", "replace")
 
 
 def _base64(tags: dict[str, str], name: str) -> bytes:
@@ -172,8 +174,11 @@ def _dns_name(value: str, what: str) -> str:
 
 def parse_signature(field: HeaderField) -> DkimSignature:
     """The signature in a DKIM-Signature field, or `SignatureError` with its result code."""
+    value = field.raw.partition(b":")[2]
     try:
-        tags = parse_tag_list(_text(field.raw.partition(b":")[2]))
+        tags = parse_tag_list(value.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise SignatureError("neutral", "syntax error: the signature is not UTF-8") from None
     except TagListError as e:
         raise SignatureError("neutral", f"syntax error: {e}") from None
     for name in ("v", "a", "b", "bh", "d", "h", "s"):
