@@ -32,9 +32,9 @@ alias_app = typer.Typer(help="Aliases (extra addresses) and catch-alls.", no_arg
 
 @domain_app.command("add")
 def domain_add(name: str, data: DataDir = DATA) -> None:
-    """Receive mail for a domain, and make its DKIM signing keys: RSA-2048 under the selector of
-    [dkim] selector ("mail"), Ed25519 under that selector + "-ed25519" ("mail-ed25519"), in
-    keys/<domain>.<selector>.pem. Publish the two TXT records it prints.
+    """Receive mail for a domain, and make its DKIM signing keys: RSA-2048 under the DKIM
+    selector of postoffice.toml (default "mail"), Ed25519 under that selector + "-ed25519"
+    ("mail-ed25519"), in keys/<domain>.<selector>.pem. Publish the two TXT records it prints.
 
     Example: postoffice domain add example.org
     """
