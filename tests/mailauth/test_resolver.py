@@ -183,3 +183,17 @@ def test_services_own_one_resolver_built_from_the_config(dns_server: DnsServers,
         assert answer.records == (IPv4Address("127.0.0.1"),)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("content", [None, "# no nameserver line\nsearch example.test\n"])
+async def test_without_servers_in_resolv_conf_every_question_says_what_to_set(
+        tmp_path: Path, content: str | None, caplog: pytest.LogCaptureFixture) -> None:
+    resolv_conf = tmp_path / "resolv.conf"
+    if content is not None:
+        resolv_conf.write_text(content)
+    resolver = DnsResolver(resolv_conf=str(resolv_conf))
+    assert f"{resolv_conf} cannot be used" in caplog.text
+    with pytest.raises(DnsTemporaryError, match=r"^DNS lookup of A example\.test failed: no DNS server to"
+                       r" ask: .* cannot be used \(.*\); set \[dns\] nameservers$"):
+        await resolver.a("example.test")
+    assert resolver.stats.queries == 0

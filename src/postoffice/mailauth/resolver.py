@@ -28,6 +28,7 @@ Invariants, and why:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ import dns.reversename
 from postoffice.config import DnsConfig, ListenAddress
 from postoffice.mailauth.dns_types import DnsAnswer, DnsTemporaryError, IPAddress, MxRecord
 
+log = logging.getLogger(__name__)
 R = TypeVar("R")
 MAX_TTL = 86_400  # a day: a record changed at the source is seen again by then
 MAX_NEGATIVE_TTL = 3 * 3600  # RFC 2308 §5
@@ -116,7 +118,7 @@ class DnsResolver:
     """Asks the configured DNS servers (or those of /etc/resolv.conf) and caches their answers."""
 
     def __init__(self, nameservers: Sequence[ListenAddress] = (), timeout: float = 5.0,
-                 cache_entries: int = 10_000) -> None:
+                 cache_entries: int = 10_000, *, resolv_conf: str = "/etc/resolv.conf") -> None:
         self.timeout = timeout
         self.stats = ResolverStats()
         self.cache = AnswerCache(cache_entries)
@@ -127,11 +129,12 @@ class DnsResolver:
             self._dns.nameservers = [dns.nameserver.Do53Nameserver(a.host, a.port) for a in nameservers]
         else:
             try:
-                self._dns = dns.asyncresolver.Resolver(configure=True)
+                self._dns = dns.asyncresolver.Resolver(resolv_conf, configure=True)
             except (dns.exception.DNSException, OSError) as error:
                 self._dns = dns.asyncresolver.Resolver(configure=False)
-                self._problem = (f"no DNS server to ask: /etc/resolv.conf cannot be used ({error});"
-                                 " set [dns] nameservers")
+                self._problem = (f"no DNS server to ask: {resolv_conf} cannot be used"
+                                 f" ({_plain(error)}); set [dns] nameservers")
+                log.warning("%s", self._problem)
         self._dns.cache = None  # ours caches typed answers, bounded
         self._dns.lifetime = timeout
         self._dns.timeout = min(timeout, _PER_TRY_SECONDS)
