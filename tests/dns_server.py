@@ -2,7 +2,9 @@
 front of it is the recursive resolver postoffice points at (DESIGN §6).
 
     def test_x(dns_server: DnsServers) -> None:         # session-scoped fixture (conftest.py)
-        config: dns={"nameservers": (dns_server.address,)}   # a ListenAddress 127.0.0.1:<port>
+        LiveServer(data, ["smtp"], dns={"nameservers": (dns_server.address,)})  # 127.0.0.1:<port>
+        DnsResolver((dns_server.address,), timeout=1.0)  # or "127.0.0.1:<port>" in postoffice.toml:
+        dns_server.nameserver                             #   [dns] nameservers = [that]
         dns_server.add_zone("mine.test", "@ TXT ...")   # a zone of the test's own (restarts NSD)
         dns_server.queries("host.example.test", "A")    # questions Unbound received so far
 
