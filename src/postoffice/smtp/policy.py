@@ -2,10 +2,11 @@
 
 - `InboundPolicy` (port 25, the MX): the local block list first (access_lists.py: a blocked
   client refused at connect with 554 5.7.1, a blocked sender at MAIL with 554 5.7.1, a blocked
-  recipient at RCPT with 550 5.7.1; allow entries win); mail for local domains only; unknown users refused at RCPT
-  with 550 5.1.1 and broken aliases (loops, too deep) with 550 5.4.6 (never accept-then-bounce);
-  anything else is relaying: 554 5.7.1, whatever tricks the address holds (`%`, `!`, source
-  routes). The null sender is fine (bounces). Aliases to outside addresses are queued.
+  recipient at RCPT with 550 5.7.1; allow entries win); then mail for local domains only;
+  unknown users refused at RCPT with 550 5.1.1 and broken aliases (loops, too deep) with
+  550 5.4.6 (never accept-then-bounce); anything else is relaying: 554 5.7.1, whatever tricks
+  the address holds (`%`, `!`, source routes). The null sender is fine (bounces). Aliases to
+  outside addresses are queued.
 - `SubmissionPolicy` (587/465, RFC 6409): AUTH first; MAIL FROM and From: must belong to the
   account; local recipients delivered at once, remote ones queued, in one transaction.
 - `LmtpPolicy` (RFC 2033): local recipients only, one reply per recipient after DATA.
