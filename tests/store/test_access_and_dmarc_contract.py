@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+
+import pytest
 
 from postoffice.mailauth.dmarc_reports import (
     AggregateReport,
@@ -11,6 +14,7 @@ from postoffice.mailauth.dmarc_reports import (
 )
 from postoffice.mailauth.results import DkimResult, DmarcResult, SpfResult
 from postoffice.store.interface import AccessEntry, DkimOutcome, DmarcEvaluation, MailStore
+from postoffice.store.sqlite import dmarc_ops
 
 
 async def test_access_entries_add_update_remove_and_bump_the_version(store: MailStore) -> None:
@@ -83,3 +87,12 @@ async def test_an_evaluation_is_made_from_the_check_results(store: MailStore) ->
     assert (stored.header_from, stored.envelope_from, stored.envelope_to, stored.policy, stored.spf_domain) == (
         "example.org", "mta.example.net", "example.com", "reject", "mta.example.net")
     assert [(d.domain, d.result) for d in stored.dkim] == [("example.org", "fail"), ("mta.example.net", "pass")]
+
+
+async def test_old_evaluations_are_pruned_as_new_ones_arrive(store: MailStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dmarc_ops, "PRUNE_EVERY", 2)  # prune at every second row instead of every 1024th
+    old = DmarcEvaluation(time.time() - (dmarc_ops.KEEP_DAYS + 1) * 86400, "192.0.2.1", "example.org", "", "example.com",
+                          "none", "none")
+    await store.record_dmarc_evaluation(old)
+    await store.record_dmarc_evaluation(dataclasses.replace(old, received=time.time()))
+    assert [e.received > old.received for e in await store.dmarc_evaluations()] == [True]
