@@ -122,3 +122,21 @@ async def test_a_txt_string_that_is_not_utf8_keeps_its_bytes() -> None:
         answer = await DnsResolver((server.address,), timeout=TIMEOUT).txt("x.broken.test")
     assert answer.records == ("v=spf1 \udcff -all",)
     assert answer.records[0].encode("utf-8", "surrogateescape") == b"v=spf1 \xff -all"
+
+
+async def test_the_cache_is_bounded_in_bytes_too() -> None:
+    def respond(query: bytes, _transport: str) -> bytes:
+        name = dns.message.from_wire(query).question[0].name.to_text()
+        size = 20_000 if name.startswith("huge") else 3_000
+        strings = " ".join(f'"{"k" * 250}"' for _ in range(size // 250))
+        return reply(query, f"{name} 600 IN TXT {strings}", truncated=False)
+
+    with BrokenDnsServer(respond) as server:
+        resolver = DnsResolver((server.address,), timeout=5.0, cache_entries=100)  # 100 KB
+        for i in range(200):
+            assert len((await resolver.txt(f"key{i}.broken.test")).records[0]) == 3_000
+        assert resolver.cache.bytes <= 100 * 1024
+        assert 20 < len(resolver.cache) < 40  # the bytes bound it before the count does
+        for _ in range(2):  # bigger than a sixteenth of the budget: never kept
+            assert len((await resolver.txt("huge.broken.test")).records[0]) == 20_000
+        assert resolver.stats.queries == 202

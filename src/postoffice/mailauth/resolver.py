@@ -20,7 +20,8 @@ Invariants, and why:
   links at most). Names are asked absolute: no search list from resolv.conf applies.
 - Cache (``cache_entries``, LRU; 0 = off): answers for their TTL (at most a day), absences for
   the SOA minimum (RFC 2308, at most 3 hours), temporary failures never. Memory is bounded by
-  the entry count and by ~1 KB per entry on average (an answer too big for that is not kept).
+  the entry count and by ~1 KB per entry on average (64 KB at least); an answer bigger than a
+  sixteenth of that is not kept.
 - Identical questions asked while one is on the wire wait for that one (one upstream query for
   the many DKIM signatures or SPF includes naming the same record).
 """
@@ -54,6 +55,7 @@ R = TypeVar("R")
 MAX_TTL = 86_400  # a day: a record changed at the source is seen again by then
 MAX_NEGATIVE_TTL = 3 * 3600  # RFC 2308 §5
 BYTES_PER_ENTRY = 1024  # the cache's memory budget per entry, on average
+MIN_BYTES = 64 * 1024
 _PER_TRY_SECONDS = 2.0  # a lost UDP datagram is asked again after this, within the timeout
 Convert = Callable[[dns.resolver.Answer], tuple[Any, ...]]
 _Key = tuple[str, int]
@@ -75,7 +77,8 @@ class AnswerCache:
 
     def __init__(self, entries: int) -> None:
         self.max_entries = entries
-        self.max_bytes = entries * BYTES_PER_ENTRY
+        # At least 64 KB, so a small cache still holds a few big keys; one answer at most 1/16.
+        self.max_bytes = max(entries * BYTES_PER_ENTRY, MIN_BYTES) if entries > 0 else 0
         self.bytes = 0
         self._entries: OrderedDict[_Key, tuple[float, int, DnsAnswer[Any]]] = OrderedDict()
 
