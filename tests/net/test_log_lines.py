@@ -289,6 +289,8 @@ def test_cli_changes_leave_an_admin_log_line_and_reads_none(tmp_path: Path) -> N
     po("init", "--domain", "example.test", "--hostname", "mail.example.test", data=data)
     po("user", "add", "dave@example.test", "--password-stdin", "--quota", "10000000", data=data, stdin=WRONG + "\n")
     po("user", "list", data=data)
+    po("user", "add", "--help", data=data)
+    po("block", "add", "--help", data=data)
     po("alias", "add", "info@example.test", "dave@example.test", data=data)
     lines = (data / "admin.log").read_text().splitlines()
     assert len(lines) == 3, lines

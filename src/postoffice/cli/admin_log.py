@@ -42,7 +42,7 @@ _VALUE_OPTIONS = {"--data", "--quota", "--with", "--rights", "--into", "--domain
 def record(argv: list[str]) -> None:
     """Log `argv` (without the program name) if it is a change; quietly nothing otherwise."""
     words = [a for a in _positionals(argv)]
-    if not words or words[0] not in _CHANGES:
+    if "--help" in argv or not words or words[0] not in _CHANGES:  # help changes nothing
         return
     subcommands = _CHANGES[words[0]]
     if isinstance(subcommands, set):
