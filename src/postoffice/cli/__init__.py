@@ -10,6 +10,7 @@ from postoffice.cli import admin_log, help_format
 from postoffice.cli.access_cmds import allow_app, block_app
 from postoffice.cli.backup_cmds import backup_command, restore_command
 from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
+from postoffice.cli.dkim_cmds import dkim_app
 from postoffice.cli.dmarc_cmds import dmarc_app
 from postoffice.cli.queue_cmds import queue_app
 from postoffice.cli.server_cmds import config_app, init_command, serve_command
@@ -27,6 +28,7 @@ app = typer.Typer(
 app.command("init")(init_command)
 app.command("serve")(serve_command)
 app.add_typer(domain_app, name="domain")
+app.add_typer(dkim_app, name="dkim")
 app.add_typer(user_app, name="user")
 app.add_typer(alias_app, name="alias")
 app.add_typer(config_app, name="config")
