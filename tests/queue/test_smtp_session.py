@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import os
+import shutil
 import socket
 import ssl
+import subprocess
+import tempfile
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -17,6 +21,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
 
 from live_server import PASSWORD, LiveServer
+from peers import require_peer, unavailable
 from postoffice.config import load_config
 from postoffice.queue.outcomes import RecipientOutcome, SmtpReply
 from postoffice.queue.smtp_session import Credentials, SmtpSession, Timeouts, TlsPolicy
@@ -308,3 +313,184 @@ async def test_starttls_failing_falls_back_to_plaintext_only_without_a_policy(re
     else:
         assert outcome.kind == "delivered" and outcome.reply == SmtpReply(250, "2.0.0", "taken")
         assert len(connections) == 2 and deliveries == [BODY.replace(b"\r\n.", b"\r\n..") + b".\r\n"]
+
+
+# --- Postfix as a real receiving MX ------------------------------------------------------------------
+
+POSTFIX_SERVICES = """\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+@pytest.fixture
+def postfix_mx() -> Iterator[tuple[int, Path]]:
+    """A Postfix instance of the test's own on 127.0.0.1 (STARTTLS, mail for postfix.test
+    discarded after queueing); yields its port and log file."""
+    require_peer("postfix")
+    require_peer("postconf", package="postfix")
+    if os.geteuid() != 0:
+        unavailable("Postfix needs root to start an instance of its own")
+    from postoffice.net.tls import create_self_signed_certificate
+
+    base = Path(tempfile.mkdtemp(prefix="postoffice-postfix-"))  # not under pytest's 0700 tmp
+    base.chmod(0o755)
+    etc, spool, data, logs = (base / name for name in ("etc", "spool", "data", "log"))
+    for folder in (etc, spool, data, logs):
+        folder.mkdir()
+    shutil.chown(data, "postfix")
+    create_self_signed_certificate(etc / "cert.pem", etc / "key.pem", "mx.postfix.test")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (etc / "main.cf").write_text(f"""\
+compatibility_level = 3.6
+queue_directory = {spool}
+data_directory = {data}
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = mx.postfix.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mydestination =
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+virtual_mailbox_domains = postfix.test
+virtual_transport = discard:delivered
+local_transport = error:local delivery disabled
+alias_maps =
+alias_database =
+smtpd_tls_cert_file = {etc / "cert.pem"}
+smtpd_tls_key_file = {etc / "key.pem"}
+smtpd_tls_security_level = may
+smtpd_tls_loglevel = 1
+maillog_file_prefixes = {logs}
+maillog_file = {logs / "postfix.log"}
+""")
+    (etc / "master.cf").write_text(f"127.0.0.1:{port} inet n - n - - smtpd\n{POSTFIX_SERVICES}")
+    subprocess.run(["postfix", "-c", str(etc), "set-permissions"], capture_output=True)
+    started = subprocess.run(["postfix", "-c", str(etc), "start"], capture_output=True, text=True,
+                             start_new_session=True)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        deadline = time.monotonic() + 30
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "Postfix did not listen within 30 s"
+            time.sleep(0.1)
+        yield port, logs / "postfix.log"
+    finally:
+        subprocess.run(["postfix", "-c", str(etc), "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def wait_for_log(path: Path, text: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        log = path.read_text(errors="replace") if path.exists() else ""
+        if text in log or time.monotonic() > deadline:
+            return log
+        time.sleep(0.2)
+
+
+async def test_postfix_gets_our_messages_over_tls_and_logs_it(postfix_mx: tuple[int, Path]) -> None:
+    port, log_file = postfix_mx
+    session = SmtpSession("mx.postfix.test", "127.0.0.1", port, helo_name="out.example.test", timeouts=SHORT)
+    try:
+        first = await session.deliver(queued("bob@postfix.test", notify=("SUCCESS",)), BODY, ("bob@postfix.test",))
+        second = await session.deliver(queued("carol@postfix.test"), EIGHT_BIT, ("carol@postfix.test",))
+    finally:
+        await session.close()
+    assert kinds(first + second) == [("bob@postfix.test", "delivered"), ("carol@postfix.test", "delivered")]
+    assert first[0].reply is not None and first[0].reply.enhanced == "2.0.0" and "queued as" in first[0].reply.text
+    assert session.tls is not None and session.tls.used and session.tls.version in ("TLSv1.2", "TLSv1.3")
+    log = await asyncio.to_thread(wait_for_log, log_file, "to=<carol@postfix.test>")
+    assert log.count("Anonymous TLS connection established from") == 1  # both messages, one connection
+    assert "to=<bob@postfix.test>" in log and "to=<carol@postfix.test>" in log
+
+
+def sink(deliveries: list[tuple[str, bytes]], close_after_one: bool = False,
+         extensions: bytes = b"250-PIPELINING\r\n250-8BITMIME\r\n") -> Peer:
+    """A plain SMTP peer (no CHUNKING) that records (peer address, content)."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await ehlo_dialogue(reader, writer, extensions)
+        while command := await reader.readline():
+            verb = command[:4].upper()
+            if verb == b"DATA":
+                writer.write(b"354 go\r\n")
+                content = await reader.readuntil(b"\r\n.\r\n")
+                deliveries.append((writer.get_extra_info("peername")[0], content))
+                writer.write(b"250 2.0.0 taken\r\n")
+                if close_after_one:
+                    await writer.drain()
+                    return
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                return
+            else:
+                writer.write(b"250 ok\r\n")
+    return handle
+
+
+async def test_an_idle_connection_the_peer_closed_is_replaced_for_the_next_message() -> None:
+    deliveries: list[tuple[str, bytes]] = []
+    async with bad_peer(sink(deliveries, close_after_one=True)) as (port, connections):
+        session = SmtpSession("sink.example", "127.0.0.1", port, helo_name="out.example.test", timeouts=SHORT)
+        async with asyncio.timeout(30):
+            first = await session.deliver(queued("bob@sink.example"), BODY, ("bob@sink.example",))
+            await asyncio.sleep(0.1)  # the peer is gone by now
+            second = await session.deliver(queued("carol@sink.example"), BODY, ("carol@sink.example",))
+            await session.close()
+    assert kinds(first + second) == [("bob@sink.example", "delivered"), ("carol@sink.example", "delivered")]
+    assert len(connections) == 2 and len(deliveries) == 2
+
+
+async def test_the_source_address_is_the_one_given() -> None:
+    deliveries: list[tuple[str, bytes]] = []
+    async with bad_peer(sink(deliveries)) as (port, _):
+        session = SmtpSession("sink.example", "127.0.0.1", port, helo_name="out.example.test", timeouts=SHORT,
+                              source_ipv4="127.0.0.2", source_ipv6="::1")
+        async with asyncio.timeout(30):
+            (outcome,) = await session.deliver(queued("bob@sink.example"), BODY, ("bob@sink.example",))
+            await session.close()
+    assert outcome.kind == "delivered" and deliveries[0][0] == "127.0.0.2"
+
+
+@pytest.mark.parametrize(
+    ("extensions", "content", "reason"),
+    [
+        (b"", b"Subject: x\r\n\r\ncaf\xc3\xa9\r\n",
+         "8-bit content and the receiving server does not offer 8BITMIME (no 7-bit conversion"),
+        (b"250-8BITMIME\r\n", EIGHT_BIT,
+         "needs SMTPUTF8 (a non-ASCII address or header) and the receiving server does not offer it"),
+    ],
+    ids=["8bit-body", "utf8-header"],
+)
+async def test_content_the_peer_cannot_take_fails_with_the_reason(extensions: bytes, content: bytes,
+                                                                  reason: str) -> None:
+    deliveries: list[tuple[str, bytes]] = []
+    async with bad_peer(sink(deliveries, extensions=extensions)) as (port, _):
+        session = SmtpSession("old.example", "127.0.0.1", port, helo_name="out.example.test", timeouts=SHORT)
+        async with asyncio.timeout(30):
+            (outcome,) = await session.deliver(queued("bob@old.example"), content, ("bob@old.example",))
+            await session.close()
+    assert outcome.kind == "failed" and outcome.reason.startswith(f"old.example [127.0.0.1]:{port}: ")
+    assert reason in outcome.reason
+    assert deliveries == []

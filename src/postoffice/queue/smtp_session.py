@@ -3,6 +3,7 @@
     session = SmtpSession("mx1.example.org", "192.0.2.25", helo_name="mail.example.test")
     outcomes = await session.deliver(message, raw, ("bob@example.org",))   # Transport.deliver
     outcomes = await session.deliver(other, raw2, ("carol@example.org",))  # same connection, RSET first
+                                                                            # (a new one if that fails)
     await session.close()                                                   # QUIT
     session.tls                                                             # the TlsOutcome seen
 
@@ -165,10 +166,13 @@ class SmtpSession:
                       recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]:
         """Send ``raw`` to ``recipients``; one outcome each, never an exception for the peer."""
         try:
+            if self._conn is not None and self._used:
+                try:
+                    await self._rset()
+                except (_SessionFailed, OSError, EOFError):
+                    await self._abort()  # the peer closed an idle connection: a new one
             if self._conn is None:
                 await self._open()
-            elif self._used:
-                await self._rset()
             return await self._transaction(message, raw, recipients)
         except _SessionFailed as failure:
             await self._abort()
@@ -196,6 +200,7 @@ class SmtpSession:
         """Connect, banner, EHLO, STARTTLS and EHLO again, AUTH; plaintext again once if
         opportunistic TLS failed."""
         policy = self.tls_policy
+        self.tls = None
         try:
             await self._connect_and_greet(starttls=policy.attempt)
         except _TlsFailed as failure:
