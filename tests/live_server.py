@@ -78,8 +78,11 @@ class LiveServer:
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         """Run a coroutine on the server's loop (to use the store or directory) and wait for it."""
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result(timeout)
+        return self.submit(coro).result(timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        """Start a coroutine on the server's loop without waiting for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
 
     def add_user(self, address: str, password: str = PASSWORD, quota: int | None = None) -> None:
         """Add a user; the default password reuses one argon2 hash to keep tests fast."""

@@ -98,7 +98,8 @@ class MailboxSnapshot:
             # EXAMINE shows \Recent without taking it (RFC 3501 §6.3.2); IMAP4rev2 has none.
             recent_from = mailbox.first_recent_uid if readonly else mailbox.uidnext
             if claim_recent and not readonly:
-                recent_from = await _claimed_or(store.claim_recent(mailbox_id), mailbox.uidnext)
+                recent_from = await _claimed_or(store.claim_recent(
+                    mailbox_id, uidnext=mailbox.uidnext, uidvalidity=mailbox.uidvalidity), mailbox.uidnext)
         except BaseException:
             store.release_mailbox(mailbox_id)
             raise

@@ -213,14 +213,20 @@ def set_subscribed(tx: Transaction, mailbox_id: int, subscribed: bool) -> None:
     tx.execute("UPDATE mailboxes SET subscribed = ? WHERE id = ?", (int(subscribed), mailbox_id))
 
 
-def mailbox_status(conn: sqlite3.Connection, mailbox_id: int, viewer: int | None = None) -> MailboxStatus:
+def mailbox_status(conn: sqlite3.Connection, mailbox_id: int, viewer: int | None = None,
+                   claimed: tuple[int, int] | None = None) -> MailboxStatus:
+    """Counts. `claimed`: (uidvalidity, boundary) of \\Recent claims made in memory and maybe
+    not written yet (SqliteStore.claim_recent)."""
     conn.execute("BEGIN")  # one snapshot for the mailbox row and the counts
     try:
         mailbox = require_mailbox(conn, mailbox_id)
+        first_recent = mailbox.first_recent_uid
+        if claimed is not None and claimed[0] == mailbox.uidvalidity:
+            first_recent = max(first_recent, claimed[1])
         row = conn.execute(
             "SELECT count(*), coalesce(sum(flags & ? = 0), 0), coalesce(sum(flags & ? <> 0), 0),"
             " coalesce(sum(uid >= ?), 0), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?",
-            (SEEN, DELETED, mailbox.first_recent_uid, mailbox_id),
+            (SEEN, DELETED, first_recent, mailbox_id),
         ).fetchone()
         if viewer is not None:  # a sharee's own \\Seen (message_ops.store_flags)
             seen = conn.execute(
@@ -253,6 +259,15 @@ def claim_recent(tx: Transaction, mailbox_id: int) -> int:
     mailbox = require_mailbox(tx.conn, mailbox_id)
     tx.execute("UPDATE mailboxes SET first_recent_uid = uidnext WHERE id = ?", (mailbox_id,))
     return mailbox.first_recent_uid
+
+
+def save_recent_claims(tx: Transaction, claims: dict[int, tuple[int, int]]) -> None:
+    """Write boundaries claimed in memory: mailbox id -> (uidvalidity, boundary). A boundary
+    only moves forward, and a mailbox recreated meanwhile (another uidvalidity) is left alone."""
+    tx.conn.executemany(
+        "UPDATE mailboxes SET first_recent_uid = max(first_recent_uid, ?) WHERE id = ? AND uidvalidity = ?",
+        [(boundary, mailbox_id, validity) for mailbox_id, (validity, boundary) in claims.items()],
+    )
 
 
 def bump_modseq(tx: Transaction, mailbox_id: int) -> int:

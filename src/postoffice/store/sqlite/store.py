@@ -9,6 +9,7 @@ noticed by polling `PRAGMA data_version` and published like local ones.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import sqlite3
@@ -126,6 +127,8 @@ class SqliteStore:
         self._changes_in_flight: dict[tuple[int, int, int | None, int], asyncio.Future[MailboxChanges]] = {}
         # mailbox -> (uidvalidity, first uid no session has claimed yet)
         self._recent_claimed: dict[int, tuple[int, int]] = {}
+        self._unsaved_claims: dict[int, tuple[int, int]] = {}  # claimed in memory, not yet written
+        self._claims_saver: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
 
     # --- plumbing -------------------------------------------------------------------------
@@ -149,6 +152,8 @@ class SqliteStore:
     async def close(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._claims_saver is not None:
+            await asyncio.shield(self._claims_saver)
         self._writer.close()
         self._readers.shutdown(wait=True)
         for conn in self._connections:
@@ -295,19 +300,49 @@ class SqliteStore:
         return await self._write(lambda tx: mb.unsubscribe_name(tx, account_id, name))
 
     async def mailbox_status(self, mailbox_id: int, *, viewer: int | None = None) -> MailboxStatus:
-        return await self._read(mb.mailbox_status, mailbox_id, viewer)
+        return await self._read(mb.mailbox_status, mailbox_id, viewer, self._recent_claimed.get(mailbox_id))
 
     async def claim_recent(self, mailbox_id: int, *, uidnext: int | None = None, uidvalidity: int | None = None) -> int:
         """RFC 3501 §2.3.2: \\Recent goes to one session. `uidnext` is one past the highest
-        UID the caller knows: when another session of this process already claimed all of
-        those, the answer needs no write (10,000 IDLE sessions, one delivery: one write)."""
+        UID the caller knows.
+
+        Only this process's IMAP sessions claim, so once it has claimed in a mailbox, the
+        boundary it keeps in memory is the truth: a caller that passes `uidnext` gets its
+        answer at once, and the new boundary is saved by a write nobody waits for (10,000 IDLE
+        sessions, one delivery: no write; 50 sessions appending: no fsync in any command's
+        path). A boundary lost in a crash makes those messages recent again, as RFC 3501
+        §2.3.2 asks when it cannot be known whether a session was told. The first claim in a
+        mailbox, and a claim without `uidnext`, are writes the caller waits for."""
         claimed = self._recent_claimed.get(mailbox_id)
-        if uidnext is not None and claimed is not None and claimed[0] == uidvalidity and claimed[1] >= uidnext:
+        if uidnext is not None and claimed is not None and claimed[0] == uidvalidity:
+            if claimed[1] < uidnext:
+                self._recent_claimed[mailbox_id] = (claimed[0], uidnext)
+                self._save_recent_claim(mailbox_id, claimed[0], uidnext)
             return claimed[1]
         old, new, validity = await self._write(lambda tx: mb.claim_recent_range(tx, mailbox_id))
-        if claimed is None or claimed[0] != validity or claimed[1] < new:  # a recreated id starts over
+        claimed = self._recent_claimed.get(mailbox_id)  # again: claims in memory may not be written yet
+        if claimed is None or claimed[0] != validity:  # a recreated id starts over
             self._recent_claimed[mailbox_id] = (validity, new)
-        return old
+            return old
+        self._recent_claimed[mailbox_id] = (validity, max(claimed[1], new))
+        return max(old, claimed[1])  # what memory gave to others is not this caller's
+
+    def _save_recent_claim(self, mailbox_id: int, uidvalidity: int, boundary: int) -> None:
+        """Save a boundary claimed in memory; one write job at a time carries every boundary
+        claimed while the previous one ran."""
+        self._unsaved_claims[mailbox_id] = (uidvalidity, boundary)
+        if self._claims_saver is None:
+            self._claims_saver = asyncio.get_running_loop().create_task(self._save_recent_claims())
+
+    async def _save_recent_claims(self) -> None:
+        try:
+            while self._unsaved_claims:
+                claims, self._unsaved_claims = self._unsaved_claims, {}
+                await self._write(functools.partial(mb.save_recent_claims, claims=claims))
+        except Exception as exc:  # a full disk: \Recent is advisory, the memory still answers
+            log.warning("\\Recent claims not saved: %s", exc)
+        finally:
+            self._claims_saver = None
 
     # --- messages -------------------------------------------------------------------------
 
@@ -428,7 +463,11 @@ class SqliteStore:
 
     async def open_snapshot(self, mailbox_id: int, *,
                             viewer: int | None = None) -> tuple[MailboxRecord, list[MessageRecord]]:
-        return await self._read(m.open_snapshot, mailbox_id, viewer)
+        mailbox, records = await self._read(m.open_snapshot, mailbox_id, viewer)
+        claimed = self._recent_claimed.get(mailbox_id)  # may be ahead of the row (claim_recent)
+        if claimed is not None and claimed[0] == mailbox.uidvalidity and claimed[1] > mailbox.first_recent_uid:
+            mailbox = dataclasses.replace(mailbox, first_recent_uid=claimed[1])
+        return mailbox, records
 
     async def changes_since(self, mailbox_id: int, modseq: int, *, viewer: int | None = None) -> MailboxChanges:
         """Sessions woken by the same change ask the same question at once (10,000 IDLE
