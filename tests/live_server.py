@@ -69,6 +69,7 @@ class LiveServer:
             config = dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **values)})
         self._context = open_services(config)
         self.services = await self._context.__aenter__()
+        self.services.store.watch_external_changes()  # type: ignore[attr-defined]  # as `serve` does
         # The full-text indexer runs as in `serve`, so searches meet indexed and unindexed mail.
         self._indexer = asyncio.get_running_loop().create_task(_build_text_index(self.services, idle=0.05))
         for protocol in self.protocols:

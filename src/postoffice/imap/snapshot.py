@@ -14,6 +14,9 @@ Implementation notes (RFC 9051 §2.3.1.2, §5.2, §7.5.1; RFC 3501 §2.3.1.2, §
   `changes_since` read serves both and `apply` gives both the same `Updates` (snapshot_push.py
   relies on it). A session's own STORE or EXPUNGE, or an expunge held back, breaks it until the
   next refresh.
+- `refresh` reads only when the store's `change_version` of the mailbox moved since the last
+  read began: most commands of a session whose mailbox nobody touched cost no read (a thread
+  hop each). Held-back expunges and keywords are still announced then.
 - `keywords` are the keywords the client has been shown in an untagged FLAGS (at SELECT, then
   each time the set grew). A record taken in with a keyword outside it (another session's STORE
   or APPEND, or this session's own STORE) grows it and marks it unannounced: the session sends
@@ -65,7 +68,8 @@ class Updates:
 class MailboxSnapshot:
     # Slots: there is one per selected session, and an IDLE push reads tens of thousands at once.
     __slots__ = ("_closed", "claims_recent", "highestmodseq", "in_sync", "keywords", "keywords_unannounced",
-                 "mailbox", "readonly", "recent", "records", "store", "uidnext", "uids", "vanished", "viewer")
+                 "mailbox", "read_version", "readonly", "recent", "records", "store", "uidnext", "uids", "vanished",
+                 "viewer")
 
     def __init__(self, store: MailStore, mailbox: MailboxRecord, records: list[MessageRecord],
                  *, readonly: bool, recent_from: int, claims_recent: bool, viewer: int | None = None) -> None:
@@ -86,6 +90,7 @@ class MailboxSnapshot:
         for record in records:
             self.keywords.update(_keywords_of(record.flags))
         self.keywords_unannounced = False
+        self.read_version: int | None = None  # the store's change_version when the last read began
         self._closed = False
 
     @classmethod
@@ -94,6 +99,7 @@ class MailboxSnapshot:
         """`claim_recent` is False for IMAP4rev2 sessions, which have no \\Recent."""
         store.hold_mailbox(mailbox_id)
         try:
+            version = store.change_version(mailbox_id)
             mailbox, records = await store.open_snapshot(mailbox_id, viewer=viewer)
             # EXAMINE shows \Recent without taking it (RFC 3501 §6.3.2); IMAP4rev2 has none.
             recent_from = mailbox.first_recent_uid if readonly else mailbox.uidnext
@@ -103,8 +109,10 @@ class MailboxSnapshot:
         except BaseException:
             store.release_mailbox(mailbox_id)
             raise
-        return cls(store, mailbox, records, readonly=readonly, recent_from=recent_from, viewer=viewer,
-                   claims_recent=claim_recent and not readonly)
+        snapshot = cls(store, mailbox, records, readonly=readonly, recent_from=recent_from, viewer=viewer,
+                       claims_recent=claim_recent and not readonly)
+        snapshot.read_version = version
+        return snapshot
 
     def close(self) -> None:
         if not self._closed:
@@ -140,12 +148,25 @@ class MailboxSnapshot:
     async def refresh(self, *, allow_expunge: bool) -> Updates:
         """Read what changed in the store and return what to announce now; raises
         SelectedMailboxDeleted once another session has deleted the mailbox."""
+        version = self.store.change_version(self.mailbox.id)
+        if version is not None and version == self.read_version:
+            return self.unchanged(allow_expunge=allow_expunge)  # nothing was published: no read
         try:
             changes = await self.store.changes_since(self.mailbox.id, self.highestmodseq, viewer=self.viewer)
+            self.read_version = version
         except MailboxNotFound:
             raise SelectedMailboxDeleted(self.mailbox.name) from None
         recent_from = await self.claim_recent(self.new_records(changes))
         return self.apply(changes, allow_expunge=allow_expunge, recent_from=recent_from)
+
+    def unchanged(self, *, allow_expunge: bool) -> Updates:
+        """What to announce when the store has nothing new: expunges held back until now, and
+        keywords the session's own commands brought in."""
+        updates = Updates()
+        if allow_expunge and self.vanished:
+            self._announce_expunges(updates)
+        updates.keywords = self.take_unannounced_keywords()
+        return updates
 
     def new_records(self, changes: MailboxChanges) -> list[MessageRecord]:
         """The messages in `changes` this snapshot has not seen yet, in uid order."""

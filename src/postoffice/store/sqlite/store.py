@@ -469,6 +469,15 @@ class SqliteStore:
             mailbox = dataclasses.replace(mailbox, first_recent_uid=claimed[1])
         return mailbox, records
 
+    def change_version(self, mailbox_id: int) -> int | None:
+        """Changes published for the mailbox since start-up: this process's commits as they
+        happen, other processes' once the watcher (`watch_external_changes`, which `serve`
+        runs) has seen them, within its interval. Without the watcher: None."""
+        if self._watcher is None:
+            return None
+        self.changes.ensure_bound()
+        return self.changes.versions.get(mailbox_id, 0)
+
     async def changes_since(self, mailbox_id: int, modseq: int, *, viewer: int | None = None) -> MailboxChanges:
         """Sessions woken by the same change ask the same question at once (10,000 IDLE
         sessions on one mailbox): they share one read, if it started after the last change
@@ -620,6 +629,10 @@ class SqliteStore:
     async def run_write(self, fn: Callable[[Transaction], T]) -> T:
         """Run a custom write job (tests use this to hold a long write transaction)."""
         return await self._write(fn)
+
+    async def run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a custom read on a reader thread (tests use this to keep the readers busy)."""
+        return await self._read(fn)
 
 
 def _integrity_check(conn: sqlite3.Connection) -> str:
