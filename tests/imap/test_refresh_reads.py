@@ -1,8 +1,9 @@
-"""A selected session asks the store what changed before (and, by sequence number, after) each
-command; it reads only when a change to its mailbox was published since its last read, so the
-commands of a session whose mailbox nobody touched need no reader thread. Changes made by this
-process and by other processes (through the watcher `serve` runs) are still announced at the
-next command. Real sockets, real server."""
+"""Store reads a command can do without: a selected session asks the store what changed before
+(and, by sequence number, after) each command, but reads only when a change to its mailbox was
+published since its last read, so the commands of a session whose mailbox nobody touched need
+no reader thread; changes made by this process and by other processes (through the watcher
+`serve` runs) are still announced at the next command. And the ENVELOPE of a message any
+session fetched lately comes from memory. Real sockets, real server."""
 from __future__ import annotations
 
 import threading
@@ -110,3 +111,13 @@ def test_another_process_change_is_announced_once_the_watcher_saw_it(server: Liv
         time.sleep(0.05)
         lines = client.command("NOOP")
     assert any(line.startswith("* FLAGS ") for line in lines)
+
+
+def test_an_envelope_fetched_lately_needs_no_reader(server: LiveServer) -> None:
+    first = selected(server)
+    envelope = first.command("FETCH 2 (ENVELOPE BODYSTRUCTURE)")
+    second = Client(server, USER)
+    second.command("SELECT INBOX")
+    with BusyReaders(server):
+        second.sock.settimeout(5)  # on the old code this waited for the held reader
+        assert second.command("FETCH 2 (ENVELOPE BODYSTRUCTURE)") == envelope

@@ -21,6 +21,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from postoffice.mailauth.dmarc_reports import AggregateReport
 from postoffice.message.mime_model import Address
+from postoffice.store.blob_info_cache import BlobInfoCache
 from postoffice.store.blobs import DEFAULT_TRASH_DAYS, BlobStore
 from postoffice.store.changes import ChangeKind, ChangeNotifier, MailboxChange
 from postoffice.store.disk_full import as_storage_full
@@ -130,6 +131,7 @@ class SqliteStore:
         self._unsaved_claims: dict[int, tuple[int, int]] = {}  # claimed in memory, not yet written
         self._claims_saver: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._blob_info = BlobInfoCache()
 
     # --- plumbing -------------------------------------------------------------------------
 
@@ -575,7 +577,13 @@ class SqliteStore:
             log.exception("removing unreferenced blobs failed")
 
     async def blob_info(self, hashes: Sequence[str]) -> dict[str, BlobInfo]:
-        return await self._read(m.blob_info, list(hashes))
+        """From memory where it can (blob_info_cache.py), the rest in one read."""
+        found, missing = self._blob_info.lookup(hashes)
+        if missing:
+            read = await self._read(m.blob_info, missing)
+            self._blob_info.add(read)
+            found.update(read)
+        return found
 
     async def header_fields(
         self, mailbox_id: int, uids: Sequence[int], *, addresses: Collection[AddressField] = ()
