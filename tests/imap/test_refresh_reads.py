@@ -121,3 +121,16 @@ def test_an_envelope_fetched_lately_needs_no_reader(server: LiveServer) -> None:
     with BusyReaders(server):
         second.sock.settimeout(5)  # on the old code this waited for the held reader
         assert second.command("FETCH 2 (ENVELOPE BODYSTRUCTURE)") == envelope
+
+
+def test_the_session_own_store_and_expunge_need_no_read_after_them(server: LiveServer) -> None:
+    client = selected(server)
+    client.command("NOOP")
+    with BusyReaders(server):
+        client.sock.settimeout(5)  # on the old code the read after each write waited for the held reader
+        assert client.command("STORE 1 +FLAGS (\\Deleted)") == ["* 1 FETCH (FLAGS (\\Deleted \\Recent))"]
+        assert client.command("EXPUNGE") == ["* 1 EXPUNGE"]
+        assert client.command("NOOP") == []
+    assert server.services is not None
+    server.call(server.services.store.store_flags(inbox_id(server), [2], FlagMode.ADD, ["\\Seen"]))
+    assert client.command("NOOP") == ["* 1 FETCH (UID 2 FLAGS (\\Recent \\Seen))"]  # others' changes still come

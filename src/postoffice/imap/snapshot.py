@@ -16,7 +16,9 @@ Implementation notes (RFC 9051 §2.3.1.2, §5.2, §7.5.1; RFC 3501 §2.3.1.2, §
   next refresh.
 - `refresh` reads only when the store's `change_version` of the mailbox moved since the last
   read began: most commands of a session whose mailbox nobody touched cost no read (a thread
-  hop each). Held-back expunges and keywords are still announced then.
+  hop each). Held-back expunges and keywords are still announced then. The session's own
+  STORE or EXPUNGE, applied to the snapshot as it completes, moves the version only by its own
+  changes: `own_write_done` then spares the read that would only bring them back.
 - `keywords` are the keywords the client has been shown in an untagged FLAGS (at SELECT, then
   each time the set grew). A record taken in with a keyword outside it (another session's STORE
   or APPEND, or this session's own STORE) grows it and marks it unannounced: the session sends
@@ -158,6 +160,22 @@ class MailboxSnapshot:
             raise SelectedMailboxDeleted(self.mailbox.name) from None
         recent_from = await self.claim_recent(self.new_records(changes))
         return self.apply(changes, allow_expunge=allow_expunge, recent_from=recent_from)
+
+    def own_write_begins(self) -> int | None:
+        """Before a write of this session's own (STORE, EXPUNGE): a token for `own_write_done`
+        when the snapshot has read everything published so far, else None."""
+        version = self.store.change_version(self.mailbox.id)
+        return version if version is not None and version == self.read_version else None
+
+    def own_write_done(self, token: int | None, published: int) -> None:
+        """After this session's own writes, once applied here, which published `published`
+        changes to the mailbox (a store_flags or expunge that changed something publishes one,
+        before its caller resumes): when nothing else was published meanwhile, the snapshot
+        holds all there is and the next refresh need not read. `highestmodseq` stays where the
+        last read left it, so a change another process made before ours, which the watcher has
+        not seen yet, is still read once it has."""
+        if token is not None and self.store.change_version(self.mailbox.id) == token + published:
+            self.read_version = token + published
 
     def unchanged(self, *, allow_expunge: bool) -> Updates:
         """What to announce when the store has nothing new: expunges held back until now, and

@@ -74,6 +74,7 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
     if sets_seen:
         unseen = [u for u in uids if "\\Seen" not in snapshot.record(u).flags]
         if unseen:
+            token = snapshot.own_write_begins()
             try:
                 result = await session.services.store.store_flags(
                     snapshot.mailbox.id, unseen, FlagMode.ADD, ["\\Seen"], viewer=snapshot.viewer)
@@ -81,6 +82,7 @@ async def fetch(session: ImapSession, command: ev.ImapCommand) -> Completion:
                 log.warning("%s: FETCH could not set \\Seen: %s", session.conn.id, exc)
             else:
                 snapshot.apply_flag_updates(result.updated)
+                snapshot.own_write_done(token, 1 if result.updated else 0)
     needs_structure = any(
         (isinstance(i, FetchAttribute) and i.name in _STRUCTURE | _CONTENT)
         or isinstance(i, FetchBody | FetchBinary | FetchBinarySize)

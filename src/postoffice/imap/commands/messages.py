@@ -70,6 +70,8 @@ async def store(session: ImapSession, command: ev.ImapCommand) -> Completion:
     flags = permitted_flags(session, [f for f in args.flags if f.lower() != "\\recent"])
     updated: list[FlagUpdate] = []
     failed_uids: list[int] = []
+    token = snapshot.own_write_begins()
+    published = 0
     for group, group_flags in _replacement_groups(session, snapshot, uids, args.mode, flags):
         result = await session.services.store.store_flags(
             snapshot.mailbox.id, group, _MODES[args.mode], group_flags,
@@ -77,7 +79,9 @@ async def store(session: ImapSession, command: ev.ImapCommand) -> Completion:
         )
         updated += result.updated
         failed_uids += result.failed_unchanged_since
+        published += bool(result.updated)  # one change per call that changed anything
     snapshot.apply_flag_updates(updated)
+    snapshot.own_write_done(token, published)
     failed = set(failed_uids)
     changed = {u.uid for u in updated}
     for uid in uids:

@@ -124,8 +124,10 @@ async def _expunge(session: ImapSession, uids: list[int] | None) -> Completion:
     if not session.may("e"):
         return no("You may not expunge messages here", "NOPERM")
     await session.announce_updates(allow_expunge=True)
+    token = snapshot.own_write_begins()
     removed = await session.services.store.expunge(snapshot.mailbox.id, uids)
     session.write_expunged(snapshot.forget(removed))
+    snapshot.own_write_done(token, 1 if removed else 0)
     await session.announce_updates(allow_expunge=True)
     return ok("EXPUNGE completed")
 
