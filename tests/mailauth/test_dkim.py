@@ -258,3 +258,17 @@ def test_any_signature_field_gives_results_that_can_be_written_out(value: str, p
     header.encode("utf-8")
     if position != "instead":
         assert "pass" in [r.result for r in results]
+
+
+def test_a_signature_whose_h_names_dkim_signature_does_not_sign_itself() -> None:
+    # RFC 6376 §5.4: h= may name DKIM-Signature to sign older signatures; the signature being
+    # verified did not exist when its signer picked the fields, so it is never one of them.
+    first = signed(headers=["from", "subject", "dkim-signature"])
+    assert [r.result for r in verify(first)] == ["pass"]
+    # A signature that names DKIM-Signature covers the older one below it.
+    older = signed()
+    newer = sign_message(older, "example.org", "ed", ED_KEY, timestamp=NOW - 30,
+                         headers=["from", "dkim-signature"]) + older
+    assert [r.result for r in verify(newer)] == ["pass", "pass"]
+    older_field = older[:older.index(b"From:")]
+    assert [r.result for r in verify(newer.replace(older_field, b""))] == ["fail"]

@@ -177,8 +177,13 @@ def signed_header_data(method: Canonicalization, fields: list[HeaderField], name
                        signature_field: HeaderField | bytes) -> bytes:
     """The bytes the signature covers (RFC 6376 §3.7): the h= fields canonicalised, then the
     signature field itself with b= emptied and without its final CRLF. DKIM signs these; so
-    does ARC's ARC-Message-Signature (RFC 8617 §4.1.2)."""
-    signed = [canonicalize_header(method, field) for field in select_headers(fields, names)]
+    does ARC's ARC-Message-Signature (RFC 8617 §4.1.2).
+
+    The signature field being verified is never one of the h= fields, even when h= names its
+    kind ("dkim-signature" to sign older signatures, RFC 6376 §5.4): it did not exist when the
+    signer chose them, so a bottom-up pick must skip it."""
+    others = [field for field in fields if field is not signature_field]
+    signed = [canonicalize_header(method, field) for field in select_headers(others, names)]
     own = canonicalize_header(method, without_signature_value(signature_field))
     signed.append(own[:-2] if own.endswith(b"\r\n") else own)
     return b"".join(signed)
