@@ -149,16 +149,27 @@ def _resinfo(r: SpfResult | DkimResult | DmarcResult | ArcResult | IprevResult) 
 
 
 _SPECIALS = set('()<>@,;:\\"/[]?= \t')
+_MAX_COMMENT = 200
 
 
 def _value(text: str) -> str:
-    """A property value: a bare token when it can be one, else a quoted string (RFC 8601 §2.2)."""
+    """A property value: a bare token when it can be one, else a quoted string (RFC 8601 §2.2).
+    Control characters (a CR or LF would end the header field) become "?"."""
     if text and not any(c in _SPECIALS or ord(c) < 33 or ord(c) > 126 for c in text.replace("@", "")):
         return text
+    text = _printable(text)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _comment(text: str) -> str:
-    """Text safe inside a header comment: no CR/LF, balanced parentheses escaped."""
-    text = " ".join(text.split())
-    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")[:200]
+    """Text safe inside a header comment: one line, no control characters, parentheses and
+    backslashes escaped. Cut before escaping, so no cut leaves a lone backslash that would
+    escape the closing parenthesis."""
+    text = _printable(" ".join(text.split()))[:_MAX_COMMENT]
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def _printable(text: str) -> str:
+    """``text`` with C0 controls, DEL and lone surrogates (undecodable bytes) replaced by "?"."""
+    return "".join("?" if c < " " or c == "\x7f" or "\ud800" <= c <= "\udfff" else c
+                   for c in text)
