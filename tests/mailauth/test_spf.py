@@ -404,3 +404,13 @@ def test_ptr_names_are_confirmed_once_per_check() -> None:
     assert (spf.result, spf.mechanism) == ("pass", "exists:%{p}.ok.p.example")
     assert resolver.queries[(reverse, "PTR")] == 1
     assert resolver.queries[("mail.p.example", "A")] == 1
+
+
+@pytest.mark.parametrize("pad", range(200, 245))
+def test_received_spf_comment_cut_at_a_parenthesis_stays_closed(pad: int) -> None:
+    # The 300-character cut used to come after escaping: "\(" cut to "\" escaped the ")".
+    spf = SpfResult("permerror", "mailfrom", "a@x.example", "x.example", problem="p" * pad + "(" * 60)
+    header = received_spf_header(spf, "192.0.2.1", "x.example", "mx.example")
+    comment = header[header.index("(") + 1:header.index(") client-ip=")]
+    assert not comment.replace("\\\\", "").endswith("\\"), comment
+    assert comment.replace("\\\\", "").replace("\\(", "").count("(") == 0

@@ -454,6 +454,7 @@ def _header_value(text: str) -> str:
 
 
 def _comment(text: str) -> str:
-    """Text safe inside a header comment: printable ASCII, parentheses and backslashes escaped."""
+    """Text safe inside a header comment: printable ASCII, parentheses and backslashes escaped
+    (after the cut to 300 characters, so the cut cannot leave a backslash before the ")")."""
     clean = "".join(c if c.isprintable() and c.isascii() else "?" for c in " ".join(text.split()))
-    return clean.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")[:300]
+    return clean[:300].replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
