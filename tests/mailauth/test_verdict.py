@@ -70,3 +70,15 @@ def test_a_trusted_arc_chain_overrides_reject_and_quarantine_only() -> None:
         verdict = decide(results(dmarc("fail", disposition), arc=arc), arc_override=True)
         assert verdict.action == "deliver" and "forwarder.example" in verdict.reason
     assert decide(results(dmarc("temperror"), arc=arc), arc_override=True).action == "defer"
+
+
+@pytest.mark.parametrize("problem", ["no From header field", "2 From header fields (RFC 5322 allows one)",
+                                     "From holds addresses in 5 domains; at most 4 are evaluated, so none is"])
+def test_a_message_without_one_usable_author_domain_is_rejected(problem: str) -> None:
+    # dmarc.py answers permerror with no from_domain; it used to be delivered like a broken record.
+    verdict = decide(results(DmarcResult("permerror", "", problem=problem), spf=SPF_PASS))
+    assert (verdict.action, verdict.code, verdict.enhanced) == ("reject", 550, "5.7.1")
+    assert problem in verdict.reason and "From" in verdict.text
+    # A broken record of a real From domain still counts as no record.
+    assert decide(results(DmarcResult("permerror", "bank.example", "bank.example",
+                                      problem="unusable"))).action == "deliver"

@@ -5,6 +5,11 @@ Only DMARC refuses or quarantines: SPF and DKIM alone never do (RFC 7208 §8.4 a
 §6.3 leave it to local policy; a forwarded message fails SPF and a mailing list breaks DKIM,
 and DMARC is where a domain owner says which failures matter). The rules, in order:
 
+0. ``permerror`` without a From domain (dmarc.py's answer for a message with no From field,
+   several From fields, no usable author domain or too many of them): 550 5.7.1. RFC 7489
+   §6.6.1 and DMARCbis ("Denial of DMARC Processing Attacks") say such messages are typically
+   rejected: most are abusive, and delivering them would let a forger skip DMARC by breaking
+   the very field it protects.
 1. No DMARC record (``none``), a broken one (``permerror``, RFC 7489 §6.6.3: as if absent) or a
    ``pass``: deliver.
 2. ``temperror`` (the policy record could not be fetched): 451 4.7.0. The From domain may well
@@ -50,6 +55,11 @@ def decide(results: AuthenticationResults, *, arc_override: bool = False) -> Ver
     `arc_override`: a passing ARC chain sealed by a trusted sealer vouches for the message.
     """
     dmarc = results.dmarc
+    if dmarc is not None and dmarc.result == "permerror" and not dmarc.from_domain:
+        return Verdict(
+            "reject", f"dmarc permerror, no author domain ({dmarc.problem})", 550, "5.7.1",
+            "Message rejected: it needs exactly one From header field with an address in one"
+            " domain, so that its author domain can be checked (DMARC)")
     if dmarc is None or dmarc.result in ("none", "permerror"):
         return Verdict("deliver", f"dmarc {dmarc.result if dmarc else 'none'}")
     if dmarc.result == "pass":
