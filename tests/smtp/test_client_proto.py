@@ -132,6 +132,11 @@ def test_eof_is_closed_and_a_reply_nobody_asked_for_is_an_error() -> None:
     conn.send_mail(message("b@example.org"))
     assert events(conn, b"") == [Closed(expected=False)]
     assert conn.waiting_for == "MAIL"
+    # Replies received before the EOF still count, even when both arrive before next_event().
+    conn = ready(EHLO_PLAIN)
+    conn.rset()
+    conn.receive_data(b"421 4.3.0 shutting down\r\n")
+    assert events(conn, b"") == [Replied("RSET", Reply(421, "4.3.0", "shutting down")), Closed(expected=False)]
 
 
 # --- capabilities and EHLO -------------------------------------------------------------------------

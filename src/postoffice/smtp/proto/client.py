@@ -25,7 +25,7 @@ Implementation notes (invariants):
   reply, so a refused chunk ends the transaction without more being sent.
 - Replies come from :class:`ReplyReader` (bounded line, reply size and line count); anything
   else, or a reply when none is due, is a :class:`ProtocolError` event and the connection is
-  finished. EOF is :class:`Closed`.
+  finished. EOF is :class:`Closed`, after the replies that came before it.
 - EHLO answered with 5xx falls back to HELO (RFC 5321 §4.1.1.1, §3.2); a HELO session has no
   extensions. After STARTTLS's 220 everything buffered is dropped (a reply injected before the
   handshake, CVE-2011-0411's client side) and EHLO is sent again in TLS (RFC 3207 §4.2).
@@ -300,16 +300,17 @@ class SmtpClientConnection:
         self._transaction: _Transaction | None = None
         self._auth_steps: deque[bytes] = deque()  # LOGIN's answers to the 334 challenges
         self._finished = False  # ProtocolError or Closed reported
+        self._eof = False
         self._quitting = False
 
     # -- I/O side -----------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
         """Bytes from the peer; ``b""`` means EOF."""
-        if self._finished:
+        if self._finished or self._eof:
             return
         if not data:
-            self._finish(Closed(expected=self._quitting and not self._awaiting))
+            self._eof = True  # Closed comes after the replies already received
             return
         self._reader.feed(data)
 
@@ -321,6 +322,8 @@ class SmtpClientConnection:
                 self._finish(ProtocolError(str(error)))
                 break
             if reply is None:
+                if self._eof:
+                    self._finish(Closed(expected=self._quitting and not self._awaiting))
                 break
             self._on_reply(reply)
         return self._events.popleft() if self._events else NEED_DATA
