@@ -103,15 +103,16 @@ async def test_verified_tls_checks_the_mx_name_and_never_falls_back_to_plaintext
         finally:
             await session.close()
 
-    good, session = await send("mail.example.test")
-    assert kinds(good) == [("alice@example.test", "delivered")]
-    assert session.tls is not None and session.tls.verified and session.tls.policy == "mta-sts"
+    for host in ("mail.example.test", "127.0.0.1"):  # an address is checked against the IP names
+        good, session = await send(host)
+        assert kinds(good) == [("alice@example.test", "delivered")]
+        assert session.tls is not None and session.tls.verified and session.tls.policy == "mta-sts"
     bad, session = await send("wrong.example.test")
     assert kinds(bad) == [("alice@example.test", "deferred")]
     assert "certificate not valid for wrong.example.test" in bad[0].reason
     assert "policy requires TLS" in bad[0].reason
     assert session.tls is not None and not session.tls.used
-    assert len(mx.messages("alice@example.test")) == 1  # nothing went in clear
+    assert len(mx.messages("alice@example.test")) == 2  # nothing went in clear
 
 
 # --- aiosmtpd: no CHUNKING, AUTH ----------------------------------------------------------------------

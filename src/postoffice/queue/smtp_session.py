@@ -260,10 +260,11 @@ class SmtpSession:
         writer = self._stream()[1]
         policy = self.tls_policy
         context = policy.context or _context(policy.verify)
-        server_hostname = None if _is_address(self.host) else self.host
         try:
             async with asyncio.timeout(self.timeouts.tls_handshake):
-                await writer.start_tls(context, server_hostname=server_hostname,
+                # The MX name, for SNI and the name check (an IP address is matched against the
+                # certificate's IP names and sent without SNI, RFC 6066 §3).
+                await writer.start_tls(context, server_hostname=self.host,
                                        ssl_handshake_timeout=self.timeouts.tls_handshake)
         except TimeoutError:
             raise _TlsFailed(f"no TLS handshake within {self.timeouts.tls_handshake:g} s") from None
@@ -463,14 +464,6 @@ def _context(verify: bool) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _phase(waiting: str | None) -> str:
