@@ -33,8 +33,9 @@ Implementation notes (invariants):
   refusal`): 8-bit content without 8BITMIME (no 7-bit downgrade: the message may be DKIM-signed
   already), UTF-8 addresses or headers without SMTPUTF8 (RFC 6531 §3.4), a SIZE beyond the
   peer's limit (RFC 1870), REQUIRETLS (RFC 8689) without TLS and the extension.
-- DATA content is dot-stuffed on the way (RFC 5321 §4.5.2) with the line-start state kept
-  across calls, and ended with CRLF "." CRLF; a last line without CRLF gets one.
+- DATA content is dot-stuffed on the way (RFC 5321 §4.5.2, ``dotstuff.stuff_dots``) in whole
+  lines, the unfinished last line of a piece kept for the next, and ended with CRLF "." CRLF; a
+  last line without CRLF gets one.
 - The result of a transaction is one reply per recipient: MAIL's when MAIL failed, the RCPT's
   when that failed, else the reply to the end of data (or to DATA, or to a failed BDAT).
 """
@@ -48,7 +49,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from postoffice.message.lines import dot_stuff
+from postoffice.smtp.proto.dotstuff import stuff_dots
 from postoffice.smtp.proto.events import NEED_DATA, NeedData
 from postoffice.smtp.proto.replies import Reply
 from postoffice.smtp.proto.reply_reader import ReplyError, ReplyReader
@@ -423,7 +424,7 @@ class SmtpClientConnection:
             cut = data.rfind(b"\r\n") + 2 if b"\r\n" in data else 0
             data, t.carry = data[:cut], data[cut:]
         if data:  # always whole lines: every piece written starts a line
-            self._outbox += dot_stuff(data)
+            self._outbox += stuff_dots(data)
         if last:
             self._outbox += b".\r\n"
             self._awaiting.append(_Await.END)
