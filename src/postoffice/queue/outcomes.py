@@ -49,6 +49,9 @@ class RecipientOutcome:
     host: str = ""  # the host (MX name) and address tried last
     address: str = ""
     tls: TlsOutcome | None = None
+    # RFC 3463 code for a DSN when no reply gave one: routing's "5.1.10" (null MX), "5.1.2"
+    # (no such domain), "4.4.3" (DNS trouble), a backed-off destination's "4.4.1".
+    status: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,248 @@
+"""The remote `Transport` (queue/outcomes.py): a message for recipients of one domain goes to
+that domain's MX hosts (queue/routing.py), tried in order, over the SMTP client sessions of
+queue/smtp_session.py.
+
+    transport = MxTransport(resolver, open_session=factory, mx_port=25)
+    outcomes = await transport.deliver(message, raw, ("bob@example.org", "carol@example.org"))
+    await transport.close()                # QUIT the connections kept for reuse
+
+``open_session(target)`` makes a session (``deliver(message, raw, recipients)`` and ``close()``,
+as `SmtpSession` has) to ``target.host`` at ``target.address:target.port``; the session keeps
+its connection between messages and connects again by itself when it broke.
+
+Rules, and why:
+- Recipients are grouped by domain (a caller may pass several); each domain is routed once.
+  A routing problem answers all its recipients at once: null MX and NXDOMAIN ``failed``
+  (RFC 7505, RFC 5321 §5.1), DNS trouble ``deferred``; the RFC 3463 code is in ``status``.
+- Addresses are tried in the route's order, at most ``max_targets`` of them (Postfix tries 5),
+  IPv4 first for MX hosts under ``ipv4_first`` (providers that refuse IPv6 senders without
+  PTR records), IPv6 first otherwise. A recipient moves on to the next address only when this
+  one gave no answer for it (no connection, a broken session) or said 421 (closing); any other
+  reply decides it (RFC 5321 §4.2.1: 5xx fails, 4xx retries on the queue's schedule).
+- Traffic is shaped per destination (the sorted MX host set, so every domain one provider
+  hosts shares it), not per domain: at most ``concurrency`` deliveries at once (more wait,
+  never refused), connections kept for reuse (``max_messages_per_connection``, closed after
+  ``idle_seconds`` unused), and a destination where ``failures_before_backoff`` deliveries in a
+  row reached no server at all is backed off as a whole, in memory, doubling from
+  ``backoff_seconds`` up to ``max_backoff_seconds``: its messages are deferred at once with the
+  reason, without a connection, until then. One answering server ends the back-off.
+- Never raises for the network's or the peer's trouble: every recipient gets an outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from postoffice.mailauth.dns_types import Resolver
+from postoffice.queue.outcomes import RecipientOutcome
+from postoffice.queue.routing import Family, Route, RouteProblem, Target, route
+from postoffice.store.interface import QueuedMessage
+
+__all__ = ["DEFAULT_IPV4_FIRST", "MxTransport", "OutboundSession", "SessionFactory"]
+
+# MX host suffixes of providers that refuse IPv6 senders without a matching PTR record.
+DEFAULT_IPV4_FIRST = ("google.com", "outlook.com", "yahoodns.net")
+_MAX_DESTINATIONS = 10_000  # healthy idle destination states kept beyond this are dropped
+
+
+class OutboundSession(Protocol):
+    async def deliver(self, message: QueuedMessage, raw: bytes,
+                      recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]: ...
+
+    async def close(self) -> None: ...
+
+
+SessionFactory = Callable[[Target], OutboundSession]
+_Key = tuple[str, str, int]  # host, address, port
+
+
+@dataclass
+class _Idle:
+    session: OutboundSession
+    since: float
+    uses: int
+
+
+@dataclass
+class _Destination:
+    """In-memory state of one destination: its concurrency, kept connections and back-off."""
+
+    semaphore: asyncio.Semaphore
+    failures: int = 0  # deliveries in a row that reached no server
+    down_until: float = 0.0
+    down_reason: str = ""
+    active: int = 0
+    idle: dict[_Key, list[_Idle]] = field(default_factory=dict)
+
+
+class MxTransport:
+    def __init__(self, resolver: Resolver, *, open_session: SessionFactory, mx_port: int = 25,
+                 concurrency: int = 5, max_targets: int = 5,
+                 ipv4_first: Iterable[str] = DEFAULT_IPV4_FIRST, local_hosts: Iterable[str] = (),
+                 max_messages_per_connection: int = 100, idle_seconds: float = 5.0,
+                 failures_before_backoff: int = 3, backoff_seconds: float = 60.0,
+                 max_backoff_seconds: float = 3600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if concurrency < 1 or max_targets < 1 or max_messages_per_connection < 1:
+            raise ValueError("concurrency, max_targets and max_messages_per_connection must be at least 1")
+        self.resolver = resolver
+        self.open_session = open_session
+        self.mx_port = mx_port
+        self.concurrency = concurrency
+        self.max_targets = max_targets
+        self.ipv4_first = tuple(s.lower().strip(".") for s in ipv4_first)
+        self.local_hosts = tuple(local_hosts)
+        self.max_messages_per_connection = max_messages_per_connection
+        self.idle_seconds = idle_seconds
+        self.failures_before_backoff = failures_before_backoff
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.clock = clock
+        self.destinations: dict[str, _Destination] = {}
+        self._closing: set[asyncio.Task[None]] = set()  # sessions being closed in the background
+
+    async def deliver(self, message: QueuedMessage, raw: bytes,
+                      recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]:
+        by_domain: dict[str, list[str]] = {}
+        for recipient in recipients:
+            by_domain.setdefault(recipient.rpartition("@")[2].lower(), []).append(recipient)
+        done = await asyncio.gather(*(self._deliver_domain(message, raw, domain, tuple(group))
+                                      for domain, group in by_domain.items()))
+        outcomes = {o.recipient: o for group in done for o in group}
+        return tuple(outcomes[r] for r in recipients)
+
+    async def close(self) -> None:
+        """QUIT every kept connection."""
+        sessions = [idle.session for d in self.destinations.values() for kept in d.idle.values()
+                    for idle in kept]
+        for destination in self.destinations.values():
+            destination.idle.clear()
+        await asyncio.gather(*(_close(s) for s in sessions), *self._closing)
+
+    def _close_later(self, session: OutboundSession) -> None:
+        task = asyncio.ensure_future(_close(session))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def backed_off(self, destination: str) -> float:
+        """Seconds until ``destination`` is tried again (0: not backed off)."""
+        state = self.destinations.get(destination)
+        return max(0.0, state.down_until - self.clock()) if state else 0.0
+
+    # -- one domain ---------------------------------------------------------------------------------
+
+    async def _deliver_domain(self, message: QueuedMessage, raw: bytes, domain: str,
+                              recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]:
+        found = await route(self.resolver, domain, mx_port=self.mx_port, local_hosts=self.local_hosts)
+        if found.problem is not None:
+            return _route_failure(recipients, found.problem)
+        state = self._destination(found.destination)
+        if state.down_until > self.clock():
+            return tuple(RecipientOutcome(r, "deferred", reason=state.down_reason, status="4.4.1")
+                         for r in recipients)
+        async with state.semaphore:
+            state.active += 1
+            try:
+                return await self._try_targets(message, raw, found, state, recipients)
+            finally:
+                state.active -= 1
+
+    async def _try_targets(self, message: QueuedMessage, raw: bytes, found: Route,
+                           state: _Destination, recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]:
+        decided: dict[str, RecipientOutcome] = {}
+        pending = recipients
+        last: dict[str, RecipientOutcome] = {}
+        answered = False
+        for target in found.targets(self._family(found))[: self.max_targets]:
+            session, uses = self._take(state, target)
+            outcomes = await session.deliver(message, raw, pending)
+            unanswered = [o for o in outcomes if _try_next(o)]
+            answered = answered or any(o.reply is not None for o in outcomes)
+            for outcome in outcomes:
+                (last if outcome in unanswered else decided)[outcome.recipient] = outcome
+            if unanswered or uses + 1 >= self.max_messages_per_connection:
+                await _close(session)  # broken, or used enough: a new connection next time
+            else:
+                self._keep(state, target, session, uses + 1)
+            pending = tuple(o.recipient for o in unanswered)
+            if not pending:
+                break
+        self._record(state, found, answered)
+        decided.update({r: last[r] for r in pending if r in last})
+        return tuple(decided[r] for r in recipients if r in decided)
+
+    def _family(self, found: Route) -> Family:
+        names = [h.name for h in found.hosts]
+        if any(n == s or n.endswith("." + s) for n in names for s in self.ipv4_first):
+            return "ipv4"
+        return "ipv6"
+
+    # -- destination state ---------------------------------------------------------------------------
+
+    def _destination(self, key: str) -> _Destination:
+        state = self.destinations.get(key)
+        if state is None:
+            if len(self.destinations) >= _MAX_DESTINATIONS:
+                self._prune()
+            state = self.destinations[key] = _Destination(asyncio.Semaphore(self.concurrency))
+        return state
+
+    def _prune(self) -> None:
+        now = self.clock()
+        for key, state in list(self.destinations.items()):
+            if not state.active and not state.idle and state.down_until <= now and not state.failures:
+                del self.destinations[key]
+
+    def _record(self, state: _Destination, found: Route, answered: bool) -> None:
+        if answered:
+            state.failures, state.down_until, state.down_reason = 0, 0.0, ""
+            return
+        state.failures += 1
+        if state.failures < self.failures_before_backoff:
+            return
+        doublings = state.failures - self.failures_before_backoff
+        wait = min(self.backoff_seconds * 2 ** min(doublings, 30), self.max_backoff_seconds)
+        state.down_until = self.clock() + wait
+        hosts = ", ".join(h.name for h in found.hosts)
+        state.down_reason = (f"no mail server of {found.domain} ({hosts}) could be reached in "
+                             f"{state.failures} deliveries in a row; not trying that destination "
+                             f"again for {wait:.0f} s")
+
+    def _take(self, state: _Destination, target: Target) -> tuple[OutboundSession, int]:
+        key = (target.host, str(target.address), target.port)
+        kept = state.idle.get(key, [])
+        now = self.clock()
+        while kept:
+            idle = kept.pop()
+            if now - idle.since <= self.idle_seconds:
+                return idle.session, idle.uses
+            self._close_later(idle.session)  # unused too long: the peer may have hung up
+        return self.open_session(target), 0
+
+    def _keep(self, state: _Destination, target: Target, session: OutboundSession, uses: int) -> None:
+        kept = state.idle.setdefault((target.host, str(target.address), target.port), [])
+        if len(kept) >= self.concurrency:
+            self._close_later(session)
+            return
+        kept.append(_Idle(session, self.clock(), uses))
+
+
+def _try_next(outcome: RecipientOutcome) -> bool:
+    """No answer for this recipient from this server (or a 421: it is closing): another
+    server may take it. Any other reply decides it."""
+    return outcome.kind == "deferred" and (outcome.reply is None or outcome.reply.code == 421)
+
+
+def _route_failure(recipients: tuple[str, ...], problem: RouteProblem) -> tuple[RecipientOutcome, ...]:
+    return tuple(RecipientOutcome(r, problem.kind, reason=problem.reason, status=problem.status)
+                 for r in recipients)
+
+
+async def _close(session: OutboundSession) -> None:
+    with contextlib.suppress(Exception):  # closing is best effort: QUIT to a dead peer may fail
+        await session.close()
