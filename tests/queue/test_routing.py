@@ -19,7 +19,7 @@ TIMEOUT = 60  # seconds a test may take at most: a hung lookup fails rather than
 
 def routed(dns_server: DnsServers, domain: str, local_hosts: tuple[str, ...] = ()) -> Route:
     async def run() -> Route:
-        resolver = DnsResolver((dns_server.address,), timeout=1.0)
+        resolver = DnsResolver((dns_server.address,), timeout=3.0)
         return await asyncio.wait_for(route(resolver, domain, mx_port=2525, local_hosts=local_hosts),
                                       TIMEOUT)
     return asyncio.run(run())

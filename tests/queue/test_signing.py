@@ -137,7 +137,7 @@ def test_signatures_verify_through_the_loopback_dns(signing: Signing, dns_server
     signed = signing.sign(message, "alice@signed.test")
 
     async def over_dns() -> list[tuple[str, str]]:
-        resolver = DnsResolver((dns_server.address,), timeout=2.0)
+        resolver = DnsResolver((dns_server.address,), timeout=3.0)
         return sorted((r.result, r.selector) for r in await verify_dkim(resolver, signed))
     assert asyncio.run(over_dns()) == [("pass", "mail"), ("pass", "mail-ed25519")]
 

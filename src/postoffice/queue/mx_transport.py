@@ -2,13 +2,15 @@
 that domain's MX hosts (queue/routing.py), tried in order, over the SMTP client sessions of
 queue/smtp_session.py.
 
-    transport = MxTransport(resolver, open_session=factory, mx_port=25)
+    transport = MxTransport(resolver, open_session=smtp_sessions(helo_name="mail.example.org"),
+                            mx_port=25)
     outcomes = await transport.deliver(message, raw, ("bob@example.org", "carol@example.org"))
     await transport.close()                # QUIT the connections kept for reuse
 
 ``open_session(target)`` makes a session (``deliver(message, raw, recipients)`` and ``close()``,
 as `SmtpSession` has) to ``target.host`` at ``target.address:target.port``; the session keeps
-its connection between messages and connects again by itself when it broke.
+its connection between messages and connects again by itself when it broke. `smtp_sessions`
+makes the usual factory (opportunistic STARTTLS, the source addresses of ``[outbound]``).
 
 Rules, and why:
 - Recipients are grouped by domain (a caller may pass several); each domain is routed once.
@@ -41,9 +43,10 @@ from typing import Protocol
 from postoffice.mailauth.dns_types import Resolver
 from postoffice.queue.outcomes import RecipientOutcome
 from postoffice.queue.routing import Family, Route, RouteProblem, Target, route
+from postoffice.queue.smtp_session import SmtpSession, Timeouts
 from postoffice.store.interface import QueuedMessage
 
-__all__ = ["DEFAULT_IPV4_FIRST", "MxTransport", "OutboundSession", "SessionFactory"]
+__all__ = ["DEFAULT_IPV4_FIRST", "MxTransport", "OutboundSession", "SessionFactory", "smtp_sessions"]
 
 # MX host suffixes of providers that refuse IPv6 senders without a matching PTR record.
 DEFAULT_IPV4_FIRST = ("google.com", "outlook.com", "yahoodns.net")
@@ -80,6 +83,17 @@ class _Destination:
     idle: dict[_Key, list[_Idle]] = field(default_factory=dict)
 
 
+def smtp_sessions(*, helo_name: str, source_ipv4: str = "", source_ipv6: str = "",
+                  timeouts: Timeouts | None = None) -> SessionFactory:
+    """An `SmtpSession` per target: opportunistic STARTTLS, sending from ``source_ipv4`` or
+    ``source_ipv6`` ("" = the system's choice) by the target's family."""
+    def open_session(target: Target) -> OutboundSession:
+        return SmtpSession(target.host, str(target.address), target.port, helo_name=helo_name,
+                           source_ipv4=source_ipv4 or None, source_ipv6=source_ipv6 or None,
+                           timeouts=timeouts)
+    return open_session
+
+
 class MxTransport:
     def __init__(self, resolver: Resolver, *, open_session: SessionFactory, mx_port: int = 25,
                  concurrency: int = 5, max_targets: int = 5,
@@ -105,16 +119,20 @@ class MxTransport:
         self.clock = clock
         self.destinations: dict[str, _Destination] = {}
         self._closing: set[asyncio.Task[None]] = set()  # sessions being closed in the background
+        self._swept = clock()
 
     async def deliver(self, message: QueuedMessage, raw: bytes,
                       recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]:
+        self._sweep()
         by_domain: dict[str, list[str]] = {}
         for recipient in recipients:
             by_domain.setdefault(recipient.rpartition("@")[2].lower(), []).append(recipient)
         done = await asyncio.gather(*(self._deliver_domain(message, raw, domain, tuple(group))
                                       for domain, group in by_domain.items()))
         outcomes = {o.recipient: o for group in done for o in group}
-        return tuple(outcomes[r] for r in recipients)
+        return tuple(outcomes.get(r) or RecipientOutcome(
+            r, "deferred", reason="the SMTP session gave no outcome for this recipient", status="4.3.0")
+            for r in recipients)
 
     async def close(self) -> None:
         """QUIT every kept connection."""
@@ -123,6 +141,24 @@ class MxTransport:
         for destination in self.destinations.values():
             destination.idle.clear()
         await asyncio.gather(*(_close(s) for s in sessions), *self._closing)
+
+    def _sweep(self) -> None:
+        """At most once a second: QUIT connections unused for ``idle_seconds``, so a destination
+        mail stopped going to holds no connection (and no file descriptor) for long."""
+        now = self.clock()
+        if now - self._swept < 1.0:
+            return
+        self._swept = now
+        for state in self.destinations.values():
+            for key, kept in list(state.idle.items()):
+                fresh = [idle for idle in kept if now - idle.since <= self.idle_seconds]
+                for idle in kept:
+                    if now - idle.since > self.idle_seconds:
+                        self._close_later(idle.session)
+                if fresh:
+                    state.idle[key] = fresh
+                else:
+                    del state.idle[key]
 
     def _close_later(self, session: OutboundSession) -> None:
         task = asyncio.ensure_future(_close(session))
