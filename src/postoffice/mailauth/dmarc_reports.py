@@ -273,8 +273,11 @@ def _strict(xml: bytes) -> _Node:
     return root.children[0]
 
 
+# An unterminated comment, processing instruction or CDATA section runs to the end of the text:
+# with the terminator required, each of n "<!--" scanned to the end again (quadratic: 180 KB of
+# "<![CDATA[" took minutes, holding the GIL).
 _TOKEN = re.compile(
-    r"<!--.*?-->|<\?.*?\?>|<!\[CDATA\[(?P<cdata>.*?)\]\]>"
+    r"<!--.*?(?:-->|\Z)|<\?.*?(?:\?>|\Z)|<!\[CDATA\[(?P<cdata>.*?)(?:\]\]>|\Z)"
     r"|<(?P<close>/?)(?P<name>[A-Za-z_][\w.:-]*)(?:\s[^<>]*)?(?P<empty>/?)>",
     re.DOTALL,
 )
