@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from postoffice.mailauth import dmarc_reports
 from postoffice.mailauth.dmarc_reports import (
     MAX_XML_SIZE,
     AggregateReport,
@@ -200,3 +201,13 @@ def test_broken_xml_full_of_unterminated_openers_is_read_in_linear_time(opener: 
     report = parse_aggregate_report(BROKEN_START + opener * (40_000 // len(opener)))
     assert time.monotonic() - started < 3  # generous: milliseconds in practice
     assert (report.org_name, report.policy.domain, report.rows) == ("Ex & Co", "x.example", ())
+
+
+@pytest.mark.parametrize("closing", [b"</feedback>", b"</feedback"])  # well-formed, and not
+def test_a_tree_of_too_many_elements_is_refused(monkeypatch: pytest.MonkeyPatch, closing: bytes) -> None:
+    # 8 KB of gzip (8 MB of "<a/>") built a 500 MB tree before anything was checked.
+    monkeypatch.setattr(dmarc_reports, "MAX_ELEMENTS", 1000)
+    with pytest.raises(ReportError, match="more than 1000 XML elements"):
+        parse_aggregate_report(gzip.compress(b"<feedback>" + b"<a/>" * 1001 + closing))
+    monkeypatch.setattr(dmarc_reports, "MAX_ELEMENTS", 10_000)
+    assert parse_aggregate_report(BROKEN_START + b"<a/>" * 1000 + closing).policy.domain == "x.example"

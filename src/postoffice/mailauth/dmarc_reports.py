@@ -9,8 +9,9 @@ Pure: bytes in, typed report out, no I/O::
 Implementation notes (invariants):
 - Input is XML, or XML compressed with gzip or in a zip archive, told apart by content (magic
   bytes), never by a file name or a Content-Type: reporters label them every which way.
-- Decompressed XML is read only up to MAX_XML_SIZE octets and a report holds at most MAX_ROWS
-  records, so a compression bomb or a giant report costs bounded memory and time.
+- Decompressed XML is read only up to MAX_XML_SIZE octets, its tree holds at most MAX_ELEMENTS
+  elements and a report at most MAX_ROWS records, so a compression bomb or a giant report costs
+  bounded memory (a few hundred MB at worst) and time.
 - A DTD is refused outright (entity expansion, external entities: the "billion laughs" and
   XXE attacks), checked on the text and again by expat's handlers.
 - Real reporters send broken XML (an unescaped `<` in a value, bytes that are not UTF-8).
@@ -33,6 +34,10 @@ from xml.parsers import expat
 
 MAX_XML_SIZE = 32 * 1024 * 1024
 MAX_ROWS = 200_000
+# Elements of one report's XML tree: a record has about 25, so ~40,000 records. The tree costs
+# ~230 bytes per element: without a cap 8 KB of gzip (8 MB of "<a/>") made a 500 MB tree, and
+# 32 KB of gzip (MAX_XML_SIZE of XML) about 2 GB.
+MAX_ELEMENTS = 1_000_000
 MAX_TEXT = 512  # longest value kept (a domain is at most 253)
 MAX_ATTACHMENTS = 20
 
@@ -196,7 +201,7 @@ def _within_limit(xml: bytes) -> bytes:
 # --- XML to a small tree -------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class _Node:
     name: str  # local name, lower-case
     text: str = ""
@@ -213,6 +218,16 @@ class _Node:
         for name in path:
             node = node.child(name) if node is not None else None
         return " ".join(node.text.split())[:MAX_TEXT] if node is not None else ""
+
+
+class _ElementCount:
+    def __init__(self) -> None:
+        self.elements = 0
+
+    def add(self) -> None:
+        self.elements += 1
+        if self.elements > MAX_ELEMENTS:
+            raise ReportError(f"The report has more than {MAX_ELEMENTS} XML elements.")
 
 
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
@@ -242,8 +257,10 @@ def _local(name: str) -> str:
 def _strict(xml: bytes) -> _Node:
     root = _Node("")
     stack = [root]
+    counter = _ElementCount()
 
     def start(name: str, _attributes: dict[str, str]) -> None:
+        counter.add()
         node = _Node(_local(name))
         stack[-1].children.append(node)
         stack.append(node)
@@ -301,6 +318,7 @@ def _tolerant(xml: bytes) -> _Node:
     document = xml.decode("utf-8", "replace")
     root = _Node("")
     stack = [root]
+    counter = _ElementCount()
 
     def add_text(text: str) -> None:
         node = stack[-1]
@@ -320,6 +338,7 @@ def _tolerant(xml: bytes) -> _Node:
                 if name in names:
                     del stack[len(names) - names[::-1].index(name):]
             else:
+                counter.add()
                 node = _Node(name)
                 stack[-1].children.append(node)
                 if not match.group("empty"):
