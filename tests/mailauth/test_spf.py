@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.mailauth.memory_resolver import MemoryResolver
 
+from postoffice.mailauth.dns_types import DnsAnswer
 from postoffice.mailauth.results import SpfResult
 from postoffice.mailauth.spf import check_helo, check_host, check_mail_from, received_spf_header
 from postoffice.mailauth.spf_macro import (
@@ -414,3 +415,28 @@ def test_received_spf_comment_cut_at_a_parenthesis_stays_closed(pad: int) -> Non
     comment = header[header.index("(") + 1:header.index(") client-ip=")]
     assert not comment.replace("\\\\", "").endswith("\\"), comment
     assert comment.replace("\\\\", "").replace("\\(", "").count("(") == 0
+
+
+class SlowResolver(MemoryResolver):
+    """Every TXT answer takes `delay` seconds, as from a distant, slow name server."""
+
+    def __init__(self, records: dict[str, dict[str, list[object]]], delay: float) -> None:
+        super().__init__(records)
+        self.delay = delay
+
+    async def txt(self, name: str) -> DnsAnswer[str]:
+        await asyncio.sleep(self.delay)
+        return await super().txt(name)
+
+
+def test_a_check_that_takes_too_long_is_a_temperror() -> None:
+    # §4.6.4: limit the whole evaluation ("at least 20 seconds"), then temperror. Ten includes
+    # each answered just inside the resolver's timeout used to hold the session ~10 timeouts.
+    chain = {f"s{i}.example": {"TXT": [f"v=spf1 include:s{i + 1}.example -all"]} for i in range(9)}
+    chain["s9.example"] = {"TXT": ["v=spf1 +all"]}
+    slow = SlowResolver(chain, 0.3)
+    started = time.monotonic()
+    spf = run(check_host(slow, "192.0.2.1", "s0.example", "a@s0.example", "h.example", time_limit=1.0))
+    assert spf.result == "temperror" and "took more than 1 s" in spf.problem
+    assert time.monotonic() - started < BOUND
+    assert run(check_host(slow, "192.0.2.1", "s0.example", "a@s0.example", "h.example")).result == "pass"

@@ -31,6 +31,7 @@ Implementation notes (each bound holds for any record, however hostile):
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ from postoffice.mailauth.spf_record import (
 MAX_DNS_TERMS = 10
 MAX_VOID_LOOKUPS = 2
 MAX_NAMES_PER_TERM = 10
+# §4.6.4: the whole check_host() gets at most this long ("at least 20 seconds"), then temperror:
+# the term limits allow ~100 sequential lookups, each up to the resolver's timeout.
+MAX_SECONDS = 20.0
 # Parsed records are kept (the same few providers' records are asked for all day); only ones of
 # a realistic size, so the cache stays within about 2 MB.
 MAX_CACHED_RECORD = 2048
@@ -92,11 +96,12 @@ async def check_helo(resolver: Resolver, ip: IPAddress | str, helo: str, *,
 
 async def check_host(resolver: Resolver, ip: IPAddress | str, domain: str, sender: str,
                      helo: str, *, receiver: str = "unknown", now: float | None = None,
-                     identity: Identity = "mailfrom") -> SpfResult:
+                     identity: Identity = "mailfrom", time_limit: float = MAX_SECONDS) -> SpfResult:
     """RFC 7208 §4: the SPF result for ``ip`` sending as ``sender`` (whose domain is ``domain``).
 
     ``receiver`` is the checking host's name (%{r}), ``now`` the Unix time (%{t}); both only
-    appear in explanations. Never raises for anything DNS or the record contains.
+    appear in explanations. Never raises for anything DNS or the record contains; a check that
+    takes longer than ``time_limit`` seconds is a temperror (§4.6.4).
     """
     client = ip_address(ip) if isinstance(ip, str) else ip
     if isinstance(client, IPv6Address) and client.ipv4_mapped is not None:
@@ -104,7 +109,12 @@ async def check_host(resolver: Resolver, ip: IPAddress | str, domain: str, sende
     check = _Check(resolver, client, sender, helo, receiver,
                    int(time.time() if now is None else now))
     domain = _a_labels(domain.removesuffix("."))
-    outcome = await check.evaluate(domain, in_include=False)
+    try:
+        async with asyncio.timeout(time_limit):
+            outcome = await check.evaluate(domain, in_include=False)
+    except TimeoutError:
+        outcome = _Outcome("temperror", problem=f"the SPF check of {domain} took more than "
+                                                f"{time_limit:g} s ({check.dns_terms} DNS terms)")
     problem = outcome.problem
     if not problem and outcome.result not in ("pass", "none"):
         problem = _describe(outcome.result, sender, client)
