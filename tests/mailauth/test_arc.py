@@ -197,3 +197,14 @@ def test_override_needs_a_passing_chain_whose_newest_sealer_is_trusted() -> None
 async def test_fuzz_any_arc_field_gives_a_result(name: bytes, value: bytes) -> None:
     r = await check_arc(resolver(), name + b": " + value.replace(b"\r\n", b" ") + b"\r\n" + MESSAGE)
     assert r.result in ("pass", "fail", "none")
+
+
+@pytest.mark.parametrize("algorithm", [b"rsa-shake_128", b"rsa-sha512", b"rsa-md5", b"rsa-", b"rsa-sha1"])
+async def test_an_ams_with_another_algorithm_fails_without_an_exception(algorithm: bytes) -> None:
+    # a= named the body hash function: "shake_128" made hashlib's digest() raise TypeError out of
+    # check_arc; others hashed the whole body with a function no ARC signature may use.
+    message = seal(MESSAGE, "lists.example")
+    ams_at = message.index(b"ARC-Message-Signature:")
+    message = message[:ams_at] + message[ams_at:].replace(b"a=rsa-sha256", b"a=" + algorithm, 1)
+    r = await check_arc(resolver(), message)
+    assert r.result == "fail" and "ARC-Message-Signature i=1" in r.problem and "a=" in r.problem

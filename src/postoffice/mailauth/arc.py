@@ -62,6 +62,7 @@ from postoffice.mailauth.results import ArcResult
 MAX_INSTANCES = 50  # RFC 8617 §4.2.1
 THREAD_BODY_BYTES = 256 * 1024
 
+ALGORITHMS = ("rsa-sha256", "ed25519-sha256")  # RFC 8617 §4.1.2 by reference, RFC 8301/8463
 _AAR, _AMS, _AS = b"arc-authentication-results", b"arc-message-signature", b"arc-seal"
 _KINDS = {_AAR: "ARC-Authentication-Results", _AMS: "ARC-Message-Signature", _AS: "ARC-Seal"}
 _AAR_INSTANCE = re.compile(r"[ \t\r\n]*i[ \t\r\n]*=[ \t\r\n]*([0-9]{1,5})[ \t\r\n]*;")
@@ -212,6 +213,8 @@ class _Verifier:
                 raise _Broken(f"{what} has an invalid l=")
             length = int(tags["l"])
         algorithm = tags["a"]
+        if algorithm not in ALGORITHMS:  # before a= picks the body's hash function
+            raise _Broken(f"{what} has a={algorithm[:30]}, not rsa-sha256 or ed25519-sha256")
         expected = _decode(tags["bh"], what, "bh=")
         actual = await self._body_hash(body_c, hash_function(algorithm), length, what)
         if actual != expected:
