@@ -440,3 +440,14 @@ def test_a_check_that_takes_too_long_is_a_temperror() -> None:
     assert spf.result == "temperror" and "took more than 1 s" in spf.problem
     assert time.monotonic() - started < BOUND
     assert run(check_host(slow, "192.0.2.1", "s0.example", "a@s0.example", "h.example")).result == "pass"
+
+
+@pytest.mark.parametrize("local", ["a\x01b\x7fc", "j\u00fcrgen", "x" * 64])
+def test_the_explanation_is_one_printable_ascii_line_a_reply_can_carry(local: str) -> None:
+    # exp= text expands the sender's local-part and HELO name, and ends up in an SMTP reply:
+    # controls and non-ASCII used to come through, and "%{s}" x 50 made an 8 KB "line".
+    resolver = zone(**{"why.example.org": {"TXT": ["%{l} " + "%{s}" * 50]}})
+    spf = run(check_mail_from(resolver, "203.0.113.1", f"{local}@example.org", "h\x02.example"))
+    shown = "".join(c if " " <= c <= "~" else "?" for c in local)
+    assert spf.result == "fail" and spf.explanation.startswith(shown + " " + shown + "@example.org")
+    assert all(" " <= c <= "~" for c in spf.explanation) and len(spf.explanation) <= 400

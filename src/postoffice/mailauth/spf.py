@@ -63,6 +63,7 @@ MAX_NAMES_PER_TERM = 10
 # §4.6.4: the whole check_host() gets at most this long ("at least 20 seconds"), then temperror:
 # the term limits allow ~100 sequential lookups, each up to the resolver's timeout.
 MAX_SECONDS = 20.0
+MAX_EXPLANATION = 400  # characters of exp= text kept (an SMTP reply line holds 512 octets)
 # Parsed records are kept (the same few providers' records are asked for all day); only ones of
 # a realistic size, so the cache stays within about 2 MB.
 MAX_CACHED_RECORD = 2048
@@ -406,9 +407,12 @@ class _Check:
                 return ""
             tokens = parse_macro_string(answer.records[0], explanation=True)
             values = await self._macro_values(DomainSpec(answer.records[0], tokens), domain)
-            return expand(tokens, values)
+            text = expand(tokens, values)
         except (_Abort, DnsTemporaryError, SpfSyntaxError, MacroTooLong):
             return ""
+        # It is meant for an SMTP reply: printable ASCII on one line, of a length a reply can
+        # carry, whatever the sender's local-part or HELO name put into it.
+        return "".join(c if " " <= c <= "~" else "?" for c in text)[:MAX_EXPLANATION]
 
 
 def _within(name: str, domain: str) -> bool:
