@@ -19,9 +19,16 @@ DKIM_FAIL = DkimResult("fail", "bank.example", "s1")
 DKIM_TEMP = DkimResult("temperror", "bank.example", "s1", problem="DNS timeout")
 
 
-def dmarc(result: str, disposition: str = "none", policy: str | None = None, *, testing: bool = False) -> DmarcResult:
+def dmarc(result: str, disposition: str = "none", policy: str | None = None, *, testing: bool = False,
+          problem: str = "") -> DmarcResult:
     return DmarcResult(result, "bank.example", "bank.example", policy or disposition, disposition,  # type: ignore[arg-type]
-                       testing=testing)
+                       testing=testing, problem=problem)
+
+
+def temperror(policy: str | None, problem: str, *, testing: bool = False) -> DmarcResult:
+    """What mailauth.dmarc gives on DNS trouble: the policy when the record was read, else None."""
+    return DmarcResult("temperror", "bank.example", "bank.example" if policy else "", policy, "none",  # type: ignore[arg-type]
+                       testing=testing, problem=problem)
 
 
 def results(dm: DmarcResult | None, spf: SpfResult | None = SPF_FAIL, dkim: tuple[DkimResult, ...] = (DKIM_FAIL,),
@@ -38,13 +45,14 @@ def results(dm: DmarcResult | None, spf: SpfResult | None = SPF_FAIL, dkim: tupl
     (results(dmarc("fail", "none", "reject", testing=True)), "deliver", 250, "2.0.0"),
     (results(dmarc("fail", "reject")), "reject", 550, "5.7.1"),
     (results(dmarc("fail", "quarantine")), "junk", 250, "2.0.0"),
-    (results(dmarc("temperror")), "defer", 451, "4.7.0"),  # the policy could not be fetched
-    (results(dmarc("fail", "reject"), spf=SPF_TEMP), "defer", 451, "4.7.24"),
-    (results(dmarc("fail", "quarantine"), dkim=(DKIM_FAIL, DKIM_TEMP)), "defer", 451, "4.7.0"),
-    (results(dmarc("fail", "reject"), spf=SPF_TEMP, dkim=(DKIM_TEMP,)), "defer", 451, "4.7.0"),
-    # a transient failure matters only where a policy would refuse or quarantine
-    (results(dmarc("fail", "none", "none"), spf=SPF_TEMP), "deliver", 250, "2.0.0"),
+    (results(temperror(None, "DMARC policy lookup: DNS timeout")), "defer", 451, "4.7.0"),
+    (results(temperror("reject", "SPF temperror for bank.example")), "defer", 451, "4.7.24"),
+    (results(temperror("quarantine", "DKIM temperror for bank.example")), "defer", 451, "4.7.0"),
+    (results(temperror("quarantine", "DKIM temperror for bank.example", testing=True)), "deliver", 250, "2.0.0"),
+    (results(temperror("none", "SPF temperror for bank.example")), "deliver", 250, "2.0.0"),
+    # SPF and DKIM alone decide nothing, temporary failures included
     (results(dmarc("none"), spf=SPF_TEMP, dkim=(DKIM_TEMP,)), "deliver", 250, "2.0.0"),
+    (results(None, spf=SPF_FAIL, dkim=(DKIM_FAIL,)), "deliver", 250, "2.0.0"),
 ])
 def test_only_dmarc_refuses_defers_or_quarantines(found: AuthenticationResults, action: str, code: int,
                                                   enhanced: str) -> None:
@@ -59,9 +67,10 @@ def test_a_reject_names_the_domain_and_its_policy() -> None:
 
 
 def test_a_deferral_says_what_failed_for_which_domain() -> None:
-    verdict = decide(results(dmarc("fail", "reject"), spf=SPF_PASS, dkim=(DKIM_TEMP,)))
-    assert verdict.text == ("Temporary DNS failure checking DKIM for bank.example, which publishes a DMARC"
-                            " policy of reject, try again later")
+    verdict = decide(results(temperror("reject", "DKIM temperror for bank.example: DNS timeout")))
+    assert verdict.text == "Temporary DNS failure checking DKIM for bank.example, try again later"
+    verdict = decide(results(temperror(None, "DMARC policy lookup: DNS timeout")))
+    assert verdict.text == "Temporary DNS failure checking its DMARC policy for bank.example, try again later"
 
 
 def test_a_trusted_arc_chain_overrides_reject_and_quarantine_only() -> None:
@@ -69,7 +78,7 @@ def test_a_trusted_arc_chain_overrides_reject_and_quarantine_only() -> None:
     for disposition in ("reject", "quarantine"):
         verdict = decide(results(dmarc("fail", disposition), arc=arc), arc_override=True)
         assert verdict.action == "deliver" and "forwarder.example" in verdict.reason
-    assert decide(results(dmarc("temperror"), arc=arc), arc_override=True).action == "defer"
+    assert decide(results(temperror(None, "DMARC policy lookup"), arc=arc), arc_override=True).action == "defer"
 
 
 @pytest.mark.parametrize("problem", ["no From header field", "2 From header fields (RFC 5322 allows one)",

@@ -12,19 +12,19 @@ and DMARC is where a domain owner says which failures matter). The rules, in ord
    the very field it protects.
 1. No DMARC record (``none``), a broken one (``permerror``, RFC 7489 §6.6.3: as if absent) or a
    ``pass``: deliver.
-2. ``temperror`` (the policy record could not be fetched): 451 4.7.0. The From domain may well
-   publish ``p=reject``; accepting now would let a forgery through whenever DNS hiccups, and a
-   permanent refusal for a transient problem would lose real mail. The sender retries.
+2. ``temperror``: the policy record could not be fetched, or an SPF or DKIM identifier that
+   could have aligned ended in ``temperror`` (mailauth.dmarc never turns that into ``fail``).
+   When the policy is unknown, or is ``reject``/``quarantine`` (one step less under ``t=y``):
+   451, 4.7.24 when SPF was the trouble (RFC 7372 §3.2), else 4.7.0. Accepting would let a
+   forgery through whenever DNS hiccups; a 5xx would lose real mail for a transient problem; the
+   sender retries. A ``p=none`` domain's message is delivered.
 3. ``fail`` whose disposition (DMARCbis: ``p``/``sp``/``np``, one step less under ``t=y``) is
    ``none``: deliver, the header says dmarc=fail.
 4. ``fail`` with ``reject`` or ``quarantine`` when a chain sealed by a trusted ARC sealer
    vouches for the message (``[smtp] trusted_arc_sealers``, RFC 8617 §7.2): deliver.
-5. ``fail`` with ``reject`` or ``quarantine`` when SPF or a DKIM signature ended in
-   ``temperror``: 451, since that check might have passed and aligned (4.7.24 when only SPF
-   failed so, RFC 7372 §3.2; 4.7.0 otherwise).
-6. ``fail`` with ``reject``: 550 5.7.1 naming the domain's policy (DMARCbis §8.3; RFC 7372
+5. ``fail`` with ``reject``: 550 5.7.1 naming the domain's policy (DMARCbis §8.3; RFC 7372
    suggests 5.7.1 for a policy refusal).
-7. ``fail`` with ``quarantine``: deliver into each recipient's Junk mailbox.
+6. ``fail`` with ``quarantine``: deliver into each recipient's Junk mailbox.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from postoffice.mailauth.results import AuthenticationResults
+from postoffice.mailauth.results import AuthenticationResults, DmarcResult
 
 Action = Literal["deliver", "junk", "reject", "defer"]
 
@@ -66,27 +66,30 @@ def decide(results: AuthenticationResults, *, arc_override: bool = False) -> Ver
         return Verdict("deliver", "dmarc pass")
     domain = dmarc.policy_domain or dmarc.from_domain
     if dmarc.result == "temperror":
-        return Verdict(
-            "defer", f"dmarc temperror ({dmarc.from_domain})", 451, "4.7.0",
-            f"Temporary DNS failure looking up the DMARC policy of {dmarc.from_domain}, try again later")
+        return _temperror(dmarc)
     disposition = dmarc.disposition
     if disposition == "none":
         return Verdict("deliver", f"dmarc fail, policy none ({domain})")
     if arc_override:
         sealer = results.arc.sealers[-1] if results.arc and results.arc.sealers else "a trusted sealer"
         return Verdict("deliver", f"dmarc fail, {disposition} overridden by the ARC chain of {sealer}")
-    spf_temporary = results.spf is not None and results.spf.result == "temperror"
-    dkim_temporary = any(d.result == "temperror" for d in results.dkim)
-    if spf_temporary or dkim_temporary:
-        checks = " and ".join(name for name, failed in (("SPF", spf_temporary), ("DKIM", dkim_temporary)) if failed)
-        return Verdict(
-            "defer", f"dmarc fail with {checks} temperror, policy {disposition} ({domain})", 451,
-            "4.7.24" if not dkim_temporary else "4.7.0",
-            f"Temporary DNS failure checking {checks} for {dmarc.from_domain}, which publishes a"
-            f" DMARC policy of {disposition}, try again later")
     if disposition == "reject":
         return Verdict(
             "reject", f"dmarc reject ({domain})", 550, "5.7.1",
             f"Message rejected: {domain} publishes a DMARC policy of reject and this message"
             " failed SPF and DKIM alignment")
     return Verdict("junk", f"dmarc quarantine ({domain})")
+
+
+_ONE_STEP_LESS: dict[str | None, str | None] = {"reject": "quarantine", "quarantine": "none", "none": "none"}
+
+
+def _temperror(dmarc: DmarcResult) -> Verdict:
+    policy = _ONE_STEP_LESS[dmarc.policy] if dmarc.testing else dmarc.policy
+    if policy == "none":
+        return Verdict("deliver", f"dmarc temperror, policy none ({dmarc.from_domain})")
+    spf_trouble = dmarc.problem.startswith("SPF")
+    what = "its DMARC policy" if policy is None else ("SPF" if spf_trouble else "DKIM" if dmarc.problem.startswith("DKIM") else "DMARC")
+    return Verdict(
+        "defer", f"dmarc temperror ({dmarc.from_domain}): {dmarc.problem}", 451, "4.7.24" if spf_trouble else "4.7.0",
+        f"Temporary DNS failure checking {what} for {dmarc.from_domain}, try again later")
