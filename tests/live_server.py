@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
+import struct
 import tempfile
 import threading
 from collections.abc import Coroutine
@@ -13,6 +14,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
+from dns_server import BrokenDnsServer
 from postoffice.app import LISTENER_FACTORIES, _build_text_index
 from postoffice.config import ListenAddress, load_config
 from postoffice.net.running import RunningListener
@@ -24,6 +26,29 @@ DOMAIN = "example.test"
 PASSWORD = "correct horse battery staple"
 _template: Path | None = None  # one initialised data directory per test process, copied per server
 _password_hash: str | None = None
+_quiet_dns: BrokenDnsServer | None = None  # one per test process, for every LiveServer
+
+
+def nxdomain(query: bytes, transport: str) -> bytes | None:
+    """The answer to any DNS question: NXDOMAIN, what a name under .test gets on the Internet."""
+    if len(query) < 12:
+        return None
+    end = 12
+    while end < len(query) and query[end]:
+        end += query[end] + 1
+    flags = 0x8000 | 0x0080 | (struct.unpack("!H", query[2:4])[0] & 0x0100) | 3  # QR RA (RD) NXDOMAIN
+    reply = query[:2] + struct.pack("!HHHHH", flags, 1, 0, 0, 0) + query[12:end + 5]
+    return struct.pack("!H", len(reply)) + reply if transport == "tcp" else reply
+
+
+def quiet_dns() -> ListenAddress:
+    """`[dns] nameservers` for servers of tests that are not about mail authentication: port 25
+    checks every message (SPF, DKIM, DMARC, iprev), and the machine's resolver may be far away
+    or absent; every name is NXDOMAIN here, at once (tests/dns_server.py serves real zones)."""
+    global _quiet_dns
+    if _quiet_dns is None:
+        _quiet_dns = BrokenDnsServer(nxdomain).__enter__()
+    return _quiet_dns.address
 
 
 def _initialised_copy(data_dir: Path) -> None:
@@ -45,10 +70,11 @@ def _hash_of_password() -> str:
 
 class LiveServer:
     def __init__(self, data_dir: Path, protocols: list[str], **overrides: dict[str, Any]) -> None:
-        """`overrides` replace config values per section, e.g. limits={"max_message_size": 4096}."""
+        """`overrides` replace config values per section, e.g. limits={"max_message_size": 4096}.
+        Without a `dns` override, DNS answers NXDOMAIN to everything (`quiet_dns`)."""
         self.data_dir = data_dir
         self.protocols = protocols
-        self.overrides = overrides
+        self.overrides = {"dns": {"nameservers": (quiet_dns(),)}} | overrides
         self.ports: dict[str, int] = {}
         self.services: Services | None = None
         self._loop = asyncio.new_event_loop()

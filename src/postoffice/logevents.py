@@ -135,15 +135,17 @@ def session_end(protocol: str, ip: str, conn: str, seconds: float, bytes_in: int
 def smtp_transaction(protocol: str, ip: str, conn: str, *, helo: str, tls: str | None,
                      user: str | None, sender: str, recipients: Iterable[Mapping[str, Any]],
                      size: int | None, result: str, queue_id: str | None = None,
-                     reverse_name: str | None = None) -> None:
+                     reverse_name: str | None = None, auth: Mapping[str, str] | None = None) -> None:
     """One SMTP/LMTP mail transaction, however it ended (``result``: the reply code to the
     message, or "abandoned" when no message came). ``recipients``: per RCPT its ``address``,
-    ``status`` (accepted, refused, delivered, queued, failed) and ``reply`` code or ``uid``s."""
+    ``status`` (accepted, refused, delivered, queued, failed) and ``reply`` code or ``uid``s.
+    ``auth`` (port 25): the mail authentication results (spf, dkim, dmarc, arc, iprev, dnsbl)
+    and what was done with the message (``action``), before ``rcpts``."""
     if log.isEnabledFor(logging.INFO):
         _emit("smtp transaction", {
             "protocol": protocol, "ip": ip, "conn": conn, "name": reverse_name, "helo": helo,
             "tls": tls, "user": user, "from": sender, "size": size, "result": result,
-            "queue_id": queue_id, "rcpts": list(recipients)})
+            "queue_id": queue_id, **(auth or {}), "rcpts": list(recipients)})
 
 
 def blocked(protocol: str, ip: str, conn: str, stage: str, entry: str, *, sender: str | None = None,

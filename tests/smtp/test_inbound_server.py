@@ -33,7 +33,9 @@ def test_local_delivery_adds_received_and_return_path(server: LiveServer) -> Non
         refused = client.sendmail("sender@remote.example", ["alice@example.test"], MESSAGE)
         assert refused == {}
     (stored,) = server.messages("alice@example.test")
-    assert stored.startswith(b"Return-Path: <sender@remote.example>\r\nReceived: from client.remote.example ([127.0.0.1])")
+    assert stored.startswith(b"Return-Path: <sender@remote.example>\r\nAuthentication-Results: mail.example.test;")
+    # The mail authentication fields of port 25 sit above this hop's Received (RFC 8601 §5).
+    assert b"\r\nReceived: from client.remote.example ([127.0.0.1])" in stored.split(b"\r\nFrom: ")[0]
     assert b"with ESMTP id " in stored and b"for <alice@example.test>;" in stored
     assert stored.endswith(MESSAGE)
 

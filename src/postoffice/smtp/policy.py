@@ -21,6 +21,7 @@ is a bug in delivery: logged at ERROR and answered 451, so the client keeps the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Protocol
 
@@ -37,9 +38,15 @@ from postoffice.smtp.headers import (
     received_header,
 )
 from postoffice.smtp.proto import replies as r
-from postoffice.store.interface import AccessEntry, OutboundMessage, QueuedRecipient
+from postoffice.store.interface import (
+    AccessEntry,
+    DmarcEvaluation,
+    OutboundMessage,
+    QueuedRecipient,
+)
 
 if TYPE_CHECKING:
+    from postoffice.smtp.inbound_checks import Judgement
     from postoffice.smtp.session import Envelope as SmtpEnvelope
     from postoffice.smtp.session import Recipient, SessionState
 
@@ -63,6 +70,7 @@ def alias_problem(problem: str) -> r.Reply:
 class SmtpPolicy(Protocol):
     lmtp: bool
     offers_auth: bool
+    checks_mail_auth: bool  # SPF, DKIM, DMARC... (smtp/inbound_checks.py): port 25 only
 
     async def on_connect(self, state: SessionState) -> r.Reply | None:
         """Before the greeting: a reply refuses the connection (554, RFC 5321 §3.1)."""
@@ -135,6 +143,7 @@ def _blocked(state: SessionState, stage: str, entry: AccessEntry, code: int, wha
 class InboundPolicy:
     lmtp = False
     offers_auth = False
+    checks_mail_auth = True
 
     async def on_connect(self, state: SessionState) -> r.Reply | None:
         # One snapshot of the block and allow lists for the whole session (re-read per connection).
@@ -174,21 +183,62 @@ class InboundPolicy:
 
     async def on_message(self, state: SessionState, envelope: SmtpEnvelope) -> list[r.Reply]:
         info = received_info(state, envelope, "SMTP")
-        raw = received_header(info) + bytes(envelope.data)
+        data, special_use, recording = bytes(envelope.data), None, None
+        if state.checks is not None:
+            judged = state.judgement = await state.checks.after_data(
+                state.helo, envelope.sender, envelope.mail_checks, data)
+            verdict = judged.verdict
+            if verdict.action == "reject":
+                await _record_dmarc(state, envelope, judged)
+            if verdict.action in ("reject", "defer"):  # a deferred message is judged when it comes again
+                return [r.Reply(verdict.code, verdict.enhanced, verdict.text)]
+            # Written while the message is: the store's writer commits the two together or side by
+            # side, instead of one after the other before the reply.
+            recording = asyncio.ensure_future(_record_dmarc(state, envelope, judged))
+            # RFC 8601 §5, RFC 7208 §9.1: above the Received field of this hop.
+            data = judged.headers + received_header(info) + judged.message
+            special_use = "\\Junk" if verdict.action == "junk" else None
+        else:
+            data = received_header(info) + data
         report = await deliver_message(
             state.services.store, state.services.directory,
-            delivery_envelope(envelope, envelope.recipients), raw,
+            delivery_envelope(envelope, envelope.recipients), data,
+            special_use=special_use,
             enforce_quota=False,  # checked at RCPT: refusing now would lose accepted mail
             binary=_binary(envelope), resolved=_resolved(envelope),
         )
         state.delivery = (report, info.queue_id)
-        await read_incoming_reports(state.services, (rc.address for rc in envelope.recipients), raw, report)
+        if recording is not None:
+            await recording
+        await read_incoming_reports(state.services, (rc.address for rc in envelope.recipients), data, report)
         return [_report_reply(report, [rc.address for rc in envelope.recipients], info.queue_id)]
+
+
+_DISPOSITIONS = {"reject": "reject", "junk": "quarantine"}
+
+
+async def _record_dmarc(state: SessionState, envelope: SmtpEnvelope, judged: Judgement) -> None:
+    """What an aggregate report needs about this message (RFC 7489 §7.2), for From domains that
+    publish a DMARC policy; a failure to record it is logged and changes nothing else."""
+    results = judged.results
+    dmarc = results.dmarc
+    if dmarc is None or dmarc.policy is None or not envelope.recipients:
+        return
+    override = "trusted_forwarder" if "overridden by the ARC chain" in judged.verdict.reason else ""
+    evaluation = DmarcEvaluation.of(
+        source_ip=judged.client_ip, mail_from=envelope.sender, recipient=envelope.recipients[0].address,
+        dmarc=dmarc, spf=results.spf, dkim=results.dkim,
+        disposition=_DISPOSITIONS.get(judged.verdict.action, "none"), reason=override)
+    try:
+        await state.services.store.record_dmarc_evaluation(evaluation)
+    except Exception:
+        log.exception("recording the DMARC evaluation of a message from %s failed", judged.client_ip)
 
 
 class SubmissionPolicy:
     lmtp = False
     offers_auth = True
+    checks_mail_auth = False  # our own users' mail, authenticated
 
     async def on_connect(self, state: SessionState) -> r.Reply | None:
         return None  # our own users, judged by their login; the MX's block list is not theirs
@@ -251,6 +301,7 @@ class LmtpPolicy(InboundPolicy):
     """Local delivery we were asked to make: no block list (the front MTA applied its own)."""
 
     lmtp = True
+    checks_mail_auth = False  # the MTA in front of us judged the message
 
     async def on_connect(self, state: SessionState) -> r.Reply | None:
         return None  # state.access stays None: MAIL and RCPT check nothing either

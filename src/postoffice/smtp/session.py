@@ -48,6 +48,7 @@ from postoffice.net.listener import Connection
 from postoffice.net.tls import ReloadingServerContext
 from postoffice.services import Services
 from postoffice.smtp.headers import MAX_RECEIVED, received_count
+from postoffice.smtp.inbound_checks import InboundChecks, Judgement, MailChecks
 from postoffice.smtp.policy import SmtpPolicy
 from postoffice.smtp.proto import events as ev
 from postoffice.smtp.proto import replies as r
@@ -104,6 +105,7 @@ class Envelope:
     data: bytearray = field(default_factory=bytearray)
     # Every RCPT with its reply, refused ones too, for the transaction's log line.
     attempts: list[dict[str, object]] = field(default_factory=list)
+    mail_checks: MailChecks = field(default_factory=MailChecks)  # SPF at MAIL FROM (port 25)
 
 
 @dataclass
@@ -121,6 +123,9 @@ class SessionState:
     delivery: tuple[DeliveryReport, str] | None = None
     # The block and allow lists as on_connect found them (port 25 only; None elsewhere).
     access: AccessSnapshot | None = None
+    # Port 25 only: the connection's mail authentication checks, and the last message's results.
+    checks: InboundChecks | None = None
+    judgement: Judgement | None = None
 
     @property
     def tls(self) -> bool:
@@ -167,6 +172,13 @@ class SmtpSession:
 
     async def _converse(self) -> None:
         refusal = await self.policy.on_connect(self.state)
+        if refusal is None and self.policy.checks_mail_auth:
+            access = self.state.access
+            checks = self.state.checks = InboundChecks(self.services, self.conn.peer_ip)
+            refusal = await checks.at_connect(allowed=access is not None and access.is_allowed(self.conn.peer_ip))
+            if refusal is not None:
+                logevents.blocked(self.conn.protocol, self.conn.peer_ip, self.conn.id, "connect",
+                                  f"dnsbl {checks.dnsbl.removeprefix('listed:')}")
         if refusal is not None:
             # RFC 5321 §3.1: 554 instead of 220, then every command but QUIT gets 503.
             self._refused = refusal
@@ -246,6 +258,8 @@ class SmtpSession:
                 if reply is None:
                     state.envelope = Envelope(address, params)
                     self.conn.deadlines.start(Expiry.TRANSACTION, self.services.config.smtp.transaction_timeout)
+                    if state.checks is not None:
+                        state.envelope.mail_checks = await state.checks.at_mail(state.helo, address)
                     reply = r.SENDER_OK
                 self._reply(reply)
             case ev.RcptTo(address=address, params=params):
@@ -354,6 +368,7 @@ class SmtpSession:
         """One line per transaction: who, from, each RCPT with what became of it, the result."""
         state, conn = self.state, self.conn
         report, queue_id = state.delivery or (None, None)
+        judgement, state.judgement = state.judgement, None
         state.delivery = None
         if replies is None:
             result = "abandoned"
@@ -366,7 +381,20 @@ class SmtpSession:
             user=state.account.address if state.account else None, sender=envelope.sender,
             recipients=[_outcome(attempt, report) for attempt in envelope.attempts],
             size=len(envelope.data) if replies is not None else None, result=result,
-            queue_id=queue_id)
+            queue_id=queue_id, reverse_name=self._reverse_name(),
+            auth=self._auth_fields(judgement) if state.checks is not None else None)
+
+    def _reverse_name(self) -> str | None:
+        iprev = self.state.checks.iprev if self.state.checks is not None else None
+        return iprev.name if iprev is not None and iprev.result == "pass" and iprev.name else None
+
+    def _auth_fields(self, judgement: Judgement | None) -> dict[str, str]:
+        """The mail authentication results of port 25 for the log line; "none" before a message."""
+        checks = self.state.checks
+        assert checks is not None
+        fields = judgement.log_fields() if judgement is not None else {}
+        fields["dnsbl"] = checks.dnsbl
+        return fields
 
     async def _deliver(self, envelope: Envelope) -> list[r.Reply]:
         """The policy's replies, or a temporary error for every reply it owed when the message
