@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from live_server import quiet_dns
+
 USER = "crash@example.test"
 
 
@@ -73,6 +75,8 @@ def test_sigkilled_server_keeps_every_acknowledged_message(tmp_path: Path) -> No
     config = (data / "postoffice.toml").read_text()
     config = re.sub(r"^(submission|submissions|imap|imaps|pop3|pop3s) = .*$", r"\1 = []", config, flags=re.M)
     config = re.sub(r'^smtp = .*$', f'smtp = ["127.0.0.1:{port}"]', config, flags=re.M)
+    # Port 25 judges every message through DNS: an answer at once, whatever the machine's resolver.
+    config = re.sub(r"^nameservers = .*$", f'nameservers = ["{quiet_dns()}"]', config, flags=re.M)
     (data / "postoffice.toml").write_text(config)
 
     seed = int(time.time())
