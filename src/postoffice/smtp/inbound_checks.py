@@ -244,7 +244,10 @@ class InboundChecks:
                      dkim: tuple[DkimResult, ...]) -> DmarcResult | None:
         author = author_domains(data)
         if not author.domains:
-            return None  # no From domain: nothing for DMARC to judge, and the header leaves it out
+            # No From domain at all: not judged (verdict rule 0 would refuse it). Bounces and
+            # machine mail without From still reach port 25, and refusing them is a policy change
+            # of its own; several From fields or domains do get dmarc.py's permerror.
+            return None
         fallback = DmarcResult("permerror", author.domains[0], problem="internal error")
         return await self._guarded("DMARC", check_dmarc_author(self.services.resolver, author, spf, dkim), fallback)
 
