@@ -179,12 +179,18 @@ Peer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 async def bad_peer(handle: Peer) -> AsyncIterator[tuple[int, list[int]]]:
     """A one-off SMTP peer on 127.0.0.1; yields its port and a list counting connections."""
     connections: list[int] = []
+    handlers: list[asyncio.Task[None]] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connections.append(1)
+        task = asyncio.current_task()
+        assert task is not None
+        handlers.append(task)
         try:
             await handle(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:  # stopped at the end of the test (asyncio would log it)
             pass
         finally:
             writer.close()
@@ -194,6 +200,9 @@ async def bad_peer(handle: Peer) -> AsyncIterator[tuple[int, list[int]]]:
         yield server.sockets[0].getsockname()[1], connections
     finally:
         server.close()
+        for task in handlers:  # a slow peer may still be trickling: stop it with the test
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
 
 async def ehlo_dialogue(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, extensions: bytes) -> None:
