@@ -185,10 +185,22 @@ def test_ed25519_never_signs_alone(signing: Signing) -> None:
     assert len(fields) == 1 and b"a=rsa-sha256" in fields[0]
 
 
-def test_a_damaged_key_file_leaves_the_message_unsigned(signing: Signing) -> None:
-    _, rsa_file = domain_key_files(signing.data, "example.test", "mail")[0]
-    rsa_file.write_bytes(b"-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n")
-    assert signing.sign(MESSAGE) == MESSAGE
+def test_a_damaged_key_file_leaves_the_message_unsigned_or_rsa_only(
+        signing: Signing, caplog: pytest.LogCaptureFixture) -> None:
+    (_, rsa_file), (_, ed_file) = domain_key_files(signing.data, "example.test", "mail")
+    good = rsa_file.read_bytes()
+    damaged = b"-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n"
+    with caplog.at_level(logging.WARNING, logger="postoffice.queue.signing"):
+        rsa_file.write_bytes(damaged)
+        assert signing.sign(MESSAGE) == MESSAGE
+        rsa_file.write_bytes(good)
+        ed_file.write_bytes(damaged)
+        fields = signature_fields(signing.sign(MESSAGE))
+    assert len(fields) == 1 and b"a=rsa-sha256" in fields[0]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "postoffice.queue.signing"]
+    assert len(warnings) == 2
+    assert "without a DKIM signature: its RSA key" in warnings[0]
+    assert "with only an RSA DKIM signature: its Ed25519 key" in warnings[1]
 
 
 def test_a_big_message_is_signed_off_the_event_loop_and_verifies(signing: Signing) -> None:

@@ -16,8 +16,8 @@ Rules, and why:
   fails DMARC's DKIM leg there): without the RSA key the message goes unsigned. Without the
   Ed25519 key, RSA alone.
 - A domain without keys (or with a damaged key file or record) is not a delivery failure: the
-  message goes unsigned and a WARNING names the domain and the fix, once per domain and cause
-  until it changes (not once per message).
+  message goes unsigned (a damaged Ed25519 key alone: RSA only) and a WARNING names the domain
+  and the fix, once per domain and cause until it changes (not once per message).
 - Keys are loaded once and kept while their files are unchanged (mtime and size); the selector
   record likewise, so `dkim rotate`/`retire` take effect without a restart.
 - Canonicalization relaxed/relaxed (survives the header rewrapping common on the way); the same
@@ -58,7 +58,7 @@ class SignatureSet:
 
     domain: str
     keys: tuple[tuple[str, SigningKey], ...]  # (selector, key)
-    problem: str = ""  # why nothing signs (keys missing, damaged record), in plain words
+    problem: str = ""  # why nothing (or only RSA) signs, in plain words
 
 
 def author_domain(raw: bytes, envelope_sender: str) -> str:
@@ -110,27 +110,35 @@ class MessageSigner:
         if selector is None:
             return SignatureSet(domain, (), f"{selectors_path(self.data_dir, domain)} names no "
                                             "signing selector")
-        keys: list[tuple[str, SigningKey]] = []
-        for key_selector, path in domain_key_files(self.data_dir, domain, selector):
-            try:
-                keys.append((key_selector, self._load(path)))
-            except FileNotFoundError:
-                if not keys:  # the RSA key: never Ed25519 alone
-                    return SignatureSet(domain, (), f"its RSA key {path} is missing (run "
-                                                    f"postoffice dkim rotate {domain})")
-            except (OSError, ValueError) as error:
-                return SignatureSet(domain, (), f"its key {path} cannot be used ({error})")
+        (rsa_selector, rsa_path), (ed_selector, ed_path) = domain_key_files(self.data_dir, domain, selector)
+        try:
+            keys = [(rsa_selector, self._load(rsa_path))]
+        except FileNotFoundError:  # never Ed25519 alone
+            return SignatureSet(domain, (), (
+                f"its RSA key {rsa_path} is missing (make new keys with postoffice dkim rotate "
+                f"{domain}, publish their records, then postoffice dkim retire {domain} {selector})"))
+        except (OSError, ValueError) as error:
+            return SignatureSet(domain, (), f"its RSA key {rsa_path} cannot be used ({error})")
+        try:
+            keys.append((ed_selector, self._load(ed_path)))
+        except FileNotFoundError:
+            pass  # RSA alone is what every verifier knows
+        except (OSError, ValueError) as error:
+            return SignatureSet(domain, tuple(keys), f"its Ed25519 key {ed_path} cannot be used "
+                                                     f"({error}); signing with RSA alone")
         return SignatureSet(domain, tuple(keys))
 
     def _sign(self, raw: bytes, domain: str, timestamp: int | None) -> bytes:
         found = self.signature_set(domain)
-        if found.problem:
-            if self._warned.get(domain) != found.problem:
-                self._warned[domain] = found.problem
-                log.warning("outgoing mail from %s leaves without a DKIM signature: %s", domain,
-                            found.problem)
+        if found.problem and self._warned.get(domain) != found.problem:
+            self._warned[domain] = found.problem
+            what = "with only an RSA" if found.keys else "without a"
+            log.warning("outgoing mail from %s leaves %s DKIM signature: %s", domain, what,
+                        found.problem)
+        elif not found.problem:
+            self._warned.pop(domain, None)
+        if not found.keys:
             return raw
-        self._warned.pop(domain, None)
         when = int(time.time()) if timestamp is None else timestamp
         try:
             fields = [sign_message(raw, domain, selector, key, timestamp=when)
