@@ -280,7 +280,7 @@ async def test_a_message_reaches_another_postoffice_by_mx_dkim_signed(
                           for s, p in domain_key_files(sender, "sender.test", config.dkim.selector))
         # On this thread, not asyncio.to_thread: NSD is started with PR_SET_PDEATHSIG, which
         # fires when the starting *thread* exits, so a worker thread's exit would stop NSD.
-        dns_server.add_zone("sender.test", records)
+        dns_server.add_zone("sender.test", records + '@ TXT "v=spf1 ip4:127.0.0.0/8 -all"\n')
         signer = MessageSigner(sender, default_selector=config.dkim.selector,
                                is_local_domain=services.directory.is_local_domain)
         message = BODY.replace(b"bob@hosted-a.routing.test", b"alice@example.test")
@@ -296,8 +296,13 @@ async def test_a_message_reaches_another_postoffice_by_mx_dkim_signed(
     assert len(stored) == 1
     assert stored[0].endswith(signed)  # as signed: nothing rewrote it on the way
     assert b"with ESMTPS" in stored[0]  # the receiver saw TLS
-    # What the receiving side's DKIM check finds, through the same DNS (the port-25 server does
-    # not write Authentication-Results yet): both signatures of sender.test pass.
+    # The receiver's own verdict (its port 25 checks SPF and DKIM through the loopback DNS)
+    header = stored[0].split(b"\r\n\r\n")[0].replace(b"\r\n\t", b" ").replace(b"\r\n ", b" ")
+    verdict = b"".join(line for line in header.split(b"\r\n")
+                       if line.lower().startswith(b"authentication-results:"))
+    assert verdict.count(b"dkim=pass") == 2 and b"header.d=sender.test" in verdict, verdict
+    assert b"spf=pass" in verdict, verdict
+    # and the same through our verifier: both signatures of sender.test pass.
     resolver = DnsResolver((dns_server.address,), timeout=3.0)
     results = await verify_dkim(resolver, stored[0])
     assert sorted((r.result, r.domain, r.algorithm) for r in results) == [
