@@ -75,6 +75,18 @@ async def test_names_that_cannot_exist_are_nxdomain_without_asking(dns_server: D
     assert resolver.stats.queries == 0
 
 
+async def test_the_empty_name_and_at_are_not_read_as_the_root(dns_server: DnsServers) -> None:
+    # dnspython reads "" (what "." becomes in the cache key) and "@" as the root: a caller
+    # whose name expanded to nothing (an SPF macro, a blank config entry) asked the root servers.
+    resolver = resolver_for(dns_server)
+    asked = dns_server.queries()
+    for name in ("", ".", "@", "@."):
+        for lookup in (resolver.txt, resolver.a, resolver.mx):
+            answer = await lookup(name)
+            assert answer.records == () and answer.exists is False, name
+    assert dns_server.queries() == asked and resolver.stats.queries == 0
+
+
 async def test_a_timeout_is_a_temporary_error_within_the_configured_time(dns_server: DnsServers) -> None:
     resolver = resolver_for(dns_server, timeout=1.0)
     started = time.monotonic()

@@ -12,7 +12,8 @@ Invariants, and why:
   the socket layer or a malformed answer becomes `DnsTemporaryError` with a plain message, so a
   caller never sees a traceback for the network's trouble.
 - A name that cannot exist in DNS (a label over 63 octets, a name over 255, an empty label: what
-  an SPF macro expansion can produce) is answered as NXDOMAIN without asking anyone.
+  an SPF macro expansion can produce) is answered as NXDOMAIN without asking anyone; so are the
+  empty name and "@", which dnspython would read as the root.
 - Each question finishes within ``timeout`` seconds (dnspython's lifetime, guarded once more).
 - Truncated UDP answers are asked again over TCP (dnspython), so records up to the 64 KB DNS
   message limit work; anything larger cannot be a DNS message and fails as malformed.
@@ -192,6 +193,8 @@ class DnsResolver:
 
     async def _ask(self, key: _Key, rdtype: dns.rdatatype.RdataType, convert: Convert) -> DnsAnswer[Any]:
         name, what = key[0], f"{dns.rdatatype.to_text(rdtype)} {key[0] or '.'}"
+        if name in ("", "@"):  # dnspython would read either as the root: nobody means that
+            return DnsAnswer((), exists=False)
         try:
             qname = dns.name.from_text(name)
         except dns.exception.DNSException:
