@@ -22,6 +22,11 @@ What each outcome is reported as (RFC 8601 §2.7.1):
   revoked, a key that does not fit the signature (k=, h=, t=s);
 - temperror: the key lookup failed for now (DnsTemporaryError).
 
+A t= in the future is not held against a signature: RFC 6376 §3.5 lets verifiers ignore such
+signatures (MAY), but a signer's clock running ahead would then turn into a DKIM failure, and
+through DMARC into a refusal; x= is what ends a signature's validity. The signature being
+verified is never one of its own h= fields (dkim_canon.signed_header_data).
+
 The CPU work, splitting the message and hashing the canonical body and headers, is linear in the
 message; `verify_dkim` does it in a thread (asyncio.to_thread) for messages over
 ``THREAD_THRESHOLD`` bytes. `prepare_checks` is that step alone, for a caller that wants it in
