@@ -180,6 +180,7 @@ class _Verifier:
         self.body = body
         self.keys: dict[str, DkimKey | str] = {}  # name -> key, or why there is none
         self.body_hashes: dict[tuple[Canonicalization, str, int | None], bytes] = {}
+        self.canonical: dict[int, bytes] = {}  # id() of an ARC set's field -> its relaxed form
 
     async def check_ams(self, i: int, ams: tuple[HeaderField, dict[str, str]]) -> None:
         """§5.2 step 4 for instance i: the AMS verifies like a DKIM signature (RFC 6376 §6.1.3).
@@ -231,13 +232,21 @@ class _Verifier:
             raise _Broken(f"{what} has h=, which an ARC-Seal must not have (RFC 8617 §4.1.3)")
         signed = []
         for j in range(1, i + 1):
-            signed.append(canonicalize_header("relaxed", sets[j].aar[0]))
-            signed.append(canonicalize_header("relaxed", sets[j].ams[0][0]))
+            signed.append(self._relaxed(sets[j].aar[0]))
+            signed.append(self._relaxed(sets[j].ams[0][0]))
             if j < i:
-                signed.append(canonicalize_header("relaxed", sets[j].seal[0][0]))
+                signed.append(self._relaxed(sets[j].seal[0][0]))
         own = canonicalize_header("relaxed", without_signature_value(f))
         signed.append(own[:-2] if own.endswith(b"\r\n") else own)
         await self._verify(tags, b"".join(signed), what)
+
+    def _relaxed(self, f: HeaderField) -> bytes:
+        """A field of an ARC set, canonicalised once: seal i covers sets 1..i, so without this
+        50 sets of 20 KB cost 1,275 canonicalisations (25 s on the event loop, not 0.5 s)."""
+        canonical = self.canonical.get(id(f))
+        if canonical is None:
+            canonical = self.canonical[id(f)] = canonicalize_header("relaxed", f)
+        return canonical
 
     async def _verify(self, tags: dict[str, str], signed: bytes, what: str) -> None:
         signature = _decode(tags["b"], what, "b=")
