@@ -22,7 +22,7 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from postoffice.config import CONFIG_FILE_NAME, Config, ListenAddress, UnixAddress
 from postoffice.imap.server import listener_factories as imap_listener_factories
@@ -35,6 +35,9 @@ from postoffice.pop3.workers import Pop3Workers
 from postoffice.services import Services, open_services
 from postoffice.smtp.service import listener_factories as smtp_listener_factories
 from postoffice.store.interface import GarbageCollected, StorageFull
+
+if TYPE_CHECKING:
+    from postoffice.queue.runner import QueueRunner
 
 log = logging.getLogger("postoffice")
 
@@ -104,6 +107,8 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 services.accept_board = AcceptBoard.create(config.pop3.processes)
             await _start_listeners(services, running, dev)
             maintenance = asyncio.create_task(_maintain(services))
+            runner = _queue_runner(services)
+            runner_task = asyncio.create_task(runner.run())
             indexer = asyncio.create_task(_build_text_index(services))
             # What start-up made (modules, config, TLS contexts: ~44,000 objects) lives as long
             # as the process: left out of every full collection, which then costs ~16 ms less.
@@ -119,6 +124,9 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 await stop.wait()
                 log.info("stopping")
             finally:
+                # Attempts under way finish (or give their entries back) before the store closes.
+                await runner.stop(grace=10.0)
+                runner_task.cancel()
                 maintenance.cancel()
                 indexer.cancel()
                 if workers is not None:
@@ -172,6 +180,15 @@ def _listen_failure(config: Config, protocol: str, address: ListenAddress | Unix
         host, port = address.host, address.port
     return explain_listen_error(protocol, str(address), host, port, error,
                                 str(config.data_dir / CONFIG_FILE_NAME), dev=dev)
+
+
+def _queue_runner(services: Services) -> QueueRunner:
+    """The outbound queue runner: local recipients are delivered; no remote transport is wired
+    in this version, so mail for other servers stays queued and `queue show` says why."""
+    from postoffice.queue.runner import QueueRunner
+
+    return QueueRunner(services.store, services.directory, services.config.outbound,
+                       services.config.server.hostname, remote=None)
 
 
 def _start_pop3_workers(services: Services, running: list[RunningListener]) -> Pop3Workers | None:

@@ -161,6 +161,17 @@ class Pop3Config:
     processes: int
 
 
+@dataclass(frozen=True, slots=True)
+class OutboundConfig:
+    retry_schedule: tuple[float, ...]  # seconds after each failed attempt; the last repeats
+    max_queue_time: float  # seconds from queueing to giving up (a bounce)
+    delay_warning_after: float  # seconds queued before a delay DSN; 0 = never
+    concurrency: int  # deliveries under way at once, per process
+    mx_port: int
+    source_ipv4: str  # "" = whichever address the system picks
+    source_ipv6: str
+
+
 # DESIGN §4: --dev binds loopback on 10000 + the standard port, so it needs no root.
 _DEV_PORTS = {"smtp": 10025, "submission": 10587, "submissions": 10465, "imap": 10143,
               "imaps": 10993, "pop3": 10110, "pop3s": 10995, "lmtp": 10024}
@@ -181,6 +192,7 @@ class Config:
     imap: ImapConfig
     pop3: Pop3Config
     dmarc: DmarcConfig
+    outbound: OutboundConfig
 
     def with_dev_listeners(self) -> Config:
         """Every listener (LMTP included) on 127.0.0.1, port 10000 + its standard port."""
@@ -424,6 +436,35 @@ class _Key:
     doc: str              # the one-line comment written by default_config_text()
 
 
+def _retry_schedule(value: Any, _data_dir: Path) -> tuple[float, ...]:
+    expected = "a list of one or more numbers of seconds, such as [60, 300, 900, 1800, 3600]"
+    if not isinstance(value, list) or not value:
+        raise _Invalid(expected)
+    for entry in value:
+        if isinstance(entry, bool) or not isinstance(entry, int | float) or not 1 <= entry <= 86400:
+            raise _Invalid("a number of seconds from 1 to 86400", part=entry)
+    return tuple(float(entry) for entry in value)
+
+
+def _source_address(version: int) -> _Parser:
+    example = "192.0.2.25" if version == 4 else "2001:db8::25"
+
+    def parse(value: Any, _data_dir: Path) -> str:
+        expected = f'an IPv{version} address of this machine in quotes, such as "{example}", or "" for any'
+        if not isinstance(value, str):
+            raise _Invalid(expected)
+        if value == "":
+            return value
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise _Invalid(expected) from None
+        if address.version != version:
+            raise _Invalid(expected)
+        return str(address)
+    return parse
+
+
 def _listen_key(name: str, default: list[str], doc: str) -> _Key:
     return _Key(name, default, _listeners(unix=name == "lmtp"), doc)
 
@@ -553,6 +594,25 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
              "Processes serving POP3 (1 to 64), sharing its ports: more than 1 lets downloads"
              " use more CPU cores; IMAP, SMTP and the rest stay in the main process. Login delays"
              " and connection limits hold for all processes together."),
+    )),
+    "outbound": (OutboundConfig, (
+        _Key("retry_schedule", [60, 300, 900, 1800, 3600], _retry_schedule,
+             "Seconds to wait after each failed delivery attempt (a tenth of it added or taken at"
+             " random); the last entry repeats until max_queue_time."),
+        _Key("max_queue_time", 432000, _number(1, 60 * 86400, unit="seconds", example=432000, whole=False),
+             "Seconds a message may wait in the queue before it is returned to its sender"
+             " (432000 = 5 days)."),
+        _Key("delay_warning_after", 14400, _number(0, 60 * 86400, unit="seconds", example=14400, whole=False),
+             "Seconds queued before the sender is told the message is delayed (once, unless"
+             " they asked for no such notice); 0 = never."),
+        _Key("concurrency", 20, _number(1, 1000, example=20),
+             "Messages being delivered at once by this server."),
+        _Key("mx_port", 25, _number(1, 65535, example=25),
+             "Port of other servers' MX hosts (25; tests point it elsewhere)."),
+        _Key("source_ipv4", "", _source_address(4),
+             'IPv4 address to send from (SPF and PTR must name it); "" = any.'),
+        _Key("source_ipv6", "", _source_address(6),
+             'IPv6 address to send from (SPF and PTR must name it); "" = any.'),
     )),
 }
 

@@ -342,6 +342,7 @@ class QueuedRecipient:
     notify: tuple[str, ...] = ()  # NEVER | SUCCESS, FAILURE, DELAY; empty: the default
     orcpt: str | None = None
     status: str = "pending"  # pending | delivered | failed
+    delay_warned: bool = False  # a delay DSN went to the sender for this recipient
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +365,32 @@ class QueuedMessage:
     created: float
     next_attempt: float
     attempts: int
+    last_error: str | None
+    held: bool = False  # `postoffice queue hold`: never picked until released
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAttemptRecord:
+    """One recipient's part of one delivery attempt, as `postoffice queue show` lists it."""
+
+    time: float
+    recipient: str
+    outcome: str  # delivered | deferred | failed
+    host: str = ""
+    address: str = ""
+    reply: str = ""  # the remote server's reply, or the reason in plain words
+    tls: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueAttemptResult:
+    """What the runner writes after one attempt, in one transaction: the recipients with their
+    new status, the attempt's rows, and when to try again (None: every recipient is finished
+    and the entry is removed)."""
+
+    recipients: tuple[QueuedRecipient, ...]
+    attempts: tuple[QueueAttemptRecord, ...]
+    next_attempt: float | None
     last_error: str | None
 
 
@@ -574,6 +601,29 @@ class MailStore(Protocol):
     async def list_queue(self) -> list[QueuedMessage]: ...
     async def remove_from_queue(self, queue_id: int) -> None: ...
     async def retry_queued(self, queue_id: int) -> None: ...
+    async def get_queued(self, queue_id: int) -> QueuedMessage:
+        """The entry, or NotFound."""
+        ...
+    async def queue_attempts(self, queue_id: int) -> list[QueueAttemptRecord]: ...
+    async def hold_queued(self, queue_id: int, held: bool) -> None:
+        """Hold (True) or release (False) an entry; NotFound when there is none."""
+        ...
+    async def flush_queue(self) -> int:
+        """Make every entry that is not held due now; returns how many."""
+        ...
+    async def claim_due_queue(self, owner: str, now: float, lease_seconds: float, limit: int) -> list[QueuedMessage]:
+        """Lease up to `limit` due entries (next_attempt <= now, not held, no live lease) to
+        `owner` until now + lease_seconds, oldest due first."""
+        ...
+    async def finish_queue_attempt(self, queue_id: int, owner: str, result: QueueAttemptResult) -> bool:
+        """Record an attempt and drop the lease; False (nothing written) when `owner` no longer
+        holds the lease (it expired and another runner took the entry)."""
+        ...
+    async def release_queue_leases(self, owners: Sequence[str]) -> int:
+        """Drop the leases of runners that are gone (a crashed process), so their entries are
+        picked again at once instead of when the leases expire."""
+        ...
+    async def queue_lease_owners(self) -> list[str]: ...
     # Block and allow lists: a change bumps the version, which a server compares to see it.
     async def add_access_entry(self, entry: AccessEntry) -> bool:
         """Add (True) or update the reason of (False) the entry for `entry.value` on its list."""

@@ -234,6 +234,25 @@ END;
 CREATE TRIGGER IF NOT EXISTS queue_removed AFTER DELETE ON queue BEGIN
     UPDATE blobs SET refcount = refcount - 1 WHERE id = OLD.blob;
 END;
+-- Every delivery attempt, one row per recipient tried, for `postoffice queue show`. Created on
+-- open in stores of any schema version; queue_ops.remove_entry deletes a row's attempts and hold.
+CREATE TABLE IF NOT EXISTS queue_attempts (
+    id INTEGER PRIMARY KEY,
+    queue_id INTEGER NOT NULL,
+    time REAL NOT NULL,
+    recipient TEXT NOT NULL,
+    host TEXT NOT NULL DEFAULT '',
+    address TEXT NOT NULL DEFAULT '',
+    reply TEXT NOT NULL DEFAULT '',
+    outcome TEXT NOT NULL,          -- delivered | deferred | failed
+    tls TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS queue_attempts_by_entry ON queue_attempts(queue_id);
+-- Entries an administrator put on hold (`postoffice queue hold`): the runner never picks them.
+CREATE TABLE IF NOT EXISTS queue_holds (
+    queue_id INTEGER PRIMARY KEY,
+    since REAL NOT NULL
+);
 
 CREATE TRIGGER IF NOT EXISTS messages_added AFTER INSERT ON messages BEGIN
     UPDATE blobs SET refcount = refcount + 1 WHERE id = NEW.blob;

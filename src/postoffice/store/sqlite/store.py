@@ -51,6 +51,8 @@ from postoffice.store.interface import (
     MessageRecord,
     NewMessage,
     OutboundMessage,
+    QueueAttemptRecord,
+    QueueAttemptResult,
     QueuedMessage,
     SharedMailbox,
     StoreError,
@@ -402,6 +404,30 @@ class SqliteStore:
 
     async def retry_queued(self, queue_id: int) -> None:
         await self._write(lambda tx: q.retry_queued(tx, queue_id))
+
+    async def get_queued(self, queue_id: int) -> QueuedMessage:
+        return await self._read(q.get_queued, queue_id)
+
+    async def queue_attempts(self, queue_id: int) -> list[QueueAttemptRecord]:
+        return await self._read(q.queue_attempts, queue_id)
+
+    async def hold_queued(self, queue_id: int, held: bool) -> None:
+        await self._write(lambda tx: q.hold_queued(tx, queue_id, held))
+
+    async def flush_queue(self) -> int:
+        return await self._write(q.flush_queue)
+
+    async def claim_due_queue(self, owner: str, now: float, lease_seconds: float, limit: int) -> list[QueuedMessage]:
+        return await self._write(lambda tx: q.claim_due(tx, owner, now, lease_seconds, limit))
+
+    async def finish_queue_attempt(self, queue_id: int, owner: str, result: QueueAttemptResult) -> bool:
+        return await self._write(lambda tx: q.finish_attempt(tx, queue_id, owner, result))
+
+    async def release_queue_leases(self, owners: Sequence[str]) -> int:
+        return await self._write(lambda tx: q.release_leases(tx, list(owners)))
+
+    async def queue_lease_owners(self) -> list[str]:
+        return await self._read(q.lease_owners)
 
     # --- block/allow lists, DMARC data -------------------------------------------------------
 
