@@ -185,7 +185,7 @@ def test_a_5xx_bounces_at_once_into_the_local_senders_inbox_with_the_remote_repl
     assert bounce.get_param("report-type") == "delivery-status"
     assert bounce["Auto-Submitted"] == "auto-replied"
     assert bounce["Return-Path"] == "<>"  # sent with the null sender
-    text, status, original = bounce.get_payload()  # type: ignore[misc]
+    text, _status, original = bounce.get_payload()  # type: ignore[misc]
     assert text.get_content_type() == "text/plain"
     words = text.get_content()
     assert "mx.remote.test said the address does not exist (550 5.1.1)" in words
