@@ -1,0 +1,113 @@
+"""A real `postoffice serve` process on an initialised data directory without listeners, for the
+queue tests that need the runner as users run it (CLI against it, SIGKILL)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import selectors
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cli_run import po
+from postoffice.delivery import Envelope, deliver_message
+from postoffice.directory import Directory
+from postoffice.store import open_store
+from postoffice.store.interface import OutboundMessage, QueuedRecipient
+
+DOMAIN = "example.org"
+PASSWORD = "correct horse battery staple"
+
+
+def init_data(data: Path, users: tuple[str, ...], outbound: str = "") -> Path:
+    po("init", "--domain", DOMAIN, "--hostname", "mail.example.org", data=data)
+    for user in users:
+        po("user", "add", user, "--password-stdin", data=data, stdin=PASSWORD + "\n")
+    config = (data / "postoffice.toml").read_text()
+    config = re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s) = .*$", r"\1 = []", config, flags=re.M)
+    if outbound:  # replace the [outbound] keys given
+        for line in outbound.strip().splitlines():
+            key = line.split("=", 1)[0].strip()
+            config = re.sub(rf"^{key} = .*$", line, config, flags=re.M)
+    (data / "postoffice.toml").write_text(config)
+    return data
+
+
+def enqueue(data: Path, messages: list[tuple[str, bytes, list[str]]]) -> list[int]:
+    """Queue (sender, raw, recipients) entries through the store, as SMTP does for remote
+    recipients and forwards."""
+    async def put() -> list[int]:
+        store = open_store("sqlite", data / "store.sqlite3", data / "blobs")
+        try:
+            directory = Directory(store)
+            ids = []
+            for sender, raw, recipients in messages:
+                outbound = OutboundMessage(sender, tuple(QueuedRecipient(r) for r in recipients))
+                report = await deliver_message(store, directory, Envelope(sender, ()), raw, outbound=outbound)
+                assert report.queue_id is not None
+                ids.append(report.queue_id)
+            return ids
+        finally:
+            await store.close()
+    return asyncio.run(put())
+
+
+def subjects_in_inbox(data: Path, user: str) -> list[str]:
+    async def read() -> list[str]:
+        store = open_store("sqlite", data / "store.sqlite3", data / "blobs")
+        try:
+            account = await Directory(store).get_user(user)
+            assert account is not None
+            box = await store.get_mailbox(account.id, "INBOX")
+            assert box is not None
+            out = []
+            for m in await store.list_messages(box.id):
+                raw = await store.read_blob(m.blob)
+                found = re.search(rb"^Subject: (.*?)\r?$", raw, re.M)
+                out.append(found.group(1).decode() if found else "")
+            return out
+        finally:
+            await store.close()
+    return asyncio.run(read())
+
+
+class Serve:
+    """`postoffice serve --data DATA` in a process of its own; `started` waits for its ready line."""
+
+    def __init__(self, data: Path) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "postoffice", "serve", "--data", str(data)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     env={**os.environ, "COLUMNS": "300"})
+        self.log = b""
+
+    def started(self, timeout: float = 60) -> Serve:
+        assert self.proc.stderr is not None
+        os.set_blocking(self.proc.stderr.fileno(), False)
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stderr, selectors.EVENT_READ)
+            deadline = time.monotonic() + timeout
+            while b"is serving" not in self.log:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.kill()
+                    raise AssertionError(f"serve did not start:\n{self.log.decode(errors='replace')}")
+                if sel.select(0.2):
+                    self.log += self.proc.stderr.read() or b""
+        return self
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(30)
+
+    def stop(self, timeout: float = 60) -> str:
+        """SIGTERM, wait for a clean exit; the whole log."""
+        self.proc.terminate()
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("serve did not stop within a minute of SIGTERM") from None
+        self.log += err or b""
+        assert self.proc.returncode == 0, self.log.decode(errors="replace")
+        return self.log.decode(errors="replace")
