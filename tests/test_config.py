@@ -164,6 +164,15 @@ processes = 3
 
 [dmarc]
 report_address = "DMARC-Reports@Example.org"
+
+[outbound]
+retry_schedule = [30, 120.5]
+max_queue_time = 86400
+delay_warning_after = 0
+concurrency = 5
+mx_port = 2525
+source_ipv4 = "127.0.0.2"
+source_ipv6 = "::1"
 """
 
 
@@ -320,6 +329,10 @@ ERRORS = [
     ("unknown_key_outside_sections", "max_mesage_size = 1", ["max_mesage_size", "did you mean max_message_size?"]),
     ("toml_syntax", "[server]\nhostname = \n", ["not valid TOML", "line 2"]),
     ("report_address_no_domain", '[dmarc]\nreport_address = "dmarc-reports"', ["[dmarc] report_address", '"dmarc-reports"']),
+    ("empty_retry_schedule", "[outbound]\nretry_schedule = []", ["[outbound] retry_schedule", "[]", "list"]),
+    ("retry_step_of_zero", "[outbound]\nretry_schedule = [60, 0]", ["[outbound] retry_schedule", "0", "from 1 to 86400"]),
+    ("ipv6_for_source_ipv4", '[outbound]\nsource_ipv4 = "::1"', ["[outbound] source_ipv4", '"::1"', "IPv4"]),
+    ("no_mx_port", "[outbound]\nmx_port = 0", ["[outbound] mx_port", "0"]),
 ]
 
 

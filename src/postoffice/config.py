@@ -29,7 +29,7 @@ from typing import Any
 
 __all__ = [
     "CONFIG_FILE_NAME", "AuthConfig", "Config", "ConfigError", "DkimConfig", "LimitsConfig",
-    "ListenAddress", "ListenConfig", "ServerConfig", "StoreConfig", "TlsConfig", "UnixAddress",
+    "ListenAddress", "ListenConfig", "OutboundConfig", "ServerConfig", "StoreConfig", "TlsConfig", "UnixAddress",
     "default_config_text", "default_hostname", "load_config", "render_config",
 ]
 

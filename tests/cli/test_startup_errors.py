@@ -191,7 +191,7 @@ def test_unknown_section_and_key_keep_their_bracketed_names(data: Path) -> None:
     config.write_text(good + "\n[imapx]\nper_user_seen = true\n")
     assert refused(data) == (
         f"error: {config}: [imapx] is not a known section (did you mean imap?); the sections are "
-        "[server], [listen], [tls], [store], [limits], [auth], [dkim], [smtp], [dns], [dmarc], [imap], [pop3].")
+        "[server], [listen], [tls], [store], [limits], [auth], [dkim], [smtp], [dns], [dmarc], [imap], [pop3], [outbound].")
     config.write_text(good.replace("[dkim]\n", "[dkim]\nselectr = \"x\"\n"))
     assert refused(data, "user", "list") == (
         f"error: {config}: [dkim] selectr is not a known key (did you mean selector?); [dkim] has "
