@@ -24,7 +24,7 @@ from postoffice.store.sqlite.upgrade import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -105,19 +105,24 @@ CREATE TABLE IF NOT EXISTS blobs (
     preview TEXT NOT NULL,
     -- message.lines.WireForm: what a dot-terminated transfer must do to the bytes (0: unknown)
     wire_form INTEGER NOT NULL DEFAULT 0,
-    -- text_ops.INDEX_VERSION that made its row in blob_trigrams; 0: not indexed (yet)
+    -- text_ops.INDEX_VERSION that made its rows in blob_trigrams and blob_short_grams; 0: not indexed (yet)
     text_version INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS blobs_unreferenced ON blobs(refcount) WHERE refcount <= 0;
 CREATE INDEX IF NOT EXISTS blobs_unindexed ON blobs(id) WHERE text_version = 0;
--- A substring index: every three-character sequence of a message's decoded text, case-folded
--- (IMAP SEARCH BODY/TEXT match substrings, RFC 9051 §6.4.4, which a word index cannot answer).
--- It only finds candidates (detail=none keeps rowids, not positions: a third the size of a word
--- index); search confirms each one against the text. Contentless: the text is not stored a
--- second time (it is in the blob file); removing a row needs the indexed text again, which is
--- re-derived from the blob file (see message_ops).
+-- Substring indexes (IMAP SEARCH BODY/TEXT match substrings, RFC 9051 §6.4.4, which a word index
+-- cannot answer), of the text lowered by Python (see text_ops): every three-character sequence
+-- with its positions, of the text and of its distinct words, so a phrase query is an exact
+-- substring match; and, for needles of one or two characters, each message's distinct
+-- characters and pairs. Contentless: the text is not stored a second time (it is in the blob
+-- file); removing a row needs the indexed text again, which is re-derived from the blob file
+-- (see message_ops).
 CREATE VIRTUAL TABLE IF NOT EXISTS blob_trigrams USING fts5(
-    headers, body, content = '', detail = none, tokenize = 'trigram case_sensitive 0'
+    headers, body, header_words, body_words, content = '', detail = full,
+    tokenize = 'trigram case_sensitive 1'
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS blob_short_grams USING fts5(
+    grams, content = '', detail = none, tokenize = 'ascii'
 );
 CREATE TABLE IF NOT EXISTS messages (
     mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),

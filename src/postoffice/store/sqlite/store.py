@@ -77,6 +77,7 @@ from postoffice.store.sqlite.writer import Transaction, WriterThread
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 INLINE_BLOB_LIMIT = 64 * 1024
+_INDEX_BATCH = 16  # messages per full-text index write (text_ops also bounds the text per batch)
 
 
 class SqliteStore:
@@ -653,12 +654,28 @@ class SqliteStore:
 
     async def index_unindexed(self, limit: int = 64) -> int:
         """Add up to `limit` messages that are not in the full-text index yet; returns how many
-        were looked at (0: the index is complete). The text is derived in a reader thread, so
-        the write lock is held only for the inserts."""
-        texts = await self._read(lambda conn: text_ops.unindexed_texts(conn, self.blobs, limit))
-        if texts:
-            await self._write(lambda tx: text_ops.add_texts(tx.conn, texts))
-        return len(texts)
+        were looked at (0: the index is complete).
+
+        The text is derived in a reader thread, so the write lock is held only for the inserts,
+        a small batch at a time; the next batch's text is derived while the previous one is
+        written (parsing holds the GIL, SQLite's inserts mostly do not), so the two overlap."""
+        done, after = 0, 0
+        writing: asyncio.Future[int] | None = None
+        try:
+            while done < limit:
+                size = min(_INDEX_BATCH, limit - done)
+                texts = await self._read(text_ops.unindexed_texts, self.blobs, size, after)
+                if writing is not None:
+                    await writing
+                    writing = None
+                if not texts:
+                    break
+                done, after = done + len(texts), texts[-1][0]
+                writing = asyncio.ensure_future(self._write(functools.partial(_add_texts, texts)))
+        finally:
+            if writing is not None:
+                await writing
+        return done
 
     async def run_write(self, fn: Callable[[Transaction], T]) -> T:
         """Run a custom write job (tests use this to hold a long write transaction)."""
@@ -667,6 +684,10 @@ class SqliteStore:
     async def run_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a custom read on a reader thread (tests use this to keep the readers busy)."""
         return await self._read(fn)
+
+
+def _add_texts(texts: list[text_ops.IndexedText], tx: Transaction) -> int:
+    return text_ops.add_texts(tx.conn, texts)
 
 
 def _integrity_check(conn: sqlite3.Connection) -> str:

@@ -153,4 +153,16 @@ def _from_2(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE blobs ADD COLUMN wire_form INTEGER NOT NULL DEFAULT 0")
 
 
-STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _from_1, 2: _from_2}
+# --- 3 -> 4 ---------------------------------------------------------------------------------
+
+
+def _from_3(conn: sqlite3.Connection) -> None:
+    """Schema 4 answers substring searches from the indexes alone: the trigram index gains
+    positions (and holds text lowered by Python, compared case-sensitively), and a second index
+    answers one- and two-character needles. The old index goes and every blob is marked
+    unindexed; search reads those messages directly until the server has indexed them again."""
+    conn.execute("DROP TABLE IF EXISTS blob_trigrams")
+    conn.execute("UPDATE blobs SET text_version = 0")
+
+
+STEPS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _from_1, 2: _from_2, 3: _from_3}
