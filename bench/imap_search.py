@@ -21,17 +21,24 @@ Then, in one session after SELECT INBOX, each command runs --repeat times (the f
 stderr as cold) and the median is reported: SEARCH TEXT quuxfrobnicate (target < 100 ms),
 FETCH 1:* (FLAGS UID) (target < 1 s), THREAD REFERENCES US-ASCII ALL (target < 2 s; a BAD or NO
 answer is reported as "THREAD not supported"), THREAD ORDEREDSUBJECT US-ASCII ALL and SORT (REVERSE
-DATE) US-ASCII ALL (each target < 2 s), and for information SEARCH TEXT of a common word, SEARCH
-FROM and SEARCH SUBJECT. Time runs from sending the command to reading its tagged reply;
-the client reads replies in 1 MiB chunks, so it costs little next to the server. Every reply is
-checked: the rare word must find exactly --rare messages, FETCH must return a line per message,
-SORT must return every message.
+DATE) US-ASCII ALL (each target < 2 s), SEARCH TEXT of a common word (in nearly every message) and
+SEARCH BODY of a two-character needle found nowhere (each target < 1 s), and for information
+SEARCH BODY of a phrase of three common words, SEARCH FROM and SEARCH SUBJECT. Time runs from
+sending the command to reading its tagged reply; the client reads replies in 1 MiB chunks, so it
+costs little next to the server. Every reply is checked: the rare word must find exactly --rare
+messages, FETCH must return a line per message, SORT must return every message.
+
+Last, the latency probe: while the first session runs SEARCH TEXT common word, SEARCH BODY of the
+two-character needle and SEARCH TEXT rare word, --repeat times, a second session sends NOOP,
+FETCH n (FLAGS) and STATUS INBOX in turn, 20 ms apart, and the line reports the longest and the
+99th-percentile round trip (target: every one < 100 ms).
 
 stdout gets one line, e.g.:
 
 imap_search: n=100000 | postoffice (index 312 s) TEXT rare 12 ms, FETCH 1:* 640 ms, THREAD not
-  supported, THREAD ORDEREDSUBJECT 1,100 ms, SORT 600 ms, TEXT common 2,300 ms, FROM 800 ms,
-  SUBJECT 700 ms | dovecot TEXT rare 21,000 ms, ... | PASS (THREAD not supported)
+  supported, THREAD ORDEREDSUBJECT 1,100 ms, SORT 600 ms, TEXT common 300 ms, BODY 2 chars 5 ms,
+  BODY phrase 2,000 ms, FROM 800 ms, SUBJECT 700 ms, other session during SEARCH max 40 ms p99
+  20 ms | dovecot TEXT rare 21,000 ms, ... | PASS (THREAD not supported)
 
 PASS when postoffice meets the targets it can be measured on (THREAD counts once it answers).
 Exit status: 0 PASS, 1 FAIL, 2 no verdict (postoffice unavailable, or a wrong answer).
@@ -98,11 +105,14 @@ from imap_stress import (
 
 RARE_WORD = "quuxfrobnicate"
 COMMON_WORD = "deadline"
+SHORT_NEEDLE = "zq"  # two characters found nowhere: no early hit ends a scan
+PHRASE = "project deadline review"  # three common words in a row: a phrase, not a word
 FROM_WORD = "alice.smith"
 SUBJECT_WORD = "budget"
 COMMAND_TIMEOUT = 1800.0
 INDEX_TIMEOUT = 4 * 3600.0
 DOVECOT_SEARCH_BASE = Path("/tmp/reference-dovecot-imapbench-search")
+PROBE_TARGET = 0.1  # no command of another session waits this long while SEARCHes run
 
 # (key, label, command, target in seconds or None)
 QUERIES = (
@@ -111,7 +121,9 @@ QUERIES = (
     ("thread", "THREAD", "THREAD REFERENCES US-ASCII ALL", 2.0),
     ("orderedsubject", "THREAD ORDEREDSUBJECT", "THREAD ORDEREDSUBJECT US-ASCII ALL", 2.0),
     ("sort", "SORT", "SORT (REVERSE DATE) US-ASCII ALL", 2.0),
-    ("common", "TEXT common", f"SEARCH TEXT {COMMON_WORD}", None),
+    ("common", "TEXT common", f"SEARCH TEXT {COMMON_WORD}", 1.0),
+    ("short", "BODY 2 chars", f"SEARCH BODY {SHORT_NEEDLE}", 1.0),
+    ("phrase", "BODY phrase", f'SEARCH BODY "{PHRASE}"', None),
     ("from", "FROM", f"SEARCH FROM {FROM_WORD}", None),
     ("subject", "SUBJECT", f"SEARCH SUBJECT {SUBJECT_WORD}", None),
 )
@@ -225,10 +237,65 @@ async def run_queries(label: str, port: int, user: str, password: str, repeat: i
                     + (f", {t.hits:,} hits" if t.hits is not None else f", {t.lines:,} lines, {t.octets / MB:,.1f} MB"))
             if t.status != "OK":
                 log(f"{label}: {command}: {t.text[:200]}")
+        results["probe"] = await probe_latency(label, conn, port, user, password, repeat)
         await conn.command(b"LOGOUT")
     finally:
         conn.close()
     return results, select_seconds
+
+
+# While one session searches, another keeps asking: how long do its commands wait?
+PROBE_SEARCHES = (f"SEARCH TEXT {COMMON_WORD}", f"SEARCH BODY {SHORT_NEEDLE}", f"SEARCH TEXT {RARE_WORD}")
+PROBE_COMMANDS = (b"NOOP", b"FETCH %d (FLAGS)", b"STATUS INBOX (MESSAGES UNSEEN)")
+PROBE_PAUSE = 0.02
+
+
+async def probe_latency(label: str, searcher: ImapConnection, port: int, user: str, password: str,
+                        repeat: int) -> Timed:
+    """Round trips of a second session's NOOP, FETCH and STATUS (each after a 20 ms pause) while
+    the first session runs PROBE_SEARCHES `repeat` times; `seconds` holds every round trip."""
+    other = await ImapConnection.connect(port)
+    probe = Timed()
+    try:
+        reply = await other.login(user, password)
+        if reply.status != "OK":
+            raise BenchError(f"{label}: LOGIN of the second session: {reply.text}")
+        await other.command(b"SELECT INBOX")
+        exists = max(other.exists, 1)
+
+        async def search() -> None:
+            for _ in range(repeat):
+                for command in PROBE_SEARCHES:
+                    async with asyncio.timeout(COMMAND_TIMEOUT):
+                        await bulk_command(searcher, command.encode())
+
+        searching = asyncio.create_task(search())
+        n = 0
+        while not searching.done():
+            await asyncio.sleep(PROBE_PAUSE)
+            command = PROBE_COMMANDS[n % len(PROBE_COMMANDS)]
+            if b"%d" in command:
+                command %= 1 + (n * 7919) % exists
+            began = time.perf_counter()
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                await other.command(command)
+            probe.seconds.append(time.perf_counter() - began)
+            n += 1
+        await searching
+        probe.status = "OK"
+        log(f"{label}: second session during {len(PROBE_SEARCHES) * repeat} searches: {len(probe.seconds)} commands, "
+            f"max {ms(max(probe.seconds, default=0))}, p99 {ms(percentile(probe.seconds, 0.99))}")
+        await other.command(b"LOGOUT")
+    finally:
+        other.close()
+    return probe
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 # --- the targets ------------------------------------------------------------------------------
@@ -408,6 +475,9 @@ def summary(label: str, r: SearchResult) -> str:
             items.append("THREAD not supported" if key == "thread" else f"{name} {t.status}")
         else:
             items.append(f"{name} {ms(t.median)}")
+    probe = r.queries.get("probe")
+    if probe is not None and probe.seconds:
+        items.append(f"other session during SEARCH max {ms(max(probe.seconds))} p99 {ms(percentile(probe.seconds, 0.99))}")
     text = f"{label} ({r.prepared}) " + ", ".join(items) + f", rss {r.rss / MB:,.0f} MB"
     if r.problems:
         text += f" (WRONG: {r.problems[0]})"
@@ -416,11 +486,13 @@ def summary(label: str, r: SearchResult) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="IMAP SEARCH TEXT (rare and common word), FETCH 1:* (FLAGS UID), THREAD REFERENCES and "
-                    "ORDEREDSUBJECT, SORT (REVERSE DATE), "
-                    "SEARCH FROM/SUBJECT on a --count-message INBOX, postoffice (full-text index) and the "
+        description="IMAP SEARCH TEXT (rare and common word), SEARCH BODY (two characters, a phrase), "
+                    "FETCH 1:* (FLAGS UID), THREAD REFERENCES and ORDEREDSUBJECT, SORT (REVERSE DATE), "
+                    "SEARCH FROM/SUBJECT on a --count-message INBOX, and a second session's round trips "
+                    "while searches run, postoffice (full-text index) and the "
                     "reference Dovecot (no FTS plugin); prints one result line, PASS if postoffice's rare "
-                    "word < 100 ms, FETCH < 1 s, THREAD and SORT < 2 s. Progress on stderr. "
+                    "word < 100 ms, FETCH < 1 s, THREAD and SORT < 2 s, common word and two characters "
+                    "< 1 s, the second session's commands < 100 ms. Progress on stderr. "
                     "Exit status: 0 PASS, 1 FAIL, 2 no verdict.",
         epilog="Example: .venv/bin/python bench/imap_search.py --count 5000 --targets postoffice",
     )
@@ -466,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
                 unsupported = True
             elif t.median >= target_seconds:
                 missed.append(f"{name} >= {ms(target_seconds)}")
+        probe = po.queries.get("probe")
+        if probe is not None and probe.seconds and max(probe.seconds) >= PROBE_TARGET:
+            missed.append(f"other session waited >= {ms(PROBE_TARGET)}")
         note = " (THREAD not supported)" if unsupported else ""
         verdict, status = (f"FAIL ({', '.join(missed)}){note}", 1) if missed else (f"PASS{note}", 0)
     elif isinstance(po, SearchResult):
