@@ -62,7 +62,7 @@ from postoffice.store.sqlite.mailbox_ops import (
     require_mailbox,
     special_use_mailbox,
 )
-from postoffice.store.sqlite.text_ops import forget_text
+from postoffice.store.sqlite.text_ops import forget_later
 from postoffice.store.sqlite.writer import Transaction
 
 _MSG_COLUMNS = "m.mailbox_id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.saved_date, m.size, b.sha256, b.wire_form"
@@ -180,7 +180,7 @@ def remove_unreferenced_blobs(
                 marks = ",".join("?" * len(chunk))
                 rows += conn.execute(f"{query} AND id IN ({marks})", [*params, *chunk]).fetchall()
         for blob_id, sha256, text_version in rows:
-            forget_text(conn, blobs, blob_id, sha256, text_version)
+            forget_later(conn, blob_id, sha256, text_version)
             conn.execute("DELETE FROM blobs WHERE id = ?", (blob_id,))
             blobs.remove(sha256)
         conn.execute("COMMIT")

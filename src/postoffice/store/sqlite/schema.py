@@ -116,13 +116,19 @@ CREATE INDEX IF NOT EXISTS blobs_unindexed ON blobs(id) WHERE text_version = 0;
 -- substring match; and, for needles of one or two characters, each message's distinct
 -- characters and pairs. Contentless: the text is not stored a second time (it is in the blob
 -- file); removing a row needs the indexed text again, which is re-derived from the blob file
--- (see message_ops).
+-- (see text_to_forget).
 CREATE VIRTUAL TABLE IF NOT EXISTS blob_trigrams USING fts5(
     headers, body, header_words, body_words, content = '', detail = full,
     tokenize = 'trigram case_sensitive 1'
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS blob_short_grams USING fts5(
     grams, content = '', detail = none, tokenize = 'ascii'
+);
+-- Blobs removed while indexed, whose postings the background indexer still has to remove (it
+-- derives the text again from the file in the blob trash), so that no expunge waits for it.
+CREATE TABLE IF NOT EXISTS text_to_forget (
+    blob_id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS messages (
     mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id),

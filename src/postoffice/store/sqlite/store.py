@@ -653,12 +653,17 @@ class SqliteStore:
         return result[0] if result else GarbageCollected(trash=trash)
 
     async def index_unindexed(self, limit: int = 64) -> int:
-        """Add up to `limit` messages that are not in the full-text index yet; returns how many
+        """Add up to `limit` messages that are not in the full-text index yet, or remove the
+        postings of up to `limit` removed ones (see text_ops.forget_later); returns how many
         were looked at (0: the index is complete).
 
         The text is derived in a reader thread, so the write lock is held only for the inserts,
         a small batch at a time; the next batch's text is derived while the previous one is
         written (parsing holds the GIL, SQLite's inserts mostly do not), so the two overlap."""
+        forgotten = await self._read(text_ops.forgotten_texts, self.blobs, min(limit, _INDEX_BATCH))
+        if forgotten:  # postings of removed messages first: the queue is bounded by removals
+            await self._write(functools.partial(_forget_texts, forgotten))
+            return len(forgotten)
         done, after = 0, 0
         writing: asyncio.Future[int] | None = None
         try:
@@ -670,7 +675,7 @@ class SqliteStore:
                     writing = None
                 if not texts:
                     break
-                done, after = done + len(texts), texts[-1][0]
+                done, after = done + len(texts), texts[-1].blob_id
                 writing = asyncio.ensure_future(self._write(functools.partial(_add_texts, texts)))
         finally:
             if writing is not None:
@@ -686,8 +691,12 @@ class SqliteStore:
         return await self._read(fn)
 
 
-def _add_texts(texts: list[text_ops.IndexedText], tx: Transaction) -> int:
+def _add_texts(texts: list[text_ops.IndexRow], tx: Transaction) -> int:
     return text_ops.add_texts(tx.conn, texts)
+
+
+def _forget_texts(texts: list[tuple[int, text_ops.IndexRow | None]], tx: Transaction) -> None:
+    text_ops.forget_texts(tx.conn, texts)
 
 
 def _integrity_check(conn: sqlite3.Connection) -> str:

@@ -31,7 +31,9 @@ lock, a batch of a bounded amount of text at a time. Until then a blob is read a
 search itself, so answers are the same, only slower for those messages.
 
 Both indexes are contentless (the text is not stored a second time), so postings are removed by
-supplying the very text that was indexed: it is derived again from the blob file (`forget_text`).
+supplying the very text that was indexed: when a blob is removed it is queued (`forget_later`),
+and the background indexer derives the text again from the file in the blob trash and removes
+the postings, a batch at a time (`forgotten_texts`, `forget_texts`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import operator
 import re
 import sqlite3
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from postoffice.message.mime import parse_message
 from postoffice.store.blobs import BlobStore
@@ -54,7 +57,6 @@ UNINDEXED = 0
 # batch holds the single writer for tens of milliseconds, so deliveries never wait long.
 _BATCH_CHARS = 256 * 1024
 
-IndexedText = tuple[int, str, str]  # blob id, lowered header text, lowered body text
 
 # What separates words (see the module docstring). Any split is exact for a needle without these
 # characters; white space and ASCII punctuation make words what people search for.
@@ -66,6 +68,26 @@ def indexed_text(raw: bytes) -> tuple[str, str]:
     lowered by Python (the folding SEARCH uses for the needle)."""
     meta = parse_message(raw)
     return _bindable(meta.headers.header_text.lower()), _bindable(meta.text.lower())
+
+
+class IndexRow(NamedTuple):
+    """What the indexes hold for one blob, all derived on the reader side, so that the writer
+    only inserts (or deletes) it."""
+
+    blob_id: int
+    headers: str
+    body: str
+    header_words: str
+    body_words: str
+    grams: str
+
+
+def index_row(blob_id: int, raw: bytes | None) -> IndexRow:
+    """The index row of a blob's bytes (None: a file that is gone, with nothing to find)."""
+    if raw is None:
+        return IndexRow(blob_id, "", "", "", "", "")
+    headers, body = indexed_text(raw)
+    return IndexRow(blob_id, headers, body, distinct_words(headers), distinct_words(body), short_grams(headers, body))
 
 
 def _bindable(text: str) -> str:
@@ -112,69 +134,90 @@ def _phrase_query(needle: str, headers: bool, body: bool) -> str:
     return "{" + columns + "}: \"" + needle.replace('"', '""') + '"'
 
 
-def unindexed_texts(conn: sqlite3.Connection, blobs: BlobStore, limit: int, after: int = 0) -> list[IndexedText]:
-    """The text of up to `limit` blobs not in the index yet with ids above `after`, and at most
-    about `_BATCH_CHARS` of it (reader side: no lock held). A blob whose file is gone gets empty
-    text: there is nothing a search could read either."""
+def unindexed_texts(conn: sqlite3.Connection, blobs: BlobStore, limit: int, after: int = 0) -> list[IndexRow]:
+    """The index rows of up to `limit` blobs not in the index yet with ids above `after`, and at
+    most about `_BATCH_CHARS` of text (reader side: no lock held). A blob whose file is gone gets
+    empty text: there is nothing a search could read either."""
     rows = conn.execute(
         f"SELECT id, sha256 FROM blobs WHERE text_version = {UNINDEXED} AND id > ? ORDER BY id LIMIT ?",
         (after, limit),
     ).fetchall()
-    texts: list[IndexedText] = []
+    texts: list[IndexRow] = []
     size = 0
     for blob_id, sha256 in rows:
         try:
-            texts.append((blob_id, *indexed_text(blobs.read(sha256))))
+            raw: bytes | None = blobs.read(sha256)
         except FileNotFoundError:
-            texts.append((blob_id, "", ""))
-        size += len(texts[-1][1]) + len(texts[-1][2])
+            raw = None
+        texts.append(index_row(blob_id, raw))
+        size += len(texts[-1].headers) + len(texts[-1].body)
         if size >= _BATCH_CHARS:
             break
     return texts
 
 
-def add_texts(conn: sqlite3.Connection, texts: Sequence[IndexedText]) -> int:
-    """Index the given texts, in the caller's write transaction; skips blobs indexed or removed
+def add_texts(conn: sqlite3.Connection, texts: Sequence[IndexRow]) -> int:
+    """Index the given rows, in the caller's write transaction; skips blobs indexed or removed
     since they were read. Returns how many were added."""
     added = 0
-    for blob_id, headers, body in texts:
+    for row in texts:
         marked = conn.execute(
             f"UPDATE blobs SET text_version = ? WHERE id = ? AND text_version = {UNINDEXED}",
-            (INDEX_VERSION, blob_id),
+            (INDEX_VERSION, row.blob_id),
         ).rowcount
         if marked:
-            conn.execute(
-                "INSERT INTO blob_trigrams(rowid, headers, body, header_words, body_words) VALUES (?, ?, ?, ?, ?)",
-                (blob_id, headers, body, distinct_words(headers), distinct_words(body)),
-            )
-            conn.execute("INSERT INTO blob_short_grams(rowid, grams) VALUES (?, ?)",
-                         (blob_id, short_grams(headers, body)))
+            _postings(conn, row, "")
             added += 1
     return added
 
 
-def forget_text(conn: sqlite3.Connection, blobs: BlobStore, blob_id: int, sha256: str, version: int) -> None:
-    """Remove a blob's postings from the contentless indexes (before its file is removed).
+def _postings(conn: sqlite3.Connection, row: IndexRow, command: str) -> None:
+    """Insert the row's postings, or with command 'delete' remove them."""
+    first, value = ("blob_trigrams, ", "'delete', ") if command else ("", "")
+    conn.execute(
+        f"INSERT INTO blob_trigrams({first}rowid, headers, body, header_words, body_words)"
+        f" VALUES ({value}?, ?, ?, ?, ?)",
+        row[:5],
+    )
+    first = "blob_short_grams, " if command else ""
+    conn.execute(f"INSERT INTO blob_short_grams({first}rowid, grams) VALUES ({value}?, ?)", (row.blob_id, row.grams))
 
-    FTS5 needs the very text that was indexed: it is derived again from the file. Without the
-    file the postings stay: blob ids are never reused, so they only ever name a blob that no
-    message has.
-    """
-    if version != INDEX_VERSION:
-        return
-    try:
-        headers, body = indexed_text(blobs.read(sha256))
-    except FileNotFoundError:
-        return
-    conn.execute(
-        "INSERT INTO blob_trigrams(blob_trigrams, rowid, headers, body, header_words, body_words)"
-        " VALUES ('delete', ?, ?, ?, ?, ?)",
-        (blob_id, headers, body, distinct_words(headers), distinct_words(body)),
-    )
-    conn.execute(
-        "INSERT INTO blob_short_grams(blob_short_grams, rowid, grams) VALUES ('delete', ?, ?)",
-        (blob_id, short_grams(headers, body)),
-    )
+
+def forget_later(conn: sqlite3.Connection, blob_id: int, sha256: str, version: int) -> None:
+    """Queue the postings of a blob being removed for the background indexer (`forgotten_texts`,
+    `forget_texts`), in the caller's write transaction: deriving the text again and removing
+    its postings costs milliseconds per message, which an expunge of thousands must not spend
+    holding the write lock. Until then the postings name a blob no message has (blob ids are
+    never reused), so no search finds them."""
+    if version == INDEX_VERSION:
+        conn.execute("INSERT OR IGNORE INTO text_to_forget(blob_id, sha256) VALUES (?, ?)", (blob_id, sha256))
+
+
+def forgotten_texts(conn: sqlite3.Connection, blobs: BlobStore, limit: int) -> list[tuple[int, IndexRow | None]]:
+    """The index rows of up to `limit` removed blobs, derived again from their files in the
+    blob trash (reader side: no lock held); None when the file is gone (trash purged, or kept
+    0 days): those postings stay, naming no message."""
+    found: list[tuple[int, IndexRow | None]] = []
+    for blob_id, sha256 in conn.execute("SELECT blob_id, sha256 FROM text_to_forget LIMIT ?", (limit,)).fetchall():
+        row = None
+        for path in (blobs.trash.root / sha256, blobs.path(sha256)):  # the same bytes if delivered again
+            try:
+                row = index_row(blob_id, path.read_bytes())
+                break
+            except FileNotFoundError:
+                continue
+        found.append((blob_id, row))
+    return found
+
+
+def forget_texts(conn: sqlite3.Connection, texts: Sequence[tuple[int, IndexRow | None]]) -> None:
+    """Remove the postings of `texts` (from `forgotten_texts`), in the caller's write transaction.
+
+    FTS5 needs the very text that was indexed, and a second 'delete' of a row would damage the
+    index: the queue row goes in the same transaction, and a row already gone is skipped."""
+    for blob_id, row in texts:
+        if conn.execute("DELETE FROM text_to_forget WHERE blob_id = ?", (blob_id,)).rowcount and row is not None:
+            _postings(conn, row, "delete")
 
 
 _LIVE = "SELECT m.uid, b.sha256 FROM messages m JOIN blobs b ON b.id = m.blob WHERE m.mailbox_id = ?"
@@ -209,7 +252,9 @@ def search_text(
         found = {uid for (uid,) in conn.execute(
             f"WITH hits(id) AS MATERIALIZED (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
             " SELECT uid FROM messages WHERE mailbox_id = ? AND blob IN hits"
-            " UNION ALL SELECT uid FROM expunged WHERE mailbox_id = ? AND blob IN hits",
+            # an expunged message's blob may be gone while its postings wait (forget_later)
+            " UNION ALL SELECT e.uid FROM expunged e JOIN blobs b ON b.id = e.blob"
+            " WHERE e.mailbox_id = ? AND e.blob IN hits",
             (match, mailbox_id, mailbox_id),
         )}
         unindexed = conn.execute(_UNINDEXED, (mailbox_id, mailbox_id)).fetchall()
