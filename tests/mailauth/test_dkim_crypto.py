@@ -113,3 +113,48 @@ def test_signing_keys_load_from_pkcs8_pem_and_refuse_other_kinds() -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     with pytest.raises(DkimKeyError, match="RSA or Ed25519"):
         load_signing_key(other)
+
+
+def test_a_key_record_is_parsed_once_and_then_served_from_the_cache() -> None:
+    from postoffice.mailauth.dkim_crypto import parsed_keys
+    record = rsa_record(RSA_KEY, extra="n=cached; ")
+    first = parse_key_record(record)
+    assert parse_key_record(record) is first  # not loaded again
+    assert parsed_keys.get(record) is first
+    other = ed_record(ED_KEY, extra="n=cached; ")  # another record text: its own key
+    assert parse_key_record(other) is not first and parse_key_record(other).key_type == "ed25519"
+
+
+def test_a_changed_record_gives_the_new_key_not_the_cached_one() -> None:
+    # The cache is keyed by the record's text: once the resolver's TTL lets a new record in,
+    # signatures by the new key verify and those by the old key do not.
+    old_key, new_key = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
+    old = parse_key_record(ed_record(old_key))
+    verify_signature(old, "ed25519-sha256", b"data", sign_bytes(old_key, b"data"))
+    new = parse_key_record(ed_record(new_key))
+    verify_signature(new, "ed25519-sha256", b"data", sign_bytes(new_key, b"data"))
+    with pytest.raises(SignatureInvalid):
+        verify_signature(new, "ed25519-sha256", b"data", sign_bytes(old_key, b"data"))
+
+
+def test_a_bad_record_raises_the_same_fault_every_time_from_the_cache() -> None:
+    from postoffice.mailauth.dkim_crypto import parsed_keys
+    record = "v=DKIM1; k=rsa; n=cached-fault; p="
+    for _ in range(3):
+        with pytest.raises(KeyRevoked, match="revoked") as raised:
+            parse_key_record(record)
+        assert raised.value is not parsed_keys.get(record)  # a fresh exception each time
+    assert isinstance(parsed_keys.get(record), KeyRevoked)
+
+
+def test_the_parsed_key_cache_is_bounded() -> None:
+    from postoffice.mailauth.dkim_crypto import KEY_CACHE_ENTRIES, parsed_keys
+    base = ed_record(ED_KEY)
+    for i in range(KEY_CACHE_ENTRIES + 50):
+        parse_key_record(f"{base}; n=number {i}")
+    assert len(parsed_keys) == KEY_CACHE_ENTRIES
+    assert parsed_keys.get(f"{base}; n=number 0") is None  # the least recently used went first
+    assert parsed_keys.get(f"{base}; n=number {KEY_CACHE_ENTRIES + 49}") is not None
+    huge = f"{base}; n={'x' * 5000}"
+    parse_key_record(huge)
+    assert parsed_keys.get(huge) is None  # records no key needs are not kept

@@ -17,6 +17,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -74,13 +76,70 @@ class DkimKey:
     notes: str = ""
 
 
+# Parsed key records by their exact text. Loading an RSA key (DER, then the key object) cost more
+# than the rest of one message's checks; the same few records come with most mail. Keyed by the
+# record text, so a record that changes in DNS (after the resolver's TTL) is parsed afresh.
+KEY_CACHE_ENTRIES = 1024
+KEY_CACHE_MAX_RECORD = 4096  # longer records (never a real key: 8192-bit RSA is ~1.4 KB) are not kept
+
+
+class _ParsedKeyCache:
+    """A bounded LRU of record text -> DkimKey or the DkimKeyError it raised; thread-safe (the
+    checks of big messages run in threads)."""
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._items: OrderedDict[str, DkimKey | DkimKeyError] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, record: str) -> DkimKey | DkimKeyError | None:
+        with self._lock:
+            found = self._items.get(record)
+            if found is not None:
+                self._items.move_to_end(record)
+            return found
+
+    def put(self, record: str, parsed: DkimKey | DkimKeyError) -> None:
+        if len(record) > KEY_CACHE_MAX_RECORD:
+            return
+        with self._lock:
+            self._items[record] = parsed
+            self._items.move_to_end(record)
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+parsed_keys = _ParsedKeyCache(KEY_CACHE_ENTRIES)
+
+
 def parse_key_record(record: str) -> DkimKey:
     """The key in a ``<selector>._domainkey.<domain>`` TXT record.
 
     Raises `KeyRevoked` for an empty p=, `KeyTooShort` for RSA under 1024 bits, and
     `DkimKeyError` for any other fault (syntax, v= other than DKIM1, unknown k=, a key that does
-    not decode, a service type list without "email" or "*").
+    not decode, a service type list without "email" or "*"). Results (and faults) are remembered
+    by the record's text in `parsed_keys`.
     """
+    found = parsed_keys.get(record)
+    if found is None:
+        try:
+            found = _parse_key_record(record)
+        except DkimKeyError as e:
+            found = e
+        parsed_keys.put(record, found)
+    if isinstance(found, DkimKeyError):
+        raise type(found)(str(found))  # a fresh exception: a cached one would gather tracebacks
+    return found
+
+
+def _parse_key_record(record: str) -> DkimKey:
     try:
         tags = parse_tag_list(record)
     except TagListError as e:
