@@ -5,6 +5,7 @@ served from memory."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from postoffice.mailauth.dmarc import (
     check_dmarc_author,
     parse_dmarc_record,
 )
+from postoffice.mailauth.dns_types import DnsAnswer
 from postoffice.mailauth.results import AuthenticationResults, DkimResult, SpfResult
 
 
@@ -371,6 +373,33 @@ async def test_policy_lookup_timeout_is_temperror() -> None:
     r = await check_dmarc(res, "example.com", None, [])
     assert (r.result, r.disposition) == ("temperror", "none")
     assert "timeout" in r.problem.lower()
+
+
+class SlowResolver(MemoryResolver):
+    """Every TXT answer takes `delay` seconds, as from a distant, slow name server."""
+
+    def __init__(self, records: MemoryResolver, delay: float) -> None:
+        super().__init__({})
+        self.records, self.delay = records, delay
+
+    async def txt(self, name: str) -> DnsAnswer[str]:
+        await asyncio.sleep(self.delay)
+        return await self.records.txt(name)
+
+
+async def test_an_evaluation_that_takes_too_long_is_temperror() -> None:
+    # Eight passing DKIM domains under the author's own organisational domain, each walked up
+    # to eight labels: ~70 sequential queries, each up to the resolver's timeout, used to hold
+    # the session for minutes.
+    author = "a.b.c.d.e.f.g.h.example.com"
+    slow = SlowResolver(dmarc_zone({"example.com": "v=DMARC1; p=reject"}), 0.1)
+    signatures = [dkim("pass", f"x{i}.b.c.d.e.f.g.h.example.com") for i in range(8)]
+    started = time.monotonic()
+    r = await check_dmarc(slow, author, None, signatures, time_limit=0.5)
+    assert r.result == "temperror" and "took more than 0.5 s" in r.problem, r
+    assert time.monotonic() - started < 5
+    r = await check_dmarc(slow, author, None, [dkim("fail", "example.com")])
+    assert (r.result, r.disposition) == ("fail", "reject")
 
 
 async def test_timeout_during_the_walk_is_temperror() -> None:

@@ -49,6 +49,7 @@ Implementation notes (section numbers and titles are RFC 9989's):
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -62,6 +63,9 @@ from postoffice.message.mime_headers import parse_fields, split_header
 MAX_WALK_QUERIES = 8  # §4.10: the first query plus at most 7 more
 MAX_IDENTIFIER_WALKS = 8  # distinct authenticated domains walked for relaxed alignment
 MAX_AUTHOR_DOMAINS = 4  # the domains of a multi-valued From evaluated ("Denial of DMARC ...")
+# One author domain's evaluation as a whole: the walks allow ~70 sequential `_dmarc` queries,
+# each up to the resolver's timeout, so a slow zone could hold a session for minutes.
+MAX_SECONDS = 20.0
 
 _POLICIES: dict[str, Policy] = {"none": "none", "quarantine": "quarantine", "reject": "reject"}
 _STRICTNESS = {"none": 0, "quarantine": 1, "reject": 2}
@@ -214,12 +218,18 @@ def _valid_name(name: str) -> bool:
 
 
 async def check_dmarc(resolver: Resolver, from_domain: str, spf: SpfResult | None,
-                      dkim: Sequence[DkimResult]) -> DmarcResult:
-    """The DMARC result for one author domain, from the SPF and DKIM results of the message."""
+                      dkim: Sequence[DkimResult], *, time_limit: float = MAX_SECONDS) -> DmarcResult:
+    """The DMARC result for one author domain, from the SPF and DKIM results of the message;
+    ``temperror`` when finding it takes longer than ``time_limit`` seconds."""
     domain = _a_label(from_domain)
     if domain is None:
         return DmarcResult("permerror", from_domain, problem=f"{from_domain!r} is not a domain name")
-    return await _Evaluation(resolver, domain).run(spf, dkim)
+    try:
+        async with asyncio.timeout(time_limit):
+            return await _Evaluation(resolver, domain).run(spf, dkim)
+    except TimeoutError:
+        return DmarcResult("temperror", domain, problem=f"the DMARC evaluation of {domain} took"
+                                                        f" more than {time_limit:g} s")
 
 
 async def check_dmarc_author(resolver: Resolver, author: AuthorDomains, spf: SpfResult | None,
