@@ -532,3 +532,13 @@ def test_fuzz_record_parser_never_raises(text: str) -> None:
 def test_fuzz_author_domains_never_raises(data: bytes) -> None:
     a = author_domains(b"From: " + data + b"\r\n\r\n")
     assert a.domains or a.problem
+
+
+def test_the_characters_a_from_domain_may_not_hold_are_those_of_the_reference() -> None:
+    # _valid_name scans with one regex; every code point is judged as the per-character rule did.
+    import sys
+
+    from postoffice.mailauth.dmarc import _valid_name
+    for point in range(sys.maxunicode + 1):
+        c = chr(point)
+        assert _valid_name(f"a{c}b.example") == (not (c.isspace() or c in '@;"\\')), hex(point)

@@ -451,3 +451,9 @@ def test_the_explanation_is_one_printable_ascii_line_a_reply_can_carry(local: st
     shown = "".join(c if " " <= c <= "~" else "?" for c in local)
     assert spf.result == "fail" and spf.explanation.startswith(shown + " " + shown + "@example.org")
     assert all(" " <= c <= "~" for c in spf.explanation) and len(spf.explanation) <= 400
+
+
+@given(st.text(max_size=60))
+def test_received_spf_comment_text_is_cleaned_like_the_character_by_character_reference(text: str) -> None:
+    from postoffice.mailauth.spf import _printable_ascii
+    assert _printable_ascii(text) == "".join(c if c.isprintable() and c.isascii() else "?" for c in text)

@@ -463,12 +463,20 @@ def _header_value(text: str) -> str:
     """A dot-atom when the value is one, else a quoted-string (RFC 5322 §3.2.3, §3.2.4)."""
     if text and all(part and set(part) <= _ATEXT for part in text.split(".")):
         return text
-    clean = "".join(c if c.isprintable() and c.isascii() else "?" for c in text)
+    clean = _printable_ascii(text)
     return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _printable_ascii(text: str) -> str:
+    """``text`` with every character that is not printable ASCII as "?"; the usual all-clean text
+    is checked by two C-level scans instead of a Python loop per character (every message)."""
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if c.isprintable() and c.isascii() else "?" for c in text)
 
 
 def _comment(text: str) -> str:
     """Text safe inside a header comment: printable ASCII, parentheses and backslashes escaped
     (after the cut to 300 characters, so the cut cannot leave a backslash before the ")")."""
-    clean = "".join(c if c.isprintable() and c.isascii() else "?" for c in " ".join(text.split()))
+    clean = _printable_ascii(" ".join(text.split()))
     return clean[:300].replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
