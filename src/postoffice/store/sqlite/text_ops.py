@@ -38,6 +38,7 @@ the postings, a batch at a time (`forgotten_texts`, `forget_texts`).
 
 from __future__ import annotations
 
+import logging
 import operator
 import re
 import sqlite3
@@ -46,6 +47,8 @@ from typing import NamedTuple
 
 from postoffice.message.mime import parse_message
 from postoffice.store.blobs import BlobStore
+
+log = logging.getLogger("postoffice")
 
 # Bump whenever `indexed_text` or `short_grams` change: removing postings needs exactly the text
 # that was indexed, so blobs indexed by another version are indexed again (see schema.py).
@@ -217,7 +220,21 @@ def forget_texts(conn: sqlite3.Connection, texts: Sequence[tuple[int, IndexRow |
     index: the queue row goes in the same transaction, and a row already gone is skipped."""
     for blob_id, row in texts:
         if conn.execute("DELETE FROM text_to_forget WHERE blob_id = ?", (blob_id,)).rowcount and row is not None:
-            _postings(conn, row, "delete")
+            # FTS5 refuses a delete whose text does not match its postings ("database disk image
+            # is malformed"): undo that row's attempt only and leave its postings, which name no
+            # message. Without this, one such row would stop all indexing for good, since the
+            # queue is worked first and the same row would fail again every minute.
+            # FTS5 is left unsure of its pending changes after such an error, so the rest of
+            # the batch waits for the next pass, in a transaction of its own.
+            conn.execute("SAVEPOINT forget_one")
+            try:
+                _postings(conn, row, "delete")
+            except sqlite3.DatabaseError as error:
+                conn.execute("ROLLBACK TO forget_one")
+                conn.execute("RELEASE forget_one")
+                log.warning("full-text postings of removed blob %d left in place: %s", blob_id, error)
+                return
+            conn.execute("RELEASE forget_one")
 
 
 _LIVE = "SELECT m.uid, b.sha256 FROM messages m JOIN blobs b ON b.id = m.blob WHERE m.mailbox_id = ?"
