@@ -223,9 +223,10 @@ def test_a_big_message_is_signed_off_the_event_loop_and_verifies(signing: Signin
             await task
 
     signed = signing.loop.run_until_complete(asyncio.wait_for(both(), 120))
-    # The loop kept running while the message was hashed: ~4,500 turns here with the thread,
-    # ~400 (only while the store answered is_local_domain) when it was signed on the loop.
-    assert ticks > 1500, ticks
+    # The loop kept running while the message was hashed: ~4,500 turns here with the thread
+    # (1,457 in one clean-clone CI run), ~400 (only while the store answered is_local_domain)
+    # when it was signed on the loop; twice that is the bound, so a busy machine does not fail it.
+    assert ticks > 800, ticks
     records = published(signing.data, "example.test", "mail")
     assert [r[0] for r in memory_verify(records, signed)] == ["pass", "pass"]
 
