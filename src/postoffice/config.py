@@ -17,15 +17,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
-import math
 import os
-import re
-import socket
 import tomllib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from postoffice import config_values as v
+from postoffice.config_values import ListenAddress, UnixAddress, default_hostname
 
 __all__ = [
     "CONFIG_FILE_NAME", "AuthConfig", "Config", "ConfigError", "DkimConfig", "LimitsConfig",
@@ -38,28 +37,6 @@ CONFIG_FILE_NAME = "postoffice.toml"
 
 class ConfigError(Exception):
     """A problem with the configuration; ``str(error)`` is one plain sentence for the user."""
-
-
-@dataclass(frozen=True, slots=True)
-class ListenAddress:
-    """A TCP address to listen on; port 0 asks the kernel for a free port (tests)."""
-
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        # IPv6 literals need brackets, or the port would be read as part of the address.
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class UnixAddress:
-    """A Unix socket path to listen on (only ``[listen] lmtp`` accepts these)."""
-
-    path: Path
-
-    def __str__(self) -> str:
-        return f"unix:{self.path}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,277 +182,27 @@ class Config:
         return dataclasses.replace(self, listen=ListenConfig(**listen))
 
 
-# --- checking one value --------------------------------------------------------------------------
-
-class _Invalid(Exception):
-    """Raised by a key's parser: ``expected`` says what is allowed (for ``part``, the bad entry
-    of a list, if there is one)."""
-
-    def __init__(self, expected: str, part: Any = None) -> None:
-        super().__init__(expected)
-        self.expected = expected
-        self.part = part
-
-
-_Parser = Callable[[Any, Path], Any]  # (value from TOML, data directory) -> typed value
-_INT64_MAX = 2**63 - 1
-
-
-def _number(minimum: float, maximum: float | None = None, *, unit: str = "", example: float,
-            whole: bool = True) -> _Parser:
-    kind = ("a whole number" if whole else "a number") + (f" of {unit}" if unit else "")
-    limits = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-    limits += f" {unit}" if unit else ""
-    types = int if whole else int | float
-
-    def parse(value: Any, _data_dir: Path) -> float:
-        # bool is a subclass of int in Python, but `true` is not a number in TOML.
-        if isinstance(value, bool) or not isinstance(value, types):
-            raise _Invalid(f"{kind} such as {example}")
-        # Comparisons, not math.isfinite, so huge integers cannot overflow; NaN fails them all.
-        if not minimum <= value <= (math.inf if maximum is None else maximum):
-            raise _Invalid(limits)
-        if value > _INT64_MAX:  # tomllib allows any size; SQLite and the TOML spec stop here
-            raise _Invalid(f"at most {_INT64_MAX}")
-        return value if whole else float(value)
-    return parse
-
-
-def _boolean(value: Any, _data_dir: Path) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid("true or false, without quotes")
-    return value
-
-
-def _choice(*allowed: str, expected: str = "") -> _Parser:
-    quoted = [f'"{a}"' for a in allowed]
-    expected = expected or (f"one of {', '.join(quoted[:-1])} or {quoted[-1]}"
-                            if len(quoted) > 1 else quoted[0])
-
-    def parse(value: Any, _data_dir: Path) -> str:
-        if not isinstance(value, str) or value.lower() not in allowed:
-            raise _Invalid(expected)
-        return value.lower()
-    return parse
-
-
-def _path(value: Any, data_dir: Path) -> Path:
-    if not isinstance(value, str) or not value.strip():
-        raise _Invalid("a file or directory path in quotes, relative to the data directory "
-                       "or absolute")
-    return _absolute(data_dir, value)
-
-
-def _absolute(data_dir: Path, text: str) -> Path:
-    # abspath normalises ".." without following symlinks, so messages show the path the user knows.
-    return Path(os.path.abspath(data_dir / os.path.expanduser(text)))
-
-
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-
-
-def _is_host_name(name: str) -> bool:
-    """RFC 1123 §2.1 host name; an all-numeric last label would be an IP address, not a name."""
-    labels = name.split(".")
-    return (0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
-            and not labels[-1].isdigit())
-
-
-def _hostname(value: Any, _data_dir: Path) -> str:
-    expected = "a DNS host name such as mail.example.com"
-    if not isinstance(value, str):
-        raise _Invalid(expected)
-    name = value.lower().removesuffix(".")
-    if not name.isascii():
-        try:
-            expected += f" (write an international name in its ASCII form, {name.encode('idna').decode()})"
-        except UnicodeError:
-            pass
-        raise _Invalid(expected)
-    if not _is_host_name(name):
-        raise _Invalid(expected + ", made of letters, digits, hyphens and dots")
-    return name
-
-
-def _selector(value: Any, _data_dir: Path) -> str:
-    # RFC 6376 §3.1: a selector is one or more DNS labels.
-    if not isinstance(value, str) or not all(_LABEL.fullmatch(p) for p in value.lower().split(".")):
-        raise _Invalid("a DNS label such as mail or 2024a, made of letters, digits and hyphens")
-    return value.lower()
-
-
-def default_hostname() -> str:
-    """The default ``[server] hostname``: this machine's FQDN if it is a valid host name."""
-    name = socket.getfqdn().lower().removesuffix(".")
-    # A container's odd host name must not make the defaults themselves invalid.
-    return name if _is_host_name(name) else "localhost"
-
-
-_PORT = re.compile(r"[0-9]{1,5}")
-
-
-def _nameservers(value: Any, _data_dir: Path) -> tuple[ListenAddress, ...]:
-    expected = ('a list of DNS servers such as ["127.0.0.1:53", "[::1]:53"] or ["127.0.0.1"]'
-                " (port 53 if left out), or [] for the system's /etc/resolv.conf")
-    if not isinstance(value, list):
-        raise _Invalid(expected)
-    servers = []
-    for item in value:
-        text = item if isinstance(item, str) else ""
-        literal = text.strip("[]") if text.startswith("[") and text.endswith("]") else text
-        try:  # a bare address: port 53
-            ipaddress.ip_address(literal)
-            servers.append(ListenAddress(literal, 53))
-            continue
-        except ValueError:
-            pass
-        address = _address(text, _data_dir, False) if text else None
-        if not isinstance(address, ListenAddress):
-            raise _Invalid('an IP address with an optional port such as "127.0.0.1:5353" or'
-                           ' "[::1]:53"', part=item)
-        try:
-            ipaddress.ip_address(address.host)
-        except ValueError:
-            raise _Invalid("an IP address, not a name (the resolver cannot look up its own"
-                           " server)", part=item) from None
-        servers.append(address)
-    return tuple(servers)
-
-
-def _domain_list(what: str, example: str, one: str) -> _Parser:
-    def parse(value: Any, _data_dir: Path) -> tuple[str, ...]:
-        if not isinstance(value, list):
-            raise _Invalid(f"a list of {what} such as {example}, or []")
-        names = []
-        for item in value:
-            name = item.lower().removesuffix(".") if isinstance(item, str) else ""
-            if not _is_host_name(name):
-                raise _Invalid(f"a DNS name such as {one}", part=item)
-            names.append(name)
-        return tuple(names)
-    return parse
-
-
-def _report_address(value: Any, _data_dir: Path) -> str:
-    expected = 'an email address of one of your domains such as "dmarc-reports@example.org", or ""'
-    if not isinstance(value, str):
-        raise _Invalid(expected)
-    text = value.strip().lower()
-    local, at, domain = text.rpartition("@")
-    if text and not (at and local and _is_host_name(domain) and local.isprintable() and " " not in local):
-        raise _Invalid(expected)
-    return text
-
-
-def _networks(value: Any, _data_dir: Path) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    if not isinstance(value, list):
-        raise _Invalid('a list of addresses or networks such as ["192.0.2.10", "10.0.0.0/8",'
-                       ' "2001:db8::/32"], or []')
-    networks = []
-    for item in value:
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False) if isinstance(item, str) else None)
-        except ValueError:
-            networks.append(None)
-        if networks[-1] is None:
-            raise _Invalid('an IP address or network such as "192.0.2.10" or "10.0.0.0/8"', part=item)
-    return tuple(n for n in networks if n is not None)
-
-
-def _listeners(*, unix: bool) -> _Parser:
-    expected = 'a list of "host:port" addresses such as ["0.0.0.0:25", "[::]:25"], or [] to turn it off'
-    entry = ('"host:port" such as "0.0.0.0:25" or "[::1]:25" with a port from 0 to 65535'
-             + (', or "unix:/path/to/socket"' if unix else ""))
-
-    def parse(value: Any, data_dir: Path) -> tuple[ListenAddress | UnixAddress, ...]:
-        if not isinstance(value, list):
-            raise _Invalid(expected)
-        addresses: list[ListenAddress | UnixAddress] = []
-        for item in value:
-            address = _address(item, data_dir, unix) if isinstance(item, str) else None
-            if address is None:
-                raise _Invalid(entry, part=item)
-            addresses.append(address)
-        return tuple(addresses)
-    return parse
-
-
-def _address(text: str, data_dir: Path, unix: bool) -> ListenAddress | UnixAddress | None:
-    if unix and text.startswith("unix:"):
-        return UnixAddress(_absolute(data_dir, text[5:])) if text[5:].strip() else None
-    if text.startswith("["):
-        host, bracket, port = text[1:].partition("]")
-        if not (bracket and port.startswith(":")):
-            return None
-        port = port[1:]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            return None
-    else:
-        host, colon, port = text.rpartition(":")
-        if not colon or ":" in host:  # a bare IPv6 literal is ambiguous without brackets
-            return None
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            if not _is_host_name(host.lower()):
-                return None
-    if not _PORT.fullmatch(port) or int(port) > 65535:
-        return None
-    return ListenAddress(host, int(port))
-
-
 # --- the schema ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class _Key:
     name: str
     default: Any          # as written in the file; a callable is computed when needed
-    parse: _Parser
+    parse: v.Parser
     doc: str              # the one-line comment written by default_config_text()
 
 
-def _retry_schedule(value: Any, _data_dir: Path) -> tuple[float, ...]:
-    expected = "a list of one or more numbers of seconds, such as [60, 300, 900, 1800, 3600]"
-    if not isinstance(value, list) or not value:
-        raise _Invalid(expected)
-    for entry in value:
-        if isinstance(entry, bool) or not isinstance(entry, int | float) or not 1 <= entry <= 86400:
-            raise _Invalid("a number of seconds from 1 to 86400", part=entry)
-    return tuple(float(entry) for entry in value)
-
-
-def _source_address(version: int) -> _Parser:
-    example = "192.0.2.25" if version == 4 else "2001:db8::25"
-
-    def parse(value: Any, _data_dir: Path) -> str:
-        expected = f'an IPv{version} address of this machine in quotes, such as "{example}", or "" for any'
-        if not isinstance(value, str):
-            raise _Invalid(expected)
-        if value == "":
-            return value
-        try:
-            address = ipaddress.ip_address(value)
-        except ValueError:
-            raise _Invalid(expected) from None
-        if address.version != version:
-            raise _Invalid(expected)
-        return str(address)
-    return parse
-
-
 def _listen_key(name: str, default: list[str], doc: str) -> _Key:
-    return _Key(name, default, _listeners(unix=name == "lmtp"), doc)
+    return _Key(name, default, v.listeners(unix=name == "lmtp"), doc)
 
 
 _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
     "server": (ServerConfig, (
-        _Key("hostname", default_hostname, _hostname,
+        _Key("hostname", default_hostname, v.hostname,
              "This server's DNS name: used in greetings, HELO, Received headers and the certificate."),
-        _Key("log_level", "info", _choice("debug", "info", "warning", "error"),
+        _Key("log_level", "info", v.choice("debug", "info", "warning", "error"),
              'How much to log: "debug", "info", "warning" or "error".'),
-        _Key("log_format", "text", _choice("text", "json"),
+        _Key("log_format", "text", v.choice("text", "json"),
              '"text" (one readable line per event) or "json" (one JSON object per line); '
              "docs/logging.md lists the fields."),
     )),
@@ -490,128 +217,128 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _listen_key("lmtp", [], 'Local delivery from other programs; "unix:/path" allowed; [] = off.'),
     )),
     "tls": (TlsConfig, (
-        _Key("cert_file", "tls/cert.pem", _path,
+        _Key("cert_file", "tls/cert.pem", v.path,
              "Certificate chain in PEM (e.g. certbot's fullchain.pem); re-read when it changes."),
-        _Key("key_file", "tls/key.pem", _path, "Private key in PEM, without a passphrase."),
-        _Key("min_version", "1.2", _choice("1.2", "1.3", expected='"1.2" or "1.3", in quotes'),
+        _Key("key_file", "tls/key.pem", v.path, "Private key in PEM, without a passphrase."),
+        _Key("min_version", "1.2", v.choice("1.2", "1.3", expected='"1.2" or "1.3", in quotes'),
              'Oldest TLS version accepted: "1.2" or "1.3".'),
     )),
     "store": (StoreConfig, (
         _Key("backend", "sqlite",
-             _choice("sqlite", expected='"sqlite", the only backend available today'),
+             v.choice("sqlite", expected='"sqlite", the only backend available today'),
              'Where mail is kept: "sqlite" (the only backend today).'),
-        _Key("path", "store.sqlite3", _path, "The SQLite database file."),
-        _Key("blobs", "blobs", _path, "Directory holding message contents, one file per message."),
-        _Key("reader_threads", 4, _number(1, 64, example=4),
+        _Key("path", "store.sqlite3", v.path, "The SQLite database file."),
+        _Key("blobs", "blobs", v.path, "Directory holding message contents, one file per message."),
+        _Key("reader_threads", 4, v.number(1, 64, example=4),
              "Threads reading the store in parallel (1 to 64)."),
-        _Key("blob_trash_days", 7, _number(0, 3650, unit="days", example=7),
+        _Key("blob_trash_days", 7, v.number(0, 3650, unit="days", example=7),
              "Days removed message files stay in blobs/.trash before deletion (0 = delete at once)."),
     )),
     "limits": (LimitsConfig, (
-        _Key("max_message_size", 52428800, _number(1024, unit="bytes", example=52428800),
+        _Key("max_message_size", 52428800, v.number(1024, unit="bytes", example=52428800),
              "Largest message accepted, in bytes (52428800 = 50 MiB)."),
-        _Key("max_recipients", 100, _number(1, example=100), "Most recipients in one message."),
-        _Key("max_line_length", 4096, _number(512, unit="bytes", example=4096),
+        _Key("max_recipients", 100, v.number(1, example=100), "Most recipients in one message."),
+        _Key("max_line_length", 4096, v.number(512, unit="bytes", example=4096),
              "Longest protocol line, in bytes (SMTP itself needs 1000)."),
-        _Key("max_connections_per_ip", 100, _number(1, example=100),
+        _Key("max_connections_per_ip", 100, v.number(1, example=100),
              "Most simultaneous connections from one IP address (IPv6: one /64) that have not"
              " logged in, every protocol together: flood protection (an MX's SMTP session counts"
              " throughout). Logged-in connections count under max_userip_connections instead."),
-        _Key("max_userip_connections", 20, _number(1, example=20),
+        _Key("max_userip_connections", 20, v.number(1, example=20),
              "Most simultaneous logged-in connections of one user from one IP address, for"
              " IMAP, POP3 and SMTP submission each (Dovecot's mail_max_userip_connections)."),
-        _Key("max_connections", 2000, _number(1, example=2000),
+        _Key("max_connections", 2000, v.number(1, example=2000),
              "Most simultaneous connections in all (every protocol together, per process);"
              " lowered at start if the open-file limit cannot hold them."),
-        _Key("line_timeout", 60.0, _number(1, 3600, unit="seconds", example=60.0, whole=False),
+        _Key("line_timeout", 60.0, v.number(1, 3600, unit="seconds", example=60.0, whole=False),
              "Seconds a client has to finish a command line once it began sending it; sending"
              " slowly does not extend it."),
-        _Key("login_timeout", 60.0, _number(1, 3600, unit="seconds", example=60.0, whole=False),
+        _Key("login_timeout", 60.0, v.number(1, 3600, unit="seconds", example=60.0, whole=False),
              "Seconds from connecting to a successful login on IMAP, POP3 and the SMTP"
              " submission ports."),
-        _Key("default_quota", 0, _number(0, unit="bytes", example=1073741824),
+        _Key("default_quota", 0, v.number(0, unit="bytes", example=1073741824),
              "Storage limit for new accounts, in bytes; 0 means unlimited."),
     )),
     "auth": (AuthConfig, (
-        _Key("plaintext_on_loopback", True, _boolean,
+        _Key("plaintext_on_loopback", True, v.boolean,
              "Allow passwords without TLS from this machine itself (e.g. webmail)."),
-        _Key("failed_login_delay", 2.0, _number(0, 60, unit="seconds", example=2.0, whole=False),
+        _Key("failed_login_delay", 2.0, v.number(0, 60, unit="seconds", example=2.0, whole=False),
              "Seconds to wait after a failed login, doubled per failure, per IP and per account."),
-        _Key("login_cache_seconds", 300.0, _number(0, 86400, unit="seconds", example=300.0, whole=False),
+        _Key("login_cache_seconds", 300.0, v.number(0, 86400, unit="seconds", example=300.0, whole=False),
              "Seconds a successful login is remembered (a keyed hash, in memory only), so clients"
              " that reconnect skip the slow password check; 0 turns it off."),
     )),
     "dkim": (DkimConfig, (
-        _Key("selector", "mail", _selector,
+        _Key("selector", "mail", v.selector,
              "DKIM selector of each domain's RSA key (its Ed25519 key: <selector>-ed25519); keys live in keys/<domain>.<selector>.pem."),
     )),
     "smtp": (SmtpConfig, (
-        _Key("command_timeout", 300.0, _number(1, 3600, unit="seconds", example=300.0, whole=False),
+        _Key("command_timeout", 300.0, v.number(1, 3600, unit="seconds", example=300.0, whole=False),
              "Seconds to wait for the next SMTP command (RFC 5321 §4.5.3.2: at least 300)."),
-        _Key("data_timeout", 180.0, _number(1, 3600, unit="seconds", example=180.0, whole=False),
+        _Key("data_timeout", 180.0, v.number(1, 3600, unit="seconds", example=180.0, whole=False),
              "Seconds to wait for more message data during DATA or BDAT (RFC 5321: 180)."),
         _Key("transaction_timeout", 1800.0,
-             _number(60, 86400, unit="seconds", example=1800.0, whole=False),
+             v.number(60, 86400, unit="seconds", example=1800.0, whole=False),
              "Seconds from MAIL FROM to the end of the message data, however steadily it"
              " trickles in."),
-        _Key("max_errors", 10, _number(1, 1000, example=10),
+        _Key("max_errors", 10, v.number(1, 1000, example=10),
              "Bad or unknown commands allowed before the connection is closed with 421."),
-        _Key("received_shows_user", False, _boolean,
+        _Key("received_shows_user", False, v.boolean,
              "Name the authenticated user in the Received: header of submitted mail."),
-        _Key("recipient_delimiter", "+", _choice("+", "-", "", expected='"+", "-" or ""'),
+        _Key("recipient_delimiter", "+", v.choice("+", "-", "", expected='"+", "-" or ""'),
              'Separates an address from its detail: user+news@ reaches user@ ("" turns it off).'),
-        _Key("trusted_networks", [], _networks,
+        _Key("trusted_networks", [], v.networks,
              "Relays in front of this server (a filtering appliance) whose mail on port 25 skips"
              " SPF, iprev and blocklists and is judged by the Received header they add; [] = none."),
-        _Key("trusted_arc_sealers", [], _domain_list("domains", '["google.com", "lists.example.org"]', "google.com"),
+        _Key("trusted_arc_sealers", [], v.domain_list("domains", '["google.com", "lists.example.org"]', "google.com"),
              "ARC sealers (d= of ARC-Seal) trusted with forwarded and mailing-list mail: a"
              " passing ARC chain whose newest seal is theirs overrides a DMARC failure; [] = none."),
     )),
     "dns": (DnsConfig, (
-        _Key("nameservers", [], _nameservers,
+        _Key("nameservers", [], v.nameservers,
              'DNS servers to ask, such as ["127.0.0.1:5353"]; [] = the system\'s /etc/resolv.conf.'
              " Use a validating resolver you trust: SPF, DKIM and DMARC rely on its answers."),
-        _Key("timeout", 5.0, _number(0.1, 60, unit="seconds", example=5.0, whole=False),
+        _Key("timeout", 5.0, v.number(0.1, 60, unit="seconds", example=5.0, whole=False),
              "Seconds to wait for one DNS answer before calling it a temporary failure."),
-        _Key("cache_entries", 10000, _number(0, 10_000_000, example=10000),
+        _Key("cache_entries", 10000, v.number(0, 10_000_000, example=10000),
              "DNS answers (and absences) kept in memory, each for its TTL; 0 turns the cache off."),
-        _Key("blocklists", [], _domain_list("DNS blocklist zones", '["zen.spamhaus.org"]', "zen.spamhaus.org"),
+        _Key("blocklists", [], v.domain_list("DNS blocklist zones", '["zen.spamhaus.org"]', "zen.spamhaus.org"),
              "DNS blocklists checked for every client of port 25, such as"
              ' ["zen.spamhaus.org"]; [] = none.'),
     )),
     "dmarc": (DmarcConfig, (
-        _Key("report_address", "", _report_address,
+        _Key("report_address", "", v.report_address,
              "Where other servers send DMARC aggregate reports (rua=mailto: in your DMARC"
              " records; make it a user or alias): mail to it is delivered as usual and its"
              " reports are read for `postoffice dmarc reports`; \"\" = not read."),
     )),
     "imap": (ImapConfig, (
-        _Key("per_user_seen", True, _boolean,
+        _Key("per_user_seen", True, v.boolean,
              "On mailboxes shared with them, each user has their own read/unread (\\Seen) state."),
     )),
     "pop3": (Pop3Config, (
-        _Key("processes", 1, _number(1, 64, example=2),
+        _Key("processes", 1, v.number(1, 64, example=2),
              "Processes serving POP3 (1 to 64), sharing its ports: more than 1 lets downloads"
              " use more CPU cores; IMAP, SMTP and the rest stay in the main process. Login delays"
              " and connection limits hold for all processes together."),
     )),
     "outbound": (OutboundConfig, (
-        _Key("retry_schedule", [60, 300, 900, 1800, 3600], _retry_schedule,
+        _Key("retry_schedule", [60, 300, 900, 1800, 3600], v.retry_schedule,
              "Seconds to wait after each failed delivery attempt (a tenth of it added or taken at"
              " random); the last entry repeats until max_queue_time."),
-        _Key("max_queue_time", 432000, _number(1, 60 * 86400, unit="seconds", example=432000, whole=False),
+        _Key("max_queue_time", 432000, v.number(1, 60 * 86400, unit="seconds", example=432000, whole=False),
              "Seconds a message may wait in the queue before it is returned to its sender"
              " (432000 = 5 days)."),
-        _Key("delay_warning_after", 14400, _number(0, 60 * 86400, unit="seconds", example=14400, whole=False),
+        _Key("delay_warning_after", 14400, v.number(0, 60 * 86400, unit="seconds", example=14400, whole=False),
              "Seconds queued before the sender is told the message is delayed (once, unless"
              " they asked for no such notice); 0 = never."),
-        _Key("concurrency", 20, _number(1, 1000, example=20),
+        _Key("concurrency", 20, v.number(1, 1000, example=20),
              "Messages being delivered at once by this server."),
-        _Key("mx_port", 25, _number(1, 65535, example=25),
+        _Key("mx_port", 25, v.number(1, 65535, example=25),
              "Port of other servers' MX hosts (25; tests point it elsewhere)."),
-        _Key("source_ipv4", "", _source_address(4),
+        _Key("source_ipv4", "", v.source_address(4),
              'IPv4 address to send from (SPF and PTR must name it); "" = any.'),
-        _Key("source_ipv6", "", _source_address(6),
+        _Key("source_ipv6", "", v.source_address(6),
              'IPv6 address to send from (SPF and PTR must name it); "" = any.'),
     )),
 }
@@ -670,7 +397,7 @@ def _build(raw: dict[str, Any], data_dir: Path, name: str) -> Config:
                 value = value()
             try:
                 values[key.name] = key.parse(value, data_dir)
-            except _Invalid as bad:
+            except v.Invalid as bad:
                 shown = (f"contains {_show(bad.part)}, but each entry must be"
                          if bad.part is not None else f"is {_show(value)}, but it must be")
                 raise ConfigError(f"{name}: [{section}] {key.name} {shown} {bad.expected}.") from None
@@ -735,8 +462,8 @@ def render_config(config: Config) -> str:
 def default_config_text(hostname: str) -> str:
     """The commented ``postoffice.toml`` that ``postoffice init`` writes, every key at its default."""
     try:
-        hostname = _hostname(hostname, Path())
-    except _Invalid as bad:
+        hostname = v.hostname(hostname, Path())
+    except v.Invalid as bad:
         raise ConfigError(f"The host name {_show(hostname)} cannot be used: it must be "
                           f"{bad.expected}.") from None
     lines = ["# postoffice configuration. Every key is shown with its default; delete a line to",

@@ -15,7 +15,8 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from postoffice.config import _is_host_name, default_config_text, load_config
+from postoffice.config import default_config_text, load_config
+from postoffice.config_values import is_host_name
 from postoffice.net.tls import create_self_signed_certificate
 from postoffice.services import open_services
 from postoffice.setup.domain_keys import create_domain_keys
@@ -39,7 +40,7 @@ def machine_hostname() -> tuple[str, str]:
     resolve their name to localhost)."""
     for how, name in (("socket.getfqdn()", socket.getfqdn()), ("socket.gethostname()", socket.gethostname())):
         name = name.lower().removesuffix(".")
-        if _is_host_name(name) and name not in ("localhost", "localhost.localdomain"):
+        if is_host_name(name) and name not in ("localhost", "localhost.localdomain"):
             return name, (f"No --hostname given: using this machine's name, {name} (from {how}); a public "
                           "server needs its public name, set with --hostname mail.example.org or as hostname "
                           "in the [server] section of postoffice.toml.")

@@ -1,0 +1,289 @@
+"""Checking one configuration value: the parsers `config._SCHEMA` names for each key.
+
+Each parser takes the value as TOML gave it and the data directory, and returns the typed value
+or raises `Invalid` saying what is allowed (`config` turns that into one sentence naming the
+file and key). Kept apart from the schema so each file can be read in one sitting.
+"""
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """A TCP address to listen on; port 0 asks the kernel for a free port (tests)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        # IPv6 literals need brackets, or the port would be read as part of the address.
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class UnixAddress:
+    """A Unix socket path to listen on (only ``[listen] lmtp`` accepts these)."""
+
+    path: Path
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+
+# --- checking one value --------------------------------------------------------------------------
+
+class Invalid(Exception):
+    """Raised by a key's parser: ``expected`` says what is allowed (for ``part``, the bad entry
+    of a list, if there is one)."""
+
+    def __init__(self, expected: str, part: Any = None) -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.part = part
+
+
+Parser = Callable[[Any, Path], Any]  # (value from TOML, data directory) -> typed value
+_INT64_MAX = 2**63 - 1
+
+
+def number(minimum: float, maximum: float | None = None, *, unit: str = "", example: float,
+            whole: bool = True) -> Parser:
+    kind = ("a whole number" if whole else "a number") + (f" of {unit}" if unit else "")
+    limits = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+    limits += f" {unit}" if unit else ""
+    types = int if whole else int | float
+
+    def parse(value: Any, _data_dir: Path) -> float:
+        # bool is a subclass of int in Python, but `true` is not a number in TOML.
+        if isinstance(value, bool) or not isinstance(value, types):
+            raise Invalid(f"{kind} such as {example}")
+        # Comparisons, not math.isfinite, so huge integers cannot overflow; NaN fails them all.
+        if not minimum <= value <= (math.inf if maximum is None else maximum):
+            raise Invalid(limits)
+        if value > _INT64_MAX:  # tomllib allows any size; SQLite and the TOML spec stop here
+            raise Invalid(f"at most {_INT64_MAX}")
+        return value if whole else float(value)
+    return parse
+
+
+def boolean(value: Any, _data_dir: Path) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("true or false, without quotes")
+    return value
+
+
+def choice(*allowed: str, expected: str = "") -> Parser:
+    quoted = [f'"{a}"' for a in allowed]
+    expected = expected or (f"one of {', '.join(quoted[:-1])} or {quoted[-1]}"
+                            if len(quoted) > 1 else quoted[0])
+
+    def parse(value: Any, _data_dir: Path) -> str:
+        if not isinstance(value, str) or value.lower() not in allowed:
+            raise Invalid(expected)
+        return value.lower()
+    return parse
+
+
+def path(value: Any, data_dir: Path) -> Path:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("a file or directory path in quotes, relative to the data directory "
+                       "or absolute")
+    return absolute(data_dir, value)
+
+
+def absolute(data_dir: Path, text: str) -> Path:
+    # abspath normalises ".." without following symlinks, so messages show the path the user knows.
+    return Path(os.path.abspath(data_dir / os.path.expanduser(text)))
+
+
+LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def is_host_name(name: str) -> bool:
+    """RFC 1123 §2.1 host name; an all-numeric last label would be an IP address, not a name."""
+    labels = name.split(".")
+    return (0 < len(name) <= 253 and all(LABEL.fullmatch(label) for label in labels)
+            and not labels[-1].isdigit())
+
+
+def hostname(value: Any, _data_dir: Path) -> str:
+    expected = "a DNS host name such as mail.example.com"
+    if not isinstance(value, str):
+        raise Invalid(expected)
+    name = value.lower().removesuffix(".")
+    if not name.isascii():
+        try:
+            expected += f" (write an international name in its ASCII form, {name.encode('idna').decode()})"
+        except UnicodeError:
+            pass
+        raise Invalid(expected)
+    if not is_host_name(name):
+        raise Invalid(expected + ", made of letters, digits, hyphens and dots")
+    return name
+
+
+def selector(value: Any, _data_dir: Path) -> str:
+    # RFC 6376 §3.1: a selector is one or more DNS labels.
+    if not isinstance(value, str) or not all(LABEL.fullmatch(p) for p in value.lower().split(".")):
+        raise Invalid("a DNS label such as mail or 2024a, made of letters, digits and hyphens")
+    return value.lower()
+
+
+def default_hostname() -> str:
+    """The default ``[server] hostname``: this machine's FQDN if it is a valid host name."""
+    name = socket.getfqdn().lower().removesuffix(".")
+    # A container's odd host name must not make the defaults themselves invalid.
+    return name if is_host_name(name) else "localhost"
+
+
+PORT = re.compile(r"[0-9]{1,5}")
+
+
+def nameservers(value: Any, _data_dir: Path) -> tuple[ListenAddress, ...]:
+    expected = ('a list of DNS servers such as ["127.0.0.1:53", "[::1]:53"] or ["127.0.0.1"]'
+                " (port 53 if left out), or [] for the system's /etc/resolv.conf")
+    if not isinstance(value, list):
+        raise Invalid(expected)
+    servers = []
+    for item in value:
+        text = item if isinstance(item, str) else ""
+        literal = text.strip("[]") if text.startswith("[") and text.endswith("]") else text
+        try:  # a bare address: port 53
+            ipaddress.ip_address(literal)
+            servers.append(ListenAddress(literal, 53))
+            continue
+        except ValueError:
+            pass
+        address = parse_address(text, _data_dir, False) if text else None
+        if not isinstance(address, ListenAddress):
+            raise Invalid('an IP address with an optional port such as "127.0.0.1:5353" or'
+                           ' "[::1]:53"', part=item)
+        try:
+            ipaddress.ip_address(address.host)
+        except ValueError:
+            raise Invalid("an IP address, not a name (the resolver cannot look up its own"
+                           " server)", part=item) from None
+        servers.append(address)
+    return tuple(servers)
+
+
+def domain_list(what: str, example: str, one: str) -> Parser:
+    def parse(value: Any, _data_dir: Path) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise Invalid(f"a list of {what} such as {example}, or []")
+        names = []
+        for item in value:
+            name = item.lower().removesuffix(".") if isinstance(item, str) else ""
+            if not is_host_name(name):
+                raise Invalid(f"a DNS name such as {one}", part=item)
+            names.append(name)
+        return tuple(names)
+    return parse
+
+
+def report_address(value: Any, _data_dir: Path) -> str:
+    expected = 'an email address of one of your domains such as "dmarc-reports@example.org", or ""'
+    if not isinstance(value, str):
+        raise Invalid(expected)
+    text = value.strip().lower()
+    local, at, domain = text.rpartition("@")
+    if text and not (at and local and is_host_name(domain) and local.isprintable() and " " not in local):
+        raise Invalid(expected)
+    return text
+
+
+def networks(value: Any, _data_dir: Path) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    if not isinstance(value, list):
+        raise Invalid('a list of addresses or networks such as ["192.0.2.10", "10.0.0.0/8",'
+                       ' "2001:db8::/32"], or []')
+    networks = []
+    for item in value:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False) if isinstance(item, str) else None)
+        except ValueError:
+            networks.append(None)
+        if networks[-1] is None:
+            raise Invalid('an IP address or network such as "192.0.2.10" or "10.0.0.0/8"', part=item)
+    return tuple(n for n in networks if n is not None)
+
+
+def listeners(*, unix: bool) -> Parser:
+    expected = 'a list of "host:port" addresses such as ["0.0.0.0:25", "[::]:25"], or [] to turn it off'
+    entry = ('"host:port" such as "0.0.0.0:25" or "[::1]:25" with a port from 0 to 65535'
+             + (', or "unix:/path/to/socket"' if unix else ""))
+
+    def parse(value: Any, data_dir: Path) -> tuple[ListenAddress | UnixAddress, ...]:
+        if not isinstance(value, list):
+            raise Invalid(expected)
+        addresses: list[ListenAddress | UnixAddress] = []
+        for item in value:
+            address = parse_address(item, data_dir, unix) if isinstance(item, str) else None
+            if address is None:
+                raise Invalid(entry, part=item)
+            addresses.append(address)
+        return tuple(addresses)
+    return parse
+
+
+def parse_address(text: str, data_dir: Path, unix: bool) -> ListenAddress | UnixAddress | None:
+    if unix and text.startswith("unix:"):
+        return UnixAddress(absolute(data_dir, text[5:])) if text[5:].strip() else None
+    if text.startswith("["):
+        host, bracket, port = text[1:].partition("]")
+        if not (bracket and port.startswith(":")):
+            return None
+        port = port[1:]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    else:
+        host, colon, port = text.rpartition(":")
+        if not colon or ":" in host:  # a bare IPv6 literal is ambiguous without brackets
+            return None
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            if not is_host_name(host.lower()):
+                return None
+    if not PORT.fullmatch(port) or int(port) > 65535:
+        return None
+    return ListenAddress(host, int(port))
+
+
+def retry_schedule(value: Any, _data_dir: Path) -> tuple[float, ...]:
+    expected = "a list of one or more numbers of seconds, such as [60, 300, 900, 1800, 3600]"
+    if not isinstance(value, list) or not value:
+        raise Invalid(expected)
+    for entry in value:
+        if isinstance(entry, bool) or not isinstance(entry, int | float) or not 1 <= entry <= 86400:
+            raise Invalid("a number of seconds from 1 to 86400", part=entry)
+    return tuple(float(entry) for entry in value)
+
+
+def source_address(version: int) -> Parser:
+    example = "192.0.2.25" if version == 4 else "2001:db8::25"
+
+    def parse(value: Any, _data_dir: Path) -> str:
+        expected = f'an IPv{version} address of this machine in quotes, such as "{example}", or "" for any'
+        if not isinstance(value, str):
+            raise Invalid(expected)
+        if value == "":
+            return value
+        try:
+            address = ipaddress.ip_address(value)
+        except ValueError:
+            raise Invalid(expected) from None
+        if address.version != version:
+            raise Invalid(expected)
+        return str(address)
+    return parse
