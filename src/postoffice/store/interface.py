@@ -15,15 +15,46 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 
 from postoffice.mailauth.dmarc_reports import AggregateReport
-from postoffice.mailauth.results import DkimResult, DmarcResult, SpfResult
 from postoffice.message.mime_model import Address
+from postoffice.store.auth_records import (  # re-exported: callers import them from here
+    AccessEntry as AccessEntry,
+)
+from postoffice.store.auth_records import (
+    AccessKind as AccessKind,
+)
+from postoffice.store.auth_records import (
+    AccessListName as AccessListName,
+)
+from postoffice.store.auth_records import (
+    DkimOutcome as DkimOutcome,
+)
+from postoffice.store.auth_records import (
+    DmarcEvaluation as DmarcEvaluation,
+)
+from postoffice.store.auth_records import (
+    DmarcSourceSummary as DmarcSourceSummary,
+)
+from postoffice.store.queue_records import (  # re-exported: callers import them from here
+    OutboundMessage as OutboundMessage,
+)
+from postoffice.store.queue_records import (
+    QueueAttemptRecord as QueueAttemptRecord,
+)
+from postoffice.store.queue_records import (
+    QueueAttemptResult as QueueAttemptResult,
+)
+from postoffice.store.queue_records import (
+    QueuedMessage as QueuedMessage,
+)
+from postoffice.store.queue_records import (
+    QueuedRecipient as QueuedRecipient,
+)
 
 if TYPE_CHECKING:
     from postoffice.store.changes import ChangeNotifier
@@ -332,145 +363,6 @@ class TargetResult:
     target: DeliveryTarget
     uid: int | None
     error: StoreError | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedRecipient:
-    """One remote recipient of a queued message, with its RFC 3461 DSN parameters."""
-
-    address: str
-    notify: tuple[str, ...] = ()  # NEVER | SUCCESS, FAILURE, DELAY; empty: the default
-    orcpt: str | None = None
-    status: str = "pending"  # pending | delivered | failed
-    delay_warned: bool = False  # a delay DSN went to the sender for this recipient
-
-
-@dataclass(frozen=True, slots=True)
-class OutboundMessage:
-    """The envelope of a message for the outbound queue."""
-
-    sender: str
-    recipients: tuple[QueuedRecipient, ...]
-    envid: str | None = None
-    ret: str | None = None  # FULL | HDRS
-    auth_account: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedMessage:
-    id: int
-    blob: str
-    size: int
-    envelope: OutboundMessage
-    created: float
-    next_attempt: float
-    attempts: int
-    last_error: str | None
-    held: bool = False  # `postoffice queue hold`: never picked until released
-
-
-@dataclass(frozen=True, slots=True)
-class QueueAttemptRecord:
-    """One recipient's part of one delivery attempt, as `postoffice queue show` lists it."""
-
-    time: float
-    recipient: str
-    outcome: str  # delivered | deferred | failed
-    host: str = ""
-    address: str = ""
-    reply: str = ""  # the remote server's reply, or the reason in plain words
-    tls: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class QueueAttemptResult:
-    """What the runner writes after one attempt, in one transaction: the recipients with their
-    new status, the attempt's rows, and when to try again (None: every recipient is finished
-    and the entry is removed)."""
-
-    recipients: tuple[QueuedRecipient, ...]
-    attempts: tuple[QueueAttemptRecord, ...]
-    next_attempt: float | None
-    last_error: str | None
-
-
-# --- block/allow lists and DMARC report data (access_lists.py, mailauth/dmarc_reports.py) --------
-
-AccessListName = Literal["block", "allow"]
-AccessKind = Literal["ip", "cidr", "domain", "address"]
-
-
-@dataclass(frozen=True, slots=True)
-class AccessEntry:
-    """One entry of the local block or allow list; access_lists.py says how each kind matches."""
-
-    list: AccessListName
-    kind: AccessKind
-    value: str  # canonical: 192.0.2.7, 2001:db8::/32, example.com or user@example.com
-    reason: str = ""
-    created: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class DkimOutcome:
-    domain: str
-    selector: str
-    result: str
-
-
-@dataclass(frozen=True, slots=True)
-class DmarcEvaluation:
-    """What an aggregate report (RFC 7489 §7.2, appendix C) needs about one message received on
-    port 25: recorded per message, so the reports we send later can be added up from these."""
-
-    received: float
-    source_ip: str
-    header_from: str  # the RFC5322.From domain
-    envelope_from: str  # the MAIL FROM domain; "" for the null sender
-    envelope_to: str  # the first recipient's domain
-    dmarc: str  # DmarcResult.result
-    disposition: str  # what was done: none | quarantine | reject
-    policy_domain: str = ""  # where the DMARC record was found
-    policy: str = ""  # its p=/sp=/np= that applied; "" without a record
-    spf: str = "none"  # the SPF result and the domain it was checked for
-    spf_domain: str = ""
-    spf_aligned: bool = False
-    dkim: tuple[DkimOutcome, ...] = ()
-    dkim_aligned: bool = False
-    reason: str = ""  # a local override of the policy, e.g. "trusted_forwarder" (ARC), "sampled_out"
-
-    @classmethod
-    def of(cls, *, source_ip: str, mail_from: str, recipient: str, dmarc: DmarcResult, spf: SpfResult | None,
-           dkim: Sequence[DkimResult], disposition: str, reason: str = "",
-           received: float | None = None) -> DmarcEvaluation:
-        """From the results the inbound checks computed; `disposition` is what was done (after
-        local overrides), `reason` why it differs from the policy's (RFC 7489 PolicyOverrideType)."""
-        return cls(
-            received=time.time() if received is None else received, source_ip=source_ip,
-            header_from=dmarc.from_domain, envelope_from=mail_from.rpartition("@")[2],
-            envelope_to=recipient.rpartition("@")[2], dmarc=dmarc.result, disposition=disposition,
-            policy_domain=dmarc.policy_domain, policy=dmarc.policy or "",
-            spf=spf.result if spf else "none", spf_domain=spf.domain if spf else "", spf_aligned=dmarc.spf_aligned,
-            dkim=tuple(DkimOutcome(d.domain, d.selector, d.result) for d in dkim), dkim_aligned=dmarc.dkim_aligned,
-            reason=reason,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class DmarcSourceSummary:
-    """Incoming aggregate reports added up for one of our domains and one sending IP."""
-
-    domain: str  # the domain whose policy the reports cover
-    source_ip: str
-    reporters: tuple[str, ...]  # org_name of each reporting organisation
-    reports: int
-    messages: int
-    passed: int  # DMARC pass as reported (aligned DKIM or SPF)
-    failed: int
-    quarantined: int
-    rejected: int
-    first: int  # the earliest begin and latest end of the reports' date ranges
-    last: int
 
 
 class FlagMode(Enum):
