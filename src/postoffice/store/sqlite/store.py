@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from postoffice.mailauth.dmarc_reports import AggregateReport
 from postoffice.message.mime_model import Address
 from postoffice.store.blob_info_cache import BlobInfoCache
 from postoffice.store.blobs import DEFAULT_TRASH_DAYS, BlobStore
@@ -27,8 +26,6 @@ from postoffice.store.changes import ChangeKind, ChangeNotifier, MailboxChange
 from postoffice.store.disk_full import as_storage_full
 from postoffice.store.indexing import index_message
 from postoffice.store.interface import (
-    AccessEntry,
-    AccessListName,
     AccountRecord,
     AddressField,
     AliasRecord,
@@ -37,8 +34,6 @@ from postoffice.store.interface import (
     BlobInfo,
     CopyResult,
     DeliveryTarget,
-    DmarcEvaluation,
-    DmarcSourceSummary,
     DomainRecord,
     FlagMode,
     FlagsKept,
@@ -51,9 +46,6 @@ from postoffice.store.interface import (
     MessageRecord,
     NewMessage,
     OutboundMessage,
-    QueueAttemptRecord,
-    QueueAttemptResult,
-    QueuedMessage,
     SharedMailbox,
     StoreError,
     StoreFlagsResult,
@@ -63,14 +55,12 @@ from postoffice.store.interface import (
 from postoffice.store.mailbox_locks import MailboxLock, MailboxLocks
 from postoffice.store.sqlite import acl_ops as acl
 from postoffice.store.sqlite import directory_ops as d
-from postoffice.store.sqlite import dmarc_ops as dmarc
-from postoffice.store.sqlite import lists_ops as lists
 from postoffice.store.sqlite import mailbox_ops as mb
 from postoffice.store.sqlite import message_ops as m
-from postoffice.store.sqlite import queue_ops as q
 from postoffice.store.sqlite import text_ops
 from postoffice.store.sqlite.blob_holds import BlobHolds
 from postoffice.store.sqlite.open_errors import explain_open_error
+from postoffice.store.sqlite.queue_and_access import QueueAndAccessData
 from postoffice.store.sqlite.schema import connect, create_schema
 from postoffice.store.sqlite.writer import Transaction, WriterThread
 
@@ -80,7 +70,7 @@ INLINE_BLOB_LIMIT = 64 * 1024
 _INDEX_BATCH = 16  # messages per full-text index write (text_ops also bounds the text per batch)
 
 
-class SqliteStore:
+class SqliteStore(QueueAndAccessData):
     def __init__(self, db_path: Path, blob_root: Path, reader_threads: int = 4, *,
                  keep_recently_expunged: bool = False, trash_days: float = DEFAULT_TRASH_DAYS) -> None:
         self.db_path = db_path
@@ -396,65 +386,6 @@ class SqliteStore:
         except BaseException:
             await self.discard_staged([message.blob] + ([queue[0].blob] if queue is not None else []))
             raise
-
-    async def list_queue(self) -> list[QueuedMessage]:
-        return await self._read(q.list_queue)
-
-    async def remove_from_queue(self, queue_id: int) -> None:
-        await self._write(lambda tx: q.remove_from_queue(tx, queue_id))
-
-    async def retry_queued(self, queue_id: int) -> None:
-        await self._write(lambda tx: q.retry_queued(tx, queue_id))
-
-    async def get_queued(self, queue_id: int) -> QueuedMessage:
-        return await self._read(q.get_queued, queue_id)
-
-    async def queue_attempts(self, queue_id: int) -> list[QueueAttemptRecord]:
-        return await self._read(q.queue_attempts, queue_id)
-
-    async def hold_queued(self, queue_id: int, held: bool) -> None:
-        await self._write(lambda tx: q.hold_queued(tx, queue_id, held))
-
-    async def flush_queue(self) -> int:
-        return await self._write(q.flush_queue)
-
-    async def claim_due_queue(self, owner: str, now: float, lease_seconds: float, limit: int) -> list[QueuedMessage]:
-        return await self._write(lambda tx: q.claim_due(tx, owner, now, lease_seconds, limit))
-
-    async def finish_queue_attempt(self, queue_id: int, owner: str, result: QueueAttemptResult) -> bool:
-        return await self._write(lambda tx: q.finish_attempt(tx, queue_id, owner, result))
-
-    async def release_queue_leases(self, owners: Sequence[str]) -> int:
-        return await self._write(lambda tx: q.release_leases(tx, list(owners)))
-
-    async def queue_lease_owners(self) -> list[str]:
-        return await self._read(q.lease_owners)
-
-    # --- block/allow lists, DMARC data -------------------------------------------------------
-
-    async def add_access_entry(self, entry: AccessEntry) -> bool:
-        return await self._write(lambda tx: lists.add_access_entry(tx, entry))
-
-    async def remove_access_entry(self, list_name: AccessListName, value: str) -> bool:
-        return await self._write(lambda tx: lists.remove_access_entry(tx, list_name, value))
-
-    async def list_access_entries(self, list_name: AccessListName | None = None) -> list[AccessEntry]:
-        return await self._read(lists.list_access_entries, list_name)
-
-    async def access_lists_version(self) -> int:
-        return await self._read(lists.access_lists_version)
-
-    async def record_dmarc_evaluation(self, evaluation: DmarcEvaluation) -> None:
-        await self._write(lambda tx: dmarc.record_dmarc_evaluation(tx, evaluation))
-
-    async def dmarc_evaluations(self, since: float = 0.0) -> list[DmarcEvaluation]:
-        return await self._read(dmarc.dmarc_evaluations, since)
-
-    async def add_dmarc_report(self, report: AggregateReport, received: float) -> bool:
-        return await self._write(lambda tx: dmarc.add_dmarc_report(tx, report, received))
-
-    async def dmarc_report_summary(self, domain: str | None = None) -> list[DmarcSourceSummary]:
-        return await self._read(dmarc.dmarc_report_summary, domain)
 
     async def list_messages(self, mailbox_id: int) -> list[MessageRecord]:
         return await self._read(m.list_messages, mailbox_id)
