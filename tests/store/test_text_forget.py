@@ -2,15 +2,20 @@
 
 Seen in CI: after SIGKILLs (tests/queue/test_queue_crash.py) a queued removal's text did not match
 its postings, FTS5 refused the delete as "database disk image is malformed", and since the queue is
-worked first, indexing stopped for good. The cause of the mismatch is not found yet."""
+worked first, indexing stopped for good. The cause is reproduced at the end of this file."""
 
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
+from postoffice.store.interface import NewMessage
 from postoffice.store.sqlite import text_ops
+from postoffice.store.sqlite.store import SqliteStore
+from postoffice.store.sqlite.writer import Transaction
+from store_kit import new_account
 
 
 def _index() -> sqlite3.Connection:
@@ -48,3 +53,67 @@ def test_a_removal_whose_text_does_not_match_leaves_the_postings_and_goes_on(
     # refused delete is its own affair; those postings name no message either way.)
     text_ops._postings(conn, text_ops.index_row(3, b"Subject: new\r\n\r\nxylophone recital\r\n"), "")
     assert {r[0] for r in conn.execute("SELECT rowid FROM blob_trigrams WHERE blob_trigrams MATCH 'xylophone'")} == {3}
+
+
+# The cause, reproduced on a real store: a SIGKILL between moving a removed blob's file to the
+# trash and the COMMIT that deletes its row (message_ops.remove_unreferenced_blobs) leaves the row
+# and no file. The indexer then came to that row, found no file and indexed empty text; the
+# removal that followed derived the full text from the trash, and FTS5 refused the delete.
+
+RAW = b"From: a@example.org\r\nSubject: crash window\r\n\r\nthe zebracorn file\r\n"
+
+
+async def _blob_left_by_a_kill(tmp_path: Path) -> tuple[SqliteStore, int, int, str]:
+    store = SqliteStore(tmp_path / "store.sqlite3", tmp_path / "blobs")
+    account = await new_account(store)
+    box = await store.get_mailbox(account.id, "INBOX")
+    assert box is not None
+    blob = await store.put_blob(RAW)
+    await store.append_messages(box.id, [NewMessage(blob, raw=RAW)])
+
+    def killed_mid_sweep(tx: Transaction) -> int:
+        # What the killed sweep left: the message gone, its blob unreferenced, the file in the
+        # trash, the blob row still there (its COMMIT never happened).
+        tx.execute("DELETE FROM messages")
+        tx.execute("UPDATE blobs SET refcount = 0")
+        assert tx.blobs.remove(blob.sha256)
+        return int(tx.execute("SELECT id FROM blobs").fetchone()[0])
+
+    blob_id = await store.run_write(killed_mid_sweep)
+    return store, box.id, blob_id, blob.sha256
+
+
+async def test_a_blob_row_left_without_its_file_is_removed_later_without_a_refused_delete(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store, _, blob_id, _ = await _blob_left_by_a_kill(tmp_path)
+    try:
+        while await store.index_unindexed() > 0:  # the restarted server's indexer
+            pass
+        version = await store.run_read(lambda c: c.execute("SELECT text_version FROM blobs").fetchone()[0])
+        assert version == text_ops.FILE_MISSING
+        await store.collect_garbage()  # the sweep runs again and removes the row
+        queued = await store.run_read(lambda c: c.execute("SELECT count(*) FROM text_to_forget").fetchone()[0])
+        assert queued == 0  # nothing of it was indexed, so nothing is to be removed
+        while await store.index_unindexed() > 0:
+            pass
+        assert "left in place" not in caplog.text
+        postings = await store.run_read(
+            lambda c: c.execute("SELECT count(*) FROM blob_trigrams WHERE rowid = ?", (blob_id,)).fetchone()[0])
+        assert postings == 0
+    finally:
+        await store.close()
+
+
+async def test_the_same_message_delivered_again_after_the_kill_is_found_by_search(tmp_path: Path) -> None:
+    store, box_id, _, _ = await _blob_left_by_a_kill(tmp_path)
+    try:
+        while await store.index_unindexed() > 0:
+            pass
+        blob = await store.put_blob(RAW)  # the sender retries: the same bytes, the same blob row
+        [appended] = await store.append_messages(box_id, [NewMessage(blob, raw=RAW)])
+        while await store.index_unindexed() > 0:
+            pass
+        assert await store.search_text(box_id, "zebracorn", headers=True, body=True) == {appended.uid}
+        assert await store.search_text(box_id, "crash window", headers=True, body=False) == {appended.uid}
+    finally:
+        await store.close()

@@ -62,7 +62,7 @@ from postoffice.store.sqlite.mailbox_ops import (
     require_mailbox,
     special_use_mailbox,
 )
-from postoffice.store.sqlite.text_ops import forget_later
+from postoffice.store.sqlite.text_ops import FILE_MISSING, UNINDEXED, forget_later
 from postoffice.store.sqlite.writer import Transaction
 
 _MSG_COLUMNS = "m.mailbox_id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.saved_date, m.size, b.sha256, b.wire_form"
@@ -118,7 +118,9 @@ def insert_blob(tx: Transaction, blobs: BlobStore, blob: IndexedBlob, raw: bytes
         tx.unwritten.append((blob.sha256, raw))  # written and made durable just before COMMIT
     else:
         raise StoreError(f"The message file {blob.sha256} is missing; deliver it again.")
-    if row is not None:
+    if row is not None:  # unreferenced, its file written again: index it again if it had none
+        tx.execute(f"UPDATE blobs SET text_version = {UNINDEXED} WHERE id = ? AND text_version = {FILE_MISSING}",
+                   (row[0],))
         return int(row[0])
     blob_id = tx.execute(
         "INSERT INTO blobs(sha256, size, structure, subject, from_, to_, cc, bcc, sent_date,"

@@ -55,6 +55,13 @@ log = logging.getLogger("postoffice")
 # 3: Python-lowered text, positions (detail=full), word columns, and the short-gram index.
 INDEX_VERSION = 3
 UNINDEXED = 0
+# A blob whose file was gone when the indexer came to it: nothing of it is in the indexes, so its
+# removal queues nothing. (Indexing it as empty text was wrong: after a SIGKILL between moving a
+# removed blob's file to the trash and the COMMIT deleting its row, the row stays, the indexer
+# found no file, and the removal later derived the full text from the trash, which FTS5 refused
+# as "database disk image is malformed".) The store resets it to UNINDEXED when it opens and when
+# the same bytes are delivered again.
+FILE_MISSING = -1
 
 # Text per write batch of the background indexer (with at most 16 messages, see store.py): a
 # batch holds the single writer for tens of milliseconds, so deliveries never wait long.
@@ -83,12 +90,13 @@ class IndexRow(NamedTuple):
     header_words: str
     body_words: str
     grams: str
+    file_missing: bool = False  # nothing to index (see FILE_MISSING)
 
 
 def index_row(blob_id: int, raw: bytes | None) -> IndexRow:
     """The index row of a blob's bytes (None: a file that is gone, with nothing to find)."""
     if raw is None:
-        return IndexRow(blob_id, "", "", "", "", "")
+        return IndexRow(blob_id, "", "", "", "", "", file_missing=True)
     headers, body = indexed_text(raw)
     return IndexRow(blob_id, headers, body, distinct_words(headers), distinct_words(body), short_grams(headers, body))
 
@@ -161,14 +169,15 @@ def unindexed_texts(conn: sqlite3.Connection, blobs: BlobStore, limit: int, afte
 
 def add_texts(conn: sqlite3.Connection, texts: Sequence[IndexRow]) -> int:
     """Index the given rows, in the caller's write transaction; skips blobs indexed or removed
-    since they were read. Returns how many were added."""
+    since they were read. Returns how many were added (a blob whose file is gone is marked
+    FILE_MISSING and given no postings)."""
     added = 0
     for row in texts:
         marked = conn.execute(
             f"UPDATE blobs SET text_version = ? WHERE id = ? AND text_version = {UNINDEXED}",
-            (INDEX_VERSION, row.blob_id),
+            (FILE_MISSING if row.file_missing else INDEX_VERSION, row.blob_id),
         ).rowcount
-        if marked:
+        if marked and not row.file_missing:
             _postings(conn, row, "")
             added += 1
     return added
