@@ -149,6 +149,9 @@ received_shows_user = true
 recipient_delimiter = "-"
 trusted_networks = ["10.0.0.0/8", "2001:db8::1"]
 trusted_arc_sealers = ["Google.com."]
+relay_networks = ["192.168.1.20", "10.1.2.0/24"]
+relay_networks_allow_wide = true
+relay_messages_per_minute = 10
 
 [dns]
 nameservers = ["127.0.0.1:5353", "::1"]
@@ -173,6 +176,29 @@ concurrency = 5
 mx_port = 2525
 source_ipv4 = "127.0.0.2"
 source_ipv6 = "::1"
+destination_concurrency = 3
+messages_per_connection = 20
+ipv4_first = ["google.com"]
+backoff_seconds = 30
+max_backoff_seconds = 600
+smarthost = "relay.example.net:587"
+smarthost_tls = "tls"
+smarthost_user = "me@example.net"
+smarthost_password_file = "relay password"
+smarthost_auth = "xoauth2"
+smarthost_token_command = "oauth2-token --account me"
+smarthost_token_file = "token"
+smarthost_dkim_sign = false
+sender_routes = { "shop.example.org" = "smtp.provider.net:465" }
+mta_sts = false
+dane = false
+srs = false
+
+[outbound.routes]
+"Example.COM" = "[2001:db8::25]:2525"
+
+[outbound.providers."google.com"]
+concurrency = 2
 """
 
 
@@ -333,6 +359,13 @@ ERRORS = [
     ("retry_step_of_zero", "[outbound]\nretry_schedule = [60, 0]", ["[outbound] retry_schedule", "0", "from 1 to 86400"]),
     ("ipv6_for_source_ipv4", '[outbound]\nsource_ipv4 = "::1"', ["[outbound] source_ipv4", '"::1"', "IPv4"]),
     ("no_mx_port", "[outbound]\nmx_port = 0", ["[outbound] mx_port", "0"]),
+    ("smarthost_without_port", '[outbound]\nsmarthost = "relay.example.net"', ["[outbound] smarthost", "host:port"]),
+    ("route_to_nowhere", '[outbound.routes]\n"example.com" = ""', ["[outbound] routes", "host:port"]),
+    ("provider_typo", '[outbound.providers."google.com"]\nconcurency = 3', ["[outbound] providers", "concurrency"]),
+    ("open_relay", '[smtp]\nrelay_networks = ["192.168.1.20", "0.0.0.0/0"]',
+     ["[smtp] relay_networks", "0.0.0.0/0", "open relay", "relay_networks_allow_wide = true"]),
+    ("public_relay_address", '[smtp]\nrelay_networks = ["8.8.8.8"]', ["8.8.8.8/32", "open relay"]),
+    ("unknown_smarthost_tls", '[outbound]\nsmarthost_tls = "ssl"', ["[outbound] smarthost_tls", '"starttls" or "tls"']),
 ]
 
 

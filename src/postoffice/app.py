@@ -183,12 +183,13 @@ def _listen_failure(config: Config, protocol: str, address: ListenAddress | Unix
 
 
 def _queue_runner(services: Services) -> QueueRunner:
-    """The outbound queue runner: local recipients are delivered; no remote transport is wired
-    in this version, so mail for other servers stays queued and `queue show` says why."""
+    """The outbound queue runner: local recipients are delivered here, the others sent to
+    their domains' MX hosts as `[outbound]` says (queue/transports.py)."""
     from postoffice.queue.runner import QueueRunner
+    from postoffice.queue.transports import remote_transport
 
     return QueueRunner(services.store, services.directory, services.config.outbound,
-                       services.config.server.hostname, remote=None)
+                       services.config.server.hostname, remote=remote_transport(services))
 
 
 def _start_pop3_workers(services: Services, running: list[RunningListener]) -> Pop3Workers | None:

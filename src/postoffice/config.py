@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from postoffice import config_values as v
-from postoffice.config_values import ListenAddress, UnixAddress, default_hostname
+from postoffice.config_values import (
+    DEFAULT_IPV4_FIRST,
+    DEFAULT_PROVIDERS,
+    ListenAddress,
+    ProviderLimits,
+    UnixAddress,
+    default_hostname,
+)
 
 __all__ = [
     "CONFIG_FILE_NAME", "AuthConfig", "Config", "ConfigError", "DkimConfig", "LimitsConfig",
@@ -113,6 +120,9 @@ class SmtpConfig:
     recipient_delimiter: str
     trusted_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     trusted_arc_sealers: tuple[str, ...]
+    relay_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    relay_networks_allow_wide: bool = False
+    relay_messages_per_minute: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +157,26 @@ class OutboundConfig:
     mx_port: int
     source_ipv4: str  # "" = whichever address the system picks
     source_ipv6: str
+    # Defaults here as in the schema below, so code and tests can build one with only what matters.
+    destination_concurrency: int = 5  # connections at once to one destination (its MX host set)
+    messages_per_connection: int = 100
+    ipv4_first: tuple[str, ...] = DEFAULT_IPV4_FIRST  # MX host suffixes tried over IPv4 first
+    backoff_seconds: float = 60.0  # a destination no server of which answers: first pause
+    max_backoff_seconds: float = 3600.0
+    providers: tuple[ProviderLimits, ...] = DEFAULT_PROVIDERS  # shaping of the big providers, by MX suffix
+    smarthost: ListenAddress | None = None  # relay everything through it; None = each domain's MX
+    smarthost_tls: str = "starttls"  # "starttls" | "tls"
+    smarthost_user: str = ""
+    smarthost_password_file: Path | None = None  # or POSTOFFICE_SMARTHOST_PASSWORD
+    smarthost_auth: str = "plain"  # "plain" (PLAIN, else LOGIN) | "xoauth2"
+    smarthost_token_command: str = ""  # XOAUTH2: prints a fresh access token
+    smarthost_token_file: Path | None = None  # XOAUTH2: holds the access token (kept fresh by others)
+    smarthost_dkim_sign: bool = True  # False for relays that rewrite messages (they sign themselves)
+    routes: tuple[tuple[str, ListenAddress], ...] = ()  # recipient domain -> its own relay
+    sender_routes: tuple[tuple[str, ListenAddress], ...] = ()  # sender domain -> its own relay
+    mta_sts: bool = True
+    dane: bool = True
+    srs: bool = True  # forwarded mail gets an SRS envelope sender
 
 
 # DESIGN §4: --dev binds loopback on 10000 + the standard port, so it needs no root.
@@ -293,6 +323,16 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("trusted_arc_sealers", [], v.domain_list("domains", '["google.com", "lists.example.org"]', "google.com"),
              "ARC sealers (d= of ARC-Seal) trusted with forwarded and mailing-list mail: a"
              " passing ARC chain whose newest seal is theirs overrides a DMARC failure; [] = none."),
+        _Key("relay_networks", [], v.networks,
+             "Devices that cannot log in (scanners, printers, old apps on your LAN), such as"
+             ' ["192.168.1.20", "192.168.1.0/24"]: they may send through port 25 or 587 without'
+             " AUTH or TLS, to anyone; logged and rate-limited. [] = none. Keep it small: an open"
+             " relay is blocklisted within hours."),
+        _Key("relay_networks_allow_wide", False, v.boolean,
+             "Allow a relay_networks entry wider than a /24 (IPv6: /64) or outside private"
+             " address ranges; off, such an entry stops the server at start."),
+        _Key("relay_messages_per_minute", 60, v.number(1, 100_000, example=60),
+             "Most messages per minute from each relay_networks address."),
     )),
     "dns": (DnsConfig, (
         _Key("nameservers", [], v.nameservers,
@@ -340,6 +380,60 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
              'IPv4 address to send from (SPF and PTR must name it); "" = any.'),
         _Key("source_ipv6", "", v.source_address(6),
              'IPv6 address to send from (SPF and PTR must name it); "" = any.'),
+        _Key("destination_concurrency", 5, v.number(1, 1000, example=5),
+             "Connections at once to one destination: all domains served by the same MX hosts"
+             " count as one (see providers for the big ones)."),
+        _Key("messages_per_connection", 100, v.number(1, 100_000, example=100),
+             "Messages sent over one connection before it is closed and a new one opened."),
+        _Key("ipv4_first", list(DEFAULT_IPV4_FIRST), v.domain_list("MX host suffixes", '["google.com"]', "google.com"),
+             "MX host name suffixes tried over IPv4 before IPv6 (providers that refuse IPv6"
+             " senders without a PTR record); others are tried over IPv6 first."),
+        _Key("backoff_seconds", 60.0, v.number(1, 86400, unit="seconds", example=60.0, whole=False),
+             "A destination where no server answers is left alone this long (then twice as"
+             " long, and so on), its messages deferred without a connection."),
+        _Key("max_backoff_seconds", 3600.0, v.number(1, 86400, unit="seconds", example=3600.0, whole=False),
+             "The longest such pause."),
+        _Key("providers", {}, v.providers,
+             'Limits per provider, by MX host suffix, such as { "google.com" = { concurrency = 10,'
+             " messages_per_connection = 50, messages_per_minute = 600 } }; Google, Microsoft and"
+             " Yahoo/AOL have defaults. Beyond a limit mail waits; it is never refused."),
+        _Key("smarthost", "", v.relay_host,
+             'Relay all outgoing mail through this server, "host:port" such as'
+             ' "smtp.example.net:587" (for machines that cannot send on port 25); "" = deliver'
+             " to each domain's MX."),
+        _Key("smarthost_tls", "starttls", v.choice("starttls", "tls", expected='"starttls" or "tls"'),
+             '"starttls" (port 587) or "tls" (port 465, TLS from the first byte); TLS is always required.'),
+        _Key("smarthost_user", "", v.text,
+             'User name at the smarthost (often your address there); "" = no AUTH.'),
+        _Key("smarthost_password_file", "", v.secret_file,
+             "File holding the smarthost password (or set POSTOFFICE_SMARTHOST_PASSWORD); never"
+             " put the password in this file or on a command line."),
+        _Key("smarthost_auth", "plain", v.choice("plain", "xoauth2", expected='"plain" or "xoauth2"'),
+             '"plain" (AUTH PLAIN, or LOGIN) or "xoauth2" (Google Workspace, Microsoft 365:'
+             " an OAuth access token from smarthost_token_command or smarthost_token_file)."),
+        _Key("smarthost_token_command", "", v.text,
+             "XOAUTH2: a command printing a fresh access token; run again when the token is"
+             " refused or older than 45 minutes."),
+        _Key("smarthost_token_file", "", v.secret_file,
+             "XOAUTH2: a file holding the access token, kept fresh by another program."),
+        _Key("smarthost_dkim_sign", True, v.boolean,
+             "DKIM-sign mail sent through a smarthost; turn off for relays that rewrite messages"
+             " and sign them themselves."),
+        _Key("routes", {}, v.relay_routes,
+             'Relays for some recipient domains, such as { "example.com" = "relay.example.net:587" }:'
+             " mail to them goes there (with the smarthost's TLS and login) instead of to their MX."),
+        _Key("sender_routes", {}, v.relay_routes,
+             'Relays for mail from some of your domains, such as { "shop.example.org" ='
+             ' "smtp.provider.net:587" }: checked before routes and smarthost.'),
+        _Key("mta_sts", True, v.boolean,
+             "Honour MTA-STS (RFC 8461): a domain publishing an enforce policy gets mail only"
+             " over TLS to a host its policy names, with a valid certificate."),
+        _Key("dane", True, v.boolean,
+             "Honour DANE TLSA records (RFC 7672) when [dns] nameservers is a validating resolver"
+             " on this machine; without DNSSEC answers mail goes without DANE."),
+        _Key("srs", True, v.boolean,
+             "Rewrite the envelope sender of forwarded mail (SRS), so it passes SPF where it"
+             " goes and bounces come back to the original sender."),
     )),
 }
 
@@ -403,6 +497,13 @@ def _build(raw: dict[str, Any], data_dir: Path, name: str) -> Config:
                 raise ConfigError(f"{name}: [{section}] {key.name} {shown} {bad.expected}.") from None
         sections[section] = cls(**values)
     _check_listeners_distinct(sections["listen"], name)
+    smtp = sections["smtp"]
+    if (wide := v.wide_relay_networks(smtp.relay_networks)) and not smtp.relay_networks_allow_wide:
+        raise ConfigError(
+            f"{name}: [smtp] relay_networks lets {', '.join(wide)} send anywhere without a login,"
+            " and an entry wider than a /24 (IPv6: /64) or outside private addresses makes an open"
+            " relay, which is blocklisted within hours; list the devices' own addresses, or set"
+            " relay_networks_allow_wide = true if you mean it.")
     return Config(data_dir=data_dir, **sections)
 
 
@@ -455,7 +556,10 @@ def render_config(config: Config) -> str:
     for section, (_, keys) in _SCHEMA.items():
         lines += ["", f"[{section}]"]
         values = getattr(config, section)
-        lines += [f"{key.name} = {_toml(getattr(values, key.name))}" for key in keys]
+        for key in keys:
+            value = getattr(values, key.name)
+            # an empty table (routes) parses to (), which must be written as a table again
+            lines.append(f"{key.name} = {_toml({} if key.default == {} and value == () else value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -472,7 +576,10 @@ def default_config_text(hostname: str) -> str:
         lines += ["", f"[{section}]"]
         for key in keys:
             default = hostname if key.name == "hostname" else key.default
-            lines += [f"# {key.doc}", f"{key.name} = {_toml(default)}"]
+            # An empty table stays a comment: a line `routes = {}` would forbid the user's
+            # own [outbound.routes] table later in the file (TOML cannot define it twice).
+            shown = f"# {key.name} = {{}}" if default == {} else f"{key.name} = {_toml(default)}"
+            lines += [f"# {key.doc}", shown]
     return "\n".join(lines) + "\n"
 
 
@@ -486,6 +593,17 @@ def _toml(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if value is None:  # an optional address or file left unset
+        return '""'
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml(str(k))} = {_toml(item)}" for k, item in value.items()) + " }"
+    if isinstance(value, ProviderLimits):
+        return _toml({k: getattr(value, k) for k in ("concurrency", "messages_per_connection", "messages_per_minute")})
+    if isinstance(value, tuple) and value and all(isinstance(i, ProviderLimits) for i in value):
+        return _toml({p.mx_suffix: p for p in value})
+    if isinstance(value, tuple) and value and all(
+            isinstance(i, tuple) and len(i) == 2 and isinstance(i[1], ListenAddress) for i in value):
+        return _toml(dict(value))  # routes: domain = "host:port"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(item) for item in value) + "]"
     if isinstance(value, str | Path | ListenAddress | UnixAddress | ipaddress.IPv4Network

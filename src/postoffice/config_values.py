@@ -287,3 +287,108 @@ def source_address(version: int) -> Parser:
             raise Invalid(expected)
         return str(address)
     return parse
+
+
+def relay_host(value: Any, data_dir: Path) -> ListenAddress | None:
+    """A smarthost: "host:port" (a name or an address), or "" for none."""
+    expected = ('"host:port" of the relay, such as "smtp.example.net:587" or "[2001:db8::1]:465",'
+                ' or "" to deliver to each domain\'s MX directly')
+    if not isinstance(value, str):
+        raise Invalid(expected)
+    if value == "":
+        return None
+    address = parse_address(value, data_dir, False)
+    if not isinstance(address, ListenAddress) or address.port == 0:
+        raise Invalid(expected)
+    return address
+
+
+def relay_routes(value: Any, data_dir: Path) -> tuple[tuple[str, ListenAddress], ...]:
+    """A table of domain = "host:port" (the domain's own relay)."""
+    expected = 'a table of domain = "host:port", such as { "example.com" = "relay.example.net:587" }'
+    if not isinstance(value, dict):
+        raise Invalid(expected)
+    routes = []
+    for domain, target in value.items():
+        name = domain.lower().removesuffix(".")
+        if not is_host_name(name):
+            raise Invalid("a domain name such as example.com as the key", part=domain)
+        address = relay_host(target, data_dir) if isinstance(target, str) and target else None
+        if address is None:
+            raise Invalid('"host:port" such as "relay.example.net:587"', part=target)
+        routes.append((name, address))
+    return tuple(routes)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderLimits:
+    """Traffic shaping for one provider, named by a suffix of its MX host names."""
+
+    mx_suffix: str  # "google.com": every domain whose MX hosts end in it
+    concurrency: int  # connections at once
+    messages_per_connection: int
+    messages_per_minute: int  # 0 = no limit
+
+
+# Sensible defaults for the big providers (their published or observed limits for a new sender;
+# throttled, never refused, beyond them). `[outbound.providers]` entries replace these by suffix.
+DEFAULT_PROVIDERS = (
+    ProviderLimits("google.com", 10, 50, 600),
+    ProviderLimits("outlook.com", 5, 30, 300),  # Microsoft 365 and Outlook.com
+    ProviderLimits("yahoodns.net", 5, 20, 300),  # Yahoo and AOL
+)
+_PROVIDER_KEYS = ("concurrency", "messages_per_connection", "messages_per_minute")
+
+
+def providers(value: Any, _data_dir: Path) -> tuple[ProviderLimits, ...]:
+    """A table of MX suffix = { concurrency, messages_per_connection, messages_per_minute },
+    merged over DEFAULT_PROVIDERS (an entry for a suffix replaces the default one)."""
+    example = '{ "google.com" = { concurrency = 10, messages_per_connection = 50, messages_per_minute = 600 } }'
+    if not isinstance(value, dict):
+        raise Invalid(f"a table of MX host suffix = limits, such as {example}")
+    given: dict[str, ProviderLimits] = {}
+    for suffix, limits in value.items():
+        name = suffix.lower().strip(".")
+        if not is_host_name(name):
+            raise Invalid("an MX host name suffix such as google.com as the key", part=suffix)
+        if not isinstance(limits, dict) or set(limits) - set(_PROVIDER_KEYS):
+            raise Invalid(f"limits written as {example[18:-2]}", part=limits)
+        base = next((p for p in DEFAULT_PROVIDERS if p.mx_suffix == name), ProviderLimits(name, 5, 100, 0))
+        numbers = {}
+        for key in _PROVIDER_KEYS:
+            number_ = limits.get(key, getattr(base, key))
+            least = 0 if key == "messages_per_minute" else 1
+            if isinstance(number_, bool) or not isinstance(number_, int) or not least <= number_ <= 100_000:
+                raise Invalid(f"{key} as a whole number from {least} to 100000", part=limits)
+            numbers[key] = number_
+        given[name] = ProviderLimits(name, **numbers)
+    merged = [given.pop(p.mx_suffix, p) for p in DEFAULT_PROVIDERS]
+    return (*merged, *given.values())
+
+
+def secret_file(value: Any, data_dir: Path) -> Path | None:
+    """A file holding a secret (a password, a token), relative to the data directory; "" = none."""
+    if not isinstance(value, str):
+        raise Invalid('a file name in quotes such as "/etc/postoffice/relay-password", or ""')
+    return absolute(data_dir, value) if value else None
+
+
+def text(value: Any, _data_dir: Path) -> str:
+    if not isinstance(value, str) or "\n" in value or "\x00" in value:
+        raise Invalid('one line of text in quotes, or ""')
+    return value
+
+
+# MX host suffixes of providers that refuse IPv6 senders without a matching PTR record.
+DEFAULT_IPV4_FIRST = ("google.com", "outlook.com", "yahoodns.net")
+
+
+def wide_relay_networks(networks_: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> list[str]:
+    """The relay_networks entries an administrator must confirm (relay_networks_allow_wide):
+    wider than a /24 (IPv6: /64), or not private (loopback counts as private)."""
+    wide = []
+    for network in networks_:
+        narrowest = 24 if network.version == 4 else 64
+        if network.prefixlen < narrowest or not (network.is_private or network.is_loopback):
+            wide.append(str(network))
+    return wide

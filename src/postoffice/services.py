@@ -21,6 +21,7 @@ from postoffice.store.interface import MailStore
 
 if TYPE_CHECKING:
     from postoffice.mailauth.resolver import DnsResolver
+    from postoffice.queue.signing import MessageSigner
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Services:
     shared_limits: SharedLimits | None = None
     _access_lists: AccessLists | None = None
     _resolver: DnsResolver | None = None
+    _signer: MessageSigner | None = None
 
     @property
     def resolver(self) -> DnsResolver:
@@ -59,6 +61,17 @@ class Services:
             tls = self.config.tls
             self._tls = ReloadingServerContext(tls.cert_file, tls.key_file, tls.min_version)
         return self._tls
+
+    @property
+    def signer(self) -> MessageSigner:
+        """DKIM signatures for mail leaving from our domains (queue/signing.py): keys and
+        selector records loaded once, re-read when `postoffice dkim rotate|retire` changes them."""
+        if self._signer is None:
+            from postoffice.queue.signing import MessageSigner
+
+            self._signer = MessageSigner(self.config.data_dir, default_selector=self.config.dkim.selector,
+                                         is_local_domain=self.directory.is_local_domain)
+        return self._signer
 
     @property
     def access_lists(self) -> AccessLists:

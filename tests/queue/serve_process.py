@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from cli_run import po
+from live_server import quiet_dns
 from postoffice.delivery import Envelope, deliver_message
 from postoffice.directory import Directory
 from postoffice.store import open_store
@@ -27,6 +28,8 @@ def init_data(data: Path, users: tuple[str, ...], outbound: str = "") -> Path:
         po("user", "add", user, "--password-stdin", data=data, stdin=PASSWORD + "\n")
     config = (data / "postoffice.toml").read_text()
     config = re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s) = .*$", r"\1 = []", config, flags=re.M)
+    # The runner routes remote recipients through DNS: never the machine's resolver in tests.
+    config = re.sub(r"^nameservers = .*$", f'nameservers = ["{quiet_dns()}"]', config, flags=re.M)
     if outbound:  # replace the [outbound] keys given
         for line in outbound.strip().splitlines():
             key = line.split("=", 1)[0].strip()

@@ -226,3 +226,18 @@ def test_logins_per_user_and_address_are_limited_on_submission(tmp_path: Path) -
             client.quit()
     finally:
         live.stop()
+
+
+def test_mail_leaving_for_other_servers_is_dkim_signed_once_in_the_queue(server: LiveServer) -> None:
+    with submit(server) as client:
+        client.login("alice@example.test", PASSWORD)
+        assert client.sendmail("alice@example.test", ["carol@remote.example"], letter(to="carol@remote.example")) == {}
+    store = server.services.store  # type: ignore[union-attr]
+    (queued,) = server.call(store.list_queue())
+    raw = server.call(store.read_blob(queued.blob, queued.size))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    signatures = (b"\r\n" + head).split(b"\r\nDKIM-Signature:")[1:]
+    algorithms = sorted(s.split(b"a=", 1)[1].split(b";", 1)[0].decode() for s in signatures)
+    assert algorithms == ["ed25519-sha256", "rsa-sha256"], head
+    assert all(b"d=example.test" in s for s in signatures)
+    assert head.startswith(b"DKIM-Signature:") and b"\r\nReceived:" in head  # on top: signs what is sent

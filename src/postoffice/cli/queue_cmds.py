@@ -114,39 +114,27 @@ def _who_tries(data: Path, show: str = "postoffice queue list") -> str:
     return f"the running server (pid {pid}) tries it within a few seconds (`{show}` shows how it went)."
 
 
-# Said until a remote transport is wired into the runner (issue 15's SMTP client and routing).
-REMOTE_NOT_BUILT = ("For its recipients at other servers it stays in the queue: this version cannot send mail to"
-                    " other servers yet, so they wait until outbound delivery is available.")
-
-
 @queue_app.command("retry")
 def queue_retry(queue_id: QueueId, data: DataDir = DATA, json: JsonFlag = False) -> None:
     """Make a queued message due now, so the running server tries it at once.
 
     Example: postoffice queue retry 42
     """
-    entry, remote = with_services(data, lambda s: _retry(s, queue_id))
+    entry = with_services(data, lambda s: _retry(s, queue_id))
     running = _server_pid(data) is not None
     if json:
-        print_json({"id": queue_id, "due": not entry.held, "held": entry.held, "server_running": running,
-                    "remote_recipients_wait": remote})
+        print_json({"id": queue_id, "due": not entry.held, "held": entry.held, "server_running": running})
         return
     if entry.held:
         say(f"Message {queue_id} is held: release it with `postoffice queue release {queue_id}` to send it.")
         return
-    say(f"Message {queue_id} is due now; {_who_tries(data, f'postoffice queue show {queue_id}')}"
-        + (f" {REMOTE_NOT_BUILT}" if remote else ""))
+    say(f"Message {queue_id} is due now; {_who_tries(data, f'postoffice queue show {queue_id}')}")
 
 
-async def _retry(s: Any, queue_id: int) -> tuple[QueuedMessage, bool]:
-    """The entry, made due, and whether it has pending recipients at other servers."""
+async def _retry(s: Any, queue_id: int) -> QueuedMessage:
     await s.store.retry_queued(queue_id)
     entry: QueuedMessage = await s.store.get_queued(queue_id)
-    remote = False
-    for r in entry.envelope.recipients:
-        if r.status == "pending" and not await s.directory.is_local_domain(r.address.rpartition("@")[2].lower()):
-            remote = True
-    return entry, remote
+    return entry
 
 
 @queue_app.command("flush")

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from postoffice.config_values import DEFAULT_IPV4_FIRST
 from postoffice.mailauth.dns_types import Resolver
 from postoffice.queue.outcomes import RecipientOutcome
 from postoffice.queue.routing import Family, Route, RouteProblem, Target, route
@@ -48,8 +49,6 @@ from postoffice.store.interface import QueuedMessage
 
 __all__ = ["DEFAULT_IPV4_FIRST", "MxTransport", "OutboundSession", "SessionFactory", "smtp_sessions"]
 
-# MX host suffixes of providers that refuse IPv6 senders without a matching PTR record.
-DEFAULT_IPV4_FIRST = ("google.com", "outlook.com", "yahoodns.net")
 _MAX_DESTINATIONS = 10_000  # healthy idle destination states kept beyond this are dropped
 
 

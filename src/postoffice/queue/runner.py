@@ -24,8 +24,8 @@ Invariants:
   NOTIFY asks (RFC 3461 §4.1); a local sender gets them in the INBOX, a remote one through
   the queue.
 - Routing: recipients in our own domains go to the local transport (`deliver_message`); the
-  others to the injected remote transport, by domain. Without one (this version), remote
-  recipients stay queued with a `last_error` saying so.
+  others to the injected remote transport (serve: queue/transports.py), by domain. Without one
+  (some tests), remote recipients stay queued with a `last_error` saying so.
 - The store is polled every `poll_interval` (1 s) for due entries: that is how `postoffice
   queue retry|flush` in another process reaches the running server. One indexed query.
 """
@@ -59,8 +59,8 @@ from postoffice.store.interface import (
 
 log = logging.getLogger(__name__)
 
-REMOTE_UNAVAILABLE = ("delivery to other mail servers is not available in this version of postoffice;"
-                      " the message stays queued for a version that has it")
+REMOTE_UNAVAILABLE = ("this runner was started without a transport for other mail servers; the message"
+                      " stays queued until one that has it runs")
 LEASE_SECONDS = 600.0  # longer than any one attempt takes (the transports' own timeouts are shorter)
 JITTER = 0.1
 
@@ -151,6 +151,10 @@ class QueueRunner:
             await asyncio.wait(set(self._attempts), timeout=5)
         with contextlib.suppress(Exception):
             await self.store.release_queue_leases([self.owner])
+        close = getattr(self.remote, "close", None)  # QUIT the connections kept for reuse
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
 
     async def _take_over_dead_leases(self) -> None:
         try:

@@ -46,6 +46,7 @@ from postoffice.store.interface import (
 )
 
 if TYPE_CHECKING:
+    from postoffice.services import Services
     from postoffice.smtp.inbound_checks import Judgement
     from postoffice.smtp.session import Envelope as SmtpEnvelope
     from postoffice.smtp.session import Recipient, SessionState
@@ -79,6 +80,20 @@ class SmtpPolicy(Protocol):
     async def on_mail(self, state: SessionState, address: str, params: object) -> r.Reply | None: ...
     async def on_rcpt(self, state: SessionState, address: str, params: object) -> tuple[r.Reply | None, Recipient | None]: ...
     async def on_message(self, state: SessionState, envelope: SmtpEnvelope) -> list[r.Reply]: ...
+
+
+async def outbound_signature(services: Services, raw: bytes, sender: str) -> bytes:
+    """`raw` DKIM-signed for its way out when its author domain is ours (queue/signing.py);
+    unchanged when `[outbound] smarthost_dkim_sign` is off for a relay that signs itself, or
+    when signing fails (the message still goes, unsigned, and the log says why)."""
+    outbound = services.config.outbound
+    if outbound.smarthost is not None and not outbound.smarthost_dkim_sign:
+        return raw
+    try:
+        return await services.signer.sign(raw, sender)
+    except Exception:
+        log.exception("DKIM signing failed; the message goes unsigned")
+        return raw
 
 
 def received_info(state: SessionState, envelope: SmtpEnvelope, protocol: str, *, show_user: bool = False) -> ReceivedInfo:
@@ -288,6 +303,9 @@ class SubmissionPolicy:
                 envid=getattr(mail_params, "envid", None), ret=getattr(mail_params, "ret", None),
                 auth_account=state.account.id,
             )
+            # Signed once, as it will be sent (the queued copy; local copies carry it too, as
+            # at every large provider): retries and every destination send these bytes.
+            raw = await outbound_signature(services, raw, envelope.sender)
         report = await deliver_message(
             services.store, services.directory,
             delivery_envelope(envelope, [rc for rc in envelope.recipients if rc.local]), raw,
