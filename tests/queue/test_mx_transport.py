@@ -18,12 +18,14 @@ from aiosmtpd.smtp import Envelope, Session
 from dns_server import DnsServers
 from live_server import PASSWORD, LiveServer, _initialised_copy
 from postoffice.config import load_config
+from postoffice.config_values import ProviderLimits
 from postoffice.mailauth.dkim import verify_dkim
 from postoffice.mailauth.dkimkeys import dkim_public_record, domain_key_files
 from postoffice.mailauth.resolver import DnsResolver
 from postoffice.queue.mx_transport import MxTransport, OutboundSession, smtp_sessions
 from postoffice.queue.outcomes import RecipientOutcome
 from postoffice.queue.routing import Target
+from postoffice.queue.shaping import MessageRate, limits_for
 from postoffice.queue.signing import MessageSigner
 from postoffice.queue.smtp_session import Timeouts
 from postoffice.services import open_services
@@ -307,3 +309,58 @@ async def test_a_message_reaches_another_postoffice_by_mx_dkim_signed(
     results = await verify_dkim(resolver, stored[0])
     assert sorted((r.result, r.domain, r.algorithm) for r in results) == [
         ("pass", "sender.test", "ed25519-sha256"), ("pass", "sender.test", "rsa-sha256")]
+
+
+async def test_a_provider_named_by_mx_suffix_gets_its_own_limits(dns_server: DnsServers, port: int) -> None:
+    # mx1/mx2.routing.test match the provider "routing.test": 1 connection at once, 2 messages
+    # per connection, where the defaults would allow 5 and 100.
+    slow = Peer(delay=0.3)
+    sessions = Sessions()
+    provider = ProviderLimits("routing.test", concurrency=1, messages_per_connection=2, messages_per_minute=0)
+    mx = transport(dns_server, port, sessions, providers=(provider,))
+    async with peers(port, MX1, MX2, shared=slow):
+        recipients = [f"u{n}@hosted-{'ab'[n % 2]}.routing.test" for n in range(4)]
+        outcomes = await asyncio.wait_for(asyncio.gather(*(
+            mx.deliver(queued(r), BODY, (r,)) for r in recipients)), TEST_SECONDS)
+        await mx.close()
+    assert [o[0].kind for o in outcomes] == ["delivered"] * 4  # throttled, never refused
+    assert slow.most_at_once == 1
+    assert len(sessions.opened) == 2  # 2 messages per connection
+
+
+async def test_a_provider_rate_limit_spreads_messages_and_defers_beyond_the_wait(
+        dns_server: DnsServers, port: int) -> None:
+    provider = ProviderLimits("routing.test", concurrency=5, messages_per_connection=100, messages_per_minute=60)
+    mx = transport(dns_server, port, Sessions(), providers=(provider,), max_throttle_wait=1.5)
+    async with peers(port, MX1, MX2) as peer:
+        started = time.monotonic()
+        first = [await asyncio.wait_for(mx.deliver(queued(f"u{n}@hosted-a.routing.test"), BODY,
+                                                   (f"u{n}@hosted-a.routing.test",)), TEST_SECONDS)
+                 for n in range(3)]
+        took = time.monotonic() - started
+        # 60 a minute with a burst of 6: the next ones wait a second each; a wait over 1.5 s defers
+        late = await asyncio.gather(*(mx.deliver(queued(f"v{n}@hosted-a.routing.test"), BODY,
+                                                 (f"v{n}@hosted-a.routing.test",)) for n in range(8)))
+        await mx.close()
+    assert [o[0].kind for o in first] == ["delivered"] * 3 and took < 60
+    kinds_late = [o[0].kind for o in late]
+    assert "deferred" in kinds_late and "delivered" in kinds_late, kinds_late
+    deferred = next(o[0] for o in late if o[0].kind == "deferred")
+    assert deferred.status == "4.4.5" and "60 messages a minute" in deferred.reason
+    assert len(peer.envelopes) == 3 + kinds_late.count("delivered")
+
+
+def test_limits_follow_the_longest_matching_mx_suffix() -> None:
+    default = ProviderLimits("", 5, 100, 0)
+    google = ProviderLimits("google.com", 10, 50, 600)
+    special = ProviderLimits("eu.google.com", 2, 10, 60)
+    assert limits_for(["ASPMX.L.Google.com."], [google, special], default=default) is google
+    assert limits_for(["mx.eu.google.com"], [google, special], default=default) is special
+    assert limits_for(["notgoogle.com"], [google], default=default) is default
+
+
+def test_message_rate_allows_a_burst_then_spaces_messages() -> None:
+    rate = MessageRate(600)  # one every 0.1 s, bursts of 60
+    waits = [rate.reserve(100.0) for _ in range(62)]
+    assert waits[:60] == [0.0] * 60 and waits[60] == pytest.approx(0.1) and waits[61] == pytest.approx(0.2)
+    assert MessageRate(0).reserve(5.0) == 0.0  # no limit

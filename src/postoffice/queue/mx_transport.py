@@ -24,7 +24,10 @@ Rules, and why:
 - Traffic is shaped per destination (the sorted MX host set, so every domain one provider
   hosts shares it), not per domain: at most ``concurrency`` deliveries at once (more wait,
   never refused), connections kept for reuse (``max_messages_per_connection``, closed after
-  ``idle_seconds`` unused), and a destination where ``failures_before_backoff`` deliveries in a
+  ``idle_seconds`` unused); a destination whose MX names match one of ``providers`` (by host
+  suffix, queue/shaping.py) gets that provider's concurrency, messages per connection and
+  messages per minute instead (a message waits for its slot, or is deferred with 4.4.5 when
+  the wait would pass ``max_throttle_wait``), and a destination where ``failures_before_backoff`` deliveries in a
   row reached no server at all is backed off as a whole, in memory, doubling from
   ``backoff_seconds`` up to ``max_backoff_seconds``: its messages are deferred at once with the
   reason, without a connection, until then. One answering server ends the back-off.
@@ -40,10 +43,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from postoffice.config_values import DEFAULT_IPV4_FIRST
+from postoffice.config_values import DEFAULT_IPV4_FIRST, ProviderLimits
 from postoffice.mailauth.dns_types import Resolver
 from postoffice.queue.outcomes import RecipientOutcome
 from postoffice.queue.routing import Family, Route, RouteProblem, Target, route
+from postoffice.queue.shaping import MessageRate, limits_for
 from postoffice.queue.smtp_session import SmtpSession, Timeouts
 from postoffice.store.interface import QueuedMessage
 
@@ -75,6 +79,8 @@ class _Destination:
     """In-memory state of one destination: its concurrency, kept connections and back-off."""
 
     semaphore: asyncio.Semaphore
+    limits: ProviderLimits  # concurrency, messages per connection and per minute
+    rate: MessageRate
     failures: int = 0  # deliveries in a row that reached no server
     down_until: float = 0.0
     down_reason: str = ""
@@ -99,7 +105,8 @@ class MxTransport:
                  ipv4_first: Iterable[str] = DEFAULT_IPV4_FIRST, local_hosts: Iterable[str] = (),
                  max_messages_per_connection: int = 100, idle_seconds: float = 5.0,
                  failures_before_backoff: int = 3, backoff_seconds: float = 60.0,
-                 max_backoff_seconds: float = 3600.0,
+                 max_backoff_seconds: float = 3600.0, providers: Iterable[ProviderLimits] = (),
+                 max_throttle_wait: float = 30.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if concurrency < 1 or max_targets < 1 or max_messages_per_connection < 1:
             raise ValueError("concurrency, max_targets and max_messages_per_connection must be at least 1")
@@ -115,6 +122,8 @@ class MxTransport:
         self.failures_before_backoff = failures_before_backoff
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
+        self.providers = tuple(providers)
+        self.max_throttle_wait = max_throttle_wait
         self.clock = clock
         self.destinations: dict[str, _Destination] = {}
         self._closing: set[asyncio.Task[None]] = set()  # sessions being closed in the background
@@ -176,10 +185,18 @@ class MxTransport:
         found = await route(self.resolver, domain, mx_port=self.mx_port, local_hosts=self.local_hosts)
         if found.problem is not None:
             return _route_failure(recipients, found.problem)
-        state = self._destination(found.destination)
+        state = self._destination(found)
         if state.down_until > self.clock():
             return tuple(RecipientOutcome(r, "deferred", reason=state.down_reason, status="4.4.1")
                          for r in recipients)
+        wait = state.rate.reserve(self.clock())
+        if wait > self.max_throttle_wait:  # throttled: the queue tries again later, never refused
+            return tuple(RecipientOutcome(
+                r, "deferred", status="4.4.5",
+                reason=(f"{state.limits.messages_per_minute} messages a minute to {found.domain}'s mail"
+                        f" servers reached ([outbound] providers); sent later")) for r in recipients)
+        if wait > 0:
+            await asyncio.sleep(wait)
         async with state.semaphore:
             state.active += 1
             try:
@@ -200,7 +217,7 @@ class MxTransport:
             answered = answered or any(o.reply is not None for o in outcomes)
             for outcome in outcomes:
                 (last if outcome in unanswered else decided)[outcome.recipient] = outcome
-            if unanswered or uses + 1 >= self.max_messages_per_connection:
+            if unanswered or uses + 1 >= state.limits.messages_per_connection:
                 await _close(session)  # broken, or used enough: a new connection next time
             else:
                 self._keep(state, target, session, uses + 1)
@@ -219,12 +236,15 @@ class MxTransport:
 
     # -- destination state ---------------------------------------------------------------------------
 
-    def _destination(self, key: str) -> _Destination:
-        state = self.destinations.get(key)
+    def _destination(self, found: Route) -> _Destination:
+        state = self.destinations.get(found.destination)
         if state is None:
             if len(self.destinations) >= _MAX_DESTINATIONS:
                 self._prune()
-            state = self.destinations[key] = _Destination(asyncio.Semaphore(self.concurrency))
+            default = ProviderLimits("", self.concurrency, self.max_messages_per_connection, 0)
+            limits = limits_for((h.name for h in found.hosts), self.providers, default=default)
+            state = self.destinations[found.destination] = _Destination(
+                asyncio.Semaphore(limits.concurrency), limits, MessageRate(limits.messages_per_minute))
         return state
 
     def _prune(self) -> None:
@@ -261,7 +281,7 @@ class MxTransport:
 
     def _keep(self, state: _Destination, target: Target, session: OutboundSession, uses: int) -> None:
         kept = state.idle.setdefault((target.host, str(target.address), target.port), [])
-        if len(kept) >= self.concurrency:
+        if len(kept) >= state.limits.concurrency:
             self._close_later(session)
             return
         kept.append(_Idle(session, self.clock(), uses))

@@ -34,4 +34,5 @@ def remote_transport(services: Services) -> MxTransport:
         max_messages_per_connection=out.messages_per_connection,
         backoff_seconds=out.backoff_seconds,
         max_backoff_seconds=out.max_backoff_seconds,
+        providers=out.providers,
     )
