@@ -289,8 +289,12 @@ def _said(outcome: RecipientOutcome) -> str:
 
 
 def _status(outcome: RecipientOutcome) -> str:
+    """The RFC 3463 code of a DSN: the peer's, else the transport's (routing's 5.1.10 for a null
+    MX, 5.1.2 for no such domain), else one for the kind."""
     if outcome.reply is not None and outcome.reply.enhanced:
         return outcome.reply.enhanced
+    if outcome.status:
+        return outcome.status
     if outcome.kind == "delivered":
         return "2.0.0"
     if outcome.kind == "failed":
