@@ -24,8 +24,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
-    "Event", "JsonFormatter", "admin_change", "blocked", "configure", "formatter", "login", "session_end",
-    "smtp_transaction",
+    "Event", "JsonFormatter", "admin_change", "blocked", "configure", "formatter", "login", "queue_delivery",
+    "session_end", "smtp_transaction",
 ]
 
 log = logging.getLogger("postoffice.events")
@@ -155,6 +155,17 @@ def blocked(protocol: str, ip: str, conn: str, stage: str, entry: str, *, sender
     if log.isEnabledFor(logging.INFO):
         _emit("smtp blocked", {"protocol": protocol, "ip": ip, "conn": conn, "stage": stage,
                                "entry": entry, "from": sender, "rcpt": recipient})
+
+
+def queue_delivery(queue_row: int, sender: str, recipient: str, result: str, *, host: str, ip: str,
+                   reply: str, tls: str, attempt: int, delay: float) -> None:
+    """One recipient of one attempt of the outbound queue: ``result`` is "delivered",
+    "deferred" (tried again later) or "bounced" (failed for good; the sender gets a report);
+    ``reply`` the server's reply or our reason; ``delay`` seconds since the message was queued."""
+    if log.isEnabledFor(logging.INFO):
+        _emit("queue delivery", {"queue_row": queue_row, "from": sender, "rcpt": recipient, "result": result,
+                                 "host": host or None, "ip": ip or None, "tls": tls or None,
+                                 "attempt": attempt, "delay": round(delay, 1), "reply": reply})
 
 
 def admin_change(os_user: str, command: str, target: str, **details: Any) -> None:

@@ -128,6 +128,11 @@ class Instance:
         server, self.server = self.server, None
         return server.stop()
 
+    def log(self) -> str:
+        """The running server's log so far."""
+        assert self.server is not None
+        return self.server.log_text()
+
     def submit(self, sender: str, recipients: list[str], raw: bytes) -> None:
         """Send as a user's mail program does: port 587, STARTTLS, AUTH, then the message."""
         context = ssl.create_default_context()

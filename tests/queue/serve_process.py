@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import selectors
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -86,18 +86,28 @@ class Serve:
         self.log = b""
 
     def started(self, timeout: float = 60) -> Serve:
-        assert self.proc.stderr is not None
-        os.set_blocking(self.proc.stderr.fileno(), False)
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stderr, selectors.EVENT_READ)
-            deadline = time.monotonic() + timeout
-            while b"is serving" not in self.log:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.kill()
-                    raise AssertionError(f"serve did not start:\n{self.log.decode(errors='replace')}")
-                if sel.select(0.2):
-                    self.log += self.proc.stderr.read() or b""
+        # A thread keeps reading the log into `log`: a server whose log outgrew the pipe (64 KiB,
+        # a few hundred deliveries) would otherwise block in its next write to stderr.
+        self._reader = threading.Thread(target=self._read_log, daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while b"is serving" not in self.log:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.kill()
+                self._reader.join(5)
+                raise AssertionError(f"serve did not start:\n{self.log.decode(errors='replace')}")
+            time.sleep(0.1)
         return self
+
+    def _read_log(self) -> None:
+        stderr = self.proc.stderr
+        assert stderr is not None
+        while chunk := stderr.read1(65536):
+            self.log += chunk
+
+    def log_text(self) -> str:
+        """The log so far."""
+        return self.log.decode(errors="replace")
 
     def kill(self) -> None:
         self.proc.kill()
@@ -107,10 +117,10 @@ class Serve:
         """SIGTERM, wait for a clean exit; the whole log."""
         self.proc.terminate()
         try:
-            _, err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError("serve did not stop within a minute of SIGTERM") from None
-        self.log += err or b""
-        assert self.proc.returncode == 0, self.log.decode(errors="replace")
-        return self.log.decode(errors="replace")
+        self._reader.join(10)
+        assert self.proc.returncode == 0, self.log_text()
+        return self.log_text()

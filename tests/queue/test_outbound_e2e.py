@@ -120,6 +120,17 @@ def test_mail_submitted_on_alpha_arrives_at_bravo_with_dkim_spf_and_dmarc_passin
     assert f"from {alpha.hostname} " in received and "[127.0.0.2]" in received, received
     assert re.search(r"with E?SMTPS", received), received  # alpha used STARTTLS to bravo
     assert eventually(lambda: alpha.queue() == [], 20, "alpha's queue emptying")
+    # The administrator's record of it, as Postfix's "status=sent" line.
+    sent = (rf'result=delivered host={re.escape(bravo.hostname)} ip=127\.0\.0\.3 tls="TLSv1\.[23] [^"]*"'
+            r' attempt=1 delay=[\d.]+ reply="250 2\.0\.0 ')
+    eventually(lambda: re.search(sent, delivery_log(alpha, BOB)), 10, "the delivery in alpha's log")
+
+
+def delivery_log(instance: Instance, recipient: str) -> str:
+    """The `queue delivery` lines about `recipient` in the instance's log (docs/logging.md)."""
+    lines = [line for line in instance.log().splitlines()
+             if "queue delivery: " in line and f" from={ALICE} rcpt={recipient} " in line]
+    return "\n".join(lines)
 
 
 def test_unknown_user_at_bravo_comes_back_to_the_senders_inbox_naming_550_5_1_1(
@@ -135,6 +146,8 @@ def test_unknown_user_at_bravo_comes_back_to_the_senders_inbox_naming_550_5_1_1(
     assert re.search(r"Diagnostic-Code: smtp; 550 5\.1\.1 ", fields), fields  # bravo's own words
     assert header_fields(dsn, "To") == [f"<{ALICE}>"]
     assert "550 5.1.1" in dsn.split(b"Content-Type: message/delivery-status")[0].decode()  # the text part too
+    eventually(lambda: re.search(r'result=bounced host=\S+ ip=127\.0\.0\.3 .* reply="550 5\.1\.1 ',
+                                 delivery_log(alpha, nobody)), 10, "the bounce in alpha's log")
 
 
 def test_a_stopped_peer_is_retried_on_schedule_then_the_message_bounces(instances: tuple[Instance, Instance]) -> None:

@@ -26,6 +26,8 @@ Invariants:
 - Routing: recipients in our own domains go to the local transport (`deliver_message`); the
   others to the injected remote transport (serve: queue/transports.py), by domain. Without one
   (some tests), remote recipients stay queued with a `last_error` saying so.
+- Every recipient of every attempt leaves one `queue delivery` log line (logevents,
+  docs/logging.md) once the attempt is committed: the server's reply, host, TLS and delay.
 - The store is polled every `poll_interval` (1 s) for due entries: that is how `postoffice
   queue retry|flush` in another process reaches the running server. One indexed query.
 """
@@ -42,6 +44,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 
+from postoffice import logevents
 from postoffice.config import OutboundConfig
 from postoffice.delivery import Envelope, deliver_message
 from postoffice.directory import Directory
@@ -182,6 +185,8 @@ class QueueRunner:
             await self._notify_sender(entry, notices)
         if not await self.store.finish_queue_attempt(entry.id, self.owner, result):
             log.warning("queue entry %d: its lease passed to another runner during the attempt", entry.id)
+            return
+        _log_attempt(entry, result, started)
 
     async def _deliver(self, entry: QueuedMessage, pending: tuple[str, ...]) -> dict[str, RecipientOutcome]:
         try:
@@ -280,6 +285,18 @@ class QueueRunner:
         # RFC 3461 §6.2 asks for no report on a report: the null sender already ensures it.
         outbound = OutboundMessage("", (QueuedRecipient(sender),))
         await deliver_message(self.store, self.directory, Envelope("", ()), raw, outbound=outbound)
+
+
+def _log_attempt(entry: QueuedMessage, result: QueueAttemptResult, started: float) -> None:
+    """One `queue delivery` event per recipient tried, once the attempt is recorded: what an
+    administrator greps for when a user asks where a message went."""
+    status = {r.address: r.status for r in result.recipients}
+    words = {"delivered": "delivered", "failed": "bounced"}
+    for record in result.attempts:
+        outcome = words.get(status.get(record.recipient, ""), "deferred")
+        logevents.queue_delivery(entry.id, entry.envelope.sender, record.recipient, outcome, host=record.host,
+                                 ip=record.address, reply=record.reply, tls=record.tls,
+                                 attempt=entry.attempts + 1, delay=started - entry.created)
 
 
 def _said(outcome: RecipientOutcome) -> str:
