@@ -10,8 +10,12 @@ targets elsewhere), or else reported (unknown, not local, over quota, failed) so
 refusal or a temporary error instead. Local copies and the one outbound queue row for all
 outside targets are written in the same transaction: both or neither.
 
-Forwarded copies keep the original envelope sender for now; SPF at the next hop will judge that
-sender against this server, so SRS (rewriting it) comes with the outbound queue runner.
+Forwarded copies of mail from other domains get an SRS envelope sender of the domain that
+forwarded them (queue/srs.py) when the caller passes `srs` (`[outbound] srs`), so SPF at the
+next hop judges our address, not one of theirs we may not send for, and bounces come back here
+to be sent on to the original sender. The null sender and our own domains' senders stay as they
+are. One queue row has one sender: when relayed mail (smtp/relay.py) with an outside sender has
+both outside recipients of its own and forwards, the whole row gets the SRS sender.
 `postoffice import` does not come here: it files old mail into one user's mailboxes and never
 forwards.
 """
@@ -20,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from postoffice.directory import Directory, Resolution
+from postoffice.directory import Directory, DirectoryError, Resolution, canonical_domain
 from postoffice.message.lines import to_crlf
+from postoffice.queue.srs import SenderRewriter
 from postoffice.store.interface import (
     DeliveryTarget,
     MailStore,
@@ -34,6 +40,8 @@ from postoffice.store.interface import (
     QueuedRecipient,
     QuotaExceeded,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,7 @@ async def deliver_message(
     enforce_quota: bool = True,
     binary: bool = False,
     resolved: Mapping[str, Resolution] | None = None,
+    srs: SenderRewriter | None = None,
 ) -> DeliveryReport:
     """Deliver `raw` to every recipient of `envelope`; durable when it returns.
 
@@ -117,7 +126,8 @@ async def deliver_message(
     each recipient at RCPT time) so they are not looked up twice. `special_use` (``\\Junk`` for
     a message DMARC quarantines) files the local copies into each account's mailbox with that
     RFC 6154 attribute instead of `mailbox`, creating it when the account has none; forwarded
-    copies leave unchanged (the next hop judges them itself).
+    copies leave unchanged (the next hop judges them itself). `srs`: forwarded copies of mail
+    from outside senders leave with an SRS sender (see the module's text).
     """
     report = DeliveryReport()
     targets: dict[int, DeliveryTarget] = {}
@@ -148,6 +158,8 @@ async def deliver_message(
             addresses[account.id] = account.address
     submitted = outbound.recipients if outbound is not None else ()
     outbound = _with_forwards(outbound, forwards.values(), envelope)
+    if forwards and srs is not None and outbound is not None:
+        outbound = await _rewritten_sender(outbound, srs, directory, next(iter(forwarded)))
     if not targets and outbound is None:
         return report
     if not binary:
@@ -194,3 +206,23 @@ def _with_forwards(
     known = {entry.address.lower() for entry in outbound.recipients}
     added = tuple(entry for entry in extra if entry.address.lower() not in known)
     return dataclasses.replace(outbound, recipients=outbound.recipients + added)
+
+
+async def _rewritten_sender(outbound: OutboundMessage, srs: SenderRewriter, directory: Directory,
+                            forwarder: str) -> OutboundMessage:
+    """`outbound` with an SRS sender in the domain of `forwarder` (the recipient whose alias
+    forwards: its domain's SPF names this server), unless the sender is null or ours."""
+    sender = outbound.sender
+    domain = sender.rpartition("@")[2]
+    try:
+        our_domain = canonical_domain(forwarder.rpartition("@")[2])
+    except DirectoryError:  # <postmaster> without a domain
+        return outbound
+    if not domain or await directory.is_local_domain(domain):
+        return outbound
+    try:
+        rewritten = srs.forward(sender, our_domain)
+    except Exception:  # an unreadable secret must not lose the message: it goes unrewritten
+        log.exception("SRS rewriting of <%s> failed; forwarded with the original sender", sender)
+        return outbound
+    return dataclasses.replace(outbound, sender=rewritten)

@@ -10,7 +10,10 @@ queue); an account with that exact address; an alias, which is final once define
 are resolved the same way, recursively); the address without its `+detail` part
 (user+tag@example.org reaches user@example.org); the domain's catch-all; and finally
 `postmaster@` every local domain, which always exists (RFC 5321 §4.5.1): without an alias it
-reaches the domain's first user.
+reaches the domain's first user. Before aliases, an SRS address of a local domain (a bounce to
+a forwarded message's rewritten sender, queue/srs.py) leads to the original sender when its
+hash and date check out, and nowhere (unknown: 550 5.1.1) when forged or expired, whatever
+catch-all the domain has.
 
 Expansion is bounded (MAX_ALIAS_DEPTH levels, MAX_ALIAS_ADDRESSES addresses, like Postfix's
 virtual_alias_recursion_limit and virtual_alias_expansion_limit). An address reached twice
@@ -26,6 +29,7 @@ created here (users, aliases and their targets) must be dot-atoms (RFC 5322 §3.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
@@ -36,6 +40,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from postoffice.auth.check_queue import PasswordCheckQueue
 from postoffice.auth.verified import VerifiedPasswords
+from postoffice.queue.srs import SenderRewriter, SrsRefused, is_srs_address
 from postoffice.store.interface import (
     AccountRecord,
     AliasRecord,
@@ -43,6 +48,8 @@ from postoffice.store.interface import (
     MailStore,
     StoreError,
 )
+
+log = logging.getLogger(__name__)
 
 MIN_PASSWORD_LENGTH = 8
 # Password checks allowed to wait per slot; beyond that an attempt without priority is told to
@@ -212,8 +219,10 @@ class Directory:
     CACHE_SECONDS = 1.0
 
     def __init__(self, store: MailStore, *, recipient_delimiter: str = "+", default_quota: int = 0,
-                 login_cache_seconds: float = 0.0, password_checks: int | None = None) -> None:
+                 login_cache_seconds: float = 0.0, password_checks: int | None = None,
+                 srs: SenderRewriter | None = None) -> None:
         self.store = store
+        self.srs = srs  # checks SRS addresses of our domains; None: they are ordinary names
         self.recipient_delimiter = recipient_delimiter
         self.default_quota = default_quota
         self._cache: dict[str, tuple[float, Resolution]] = {}
@@ -396,9 +405,35 @@ class Directory:
             return Resolution(local_domain=False)
         if account is not None:  # the common case, answered by that one read
             return Resolution(True, (account,), ())
+        if self.srs is not None and is_srs_address(address):
+            return await self._resolve_srs(address, self.srs)
         expansion = _Expansion()
         try:
             await self._expand(address, expansion, 0)
+        except _ExpansionLimit as limit:
+            return Resolution(True, problem=str(limit))
+        return expansion.result()
+
+    async def _resolve_srs(self, address: str, srs: SenderRewriter) -> Resolution:
+        """Where an SRS address of ours leads: its original sender (an outside address, queued;
+        or, for a domain served here since, resolved as any local address)."""
+        try:
+            original = srs.reverse(address)
+        except SrsRefused as refused:
+            log.info("mail to <%s> refused: %s", address, refused)
+            return Resolution(True)  # exists() is False: 550 5.1.1 at RCPT
+        try:
+            canonical = canonical_address(original)
+        except DirectoryError:
+            return Resolution(True)
+        domain, account, _ = await self.store.lookup_address(canonical)
+        if domain is None:
+            return Resolution(True, (), (original,))
+        if account is not None:
+            return Resolution(True, (account,), ())
+        expansion = _Expansion()
+        try:
+            await self._expand(canonical, expansion, 0)
         except _ExpansionLimit as limit:
             return Resolution(True, problem=str(limit))
         return expansion.result()

@@ -25,7 +25,7 @@ from typing import Any
 
 __all__ = [
     "Event", "JsonFormatter", "admin_change", "blocked", "configure", "formatter", "login", "queue_delivery",
-    "session_end", "smtp_transaction",
+    "relayed", "session_end", "smtp_transaction",
 ]
 
 log = logging.getLogger("postoffice.events")
@@ -166,6 +166,15 @@ def queue_delivery(queue_row: int, sender: str, recipient: str, result: str, *, 
         _emit("queue delivery", {"queue_row": queue_row, "from": sender, "rcpt": recipient, "result": result,
                                  "host": host or None, "ip": ip or None, "tls": tls or None,
                                  "attempt": attempt, "delay": round(delay, 1), "reply": reply})
+
+
+def relayed(protocol: str, ip: str, conn: str, *, sender: str, recipients: Iterable[str],
+            queue_id: str, queue_row: int | None) -> None:
+    """A `[smtp] relay_networks` device's message was accepted without a login: from whom,
+    for whom, the queue id it was told (``queue_row``: the outbound queue entry, if any)."""
+    if log.isEnabledFor(logging.INFO):
+        _emit("smtp relay", {"protocol": protocol, "ip": ip, "conn": conn, "from": sender,
+                             "rcpts": list(recipients), "queue_id": queue_id, "queue_row": queue_row})
 
 
 def admin_change(os_user: str, command: str, target: str, **details: Any) -> None:

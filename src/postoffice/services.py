@@ -16,6 +16,8 @@ from postoffice.config import Config
 from postoffice.directory import Directory
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.tls import ReloadingServerContext
+from postoffice.queue.srs import SenderRewriter, srs_secret_path
+from postoffice.smtp.relay import RelayNetworks
 from postoffice.store import open_store
 from postoffice.store.interface import MailStore
 
@@ -43,6 +45,7 @@ class Services:
     _access_lists: AccessLists | None = None
     _resolver: DnsResolver | None = None
     _signer: MessageSigner | None = None
+    _relay_networks: RelayNetworks | None = None
 
     @property
     def resolver(self) -> DnsResolver:
@@ -53,6 +56,21 @@ class Services:
 
             self._resolver = DnsResolver.from_config(self.config.dns)
         return self._resolver
+
+    @property
+    def relay_networks(self) -> RelayNetworks:
+        """`[smtp] relay_networks`: the devices that may send without logging in, and their
+        per-minute counts, shared by port 25 and the submission port (smtp/relay.py)."""
+        if self._relay_networks is None:
+            smtp = self.config.smtp
+            self._relay_networks = RelayNetworks(smtp.relay_networks, smtp.relay_messages_per_minute)
+        return self._relay_networks
+
+    @property
+    def forwarding_srs(self) -> SenderRewriter | None:
+        """What rewrites the envelope sender of forwarded mail (queue/srs.py), or None when
+        `[outbound] srs` is off."""
+        return self.directory.srs if self.config.outbound.srs else None
 
     @property
     def tls(self) -> ReloadingServerContext:
@@ -103,6 +121,8 @@ async def open_services(config: Config, *, pop3_worker: bool = False,
             login_cache_seconds=config.auth.login_cache_seconds,
             # The processes share the cores (and the memory each argon2 check takes).
             password_checks=max(1, (os.cpu_count() or 2) // config.pop3.processes),
+            # Bounces to rewritten senders are honoured even with [outbound] srs turned off since.
+            srs=SenderRewriter(srs_secret_path(config.data_dir)),
         )
         wanted = config.limits.max_connections
         cap = connection_cap(wanted)

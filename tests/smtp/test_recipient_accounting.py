@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from live_server import LiveServer
+from postoffice.queue.srs import is_srs_address
 from smtp_client import RawSmtp
 
 USERS = ("alice@example.test", "bob@example.test")
@@ -120,6 +121,15 @@ def _send(server: LiveServer, protocol: str, rcpts: list[str], subject: str) -> 
         client.close()
 
 
+def _as_sent(server: LiveServer, sender: str) -> str:
+    """A queue row's sender, with an SRS sender (forwarded mail, queue/srs.py) shown as
+    "SRS(original)" once it checks out."""
+    assert server.services is not None and server.services.directory.srs is not None
+    if is_srs_address(sender):
+        return f"SRS({server.services.directory.srs.reverse(sender)})"
+    return sender
+
+
 def _where(server: LiveServer, subject: str) -> tuple[set[str], list[tuple[str, list[str]]]]:
     """(accounts holding a message with `subject`, [(sender, recipients)] of queue rows with it)."""
     needle = f"Subject: {subject}\r\n".encode()
@@ -133,7 +143,7 @@ def _where(server: LiveServer, subject: str) -> tuple[set[str], list[tuple[str, 
             blob = await store.read_blob(q.blob)
             if needle in blob:
                 assert not blob.startswith(b"Return-Path:")  # added at final delivery only
-                rows.append((q.envelope.sender, [r.address for r in q.envelope.recipients]))
+                rows.append((_as_sent(server, q.envelope.sender), [r.address for r in q.envelope.recipients]))
         return rows
 
     return local, server.call(queued())
@@ -152,8 +162,8 @@ def test_every_250_recipient_is_delivered_or_queued(routed: LiveServer, protocol
     assert finals == [250]
     assert local == set(case.local)
     if case.outside:
-        # One row for all outside targets of the message, with the original envelope sender.
-        assert queued == [("sender@remote.example", list(case.outside))]
+        # One row for all outside targets of the message, with an SRS sender for the outside one.
+        assert queued == [("SRS(sender@remote.example)", list(case.outside))]
     else:
         assert queued == []
 
@@ -167,7 +177,7 @@ def test_one_queue_row_for_all_outside_targets_of_one_message(routed: LiveServer
     assert finals == [250] * (4 if protocol == "lmtp" else 1)
     local, queued = _where(routed, subject)
     assert local == set(USERS)
-    assert queued == [("sender@remote.example", ["someone@gmail.example", "out@remote.example", "elsewhere@remote.example"])]
+    assert queued == [("SRS(sender@remote.example)", ["someone@gmail.example", "out@remote.example", "elsewhere@remote.example"])]
 
 
 def test_forwarded_copy_keeps_dsn_parameters_and_names_the_original_recipient(routed: LiveServer) -> None:
@@ -230,7 +240,7 @@ def test_cli_alias_to_an_outside_address_then_port_25_lands_in_queue_list(routed
     assert reply[0] == 250 and finals == [250]
     rows = [row for row in json.loads(po("queue", "list", "--json"))
             if [r["address"] for r in row["recipients"]] == ["someone@elsewhere.example"]]
-    assert len(rows) == 1 and rows[0]["sender"] == "sender@remote.example"
+    assert len(rows) == 1 and _as_sent(routed, rows[0]["sender"]) == "SRS(sender@remote.example)"
 
 
 @pytest.mark.parametrize("protocol", ["smtp", "lmtp"])

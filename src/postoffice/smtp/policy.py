@@ -6,10 +6,17 @@
   unknown users refused at RCPT with 550 5.1.1 and broken aliases (loops, too deep) with
   550 5.4.6 (never accept-then-bounce); anything else is relaying: 554 5.7.1, whatever tricks
   the address holds (`%`, `!`, source routes). The null sender is fine (bounces). Aliases to
-  outside addresses are queued.
+  outside addresses are queued, with an SRS sender when the sender is not ours (`[outbound]
+  srs`); a valid SRS address of ours leads to its original sender (directory.py, queue/srs.py).
 - `SubmissionPolicy` (587/465, RFC 6409): AUTH first; MAIL FROM and From: must belong to the
   account; local recipients delivered at once, remote ones queued, in one transaction.
 - `LmtpPolicy` (RFC 2033): local recipients only, one reply per recipient after DATA.
+
+A client in `[smtp] relay_networks` (`state.relay`, smtp/relay.py: scanners, printers) may send
+on port 25 and on the submission ports without AUTH or TLS, to anyone, as a logged-in user
+would, except that any sender address is taken: MAIL FROM within its per-minute share (else
+451 4.7.1), remote recipients queued, the message DKIM-signed when its author domain is ours,
+one `smtp relay` log line per accepted message. Its mail is not judged (SPF, DMARC, DNSBL).
 
 Mail accepted for `[dmarc] report_address` (port 25 or LMTP) has its DMARC aggregate reports
 read into the store once it is delivered (dmarc_inbox.py); that never changes the reply.
@@ -175,6 +182,8 @@ class InboundPolicy:
         entry = state.access.blocked_sender(state.conn.peer_ip, address) if state.access else None
         if entry is not None:
             return _blocked(state, "mail", entry, 554, entry.value, sender=address)
+        if state.relay:
+            return state.services.relay_networks.start_message(state.conn.peer_ip)
         return None
 
     async def on_rcpt(self, state: SessionState, address: str, params: object) -> tuple[r.Reply | None, Recipient | None]:
@@ -186,6 +195,8 @@ class InboundPolicy:
             return _blocked(state, "rcpt", entry, 550, entry.value, sender=sender, recipient=address), None
         resolution = await state.services.directory.resolve_recipient(address)
         if not resolution.local_domain:
+            if state.relay:
+                return None, Recipient(address, params, (), local=False)  # queued for delivery out
             return RELAY_DENIED, None
         if resolution.problem:
             return alias_problem(resolution.problem), None
@@ -197,6 +208,8 @@ class InboundPolicy:
         return None, recipient
 
     async def on_message(self, state: SessionState, envelope: SmtpEnvelope) -> list[r.Reply]:
+        if state.relay:
+            return await _send_on(state, envelope, bytes(envelope.data))
         info = received_info(state, envelope, "SMTP")
         data, special_use, recording = bytes(envelope.data), None, None
         if state.checks is not None:
@@ -220,7 +233,7 @@ class InboundPolicy:
             delivery_envelope(envelope, envelope.recipients), data,
             special_use=special_use,
             enforce_quota=False,  # checked at RCPT: refusing now would lose accepted mail
-            binary=_binary(envelope), resolved=_resolved(envelope),
+            binary=_binary(envelope), resolved=_resolved(envelope), srs=state.services.forwarding_srs,
         )
         state.delivery = (report, info.queue_id)
         if recording is not None:
@@ -263,6 +276,8 @@ class SubmissionPolicy:
 
     async def on_mail(self, state: SessionState, address: str, params: object) -> r.Reply | None:
         if state.account is None:
+            if state.relay:  # a device that cannot log in, sending as whoever it is set up to
+                return state.services.relay_networks.start_message(state.conn.peer_ip)
             return AUTH_REQUIRED
         if address and not await state.services.directory.may_send_as(state.account, address):
             return SENDER_NOT_OWNED
@@ -282,37 +297,54 @@ class SubmissionPolicy:
 
     async def on_message(self, state: SessionState, envelope: SmtpEnvelope) -> list[r.Reply]:
         services = state.services
-        assert state.account is not None  # MAIL required AUTH
         data = bytes(envelope.data)
+        if state.account is None:  # MAIL required AUTH, or a relay_networks client
+            assert state.relay
+            return await _send_on(state, envelope, data)
         for address in from_addresses(data):
             if not await services.directory.may_send_as(state.account, address):
                 return [FROM_NOT_OWNED]
-        data = add_missing_ids(data, services.config.server.hostname)
-        info = received_info(state, envelope, "SMTP", show_user=services.config.smtp.received_shows_user)
-        raw = received_header(info) + data
-        remote = [rc for rc in envelope.recipients if not rc.local]
-        outbound = None
-        if remote:
-            mail_params = envelope.params
-            outbound = OutboundMessage(
-                sender=envelope.sender,
-                recipients=tuple(
-                    QueuedRecipient(rc.address, tuple(getattr(rc.params, "notify", ()) or ()), getattr(rc.params, "orcpt", None))
-                    for rc in remote
-                ),
-                envid=getattr(mail_params, "envid", None), ret=getattr(mail_params, "ret", None),
-                auth_account=state.account.id,
-            )
-            # Signed once, as it will be sent (the queued copy; local copies carry it too, as
-            # at every large provider): retries and every destination send these bytes.
-            raw = await outbound_signature(services, raw, envelope.sender)
-        report = await deliver_message(
-            services.store, services.directory,
-            delivery_envelope(envelope, [rc for rc in envelope.recipients if rc.local]), raw,
-            outbound=outbound, enforce_quota=False, binary=_binary(envelope), resolved=_resolved(envelope),
+        return await _send_on(state, envelope, data)
+
+
+async def _send_on(state: SessionState, envelope: SmtpEnvelope, data: bytes) -> list[r.Reply]:
+    """Mail from our own side (a logged-in user, or a relay_networks device): local recipients
+    delivered at once, remote ones queued DKIM-signed, in one transaction."""
+    services = state.services
+    account = state.account
+    data = add_missing_ids(data, services.config.server.hostname)
+    info = received_info(state, envelope, "SMTP", show_user=services.config.smtp.received_shows_user)
+    raw = received_header(info) + data
+    remote = [rc for rc in envelope.recipients if not rc.local]
+    outbound = None
+    if remote:
+        mail_params = envelope.params
+        outbound = OutboundMessage(
+            sender=envelope.sender,
+            recipients=tuple(
+                QueuedRecipient(rc.address, tuple(getattr(rc.params, "notify", ()) or ()), getattr(rc.params, "orcpt", None))
+                for rc in remote
+            ),
+            envid=getattr(mail_params, "envid", None), ret=getattr(mail_params, "ret", None),
+            auth_account=account.id if account is not None else None,
         )
-        state.delivery = (report, info.queue_id)
-        return [_report_reply(report, [rc.address for rc in envelope.recipients], info.queue_id)]
+        # Signed once, as it will be sent (the queued copy; local copies carry it too, as
+        # at every large provider): retries and every destination send these bytes.
+        raw = await outbound_signature(services, raw, envelope.sender)
+    report = await deliver_message(
+        services.store, services.directory,
+        delivery_envelope(envelope, [rc for rc in envelope.recipients if rc.local]), raw,
+        outbound=outbound, enforce_quota=False, binary=_binary(envelope), resolved=_resolved(envelope),
+        srs=services.forwarding_srs,
+    )
+    state.delivery = (report, info.queue_id)
+    recipients = [rc.address for rc in envelope.recipients]
+    reply = _report_reply(report, recipients, info.queue_id)
+    if account is None and reply.code == 250:
+        conn = state.conn
+        logevents.relayed(conn.protocol, conn.peer_ip, conn.id, sender=envelope.sender, recipients=recipients,
+                          queue_id=info.queue_id, queue_row=report.queue_id)
+    return [reply]
 
 
 class LmtpPolicy(InboundPolicy):
@@ -341,7 +373,7 @@ class LmtpPolicy(InboundPolicy):
         report = await deliver_message(
             state.services.store, state.services.directory,
             delivery_envelope(envelope, envelope.recipients), raw,
-            binary=_binary(envelope), resolved=_resolved(envelope),
+            binary=_binary(envelope), resolved=_resolved(envelope), srs=state.services.forwarding_srs,
         )
         state.delivery = (report, info.queue_id)
         await read_incoming_reports(state.services, (rc.address for rc in envelope.recipients), raw, report)

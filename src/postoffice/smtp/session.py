@@ -125,6 +125,8 @@ class SessionState:
     access: AccessSnapshot | None = None
     # Port 25 only: the connection's mail authentication checks, and the last message's results.
     checks: InboundChecks | None = None
+    # The client is in `[smtp] relay_networks` (smtp/relay.py): it may send anywhere unauthenticated.
+    relay: bool = False
     judgement: Judgement | None = None
 
     @property
@@ -150,6 +152,7 @@ class SmtpSession:
         config = services.config
         self.hostname = config.server.hostname
         self.state = SessionState(conn, services)
+        self.state.relay = not policy.lmtp and services.relay_networks.covers(conn.peer_ip)
         self.core = SmtpServerConnection(
             max_line=max(config.limits.max_line_length, 1000),
             max_message_size=config.limits.max_message_size,
@@ -172,7 +175,8 @@ class SmtpSession:
 
     async def _converse(self) -> None:
         refusal = await self.policy.on_connect(self.state)
-        if refusal is None and self.policy.checks_mail_auth:
+        # A relay_networks device is our own, like a logged-in user: its mail is not judged.
+        if refusal is None and self.policy.checks_mail_auth and not self.state.relay:
             access = self.state.access
             checks = self.state.checks = InboundChecks(self.services, self.conn.peer_ip)
             refusal = await checks.at_connect(allowed=access is not None and access.is_allowed(self.conn.peer_ip))
