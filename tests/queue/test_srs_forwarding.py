@@ -23,9 +23,11 @@ from aiosmtpd.smtp import Envelope, Session
 
 from dns_server import DnsServers
 from live_server import LiveServer
+from postoffice.delivery import Envelope as DeliveryEnvelope
+from postoffice.delivery import deliver_message
 from postoffice.queue.runner import QueueRunner
 from postoffice.queue.transports import remote_transport
-from postoffice.store.interface import QueuedMessage
+from postoffice.store.interface import OutboundMessage, QueuedMessage, QueuedRecipient
 
 SINK = "127.0.0.46"  # mx.forward.test
 CAROL = "carol@sender.forward.test"  # the original sender, outside
@@ -156,6 +158,23 @@ def test_a_forward_refused_downstream_bounces_to_the_original_sender(
     ((report_from, _, report),) = peer.to(CAROL)
     assert report_from in ("", "<>")  # aiosmtpd keeps the null sender as "<>"
     assert b"multipart/report" in report and b"5.1.1" in report and REFUSED.encode() in report
+    wait_until(lambda: queue(server) == [], "the queue emptying")
+
+
+def test_a_queued_message_for_a_forwarding_alias_leaves_with_an_srs_sender(
+        server: LiveServer, sink: tuple[Sink, int]) -> None:
+    """The queue's local delivery (a message queued before its domain was ours, or by the
+    runner itself) forwards as SMTP does: with an SRS sender."""
+    peer, _ = sink
+    services = server.services
+    assert services is not None
+    outbound = OutboundMessage(CAROL, (QueuedRecipient("friends@example.test"),))
+    server.call(deliver_message(services.store, services.directory, DeliveryEnvelope(CAROL, ()),
+                                letter(CAROL, "friends@example.test", "queued first"), outbound=outbound))
+    wait_until(lambda: peer.to(TARGET), "the forwarded message reaching the alias's target")
+    ((mail_from, _, content),) = peer.to(TARGET)
+    assert SRS0.fullmatch(mail_from), mail_from
+    assert b"Subject: queued first" in content
     wait_until(lambda: queue(server) == [], "the queue emptying")
 
 

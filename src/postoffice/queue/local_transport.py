@@ -3,7 +3,8 @@
 A queued message reaches a local recipient when an alias, a forward or a bounce named one, or
 when a domain was added after the message was queued. The report of `deliver_message` maps to
 outcomes with the replies our own SMTP server would have given, so `queue show` and bounces read
-the same as for a remote server.
+the same as for a remote server. A local alias that forwards elsewhere queues the copy again,
+with an SRS sender when `srs` is given (`[outbound] srs`), as at SMTP time.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from __future__ import annotations
 from postoffice.delivery import DsnRequest, Envelope, deliver_message
 from postoffice.directory import Directory
 from postoffice.queue.outcomes import RecipientOutcome, SmtpReply
+from postoffice.queue.srs import SenderRewriter
 from postoffice.store.interface import MailStore, QueuedMessage, StorageFull
 
 
 class LocalTransport:
-    def __init__(self, store: MailStore, directory: Directory, hostname: str) -> None:
+    def __init__(self, store: MailStore, directory: Directory, hostname: str, *,
+                 srs: SenderRewriter | None = None) -> None:
         self.store = store
         self.directory = directory
         self.hostname = hostname
+        self.srs = srs
 
     async def deliver(self, message: QueuedMessage, raw: bytes,
                       recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]:
@@ -28,7 +32,8 @@ class LocalTransport:
             {a: DsnRequest(by_address[a].notify, by_address[a].orcpt) for a in recipients if a in by_address},
         )
         try:
-            report = await deliver_message(self.store, self.directory, envelope, raw, enforce_quota=True)
+            report = await deliver_message(self.store, self.directory, envelope, raw, enforce_quota=True,
+                                           srs=self.srs)
         except StorageFull as exc:
             reply = SmtpReply(452, "4.3.1", f"Not enough disk space here ({exc})")
             return tuple(self._outcome(a, "deferred", reply) for a in recipients)

@@ -107,7 +107,8 @@ class QueueRunner:
         self.config = config
         self.hostname = hostname
         self.remote = remote
-        self.local = local if local is not None else LocalTransport(store, directory, hostname)
+        self.local = local if local is not None else LocalTransport(
+            store, directory, hostname, srs=directory.srs if config.srs else None)
         self.poll_interval = poll_interval
         self.clock = clock
         self.owner = runner_id()
