@@ -1,6 +1,6 @@
 """What every DNS user in postoffice sees: the `Resolver` protocol and its typed answers.
 
-SPF, DKIM, DMARC, ARC, iprev, blocklists and (later) MX routing and MTA-STS/DANE all ask DNS the
+SPF, DKIM, DMARC, ARC, iprev, blocklists, MX routing and MTA-STS/DANE all ask DNS the
 same few questions and must tell the same three outcomes apart, because each maps them to its own
 results (RFC 7208 §2.6, RFC 6376 §6.1.2, RFC 8601 §2.7):
 
@@ -37,12 +37,15 @@ class DnsAnswer(Generic[R]):
     """The records of one type at one name (after CNAMEs), or none.
 
     ``exists`` is False only for NXDOMAIN; ``ttl`` is the smallest TTL of the answer (or of the
-    SOA minimum for a negative answer), as far as the resolver knows it.
+    SOA minimum for a negative answer), as far as the resolver knows it. ``authenticated``: a
+    DNSSEC-validating resolver on this machine vouched for it (the AD bit, RFC 4035 §3.2.3,
+    trusted only over loopback, RFC 6698 §4.1); DANE (RFC 7672) uses TLSA records only then.
     """
 
     records: tuple[R, ...] = ()
     exists: bool = True
     ttl: int = 0
+    authenticated: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.records)
@@ -55,6 +58,22 @@ class DnsAnswer(Generic[R]):
 class MxRecord:
     preference: int
     host: str  # lower-case, no trailing dot; "" for the null MX "." (RFC 7505)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsaRecord:
+    """RFC 6698 §2.1: certificate usage, selector, matching type, association data."""
+
+    usage: int  # 2 DANE-TA, 3 DANE-EE (0 and 1 are not for SMTP, RFC 7672 §3.1.3)
+    selector: int  # 0 the whole certificate, 1 its SubjectPublicKeyInfo
+    matching_type: int  # 0 exact, 1 SHA-256, 2 SHA-512
+    data: bytes
+
+
+class TlsaResolver(Protocol):
+    """The resolver DANE needs: TLSA records with the ``authenticated`` flag."""
+
+    async def tlsa(self, name: str) -> DnsAnswer[TlsaRecord]: ...
 
 
 class Resolver(Protocol):

@@ -25,6 +25,9 @@ Invariants, and why:
   sixteenth of that is not kept.
 - Identical questions asked while one is on the wire wait for that one (one upstream query for
   the many DKIM signatures or SPF includes naming the same record).
+- Questions carry the AD flag (RFC 6840 §5.7), so a validating resolver says whether it
+  validated the answer; an answer is ``authenticated`` only when every configured server is on
+  this machine (loopback), since the AD bit crosses a network unprotected (RFC 6698 §4.1).
 """
 
 from __future__ import annotations
@@ -49,7 +52,13 @@ import dns.resolver
 import dns.reversename
 
 from postoffice.config import DnsConfig, ListenAddress
-from postoffice.mailauth.dns_types import DnsAnswer, DnsTemporaryError, IPAddress, MxRecord
+from postoffice.mailauth.dns_types import (
+    DnsAnswer,
+    DnsTemporaryError,
+    IPAddress,
+    MxRecord,
+    TlsaRecord,
+)
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -139,6 +148,8 @@ class DnsResolver:
                 self._problem = (f"no DNS server to ask: {resolv_conf} cannot be used"
                                  f" ({_plain(error)}); set [dns] nameservers")
                 log.warning("%s", self._problem)
+        self.local = _all_loopback(self._dns.nameservers)  # whose AD bit may be believed
+        self._dns.flags = dns.flags.RD | dns.flags.AD
         self._dns.cache = None  # ours caches typed answers, bounded
         self._dns.lifetime = timeout
         self._dns.timeout = min(timeout, _PER_TRY_SECONDS)
@@ -162,6 +173,10 @@ class DnsResolver:
 
     async def mx(self, name: str) -> DnsAnswer[MxRecord]:
         return await self._answer(name, dns.rdatatype.MX, _mx)
+
+    async def tlsa(self, name: str) -> DnsAnswer[TlsaRecord]:
+        """TLSA records (RFC 6698), e.g. of "_25._tcp.mx1.example.org" (the TlsaResolver protocol)."""
+        return await self._answer(name, dns.rdatatype.TLSA, _tlsa)
 
     async def ptr(self, address: IPAddress) -> DnsAnswer[str]:
         reverse = dns.reversename.from_address(str(ip_address(address)))
@@ -208,7 +223,8 @@ class DnsResolver:
                 answer = await self._dns.resolve(qname, rdtype, raise_on_no_answer=False, search=False)
             if answer.response.flags & dns.flags.TC:  # over TCP (dnspython retries UDP's): bogus
                 raise dns.message.Truncated
-            return DnsAnswer(convert(answer), exists=True, ttl=answer.chaining_result.minimum_ttl)
+            return DnsAnswer(convert(answer), exists=True, ttl=answer.chaining_result.minimum_ttl,
+                             authenticated=self.local and bool(answer.response.flags & dns.flags.AD))
         except dns.resolver.NXDOMAIN as absent:
             return DnsAnswer((), exists=False, ttl=_negative_ttl(absent, qname))
         except dns.resolver.YXDOMAIN:  # a DNAME made the name too long: it cannot exist
@@ -277,6 +293,19 @@ def _aaaa(answer: dns.resolver.Answer) -> tuple[IPv6Address, ...]:
 
 def _mx(answer: dns.resolver.Answer) -> tuple[MxRecord, ...]:
     return tuple(MxRecord(int(r.preference), _host(r.exchange)) for r in answer)
+
+
+def _tlsa(answer: dns.resolver.Answer) -> tuple[TlsaRecord, ...]:
+    return tuple(TlsaRecord(int(r.usage), int(r.selector), int(r.mtype), bytes(r.cert)) for r in answer)
+
+
+def _all_loopback(nameservers: Sequence[object]) -> bool:
+    """Whether every server (dnspython's strings or Nameserver objects) is on this machine."""
+    hosts = [str(getattr(n, "address", n)) for n in nameservers]
+    try:
+        return bool(hosts) and all(ip_address(h).is_loopback for h in hosts)
+    except ValueError:  # a DoH URL or a name: not a loopback address
+        return False
 
 
 def _ptr(answer: dns.resolver.Answer) -> tuple[str, ...]:
