@@ -327,6 +327,7 @@ async def _send_on(state: SessionState, envelope: SmtpEnvelope, data: bytes) -> 
             ),
             envid=getattr(mail_params, "envid", None), ret=getattr(mail_params, "ret", None),
             auth_account=account.id if account is not None else None,
+            requiretls=getattr(mail_params, "requiretls", False),
         )
         # Signed once, as it will be sent (the queued copy; local copies carry it too, as
         # at every large provider): retries and every destination send these bytes.

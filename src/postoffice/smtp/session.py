@@ -331,6 +331,8 @@ class SmtpSession:
         ]
         if self.tls is not None and not self.conn.tls and not self.policy.lmtp:
             extensions.append("STARTTLS")
+        if self.conn.tls and not self.policy.lmtp:
+            extensions.append("REQUIRETLS")  # RFC 8689 §4: offered only under TLS
         if self.policy.offers_auth and self.state.account is None:
             mechanisms = mechanisms_offered(
                 self.conn.tls, self.conn.is_loopback, config.auth.plaintext_on_loopback

@@ -25,6 +25,7 @@ class OutboundMessage:
     envid: str | None = None
     ret: str | None = None  # FULL | HDRS
     auth_account: int | None = None
+    requiretls: bool = False  # RFC 8689: deliver only over verified TLS to a REQUIRETLS peer
 
 
 @dataclass(frozen=True, slots=True)

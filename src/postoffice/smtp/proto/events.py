@@ -67,6 +67,7 @@ class MailParams:
     auth: str | None = None  # RFC 4954 §5 AUTH=, xtext-decoded; "<>" when the client says so
     ret: str | None = None  # RFC 3461 §4.3: "FULL" or "HDRS"
     envid: str | None = None  # RFC 3461 §4.4, xtext-decoded
+    requiretls: bool = False  # RFC 8689 §4: relay only over verified TLS; accepted only under TLS
 
 
 @dataclass(frozen=True, slots=True)

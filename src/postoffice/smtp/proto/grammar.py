@@ -91,11 +91,13 @@ MAX_ENVID = 100  # RFC 3461 §4.4
 MAX_ORCPT = 500  # RFC 3461 §4.2
 
 
-def parse_mail_from(args: str, *, smtputf8_allowed: bool = True) -> tuple[str, MailParams]:
+def parse_mail_from(args: str, *, smtputf8_allowed: bool = True,
+                    requiretls_allowed: bool = False) -> tuple[str, MailParams]:
     """Parse ``FROM:<reverse-path> [params]``; the null sender ``<>`` gives ``""``.
 
     ``smtputf8_allowed`` says whether the server offers SMTPUTF8; without it the SMTPUTF8
-    parameter is unrecognized (555).
+    parameter is unrecognized (555). Likewise ``requiretls_allowed`` for REQUIRETLS, which is
+    offered only under TLS (RFC 8689 §4.1).
     """
     rest = _strip_prefix(args, "FROM:", MAIL_SYNTAX)
     if rest.startswith("<>"):
@@ -103,7 +105,7 @@ def parse_mail_from(args: str, *, smtputf8_allowed: bool = True) -> tuple[str, M
     else:
         address, _route, tail = _parse_path(rest, BAD_SENDER, MAIL_SYNTAX)
     raw = _split_params(tail, MAIL_SYNTAX)
-    params = _mail_params(raw, smtputf8_allowed)
+    params = _mail_params(raw, smtputf8_allowed, requiretls_allowed)
     if not params.smtputf8 and not args.isascii():
         raise ParseError(NON_ASCII_ADDRESS if not address.isascii() else BAD_PARAMETER)
     return address, params
@@ -288,6 +290,7 @@ _MAIL_PARAMS: dict[str, tuple[str, Callable[[str | None], object]]] = {
     "AUTH": ("auth", lambda v: decode_xtext(_required(v))),
     "RET": ("ret", lambda v: _one_of(v, _RET_TYPES)),
     "ENVID": ("envid", _envid),
+    "REQUIRETLS": ("requiretls", _flag),  # RFC 8689 §4
 }
 _RCPT_PARAMS: dict[str, tuple[str, Callable[[str | None], object]]] = {
     "NOTIFY": ("notify", _notify),
@@ -295,11 +298,11 @@ _RCPT_PARAMS: dict[str, tuple[str, Callable[[str | None], object]]] = {
 }
 
 
-def _mail_params(raw: dict[str, str | None], smtputf8_allowed: bool) -> MailParams:
+def _mail_params(raw: dict[str, str | None], smtputf8_allowed: bool, requiretls_allowed: bool) -> MailParams:
     if not raw:
         return _NO_MAIL_PARAMS
     fields = _typed(raw, _MAIL_PARAMS)
-    if "smtputf8" in fields and not smtputf8_allowed:
+    if ("smtputf8" in fields and not smtputf8_allowed) or ("requiretls" in fields and not requiretls_allowed):
         raise ParseError(PARAM_NOT_RECOGNIZED)
     return MailParams(**fields)  # type: ignore[arg-type]
 

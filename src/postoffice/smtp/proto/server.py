@@ -347,7 +347,7 @@ class SmtpServerConnection:
         if refused is not None:
             return refused
         try:
-            address, params = parse_mail_from(args)
+            address, params = parse_mail_from(args, requiretls_allowed=self._tls)
         except ParseError as exc:
             return ev.CommandError(exc.reply)
         if params.size is not None and params.size > self.max_message_size:

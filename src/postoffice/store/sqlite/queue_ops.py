@@ -35,6 +35,8 @@ def enqueue(tx: Transaction, blobs: BlobStore, message: NewMessage, envelope: Ou
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (blob_id, envelope.sender, recipients, envelope.envid, envelope.ret, envelope.auth_account, now, now),
     ).fetchone()
+    if envelope.requiretls:  # a table of its own, like holds: no new column, no schema upgrade
+        tx.execute("INSERT INTO queue_requiretls(queue_id) VALUES (?)", (row[0],))
     return int(row[0])
 
 
@@ -53,15 +55,17 @@ def _queued(row: tuple[Any, ...]) -> QueuedMessage:
     )
     return QueuedMessage(
         id=row[0], blob=row[1], size=row[2],
-        envelope=OutboundMessage(row[4], recipients, row[5], row[6], row[7]),
+        envelope=OutboundMessage(row[4], recipients, row[5], row[6], row[7], requiretls=bool(row[13])),
         created=row[8], next_attempt=row[9], attempts=row[10], last_error=row[11], held=bool(row[12]),
     )
 
 
 _SELECT = (
     "SELECT q.id, b.sha256, b.size, q.recipients, q.sender, q.envid, q.ret, q.auth_account,"
-    " q.created, q.next_attempt, q.attempts, q.last_error, h.queue_id IS NOT NULL"
+    " q.created, q.next_attempt, q.attempts, q.last_error, h.queue_id IS NOT NULL,"
+    " t.queue_id IS NOT NULL"
     " FROM queue q JOIN blobs b ON b.id = q.blob LEFT JOIN queue_holds h ON h.queue_id = q.id"
+    " LEFT JOIN queue_requiretls t ON t.queue_id = q.id"
 )
 
 
@@ -98,6 +102,7 @@ def _remove_entry(tx: Transaction, queue_id: int) -> bool:
     # Not a trigger: stores made before these tables keep their old queue_removed trigger.
     tx.execute("DELETE FROM queue_attempts WHERE queue_id = ?", (queue_id,))
     tx.execute("DELETE FROM queue_holds WHERE queue_id = ?", (queue_id,))
+    tx.execute("DELETE FROM queue_requiretls WHERE queue_id = ?", (queue_id,))
     schedule_blob_cleanup(tx, [row[0]])
     return True
 

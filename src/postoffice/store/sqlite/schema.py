@@ -264,6 +264,10 @@ CREATE TABLE IF NOT EXISTS queue_holds (
     queue_id INTEGER PRIMARY KEY,
     since REAL NOT NULL
 );
+-- Entries whose sender asked for REQUIRETLS (RFC 8689): delivered only over verified TLS.
+CREATE TABLE IF NOT EXISTS queue_requiretls (
+    queue_id INTEGER PRIMARY KEY
+);
 
 CREATE TRIGGER IF NOT EXISTS messages_added AFTER INSERT ON messages BEGIN
     UPDATE blobs SET refcount = refcount + 1 WHERE id = NEW.blob;
