@@ -193,6 +193,7 @@ sender_routes = { "shop.example.org" = "smtp.provider.net:465" }
 mta_sts = false
 dane = false
 srs = false
+ca_file = "certs/private-ca.pem"
 
 [outbound.routes]
 "Example.COM" = "[2001:db8::25]:2525"

@@ -177,6 +177,7 @@ class OutboundConfig:
     mta_sts: bool = True
     dane: bool = True
     srs: bool = True  # forwarded mail gets an SRS envelope sender
+    ca_file: Path | None = None  # more CAs (PEM) for verified outbound TLS and MTA-STS fetches
 
 
 # DESIGN §4: --dev binds loopback on 10000 + the standard port, so it needs no root.
@@ -434,6 +435,9 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("srs", True, v.boolean,
              "Rewrite the envelope sender of forwarded mail (SRS), so it passes SPF where it"
              " goes and bounces come back to the original sender."),
+        _Key("ca_file", "", v.optional_file,
+             "Certificates (PEM) of CAs trusted besides the system's when outbound TLS must be"
+             " verified (MTA-STS, REQUIRETLS) and for MTA-STS policy fetches; \"\" = the system's only."),
     )),
 }
 

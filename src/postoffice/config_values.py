@@ -100,6 +100,13 @@ def path(value: Any, data_dir: Path) -> Path:
     return absolute(data_dir, value)
 
 
+def optional_file(value: Any, data_dir: Path) -> Path | None:
+    """A file relative to the data directory or absolute; "" = none."""
+    if not isinstance(value, str):
+        raise Invalid('a file name in quotes such as "/etc/ssl/my-ca.pem", or ""')
+    return absolute(data_dir, value) if value.strip() else None
+
+
 def absolute(data_dir: Path, text: str) -> Path:
     # abspath normalises ".." without following symlinks, so messages show the path the user knows.
     return Path(os.path.abspath(data_dir / os.path.expanduser(text)))

@@ -27,7 +27,7 @@ from postoffice.queue.outcomes import RecipientOutcome
 from postoffice.queue.routing import Target
 from postoffice.queue.shaping import MessageRate, limits_for
 from postoffice.queue.signing import MessageSigner
-from postoffice.queue.smtp_session import Timeouts
+from postoffice.queue.smtp_session import Timeouts, TlsPolicy
 from postoffice.services import open_services
 from postoffice.setup.domain_keys import create_domain_keys
 from postoffice.store.interface import OutboundMessage, QueuedMessage, QueuedRecipient
@@ -111,9 +111,9 @@ class Sessions:
         self.opened: list[Target] = []
         self.factory = smtp_sessions(helo_name="out.sender.test", timeouts=SHORT)
 
-    def __call__(self, target: Target) -> OutboundSession:
+    def __call__(self, target: Target, tls: TlsPolicy) -> OutboundSession:
         self.opened.append(target)
-        return self.factory(target)
+        return self.factory(target, tls)
 
 
 def transport(dns_server: DnsServers, port: int, sessions: Sessions, **options: object) -> MxTransport:

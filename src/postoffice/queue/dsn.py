@@ -193,6 +193,10 @@ def _sentence(r: DsnRecipient) -> str:
                   " Check the domain of the address.")
     elif status.startswith("5.2.") or status.startswith("4.2."):
         advice = f"{server} said the mailbox is full or not accepting mail{said}.{quoted} Try again later or reach them another way."
+    elif status == "5.7.30":  # RFC 8689 §5
+        advice = ("the message was to travel only over verified encryption (REQUIRETLS) and the"
+                  f" receiving server could not offer that: {r.reason or 'no reason given'}."
+                  " Send it without that requirement, or reach the recipient another way.")
     elif status.startswith("5.7."):
         advice = (f"{server} refused the message for policy or spam reasons{said}.{quoted}"
                   " Ask the recipient (another way) to allow it, or ask this server's administrator.")

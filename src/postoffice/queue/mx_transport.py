@@ -7,10 +7,12 @@ queue/smtp_session.py.
     outcomes = await transport.deliver(message, raw, ("bob@example.org", "carol@example.org"))
     await transport.close()                # QUIT the connections kept for reuse
 
-``open_session(target)`` makes a session (``deliver(message, raw, recipients)`` and ``close()``,
-as `SmtpSession` has) to ``target.host`` at ``target.address:target.port``; the session keeps
-its connection between messages and connects again by itself when it broke. `smtp_sessions`
-makes the usual factory (opportunistic STARTTLS, the source addresses of ``[outbound]``).
+``open_session(target, tls)`` makes a session (``deliver(message, raw, recipients)`` and
+``close()``, as `SmtpSession` has) to ``target.host`` at ``target.address:target.port`` with the
+`TlsPolicy` ``tls``; the session keeps its connection between messages and connects again by
+itself when it broke. `smtp_sessions` makes the usual factory (the source addresses of
+``[outbound]``). The TLS policy of each MX host comes from ``tls_policies``
+(queue/destination_tls.py: DANE, MTA-STS, REQUIRETLS); without it, opportunistic STARTTLS.
 
 Rules, and why:
 - Recipients are grouped by domain (a caller may pass several); each domain is routed once.
@@ -31,6 +33,11 @@ Rules, and why:
   row reached no server at all is backed off as a whole, in memory, doubling from
   ``backoff_seconds`` up to ``max_backoff_seconds``: its messages are deferred at once with the
   reason, without a connection, until then. One answering server ends the back-off.
+- An MTA-STS ``enforce`` policy limits the targets to the MX hosts it names (RFC 8461 §4.1);
+  naming none defers the mail with that reason. Kept connections are per host, address, port
+  and TLS policy, so a message needing verified TLS never rides an opportunistic session.
+- A REQUIRETLS message (RFC 8689) that no MX host could take over verified TLS with the
+  REQUIRETLS extension fails with 5.7.30 (§5) and bounces; any other trouble defers it.
 - Never raises for the network's or the peer's trouble: every recipient gets an outcome.
 """
 
@@ -45,10 +52,11 @@ from typing import Protocol
 
 from postoffice.config_values import DEFAULT_IPV4_FIRST, ProviderLimits
 from postoffice.mailauth.dns_types import Resolver
+from postoffice.queue.destination_tls import DomainTls, TlsPolicies
 from postoffice.queue.outcomes import RecipientOutcome
 from postoffice.queue.routing import Family, Route, RouteProblem, Target, route
 from postoffice.queue.shaping import MessageRate, limits_for
-from postoffice.queue.smtp_session import SmtpSession, Timeouts
+from postoffice.queue.smtp_session import REQUIRETLS_STATUS, SmtpSession, Timeouts, TlsPolicy
 from postoffice.store.interface import QueuedMessage
 
 __all__ = ["DEFAULT_IPV4_FIRST", "MxTransport", "OutboundSession", "SessionFactory", "smtp_sessions"]
@@ -63,8 +71,8 @@ class OutboundSession(Protocol):
     async def close(self) -> None: ...
 
 
-SessionFactory = Callable[[Target], OutboundSession]
-_Key = tuple[str, str, int]  # host, address, port
+SessionFactory = Callable[[Target, TlsPolicy], OutboundSession]
+_Key = tuple[str, str, int, TlsPolicy]  # host, address, port, TLS policy
 
 
 @dataclass
@@ -90,11 +98,11 @@ class _Destination:
 
 def smtp_sessions(*, helo_name: str, source_ipv4: str = "", source_ipv6: str = "",
                   timeouts: Timeouts | None = None) -> SessionFactory:
-    """An `SmtpSession` per target: opportunistic STARTTLS, sending from ``source_ipv4`` or
+    """An `SmtpSession` per target and TLS policy, sending from ``source_ipv4`` or
     ``source_ipv6`` ("" = the system's choice) by the target's family."""
-    def open_session(target: Target) -> OutboundSession:
+    def open_session(target: Target, tls: TlsPolicy) -> OutboundSession:
         return SmtpSession(target.host, str(target.address), target.port, helo_name=helo_name,
-                           source_ipv4=source_ipv4 or None, source_ipv6=source_ipv6 or None,
+                           tls=tls, source_ipv4=source_ipv4 or None, source_ipv6=source_ipv6 or None,
                            timeouts=timeouts)
     return open_session
 
@@ -106,7 +114,7 @@ class MxTransport:
                  max_messages_per_connection: int = 100, idle_seconds: float = 5.0,
                  failures_before_backoff: int = 3, backoff_seconds: float = 60.0,
                  max_backoff_seconds: float = 3600.0, providers: Iterable[ProviderLimits] = (),
-                 max_throttle_wait: float = 30.0,
+                 max_throttle_wait: float = 30.0, tls_policies: TlsPolicies | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if concurrency < 1 or max_targets < 1 or max_messages_per_connection < 1:
             raise ValueError("concurrency, max_targets and max_messages_per_connection must be at least 1")
@@ -124,6 +132,7 @@ class MxTransport:
         self.max_backoff_seconds = max_backoff_seconds
         self.providers = tuple(providers)
         self.max_throttle_wait = max_throttle_wait
+        self.tls_policies = tls_policies
         self.clock = clock
         self.destinations: dict[str, _Destination] = {}
         self._closing: set[asyncio.Task[None]] = set()  # sessions being closed in the background
@@ -189,6 +198,11 @@ class MxTransport:
         if state.down_until > self.clock():
             return tuple(RecipientOutcome(r, "deferred", reason=state.down_reason, status="4.4.1")
                          for r in recipients)
+        requiretls = message.envelope.requiretls
+        plan = (await self.tls_policies.plan(domain, requiretls=requiretls)
+                if self.tls_policies is not None else None)
+        if plan is not None and (refusal := plan.refusal([h.name for h in found.hosts])):
+            return tuple(RecipientOutcome(r, "deferred", reason=refusal, status="4.7.5") for r in recipients)
         wait = state.rate.reserve(self.clock())
         if wait > self.max_throttle_wait:  # throttled: the queue tries again later, never refused
             return tuple(RecipientOutcome(
@@ -200,18 +214,24 @@ class MxTransport:
         async with state.semaphore:
             state.active += 1
             try:
-                return await self._try_targets(message, raw, found, state, recipients)
+                outcomes = await self._try_targets(message, raw, found, state, recipients, plan)
             finally:
                 state.active -= 1
+        if requiretls:  # RFC 8689 §5: no MX host could take it as it requires: it bounces
+            outcomes = tuple(_requiretls_failed(o) for o in outcomes)
+        return outcomes
 
     async def _try_targets(self, message: QueuedMessage, raw: bytes, found: Route,
-                           state: _Destination, recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]:
+                           state: _Destination, recipients: tuple[str, ...],
+                           plan: DomainTls | None) -> tuple[RecipientOutcome, ...]:
         decided: dict[str, RecipientOutcome] = {}
         pending = recipients
         last: dict[str, RecipientOutcome] = {}
         answered = False
-        for target in found.targets(self._family(found))[: self.max_targets]:
-            session, uses = self._take(state, target)
+        targets = [t for t in found.targets(self._family(found)) if plan is None or plan.allows(t.host)]
+        for target in targets[: self.max_targets]:
+            tls = await plan.for_host(target.host) if plan is not None else _OPPORTUNISTIC
+            session, uses = self._take(state, target, tls)
             outcomes = await session.deliver(message, raw, pending)
             unanswered = [o for o in outcomes if _try_next(o)]
             answered = answered or any(o.reply is not None for o in outcomes)
@@ -220,7 +240,7 @@ class MxTransport:
             if unanswered or uses + 1 >= state.limits.messages_per_connection:
                 await _close(session)  # broken, or used enough: a new connection next time
             else:
-                self._keep(state, target, session, uses + 1)
+                self._keep(state, target, tls, session, uses + 1)
             pending = tuple(o.recipient for o in unanswered)
             if not pending:
                 break
@@ -268,8 +288,8 @@ class MxTransport:
                              f"{state.failures} deliveries in a row; not trying that destination "
                              f"again for {wait:.0f} s")
 
-    def _take(self, state: _Destination, target: Target) -> tuple[OutboundSession, int]:
-        key = (target.host, str(target.address), target.port)
+    def _take(self, state: _Destination, target: Target, tls: TlsPolicy) -> tuple[OutboundSession, int]:
+        key = (target.host, str(target.address), target.port, tls)
         kept = state.idle.get(key, [])
         now = self.clock()
         while kept:
@@ -277,14 +297,31 @@ class MxTransport:
             if now - idle.since <= self.idle_seconds:
                 return idle.session, idle.uses
             self._close_later(idle.session)  # unused too long: the peer may have hung up
-        return self.open_session(target), 0
+        return self.open_session(target, tls), 0
 
-    def _keep(self, state: _Destination, target: Target, session: OutboundSession, uses: int) -> None:
-        kept = state.idle.setdefault((target.host, str(target.address), target.port), [])
+    def _keep(self, state: _Destination, target: Target, tls: TlsPolicy, session: OutboundSession,
+              uses: int) -> None:
+        kept = state.idle.setdefault((target.host, str(target.address), target.port, tls), [])
         if len(kept) >= state.limits.concurrency:
             self._close_later(session)
             return
         kept.append(_Idle(session, self.clock(), uses))
+
+
+_OPPORTUNISTIC = TlsPolicy()
+
+
+def _requiretls_failed(outcome: RecipientOutcome) -> RecipientOutcome:
+    """The last word for a REQUIRETLS recipient was that TLS fell short (the peer lacks the
+    extension, no TLS, a certificate that did not verify): a failure with 5.7.30."""
+    tls = outcome.tls
+    short = outcome.status == REQUIRETLS_STATUS or (
+        outcome.reply is None and tls is not None and not (tls.used and tls.verified))
+    if outcome.kind != "deferred" or not short:
+        return outcome
+    return RecipientOutcome(outcome.recipient, "failed", outcome.reply,
+                            f"REQUIRETLS could not be honoured: {outcome.reason}", outcome.host,
+                            outcome.address, tls, REQUIRETLS_STATUS)
 
 
 def _try_next(outcome: RecipientOutcome) -> bool:

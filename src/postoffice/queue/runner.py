@@ -308,7 +308,7 @@ def _said(outcome: RecipientOutcome) -> str:
 
 def _status(outcome: RecipientOutcome) -> str:
     """The RFC 3463 code of a DSN: the peer's, else the transport's (routing's 5.1.10 for a null
-    MX, 5.1.2 for no such domain), else one for the kind."""
+    MX, 5.1.2 for no such domain, REQUIRETLS's 5.7.30), else one for the kind."""
     if outcome.reply is not None and outcome.reply.enhanced:
         return outcome.reply.enhanced
     if outcome.status:
@@ -326,6 +326,7 @@ def _tls(outcome: RecipientOutcome) -> str:
         return ""
     if not tls.used:
         return f"none ({tls.failure})" if tls.failure else "none"
-    return " ".join(p for p in (tls.version, tls.cipher, "verified" if tls.verified else "unverified",
+    said = " ".join(p for p in (tls.version, tls.cipher, "verified" if tls.verified else "unverified",
                                 f"policy {tls.policy}") if p)
+    return f"{said} ({tls.failure})" if tls.failure else said  # e.g. an MTA-STS testing mismatch
 

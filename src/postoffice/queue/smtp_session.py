@@ -23,8 +23,11 @@ Implementation notes:
 - STARTTLS is used whenever offered (TLS 1.2 or later). Opportunistic mode verifies nothing but
   records the version and cipher; if STARTTLS is refused or the handshake fails, the session
   connects again and goes on in plaintext. With ``TlsPolicy.require`` (MTA-STS enforce, a
-  smarthost, DANE later) there is no plaintext fallback: no STARTTLS, a failed handshake or a
-  certificate that does not validate for the host name means deferred.
+  smarthost, DANE) there is no plaintext fallback: no STARTTLS, a failed handshake or a
+  certificate that does not validate for the host name means deferred. ``verify`` without
+  ``require`` (MTA-STS testing) falls back to unverified TLS, then plaintext, and records why.
+  With ``TlsPolicy.tlsa`` (DANE, queue/dane.py) the certificate is checked against those
+  records instead of the WebPKI.
 - 2xx per recipient is delivered, 4xx deferred, 5xx failed (RFC 5321 §4.2.1). A message this
   peer cannot take (8-bit without 8BITMIME, UTF-8 without SMTPUTF8, over its SIZE) fails at
   once with the reason: 8-bit is never converted to 7-bit here because the message may be
@@ -41,7 +44,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from postoffice.mailauth.dns_types import TlsaRecord
 from postoffice.message.lines import to_crlf
+from postoffice.queue.dane import dane_verdict
 from postoffice.queue.outcomes import OutcomeKind, RecipientOutcome, SmtpReply, TlsOutcome
 from postoffice.smtp.proto.client import (
     AuthDone,
@@ -63,9 +68,10 @@ from postoffice.smtp.proto.events import NEED_DATA
 from postoffice.smtp.proto.replies import Reply
 from postoffice.store.interface import QueuedMessage
 
-__all__ = ["Credentials", "SmtpSession", "Timeouts", "TlsPolicy", "smtp_reply"]
+__all__ = ["REQUIRETLS_STATUS", "Credentials", "SmtpSession", "Timeouts", "TlsPolicy", "smtp_reply"]
 
 _READ_SIZE = 65536
+REQUIRETLS_STATUS = "5.7.30"  # RFC 8689 §5: REQUIRETLS support required
 _E = TypeVar("_E", bound=ClientEvent)
 
 
@@ -95,6 +101,8 @@ class TlsPolicy:
     context: ssl.SSLContext | None = None
     policy: Literal["none", "opportunistic", "mta-sts", "dane", "smarthost"] = "opportunistic"
     attempt: bool = True  # False: no STARTTLS at all (policy "none")
+    tlsa: tuple[TlsaRecord, ...] = ()  # DANE: the certificate must match one of these
+    note: str = ""  # recorded in the TlsOutcome's failure when nothing else went wrong
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,13 +215,20 @@ class SmtpSession:
             await self._abort()
             if policy.require:
                 self.tls = self._tls_outcome(used=False, failure=failure.reason)
-                raise _SessionFailed(f"TLS with {self.name} failed and policy requires TLS: "
-                                     f"{failure.reason}") from None
+                raise _SessionFailed(f"TLS with {self.name} failed and {_requirer(policy)} requires "
+                                     f"TLS: {failure.reason}") from None
+            if failure.certificate:  # MTA-STS testing: unverified TLS still beats plaintext
+                with contextlib.suppress(_TlsFailed):
+                    await self._connect_and_greet(starttls=True, context=_context(False))
+                    self.tls = self._tls_outcome_with(failure.reason)
+                    await self._authenticate()
+                    return
+                await self._abort()
             await self._connect_and_greet(starttls=False)
             self.tls = self._tls_outcome(used=False, failure=failure.reason)
         await self._authenticate()
 
-    async def _connect_and_greet(self, *, starttls: bool) -> None:
+    async def _connect_and_greet(self, *, starttls: bool, context: ssl.SSLContext | None = None) -> None:
         await self._connect()
         conn = self._connection()
         greeting = await self._expect(Greeting)
@@ -223,7 +238,8 @@ class SmtpSession:
         caps = conn.capabilities
         if not starttls or not caps.starttls:
             if self.tls_policy.require:
-                raise _SessionFailed(f"{self.name} does not offer STARTTLS and policy requires TLS")
+                raise _SessionFailed(f"{self.name} does not offer STARTTLS and "
+                                     f"{_requirer(self.tls_policy)} requires TLS")
             self.tls = self._tls_outcome(
                 used=False, failure="STARTTLS not offered" if starttls else "STARTTLS not tried")
             return
@@ -231,7 +247,7 @@ class SmtpSession:
         reply = (await self._expect(StartTlsReply)).reply
         if reply.code != 220:
             raise _TlsFailed(f"STARTTLS refused: {smtp_reply(reply)}")
-        await self._start_tls()
+        await self._start_tls(context)
         conn.tls_started()
         await self._ehlo()
 
@@ -256,10 +272,10 @@ class SmtpSession:
         if not done.reply.is_positive:
             raise _SessionFailed(f"{self.name} refused EHLO and HELO", done.reply)
 
-    async def _start_tls(self) -> None:
+    async def _start_tls(self, context: ssl.SSLContext | None = None) -> None:
         writer = self._stream()[1]
         policy = self.tls_policy
-        context = policy.context or _context(policy.verify)
+        context = context or policy.context or _context(policy.verify and not policy.tlsa)
         try:
             async with asyncio.timeout(self.timeouts.tls_handshake):
                 # The MX name, for SNI and the name check (an IP address is matched against the
@@ -270,15 +286,21 @@ class SmtpSession:
             raise _TlsFailed(f"no TLS handshake within {self.timeouts.tls_handshake:g} s") from None
         except ssl.SSLCertVerificationError as error:
             raise _TlsFailed(f"certificate not valid for {self.host}: "
-                             f"{error.verify_message or error.reason}") from None
+                             f"{error.verify_message or error.reason}", certificate=True) from None
         except (ssl.SSLError, OSError, EOFError) as error:
             raise _TlsFailed(f"TLS handshake failed: {_describe(error)}") from None
         ssl_object = writer.get_extra_info("ssl_object")
         cipher = ssl_object.cipher() if ssl_object is not None else None
+        verified = context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+        note = policy.note
+        if policy.tlsa and ssl_object is not None:
+            accepted, problem = dane_verdict(policy.tlsa, _peer_chain(ssl_object), self.host)
+            if not accepted:
+                raise _TlsFailed(f"DANE: {problem}", certificate=True)
+            verified, note = not problem, problem or note
         self.tls = self._tls_outcome(
             used=True, version=ssl_object.version() if ssl_object is not None else "",
-            cipher=cipher[0] if cipher else "",
-            verified=context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname)
+            cipher=cipher[0] if cipher else "", verified=verified, failure=note)
 
     async def _authenticate(self) -> None:
         credentials = self.credentials
@@ -314,6 +336,13 @@ class SmtpSession:
             content += b"\r\n"
         outgoing = _outgoing(message, content, recipients)
         refusal = conn.refusal(outgoing)
+        if outgoing.requiretls and (refusal is None or not refusal.permanent) and not (
+                self.tls is not None and self.tls.verified and conn.capabilities.requiretls):
+            return tuple(  # RFC 8689 §4.2.1: verified TLS and the extension, or not here
+                RecipientOutcome(r, "deferred", reason=f"{self.name}: the message requires TLS "
+                                 "(REQUIRETLS) and this server does not offer it over verified TLS",
+                                 host=self.host, address=self.address, tls=self.tls,
+                                 status=REQUIRETLS_STATUS) for r in recipients)
         if refusal is not None:
             return self._all(recipients, "failed" if refusal.permanent else "deferred", None,
                              f"{self.name}: {refusal.reason}")
@@ -417,6 +446,12 @@ class SmtpSession:
 
     # -- outcomes -------------------------------------------------------------------------------
 
+    def _tls_outcome_with(self, failure: str) -> TlsOutcome | None:
+        """The outcome of the TLS just negotiated, saying why it is not the verified kind."""
+        tls = self.tls
+        return None if tls is None else TlsOutcome(tls.used, tls.version, tls.cipher, tls.verified,
+                                                   tls.policy, failure)
+
     def _tls_outcome(self, *, used: bool, version: str = "", cipher: str = "", verified: bool = False,
                      failure: str = "") -> TlsOutcome:
         return TlsOutcome(used=used, version=version, cipher=cipher, verified=verified,
@@ -437,9 +472,27 @@ class SmtpSession:
 
 
 class _TlsFailed(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, certificate: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.certificate = certificate  # the handshake worked; the certificate did not pass
+
+
+def _requirer(policy: TlsPolicy) -> str:
+    """Who asked for TLS, for reasons: "the MTA-STS policy", "DANE", ..."""
+    return {"mta-sts": "the MTA-STS policy", "dane": "DANE (TLSA records)",
+            "smarthost": "the smarthost policy"}.get(policy.policy, "policy")
+
+
+def _peer_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
+    """The certificates the server sent, its own first (all of them on Python 3.13+)."""
+    chain = getattr(ssl_object, "get_unverified_chain", None)
+    if chain is not None:
+        found = chain()
+        if found:
+            return [bytes(c) for c in found]  # DER, as Python 3.13 gives them
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
 
 
 def _outgoing(message: QueuedMessage, content: bytes, recipients: tuple[str, ...]) -> OutgoingMessage:
@@ -454,7 +507,7 @@ def _outgoing(message: QueuedMessage, content: bytes, recipients: tuple[str, ...
         sender=envelope.sender, recipients=tuple(outgoing), size=len(content),
         eight_bit=not content.isascii(),
         smtputf8=needs_smtputf8(envelope.sender, recipients, content),
-        ret=envelope.ret, envid=envelope.envid)
+        ret=envelope.ret, envid=envelope.envid, requiretls=envelope.requiretls)
 
 
 def _context(verify: bool) -> ssl.SSLContext:
