@@ -85,6 +85,7 @@ from benchkit import (
     Cleanups,
     Monitor,
     Unavailable,
+    add_profile_argument,
     add_targets_argument,
     busy_share,
     cached_template,
@@ -579,6 +580,7 @@ class Outcome:
     machine: dict[str, float]
     loadavg: float
     rss: int = 0
+    pss: int = 0  # peak PSS: shared pages divided among the processes that map them
     verified: str = ""
 
 
@@ -632,7 +634,7 @@ def run_job(work: Workload, port: int, args: argparse.Namespace, label: str, sin
     last = float(stats["last"])  # type: ignore[arg-type]
     seconds = last - res.started if last else 0.0
     return Outcome(res, delivered, seconds, stats, monitor.cpu() - cpu0, sinks.monitor.cpu() - sink0, machine,
-                   os.getloadavg()[0], monitor.peak)
+                   os.getloadavg()[0], monitor.peak, monitor.peak_pss)
 
 
 def verify_saved(save: Path, nameserver: object) -> str:
@@ -675,7 +677,8 @@ def describe(label: str, work: Workload, out: Outcome) -> None:
     log(f"{label}: server CPU {out.server_cpu:.1f} s ({100 * out.server_cpu / wall:.0f}% of a core, "
         f"{1000 * out.server_cpu / max(out.delivered, 1):.2f} ms/msg), client {res.client_cpu:.1f} s, "
         f"sinks {out.sink_cpu:.1f} s ({100 * out.sink_cpu / wall:.0f}% of a core); machine "
-        f"({psutil.cpu_count()} CPUs) {100 * busy_share(out.machine):.0f}% busy, load average {out.loadavg:.1f}")
+        f"({psutil.cpu_count()} CPUs) {100 * busy_share(out.machine):.0f}% busy, load average {out.loadavg:.1f}; "
+        f"server peak RSS {out.rss / MB:,.0f} MB, PSS {out.pss / MB:,.0f} MB")
     log(f"{label}: DKIM of the kept messages: {out.verified or 'every one passes'}")
     if res.problems:
         log(f"{label}: first problems: " + " | ".join(res.problems[:5]))
@@ -755,10 +758,10 @@ def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, st
     set_toml_keys(data / "postoffice.toml", {"dns": {"nameservers": [str(dns.address)]},
                                              "outbound": {"mx_port": args.sink_port}})
     port = free_port()
-    server = start_postoffice(data, env, {"submission": port}, cleanups)
+    server = start_postoffice(data, env, {"submission": port}, cleanups, profile=args.profile)
     monitor = Monitor(server.proc.pid, reaped=False)
     out = run_job(work, port, args, "postoffice", sinks, monitor, SENDER)
-    finish_postoffice(server)
+    finish_postoffice(server, args.profile)
     out.verified = verify_saved(tmp / "kept", dns.address)
     return out
 
@@ -993,6 +996,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the data dirs, spools and logs (paths on stderr)")
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where the postoffice data dir template is kept (default /tmp/postoffice-bench)")
+    add_profile_argument(parser)
     parser.add_argument("--sink", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.sink:
@@ -1035,7 +1039,7 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(f"{label} {r}")
             continue
         rate = r.delivered / r.seconds if r.seconds > 0 else 0.0
-        text = f"{label} {rate:,.0f} msg/s rss {r.rss / MB:,.0f} MB (load {r.loadavg:.1f})"
+        text = f"{label} {rate:,.0f} msg/s rss {r.rss / MB:,.0f} MB (pss {r.pss / MB:,.0f} MB, load {r.loadavg:.1f})"
         if r.delivered < args.count or r.stats.get("unsigned") or r.verified:
             text += (f" (INCOMPLETE: {r.delivered:,}/{args.count:,} delivered, "
                      f"{r.stats.get('unsigned')} unsigned{', DKIM: ' + r.verified if r.verified else ''})")
