@@ -32,8 +32,8 @@ sinks note the CLOCK_MONOTONIC time of each arrival); msg/s = messages / that ti
   for 127.0.0.0/8 (mynetworks: no SASL, so its clients skip AUTH, a small saving for Postfix),
   with OpenDKIM (Debian opendkim) as its milter on a loopback port signing bench.test with an
   RSA-2048 key, relaxed/relaxed. Postfix looks MX records up itself (smtp_host_lookup = dns)
-  with the libc resolver, which only reads /etc/resolv.conf and only port 53: Postfix runs in a
-  private mount namespace (unshare -m) where /etc/resolv.conf names a second Unbound on
+  with the libc resolver, which only reads /etc/resolv.conf and only port 53: Postfix (and
+  OpenDKIM) run in a private mount namespace (unshare -m) where /etc/resolv.conf names a second Unbound on
   127.0.0.253:53 that forwards every question to the loopback Unbound above, so no DNS
   question leaves the loopback. Where the namespace cannot be made (no CAP_SYS_ADMIN) the
   relaying uses transport_maps to the 10 sink addresses instead (no MX lookups), and the line
@@ -74,6 +74,7 @@ import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
+from typing import cast
 
 from benchkit import (
     CACHE_DIR,
@@ -365,9 +366,9 @@ class SinkProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
         self.state.connections += 1
-        transport.write(b"220 sink.bench.test ESMTP\r\n")
+        self.transport.write(b"220 sink.bench.test ESMTP\r\n")
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
@@ -815,7 +816,18 @@ def _write_dkim_key(base: Path) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def start_opendkim(base: Path, port: int, cleanups: Cleanups) -> subprocess.Popen:
+def in_namespace(resolv_conf: Path | None, argv: list[str]) -> list[str]:
+    """argv run (exec'd, same pid) in a private mount namespace whose /etc/resolv.conf is
+    `resolv_conf`, so that whatever it asks the libc resolver stays on loopback; argv as it is
+    without one."""
+    if resolv_conf is None:
+        return argv
+    command = " ".join(f'"{a}"' for a in argv)
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+            f'mount --bind "{resolv_conf}" /etc/resolv.conf && exec {command}']
+
+
+def start_opendkim(base: Path, port: int, resolv_conf: Path | None, cleanups: Cleanups) -> subprocess.Popen:
     conf = base / "opendkim.conf"
     conf.write_text(
         "Syslog no\nMode s\nBackground no\nUMask 007\n"
@@ -824,7 +836,8 @@ def start_opendkim(base: Path, port: int, cleanups: Cleanups) -> subprocess.Pope
         "InternalHosts 127.0.0.0/8\nRequireSafeKeys no\n"
         f"Socket inet:{port}@127.0.0.1\nPidFile {base / 'opendkim.pid'}\n")
     log_path = base / "opendkim.log"
-    proc = subprocess.Popen([shutil.which("opendkim", path=SBIN) or "opendkim", "-f", "-x", str(conf)],
+    proc = subprocess.Popen(in_namespace(resolv_conf, [shutil.which("opendkim", path=SBIN) or "opendkim",
+                                                       "-f", "-x", str(conf)]),
                             stdin=subprocess.DEVNULL, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     cleanups.append(lambda: stop_process(proc, "opendkim"))
@@ -881,12 +894,11 @@ def bench_postfix(work: Workload, args: argparse.Namespace, env: dict[str, str],
     for name in ("cert.pem", "key.pem"):
         shutil.copy(template / "tls" / name, base / "etc" / name)
     dns.publish_key(OPENDKIM_SELECTOR, "rsa", _write_dkim_key(base))
-    milter = free_port()
-    opendkim = start_opendkim(base, milter, cleanups)
     via_dns = _namespace_works()
-    if via_dns:
+    resolv_conf = base / "resolv.conf" if via_dns else None
+    if resolv_conf is not None:
         start_resolver_for_postfix(base, dns.address, cleanups)
-        (base / "resolv.conf").write_text(f"nameserver {POSTFIX_RESOLVER}\noptions timeout:2 attempts:2\n")
+        resolv_conf.write_text(f"nameserver {POSTFIX_RESOLVER}\noptions timeout:2 attempts:2\n")
         routing = "smtp_host_lookup = dns\n"
     else:
         log("postfix: no private mount namespace here (unshare -m failed): relaying by transport_maps, "
@@ -894,6 +906,8 @@ def bench_postfix(work: Workload, args: argparse.Namespace, env: dict[str, str],
         (base / "etc" / "transport").write_text("".join(
             f"{d} smtp:[{a}]:{args.sink_port}\n" for d, a in zip(SINK_DOMAINS, SINK_ADDRESSES, strict=True)))
         routing = f"transport_maps = texthash:{base / 'etc' / 'transport'}\nsmtpd_peername_lookup = no\n"
+    milter = free_port()
+    opendkim = start_opendkim(base, milter, resolv_conf, cleanups)
     (tmp / "kept").mkdir()
     sinks = Sinks(args.sink_port, tmp / "kept", tmp / "sinks.log", env, cleanups)
     port = free_port()
@@ -917,10 +931,7 @@ def bench_postfix(work: Workload, args: argparse.Namespace, env: dict[str, str],
     check = subprocess.run(["postfix", "-c", etc, "check"], capture_output=True, text=True)
     if check.returncode != 0:
         raise BenchError(f"`postfix check` failed: {(check.stdout + check.stderr).strip()[-500:]}")
-    start = ["postfix", "-c", etc, "start"]
-    if via_dns:
-        start = ["unshare", "-m", "--propagation", "private", "sh", "-c",
-                 f'mount --bind "{base / "resolv.conf"}" /etc/resolv.conf && exec postfix -c "{etc}" start']
+    start = in_namespace(resolv_conf, ["postfix", "-c", etc, "start"])
     os.sync()
     done = subprocess.run(start, capture_output=True, text=True, start_new_session=True)
     pid_file = base / "spool" / "pid" / "master.pid"
@@ -1039,7 +1050,9 @@ def main(argv: list[str] | None = None) -> int:
             parts.append(f"{label} {r}")
             continue
         rate = r.delivered / r.seconds if r.seconds > 0 else 0.0
-        text = f"{label} {rate:,.0f} msg/s rss {r.rss / MB:,.0f} MB (pss {r.pss / MB:,.0f} MB, load {r.loadavg:.1f})"
+        cpu = 1000 * r.server_cpu / max(r.delivered, 1)
+        text = (f"{label} {rate:,.0f} msg/s {cpu:.1f} ms CPU/msg rss {r.rss / MB:,.0f} MB"
+                f" (pss {r.pss / MB:,.0f} MB, load {r.loadavg:.1f})")
         if r.delivered < args.count or r.stats.get("unsigned") or r.verified:
             text += (f" (INCOMPLETE: {r.delivered:,}/{args.count:,} delivered, "
                      f"{r.stats.get('unsigned')} unsigned{', DKIM: ' + r.verified if r.verified else ''})")
