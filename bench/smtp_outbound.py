@@ -756,8 +756,11 @@ def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, st
     publish_postoffice_keys(dns, data)
     (tmp / "kept").mkdir()
     sinks = Sinks(args.sink_port, tmp / "kept", tmp / "sinks.log", env, cleanups)
-    set_toml_keys(data / "postoffice.toml", {"dns": {"nameservers": [str(dns.address)]},
-                                             "outbound": {"mx_port": args.sink_port}})
+    keys: dict[str, dict[str, object]] = {"dns": {"nameservers": [str(dns.address)]},
+                                          "outbound": {"mx_port": args.sink_port}}
+    for section, key, value in args.set:
+        keys.setdefault(section, {})[key] = value
+    set_toml_keys(data / "postoffice.toml", keys)
     port = free_port()
     server = start_postoffice(data, env, {"submission": port}, cleanups, profile=args.profile)
     monitor = Monitor(server.proc.pid, reaped=False)
@@ -1008,6 +1011,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where the postoffice data dir template is kept (default /tmp/postoffice-bench)")
     add_profile_argument(parser)
+    parser.add_argument("--set", action="append", type=_config_setting, default=[], metavar="SECTION.KEY=VALUE",
+                        help="change a key of postoffice's config for an experiment, e.g. outbound.concurrency=50 "
+                             "(VALUE in TOML/JSON syntax, else a string); repeatable; shown in the line")
     parser.add_argument("--sink", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.sink:
@@ -1039,7 +1045,8 @@ def main(argv: list[str] | None = None) -> int:
             targets, run, labels=LABELS, show_type=False, before="load",
             describe=lambda label, out: describe(label, work, out))
 
-    parts = [f"smtp_outbound: N={args.count} c={args.connections}"]
+    parts = [f"smtp_outbound: N={args.count} c={args.connections}"
+             + "".join(f" {section}.{key}={json.dumps(value)}" for section, key, value in args.set)]
     rates: dict[str, float] = {}
     for target in targets:
         r = results[target]
@@ -1069,6 +1076,19 @@ def main(argv: list[str] | None = None) -> int:
     parts.append(f"target >=1.0x: {verdict}")
     print(" | ".join(parts), flush=True)
     return status
+
+
+def _config_setting(text: str) -> tuple[str, str, object]:
+    """--set SECTION.KEY=VALUE: (section, key, value), the value read as JSON when it is."""
+    name, sep, raw = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not (sep and dot and section and key):
+        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE, got {text!r}")
+    try:
+        value: object = json.loads(raw)
+    except ValueError:
+        value = raw
+    return section, key, value
 
 
 def _free_sink_port() -> int:
