@@ -32,20 +32,26 @@ sinks note the CLOCK_MONOTONIC time of each arrival); msg/s = messages / that ti
   for 127.0.0.0/8 (mynetworks: no SASL, so its clients skip AUTH, a small saving for Postfix),
   with OpenDKIM (Debian opendkim) as its milter on a loopback port signing bench.test with an
   RSA-2048 key, relaxed/relaxed. Postfix looks MX records up itself (smtp_host_lookup = dns)
-  with the libc resolver, which only reads /etc/resolv.conf and only port 53: Postfix (and
-  OpenDKIM) run in a private mount namespace (unshare -m) where /etc/resolv.conf names a second Unbound on
-  127.0.0.253:53 that forwards every question to the loopback Unbound above, so no DNS
-  question leaves the loopback. Where the namespace cannot be made (no CAP_SYS_ADMIN) the
+  with the libc resolver, which only reads /etc/resolv.conf and only port 53: Postfix and
+  OpenDKIM run in a private mount namespace (unshare -m) where /etc/resolv.conf names a second
+  Unbound on 127.0.0.253:53 that forwards every question to the loopback Unbound above, so no
+  DNS question leaves the loopback. Where the namespace cannot be made (no CAP_SYS_ADMIN) the
   relaying uses transport_maps to the 10 sink addresses instead (no MX lookups), and the line
   says `(transport_maps)`. Peak RSS: the Postfix master's process tree plus OpenDKIM.
   Defaults otherwise (20 connections per destination, connection caching on demand).
 
 The client (on uvloop when installed) and the sinks run beside the servers, on the same
 machine: stderr shows their CPU time, the server's and how busy the machine was. Progress goes to
-stderr; stdout gets one line, with the 1-minute load average at the end of each target's run:
+stderr; stdout gets one line: per target the end-to-end rate, the server's CPU time per message,
+its peak RSS and PSS, and the 1-minute load average at the end of its run. For example (the
+shared 2-core machine, busy with other work; see bench/README.md):
 
-smtp_outbound: N=10000 c=50 | postoffice 212 msg/s rss 151 MB (load 9.8) | postfix+opendkim
-  198 msg/s rss 140 MB (load 10.1) | 1.07x postfix+opendkim | target >=1.0x: PASS
+smtp_outbound: N=10000 c=50 | postoffice 30 msg/s 9.2 ms CPU/msg rss 109 MB (pss 89 MB, load 11.9)
+  | postfix+opendkim 118 msg/s 6.3 ms CPU/msg rss 1,484 MB (pss 273 MB, load 37.3)
+  | 0.25x postfix+opendkim | target >=1.0x: FAIL
+
+--set SECTION.KEY=VALUE changes a key of postoffice's config for an experiment (the line
+names it), e.g. --set outbound.concurrency=100.
 
 A target that cannot run is "unavailable" or "not installed" and the other still runs.
 Exit status: 0 PASS, 1 FAIL, 2 no verdict (a target unavailable, failed or incomplete).
