@@ -182,6 +182,9 @@ def test_a_stopped_peer_is_retried_on_schedule_then_the_message_bounces(instance
     assert f"Final-Recipient: rfc822; {carol}" in fields and "Action: failed" in fields, fields
     assert "Status: 4.4.7" in fields, fields  # RFC 3463: delivery time expired
     assert "127.0.0.5" in fields or "could be reached" in fields, fields
+    words = dsn.split(b"Content-Type: message/delivery-status")[0].decode()
+    assert "the server gave up" in words and words.count("gave up") == 1, words  # said once, in plain words
+    assert "(still so after 20 seconds in the queue)" in words, words
 
 
 def test_mail_for_bravo_while_it_is_stopped_arrives_once_it_is_back(instances: tuple[Instance, Instance]) -> None:

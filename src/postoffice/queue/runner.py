@@ -254,9 +254,8 @@ class QueueRunner:
             recipients.append(QueuedRecipient(r.address, r.notify, r.orcpt, status, warned))
             if action is not None and wants_notice(r.notify, action):
                 reason = outcome.reason
-                if code == "4.4.7":
-                    days = cfg.max_queue_time / 86400
-                    reason = (f"gave up after {days:g} day(s) in the queue; the last attempt: {_said(outcome)}")
+                if code == "4.4.7":  # the report's text says it gave up; this says after what
+                    reason = f"{_said(outcome)} (still so after {_duration(cfg.max_queue_time)} in the queue)"
                 notices.append((r, DsnRecipient(
                     r.address, action, code, original=r.orcpt,
                     reply=outcome.reply if code != "4.4.7" else None, reason=reason, remote_mta=outcome.host,
@@ -298,6 +297,15 @@ def _log_attempt(entry: QueuedMessage, result: QueueAttemptResult, started: floa
         logevents.queue_delivery(entry.id, entry.envelope.sender, record.recipient, outcome, host=record.host,
                                  ip=record.address, reply=record.reply, tls=record.tls,
                                  attempt=entry.attempts + 1, delay=started - entry.created)
+
+
+def _duration(seconds: float) -> str:
+    """Plain words for a span: "5 days", "4 hours", "20 seconds"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = round(seconds / size, 1)
+            return f"{count:g} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds:g} second{'' if seconds == 1 else 's'}"
 
 
 def _said(outcome: RecipientOutcome) -> str:
