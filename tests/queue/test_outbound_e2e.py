@@ -115,6 +115,7 @@ def test_mail_submitted_on_alpha_arrives_at_bravo_with_dkim_spf_and_dmarc_passin
     assert re.search(rf"dkim=pass [^;]*header\.d={re.escape(ALPHA)}[^;]*header\.a=rsa-sha256", results), results
     assert re.search(rf"dkim=pass [^;]*header\.d={re.escape(ALPHA)}[^;]*header\.a=ed25519-sha256", results), results
     assert re.search(rf"spf=pass [^;]*smtp\.mailfrom={re.escape(ALICE)}", results), results
+    assert re.search(rf"spf=pass [^;]*smtp\.helo={re.escape(alpha.hostname)}", results), results  # the EHLO name
     assert re.search(rf"dmarc=pass [^;]*header\.from={re.escape(ALPHA)}", results), results
     received = header_fields(arrived, "Received")[0]  # bravo's own, on top
     assert f"from {alpha.hostname} " in received and "[127.0.0.2]" in received, received
