@@ -1,6 +1,7 @@
 """ARC chain validation (RFC 8617 §5.2): is the Authenticated Received Chain of a message intact?
 
     result = await check_arc(resolver, message_bytes)      # ArcResult: none / pass / fail
+    # (or a dkim_canon.SplitMessage in place of the bytes, read once for DKIM and DMARC too)
     if dmarc.result == "fail" and arc_overrides_dmarc(result, config.smtp.trusted_arc_sealers): ...
 
 Each intermediary that handled the message added one ARC Set with instance i=1..N: an
@@ -34,18 +35,17 @@ import asyncio
 import base64
 import binascii
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from postoffice.mailauth.dkim_canon import (
     Canonicalization,
     HeaderField,
+    SplitMessage,
     body_hash,
     canonicalize_header,
     parse_canonicalization,
     signed_header_data,
-    split_message,
-    to_crlf,
     without_signature_value,
 )
 from postoffice.mailauth.dkim_crypto import (
@@ -93,9 +93,10 @@ def arc_overrides_dmarc(arc: ArcResult, trusted_sealers: Iterable[str]) -> bool:
     return arc.sealers[-1].lower().rstrip(".") in trusted
 
 
-async def check_arc(resolver: Resolver, message: bytes) -> ArcResult:
+async def check_arc(resolver: Resolver, message: bytes | SplitMessage) -> ArcResult:
     """Validate the message's ARC chain (RFC 8617 §5.2)."""
-    fields, body = split_message(to_crlf(message))
+    split = SplitMessage.of(message)
+    fields, body = split.fields, split.body
     try:
         sets = _collect(fields)
     except _Broken as e:
@@ -124,7 +125,13 @@ async def check_arc(resolver: Resolver, message: bytes) -> ArcResult:
     return ArcResult("pass", count, sealers, oldest_pass)
 
 
-def _collect(fields: list[HeaderField]) -> dict[int, _Set]:
+def has_arc_fields(fields: Sequence[HeaderField]) -> bool:
+    """Whether any ARC header field is there (without one, `check_arc` says ``none`` at once
+    and asks no DNS)."""
+    return any(f.name in _KINDS for f in fields)
+
+
+def _collect(fields: Sequence[HeaderField]) -> dict[int, _Set]:
     """The ARC header fields grouped by instance; a field that does not parse breaks the chain."""
     sets: dict[int, _Set] = {}
     for f in fields:
@@ -174,7 +181,7 @@ def _check_structure(sets: dict[int, _Set], count: int) -> None:
 class _Verifier:
     """Signature checks for one message: keys and body hashes are fetched/computed once."""
 
-    def __init__(self, resolver: Resolver, fields: list[HeaderField], body: bytes) -> None:
+    def __init__(self, resolver: Resolver, fields: Sequence[HeaderField], body: bytes) -> None:
         self.resolver = resolver
         self.fields = fields
         self.body = body

@@ -1,6 +1,7 @@
 """DKIM verification and signing (RFC 6376, RFC 8301, RFC 8463).
 
     results = await verify_dkim(resolver, message)            # one DkimResult per signature
+    # (message: the bytes, or a dkim_canon.SplitMessage that ARC and DMARC read too)
     field = sign_message(message, "example.org", "mail", key)  # b"DKIM-Signature: ...\\r\\n"
     signed = field + message
 
@@ -40,12 +41,13 @@ import base64
 import binascii
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from postoffice.mailauth.dkim_canon import (
     Canonicalization,
     HeaderField,
+    SplitMessage,
     body_hash,
     parse_canonicalization,
     signed_header_data,
@@ -236,7 +238,7 @@ def _result(sig: DkimSignature, code: DkimCode, problem: str = "") -> DkimResult
                       body_length_limited=sig.length is not None, problem=problem)
 
 
-def _from_domain(fields: list[HeaderField]) -> str:
+def _from_domain(fields: Sequence[HeaderField]) -> str:
     for field in fields:
         if field.name == b"from":
             address = _text(field.raw.partition(b":")[2]).strip()
@@ -249,14 +251,15 @@ def _aligned(domain: str, from_domain: str) -> bool:
                                   or domain.endswith("." + from_domain))
 
 
-def prepare_checks(message: bytes, *, now: float | None = None,
+def prepare_checks(message: bytes | SplitMessage, *, now: float | None = None,
                    max_signatures: int = MAX_SIGNATURES) -> list[DkimCheck]:
     """Everything but the key lookups: read every signature, hash bodies and headers.
 
     Linear in the message; synchronous, so that an async caller can run it in a thread.
     """
     now = time.time() if now is None else now
-    fields, body = split_message(to_crlf(message))
+    split = SplitMessage.of(message)
+    fields, body = split.fields, split.body
     signature_fields = [f for f in fields if f.name == _SIGNATURE_FIELD]
     unread = max(0, len(signature_fields) - MAX_FIELDS_READ)
     readable: list[DkimSignature] = []
@@ -342,20 +345,25 @@ def finish_check(check: DkimCheck, key: DkimKey | DkimResult | None) -> DkimResu
     return replace(check.result, result="pass", testing=key.testing)
 
 
-async def verify_dkim(resolver: Resolver, message: bytes, *, now: float | None = None,
+async def verify_dkim(resolver: Resolver, message: bytes | SplitMessage, *,
+                      now: float | None = None,
                       max_signatures: int = MAX_SIGNATURES) -> tuple[DkimResult, ...]:
     """Verify every DKIM-Signature of ``message`` (bounded by ``max_signatures``).
 
     ``now`` (unix time) decides x= expiry; it defaults to the clock. No signature: ``()``.
     """
-    if len(message) > THREAD_THRESHOLD:
+    size = message.size if isinstance(message, SplitMessage) else len(message)
+    if size > THREAD_THRESHOLD:
         checks = await asyncio.to_thread(prepare_checks, message, now=now,
                                          max_signatures=max_signatures)
     else:
         checks = prepare_checks(message, now=now, max_signatures=max_signatures)
     names = sorted({c.signature.key_name for c in checks if c.signature is not None})
-    keys = dict(zip(names, await asyncio.gather(*(_fetch_key(resolver, n) for n in names)),
-                    strict=True))
+    if len(names) == 1:  # most mail: one key, and a task for it would cost more than its lookup
+        keys = {names[0]: await _fetch_key(resolver, names[0])}
+    else:
+        keys = dict(zip(names, await asyncio.gather(*(_fetch_key(resolver, n) for n in names)),
+                        strict=True))
     return tuple(finish_check(c, keys.get(c.signature.key_name) if c.signature else None)
                  for c in checks)
 

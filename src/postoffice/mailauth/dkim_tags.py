@@ -23,8 +23,6 @@ MAX_TAGS = 64
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 # VALCHAR = %x21-3A / %x3C-7E (RFC 6376 §3.2), UTF-8 allowed (RFC 8616 §4), WSP and CRLF as FWS.
 _BAD_VALUE_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_FWS = re.compile(r"[ \t\r\n]+")
-_BROKEN_FOLD = re.compile(r"\r(?!\n)|(?<!\r)\n|\r\n(?![ \t])")
 
 
 class TagListError(ValueError):
@@ -33,11 +31,13 @@ class TagListError(ValueError):
 
 def parse_tag_list(text: str) -> dict[str, str]:
     """The tags of ``text`` in the order written, values stripped of surrounding white space."""
-    if _BROKEN_FOLD.search(text.rstrip("\r\n")):
+    if _broken_fold(text.rstrip("\r\n")):
         raise TagListError("a line break that is not folding white space")
     specs = text.split(";")
     if len(specs) > MAX_TAGS + 1:
         raise TagListError(f"more than {MAX_TAGS} tags")
+    # Printable ASCII and FWS only (nearly every real tag-list): no value needs the search below.
+    clean = text.isascii() and text.replace("\t", " ").replace("\r", " ").replace("\n", " ").isprintable()
     tags: dict[str, str] = {}
     for position, spec in enumerate(specs):
         if not spec.strip(" \t\r\n"):
@@ -53,15 +53,27 @@ def parse_tag_list(text: str) -> dict[str, str]:
         if name in tags:
             raise TagListError(f"the tag {name}= appears twice")
         value = value.strip(" \t\r\n")
-        if bad := _BAD_VALUE_CHAR.search(value):
+        if not clean and (bad := _BAD_VALUE_CHAR.search(value)):
             raise TagListError(f"the value of {name}= holds the control character {bad.group()!r}")
         tags[name] = value
     return tags
 
 
+def _broken_fold(text: str) -> bool:
+    """Whether ``text`` has a CR or LF that is not part of a fold (CRLF followed by SP or HTAB):
+    counted by C-level scans, since a regex looking around every character cost more than the
+    rest of parsing a DKIM-Signature."""
+    if "\n" not in text and "\r" not in text:
+        return False
+    crlf = text.count("\r\n")
+    return not (text.count("\r") == crlf == text.count("\n")
+                and crlf == text.count("\r\n ") + text.count("\r\n\t"))
+
+
 def strip_fws(value: str) -> str:
-    """``value`` without any white space: for base64 values (b=, bh=, p=), where FWS is ignored."""
-    return _FWS.sub("", value)
+    """``value`` without any white space: for base64 values (b=, bh=, p=), where FWS is ignored.
+    Four C-level passes: a regex substitution cost several times more on a 2048-bit b=."""
+    return value.replace(" ", "").replace("\t", "").replace("\r", "").replace("\n", "")
 
 
 def split_colon_list(value: str) -> list[str]:

@@ -2,7 +2,8 @@
 
 Use::
 
-    author = author_domains(message_bytes)               # the RFC5322.From domain(s)
+    author = author_domains(message_bytes)               # the RFC5322.From domain(s); or of a
+                                                         # dkim_canon.SplitMessage (read once)
     result = await check_dmarc_author(resolver, author, spf, dkim_results)
     # or, for one known domain: await check_dmarc(resolver, "example.com", spf, dkim_results)
     if result.result == "fail" and result.disposition == "reject": refuse with 550 5.7.1
@@ -50,11 +51,13 @@ Implementation notes (section numbers and titles are RFC 9989's):
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from postoffice.mailauth.dkim_canon import SplitMessage
 from postoffice.mailauth.dns_types import DnsTemporaryError, Resolver
 from postoffice.mailauth.results import DkimResult, DmarcResult, Policy, SpfResult
 from postoffice.message.mime_address import MISSING_DOMAIN, parse_address_list
@@ -62,6 +65,8 @@ from postoffice.message.mime_headers import parse_fields, split_header
 
 MAX_WALK_QUERIES = 8  # §4.10: the first query plus at most 7 more
 MAX_IDENTIFIER_WALKS = 8  # distinct authenticated domains walked for relaxed alignment
+MAX_CACHED_RECORD = 1024  # characters of a `_dmarc` record whose parse is remembered (1024 of them)
+MAX_CACHED_FROM = 512  # characters of a From value whose domains are remembered (1024 of them)
 MAX_AUTHOR_DOMAINS = 4  # the domains of a multi-valued From evaluated ("Denial of DMARC ...")
 # One author domain's evaluation as a whole: the walks allow ~70 sequential `_dmarc` queries,
 # each up to the resolver's timeout, so a slow zone could hold a session for minutes.
@@ -141,6 +146,15 @@ def parse_dmarc_record(text: str) -> DmarcRecord | None:
     )
 
 
+_cached_record = functools.lru_cache(maxsize=1024)(parse_dmarc_record)
+
+
+def _parsed_record(text: str) -> DmarcRecord | None:
+    """`parse_dmarc_record`, remembered by the record's text (records of a realistic size):
+    the same few policies come with most mail, and DmarcRecord is immutable."""
+    return _cached_record(text) if len(text) <= MAX_CACHED_RECORD else parse_dmarc_record(text)
+
+
 def _psd(value: str) -> Literal["y", "n", "u"]:
     value = value.lower()
     return "y" if value == "y" else "n" if value == "n" else "u"
@@ -166,10 +180,15 @@ class AuthorDomains:
     problem: str = ""
 
 
-def author_domains(message: bytes) -> AuthorDomains:
-    """The From domain(s) of a message (its header block, or the whole message)."""
-    header_end, _ = split_header(message, 0, len(message))
-    values = [value for name, _, value in parse_fields(message[:header_end]) if name == "from"]
+def author_domains(message: bytes | SplitMessage) -> AuthorDomains:
+    """The From domain(s) of a message (its header block, or the whole message, or the message
+    already split for DKIM: the same values either way)."""
+    if isinstance(message, SplitMessage):
+        values = [_field_value(f.raw) for f in message.fields
+                  if (f.name == b"from" or b"\0" in f.raw or b"\n" in f.name) and _is_from(f.raw)]
+    else:
+        header_end, _ = split_header(message, 0, len(message))
+        values = [value for name, _, value in parse_fields(message[:header_end]) if name == "from"]
     if not values:
         return AuthorDomains((), "no From header field")
     problems = []
@@ -178,14 +197,9 @@ def author_domains(message: bytes) -> AuthorDomains:
     domains: list[str] = []
     unusable = 0
     for value in values:
-        for address in parse_address_list(value) or ():
-            if address.host is None:  # group markers
-                continue
-            domain = _a_label(address.host)
-            if domain is None:
-                unusable += 1
-            elif domain not in domains:
-                domains.append(domain)
+        found, unusable_here = _value_domains(value)
+        unusable += unusable_here
+        domains += [d for d in found if d not in domains]
     if not domains:
         problems.append("From holds no address with a usable domain")
     elif len(domains) > 1:
@@ -193,6 +207,57 @@ def author_domains(message: bytes) -> AuthorDomains:
     if unusable and domains:
         problems.append(f"{unusable} From address(es) without a usable domain ignored")
     return AuthorDomains(tuple(domains), "; ".join(problems))
+
+
+def _is_from(raw: bytes) -> bool:
+    """Whether a field of a SplitMessage is one that mime_headers.parse_fields calls "from": it
+    unfolds and drops NULs before it reads names, so "Fr\\0om:" and "From\\r\\n :" are From
+    fields to it, and so to the mail clients reading our IMAP ENVELOPE; DMARC must not miss them."""
+    name, colon, _ = _unfolded(raw).replace(b"\0", b"").partition(b":")
+    return bool(colon) and name.rstrip(b" \t").lower() == b"from"
+
+
+def _field_value(raw: bytes) -> str:
+    """A field's value as mime_headers.parse_fields gives it: unfolded, UTF-8 or else cp1252,
+    without NULs, trimmed."""
+    value = _unfolded(raw).partition(b":")[2]
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = value.decode("cp1252", "replace")
+    return text.replace("\0", "").strip(" \t\r\n")
+
+
+def _unfolded(raw: bytes) -> bytes:
+    """A field of a SplitMessage without its folds (RFC 5322 §2.2.3: the line break before
+    white space goes, the white space stays); within a field every CRLF but the last is one."""
+    return raw.replace(b"\r\n ", b" ").replace(b"\r\n\t", b"\t")
+
+
+def _value_domains(value: str) -> tuple[tuple[str, ...], int]:
+    """The usable domains of one From value, first seen first, and the count of addresses
+    without one. Remembered by the value (up to `MAX_CACHED_FROM` characters): the same senders
+    write most mail, and parsing an address list costs more than the rest of the evaluation."""
+    if len(value) <= MAX_CACHED_FROM:
+        return _cached_value_domains(value)
+    return _parse_value_domains(value)
+
+
+def _parse_value_domains(value: str) -> tuple[tuple[str, ...], int]:
+    domains: list[str] = []
+    unusable = 0
+    for address in parse_address_list(value) or ():
+        if address.host is None:  # group markers
+            continue
+        domain = _a_label(address.host)
+        if domain is None:
+            unusable += 1
+        elif domain not in domains:
+            domains.append(domain)
+    return tuple(domains), unusable
+
+
+_cached_value_domains = functools.lru_cache(maxsize=1024)(_parse_value_domains)
 
 
 def _a_label(host: str) -> str | None:
@@ -293,7 +358,7 @@ class _Evaluation:
         found: DmarcRecord | None = None
         if len(name) <= 253:
             answer = await self.resolver.txt(name)  # DnsTemporaryError goes to the caller
-            parsed = [r for r in (parse_dmarc_record(t) for t in answer.records) if r is not None]
+            parsed = [r for r in (_parsed_record(t) for t in answer.records) if r is not None]
             found = parsed[0] if len(parsed) == 1 else None
         self.records[domain] = found
         return found

@@ -33,8 +33,15 @@ async def check_iprev(resolver: Resolver, address: IPAddress | str) -> IprevResu
     names = tuple(dict.fromkeys(n for n in names if n))[:MAX_NAMES]
     if not names:
         return IprevResult("permerror", shown, problem=f"no PTR record for {shown}")
-    answers = await asyncio.gather(*(_addresses(resolver, name, client) for name in names),
-                                   return_exceptions=True)
+    answers: list[DnsAnswer[IPv4Address] | DnsAnswer[IPv6Address] | BaseException]
+    if len(names) == 1:  # the usual case: no task to run one lookup beside nothing
+        try:
+            answers = [await _addresses(resolver, names[0], client)]
+        except DnsTemporaryError as error:
+            answers = [error]
+    else:
+        answers = await asyncio.gather(*(_addresses(resolver, name, client) for name in names),
+                                       return_exceptions=True)
     for name, answer in zip(names, answers, strict=True):
         if isinstance(answer, DnsAnswer) and client in answer.records:
             return IprevResult("pass", shown, name=name)

@@ -49,7 +49,6 @@ import dns.name
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
-import dns.reversename
 
 from postoffice.config import DnsConfig, ListenAddress
 from postoffice.mailauth.dns_types import (
@@ -179,8 +178,7 @@ class DnsResolver:
         return await self._answer(name, dns.rdatatype.TLSA, _tlsa)
 
     async def ptr(self, address: IPAddress) -> DnsAnswer[str]:
-        reverse = dns.reversename.from_address(str(ip_address(address)))
-        return await self._answer(reverse.to_text(omit_final_dot=True), dns.rdatatype.PTR, _ptr)
+        return await self._answer(reverse_name(address), dns.rdatatype.PTR, _ptr)
 
     # -- cache, coalescing, the question itself ------------------------------------------------------
 
@@ -237,6 +235,16 @@ class DnsResolver:
             problem = f"DNS lookup of {what} failed: {_plain(error)}"
         self.stats.failures += 1
         raise DnsTemporaryError(problem)
+
+
+def reverse_name(address: IPAddress | str) -> str:
+    """The PTR name of an address, without the final dot: d.c.b.a.in-addr.arpa, or the nibbles
+    under ip6.arpa; an IPv4-mapped IPv6 address (::ffff:a.b.c.d) is asked as the IPv4 one, as
+    dnspython's reversename does. The stdlib's reverse_pointer is that, for a tenth of the cost."""
+    ip = ip_address(address) if isinstance(address, str) else address
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.reverse_pointer
 
 
 def _negative_ttl(absent: dns.resolver.NXDOMAIN, qname: dns.name.Name) -> int:

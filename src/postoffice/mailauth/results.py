@@ -8,6 +8,7 @@ result other than pass/none, for the header comment, the log and `postoffice exp
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -150,12 +151,16 @@ def _resinfo(r: SpfResult | DkimResult | DmarcResult | ArcResult | IprevResult) 
 
 _SPECIALS = set('()<>@,;:\\"/[]?= \t')
 _MAX_COMMENT = 200
+# A bare value: printable ASCII but the specials; "@" allowed (RFC 8601 §2.2 takes a local-part
+# "@" domain-name as a value too). One C-level match per value, not a Python step per character.
+_TOKEN = re.compile("[" + re.escape("".join(c for c in map(chr, range(33, 127))
+                                            if c not in _SPECIALS or c == "@")) + "]+")
 
 
 def _value(text: str) -> str:
     """A property value: a bare token when it can be one, else a quoted string (RFC 8601 §2.2).
     Control characters (a CR or LF would end the header field) become "?"."""
-    if text and not any(c in _SPECIALS or ord(c) < 33 or ord(c) > 126 for c in text.replace("@", "")):
+    if _TOKEN.fullmatch(text):
         return text
     text = _printable(text)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -171,5 +176,7 @@ def _comment(text: str) -> str:
 
 def _printable(text: str) -> str:
     """``text`` with C0 controls, DEL and lone surrogates (undecodable bytes) replaced by "?"."""
+    if text.isascii() and text.isprintable():  # the usual case, in two C-level scans
+        return text
     return "".join("?" if c < " " or c == "\x7f" or "\ud800" <= c <= "\udfff" else c
                    for c in text)

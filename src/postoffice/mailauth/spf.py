@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -456,12 +457,13 @@ def received_spf_header(result: SpfResult, client_ip: IPAddress | str, helo: str
     return f"{result.result} ({_comment(f'{receiver}: {comment}')}) {fields}"
 
 
-_ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~")
+_ATEXT = "[A-Za-z0-9!#$%&'*+\\-/=?^_`{|}~]+"
+_DOT_ATOM = re.compile(f"{_ATEXT}(?:\\.{_ATEXT})*")  # RFC 5322 §3.2.3, without CFWS
 
 
 def _header_value(text: str) -> str:
     """A dot-atom when the value is one, else a quoted-string (RFC 5322 §3.2.3, §3.2.4)."""
-    if text and all(part and set(part) <= _ATEXT for part in text.split(".")):
+    if _DOT_ATOM.fullmatch(text):
         return text
     clean = _printable_ascii(text)
     return '"' + clean.replace("\\", "\\\\").replace('"', '\\"') + '"'
