@@ -292,11 +292,23 @@ def _field(name: str, value: str, width: int = 78) -> bytes:
         if len(line) + 1 + len(part) <= width:  # most lines: nothing to fold
             lines.append(line + part if line == "\t" else f"{line} {part}")
             continue
+        # Lengths are counted and each line joined once: building the line word by word cost
+        # more than the rest of rendering both header fields.
+        words: list[str] = []
+        size = len(line)
         for word in _WORD.findall(part):
-            if len(line) + 1 + len(word) > width and line.strip() not in ("", f"{name}:"):
-                lines.append(line)
-                line = "\t" + word
+            if words and size + 1 + len(word) > width:
+                lines.append(_line(line, words))
+                line, words, size = "\t", [word], 1 + len(word)
             else:
-                line += word if line == "\t" else " " + word
-        lines.append(line)
+                size += len(word) + (0 if line == "\t" and not words else 1)
+                words.append(word)
+        lines.append(_line(line, words))
     return ("\r\n".join(lines) + "\r\n").encode("utf-8", "replace")
+
+
+def _line(start: str, words: list[str]) -> str:
+    """A folded line: a continuation's tab and its words, or "Name:" SP and its words."""
+    if not words:
+        return start
+    return start + ("" if start == "\t" else " ") + " ".join(words)
