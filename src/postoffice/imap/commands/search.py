@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
-import time
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from postoffice.imap.commands.fetch import email_id
 from postoffice.imap.proto import commands as c
@@ -35,6 +36,7 @@ from postoffice.store.interface import AddressField, MailStore, MessageRecord
 # Keys answered from what the store kept at delivery rather than by reading every message.
 _ENVELOPE_KEYS: dict[str, AddressField] = {"FROM": "from", "TO": "to", "CC": "cc", "BCC": "bcc"}
 _STORED_KEYS = {"SUBJECT", *_ENVELOPE_KEYS}
+T = TypeVar("T")
 
 
 class _Context:
@@ -286,32 +288,65 @@ async def search_uids(session: ImapSession, snapshot: MailboxSnapshot, key: k.Se
     # match: walk only those instead of the whole mailbox.
     texts = [key] if isinstance(key, k.SearchBody | k.SearchText) else (
         [sub for sub in key.keys if isinstance(sub, k.SearchBody | k.SearchText)] if isinstance(key, k.SearchAnd) else [])
-    if texts:
-        first = texts[0]
-        hits = ctx.text_hits[(first.value, isinstance(first, k.SearchBody))]
-        candidates = [(snapshot.seq_of(u) or 0, u) for u in sorted(u for u in hits if u in snapshot.records)]
-        return await _walk(ctx, key, candidates)
-    return await _walk(ctx, key, list(enumerate(snapshot.uids, start=1)))
+    keys = _key_count(key)
+    if not texts:
+        return await off_loop(len(snapshot.uids) * keys, lambda: _walk(ctx, key, enumerate(snapshot.uids, start=1)))
+    first = texts[0]
+    hits = ctx.text_hits[(first.value, isinstance(first, k.SearchBody))]
+    # The store also names messages this session has not been told of yet: keep ours, sorted
+    # (`&` walks the smaller side, so 5 hits in 100,000 messages cost 5 lookups).
+    candidates = await off_loop(len(hits), lambda: sorted(snapshot.records.keys() & hits))
+    if first is key:  # the text key alone: its hits are the answer
+        return candidates
+    seq_of = snapshot.seq_of
+    return await off_loop(len(candidates) * keys,
+                          lambda: _walk(ctx, key, ((seq_of(uid) or 0, uid) for uid in candidates)))
 
 
-_WALK_SLICE = 0.01  # seconds of matching before other sessions get the event loop
+def _key_count(key: k.SearchKey) -> int:
+    """How many keys `key` holds: the walk checks up to that many per message."""
+    match key:
+        case k.SearchNot(key=inner):
+            return 1 + _key_count(inner)
+        case k.SearchOr(left=left, right=right):
+            return 1 + _key_count(left) + _key_count(right)
+        case k.SearchAnd(keys=keys):
+            return 1 + sum(_key_count(sub) for sub in keys)
+    return 1
 
 
-async def _walk(ctx: _Context, key: k.SearchKey, candidates: list[tuple[int, int]]) -> list[int]:
+# Per-item work (hits, UIDs) on fewer items than this takes a few milliseconds at most: it runs
+# on the loop rather than paying a thread hop.
+_INLINE_ITEMS = 4096
+
+
+async def off_loop(items: int, work: Callable[[], T]) -> T:
+    """`work()`, whose cost grows with `items`, in a worker thread when it could hold up other
+    sessions: there the interpreter hands the loop thread the GIL every few milliseconds
+    (sys.getswitchinterval); on the loop, nobody else would run until it ended.
+
+    `work` may read the session's snapshot: only the session's own task changes it (IDLE's
+    push too, which serves only sessions in IDLE), and that task is waiting here.
+    """
+    return work() if items < _INLINE_ITEMS else await asyncio.to_thread(work)
+
+
+def sequence_numbers(uids: Sequence[int], found: Iterable[int]) -> list[int]:
+    """The sequence numbers of `found`: ascending UIDs, all in the ascending `uids` (a snapshot's)."""
+    numbers = []
+    at = 0
+    for uid in found:
+        at = bisect_left(uids, uid, at)
+        numbers.append(at + 1)
+    return numbers
+
+
+def _walk(ctx: _Context, key: k.SearchKey, candidates: Iterable[tuple[int, int]]) -> list[int]:
     """The UIDs of the (sequence number, UID) candidates that match `key`. The cost is messages
-    times keys, both large at worst (100,000 messages, MAX_SEARCH_KEYS keys): the walk lets
-    the loop run other sessions every few milliseconds instead of holding it to the end."""
-    found: list[int] = []
+    times keys, both large at worst (100,000 messages, MAX_SEARCH_KEYS keys), so callers run it
+    through `off_loop` with that product."""
     record = ctx.snapshot.record
-    clock = time.monotonic
-    until = clock() + _WALK_SLICE
-    for seq, uid in candidates:
-        if _matches(ctx, key, seq, record(uid)):
-            found.append(uid)
-        if clock() > until:
-            await asyncio.sleep(0)
-            until = clock() + _WALK_SLICE
-    return found
+    return [uid for seq, uid in candidates if _matches(ctx, key, seq, record(uid))]
 
 
 def uses_modseq(key: k.SearchKey) -> bool:
@@ -334,7 +369,6 @@ async def search(session: ImapSession, command: ev.ImapCommand) -> Completion:
     assert snapshot is not None
     await session.announce_updates(allow_expunge=args.uid)
     found = await search_uids(session, snapshot, args.key)
-    numbers = found if args.uid else [snapshot.seq_of(u) or 0 for u in found]
     # RFC 7162 §3.1.5: a search by MODSEQ enables CONDSTORE and reports the highest mod-sequence
     # of the messages it returns (RFC 4731 §3.2: of MIN and MAX alone when only they are asked).
     with_modseq = uses_modseq(args.key)
@@ -346,7 +380,8 @@ async def search(session: ImapSession, command: ev.ImapCommand) -> Completion:
 
     options = args.return_options
     if options is None and not session.rev2:
-        session.send(resp.search_response(numbers, highest(found)))
+        session.send(await off_loop(len(found), lambda: resp.search_response(
+            found if args.uid else sequence_numbers(snapshot.uids, found), highest(found))))
     else:
         opts = set(options or ("ALL",))
         if "SAVE" in opts:
@@ -356,21 +391,25 @@ async def search(session: ImapSession, command: ev.ImapCommand) -> Completion:
         if update and len(session.search_contexts) >= MAX_CONTEXTS:
             return no("Too many searches kept up to date", resp.noupdate_code(command.tag))
         opts -= {"UPDATE", "CONTEXT"}  # CONTEXT is only a hint (RFC 5267 §4.1)
-        # found and numbers are both ascending: the first and last are MIN and MAX
-        everything = "ALL" in opts or "COUNT" in opts or options is None
-        returned = found if everything else found[:1] * ("MIN" in opts) + found[-1:] * ("MAX" in opts)
-        session.send(resp.esearch_response(
-            command.tag, uid=args.uid,
-            minimum=numbers[0] if numbers and "MIN" in opts else None,
-            maximum=numbers[-1] if numbers and "MAX" in opts else None,
-            count=len(numbers) if "COUNT" in opts else None,
-            all_numbers=numbers if "ALL" in opts or options is None else None,
-            partial=(args.partial, partial_range(numbers, args.partial)) if args.partial else None,
-            modseq=highest(returned),
-        ))
+
+        def esearch() -> bytes:
+            numbers = found if args.uid else sequence_numbers(snapshot.uids, found)
+            # found and numbers are both ascending: the first and last are MIN and MAX
+            everything = "ALL" in opts or "COUNT" in opts or options is None
+            returned = found if everything else found[:1] * ("MIN" in opts) + found[-1:] * ("MAX" in opts)
+            return resp.esearch_response(
+                command.tag, uid=args.uid,
+                minimum=numbers[0] if numbers and "MIN" in opts else None,
+                maximum=numbers[-1] if numbers and "MAX" in opts else None,
+                count=len(numbers) if "COUNT" in opts else None,
+                all_numbers=numbers if "ALL" in opts or options is None else None,
+                partial=(args.partial, partial_range(numbers, args.partial)) if args.partial else None,
+                modseq=highest(returned),
+            )
+
+        session.send(await off_loop(len(found), esearch))
         if update:
             session.search_contexts[command.tag] = SearchContext(args.key, args.uid, set(found))
     if not args.uid:
         await session.announce_updates(allow_expunge=False)
     return ok(("UID " if args.uid else "") + "SEARCH completed")
-
