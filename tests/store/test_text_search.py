@@ -4,6 +4,7 @@ non-ASCII, headers or body only; on indexed messages, on messages the background
 not reached yet, and on a store whose index an older postoffice built."""
 from __future__ import annotations
 
+import asyncio
 import random
 import shutil
 import sqlite3
@@ -130,6 +131,21 @@ async def test_an_indexed_search_answers_without_reading_any_message(tmp_path: P
         (tmp_path / "blobs").mkdir()
         for (needle, headers), uids in expected.items():
             assert await store.search_text(box, needle, headers=headers) == uids, (needle, headers)
+    finally:
+        await store.close()
+
+
+async def test_searches_leave_a_reader_free_for_short_reads(tmp_path: Path) -> None:
+    """Four long searches at once took all four reader threads, so another session's STATUS or
+    FETCH waited for one of them to end (issue 13); at most all readers but one search now."""
+    store = SqliteStore(tmp_path / "store.sqlite3", tmp_path / "blobs", reader_threads=4)
+    try:
+        box, _raws = await _mailbox(store, random.Random(11), 400)  # unindexed: every search parses all
+        searches = [asyncio.ensure_future(store.search_text(box, f"no such word {n}")) for n in range(4)]
+        await asyncio.sleep(0.05)  # the searches have asked for their readers
+        assert await store.get_mailbox_by_id(box) is not None
+        assert not any(search.done() for search in searches), "the short read waited for a search"
+        assert await asyncio.gather(*searches) == [set()] * 4
     finally:
         await store.close()
 

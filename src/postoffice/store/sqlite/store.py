@@ -117,6 +117,9 @@ class SqliteStore(QueueAndAccessData):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._readers = ThreadPoolExecutor(max_workers=reader_threads, thread_name_prefix="store-reader")
+        # Searches read for up to a second each (100,000 messages): all readers but one at most,
+        # so that other sessions' short reads (STATUS, FETCH) never queue behind them.
+        self._long_reads = asyncio.Semaphore(max(1, reader_threads - 1))
         self._watcher: asyncio.Task[None] | None = None
         self._changes_in_flight: dict[tuple[int, int, int | None, int], asyncio.Future[MailboxChanges]] = {}
         # mailbox -> (uidvalidity, first uid no session has claimed yet)
@@ -494,9 +497,10 @@ class SqliteStore(QueueAndAccessData):
         return await self._read(structure, sha256)
 
     async def search_text(self, mailbox_id: int, query: str, *, headers: bool = True, body: bool = True) -> set[int]:
-        return await self._read(
-            lambda conn: text_ops.search_text(conn, self.blobs, mailbox_id, query, headers, body)
-        )
+        async with self._long_reads:
+            return await self._read(
+                lambda conn: text_ops.search_text(conn, self.blobs, mailbox_id, query, headers, body)
+            )
 
     async def mailbox_blob_hashes(self, mailbox_id: int, hashes: Sequence[str]) -> set[str]:
         return await self._read(m.mailbox_blob_hashes, mailbox_id, list(hashes))
@@ -546,12 +550,14 @@ class SqliteStore(QueueAndAccessData):
     async def header_fields(
         self, mailbox_id: int, uids: Sequence[int], *, addresses: Collection[AddressField] = ()
     ) -> list[HeaderFields]:
-        return await self._read(m.header_fields, mailbox_id, uids, addresses)
+        async with self._long_reads:  # SEARCH SUBJECT, SORT, THREAD: every message's row
+            return await self._read(m.header_fields, mailbox_id, uids, addresses)
 
     async def envelope_addresses(
         self, mailbox_id: int, field: AddressField, *, containing: str | None = None
     ) -> list[tuple[int, tuple[Address, ...]]]:
-        return await self._read(m.envelope_addresses, mailbox_id, field, containing)
+        async with self._long_reads:  # SEARCH FROM/TO/CC/BCC: every message's row
+            return await self._read(m.envelope_addresses, mailbox_id, field, containing)
 
     async def collect_garbage(self, orphan_min_age: float = 3600.0) -> GarbageCollected:
         """Move unreferenced blob files (normally moved right after each expunge) and files
