@@ -32,6 +32,7 @@ from postoffice.mailauth.dns_types import TlsaRecord
 from postoffice.mailauth.resolver import DnsResolver
 from postoffice.queue.dane import check_tlsa, dane_records, dane_verdict
 from postoffice.queue.destination_tls import TlsPolicies
+from postoffice.queue.mta_sts import MtaSts
 from postoffice.queue.mx_transport import MxTransport
 from postoffice.queue.outcomes import RecipientOutcome
 
@@ -237,3 +238,14 @@ async def test_validated_tlsa_records_decide_the_session(ca: TestCa, port: int, 
         assert "DANE (TLSA records) requires TLS" in outcome.reason, outcome.reason
         assert "no TLSA record of mx.dane.example.test matches" in outcome.reason
         assert mx_good.envelopes == []  # never in clear
+
+
+async def test_an_address_literal_asks_dns_for_no_policy(tmp_path: Path, port: int, mx_good: StartTlsPeer) -> None:
+    """``bob@[127.0.0.86]`` has no domain to publish MTA-STS or TLSA records: no DNS question."""
+    with BrokenDnsServer(validating_dns({})) as server:
+        resolver = DnsResolver((server.address,), timeout=2.0)
+        policies = TlsPolicies(mta_sts=MtaSts(resolver, cache_file=tmp_path / "sts.json"), dane=resolver)
+        mx = MxTransport(resolver, open_session=Sessions(), mx_port=port, tls_policies=policies)
+        outcome = await send(mx, f"bob@[{MX_GOOD}]")
+        assert server.received == {"udp": 0, "tcp": 0}
+    assert outcome.kind == "delivered" and outcome.tls is not None and outcome.tls.policy == "opportunistic"

@@ -24,6 +24,7 @@ Order, and why:
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from dataclasses import dataclass, field
 
@@ -80,7 +81,8 @@ class DomainTls:
         return known
 
     async def _for_host(self, host: str) -> TlsPolicy:
-        found = await dane_records(self.dane, host, self.dane_port) if self.dane is not None else DaneLookup(host)
+        ask_dane = self.dane is not None and not _is_address(host)  # an address has no TLSA name
+        found = await dane_records(self.dane, host, self.dane_port) if ask_dane and self.dane else DaneLookup(host)
         if found.usable:
             return TlsPolicy(require=True, verify=True, policy="dane", tlsa=found.records)
         sts = self.sts.policy if self.sts is not None else None
@@ -111,5 +113,14 @@ class TlsPolicies:
         self.dane_port = dane_port
 
     async def plan(self, domain: str, *, requiretls: bool = False) -> DomainTls:
-        sts = await self.mta_sts.lookup(domain) if self.mta_sts is not None else None
+        literal = domain.startswith("[")  # an address literal publishes no policy (RFC 5321 §4.1.3)
+        sts = await self.mta_sts.lookup(domain) if self.mta_sts is not None and not literal else None
         return DomainTls(domain, sts, requiretls, self.context, self.dane, self.dane_port)
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
