@@ -77,12 +77,13 @@ def subjects_in_inbox(data: Path, user: str) -> list[str]:
 
 
 class Serve:
-    """`postoffice serve --data DATA` in a process of its own; `started` waits for its ready line."""
+    """`postoffice serve --data DATA` in a process of its own (``env``: variables added to this
+    process's environment); `started` waits for its ready line."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "postoffice", "serve", "--data", str(data)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     env={**os.environ, "COLUMNS": "300"})
+                                     env={**os.environ, "COLUMNS": "300", **(env or {})})
         self.log = b""
 
     def started(self, timeout: float = 60) -> Serve:

@@ -200,9 +200,11 @@ def test_starttls_drops_what_came_before_the_handshake_and_says_ehlo_again() -> 
         ("PLAIN", [(b"AUTH PLAIN AHVzZXIAc2VjcmV0\r\n", b"235 2.7.0 ok\r\n")]),
         ("LOGIN", [(b"AUTH LOGIN\r\n", b"334 VXNlcm5hbWU6\r\n"), (b"dXNlcg==\r\n", b"334 UGFzc3dvcmQ6\r\n"),
                    (b"c2VjcmV0\r\n", b"235 2.7.0 ok\r\n")]),
+        # base64 of "user=user\x01auth=Bearer secret\x01\x01"
+        ("XOAUTH2", [(b"AUTH XOAUTH2 dXNlcj11c2VyAWF1dGg9QmVhcmVyIHNlY3JldAEB\r\n", b"235 2.7.0 ok\r\n")]),
     ],
 )
-def test_auth_plain_and_login(mechanism: str, dialogue: list[tuple[bytes, bytes]]) -> None:
+def test_auth_plain_login_and_xoauth2(mechanism: str, dialogue: list[tuple[bytes, bytes]]) -> None:
     conn = ready(EHLO_FULL)
     conn.authenticate(mechanism, "user", "secret")
     found: list[ClientEvent] = []
@@ -210,6 +212,21 @@ def test_auth_plain_and_login(mechanism: str, dialogue: list[tuple[bytes, bytes]
         assert conn.data_to_send() == sent
         found += events(conn, answer)
     assert found == [AuthDone(Reply(235, "2.7.0", "ok"))]
+
+
+def test_a_refused_xoauth2_token_gets_the_empty_answer_then_the_final_reply() -> None:
+    # Google's way: the error is a 334 challenge (base64 JSON); the client answers with an empty
+    # line (not "*"), then the server sends 535; the connection can AUTH again.
+    conn = ready(EHLO_FULL)
+    conn.authenticate("XOAUTH2", "user", "expired")
+    conn.data_to_send()
+    assert events(conn, b"334 eyJzdGF0dXMiOiI0MDEifQ==\r\n") == []
+    assert conn.data_to_send() == b"\r\n"
+    assert events(conn, b"535 5.7.8 Username and Password not accepted\r\n") == [
+        AuthDone(Reply(535, "5.7.8", "Username and Password not accepted"))]
+    conn.authenticate("XOAUTH2", "user", "fresh")
+    assert conn.data_to_send().startswith(b"AUTH XOAUTH2 ")
+    assert events(conn, b"235 2.7.0 Accepted\r\n") == [AuthDone(Reply(235, "2.7.0", "Accepted"))]
 
 
 # --- transactions -------------------------------------------------------------------------------------

@@ -310,7 +310,9 @@ def _duration(seconds: float) -> str:
 
 def _said(outcome: RecipientOutcome) -> str:
     if outcome.reply is not None:
-        return str(outcome.reply)
+        # A reply to the session, not to the recipient (a refused login, a 554 banner) comes
+        # with the reason saying which step it answered.
+        return f"{outcome.reason}: {outcome.reply}" if outcome.reason else str(outcome.reply)
     return outcome.reason or outcome.kind
 
 

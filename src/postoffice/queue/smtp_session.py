@@ -20,6 +20,7 @@ Implementation notes:
   reply, so a peer trickling one byte a second cannot stretch it.
 - Memory per session is bounded by the core's reply limits (64 KiB) plus one read (64 KiB) plus
   one piece of content; a 10 MB banner is an error after 64 KiB.
+- ``TlsPolicy.implicit`` (a smarthost on port 465): TLS from the first byte, never plaintext.
 - STARTTLS is used whenever offered (TLS 1.2 or later). Opportunistic mode verifies nothing but
   records the version and cipher; if STARTTLS is refused or the handshake fails, the session
   connects again and goes on in plaintext. With ``TlsPolicy.require`` (MTA-STS enforce, a
@@ -41,8 +42,8 @@ import contextlib
 import ipaddress
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, TypeVar
 
 from postoffice.mailauth.dns_types import TlsaRecord
 from postoffice.message.lines import to_crlf
@@ -68,7 +69,8 @@ from postoffice.smtp.proto.events import NEED_DATA
 from postoffice.smtp.proto.replies import Reply
 from postoffice.store.interface import QueuedMessage
 
-__all__ = ["REQUIRETLS_STATUS", "Credentials", "SmtpSession", "Timeouts", "TlsPolicy", "smtp_reply"]
+__all__ = ["REQUIRETLS_STATUS", "AccessTokens", "Credentials", "SmtpSession", "Timeouts", "TlsPolicy",
+           "TokenUnavailable", "smtp_reply"]
 
 _READ_SIZE = 65536
 REQUIRETLS_STATUS = "5.7.30"  # RFC 8689 §5: REQUIRETLS support required
@@ -103,16 +105,32 @@ class TlsPolicy:
     attempt: bool = True  # False: no STARTTLS at all (policy "none")
     tlsa: tuple[TlsaRecord, ...] = ()  # DANE: the certificate must match one of these
     note: str = ""  # recorded in the TlsOutcome's failure when nothing else went wrong
+    implicit: bool = False  # TLS from the first byte (port 465, RFC 8314), never plaintext
+
+
+class TokenUnavailable(Exception):
+    """An `AccessTokens` source could not give a token; the message says why in plain words."""
+
+
+class AccessTokens(Protocol):
+    """OAuth access tokens for XOAUTH2 (queue/smarthost.py has the command and file sources)."""
+
+    async def get(self, *, fresh: bool = False) -> str:
+        """The current token; ``fresh``: the last one was refused, get a new one. Raises
+        `TokenUnavailable` when there is none."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """For a smarthost: AUTH PLAIN when offered, else LOGIN (RFC 4954), only over TLS unless
-    ``allow_plaintext`` (a relay on loopback)."""
+    """For a smarthost: AUTH PLAIN when offered, else LOGIN (RFC 4954); with ``tokens``, XOAUTH2
+    with an OAuth access token instead of the password, a fresh token once if the first is
+    refused. Only over TLS unless ``allow_plaintext`` (a relay on loopback)."""
 
     user: str
-    password: str
+    password: str = field(default="", repr=False)  # never in a log line or a traceback
     allow_plaintext: bool = False
+    tokens: AccessTokens | None = field(default=None, repr=False)
 
 
 class _SessionFailed(Exception):
@@ -213,7 +231,7 @@ class SmtpSession:
             await self._connect_and_greet(starttls=policy.attempt)
         except _TlsFailed as failure:
             await self._abort()
-            if policy.require:
+            if policy.require or policy.implicit:
                 self.tls = self._tls_outcome(used=False, failure=failure.reason)
                 raise _SessionFailed(f"TLS with {self.name} failed and {_requirer(policy)} requires "
                                      f"TLS: {failure.reason}") from None
@@ -235,6 +253,8 @@ class SmtpSession:
         if greeting.reply.code != 220:
             raise _SessionFailed(f"{self.name} refused the session", greeting.reply)
         await self._ehlo()
+        if conn.tls:  # implicit TLS: protected from the first byte
+            return
         caps = conn.capabilities
         if not starttls or not caps.starttls:
             if self.tls_policy.require:
@@ -254,18 +274,26 @@ class SmtpSession:
     async def _connect(self) -> None:
         family = ipaddress.ip_address(self.address).version
         source = self.source_ipv4 if family == 4 else self.source_ipv6
+        policy = self.tls_policy
+        context = (policy.context or _context(policy.verify)) if policy.implicit else None
         try:
             async with asyncio.timeout(self.timeouts.connect):
                 self._reader, self._writer = await asyncio.open_connection(
                     self.address, self.port, local_addr=(source, 0) if source else None,
-                    limit=_READ_SIZE)
+                    limit=_READ_SIZE, ssl=context, server_hostname=self.host if context else None,
+                    ssl_handshake_timeout=self.timeouts.tls_handshake if context else None)
         except TimeoutError:
             raise _SessionFailed(f"no connection to {self.name} within "
                                  f"{self.timeouts.connect:g} s") from None
+        except ssl.SSLError as error:  # implicit TLS: the handshake is part of connecting
+            raise _tls_failure(error, self.host) from None
         except OSError as error:
             raise _SessionFailed(f"connection to {self.name} failed: {_describe(error)}") from None
         self._conn = SmtpClientConnection(self.helo_name)
         self._used = False
+        if context is not None:
+            self._conn.tls = True
+            self._record_tls(self._writer, context)
 
     async def _ehlo(self) -> None:
         done = await self._expect(EhloDone)
@@ -284,11 +312,13 @@ class SmtpSession:
                                        ssl_handshake_timeout=self.timeouts.tls_handshake)
         except TimeoutError:
             raise _TlsFailed(f"no TLS handshake within {self.timeouts.tls_handshake:g} s") from None
-        except ssl.SSLCertVerificationError as error:
-            raise _TlsFailed(f"certificate not valid for {self.host}: "
-                             f"{error.verify_message or error.reason}", certificate=True) from None
         except (ssl.SSLError, OSError, EOFError) as error:
-            raise _TlsFailed(f"TLS handshake failed: {_describe(error)}") from None
+            raise _tls_failure(error, self.host) from None
+        self._record_tls(writer, context)
+
+    def _record_tls(self, writer: asyncio.StreamWriter, context: ssl.SSLContext) -> None:
+        """What the handshake gave, checked against DANE's TLSA records when the policy has some."""
+        policy = self.tls_policy
         ssl_object = writer.get_extra_info("ssl_object")
         cipher = ssl_object.cipher() if ssl_object is not None else None
         verified = context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
@@ -310,6 +340,9 @@ class SmtpSession:
         if not conn.tls and not credentials.allow_plaintext:
             raise _SessionFailed(f"{self.name}: no TLS, so the password is not sent")
         offered = conn.capabilities.auth
+        if credentials.tokens is not None:
+            await self._xoauth2(credentials.user, credentials.tokens, offered)
+            return
         mechanism = next((m for m in ("PLAIN", "LOGIN") if m in offered), None)
         if mechanism is None:
             raise _SessionFailed(f"{self.name} offers no AUTH PLAIN or LOGIN "
@@ -318,6 +351,23 @@ class SmtpSession:
         reply = (await self._expect(AuthDone)).reply
         if reply.code != 235:
             raise _SessionFailed(f"{self.name} refused the login of {credentials.user}", reply)
+
+    async def _xoauth2(self, user: str, tokens: AccessTokens, offered: frozenset[str]) -> None:
+        if "XOAUTH2" not in offered:
+            raise _SessionFailed(f"{self.name} offers no AUTH XOAUTH2 "
+                                 f"(offers: {' '.join(sorted(offered)) or 'no AUTH'})")
+        conn = self._connection()
+        for fresh in (False, True):  # a refused token may only have expired: one new token
+            try:
+                token = await tokens.get(fresh=fresh)
+            except TokenUnavailable as error:
+                raise _SessionFailed(f"no OAuth token for {user} at {self.name}: {error}") from None
+            conn.authenticate("XOAUTH2", user, token)
+            reply = (await self._expect(AuthDone)).reply
+            if reply.code == 235 or reply.code == 421:
+                break
+        if reply.code != 235:
+            raise _SessionFailed(f"{self.name} refused the OAuth token of {user}", reply)
 
     # -- one message ------------------------------------------------------------------------------
 
@@ -476,6 +526,13 @@ class _TlsFailed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.certificate = certificate  # the handshake worked; the certificate did not pass
+
+
+def _tls_failure(error: BaseException, host: str) -> _TlsFailed:
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return _TlsFailed(f"certificate not valid for {host}: {error.verify_message or error.reason}",
+                          certificate=True)
+    return _TlsFailed(f"TLS handshake failed: {_describe(error)}")
 
 
 def _requirer(policy: TlsPolicy) -> str:
