@@ -857,6 +857,9 @@ def start_opendkim(base: Path, port: int, resolv_conf: Path | None, cleanups: Cl
 def start_resolver_for_postfix(base: Path, upstream: object, cleanups: Cleanups) -> None:
     """A second Unbound on POSTFIX_RESOLVER:53 (the libc resolver knows no other port) that
     forwards every question to the loopback Unbound."""
+    if port_open(53, POSTFIX_RESOLVER):
+        raise Unavailable(f"{POSTFIX_RESOLVER}:53 is in use (another run of this script?); leaving it alone",
+                          "port busy")
     d = base / "unbound"
     d.mkdir()
     conf = d / "unbound.conf"
