@@ -373,8 +373,9 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("delay_warning_after", 14400, v.number(0, 60 * 86400, unit="seconds", example=14400, whole=False),
              "Seconds queued before the sender is told the message is delayed (once, unless"
              " they asked for no such notice); 0 = never."),
-        _Key("concurrency", 20, v.number(1, 1000, example=20),
-             "Messages being delivered at once by this server."),
+        _Key("concurrency", 100, v.number(1, 1000, example=100),
+             "Messages being delivered at once by this server (each destination's own limit,"
+             " destination_concurrency or providers, still holds)."),
         _Key("mx_port", 25, v.number(1, 65535, example=25),
              "Port of other servers' MX hosts (25; tests point it elsewhere)."),
         _Key("source_ipv4", "", v.source_address(4),
