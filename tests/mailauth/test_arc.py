@@ -4,8 +4,10 @@ rule. The conformance suites are in tests/conformance/test_arc_suite.py."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -229,3 +231,31 @@ async def test_each_arc_field_is_canonicalised_once_for_all_seals(monkeypatch: p
     r = await check_arc(resolver(), message)
     assert (r.result, r.instances) == ("pass", 50), r.problem
     assert len(calls) <= 3 * 50 + 50  # each AAR, AMS and AS once, plus each seal's own b= form
+
+
+class SlowResolver(MemoryResolver):
+    """Answers after a pause, counting the questions in flight at once."""
+
+    def __init__(self, records: MemoryResolver) -> None:
+        super().__init__({})
+        self.records = records.records
+        self.in_flight = self.most_in_flight = 0
+
+    async def txt(self, name: str) -> Any:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.05)
+            return await super().txt(name)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_the_keys_of_a_chain_are_asked_for_at_once() -> None:
+    slow = SlowResolver(resolver())
+    sealed = MESSAGE
+    for sealer in SEALERS:
+        sealed = seal(sealed, sealer)
+    result = await check_arc(slow, sealed)
+    assert result.result == "pass" and result.sealers == SEALERS
+    assert slow.most_in_flight == len(SEALERS)  # one round trip, not one per sealer
