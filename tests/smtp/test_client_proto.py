@@ -296,6 +296,48 @@ def test_a_pipelined_354_without_accepted_recipients_gets_an_empty_end() -> None
     assert done == TransactionDone((("b@example.org", Reply(550, None, "no")),))
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_2xx_to_data_is_a_protocol_error_not_a_delivery(pipelining: bool) -> None:
+    conn = ready(EHLO_FULL if pipelining else EHLO_PLAIN)
+    conn.send_mail(message("b@example.org"))
+    conn.data_to_send()
+    found = events(conn, b"250 ok\r\n250 ok\r\n" if not pipelining else b"250 ok\r\n250 ok\r\n250 ok\r\n")
+    if not pipelining:  # DATA went out after the RCPT reply
+        assert conn.data_to_send().endswith(b"\r\nDATA\r\n")
+        found = events(conn, b"250 2.0.0 queued\r\n")
+    assert found == [ProtocolError("a 250 reply to DATA instead of 354 (the message was not sent)")]
+    assert conn.finished and not any(isinstance(e, TransactionDone) for e in found)
+
+
+@pytest.mark.parametrize(
+    ("answers", "reason"),
+    [
+        (b"354 go\r\n", "a 354 reply to MAIL, which takes no intermediate reply"),
+        (b"250 ok\r\n334 what\r\n", "a 334 reply to RCPT, which takes no intermediate reply"),
+        (b"250 ok\r\n250 ok\r\n354 go\r\n", None),  # the one place 354 belongs
+    ],
+)
+def test_intermediate_replies_only_where_they_belong(answers: bytes, reason: str | None) -> None:
+    conn = ready(EHLO_FULL)
+    conn.send_mail(message("b@example.org"))
+    conn.data_to_send()
+    found = events(conn, answers)
+    assert found == ([ProtocolError(reason)] if reason else [ContentWanted()])
+
+
+def test_a_3xx_banner_or_end_of_data_reply_is_a_protocol_error() -> None:
+    conn = SmtpClientConnection("client.example.test")
+    assert events(conn, b"354 hello\r\n") == [
+        ProtocolError("a 354 reply to the connection (the banner), which takes no intermediate reply")]
+    assert conn.data_to_send() == b""
+    conn = ready(EHLO_FULL)
+    conn.send_mail(message("b@example.org"))
+    events(conn, b"250 ok\r\n250 ok\r\n354 go\r\n")
+    conn.send_content(b"x\r\n", last=True)
+    assert events(conn, b"354 again\r\n") == [
+        ProtocolError("a 354 reply to the end of data, which takes no intermediate reply")]
+
+
 @pytest.mark.parametrize(
     ("pieces", "wire"),
     [

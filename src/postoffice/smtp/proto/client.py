@@ -25,7 +25,9 @@ Implementation notes (invariants):
   reply, so a refused chunk ends the transaction without more being sent.
 - Replies come from :class:`ReplyReader` (bounded line, reply size and line count); anything
   else, or a reply when none is due, is a :class:`ProtocolError` event and the connection is
-  finished. EOF is :class:`Closed`, after the replies that came before it.
+  finished. EOF is :class:`Closed`, after the replies that came before it. So is a reply of the
+  wrong class: 3xx anywhere but 354 to DATA and 334 to AUTH, and a 2xx to DATA (taken as the
+  end of the transaction it would report a message as delivered that was never sent).
 - EHLO answered with 5xx falls back to HELO (RFC 5321 §4.1.1.1, §3.2); a HELO session has no
   extensions. After STARTTLS's 220 everything buffered is dropped (a reply injected before the
   handshake, CVE-2011-0411's client side) and EHLO is sent again in TLS (RFC 3207 §4.2).
@@ -495,6 +497,10 @@ class SmtpClientConnection:
             self._finish(ProtocolError(f"a reply nobody asked for: {reply.code}"))
             return
         awaited = self._awaiting.popleft()
+        wrong = _wrong_class(awaited, reply)
+        if wrong is not None:
+            self._finish(ProtocolError(wrong))
+            return
         handler = _HANDLERS[awaited]
         handler(self, reply)
 
@@ -618,6 +624,25 @@ class SmtpClientConnection:
 
 # Only reachable when a pipelined reply sequence was cut short by a refused MAIL.
 _NOT_SENT = Reply(451, "4.3.0", "The message was not sent")
+
+
+def _wrong_class(awaited: _Await, reply: Reply) -> str | None:
+    """Why ``reply`` cannot answer ``awaited`` (RFC 5321 §4.3.2), or None. Only DATA may get
+    354 and only AUTH 334; DATA must get 354 or a failure: a 2xx to DATA taken as the end of
+    the transaction would count a message as delivered that was never sent."""
+    code = reply.code
+    if awaited is _Await.DATA:
+        if code == 354 or code >= 400:
+            return None
+        return f"a {code} reply to DATA instead of 354 (the message was not sent)"
+    if reply.is_intermediate and not (awaited is _Await.AUTH and code == 334):
+        return f"a {code} reply to {_described(awaited)}, which takes no intermediate reply"
+    return None
+
+
+def _described(awaited: _Await) -> str:
+    return {_Await.GREETING: "the connection (the banner)", _Await.END: "the end of data"}.get(
+        awaited, awaited.value)
 
 
 def _replied(command: str) -> _Handler:
