@@ -163,6 +163,8 @@ class OutboundConfig:
     ipv4_first: tuple[str, ...] = DEFAULT_IPV4_FIRST  # MX host suffixes tried over IPv4 first
     backoff_seconds: float = 60.0  # a destination no server of which answers: first pause
     max_backoff_seconds: float = 3600.0
+    connect_timeout: float = 30.0  # seconds for another server to accept the TCP connection
+    reply_timeout: float = 300.0  # RFC 5321 §4.5.3.2's 5 minutes; the other SMTP timeouts scale with it
     providers: tuple[ProviderLimits, ...] = DEFAULT_PROVIDERS  # shaping of the big providers, by MX suffix
     smarthost: ListenAddress | None = None  # relay everything through it; None = each domain's MX
     smarthost_tls: str = "starttls"  # "starttls" | "tls"
@@ -395,6 +397,12 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
              " long, and so on), its messages deferred without a connection."),
         _Key("max_backoff_seconds", 3600.0, v.number(1, 86400, unit="seconds", example=3600.0, whole=False),
              "The longest such pause."),
+        _Key("connect_timeout", 30.0, v.number(1, 600, unit="seconds", example=30.0, whole=False),
+             "Seconds another server may take to accept a connection before the next one is tried."),
+        _Key("reply_timeout", 300.0, v.number(1, 3600, unit="seconds", example=300.0, whole=False),
+             "Seconds another server may take over one whole reply, however slowly it trickles"
+             " (RFC 5321: 300); DATA's go-ahead gets 0.4 times this, each block of the message"
+             " 0.6 times, the reply to the end of the message twice."),
         _Key("providers", {}, v.providers,
              'Limits per provider, by MX host suffix, such as { "google.com" = { concurrency = 10,'
              " messages_per_connection = 50, messages_per_minute = 600 } }; Google, Microsoft and"

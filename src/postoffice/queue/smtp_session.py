@@ -92,6 +92,15 @@ class Timeouts:
     tls_handshake: float = 60.0
     quit: float = 10.0  # the goodbye need not be waited for long
 
+    @classmethod
+    def scaled(cls, reply: float = 300.0, connect: float = 30.0) -> Timeouts:
+        """`[outbound] reply_timeout` and `connect_timeout`: every reply timeout in the RFC's
+        proportions to its 5 minutes (DATA's 354 0.4x, a data block 0.6x, the final dot 2x)."""
+        f = reply / 300.0
+        return cls(connect=connect, banner=reply, mail=reply, rcpt=reply, data_init=120.0 * f,
+                   data_block=180.0 * f, final_dot=600.0 * f, command=reply,
+                   tls_handshake=60.0 * f, quit=min(10.0, reply))
+
 
 @dataclass(frozen=True, slots=True)
 class TlsPolicy:
@@ -298,7 +307,8 @@ class SmtpSession:
     async def _ehlo(self) -> None:
         done = await self._expect(EhloDone)
         if not done.reply.is_positive:
-            raise _SessionFailed(f"{self.name} refused EHLO and HELO", done.reply)
+            refused = "EHLO" if done.extended else "EHLO and HELO"
+            raise _SessionFailed(f"{self.name} refused {refused}", done.reply)
 
     async def _start_tls(self, context: ssl.SSLContext | None = None) -> None:
         writer = self._stream()[1]

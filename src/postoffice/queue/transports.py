@@ -32,7 +32,7 @@ from postoffice.queue.mta_sts import MtaSts
 from postoffice.queue.mx_transport import MxTransport, smtp_sessions
 from postoffice.queue.outcomes import RecipientOutcome, Transport
 from postoffice.queue.smarthost import CommandTokens, FileTokens, RelayLogin, SmarthostTransport
-from postoffice.queue.smtp_session import AccessTokens, TokenUnavailable
+from postoffice.queue.smtp_session import AccessTokens, Timeouts, TokenUnavailable
 from postoffice.store.interface import QueuedMessage
 
 if TYPE_CHECKING:
@@ -53,10 +53,12 @@ def remote_transport(services: Services, *,
     mta_sts = (MtaSts(services.resolver, cache_file=config.data_dir / "mta-sts-cache.json", ssl_context=context)
                if out.mta_sts else None)
     policies = TlsPolicies(mta_sts=mta_sts, dane=services.resolver if out.dane else None, context=context)
+    timeouts = Timeouts.scaled(out.reply_timeout, out.connect_timeout)
     mx = MxTransport(
         services.resolver,
         open_session=smtp_sessions(helo_name=config.server.hostname, source_ipv4=out.source_ipv4,
-                                   source_ipv6=out.source_ipv6),
+                                   source_ipv6=out.source_ipv6,
+                                   timeouts=timeouts),
         mx_port=out.mx_port,
         concurrency=out.destination_concurrency,
         ipv4_first=out.ipv4_first,
@@ -77,7 +79,7 @@ def remote_transport(services: Services, *,
                 implicit_tls=out.smarthost_tls == "tls", login=login, context=relay_context or context,
                 concurrency=out.destination_concurrency,
                 max_messages_per_connection=out.messages_per_connection,
-                source_ipv4=out.source_ipv4, source_ipv6=out.source_ipv6)
+                source_ipv4=out.source_ipv4, source_ipv6=out.source_ipv6, timeouts=timeouts)
         return relays[address]
 
     return RoutedTransport(

@@ -76,7 +76,8 @@ class ReplyReader:
                     f"a reply longer than {self._max_reply} bytes or {self._max_lines} lines")
             match = _REPLY_LINE.match(line)
             if match is None:
-                raise ReplyError(f"not an SMTP reply: {_printable(line[:60])!r}")
+                shown = _printable(line[:60].rstrip(b"\r\n"))
+                raise ReplyError(f"not an SMTP reply: {shown!r}")
             code = match[1]
             if self._lines and code != self._code:
                 raise ReplyError(f"reply code {_printable(code)} inside a {_printable(self._code)} reply")
