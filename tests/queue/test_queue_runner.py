@@ -23,7 +23,7 @@ from live_server import DOMAIN, PASSWORD, LiveServer
 from postoffice.config import OutboundConfig
 from postoffice.delivery import Envelope, deliver_message
 from postoffice.queue.outcomes import RecipientOutcome, SmtpReply
-from postoffice.queue.runner import REMOTE_UNAVAILABLE, QueueRunner, next_attempt_at
+from postoffice.queue.runner import LEASE_SECONDS, REMOTE_UNAVAILABLE, QueueRunner, next_attempt_at
 from postoffice.store.interface import OutboundMessage, QueuedMessage, QueuedRecipient
 
 ALICE = f"alice@{DOMAIN}"
@@ -84,11 +84,13 @@ def enqueue(server: LiveServer, raw: bytes, recipients: list[QueuedRecipient], s
 class Running:
     """A runner on the server's loop for the duration of a `with` block."""
 
-    def __init__(self, server: LiveServer, config: OutboundConfig = FAST, remote: PeerTransport | None = None) -> None:
+    def __init__(self, server: LiveServer, config: OutboundConfig = FAST, remote: PeerTransport | None = None,
+                 lease_seconds: float = LEASE_SECONDS) -> None:
         assert server.services is not None
         self.server = server
         self.runner = QueueRunner(server.services.store, server.services.directory, config,
-                                  "mail.example.test", remote=remote, poll_interval=0.05)
+                                  "mail.example.test", remote=remote, poll_interval=0.05,
+                                  lease_seconds=lease_seconds)
 
     def __enter__(self) -> QueueRunner:
         async def start() -> None:
@@ -300,6 +302,20 @@ def test_two_runners_on_one_store_never_attempt_one_entry_together(server: LiveS
     with Running(server, remote=peer), Running(server, remote=peer):
         wait_until(lambda: queue(server) == [], what="all 30 delivered")
     assert sorted(queue_id for queue_id, _ in peer.calls) == ids  # each exactly once
+
+
+def test_an_attempt_outlasting_its_lease_renews_it_so_no_other_runner_takes_the_entry(server: LiveServer) -> None:
+    assert server.services is not None
+    store = server.services.store
+    slow = PeerTransport({}, delay=4.0)  # four leases long
+    queue_id = enqueue(server, message("slow peer"), [QueuedRecipient("r@remote.test")])
+    with Running(server, remote=slow, lease_seconds=1.0) as first:
+        wait_until(lambda: slow.calls, timeout=10, what="the first runner's attempt")
+        assert not server.call(store.renew_queue_lease(queue_id, "someone-else", time.time() + 60))
+        with Running(server, remote=slow, lease_seconds=1.0) as second:
+            wait_until(lambda: queue(server) == [], timeout=30, what="the slow delivery")
+            assert second.owner != first.owner
+    assert slow.calls == [(queue_id, ("r@remote.test",))]  # the second runner never took it
 
 
 def test_leases_of_a_process_that_died_are_taken_over_at_start(server: LiveServer) -> None:

@@ -10,7 +10,11 @@ Invariants:
 - Leases, not locks: an entry is taken by writing `lease_owner` (this process's id) and
   `lease_until` in one store transaction; a runner that dies leaves leases that expire, and a
   runner starting on the same machine drops at once those of processes that no longer exist.
-  Several processes sharing one store never attempt one entry at the same time.
+  Several processes sharing one store never attempt one entry at the same time. An attempt
+  renews its lease every third of `lease_seconds` while it runs (a slow peer, several MX hosts
+  each with RFC 5321's long timeouts), so no other runner takes the entry over mid-attempt; if
+  a renewal finds the lease gone (this process stalled longer than a lease), the attempt's
+  result is not recorded (`finish_queue_attempt` refuses it) and a warning says so.
 - Per recipient: only `pending` recipients are tried; each ends `delivered` or `failed` on its
   own; the entry goes when none is pending.
 - Nothing accepted is lost: an attempt's result is written in one transaction after the
@@ -64,7 +68,8 @@ log = logging.getLogger(__name__)
 
 REMOTE_UNAVAILABLE = ("this runner was started without a transport for other mail servers; the message"
                       " stays queued until one that has it runs")
-LEASE_SECONDS = 600.0  # longer than any one attempt takes (the transports' own timeouts are shorter)
+LEASE_SECONDS = 600.0  # renewed while the attempt runs, so it only bounds how long a dead runner's entries wait
+RENEW_EVERY = 1 / 3  # of the lease: two renewals may fail (a busy store) before the lease runs out
 JITTER = 0.1
 
 
@@ -101,7 +106,7 @@ def _owner_is_gone(owner: str) -> bool:
 class QueueRunner:
     def __init__(self, store: MailStore, directory: Directory, config: OutboundConfig, hostname: str, *,
                  remote: Transport | None = None, local: Transport | None = None, poll_interval: float = 1.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, lease_seconds: float = LEASE_SECONDS) -> None:
         self.store = store
         self.directory = directory
         self.config = config
@@ -111,6 +116,7 @@ class QueueRunner:
             store, directory, hostname, srs=directory.srs if config.srs else None)
         self.poll_interval = poll_interval
         self.clock = clock
+        self.lease_seconds = lease_seconds
         self.owner = runner_id()
         self._stopping = False
         self._wake = asyncio.Event()
@@ -126,7 +132,7 @@ class QueueRunner:
             free = self.config.concurrency - len(self._attempts)
             if free > 0:
                 try:
-                    due = await self.store.claim_due_queue(self.owner, self.clock(), LEASE_SECONDS, free)
+                    due = await self.store.claim_due_queue(self.owner, self.clock(), self.lease_seconds, free)
                 except Exception:  # a full disk or a busy store: the next poll tries again
                     log.exception("the queue runner could not read the queue; trying again shortly")
                     due = []
@@ -169,12 +175,33 @@ class QueueRunner:
             log.exception("the queue runner could not check for leases of stopped processes")
 
     async def _attempt(self, entry: QueuedMessage) -> None:
+        keeper = asyncio.create_task(self._keep_lease(entry.id))
         try:
             await self.attempt(entry)
         except asyncio.CancelledError:
             raise
         except Exception:  # our bug: the lease expires and the entry is tried again later
             log.exception("queue entry %d: the attempt failed", entry.id)
+        finally:
+            # Not awaited: a renewal already handed to the store lands after the attempt's
+            # commit and then matches nothing (the lease is dropped or another runner's).
+            keeper.cancel()
+
+    async def _keep_lease(self, queue_id: int) -> None:
+        """Renew the lease on `queue_id` while its attempt runs."""
+        every = self.lease_seconds * RENEW_EVERY
+        while True:
+            await asyncio.sleep(every)
+            try:
+                held = await self.store.renew_queue_lease(queue_id, self.owner, self.clock() + self.lease_seconds)
+            except Exception:  # a busy or full store: the next renewal may get through in time
+                log.warning("queue entry %d: the lease could not be renewed; trying again in %.0f s",
+                            queue_id, every, exc_info=True)
+                continue
+            if not held:
+                log.warning("queue entry %d: the attempt outlived its lease and another runner took the"
+                            " entry; this attempt's result will not be recorded", queue_id)
+                return
 
     async def attempt(self, entry: QueuedMessage) -> None:
         """One attempt at every pending recipient of `entry`, recorded in the store."""

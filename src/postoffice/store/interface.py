@@ -507,6 +507,10 @@ class MailStore(Protocol):
         """Lease up to `limit` due entries (next_attempt <= now, not held, no live lease) to
         `owner` until now + lease_seconds, oldest due first."""
         ...
+    async def renew_queue_lease(self, queue_id: int, owner: str, until: float) -> bool:
+        """Extend `owner`'s lease on the entry to `until` (an attempt still under way); False
+        (nothing written) when `owner` no longer holds it."""
+        ...
     async def finish_queue_attempt(self, queue_id: int, owner: str, result: QueueAttemptResult) -> bool:
         """Record an attempt and drop the lease; False (nothing written) when `owner` no longer
         holds the lease (it expired and another runner took the entry)."""

@@ -59,6 +59,9 @@ class QueueAndAccessData:
     async def claim_due_queue(self, owner: str, now: float, lease_seconds: float, limit: int) -> list[QueuedMessage]:
         return await self._write(lambda tx: q.claim_due(tx, owner, now, lease_seconds, limit))
 
+    async def renew_queue_lease(self, queue_id: int, owner: str, until: float) -> bool:
+        return await self._write(lambda tx: q.renew_lease(tx, queue_id, owner, until))
+
     async def finish_queue_attempt(self, queue_id: int, owner: str, result: QueueAttemptResult) -> bool:
         return await self._write(lambda tx: q.finish_attempt(tx, queue_id, owner, result))
 

@@ -145,6 +145,11 @@ def claim_due(tx: Transaction, owner: str, now: float, lease_seconds: float, lim
     return [_queued(r) for r in rows]
 
 
+def renew_lease(tx: Transaction, queue_id: int, owner: str, until: float) -> bool:
+    cur = tx.execute("UPDATE queue SET lease_until = ? WHERE id = ? AND lease_owner = ?", (until, queue_id, owner))
+    return cur.rowcount == 1
+
+
 def finish_attempt(tx: Transaction, queue_id: int, owner: str, result: QueueAttemptResult) -> bool:
     row = tx.execute("SELECT lease_owner FROM queue WHERE id = ?", (queue_id,)).fetchone()
     if row is None or row[0] != owner:
