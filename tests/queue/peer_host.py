@@ -28,9 +28,12 @@ class Record:
 class PeerHost:
     """Peers on 127.0.0.x, all on one port (the serve has one `mx_port`), run by an event loop
     in a thread. A peer's listening socket gets a small receive buffer, so one that stops
-    reading pushes back on the sender after a few hundred kilobytes, not many megabytes."""
+    reading pushes back on the sender after a few hundred kilobytes, not many megabytes.
 
-    def __init__(self, peers: dict[str, Handler]) -> None:
+    A peer whose handler is None never accepts: its listen queue is kept full, so the kernel
+    drops the sender's SYNs and its connection attempt hangs, as with a firewalled host."""
+
+    def __init__(self, peers: dict[str, Handler | None]) -> None:
         self.peers = peers
         self.records = {address: Record() for address in peers}
         self.loop = asyncio.new_event_loop()
@@ -38,6 +41,7 @@ class PeerHost:
         self.port = int(self.sockets[0].getsockname()[1])
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._handlers: set[asyncio.Task[None]] = set()
+        self._fillers: list[socket.socket] = []
 
     @staticmethod
     def _bind(addresses: list[str]) -> list[socket.socket]:
@@ -66,6 +70,14 @@ class PeerHost:
         self._servers = []
         for sock in self.sockets:
             address = sock.getsockname()[0]
+            if self.peers[address] is None:
+                sock.listen(0)
+                for _ in range(3):  # one fits the queue of a listen(0) socket; the rest hang too
+                    filler = socket.socket()
+                    filler.setblocking(False)
+                    filler.connect_ex(sock.getsockname())
+                    self._fillers.append(filler)
+                continue
             self._servers.append(await asyncio.start_server(self._serving(address), sock=sock))
 
     def _serving(self, address: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
@@ -75,7 +87,9 @@ class PeerHost:
             assert task is not None
             self._handlers.add(task)
             try:
-                await self.peers[address](reader, writer)
+                handler = self.peers[address]
+                assert handler is not None
+                await handler(reader, writer)
             except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                     asyncio.CancelledError):
                 pass  # the sender gave up on us, or the test ended
@@ -95,6 +109,8 @@ class PeerHost:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+        for sock in self._fillers + self.sockets:
+            sock.close()
 
 
 # --- pieces to write peers with ----------------------------------------------------------------

@@ -95,11 +95,12 @@ class Timeouts:
     @classmethod
     def scaled(cls, reply: float = 300.0, connect: float = 30.0) -> Timeouts:
         """`[outbound] reply_timeout` and `connect_timeout`: every reply timeout in the RFC's
-        proportions to its 5 minutes (DATA's 354 0.4x, a data block 0.6x, the final dot 2x)."""
+        proportions to its 5 minutes (DATA's 354 0.4x, a data block 0.6x, the final dot 2x);
+        the TLS handshake as long as a reply, at most its usual minute."""
         f = reply / 300.0
         return cls(connect=connect, banner=reply, mail=reply, rcpt=reply, data_init=120.0 * f,
                    data_block=180.0 * f, final_dot=600.0 * f, command=reply,
-                   tls_handshake=60.0 * f, quit=min(10.0, reply))
+                   tls_handshake=min(60.0, reply), quit=min(10.0, reply))
 
 
 @dataclass(frozen=True, slots=True)
