@@ -27,8 +27,9 @@ Targets (--targets, in this order by default):
    DNS blocklist, served by NSD behind Unbound on loopback (tests/dns_server.py) and asked
    through `[dns] nameservers`; the caches are warmed by a first, untimed pass. Its line adds
    the median cost per message of the checks alone (measured in this process on the same
-   records, with postoffice's DNS cache warm and with it off), and the ratio against
-   postfix->dovecot, whose target is >= 2.0x.
+   records, with postoffice's DNS cache warm and with it off, each with the connect-time checks;
+   and the CPU per message on an open connection, cache warm, without them, as the server runs
+   a session's later messages), and the ratio against postfix->dovecot, whose target is >= 2.0x.
 
 The load generator is asyncio on raw sockets (uvloop when installed) in this process; its CPU
 time, the server's and the whole machine's are printed to stderr for each target, so one can
@@ -471,7 +472,8 @@ class TargetResult:
     load: LoadResult
     rss: int | None = None
     server_cpu: float | None = None
-    checks: tuple[tuple[float, float], tuple[float, float]] | None = None  # (warm, cold) (wall, CPU) medians
+    # (wall, CPU) medians: (DNS cache warm, cache off, warm on an open connection)
+    checks: tuple[tuple[float, float], tuple[float, float], tuple[float, float]] | None = None
 
 
 def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, str],
@@ -763,10 +765,13 @@ def _auth_setup(work: Workload, cleanups: Cleanups, clients: int) -> tuple[objec
     return servers, SignedWorkload(work, signed)
 
 
-async def _time_checks(data: Path, nameserver: object, work: SignedWorkload, cache: bool) -> tuple[float, float]:
+async def _time_checks(data: Path, nameserver: object, work: SignedWorkload, cache: bool,
+                       reuse: bool = False) -> tuple[float, float]:
     """Median wall and CPU seconds of the checks of one message (connect, MAIL FROM, data), as
     the server runs them, here in this process: postoffice's DNS cache on (warmed by a first
-    pass) or off (every question goes to Unbound, which has the answers cached)."""
+    pass) or off (every question goes to Unbound, which has the answers cached). `reuse`: one
+    connection per client address, so only MAIL FROM and the data's checks are per message, as
+    in the server (the connect-time ones, iprev and the blocklist, run once per connection)."""
     from postoffice.config import load_config
     from postoffice.mailauth.resolver import DnsResolver
     from postoffice.smtp.inbound_checks import InboundChecks
@@ -775,14 +780,20 @@ async def _time_checks(data: Path, nameserver: object, work: SignedWorkload, cac
     resolver = DnsResolver((nameserver,), timeout=config.dns.timeout, cache_entries=10_000 if cache else 0)
     services = type("BenchServices", (), {"config": config, "resolver": resolver})()
     walls, cpus = [], []
+    connections: dict[str, InboundChecks] = {}
     for rnd in range(2 if cache else 1):
         for i in range(CHECK_SAMPLES):
             raw = work.message(i)
             data_bytes = re.sub(rb"(?m)^\.\.", b".", raw[:-3])
             mail_from = work.mail_from(i)[11:-3].decode()
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            checks = InboundChecks(services, source_address(i % 50))  # type: ignore[arg-type]
-            await checks.at_connect()
+            client = source_address(i % 50)
+            checks = connections.get(client) if reuse else None
+            if checks is None:
+                checks = InboundChecks(services, client)  # type: ignore[arg-type]
+                await checks.at_connect()
+                if reuse:
+                    connections[client] = checks
             mail = await checks.at_mail("client.remote.test", mail_from)
             judged = await checks.after_data("client.remote.test", mail_from, mail, data_bytes)
             if rnd == (1 if cache else 0):
@@ -808,8 +819,11 @@ def bench_postoffice_auth(work: Workload, args: argparse.Namespace, env: dict[st
     set_toml_keys(data / "postoffice.toml", {"dns": {"nameservers": [str(nameserver)], "blocklists": [AUTH_BLOCKLIST]}})
     warm = run_async(lambda: _time_checks(data, nameserver, signed, cache=True))
     cold = run_async(lambda: _time_checks(data, nameserver, signed, cache=False))
+    open_connection = run_async(lambda: _time_checks(data, nameserver, signed, cache=True, reuse=True))
     log(f"postoffice+auth: checks per message, median: DNS cache warm {warm[0] * 1000:.2f} ms"
-        f" ({warm[1] * 1000:.2f} ms CPU), cache off {cold[0] * 1000:.2f} ms ({cold[1] * 1000:.2f} ms CPU)")
+        f" ({warm[1] * 1000:.2f} ms CPU), cache off {cold[0] * 1000:.2f} ms ({cold[1] * 1000:.2f} ms CPU);"
+        f" on an open connection (no connect-time checks), cache warm {open_connection[0] * 1000:.2f} ms"
+        f" ({open_connection[1] * 1000:.2f} ms CPU)")
     port = free_port()
     server = start_postoffice(data, env, {"smtp": port}, cleanups)
     monitor = Monitor(server.proc.pid, reaped=False)
@@ -828,7 +842,7 @@ def bench_postoffice_auth(work: Workload, args: argparse.Namespace, env: dict[st
     log(f"postoffice+auth: {text.count('action=deliver')} messages logged delivered, "
         f"{text.count('dmarc=pass')} with dmarc=pass")
     result = TargetResult(res.accepted / res.seconds if res.seconds else 0.0, res, monitor.peak, server_cpu)
-    result.checks = (warm, cold)
+    result.checks = (warm, cold, open_connection)
     return result
 
 
@@ -916,9 +930,10 @@ def main(argv: list[str] | None = None) -> int:
         if target.startswith("postoffice") and r.rss is not None:
             text += f" rss {r.rss / MB:,.0f} MB"
         if r.checks is not None:
-            (warm, warm_cpu), (cold, cold_cpu) = r.checks
+            (warm, warm_cpu), (cold, cold_cpu), (_, open_cpu) = r.checks
             text += (f" (checks p50 {warm * 1000:.1f} ms, {warm_cpu * 1000:.1f} ms CPU with the DNS cache warm;"
-                     f" {cold * 1000:.1f} ms, {cold_cpu * 1000:.1f} ms CPU with it off)")
+                     f" {cold * 1000:.1f} ms, {cold_cpu * 1000:.1f} ms CPU with it off;"
+                     f" {open_cpu * 1000:.2f} ms CPU per message on an open connection)")
         if r.load.accepted < args.count:
             text += f" (INCOMPLETE: {r.load.accepted:,}/{args.count:,} accepted)"
         parts.append(text)
