@@ -1,17 +1,20 @@
 """The hot paths of the port-25 checks are written with C-level str/bytes methods instead of the
 regexes and per-character loops that state the rules plainly; here each is held to that plain
 statement on generated text full of the characters that matter (white space, line breaks,
-controls, specials, non-ASCII, lone surrogates)."""
+controls, specials, non-ASCII, lone surrogates). The PTR name is held to dnspython's."""
 from __future__ import annotations
 
 import re
+from ipaddress import IPv4Address, IPv6Address
 
+import dns.reversename
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postoffice.mailauth import results, spf
 from postoffice.mailauth.dkim_canon import canonicalize_header
 from postoffice.mailauth.dkim_tags import TagListError, parse_tag_list, strip_fws
+from postoffice.mailauth.resolver import reverse_name
 
 _ALPHABET = list("aZ09@.-_=;:,()<>[]?/\\\"' \t\r\n\x00\x0b\x7f~!#\u00e9\u00a0\udc80")
 TEXT = st.lists(st.sampled_from(_ALPHABET), max_size=16).map("".join)
@@ -83,3 +86,10 @@ _ATEXT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 def test_a_received_spf_value_is_bare_only_as_a_dot_atom(text: str) -> None:
     dot_atom = bool(text) and all(part and set(part) <= _ATEXT for part in text.split("."))
     assert (spf._header_value(text) == text) == dot_atom
+
+
+@EXAMPLES
+@given(st.one_of(st.ip_addresses(), st.ip_addresses(v=4).map(lambda v4: IPv6Address(f"::ffff:{v4}"))))
+def test_the_ptr_name_is_dnspythons(address: IPv4Address | IPv6Address) -> None:
+    expected = dns.reversename.from_address(str(address)).to_text(omit_final_dot=True)
+    assert reverse_name(address) == reverse_name(str(address)) == expected

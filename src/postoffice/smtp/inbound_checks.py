@@ -131,7 +131,7 @@ class InboundChecks:
     trusted_relay: bool = False
     iprev: IprevResult | None = None
     dnsbl: str = "none"  # for the log: "none", "skipped", "listed:zone" ...
-    _helo_spf: dict[tuple[str, str], SpfResult] = field(default_factory=dict)  # (client, HELO)
+    _helo_spf: dict[tuple[IPAddress, str], SpfResult] = field(default_factory=dict)  # (client, HELO)
     _peer: IPAddress | None = None  # peer_ip parsed once per connection, not once per check
 
     def __post_init__(self) -> None:
@@ -197,14 +197,14 @@ class InboundChecks:
         fallback = SpfResult("permerror", "mailfrom", sender, sender.rpartition("@")[2], problem="internal error")
         mail_check = self._guarded(
             "SPF", check_mail_from(resolver, ip, mail_from, helo, receiver=self.authserv_id), fallback)
-        helo_result = self._helo_spf.get((str(ip), helo))
+        helo_result = self._helo_spf.get((ip, helo))
         if helo_result is not None or not helo:
             return MailChecks(await mail_check, helo_result)
         helo_fallback = SpfResult("permerror", "helo", f"postmaster@{helo}", helo, problem="internal error")
         mail_result, helo_checked = await asyncio.gather(
             mail_check,
             self._guarded("SPF (HELO)", check_helo(resolver, ip, helo, receiver=self.authserv_id), helo_fallback))
-        self._helo_spf[str(ip), helo] = helo_checked  # once per client and HELO name, not per message
+        self._helo_spf[ip, helo] = helo_checked  # once per client and HELO name, not per message
         return MailChecks(mail_result, helo_checked)
 
     # --- after the data --------------------------------------------------------------------
