@@ -183,7 +183,8 @@ def header_fields(raw: bytes, name: str) -> list[str]:
 
 # -- Postfix as a receiving MX --------------------------------------------------------------------
 
-_POSTFIX_SERVICES = """\
+# master.cf below the smtpd line: the services a Postfix that receives (and relays) needs.
+POSTFIX_SERVICES = """\
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -252,7 +253,7 @@ smtpd_tls_loglevel = 1
 maillog_file_prefixes = {logs}
 maillog_file = {self.log}
 """)
-        (etc / "master.cf").write_text(f"{address}:{port} inet n - n - - smtpd\n{_POSTFIX_SERVICES}")
+        (etc / "master.cf").write_text(f"{address}:{port} inet n - n - - smtpd\n{POSTFIX_SERVICES}")
 
     def start(self) -> Postfix:
         subprocess.run(["postfix", "-c", str(self.etc), "set-permissions"], capture_output=True)

@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from outbound_kit import POSTFIX_SERVICES
 from relay_peer import RELAY_PASSWORD, RELAY_USER
-from test_smtp_session import POSTFIX_SERVICES, wait_for_log
+from test_smtp_session import wait_for_log
 
 from live_server import quiet_dns
 from peers import require_peer, unavailable

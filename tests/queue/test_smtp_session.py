@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
-import os
-import shutil
 import socket
 import ssl
-import subprocess
-import tempfile
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -19,9 +15,9 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword
+from outbound_kit import Postfix
 
 from live_server import PASSWORD, LiveServer
-from peers import require_peer, unavailable
 from postoffice.config import load_config
 from postoffice.queue.outcomes import RecipientOutcome, SmtpReply
 from postoffice.queue.smtp_session import Credentials, SmtpSession, Timeouts, TlsPolicy
@@ -327,88 +323,18 @@ async def test_starttls_failing_falls_back_to_plaintext_only_without_a_policy(re
 
 # --- Postfix as a real receiving MX ------------------------------------------------------------------
 
-POSTFIX_SERVICES = """\
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
-
-
 @pytest.fixture
 def postfix_mx() -> Iterator[tuple[int, Path]]:
     """A Postfix instance of the test's own on 127.0.0.1 (STARTTLS, mail for postfix.test
     discarded after queueing); yields its port and log file."""
-    require_peer("postfix")
-    require_peer("postconf", package="postfix")
-    if os.geteuid() != 0:
-        unavailable("Postfix needs root to start an instance of its own")
-    from postoffice.net.tls import create_self_signed_certificate
-
-    base = Path(tempfile.mkdtemp(prefix="postoffice-postfix-"))  # not under pytest's 0700 tmp
-    base.chmod(0o755)
-    etc, spool, data, logs = (base / name for name in ("etc", "spool", "data", "log"))
-    for folder in (etc, spool, data, logs):
-        folder.mkdir()
-    shutil.chown(data, "postfix")
-    create_self_signed_certificate(etc / "cert.pem", etc / "key.pem", "mx.postfix.test")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    (etc / "main.cf").write_text(f"""\
-compatibility_level = 3.6
-queue_directory = {spool}
-data_directory = {data}
-mail_owner = postfix
-setgid_group = postdrop
-myhostname = mx.postfix.test
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mydestination =
-mynetworks = 127.0.0.0/8
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-virtual_mailbox_domains = postfix.test
-virtual_transport = discard:delivered
-local_transport = error:local delivery disabled
-alias_maps =
-alias_database =
-smtpd_tls_cert_file = {etc / "cert.pem"}
-smtpd_tls_key_file = {etc / "key.pem"}
-smtpd_tls_security_level = may
-smtpd_tls_loglevel = 1
-maillog_file_prefixes = {logs}
-maillog_file = {logs / "postfix.log"}
-""")
-    (etc / "master.cf").write_text(f"127.0.0.1:{port} inet n - n - - smtpd\n{POSTFIX_SERVICES}")
-    subprocess.run(["postfix", "-c", str(etc), "set-permissions"], capture_output=True)
-    started = subprocess.run(["postfix", "-c", str(etc), "start"], capture_output=True, text=True,
-                             start_new_session=True)
+        port = int(probe.getsockname()[1])
+    postfix = Postfix("127.0.0.1", port, "postfix.test").start()
     try:
-        assert started.returncode == 0, started.stdout + started.stderr
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert time.monotonic() < deadline, "Postfix did not listen within 30 s"
-            time.sleep(0.1)
-        yield port, logs / "postfix.log"
+        yield port, postfix.log
     finally:
-        subprocess.run(["postfix", "-c", str(etc), "stop"], capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
+        postfix.stop()
 
 
 def wait_for_log(path: Path, texts: tuple[str, ...], timeout: float = 90) -> str:
