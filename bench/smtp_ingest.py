@@ -833,10 +833,13 @@ def bench_postoffice_auth(work: Workload, args: argparse.Namespace, env: dict[st
     if first.accepted < warmup.count:
         raise BenchError(f"postoffice+auth: the warm-up got {first.accepted}/{warmup.count} accepted: "
                          + " | ".join(first.problems[:3]))
+    profiler = _start_profiler(args, server.proc.pid, cleanups) if args.py_spy else None
     cpu0 = monitor.cpu()
     res = run_load(signed, port, args, "postoffice+auth", monitor)  # type: ignore[arg-type]
     server_cpu = monitor.cpu() - cpu0
     monitor.sample()
+    if profiler is not None:
+        _finish_profiler(profiler)
     finish_postoffice(server)
     text = server.log_path.read_text(errors="replace")
     log(f"postoffice+auth: {text.count('action=deliver')} messages logged delivered, "
@@ -889,7 +892,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR,
                         help="where the postoffice data dir template is kept (default /tmp/postoffice-bench)")
     parser.add_argument("--py-spy", metavar="OUT",
-                        help="profile the postoffice server under load with `py-spy record` (on PATH or $PY_SPY) "
+                        help="profile the postoffice server under load (postoffice and postoffice+auth; run one "
+                             "of them, the second would overwrite OUT) with `py-spy record` (on PATH or $PY_SPY) "
                              "into OUT: .json = speedscope, else a flame graph SVG")
     parser.add_argument("--py-spy-duration", type=int, default=20, help="seconds to profile (default 20)")
     args = parser.parse_args(argv)
