@@ -21,6 +21,7 @@ from test_mail_auth_e2e import GOOD, dkim_key, message, signed  # noqa: F401 (dk
 from dns_server import DnsServers
 from live_server import _initialised_copy
 from postoffice.config import load_config
+from postoffice.mailauth.dkim import THREAD_THRESHOLD
 from postoffice.mailauth.dkim_crypto import SigningKey
 from postoffice.services import Services, open_services
 from postoffice.smtp.inbound_checks import _WORD, InboundChecks, _field
@@ -79,6 +80,18 @@ async def test_a_usual_signed_message_is_judged_without_starting_a_task(
     for result in ("spf=pass", "dkim=pass", "dmarc=pass", "arc=none", "iprev=pass"):
         assert result in header
     assert started == []
+
+
+async def test_a_big_message_is_read_off_the_event_loop_and_judged_the_same(
+        services: Services, dkim_key: SigningKey) -> None:  # noqa: F811
+    body = b"A line of a long report, repeated.\r\n" * 9000  # ~300 KB: split and hashed in threads
+    raw = signed(message("Ann <ann@good.sender.test>", "Report", body), dkim_key)
+    assert len(raw) > THREAD_THRESHOLD
+    checks = InboundChecks(services, GOOD)
+    async with asyncio.timeout(TEST_SECONDS):
+        await checks.at_connect()
+        header = await judge(checks, "ann@good.sender.test", raw)
+    assert "dkim=pass" in header and "dmarc=pass" in header
 
 
 def fold_word_by_word(name: str, value: str, width: int = 78) -> bytes:
