@@ -221,6 +221,8 @@ async def _rewritten_sender(outbound: OutboundMessage, srs: SenderRewriter, dire
     if not domain or await directory.is_local_domain(domain):
         return outbound
     try:
+        if not srs.loaded:  # the first time: a file read, or the secret made and fsynced
+            await asyncio.to_thread(srs.load)
         rewritten = srs.forward(sender, our_domain)
     except Exception:  # an unreadable secret must not lose the message: it goes unrewritten
         log.exception("SRS rewriting of <%s> failed; forwarded with the original sender", sender)

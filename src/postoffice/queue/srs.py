@@ -81,6 +81,16 @@ class SenderRewriter:
 
     # --- the secret -----------------------------------------------------------------------
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the secret is in memory (else the next `forward` reads or makes the file)."""
+        return self._secret is not None
+
+    def load(self) -> None:
+        """Read the secret, making it if there is none (a durable write: call it off the event
+        loop, once)."""
+        self._key(create=True)
+
     def _key(self, *, create: bool) -> bytes | None:
         """The HMAC key; None when there is none yet and `create` is off (nothing we made can
         be checked then: every address is refused)."""
