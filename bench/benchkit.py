@@ -17,6 +17,7 @@ import json
 import mailbox
 import os
 import pwd
+import random
 import re
 import resource
 import shutil
@@ -798,3 +799,35 @@ def dovecot_log_problems(path: Path, since: int = 0) -> list[str]:
 def dovecot_version() -> str:
     """`dovecot --version`, for the log."""
     return subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip()
+
+
+# --- message bodies for the SMTP benchmarks --------------------------------------------------------
+
+_WORDS = (
+    "the", "mail", "server", "queue", "message", "delivery", "header", "body", "folder", "inbox",
+    "report", "meeting", "project", "deadline", "review", "patch", "release", "test", "build",
+    "invoice", "budget", "customer", "ticket", "support", "update", "weekly", "status", "draft",
+    "attachment", "schedule", "travel", "lunch", "agenda", "notes", "question", "answer",
+    "thanks", "please", "regards", "hello", "team", "backup", "storage", "network", "latency",
+)
+
+
+def message_bodies(rng: random.Random, header_estimate: int, count: int = 64) -> list[bytes]:
+    """`count` plain-text bodies for whole messages of 4.6-5.6 KB with `header_estimate` bytes
+    of header, each starting with the blank line after the header, dot-stuffed and ending in
+    the CRLF.CRLF that ends DATA (smtp_ingest.py and smtp_outbound.py send the same mail)."""
+    bodies = []
+    for _ in range(count):
+        target = rng.randint(4600, 5600) - header_estimate
+        lines, size = [], 0
+        while size < target:
+            words: list[str] = []
+            while sum(len(w) + 1 for w in words) < rng.randint(50, 72):
+                words.append(rng.choice(_WORDS))
+            line = " ".join(words).capitalize() if rng.random() < 0.9 else ""
+            lines.append(line.encode())
+            size += len(line) + 2
+        body = b"\r\n".join(lines) + b"\r\n"
+        body = re.sub(rb"(?m)^\.", b"..", body)  # dot-stuffing (RFC 5321 §4.5.2)
+        bodies.append(b"\r\n" + body + b".\r\n")
+    return bodies

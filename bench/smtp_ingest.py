@@ -87,6 +87,7 @@ from benchkit import (
     finish_postoffice,
     free_port,
     log,
+    message_bodies,
     parse_targets,
     port_open,
     postoffice_env,
@@ -171,13 +172,6 @@ else:
 
 # --- the load ---------------------------------------------------------------------------------
 
-_WORDS = (
-    "the", "mail", "server", "queue", "message", "delivery", "header", "body", "folder", "inbox",
-    "report", "meeting", "project", "deadline", "review", "patch", "release", "test", "build",
-    "invoice", "budget", "customer", "ticket", "support", "update", "weekly", "status", "draft",
-    "attachment", "schedule", "travel", "lunch", "agenda", "notes", "question", "answer",
-    "thanks", "please", "regards", "hello", "team", "backup", "storage", "network", "latency",
-)
 HEADER_ESTIMATE = 300  # bytes of header per message, roughly; bodies make up the rest
 
 
@@ -215,20 +209,7 @@ class Workload:
 
 def make_workload(count: int, seed: int) -> Workload:
     rng = random.Random(seed)
-    bodies = []
-    for _ in range(64):
-        target = rng.randint(4600, 5600) - HEADER_ESTIMATE
-        lines, size = [], 0
-        while size < target:
-            words: list[str] = []
-            while sum(len(w) + 1 for w in words) < rng.randint(50, 72):
-                words.append(rng.choice(_WORDS))
-            line = " ".join(words).capitalize() if rng.random() < 0.9 else ""
-            lines.append(line.encode())
-            size += len(line) + 2
-        body = b"\r\n".join(lines) + b"\r\n"
-        body = re.sub(rb"(?m)^\.", b"..", body)  # dot-stuffing (RFC 5321 §4.5.2)
-        bodies.append(b"\r\n" + body + b".\r\n")
+    bodies = message_bodies(rng, HEADER_ESTIMATE)
     recipients = [tuple(rng.sample(range(1, USERS + 1), rng.randint(1, 3))) for _ in range(count)]
     return Workload(count, bodies, recipients, formatdate(localtime=True).encode(),
                     f"{os.getpid()}.{int(time.time())}".encode())

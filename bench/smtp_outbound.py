@@ -102,6 +102,7 @@ from benchkit import (
     finish_postoffice,
     free_port,
     log,
+    message_bodies,
     parse_targets,
     port_open,
     postoffice_env,
@@ -133,12 +134,6 @@ STALL_SECONDS = 120.0  # no new message at the sinks this long after the load: g
 SBIN = "/usr/sbin:/sbin:" + os.environ.get("PATH", "")
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 
-_WORDS = (
-    "the", "mail", "server", "queue", "message", "delivery", "header", "body", "folder", "inbox",
-    "report", "meeting", "project", "deadline", "review", "patch", "release", "test", "build",
-    "invoice", "budget", "customer", "ticket", "support", "update", "weekly", "status", "draft",
-    "attachment", "schedule", "travel", "lunch", "agenda", "notes", "question", "answer",
-)
 HEADER_ESTIMATE = 330  # bytes of header per message, roughly; bodies make up the rest
 
 
@@ -172,20 +167,7 @@ class Workload:
 
 def make_workload(count: int, seed: int) -> Workload:
     rng = random.Random(seed)
-    bodies = []
-    for _ in range(64):
-        target = rng.randint(4600, 5600) - HEADER_ESTIMATE
-        lines, size = [], 0
-        while size < target:
-            words: list[str] = []
-            while sum(len(w) + 1 for w in words) < rng.randint(50, 72):
-                words.append(rng.choice(_WORDS))
-            line = " ".join(words).capitalize() if rng.random() < 0.9 else ""
-            lines.append(line.encode())
-            size += len(line) + 2
-        body = b"\r\n".join(lines) + b"\r\n"
-        body = re.sub(rb"(?m)^\.", b"..", body)  # dot-stuffing (RFC 5321 §4.5.2)
-        bodies.append(b"\r\n" + body + b".\r\n")
+    bodies = message_bodies(rng, HEADER_ESTIMATE)
     return Workload(count, bodies, formatdate(localtime=True).encode(), f"{os.getpid()}.{int(time.time())}".encode())
 
 
