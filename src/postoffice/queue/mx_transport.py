@@ -53,7 +53,7 @@ from typing import Protocol
 from postoffice.config_values import DEFAULT_IPV4_FIRST, ProviderLimits
 from postoffice.mailauth.dns_types import Resolver
 from postoffice.queue.destination_tls import DomainTls, TlsPolicies
-from postoffice.queue.outcomes import RecipientOutcome
+from postoffice.queue.outcomes import RecipientOutcome, one_per_recipient, try_next_server
 from postoffice.queue.routing import Family, Route, RouteProblem, Target, route
 from postoffice.queue.shaping import MessageRate, limits_for
 from postoffice.queue.smtp_session import REQUIRETLS_STATUS, SmtpSession, Timeouts, TlsPolicy
@@ -146,10 +146,7 @@ class MxTransport:
             by_domain.setdefault(recipient.rpartition("@")[2].lower(), []).append(recipient)
         done = await asyncio.gather(*(self._deliver_domain(message, raw, domain, tuple(group))
                                       for domain, group in by_domain.items()))
-        outcomes = {o.recipient: o for group in done for o in group}
-        return tuple(outcomes.get(r) or RecipientOutcome(
-            r, "deferred", reason="the SMTP session gave no outcome for this recipient", status="4.3.0")
-            for r in recipients)
+        return one_per_recipient(recipients, done, "the SMTP session")
 
     async def close(self) -> None:
         """QUIT every kept connection."""
@@ -233,7 +230,7 @@ class MxTransport:
             tls = await plan.for_host(target.host) if plan is not None else _OPPORTUNISTIC
             session, uses = self._take(state, target, tls)
             outcomes = await session.deliver(message, raw, pending)
-            unanswered = [o for o in outcomes if _try_next(o)]
+            unanswered = [o for o in outcomes if try_next_server(o)]
             answered = answered or any(o.reply is not None for o in outcomes)
             for outcome in outcomes:
                 (last if outcome in unanswered else decided)[outcome.recipient] = outcome
@@ -322,12 +319,6 @@ def _requiretls_failed(outcome: RecipientOutcome) -> RecipientOutcome:
     return RecipientOutcome(outcome.recipient, "failed", outcome.reply,
                             f"REQUIRETLS could not be honoured: {outcome.reason}", outcome.host,
                             outcome.address, tls, REQUIRETLS_STATUS)
-
-
-def _try_next(outcome: RecipientOutcome) -> bool:
-    """No answer for this recipient from this server (or a 421: it is closing): another
-    server may take it. Any other reply decides it."""
-    return outcome.kind == "deferred" and (outcome.reply is None or outcome.reply.code == 421)
 
 
 def _route_failure(recipients: tuple[str, ...], problem: RouteProblem) -> tuple[RecipientOutcome, ...]:

@@ -8,6 +8,7 @@ bounces it now, ``deferred`` retries it on the schedule. Nothing else is inferre
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -68,3 +69,19 @@ class Transport(Protocol):
 
     async def deliver(self, message: QueuedMessage, raw: bytes,
                       recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]: ...
+
+
+def one_per_recipient(recipients: tuple[str, ...], found: Iterable[Iterable[RecipientOutcome]],
+                      who: str) -> tuple[RecipientOutcome, ...]:
+    """The outcomes of the groups a transport split `recipients` into, back in their order; a
+    recipient that `who` gave no outcome for is deferred (4.3.0), never dropped."""
+    outcomes = {o.recipient: o for group in found for o in group}
+    return tuple(outcomes.get(r) or RecipientOutcome(
+        r, "deferred", reason=f"{who} gave no outcome for this recipient", status="4.3.0") for r in recipients)
+
+
+def try_next_server(outcome: RecipientOutcome) -> bool:
+    """No answer for this recipient from this server (or a 421: it is closing): another
+    server (the next MX, the relay's next address) may take it, and the connection is not worth
+    keeping. Any other reply decides it."""
+    return outcome.kind == "deferred" and (outcome.reply is None or outcome.reply.code == 421)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from postoffice.config_values import ListenAddress
 from postoffice.mailauth.dns_types import DnsTemporaryError, IPAddress, Resolver
-from postoffice.queue.outcomes import RecipientOutcome
+from postoffice.queue.outcomes import RecipientOutcome, try_next_server
 from postoffice.queue.smtp_session import (
     AccessTokens,
     Credentials,
@@ -206,7 +206,7 @@ class SmarthostTransport:
     async def close(self) -> None:
         """QUIT every kept connection."""
         idle, self._idle = self._idle, []
-        await asyncio.gather(*(_close(session) for session, _, _ in idle), *self._closing)
+        await asyncio.gather(*(session.close() for session, _, _ in idle), *self._closing)
 
     async def _deliver_new(self, message: QueuedMessage, raw: bytes,
                            recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]:
@@ -228,7 +228,7 @@ class SmarthostTransport:
             if not _unanswered(outcomes):
                 await self._done(session, 1, outcomes)
                 return outcomes
-            await _close(session)  # no answer at this address: the relay's next one, if any
+            await session.close()  # no answer at this address: the relay's next one, if any
         return outcomes
 
     async def _addresses(self) -> list[IPAddress]:
@@ -270,14 +270,14 @@ class SmarthostTransport:
     async def _done(self, session: SmtpSession, uses: int,
                     outcomes: tuple[RecipientOutcome, ...]) -> None:
         """Keep the session for the next message, unless it is used up or broken."""
-        broken = any(o.kind == "deferred" and (o.reply is None or o.reply.code == 421) for o in outcomes)
+        broken = any(try_next_server(o) for o in outcomes)
         if broken or uses >= self.max_messages_per_connection:
-            await _close(session)
+            await session.close()
         else:
             self._idle.append((session, uses, self.clock()))
 
     def _close_later(self, session: SmtpSession) -> None:
-        task = asyncio.ensure_future(_close(session))
+        task = asyncio.ensure_future(session.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -296,11 +296,6 @@ def _unanswered(outcomes: tuple[RecipientOutcome, ...]) -> bool:
 
 def _deferred(recipients: tuple[str, ...], reason: str, status: str) -> tuple[RecipientOutcome, ...]:
     return tuple(RecipientOutcome(r, "deferred", reason=reason, status=status) for r in recipients)
-
-
-async def _close(session: SmtpSession) -> None:
-    with contextlib.suppress(Exception):  # best effort: QUIT to a dead relay may fail
-        await session.close()
 
 
 def _read_small(path: Path) -> bytes:

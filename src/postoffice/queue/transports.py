@@ -30,7 +30,7 @@ from postoffice.config_values import ListenAddress
 from postoffice.queue.destination_tls import TlsPolicies, verified_context
 from postoffice.queue.mta_sts import MtaSts
 from postoffice.queue.mx_transport import MxTransport, smtp_sessions
-from postoffice.queue.outcomes import RecipientOutcome, Transport
+from postoffice.queue.outcomes import RecipientOutcome, Transport, one_per_recipient
 from postoffice.queue.smarthost import CommandTokens, FileTokens, RelayLogin, SmarthostTransport
 from postoffice.queue.smtp_session import AccessTokens, Timeouts, TokenUnavailable
 from postoffice.store.interface import QueuedMessage
@@ -129,10 +129,7 @@ class RoutedTransport:
             groups.setdefault(id(transport), (transport, []))[1].append(recipient)
         done = await asyncio.gather(*(transport.deliver(message, raw, tuple(group))
                                       for transport, group in groups.values()))
-        outcomes = {o.recipient: o for found in done for o in found}
-        return tuple(outcomes.get(r) or RecipientOutcome(
-            r, "deferred", reason="the transport gave no outcome for this recipient", status="4.3.0")
-            for r in recipients)
+        return one_per_recipient(recipients, done, "the transport")
 
     async def close(self) -> None:
         """QUIT the connections every transport keeps for reuse."""
