@@ -1,6 +1,7 @@
 """Shared fixtures and hooks: the external corpora and the Debian peers (see peers.py)."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -37,3 +38,9 @@ def corpora() -> Path:
         unavailable("external corpora not found: set POSTOFFICE_CORPORA to the shared corpora directory (.ci/run does)")
     return path
 
+
+@pytest.fixture
+def events(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The log records of `postoffice.events` (one line per SMTP transaction, login, ...)."""
+    caplog.set_level(logging.INFO, logger="postoffice.events")
+    return caplog

@@ -40,12 +40,6 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     live.stop()
 
 
-@pytest.fixture
-def events(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.INFO, logger="postoffice.events")
-    return caplog
-
-
 def logged(caplog: pytest.LogCaptureFixture, name: str, count: int = 1, timeout: float = 20) -> list[logging.LogRecord]:
     """The records of event `name`, once there are `count` of them (the server thread logs some,
     such as session ends, just after the client has gone)."""

@@ -10,7 +10,6 @@ import base64
 import email.utils
 import imaplib
 import ipaddress
-import logging
 import smtplib
 import socket
 import time
@@ -61,12 +60,6 @@ def server(tmp_path: Path, dns_server: DnsServers, dkim_key: SigningKey) -> Iter
     live = start(tmp_path, dns_server)
     yield live
     live.stop()
-
-
-@pytest.fixture
-def events(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.INFO, logger="postoffice.events")
-    return caplog
 
 
 def message(author: str, subject: str = "Your statement", body: bytes = b"Hello Alice.\r\n") -> bytes:

@@ -4,7 +4,6 @@ smtplib from 127.0.0.5 (listed) and 127.0.0.6 (not listed) to a live server on 1
 from __future__ import annotations
 
 import ipaddress
-import logging
 import smtplib
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,12 +31,6 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     live = start(tmp_path)
     yield live
     live.stop()
-
-
-@pytest.fixture
-def events(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.INFO, logger="postoffice.events")
-    return caplog
 
 
 def client(server: LiveServer, port: str, source: str) -> smtplib.SMTP:
