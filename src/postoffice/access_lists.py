@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from postoffice.directory import DirectoryError, canonical_domain
@@ -102,11 +103,20 @@ def _unmapped(ip: IPAddress) -> IPAddress:
 
 
 def client_address(text: str) -> IPAddress | None:
-    """The connection's peer as an address, or None (a Unix socket has none)."""
+    """The connection's peer as an address, or None (a Unix socket has none); IPv4 seen through
+    a dual-stack socket (::ffff:a.b.c.d) is IPv4, as every check judges it."""
     try:
         return _unmapped(ipaddress.ip_address(text.split("%", 1)[0]))
     except ValueError:
         return None
+
+
+def in_networks(address: str | IPAddress | None,
+                networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether the client `address` (text as the connection gives it, or parsed) is in one of
+    `networks` (trusted relays, relay_networks)."""
+    ip = client_address(address) if isinstance(address, str) else address
+    return ip is not None and any(ip in network for network in networks)
 
 
 @dataclass

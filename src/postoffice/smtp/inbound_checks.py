@@ -35,13 +35,13 @@ Implementation notes (invariants):
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import re
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from postoffice.access_lists import client_address, in_networks
 from postoffice.filtering.dnsbl import check_blocklists
 from postoffice.mailauth.arc import arc_overrides_dmarc, check_arc, has_arc_fields
 from postoffice.mailauth.dkim import THREAD_THRESHOLD, verify_dkim
@@ -66,24 +66,6 @@ from postoffice.smtp.proto import replies as r
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def client_address(address: str) -> IPAddress | None:
-    """The address of a client as the checks judge it: IPv4 seen through an IPv6 socket
-    (::ffff:a.b.c.d) is IPv4; None for no address (a unix socket)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def in_networks(address: str | IPAddress | None,
-                networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    ip = client_address(address) if isinstance(address, str) else address
-    return ip is not None and any(ip in network for network in networks)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
+from postoffice.access_lists import in_networks
 from postoffice.smtp.proto import replies as r
 
 __all__ = ["RelayNetworks"]
@@ -33,15 +34,8 @@ class RelayNetworks:
 
     def covers(self, ip: str) -> bool:
         """Whether the client at `ip` may relay without logging in."""
-        if not self.networks:
-            return False
-        try:
-            address = ipaddress.ip_address(ip.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped  # a dual-stack listener sees IPv4 clients so
-        return any(address.version == net.version and address in net for net in self.networks)
+        # the checks' reading of an address: IPv4 seen through a dual-stack socket is IPv4
+        return bool(self.networks) and in_networks(ip, self.networks)
 
     def start_message(self, ip: str) -> r.Reply | None:
         """Count one more message from `ip`; a 451 instead when it has had its share of the
