@@ -78,6 +78,8 @@ def test_a_trusted_arc_chain_overrides_reject_and_quarantine_only() -> None:
     for disposition in ("reject", "quarantine"):
         verdict = decide(results(dmarc("fail", disposition), arc=arc), arc_override=True)
         assert verdict.action == "deliver" and "forwarder.example" in verdict.reason
+        assert verdict.override == "trusted_forwarder"  # what the aggregate report records
+        assert decide(results(dmarc("fail", disposition), arc=arc)).override == ""
     assert decide(results(temperror(None, "DMARC policy lookup"), arc=arc), arc_override=True).action == "defer"
 
 

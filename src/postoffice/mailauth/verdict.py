@@ -47,6 +47,9 @@ class Verdict:
     code: int = 250
     enhanced: str = "2.0.0"
     text: str = ""
+    # RFC 7489 §7.2 PolicyOverrideType for the aggregate report: "trusted_forwarder" when a
+    # trusted ARC chain overrode the DMARC policy, "" otherwise.
+    override: str = ""
 
 
 def decide(results: AuthenticationResults, *, arc_override: bool = False) -> Verdict:
@@ -72,7 +75,8 @@ def decide(results: AuthenticationResults, *, arc_override: bool = False) -> Ver
         return Verdict("deliver", f"dmarc fail, policy none ({domain})")
     if arc_override:
         sealer = results.arc.sealers[-1] if results.arc and results.arc.sealers else "a trusted sealer"
-        return Verdict("deliver", f"dmarc fail, {disposition} overridden by the ARC chain of {sealer}")
+        return Verdict("deliver", f"dmarc fail, {disposition} overridden by the ARC chain of {sealer}",
+                       override="trusted_forwarder")
     if disposition == "reject":
         return Verdict(
             "reject", f"dmarc reject ({domain})", 550, "5.7.1",

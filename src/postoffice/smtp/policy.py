@@ -252,11 +252,10 @@ async def _record_dmarc(state: SessionState, envelope: SmtpEnvelope, judged: Jud
     dmarc = results.dmarc
     if dmarc is None or dmarc.policy is None or not envelope.recipients:
         return
-    override = "trusted_forwarder" if "overridden by the ARC chain" in judged.verdict.reason else ""
     evaluation = DmarcEvaluation.of(
         source_ip=judged.client_ip, mail_from=envelope.sender, recipient=envelope.recipients[0].address,
         dmarc=dmarc, spf=results.spf, dkim=results.dkim,
-        disposition=_DISPOSITIONS.get(judged.verdict.action, "none"), reason=override)
+        disposition=_DISPOSITIONS.get(judged.verdict.action, "none"), reason=judged.verdict.override)
     try:
         await state.services.store.record_dmarc_evaluation(evaluation)
     except Exception:
