@@ -1,0 +1,1 @@
+"""Diagnosis in plain words: `check` and `explain` commands, findings with a problem and a fix."""
