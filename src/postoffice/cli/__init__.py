@@ -9,6 +9,7 @@ import typer
 from postoffice.cli import admin_log, help_format
 from postoffice.cli.access_cmds import allow_app, block_app
 from postoffice.cli.backup_cmds import backup_command, restore_command
+from postoffice.cli.check_cmds import check_app
 from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
 from postoffice.cli.dkim_cmds import dkim_app
 from postoffice.cli.dmarc_cmds import dmarc_app
@@ -36,6 +37,7 @@ app.add_typer(queue_app, name="queue")
 app.add_typer(block_app, name="block")
 app.add_typer(allow_app, name="allow")
 app.add_typer(dmarc_app, name="dmarc")
+app.add_typer(check_app, name="check")
 app.command("import")(import_command)
 app.command("export")(export_command)
 app.command("share")(share_command)
