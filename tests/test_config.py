@@ -113,6 +113,12 @@ lmtp = ["unix:run/lmtp.sock", "127.0.0.1:24"]
 cert_file = "/etc/letsencrypt/live/mx1/fullchain.pem"
 key_file = "keys dir/\\"odd\\" näme.pem"
 min_version = "1.3"
+acme = true
+acme_directory = "https://acme-staging-v02.api.letsencrypt.org/directory"
+acme_email = "Hostmaster@Example.org"
+acme_names = ["mx1.example.org", "MTA-STS.example.org."]
+acme_challenge = "tls-alpn-01"
+acme_ca_file = "/etc/ssl/private-ca.pem"
 
 [store]
 backend = "sqlite"
@@ -369,6 +375,9 @@ ERRORS = [
      ["[smtp] relay_networks", "0.0.0.0/0", "open relay", "relay_networks_allow_wide = true"]),
     ("public_relay_address", '[smtp]\nrelay_networks = ["8.8.8.8"]', ["8.8.8.8/32", "open relay"]),
     ("unknown_smarthost_tls", '[outbound]\nsmarthost_tls = "ssl"', ["[outbound] smarthost_tls", '"starttls" or "tls"']),
+    ("acme_directory_over_http", '[tls]\nacme_directory = "http://ca.example/dir"', ["[tls] acme_directory", "https://"]),
+    ("acme_unknown_challenge", '[tls]\nacme_challenge = "dns-01"', ["[tls] acme_challenge", '"http-01" or "tls-alpn-01"']),
+    ("acme_name_not_dns", '[tls]\nacme_names = ["mail example"]', ["[tls] acme_names", "mail example"]),
 ]
 
 

@@ -74,6 +74,12 @@ class TlsConfig:
     cert_file: Path
     key_file: Path
     min_version: str
+    acme: bool = False
+    acme_directory: str = v.LETS_ENCRYPT
+    acme_email: str = ""
+    acme_names: tuple[str, ...] = ()  # () = the host name + mta-sts. and autoconfig. of each domain
+    acme_challenge: str = "http-01"
+    acme_ca_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +261,24 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("key_file", "tls/key.pem", v.path, "Private key in PEM, without a passphrase."),
         _Key("min_version", "1.2", v.choice("1.2", "1.3", expected='"1.2" or "1.3", in quotes'),
              'Oldest TLS version accepted: "1.2" or "1.3".'),
+        _Key("acme", False, v.boolean,
+             "Get the certificate from an ACME CA (Let's Encrypt) and renew it 30 days before it"
+             " expires; cert_file and key_file are then written by postoffice."),
+        _Key("acme_directory", v.LETS_ENCRYPT, v.https_url,
+             "The ACME CA's directory URL (Let's Encrypt's staging CA, for trying things out:"
+             " https://acme-staging-v02.api.letsencrypt.org/directory)."),
+        _Key("acme_email", "", v.contact_address,
+             'Where the CA may write about the certificate (expiry, policy changes); "" = nowhere.'),
+        _Key("acme_names", [], v.domain_list("DNS names", '["mail.example.org"]', "mail.example.org"),
+             "Names on the certificate; [] = the host name, plus mta-sts. and autoconfig. of each"
+             " domain when they point here."),
+        _Key("acme_challenge", "http-01",
+             v.choice("http-01", "tls-alpn-01", expected='"http-01" or "tls-alpn-01"'),
+             'How the CA checks the names point here: "http-01" (port 80, [listen] http) or'
+             ' "tls-alpn-01" (port 443, [listen] https).'),
+        _Key("acme_ca_file", "", v.optional_file,
+             'CA certificates (PEM) trusted for the ACME server besides the system\'s (a private CA'
+             ' such as step-ca); "" = the system\'s only.'),
     )),
     "store": (StoreConfig, (
         _Key("backend", "sqlite",

@@ -198,7 +198,15 @@ def domain_list(what: str, example: str, one: str) -> Parser:
 
 
 def report_address(value: Any, _data_dir: Path) -> str:
-    expected = 'an email address of one of your domains such as "dmarc-reports@example.org", or ""'
+    return _address_or_empty(
+        value, 'an email address of one of your domains such as "dmarc-reports@example.org", or ""')
+
+
+def contact_address(value: Any, _data_dir: Path) -> str:
+    return _address_or_empty(value, 'an email address such as "hostmaster@example.org", or ""')
+
+
+def _address_or_empty(value: Any, expected: str) -> str:
     if not isinstance(value, str):
         raise Invalid(expected)
     text = value.strip().lower()
@@ -378,6 +386,16 @@ def secret_file(value: Any, data_dir: Path) -> Path | None:
     if not isinstance(value, str):
         raise Invalid('a file name in quotes such as "/etc/postoffice/relay-password", or ""')
     return absolute(data_dir, value) if value else None
+
+
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def https_url(value: Any, _data_dir: Path) -> str:
+    expected = f'an https:// URL in quotes such as "{LETS_ENCRYPT}"'
+    if not isinstance(value, str) or not re.fullmatch(r"https://[^\s/?#]+(/\S*)?", value.strip()):
+        raise Invalid(expected)
+    return value.strip()
 
 
 def text(value: Any, _data_dir: Path) -> str:

@@ -17,6 +17,7 @@ from postoffice.directory import Directory
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.tls import ReloadingServerContext
 from postoffice.queue.srs import SenderRewriter, srs_secret_path
+from postoffice.setup.acme_challenges import AcmeChallenges
 from postoffice.smtp.relay import RelayNetworks
 from postoffice.store import open_store
 from postoffice.store.interface import MailStore
@@ -46,6 +47,15 @@ class Services:
     _resolver: DnsResolver | None = None
     _signer: MessageSigner | None = None
     _relay_networks: RelayNetworks | None = None
+    _acme_challenges: AcmeChallenges | None = None
+
+    @property
+    def acme_challenges(self) -> AcmeChallenges:
+        """The ACME challenges being validated now (`[tls] acme`): the ACME client puts them
+        here, the HTTP listener and the TLS listeners answer the CA from them."""
+        if self._acme_challenges is None:
+            self._acme_challenges = AcmeChallenges()
+        return self._acme_challenges
 
     @property
     def resolver(self) -> DnsResolver:
@@ -77,7 +87,10 @@ class Services:
         """The server certificate, loaded on first use and re-read when the files change."""
         if self._tls is None:
             tls = self.config.tls
-            self._tls = ReloadingServerContext(tls.cert_file, tls.key_file, tls.min_version)
+            # With ACME, handshakes offering acme-tls/1 may get a challenge certificate (RFC 8737).
+            self._tls = ReloadingServerContext(
+                tls.cert_file, tls.key_file, tls.min_version,
+                challenges=self.acme_challenges if tls.acme else None)
         return self._tls
 
     @property

@@ -23,10 +23,13 @@ import ipaddress
 import logging
 import re
 import ssl
+import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -36,6 +39,10 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from postoffice.durable import write_file
+from postoffice.net.client_hello import offered_alpn
+
+if TYPE_CHECKING:
+    from postoffice.setup.acme_challenges import AcmeChallenges, AlpnCertificate
 
 __all__ = [
     "ReloadingServerContext", "TlsConfigError", "certificate_expiry",
@@ -49,6 +56,7 @@ _VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 # are all of that kind already. RSA and ECDSA certificates both work with these.
 _CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!eNULL"
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
+ACME_TLS_ALPN = b"acme-tls/1"  # RFC 8737 §6.2
 
 
 class TlsConfigError(Exception):
@@ -219,11 +227,16 @@ class ReloadingServerContext:
     old context and logs a warning, once per change. Use ``current()`` for STARTTLS, and give
     ``handshake_context()`` to ``asyncio.start_server(ssl=...)`` for implicit-TLS ports: it is
     one fixed context that switches every new handshake to ``current()``.
+
+    With ``challenges`` (``[tls] acme``), a handshake that offers only the ALPN protocol
+    ``acme-tls/1`` for a name with a pending TLS-ALPN-01 challenge gets that challenge's
+    certificate instead (RFC 8737 §3); every other client still gets ``current()``.
     """
 
     def __init__(self, cert_file: Path, key_file: Path, min_version: str = "1.2", *,
                  check_interval: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 challenges: AcmeChallenges | None = None) -> None:
         self._files = (Path(cert_file), Path(key_file))
         self._min_version = min_version
         self._check_interval = check_interval
@@ -231,9 +244,18 @@ class ReloadingServerContext:
         self._lock = threading.Lock()
         self._stamp = self._file_stamp()
         self._context = server_context(cert_file, key_file, min_version)  # fail at start-up
-        self._context.sni_callback = self._switch_context
-        self._first = self._context
+        # A context of its own, never served from: every handshake leaves it in the SNI callback,
+        # so the per-message callback below costs nothing after the ClientHello.
+        self._handshake = server_context(cert_file, key_file, min_version)
+        self._handshake.sni_callback = self._switch_context
         self._next_check = clock() + check_interval
+        self._challenges = challenges
+        # Connection -> did its ClientHello offer acme-tls/1 (read before the SNI callback runs).
+        self._wants_acme: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
+        self._challenge_contexts: dict[bytes, ssl.SSLContext] = {}
+        if challenges is not None:
+            # Python has no ClientHello callback; the message callback sees the raw ClientHello.
+            setattr(self._handshake, "_msg_callback", self._note_client_hello)  # noqa: B010
 
     def current(self) -> ssl.SSLContext:
         """The context for the newest good certificate and key."""
@@ -257,7 +279,7 @@ class ReloadingServerContext:
 
     def handshake_context(self) -> ssl.SSLContext:
         """A fixed context whose handshakes switch to ``current()`` (via the SNI callback)."""
-        return self._first
+        return self._handshake
 
     def _load(self) -> bool:
         cert_file, key_file = self._files
@@ -285,8 +307,48 @@ class ReloadingServerContext:
         # OpenSSL calls this for every ClientHello, with or without SNI; swapping the context
         # here swaps the certificate and key used for this handshake.
         try:
-            newest = self.current()
+            newest = self._challenge_context(connection, server_name) or self.current()
             if newest is not context:
                 connection.context = newest
         except Exception:  # an exception here would abort the handshake with a vague alert
             log.exception("Could not switch to the newest TLS certificate")
+
+    # --- TLS-ALPN-01 (RFC 8737) ------------------------------------------------------------------
+
+    def _note_client_hello(self, connection: object, direction: str, _version: object,
+                           content_type: int, message_type: int, data: bytes) -> None:
+        if direction == "read" and content_type == 22 and message_type == 1:  # handshake, ClientHello
+            try:
+                self._wants_acme[connection] = ACME_TLS_ALPN in offered_alpn(data)
+            except TypeError:  # not weakly referable: then it gets the normal certificate
+                pass
+
+    def _challenge_context(self, connection: object, server_name: str | None) -> ssl.SSLContext | None:
+        if self._challenges is None or not server_name or not self._wants_acme.get(connection):
+            return None
+        challenge = self._challenges.alpn(server_name)
+        if challenge is None:
+            return None
+        context = self._challenge_contexts.get(challenge.cert_pem)
+        if context is None:
+            if len(self._challenge_contexts) > 32:  # old orders' certificates
+                self._challenge_contexts.clear()
+            context = self._challenge_contexts[challenge.cert_pem] = _alpn_context(challenge)
+        log.info("Answering the ACME TLS-ALPN-01 challenge for %s", server_name)
+        return context
+
+
+def _alpn_context(challenge: AlpnCertificate) -> ssl.SSLContext:
+    """A context serving only the challenge certificate and only ``acme-tls/1`` (RFC 8737 §3:
+    the validation handshake must negotiate it)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols([ACME_TLS_ALPN.decode()])
+    # ssl loads certificates from files only; the directory is private and gone at once.
+    with tempfile.TemporaryDirectory(prefix="postoffice-acme-") as directory:
+        cert_file, key_file = Path(directory, "cert.pem"), Path(directory, "key.pem")
+        cert_file.write_bytes(challenge.cert_pem)
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(challenge.key_pem)
+        context.load_cert_chain(cert_file, key_file)
+    return context
