@@ -105,7 +105,12 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 watch()
             if config.pop3.processes > 1:
                 services.accept_board = AcceptBoard.create(config.pop3.processes)
+            if config.tls.acme:  # the listeners need a certificate before the CA issues one
+                from postoffice.acme.renewal import prepare_certificate
+
+                prepare_certificate(config)
             await _start_listeners(services, running, dev)
+            certificates = _start_certificate_renewal(services, running)
             maintenance = asyncio.create_task(_maintain(services))
             runner = _queue_runner(services)
             runner_task = asyncio.create_task(runner.run())
@@ -128,6 +133,8 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 await runner.stop(grace=10.0)
                 runner_task.cancel()
                 maintenance.cancel()
+                if certificates is not None:
+                    certificates.cancel()
                 indexer.cancel()
                 if workers is not None:
                     await workers.stop()
@@ -180,6 +187,28 @@ def _listen_failure(config: Config, protocol: str, address: ListenAddress | Unix
         host, port = address.host, address.port
     return explain_listen_error(protocol, str(address), host, port, error,
                                 str(config.data_dir / CONFIG_FILE_NAME), dev=dev)
+
+
+def _start_certificate_renewal(services: Services,
+                               running: list[RunningListener]) -> asyncio.Task[None] | None:
+    """`[tls] acme`: the task that obtains and renews the certificate (acme/renewal.py), after a
+    warning if no listener can answer the CA's challenge."""
+    tls = services.config.tls
+    if not tls.acme:
+        return None
+    from postoffice.acme.renewal import CertificateRenewal
+
+    protocols = {listener.protocol for listener in running}
+    if tls.acme_challenge == "http-01" and "http" not in protocols:
+        log.warning("ACME: [tls] acme_challenge is http-01, but no HTTP listener runs to answer "
+                    "it; set [listen] http (port 80), or acme_challenge = \"tls-alpn-01\"")
+    if tls.acme_challenge == "tls-alpn-01" and not any(
+            x.protocol in ("https", "imaps", "pop3s", "submissions") and x.address.endswith(":443")
+            for x in running):
+        log.warning("ACME: the CA checks tls-alpn-01 on port 443, where no TLS listener of this "
+                    "server listens; set [listen] https to port 443, or forward 443 to a TLS "
+                    "listener")
+    return asyncio.create_task(CertificateRenewal.for_services(services).run())
 
 
 def _queue_runner(services: Services) -> QueueRunner:

@@ -1,5 +1,5 @@
 """A real `postoffice serve` process on an initialised data directory without listeners, for the
-queue tests that need the runner as users run it (CLI against it, SIGKILL)."""
+tests that need the server as users run it: the queue runner (CLI against it, SIGKILL), ACME."""
 from __future__ import annotations
 
 import asyncio
