@@ -240,6 +240,11 @@ class DnsServers:
             f'stub-zone:\n  name: "."\n  stub-addr: 127.0.0.1@{self.nsd_port}\n'
             # Its own delegation point, so whatever Unbound concludes about NSD's SERVFAILs stays there.
             f'stub-zone:\n  name: "{SERVFAIL_ZONE}"\n  stub-addr: 127.0.0.1@{self.nsd_port}\n'
+            # Every zone its own delegation point too: a zone's NS records name 127.0.0.x, port 53,
+            # where no server listens; once Unbound has cached them (`check domain` asks for NS) it
+            # would send that zone's questions there instead of to NSD.
+            + "".join(f'stub-zone:\n  name: "{origin}"\n  stub-addr: 127.0.0.1@{self.nsd_port}\n'
+                      for origin in sorted(self._zones))
         )
         log = self.dir / "unbound.log"
         self._unbound = subprocess.Popen([_program("unbound", "unbound"), "-d", "-c", str(conf)],

@@ -164,6 +164,7 @@ nameservers = ["127.0.0.1:5353", "::1"]
 timeout = 2.5
 cache_entries = 0
 blocklists = ["zen.spamhaus.org"]
+authoritative_port = 5300
 
 [imap]
 per_user_seen = false

@@ -137,6 +137,7 @@ class DnsConfig:
     timeout: float
     cache_entries: int
     blocklists: tuple[str, ...]
+    authoritative_port: int  # `check domain` asks a domain's own name servers on this port
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +373,9 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("blocklists", [], v.domain_list("DNS blocklist zones", '["zen.spamhaus.org"]', "zen.spamhaus.org"),
              "DNS blocklists checked for every client of port 25, such as"
              ' ["zen.spamhaus.org"]; [] = none.'),
+        _Key("authoritative_port", 53, v.number(1, 65535, example=53),
+             "Port on which `postoffice check domain` asks a domain's own (authoritative) name"
+             " servers; 53 everywhere except on a test network."),
     )),
     "dmarc": (DmarcConfig, (
         _Key("report_address", "", v.report_address,

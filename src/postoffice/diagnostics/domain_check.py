@@ -1,16 +1,63 @@
 """`check domain D`: what the world sees of a mail domain, from live DNS, as findings.
 
-`check_domain` runs every check and returns the findings in a stable order; the CLI and the
-daily check inside `serve` (daily_check.py) both call it.
+    report = await check_domain(DomainCheck.from_services(services), "example.org")
+    report.findings     # [Finding("mx-missing", OK, ...), Finding("spf-mx-not-covered", ERROR, ...), ...]
+    report.servers      # ["ns1.example.org (192.0.2.53)"]: the authoritative server that answered
+
+The domain's own records come from its authoritative servers (zone_view.py); the checks are
+domain_mx.py (MX, reverse DNS, blocklists), domain_spf.py, domain_dkim.py and domain_policy.py
+(DMARC, MTA-STS, postmaster@). DKIM and postmaster@ are checked only for a domain served here
+(they compare with our keys and our directory). The live connections to each MX (port 25,
+STARTTLS, certificate) come from diagnostics/tls_probe.py when it is installed; ``connect=False``
+leaves them out. Findings come in a stable order; `ok` ones say what was covered. The CLI
+(cli/check_cmds.py) and the daily check inside `serve` (daily_check.py) both call this.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from postoffice.config import Config
-from postoffice.diagnostics.checks import Finding, Severity
-from postoffice.mailauth.dns_types import DnsTemporaryError, Resolver
+from postoffice.diagnostics.checks import Finding
+from postoffice.diagnostics.domain_dkim import check_dkim
+from postoffice.diagnostics.domain_mx import MxHost, blocklist_listings, mx_hosts, reverse_dns
+from postoffice.diagnostics.domain_policy import check_dmarc, check_mta_sts, check_postmaster
+from postoffice.diagnostics.domain_spf import check_spf
+from postoffice.diagnostics.zone_view import zone_view
+from postoffice.queue.mta_sts import MtaSts
+
+if TYPE_CHECKING:
+    from postoffice.directory import Directory
+    from postoffice.mailauth.resolver import DnsResolver
+    from postoffice.queue.signing import MessageSigner
+    from postoffice.services import Services
+
+ProbeMx = Callable[..., Awaitable[list[Finding]]]
+
+
+@dataclass
+class DomainCheck:
+    """What `check_domain` needs: the configured resolver and, for a domain served here, the
+    directory and DKIM signer; the settings of `[dns]` and `[outbound]` that apply."""
+
+    resolver: DnsResolver
+    directory: Directory | None = None
+    signer: MessageSigner | None = None
+    blocklists: tuple[str, ...] = ()
+    authoritative_port: int = 53
+    mx_port: int = 25
+    ca_file: str = ""  # [outbound] ca_file: also trusted for the MTA-STS policy and the MX certificates
+    https_port: int = 443  # where MTA-STS policies are fetched (tests serve theirs elsewhere)
+    connect: bool = True
+
+    @classmethod
+    def from_services(cls, services: Services, *, connect: bool = True) -> DomainCheck:
+        config = services.config
+        return cls(services.resolver, services.directory, services.signer, config.dns.blocklists,
+                   config.dns.authoritative_port, config.outbound.mx_port,
+                   str(config.outbound.ca_file or ""), connect=connect)
 
 
 @dataclass(frozen=True)
@@ -23,24 +70,64 @@ class DomainReport:
 
     @property
     def title(self) -> str:
-        return f"{self.domain}: answers from {', '.join(self.servers) or 'the configured resolver'}"
+        return f"{self.domain}: DNS answers from {', '.join(self.servers) or 'the configured resolver'}"
 
 
-async def check_domain(resolver: Resolver, domain: str) -> list[Finding]:
+async def check_domain(check: DomainCheck, domain: str) -> DomainReport:
+    domain = domain.lower().rstrip(".")
+    view = await zone_view(check.resolver, domain, port=check.authoritative_port)
+    resolver = view.resolver
+    findings = list(view.findings)
+    hosts, found = await mx_hosts(resolver, domain)
+    findings += found
+    findings += await _live(check, hosts)
+    findings += await reverse_dns(resolver, hosts)
+    findings += await check_spf(resolver, domain, hosts)
+    local = check.directory is not None and await check.directory.is_local_domain(domain)
+    if local and check.signer is not None:
+        findings += await check_dkim(resolver, domain, check.signer)
+    findings += await check_dmarc(resolver, domain)
+    # Hosts without an address (said above) cannot be reached with or without a policy.
+    findings += await check_mta_sts(_mta_sts(check, resolver), domain, [h for h in hosts if h.addresses])
+    if local and check.directory is not None:
+        findings += await check_postmaster(check.directory, domain)
+    findings += await blocklist_listings(resolver, hosts, check.blocklists)
+    return DomainReport(domain, findings, view.servers)
+
+
+def _mta_sts(check: DomainCheck, resolver: Any) -> MtaSts:
+    from postoffice.queue.destination_tls import verified_context
+
+    # No cache file: the check wants what is published now, not what delivery remembered.
+    return MtaSts(resolver, ssl_context=verified_context(check.ca_file or None), port=check.https_port,
+                  timeout=10.0, retry_seconds=0.0)
+
+
+def live_probe() -> ProbeMx | None:
+    """diagnostics/tls_probe.py's `probe_mx`, when that module is installed."""
     try:
-        mx = await resolver.mx(domain)
-    except DnsTemporaryError as error:
-        return [Finding("dns-failed", Severity.ERROR, f"DNS could not answer for {domain}: {error}.",
-                        "Try again later; if it persists, check that the domain's name servers answer.")]
-    if not mx:
-        return [Finding("mx-missing", Severity.ERROR, f"{domain} has no MX record, so other servers "
-                        "deliver its mail to its A record or not at all.",
-                        f"Publish an MX record for {domain} naming this server's host name.")]
-    return [Finding("mx-missing", Severity.OK, f"{domain} has MX records.", subject=domain)]
+        module = importlib.import_module("postoffice.diagnostics.tls_probe")
+    except ImportError:
+        return None
+    probe: ProbeMx | None = getattr(module, "probe_mx", None)
+    return probe
 
 
-async def check_domain_with_config(config: Config, domain: str, *, connect: bool = True) -> DomainReport:
-    from postoffice.mailauth.resolver import DnsResolver
+async def _live(check: DomainCheck, hosts: list[MxHost]) -> list[Finding]:
+    """The connection findings (mx-unreachable, mx-no-starttls, tls-*) of each MX host."""
+    probe = live_probe() if check.connect else None
+    if probe is None:
+        return []
+    findings: list[Finding] = []
+    for host in hosts:
+        if host.addresses:
+            findings += await probe(host.name, check.mx_port)
+    return findings
 
-    resolver = DnsResolver.from_config(config.dns)
-    return DomainReport(domain, await check_domain(resolver, domain))
+
+async def check_domain_with_config(config: Any, domain: str, *, connect: bool = True) -> DomainReport:
+    """For the CLI: open the data directory's services (store, directory, keys) and check."""
+    from postoffice.services import open_services
+
+    async with open_services(config) as services:
+        return await check_domain(DomainCheck.from_services(services, connect=connect), domain)

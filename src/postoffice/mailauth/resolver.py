@@ -180,6 +180,14 @@ class DnsResolver:
     async def ptr(self, address: IPAddress) -> DnsAnswer[str]:
         return await self._answer(reverse_name(address), dns.rdatatype.PTR, _ptr)
 
+    async def ns(self, name: str) -> DnsAnswer[str]:
+        """The name servers of zone ``name`` (host names), for `check domain`."""
+        return await self._answer(name, dns.rdatatype.NS, _ns)
+
+    async def cname(self, name: str) -> DnsAnswer[str]:
+        """The CNAME target at ``name`` itself (one step), e.g. to tell an MX name that is an alias."""
+        return await self._answer(name, dns.rdatatype.CNAME, _cname)
+
     # -- cache, coalescing, the question itself ------------------------------------------------------
 
     async def _answer(self, name: str, rdtype: dns.rdatatype.RdataType, convert: Convert) -> DnsAnswer[R]:
@@ -318,6 +326,15 @@ def _all_loopback(nameservers: Sequence[object]) -> bool:
 
 def _ptr(answer: dns.resolver.Answer) -> tuple[str, ...]:
     return tuple(_host(r.target) for r in answer)
+
+
+def _ns(answer: dns.resolver.Answer) -> tuple[str, ...]:
+    return tuple(_host(r.target) for r in answer)
+
+
+def _cname(answer: dns.resolver.Answer) -> tuple[str, ...]:
+    # dnspython follows a CNAME for any type; asked for CNAME itself, the first record is it.
+    return tuple(_host(r.target) for r in answer if r.rdtype == dns.rdatatype.CNAME)[:1]
 
 
 def _host(name: dns.name.Name) -> str:
