@@ -50,7 +50,7 @@ def checked_data(data: Path, dns_server: DnsServers, ca_file: Path) -> Path:
     initialise(data, f"mx.{ZONE}")
     set_config(data, nameservers=f'["{dns_server.nameserver}"]', authoritative_port=str(dns_server.nsd_port),
                blocklists='["dnsbl.test"]', ca_file=f'"{ca_file}"')
-    asyncio.run(_add_domains(data, ["clean", *CASES]))
+    asyncio.run(_add_domains(data, ["clean", "live", *CASES]))
     return data
 
 

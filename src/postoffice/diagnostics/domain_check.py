@@ -7,35 +7,33 @@
 The domain's own records come from its authoritative servers (zone_view.py); the checks are
 domain_mx.py (MX, reverse DNS, blocklists), domain_spf.py, domain_dkim.py and domain_policy.py
 (DMARC, MTA-STS, postmaster@). DKIM and postmaster@ are checked only for a domain served here
-(they compare with our keys and our directory). The live connections to each MX (port 25,
-STARTTLS, certificate) come from diagnostics/tls_probe.py when it is installed; ``connect=False``
-leaves them out. Findings come in a stable order; `ok` ones say what was covered. The CLI
+(they compare with our keys and our directory). The live connections to each MX address (port
+25, STARTTLS, certificate) are diagnostics/tls_probe.py's probe_mx; ``connect=False`` leaves them
+out. Findings come in a stable order; `ok` ones say what was covered. The CLI
 (cli/check_cmds.py) and the daily check inside `serve` (daily_check.py) both call this.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from postoffice.diagnostics.checks import Finding
 from postoffice.diagnostics.domain_dkim import check_dkim
 from postoffice.diagnostics.domain_mx import MxHost, blocklist_listings, mx_hosts, reverse_dns
 from postoffice.diagnostics.domain_policy import check_dmarc, check_mta_sts, check_postmaster
 from postoffice.diagnostics.domain_spf import check_spf
-from postoffice.diagnostics.zone_view import zone_view
+from postoffice.diagnostics.tls_probe import probe_mx
+from postoffice.diagnostics.zone_view import ZoneResolver, zone_view
 from postoffice.queue.mta_sts import MtaSts
 
 if TYPE_CHECKING:
+    from postoffice.config import Config
     from postoffice.directory import Directory
     from postoffice.mailauth.resolver import DnsResolver
     from postoffice.queue.signing import MessageSigner
     from postoffice.services import Services
-
-ProbeMx = Callable[..., Awaitable[list[Finding]]]
-
 
 @dataclass
 class DomainCheck:
@@ -49,15 +47,17 @@ class DomainCheck:
     authoritative_port: int = 53
     mx_port: int = 25
     ca_file: str = ""  # [outbound] ca_file: also trusted for the MTA-STS policy and the MX certificates
-    https_port: int = 443  # where MTA-STS policies are fetched (tests serve theirs elsewhere)
-    connect: bool = True
+    https_port: int = 443  # where MTA-STS policies are fetched
+    helo_name: str = ""  # what the live probe says in EHLO ([server] hostname)
+    connect: bool = True  # probe each MX address live (port 25, STARTTLS, certificate)
+    connect_timeout: float = 20.0
 
     @classmethod
     def from_services(cls, services: Services, *, connect: bool = True) -> DomainCheck:
         config = services.config
         return cls(services.resolver, services.directory, services.signer, config.dns.blocklists,
                    config.dns.authoritative_port, config.outbound.mx_port,
-                   str(config.outbound.ca_file or ""), connect=connect)
+                   str(config.outbound.ca_file or ""), helo_name=config.server.hostname, connect=connect)
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ async def check_domain(check: DomainCheck, domain: str) -> DomainReport:
     return DomainReport(domain, findings, view.servers)
 
 
-def _mta_sts(check: DomainCheck, resolver: Any) -> MtaSts:
+def _mta_sts(check: DomainCheck, resolver: ZoneResolver) -> MtaSts:
     from postoffice.queue.destination_tls import verified_context
 
     # No cache file: the check wants what is published now, not what delivery remembered.
@@ -103,29 +103,21 @@ def _mta_sts(check: DomainCheck, resolver: Any) -> MtaSts:
                   timeout=10.0, retry_seconds=0.0)
 
 
-def live_probe() -> ProbeMx | None:
-    """diagnostics/tls_probe.py's `probe_mx`, when that module is installed."""
-    try:
-        module = importlib.import_module("postoffice.diagnostics.tls_probe")
-    except ImportError:
-        return None
-    probe: ProbeMx | None = getattr(module, "probe_mx", None)
-    return probe
-
-
 async def _live(check: DomainCheck, hosts: list[MxHost]) -> list[Finding]:
-    """The connection findings (mx-unreachable, mx-no-starttls, tls-*) of each MX host."""
-    probe = live_probe() if check.connect else None
-    if probe is None:
+    """The connection findings (mx-unreachable, mx-no-starttls, tls-*) of each MX address: each
+    address is its own server to a sender, so each is probed."""
+    if not check.connect:
         return []
     findings: list[Finding] = []
     for host in hosts:
-        if host.addresses:
-            findings += await probe(host.name, check.mx_port)
+        for address in host.addresses:
+            findings += await probe_mx(host.name, check.mx_port, address=str(address),
+                                       ca_file=Path(check.ca_file) if check.ca_file else None,
+                                       helo_name=check.helo_name or None, timeout=check.connect_timeout)
     return findings
 
 
-async def check_domain_with_config(config: Any, domain: str, *, connect: bool = True) -> DomainReport:
+async def check_domain_with_config(config: Config, domain: str, *, connect: bool = True) -> DomainReport:
     """For the CLI: open the data directory's services (store, directory, keys) and check."""
     from postoffice.services import open_services
 
