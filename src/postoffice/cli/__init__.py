@@ -13,6 +13,7 @@ from postoffice.cli.check_cmds import check_app
 from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
 from postoffice.cli.dkim_cmds import dkim_app
 from postoffice.cli.dmarc_cmds import dmarc_app
+from postoffice.cli.explain_cmds import explain_app
 from postoffice.cli.queue_cmds import queue_app
 from postoffice.cli.server_cmds import config_app, init_command, serve_command
 from postoffice.cli.share_cmds import share_command
@@ -38,6 +39,7 @@ app.add_typer(block_app, name="block")
 app.add_typer(allow_app, name="allow")
 app.add_typer(dmarc_app, name="dmarc")
 app.add_typer(check_app, name="check")
+app.add_typer(explain_app, name="explain")
 app.command("import")(import_command)
 app.command("export")(export_command)
 app.command("share")(share_command)
