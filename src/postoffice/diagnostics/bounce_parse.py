@@ -240,7 +240,9 @@ def _remote_mta(value: str) -> str:
 
 _ENHANCED = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d]|\.\d)")
 _REPLY_CODE = re.compile(r"(?<![\w.\[/:-])([45])\d\d(?=[ -]|$)")
-_SAID = re.compile(r"\bhost\s+([\w.-]+)\s*\[[^\]]*\]\s*said:\s*", re.IGNORECASE)
+# Only at the start: a receiver that verified the sender quotes the sender's MX the same way
+# inside its own reply ("Sender address rejected: ... host mx.example.com[...] said: 550 ...").
+_SAID = re.compile(r"\s*host\s+([\w.-]+)\s*\[[^\]]*\]\s*said:\s*", re.IGNORECASE)
 _EXIM_HOST = re.compile(r"\bhost\s+([\w.-]+)\s+\[[^\]]*\]:?\s*", re.IGNORECASE)
 
 
@@ -250,7 +252,7 @@ def _one_line(text: str) -> str:
 
 def _split_said(reply: str) -> tuple[str, str]:
     """Postfix's `host mx.example.org[192.0.2.1] said: 550 ...` -> (`mx.example.org`, `550 ...`)."""
-    said = _SAID.search(reply)
+    said = _SAID.match(reply)
     if said:
         return said.group(1), reply[said.end():].strip()
     return "", reply
