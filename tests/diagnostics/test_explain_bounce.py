@@ -36,6 +36,9 @@ SAMPLES: dict[str, tuple[str, list[tuple[str, str, str, str]]]] = {
                                   "spam-or-policy")]),
     # Exim 2/3: "SMTP error from remote mailer after RCPT TO: ... host H [ip]: 553 5.1.1 ..."
     "flufl-exim-01.eml": ("Exim", [("userx@its.example.nl", "5.1.1", "mailhost1.et.example.nl", "user-unknown")]),
+    # Exim 4.72: two recipients, each with "host H [ip]: 550 ..." under it
+    "sisimai-exim-02.eml": ("Exim", [("kijitora@example.jp", "5.1.1", "mx.example.jp", "user-unknown"),
+                                     ("sabatora@example.jp", "5.2.1", "mx.example.jp", "user-unknown")]),
     # qmail and its relatives (GoDaddy, Yahoo's old servers, newmail.ru)
     "flufl-qmail-01.eml": ("qmail", [("userx@example.de", "5.0.0", "", "permanent-failure")]),
     "flufl-qmail-02.eml": ("qmail (GoDaddy)", [("userx@example.com", "5.0.0", "", "mailbox-full")]),
@@ -233,3 +236,19 @@ def test_cli_on_a_message_that_is_no_bounce_exits_1_with_one_sentence(tmp_path: 
     assert len(result.stderr.strip().splitlines()) == 1
     missing = po("explain", "bounce", str(tmp_path / "missing.eml"), check=False)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_broken_and_truncated_input_is_no_bounce_or_a_bounce_never_a_crash() -> None:
+    """Every sample cut short at many points, and bytes that are no message at all: parse_bounce
+    returns recipients or raises NotABounce, nothing else (the CLI's one sentence)."""
+    samples = [p.read_bytes() for p in sorted(BOUNCES.glob("*.eml"))]
+    cases = [b"", b"\r\n", b"\x00\xff" * 50, b"Content-Type: multipart/report; boundary=x\r\n\r\n--x\r\n"
+             b"Content-Type: message/delivery-status\r\n\r\nFinal-Recipient: ;\r\nAction:\r\n--x"]
+    for raw in samples:
+        cases += [raw[:cut] for cut in range(0, len(raw), max(1, len(raw) // 40))]
+    for raw in cases:
+        try:
+            entries = parse_bounce(raw)
+        except NotABounce:
+            continue
+        assert all(e.recipient and e.status for e in entries)

@@ -369,8 +369,11 @@ def _listed_after_intro(text: str) -> list[tuple[str, str]]:
     """Exchange, Gmail, Domino, Netscape, Sendmail: a sentence that introduces the recipients,
     one per line; a line indented under an address is its reason."""
     found: list[tuple[str, list[str]]] = []
-    for intro in _INTRO.finditer(text):
-        lines = text[intro.end():].split("\n")
+    intros = list(_INTRO.finditer(text))
+    ends = [intro.start() for intro in intros[1:]] + [len(text)] if intros else []
+    for intro, end in zip(intros, ends, strict=True):
+        # Up to the next introduction (Netscape repeats it per recipient): each line read once.
+        lines = text[intro.end():end].split("\n")
         current: tuple[str, list[str]] | None = None
         for line in lines[1:] if lines and not lines[0].strip() else lines:
             if not line.strip() or _TIME_WRAP.fullmatch(line):
