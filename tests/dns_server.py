@@ -23,6 +23,9 @@ Conventions for zones (other parts add theirs):
   anything under ``servfail.test`` gets SERVFAIL (NSD serves that zone from a file that is
   missing, as a broken provider would).
 - Addresses tests connect from are 127.0.0.x: their PTR records are in 127.in-addr.arpa.zone.
+- Each zone is a stub zone of Unbound (NSD's address), so Unbound never follows the zone's own NS
+  records (ns.<zone> at 127.0.0.1 port 53, where nothing listens). `check domain` asks those
+  servers directly, on NSD's port: `[dns] authoritative_port = dns_server.nsd_port`.
 
 `BrokenDnsServer` is a tiny DNS server in a thread answering whatever bytes a test gives it
 (malformed answers, silence, a 100 KB reply over TCP): a test peer for the resolver, pointed at
@@ -164,16 +167,22 @@ class DnsServers:
             text = f"@ SOA ns.{origin}. hostmaster.{origin}. 1 3600 600 86400 60\n@ NS ns.{origin}.\n" + text
         path = self.zones_dir / f"{origin}.zone"
         path.write_text(f"$ORIGIN {origin}.\n$TTL 300\n{text}")
+        new = origin not in self._zones
         self._zones[origin] = path
         self._stop_process(self._nsd)
         self._start_nsd()
+        if new:  # its own delegation point, like the zones loaded at start (see _start_unbound)
+            self._control("stub_add", origin, f"127.0.0.1@{self.nsd_port}")
         self.flush()
 
     def flush(self) -> None:
         """Make Unbound forget every answer and every server it judged down."""
         for command in (["flush_zone", "."], ["flush_infra", "all"], ["flush_negative"]):
-            subprocess.run([_program("unbound-control", "unbound"), "-c", str(self.dir / "unbound.conf"),
-                            *command], check=True, capture_output=True, timeout=10)
+            self._control(*command)
+
+    def _control(self, *command: str) -> None:
+        subprocess.run([_program("unbound-control", "unbound"), "-c", str(self.dir / "unbound.conf"),
+                        *command], check=True, capture_output=True, timeout=10)
 
     def queries(self, name: str | None = None, rrtype: str | None = None) -> int:
         """How many questions Unbound received (for `name` and `rrtype` when given)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from postoffice.config import CONFIG_FILE_NAME, Config, ListenAddress, UnixAddress
+from postoffice.diagnostics.daily_check import run_daily_checks
 from postoffice.imap.server import listener_factories as imap_listener_factories
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.listen_errors import explain_listen_error
@@ -115,6 +116,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             runner = _queue_runner(services)
             runner_task = asyncio.create_task(runner.run())
             indexer = asyncio.create_task(_build_text_index(services))
+            domain_checks = asyncio.create_task(run_daily_checks(services))
             # What start-up made (modules, config, TLS contexts: ~44,000 objects) lives as long
             # as the process: left out of every full collection, which then costs ~16 ms less.
             gc.freeze()
@@ -136,6 +138,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 if certificates is not None:
                     certificates.cancel()
                 indexer.cancel()
+                domain_checks.cancel()
                 if workers is not None:
                     await workers.stop()
                 # Listeners before the accept board: each connection they close gives its
