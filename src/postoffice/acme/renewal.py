@@ -11,9 +11,11 @@
   written atomically to ``[tls] key_file`` and ``cert_file`` (key first), and every listener
   (IMAP, SMTP, POP3, HTTPS: one ReloadingServerContext) uses them from the next handshake on.
 - The names: ``[tls] acme_names``, or by default the host name plus ``mta-sts.`` and
-  ``autoconfig.`` of every local domain. A default name that fails validation (its DNS does not
-  point here yet) is left out with a warning and the order is placed again without it; only the
-  host name is required.
+  ``autoconfig.`` of every local domain (a domain added later orders a new certificate at once).
+  A default name that fails validation (its DNS does not point here yet) is left out with a
+  warning and the order is placed again without it; only the host name is required. Left-out
+  names are remembered in ``acme/left-out.json`` and tried again at the next renewal or after a
+  week, so restarts do not order certificates (Let's Encrypt allows 5 identical ones a week).
 - A failure is one log line with the reason and the fix (explain_failure), then a retry after 5
   minutes, doubling up to a day (rate limits at Let's Encrypt: 5 failed validations an hour).
 - The ACME exchange blocks (urllib, polling) and runs in a daemon thread, so the event loop keeps
@@ -24,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import json
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -108,7 +112,9 @@ class CertificateRenewal:
         self._reload = reload
         self._first_retry = first_retry
         self._client: AcmeClient | None = None
-        self._left_out: set[str] = set()  # default names whose validation failed this round
+        # Default names whose validation failed, and when: kept in a file so that a restart
+        # does not order (and fail) again; tried again at the next renewal, or after a week.
+        self._left_out = LeftOutNames(config.data_dir / "acme" / "left-out.json")
 
     @classmethod
     def for_services(cls, services: Services) -> CertificateRenewal:
@@ -121,8 +127,7 @@ class CertificateRenewal:
         failures with backoff."""
         failures = 0
         while True:
-            names, required = await self.names()
-            due, reason = renewal_due(self.config.tls.cert_file, required + self._wanted(names))
+            due, reason = await self.due()
             wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
             if wait > 0:
                 await asyncio.sleep(min(wait, CHECK_AT_LEAST_EVERY.total_seconds()))
@@ -146,6 +151,12 @@ class CertificateRenewal:
             else:
                 failures = 0
 
+    async def due(self) -> tuple[dt.datetime, str | None]:
+        """When the certificate in use should be replaced; a reason when that is now for another
+        cause than its expiry (see :func:`renewal_due`)."""
+        names, required = await self.names()
+        return renewal_due(self.config.tls.cert_file, required + self._wanted(names))
+
     async def names(self) -> tuple[list[str], list[str]]:
         """(every name wanted, the names that must be on the certificate)."""
         configured = list(self.config.tls.acme_names)
@@ -158,7 +169,7 @@ class CertificateRenewal:
         return list(dict.fromkeys(names)), [host]
 
     def _wanted(self, names: list[str]) -> list[str]:
-        return [n for n in names if n not in self._left_out]
+        return [n for n in names if not self._left_out.recently(n)]
 
     async def renew(self) -> IssuedCertificate:
         """One attempt: order, validate (leaving out default names that fail), write, reload."""
@@ -199,6 +210,38 @@ class CertificateRenewal:
                  "renewal due %s", ", ".join(issued.names), leaf.serial_number,
                  f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC", tls.cert_file,
                  f"{due:%Y-%m-%d %H:%M:%S} UTC")
+
+
+class LeftOutNames:
+    """Names left off the certificate because their validation failed, with the time (JSON)."""
+
+    RETRY_AFTER = dt.timedelta(days=7)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError):
+            loaded = {}
+        self._since: dict[str, float] = {
+            k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, int | float)
+        } if isinstance(loaded, dict) else {}
+
+    def recently(self, name: str) -> bool:
+        since = self._since.get(name)
+        return since is not None and time.time() - since < self.RETRY_AFTER.total_seconds()
+
+    def add(self, name: str) -> None:
+        self._since[name] = time.time()
+        self._save()
+
+    def clear(self) -> None:
+        if self._since:
+            self._since.clear()
+            self._save()
+
+    def _save(self) -> None:
+        write_file(self.path, json.dumps(self._since, indent=1).encode(), mode=0o644)
 
 
 def _expiry(cert_file: Path) -> str:
