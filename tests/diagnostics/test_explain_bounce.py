@@ -144,6 +144,16 @@ def _report(action: str, recipient_field: str = "rfc822; bob@example.org", kind:
     ).encode()
 
 
+def test_a_bounce_forwarded_as_an_attachment_is_read() -> None:
+    bounce = (BOUNCES / "flufl-postfix-01.eml").read_bytes()
+    forwarded = (b"From: alice@example.com\r\nTo: postmaster@example.com\r\nSubject: Fwd: what is this?\r\n"
+                 b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="f"\r\n\r\n'
+                 b"--f\r\nContent-Type: text/plain\r\n\r\nMy mail to xxxxx came back.\r\n"
+                 b"--f\r\nContent-Type: message/rfc822\r\n\r\n" + bounce + b"\r\n--f--\r\n")
+    [entry] = parse_bounce(forwarded)
+    assert (entry.recipient, entry.status, entry.remote_mta) == ("xxxxx@local.ie", "5.1.1", "mail.local.ie")
+
+
 def test_a_success_notice_is_no_bounce() -> None:
     with pytest.raises(NotABounce, match="delivered"):
         parse_bounce(_report("delivered"))

@@ -25,10 +25,11 @@ def explain_bounce(
     recipient that did not get the message: the address, the status code, the server that refused
     it, its reply, the cause in plain words and the fix. Reads RFC 3464 delivery-status reports
     (Postfix, Exchange, Gmail, postoffice itself ...) and the text bounces of qmail, Exim, Yahoo,
-    Lotus Domino and older Exchange. Exits 1, with one sentence, when the file is not a bounce.
+    Lotus Domino and older Exchange; a bounce forwarded as an attachment is read too. Exits 1,
+    with one sentence, when the file is not a bounce.
 
-    --json prints a list with one object per recipient: {"recipient", "status", "remote_mta",
-    "reply", "cause", "fix"} (remote_mta and reply are "" when the bounce does not say).
+    --json prints a list, one object per recipient, with the keys recipient, status,
+    remote_mta, reply, cause and fix (remote_mta and reply are empty when the bounce does not say).
 
     Example: postoffice explain bounce ~/Downloads/undeliverable.eml
     """

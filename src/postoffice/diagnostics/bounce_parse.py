@@ -63,8 +63,9 @@ class NotABounce(ValueError):
     """The message is no bounce; the text says why in one sentence."""
 
 
-def parse_bounce(raw: bytes) -> list[BouncedRecipient]:
-    """The recipients a bounce reports, or NotABounce."""
+def parse_bounce(raw: bytes, depth: int = 0) -> list[BouncedRecipient]:
+    """The recipients a bounce reports, or NotABounce. A message that is no bounce but carries
+    one as an attachment (a bounce forwarded "as attachment" to the postmaster) gives that one's."""
     meta = parse_message(raw)
     root = meta.body
     header = {name: value for name, _, value in reversed(parse_fields(raw[root.header_start:root.body_start]))}
@@ -80,6 +81,9 @@ def parse_bounce(raw: bytes) -> list[BouncedRecipient]:
             raise NotABounce("This is a delivery report saying that the message was delivered (or relayed), "
                              "not a bounce.")
         if not (reports or _looks_like_bounce(header)):
+            forwarded = _forwarded_bounce(raw, root, depth)
+            if forwarded:
+                return forwarded
             raise NotABounce("This message is not a bounce: it has no delivery-status report and does not "
                              "come from a mail server's bounce address (MAILER-DAEMON or postmaster).")
         found = _from_notice(_notice(raw, root), header)
@@ -89,6 +93,18 @@ def parse_bounce(raw: bytes) -> list[BouncedRecipient]:
         raise NotABounce("This looks like a bounce, but it names no recipient that could not be reached, "
                          "neither in a delivery-status report nor in its text.")
     return _unique(found)
+
+
+def _forwarded_bounce(raw: bytes, root: BodyPart, depth: int) -> list[BouncedRecipient]:
+    if depth >= 2:
+        return []
+    for part in _parts(root):
+        if part.message is not None:
+            try:
+                return parse_bounce(raw[part.body_start:part.end], depth + 1)
+            except NotABounce:
+                continue
+    return []
 
 
 def _replies_from_notice(found: list[BouncedRecipient], notice: str,
