@@ -167,7 +167,7 @@ async def deliver_message(
     when = internal_date if internal_date is not None else time.time()
     queue = None
     if outbound is not None:
-        queue = (NewMessage(await store.put_blob(raw), raw=raw), outbound)
+        queue = (NewMessage(await store.put_blob(raw, queue_only=True), raw=raw), outbound)
     if return_path and targets:
         raw = b"Return-Path: <" + envelope.sender.encode("utf-8", "replace") + b">\r\n" + raw
     try:

@@ -286,6 +286,9 @@ class IndexedBlob:
     # A temporary file holding the bytes, not yet durable: the store's writer makes it durable
     # together with the other files of its commit (see BlobStore.promote).
     staged: str | None = None
+    # Only the outbound queue refers to it (`put_blob(queue_only=True)`): nothing was parsed and
+    # no IMAP field above is filled. A message that later arrives with the same bytes fills them.
+    queue_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,7 +486,10 @@ class MailStore(Protocol):
         ...
 
     # messages
-    async def put_blob(self, raw: bytes) -> IndexedBlob: ...
+    async def put_blob(self, raw: bytes, *, queue_only: bool = False) -> IndexedBlob:
+        """The bytes hashed and parsed (large ones staged in a file); `queue_only`: for a copy only
+        the outbound queue will read, which needs neither parsing nor a full-text index."""
+        ...
     async def discard_staged(self, blobs: Iterable[IndexedBlob]) -> None: ...
     async def append_messages(self, mailbox_id: int, messages: Sequence[NewMessage], *, skip_duplicates: bool = False) -> list[AppendResult]: ...
     async def deliver(

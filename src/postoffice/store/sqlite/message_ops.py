@@ -62,7 +62,7 @@ from postoffice.store.sqlite.mailbox_ops import (
     require_mailbox,
     special_use_mailbox,
 )
-from postoffice.store.sqlite.text_ops import FILE_MISSING, UNINDEXED, forget_later
+from postoffice.store.sqlite.text_ops import FILE_MISSING, QUEUE_ONLY, UNINDEXED, forget_later
 from postoffice.store.sqlite.writer import Transaction
 
 _MSG_COLUMNS = "m.mailbox_id, m.uid, m.modseq, m.flags, m.keywords, m.internal_date, m.saved_date, m.size, b.sha256, b.wire_form"
@@ -106,7 +106,9 @@ def _chunks(items: Sequence[int]) -> Iterable[Sequence[int]]:
 
 def insert_blob(tx: Transaction, blobs: BlobStore, blob: IndexedBlob, raw: bytes | None) -> int:
     """The row id of `blob`, inserting it (and its full-text row) when new."""
-    row = tx.execute("SELECT id, refcount FROM blobs WHERE sha256 = ?", (blob.sha256,)).fetchone()
+    row = tx.execute("SELECT id, refcount, text_version FROM blobs WHERE sha256 = ?", (blob.sha256,)).fetchone()
+    if row is not None and row[2] == QUEUE_ONLY and not blob.queue_only:
+        _fill_queue_only(tx, int(row[0]), blob)
     if row is not None and row[1] > 0:
         _discard_staged(tx, blob)
         return int(row[0])
@@ -128,9 +130,21 @@ def insert_blob(tx: Transaction, blobs: BlobStore, blob: IndexedBlob, raw: bytes
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
         (blob.sha256, blob.size, blob.structure, blob.subject, blob.from_, blob.to, blob.cc, blob.bcc,
          blob.sent_date, blob.message_id, blob.in_reply_to, blob.references, blob.preview,
-         int(blob.wire_form), 0),  # not in the full-text index yet: text_ops indexes it in the background
+         # not in the full-text index yet: text_ops indexes it in the background
+         int(blob.wire_form), QUEUE_ONLY if blob.queue_only else UNINDEXED),
     ).fetchone()[0]
     return int(blob_id)
+
+
+def _fill_queue_only(tx: Transaction, blob_id: int, blob: IndexedBlob) -> None:
+    """A message has the bytes of a blob only the queue had: it gets the parsed fields IMAP
+    reads, and goes into the full-text index."""
+    tx.execute(
+        "UPDATE blobs SET structure = ?, subject = ?, from_ = ?, to_ = ?, cc = ?, bcc = ?, sent_date = ?,"
+        f" message_id = ?, in_reply_to = ?, refs = ?, preview = ?, text_version = {UNINDEXED} WHERE id = ?",
+        (blob.structure, blob.subject, blob.from_, blob.to, blob.cc, blob.bcc, blob.sent_date,
+         blob.message_id, blob.in_reply_to, blob.references, blob.preview, blob_id),
+    )
 
 
 def _discard_staged(tx: Transaction, blob: IndexedBlob) -> None:

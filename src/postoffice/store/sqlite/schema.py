@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from postoffice.store.interface import StoreError
-from postoffice.store.sqlite.text_ops import INDEX_VERSION
+from postoffice.store.sqlite.text_ops import INDEX_VERSION, QUEUE_ONLY
 from postoffice.store.sqlite.upgrade import (
     STEPS,
     SchemaTooNew,
@@ -105,7 +105,8 @@ CREATE TABLE IF NOT EXISTS blobs (
     preview TEXT NOT NULL,
     -- message.lines.WireForm: what a dot-terminated transfer must do to the bytes (0: unknown)
     wire_form INTEGER NOT NULL DEFAULT 0,
-    -- text_ops.INDEX_VERSION that made its rows in blob_trigrams and blob_short_grams; 0: not indexed (yet)
+    -- text_ops.INDEX_VERSION that made its rows in blob_trigrams and blob_short_grams; 0: not indexed (yet);
+    -- -1 (FILE_MISSING): no file when the indexer came; -2 (QUEUE_ONLY): only the outbound queue has it
     text_version INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS blobs_unreferenced ON blobs(refcount) WHERE refcount <= 0;
@@ -356,7 +357,8 @@ def _create(conn: sqlite3.Connection, version: int | None) -> None:
     # when the version changed, not on every open (it reads every blob row).
     indexed = conn.execute("SELECT value FROM meta WHERE key = 'text_index_version'").fetchone()
     if indexed is None or int(indexed[0]) != INDEX_VERSION:
-        conn.execute("UPDATE blobs SET text_version = 0 WHERE text_version NOT IN (0, ?)", (INDEX_VERSION,))
+        conn.execute("UPDATE blobs SET text_version = 0 WHERE text_version NOT IN (0, ?, ?)",
+                     (INDEX_VERSION, QUEUE_ONLY))
         conn.execute(
             "INSERT INTO meta(key, value) VALUES ('text_index_version', ?)"
             " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
