@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import functools
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
@@ -24,7 +25,7 @@ from postoffice.store.blob_info_cache import BlobInfoCache
 from postoffice.store.blobs import DEFAULT_TRASH_DAYS, BlobStore
 from postoffice.store.changes import ChangeKind, ChangeNotifier, MailboxChange
 from postoffice.store.disk_full import as_storage_full
-from postoffice.store.indexing import index_message
+from postoffice.store.indexing import index_message, queue_blob
 from postoffice.store.interface import (
     AccountRecord,
     AddressField,
@@ -67,6 +68,9 @@ from postoffice.store.sqlite.writer import Transaction, WriterThread
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 INLINE_BLOB_LIMIT = 64 * 1024
+# A full-text search is cut into parts only in a store with more blobs than this: below it, a
+# search takes milliseconds and a part's hand-off to a thread would be most of it.
+_SPLIT_SEARCH_ABOVE = 5000
 _INDEX_BATCH = 16  # messages per full-text index write (text_ops also bounds the text per batch)
 
 
@@ -120,6 +124,7 @@ class SqliteStore(QueueAndAccessData):
         # Searches read for up to a second each (100,000 messages): all readers but one at most,
         # so that other sessions' short reads (STATUS, FETCH) never queue behind them.
         self._long_reads = asyncio.Semaphore(max(1, reader_threads - 1))
+        self._search_parts = max(1, min(os.cpu_count() or 1, reader_threads - 1, 4))
         self._watcher: asyncio.Task[None] | None = None
         self._changes_in_flight: dict[tuple[int, int, int | None, int], asyncio.Future[MailboxChanges]] = {}
         # mailbox -> (uidvalidity, first uid no session has claimed yet)
@@ -344,18 +349,19 @@ class SqliteStore(QueueAndAccessData):
 
     # --- messages -------------------------------------------------------------------------
 
-    async def put_blob(self, raw: bytes) -> IndexedBlob:
-        """Parse the bytes and, for a large message, stage them in a temporary file. The file
-        becomes durable with the commit that references it; a small message's file is written
-        by the writer then, from the `raw` its NewMessage carries.
+    async def put_blob(self, raw: bytes, *, queue_only: bool = False) -> IndexedBlob:
+        """Parse the bytes (not for a `queue_only` copy) and, for a large message, stage them in
+        a temporary file. The file becomes durable with the commit that references it; a small
+        message's file is written by the writer then, from the `raw` its NewMessage carries.
 
         A typical message is parsed in a fraction of a millisecond, less than a hand-off to a
         thread costs under load; large ones go to a thread so the event loop is never held up.
         """
         if len(raw) <= INLINE_BLOB_LIMIT:
-            return index_message(raw)
+            return queue_blob(raw) if queue_only else index_message(raw)
         try:
-            return await asyncio.to_thread(functools.partial(index_message, raw, self.blobs, stage=True))
+            prepare = queue_blob if queue_only else index_message
+            return await asyncio.to_thread(functools.partial(prepare, raw, self.blobs, stage=True))
         except OSError as exc:
             raise as_storage_full(exc, f"a message file in {self.blobs.root}") from exc
 
@@ -497,10 +503,23 @@ class SqliteStore(QueueAndAccessData):
         return await self._read(structure, sha256)
 
     async def search_text(self, mailbox_id: int, query: str, *, headers: bool = True, body: bool = True) -> set[int]:
-        async with self._long_reads:
-            return await self._read(
-                lambda conn: text_ops.search_text(conn, self.blobs, mailbox_id, query, headers, body)
-            )
+        """A common phrase in a large store costs a second of SQLite's CPU (FTS5 walks every
+        posting of every trigram): it is cut by blob id into parts that run on several reader
+        threads at once, as many as there are cores (up to 4) and long-read slots."""
+        async def part(blob_range: tuple[int, int]) -> set[int]:
+            async with self._long_reads:
+                return await self._read(lambda conn: text_ops.search_text(
+                    conn, self.blobs, mailbox_id, query, headers, body, blob_range))
+
+        if self._search_parts < 2 or not text_ops.searched_by_index(query):
+            return await part(text_ops.ALL_BLOBS)
+        highest = await self._read(lambda conn: conn.execute("SELECT max(id) FROM blobs").fetchone()[0])
+        if highest is None or highest < _SPLIT_SEARCH_ABOVE:
+            return await part(text_ops.ALL_BLOBS)
+        step = highest // self._search_parts + 1
+        ranges = [(i * step, (i + 1) * step - 1) for i in range(self._search_parts)]
+        ranges[-1] = (ranges[-1][0], text_ops.ALL_BLOBS[1])  # and blobs added meanwhile
+        return set().union(*await asyncio.gather(*(part(r) for r in ranges)))
 
     async def mailbox_blob_hashes(self, mailbox_id: int, hashes: Sequence[str]) -> set[str]:
         return await self._read(m.mailbox_blob_hashes, mailbox_id, list(hashes))

@@ -62,6 +62,10 @@ UNINDEXED = 0
 # as "database disk image is malformed".) The store resets it to UNINDEXED when it opens and when
 # the same bytes are delivered again.
 FILE_MISSING = -1
+# A blob only the outbound queue refers to (IndexedBlob.queue_only): not parsed, not indexed (no
+# search ever looks at it). A message that arrives with the same bytes fills its fields and sets
+# it to UNINDEXED (message_ops.insert_blob).
+QUEUE_ONLY = -2
 
 # Text per write batch of the background indexer (with at most 16 messages, see store.py): a
 # batch holds the single writer for tens of milliseconds, so deliveries never wait long.
@@ -250,15 +254,28 @@ _LIVE = "SELECT m.uid, b.sha256 FROM messages m JOIN blobs b ON b.id = m.blob WH
 _GONE = "SELECT e.uid, b.sha256 FROM expunged e JOIN blobs b ON b.id = e.blob WHERE e.mailbox_id = ?"
 
 
+# Blob ids a search part covers: all of them by default.
+ALL_BLOBS = (0, 2**63 - 1)
+
+
+def searched_by_index(query: str) -> bool:
+    """Whether `search_text` answers `query` from an index (so it may be split by blob id)."""
+    needle = query.lower()
+    return bool(needle) and "\x00" not in needle and needle == _bindable(needle)
+
+
 def search_text(
-    conn: sqlite3.Connection, blobs: BlobStore, mailbox_id: int, query: str, headers: bool, body: bool
+    conn: sqlite3.Connection, blobs: BlobStore, mailbox_id: int, query: str, headers: bool, body: bool,
+    blob_range: tuple[int, int] = ALL_BLOBS,
 ) -> set[int]:
     """UIDs of the mailbox's messages whose decoded text contains `query`, ignoring case.
 
     `headers` and `body` choose what to look in (IMAP TEXT: both; BODY: the body). Messages
     expunged but still readable by sessions not yet told are searched too. The query runs in
     SQLite's C code (which lets go of the GIL), so other sessions go on meanwhile; only messages
-    not indexed yet are read and parsed here.
+    not indexed yet are read and parsed here. `blob_range` (first, last blob id) limits the
+    search to the messages whose blobs it holds, so that parts of one search can run on several
+    reader threads at once (for a query `searched_by_index` answers).
     """
     if not (headers or body):
         return set()
@@ -272,18 +289,20 @@ def search_text(
         table, match = "blob_short_grams", _short_gram_query(needle, headers, body)
     else:
         table, match = "blob_trigrams", _phrase_query(needle, headers, body)
+    first, last = blob_range
     # One read transaction: a blob the indexer adds meanwhile is either a hit or unindexed.
     conn.execute("BEGIN")
     try:
         found = {uid for (uid,) in conn.execute(
-            f"WITH hits(id) AS MATERIALIZED (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
+            f"WITH hits(id) AS MATERIALIZED (SELECT rowid FROM {table} WHERE {table} MATCH ?"
+            " AND rowid BETWEEN ? AND ?)"
             " SELECT uid FROM messages WHERE mailbox_id = ? AND blob IN hits"
             # an expunged message's blob may be gone while its postings wait (forget_later)
             " UNION ALL SELECT e.uid FROM expunged e JOIN blobs b ON b.id = e.blob"
             " WHERE e.mailbox_id = ? AND e.blob IN hits",
-            (match, mailbox_id, mailbox_id),
+            (match, first, last, mailbox_id, mailbox_id),
         )}
-        unindexed = conn.execute(_UNINDEXED, (mailbox_id, mailbox_id)).fetchall()
+        unindexed = conn.execute(_UNINDEXED, (mailbox_id, first, last, mailbox_id, first, last)).fetchall()
     finally:
         conn.execute("COMMIT")
     return found | _read_and_check(blobs, unindexed, needle, headers, body)
@@ -293,9 +312,9 @@ def search_text(
 # mailbox's messages would look up every one of their blobs).
 _UNINDEXED = (
     f"SELECT m.uid, b.sha256 FROM blobs b CROSS JOIN messages m ON m.blob = b.id"
-    f" WHERE b.text_version = {UNINDEXED} AND m.mailbox_id = ?"
+    f" WHERE b.text_version = {UNINDEXED} AND m.mailbox_id = ? AND b.id BETWEEN ? AND ?"
     f" UNION ALL SELECT e.uid, b.sha256 FROM blobs b CROSS JOIN expunged e ON e.blob = b.id"
-    f" WHERE b.text_version = {UNINDEXED} AND e.mailbox_id = ?"
+    f" WHERE b.text_version = {UNINDEXED} AND e.mailbox_id = ? AND b.id BETWEEN ? AND ?"
 )
 
 
