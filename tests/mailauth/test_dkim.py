@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from tests.mailauth.memory_resolver import MemoryResolver
 
-from postoffice.mailauth.dkim import MAX_SIGNATURES, sign_message, verify_dkim
+from postoffice.mailauth.dkim import MAX_SIGNATURES, sign_message, sign_message_with, verify_dkim
 from postoffice.mailauth.results import AuthenticationResults, DkimResult
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -66,6 +66,18 @@ def test_our_signature_passes_and_says_who_signed(selector: str) -> None:
         "pass", "example.org", selector, "@example.org")
     assert result.algorithm == ("ed25519-sha256" if selector == "ed" else "rsa-sha256")
     assert not result.body_length_limited and not result.testing and result.signature_prefix
+
+
+def test_signing_with_two_keys_at_once_gives_the_fields_each_key_gives_alone() -> None:
+    # sign_message_with shares the split, the body hash and the header canonicalisation between
+    # the RSA and the Ed25519 signature: the result must be exactly what two calls give (both
+    # schemes are deterministic), and both must verify.
+    keys = [("mail", RSA_KEY), ("ed", ED_KEY)]
+    together = sign_message_with(MESSAGE, "example.org", keys, timestamp=NOW - 60)
+    alone = b"".join(sign_message(MESSAGE, "example.org", s, k, timestamp=NOW - 60) for s, k in keys)
+    assert together == alone
+    results = verify(together + MESSAGE)
+    assert [(r.selector, r.result) for r in results] == [("mail", "pass"), ("ed", "pass")]
 
 
 def test_no_signature_no_result() -> None:

@@ -47,8 +47,9 @@ class Signing:
         self.config = load_config(data)
         self._services = open_services(self.config)
         self.services: Services = self.loop.run_until_complete(self._services.__aenter__())
+        # recheck_seconds=0: these tests change key files and sign at once
         self.signer = MessageSigner(data, default_selector=self.config.dkim.selector,
-                                    is_local_domain=self.services.directory.is_local_domain)
+                                    is_local_domain=self.services.directory.is_local_domain, recheck_seconds=0)
 
     def sign(self, raw: bytes, sender: str = "alice@example.test") -> bytes:
         return self.loop.run_until_complete(asyncio.wait_for(self.signer.sign(raw, sender), 60))
@@ -243,3 +244,19 @@ def test_rotate_keeps_the_old_selector_until_it_is_retired(signing: Signing) -> 
     assert sorted(r[3] for r in memory_verify(published(signing.data, "example.test", new), signed)) == [
         new, f"{new}-ed25519"]
     assert memory_verify(published(signing.data, "example.test", new), signed)[0][0] == "pass"
+
+
+def test_the_key_files_are_looked_at_once_per_recheck_interval(signing: Signing) -> None:
+    # A busy server does not stat three files per message: the keys it found are used until
+    # recheck_seconds have passed, then a retirement is seen without a restart.
+    selector = signing.config.dkim.selector
+    signing.signer.recheck_seconds = 3600
+    assert len(signature_fields(signing.sign(MESSAGE))) == 2
+    _, new = rotate(signing.data, "example.test", default=selector)
+    create_domain_keys(signing.data, "example.test", new)
+    retire(signing.data, "example.test", "mail", default=selector)
+    kept = sorted(f.split(b"s=")[1].split(b";")[0] for f in signature_fields(signing.sign(MESSAGE)))
+    assert kept == [b"mail", b"mail-ed25519"]  # within the interval: what it had
+    signing.signer.recheck_seconds = 0  # the interval is over
+    now = sorted(f.split(b"s=")[1].split(b";")[0] for f in signature_fields(signing.sign(MESSAGE)))
+    assert now == sorted([new.encode(), f"{new}-ed25519".encode()])

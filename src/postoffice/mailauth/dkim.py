@@ -49,7 +49,9 @@ from postoffice.mailauth.dkim_canon import (
     HeaderField,
     SplitMessage,
     body_hash,
+    canonicalize_header,
     parse_canonicalization,
+    select_headers,
     signed_header_data,
     split_message,
     to_crlf,
@@ -73,7 +75,7 @@ from postoffice.mailauth.results import DkimCode, DkimResult
 
 __all__ = ["DEFAULT_SIGNED_HEADERS", "MAX_SIGNATURES", "OVERSIGNED_HEADERS", "THREAD_THRESHOLD",
            "DkimCheck", "DkimSignature", "SignatureError", "finish_check", "parse_signature",
-           "prepare_checks", "sign_message", "verify_dkim"]
+           "prepare_checks", "sign_message", "sign_message_with", "verify_dkim"]
 
 MAX_SIGNATURES = 10  # signatures verified per message; real mail carries one to three
 MAX_FIELDS_READ = 1000  # DKIM-Signature fields read at all: ~10 µs each, so 10 ms at most
@@ -394,9 +396,21 @@ def sign_message(message: bytes, domain: str, selector: str, private_key: Signin
     for a message without From (RFC 6376 §5.4) or bad arguments. CPU linear in the message:
     run it in a thread for a big one.
     """
+    return sign_message_with(message, domain, [(selector, private_key)], headers=headers,
+                             canonicalization=canonicalization, timestamp=timestamp, expiry=expiry,
+                             identity=identity)
+
+
+def sign_message_with(message: bytes, domain: str, keys: Sequence[tuple[str, SigningKey]], *,
+                      headers: Iterable[str] | None = None, canonicalization: str = "relaxed/relaxed",
+                      timestamp: int | None = None, expiry: int | None = None,
+                      identity: str | None = None) -> bytes:
+    """`sign_message` with each (selector, key) of ``keys`` in turn (an RSA and an Ed25519
+    signature, say), the fields in that order: the message is split, its body hashed and its
+    signed header fields canonicalised once for all of them (same h=, same t=)."""
     header_canon, body_canon = parse_canonicalization(canonicalization)
     domain = _dns_name(domain, "the domain")
-    selector = _dns_name(selector, "the selector")
+    selectors = [_dns_name(selector, "the selector") for selector, _ in keys]
     fields, body = split_message(to_crlf(message))
     present: dict[str, int] = {}
     for field in fields:
@@ -420,15 +434,25 @@ def sign_message(message: bytes, domain: str, selector: str, private_key: Signin
         if "@" not in identity or not (identity_domain == domain
                                        or identity_domain.endswith("." + domain)):
             raise ValueError(f"the identity {identity} is not within {domain}")
-    algorithm = algorithm_of(private_key)
-    digest = body_hash(body_canon, body, hash_function(algorithm))
-    tags = [f"v=1; a={algorithm}; c={header_canon}/{body_canon}; d={domain}; s={selector};"]
     times = f"t={timestamp};" + (f" x={expiry};" if expiry is not None else "")
-    tags.append(times + (f" i={identity};" if identity is not None else ""))
-    tags.append(_fold("h=", names, ":") + ";")
-    tags.append(f"bh={base64.b64encode(digest).decode('ascii')};")
-    unsigned = "DKIM-Signature: " + "\r\n\t".join(tags) + "\r\n\tb="
-    signed = signed_header_data(header_canon, fields, names, unsigned.encode("ascii") + b"\r\n")
-    value = base64.b64encode(sign_bytes(private_key, signed)).decode("ascii")
-    chunks = [value[i:i + 72] for i in range(0, len(value), 72)]
-    return (unsigned + "\r\n\t".join(chunks) + "\r\n").encode("ascii")
+    times += f" i={identity};" if identity is not None else ""
+    signed_names = _fold("h=", names, ":") + ";"
+    digests: dict[str, str] = {}  # hash function -> bh= (both of today's algorithms use sha256)
+    signed_fields: bytes | None = None  # the h= fields canonicalised: the same for every key
+    out: list[bytes] = []
+    for selector, (_, private_key) in zip(selectors, keys, strict=True):
+        algorithm = algorithm_of(private_key)
+        function = hash_function(algorithm)
+        if function not in digests:
+            digests[function] = base64.b64encode(body_hash(body_canon, body, function)).decode("ascii")
+        tags = [f"v=1; a={algorithm}; c={header_canon}/{body_canon}; d={domain}; s={selector};",
+                times, signed_names, f"bh={digests[function]};"]
+        unsigned = "DKIM-Signature: " + "\r\n\t".join(tags) + "\r\n\tb="
+        own = signed_header_data(header_canon, (), (), unsigned.encode("ascii") + b"\r\n")
+        if signed_fields is None:
+            signed_fields = b"".join(canonicalize_header(header_canon, field)
+                                     for field in select_headers(fields, names))
+        value = base64.b64encode(sign_bytes(private_key, signed_fields + own)).decode("ascii")
+        chunks = [value[i:i + 72] for i in range(0, len(value), 72)]
+        out.append((unsigned + "\r\n\t".join(chunks) + "\r\n").encode("ascii"))
+    return b"".join(out)

@@ -19,7 +19,9 @@ Rules, and why:
   message goes unsigned (a damaged Ed25519 key alone: RSA only) and a WARNING names the domain
   and the fix, once per domain and cause until it changes (not once per message).
 - Keys are loaded once and kept while their files are unchanged (mtime and size); the selector
-  record likewise, so `dkim rotate`/`retire` take effect without a restart.
+  record likewise, so `dkim rotate`/`retire` take effect without a restart: within
+  ``recheck_seconds`` (1 s), as the files are looked at no more often (three stat calls per
+  message cost more than the rest of choosing the keys).
 - Canonicalization relaxed/relaxed (survives the header rewrapping common on the way); the same
   t= on both signatures. The CPU work is linear in the message: above
   ``mailauth.dkim.THREAD_THRESHOLD`` bytes it runs in a thread, off the event loop.
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
 
-from postoffice.mailauth.dkim import THREAD_THRESHOLD, sign_message
+from postoffice.mailauth.dkim import THREAD_THRESHOLD, sign_message_with
 from postoffice.mailauth.dkim_canon import split_message
 from postoffice.mailauth.dkim_crypto import SigningKey, load_signing_key
 from postoffice.mailauth.dkim_selectors import (
@@ -80,8 +82,10 @@ def author_domain(raw: bytes, envelope_sender: str) -> str:
 
 class MessageSigner:
     def __init__(self, data_dir: Path, *, default_selector: str,
-                 is_local_domain: Callable[[str], Awaitable[bool]]) -> None:
+                 is_local_domain: Callable[[str], Awaitable[bool]], recheck_seconds: float = 1.0) -> None:
         self.data_dir = Path(data_dir)
+        self.recheck_seconds = recheck_seconds
+        self._sets: dict[str, tuple[float, SignatureSet]] = {}  # domain -> (when made, the set)
         self.default_selector = default_selector
         self.is_local_domain = is_local_domain
         self._keys: dict[Path, tuple[tuple[int, int], SigningKey]] = {}
@@ -99,7 +103,17 @@ class MessageSigner:
         return self._sign(raw, domain, timestamp)
 
     def signature_set(self, domain: str) -> SignatureSet:
-        """The keys that sign ``domain``'s mail now (files read only when they changed)."""
+        """The keys that sign ``domain``'s mail now (files looked at once per `recheck_seconds`,
+        read only when they changed)."""
+        now = time.monotonic()
+        cached = self._sets.get(domain)
+        if cached is not None and now - cached[0] < self.recheck_seconds:
+            return cached[1]
+        found = self._signature_set(domain)
+        self._sets[domain] = (now, found)
+        return found
+
+    def _signature_set(self, domain: str) -> SignatureSet:
         try:
             record = self._record(domain)
         except SelectorError as error:
@@ -141,12 +155,11 @@ class MessageSigner:
             return raw
         when = int(time.time()) if timestamp is None else timestamp
         try:
-            fields = [sign_message(raw, domain, selector, key, timestamp=when)
-                      for selector, key in found.keys]
+            fields = sign_message_with(raw, domain, found.keys, timestamp=when)
         except ValueError as error:  # no From field: nothing DKIM can sign (RFC 6376 §5.4)
             log.warning("outgoing mail from %s leaves without a DKIM signature: %s", domain, error)
             return raw
-        return b"".join(fields) + raw
+        return fields + raw
 
     def _record(self, domain: str) -> DomainSelectors:
         path = selectors_path(self.data_dir, domain)
