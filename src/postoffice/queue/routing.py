@@ -118,11 +118,15 @@ class Route:
         return tuple(out)
 
 
+# One source for the whole process: seeding a new one from the OS cost more than routing itself.
+_SHUFFLE = random.Random()
+
+
 async def route(resolver: Resolver, domain: str, *, mx_port: int = 25,
                        local_hosts: Iterable[str] = (), rng: random.Random | None = None) -> Route:
     """The hosts mail for ``domain`` goes to, or why there are none (see the module docstring).
     Never raises for DNS trouble: that is a deferred `RouteProblem`."""
-    rng = rng or random.Random()
+    rng = rng or _SHUFFLE
     domain = domain.strip().lower().removesuffix(".")
     if domain.startswith("[") and domain.endswith("]"):
         return _literal_route(domain, mx_port)
@@ -173,8 +177,7 @@ async def _mx_route(resolver: Resolver, domain: str, port: int, records: list[Mx
 
 
 async def _implicit_route(resolver: Resolver, domain: str, port: int) -> Route:
-    # One host only: nothing to randomise, so a fixed source is as good as any.
-    host = await _resolve_host(resolver, domain, 0, random.Random(0))
+    host = await _resolve_host(resolver, domain, 0, _SHUFFLE)  # one host: nothing to randomise
     if not (host.ipv4 or host.ipv6) and not host.temporary:
         return Route(domain, port, implicit=True, problem=RouteProblem(
             "failed", f"{domain} has no MX record and no address (RFC 5321 §5.1)", "5.4.4"))
