@@ -359,7 +359,8 @@ async def test_postfix_gets_our_messages_over_tls_and_logs_it(postfix_mx: tuple[
     assert first[0].reply is not None and first[0].reply.enhanced == "2.0.0" and "queued as" in first[0].reply.text
     assert session.tls is not None and session.tls.used and session.tls.version in ("TLSv1.2", "TLSv1.3")
     log = await asyncio.to_thread(wait_for_log, log_file, ("to=<bob@postfix.test>", "to=<carol@postfix.test>"))
-    assert "starttls=1 mail=2 rcpt=2 bdat=2 rset=1 quit=1" in log  # smtpd's summary of our session
+    # smtpd's summary of our session: the second MAIL straight after the first message, no RSET
+    assert "starttls=1 mail=2 rcpt=2 bdat=2 quit=1" in log
     assert log.count("Anonymous TLS connection established from") == 1  # both messages, one connection
     assert "to=<bob@postfix.test>" in log and "to=<carol@postfix.test>" in log
 
@@ -398,6 +399,71 @@ async def test_an_idle_connection_the_peer_closed_is_replaced_for_the_next_messa
             await session.close()
     assert kinds(first + second) == [("bob@sink.example", "delivered"), ("carol@sink.example", "delivered")]
     assert len(connections) == 2 and len(deliveries) == 2
+
+
+def command_log(verbs: list[bytes], *, closing_after_one: bool = False) -> Peer:
+    """A plain SMTP peer that notes each command's verb; it refuses RCPT TO:<nobody@...>, and
+    with `closing_after_one` answers 421 to the MAIL after the first message and hangs up."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await ehlo_dialogue(reader, writer, b"250-PIPELINING\r\n250-8BITMIME\r\n")
+        taken = accepted = 0
+        while command := await reader.readline():
+            verb = command[:4].upper()
+            verbs.append(verb)
+            if verb == b"DATA" and not accepted:
+                writer.write(b"554 5.5.1 no valid recipients\r\n")
+            elif verb == b"DATA":
+                accepted = 0
+                writer.write(b"354 go\r\n")
+                await reader.readuntil(b"\r\n.\r\n")
+                taken += 1
+                writer.write(b"250 2.0.0 taken\r\n")
+            elif verb == b"MAIL" and closing_after_one and taken:
+                writer.write(b"421 4.3.2 shutting down\r\n")
+                await writer.drain()
+                return
+            elif verb == b"RCPT" and b"<nobody@" in command:
+                writer.write(b"550 5.1.1 no such user\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                return
+            else:
+                accepted += verb == b"RCPT"
+                writer.write(b"250 ok\r\n")
+    return handle
+
+
+async def test_mail_follows_a_finished_transaction_without_rset_and_an_unfinished_one_with_it() -> None:
+    # RFC 5321 §4.1.1.4: the end of the data ends the transaction, so the next MAIL may follow
+    # at once (a round trip per message saved); a transaction that ended without data (every
+    # recipient refused) leaves the server's state to be reset first.
+    verbs: list[bytes] = []
+    async with bad_peer(command_log(verbs)) as (port, connections):
+        session = SmtpSession("sink.example", "127.0.0.1", port, helo_name="out.example.test", timeouts=SHORT)
+        async with asyncio.timeout(30):
+            outcomes = []
+            for rcpt in ("bob@sink.example", "carol@sink.example", "nobody@sink.example", "dave@sink.example"):
+                outcomes += await session.deliver(queued(rcpt), BODY, (rcpt,))
+            await session.close()
+    assert kinds(tuple(outcomes)) == [("bob@sink.example", "delivered"), ("carol@sink.example", "delivered"),
+                                      ("nobody@sink.example", "failed"), ("dave@sink.example", "delivered")]
+    assert len(connections) == 1
+    assert b" ".join(v for v in verbs if v != b"EHLO") == (
+        b"MAIL RCPT DATA MAIL RCPT DATA MAIL RCPT DATA RSET MAIL RCPT DATA QUIT")
+
+
+async def test_a_kept_connection_the_peer_closes_with_421_at_the_next_mail_is_replaced() -> None:
+    # Without an RSET to probe it, the reused connection's 421 comes back to MAIL: nothing was
+    # taken, so the message goes on a new connection instead of waiting for a retry.
+    verbs: list[bytes] = []
+    async with bad_peer(command_log(verbs, closing_after_one=True)) as (port, connections):
+        session = SmtpSession("sink.example", "127.0.0.1", port, helo_name="out.example.test", timeouts=SHORT)
+        async with asyncio.timeout(30):
+            first = await session.deliver(queued("bob@sink.example"), BODY, ("bob@sink.example",))
+            second = await session.deliver(queued("carol@sink.example"), BODY, ("carol@sink.example",))
+            await session.close()
+    assert kinds(first + second) == [("bob@sink.example", "delivered"), ("carol@sink.example", "delivered")]
+    assert len(connections) == 2
 
 
 async def test_the_source_address_is_the_one_given() -> None:

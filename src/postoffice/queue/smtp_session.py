@@ -41,6 +41,7 @@ import asyncio
 import contextlib
 import ipaddress
 import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
@@ -73,6 +74,10 @@ __all__ = ["REQUIRETLS_STATUS", "AccessTokens", "Credentials", "SmtpSession", "T
            "TokenUnavailable", "smtp_reply"]
 
 _READ_SIZE = 65536
+# A kept connection idle longer than this is probed with RSET before the next MAIL (the peer
+# may have closed it meanwhile); straight after a transaction, MAIL follows at once (RFC 5321
+# §4.1.1.4: the end of the data ended the transaction), saving a round trip per message.
+RSET_AFTER_IDLE = 2.0
 REQUIRETLS_STATUS = "5.7.30"  # RFC 8689 §5: REQUIRETLS support required
 _E = TypeVar("_E", bound=ClientEvent)
 
@@ -143,6 +148,10 @@ class Credentials:
     tokens: AccessTokens | None = field(default=None, repr=False)
 
 
+class _StaleConnection(Exception):
+    """A reused connection turned out closed (or closing) before it took any of the message."""
+
+
 class _SessionFailed(Exception):
     """The connection is unusable; ``reason`` names the host. ``reply`` when the peer said why."""
 
@@ -189,7 +198,9 @@ class SmtpSession:
         self._conn: SmtpClientConnection | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._used = False  # a transaction ran on this connection: RSET before the next
+        self._used = False  # a transaction ran on this connection
+        self._last_done = 0.0  # time.monotonic() when the last transaction ended
+        self._content_sent = False  # the running transaction has sent (some of) the message
 
     @property
     def name(self) -> str:
@@ -202,13 +213,22 @@ class SmtpSession:
                       recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]:
         """Send ``raw`` to ``recipients``; one outcome each, never an exception for the peer."""
         try:
-            if self._conn is not None and self._used:
+            reused = self._conn is not None and self._used
+            if reused and (self._connection().reset_needed
+                           or time.monotonic() - self._last_done > RSET_AFTER_IDLE):
+                reused = False
                 try:
                     await self._rset()
                 except (_SessionFailed, OSError, EOFError):
                     await self._abort()  # the peer closed an idle connection: a new one
             if self._conn is None:
                 await self._open()
+            if reused:  # straight after a finished transaction: MAIL needs no RSET first
+                try:
+                    return await self._transaction(message, raw, recipients, stale_check=True)
+                except _StaleConnection:
+                    await self._abort()  # closed (or closing) meanwhile, before any content
+                    await self._open()
             return await self._transaction(message, raw, recipients)
         except _SessionFailed as failure:
             await self._abort()
@@ -389,8 +409,21 @@ class SmtpSession:
         if not reply.is_positive:
             raise _SessionFailed(f"{self.name} refused RSET", reply)
 
-    async def _transaction(self, message: QueuedMessage, raw: bytes,
-                           recipients: tuple[str, ...]) -> tuple[RecipientOutcome, ...]:
+    async def _transaction(self, message: QueuedMessage, raw: bytes, recipients: tuple[str, ...],
+                           *, stale_check: bool = False) -> tuple[RecipientOutcome, ...]:
+        """One transaction. With `stale_check` (a reused connection, not probed with RSET), a
+        connection that fails before any content went, or a 421 for every recipient, raises
+        `_StaleConnection`: nothing was accepted, so the message goes again on a new one."""
+        self._content_sent = False
+        try:
+            return await self._send(message, raw, recipients, stale_check)
+        except (_SessionFailed, OSError, EOFError) as error:
+            if stale_check and not self._content_sent:
+                raise _StaleConnection from error
+            raise
+
+    async def _send(self, message: QueuedMessage, raw: bytes, recipients: tuple[str, ...],
+                    stale_check: bool) -> tuple[RecipientOutcome, ...]:
         conn = self._connection()
         content = to_crlf(raw)
         if content and not content.endswith(b"\r\n"):
@@ -413,11 +446,15 @@ class SmtpSession:
         while True:
             event = await self._next_event()
             if isinstance(event, ContentWanted):
+                self._content_sent = True
                 piece = content[offset:offset + self.chunk_size]
                 offset += len(piece)
                 conn.send_content(piece, last=offset >= len(content))
                 await self._flush(self.timeouts.data_block)
             elif isinstance(event, TransactionDone):
+                self._last_done = time.monotonic()
+                if stale_check and all(reply.code == 421 for _, reply in event.replies):
+                    raise _StaleConnection  # RFC 5321 §3.8: closing; nothing was accepted
                 outcomes = tuple(self._outcome(address, reply) for address, reply in event.replies)
                 if any(reply.code == 421 for _, reply in event.replies):
                     await self._abort()  # RFC 5321 §3.8: the server is closing

@@ -305,6 +305,10 @@ class SmtpClientConnection:
         self._finished = False  # ProtocolError or Closed reported
         self._eof = False
         self._quitting = False
+        # Whether the server may still hold state of a transaction of ours (RFC 5321 §4.1.1.5):
+        # from MAIL until the end of the message is answered or an RSET is accepted. While it
+        # is False, the next MAIL needs no RSET before it.
+        self.reset_needed = False
 
     # -- I/O side -----------------------------------------------------------------------------
 
@@ -405,6 +409,7 @@ class SmtpClientConnection:
             raise LocalProtocolError("a message without recipients")
         use_bdat = self.capabilities.chunking
         self._transaction = _Transaction(message, use_bdat)
+        self.reset_needed = True
         self._command(self._mail_command(message), _Await.MAIL)
         if self.capabilities.pipelining:
             for recipient in message.recipients:
@@ -588,6 +593,9 @@ class SmtpClientConnection:
     def _on_bdat(self, reply: Reply) -> None:
         t = self._need_transaction()
         if not reply.is_positive or t.content_done:  # a refused chunk ends it; send no more
+            # The reply to BDAT LAST ends the transaction on the server (RFC 3030 §2); after a
+            # refused chunk the server's state is unclear: RSET before the next.
+            self.reset_needed = not (t.content_done and reply.is_positive)
             t.final = reply
             t.content_done = True
             self._end_transaction()
@@ -596,6 +604,7 @@ class SmtpClientConnection:
 
     def _on_end(self, reply: Reply) -> None:
         t = self._need_transaction()
+        self.reset_needed = False  # the end of data, whatever its reply, ends the transaction
         if t.final is None:
             t.final = reply
         self._end_transaction()
@@ -647,6 +656,8 @@ def _described(awaited: _Await) -> str:
 
 def _replied(command: str) -> _Handler:
     def handle(conn: SmtpClientConnection, reply: Reply) -> None:
+        if command == "RSET" and reply.is_positive:
+            conn.reset_needed = False
         conn._events.append(Replied(command, reply))
     return handle
 
