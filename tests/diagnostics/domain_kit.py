@@ -27,8 +27,8 @@ KEYS = Path(__file__).resolve().parent / "keys"
 CASES = ["mx-missing", "mx-cname", "mx-ip-literal", "mx-no-address", "ptr-missing", "ptr-missing-v6",
          "ptr-mismatch", "spf-missing", "spf-multiple", "spf-syntax", "spf-too-many-lookups", "spf-plus-all",
          "spf-mx-not-covered", "dkim-missing", "dkim-mismatch", "dkim-weak-key", "dkim-testing",
-         "dmarc-missing", "dmarc-syntax", "dmarc-none", "mta-sts-mismatch", "postmaster-missing",
-         "dnsbl-listed"]
+         "dmarc-missing", "dmarc-syntax", "dmarc-none", "mta-sts-mismatch", "mta-sts-unavailable",
+         "postmaster-missing", "dnsbl-listed"]
 
 
 def policy(mx: str) -> str:

@@ -39,13 +39,14 @@ def show_findings(findings: Sequence[Finding], *, json: bool, title: str = "", *
         if title:
             console.print(title, soft_wrap=True)
         table = Table("", "id", "finding", show_lines=False, expand=False)
+        table.columns[2].overflow = "fold"  # a long URL or host name wraps rather than being cut
         for finding in findings:
             text = finding.problem if not finding.fix else f"{finding.problem}\nFix: {finding.fix}"
             table.add_row(f"[{_STYLE[finding.severity]}]{finding.severity.value}[/]", finding.id, text)
         console.print(table, markup=True)
         counts = {s: sum(f.severity is s for f in findings) for s in Severity}
-        console.print(f"{counts[Severity.ERROR]} errors, {counts[Severity.WARNING]} warnings, "
-                      f"{counts[Severity.OK]} ok", soft_wrap=True)
+        console.print(f"errors: {counts[Severity.ERROR]}, warnings: {counts[Severity.WARNING]}, "
+                      f"ok: {counts[Severity.OK]}", soft_wrap=True)
     raise typer.Exit(exit_status(findings))
 
 

@@ -56,8 +56,9 @@ async def check_mta_sts(mta_sts: MtaSts, domain: str, hosts: list[MxHost]) -> li
     found = await mta_sts.lookup(domain)
     if found.policy is None:
         if found.problem:
-            return [Finding("mta-sts-unavailable", W, f"{domain} announces an MTA-STS policy, but {found.problem}; "
-                            "senders then deliver without it.",
+            problem = found.problem[:1].upper() + found.problem[1:]
+            return [Finding("mta-sts-unavailable", W, f"{problem}; senders deliver without it, as if there "
+                            "were none.",
                             f"Serve the policy at https://mta-sts.{domain}/.well-known/mta-sts.txt with a valid "
                             f"certificate, or remove the TXT record _mta-sts.{domain}.", subject=domain)]
         return [Finding("mta-sts-mismatch", OK, f"{domain} publishes no MTA-STS policy (optional: it makes senders "
