@@ -148,3 +148,25 @@ def test_unreachable_ca_names_the_cause(live: LiveServer, caplog: pytest.LogCapt
     error = next(r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
     assert f"127.0.0.1:{closed}" in error and "cannot be reached" in error
     assert "outgoing HTTPS connections" in error and "retrying in 5 minutes" in error
+
+
+def test_certificate_file_that_cannot_be_written_is_one_log_line(
+        live: LiveServer, pebble: Pebble, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="postoffice.acme")
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    renewal = renewal_for(live, pebble, cert_file=blocker / "cert.pem", key_file=blocker / "key.pem")
+
+    async def one_failure() -> None:
+        task = asyncio.create_task(renewal.run())
+        try:
+            while not any(r.levelno == logging.ERROR for r in caplog.records):
+                await asyncio.sleep(0.1)
+        finally:
+            task.cancel()
+
+    live.call(asyncio.wait_for(one_failure(), 120), timeout=130)
+
+    error = next(r for r in caplog.records if r.levelno == logging.ERROR)
+    assert error.exc_info is None
+    assert str(blocker) in error.getMessage() and "make it writable" in error.getMessage()

@@ -145,6 +145,11 @@ class CertificateRenewal:
                           self.config.tls.acme_directory,
                           explain_failure(error, self.config.tls.acme_directory), _span(delay))
                 await asyncio.sleep(delay.total_seconds())
+            except OSError as error:  # the data directory or the certificate files
+                log.error("ACME: could not write %s (%s); make it writable by the user running "
+                          "postoffice; retrying in an hour", error.filename or "a file",
+                          error.strerror or error)
+                await asyncio.sleep(3600)
             except Exception:
                 log.exception("ACME: the certificate renewal failed unexpectedly; retrying in a day")
                 await asyncio.sleep(LONGEST_RETRY.total_seconds())
