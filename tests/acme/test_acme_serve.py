@@ -1,10 +1,12 @@
 """The issue's acceptance for certificates: a real `postoffice serve` with `[tls] acme = true`
 against pebble on loopback obtains a certificate at start, serves it on IMAP, IMAPS, SMTP and
 submission (STARTTLS), submissions, POP3 (STLS) and POP3S without a restart, and renews it when
-its lifetime is short (pebble issues 30-second certificates here: renewed after 20 seconds)."""
+its lifetime is short (pebble issues 30-second certificates here: renewed after 20 seconds), and
+when `postoffice tls renew` asks."""
 from __future__ import annotations
 
 import imaplib
+import json
 import poplib
 import re
 import smtplib
@@ -104,9 +106,31 @@ def test_serve_obtains_serves_everywhere_and_renews_without_restart(
             second = issued_serials(serve.log_text())[1]
             assert second != first
             assert served_serials(ports, trust) == dict.fromkeys(ports, second)
+
+            outcome = json.loads(po("tls", "renew", "--json", data=tmp_path / "data").stdout)
+            assert outcome["ok"], outcome
+            found = re.search(r"serial ([0-9a-f]+)", outcome["message"])
+            assert found, outcome
+            third = int(found.group(1), 16)
+            assert third not in (first, second)
+            assert served_serials(ports, trust) == dict.fromkeys(ports, third)
         finally:
             log = serve.stop()
 
     assert set(ports) == {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s"}
     assert "ACME: getting a certificate, because the certificate in use is self-signed" in log
     assert "Traceback" not in log
+
+
+def test_tls_renew_without_acme_or_without_a_server_says_what_to_do(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    po("init", "--domain", "acme.test", "--hostname", HOST, data=data)
+
+    off = po("tls", "renew", data=data, check=False)
+    config = (data / "postoffice.toml").read_text()
+    (data / "postoffice.toml").write_text(re.sub(r"^acme = .*$", "acme = true", config, flags=re.M))
+    stopped = po("tls", "renew", data=data, check=False)
+
+    assert off.returncode == 1 and "acme is off" in off.stderr and "certbot renew" in off.stderr
+    assert stopped.returncode == 1 and "No postoffice serve is running" in stopped.stderr
+    assert "Traceback" not in off.stderr + stopped.stderr

@@ -52,7 +52,8 @@ from postoffice.setup.acme_challenges import AcmeChallenges
 if TYPE_CHECKING:
     from postoffice.services import Services
 
-__all__ = ["CertificateRenewal", "account_key_path", "prepare_certificate", "renewal_due"]
+__all__ = ["CertificateRenewal", "account_key_path", "prepare_certificate", "renew_request_path",
+           "renewal_due", "state_path"]
 
 log = logging.getLogger("postoffice.acme")
 T = TypeVar("T")
@@ -61,10 +62,21 @@ RENEW_BEFORE = dt.timedelta(days=30)
 CHECK_AT_LEAST_EVERY = dt.timedelta(days=1)
 FIRST_RETRY = dt.timedelta(minutes=5)
 LONGEST_RETRY = dt.timedelta(days=1)
+REQUEST_POLL_SECONDS = 2.0
 
 
 def account_key_path(data_dir: Path) -> Path:
     return data_dir / "acme" / "account-key.pem"
+
+
+def renew_request_path(data_dir: Path) -> Path:
+    """`postoffice tls renew` creates this file; the running server renews and removes it."""
+    return data_dir / "acme" / "renew-requested"
+
+
+def state_path(data_dir: Path) -> Path:
+    """The outcome of the last attempt: {"time": unix time, "ok": bool, "message": str}."""
+    return data_dir / "acme" / "state.json"
 
 
 def prepare_certificate(config: Config) -> None:
@@ -123,38 +135,72 @@ class CertificateRenewal:
         return cls(services.config, services.acme_challenges, domains, services.tls.reload)
 
     async def run(self) -> None:
-        """Forever: sleep until the certificate is due (a day at most), then renew it; retry
-        failures with backoff."""
+        """Forever: sleep until the certificate is due (a day at most) or `postoffice tls renew`
+        asks, then renew it; retry failures with backoff. Each attempt's outcome goes to the log
+        and to acme/state.json (which `tls renew` reads)."""
         failures = 0
         while True:
             due, reason = await self.due()
-            wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(min(wait, CHECK_AT_LEAST_EVERY.total_seconds()))
-                continue
+            if self._take_request():
+                reason = "postoffice tls renew asked for it"
+            else:
+                wait = (due - dt.datetime.now(dt.UTC)).total_seconds()
+                if wait > 0:
+                    await self._sleep(min(wait, CHECK_AT_LEAST_EVERY.total_seconds()))
+                    continue
             if reason is None:  # an ordinary renewal: try the names left out last time again
                 self._left_out.clear()
             log.info("ACME: getting a certificate, because %s", reason or "the one in use expires "
                      f"on {_expiry(self.config.tls.cert_file)}")
+            delay: float | None = None
             try:
-                await self.renew()
+                message = self._describe(await self.renew())
             except AcmeError as error:
-                delay = min(self._first_retry * 2 ** failures, LONGEST_RETRY)
+                delay = min(self._first_retry * 2 ** failures, LONGEST_RETRY).total_seconds()
                 failures += 1
-                log.error("ACME: could not get a certificate from %s: %s; retrying in %s",
-                          self.config.tls.acme_directory,
-                          explain_failure(error, self.config.tls.acme_directory), _span(delay))
-                await asyncio.sleep(delay.total_seconds())
+                message = (f"could not get a certificate from {self.config.tls.acme_directory}: "
+                           f"{explain_failure(error, self.config.tls.acme_directory)}")
             except OSError as error:  # the data directory or the certificate files
-                log.error("ACME: could not write %s (%s); make it writable by the user running "
-                          "postoffice; retrying in an hour", error.filename or "a file",
-                          error.strerror or error)
-                await asyncio.sleep(3600)
+                delay = 3600
+                message = (f"could not write {error.filename or 'a file'} "
+                           f"({error.strerror or error}); make it writable by the user running "
+                           "postoffice")
             except Exception:
-                log.exception("ACME: the certificate renewal failed unexpectedly; retrying in a day")
-                await asyncio.sleep(LONGEST_RETRY.total_seconds())
+                log.exception("ACME: the certificate renewal failed unexpectedly")
+                delay = LONGEST_RETRY.total_seconds()
+                message = "the certificate renewal failed unexpectedly; the log has the details"
             else:
                 failures = 0
+                log.info("ACME: %s", message)
+            if delay is not None:
+                log.error("ACME: %s; retrying in %s", message, _span(dt.timedelta(seconds=delay)))
+            self._record(ok=delay is None, message=message)
+            if delay is not None:
+                await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, waking early when `postoffice tls renew` leaves its request."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        request = renew_request_path(self.config.data_dir)
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            await asyncio.sleep(min(left, REQUEST_POLL_SECONDS))
+            if request.exists():
+                return
+
+    def _take_request(self) -> bool:
+        try:
+            renew_request_path(self.config.data_dir).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _record(self, *, ok: bool, message: str) -> None:
+        state = {"time": time.time(), "ok": ok, "message": message}
+        try:
+            write_file(state_path(self.config.data_dir), json.dumps(state).encode(), mode=0o644)
+        except OSError as error:
+            log.warning("ACME: could not record the outcome in %s (%s)", error.filename,
+                        error.strerror)
 
     async def due(self) -> tuple[dt.datetime, str | None]:
         """When the certificate in use should be replaced; a reason when that is now for another
@@ -209,12 +255,13 @@ class CertificateRenewal:
         write_file(tls.cert_file, issued.chain_pem, mode=0o644)
         if self._reload is not None:
             self._reload()
+
+    def _describe(self, issued: IssuedCertificate) -> str:
         leaf = x509.load_pem_x509_certificate(issued.chain_pem)
-        due, _ = renewal_due(tls.cert_file, [])
-        log.info("ACME: new certificate for %s (serial %x) valid until %s, written to %s; "
-                 "renewal due %s", ", ".join(issued.names), leaf.serial_number,
-                 f"{leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC", tls.cert_file,
-                 f"{due:%Y-%m-%d %H:%M:%S} UTC")
+        due, _ = renewal_due(self.config.tls.cert_file, [])
+        return (f"new certificate for {', '.join(issued.names)} (serial {leaf.serial_number:x}) "
+                f"valid until {leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC, written to "
+                f"{self.config.tls.cert_file}; renewal due {due:%Y-%m-%d %H:%M:%S} UTC")
 
 
 class LeftOutNames:

@@ -17,6 +17,7 @@ from postoffice.cli.explain_cmds import explain_app
 from postoffice.cli.queue_cmds import queue_app
 from postoffice.cli.server_cmds import config_app, init_command, serve_command
 from postoffice.cli.share_cmds import share_command
+from postoffice.cli.tls_cmds import tls_app
 from postoffice.cli.transfer_cmds import export_command, import_command
 
 help_format.install()
@@ -40,6 +41,7 @@ app.add_typer(allow_app, name="allow")
 app.add_typer(dmarc_app, name="dmarc")
 app.add_typer(check_app, name="check")
 app.add_typer(explain_app, name="explain")
+app.add_typer(tls_app, name="tls")
 app.command("import")(import_command)
 app.command("export")(export_command)
 app.command("share")(share_command)

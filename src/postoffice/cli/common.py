@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
 import sys
@@ -46,6 +47,21 @@ PASSWORD_ENV = "POSTOFFICE_PASSWORD"
 def fail(message: str, code: int = 1) -> NoReturn:
     err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def server_pid(data: Path) -> str | None:
+    """The pid of the `serve` running on this data directory, or None (its lock is free)."""
+    try:
+        handle = open(data / "serve.lock")  # noqa: SIM115 - closed below
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "unknown"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
 
 
 def initialised(data_dir: Path) -> bool:

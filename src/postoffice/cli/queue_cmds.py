@@ -7,13 +7,20 @@ entries, so `retry` and `flush` reach it without a signal, from any process.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from postoffice.cli.common import DATA, DataDir, JsonFlag, console, print_json, with_services
+from postoffice.cli.common import (
+    DATA,
+    DataDir,
+    JsonFlag,
+    console,
+    print_json,
+    server_pid,
+    with_services,
+)
 from postoffice.store.interface import QueueAttemptRecord, QueuedMessage
 
 QueueId = Annotated[int, typer.Argument(help="The id shown by `queue list`.")]
@@ -92,23 +99,8 @@ def say(line: str) -> None:
     console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _server_pid(data: Path) -> str | None:
-    """The pid of the `serve` running on this data directory, or None (its lock is free)."""
-    try:
-        handle = open(data / "serve.lock")  # noqa: SIM115 - closed below
-    except OSError:
-        return None
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return handle.read().strip() or "unknown"
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return None
-
-
 def _who_tries(data: Path, show: str = "postoffice queue list") -> str:
-    pid = _server_pid(data)
+    pid = server_pid(data)
     if pid is None:
         return "no server is running on this data directory: it is tried when `postoffice serve` starts."
     return f"the running server (pid {pid}) tries it within a few seconds (`{show}` shows how it went)."
@@ -121,7 +113,7 @@ def queue_retry(queue_id: QueueId, data: DataDir = DATA, json: JsonFlag = False)
     Example: postoffice queue retry 42
     """
     entry = with_services(data, lambda s: _retry(s, queue_id))
-    running = _server_pid(data) is not None
+    running = server_pid(data) is not None
     if json:
         print_json({"id": queue_id, "due": not entry.held, "held": entry.held, "server_running": running})
         return
@@ -145,7 +137,7 @@ def queue_flush(data: DataDir = DATA, json: JsonFlag = False) -> None:
     """
     count = with_services(data, lambda s: s.store.flush_queue())
     if json:
-        print_json({"due": count, "server_running": _server_pid(data) is not None})
+        print_json({"due": count, "server_running": server_pid(data) is not None})
         return
     say(f"{count} queued message(s) are due now" + (f"; {_who_tries(data)}" if count else "."))
 
