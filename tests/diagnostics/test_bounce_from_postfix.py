@@ -15,8 +15,8 @@ from peer_host import PeerHost, Record, greet
 
 from cli_run import po
 
-POSTFIX = "127.0.0.70"
-PEER = "127.0.0.71"
+POSTFIX = "127.0.0.90"  # addresses no other test uses
+PEER = "127.0.0.91"
 SENDER = "alice@near.test"
 
 # local part -> the peer's reply to RCPT TO
@@ -105,4 +105,4 @@ def test_postfix_bounce_is_explained(tmp_path: Path) -> None:
         assert cause in entry["cause"], entry
     assert entries["listed@far.test"]["reply"].startswith("554 5.7.1 Service unavailable")
     text = po("explain", "bounce", str(bounce)).stdout
-    assert text.count("\n\n") == 4 and "refused by 127.0.0.71" in text
+    assert text.count("\n\n") == 4 and f"refused by {PEER}" in text
