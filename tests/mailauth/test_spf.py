@@ -210,6 +210,26 @@ def test_mail_from_results_and_the_mechanism_that_decided(ip: str, result: str,
     assert (spf.sender, spf.domain) == ("alice@example.org", "example.org")
 
 
+@pytest.mark.parametrize(("domain", "ip", "result", "decided_by"), [
+    ("example.org", "192.0.2.9", "pass", "ip4:192.0.2.0/24"),
+    ("example.org", "198.51.100.7", "pass", "include:_spf.example.net > a:out.example.net"),
+    ("example.org", "203.0.113.9", "fail", "-all"),
+    ("nest.example", "198.51.100.7", "pass",
+     "include:example.org > include:_spf.example.net > a:out.example.net"),
+    ("nest.example", "203.0.113.9", "softfail", "~all"),  # the include's -all does not decide
+    ("redir.example", "203.0.113.5", "pass", "redirect=example.net > mx"),
+    ("redir.example", "192.0.2.1", "softfail", "redirect=example.net > ~all"),
+    ("open.example", "192.0.2.1", "neutral", "default"),
+])
+def test_the_term_that_decided_through_includes_and_redirects(domain: str, ip: str, result: str,
+                                                              decided_by: str) -> None:
+    resolver = zone(**{"nest.example": {"TXT": ["v=spf1 include:example.org ~all"]},
+                       "redir.example": {"TXT": ["v=spf1 redirect=example.net"]},
+                       "open.example": {"TXT": ["v=spf1 ip4:10.0.0.1"]}})
+    spf = run(check_host(resolver, ip, domain, f"a@{domain}", "h.example"))
+    assert (spf.result, spf.decided_by) == (result, decided_by)
+
+
 def test_fail_carries_the_expanded_explanation() -> None:
     spf = run(check_mail_from(zone(), "203.0.113.9", "<alice@example.org>", "h.example",
                               receiver="mx.example.com"))

@@ -31,6 +31,10 @@ class SpfResult:
     mechanism: str = ""  # the directive that matched, e.g. "ip4:192.0.2.0/24" ("default" if none)
     explanation: str = ""  # the expanded exp= text, for a fail
     problem: str = ""
+    # The deciding term with its qualifier and the path to it through includes and redirects,
+    # e.g. "include:_spf.example.net > ip4:192.0.2.0/24", "redirect=_spf.example.com > -all",
+    # "~all"; "default" when no term matched (neutral); "" for none, permerror, temperror.
+    decided_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,7 +121,8 @@ async def check_host(resolver: Resolver, ip: IPAddress | str, domain: str, sende
     if not problem and outcome.result not in ("pass", "none"):
         problem = _describe(outcome.result, sender, client)
     return SpfResult(outcome.result, identity, sender, domain.lower(),
-                     outcome.mechanism, outcome.explanation, problem)
+                     outcome.mechanism, outcome.explanation, problem,
+                     outcome.decided_by)
 
 
 @functools.lru_cache(maxsize=PARSED_RECORDS_CACHED)
@@ -190,6 +191,7 @@ class _Outcome:
     mechanism: str = ""
     explanation: str = ""
     problem: str = ""
+    decided_by: str = ""  # the path to the deciding term through includes and redirects
 
 
 @dataclass(slots=True)
@@ -207,6 +209,7 @@ class _Check:
     validated_names: dict[str, str] = field(default_factory=dict)  # %{p} per domain
     confirmed: list[str] | None = None  # the client's confirmed PTR names, once looked up
     ptr_void: bool = False  # the PTR lookup found nothing
+    included: str = ""  # the last include that passed: the path to its deciding term
 
     async def evaluate(self, domain: str, *, in_include: bool) -> _Outcome:
         try:
@@ -245,6 +248,9 @@ class _Check:
             if await self._matches(directive, domain):
                 result = QUALIFIER_RESULTS[directive.qualifier]
                 outcome = _Outcome(result, directive.text)
+                # Only on a match: nothing slows the walk through terms that do not match.
+                term = directive.text if directive.qualifier == "+" else directive.qualifier + directive.text
+                outcome.decided_by = f"{term} > {self.included}" if directive.name == "include" else term
                 if result == "fail" and not in_include and record.explanation is not None:
                     outcome.explanation = await self._explanation(record.explanation, domain)
                 return outcome
@@ -256,8 +262,9 @@ class _Check:
             outcome = await self._check_domain(target, in_include)
             if outcome.result == "none":
                 raise _Abort("permerror", f"redirect={target}: {outcome.problem}")
+            outcome.decided_by = f"redirect={target} > {outcome.decided_by}"
             return outcome
-        return _Outcome("neutral", "default")
+        return _Outcome("neutral", "default", decided_by="default")
 
     def _count_dns_term(self, name: str) -> None:
         self.dns_terms += 1
@@ -317,6 +324,7 @@ class _Check:
         # §5.2: pass matches; fail, softfail, neutral do not; errors propagate; none -> permerror.
         outcome = await self._check_domain(target, in_include=True)
         if outcome.result == "pass":
+            self.included = outcome.decided_by
             return True
         if outcome.result in ("fail", "softfail", "neutral"):
             return False
