@@ -165,6 +165,7 @@ timeout = 2.5
 cache_entries = 0
 blocklists = ["zen.spamhaus.org"]
 authoritative_port = 5300
+domain_blocklists = ["dbl.spamhaus.org"]
 
 [imap]
 per_user_seen = false

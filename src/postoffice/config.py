@@ -138,6 +138,7 @@ class DnsConfig:
     cache_entries: int
     blocklists: tuple[str, ...]
     authoritative_port: int  # `check domain` asks a domain's own name servers on this port
+    domain_blocklists: tuple[str, ...]  # DBL-style lists of domains, for `check blocklists`
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,6 +377,9 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("authoritative_port", 53, v.number(1, 65535, example=53),
              "Port on which `postoffice check domain` asks a domain's own (authoritative) name"
              " servers; 53 everywhere except on a test network."),
+        _Key("domain_blocklists", [], v.domain_list("DNS domain blocklist zones", '["dbl.spamhaus.org"]', "dbl.spamhaus.org"),
+             "Domain blocklists (DBL-style: <domain>.<zone>) that `postoffice check blocklists`"
+             ' asks about a domain, such as ["dbl.spamhaus.org"]; [] = the defaults that command names.'),
     )),
     "dmarc": (DmarcConfig, (
         _Key("report_address", "", v.report_address,

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from postoffice.cli.check_mail_cmds import check_blocklists_command, check_spf_command
 from postoffice.cli.common import (
     DATA,
     DataDir,
@@ -76,3 +77,7 @@ def check_domain_command(
     config = load(data)
     report = run_async(check_domain_with_config(config, domain, connect=not no_connect))
     show_findings(report.findings, json=json, title=report.title, domain=domain, servers=report.servers)
+
+
+check_app.command("spf")(check_spf_command)
+check_app.command("blocklists")(check_blocklists_command)

@@ -322,7 +322,7 @@ class _Walk:
     async def record(self, text: str, domain: str | None, *, depth: int,
                      chain: tuple[str, ...]) -> None:
         """Explain the terms of TEXT, the record of DOMAIN (None: given as text)."""
-        where = domain or "the record"
+        where = f"The record of {domain}" if domain else "The record"
         try:
             if not is_spf_record(text):
                 raise SpfSyntaxError("it does not start with v=spf1 (v=spf2.0 is Sender ID,"
@@ -330,7 +330,7 @@ class _Walk:
             record = parse_record(text)
         except SpfSyntaxError as error:
             self._find("spf-syntax", Severity.ERROR,
-                       f"The SPF record of {where} is invalid: {error}; receivers give permerror"
+                       f"{where} is invalid: {error}; receivers give permerror"
                        " for all its mail.",
                        "Correct the term; the form is v=spf1 followed by terms such as mx,"
                        " ip4:192.0.2.1, include:example.net and one all at the end.", domain or "")
@@ -340,35 +340,35 @@ class _Walk:
             written = _written(directive)
             if seen_all:
                 self._find("spf-after-all", Severity.WARNING,
-                           f"{written} in the record of {where} comes after the all term, so no"
-                           " receiver ever reaches it.", "Move it before the all term.", where)
+                           f"{written} in {where.lower()} comes after the all term, so no"
+                           " receiver ever reaches it.", "Move it before the all term.", domain or "")
             if directive.name == "all":
                 seen_all = True
                 if directive.qualifier == "+":
                     self._find("spf-plus-all", Severity.ERROR,
-                               f"The record of {where} ends in +all: every server on the Internet"
+                               f"{where} ends in +all: every server on the Internet"
                                " may send as this domain" + (" (and through the include, as"
                                " the domains that include it)" if depth else "") + ".",
                                "Replace +all with ~all (or -all once every sender is listed).",
-                               where)
+                               domain or "")
                 elif directive.qualifier == "?" and depth == 0:
                     self._find("spf-neutral-all", Severity.WARNING,
-                               f"The record of {where} ends in ?all, which says nothing about"
+                               f"{where} ends in ?all, which says nothing about"
                                " other servers: forgeries of the domain pass as neutral.",
-                               "Use ~all, or -all once every sending service is listed.", where)
+                               "Use ~all, or -all once every sending service is listed.", domain or "")
             if directive.name == "ptr" and depth == 0:
                 self._find("spf-ptr", Severity.WARNING,
-                           f"The record of {where} uses ptr, which RFC 7208 §5.5 says not to use:"
+                           f"{where} uses ptr, which RFC 7208 §5.5 says not to use:"
                            " it is slow, unreliable, and some receivers ignore it.",
-                           "Replace it with ip4:/ip6: networks or a: names of your servers.", where)
+                           "Replace it with ip4:/ip6: networks or a: names of your servers.", domain or "")
             await self._directive(directive, domain, depth, chain)
         if record.redirect is not None:
             await self._redirect(record, seen_all, domain, depth, chain)
         elif not seen_all and depth == 0:
             self._find("spf-no-all", Severity.WARNING,
-                       f"The record of {where} has no all term and no redirect=, so servers it"
+                       f"{where} has no all term and no redirect=, so servers it"
                        " does not list get neutral, as with ?all.",
-                       "End the record with ~all (or -all once every sender is listed).", where)
+                       "End the record with ~all (or -all once every sender is listed).", domain or "")
         if record.explanation is not None:
             self.terms.append(Term(
                 f"exp={record.explanation.text}",
@@ -396,13 +396,13 @@ class _Walk:
         assert record.redirect is not None
         spec = record.redirect
         text = f"redirect={spec.text}"
-        where = domain or "the record"
+        where = f"The record of {domain}" if domain else "The record"
         if seen_all:
             self.terms.append(Term(text, "Never used: an all term decides first (RFC 7208 §6.1).",
                                    record_of=domain or "", depth=depth))
             self._find("spf-redirect-ignored", Severity.WARNING,
-                       f"The record of {where} has both an all term and redirect=; receivers"
-                       " ignore the redirect.", "Remove one of them.", where)
+                       f"{where} has both an all term and redirect=; receivers"
+                       " ignore the redirect.", "Remove one of them.", domain or "")
             return
         before = self.lookups
         self.lookups += 1

@@ -17,6 +17,12 @@ address reversed, RFC 5782 §2.4), asked of every list at once. What counts, and
 - A list that cannot be asked now (timeout, SERVFAIL) lists nothing: a temporary failure never
   refuses mail on its own. It is logged at info.
 Every question goes through the resolver, so answers are cached for their TTL.
+
+Domain lists (DBL-style, e.g. dbl.spamhaus.org: the A record of <domain>.<zone>) are asked by
+`ask_domain_list`; their listings are any 127.x.y.z but 127.0.0.0, 127.0.0.1 (URIBL and SURBL:
+"query refused"), 127.0.1.255 (Spamhaus DBL: "an IP address asked") and the 127.255.255.x
+errors. `ask_blocklist` and `ask_domain_list` also say why a list said nothing (`ListAnswer`),
+for `postoffice check blocklists`; the port-25 check uses `check_blocklists`.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 
@@ -32,6 +39,9 @@ from postoffice.mailauth.dns_types import DnsTemporaryError, IPAddress, Resolver
 
 log = logging.getLogger(__name__)
 LISTED = IPv4Network("127.0.0.0/24")  # .0 and .1 excepted
+DOMAIN_LISTED = IPv4Network("127.0.0.0/8")  # but these:
+DOMAIN_NOT_LISTED = frozenset({IPv4Address("127.0.0.0"), IPv4Address("127.0.0.1"),
+                               IPv4Address("127.0.1.255")})
 LIST_ERRORS = IPv4Network("127.255.255.0/24")
 TEST_ENTRY = IPv4Address("127.0.0.1")
 HEALTH_SECONDS = 3600.0
@@ -44,6 +54,17 @@ class Listing:
     address: str
     codes: tuple[IPv4Address, ...]  # the list's return codes, e.g. 127.0.0.2 (what it lists for)
     reason: str = ""  # its TXT record, cleaned; "" when it has none
+
+
+@dataclass(frozen=True, slots=True)
+class ListAnswer:
+    """What one list said about one address or domain: a listing, or nothing and why not
+    (``problem``: the list could not be asked, refused to answer, or misbehaves)."""
+
+    zone: str
+    subject: str
+    listing: Listing | None = None
+    problem: str = ""
 
 
 # Per resolver (a test may run several): zone -> (misbehaving, when to check again).
@@ -68,27 +89,57 @@ def query_name(address: IPAddress, zone: str) -> str:
 
 
 async def _check_one(resolver: Resolver, client: IPAddress, zone: str) -> Listing | None:
+    return (await _ask_one(resolver, client, zone)).listing
+
+
+async def ask_blocklist(resolver: Resolver, address: IPAddress | str, zone: str) -> ListAnswer:
+    """What list ZONE says about ADDRESS, with the reason when it says nothing."""
+    client = ip_address(address)
+    if isinstance(client, IPv6Address) and client.ipv4_mapped is not None:
+        client = client.ipv4_mapped
+    return await _ask_one(resolver, client, zone.lower().rstrip("."))
+
+
+async def ask_domain_list(resolver: Resolver, domain: str, zone: str) -> ListAnswer:
+    """What domain list ZONE (DBL-style) says about DOMAIN."""
+    domain, zone = domain.lower().rstrip("."), zone.lower().rstrip(".")
+    return await _ask(resolver, f"{domain}.{zone}", domain, zone, _is_domain_listing)
+
+
+async def _ask_one(resolver: Resolver, client: IPAddress, zone: str) -> ListAnswer:
     if await _misbehaving(resolver, zone):
-        return None
-    name = query_name(client, zone)
+        return ListAnswer(zone, str(client), problem=f"{zone} lists its test entry 127.0.0.1,"
+                          " which a working list never does (RFC 5782 §5): its answers are ignored")
+    return await _ask(resolver, query_name(client, zone), str(client), zone, _is_listing)
+
+
+async def _ask(resolver: Resolver, name: str, subject: str, zone: str,
+               is_listing: Callable[[IPv4Address], bool]) -> ListAnswer:
     try:
         answer = await resolver.a(name)
     except DnsTemporaryError as error:
-        log.info("blocklist %s could not be asked about %s: %s", zone, client, error)
-        return None
-    codes = tuple(code for code in answer.records if _is_listing(code))
+        log.info("blocklist %s could not be asked about %s: %s", zone, subject, error)
+        return ListAnswer(zone, subject, problem=f"{zone} could not be asked: {error}")
+    codes = tuple(code for code in answer.records if is_listing(code))
     errors = [code for code in answer.records if code in LIST_ERRORS]
+    problem = ""
     if errors:
         log.warning("blocklist %s answered with its error code %s for %s: it refuses to answer"
                     " this server (a public resolver or a query limit); see the list's"
-                    " documentation", zone, ", ".join(map(str, errors)), client)
+                    " documentation", zone, ", ".join(map(str, errors)), subject)
+        problem = (f"{zone} answered with its error code {', '.join(map(str, errors))}: it refuses"
+                   " to answer this resolver (a public resolver, or over its query limit)")
     if not codes:
-        return None
-    return Listing(zone, str(client), codes, await _reason(resolver, name))
+        return ListAnswer(zone, subject, problem=problem)
+    return ListAnswer(zone, subject, Listing(zone, subject, codes, await _reason(resolver, name)))
 
 
 def _is_listing(code: IPv4Address) -> bool:
     return code in LISTED and code not in (LISTED.network_address, TEST_ENTRY)
+
+
+def _is_domain_listing(code: IPv4Address) -> bool:
+    return code in DOMAIN_LISTED and code not in DOMAIN_NOT_LISTED and code not in LIST_ERRORS
 
 
 async def _reason(resolver: Resolver, name: str) -> str:
