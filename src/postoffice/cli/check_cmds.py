@@ -13,7 +13,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from postoffice.cli.check_mail_cmds import check_blocklists_command, check_spf_command
+from postoffice.cli.check_mail_cmds import (
+    check_blocklists_command,
+    check_message_command,
+    check_spf_command,
+)
 from postoffice.cli.common import (
     DATA,
     DataDir,
@@ -80,4 +84,5 @@ def check_domain_command(
 
 
 check_app.command("spf")(check_spf_command)
+check_app.command("message")(check_message_command)
 check_app.command("blocklists")(check_blocklists_command)

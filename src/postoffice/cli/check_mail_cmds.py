@@ -119,3 +119,45 @@ def check_blocklists_command(
     show_findings(report.findings, json=json, title=title, subject=report.subject,
                   ip_lists=list(report.ip_lists), domain_lists=list(report.domain_lists),
                   defaults_used=report.defaults_used)
+
+
+def check_message_command(
+    file: Annotated[Path, typer.Argument(metavar="FILE.eml", help="The message as saved by the mail program (.eml, headers included).")],
+    trusted_host: Annotated[list[str] | None, typer.Option(
+        "--trusted-host", help="Host name in the 'by' part of the Received field your mail server added (repeatable); default: [server] hostname.")] = None,
+    data: DataDir = DATA,
+    json: JsonFlag = False,
+) -> None:
+    """Is this email real? A verdict (genuine, suspicious, forged) with the reasons.
+
+    Checks DKIM, SPF for the client named by the newest Received field your server added (--trusted-host, default the host name in postoffice.toml), DMARC alignment and ARC; then impersonation: a display name holding an address or a brand (PayPal, Microsoft, ...) of another domain, Reply-To in another domain, look-alike domains (paypa1.com, IDN homoglyphs, one-letter changes of your domains and of popular ones) and links whose text shows another host than they lead to. Save the message with its headers ("Save as .eml", "Show original" / "View source"). Exit status 1 when forged.
+
+    Example: postoffice check message suspicious.eml
+
+    Example: postoffice check message saved.eml --trusted-host mx.example.org --json
+    """
+    from postoffice.cli.check_cmds import show_findings
+    from postoffice.cli.common import with_services
+    from postoffice.diagnostics.message_check import check_message
+
+    try:
+        raw = file.read_bytes()
+    except OSError as error:
+        fail(f"{file} cannot be read ({error.strerror or error}); give the path of a saved message (.eml).")
+    dns = dns_config(data)
+    trusted = list(trusted_host or ())
+    local: list[str] = []
+    if dns is not None:
+        trusted = trusted or [load(data).server.hostname]
+        local = [d.name for d in with_services(data, lambda s: s.directory.list_domains())]
+    if not trusted:
+        fail("No trusted host: give --trusted-host with the name your mail server writes in its"
+             " Received fields (or --data with your postoffice data directory).")
+    report = run_async(check_message(resolver_for(dns), raw, trusted_hosts=trusted, local_domains=local))
+    title = f"{file.name}: {report.verdict.upper()}"
+    if report.from_address:
+        title += f" (From {report.from_address}"
+        title += f", sent from {report.client_ip})" if report.client_ip else ")"
+    if json:
+        show_findings(report.findings, json=True, **report.as_json())
+    show_findings(report.findings, json=False, title=title)

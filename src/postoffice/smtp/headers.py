@@ -199,17 +199,35 @@ def remove_authentication_results(raw: bytes, our_id: str) -> tuple[bytes, int]:
 
 _RECEIVED_FROM = re.compile(
     r"^\s*from\s+(?P<helo>\S+).*?\[(?:ipv6:)?(?P<ip>[0-9a-f:.]+)\]", re.IGNORECASE | re.DOTALL)
+_RECEIVED_BY = re.compile(r"(?:^|\s)by\s+(?P<by>[^\s;()]+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedHop:
+    """One Received: field as RFC 5321 §4.4 writes it: who connected (`from helo (name
+    [192.0.2.1])`) and who received (`by host`); "" for what the field does not say."""
+
+    helo: str
+    ip: str
+    by: str
+
+
+def received_hops(raw: bytes) -> list[ReceivedHop]:
+    """The Received: fields of a message, newest (top) first."""
+    hops: list[ReceivedHop] = []
+    for name, _, value in parse_fields(header_block(raw[:_HOPS_WINDOW])):
+        if name != "received":
+            continue
+        clause = re.split(r"\sby\s", value, maxsplit=1, flags=re.IGNORECASE)[0]
+        match = _RECEIVED_FROM.match(clause)
+        by = _RECEIVED_BY.search(value)
+        hops.append(ReceivedHop(match["helo"] if match else "", match["ip"] if match else "",
+                                by["by"].lower().rstrip(".") if by else ""))
+    return hops
 
 
 def received_clients(raw: bytes) -> list[tuple[str, str]]:
     """(HELO name, client IP) of each Received: field, newest first, as a relay in front of
     us records them (`from helo (name [192.0.2.1])`, RFC 5321 §4.4); a field without an
     address literal in its from-clause gives ("", "")."""
-    found: list[tuple[str, str]] = []
-    for name, _, value in parse_fields(header_block(raw[:_HOPS_WINDOW])):
-        if name != "received":
-            continue
-        clause = re.split(r"\sby\s", value, maxsplit=1, flags=re.IGNORECASE)[0]
-        match = _RECEIVED_FROM.match(clause)
-        found.append((match["helo"], match["ip"]) if match else ("", ""))
-    return found
+    return [(hop.helo, hop.ip) if hop.ip else ("", "") for hop in received_hops(raw)]
