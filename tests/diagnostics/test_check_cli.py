@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.diagnostics.message_kit import TRUSTED, compose, received, signed
 
 from cli_run import po
 from dns_server import DnsServers
 from postoffice.mailauth.dkim_crypto import SigningKey
-from tests.diagnostics.message_kit import TRUSTED, compose, received, signed
 
 pytestmark = pytest.mark.timeout(120)
 
