@@ -153,7 +153,9 @@ async def _spf(resolver: Resolver, raw: bytes, fields: list[tuple[str, str, str]
                trusted: Sequence[str], from_address: str,
                findings: list[Finding]) -> tuple[str, SpfResult | None]:
     hop = _trusted_hop(received_hops(raw), trusted)
-    if hop is None or not hop.ip:
+    try:
+        client = ip_address(hop.ip if hop is not None else "")
+    except ValueError:
         findings.append(Finding(
             "message-spf-unchecked", Severity.WARNING,
             f"No Received field written by {', '.join(trusted) or 'a trusted host'} names the"
@@ -161,10 +163,7 @@ async def _spf(resolver: Resolver, raw: bytes, fields: list[tuple[str, str, str]
             "Give --trusted-host with the name in the 'by' part of the Received field your own"
             " mail server added (the topmost one, usually)."))
         return "", None
-    try:
-        client = ip_address(hop.ip)
-    except ValueError:
-        return "", None
+    assert hop is not None
     return_path = _first(fields, "return-path")
     sender = (return_path or "").strip().strip("<>").strip()
     if return_path is None:
@@ -195,10 +194,12 @@ def _authentication(findings: list[Finding], from_domain: str, spf: SpfResult | 
                 f" {result.problem or 'it does not verify'}.",
                 "Altered in transit (a mailing list footer, a forwarder) or forged: do not trust"
                 " what the signature would have vouched for.", result.domain))
-    if not dkim:
-        findings.append(Finding("message-dkim", Severity.WARNING if not _dmarc_passes(dmarc) else Severity.OK,
+    if not dkim and _dmarc_passes(dmarc):
+        findings.append(Finding("message-dkim", Severity.OK,
+                                "The message carries no DKIM signature; SPF authenticates it instead."))
+    elif not dkim:
+        findings.append(Finding("message-dkim", Severity.WARNING,
                                 "The message carries no DKIM signature.",
-                                "" if _dmarc_passes(dmarc) else
                                 "Almost every genuine sender signs its mail today; be careful with it."))
     if spf is not None:
         by = f" (decided by {spf.decided_by})" if spf.decided_by else ""

@@ -152,7 +152,7 @@ async def explain_spf(resolver: Resolver, subject: str, *, ip: str | None = None
         domain = sender_domain
         await walk.record(subject, domain or None, depth=0, chain=())
     else:
-        domain = subject.lower().rstrip(".")
+        domain = _a_labels(subject.lower().rstrip("."))
         report = SpfReport(domain)
         report.record = await walk.follow(domain, depth=0, chain=(), via="") or ""
     report.terms, report.lookups, report.void_lookups = walk.terms, walk.lookups, walk.voids
@@ -432,6 +432,14 @@ class _Walk:
                        f"{_written(directive)} finds no {kind} record at {target}, so it matches"
                        " nothing and counts as a void lookup (receivers allow 2).",
                        f"Remove {_written(directive)} or publish the records.", target)
+
+
+def _a_labels(domain: str) -> str:
+    """An internationalised domain as DNS knows it (RFC 5891); unchanged if it cannot be."""
+    try:
+        return domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        return domain
 
 
 def _written(directive: Directive) -> str:
