@@ -33,13 +33,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from serve_process import Serve
-
 from cli_run import po
 from peers import require_peer, unavailable
 from postoffice.directory import Directory
 from postoffice.mailauth.dkimkeys import dkim_public_record, domain_key_files
 from postoffice.store import open_store
+from serve_process import Serve
 
 PASSWORD = "correct horse battery staple"
 

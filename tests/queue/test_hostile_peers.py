@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 from peer_host import Handler, PeerHost, Record, greet, take_mail, trickle
-from serve_process import Serve, enqueue, init_data
 
 from cli_run import po
+from serve_process import Serve, enqueue, init_data
 
 SENDER = "alice@example.org"
 REPLY_TIMEOUT = 5.0  # generous: the peers and serve share two loaded cores

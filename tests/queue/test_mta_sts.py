@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from serve_process import Serve, enqueue, init_data
 from test_mx_transport import Sessions, kinds, port_free_on, queued
 from tls_peers import MX_GOOD, MX_WRONG, PolicyServer, StartTlsPeer, TestCa
 
@@ -24,6 +23,7 @@ from postoffice.queue.destination_tls import TlsPolicies
 from postoffice.queue.mta_sts import MtaSts
 from postoffice.queue.mx_transport import MxTransport
 from postoffice.queue.outcomes import RecipientOutcome
+from serve_process import Serve, enqueue, init_data
 
 BODY = b"From: <alice@example.org>\r\nSubject: over TLS\r\n\r\nHello.\r\n"
 TEST_SECONDS = 60

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from peer_host import PeerHost, Record, greet, take_mail
-from serve_process import Serve, enqueue, init_data
 
 from cli_run import po
+from serve_process import Serve, enqueue, init_data
 
 SENDER = "alice@example.org"
 SINK = "127.0.0.1"

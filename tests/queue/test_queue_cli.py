@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from serve_process import Serve, enqueue, init_data, subjects_in_inbox
 
 from cli_run import po
+from serve_process import Serve, enqueue, init_data, subjects_in_inbox
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
 

@@ -9,9 +9,8 @@ import random
 import time
 from pathlib import Path
 
-from serve_process import Serve, enqueue, init_data, subjects_in_inbox
-
 from cli_run import po
+from serve_process import Serve, enqueue, init_data, subjects_in_inbox
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
 MESSAGES = 300

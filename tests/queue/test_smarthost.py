@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 from relay_peer import RELAY_PASSWORD, RELAY_USER, Relay, free_port, relay_certificate, relay_server
-from serve_process import PASSWORD, Serve, init_data
 
 from cli_run import po
 from dns_server import DnsServers
@@ -33,6 +32,7 @@ from postoffice.queue.smarthost import CommandTokens, FileTokens, RelayLogin, Sm
 from postoffice.queue.smtp_session import Timeouts, TokenUnavailable
 from postoffice.queue.transports import remote_transport
 from postoffice.store.interface import OutboundMessage, QueuedMessage, QueuedRecipient
+from serve_process import PASSWORD, Serve, init_data
 
 ALICE = "alice@example.org"
 SHORT = Timeouts(connect=5, banner=5, mail=5, rcpt=5, data_init=5, data_block=5, final_dot=5, command=5,
