@@ -14,6 +14,7 @@ from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
 from postoffice.cli.dkim_cmds import dkim_app
 from postoffice.cli.dmarc_cmds import dmarc_app
 from postoffice.cli.explain_cmds import explain_app
+from postoffice.cli.probe_cmds import smtp_test_command
 from postoffice.cli.queue_cmds import queue_app
 from postoffice.cli.server_cmds import config_app, init_command, serve_command
 from postoffice.cli.share_cmds import share_command
@@ -47,6 +48,7 @@ app.command("export")(export_command)
 app.command("share")(share_command)
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)
+app.command("smtp-test")(smtp_test_command)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from postoffice.cli.common import (
     print_json,
     run_async,
 )
+from postoffice.cli.probe_cmds import check_tls_command
 from postoffice.diagnostics.checks import Finding, Severity, exit_status, report_json
 
 check_app = typer.Typer(help="Diagnose a domain's DNS and servers: each finding with its fix.",
@@ -86,3 +87,4 @@ def check_domain_command(
 check_app.command("spf")(check_spf_command)
 check_app.command("message")(check_message_command)
 check_app.command("blocklists")(check_blocklists_command)
+check_app.command("tls")(check_tls_command)

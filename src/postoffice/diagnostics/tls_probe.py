@@ -60,6 +60,7 @@ __all__ = [
     "ProbeError",
     "TlsProbe",
     "VersionSupport",
+    "connection_finding",
     "mx_findings",
     "probe_mx",
     "probe_tls",
@@ -261,9 +262,30 @@ def mx_findings(error: ProbeError, host: str, port: int, address: str | None = N
                        "unencrypted.",
                        "Give the server a certificate and turn STARTTLS on (postoffice offers it "
                        "whenever [tls] has one; Postfix: smtpd_tls_security_level = may).", host)
+    return _handshake_failed(error, host)
+
+
+def connection_finding(error: ProbeError, host: str, port: int, starttls: StartTls | None) -> Finding:
+    """`check tls`'s finding when TLS was not reached: the MX ids for SMTP, else ``tls-unreachable``,
+    ``tls-no-starttls`` or ``tls-handshake-failed``."""
+    if starttls == "smtp":
+        return mx_findings(error, host, port)
+    if error.stage in ("connect", "greeting"):
+        return Finding("tls-unreachable", Severity.ERROR, f"{error.reason}.",
+                       f"Check that the server runs and that port {port} is open in every firewall.",
+                       host)
+    if error.stage == "starttls":
+        return Finding("tls-no-starttls", Severity.ERROR, f"{error.reason}.",
+                       "Give the server a certificate and turn STARTTLS on, or check whether this "
+                       "port expects TLS from the first byte (--starttls none).", host)
+    return _handshake_failed(error, host)
+
+
+def _handshake_failed(error: ProbeError, host: str) -> Finding:
     return Finding("tls-handshake-failed", Severity.ERROR, f"{error.reason}.",
                    "Check the server's TLS settings and that its certificate and key files load "
-                   "(its log says why); senders fall back to plaintext or give up.", host)
+                   "(its log says why); for a port that speaks plaintext first, use --starttls.",
+                   host)
 
 
 # --- connections ----------------------------------------------------------------------------------
