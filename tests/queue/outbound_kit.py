@@ -209,7 +209,11 @@ class Postfix:
     `address`:`port`, taking mail for `domain` with opportunistic STARTTLS (a self-signed
     certificate) and discarding it after queueing; `log` is its log file."""
 
-    def __init__(self, address: str, port: int, domain: str) -> None:
+    def __init__(self, address: str, port: int, domain: str,
+                 tls_listeners: dict[int, tuple[Path, Path]] | None = None) -> None:
+        """`tls_listeners`: more smtpd listeners on `address`, port -> (certificate file, key
+        file) each, for tests of what a server with that certificate shows (copied here, where
+        Postfix may read them)."""
         require_peer("postfix")
         require_peer("postconf", package="postfix")
         if os.geteuid() != 0:
@@ -252,7 +256,13 @@ smtpd_tls_loglevel = 1
 maillog_file_prefixes = {logs}
 maillog_file = {self.log}
 """)
-        (etc / "master.cf").write_text(f"{address}:{port} inet n - n - - smtpd\n{POSTFIX_SERVICES}")
+        extra = ""
+        for extra_port, (cert_file, key_file) in (tls_listeners or {}).items():
+            shutil.copy(cert_file, etc / f"{extra_port}.crt")
+            shutil.copy(key_file, etc / f"{extra_port}.key")
+            extra += (f"{address}:{extra_port} inet n - n - - smtpd -o smtpd_tls_cert_file={etc}/{extra_port}.crt"
+                      f" -o smtpd_tls_key_file={etc}/{extra_port}.key\n")
+        (etc / "master.cf").write_text(f"{address}:{port} inet n - n - - smtpd\n{extra}{POSTFIX_SERVICES}")
 
     def start(self) -> Postfix:
         subprocess.run(["postfix", "-c", str(self.etc), "set-permissions"], capture_output=True)
