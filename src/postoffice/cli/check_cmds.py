@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from postoffice.cli.check_mail_cmds import (
@@ -48,7 +49,9 @@ def show_findings(findings: Sequence[Finding], *, json: bool, title: str = "", *
         table.columns[2].overflow = "fold"  # a long URL or host name wraps rather than being cut
         for finding in findings:
             text = finding.problem if not finding.fix else f"{finding.problem}\nFix: {finding.fix}"
-            table.add_row(f"[{_STYLE[finding.severity]}]{finding.severity.value}[/]", finding.id, text)
+            # escape: findings name config keys such as "[tls] cert_file", which are not styles
+            table.add_row(f"[{_STYLE[finding.severity]}]{finding.severity.value}[/]", escape(finding.id),
+                          escape(text))
         console.print(table, markup=True)
         counts = {s: sum(f.severity is s for f in findings) for s in Severity}
         console.print(f"errors: {counts[Severity.ERROR]}, warnings: {counts[Severity.WARNING]}, "

@@ -41,6 +41,7 @@ __all__ = ["CertificateRejected", "ProbeError", "Stage", "StartTls", "hang_up", 
 StartTls = Literal["smtp", "imap", "pop3"]
 Stage = Literal["connect", "greeting", "starttls", "handshake"]
 _LINE_LIMIT = 65536
+_GOODBYE = {"smtp": b"QUIT\r\n", "imap": b"P2 LOGOUT\r\n", "pop3": b"QUIT\r\n"}
 
 
 class ProbeError(Exception):
@@ -105,9 +106,16 @@ async def open_tls(host: str, port: int, starttls: StartTls | None, context: ssl
         raise ProbeError(stage, f"{peer}: the connection failed ({describe_os_error(error)})") from None
 
 
-async def hang_up(writer: asyncio.StreamWriter) -> None:
-    """Close (TLS close_notify, then FIN); never raises. No QUIT first: the server's answer to it
-    would arrive as an EOF that asyncio's STARTTLS streams log a warning about."""
+async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                  starttls: StartTls | None) -> None:
+    """Say goodbye in the protocol and let the server close first (a server that sees the client
+    vanish inside TLS may log it), then close; never raises. Implicit TLS: just close."""
+    if starttls is not None:
+        with contextlib.suppress(Exception):
+            writer.write(_GOODBYE[starttls])
+            async with asyncio.timeout(2):
+                while await reader.read(_LINE_LIMIT):
+                    pass
     await _close(writer)
 
 

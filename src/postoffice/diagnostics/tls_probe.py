@@ -312,7 +312,7 @@ class _Opening:
     timeout: float
 
     async def handshake(self, context: ssl.SSLContext) -> _Seen:
-        _reader, writer, banner = await open_tls(
+        reader, writer, banner = await open_tls(
             self.host, self.port, self.starttls, context, address=self.address,
             server_hostname=self.name.strip("[]"), helo_name=self.helo_name, timeout=self.timeout)
         try:
@@ -327,7 +327,7 @@ class _Opening:
             return _Seen(banner, (ssl_object.version() or "") if ssl_object else "",
                          cipher[0] if cipher else "", tuple(chain))
         finally:
-            await hang_up(writer)
+            await hang_up(reader, writer, self.starttls)
 
 
 async def _probe_versions(opening: _Opening) -> tuple[VersionSupport, ...]:
