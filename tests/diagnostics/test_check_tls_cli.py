@@ -95,7 +95,7 @@ def test_check_tls_shows_versions_chain_names_and_expiry(postoffice_ports: dict[
                  f"0. CN={MX}  (issued by CN=postoffice test intermediate)", f"names: {MX}",
                  "1. CN=postoffice test intermediate  (issued by CN=postoffice test root)",
                  "Chain:      verifies against the trusted CAs", f"Name:       {MX} is covered",
-                 "tls-valid", "0 errors, 0 warnings, 1 ok"):
+                 "tls-valid", "errors: 0, warnings: 0, ok: 1"):
         assert text in out, f"{text!r} not in:\n{out}"
 
 
