@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dns_server import BrokenDnsServer
-from postoffice.app import LISTENER_FACTORIES, _build_text_index
+from postoffice.app import LISTENER_FACTORIES, _build_text_index, _note_bound_port
 from postoffice.config import ListenAddress, load_config
 from postoffice.net.running import RunningListener
 from postoffice.services import Services, open_services
@@ -101,6 +101,7 @@ class LiveServer:
         for protocol in self.protocols:
             listener = await LISTENER_FACTORIES[protocol](self.services, ListenAddress("127.0.0.1", 0))
             self._listeners.append(listener)
+            _note_bound_port(self.services, listener)  # as `serve` does, for the autoconfig answers
             self.ports[protocol] = int(listener.address.rsplit(":", 1)[1])
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:

@@ -108,6 +108,8 @@ imaps = ["127.0.0.1:1993"]
 pop3 = []
 pop3s = ["0.0.0.0:1995"]
 lmtp = ["unix:run/lmtp.sock", "127.0.0.1:24"]
+http = []
+https = ["[::]:8443", "127.0.0.1:443"]
 
 [tls]
 cert_file = "/etc/letsencrypt/live/mx1/fullchain.pem"
@@ -315,6 +317,7 @@ def test_dev_listeners_use_10000_plus_the_standard_port(tmp_path: Path) -> None:
         "submissions": ["127.0.0.1:10465"], "imap": ["127.0.0.1:10143"],
         "imaps": ["127.0.0.1:10993"], "pop3": ["127.0.0.1:10110"],
         "pop3s": ["127.0.0.1:10995"], "lmtp": ["127.0.0.1:10024"],
+        "http": ["127.0.0.1:10080"], "https": ["127.0.0.1:10443"],
     }
     assert dataclasses.replace(dev, listen=config.listen) == config
 
@@ -322,7 +325,8 @@ def test_dev_listeners_use_10000_plus_the_standard_port(tmp_path: Path) -> None:
 def test_ephemeral_listeners_are_loopback_port_zero(tmp_path: Path) -> None:
     listen = load_config(tmp_path).with_ephemeral_listeners().listen
     assert set(listen.by_service().values()) == {(ListenAddress("127.0.0.1", 0),)}
-    assert len(listen.by_service()) == 8
+    assert len(listen.by_service()) == 10
+    assert listen.http == listen.https == (ListenAddress("127.0.0.1", 0),)
 
 
 # --- errors --------------------------------------------------------------------------------------

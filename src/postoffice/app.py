@@ -36,13 +36,16 @@ from postoffice.pop3.workers import Pop3Workers
 from postoffice.services import Services, open_services
 from postoffice.smtp.service import listener_factories as smtp_listener_factories
 from postoffice.store.interface import GarbageCollected, StorageFull
+from postoffice.web.server import listener_factories as web_listener_factories
 
 if TYPE_CHECKING:
     from postoffice.queue.runner import QueueRunner
 
 log = logging.getLogger("postoffice")
 
-PROTOCOLS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
+# The web listeners come last: their autoconfig answers advertise the ports the others got.
+PROTOCOLS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "http",
+             "https")
 
 
 class StartupError(Exception):
@@ -56,6 +59,7 @@ class AlreadyRunning(StartupError):
 # protocol name -> async factory(services, address) -> RunningListener
 LISTENER_FACTORIES: dict[str, ListenerFactory] = {
     **smtp_listener_factories(), **imap_listener_factories(), **pop3_listener_factories(),
+    **web_listener_factories(),
 }
 
 
@@ -160,8 +164,8 @@ async def _start_listeners(services: Services, running: list[RunningListener], d
     a :class:`StartupError` says which listener failed and why."""
     config = services.config
     wanted = [(p, a) for p, a in configured_listeners(config) if p in LISTENER_FACTORIES]
-    if any(protocol != "lmtp" for protocol, _ in wanted):
-        try:  # every listener but LMTP offers TLS: a bad certificate stops start-up, not a STARTTLS later
+    if any(protocol not in ("lmtp", "http") for protocol, _ in wanted):
+        try:  # every listener but LMTP and HTTP offers TLS: a bad certificate stops start-up, not a STARTTLS later
             services.tls  # noqa: B018 - the property loads and checks the files
         except TlsConfigError as error:
             raise StartupError(str(error)) from error
@@ -172,6 +176,7 @@ async def _start_listeners(services: Services, running: list[RunningListener], d
             except OSError as error:  # socket.gaierror included: a [listen] name that does not resolve
                 raise StartupError(_listen_failure(config, protocol, address, error, dev)) from error
             running.append(listener)
+            _note_bound_port(services, listener)
     except BaseException:
         for opened in reversed(running):
             with contextlib.suppress(Exception):
@@ -180,6 +185,15 @@ async def _start_listeners(services: Services, running: list[RunningListener], d
         raise
     for listener in running:
         log.info("listening: %s on %s", listener.protocol, listener.address)
+
+
+def _note_bound_port(services: Services, listener: RunningListener) -> None:
+    """Remember the port a listener got (the real one where 0 was asked for): the autoconfig
+    answers advertise it."""
+    port = listener.address.rpartition(":")[2]
+    if port.isdigit():  # not a unix: socket
+        ports = services.bound_ports.get(listener.protocol, ())
+        services.bound_ports[listener.protocol] = (*ports, int(port))
 
 
 def _listen_failure(config: Config, protocol: str, address: ListenAddress | UnixAddress,

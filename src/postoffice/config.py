@@ -63,6 +63,8 @@ class ListenConfig:
     pop3: tuple[ListenAddress, ...]
     pop3s: tuple[ListenAddress, ...]
     lmtp: tuple[ListenAddress | UnixAddress, ...]
+    http: tuple[ListenAddress, ...] = ()
+    https: tuple[ListenAddress, ...] = ()
 
     def by_service(self) -> dict[str, tuple[ListenAddress | UnixAddress, ...]]:
         """``{"smtp": (...), ...}`` in a fixed order, for code that opens every listener."""
@@ -192,7 +194,8 @@ class OutboundConfig:
 
 # DESIGN §4: --dev binds loopback on 10000 + the standard port, so it needs no root.
 _DEV_PORTS = {"smtp": 10025, "submission": 10587, "submissions": 10465, "imap": 10143,
-              "imaps": 10993, "pop3": 10110, "pop3s": 10995, "lmtp": 10024}
+              "imaps": 10993, "pop3": 10110, "pop3s": 10995, "lmtp": 10024, "http": 10080,
+              "https": 10443}
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +216,7 @@ class Config:
     outbound: OutboundConfig
 
     def with_dev_listeners(self) -> Config:
-        """Every listener (LMTP included) on 127.0.0.1, port 10000 + its standard port."""
+        """Every listener (LMTP and HTTP included) on 127.0.0.1, port 10000 + its standard port."""
         listen = {name: (ListenAddress("127.0.0.1", port),) for name, port in _DEV_PORTS.items()}
         return dataclasses.replace(self, listen=ListenConfig(**listen))
 
@@ -256,6 +259,12 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _listen_key("pop3", ["0.0.0.0:110"], "POP3 for downloading mail (STLS)."),
         _listen_key("pop3s", ["0.0.0.0:995"], "POP3 over implicit TLS."),
         _listen_key("lmtp", [], 'Local delivery from other programs; "unix:/path" allowed; [] = off.'),
+        _listen_key("http", ["0.0.0.0:80"],
+                    "HTTP: mail client autoconfiguration (Thunderbird, Outlook, Apple) and ACME"
+                    " http-01 challenges; point autoconfig.DOMAIN and autodiscover.DOMAIN here."),
+        _listen_key("https", ["0.0.0.0:443"],
+                    "HTTPS, with the [tls] certificate: the same, plus the MTA-STS policy at"
+                    " mta-sts.DOMAIN/.well-known/mta-sts.txt."),
     )),
     "tls": (TlsConfig, (
         _Key("cert_file", "tls/cert.pem", v.path,

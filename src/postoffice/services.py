@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from postoffice.access_lists import AccessLists
@@ -48,6 +48,9 @@ class Services:
     _signer: MessageSigner | None = None
     _relay_networks: RelayNetworks | None = None
     _acme_challenges: AcmeChallenges | None = None
+    # Listener name -> the ports it is bound to, once open (`serve` fills it in): what the
+    # autoconfig answers advertise when a configured port is 0.
+    bound_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def acme_challenges(self) -> AcmeChallenges:

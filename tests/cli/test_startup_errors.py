@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from cli_run import _drop_read_override, po
 from peers import require_peer, unavailable
 
-LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp")
+LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "http", "https")
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +83,21 @@ def test_port_in_use_names_the_listener_the_address_and_the_fix(data: Path) -> N
         f"error: [listen] imap cannot listen on 127.0.0.1:{port}: another program, or another "
         f"postoffice, is already listening there (`ss -ltnp 'sport = :{port}'` shows which); stop "
         f"it, or change [listen] imap in {data}/postoffice.toml.")
+
+
+@pytest.mark.parametrize("name", ["http", "https"])
+def test_web_port_in_use_is_the_same_one_sentence(data: Path, name: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        listen(data, "imaps", ["127.0.0.1:0"])  # opens first, and must be closed again
+        listen(data, name, [f"127.0.0.1:{port}"])
+        first = refused(data)
+    assert first == (
+        f"error: [listen] {name} cannot listen on 127.0.0.1:{port}: another program, or another "
+        f"postoffice, is already listening there (`ss -ltnp 'sport = :{port}'` shows which); stop "
+        f"it, or change [listen] {name} in {data}/postoffice.toml.")
 
 
 def test_address_of_another_machine_says_so(data: Path) -> None:

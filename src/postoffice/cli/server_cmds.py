@@ -31,6 +31,8 @@ CLIENT_SETTINGS = {
     "pop3": "downloading mail, STARTTLS",
     "pop3s": "downloading mail, TLS",
     "lmtp": "local delivery from another MTA",
+    "http": "mail client autoconfiguration, ACME challenges",
+    "https": "the same, and the MTA-STS policy",
 }
 
 
@@ -73,7 +75,7 @@ def _initialise(data: Path, hostname: str, domain: str | None = None, *, demo: b
 
 def serve_command(
     data: DataDir = DATA,
-    dev: Annotated[bool, typer.Option("--dev", help="Loopback high ports (10025, 10143, ...), no root; creates a demo domain and user on first run.")] = False,
+    dev: Annotated[bool, typer.Option("--dev", help="Loopback high ports (10025, 10143, 10080, ...), no root; creates a demo domain and user on first run.")] = False,
 ) -> None:
     """Run every listener in one process until SIGTERM or Ctrl-C.
 

@@ -48,7 +48,7 @@ from postoffice.net.deadlines import Expiry, InputDeadlines, InputTimeout
 from postoffice.net.proxy import ProxyHeaderError, ProxyResult, parse_proxy_header
 from postoffice.net.tls import ReloadingServerContext
 
-__all__ = ["BACKLOG", "CLIENT_GONE", "Connection", "Handler", "Listener", "start_listener"]
+__all__ = ["BACKLOG", "CLIENT_GONE", "Connection", "Handler", "Listener", "bind_sockets", "start_listener"]
 
 log = logging.getLogger(__name__)
 
@@ -362,22 +362,7 @@ class Listener:
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls_context else None)
 
     async def _bind(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_PASSIVE)
-        try:
-            for family, kind, proto, _, address in dict.fromkeys(infos):
-                sock = socket.socket(family, kind, proto)
-                self._accept_sockets.append(sock)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:  # as asyncio does: "::" must not take IPv4 too
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind(address)
-                sock.listen(BACKLOG)
-        except BaseException:
-            for sock in self._accept_sockets:
-                sock.close()
-            raise
+        self._accept_sockets = await bind_sockets(host, port)
 
     def _start_accepting(self) -> None:
         loop = asyncio.get_running_loop()
@@ -498,6 +483,31 @@ class Listener:
                 if refusal is None:
                     logevents.session_end(self.name, conn.peer_ip, conn.id, loop.time() - started,
                                           conn.bytes_in, conn.bytes_out, conn.commands, conn.user)
+
+
+async def bind_sockets(host: str, port: int) -> list[socket.socket]:
+    """Listening sockets for every address ``host`` names (one for "127.0.0.1", two for a name
+    with IPv4 and IPv6 addresses), for servers that accept on sockets of their own (the PROXY
+    listeners, worker processes, the HTTP listener). Raises OSError (socket.gaierror for a name
+    that does not resolve) with nothing left open."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:  # as asyncio does: "::" must not take IPv4 too
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(BACKLOG)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def _waiting(listening: socket.socket) -> bool:

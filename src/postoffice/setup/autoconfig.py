@@ -36,7 +36,7 @@ from xml.etree import ElementTree
 
 __all__ = [
     "AUTODISCOVER_RESPONSE_SCHEMA", "MAIL_LISTENERS", "AutodiscoverRequestError", "ClientSettings",
-    "MailEndpoint", "apple_mobileconfig", "autodiscover_json", "autodiscover_request_address",
+    "MailEndpoint", "StsMode", "apple_mobileconfig", "autodiscover_json", "autodiscover_request_address",
     "autodiscover_xml", "mozilla_autoconfig", "mta_sts_mode", "mta_sts_policy",
     "settings_from_listeners",
 ]
