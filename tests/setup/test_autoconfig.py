@@ -8,6 +8,8 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from postoffice.net.tls import create_self_signed_certificate
 from postoffice.queue.mta_sts_policy import parse_policy
@@ -117,6 +119,14 @@ def test_autodiscover_request_gives_its_address() -> None:
 def test_hostile_or_broken_autodiscover_requests_are_refused(body: bytes, reason: str) -> None:
     with pytest.raises(AutodiscoverRequestError, match=reason):
         autodiscover_request_address(body)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: REQUEST.replace(b"ann", t.encode())))
+def test_any_request_body_gives_an_address_or_a_refusal(body: bytes) -> None:
+    try:
+        assert "@" in autodiscover_request_address(body)
+    except AutodiscoverRequestError:
+        pass
 
 
 def test_autodiscover_json_points_outlook_at_the_pox_endpoint() -> None:

@@ -86,7 +86,8 @@ def test_autoconfig_without_address_takes_the_domain_from_the_host_name(server: 
 
 @pytest.mark.parametrize("query, status", [
     ("?emailaddress=ann@elsewhere.example", 404), ("?emailaddress=not-an-address", 400),
-    ("?emailaddress=%00@%ff", 400), ("", 404),
+    ("?emailaddress=%00@%ff", 400), ("", 404), (f"?emailaddress=a%0Ab@{DOMAIN}", 400),
+    ("?emailaddress=" + "a" * 300 + f"@{DOMAIN}", 400),
 ])
 def test_autoconfig_for_other_domains_or_nonsense_is_refused(server: LiveServer, query: str, status: int) -> None:
     got, headers, body = fetch(server, f"/mail/config-v1.1.xml{query}", headers={"Host": "mail.example.test"})
@@ -175,6 +176,12 @@ def test_the_mobileconfig_profile_parses_with_plistlib(server: LiveServer) -> No
     assert fetch(server, "/apple/mobileconfig")[0] == 400
 
 
+def test_a_non_ascii_address_gets_a_profile_with_a_safe_file_name(server: LiveServer) -> None:
+    status, headers, body = fetch(server, f"/apple/mobileconfig?emailaddress=j%C3%BCrgen@{DOMAIN}")
+    assert status == 200 and f'filename="j_rgen@{DOMAIN}.mobileconfig"' in headers["content-disposition"]
+    assert plistlib.loads(body)["PayloadContent"][0]["EmailAddress"] == f"jürgen@{DOMAIN}"
+
+
 # --- MTA-STS and ACME ---------------------------------------------------------------------------
 
 def test_mta_sts_policy_is_testing_with_the_self_signed_certificate(server: LiveServer) -> None:
@@ -228,6 +235,34 @@ def test_a_client_that_never_finishes_its_request_is_closed(server: LiveServer) 
         except ConnectionResetError:
             closed = True
     assert closed and time.monotonic() - started < 15
+
+
+def test_http_connections_count_under_the_per_address_limit(tmp_path: Path) -> None:
+    live = LiveServer(tmp_path / "data", ["http"], limits={"max_connections_per_ip": 2}).start()
+    try:
+        held = [socket.create_connection(("127.0.0.1", live.ports["http"]), timeout=30) for _ in range(2)]
+        with socket.create_connection(("127.0.0.1", live.ports["http"]), timeout=30) as third:
+            third.sendall(b"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                assert third.recv(100) == b""
+            except ConnectionResetError:
+                pass
+        for sock in held:
+            sock.close()
+        deadline = time.monotonic() + 10
+        while True:  # the two slots come back once the server has seen the closes
+            conn = http.client.HTTPConnection("127.0.0.1", live.ports["http"], timeout=30)
+            try:
+                conn.request("GET", "/.well-known/mta-sts.txt")
+                assert conn.getresponse().status == 200
+                break
+            except (ConnectionError, http.client.RemoteDisconnected):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            finally:
+                conn.close()
+    finally:
+        live.stop()
 
 
 def test_a_new_certificate_on_disk_is_served_without_a_restart(server: LiveServer, tmp_path: Path) -> None:

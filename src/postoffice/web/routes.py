@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -129,8 +130,11 @@ class _Endpoints:
         """The domain asked about: ``address``'s, else the Host header's without ``prefix``;
         404 unless it is one of ours."""
         if address is not None:
-            local, at, domain = address.strip().rpartition("@")
-            if not (local and at and is_host_name(domain.lower().rstrip("."))):
+            address = address.strip()
+            local, at, domain = address.rpartition("@")
+            # Printable, no spaces: it goes into XML, a property list and a file name.
+            if not (local and at and len(address) <= 254 and address.isprintable()
+                    and not any(c.isspace() for c in address) and is_host_name(domain.lower().rstrip("."))):
                 raise _Refused(400, f"{address[:100]!r} is not a mail address.")
         else:
             host = request.headers.get("host", "").rpartition(":")[0] or request.headers.get("host", "")
@@ -186,7 +190,7 @@ class _Endpoints:
                 profile = apple_mobileconfig(self.settings(), address.strip())
             except ValueError as error:
                 raise _Refused(404, f"No profile can be made: {error}.") from None
-            filename = address.strip().replace('"', "").replace("\\", "") + ".mobileconfig"
+            filename = re.sub(r"[^A-Za-z0-9@._+-]", "_", address.strip()) + ".mobileconfig"
             return Response(profile, media_type="application/x-apple-aspen-config",
                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
         return await self._answer(request, build)
