@@ -10,6 +10,7 @@ import json
 import poplib
 import re
 import smtplib
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -33,8 +34,9 @@ VALIDITY = 30  # seconds; renewal is due after two thirds of it
 def init_data(data: Path, tls_port: int, pebble: Pebble) -> None:
     po("init", "--domain", "acme.test", "--hostname", HOST, data=data)
     config = (data / "postoffice.toml").read_text()
-    config = re.sub(r"^(smtp|submission|submissions|imap|pop3|pop3s) = .*$", r'\1 = ["127.0.0.1:0"]',
+    config = re.sub(r"^(smtp|submission|submissions|imap|pop3|pop3s|https) = .*$", r'\1 = ["127.0.0.1:0"]',
                     config, flags=re.M)
+    config = re.sub(r"^http = .*$", "http = []", config, flags=re.M)
     # The CA validates TLS-ALPN-01 on this port (its tlsPort), as it would on 443.
     config = re.sub(r"^imaps = .*$", f'imaps = ["127.0.0.1:{tls_port}"]', config, flags=re.M)
     config = re.sub(r"^nameservers = .*$", f'nameservers = ["{quiet_dns()}"]', config, flags=re.M)
@@ -79,6 +81,9 @@ def served_serials(ports: dict[str, int], trust: ssl.SSLContext) -> dict[str, in
     pops = poplib.POP3_SSL("127.0.0.1", ports["pop3s"], context=trust, timeout=10)
     ders["pop3s"] = pops.sock.getpeercert(binary_form=True)
     pops.quit()
+    with socket.create_connection(("127.0.0.1", ports["https"]), timeout=10) as raw, \
+            trust.wrap_socket(raw, server_hostname=HOST) as https:
+        ders["https"] = https.getpeercert(binary_form=True)
     serials = {}
     for protocol, der in ders.items():
         assert der is not None, protocol
@@ -117,7 +122,7 @@ def test_serve_obtains_serves_everywhere_and_renews_without_restart(
         finally:
             log = serve.stop()
 
-    assert set(ports) == {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s"}
+    assert set(ports) == {"smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "https"}
     assert "ACME: getting a certificate, because the certificate in use is self-signed" in log
     assert "Traceback" not in log
 
