@@ -127,6 +127,37 @@ def test_serve_obtains_serves_everywhere_and_renews_without_restart(
     assert "Traceback" not in log
 
 
+def test_http01_is_answered_by_the_http_listener_and_https_serves_the_result(
+        tmp_path: Path, dns_server: DnsServers) -> None:
+    http_port = free_port()
+    with Pebble(tmp_path / "pebble", tls_port=free_port(), http_port=http_port,
+                dns=dns_server.nameserver) as pebble:
+        data = tmp_path / "data"
+        po("init", "--domain", "acme.test", "--hostname", HOST, data=data)
+        config = (data / "postoffice.toml").read_text()
+        config = re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s) = .*$", r"\1 = []",
+                        config, flags=re.M)
+        # pebble fetches http://NAME:http_port/.well-known/acme-challenge/TOKEN, as a CA does on 80.
+        for key, value in (("http", f'["127.0.0.1:{http_port}"]'), ("https", '["127.0.0.1:0"]'),
+                           ("nameservers", f'["{quiet_dns()}"]'), ("acme", "true"),
+                           ("acme_directory", f'"{pebble.directory_url}"'),
+                           ("acme_ca_file", f'"{pebble.https_ca_file}"'), ("acme_challenge", '"http-01"')):
+            config = re.sub(rf"^{key} = .*$", f"{key} = {value}", config, flags=re.M)
+        (data / "postoffice.toml").write_text(config)
+        serve = Serve(data).started()
+        try:
+            wait_for(lambda: len(issued_serials(serve.log_text())) >= 1, "the certificate", serve)
+            serial = issued_serials(serve.log_text())[0]
+            https = int(re.findall(r"listening: https on 127\.0\.0\.1:(\d+)", serve.log_text())[0])
+            with socket.create_connection(("127.0.0.1", https), timeout=10) as raw, \
+                    pebble.trust().wrap_socket(raw, server_hostname=HOST) as tls:
+                der = tls.getpeercert(binary_form=True)
+            assert der is not None and x509.load_der_x509_certificate(der).serial_number == serial
+        finally:
+            log = serve.stop()
+    assert "Traceback" not in log
+
+
 def test_tls_renew_without_acme_or_without_a_server_says_what_to_do(tmp_path: Path) -> None:
     data = tmp_path / "data"
     po("init", "--domain", "acme.test", "--hostname", HOST, data=data)
