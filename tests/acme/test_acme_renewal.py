@@ -170,3 +170,25 @@ def test_certificate_file_that_cannot_be_written_is_one_log_line(
     error = next(r for r in caplog.records if r.levelno == logging.ERROR)
     assert error.exc_info is None
     assert str(blocker) in error.getMessage() and "make it writable" in error.getMessage()
+
+
+def test_certificate_obtained_by_http_01_through_the_web_listener(
+        tmp_path: Path, dns_server: DnsServers, caplog: pytest.LogCaptureFixture) -> None:
+    """The CA fetches http://NAME:PORT/.well-known/acme-challenge/TOKEN from our HTTP listener."""
+    caplog.set_level(logging.INFO, logger="postoffice.acme")
+    server = LiveServer(tmp_path / "data", ["http", "imaps"], server={"hostname": HOST},
+                        tls={"acme": True}).start()
+    try:
+        assert server.services is not None
+        assert server.services.config.tls.acme_challenge == "http-01"  # the default
+        with Pebble(tmp_path / "pebble", tls_port=free_port(), http_port=server.ports["http"],
+                    dns=dns_server.nameserver) as ca:
+            issued = server.call(renewal_for(server, ca).renew(), timeout=120)
+            served = served_certificate(server.ports["imaps"], ca.trust())
+        written = x509.load_pem_x509_certificate(server.services.config.tls.cert_file.read_bytes())
+    finally:
+        server.stop()
+
+    assert issued.names == (HOST, f"mta-sts.{DOMAIN}")
+    assert served.serial_number == written.serial_number
+    assert any("validate mail.acme.test by http-01" in r.getMessage() for r in caplog.records)
