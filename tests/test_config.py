@@ -98,6 +98,7 @@ EVERY_KEY_CHANGED = """
 hostname = "mx1.example.org"
 log_level = "DEBUG"
 log_format = "json"
+public_addresses = ["203.0.113.7", "2001:DB8::7", "203.0.113.7"]
 
 [listen]
 smtp = ["[::]:25", "192.0.2.1:2525"]
@@ -235,6 +236,7 @@ def test_every_key_round_trips_through_render_config(tmp_path: Path) -> None:
                                   ListenAddress("127.0.0.1", 24))
     assert config.tls.key_file == data_dir / "keys dir" / '"odd" näme.pem'
     assert config.server.log_level == "debug"
+    assert [str(a) for a in config.server.public_addresses] == ["203.0.113.7", "2001:db8::7"]
     assert isinstance(config.auth.failed_login_delay, float)
 
 
@@ -350,6 +352,8 @@ ERRORS = [
     ("old_tls_version", '[tls]\nmin_version = "1.1"', ["[tls] min_version", '"1.1"']),
     ("bad_hostname", '[server]\nhostname = "mail_server"', ["[server] hostname", '"mail_server"']),
     ("unicode_hostname", '[server]\nhostname = "pöst.example"', ["[server] hostname", "xn--pst-sna.example"]),
+    ("network_for_public_address", '[server]\npublic_addresses = ["203.0.113.0/24"]',
+     ["[server] public_addresses", '"203.0.113.0/24"', "IP address"]),
     ("bad_selector", '[dkim]\nselector = "my key"', ["[dkim] selector", '"my key"']),
     ("no_pop3_process", "[pop3]\nprocesses = 0", ["[pop3] processes", "0"]),
     ("number_for_path", "[store]\npath = 5", ["[store] path", "5"]),

@@ -51,6 +51,8 @@ class ServerConfig:
     hostname: str
     log_level: str
     log_format: str = "text"
+    # What other servers see (behind NAT: the router's); () = not known. `domain records` uses it.
+    public_addresses: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +251,11 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("log_format", "text", v.choice("text", "json"),
              '"text" (one readable line per event) or "json" (one JSON object per line); '
              "docs/logging.md lists the fields."),
+        _Key("public_addresses", [], v.ip_addresses,
+             'This server\'s public IP addresses as other servers see them (behind NAT, the'
+             ' router\'s), such as ["203.0.113.7", "2001:db8::7"]: `postoffice domain records`'
+             " prints the A/AAAA and PTR records for them; [] = not known ([outbound] source_ipv4"
+             " and source_ipv6 are used when set)."),
     )),
     "listen": (ListenConfig, (
         _listen_key("smtp", ["0.0.0.0:25"], "Incoming mail from other servers (STARTTLS offered)."),
@@ -661,7 +668,7 @@ def _toml(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(item) for item in value) + "]"
     if isinstance(value, str | Path | ListenAddress | UnixAddress | ipaddress.IPv4Network
-                  | ipaddress.IPv6Network):
+                  | ipaddress.IPv6Network | ipaddress.IPv4Address | ipaddress.IPv6Address):
         # TOML basic strings forbid raw control characters, DEL included.
         text = "".join(_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F
                                            else c) for c in str(value))

@@ -231,6 +231,23 @@ def networks(value: Any, _data_dir: Path) -> tuple[ipaddress.IPv4Network | ipadd
     return tuple(n for n in networks if n is not None)
 
 
+def ip_addresses(value: Any, _data_dir: Path) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """A list of single IP addresses (no networks), duplicates dropped, in the order given."""
+    if not isinstance(value, list):
+        raise Invalid('a list of IP addresses such as ["203.0.113.7", "2001:db8::7"], or []')
+    found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for item in value:
+        try:
+            address = ipaddress.ip_address(item) if isinstance(item, str) else None
+        except ValueError:
+            address = None
+        if address is None:
+            raise Invalid('an IP address such as "203.0.113.7" or "2001:db8::7"', part=item)
+        if address not in found:
+            found.append(address)
+    return tuple(found)
+
+
 def listeners(*, unix: bool) -> Parser:
     expected = 'a list of "host:port" addresses such as ["0.0.0.0:25", "[::]:25"], or [] to turn it off'
     entry = ('"host:port" such as "0.0.0.0:25" or "[::1]:25" with a port from 0 to 65535'

@@ -1,5 +1,6 @@
-"""`postoffice dkim rotate|retire|list`, run as a user would: a new selector pair, its records
-printed, the old key signing until it is retired, retired keys kept in keys/retired/."""
+"""`postoffice dkim rotate|retire|list`, run as a user would: rotation switches at once to the
+spare pair published since `domain add`, makes a new spare and prints its records; retired keys
+are kept in keys/retired/."""
 from __future__ import annotations
 
 import asyncio
@@ -45,53 +46,71 @@ def signed_selectors(data: Path, records: dict[str, str]) -> list[tuple[str, str
     return asyncio.run(run())
 
 
-def test_rotate_prints_new_records_and_keeps_signing_with_the_old_key_until_retire(data: Path) -> None:
-    old = {f"{s}._domainkey.example.org": dkim_public_record(data / "keys" / f"example.org.{s}.pem")
-           for s in ("mail", "mail-ed25519")}
-    assert signed_selectors(data, old) == [("mail", "pass"), ("mail-ed25519", "pass")]
+def key_records(data: Path, *selectors: str, retired: bool = False) -> dict[str, str]:
+    where = data / "keys" / ("retired" if retired else "")
+    return {f"{s}._domainkey.example.org": dkim_public_record(where / f"example.org.{s}.pem")
+            for s in selectors}
 
-    out = po("dkim", "rotate", "example.org", data=data).stdout
-    new = printed_records(out)
-    assert list(new) == [f"{MONTH}._domainkey.example.org", f"{MONTH}-ed25519._domainkey.example.org"]
-    assert new[f"{MONTH}._domainkey.example.org"].startswith("v=DKIM1; k=rsa; p=")
-    assert new[f"{MONTH}-ed25519._domainkey.example.org"].startswith("v=DKIM1; k=ed25519; p=")
-    assert "still signed with mail" in out and "postoffice dkim retire example.org mail" in out
-    assert (data / "keys" / f"example.org.{MONTH}.pem").exists()
-    # the new key is not published yet: mail keeps the old selector
-    assert signed_selectors(data, {**old, **new}) == [("mail", "pass"), ("mail-ed25519", "pass")]
 
+def test_rotate_switches_to_the_published_spare_at_once_and_makes_a_new_spare(data: Path) -> None:
+    # init --domain made the signing pair "mail" and the spare MONTH, both printed to publish
+    published = key_records(data, "mail", "mail-ed25519", MONTH, f"{MONTH}-ed25519")
+    assert signed_selectors(data, published) == [("mail", "pass"), ("mail-ed25519", "pass")]
     listed = json.loads(po("dkim", "list", "example.org", "--json", data=data).stdout)
     assert [(s["selector"], s["state"]) for s in listed["selectors"]] == [("mail", "signing"), (MONTH, "new")]
 
-    out = po("dkim", "retire", "example.org", "mail", data=data).stdout
-    assert f"Mail from example.org is signed with {MONTH} now" in out
-    assert signed_selectors(data, {**old, **new}) == [(MONTH, "pass"), (f"{MONTH}-ed25519", "pass")]
+    out = po("dkim", "rotate", "example.org", data=data).stdout
+    assert f"Mail from example.org is signed with {MONTH} from now on" in out
+    assert "mail is retired" in out
+    # no waiting for DNS: the very next message is signed with the spare, which verifies
+    assert signed_selectors(data, published) == [(MONTH, "pass"), (f"{MONTH}-ed25519", "pass")]
+    new = printed_records(out)
+    assert list(new) == [f"{MONTH}b._domainkey.example.org", f"{MONTH}b-ed25519._domainkey.example.org"]
+    assert new[f"{MONTH}b._domainkey.example.org"].startswith("v=DKIM1; k=rsa; p=")
+    assert new[f"{MONTH}b-ed25519._domainkey.example.org"].startswith("v=DKIM1; k=ed25519; p=")
+    assert new == key_records(data, f"{MONTH}b", f"{MONTH}b-ed25519")
     assert not (data / "keys" / "example.org.mail.pem").exists()
     assert (data / "keys" / "retired" / "example.org.mail.pem").exists()  # kept, never deleted
     assert (data / "keys" / "retired" / "example.org.mail-ed25519.pem").exists()
+
     listed = json.loads(po("dkim", "list", "example.org", "--json", data=data).stdout)
-    assert [(s["selector"], s["state"]) for s in listed["selectors"]] == [("mail", "retired"), (MONTH, "signing")]
+    assert [(s["selector"], s["state"]) for s in listed["selectors"]] == [
+        ("mail", "retired"), (MONTH, "signing"), (f"{MONTH}b", "new")]
     assert listed["key_files"]["mail"] == [str(data / "keys" / "retired" / "example.org.mail.pem"),
                                            str(data / "keys" / "retired" / "example.org.mail-ed25519.pem")]
-
     log = (data / "admin.log").read_text()
-    assert "dkim rotate" in log and "dkim retire" in log
+    assert "dkim rotate" in log
 
 
-def test_a_second_rotation_in_a_month_gets_its_own_name_and_json(data: Path) -> None:
+def test_a_domain_without_a_spare_gets_one_first_and_keeps_signing_until_the_next_rotate(data: Path) -> None:
+    # a domain added before spares existed: no record file, only the [dkim] selector's keys
+    for path in (data / "keys").iterdir():
+        if not path.name.startswith("example.org.mail"):
+            path.unlink()
+    old = key_records(data, "mail", "mail-ed25519")
     first = json.loads(po("dkim", "rotate", "example.org", "--json", data=data).stdout)
-    assert first["selector"] == MONTH and first["signing"] == "mail"
+    assert (first["selector"], first["signing"], first["switched"]) == (MONTH, "mail", False)
     assert [r["name"] for r in first["records"]] == [f"{MONTH}._domainkey.example.org",
                                                      f"{MONTH}-ed25519._domainkey.example.org"]
+    new = {r["name"]: r["value"] for r in first["records"]}
+    assert signed_selectors(data, {**old, **new}) == [("mail", "pass"), ("mail-ed25519", "pass")]
+    out = po("dkim", "rotate", "example.org", data=data).stdout
+    assert f"signed with {MONTH} from now on" in out
+    assert signed_selectors(data, {**old, **new}) == [(MONTH, "pass"), (f"{MONTH}-ed25519", "pass")]
+
+
+def test_retire_still_hands_signing_to_the_spare(data: Path) -> None:
     po("dkim", "retire", "example.org", "mail", data=data)
+    listed = json.loads(po("dkim", "list", "example.org", "--json", data=data).stdout)
+    assert [(s["selector"], s["state"]) for s in listed["selectors"]] == [("mail", "retired"), (MONTH, "signing")]
+    # the next rotation has no spare to switch to: it makes one first
     second = json.loads(po("dkim", "rotate", "example.org", "--json", data=data).stdout)
-    assert second["selector"] == f"{MONTH}b" and second["signing"] == MONTH
+    assert (second["selector"], second["signing"], second["switched"]) == (f"{MONTH}b", MONTH, False)
 
 
 def test_refusals_are_one_sentence_and_change_nothing(data: Path) -> None:
     keys_before = sorted(p.name for p in (data / "keys").rglob("*"))
     cases = [
-        (["dkim", "retire", "example.org", "mail"], "would leave example.org's mail unsigned"),
         (["dkim", "retire", "example.org", "nosuch"], "example.org has no DKIM selector nosuch"),
         (["dkim", "rotate", "example.net"], "example.net is not a domain served here"),
         (["dkim", "list", "bad..name"], "error:"),
@@ -104,16 +123,15 @@ def test_refusals_are_one_sentence_and_change_nothing(data: Path) -> None:
         assert len(result.stderr.strip().splitlines()) <= 3  # one sentence (wrapped at most)
     assert sorted(p.name for p in (data / "keys").rglob("*")) == keys_before
 
-    po("dkim", "rotate", "example.org", data=data)
-    again = po("dkim", "rotate", "example.org", data=data, check=False)
-    assert again.returncode == 1 and f"already has a new selector waiting ({MONTH})" in again.stderr
-    # abandoning the new selector (retiring it) is allowed; the old one keeps signing
+    # abandoning the spare (retiring it) is allowed; then retiring the signing pair is refused
     po("dkim", "retire", "example.org", f"{MONTH}-ed25519", data=data)
     listed = json.loads(po("dkim", "list", "example.org", "--json", data=data).stdout)
     assert [(s["selector"], s["state"]) for s in listed["selectors"]] == [("mail", "signing"), (MONTH, "retired")]
     assert (data / "keys" / "retired" / f"example.org.{MONTH}.pem").exists()
     retired_twice = po("dkim", "retire", "example.org", MONTH, data=data, check=False)
     assert retired_twice.returncode == 1 and "already retired" in retired_twice.stderr
+    unsigned = po("dkim", "retire", "example.org", "mail", data=data, check=False)
+    assert unsigned.returncode == 1 and "would leave example.org's mail unsigned" in unsigned.stderr
 
 
 def test_help_has_an_example() -> None:

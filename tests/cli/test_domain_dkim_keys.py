@@ -3,6 +3,7 @@ Ed25519, each under its own selector, and print the TXT records that publish the
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import stat
 from pathlib import Path
@@ -16,6 +17,7 @@ from cli_run import po
 from postoffice.mailauth.dkim import sign_message, verify_dkim
 from postoffice.mailauth.dkim_crypto import load_signing_key
 
+MONTH = dt.datetime.now(dt.UTC).strftime("%Y%m")
 MESSAGE = b"From: a@example.net\r\nTo: b@example.org\r\nSubject: hi\r\n\r\nHello.\r\n"
 
 
@@ -34,7 +36,12 @@ def test_domain_add_creates_rsa_and_ed25519_keys_that_sign_and_verify(data: Path
     out = po("domain", "add", "Example.NET", data=data).stdout
     assert "Added the domain example.net." in out
     assert "selector mail, rsa-sha256" in out and "selector mail-ed25519, ed25519-sha256" in out
-    records = printed_records(out)
+    every = printed_records(out)
+    spare = [name for name in every if not name.startswith("mail")]
+    assert spare == [f"{MONTH}._domainkey.example.net", f"{MONTH}-ed25519._domainkey.example.net"]
+    assert f"spare DKIM key {data}/keys/example.net.{MONTH}.pem" in out
+    assert "postoffice domain records example.net" in out
+    records = {name: value for name, value in every.items() if name.startswith("mail")}
     assert list(records) == ["mail._domainkey.example.net", "mail-ed25519._domainkey.example.net"]
     assert records["mail._domainkey.example.net"].startswith("v=DKIM1; k=rsa; p=")
     assert records["mail-ed25519._domainkey.example.net"].startswith("v=DKIM1; k=ed25519; p=")
@@ -45,7 +52,7 @@ def test_domain_add_creates_rsa_and_ed25519_keys_that_sign_and_verify(data: Path
     assert isinstance(rsa_key, rsa.RSAPrivateKey) and rsa_key.key_size == 2048
     assert isinstance(serialization.load_pem_private_key(ed_pem.read_bytes(), password=None),
                       ed25519.Ed25519PrivateKey)
-    assert {stat.S_IMODE(p.stat().st_mode) for p in (rsa_pem, ed_pem)} == {0o600}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (data / "keys").iterdir()} == {0o600}
 
     # What a receiver does with the published records: both signatures verify.
     resolver = MemoryResolver({name: {"TXT": [value]} for name, value in records.items()})
@@ -59,8 +66,10 @@ def test_domain_add_creates_rsa_and_ed25519_keys_that_sign_and_verify(data: Path
 def test_init_with_a_domain_makes_the_same_two_keys(tmp_path: Path) -> None:
     out = po("init", "--domain", "example.org", "--hostname", "mail.example.org", data=tmp_path / "d").stdout
     assert sorted(p.name for p in (tmp_path / "d" / "keys").iterdir()) == [
-        "example.org.mail-ed25519.pem", "example.org.mail.pem"]
+        f"example.org.{MONTH}-ed25519.pem", f"example.org.{MONTH}.pem", "example.org.mail-ed25519.pem",
+        "example.org.mail.pem", "example.org.selectors.json"]
     assert "selector mail-ed25519" in out and "mail._domainkey.example.org" in out
+    assert "spare DKIM key" in out and f"{MONTH}._domainkey.example.org" in out
 
 
 def test_a_refused_domain_makes_no_key_and_a_readded_one_keeps_its_keys(data: Path) -> None:
@@ -74,11 +83,13 @@ def test_a_refused_domain_makes_no_key_and_a_readded_one_keeps_its_keys(data: Pa
     po("domain", "remove", "example.net", data=data)
     readded = po("domain", "add", "example.net", data=data).stdout
     assert readded.count("Kept the existing DKIM key") == 2
+    assert readded.count("Kept the spare DKIM key") == 2
     assert {p.name: p.read_bytes() for p in (data / "keys").iterdir()} == before
-    assert list(printed_records(readded)) == ["mail._domainkey.example.net",
-                                              "mail-ed25519._domainkey.example.net"]
+    assert list(printed_records(readded)) == [
+        "mail._domainkey.example.net", "mail-ed25519._domainkey.example.net",
+        f"{MONTH}._domainkey.example.net", f"{MONTH}-ed25519._domainkey.example.net"]
 
 
 def test_domain_add_help_names_both_selectors() -> None:
     out = po("domain", "add", "--help").stdout
-    assert "Ed25519" in out and "mail-ed25519" in out
+    assert "Ed25519" in out and "mail-ed25519" in out and "spare" in out

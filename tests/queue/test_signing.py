@@ -14,7 +14,7 @@ from dns_server import DnsServers
 from live_server import _initialised_copy
 from postoffice.config import load_config
 from postoffice.mailauth.dkim import verify_dkim
-from postoffice.mailauth.dkim_selectors import retire, rotate
+from postoffice.mailauth.dkim_selectors import read_selectors, rotate
 from postoffice.mailauth.dkimkeys import dkim_public_record, domain_key_files
 from postoffice.mailauth.resolver import DnsResolver
 from postoffice.queue.signing import MessageSigner, author_domain
@@ -232,31 +232,33 @@ def test_a_big_message_is_signed_off_the_event_loop_and_verifies(signing: Signin
     assert [r[0] for r in memory_verify(records, signed)] == ["pass", "pass"]
 
 
-def test_rotate_keeps_the_old_selector_until_it_is_retired(signing: Signing) -> None:
+def test_rotate_switches_the_running_signer_to_the_spare_at_once(signing: Signing) -> None:
     selector = signing.config.dkim.selector
-    _, new = rotate(signing.data, "example.test", default=selector)
-    create_domain_keys(signing.data, "example.test", new)
+    spare = read_selectors(signing.data, "example.test", default=selector).spare
+    assert spare is not None  # made with the domain, published with it
     selectors = sorted(f.split(b"s=")[1].split(b";")[0] for f in signature_fields(signing.sign(MESSAGE)))
-    assert selectors == [b"mail", b"mail-ed25519"]  # the new key is not published yet
+    assert selectors == [b"mail", b"mail-ed25519"]  # the spare does not sign before the rotation
 
-    retire(signing.data, "example.test", "mail", default=selector)
+    done = rotate(signing.data, "example.test", default=selector)
+    create_domain_keys(signing.data, "example.test", done.spare)
+    assert (done.signing, done.retired) == (spare, "mail")
     signed = signing.sign(MESSAGE)  # the same signer: no restart needed
-    assert sorted(r[3] for r in memory_verify(published(signing.data, "example.test", new), signed)) == [
-        new, f"{new}-ed25519"]
-    assert memory_verify(published(signing.data, "example.test", new), signed)[0][0] == "pass"
+    assert sorted(r[3] for r in memory_verify(published(signing.data, "example.test", spare), signed)) == [
+        spare, f"{spare}-ed25519"]
+    assert memory_verify(published(signing.data, "example.test", spare), signed)[0][0] == "pass"
 
 
 def test_the_key_files_are_looked_at_once_per_recheck_interval(signing: Signing) -> None:
     # A busy server does not stat three files per message: the keys it found are used until
-    # recheck_seconds have passed, then a retirement is seen without a restart.
+    # recheck_seconds have passed, then a rotation is seen without a restart.
     selector = signing.config.dkim.selector
     signing.signer.recheck_seconds = 3600
     assert len(signature_fields(signing.sign(MESSAGE))) == 2
-    _, new = rotate(signing.data, "example.test", default=selector)
-    create_domain_keys(signing.data, "example.test", new)
-    retire(signing.data, "example.test", "mail", default=selector)
+    done = rotate(signing.data, "example.test", default=selector)
+    create_domain_keys(signing.data, "example.test", done.spare)
     kept = sorted(f.split(b"s=")[1].split(b";")[0] for f in signature_fields(signing.sign(MESSAGE)))
     assert kept == [b"mail", b"mail-ed25519"]  # within the interval: what it had
     signing.signer.recheck_seconds = 0  # the interval is over
     now = sorted(f.split(b"s=")[1].split(b";")[0] for f in signature_fields(signing.sign(MESSAGE)))
-    assert now == sorted([new.encode(), f"{new}-ed25519".encode()])
+    assert done.signing is not None
+    assert now == sorted([done.signing.encode(), f"{done.signing}-ed25519".encode()])

@@ -21,8 +21,9 @@ from postoffice.cli.common import (
     read_password,
     with_services,
 )
+from postoffice.mailauth.dkim_selectors import SelectorError
 from postoffice.services import Services
-from postoffice.setup.domain_keys import create_domain_keys
+from postoffice.setup.domain_keys import create_signing_and_spare_keys
 
 domain_app = typer.Typer(help="Domains this server receives mail for.", no_args_is_help=True)
 user_app = typer.Typer(help="Mail users (accounts with a mailbox and a password).", no_args_is_help=True)
@@ -34,7 +35,9 @@ alias_app = typer.Typer(help="Aliases (extra addresses) and catch-alls.", no_arg
 def domain_add(name: str, data: DataDir = DATA) -> None:
     """Receive mail for a domain, and make its DKIM signing keys: RSA-2048 under the DKIM
     selector of postoffice.toml (default "mail"), Ed25519 under that selector + "-ed25519"
-    ("mail-ed25519"), in keys/<domain>.<selector>.pem. Publish the two TXT records it prints.
+    ("mail-ed25519"), in keys/<domain>.<selector>.pem, and a spare pair (selector named after
+    the month, e.g. 202612) that `postoffice dkim rotate` switches to at once. Publish the TXT
+    records it prints; `postoffice domain records DOMAIN` prints every record to publish.
 
     Example: postoffice domain add example.org
     """
@@ -45,14 +48,22 @@ def domain_add(name: str, data: DataDir = DATA) -> None:
     added = with_services(data, go)
     console.print(f"Added the domain {added}.")
     try:
-        keys = create_domain_keys(data, added, load(data).dkim.selector)
-    except OSError as e:
+        signing, spare = create_signing_and_spare_keys(data, added, load(data).dkim.selector)
+    except (OSError, SelectorError) as e:
         fail(f"The domain was added, but its DKIM keys could not be written: {e}")
-    for key in keys:
+    for key in signing:
         done = "Created" if key.created else "Kept the existing"
         console.print(f"{done} DKIM key {escape(str(key.path))} (selector {key.selector}, "
                       f"{key.algorithm}); publish this TXT record:", soft_wrap=True)
         console.print(f"  {key.record_name}  {key.record}", soft_wrap=True, highlight=False)
+    for key in spare:
+        done = "Created" if key.created else "Kept"
+        console.print(f"{done} the spare DKIM key {escape(str(key.path))} (selector {key.selector}, "
+                      f"{key.algorithm}, signs after `postoffice dkim rotate {added}`); publish it now "
+                      "too:", soft_wrap=True)
+        console.print(f"  {key.record_name}  {key.record}", soft_wrap=True, highlight=False)
+    console.print(f"Every record to publish (MX, SPF, DKIM, DMARC, ...): postoffice domain records {added}",
+                  soft_wrap=True)
 
 
 @domain_app.command("list")

@@ -46,38 +46,48 @@ def _served_domain(data: Path, domain: str) -> str:
 
 @dkim_app.command("rotate")
 def dkim_rotate(domain: str, data: DataDir = DATA, json: JsonFlag = False) -> None:
-    """Make a new DKIM key pair for a domain and print its TXT records to publish.
+    """Switch a domain's DKIM signing to its spare key pair at once, and make a new spare.
 
-    The new selector is named after the month (e.g. 202612: RSA-2048 under it, Ed25519 under
-    202612-ed25519). Mail stays signed with the current selector until you retire it: publish
-    the new records, wait until DNS shows them, then run postoffice dkim retire DOMAIN
-    OLD-SELECTOR.
+    The spare (made by `domain add`, RSA-2048 and Ed25519) has been in `postoffice domain
+    records` since it was made, so it is published already: mail is signed with it from now
+    on. The pair that signed before is retired (its files move to keys/retired/, and `domain
+    records` lists it for 7 more days so mail in flight still verifies). The new spare, named
+    after the month (e.g. 202612b), is printed: publish it before the next rotation. A domain
+    without a spare (added before spares existed) first gets one: publish it, then rotate
+    again.
 
     Example: postoffice dkim rotate example.org
     """
     name = _served_domain(data, domain)
     selector = load(data).dkim.selector
     try:
-        record, new = rotate(data, name, default=selector)
-        keys = create_domain_keys(data, name, new)
+        done = rotate(data, name, default=selector)
+        keys = create_domain_keys(data, name, done.spare)
     except (SelectorError, OSError) as error:
         fail(str(error))
-    signing = record.signing
+    switched = done.retired is not None
     if json:
-        print_json({"domain": name, "selector": new, "signing": signing, "records": [
-            {"name": k.record_name, "type": "TXT", "value": k.record, "algorithm": k.algorithm,
-             "key_file": str(k.path)} for k in keys]})
+        print_json({"domain": name, "selector": done.spare, "signing": done.signing,
+                    "retired": done.retired, "switched": switched, "records": [
+                        {"name": k.record_name, "type": "TXT", "value": k.record,
+                         "algorithm": k.algorithm, "key_file": str(k.path)} for k in keys]})
         return
-    console.print(f"Made the DKIM selector {new} for {name} (RSA-2048 and Ed25519). Publish these "
-                  "TXT records:", soft_wrap=True)
+    if switched:
+        console.print(f"Mail from {name} is signed with {done.signing} from now on (the spare, "
+                      f"published since it was made); {done.retired} is retired: keep its TXT "
+                      "records published for 7 days, so mail already sent still verifies.",
+                      soft_wrap=True)
+        console.print(f"The new spare is {done.spare} (RSA-2048 and Ed25519). Publish these TXT "
+                      "records now, before the next rotation:", soft_wrap=True)
+    else:
+        console.print(f"Made the spare DKIM selector {done.spare} for {name} (RSA-2048 and Ed25519). "
+                      "Publish these TXT records:", soft_wrap=True)
     for key in keys:
         console.print(f"  {key.record_name}  {key.record}", soft_wrap=True, highlight=False)
-    if signing == new:
-        console.print(f"Mail from {name} is signed with {new} from now on.", soft_wrap=True)
-    else:
-        console.print(f"Mail from {name} is still signed with {signing}. Once the records above are "
-                      f"published (dig TXT {new}._domainkey.{name} shows them), switch with: "
-                      f"postoffice dkim retire {name} {signing}", soft_wrap=True)
+    if not switched:
+        console.print(f"Mail from {name} is still signed with {done.signing}. Once the records above "
+                      f"are published (dig TXT {done.spare}._domainkey.{name} shows them), switch "
+                      f"with: postoffice dkim rotate {name}", soft_wrap=True)
 
 
 @dkim_app.command("retire")

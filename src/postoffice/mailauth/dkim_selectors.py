@@ -3,25 +3,33 @@ keep, ``<data dir>/keys/<domain>.selectors.json``.
 
     selectors = read_selectors(data_dir, "example.org", default="mail")
     selectors.signing          # "mail": RSA key keys/example.org.mail.pem, Ed25519 mail-ed25519
-    rotate(data_dir, "example.org", default="mail")    # a new pair "202612", state "new"
-    retire(data_dir, "example.org", "mail", default="mail")   # "202612" signs from now on
+    add_spare(data_dir, "example.org", default="mail")  # "202612", state "new": the spare
+    rotate(data_dir, "example.org", default="mail")     # "202612" signs, "mail" retired,
+                                                        #   "202612b" the next spare
 
 A selector names a pair of keys (dkimkeys.domain_key_files): RSA under the selector, Ed25519
 under ``<selector>-ed25519``. Each has a state:
 
 - ``signing``: the one pair outgoing mail is signed with (at most one);
-- ``new``: made by `rotate`, its TXT records waiting to be published in DNS; mail is NOT signed
-  with it yet, since a signature whose key a verifier cannot find fails (RFC 6376 §6.1.2);
+- ``new``: the spare, made when the domain is added (or by `domain records`, or `rotate`): its
+  TXT records are published beside the signing ones (`postoffice domain records`) long before
+  they are needed, so a rotation switches to it at once instead of waiting for DNS. Mail is NOT
+  signed with it until then, since a signature whose key a verifier cannot find fails
+  (RFC 6376 §6.1.2);
 - ``retired``: no longer used; its key files moved to ``keys/retired/`` (kept, never deleted,
-  so a backup or a mistaken retire loses nothing).
+  so a backup or a mistaken retire loses nothing). `domain records` keeps listing a pair for
+  a few days after it was retired, so mail still in flight verifies.
 
-Retiring the signing pair hands signing to the oldest ``new`` one: publish the new records
-first, then retire the old selector (and leave its old TXT records in DNS for a few days, so
-mail still in flight verifies). A domain without a record file has one implicit selector, the
-configured ``[dkim] selector`` (what `domain add` made), in state ``signing``; the file is
-written by the first `rotate`. Writes are atomic and durable (durable.write_file) and
-serialised by a lock on the keys directory, so two admin commands cannot lose each other's
-change, and a running server that reads the file sees the old or the new record, never a mix.
+`rotate` promotes the spare to signing, retires the old signing pair and records a new spare.
+A domain without a spare (made before spares existed) first gets one: publish it, then rotate
+again. Retiring the signing pair by hand hands signing to the oldest ``new`` one. A domain
+without a record file has one implicit selector, the configured ``[dkim] selector`` (what
+`domain add` made before spares), in state ``signing``. Writes are atomic and durable
+(durable.write_file) and serialised by a lock on the keys directory, so two admin commands
+cannot lose each other's change, and a running server that reads the file sees the old or the
+new record, never a mix. The key files themselves are written by the caller
+(setup/domain_keys.py), after the record, so a crash in between leaves a recorded selector
+whose missing keys the next `domain records` or `rotate` makes, never an unrecorded key.
 """
 
 from __future__ import annotations
@@ -39,8 +47,9 @@ from typing import Literal
 from postoffice.durable import fsync_dir, make_dirs, write_file
 from postoffice.mailauth.dkimkeys import dkim_key_path, domain_key_files, ed25519_selector
 
-__all__ = ["RETIRED_DIR", "DomainSelectors", "SelectorError", "SelectorState", "SelectorUse",
-           "new_selector_name", "read_selectors", "retire", "rotate", "selectors_path"]
+__all__ = ["RETIRED_DIR", "DomainSelectors", "Rotation", "SelectorError", "SelectorState",
+           "SelectorUse", "add_spare", "new_selector_name", "read_selectors", "retire", "rotate",
+           "selectors_path"]
 
 SelectorState = Literal["signing", "new", "retired"]
 RETIRED_DIR = "retired"
@@ -68,6 +77,11 @@ class DomainSelectors:
     @property
     def signing(self) -> str | None:
         return next((s.selector for s in self.selectors if s.state == "signing"), None)
+
+    @property
+    def spare(self) -> str | None:
+        """The oldest ``new`` pair: the one `rotate` switches to."""
+        return next((s.selector for s in self.selectors if s.state == "new"), None)
 
     def find(self, selector: str) -> SelectorUse | None:
         name = selector.lower().removesuffix(_ED25519_SUFFIX)
@@ -118,28 +132,68 @@ def new_selector_name(data_dir: Path, domain: str, taken: set[str], now: dt.date
                         "wait for the next month.")
 
 
-def rotate(data_dir: Path, domain: str, *, default: str,
-           now: dt.datetime | None = None) -> tuple[DomainSelectors, str]:
-    """Make a new key pair in state ``new``; return the record and the new selector. The key
-    files themselves are written by the caller (setup.domain_keys.create_domain_keys), after
-    this has recorded the selector, so a crash in between leaves a recorded selector whose
-    missing keys `rotate` reports, never an unrecorded key."""
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What `rotate` did: ``signing`` signs from now on; ``retired`` stopped signing (None when
+    there was no spare to switch to, so nothing switched); ``spare`` is the new spare, whose key
+    files the caller makes."""
+
+    record: DomainSelectors
+    signing: str | None
+    retired: str | None
+    spare: str
+
+
+def add_spare(data_dir: Path, domain: str, *, default: str,
+              now: dt.datetime | None = None) -> tuple[DomainSelectors, str | None]:
+    """Record a spare pair (state ``new``) unless the domain has one; return the record and the
+    new spare's name (None: it already had one). A domain with no signing pair at all gets a
+    signing one instead, since something must sign."""
     now = now or dt.datetime.now(dt.UTC)
     with _locked(data_dir):
         current = read_selectors(data_dir, domain, default=default)
-        waiting = [s.selector for s in current.selectors if s.state == "new"]
-        if waiting:
-            raise SelectorError(
-                f"{current.domain} already has a new selector waiting ({waiting[0]}): publish its "
-                f"TXT records and retire the old selector (postoffice dkim retire {current.domain} "
-                f"{current.signing}), or abandon it with postoffice dkim retire {current.domain} "
-                f"{waiting[0]}.")
-        name = new_selector_name(data_dir, current.domain, {s.selector for s in current.selectors}, now)
-        state: SelectorState = "signing" if current.signing is None else "new"
-        updated = replace(current, selectors=(*current.selectors, SelectorUse(name, state, _iso(now))),
-                          recorded=True)
+        if current.spare is not None:
+            return current, None
+        updated, name = _with_new_pair(data_dir, current, now)
         _write(data_dir, updated)
     return updated, name
+
+
+def rotate(data_dir: Path, domain: str, *, default: str,
+           now: dt.datetime | None = None) -> Rotation:
+    """Switch signing to the spare, retire the pair that signed (its key files move to
+    keys/retired/) and record a new spare. Without a spare only the spare is recorded: it
+    must be published before anything can switch to it."""
+    now = now or dt.datetime.now(dt.UTC)
+    with _locked(data_dir):
+        current = read_selectors(data_dir, domain, default=default)
+        spare, old = current.spare, current.signing
+        if spare is None:
+            updated, name = _with_new_pair(data_dir, current, now)
+            _write(data_dir, updated)
+            return Rotation(updated, updated.signing, None, name)
+        uses = []
+        for s in current.selectors:
+            if s.selector == spare:
+                s = replace(s, state="signing")
+            elif s.selector == old:
+                s = replace(s, state="retired", retired=_iso(now))
+            uses.append(s)
+        switched = replace(current, selectors=tuple(uses), recorded=True)
+        updated, name = _with_new_pair(data_dir, switched, now)
+        _write(data_dir, updated)  # first: from here on nothing signs with the old pair
+        if old is not None:
+            _move_to_retired(data_dir, current.domain, old)
+    return Rotation(updated, spare, old, name)
+
+
+def _with_new_pair(data_dir: Path, current: DomainSelectors,
+                   now: dt.datetime) -> tuple[DomainSelectors, str]:
+    """``current`` with one more pair: ``new`` (a spare), or ``signing`` if nothing signs."""
+    name = new_selector_name(data_dir, current.domain, {s.selector for s in current.selectors}, now)
+    state: SelectorState = "signing" if current.signing is None else "new"
+    return replace(current, selectors=(*current.selectors, SelectorUse(name, state, _iso(now))),
+                   recorded=True), name
 
 
 def retire(data_dir: Path, domain: str, selector: str, *, default: str,

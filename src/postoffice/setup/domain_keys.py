@@ -1,6 +1,7 @@
 """A domain's DKIM keys, made when the domain is added (`postoffice init --domain`, `postoffice
 domain add`): an RSA-2048 key under the configured selector and an Ed25519 key under
-``<selector>-ed25519`` (mailauth.dkimkeys), with the TXT records to publish for them.
+``<selector>-ed25519`` (mailauth.dkimkeys), with the TXT records to publish for them, and a
+spare pair for rotation (mailauth/dkim_selectors.py: published now, signing after `dkim rotate`).
 
 A key file that already exists is kept, never replaced (a domain removed and added again keeps
 signing with the key its DNS still publishes).
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from postoffice.mailauth.dkim_selectors import add_spare, read_selectors
 from postoffice.mailauth.dkimkeys import dkim_public_record, domain_key_files, generate_dkim_key
 
 
@@ -39,3 +41,21 @@ def create_domain_keys(data_dir: Path, domain: str, selector: str) -> list[Domai
                               path, f"{key_selector}._domainkey.{domain}",
                               dkim_public_record(path), created))
     return keys
+
+
+def create_signing_and_spare_keys(data_dir: Path, domain: str,
+                                  default: str) -> tuple[list[DomainKey], list[DomainKey]]:
+    """The keys of the pair that signs (the ``[dkim] selector`` for a new domain) and of the
+    spare, each made when missing: what `domain add` and `init --domain` publish."""
+    signing = read_selectors(data_dir, domain, default=default).signing or default
+    keys = create_domain_keys(data_dir, domain, signing)
+    return keys, create_spare_keys(data_dir, domain, default)
+
+
+def create_spare_keys(data_dir: Path, domain: str, default: str) -> list[DomainKey]:
+    """Give the domain a spare DKIM pair (recorded first, then its key files) unless it has
+    one; return the spare's keys, made now or kept."""
+    record, _ = add_spare(data_dir, domain, default=default)
+    selector = record.spare or record.signing
+    assert selector is not None  # add_spare leaves a spare, or a signing pair when none signed
+    return create_domain_keys(data_dir, domain, selector)

@@ -19,7 +19,7 @@ from postoffice.config import default_config_text, load_config
 from postoffice.config_values import is_host_name
 from postoffice.net.tls import create_self_signed_certificate
 from postoffice.services import open_services
-from postoffice.setup.domain_keys import create_domain_keys
+from postoffice.setup.domain_keys import create_signing_and_spare_keys
 
 CONFIG_NAME = "postoffice.toml"
 DEMO_DOMAIN = "example.test"
@@ -83,13 +83,19 @@ def initialise(data_dir: Path, hostname: str, domain: str | None = None, *, demo
     if demo:
         domain = domain or DEMO_DOMAIN
     if domain:
-        for key in create_domain_keys(data_dir, domain, config.dkim.selector):
+        signing, spare = create_signing_and_spare_keys(data_dir, domain, config.dkim.selector)
+        for key in signing:
             result.messages.append(f"{'created' if key.created else 'kept'} the DKIM key {key.path} "
                                    f"(selector {key.selector}, {key.algorithm}); publish the TXT "
                                    f"record {key.record_name}: {key.record}")
+        for key in spare:
+            result.messages.append(f"{'created' if key.created else 'kept'} the spare DKIM key {key.path} "
+                                   f"(selector {key.selector}, {key.algorithm}, for `postoffice dkim "
+                                   f"rotate`); publish it now too: {key.record_name}: {key.record}")
     result.demo_password = asyncio.run(_populate(config, domain, demo))
     if domain:
-        result.messages.append(f"added the domain {domain}")
+        result.messages.append(f"added the domain {domain}; every DNS record to publish for it: "
+                               f"postoffice domain records {domain} --data {data_dir}")
     if demo:
         result.messages.append(f"added the demo user {DEMO_USER}")
     os.replace(tmp, data_dir / CONFIG_NAME)  # last: its presence means "initialised"
