@@ -16,6 +16,7 @@ from postoffice.cli.dmarc_cmds import dmarc_app
 from postoffice.cli.explain_cmds import explain_app
 from postoffice.cli.probe_cmds import smtp_test_command
 from postoffice.cli.queue_cmds import queue_app
+from postoffice.cli.records_cmds import domain_records
 from postoffice.cli.server_cmds import config_app, init_command, serve_command
 from postoffice.cli.share_cmds import share_command
 from postoffice.cli.tls_cmds import tls_app
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 app.command("init")(init_command)
 app.command("serve")(serve_command)
+domain_app.command("records")(domain_records)
 app.add_typer(domain_app, name="domain")
 app.add_typer(dkim_app, name="dkim")
 app.add_typer(user_app, name="user")

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ReloadingServerContext", "TlsConfigError", "certificate_expiry",
-    "create_self_signed_certificate", "server_context",
+    "create_self_signed_certificate", "leaf_certificate", "server_context",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,12 @@ def create_self_signed_certificate(cert_file: Path, key_file: Path, hostname: st
 
 def certificate_expiry(cert_file: Path) -> dt.datetime:
     """When the first (leaf) certificate in ``cert_file`` expires, as an aware UTC datetime."""
-    return _load_certificates(cert_file)[0].not_valid_after_utc
+    return leaf_certificate(cert_file).not_valid_after_utc
+
+
+def leaf_certificate(cert_file: Path) -> x509.Certificate:
+    """The first (leaf) certificate in ``cert_file``; :class:`TlsConfigError` says what is wrong."""
+    return _load_certificates(cert_file)[0]
 
 
 def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
