@@ -2,7 +2,8 @@
 adds POP3 worker processes, see pop3/workers.py).
 
 Start-up order: take the data directory's lock (one server per data directory), open the store,
-load the TLS certificate, start each configured protocol listener, log one line per listener, then
+load the TLS certificate, start each configured protocol listener, log one line per listener (and
+a warning when a certificate expires within 21 days, daily from then on: net/tls_expiry.py), then
 wait for SIGTERM or SIGINT and close everything in reverse order. Anything that stops start-up and
 that an administrator can fix (a port in use, a missing or expired certificate, an address of
 another machine) is a :class:`StartupError` whose text is one sentence naming the listener, key
@@ -31,6 +32,7 @@ from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.listen_errors import explain_listen_error
 from postoffice.net.running import ListenerFactory, RunningListener
 from postoffice.net.tls import TlsConfigError
+from postoffice.net.tls_expiry import watch_certificate_expiry
 from postoffice.pop3.server import listener_factories as pop3_listener_factories
 from postoffice.pop3.workers import Pop3Workers
 from postoffice.services import Services, open_services
@@ -94,6 +96,14 @@ def configured_listeners(config: Config) -> list[tuple[str, ListenAddress]]:
     return [(p, a) for p in PROTOCOLS for a in getattr(config.listen, p)]
 
 
+def certificates_in_use(config: Config) -> list[tuple[str, Path]]:
+    """(config key, file) of each certificate the listeners serve: every listener but LMTP
+    offers TLS with [tls] cert_file."""
+    if any(protocol != "lmtp" for protocol, _ in configured_listeners(config)):
+        return [("[tls] cert_file", config.tls.cert_file)]
+    return []
+
+
 async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None,
                 dev: bool = False) -> None:
     """``dev``: the listeners are ``serve --dev``'s fixed ports, not the file's (for error texts)."""
@@ -121,6 +131,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             runner_task = asyncio.create_task(runner.run())
             indexer = asyncio.create_task(_build_text_index(services))
             domain_checks = asyncio.create_task(run_daily_checks(services))
+            expiry = asyncio.create_task(watch_certificate_expiry(lambda: certificates_in_use(config)))
             # What start-up made (modules, config, TLS contexts: ~44,000 objects) lives as long
             # as the process: left out of every full collection, which then costs ~16 ms less.
             gc.freeze()
@@ -143,6 +154,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                     certificates.cancel()
                 indexer.cancel()
                 domain_checks.cancel()
+                expiry.cancel()
                 if workers is not None:
                     await workers.stop()
                 # Listeners before the accept board: each connection they close gives its

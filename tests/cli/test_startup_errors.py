@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,11 +137,58 @@ def test_missing_certificate_stops_start_up_even_with_only_starttls_listeners(da
     listen(data, "imap", ["127.0.0.1:0"])
     (data / "tls" / "cert.pem").unlink()
     assert refused(data) == (
-        f"error: The TLS certificate file {data}/tls/cert.pem does not exist; set [tls] cert_file "
-        "to an existing file or run postoffice init to make a self-signed certificate.")
+        f"error: The TLS certificate file {data}/tls/cert.pem ([tls] cert_file) does not exist; run "
+        "postoffice init to make a new self-signed certificate and key, or set [tls] cert_file to your "
+        "certificate (with certbot: fullchain.pem).")
+    (data / "tls" / "key.pem").unlink()
+    assert refused(data) == (
+        f"error: The TLS key file {data}/tls/key.pem ([tls] key_file) does not exist; run postoffice "
+        "init to make a new self-signed certificate and key, or set [tls] key_file to your key (with "
+        "certbot: privkey.pem).")
 
 
-def test_expired_certificate_names_the_file_the_date_and_the_fix(data: Path) -> None:
+def test_the_fix_named_for_a_missing_or_expired_certificate_works(data: Path) -> None:
+    listen(data, "imaps", ["127.0.0.1:0"])
+    (data / "tls" / "cert.pem").unlink()  # the key is still there: init must not give up on that
+    refused(data)
+    out = po("init", "--hostname", "mail.example.org", data=data).stdout
+    assert "only its missing TLS certificate was created again" in out
+    assert started(data)
+    write_expired_certificate(data)
+    assert "expired on 2021-03-04" in refused(data)
+    out = po("init", "--hostname", "mail.example.org", data=data).stdout
+    assert "only its expired TLS certificate was created again" in out
+    assert started(data)
+
+
+def test_init_leaves_a_certificate_outside_the_data_directory_alone(data: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "letsencrypt"
+    elsewhere.mkdir()
+    config = data / "postoffice.toml"
+    config.write_text(re.sub(r"^cert_file = .*$", f'cert_file = "{elsewhere}/fullchain.pem"',
+                             config.read_text(), count=1, flags=re.M))
+    out = po("init", "--hostname", "mail.example.org", data=data).stdout
+    assert "is outside the data directory, so init leaves it alone" in out
+    assert not (elsewhere / "fullchain.pem").exists()
+
+
+def started(data: Path) -> bool:
+    """`serve` comes up (and is stopped again at once); one that neither starts nor exits within
+    a minute is killed, and has not started."""
+    proc = subprocess.Popen([sys.executable, "-m", "postoffice", "serve", "--data", str(data)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(60, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stderr is not None
+        return any("is serving" in line for line in proc.stderr)
+    finally:
+        watchdog.cancel()
+        proc.terminate()
+        proc.wait(30)
+
+
+def write_expired_certificate(data: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.example.org")])
     certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
@@ -151,11 +199,15 @@ def test_expired_certificate_names_the_file_the_date_and_the_fix(data: Path) -> 
     (data / "tls" / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     (data / "tls" / "key.pem").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
+def test_expired_certificate_names_the_file_the_key_the_date_and_the_fix(data: Path) -> None:
+    write_expired_certificate(data)
     listen(data, "imaps", ["127.0.0.1:0"])
     assert refused(data) == (
-        f"error: The TLS certificate in {data}/tls/cert.pem expired on 2021-03-04 at 05:06 UTC; "
-        "renew it (for example with certbot renew), or delete it and its key and run postoffice "
-        "init to make a new self-signed one.")
+        f"error: The TLS certificate in {data}/tls/cert.pem ([tls] cert_file) expired on 2021-03-04 at "
+        "05:06 UTC; renew it (for example with certbot renew), or run postoffice init to replace it "
+        "with a new self-signed one.")
 
 
 def test_unreadable_data_directory_says_whose_it_is(data: Path) -> None:

@@ -269,6 +269,9 @@ def test_one_delay_warning_when_notify_allows_it(server: LiveServer) -> None:
     assert "Will-Retry-Until" in delayed
     (entry,) = queue(server)
     assert [r.status for r in entry.envelope.recipients] == ["pending", "pending"]
+    assert server.services is not None  # `postoffice status` counts it as deferred
+    summary = server.call(server.services.store.queue_summary())
+    assert (summary.messages, summary.held, summary.deferred, summary.oldest) == (1, 0, 1, entry.created)
 
 
 def test_a_bounce_for_a_remote_sender_goes_into_the_queue_with_the_null_sender(server: LiveServer) -> None:

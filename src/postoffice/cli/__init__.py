@@ -19,6 +19,7 @@ from postoffice.cli.queue_cmds import queue_app
 from postoffice.cli.records_cmds import domain_records
 from postoffice.cli.server_cmds import config_app, init_command, serve_command
 from postoffice.cli.share_cmds import share_command
+from postoffice.cli.status_cmds import status_command
 from postoffice.cli.tls_cmds import tls_app
 from postoffice.cli.transfer_cmds import export_command, import_command
 
@@ -32,6 +33,7 @@ app = typer.Typer(
 )
 app.command("init")(init_command)
 app.command("serve")(serve_command)
+app.command("status")(status_command)
 domain_app.command("records")(domain_records)
 app.add_typer(domain_app, name="domain")
 app.add_typer(dkim_app, name="dkim")

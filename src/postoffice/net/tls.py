@@ -152,9 +152,9 @@ def server_context(cert_file: Path, key_file: Path, min_version: str = "1.2") ->
     expired = leaf.not_valid_after_utc
     if expired <= dt.datetime.now(dt.UTC):
         raise TlsConfigError(
-            f"The TLS certificate in {cert_file} expired on {expired:%Y-%m-%d at %H:%M} UTC; "
-            "renew it (for example with certbot renew), or delete it and its key and run "
-            "postoffice init to make a new self-signed one.")
+            f"The TLS certificate in {cert_file} ([tls] cert_file) expired on "
+            f"{expired:%Y-%m-%d at %H:%M} UTC; renew it (for example with certbot renew), or run "
+            "postoffice init to replace it with a new self-signed one.")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _VERSIONS[min_version]
     # No compression (CRIME), our cipher order rather than the client's, no renegotiation.
@@ -175,9 +175,10 @@ def _read(path: Path, what: str, key: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except FileNotFoundError:
-        raise TlsConfigError(f"The TLS {what} file {path} does not exist; set [tls] {key} to an "
-                             "existing file or run postoffice init to make a self-signed "
-                             "certificate.") from None
+        raise TlsConfigError(f"The TLS {what} file {path} ([tls] {key}) does not exist; run "
+                             "postoffice init to make a new self-signed certificate and key, or "
+                             f"set [tls] {key} to your {what} (with certbot: "
+                             f"{'fullchain.pem' if key == 'cert_file' else 'privkey.pem'}).") from None
     except OSError as error:
         raise TlsConfigError(f"The TLS {what} file {path} cannot be read ({error.strerror}); "
                              "make it readable by the user running postoffice.") from None

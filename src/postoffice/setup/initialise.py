@@ -8,6 +8,7 @@ changes nothing and says so (DESIGN §5).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import secrets
 import socket
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from postoffice.config import default_config_text, load_config
 from postoffice.config_values import is_host_name
-from postoffice.net.tls import create_self_signed_certificate
+from postoffice.net.tls import TlsConfigError, certificate_expiry, create_self_signed_certificate
 from postoffice.services import open_services
 from postoffice.setup.domain_keys import create_signing_and_spare_keys
 
@@ -63,13 +64,20 @@ def initialise(data_dir: Path, hostname: str, domain: str | None = None, *, demo
     result = InitResult(created=False, data_dir=data_dir)
     if is_initialised(data_dir):
         config = load_config(data_dir)
-        if not config.tls.cert_file.exists() and not config.tls.key_file.exists():
-            # The advice for an expired certificate: delete both files and run init again.
+        unusable = _unusable_certificate(config.tls.cert_file, config.tls.key_file)
+        if unusable and _replaceable(data_dir, config.tls.cert_file, config.tls.key_file):
+            # What serve's start-up error advises for a missing or expired certificate.
             create_self_signed_certificate(config.tls.cert_file, config.tls.key_file, config.server.hostname)
             result.messages.append(
-                f"{data_dir} is already initialised; only its missing TLS certificate was created again "
+                f"{data_dir} is already initialised; only its {unusable} TLS certificate was created again "
                 f"(self-signed for {config.server.hostname}, in {config.tls.cert_file})."
             )
+            return result
+        if unusable:
+            result.messages.append(
+                f"{data_dir} is already initialised; nothing was changed. Its TLS certificate is {unusable}, "
+                f"but {config.tls.cert_file} is outside the data directory, so init leaves it alone: renew it "
+                "(for example with certbot renew) or point [tls] cert_file and key_file at good files.")
             return result
         result.messages.append(f"{data_dir} is already initialised; nothing was changed.")
         return result
@@ -101,6 +109,25 @@ def initialise(data_dir: Path, hostname: str, domain: str | None = None, *, demo
     os.replace(tmp, data_dir / CONFIG_NAME)  # last: its presence means "initialised"
     result.created = True
     return result
+
+
+def _unusable_certificate(cert_file: Path, key_file: Path) -> str:
+    """"missing" or "expired" when the certificate pair cannot serve; "" when it can (or has a
+    problem init cannot fix by making a new one, which serve explains)."""
+    if not cert_file.exists() or not key_file.exists():
+        return "missing"
+    try:
+        expired = certificate_expiry(cert_file) <= dt.datetime.now(dt.UTC)
+    except TlsConfigError:
+        return ""
+    return "expired" if expired else ""
+
+
+def _replaceable(data_dir: Path, *files: Path) -> bool:
+    """Only files in the data directory are init's to replace: a certbot certificate in
+    /etc/letsencrypt is certbot's."""
+    root = data_dir.resolve()
+    return all(f.resolve().is_relative_to(root) for f in files)
 
 
 async def _populate(config, domain: str | None, demo: bool) -> str | None:

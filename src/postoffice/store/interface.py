@@ -55,6 +55,9 @@ from postoffice.store.queue_records import (
 from postoffice.store.queue_records import (
     QueuedRecipient as QueuedRecipient,
 )
+from postoffice.store.queue_records import (
+    QueueSummary as QueueSummary,
+)
 
 if TYPE_CHECKING:
     from postoffice.store.changes import ChangeNotifier
@@ -497,6 +500,9 @@ class MailStore(Protocol):
         queue: tuple[NewMessage, OutboundMessage] | None = None,
     ) -> tuple[list[TargetResult], int | None]: ...
     async def list_queue(self) -> list[QueuedMessage]: ...
+    async def queue_summary(self) -> QueueSummary:
+        """How many entries, held and deferred, and the oldest one's age, counted in the store."""
+        ...
     async def remove_from_queue(self, queue_id: int) -> None: ...
     async def retry_queued(self, queue_id: int) -> None: ...
     async def get_queued(self, queue_id: int) -> QueuedMessage:

@@ -64,3 +64,13 @@ class QueueAttemptResult:
     attempts: tuple[QueueAttemptRecord, ...]
     next_attempt: float | None
     last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSummary:
+    """The queue at a glance (`postoffice status`): counted in the store, no entry loaded."""
+
+    messages: int
+    held: int  # `queue hold`: never sent until released
+    deferred: int  # tried at least once, waiting for the next attempt
+    oldest: float | None  # when the oldest entry was queued (Unix time); None when empty

@@ -18,6 +18,7 @@ from postoffice.store.interface import (
     QueueAttemptRecord,
     QueueAttemptResult,
     QueuedMessage,
+    QueueSummary,
 )
 from postoffice.store.sqlite import dmarc_ops as dmarc
 from postoffice.store.sqlite import lists_ops as lists
@@ -37,6 +38,9 @@ class QueueAndAccessData:
 
     async def list_queue(self) -> list[QueuedMessage]:
         return await self._read(q.list_queue)
+
+    async def queue_summary(self) -> QueueSummary:
+        return await self._read(q.queue_summary)
 
     async def remove_from_queue(self, queue_id: int) -> None:
         await self._write(lambda tx: q.remove_from_queue(tx, queue_id))

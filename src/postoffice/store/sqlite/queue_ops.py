@@ -20,6 +20,7 @@ from postoffice.store.interface import (
     QueueAttemptResult,
     QueuedMessage,
     QueuedRecipient,
+    QueueSummary,
 )
 from postoffice.store.sqlite.writer import Transaction
 
@@ -71,6 +72,13 @@ _SELECT = (
 
 def list_queue(conn: sqlite3.Connection) -> list[QueuedMessage]:
     return [_queued(r) for r in conn.execute(_SELECT + " ORDER BY q.id").fetchall()]
+
+
+def queue_summary(conn: sqlite3.Connection) -> QueueSummary:
+    row = conn.execute(
+        "SELECT count(*), count(h.queue_id), coalesce(sum(q.attempts > 0), 0), min(q.created)"
+        " FROM queue q LEFT JOIN queue_holds h ON h.queue_id = q.id").fetchone()
+    return QueueSummary(int(row[0]), int(row[1]), int(row[2]), row[3])
 
 
 def get_queued(conn: sqlite3.Connection, queue_id: int) -> QueuedMessage:
