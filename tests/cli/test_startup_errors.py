@@ -135,16 +135,16 @@ def test_missing_certificate_stops_start_up_even_with_only_starttls_listeners(da
     # IMAP on 143 needs the certificate only at the first STARTTLS: that must not be where an
     # administrator learns it is missing.
     listen(data, "imap", ["127.0.0.1:0"])
-    (data / "tls" / "cert.pem").unlink()
-    assert refused(data) == (
-        f"error: The TLS certificate file {data}/tls/cert.pem ([tls] cert_file) does not exist; run "
-        "postoffice init to make a new self-signed certificate and key, or set [tls] cert_file to your "
-        "certificate (with certbot: fullchain.pem).")
     (data / "tls" / "key.pem").unlink()
     assert refused(data) == (
         f"error: The TLS key file {data}/tls/key.pem ([tls] key_file) does not exist; run postoffice "
         "init to make a new self-signed certificate and key, or set [tls] key_file to your key (with "
         "certbot: privkey.pem).")
+    (data / "tls" / "cert.pem").unlink()
+    assert refused(data) == (
+        f"error: The TLS certificate file {data}/tls/cert.pem ([tls] cert_file) does not exist; run "
+        "postoffice init to make a new self-signed certificate and key, or set [tls] cert_file to your "
+        "certificate (with certbot: fullchain.pem).")
 
 
 def test_the_fix_named_for_a_missing_or_expired_certificate_works(data: Path) -> None:
