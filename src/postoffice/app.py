@@ -131,7 +131,8 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             runner_task = asyncio.create_task(runner.run())
             indexer = asyncio.create_task(_build_text_index(services))
             domain_checks = asyncio.create_task(run_daily_checks(services))
-            expiry = asyncio.create_task(watch_certificate_expiry(lambda: certificates_in_use(config)))
+            expiry = asyncio.create_task(watch_certificate_expiry(lambda: certificates_in_use(config),
+                                                                  acme=config.tls.acme))
             # What start-up made (modules, config, TLS contexts: ~44,000 objects) lives as long
             # as the process: left out of every full collection, which then costs ~16 ms less.
             gc.freeze()

@@ -139,12 +139,13 @@ def test_missing_certificate_stops_start_up_even_with_only_starttls_listeners(da
     assert refused(data) == (
         f"error: The TLS key file {data}/tls/key.pem ([tls] key_file) does not exist; run postoffice "
         "init to make a new self-signed certificate and key, or set [tls] key_file to your key (with "
-        "certbot: privkey.pem).")
+        "certbot: privkey.pem), or set [tls] acme = true to have postoffice get one from Let's Encrypt.")
     (data / "tls" / "cert.pem").unlink()
     assert refused(data) == (
         f"error: The TLS certificate file {data}/tls/cert.pem ([tls] cert_file) does not exist; run "
         "postoffice init to make a new self-signed certificate and key, or set [tls] cert_file to your "
-        "certificate (with certbot: fullchain.pem).")
+        "certificate (with certbot: fullchain.pem), or set [tls] acme = true to have postoffice get one "
+        "from Let's Encrypt.")
 
 
 def test_the_fix_named_for_a_missing_or_expired_certificate_works(data: Path) -> None:
@@ -206,8 +207,9 @@ def test_expired_certificate_names_the_file_the_key_the_date_and_the_fix(data: P
     listen(data, "imaps", ["127.0.0.1:0"])
     assert refused(data) == (
         f"error: The TLS certificate in {data}/tls/cert.pem ([tls] cert_file) expired on 2021-03-04 at "
-        "05:06 UTC; renew it (for example with certbot renew), or run postoffice init to replace it "
-        "with a new self-signed one.")
+        "05:06 UTC; renew it (for example with certbot renew), run postoffice init to replace it "
+        "with a new self-signed one, or set [tls] acme = true to have postoffice get and renew one from "
+        "Let's Encrypt.")
 
 
 def test_unreadable_data_directory_says_whose_it_is(data: Path) -> None:

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from tests.net.test_tls_expiry import write_certificate
-from tests.queue.serve_process import Serve, enqueue, init_data
 
 from cli_run import po
+from serve_process import Serve, enqueue, init_data
 
 ALICE = "alice@example.org"
 MESSAGE = b"From: alice@example.org\r\nTo: bob@remote.test\r\nSubject: hi\r\n\r\nHello.\r\n"

@@ -171,9 +171,9 @@ def test_key_from_another_pair_is_a_plain_mismatch_error(tmp_path: Path,
 
 
 def test_missing_files_are_named(tmp_path: Path, cert_pair: tuple[Path, Path]) -> None:
-    with pytest.raises(TlsConfigError, match=r"certificate file .*nope\.pem does not exist"):
+    with pytest.raises(TlsConfigError, match=r"certificate file .*nope\.pem \(\[tls\] cert_file\) does not exist"):
         server_context(tmp_path / "nope.pem", cert_pair[1])
-    with pytest.raises(TlsConfigError, match=r"key file .*nope\.pem does not exist"):
+    with pytest.raises(TlsConfigError, match=r"key file .*nope\.pem \(\[tls\] key_file\) does not exist"):
         server_context(cert_pair[0], tmp_path / "nope.pem")
 
 

@@ -28,12 +28,12 @@ def status_command(data: DataDir = DATA, json: JsonFlag = False) -> None:
 
     status = server_status(config, with_services(data, queue), certificates_in_use(config))
     if json:
-        print_json(status_json(status))
+        print_json(status_json(status, acme=config.tls.acme))
         return
     _print(status)
 
 
-def status_json(status: ServerStatus) -> dict[str, object]:
+def status_json(status: ServerStatus, *, acme: bool = False) -> dict[str, object]:
     q = status.queue
     return {
         "data_dir": str(status.data_dir),
@@ -41,14 +41,14 @@ def status_json(status: ServerStatus) -> dict[str, object]:
         "listeners": [{"protocol": x.protocol, "address": x.address, "listening": x.listening}
                       for x in status.listeners],
         "queue": {"messages": q.messages, "held": q.held, "deferred": q.deferred, "oldest": q.oldest},
-        "certificates": [_certificate_json(c) for c in status.certificates],
+        "certificates": [_certificate_json(c, acme) for c in status.certificates],
     }
 
 
-def _certificate_json(c: CertificateStatus) -> dict[str, object]:
+def _certificate_json(c: CertificateStatus, acme: bool) -> dict[str, object]:
     return {"key": c.key, "file": str(c.path), "names": list(c.names), "self_signed": c.self_signed,
             "expires": c.expires.isoformat() if c.expires else None, "days_left": c.days_left,
-            "warning": expiry_warning(c), "problem": c.problem or None}
+            "warning": expiry_warning(c, acme=acme), "problem": c.problem or None}
 
 
 def _print(status: ServerStatus) -> None:

@@ -153,8 +153,9 @@ def server_context(cert_file: Path, key_file: Path, min_version: str = "1.2") ->
     if expired <= dt.datetime.now(dt.UTC):
         raise TlsConfigError(
             f"The TLS certificate in {cert_file} ([tls] cert_file) expired on "
-            f"{expired:%Y-%m-%d at %H:%M} UTC; renew it (for example with certbot renew), or run "
-            "postoffice init to replace it with a new self-signed one.")
+            f"{expired:%Y-%m-%d at %H:%M} UTC; renew it (for example with certbot renew), run "
+            "postoffice init to replace it with a new self-signed one, or set [tls] acme = true "
+            "to have postoffice get and renew one from Let's Encrypt.")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _VERSIONS[min_version]
     # No compression (CRIME), our cipher order rather than the client's, no renegotiation.
@@ -178,7 +179,8 @@ def _read(path: Path, what: str, key: str) -> bytes:
         raise TlsConfigError(f"The TLS {what} file {path} ([tls] {key}) does not exist; run "
                              "postoffice init to make a new self-signed certificate and key, or "
                              f"set [tls] {key} to your {what} (with certbot: "
-                             f"{'fullchain.pem' if key == 'cert_file' else 'privkey.pem'}).") from None
+                             f"{'fullchain.pem' if key == 'cert_file' else 'privkey.pem'}), or set "
+                             "[tls] acme = true to have postoffice get one from Let's Encrypt.") from None
     except OSError as error:
         raise TlsConfigError(f"The TLS {what} file {path} cannot be read ({error.strerror}); "
                              "make it readable by the user running postoffice.") from None

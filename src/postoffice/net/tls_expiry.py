@@ -54,14 +54,17 @@ def certificate_status(key: str, path: Path, now: dt.datetime | None = None) -> 
                              leaf.issuer == leaf.subject)
 
 
-def expiry_warning(status: CertificateStatus) -> str | None:
-    """The warning for ``status``, or None when nothing is wrong (more than WARN_DAYS left)."""
+def expiry_warning(status: CertificateStatus, *, acme: bool = False) -> str | None:
+    """The warning for ``status``, or None when nothing is wrong (more than WARN_DAYS left).
+    ``acme``: `[tls] acme` renews it, so the fix is to see why that has not happened."""
     if status.expires is None:
         return f"The certificate {status.path} ({status.key}) cannot be read: {status.problem}"
     if status.days_left is None or status.days_left >= WARN_DAYS:
         return None
     when = f"{status.expires:%Y-%m-%d %H:%M} UTC"
-    fix = ("renew it (certbot renew, or your CA's renewal), or run postoffice init to replace it with a "
+    fix = ("[tls] acme has not renewed it: the ACME lines of this log say why; after fixing that, "
+           "postoffice tls renew tries again at once" if acme else
+           "renew it (certbot renew, or your CA's renewal), or run postoffice init to replace it with a "
            "self-signed one; the listeners load the new file without a restart")
     if status.days_left < 0:
         return f"The TLS certificate {status.path} ({status.key}) expired on {when}: clients refuse it; {fix}."
@@ -70,14 +73,14 @@ def expiry_warning(status: CertificateStatus) -> str | None:
 
 
 async def watch_certificate_expiry(certificates: Callable[[], Sequence[tuple[str, Path]]], *,
-                                   every: float = CHECK_SECONDS) -> None:
+                                   every: float = CHECK_SECONDS, acme: bool = False) -> None:
     """Check now, then every ``every`` seconds: one WARNING per certificate that needs one."""
     while True:
         try:
             for key, path in certificates():
                 # A small file, but on a network mount or a slow disk it may block: not on the loop.
                 status = await asyncio.to_thread(certificate_status, key, path)
-                warning = expiry_warning(status)
+                warning = expiry_warning(status, acme=acme)
                 if warning:
                     log.warning("%s", warning)
         except Exception:  # a bug here must not stop serving mail

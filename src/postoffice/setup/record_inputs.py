@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import urllib.parse
 from pathlib import Path
 from typing import Literal
 
@@ -46,8 +47,19 @@ def record_inputs(config: Config, domain: str, *,
         domain=domain, hostname=config.server.hostname, addresses=tuple(addresses),
         ports=listener_ports(config), dkim=tuple(dkim_keys(config.data_dir, domain, config.dkim.selector, now=now)),
         report_address=config.dmarc.report_address, certificate=certificate,
-        smarthost=config.outbound.smarthost is not None)
+        acme_caa=acme_caa(config), smarthost=config.outbound.smarthost is not None)
+    if config.tls.acme and not inputs.acme_caa:
+        notes.append(f"[tls] acme uses the CA at {config.tls.acme_directory}, whose CAA domain is not known "
+                     "here: publish a CAA record naming it (its documentation says which).")
     return inputs, notes
+
+
+def acme_caa(config: Config) -> str:
+    """The CAA issuer domain of the ACME CA that `[tls] acme` gets certificates from, when known."""
+    if not config.tls.acme:
+        return ""
+    host = urllib.parse.urlsplit(config.tls.acme_directory).hostname or ""
+    return "letsencrypt.org" if host == "letsencrypt.org" or host.endswith(".letsencrypt.org") else ""
 
 
 def listener_ports(config: Config) -> dict[str, int | None]:
