@@ -97,9 +97,9 @@ def configured_listeners(config: Config) -> list[tuple[str, ListenAddress]]:
 
 
 def certificates_in_use(config: Config) -> list[tuple[str, Path]]:
-    """(config key, file) of each certificate the listeners serve: every listener but LMTP
-    offers TLS with [tls] cert_file."""
-    if any(protocol != "lmtp" for protocol, _ in configured_listeners(config)):
+    """(config key, file) of each certificate the listeners serve: every listener but LMTP and
+    plain HTTP offers TLS with [tls] cert_file."""
+    if any(protocol not in ("lmtp", "http") for protocol, _ in configured_listeners(config)):
         return [("[tls] cert_file", config.tls.cert_file)]
     return []
 

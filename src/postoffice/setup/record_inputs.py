@@ -65,7 +65,7 @@ def acme_caa(config: Config) -> str:
 def listener_ports(config: Config) -> dict[str, int | None]:
     """Each client listener's port (its first address), or None when it is off."""
     ports: dict[str, int | None] = {}
-    for name in ("smtp", *(listener for listener, _ in SRV_SERVICES.values())):
+    for name in ("smtp", "https", *(listener for listener, _ in SRV_SERVICES.values())):
         addresses = [a for a in getattr(config.listen, name) if isinstance(a, ListenAddress)]
         ports[name] = addresses[0].port if addresses else None
     return ports

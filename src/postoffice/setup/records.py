@@ -193,8 +193,13 @@ def build_records(given: RecordInputs) -> DomainRecords:
         name = f"{label}.{domain}"
         if name != host:
             add(name, "CNAME", f"{host}.", f"{what} is served by {host}'s web listener.")
-    add(f"_autodiscover._tcp.{domain}", "SRV", f"0 1 443 {host}.",
-        "Outlook finds Autodiscover over HTTPS on the host.")
+    https = given.ports.get("https", 443)
+    if https is None:
+        notes.append("No [listen] https is configured: mail programs cannot fetch their settings, nor "
+                     "senders the MTA-STS policy, until it is (port 443).")
+    else:
+        add(f"_autodiscover._tcp.{domain}", "SRV", f"0 1 {https} {host}.",
+            f"Outlook finds Autodiscover over HTTPS on {host} port {https}.")
 
     # -- certificates: CAA and TLSA
     issuer = given.acme_caa or (certificate.issuer_caa if certificate else "")
