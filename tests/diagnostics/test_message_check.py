@@ -113,6 +113,17 @@ def test_lookalikes_leave_the_real_domains_and_their_subdomains_alone() -> None:
     assert brand_in_name("Alice Smith") is None and brand_in_name("pineapple") is None
 
 
+async def test_a_forwarded_message_failing_spf_is_genuine_when_dkim_passes(
+        resolver: DnsResolver, dkim_key: SigningKey) -> None:
+    raw = received(signed(compose("Alice <alice@message.test>"), dkim_key), "127.0.0.66",
+                   "alice@message.test", helo="forwarder.example.test")
+    report = await judge(resolver, raw)
+    assert report.spf is not None and report.spf.result == "fail"
+    assert report.verdict == "genuine", report.findings
+    [spf] = [f for f in report.findings if f.id == "message-spf"]
+    assert spf.severity is Severity.OK and "SPF fail" in spf.problem
+
+
 async def test_reply_to_another_domain_is_suspicious(resolver: DnsResolver,
                                                      dkim_key: SigningKey) -> None:
     raw = signed(compose("Alice <alice@message.test>", extra="Reply-To: refunds@elsewhere.test\r\n"),

@@ -188,8 +188,10 @@ def _authentication(findings: list[Finding], from_domain: str, spf: SpfResult | 
                                     " verifies: the signed content is unchanged since it was sent.",
                                     subject=result.domain))
         else:
+            # With DMARC passing (another signature, or SPF), a broken extra signature is only
+            # worth knowing: mailing lists and forwarders break signatures honestly.
             findings.append(Finding(
-                "message-dkim", Severity.WARNING,
+                "message-dkim", Severity.OK if _dmarc_passes(dmarc) else Severity.WARNING,
                 f"DKIM signature of {result.domain or 'an unknown domain'} gives {result.result}:"
                 f" {result.problem or 'it does not verify'}.",
                 "Altered in transit (a mailing list footer, a forwarder) or forged: do not trust"
@@ -212,7 +214,8 @@ def _authentication(findings: list[Finding], from_domain: str, spf: SpfResult | 
                                     f"Do not trust it: mail from {spf.domain} comes from other servers.",
                                     spf.domain))
         else:
-            findings.append(Finding("message-spf", Severity.WARNING,
+            # A forwarded message fails SPF honestly: with DMARC passing through DKIM, it is fine.
+            findings.append(Finding("message-spf", Severity.OK if _dmarc_passes(dmarc) else Severity.WARNING,
                                     text + (f": {spf.problem}." if spf.problem else "."),
                                     "A forwarded message can fail SPF honestly; rely on DKIM and DMARC.",
                                     spf.domain))
