@@ -235,3 +235,10 @@ async def test_probe_tls_silent_server_times_out() -> None:
         with pytest.raises(ProbeError) as raised:
             await probe_tls("127.0.0.1", port, "smtp", timeout=1, versions=False)
     assert raised.value.stage == "greeting" and "no answer within 1 s" in raised.value.reason
+
+
+async def test_unusable_ca_file_is_the_callers_error_not_a_finding(tmp_path: Path) -> None:
+    (tmp_path / "empty.pem").write_text("not a certificate\n")
+    for ca_file in (tmp_path / "missing.pem", tmp_path / "empty.pem"):
+        with pytest.raises(ValueError, match="The CA file"):
+            await probe_mx(MX, closed_port(), address="127.0.0.1", ca_file=ca_file, timeout=5)

@@ -124,7 +124,8 @@ async def probe_tls(host: str, port: int, starttls: StartTls | None = None, *, n
     """Connect to ``host`` (at ``address`` when given) on ``port``, with ``starttls``'s
     protocol first, and report what the server showed. ``name`` (default ``host``) is what the
     certificate must name and what is sent as SNI. Raises :class:`ProbeError` when TLS was not
-    reached: ``stage`` says whether the connection, the banner, STARTTLS or the handshake failed."""
+    reached: ``stage`` says whether the connection, the banner, STARTTLS or the handshake failed;
+    ValueError when ``ca_file`` cannot be used."""
     name = name or host
     anchors, intermediates = await asyncio.to_thread(_read_ca_file, ca_file)
     opening = _Opening(host, port, starttls, address, name, helo_name or platform.node() or "localhost",
@@ -369,17 +370,19 @@ def _chain_as_sent(ssl_object: ssl.SSLObject | None) -> list[bytes]:
 
 
 def _read_ca_file(ca_file: Path | None) -> tuple[list[bytes], list[bytes]]:
-    """(self-signed roots, other certificates) of ``ca_file``, as DER."""
+    """(self-signed roots, other certificates) of ``ca_file``, as DER. A file that cannot be
+    used is the caller's mistake, not the server's: ValueError with one sentence."""
     if ca_file is None:
         return [], []
     try:
         data = Path(ca_file).read_bytes()
     except OSError as error:
-        raise ProbeError("connect", f"the CA file {ca_file} cannot be read "
-                         f"({error.strerror or error})") from None
+        raise ValueError(f"The CA file {ca_file} cannot be read ({error.strerror or error}); give "
+                         "a readable PEM file of CA certificates.") from None
     certificates = split_pem(data)
     if not certificates:
-        raise ProbeError("connect", f"the CA file {ca_file} holds no PEM certificate")
+        raise ValueError(f"The CA file {ca_file} holds no PEM certificate; give a PEM file of CA "
+                         "certificates (-----BEGIN CERTIFICATE----- blocks).")
     roots: list[bytes] = []
     others: list[bytes] = []
     for der in certificates:
