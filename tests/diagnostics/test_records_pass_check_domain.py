@@ -1,6 +1,8 @@
 """The issue's promise: what `postoffice domain records` prints, published into a test zone as is
 (and the PTR it asks for published as a hosting provider would), gives `postoffice check domain`
-zero errors; postoffice itself answers as the MX on loopback, with a certificate of the test PKI."""
+no error and no warning: our own advice never shows up as a finding. postoffice itself answers on
+loopback as the MX (SMTP) and as mta-sts.<domain> (HTTPS, the MTA-STS policy), with a certificate
+of the test PKI for both names."""
 from __future__ import annotations
 
 import json
@@ -34,31 +36,41 @@ def set_keys(data: Path, **keys: str) -> None:
 
 
 @pytest.fixture
-def mx(tmp_path: Path, pki: TestPki) -> Iterator[int]:
-    """postoffice's SMTP listener on ADDRESS, with a certificate for HOST from the test PKI."""
-    cert, key = pki.server(HOST)
-    server = LiveServer(tmp_path / "server", [], tls={"cert_file": cert, "key_file": key}).start()
-    assert server.services is not None
-    services = server.services
-    listener: RunningListener = server.call(LISTENER_FACTORIES["smtp"](services, ListenAddress(ADDRESS, 0)))
-    try:
-        yield int(listener.address.rsplit(":", 1)[1])
-    finally:
-        server.call(listener.close())
-        server.stop()
-
-
-@pytest.fixture
 def pki(tmp_path: Path) -> TestPki:
     return TestPki(tmp_path / "pki")
 
 
+@pytest.fixture
+def certificate(pki: TestPki) -> tuple[Path, Path]:
+    return pki.server(HOST, f"mta-sts.{DOMAIN}")
+
+
+@pytest.fixture
+def mx(tmp_path: Path, certificate: tuple[Path, Path]) -> Iterator[int]:
+    """postoffice on ADDRESS as HOST: SMTP on a free port (the check's [outbound] mx_port), HTTPS
+    on 443, where senders fetch the MTA-STS policy."""
+    cert, key = certificate
+    server = LiveServer(tmp_path / "server", [], server={"hostname": HOST},
+                        tls={"cert_file": cert, "key_file": key}).start()
+    assert server.services is not None
+    services = server.services
+    listeners: list[RunningListener] = []
+    try:
+        for protocol, port in (("smtp", 0), ("https", 443)):
+            listeners.append(server.call(LISTENER_FACTORIES[protocol](services, ListenAddress(ADDRESS, port))))
+        yield int(listeners[0].address.rsplit(":", 1)[1])
+    finally:
+        for listener in listeners:
+            server.call(listener.close())
+        server.stop()
+
+
 def test_published_records_give_check_domain_no_error(tmp_path: Path, dns_server: DnsServers, pki: TestPki,
-                                                        mx: int) -> None:
+                                                        certificate: tuple[Path, Path], mx: int) -> None:
     data = tmp_path / "data"
     po("init", "--domain", DOMAIN, "--hostname", HOST, data=data)
     po("user", "add", f"postmaster@{DOMAIN}", "--password-stdin", data=data, stdin="a-long-passphrase\n")
-    cert, key = pki.server(HOST)
+    cert, key = certificate
     set_keys(data, public_addresses=f'["{ADDRESS}"]', nameservers=f'["{dns_server.nameserver}"]',
              authoritative_port=str(dns_server.nsd_port), mx_port=str(mx), ca_file=f'"{pki.ca_file}"',
              cert_file=f'"{cert}"', key_file=f'"{key}"')
@@ -73,11 +85,10 @@ def test_published_records_give_check_domain_no_error(tmp_path: Path, dns_server
 
     result = po("check", "domain", DOMAIN, "--json", data=data, check=False, timeout=180)
     findings = json.loads(result.stdout)["findings"]
-    not_ok = {f["id"]: f["severity"] for f in findings if f["severity"] != "ok"}
-    # The one warning: the MTA-STS policy is served by the web listener at https://mta-sts.<domain>/,
-    # which this test does not run; everything the records carry is accepted.
-    assert not_ok == {"mta-sts-unavailable": "warning"}, [f for f in findings if f["severity"] != "ok"]
+    assert [f for f in findings if f["severity"] != "ok"] == []
     assert result.returncode == 0
     checked = {f["id"] for f in findings}
     assert {"mx-missing", "ptr-mismatch", "spf-syntax", "spf-mx-not-covered", "dkim-mismatch", "dkim-probe",
-            "dmarc-none", "postmaster-missing", "mx-reachable", "tls-valid"} <= checked, checked
+            "dmarc-none", "mta-sts-mismatch", "postmaster-missing", "mx-reachable", "tls-valid"} <= checked, checked
+    (sts,) = [f for f in findings if f["id"] == "mta-sts-mismatch"]
+    assert "mode: enforce" in sts["problem"]  # fetched from the web listener: the certificate verifies
