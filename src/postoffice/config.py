@@ -81,7 +81,7 @@ class TlsConfig:
     acme: bool = False
     acme_directory: str = v.LETS_ENCRYPT
     acme_email: str = ""
-    acme_names: tuple[str, ...] = ()  # () = the host name + mta-sts. and autoconfig. of each domain
+    acme_names: tuple[str, ...] = ()  # () = the host name + mta-sts., autoconfig., autodiscover. of each domain
     acme_challenge: str = "http-01"
     acme_ca_file: Path | None = None
 
@@ -288,8 +288,8 @@ _SCHEMA: dict[str, tuple[type, tuple[_Key, ...]]] = {
         _Key("acme_email", "", v.contact_address,
              'Where the CA may write about the certificate (expiry, policy changes); "" = nowhere.'),
         _Key("acme_names", [], v.domain_list("DNS names", '["mail.example.org"]', "mail.example.org"),
-             "Names on the certificate; [] = the host name, plus mta-sts. and autoconfig. of each"
-             " domain when they point here."),
+             "Names on the certificate; [] = the host name, plus mta-sts., autoconfig. and"
+             " autodiscover. of each domain when they point here."),
         _Key("acme_challenge", "http-01",
              v.choice("http-01", "tls-alpn-01", expected='"http-01" or "tls-alpn-01"'),
              'How the CA checks the names point here: "http-01" (port 80, [listen] http) or'

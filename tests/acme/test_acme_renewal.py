@@ -91,7 +91,8 @@ def test_certificate_obtained_by_tls_alpn_is_served_at_once(
     due, reason = live.call(renewal_for(live, pebble).due())
     assert reason is None and due > dt.datetime.now(dt.UTC) + dt.timedelta(days=30)
     due, reason = live.call(renewal_for(live, pebble, (DOMAIN, "added.test")).due())
-    assert reason == "the certificate in use does not name mta-sts.added.test, autoconfig.added.test"
+    assert reason == ("the certificate in use does not name mta-sts.added.test, autoconfig.added.test, "
+                      "autodiscover.added.test")
 
 
 def test_validation_failure_is_one_log_line_with_the_fix_then_retried(

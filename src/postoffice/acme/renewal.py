@@ -10,8 +10,8 @@
   shorter: a 6-day certificate after 4 days), checked at least daily; the new key and chain are
   written atomically to ``[tls] key_file`` and ``cert_file`` (key first), and every listener
   (IMAP, SMTP, POP3, HTTPS: one ReloadingServerContext) uses them from the next handshake on.
-- The names: ``[tls] acme_names``, or by default the host name plus ``mta-sts.`` and
-  ``autoconfig.`` of every local domain (a domain added later orders a new certificate at once).
+- The names: ``[tls] acme_names``, or by default the host name plus ``mta-sts.``,
+  ``autoconfig.`` and ``autodiscover.`` (Outlook asks it over HTTPS first) of every local domain (a domain added later orders a new certificate at once).
   A default name that fails validation (its DNS does not point here yet) is left out with a
   warning and the order is placed again without it; only the host name is required. Left-out
   names are remembered in ``acme/left-out.json`` and tried again at the next renewal or after a
@@ -216,7 +216,7 @@ class CertificateRenewal:
         host = self.config.server.hostname
         names = [host]
         for domain in sorted(await self._domains()):
-            names += [f"mta-sts.{domain}", f"autoconfig.{domain}"]
+            names += [f"mta-sts.{domain}", f"autoconfig.{domain}", f"autodiscover.{domain}"]
         return list(dict.fromkeys(names)), [host]
 
     def _wanted(self, names: list[str]) -> list[str]:
