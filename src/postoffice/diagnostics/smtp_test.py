@@ -36,6 +36,7 @@ from typing import Literal, TypeVar
 
 from postoffice.diagnostics.certificates import describe_certificate
 from postoffice.diagnostics.starttls import describe_os_error, describe_tls_error
+from postoffice.net.streams import close_stream
 from postoffice.smtp.proto.client import (
     AuthDone,
     ClientEvent,
@@ -388,10 +389,7 @@ class _Session:
         writer, self.writer = self.writer, None
         if writer is None:
             return
-        writer.close()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):
-                await writer.wait_closed()
+        await close_stream(writer)
         self.say("info", "Connection closed.")
 
     # -- explanations --------------------------------------------------------------------------

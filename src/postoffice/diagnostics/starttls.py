@@ -27,6 +27,7 @@ import contextlib
 import ssl
 from typing import Literal
 
+from postoffice.net.streams import close_stream
 from postoffice.smtp.proto.client import (
     EhloDone,
     Greeting,
@@ -94,14 +95,14 @@ async def open_tls(host: str, port: int, starttls: StartTls | None, context: ssl
                                  f"{describe_tls_error(error)}") from None
             return reader, writer, banner
     except TimeoutError:
-        await _close(writer)
+        await close_stream(writer)
         raise ProbeError(stage, f"{peer}: no answer within {timeout:g} s "
                          f"({_WAITING[stage]})") from None
     except ProbeError:
-        await _close(writer)
+        await close_stream(writer)
         raise
     except (OSError, EOFError, ValueError) as error:  # reset, EOF, a line over the limit
-        await _close(writer)
+        await close_stream(writer)
         stage = "starttls" if stage == "greeting" else stage
         raise ProbeError(stage, f"{peer}: the connection failed ({describe_os_error(error)})") from None
 
@@ -116,7 +117,7 @@ async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
             async with asyncio.timeout(2):
                 while await reader.read(_LINE_LIMIT):
                     pass
-    await _close(writer)
+    await close_stream(writer)
 
 
 _WAITING: dict[Stage, str] = {"connect": "while connecting", "greeting": "waiting for the banner",
@@ -210,15 +211,6 @@ def _what(event: object) -> str:
     if reason:
         return str(reason)
     return "it closed the connection"
-
-
-async def _close(writer: asyncio.StreamWriter | None) -> None:
-    if writer is None:
-        return
-    writer.close()
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(2):
-            await writer.wait_closed()
 
 
 def describe_os_error(error: BaseException) -> str:

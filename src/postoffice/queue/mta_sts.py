@@ -27,7 +27,6 @@ Steps, and why:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 from postoffice.mailauth.dns_types import DnsTemporaryError, Resolver
+from postoffice.net.streams import close_stream
 from postoffice.queue.mta_sts_policy import MtaStsPolicy, PolicyError, parse_policy, policy_id
 
 __all__ = ["MtaSts", "PolicyLookup"]
@@ -186,9 +186,7 @@ class MtaSts:
             await writer.drain()
             return await _read_response(reader, host)
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            await close_stream(writer)
 
     # -- the cache -----------------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ from typing import Literal, Protocol, TypeVar
 
 from postoffice.mailauth.dns_types import TlsaRecord
 from postoffice.message.lines import to_crlf
+from postoffice.net.streams import close_stream
 from postoffice.queue.dane import dane_verdict
 from postoffice.queue.outcomes import OutcomeKind, RecipientOutcome, SmtpReply, TlsOutcome
 from postoffice.smtp.proto.client import (
@@ -525,12 +526,7 @@ class SmtpSession:
     async def _abort(self) -> None:
         writer = self._writer
         self._conn = self._reader = self._writer = None
-        if writer is None:
-            return
-        writer.close()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):
-                await writer.wait_closed()
+        await close_stream(writer)
 
     def _connection(self) -> SmtpClientConnection:
         if self._conn is None:
