@@ -1,18 +1,19 @@
 """`check domain`: the MX hosts, their addresses, reverse DNS and blocklist listings.
 
 Findings: mx-missing, mx-cname, mx-ip-literal, mx-no-address, ptr-missing, ptr-mismatch (per
-address, IPv4 and IPv6 apart), dnsbl-listed. `mx_hosts` returns the hosts with their addresses
+address, IPv4 and IPv6 apart), dnsbl-listed, dnsbl-unanswered. `mx_hosts` returns the hosts with their addresses
 for the checks that build on them (SPF coverage, MTA-STS, the live connections).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from ipaddress import ip_address
 
 from postoffice.diagnostics.checks import Finding, Severity
 from postoffice.diagnostics.zone_view import ZoneResolver
-from postoffice.filtering.dnsbl import check_blocklists
+from postoffice.filtering.dnsbl import ask_blocklist
 from postoffice.mailauth.dns_types import DnsTemporaryError, IPAddress
 from postoffice.mailauth.iprev import check_iprev
 
@@ -128,20 +129,35 @@ async def reverse_dns(resolver: ZoneResolver, hosts: list[MxHost]) -> list[Findi
 
 
 async def blocklist_listings(resolver: ZoneResolver, hosts: list[MxHost], zones: tuple[str, ...]) -> list[Finding]:
-    """dnsbl-listed for each MX address on one of ZONES (`[dns] blocklists`)."""
+    """dnsbl-listed for each MX address on one of ZONES (`[dns] blocklists`); dnsbl-unanswered
+    (a warning) where a list did not say: it refuses this resolver (Spamhaus refuses public
+    resolvers) or could not be asked. Silence is never reported as "not listed"."""
     if not zones:
         return []
     findings = []
     for address in _addresses(hosts):
-        listings = await check_blocklists(resolver.recursive, address, zones)
-        for listing in listings:
-            reason = f" ({listing.reason})" if listing.reason else ""
-            findings.append(Finding("dnsbl-listed", E, f"The MX address {address} is listed on the blocklist "
-                                    f"{listing.zone}{reason}; receivers using it refuse this server's mail.",
-                                    f"Find and stop what sent spam from {address}, then ask {listing.zone} to "
-                                    "delist it (its web site has a lookup and a removal form).",
-                                    subject=f"{address} {listing.zone}"))
-        if not listings:
+        answers = await asyncio.gather(*(ask_blocklist(resolver.recursive, address, zone) for zone in zones))
+        answered = []
+        for answer in answers:
+            listing = answer.listing
+            if listing is not None:
+                reason = f" ({listing.reason})" if listing.reason else ""
+                findings.append(Finding(
+                    "dnsbl-listed", E, f"The MX address {address} is listed on the blocklist "
+                    f"{listing.zone}{reason}; receivers using it refuse this server's mail.",
+                    f"Find and stop what sent spam from {address}, then ask {listing.zone} to "
+                    "delist it (its web site has a lookup and a removal form).",
+                    subject=f"{address} {listing.zone}"))
+            elif answer.problem:
+                findings.append(Finding(
+                    "dnsbl-unanswered", W, f"Whether the MX address {address} is on {answer.zone} is "
+                    f"unknown: {answer.problem}.",
+                    f"Look {address} up on {answer.zone}'s web site, or run `postoffice check blocklists "
+                    f"{address}` on a machine whose resolver the list answers.",
+                    subject=f"{address} {answer.zone}"))
+            else:
+                answered.append(answer.zone)
+        if answered and len(answered) == len(zones):
             findings.append(Finding("dnsbl-listed", OK, f"The MX address {address} is on none of the blocklists "
                                     f"checked ({', '.join(zones)}).", subject=str(address)))
     return findings
