@@ -32,6 +32,10 @@ from postoffice.acme.jws import AccountKey, b64url
 __all__ = ["AcmeClient", "AcmeError", "AcmeProblem", "AcmeUnreachable", "Authorization", "Order"]
 
 _USER_AGENT = "postoffice-acme/1"
+# A CA may refuse any nonce now and then (pebble refuses 5% on purpose, to test clients): each
+# refusal brings a fresh one. Three tries failed once in CI (a 1-in-8,000 run per request, over
+# dozens of requests per test); ten make it negligible, and a CA refusing every nonce still ends.
+_NONCE_ATTEMPTS = 10
 _JOSE = "application/jose+json"
 
 
@@ -207,12 +211,12 @@ class AcmeClient:
             if self.account_url is None:
                 raise AcmeError("register() must come first")
             kid = self.account_url
-        for attempt in range(3):
+        for attempt in range(_NONCE_ATTEMPTS):
             body = self.key.sign(url, self._take_nonce(), payload, kid=kid)
             try:
                 return self._request("POST", url, body, content_type=_JOSE, accept=accept)
             except AcmeProblem as problem:
-                if problem.kind != "badNonce" or attempt == 2:
+                if problem.kind != "badNonce" or attempt == _NONCE_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
 
