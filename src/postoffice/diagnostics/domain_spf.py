@@ -2,21 +2,21 @@
 
 Findings: spf-missing, spf-multiple, spf-syntax, spf-too-many-lookups, spf-plus-all,
 spf-mx-not-covered. The record is parsed by mailauth/spf_record.py and each MX address is
-evaluated with mailauth/spf.py's check_host, as a receiver would: this module adds only the
-static count of DNS-querying terms through includes and redirects (RFC 7208 §4.6.4).
+evaluated with mailauth/spf.py's check_host, as a receiver would; the DNS lookups through
+includes and redirects (RFC 7208 §4.6.4) are counted by `check spf`'s walk (spf_explain.py).
 """
 
 from __future__ import annotations
 
 from postoffice.diagnostics.checks import Finding, Severity
 from postoffice.diagnostics.domain_mx import MxHost, dns_failed
+from postoffice.diagnostics.spf_explain import explain_spf
 from postoffice.mailauth.dns_types import DnsTemporaryError, Resolver
 from postoffice.mailauth.spf import MAX_DNS_TERMS, check_host
 from postoffice.mailauth.spf_macro import SpfSyntaxError
-from postoffice.mailauth.spf_record import DNS_MECHANISMS, SpfRecord, is_spf_record, parse_record
+from postoffice.mailauth.spf_record import is_spf_record, parse_record
 
 E, W, OK = Severity.ERROR, Severity.WARNING, Severity.OK
-MAX_DEPTH = 12  # includes within includes followed when counting (past the limit of 10 anyway)
 
 
 async def check_spf(resolver: Resolver, domain: str, hosts: list[MxHost]) -> list[Finding]:
@@ -42,10 +42,13 @@ async def check_spf(resolver: Resolver, domain: str, hosts: list[MxHost]) -> lis
                         "it as an error and the domain's mail fails SPF.",
                         f'Correct the record at {domain}, e.g. "v=spf1 mx ~all".', subject=record_text)]
     findings = [Finding("spf-syntax", OK, f'{domain} has one valid SPF record: "{record_text}".', subject=domain)]
-    try:
-        lookups = await count_lookups(resolver, record, 0)
-    except DnsTemporaryError as error:
-        return [*findings, dns_failed(f"the records {domain}'s SPF record includes", error, domain)]
+    # The lookups counted as `check spf` counts them (through includes and redirects).
+    walked = await explain_spf(resolver, record_text, sender=f"postmaster@{domain}")
+    unread = [f for f in walked.findings if f.id == "spf-dns-error"]
+    if unread:
+        return [*findings, dns_failed(f"the records {domain}'s SPF record includes",
+                                      DnsTemporaryError(unread[0].problem), domain)]
+    lookups = walked.lookups
     if lookups > MAX_DNS_TERMS:
         return [*findings, Finding(
             "spf-too-many-lookups", E, f"The SPF record of {domain} needs {lookups} DNS lookups (includes counted), "
@@ -79,35 +82,3 @@ async def _mx_coverage(resolver: Resolver, domain: str, hosts: list[MxHost]) -> 
                 f"Add mx (or ip{address.version}:{address}) to the SPF record of {domain} before its all term.",
                 subject=str(address)))
     return findings
-
-
-async def count_lookups(resolver: Resolver, record: SpfRecord, depth: int) -> int:
-    """The terms of RECORD that query DNS, with those of the records it includes or redirects to
-    (targets written with macros count once: what they expand to depends on the message)."""
-    count = 0
-    targets = []
-    for directive in record.directives:
-        if directive.name in DNS_MECHANISMS:
-            count += 1
-            if directive.name == "include" and directive.domain is not None:
-                targets.append(directive.domain)
-    if record.redirect is not None:
-        count += 1
-        targets.append(record.redirect)
-    for spec in targets:
-        if count > MAX_DNS_TERMS or depth >= MAX_DEPTH or "%" in spec.text:
-            break
-        included = await _record_at(resolver, spec.text)
-        if included is not None:
-            count += await count_lookups(resolver, included, depth + 1)
-    return count
-
-
-async def _record_at(resolver: Resolver, name: str) -> SpfRecord | None:
-    records = [r for r in (await resolver.txt(name)).records if is_spf_record(r)]
-    if len(records) != 1:
-        return None  # none or several: check_host says so at that include; nothing to count
-    try:
-        return parse_record(records[0])
-    except SpfSyntaxError:
-        return None
