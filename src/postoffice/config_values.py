@@ -1,4 +1,4 @@
-"""Checking one configuration value: the parsers `config._SCHEMA` names for each key.
+"""Checking one configuration value: the parsers `config_schema.SCHEMA` names for each key.
 
 Each parser takes the value as TOML gave it and the data directory, and returns the typed value
 or raises `Invalid` saying what is allowed (`config` turns that into one sentence naming the
