@@ -1,0 +1,92 @@
+"""Strings with variable references (RFC 5229 §3) and encoded characters (RFC 5228 §2.4.2.4).
+
+At compile time a string that mentions "${" becomes a `Template` (literal parts and variable
+names); every other string stays a plain `str`, so the interpreter pays nothing for scripts
+without variables. `expand(value, lookup)` returns the text.
+
+- Variable names are case-insensitive: `identifier ("." identifier)*` (a namespace such as
+  "global." from RFC 6609), or a number for the match variables ${0}..${9}.
+- A reference that is not well-formed is kept literally (RFC 5229 §3: "${foo" is just text).
+- "${hex:41 42}" and "${unicode:263a}" are decoded when "encoded-character" is required; an
+  invalid sequence stays literal, as the RFC says.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|[0-9]+)\}")
+_ENCODED = re.compile(r"\$\{(hex|unicode)\s*:\s*([0-9A-Fa-f \t\r\n]*)\}", re.IGNORECASE)
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """Literal text (str) and variable names (`Ref`) in order."""
+
+    parts: tuple[str | Ref, ...]
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    name: str  # lowercase; digits for a match variable
+
+
+Text = str | Template
+
+
+def _decode_one(match: re.Match[str]) -> str:
+    kind, digits = match.group(1).lower(), match.group(2).split()
+    try:
+        if kind == "hex":
+            if any(len(d) > 2 for d in digits):
+                return match.group(0)
+            return bytes(int(d, 16) for d in digits).decode("utf-8")
+        points = [int(d, 16) for d in digits]
+        if any(p > 0x10FFFF or 0xD800 <= p <= 0xDFFF for p in points):
+            return match.group(0)
+        return "".join(chr(p) for p in points)
+    except (ValueError, UnicodeDecodeError):
+        return match.group(0)
+
+
+def decode_encoded(text: str) -> str:
+    """Replace ${hex:..} and ${unicode:..} sequences (RFC 5228 §2.4.2.4)."""
+    return _ENCODED.sub(_decode_one, text) if "${" in text else text
+
+
+def compile_text(text: str, variables: bool) -> Text:
+    """A plain str, or a Template when `variables` is on and the text references one."""
+    if not variables or "${" not in text:
+        return text
+    parts: list[str | Ref] = []
+    pos = 0
+    for m in _REFERENCE.finditer(text):
+        if m.start() > pos:
+            parts.append(text[pos : m.start()])
+        name = m.group(1).lower()
+        parts.append(Ref(str(int(name)) if name.isdigit() else name))
+        pos = m.end()
+    if not parts:
+        return text
+    if pos < len(text):
+        parts.append(text[pos:])
+    return Template(tuple(parts), text)
+
+
+def expand(value: Text, lookup: Callable[[str], str]) -> str:
+    """The text of `value` with each variable replaced by lookup(name) ("" when unset)."""
+    if type(value) is str:
+        return value
+    assert isinstance(value, Template)
+    return "".join(p if type(p) is str else lookup(p.name) for p in value.parts)  # type: ignore[union-attr]
+
+
+def source_of(value: Text) -> str:
+    return value if isinstance(value, str) else value.source
+
+
+def is_constant(value: Text) -> bool:
+    return isinstance(value, str)
