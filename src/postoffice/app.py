@@ -248,7 +248,8 @@ def _queue_runner(services: Services) -> QueueRunner:
     from postoffice.queue.transports import remote_transport
 
     return QueueRunner(services.store, services.directory, services.config.outbound,
-                       services.config.server.hostname, remote=remote_transport(services))
+                       services.config.server.hostname, remote=remote_transport(services),
+                       filters=services.filters)
 
 
 def _start_pop3_workers(services: Services, running: list[RunningListener]) -> Pop3Workers | None:

@@ -18,6 +18,14 @@ are. One queue row has one sender: when relayed mail (smtp/relay.py) with an out
 both outside recipients of its own and forwards, the whole row gets the SRS sender.
 `postoffice import` does not come here: it files old mail into one user's mailboxes and never
 forwards.
+
+Filtering (issue 17): with `filters` (filtering/pipeline.py, `Services.filters`), the message
+stages judge the message once (a refusal: nothing stored, every recipient in
+`DeliveryReport.refused`), then the account stages (the Sieve scripts) decide each account's
+copy; what they decide is carried out by filtering/dispositions.py in one store transaction.
+A rejecting account's recipients are refused in the dialogue (`refused`) when the caller can
+say so (LMTP: one reply per recipient; SMTP: only when every recipient rejects, RFC 5429
+§2.1); otherwise the sender gets a rejection notice through the queue.
 """
 
 from __future__ import annotations
@@ -28,8 +36,16 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from postoffice.directory import Directory, DirectoryError, Resolution, canonical_domain
+from postoffice.filtering.pipeline import (
+    AccountDisposition,
+    Filing,
+    FilterPipeline,
+    IncomingMessage,
+    Refusal,
+)
 from postoffice.message.lines import to_crlf
 from postoffice.queue.srs import SenderRewriter
 from postoffice.store.interface import (
@@ -40,6 +56,9 @@ from postoffice.store.interface import (
     QueuedRecipient,
     QuotaExceeded,
 )
+
+if TYPE_CHECKING:
+    from postoffice.smtp.inbound_checks import Judgement
 
 log = logging.getLogger(__name__)
 
@@ -78,24 +97,32 @@ class DeliveryReport:
     over_quota: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # rcpt -> reason
     queue_id: int | None = None  # the outbound queue row written with this delivery
+    # Filtering: recipients refused by a filter (the reply to give them), and recipients whose
+    # accounts' filters decided durably without a local copy (a logged discard, a redirect, a
+    # rejection notice queued): what was done, for the log.
+    refused: dict[str, Refusal] = field(default_factory=dict)
+    filtered: dict[str, list[str]] = field(default_factory=dict)
+    queue_ids: list[int] = field(default_factory=list)  # every queue row written (redirects, replies)
 
     @property
     def all_delivered(self) -> bool:
-        return not (self.unknown or self.not_local or self.over_quota or self.failed)
+        return not (self.unknown or self.not_local or self.over_quota or self.failed or self.refused)
 
     def accepted(self, recipient: str) -> bool:
-        """True when every copy `recipient` asked for is durable: in a mailbox or in the queue.
-        Only then may it hear 250; anything less is lost mail if the client is told OK."""
-        if recipient in self.unknown or recipient in self.over_quota or recipient in self.failed:
+        """True when every copy `recipient` asked for is durable: in a mailbox or in the queue,
+        or a filter's decision about it is (a logged discard). Only then may it hear 250;
+        anything less is lost mail if the client is told OK."""
+        if (recipient in self.unknown or recipient in self.over_quota or recipient in self.failed
+                or recipient in self.refused):
             return False
-        return bool(self.delivered.get(recipient) or self.queued.get(recipient))
+        return bool(self.delivered.get(recipient) or self.queued.get(recipient) or self.filtered.get(recipient))
 
     def unaccounted(self, recipients: Iterable[str]) -> list[str]:
         """Recipients this report says nothing about: a bug in delivery, never a client's fault."""
         return [
             rc for rc in recipients
-            if not (self.delivered.get(rc) or self.queued.get(rc) or rc in self.unknown
-                    or rc in self.not_local or rc in self.over_quota or rc in self.failed)
+            if not (self.delivered.get(rc) or self.queued.get(rc) or self.filtered.get(rc) or rc in self.unknown
+                    or rc in self.not_local or rc in self.over_quota or rc in self.failed or rc in self.refused)
         ]
 
 
@@ -115,6 +142,10 @@ async def deliver_message(
     binary: bool = False,
     resolved: Mapping[str, Resolution] | None = None,
     srs: SenderRewriter | None = None,
+    filters: FilterPipeline | None = None,
+    way: str = "local",
+    judgement: Judgement | None = None,
+    per_recipient: bool = False,
 ) -> DeliveryReport:
     """Deliver `raw` to every recipient of `envelope`; durable when it returns.
 
@@ -127,7 +158,10 @@ async def deliver_message(
     a message DMARC quarantines) files the local copies into each account's mailbox with that
     RFC 6154 attribute instead of `mailbox`, creating it when the account has none; forwarded
     copies leave unchanged (the next hop judges them itself). `srs`: forwarded copies of mail
-    from outside senders leave with an SRS sender (see the module's text).
+    from outside senders leave with an SRS sender (see the module's text). `filters`, `way`,
+    `judgement`: the filtering pipeline and what it judges by (see the module's text);
+    `per_recipient`: the caller answers each recipient apart (LMTP), so one account's Sieve
+    reject is a 550 for its recipients alone.
     """
     report = DeliveryReport()
     targets: dict[int, DeliveryTarget] = {}
@@ -159,12 +193,34 @@ async def deliver_message(
     submitted = outbound.recipients if outbound is not None else ()
     outbound = _with_forwards(outbound, forwards.values(), envelope)
     if forwards and srs is not None and outbound is not None:
-        outbound = await _rewritten_sender(outbound, srs, directory, next(iter(forwarded)))
+        outbound = await rewritten_sender(outbound, srs, directory, next(iter(forwarded)))
     if not targets and outbound is None:
         return report
     if not binary:
         raw = await asyncio.to_thread(to_crlf, raw) if len(raw) > 65536 else to_crlf(raw)
     when = internal_date if internal_date is not None else time.time()
+    if filters is not None and not filters.empty:
+        from postoffice.filtering import dispositions
+
+        incoming = IncomingMessage(envelope, raw, way, judgement, special_use)
+        await filters.check_message(incoming)
+        if incoming.refusal is not None:
+            dispositions.refuse_all(report, envelope, incoming.refusal)
+            return report
+        raw = incoming.stored_form()
+        decided = {
+            account_id: AccountDisposition(
+                account_id, addresses[account_id], tuple(reached_by[account_id]),
+                [Filing(mailbox, incoming.special_use)])
+            for account_id in targets
+        }
+        await filters.decide(incoming, decided)
+        plan = dispositions.DispositionPlan(
+            incoming, raw, decided, reached_by, forwarded, outbound, submitted,
+            per_recipient=per_recipient, when=when, return_path=return_path,
+            enforce_quota=enforce_quota, srs=srs, flags=flags)
+        await plan.carry_out(store, directory, report)
+        return report
     queue = None
     if outbound is not None:
         queue = (NewMessage(await store.put_blob(raw, queue_only=True), raw=raw), outbound)
@@ -208,7 +264,7 @@ def _with_forwards(
     return dataclasses.replace(outbound, recipients=outbound.recipients + added)
 
 
-async def _rewritten_sender(outbound: OutboundMessage, srs: SenderRewriter, directory: Directory,
+async def rewritten_sender(outbound: OutboundMessage, srs: SenderRewriter, directory: Directory,
                             forwarder: str) -> OutboundMessage:
     """`outbound` with an SRS sender in the domain of `forwarder` (the recipient whose alias
     forwards: its domain's SPF names this server), unless the sender is null or ours."""

@@ -180,6 +180,15 @@ def relayed(protocol: str, ip: str, conn: str, *, sender: str, recipients: Itera
                              "rcpts": list(recipients), "queue_id": queue_id, "queue_row": queue_row})
 
 
+def filter_outcome(account: str, sender: str, message_id: str, actions: Iterable[str]) -> None:
+    """What the filters (Sieve, the junk classifier) did with one account's copy of a message,
+    when it was not a plain keep in INBOX: ``actions`` in words ("fileinto Other", "discard
+    (script 'main' line 4)", "redirect a@example.net", "vacation to b@example.com")."""
+    if log.isEnabledFor(logging.INFO):
+        _emit("filter outcome", {"account": account, "from": sender, "message_id": message_id or None,
+                                 "actions": "; ".join(actions)})
+
+
 def admin_change(os_user: str, command: str, target: str, **details: Any) -> None:
     """An administrator changed something (``postoffice user add ...``): who, what, on what."""
     if log.isEnabledFor(logging.INFO):

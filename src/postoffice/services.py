@@ -23,6 +23,7 @@ from postoffice.store import open_store
 from postoffice.store.interface import MailStore
 
 if TYPE_CHECKING:
+    from postoffice.filtering.pipeline import FilterPipeline
     from postoffice.mailauth.resolver import DnsResolver
     from postoffice.queue.signing import MessageSigner
 
@@ -48,6 +49,7 @@ class Services:
     _signer: MessageSigner | None = None
     _relay_networks: RelayNetworks | None = None
     _acme_challenges: AcmeChallenges | None = None
+    _filters: FilterPipeline | None = None
     # Listener name -> the ports it is bound to, once open (`serve` fills it in): what the
     # autoconfig answers advertise when a configured port is 0.
     bound_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -59,6 +61,16 @@ class Services:
         if self._acme_challenges is None:
             self._acme_challenges = AcmeChallenges()
         return self._acme_challenges
+
+    @property
+    def filters(self) -> FilterPipeline:
+        """The filtering pipeline every way into a mailbox runs (filtering/stages.py): the spam
+        score, the junk classifier, the Sieve scripts. Built on first use."""
+        if self._filters is None:
+            from postoffice.filtering.stages import build_pipeline
+
+            self._filters = build_pipeline(self)
+        return self._filters
 
     @property
     def resolver(self) -> DnsResolver:

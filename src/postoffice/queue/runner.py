@@ -52,6 +52,7 @@ from postoffice import logevents
 from postoffice.config import OutboundConfig
 from postoffice.delivery import Envelope, deliver_message
 from postoffice.directory import Directory
+from postoffice.filtering.pipeline import FilterPipeline
 from postoffice.queue.dsn import Action, DsnRecipient, build_dsn, wants_notice
 from postoffice.queue.local_transport import LocalTransport
 from postoffice.queue.outcomes import RecipientOutcome, Transport
@@ -106,14 +107,16 @@ def _owner_is_gone(owner: str) -> bool:
 class QueueRunner:
     def __init__(self, store: MailStore, directory: Directory, config: OutboundConfig, hostname: str, *,
                  remote: Transport | None = None, local: Transport | None = None, poll_interval: float = 1.0,
-                 clock: Callable[[], float] = time.time, lease_seconds: float = LEASE_SECONDS) -> None:
+                 clock: Callable[[], float] = time.time, lease_seconds: float = LEASE_SECONDS,
+                 filters: FilterPipeline | None = None) -> None:
         self.store = store
         self.directory = directory
         self.config = config
         self.hostname = hostname
         self.remote = remote
         self.local = local if local is not None else LocalTransport(
-            store, directory, hostname, srs=directory.srs if config.srs else None)
+            store, directory, hostname, srs=directory.srs if config.srs else None, filters=filters)
+        self.filters = filters
         self.poll_interval = poll_interval
         self.clock = clock
         self.lease_seconds = lease_seconds
@@ -304,7 +307,8 @@ class QueueRunner:
                         ret=entry.envelope.ret, envid=entry.envelope.envid, arrival=entry.created,
                         now=self.clock(), sender_note=sender)
         if await self.directory.is_local_domain(sender.rpartition("@")[2].lower()):
-            report = await deliver_message(self.store, self.directory, Envelope("", (sender,)), raw)
+            report = await deliver_message(self.store, self.directory, Envelope("", (sender,)), raw,
+                                           filters=self.filters, way="local")
             if not report.accepted(sender):
                 log.warning("queue entry %d: the delivery report for <%s> could not be delivered (no such"
                             " local user?); dropped", entry.id, sender)

@@ -149,6 +149,9 @@ def _report_reply(report: DeliveryReport, recipients: list[str], queue_id: str) 
     A partly failed delivery asks the client to retry: a duplicate is better than a loss."""
     if _unaccounted(report, recipients):
         return UNACCOUNTED
+    refusals = [report.refused[rc] for rc in recipients if rc in report.refused]
+    if refusals and len(refusals) == len(recipients):  # a filter refused the message (for all)
+        return r.Reply(refusals[0].code, refusals[0].enhanced, refusals[0].text)
     if not all(report.accepted(rc) for rc in recipients):
         return DELIVERY_FAILED
     return r.Reply(250, "2.0.0", f"Ok: queued as {queue_id}")
@@ -211,7 +214,7 @@ class InboundPolicy:
         if state.relay:
             return await _send_on(state, envelope, bytes(envelope.data))
         info = received_info(state, envelope, "SMTP")
-        data, special_use, recording = bytes(envelope.data), None, None
+        data, special_use, recording, judged = bytes(envelope.data), None, None, None
         if state.checks is not None:
             judged = state.judgement = await state.checks.after_data(
                 state.helo, envelope.sender, envelope.mail_checks, data)
@@ -234,6 +237,7 @@ class InboundPolicy:
             special_use=special_use,
             enforce_quota=False,  # checked at RCPT: refusing now would lose accepted mail
             binary=_binary(envelope), resolved=_resolved(envelope), srs=state.services.forwarding_srs,
+            filters=state.services.filters, way="smtp", judgement=judged,
         )
         state.delivery = (report, info.queue_id)
         if recording is not None:
@@ -335,7 +339,7 @@ async def _send_on(state: SessionState, envelope: SmtpEnvelope, data: bytes) -> 
         services.store, services.directory,
         delivery_envelope(envelope, [rc for rc in envelope.recipients if rc.local]), raw,
         outbound=outbound, enforce_quota=False, binary=_binary(envelope), resolved=_resolved(envelope),
-        srs=services.forwarding_srs,
+        srs=services.forwarding_srs, filters=services.filters, way="submission",
     )
     state.delivery = (report, info.queue_id)
     recipients = [rc.address for rc in envelope.recipients]
@@ -374,12 +378,16 @@ class LmtpPolicy(InboundPolicy):
             state.services.store, state.services.directory,
             delivery_envelope(envelope, envelope.recipients), raw,
             binary=_binary(envelope), resolved=_resolved(envelope), srs=state.services.forwarding_srs,
+            filters=state.services.filters, way="lmtp", per_recipient=True,
         )
         state.delivery = (report, info.queue_id)
         await read_incoming_reports(state.services, (rc.address for rc in envelope.recipients), raw, report)
         replies = []
         for rc in envelope.recipients:
-            if _unaccounted(report, [rc.address]):
+            refusal = report.refused.get(rc.address)
+            if refusal is not None:
+                replies.append(r.Reply(refusal.code, refusal.enhanced, refusal.text))
+            elif _unaccounted(report, [rc.address]):
                 replies.append(UNACCOUNTED)
             elif rc.address in report.over_quota:
                 replies.append(MAILBOX_FULL)

@@ -40,6 +40,7 @@ from postoffice.store.auth_records import (
 from postoffice.store.auth_records import (
     DmarcSourceSummary as DmarcSourceSummary,
 )
+from postoffice.store.delivery_memory_interface import DeliveryMemoryData
 from postoffice.store.queue_records import (  # re-exported: callers import them from here
     OutboundMessage as OutboundMessage,
 )
@@ -430,7 +431,7 @@ class MailboxSessionLock(Protocol):
         ...
 
 
-class MailStore(Protocol):
+class MailStore(DeliveryMemoryData, Protocol):
     """Everything postoffice keeps. Every method is a coroutine that never blocks the loop."""
 
     changes: ChangeNotifier

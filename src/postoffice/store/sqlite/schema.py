@@ -269,6 +269,19 @@ CREATE TABLE IF NOT EXISTS queue_holds (
 CREATE TABLE IF NOT EXISTS queue_requiretls (
     queue_id INTEGER PRIMARY KEY
 );
+-- Filtering at delivery (issue 17): what Sieve remembers per account between deliveries, a
+-- vacation reply sent (RFC 5230 §4.2) or a duplicate id seen (RFC 7352), each until it expires.
+CREATE TABLE IF NOT EXISTS delivery_memory (
+    account_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    expires REAL NOT NULL,
+    PRIMARY KEY (account_id, kind, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS delivery_memory_expiry ON delivery_memory(expires);
+CREATE TRIGGER IF NOT EXISTS delivery_memory_account_gone AFTER DELETE ON accounts BEGIN
+    DELETE FROM delivery_memory WHERE account_id = OLD.id;
+END;
 
 CREATE TRIGGER IF NOT EXISTS messages_added AFTER INSERT ON messages BEGIN
     UPDATE blobs SET refcount = refcount + 1 WHERE id = NEW.blob;
