@@ -208,6 +208,13 @@ dane = false
 srs = false
 ca_file = "certs/private-ca.pem"
 
+[sieve]
+max_script_size = 2048
+max_scripts = 3
+max_redirects = 1
+before = "sieve/before.sieve"
+after = "/etc/postoffice/after.sieve"
+
 [outbound.routes]
 "Example.COM" = "[2001:db8::25]:2525"
 

@@ -36,6 +36,7 @@ from postoffice.config_schema import (
     OutboundConfig,
     Pop3Config,
     ServerConfig,
+    SieveConfig,
     SmtpConfig,
     StoreConfig,
     TlsConfig,
@@ -49,7 +50,7 @@ from postoffice.config_values import (
 
 __all__ = [
     "CONFIG_FILE_NAME", "AuthConfig", "Config", "ConfigError", "DkimConfig", "LimitsConfig",
-    "ListenAddress", "ListenConfig", "OutboundConfig", "ServerConfig", "StoreConfig", "TlsConfig", "UnixAddress",
+    "ListenAddress", "ListenConfig", "OutboundConfig", "ServerConfig", "SieveConfig", "StoreConfig", "TlsConfig", "UnixAddress",
     "default_config_text", "default_hostname", "load_config", "render_config",
 ]
 
@@ -82,6 +83,7 @@ class Config:
     pop3: Pop3Config
     dmarc: DmarcConfig
     outbound: OutboundConfig
+    sieve: SieveConfig
 
     def with_dev_listeners(self) -> Config:
         """Every listener (LMTP and HTTP included) on 127.0.0.1, port 10000 + its standard port."""

@@ -172,6 +172,16 @@ class OutboundConfig:
     ca_file: Path | None = None  # more CAs (PEM) for verified outbound TLS and MTA-STS fetches
 
 
+@dataclass(frozen=True, slots=True)
+class SieveConfig:
+    # Defaults here as in the schema below, so code and tests can build one with only what matters.
+    max_script_size: int = 1048576  # octets of one script (ManageSieve QUOTA/MAXSIZE)
+    max_scripts: int = 100  # scripts per account (QUOTA/MAXSCRIPTS)
+    max_redirects: int = 4  # redirect actions one script run may take (MAXREDIRECTS)
+    before: Path | None = None  # the global script run before each user's; None = none
+    after: Path | None = None  # the global script run after each user's (unless it stopped)
+
+
 # --- the schema ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -439,5 +449,20 @@ SCHEMA: dict[str, tuple[type, tuple[Key, ...]]] = {
         Key("ca_file", "", v.optional_file,
              "Certificates (PEM) of CAs trusted besides the system's when outbound TLS must be"
              " verified (MTA-STS, REQUIRETLS) and for MTA-STS policy fetches; \"\" = the system's only."),
+    )),
+    "sieve": (SieveConfig, (
+        Key("max_script_size", 1048576, v.number(1024, 64 * 1048576, unit="bytes", example=1048576),
+             "Largest Sieve script a user may upload (ManageSieve or `postoffice sieve put`), in bytes."),
+        Key("max_scripts", 100, v.number(1, 100_000, example=100),
+             "Most Sieve scripts one user may keep (one of them active)."),
+        Key("max_redirects", 4, v.number(0, 100, example=4),
+             "Most redirect actions one run of a user's script may take (ManageSieve announces it"
+             " as MAXREDIRECTS); more are runtime errors and the message is kept."),
+        Key("before", "", v.optional_file,
+             "A Sieve script run for every user before their own script (e.g. spam to Junk), a"
+             ' file relative to the data directory or absolute; "" = none.'),
+        Key("after", "", v.optional_file,
+             "A Sieve script run for every user after their own script (unless it stopped or"
+             ' discarded); "" = none.'),
     )),
 }

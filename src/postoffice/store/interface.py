@@ -59,6 +59,7 @@ from postoffice.store.queue_records import (
 from postoffice.store.queue_records import (
     QueueSummary as QueueSummary,
 )
+from postoffice.store.sieve_interface import SieveScriptData
 
 if TYPE_CHECKING:
     from postoffice.store.changes import ChangeNotifier
@@ -431,7 +432,7 @@ class MailboxSessionLock(Protocol):
         ...
 
 
-class MailStore(DeliveryMemoryData, Protocol):
+class MailStore(DeliveryMemoryData, SieveScriptData, Protocol):
     """Everything postoffice keeps. Every method is a coroutine that never blocks the loop."""
 
     changes: ChangeNotifier

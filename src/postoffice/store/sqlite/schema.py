@@ -282,6 +282,17 @@ CREATE INDEX IF NOT EXISTS delivery_memory_expiry ON delivery_memory(expires);
 CREATE TRIGGER IF NOT EXISTS delivery_memory_account_gone AFTER DELETE ON accounts BEGIN
     DELETE FROM delivery_memory WHERE account_id = OLD.id;
 END;
+-- Sieve scripts (issue 17, ManageSieve): one row per script, at most one active per account.
+CREATE TABLE IF NOT EXISTS sieve_scripts (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    script TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL,
+    UNIQUE (account_id, name)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS sieve_scripts_one_active ON sieve_scripts(account_id) WHERE active;
 
 CREATE TRIGGER IF NOT EXISTS messages_added AFTER INSERT ON messages BEGIN
     UPDATE blobs SET refcount = refcount + 1 WHERE id = NEW.blob;
