@@ -163,3 +163,13 @@ def test_an_error_in_an_included_script_names_it_and_its_position() -> None:
         compile_script('require "include";\ninclude "broken";', include_loader=_loader)
     assert (caught.value.line, caught.value.column) == (2, 1)
     assert "in included script 'broken': line 2, column 1: unknown command 'frob'" in caught.value.message
+
+
+def test_every_example_in_the_user_guide_compiles() -> None:
+    from pathlib import Path
+
+    guide = (Path(__file__).parents[3] / "docs" / "sieve.md").read_text(encoding="utf-8")
+    examples = guide.split("```sieve\n")[1:]
+    assert len(examples) >= 8
+    for example in examples:
+        compile_script(example.split("```")[0])

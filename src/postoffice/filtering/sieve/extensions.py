@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from email.utils import format_datetime, parsedate_tz
 
@@ -257,7 +258,7 @@ def _leaves(part: BodyPart) -> list[BodyPart]:
     return out
 
 
-def _type_matches(part: BodyPart, wanted: list[str]) -> bool:
+def _type_matches(part: BodyPart, wanted: Sequence[str]) -> bool:
     for w in wanted:
         w = w.lower()
         if w == "":

@@ -21,7 +21,7 @@ Implementation notes:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,6 @@ from postoffice.filtering.sieve.message import (
     ParsedAddress,
     SieveMessage,
     envelope_address,
-    header_addresses,
 )
 from postoffice.filtering.sieve.script import SieveScript
 from postoffice.filtering.sieve.strings import Text, expand
@@ -144,9 +143,9 @@ class Run:
     def s(self, frame: Frame, value: Text) -> str:
         return value if type(value) is str else expand(value, self.lookup(frame))
 
-    def sl(self, frame: Frame, values: tuple[Text, ...]) -> list[str]:
-        if all(type(v) is str for v in values):
-            return list(values)  # type: ignore[arg-type]
+    def sl(self, frame: Frame, values: tuple[Text, ...]) -> Sequence[str]:
+        if type(values) is tuple:  # constant (the validator makes lists with variables Varying)
+            return values  # type: ignore[return-value]
         get = self.lookup(frame)
         return [expand(v, get) for v in values]
 
@@ -165,7 +164,7 @@ class Run:
             raise SieveRuntimeError(call.line, f"more than {self.limits.max_variables} variables")
         target[name] = value
 
-    def matched(self, frame: Frame, call: Call, values: Any, keys: list[str]) -> bool:
+    def matched(self, frame: Frame, call: Call, values: Any, keys: Sequence[str]) -> bool:
         """test_values plus the RFC 5229 match variables after a successful :matches."""
         ok, captures = test_values(call.match, values, keys, self.checker(call))
         if ok and captures is not None and frame.variables:
@@ -254,7 +253,7 @@ def _fold(old: Action, new: Action) -> Action | None:
 # --- commands -------------------------------------------------------------------------------
 
 
-def split_flags(values: list[str]) -> list[str]:
+def split_flags(values: Iterable[str]) -> list[str]:
     """Flags from strings of space-separated flags, first spelling kept (RFC 5232 §3)."""
     out: list[str] = []
     seen: set[str] = set()
@@ -427,11 +426,10 @@ def _address(run: Run, frame: Frame, call: Call) -> bool:
     part, delimiter = _part(call), run.env.subaddress_delimiter
     values: list[str] = []
     for name in run.sl(frame, call.args[0]):
-        for raw in run.headers.raw_values(name):
-            for address in header_addresses(raw):
-                value = address_part(address, part, delimiter)
-                if value is not None:
-                    values.append(value)
+        for address in run.headers.addresses(name):
+            value = address_part(address, part, delimiter)
+            if value is not None:
+                values.append(value)
     return run.matched(frame, call, values, run.sl(frame, call.args[1]))
 
 

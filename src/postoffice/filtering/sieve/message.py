@@ -41,6 +41,13 @@ class Field:
     lower: str
     raw: bytes  # the whole field as received, line breaks included; b"" for added ones
     value: str  # unfolded, RFC 2047-decoded, trimmed: what tests compare
+    addresses: list[ParsedAddress] | None = None  # parsed on first use by an address test
+
+    def raw_value(self) -> str:
+        """Unfolded but not RFC 2047-decoded: what the address parser wants."""
+        if not self.raw:
+            return self.value
+        return _FOLD.sub("", _decode_text(self.raw).partition(":")[2]).strip(" \t\r\n")
 
 
 def field_value(raw_value: str) -> str:
@@ -78,16 +85,15 @@ class HeaderFields:
         lower = name.lower()
         return [f.value for f in self.fields if f.lower == lower]
 
-    def raw_values(self, name: str) -> list[str]:
-        """Unfolded but not RFC 2047-decoded values, for address parsing."""
+    def addresses(self, name: str) -> list[ParsedAddress]:
+        """The addresses in every field called `name`, each field parsed once per run."""
         lower = name.lower()
-        out = []
+        out: list[ParsedAddress] = []
         for f in self.fields:
             if f.lower == lower:
-                if f.raw:
-                    out.append(_FOLD.sub("", _decode_text(f.raw).partition(":")[2]).strip(" \t\r\n"))
-                else:
-                    out.append(f.value)
+                if f.addresses is None:
+                    f.addresses = header_addresses(f.raw_value())
+                out.extend(f.addresses)
         return out
 
     def exists(self, name: str) -> bool:

@@ -37,6 +37,11 @@ class Ref:
 Text = str | Template
 
 
+class Varying(tuple):  # type: ignore[type-arg]
+    """A string list holding at least one Template; a constant list stays a plain tuple, so the
+    interpreter can use it as it is."""
+
+
 def _decode_one(match: re.Match[str]) -> str:
     kind, digits = match.group(1).lower(), match.group(2).split()
     try:

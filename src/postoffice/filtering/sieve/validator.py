@@ -25,6 +25,7 @@ from postoffice.filtering.sieve.signatures import CAPABILITIES, COMMANDS, IMPLIE
 from postoffice.filtering.sieve.strings import (
     VARIABLE_NAME,
     Text,
+    Varying,
     compile_text,
     decode_encoded,
     is_constant,
@@ -190,7 +191,8 @@ class Validator:
             if arg.is_list:
                 raise SieveError(arg.line, arg.column, f"{what} must be a string, not a string list")
             return self.text(arg.values[0])
-        return tuple(self.text(v) for v in arg.values)
+        texts = tuple(self.text(v) for v in arg.values)
+        return Varying(texts) if any(type(t) is not str for t in texts) else texts
 
     def positional(self, sig: Signature, given: list[Argument], line: int, column: int) -> list[Any]:
         kinds = sig.positional
