@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from dns_server import BrokenDnsServer
 from postoffice.app import LISTENER_FACTORIES, _build_text_index, _note_bound_port
 from postoffice.config import ListenAddress, load_config
+from postoffice.filtering.junk_learning import JunkTrainer
 from postoffice.net.running import RunningListener
 from postoffice.services import Services, open_services
 from postoffice.setup.initialise import initialise
@@ -98,6 +99,9 @@ class LiveServer:
         self.services.store.watch_external_changes()  # type: ignore[attr-defined]  # as `serve` does
         # The full-text indexer runs as in `serve`, so searches meet indexed and unindexed mail.
         self._indexer = asyncio.get_running_loop().create_task(_build_text_index(self.services, idle=0.05))
+        # Junk learning too, so moves into and out of Junk train the classifier as in `serve`.
+        self._junk_trainer = asyncio.get_running_loop().create_task(
+            JunkTrainer(self.services.store, config.junk).run(idle=0.2))
         for protocol in self.protocols:
             listener = await LISTENER_FACTORIES[protocol](self.services, ListenAddress("127.0.0.1", 0))
             self._listeners.append(listener)
@@ -137,6 +141,7 @@ class LiveServer:
     def stop(self) -> None:
         async def stop() -> None:
             self._indexer.cancel()
+            self._junk_trainer.cancel()
             for listener in reversed(self._listeners):
                 await listener.close()
             await self._context.__aexit__(None, None, None)

@@ -215,6 +215,20 @@ max_redirects = 1
 before = "sieve/before.sieve"
 after = "/etc/postoffice/after.sieve"
 
+[junk]
+learning = false
+weight = 5.5
+min_trained = 50
+max_tokens = 20000
+
+[greylist]
+enabled = true
+delay = 60
+retry_window = 3600
+remember_days = 7
+auto_allow_after = 0
+skip_providers = ["Gmail.com."]
+
 [outbound.routes]
 "Example.COM" = "[2001:db8::25]:2525"
 

@@ -27,6 +27,7 @@ from typing import IO, TYPE_CHECKING
 
 from postoffice.config import CONFIG_FILE_NAME, Config, ListenAddress, UnixAddress
 from postoffice.diagnostics.daily_check import run_daily_checks
+from postoffice.filtering.junk_learning import JunkTrainer
 from postoffice.imap.server import listener_factories as imap_listener_factories
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.listen_errors import explain_listen_error
@@ -130,6 +131,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             runner = _queue_runner(services)
             runner_task = asyncio.create_task(runner.run())
             indexer = asyncio.create_task(_build_text_index(services))
+            junk_trainer = asyncio.create_task(JunkTrainer(services.store, config.junk).run())
             domain_checks = asyncio.create_task(run_daily_checks(services))
             expiry = asyncio.create_task(watch_certificate_expiry(lambda: certificates_in_use(config),
                                                                   acme=config.tls.acme))
@@ -154,6 +156,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 if certificates is not None:
                     certificates.cancel()
                 indexer.cancel()
+                junk_trainer.cancel()
                 domain_checks.cancel()
                 expiry.cancel()
                 if workers is not None:

@@ -30,7 +30,9 @@ from postoffice.config_schema import (
     DkimConfig,
     DmarcConfig,
     DnsConfig,
+    GreylistConfig,
     ImapConfig,
+    JunkConfig,
     LimitsConfig,
     ListenConfig,
     OutboundConfig,
@@ -84,6 +86,8 @@ class Config:
     dmarc: DmarcConfig
     outbound: OutboundConfig
     sieve: SieveConfig
+    junk: JunkConfig
+    greylist: GreylistConfig
 
     def with_dev_listeners(self) -> Config:
         """Every listener (LMTP and HTTP included) on 127.0.0.1, port 10000 + its standard port."""

@@ -182,6 +182,38 @@ class SieveConfig:
     after: Path | None = None  # the global script run after each user's (unless it stopped)
 
 
+@dataclass(frozen=True, slots=True)
+class JunkConfig:
+    """Junk learning (filtering/junk_classifier.py): each account's own classifier."""
+
+    learning: bool = True
+    weight: float = 3.0        # score added for a sure spam (subtracted for a sure ham)
+    min_trained: int = 10      # spam and ham messages each before the classifier counts
+    max_tokens: int = 300_000  # tokens kept per account (the rarest, oldest go first)
+
+
+@dataclass(frozen=True, slots=True)
+class GreylistConfig:
+    """Greylisting on port 25 (filtering/greylist.py, RFC 6647)."""
+
+    enabled: bool = False
+    delay: float = 300.0
+    retry_window: float = 86400.0
+    remember_days: float = 35.0
+    auto_allow_after: int = 5
+    skip_providers: tuple[str, ...] = ()
+
+
+# Big providers send a retry from another address of a large pool, so greylisting only delays
+# their mail; theirs passes when SPF passes for their domain (docs/greylisting.md).
+DEFAULT_GREYLIST_PROVIDERS = [
+    "gmail.com", "googlemail.com", "google.com", "outlook.com", "hotmail.com", "live.com",
+    "msn.com", "microsoft.com", "yahoo.com", "aol.com", "icloud.com", "me.com", "mac.com",
+    "apple.com", "amazonses.com", "protonmail.com", "proton.me", "gmx.net", "gmx.de", "web.de",
+    "fastmail.com", "zoho.com", "yandex.ru", "mail.ru",
+]
+
+
 # --- the schema ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +398,38 @@ SCHEMA: dict[str, tuple[type, tuple[Key, ...]]] = {
              "Processes serving POP3 (1 to 64), sharing its ports: more than 1 lets downloads"
              " use more CPU cores; IMAP, SMTP and the rest stay in the main process. Login delays"
              " and connection limits hold for all processes together."),
+    )),
+    "junk": (JunkConfig, (
+        Key("learning", True, v.boolean,
+             "Learn from each user's own sorting: moving mail into or out of the Junk mailbox"
+             " (or the $Junk/$NotJunk keywords) trains that user's classifier (docs/spam.md)."),
+        Key("weight", 3.0, v.number(0, 100, example=3.0, whole=False),
+             "Spam score the learned classifier adds for a message it is sure is junk (and"
+             " takes off for one it is sure is not); in proportion between."),
+        Key("min_trained", 10, v.number(1, 1_000_000, example=10),
+             "Junk and non-junk messages a user must each have trained before their classifier"
+             " counts."),
+        Key("max_tokens", 300_000, v.number(1000, 100_000_000, example=300_000),
+             "Words kept per user for learning; beyond it the rarest and oldest are forgotten."),
+    )),
+    "greylist": (GreylistConfig, (
+        Key("enabled", False, v.boolean,
+             "Greylisting (RFC 6647) on port 25: mail from an unknown (network, sender,"
+             " recipient) triplet is told to try again later, which most spam software never"
+             " does (docs/greylisting.md)."),
+        Key("delay", 300.0, v.number(0, 86400, unit="seconds", example=300.0, whole=False),
+             "Seconds a new triplet must wait before its retry is accepted."),
+        Key("retry_window", 86400.0, v.number(60, 30 * 86400, unit="seconds", example=86400.0, whole=False),
+             "Seconds after the first try within which the retry must come; later, it starts over."),
+        Key("remember_days", 35.0, v.number(1, 3650, unit="days", example=35.0, whole=False),
+             "Days a triplet (and a client network) that passed is remembered since it was last seen."),
+        Key("auto_allow_after", 5, v.number(0, 1_000_000, example=5),
+             "After this many passed triplets, a client network is never greylisted again"
+             " while it keeps sending; 0 turns this off."),
+        Key("skip_providers", DEFAULT_GREYLIST_PROVIDERS,
+             v.domain_list("domains", '["gmail.com", "outlook.com"]', "gmail.com"),
+             "Sender domains of big providers (and their subdomains) never greylisted when SPF"
+             " passes for them: they retry from other addresses of a large pool."),
     )),
     "outbound": (OutboundConfig, (
         Key("retry_schedule", [60, 300, 900, 1800, 3600], v.retry_schedule,

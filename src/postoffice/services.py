@@ -23,6 +23,7 @@ from postoffice.store import open_store
 from postoffice.store.interface import MailStore
 
 if TYPE_CHECKING:
+    from postoffice.filtering.greylist import Greylist
     from postoffice.filtering.pipeline import FilterPipeline
     from postoffice.mailauth.resolver import DnsResolver
     from postoffice.queue.signing import MessageSigner
@@ -50,6 +51,7 @@ class Services:
     _relay_networks: RelayNetworks | None = None
     _acme_challenges: AcmeChallenges | None = None
     _filters: FilterPipeline | None = None
+    _greylist: Greylist | None = None
     # Listener name -> the ports it is bound to, once open (`serve` fills it in): what the
     # autoconfig answers advertise when a configured port is 0.
     bound_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -118,6 +120,15 @@ class Services:
             self._signer = MessageSigner(self.config.data_dir, default_selector=self.config.dkim.selector,
                                          is_local_domain=self.directory.is_local_domain)
         return self._signer
+
+    @property
+    def greylist(self) -> Greylist:
+        """Greylisting on port 25 (`[greylist]`, filtering/greylist.py), made on first use."""
+        if self._greylist is None:
+            from postoffice.filtering.greylist import Greylist
+
+            self._greylist = Greylist(self.store, self.config.greylist)
+        return self._greylist
 
     @property
     def access_lists(self) -> AccessLists:

@@ -208,6 +208,8 @@ class InboundPolicy:
         recipient = Recipient(address, params, resolution.accounts, resolution=resolution)
         if _over_quota(recipient):
             return MAILBOX_FULL, None
+        if state.services.config.greylist.enabled and (deferred := await _greylisted(state, address)):
+            return deferred, None
         return None, recipient
 
     async def on_message(self, state: SessionState, envelope: SmtpEnvelope) -> list[r.Reply]:
@@ -244,6 +246,21 @@ class InboundPolicy:
             await recording
         await read_incoming_reports(state.services, (rc.address for rc in envelope.recipients), data, report)
         return [_report_reply(report, [rc.address for rc in envelope.recipients], info.queue_id)]
+
+
+async def _greylisted(state: SessionState, recipient: str) -> r.Reply | None:
+    """filtering/greylist.py's answer for a valid local recipient; the sessions it never
+    greylists are named here, where the session's state is known."""
+    envelope = state.envelope
+    sender = envelope.sender if envelope else ""
+    skip = ("authenticated" if state.account is not None
+            else "relay_networks" if state.relay
+            else "trusted_networks" if state.checks is not None and state.checks.trusted_relay
+            else "allow-listed" if state.access is not None and state.access.is_allowed(state.conn.peer_ip, sender)
+            else None)
+    spf = envelope.mail_checks.spf if envelope else None
+    return await state.services.greylist.check_recipient(
+        state.conn.peer_ip, sender, recipient, skip=skip, spf_pass=spf is not None and spf.result == "pass")
 
 
 _DISPOSITIONS = {"reject": "reject", "junk": "quarantine"}

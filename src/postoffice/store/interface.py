@@ -41,6 +41,7 @@ from postoffice.store.auth_records import (
     DmarcSourceSummary as DmarcSourceSummary,
 )
 from postoffice.store.delivery_memory_interface import DeliveryMemoryData
+from postoffice.store.filter_state_interface import FilterStateData
 from postoffice.store.queue_records import (  # re-exported: callers import them from here
     OutboundMessage as OutboundMessage,
 )
@@ -432,7 +433,7 @@ class MailboxSessionLock(Protocol):
         ...
 
 
-class MailStore(DeliveryMemoryData, SieveScriptData, Protocol):
+class MailStore(DeliveryMemoryData, SieveScriptData, FilterStateData, Protocol):
     """Everything postoffice keeps. Every method is a coroutine that never blocks the loop."""
 
     changes: ChangeNotifier

@@ -54,6 +54,7 @@ from postoffice.store.interface import (
     join_flags,
     split_flags,
 )
+from postoffice.store.sqlite import filter_state_ops as junk_queue
 from postoffice.store.sqlite import queue_ops
 from postoffice.store.sqlite.blob_holds import BlobHolds
 from postoffice.store.sqlite.mailbox_ops import (
@@ -550,6 +551,7 @@ def store_flags(
     modseq: int | None = None
     updates: list[FlagUpdate] = []
     failed: list[int] = []
+    trains: dict[bool, list[int]] = {}  # $Junk / $NotJunk newly set (RFC 5788): junk learning
     for chunk in _chunks(sorted(set(uids))):
         marks = ",".join("?" * len(chunk))
         rows = tx.execute(
@@ -589,6 +591,9 @@ def store_flags(
                 (stored, new_keywords, modseq, mailbox_id, uid),
             )
             updates.append(FlagUpdate(uid, modseq, join_flags(new_bits, new_keywords)))
+            if (spam := junk_queue.junk_keyword_added(new_set - old_set)) is not None:
+                trains.setdefault(spam, []).append(uid)
+    junk_queue.queue_after_keywords(tx, mailbox_id, trains)
     if modseq is not None:
         tx.changes.append(MailboxChange(mailbox_id, ChangeKind.FLAGS, modseq, tuple(u.uid for u in updates)))
     return StoreFlagsResult(tuple(updates), tuple(failed))
@@ -652,6 +657,7 @@ def copy_messages(
         uid += 1
     tx.execute("UPDATE mailboxes SET uidnext = ? WHERE id = ?", (uid, target_id))
     tx.changes.append(MailboxChange(target_id, ChangeKind.EXISTS, modseq, tuple(p[1] for p in pairs)))
+    junk_queue.queue_after_copy(tx, source_id, target_id, target.special_use, [r.blob for r in records])
     if move:
         expunge(tx, source_id, [p[0] for p in pairs])
     return CopyResult(target.uidvalidity, tuple(pairs))

@@ -294,6 +294,55 @@ CREATE TABLE IF NOT EXISTS sieve_scripts (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS sieve_scripts_one_active ON sieve_scripts(account_id) WHERE active;
 
+-- Junk learning (filtering/junk_classifier.py, filter_state_ops.py): per account, in how many
+-- trained spam and ham messages each token appeared (`day`: the last day, in days since the epoch,
+-- a trained message held it, for pruning), the totals, which messages were trained (by blob hash)
+-- in which direction, and the requests the store queued when mail moved into or out of \\Junk.
+CREATE TABLE IF NOT EXISTS junk_tokens (
+    account_id INTEGER NOT NULL,
+    token TEXT NOT NULL,
+    spam INTEGER NOT NULL DEFAULT 0,
+    ham INTEGER NOT NULL DEFAULT 0,
+    day INTEGER NOT NULL,
+    PRIMARY KEY (account_id, token)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS junk_totals (
+    account_id INTEGER PRIMARY KEY,
+    spam INTEGER NOT NULL DEFAULT 0,
+    ham INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS junk_trained (
+    account_id INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    spam INTEGER NOT NULL,               -- 1: trained as spam, 0: as ham
+    trained REAL NOT NULL,
+    PRIMARY KEY (account_id, sha256)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS junk_training_queue (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    spam INTEGER NOT NULL,
+    queued REAL NOT NULL
+);
+-- Greylisting (filtering/greylist.py, RFC 6647): triplets (client network, normalised sender,
+-- recipient) and client networks whose triplets passed (auto-allow).
+CREATE TABLE IF NOT EXISTS greylist_triplets (
+    network TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    passed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (network, sender, recipient)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS greylist_triplets_by_time ON greylist_triplets(last_seen);
+CREATE TABLE IF NOT EXISTS greylist_networks (
+    network TEXT PRIMARY KEY,
+    passes INTEGER NOT NULL,
+    last_seen REAL NOT NULL
+) WITHOUT ROWID;
+
 CREATE TRIGGER IF NOT EXISTS messages_added AFTER INSERT ON messages BEGIN
     UPDATE blobs SET refcount = refcount + 1 WHERE id = NEW.blob;
     UPDATE accounts SET used = used + NEW.size

@@ -61,6 +61,7 @@ from postoffice.store.sqlite import message_ops as m
 from postoffice.store.sqlite import text_ops
 from postoffice.store.sqlite.blob_holds import BlobHolds
 from postoffice.store.sqlite.delivery_memory_data import DeliveryMemoryData
+from postoffice.store.sqlite.filter_state_data import FilterStateData
 from postoffice.store.sqlite.open_errors import explain_open_error
 from postoffice.store.sqlite.queue_and_access import QueueAndAccessData
 from postoffice.store.sqlite.schema import connect, create_schema
@@ -76,7 +77,7 @@ _SPLIT_SEARCH_ABOVE = 5000
 _INDEX_BATCH = 16  # messages per full-text index write (text_ops also bounds the text per batch)
 
 
-class SqliteStore(QueueAndAccessData, DeliveryMemoryData, SieveScriptStore):
+class SqliteStore(QueueAndAccessData, DeliveryMemoryData, SieveScriptStore, FilterStateData):
     def __init__(self, db_path: Path, blob_root: Path, reader_threads: int = 4, *,
                  keep_recently_expunged: bool = False, trash_days: float = DEFAULT_TRASH_DAYS) -> None:
         self.db_path = db_path
