@@ -72,6 +72,7 @@ class SieveResult:
     implicit_keep: bool = True
     message: bytes = b""
     duplicates: list[DuplicateMark] = field(default_factory=list)
+    stopped: bool = False  # the script ran `stop` (multiscript: the scripts after it are skipped)
 
 
 class _Stop(Exception):
@@ -112,6 +113,7 @@ class Run:
         self.steps = 0
         self.deadline = time.thread_time() + limits.cpu_seconds
         self.duplicates: list[DuplicateMark] = []
+        self.stopped = False  # `stop` ran: scripts after this one (global after) do not run
 
     # --- bounds -----------------------------------------------------------------------------
 
@@ -223,7 +225,9 @@ class Run:
         frame = Frame(script, "variables" in script.capabilities)
         try:
             self.block(frame, script.commands)
-        except (_Stop, _Return):
+        except _Stop:
+            self.stopped = True
+        except _Return:
             pass
 
 
@@ -525,7 +529,8 @@ def run_script(script: SieveScript, message: SieveMessage, env: SieveEnvironment
     actions = run.actions
     if run.implicit_keep:
         actions.append(Keep(tuple(run.flags)))
-    return SieveResult(actions, [], run.implicit_keep, run.headers.edited(message.raw), run.duplicates)
+    return SieveResult(actions, [], run.implicit_keep, run.headers.edited(message.raw), run.duplicates,
+                       run.stopped)
 
 
 __all__ = ["AddHeader", "DeleteHeader", "DuplicateMark", "Run", "SieveResult", "run_script"]
