@@ -17,6 +17,14 @@ if TYPE_CHECKING:
 
 
 def build_pipeline(services: Services) -> FilterPipeline:
+    from postoffice.filtering.sieve_delivery import SieveStage
+
+    config = services.config
     message_stages: list[MessageStage] = []
     account_stages: list[AccountStage] = []
+    account_stages.append(SieveStage(
+        services.store, before=config.sieve.before, after=config.sieve.after, hostname=config.server.hostname,
+        max_redirects=config.sieve.max_redirects, subaddress_delimiter=config.smtp.recipient_delimiter,
+        signer=services.signer))
     return FilterPipeline(tuple(message_stages), tuple(account_stages))
+
