@@ -11,6 +11,8 @@ BAD_SCRIPTS = [
     ("frobnicate;", 1, 1, "unknown command 'frobnicate'"),
     ('keep;\nfileinto "x";', 2, 1, 'needs require "fileinto"'),
     ('require "nosuch";', 1, 1, "unsupported extension 'nosuch'"),
+    ('require "FILEINTO";', 1, 1, "unsupported extension 'FILEINTO'"),  # case-sensitive, as Pigeonhole
+    ('if address :is ["from", "list-id"] "x" { keep; }', 1, 4, "'list-id' is not an address header field"),
     ('keep;\nrequire "fileinto";', 2, 1, "require must come before"),
     ('if true { keep; }\nrequire "fileinto";', 2, 1, "require must come before"),
     ("elsif true { keep; }", 1, 1, "elsif without a preceding if"),
@@ -56,6 +58,9 @@ BAD_SCRIPTS = [
     ("if size :over 99999999999999999999G { keep; }", 1, 15, "too large"),
     ('keep;\n# ok\nfileinto "\udcff";', 3, 11, "invalid UTF-8"),
     ('require "variables";\nset "bad name" "x";', 2, 1, "invalid variable name"),
+    ('require "variables";\nset "1" "x";', 2, 1, "invalid variable name"),
+    ('require "variables";\nset "x.y" "x";', 2, 1, "unknown namespace 'x'"),
+    ('require "variables";\nset "global.y" "x";', 2, 1, "unknown namespace 'global'"),  # needs include
     ('require "date";\nif currentdate "century" "20" { keep; }', 2, 4, "unknown date part"),
     ('require "date";\nif currentdate :zone "CET" "year" "2020" { keep; }', 2, 4, "invalid time zone"),
     ('require "envelope";\nif envelope "bcc" "a" { keep; }', 2, 4, "unknown envelope part"),

@@ -85,6 +85,8 @@ VARIABLES = [
     (V + 'if header :matches "subject" "nomatch*" { fileinto "x"; }\nfileinto "x${1}";', [FileInto("x")]),
     (V + 'set :lower :upperfirst "n" "hELLO";\nfileinto "${n}";', [FileInto("Hello")]),
     (V + 'set :upper "n" "MiXed";\nfileinto "${n}";', [FileInto("MIXED")]),
+    (V + 'set :upper "n" "été";\nfileinto "${n}";', [FileInto("éTé")]),  # ASCII only, as Pigeonhole
+    (V + 'set "n" text:\none\n..two\n.\n;\nif string :is "${n}" "one\n.two\n" { discard; }', [Discard(9)]),
     (V + 'set :lowerfirst "n" "ABC";\nfileinto "${n}";', [FileInto("aBC")]),
     (V + 'set :length "n" "héllo";\nfileinto "${n}";', [FileInto("5")]),
     (V + 'set :quotewildcard "n" "a*b?c\\\\";\nfileinto "${n}";', [FileInto("a\\*b\\?c\\\\")]),
@@ -155,6 +157,7 @@ DATES = [
     (D + 'if date :originalzone "date" "weekday" "1" { discard; }', [Discard(2)]),  # Monday
     (D + 'if date :originalzone "date" "julian" "61374" { discard; }', [Discard(2)]),
     (D + 'if date :originalzone "date" "iso8601" "2026-11-30T23:30:00-05:00" { discard; }', [Discard(2)]),
+    (D + 'if date :zone "+0000" "date" "iso8601" "2026-12-01T04:30:00Z" { discard; }', [Discard(2)]),
     (D + 'if date :originalzone "date" "std11" "Mon, 30 Nov 2026 23:30:00 -0500" { discard; }', [Discard(2)]),
     (D + 'if date :zone "+0000" "received" "hour" "10" { discard; }', [Discard(2)]),
     (D + 'if date "x-missing" "year" "2026" { discard; }', [Keep()]),

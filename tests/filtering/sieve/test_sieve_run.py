@@ -61,6 +61,8 @@ CASES = [
     ("stop;\ndiscard;", [Keep()]),
     (FI + 'fileinto "A";\nfileinto "A";\nkeep;\nkeep;', [FileInto("A"), Keep()]),
     (FI + 'fileinto :copy "A";', [FileInto("A", copy=True), Keep()]),
+    (FI + 'fileinto "INBOX";\nkeep;', [FileInto("INBOX")]),  # keep is fileinto "INBOX"
+    (FI + 'keep :flags "a";\nfileinto :flags "b" "inbox";', [Keep(("a", "b"))]),
     ('redirect "a@example.net";', [Redirect("a@example.net")]),
     (FI + 'redirect :copy "a@example.net";', [Redirect("a@example.net", copy=True), Keep()]),
     ('redirect "a@example.net"; redirect "A@example.net";', [Redirect("a@example.net")]),

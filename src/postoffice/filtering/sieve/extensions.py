@@ -167,7 +167,8 @@ def date_part(moment: datetime, part: str) -> str | None:
         return f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
     if part == "iso8601":
         zone = _offset(moment)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S") + zone[:3] + ":" + zone[3:]
+        suffix = "Z" if zone == "+0000" else zone[:3] + ":" + zone[3:]  # as Pigeonhole writes it
+        return moment.strftime("%Y-%m-%dT%H:%M:%S") + suffix
     if part == "std11":
         return format_datetime(moment)
     if part == "zone":

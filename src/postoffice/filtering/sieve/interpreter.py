@@ -49,6 +49,8 @@ from postoffice.filtering.sieve.script import SieveScript
 from postoffice.filtering.sieve.strings import Text, expand
 from postoffice.filtering.sieve.validator import Call
 
+_TO_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_TO_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _DELIVERY = (Keep, FileInto, Redirect, Discard, Reject, Vacation)
 
 
@@ -240,10 +242,19 @@ def _merge_flags(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     return a + tuple(f for f in b if f.lower() not in seen)
 
 
+def _inbox(mailbox: str) -> bool:
+    return mailbox.upper() == "INBOX"
+
+
 def _fold(old: Action, new: Action) -> Action | None:
     """The two actions as one when RFC 5228 §2.10.3 says they are the same, else None."""
     if isinstance(old, Keep) and isinstance(new, Keep):
         return Keep(_merge_flags(old.flags, new.flags))
+    # keep is fileinto "INBOX" (RFC 5228 §2.10.3): one copy, the first action's form.
+    if isinstance(old, Keep) and isinstance(new, FileInto) and _inbox(new.mailbox):
+        return Keep(_merge_flags(old.flags, new.flags))
+    if isinstance(old, FileInto) and isinstance(new, Keep) and _inbox(old.mailbox):
+        return FileInto(old.mailbox, _merge_flags(old.flags, new.flags), old.create, False)
     if isinstance(old, FileInto) and isinstance(new, FileInto) and old.mailbox == new.mailbox:
         return FileInto(old.mailbox, _merge_flags(old.flags, new.flags),
                         old.create or new.create, old.copy and new.copy)
@@ -349,15 +360,16 @@ def _quote_wildcards(value: str) -> str:
 def _set(run: Run, frame: Frame, call: Call) -> None:
     value = run.s(frame, call.args[1])
     tags = call.tags
-    # RFC 5229 §4.1: modifiers apply by precedence, highest first.
+    # RFC 5229 §4.1: modifiers apply by precedence, highest first. Case changes are ASCII
+    # only, as in Pigeonhole (the RFC leaves non-ASCII to the implementation).
     if ":lower" in tags:
-        value = value.lower()
+        value = value.translate(_TO_LOWER)
     elif ":upper" in tags:
-        value = value.upper()
+        value = value.translate(_TO_UPPER)
     if ":lowerfirst" in tags:
-        value = value[:1].lower() + value[1:]
+        value = value[:1].translate(_TO_LOWER) + value[1:]
     elif ":upperfirst" in tags:
-        value = value[:1].upper() + value[1:]
+        value = value[:1].translate(_TO_UPPER) + value[1:]
     if ":quotewildcard" in tags:
         value = _quote_wildcards(value)
     if ":length" in tags:

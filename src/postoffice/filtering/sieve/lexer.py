@@ -5,7 +5,8 @@
 
 - Numbers take an optional K/M/G quantifier (×2^10, 2^20, 2^30; case-insensitive, as ABNF is)
   and must fit in 63 bits.
-- Quoted strings: `\\"` and `\\\\` are escapes; any other backslash is dropped (§2.4.2).
+- Quoted strings: `\\"` and `\\\\` are escapes; any other backslash is dropped (§2.4.2). A line
+  break inside a string is CRLF (§2.2), also when the script was saved with bare LFs.
 - `text:` multi-line strings run to a line holding only "."; a line starting with ".." loses one
   dot (dot-stuffing, §2.4.2). A bare LF is read as a line break, as CRLF.
 - Comments: "#" to the end of the line, "/* ... */" (not nested; an unclosed one is an error).
@@ -40,6 +41,7 @@ _TOKEN = re.compile(
 )
 _QUOTED_BODY = re.compile(r'(?:[^"\\]|\\.)*"', re.DOTALL)
 _UNESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_BARE_LF = re.compile(r"(?<!\r)\n")
 _BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -130,6 +132,8 @@ def tokenize(text: str) -> list[Token]:
                 raise SieveError(line, column, "string not closed by a double quote")
             pos = body.end()
             raw = text[start + 1 : pos - 1]
+            if "\n" in raw:  # line breaks in strings are CRLF, however the script was saved
+                raw = _BARE_LF.sub("\r\n", raw)
             tokens.append(Token(STRING, _UNESCAPE.sub(r"\1", raw) if "\\" in raw else raw, line, column))
         elif kind == "number":
             digits = m.group("number")

@@ -45,6 +45,13 @@ DATE_PARTS = ("year", "month", "day", "date", "julian", "hour", "minute", "secon
               "iso8601", "std11", "zone", "weekday")
 _FIELD_NAME = re.compile(r"[!-9;-~]+\Z")  # RFC 5322 §3.6.8: printable ASCII except ":"
 _ZONE = re.compile(r"[+-][0-9]{4}\Z")
+# RFC 5228 §5.1: the address test is limited to header fields that hold addresses. These are
+# the ones Pigeonhole accepts too, so that a script moves between servers.
+ADDRESS_HEADERS = frozenset({
+    "from", "sender", "to", "cc", "bcc", "reply-to", "resent-from", "resent-sender", "resent-to",
+    "resent-cc", "resent-bcc", "resent-reply-to", "x-original-to", "delivered-to", "errors-to",
+    "mail-followup-to", "mail-reply-to", "return-receipt-to", "apparently-to", "x-beenthere",
+})
 # RFC 5321 Mailbox, loosely: something@domain without spaces or angle brackets.
 ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>@]+\Z|[^\s<>@]+\Z")
 _REDIRECT_ADDRESS = re.compile(r"[^\s<>@\"]+@[A-Za-z0-9.\-\[\]:]+\Z|\"[^\"]*\"@[A-Za-z0-9.\-\[\]:]+\Z")
@@ -266,18 +273,17 @@ class Validator:
             address = call.args[0]
             if is_constant(address) and not _REDIRECT_ADDRESS.match(address.strip().strip("<>")):
                 raise SieveError(line, column, f"redirect needs a valid address, not {address!r}")
-        elif name == "set":
+        elif name == "set" or (name in ("setflag", "addflag", "removeflag") and call.args[0] is not None):
             var = call.args[0]
             if not is_constant(var) or not VARIABLE_NAME.match(var):
                 raise SieveError(line, column, f"invalid variable name {_source(var)!r}")
+            namespace, dot, _ = var.partition(".")
+            if dot and not (namespace.lower() == "global" and "include" in self.capabilities):
+                raise SieveError(line, column, f"variable {var!r} is in an unknown namespace {namespace!r}")
         elif name == "global":
             for var in call.args[0]:
                 if not is_constant(var) or not VARIABLE_NAME.match(var) or "." in var:
                     raise SieveError(line, column, f"invalid global variable name {_source(var)!r}")
-        elif name in ("setflag", "addflag", "removeflag") and call.args[0] is not None:
-            var = call.args[0]
-            if not is_constant(var) or not VARIABLE_NAME.match(var):
-                raise SieveError(line, column, f"invalid variable name {_source(var)!r}")
         elif name == "include":
             script = call.args[0]
             if not is_constant(script):
@@ -303,6 +309,10 @@ class Validator:
             for part in call.args[0]:
                 if is_constant(part) and part.lower() not in ("from", "to", "auth"):
                     raise SieveError(line, column, f"unknown envelope part {part!r}")
+        elif name == "address":
+            for header in call.args[0]:
+                if is_constant(header) and header.lower() not in ADDRESS_HEADERS:
+                    raise SieveError(line, column, f"{header!r} is not an address header field (RFC 5228 §5.1)")
         elif name == "size" and not call.tags:
             raise SieveError(line, column, "size needs :over or :under")
         elif name == "vacation":
@@ -331,10 +341,11 @@ def capabilities_of(nodes: tuple[CommandNode, ...]) -> set[str]:
         if len(node.arguments) != 1 or not isinstance(node.arguments[0], StringArg):
             raise SieveError(node.line, node.column, "require needs one string list")
         for capability in node.arguments[0].values:
-            lowered = capability.lower()
-            if lowered not in CAPABILITIES:
+            # Capability names are case-sensitive (RFC 5228 §6: registered "exactly as written";
+            # Pigeonhole refuses "FILEINTO" too).
+            if capability not in CAPABILITIES:
                 raise SieveError(node.line, node.column, f"unsupported extension {capability!r}")
-            wanted.add(lowered)
-            if lowered in IMPLIED:
-                wanted.add(IMPLIED[lowered])
+            wanted.add(capability)
+            if capability in IMPLIED:
+                wanted.add(IMPLIED[capability])
     return wanted
