@@ -138,6 +138,18 @@ def test_vacation_arguments() -> None:
                                 "<q4@example.net>")
 
 
+def test_vacation_replies_from_the_address_the_message_was_written_to() -> None:
+    """RFC 5230 §5.4 with errata 2035: To names one of :addresses, not the recipient."""
+    team = MESSAGE.replace(b"To: bob@example.com", b"To: Team <TEAM@example.org>")
+    script = VAC + 'vacation :addresses ["team@example.org", "b@example.com"] "x";'
+    [vacation, _] = ok(script, raw=team)
+    assert isinstance(vacation, Vacation) and vacation.from_ == "team@example.org"
+    [vacation, _] = ok(script)  # written to the recipient itself: the user's own address
+    assert isinstance(vacation, Vacation) and vacation.from_ is None
+    [vacation, _] = ok(VAC + 'vacation :from "me@example.com" :addresses "team@example.org" "x";', raw=team)
+    assert isinstance(vacation, Vacation) and vacation.from_ == "me@example.com"
+
+
 @pytest.mark.parametrize(("period", "seconds"), [
     (":seconds 10", 3600), (":seconds 7200", 7200), (":days 365", 90 * 86400), (":days 0", 3600),
 ])

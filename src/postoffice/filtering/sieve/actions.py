@@ -62,7 +62,8 @@ class Vacation:
     """An auto-reply (RFC 5230, RFC 6131), to be sent at most once per `seconds` per sender.
 
     - `recipient`: where the reply goes, the envelope sender of the message (RFC 5230 §4.1).
-    - `from_`: the :from address, or None for the user's own address.
+    - `from_`: the :from address; without it the :addresses entry the message's To/Cc name
+      when they do not name the recipient (RFC 5230 §5.4, errata 2035); None: the user's own.
     - `subject`: resolved (default "Auto: " + the original subject, RFC 5230 §4.6).
     - `reason`: the body text, or a MIME entity (headers + body) when `mime` is set.
     - `handle`: identifies this vacation for the once-per-period record (RFC 5230 §4.2; when

@@ -58,8 +58,8 @@ def _vacation(run: Run, frame: Frame, call: Call) -> None:
     if subject is None:
         original = run.headers.values("subject")
         subject = f"Auto: {original[0]}" if original and original[0] else "Automated reply"
-    from_ = run.s(frame, tags[":from"]) if ":from" in tags else None
     addresses = tuple(run.sl(frame, tags[":addresses"])) if ":addresses" in tags else ()
+    from_ = run.s(frame, tags[":from"]) if ":from" in tags else _addressed_as(run, addresses)
     mime = ":mime" in tags
     if ":handle" in tags:
         handle = run.s(frame, tags[":handle"])
@@ -74,6 +74,21 @@ def _vacation(run: Run, frame: Frame, call: Call) -> None:
         references = f"{references} {message_id}" if references else message_id
     run.add(call, Vacation(run.message.envelope_from, from_, subject, reason, handle, seconds,
                            addresses, mime, message_id, references))
+
+
+_RECIPIENT_FIELDS = ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc")
+
+
+def _addressed_as(run: Run, addresses: tuple[str, ...]) -> str | None:
+    """The :addresses entry the message was written to, when the recipient's own address is
+    not in its To/Cc: the reply then comes from that address (RFC 5230 §5.4, errata 2035), as
+    Pigeonhole does. None: the user's own address."""
+    if not addresses:
+        return None
+    written = {a.full().lower() for name in _RECIPIENT_FIELDS for a in run.headers.addresses(name)}
+    if run.message.envelope_to.strip("<>").lower() in written:
+        return None
+    return next((a for a in addresses if a.lower() in written), None)
 
 
 # --- editheader -----------------------------------------------------------------------------
