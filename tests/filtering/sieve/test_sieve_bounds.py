@@ -150,3 +150,12 @@ def test_two_hundred_fuzzed_scripts_give_errors_with_positions_or_bounded_runs()
         assert isinstance(result, SieveResult) and result.actions
         assert time.monotonic() - started < 5
     assert refused >= 20 and compiled >= 20, (refused, compiled)
+
+
+def test_expanding_a_long_variable_many_times_is_bounded() -> None:
+    """400 KB of "${a}" with `a` at its 4 KB cap would be a 400 MB string."""
+    script = compile_script('require ["variables", "fileinto"];\nset "a" "' + "x" * 5000 + '";\n'
+                            'fileinto "' + "${a}" * 100_000 + '";')
+    result = run_script(script, SieveMessage(RAW), SieveEnvironment())
+    assert result.actions == [Keep()]
+    assert result.errors == ["script: line 3: a string longer than 1048576 characters"]

@@ -25,6 +25,7 @@ class SieveLimits:
     max_includes: int = 32  # distinct scripts one script can pull in, transitively
     max_variable_bytes: int = 4096  # longer values are truncated (RFC 5229 §3 allows it)
     max_variables: int = 256
+    max_string_chars: int = 1 << 20  # a string after variable expansion
     cpu_seconds: float = 1.0  # the run's CPU time (this thread's), checked as it goes
     vacation_min_seconds: int = 3600  # RFC 6131 §2: implementations bound the period
     vacation_max_seconds: int = 90 * 86400

@@ -46,7 +46,7 @@ from postoffice.filtering.sieve.message import (
     envelope_address,
 )
 from postoffice.filtering.sieve.script import SieveScript
-from postoffice.filtering.sieve.strings import Text, expand
+from postoffice.filtering.sieve.strings import ExpansionTooLong, Text, expand
 from postoffice.filtering.sieve.validator import Call
 
 _TO_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -113,6 +113,7 @@ class Run:
         self.included: set[tuple[bool, str]] = set()
         self.include_depth = 0
         self.steps = 0
+        self.line = 0  # of the command or test being run, for errors found deep down
         self.deadline = time.thread_time() + limits.cpu_seconds
         self.duplicates: list[DuplicateMark] = []
         self.stopped = False  # `stop` ran: scripts after this one (global after) do not run
@@ -120,6 +121,7 @@ class Run:
     # --- bounds -----------------------------------------------------------------------------
 
     def tick(self, call: Call) -> None:
+        self.line = call.line
         self.steps += 1
         if self.steps & 31 == 0 and time.thread_time() > self.deadline:
             raise SieveRuntimeError(call.line, f"CPU time limit of {self.limits.cpu_seconds} s exceeded")
@@ -145,13 +147,17 @@ class Run:
         return get
 
     def s(self, frame: Frame, value: Text) -> str:
-        return value if type(value) is str else expand(value, self.lookup(frame))
+        if type(value) is str:
+            return value
+        try:
+            return expand(value, self.lookup(frame), self.limits.max_string_chars)
+        except ExpansionTooLong:
+            raise SieveRuntimeError(self.line, f"a string longer than {self.limits.max_string_chars} characters") from None
 
     def sl(self, frame: Frame, values: tuple[Text, ...]) -> Sequence[str]:
         if type(values) is tuple:  # constant (the validator makes lists with variables Varying)
             return values  # type: ignore[return-value]
-        get = self.lookup(frame)
-        return [expand(v, get) for v in values]
+        return [self.s(frame, v) for v in values]
 
     def set_variable(self, frame: Frame, call: Call, name: str, value: str) -> None:
         limit = self.limits.max_variable_bytes

@@ -81,12 +81,23 @@ def compile_text(text: str, variables: bool) -> Text:
     return Template(tuple(parts), text)
 
 
-def expand(value: Text, lookup: Callable[[str], str]) -> str:
-    """The text of `value` with each variable replaced by lookup(name) ("" when unset)."""
+class ExpansionTooLong(Exception):
+    """An expanded string would pass the run's limit (many references to a long variable)."""
+
+
+def expand(value: Text, lookup: Callable[[str], str], limit: int = 1 << 20) -> str:
+    """The text of `value` with each variable replaced by lookup(name) ("" when unset).
+
+    Raises ExpansionTooLong before building a string longer than `limit` characters: a script
+    of 400 KB of "${a}" with `a` at its 4 KB cap would otherwise build 400 MB.
+    """
     if type(value) is str:
         return value
     assert isinstance(value, Template)
-    return "".join(p if type(p) is str else lookup(p.name) for p in value.parts)  # type: ignore[union-attr]
+    pieces = [p if type(p) is str else lookup(p.name) for p in value.parts]  # type: ignore[union-attr]
+    if sum(map(len, pieces)) > limit:
+        raise ExpansionTooLong(limit)
+    return "".join(pieces)
 
 
 def source_of(value: Text) -> str:
