@@ -145,7 +145,7 @@ def test_file_is_not_a_maildir(tmp_path: Path) -> None:
 
 
 def test_folder_without_cur_or_new_is_not_a_maildir(tmp_path: Path) -> None:
-    with pytest.raises(TransferError, match=r"is not a Maildir: it has no cur/ or new/ folder"):
+    with pytest.raises(TransferError, match=r"is not a Maildir: neither it nor a folder below it has a cur/ or new/ folder"):
         read_maildir(tmp_path)
 
 

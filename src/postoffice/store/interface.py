@@ -61,6 +61,7 @@ from postoffice.store.queue_records import (
     QueueSummary as QueueSummary,
 )
 from postoffice.store.sieve_interface import SieveScriptData
+from postoffice.store.transfer_interface import TransferData
 
 if TYPE_CHECKING:
     from postoffice.store.changes import ChangeNotifier
@@ -433,7 +434,7 @@ class MailboxSessionLock(Protocol):
         ...
 
 
-class MailStore(DeliveryMemoryData, SieveScriptData, FilterStateData, Protocol):
+class MailStore(DeliveryMemoryData, SieveScriptData, FilterStateData, TransferData, Protocol):
     """Everything postoffice keeps. Every method is a coroutine that never blocks the loop."""
 
     changes: ChangeNotifier

@@ -1,8 +1,10 @@
 """Bulk import of mail files into a user's mailboxes, fast and crash-safe.
 
-The pipeline: the reader yields `SourceMessage`s; the main process hashes each one and drops
-those the target mailbox already holds (re-importing a file adds nothing, unless duplicates are
-allowed); worker processes parse the rest and write their blob files durably
+The pipeline: the reader yields `SourceMessage`s; the main process drops those the target
+mailbox already held when the import began, compared by `dedup.fingerprint` as a multiset
+(unless duplicates are allowed): re-importing a file adds nothing, even when a POP3 client
+added header fields of its own to its copy, and a message the file holds twice is stored
+twice. Worker processes parse the rest and write their blob files durably
 (`store.indexing.index_message`); the store's single writer then inserts a batch of rows in one
 transaction. Only after that commit is a message reported as stored, so a crash at any point
 loses nothing that was reported, and a rerun completes the import without duplicates.
@@ -26,7 +28,9 @@ from postoffice.store.blobs import BlobStore, blob_hash
 from postoffice.store.disk_full import as_storage_full
 from postoffice.store.indexing import index_message
 from postoffice.store.interface import AccountRecord, IndexedBlob, MailStore, NewMessage
+from postoffice.transfer.dedup import DuplicateFilter, fingerprint
 from postoffice.transfer.source import SourceMessage
+from postoffice.transfer.stored_fingerprints import mailbox_fingerprints
 
 BATCH = 250
 
@@ -53,6 +57,10 @@ def _index_batch(blob_root: str, items: list[tuple[str, bytes]]) -> list[Indexed
     blobs = BlobStore(Path(blob_root))
     blobs.write_many(items)
     return [index_message(raw, None, sha) for sha, raw in items]
+
+
+def _fingerprints(messages: list[SourceMessage]) -> list[str]:
+    return [fingerprint(m.raw) for m in messages]
 
 
 def _batches(messages: Iterable[SourceMessage], size: int) -> Iterator[list[SourceMessage]]:
@@ -89,9 +97,9 @@ class Importer:
         self.on_read = on_read
         self.stats = ImportStats()
         self._mailbox_ids: dict[str, int] = {}
-        # Mailboxes empty when the import began need no look-up of already-present messages:
-        # duplicates within the import are still caught by the writer.
-        self._started_empty: set[int] = set()
+        # What each mailbox held when the import began; none for one that was empty (true
+        # duplicates within the source are all stored, so nothing needs fingerprinting).
+        self._present: dict[int, DuplicateFilter] = {}
 
     async def run(self, messages: Iterable[SourceMessage]) -> ImportStats:
         executor = self._executor()
@@ -130,8 +138,10 @@ class Importer:
             if mailbox is None:
                 mailbox = await self.store.create_mailbox(self.account.id, name, subscribed=True)
                 self.stats.mailboxes_created.append(mailbox.name)
-            if (await self.store.mailbox_status(mailbox.id)).messages == 0:
-                self._started_empty.add(mailbox.id)
+            if not self.allow_duplicates and (await self.store.mailbox_status(mailbox.id)).messages:
+                self._present[mailbox.id] = DuplicateFilter(
+                    await mailbox_fingerprints(self.store, mailbox.id)
+                )
             self._mailbox_ids[name] = mailbox.id
         return self._mailbox_ids[name]
 
@@ -148,18 +158,14 @@ class Importer:
         work = []
         blob_root = str(self.store.blobs.root)  # type: ignore[attr-defined]
         for mailbox_id, items in by_mailbox.items():
-            if not self.allow_duplicates:
-                present = (
-                    set() if mailbox_id in self._started_empty
-                    else await self.store.mailbox_blob_hashes(mailbox_id, [sha for _, sha in items])
-                )
+            present = self._present.get(mailbox_id)
+            if present:
+                fingerprints = await asyncio.to_thread(_fingerprints, [m for m, _ in items])
                 fresh: list[tuple[SourceMessage, str]] = []
-                seen: set[str] = set()
-                for message, sha in items:
-                    if sha in present or sha in seen:
+                for (message, sha), fp in zip(items, fingerprints, strict=True):
+                    if present.is_duplicate(fp):
                         self.stats.duplicates += 1
                     else:
-                        seen.add(sha)
                         fresh.append((message, sha))
                 items = fresh
             if not items:
@@ -193,9 +199,7 @@ class Importer:
                 )
                 for (message, _), blob in zip(items, indexed, strict=True)
             ]
-            results = await self.store.append_messages(
-                mailbox_id, new, skip_duplicates=not self.allow_duplicates
-            )
+            results = await self.store.append_messages(mailbox_id, new)
             stored = []
             name = next(n for n, i in self._mailbox_ids.items() if i == mailbox_id)
             for (message, sha), result in zip(items, results, strict=True):

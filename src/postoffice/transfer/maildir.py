@@ -15,8 +15,10 @@ is "Archive/2024". Names on disk are in IMAP's modified UTF-7 (RFC 3501 §5.1.3)
 (`.Entw&APw-rfe` is "Entwürfe"; a name that is not valid modified UTF-7 is taken as it is);
 `\\NN` hex escapes (Dovecot's listescape plugin, used for a "." inside a name) are decoded, and
 a lone `\\` level is an empty one (see `names`: the writer escapes every name that way).
-Plain nested directories (Dovecot LAYOUT=fs, mbsync "SubFolders Verbatim") are read too.
-The root's own cur/ and new/ are INBOX.
+Plain nested directories (Dovecot LAYOUT=fs, mbsync "SubFolders Verbatim", offlineimap) and
+mbsync's "SubFolders Legacy" `Folder/.Sub` are read too. The root's own cur/ and new/ are INBOX,
+and so is a top-level `INBOX/` folder (mbsync's `Inbox ~/Mail/INBOX`, offlineimap): a root
+without cur/ and new/ is accepted when folders below it have them.
 
 Reading. A message's internal date is its file's modification time (what Dovecot and Courier
 use for INTERNALDATE). A message in new/ has not been looked at by a mail client, so being there
@@ -141,21 +143,36 @@ def _find_folders(root: Path) -> list[_Folder]:
         mode = os.stat(root).st_mode
         if not stat.S_ISDIR(mode):
             raise TransferError(f"{root} is {describe_kind(mode)}, not a Maildir folder.")
-        if not _is_maildir(root):
-            raise TransferError(f"{root} is not a Maildir: it has no cur/ or new/ folder.")
+        root_is_maildir = _is_maildir(root)
     except FileNotFoundError:
         raise TransferError(f"{root} does not exist.") from None
     except OSError as exc:
         raise TransferError(f"{root} cannot be read: {exc.strerror or exc}.") from exc
     found: list[tuple[str, Path]] = []
     _walk(root, "", found, top=True)
+    if root_is_maildir:
+        found.append((_INBOX, root))
+    elif not found:
+        raise TransferError(
+            f"{root} is not a Maildir: neither it nor a folder below it has a cur/ or new/ folder."
+        )
     # Two folders may name one mailbox (`.Sent` and `Sent/` side by side, `.R&-D` and a UTF-8
-    # `.R&D`): both are read into it, never one left out.
-    return [_Folder(_INBOX, root)] + [_Folder(name, path) for name, path in sorted(found)]
+    # `.R&D`, the root and an `INBOX/` folder): both are read into it, never one left out.
+    found.sort(key=lambda item: (item[0] != _INBOX, item[0], str(item[1])))
+    return [_Folder(name, path) for name, path in found]
+
+
+def _mailbox_name(parent: str, level: str) -> str:
+    """The mailbox of a folder level; a top-level INBOX in any case is INBOX (RFC 9051 §5.1)."""
+    if not parent and level.upper() == _INBOX:
+        return _INBOX
+    return f"{parent}/{level}" if parent else level
 
 
 def _walk(directory: Path, parent: str, found: list[tuple[str, Path]], *, top: bool) -> None:
-    """Collect folders below `directory`: Maildir++ dot-folders (at the top) and nested ones."""
+    """Collect folders below `directory`: Maildir++ dot-folders (at the top), nested ones
+    (Dovecot LAYOUT=fs, mbsync "SubFolders Verbatim", offlineimap), and mbsync's "SubFolders
+    Legacy" `Folder/.Sub` below the top."""
     try:
         with os.scandir(directory) as it:
             # Symbolic links are not followed: a link back up the tree would never end.
@@ -171,16 +188,20 @@ def _walk(directory: Path, parent: str, found: list[tuple[str, Path]], *, top: b
         path = Path(child.path)
         if name.startswith("."):
             if not top:
-                continue  # dot-folders only mean Maildir++ at the root
+                # mbsync's Legacy layout; any other dot-directory is some program's own data.
+                if len(name) > 1 and _is_maildir(path):
+                    folder = _mailbox_name(parent, folder_level(name[1:]))
+                    found.append((folder, path))
+                    _walk(path, folder, found, top=False)
+                continue
             dotted = mailbox_of_maildir_folder(name)
             if dotted is None:
                 continue
-            folder = dotted
+            folder = _mailbox_name("", dotted)
             if _is_maildir(path):
                 found.append((folder, path))
         else:
-            level = folder_level(name)
-            folder = f"{parent}/{level}" if parent else level
+            folder = _mailbox_name(parent, folder_level(name))
             if _is_maildir(path):
                 found.append((folder, path))
             _walk(path, folder, found, top=False)

@@ -343,6 +343,21 @@ CREATE TABLE IF NOT EXISTS greylist_networks (
     last_seen REAL NOT NULL
 ) WITHOUT ROWID;
 
+-- Transfers (import, migrate): each blob's dedup fingerprint (transfer/dedup.py), cached
+-- because a blob never changes; and the POP3 unique-ids a migrated message keeps from the server
+-- it came from, served by pop3/ while the mailbox keeps that UIDVALIDITY.
+CREATE TABLE IF NOT EXISTS transfer_fingerprints (
+    sha256 TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS transfer_pop3_uidls (
+    mailbox_id INTEGER NOT NULL,
+    uid INTEGER NOT NULL,
+    uidvalidity INTEGER NOT NULL,
+    uidl TEXT NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+
 CREATE TRIGGER IF NOT EXISTS messages_added AFTER INSERT ON messages BEGIN
     UPDATE blobs SET refcount = refcount + 1 WHERE id = NEW.blob;
     UPDATE accounts SET used = used + NEW.size

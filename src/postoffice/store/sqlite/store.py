@@ -66,6 +66,7 @@ from postoffice.store.sqlite.open_errors import explain_open_error
 from postoffice.store.sqlite.queue_and_access import QueueAndAccessData
 from postoffice.store.sqlite.schema import connect, create_schema
 from postoffice.store.sqlite.sieve_data import SieveScriptStore
+from postoffice.store.sqlite.transfer_data import TransferStoreData
 from postoffice.store.sqlite.writer import Transaction, WriterThread
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ _SPLIT_SEARCH_ABOVE = 5000
 _INDEX_BATCH = 16  # messages per full-text index write (text_ops also bounds the text per batch)
 
 
-class SqliteStore(QueueAndAccessData, DeliveryMemoryData, SieveScriptStore, FilterStateData):
+class SqliteStore(QueueAndAccessData, DeliveryMemoryData, SieveScriptStore, FilterStateData, TransferStoreData):
     def __init__(self, db_path: Path, blob_root: Path, reader_threads: int = 4, *,
                  keep_recently_expunged: bool = False, trash_days: float = DEFAULT_TRASH_DAYS) -> None:
         self.db_path = db_path
