@@ -55,6 +55,9 @@ def import_command(
     folder (as `export` writes it) to the mailboxes their paths name, and an mbox or eml file
     to INBOX. Only regular files are read: a named pipe or a device is refused at once.
     ADDR is a user: imported mail is filed, never forwarded, so aliases do not apply.
+    The Maildir trees of Dovecot, mbsync and offlineimap are read as they are. A message the
+    mailbox already holds is skipped, even when a POP3 client added header fields of its own
+    to its copy (see docs/transfer.md).
 
     Examples: postoffice import mbox ~/old.mbox --into alice@example.org/Archive
               postoffice import maildir ~/Maildir --into alice@example.org
