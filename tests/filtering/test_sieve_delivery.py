@@ -136,6 +136,14 @@ def test_vacation_answers_once_per_sender_and_never_to_a_list(server: LiveServer
     assert len(server.messages("alice@example.test")) == 7  # vacation keeps every message
 
 
+def test_vacation_from_must_be_the_accounts_own(server: LiveServer) -> None:
+    set_script(server, "alice@example.test",
+               'require "vacation";\r\nvacation :from "ceo@bank.example" :subject "Away" "Gone.";\r\n')
+    send(server, "carol@remote.example", ["alice@example.test"], message("carol@remote.example"))
+    (_, raw), = queue(server)
+    assert b"\r\nFrom: <alice@example.test>\r\n" in b"\r\n" + raw and b"bank.example" not in raw
+
+
 def test_redirect_leaves_through_the_queue_with_srs(server: LiveServer) -> None:
     set_script(server, "alice@example.test", 'redirect "alice.elsewhere@remote.example";\r\n')
     send(server, "carol@remote.example", ["alice@example.test"], message("carol@remote.example"))

@@ -117,6 +117,9 @@ class DispositionPlan:
         new_queue = [(NewMessage(await store.put_blob(b, queue_only=True), raw=b), row) for b, row, _ in queue]
         result = await store.deliver_plan(DeliveryPlan(new_contents, copies, new_queue, remember))
         report.queue_ids = list(result.queue_ids)
+        for index in result.fell_back:  # as Pigeonhole: the copy is kept, and the log says why
+            missing = copies[index].target.mailbox
+            self.decided[copy_accounts[index]].outcome.append(f"fileinto {missing!r}: no such mailbox, filed into INBOX")
         if self.outbound is not None:
             report.queue_id = result.queue_ids[0]
             for entry in self.submitted:

@@ -21,12 +21,15 @@ Implementation notes:
   with its name and the error and ends in the implicit keep (RFC 5228 §2.10.6); a broken
   global file is logged once per change of the file, not once per message.
 - fileinto a mailbox that does not exist, without :create, files into INBOX and says so in the
-  log (as Pigeonhole does); discard is logged with the script and line ("Nothing disappears").
+  log (as Pigeonhole does; the store finds out in the delivery's transaction, no extra read);
+  discard is logged with the script and line ("Nothing disappears").
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import email.utils
 import logging
 import threading
 import time
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from postoffice.directory import Directory
 from postoffice.filtering import vacation
 from postoffice.filtering.pipeline import (
     AccountDisposition,
@@ -148,8 +152,10 @@ class SieveStage:
 
     def __init__(self, store: SieveStore, *, before: Path | None = None, after: Path | None = None,
                  hostname: str = "localhost", max_redirects: int = 4, subaddress_delimiter: str = "+",
-                 signer: Signer | None = None, limits: SieveLimits | None = None) -> None:
+                 signer: Signer | None = None, limits: SieveLimits | None = None,
+                 directory: Directory | None = None) -> None:
         self.store = store
+        self.directory = directory
         self.before = _GlobalScript(before, "before") if before is not None else None
         self.after = _GlobalScript(after, "after") if after is not None else None
         self.hostname = hostname
@@ -219,8 +225,11 @@ class SieveStage:
         items = {"domain": account.address.rpartition("@")[2], "host": self.hostname}
         if judgement is not None and judgement.client_ip:
             items["remote-ip"] = judgement.client_ip
+        # The spam score (filtering/score.py SpamScore), the account's own when the junk
+        # classifier made one, for RFC 5235 spamtest :percent.
         score = account.facts.get("spam_score", message.facts.get("spam_score"))
-        percent = getattr(score, "percent", None)
+        percent_of = getattr(score, "spamtest_percent", None)
+        percent = percent_of() if callable(percent_of) else None
         now = time.time()
 
         def mailbox_exists(name: str) -> bool:
@@ -246,8 +255,8 @@ class SieveStage:
                 if isinstance(action, Keep):
                     if index == last or not result.implicit_keep:  # an earlier script's keep is the next one's call
                         filings += [Filing(f.mailbox, f.special_use, f.flags | frozenset(action.flags)) for f in base]
-                elif isinstance(action, FileInto):
-                    filings.append(await self._filing(account, action, name))
+                elif isinstance(action, FileInto):  # a missing mailbox: INBOX (dispositions.py logs it)
+                    filings.append(Filing(action.mailbox, None, frozenset(action.flags), action.create))
                 elif isinstance(action, Discard):
                     discards.append(f"script {name!r} line {action.line}")
                 elif isinstance(action, Redirect):
@@ -272,14 +281,16 @@ class SieveStage:
         names = ", ".join(repr(n) for n, _ in ran.results)
         account.outcome.insert(0, f"sieve {names}")
 
-    async def _filing(self, account: AccountDisposition, action: FileInto, script: str) -> Filing:
-        flags = frozenset(action.flags)
-        if action.create or action.mailbox.upper() == "INBOX":
-            return Filing(action.mailbox, None, flags, action.create)
-        if await self.store.get_mailbox(account.account_id, action.mailbox) is None:
-            account.outcome.append(f"fileinto {action.mailbox!r} (script {script!r}): no such mailbox, filed into INBOX")
-            return Filing("INBOX", None, flags)
-        return Filing(action.mailbox, None, flags)
+    async def _owns(self, account: AccountDisposition, from_: str) -> bool:
+        address = email.utils.parseaddr(from_)[1]
+        if not address:
+            return False
+        if address.lower() == account.address.lower():
+            return True
+        if self.directory is None:
+            return False
+        record = await self.directory.get_user(account.address)
+        return record is not None and await self.directory.may_send_as(record, address)
 
     async def _vacation(self, message: IncomingMessage, account: AccountDisposition, action: Vacation,
                         script: str, now: float) -> None:
@@ -292,6 +303,10 @@ class SieveStage:
         if reason is not None:
             account.outcome.append(f"vacation not sent: {reason}")
             return
+        if action.from_ and not await self._owns(account, action.from_):
+            # RFC 5230 §4.4: a :from the user may not send as would be a forgery; ours instead.
+            account.outcome.append(f"vacation :from {action.from_!r} is not the account's; its own address used")
+            action = dataclasses.replace(action, from_=None)
         _, raw = vacation.vacation_reply(action, account.address)
         if self.signer is not None:
             try:

@@ -25,6 +25,6 @@ def build_pipeline(services: Services) -> FilterPipeline:
     account_stages.append(SieveStage(
         services.store, before=config.sieve.before, after=config.sieve.after, hostname=config.server.hostname,
         max_redirects=config.sieve.max_redirects, subaddress_delimiter=config.smtp.recipient_delimiter,
-        signer=services.signer))
+        signer=services.signer, directory=services.directory))
     return FilterPipeline(tuple(message_stages), tuple(account_stages))
 

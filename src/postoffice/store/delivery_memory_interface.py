@@ -51,6 +51,7 @@ class DeliveryPlan:
 class PlanResult:
     results: list[TargetResult]  # one per copy, in order
     queue_ids: list[int]  # one per queue row, in order
+    fell_back: tuple[int, ...] = ()  # copies filed into INBOX: their mailbox does not exist
 
 
 class DeliveryMemoryData(Protocol):

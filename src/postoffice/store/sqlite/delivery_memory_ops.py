@@ -20,18 +20,21 @@ from postoffice.store.sqlite.writer import Transaction
 def deliver_plan(tx: Transaction, blobs: BlobStore, plan: DeliveryPlan) -> PlanResult:
     queue_ids = [queue_ops.enqueue(tx, blobs, message, envelope) for message, envelope in plan.queue]
     results: list[TargetResult] = []
-    for copy in plan.copies:
+    fell_back: list[int] = []
+    for index, copy in enumerate(plan.copies):
         target = copy.target
-        if copy.create and target.special_use is None and get_mailbox(tx.conn, target.account_id, target.mailbox) is None:
+        if target.special_use is None and get_mailbox(tx.conn, target.account_id, target.mailbox) is None:
             try:
+                if not copy.create:
+                    raise InvalidName("no such mailbox")
                 create_mailbox(tx, target.account_id, target.mailbox, None, subscribed=True)
-            except InvalidName:
-                pass  # an impossible name: the copy lands in INBOX (message_ops.deliver)
+            except InvalidName:  # missing, or a name no mailbox may have: INBOX (message_ops.deliver)
+                fell_back.append(index)
         (result,), _ = m.deliver(tx, blobs, plan.contents[copy.content], [target], None)
         results.append(result)
     for entry in plan.remember:
         _remember(tx, entry)
-    return PlanResult(results, queue_ids)
+    return PlanResult(results, queue_ids, tuple(fell_back))
 
 
 def _remember(tx: Transaction, entry: MemoryEntry) -> None:
