@@ -68,6 +68,18 @@ async def test_learning_counts_once_per_direction_and_untrains_the_other(store: 
     assert (await store.junk_token_counts(other.id, tokens)) == (JunkTotals(), {})
 
 
+async def test_a_removed_accounts_learning_goes_with_it(store: MailStore) -> None:
+    await new_account(store, "first@example.test")
+    account = await new_account(store)
+    await store.learn_junk([JunkLesson(0, account.id, "a" * 64, True, frozenset({"word"}))], NOW)
+    await store.queue_junk_training(account.id, "b" * 64, False)
+    await store.remove_account(account.address)
+    again = await new_account(store)  # SQLite may give it the same id
+    assert await store.junk_token_counts(again.id, ["word"]) == (JunkTotals(), {})
+    assert await store.junk_trained_as(again.id, "a" * 64) is None
+    assert await store.pending_junk_training() == []
+
+
 async def test_learning_drops_its_requests_and_skips_unreadable_messages(store: MailStore) -> None:
     account = await new_account(store)
     await store.queue_junk_training(account.id, "b" * 64, True)

@@ -43,9 +43,9 @@ class JunkEstimate:
     trained: JunkTotals
 
     def detail(self, shown: int = 3) -> str:
-        """`p=0.97, 41 clues (subject:winner, from:@lottery.example, ...)`: for X-Spam-Rules."""
-        names = ", ".join(token for token, _ in self.clues[:shown])
-        return f"p={self.probability:.2f}, {len(self.clues)} clues" + (f" ({names})" if names else "")
+        """`p=0.97, 41 clues: subject:winner from:@lottery.example ...`: for X-Spam-Rules."""
+        names = " ".join(token for token, _ in self.clues[:shown])
+        return f"p={self.probability:.2f}, {len(self.clues)} clues" + (f": {names}" if names else "")
 
 
 def token_probability(counts: TokenCounts, totals: JunkTotals) -> float:

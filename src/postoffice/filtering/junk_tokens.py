@@ -34,8 +34,8 @@ _MIN_WORD, _MAX_WORD = 3, 20
 _HEADERS = {"subject", "from", "reply-to", "to", "cc", "sender", "list-id", "x-mailer",
             "user-agent", "content-type"}
 _ADDRESS_HEADERS = {"from", "reply-to", "to", "cc", "sender"}
-_WORD = re.compile(r"[^\W_][\w'$€£.-]*[^\W_]|[$€£]\d[\d.,]*", re.UNICODE)
-_URL = re.compile(r"(?:https?://|www\.)([a-z0-9.-]+)[^\s<>\"']*", re.IGNORECASE)  # path dropped
+_WORD = re.compile(r"[$€£]?\w[\w'.$€£-]*")  # one character class: no backtracking
+_URL = re.compile(r"(?:https?://|www\.)([a-z0-9.-]+)[^\s<>\"']*")  # on lowered text; path dropped
 _ADDRESS = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)", re.UNICODE)
 
 
@@ -55,10 +55,11 @@ class _Bag:
 
 
 def _words(text: str, prefix: str, bag: _Bag) -> None:
-    for match in _WORD.finditer(text):
+    # findall and dict.fromkeys run in C: each distinct word is looked at once, in order.
+    for found in dict.fromkeys(_WORD.findall(text.lower())):
         if bag.full:
             return
-        word = match.group().lower().strip(".'-")
+        word = found.rstrip(".'-")
         if len(word) < _MIN_WORD:
             continue
         if len(word) > _MAX_WORD:
@@ -114,14 +115,16 @@ def _shape_tokens(part: BodyPart, bag: _Bag, depth: int = 0) -> None:
 
 
 def _body_tokens(text: str, bag: _Bag) -> None:
-    text = text[:MAX_TEXT]
-    for match in _URL.finditer(text):
-        if bag.full:
-            return
-        host = match.group(1).lower().strip(".")
-        bag.add("url:" + _domain_tail(host))
-        bag.add("url:" + host[:60])
-    _words(_URL.sub(" ", text), "", bag)
+    text = text[:MAX_TEXT].lower()
+    if "http" in text or "www." in text:  # most text has no link: skip the scan
+        for match in _URL.finditer(text):
+            if bag.full:
+                return
+            host = match.group(1).strip(".")
+            bag.add("url:" + _domain_tail(host))
+            bag.add("url:" + host[:60])
+        text = _URL.sub(" ", text)
+    _words(text, "", bag)
 
 
 def message_tokens(meta: MessageMetadata) -> frozenset[str]:

@@ -325,6 +325,14 @@ CREATE TABLE IF NOT EXISTS junk_training_queue (
     spam INTEGER NOT NULL,
     queued REAL NOT NULL
 );
+-- Account ids may be reused once the highest is deleted: a new account must not inherit a
+-- removed one's classifier.
+CREATE TRIGGER IF NOT EXISTS junk_account_removed AFTER DELETE ON accounts BEGIN
+    DELETE FROM junk_tokens WHERE account_id = OLD.id;
+    DELETE FROM junk_totals WHERE account_id = OLD.id;
+    DELETE FROM junk_trained WHERE account_id = OLD.id;
+    DELETE FROM junk_training_queue WHERE account_id = OLD.id;
+END;
 -- Greylisting (filtering/greylist.py, RFC 6647): triplets (client network, normalised sender,
 -- recipient) and client networks whose triplets passed (auto-allow).
 CREATE TABLE IF NOT EXISTS greylist_triplets (
