@@ -207,7 +207,7 @@ async def deliver_message(
         if incoming.refusal is not None:
             dispositions.refuse_all(report, envelope, incoming.refusal)
             return report
-        raw = incoming.stored_form()
+        raw = incoming.settle_header()
         decided = {
             account_id: AccountDisposition(
                 account_id, addresses[account_id], tuple(reached_by[account_id]),

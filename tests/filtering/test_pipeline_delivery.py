@@ -110,6 +110,26 @@ async def test_added_fields_go_on_top_below_return_path_and_stay_one_line(env) -
     assert stored.startswith(b"Return-Path: <a@remote.example>\r\nX-Spam-Score: 1.5  X-Injected: no\r\nFrom:")
 
 
+class Editor:
+    """An account stage that edits the account's copy from what it sees, as editheader does."""
+
+    name = "editor"
+
+    async def decide(self, message: IncomingMessage, account: AccountDisposition) -> None:
+        assert message.header("x-spam-score") == ["1.5  X-Injected: no"]
+        account.set_content(b"X-Edited: yes\r\n" + message.raw)
+
+
+async def test_account_stages_see_and_keep_the_fields_message_stages_added(env) -> None:
+    store, directory = env
+    pipeline = FilterPipeline(message_stages=[Tagger()], account_stages=[Editor()])
+    report = await deliver_message(store, directory, Envelope("a@remote.example", ("alice@example.org",)), RAW,
+                                   filters=pipeline)
+    assert report.all_delivered
+    (stored,) = await _messages(store, "alice@example.org", "INBOX")
+    assert stored == b"Return-Path: <a@remote.example>\r\nX-Edited: yes\r\nX-Spam-Score: 1.5  X-Injected: no\r\n" + RAW
+
+
 async def test_fileinto_with_create_and_flags_and_per_account_content(env) -> None:
     store, directory = env
 

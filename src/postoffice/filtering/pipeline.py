@@ -23,7 +23,8 @@ the recipients are resolved and before anything is stored. Two kinds of stage::
   (`message.refuse`: a 5xx/4xx in the SMTP dialogue, nothing stored, the later stages skipped),
   add header fields to every copy (`message.add_header`, prepended in order), file it as junk
   (`message.special_use = "\\Junk"`), and leave results for later stages in `message.facts`
-  (the spam score under "spam_score", a `SpamScore`).
+  (the spam score under "spam_score", a `SpamScore`). The fields they add are part of
+  `message.raw` by the time the account stages run (Sieve tests and editheader see them).
 - An `AccountStage` runs for each account the recipients reach, in order, on that account's
   `AccountDisposition`: where its copy goes (mailboxes with flags, or none: discard), redirects
   (outbound queue rows), a rejection, auto-replies (vacation), its own content (editheader),
@@ -100,6 +101,15 @@ class IncomingMessage:
         top = b"".join(f"{name}: {_one_line(value)}\r\n".encode("utf-8", "replace")
                        for name, value in self.added_headers)
         return top + self.raw
+
+    def settle_header(self) -> bytes:
+        """After the message stages: the added fields become part of `raw`, so the account
+        stages (Sieve's header tests, editheader) see and keep them. Returns the new `raw`."""
+        if self.added_headers:
+            self.raw = self.stored_form()
+            self.added_headers.clear()
+            self._fields = None
+        return self.raw
 
     @property
     def header_fields(self) -> list[tuple[str, str, str]]:
