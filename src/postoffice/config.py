@@ -51,7 +51,7 @@ from postoffice.config_values import (
 )
 
 __all__ = [
-    "CONFIG_FILE_NAME", "AuthConfig", "Config", "ConfigError", "DkimConfig", "LimitsConfig",
+    "CONFIG_FILE_NAME", "AuthConfig", "Config", "ConfigError", "DkimConfig", "DnsConfig", "LimitsConfig",
     "ListenAddress", "ListenConfig", "OutboundConfig", "ServerConfig", "SieveConfig", "StoreConfig", "TlsConfig", "UnixAddress",
     "default_config_text", "default_hostname", "load_config", "render_config",
 ]
