@@ -159,3 +159,21 @@ def test_expanding_a_long_variable_many_times_is_bounded() -> None:
     result = run_script(script, SieveMessage(RAW), SieveEnvironment())
     assert result.actions == [Keep()]
     assert result.errors == ["script: line 3: a string longer than 1048576 characters"]
+
+
+def test_glob_agrees_with_a_lazy_regular_expression_on_random_patterns() -> None:
+    """RFC 5229 §3.2 captures: stars as short as possible from the left; `re` with lazy groups
+    (exponential in the worst case, fine for these sizes) is the reference."""
+    import re
+
+    rng = random.Random(5229)
+    for _ in range(20000):
+        pattern = "".join(rng.choice("ab*?") for _ in range(rng.randrange(8)))
+        text = "".join(rng.choice("ab") for _ in range(rng.randrange(10)))
+        regex = "".join("(.*?)" if c == "*" else "(.)" if c == "?" else c for c in pattern)
+        expected = re.fullmatch(regex, text, re.DOTALL)
+        got = glob_match(pattern, text, casemap=False)
+        if expected is None:
+            assert got is None, (pattern, text)
+        else:
+            assert got == [text, *expected.groups()], (pattern, text)

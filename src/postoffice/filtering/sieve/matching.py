@@ -86,13 +86,37 @@ def _fits(text: str, pos: int, segment: Segment) -> bool:
 
 
 def _find(text: str, segment: Segment, start: int, end: int) -> int:
-    """Leftmost position in [start, end - len) where segment fits, or -1."""
+    """Leftmost position in [start, end - len] where segment fits, or -1.
+
+    A segment with "?" is looked up by its longest literal run (str.find), then checked in
+    place; a segment of "?" only fits wherever there is room.
+    """
     n = len(segment)
+    if start + n > end:
+        return -1  # (also keeps the find bounds below from going negative)
     if None not in segment:
         return text.find("".join(segment), start, end)  # type: ignore[arg-type]
-    for pos in range(start, end - n + 1):
+    runs: list[tuple[int, int]] = []  # (offset, length) of literal runs
+    k = 0
+    while k < n:
+        if segment[k] is None:
+            k += 1
+            continue
+        j = k
+        while j < n and segment[j] is not None:
+            j += 1
+        runs.append((k, j - k))
+        k = j
+    if not runs:
+        return start
+    offset, length = max(runs, key=lambda r: r[1])
+    literal = "".join(segment[offset : offset + length])  # type: ignore[arg-type]
+    hit = text.find(literal, start + offset, end - (n - offset - length))
+    while hit >= 0:
+        pos = hit - offset
         if _fits(text, pos, segment):
             return pos
+        hit = text.find(literal, hit + 1, end - (n - offset - length))
     return -1
 
 
