@@ -27,7 +27,7 @@ def init_data(data: Path, users: tuple[str, ...], outbound: str = "") -> Path:
     for user in users:
         po("user", "add", user, "--password-stdin", data=data, stdin=PASSWORD + "\n")
     config = (data / "postoffice.toml").read_text()
-    config = re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s|http|https) = .*$", r"\1 = []", config, flags=re.M)
+    config = re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s|http|https|managesieve) = .*$", r"\1 = []", config, flags=re.M)
     # The runner routes remote recipients through DNS: never the machine's resolver in tests.
     config = re.sub(r"^nameservers = .*$", f'nameservers = ["{quiet_dns()}"]', config, flags=re.M)
     if outbound:  # replace the [outbound] keys given

@@ -111,6 +111,7 @@ pop3s = ["0.0.0.0:1995"]
 lmtp = ["unix:run/lmtp.sock", "127.0.0.1:24"]
 http = []
 https = ["[::]:8443", "127.0.0.1:443"]
+managesieve = ["127.0.0.1:4190"]
 
 [tls]
 cert_file = "/etc/letsencrypt/live/mx1/fullchain.pem"
@@ -341,6 +342,7 @@ def test_dev_listeners_use_10000_plus_the_standard_port(tmp_path: Path) -> None:
         "imaps": ["127.0.0.1:10993"], "pop3": ["127.0.0.1:10110"],
         "pop3s": ["127.0.0.1:10995"], "lmtp": ["127.0.0.1:10024"],
         "http": ["127.0.0.1:10080"], "https": ["127.0.0.1:10443"],
+        "managesieve": ["127.0.0.1:14190"],
     }
     assert dataclasses.replace(dev, listen=config.listen) == config
 

@@ -10,7 +10,7 @@ import postoffice
 
 SRC = Path(postoffice.__file__).parent
 # Pure layers: bytes in, values out (or, for mailauth, DNS only through an injected resolver).
-PURE = [SRC / "proto", SRC / "smtp" / "proto", SRC / "imap" / "proto", SRC / "pop3" / "proto.py",
+PURE = [SRC / "proto", SRC / "smtp" / "proto", SRC / "imap" / "proto", SRC / "pop3" / "proto.py", SRC / "managesieve" / "proto.py",
         SRC / "mailauth", SRC / "setup" / "autoconfig.py", SRC / "transfer" / "imap_client_proto.py"]
 NETWORK = ("postoffice.net", "postoffice.app", "socket", "asyncio.streams", "ssl")
 

@@ -29,6 +29,7 @@ from postoffice.config import CONFIG_FILE_NAME, Config, ListenAddress, UnixAddre
 from postoffice.diagnostics.daily_check import run_daily_checks
 from postoffice.filtering.junk_learning import JunkTrainer
 from postoffice.imap.server import listener_factories as imap_listener_factories
+from postoffice.managesieve.server import listener_factories as managesieve_listener_factories
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.listen_errors import explain_listen_error
 from postoffice.net.running import ListenerFactory, RunningListener
@@ -47,8 +48,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("postoffice")
 
 # The web listeners come last: their autoconfig answers advertise the ports the others got.
-PROTOCOLS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "http",
-             "https")
+PROTOCOLS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "managesieve",
+             "http", "https")
 
 
 class StartupError(Exception):
@@ -62,7 +63,7 @@ class AlreadyRunning(StartupError):
 # protocol name -> async factory(services, address) -> RunningListener
 LISTENER_FACTORIES: dict[str, ListenerFactory] = {
     **smtp_listener_factories(), **imap_listener_factories(), **pop3_listener_factories(),
-    **web_listener_factories(),
+    **managesieve_listener_factories(), **web_listener_factories(),
 }
 
 

@@ -66,7 +66,7 @@ class ConfigError(Exception):
 # DESIGN §4: --dev binds loopback on 10000 + the standard port, so it needs no root.
 _DEV_PORTS = {"smtp": 10025, "submission": 10587, "submissions": 10465, "imap": 10143,
               "imaps": 10993, "pop3": 10110, "pop3s": 10995, "lmtp": 10024, "http": 10080,
-              "https": 10443}
+              "https": 10443, "managesieve": 14190}
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ class ListenConfig:
     lmtp: tuple[ListenAddress | UnixAddress, ...]
     http: tuple[ListenAddress, ...] = ()
     https: tuple[ListenAddress, ...] = ()
+    managesieve: tuple[ListenAddress, ...] = ()
 
     def by_service(self) -> dict[str, tuple[ListenAddress | UnixAddress, ...]]:
         """``{"smtp": (...), ...}`` in a fixed order, for code that opens every listener."""
@@ -258,6 +259,9 @@ SCHEMA: dict[str, tuple[type, tuple[Key, ...]]] = {
         _listen_key("https", ["0.0.0.0:443"],
                     "HTTPS, with the [tls] certificate: the same, plus the MTA-STS policy at"
                     " mta-sts.DOMAIN/.well-known/mta-sts.txt."),
+        _listen_key("managesieve", ["0.0.0.0:4190"],
+                    "ManageSieve (RFC 5804, STARTTLS): users upload their Sieve filters from their"
+                    " mail programs (Thunderbird's Sieve add-on, Roundcube, sieve-connect)."),
     )),
     "tls": (TlsConfig, (
         Key("cert_file", "tls/cert.pem", v.path,

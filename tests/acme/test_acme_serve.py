@@ -36,7 +36,7 @@ def init_data(data: Path, tls_port: int, pebble: Pebble) -> None:
     config = (data / "postoffice.toml").read_text()
     config = re.sub(r"^(smtp|submission|submissions|imap|pop3|pop3s|https) = .*$", r'\1 = ["127.0.0.1:0"]',
                     config, flags=re.M)
-    config = re.sub(r"^http = .*$", "http = []", config, flags=re.M)
+    config = re.sub(r"^(http|managesieve) = .*$", r"\1 = []", config, flags=re.M)
     # The CA validates TLS-ALPN-01 on this port (its tlsPort), as it would on 443.
     config = re.sub(r"^imaps = .*$", f'imaps = ["127.0.0.1:{tls_port}"]', config, flags=re.M)
     config = re.sub(r"^nameservers = .*$", f'nameservers = ["{quiet_dns()}"]', config, flags=re.M)
@@ -137,7 +137,7 @@ def test_http01_is_answered_by_the_http_listener_and_https_serves_the_result(
         data = tmp_path / "data"
         po("init", "--domain", "acme.test", "--hostname", HOST, data=data)
         config = (data / "postoffice.toml").read_text()
-        config = re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s) = .*$", r"\1 = []",
+        config = re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s|managesieve) = .*$", r"\1 = []",
                         config, flags=re.M)
         # pebble fetches http://NAME:http_port/.well-known/acme-challenge/TOKEN, as a CA does on 80.
         for key, value in (("http", f'["127.0.0.1:{http_port}"]'), ("https", '["127.0.0.1:0"]'),

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from cli_run import _drop_read_override, po
 from peers import require_peer, unavailable
 
-LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "http", "https")
+LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "managesieve", "http", "https")
 
 
 @pytest.fixture(scope="module")

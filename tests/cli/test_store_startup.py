@@ -29,7 +29,7 @@ def data_with_mail(tmp_path: Path) -> Path:
     config = (data / "postoffice.toml").read_text()
     # No listeners: the store is what is under test, and a server that does start must not
     # need a port.
-    config = re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s|http|https) = .*$", r"\1 = []", config, flags=re.M)
+    config = re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s|http|https|managesieve) = .*$", r"\1 = []", config, flags=re.M)
     (data / "postoffice.toml").write_text(config)
     two_hours_ago = time.time() - 7200  # old enough for the clean-up of files no row knows
     for p in (data / "blobs").rglob("*"):

@@ -57,7 +57,7 @@ def data(tmp_path: Path, dns_server: DnsServers) -> Path:
     data = tmp_path / "data"
     initialise(data, f"mx.{DOMAIN}")
     text = (data / "postoffice.toml").read_text()
-    (data / "postoffice.toml").write_text(re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s|http|https) = .*$",
+    (data / "postoffice.toml").write_text(re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s|http|https|managesieve) = .*$",
                                                  r"\1 = []", text, flags=re.M))
     set_config(data, nameservers=f'["{dns_server.nameserver}"]', authoritative_port=str(dns_server.nsd_port),
                mx_port=str(closed_port()))

@@ -50,7 +50,7 @@ class ServeProcess:
         subprocess.run([*po, "user", "add", USER, "--password-stdin", "--data", str(data)],
                        input=PASSWORD.encode() + b"\n", check=True, capture_output=True)
         config = (data / "postoffice.toml").read_text()
-        config = re.sub(r"^(smtp|submission|submissions|imaps|pop3|pop3s|lmtp|http|https) = .*$", r"\1 = []",
+        config = re.sub(r"^(smtp|submission|submissions|imaps|pop3|pop3s|lmtp|http|https|managesieve) = .*$", r"\1 = []",
                         config, flags=re.M)
         config = re.sub(r"^imap = .*$", 'imap = ["127.0.0.1:0"]', config, flags=re.M)
         (data / "postoffice.toml").write_text(config)

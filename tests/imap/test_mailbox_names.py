@@ -48,7 +48,7 @@ def served_port(tmp_path: Path) -> Iterator[int]:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
     config = (data / "postoffice.toml").read_text()
-    config = re.sub(r"^(smtp|submission|submissions|imaps|pop3|pop3s|http|https) = .*$", r"\1 = []", config, flags=re.M)
+    config = re.sub(r"^(smtp|submission|submissions|imaps|pop3|pop3s|http|https|managesieve) = .*$", r"\1 = []", config, flags=re.M)
     config = re.sub(r"^imap = .*$", f'imap = ["127.0.0.1:{port}"]', config, flags=re.M)
     (data / "postoffice.toml").write_text(config)
     process = subprocess.Popen([sys.executable, "-m", "postoffice", "serve", "--data", str(data)],

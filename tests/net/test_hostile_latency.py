@@ -55,7 +55,7 @@ class Served:
                        input=f"{PASSWORD}\n".encode(), check=True, capture_output=True)
         self.port = free_port()
         config = (data / "postoffice.toml").read_text()
-        config = re.sub(r"^(smtp|submission|submissions|imaps|pop3|pop3s|lmtp|http|https) = .*$", r"\1 = []",
+        config = re.sub(r"^(smtp|submission|submissions|imaps|pop3|pop3s|lmtp|http|https|managesieve) = .*$", r"\1 = []",
                         config, flags=re.M)
         config = re.sub(r"^imap = .*$", f'imap = ["127.0.0.1:{self.port}"]', config, flags=re.M)
         (data / "postoffice.toml").write_text(config)

@@ -309,7 +309,7 @@ def test_serve_with_log_format_json_writes_one_json_object_per_line(tmp_path: Pa
     data = tmp_path / "data"
     po("init", "--domain", "example.test", "--hostname", "mail.example.test", data=data)
     config = (data / "postoffice.toml").read_text()
-    config = re.sub(r'^(smtp|submission|submissions|imaps|pop3|pop3s|http|https) = \[.*\]$', r"\1 = []", config, flags=re.M)
+    config = re.sub(r'^(smtp|submission|submissions|imaps|pop3|pop3s|http|https|managesieve) = \[.*\]$', r"\1 = []", config, flags=re.M)
     config = re.sub(r"^imap = \[.*\]$", 'imap = ["127.0.0.1:0"]', config, flags=re.M)
     config = config.replace('log_format = "text"', 'log_format = "json"')
     (data / "postoffice.toml").write_text(config)

@@ -57,7 +57,7 @@ class Served:
                            input=f"{PASSWORD}\n".encode(), check=True, capture_output=True)
         self.ports = {name: free_port() for name in ("pop3", "pop3s", "imap")}
         config = (self.data / "postoffice.toml").read_text()
-        config = re.sub(r"^(smtp|submission|submissions|imaps|lmtp|http|https) = .*$", r"\1 = []", config, flags=re.M)
+        config = re.sub(r"^(smtp|submission|submissions|imaps|lmtp|http|https|managesieve) = .*$", r"\1 = []", config, flags=re.M)
         for name, port in self.ports.items():
             config = re.sub(rf"^{name} = .*$", f'{name} = ["127.0.0.1:{port}"]', config, flags=re.M)
         config = re.sub(r"^processes = .*$", f"processes = {processes}", config, flags=re.M)

@@ -97,7 +97,7 @@ class Instance:
         listen = {"smtp": f'["{address}:{port}"]',
                   "submission": f'["{address}:{submission_port}"]' if submission_port else "[]"}
         config = (data / "postoffice.toml").read_text()
-        config = re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s|http|https) = .*$",
+        config = re.sub(r"^(smtp|submission|submissions|imap|imaps|pop3|pop3s|http|https|managesieve) = .*$",
                         lambda m: f"{m.group(1)} = {listen.get(m.group(1), '[]')}", config, flags=re.M)
         config = re.sub(r"^nameservers = .*$", f'nameservers = ["{nameserver}"]', config, flags=re.M)
         lines = [f"mx_port = {port}", f'source_ipv4 = "{address}"', *outbound.strip().splitlines()]

@@ -73,7 +73,7 @@ def test_sigkilled_server_keeps_every_acknowledged_message(tmp_path: Path) -> No
     subprocess.run([*po, "user", "add", USER, "--password-stdin", "--data", str(data)], input=b"crash password 1\n", check=True, capture_output=True)
     port = free_port()
     config = (data / "postoffice.toml").read_text()
-    config = re.sub(r"^(submission|submissions|imap|imaps|pop3|pop3s|http|https) = .*$", r"\1 = []", config, flags=re.M)
+    config = re.sub(r"^(submission|submissions|imap|imaps|pop3|pop3s|http|https|managesieve) = .*$", r"\1 = []", config, flags=re.M)
     config = re.sub(r'^smtp = .*$', f'smtp = ["127.0.0.1:{port}"]', config, flags=re.M)
     # Port 25 judges every message through DNS: an answer at once, whatever the machine's resolver.
     config = re.sub(r"^nameservers = .*$", f'nameservers = ["{quiet_dns()}"]', config, flags=re.M)

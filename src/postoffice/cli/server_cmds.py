@@ -31,6 +31,7 @@ CLIENT_SETTINGS = {
     "pop3": "downloading mail, STARTTLS",
     "pop3s": "downloading mail, TLS",
     "lmtp": "local delivery from another MTA",
+    "managesieve": "Sieve filter upload from mail clients, STARTTLS",
     "http": "mail client autoconfiguration, ACME challenges",
     "https": "the same, and the MTA-STS policy",
 }
