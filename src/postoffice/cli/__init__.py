@@ -19,6 +19,7 @@ from postoffice.cli.queue_cmds import queue_app
 from postoffice.cli.records_cmds import domain_records
 from postoffice.cli.server_cmds import config_app, init_command, serve_command
 from postoffice.cli.share_cmds import share_command
+from postoffice.cli.sieve_cmds import sieve_app
 from postoffice.cli.status_cmds import status_command
 from postoffice.cli.tls_cmds import tls_app
 from postoffice.cli.transfer_cmds import export_command, import_command
@@ -47,6 +48,7 @@ app.add_typer(dmarc_app, name="dmarc")
 app.add_typer(check_app, name="check")
 app.add_typer(explain_app, name="explain")
 app.add_typer(tls_app, name="tls")
+app.add_typer(sieve_app, name="sieve")
 app.command("import")(import_command)
 app.command("export")(export_command)
 app.command("share")(share_command)
