@@ -350,7 +350,7 @@ def test_dev_listeners_use_10000_plus_the_standard_port(tmp_path: Path) -> None:
 def test_ephemeral_listeners_are_loopback_port_zero(tmp_path: Path) -> None:
     listen = load_config(tmp_path).with_ephemeral_listeners().listen
     assert set(listen.by_service().values()) == {(ListenAddress("127.0.0.1", 0),)}
-    assert len(listen.by_service()) == 10
+    assert len(listen.by_service()) == 11
     assert listen.http == listen.https == (ListenAddress("127.0.0.1", 0),)
 
 

@@ -22,7 +22,8 @@ def test_sieve_commands_put_activate_list_get_rename_delete_and_refuse_bad_scrip
     refused = po("sieve", "put", USER, "main", str(bad), data=data, check=False)
     assert refused.returncode == 1 and "line 4, column 1" in refused.stderr, refused.stderr
     assert po("sieve", "check", str(bad), data=data, check=False).returncode == 1
-    assert "line 4, column 1" in po("sieve", "check", str(bad), data=data, check=False).stderr
+    with_user = po("sieve", "check", USER, str(bad), data=data, check=False)
+    assert with_user.returncode == 1 and "line 4, column 1" in with_user.stderr
 
     po("sieve", "check", str(good), data=data)
     po("sieve", "put", USER, "main", str(good), "--activate", data=data)

@@ -14,7 +14,16 @@ from typing import Annotated
 
 import typer
 
-from postoffice.cli.common import DATA, DataDir, JsonFlag, console, fail, print_json, with_services
+from postoffice.cli.common import (
+    DATA,
+    DataDir,
+    JsonFlag,
+    console,
+    fail,
+    load,
+    print_json,
+    with_services,
+)
 from postoffice.filtering.sieve import SieveError
 from postoffice.managesieve.scripts import check_script
 from postoffice.services import Services
@@ -42,13 +51,6 @@ def _read(path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as error:
         fail(f"{path} cannot be read: {(error.strerror or str(error)).lower()}.")
-
-
-def _check_file(content: bytes, where: str) -> None:
-    """Exits with the compiler's line and column if the script is bad."""
-    result = asyncio.run(check_script(content))
-    if isinstance(result, SieveError):
-        fail(f"{where}: {result}")
 
 
 @sieve_app.command("list")
@@ -98,7 +100,7 @@ def sieve_put(address: Address, name: Name, file: ScriptFile, data: DataDir = DA
     """
     async def go(s: Services) -> bool:
         account = await _account(s, address)
-        checked = await check_script(_read(file), name)
+        checked = await check_script(_read(file), name, max_size=s.config.sieve.max_script_size)
         if isinstance(checked, SieveError):
             raise ValueError(f"{file}: {checked}; the script was not stored.")
         limits = s.config.sieve
@@ -168,7 +170,8 @@ def sieve_rename(address: Address, name: Name,
 
 @sieve_app.command("check")
 def sieve_check(target: Annotated[str, typer.Argument(help='A script file ("-": standard input), or a user.')],
-                name: Annotated[str | None, typer.Argument(help="With a user: the stored script to check.")] = None,
+                script: Annotated[str | None, typer.Argument(
+                    help="With a user: a script file, or the name of one of the user's scripts.")] = None,
                 data: DataDir = DATA) -> None:
     """Check a script without storing it: a file, or a user's stored script.
 
@@ -176,16 +179,22 @@ def sieve_check(target: Annotated[str, typer.Argument(help='A script file ("-": 
 
     Examples:
       postoffice sieve check filters.sieve
-      postoffice sieve check alice@example.org main
+      postoffice sieve check alice@example.org filters.sieve
+      postoffice sieve check alice@example.org main        (the stored script "main")
     """
-    if name is None:
-        _check_file(_read(target), target)
+    if script is None or script == "-" or Path(script).is_file():
+        path = target if script is None else script
+        result = asyncio.run(check_script(_read(path), max_size=load(data).sieve.max_script_size))
+        where = path
     else:
+        address, name = target, script
+
         async def go(s: Services) -> SieveError | str:
-            text = await s.store.get_sieve_script((await _account(s, target)).id, name)
-            return await check_script(text.encode("utf-8"), name)
+            text = await s.store.get_sieve_script((await _account(s, address)).id, name)
+            return await check_script(text.encode("utf-8"), name, max_size=max(s.config.sieve.max_script_size, len(text) * 4))
 
         result = with_services(data, go)
-        if isinstance(result, SieveError):
-            fail(f"{target} {name}: {result}")
+        where = f"{address} {name}"
+    if isinstance(result, SieveError):
+        fail(f"{where}: {result}")
     console.print("The script is valid.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from postoffice.filtering.sieve import SieveError, compile_script
+from postoffice.filtering.sieve import SieveError, SieveLimits, compile_script
 from postoffice.managesieve import proto as p
 from postoffice.services import Services
 from postoffice.store.interface import (
@@ -26,11 +26,16 @@ from postoffice.store.sieve_errors import ScriptIsActive, ScriptNotFound, SieveQ
 log = logging.getLogger(__name__)
 
 
-async def check_script(content: bytes, name: str = "script") -> str | SieveError:
-    """The script as text if it compiles, else the compiler's error (with line and column)."""
+async def check_script(content: bytes, name: str = "script", *, max_size: int = 1 << 20) -> str | SieveError:
+    """The script as text if it compiles, else the compiler's error (with line and column).
+
+    Included scripts are not looked up: RFC 6609 lets a script be uploaded before the scripts
+    it includes, and a missing one is a runtime error at delivery."""
+    limits = SieveLimits(max_script_bytes=max_size)
+
     def compile_in_thread() -> str | SieveError:
         try:
-            compile_script(content, name=name)
+            compile_script(content, name=name, limits=limits)
         except SieveError as error:
             return error
         try:
@@ -78,7 +83,7 @@ class ScriptCommands:
             case p.HaveSpace(name=name, size=size):
                 return await self.have_space(name, size)
             case p.PutScript(name=name, content=content):
-                checked = await check_script(content, name)
+                checked = await check_script(content, name, max_size=self.limits.max_script_size)
                 if isinstance(checked, SieveError):
                     return p.no(f"Script not saved: {checked}")
                 created = await store.put_sieve_script(account, name, checked, max_scripts=self.limits.max_scripts,
@@ -90,14 +95,15 @@ class ScriptCommands:
                 if len(content) > self.limits.max_script_size:
                     return p.no(f"The script is longer than the {self.limits.max_script_size} octets allowed",
                                 "QUOTA/MAXSIZE")
-                checked = await check_script(content)
+                checked = await check_script(content, max_size=self.limits.max_script_size)
                 return p.no(str(checked)) if isinstance(checked, SieveError) else p.ok("Script is valid")
             case p.SetActive(name=""):
                 await store.deactivate_sieve_script(account)
                 return p.ok("No script is active now")
             case p.SetActive(name=name):
                 # Checked again: it may have been stored by an older version with other rules.
-                checked = await check_script((await store.get_sieve_script(account, name)).encode(), name)
+                text = await store.get_sieve_script(account, name)
+                checked = await check_script(text.encode(), name, max_size=max(self.limits.max_script_size, len(text) * 4))
                 if isinstance(checked, SieveError):
                     return p.no(f"The script cannot be activated: {checked}")
                 await store.activate_sieve_script(account, name)
