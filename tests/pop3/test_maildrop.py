@@ -137,3 +137,12 @@ def test_stat_matches_listing_after_any_deletions(sizes: list[int], deletes: lis
     assert md.deleted_uids() == sorted(deleted)  # uid == number here
     uidls = [uidl for _, uidl in md.uid_listing()]
     assert len(set(uidls)) == len(uidls)
+
+
+def test_kept_unique_ids_are_served_unless_they_would_name_two_messages() -> None:
+    """Messages migrated from another POP3 server keep its unique-ids (transfer/migrate.py); one
+    kept twice, or equal to another message's own id, falls back to the message's own id."""
+    messages = [DropMessage(uid, 10) for uid in (1, 2, 3, 4, 5)]
+    drop = Maildrop(7, messages, {1: "old-a", 2: "dup", 3: "dup", 4: "7.5", 9: "gone"})
+    assert drop.uid_listing() == [(1, "old-a"), (2, "7.2"), (3, "7.3"), (4, "7.4"), (5, "7.5")]
+    assert len({uidl for _, uidl in drop.uid_listing()}) == 5

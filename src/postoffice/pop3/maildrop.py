@@ -11,13 +11,18 @@ Implementation notes:
 - A unique-id is ``"<uidvalidity>.<uid>"`` in decimal: 1 to 70 characters in 0x21..0x7E
   (RFC 1939 §7), unique within the maildrop and the same in every session as long as the IMAP
   UIDVALIDITY holds, so IMAP and POP3 agree on which message is which.
+- A message migrated from another POP3 server keeps that server's unique-id (``kept``, from
+  the store's `kept_pop3_uidls`), so a client that leaves mail on the server does not download
+  it again after the move. A kept id that would be another message's id too (kept twice, or
+  equal to a ``"<uidvalidity>.<uid>"`` id in this maildrop) is not used: ids stay unique.
 - Sizes are the octets POP3 reports (``proto.octets_after_crlf``); STAT and the totals are
   kept up to date on every DELE and RSET rather than summed on each STAT.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = ["DropMessage", "Maildrop", "NoSuchMessage"]
@@ -42,10 +47,12 @@ class DropMessage:
 class Maildrop:
     """The messages of one POP3 session, numbered from 1 in the order given."""
 
-    __slots__ = ("_deleted", "_live_count", "_live_size", "_messages", "_total_size",
+    __slots__ = ("_deleted", "_kept", "_live_count", "_live_size", "_messages", "_total_size",
                  "_uidvalidity")  # fmt: skip
 
-    def __init__(self, uidvalidity: int, messages: Sequence[DropMessage]) -> None:
+    def __init__(
+        self, uidvalidity: int, messages: Sequence[DropMessage], kept: Mapping[int, str] | None = None
+    ) -> None:
         if uidvalidity < 1:
             raise ValueError(f"uidvalidity must be positive, not {uidvalidity}")
         seen: set[int] = set()
@@ -59,6 +66,14 @@ class Maildrop:
             seen.add(message.uid)
         self._uidvalidity = uidvalidity
         self._messages = tuple(messages)
+        self._kept: dict[int, str] = {}
+        if kept:
+            native = {f"{uidvalidity}.{uid}" for uid in seen}
+            counts = Counter(kept[uid] for uid in seen if uid in kept)
+            self._kept = {
+                uid: kept[uid] for uid in seen
+                if uid in kept and counts[kept[uid]] == 1 and kept[uid] not in native
+            }
         self._deleted: set[int] = set()  # message numbers marked deleted
         self._total_size = sum(message.size for message in self._messages)
         self._live_count = len(self._messages)
@@ -85,7 +100,8 @@ class Maildrop:
 
     def uidl(self, uid: int) -> str:
         """The unique-id listing of the message with store UID ``uid`` (RFC 1939 §7 UIDL)."""
-        return f"{self._uidvalidity}.{uid}"
+        kept = self._kept.get(uid)
+        return kept if kept is not None else f"{self._uidvalidity}.{uid}"
 
     def stat(self) -> tuple[int, int]:
         """STAT: the count and total octets of the messages not marked deleted."""

@@ -81,7 +81,13 @@ class Pop3Maildrop:
         except BaseException:
             lock.release()
             raise
-        drop = Maildrop(mailbox.uidvalidity, [DropMessage(r.uid, r.size) for r in records])
+        try:
+            kept = await store.kept_pop3_uidls(inbox.id, mailbox.uidvalidity)
+        except BaseException:
+            store.release_mailbox(inbox.id)
+            lock.release()
+            raise
+        drop = Maildrop(mailbox.uidvalidity, [DropMessage(r.uid, r.size) for r in records], kept)
         forms = {r.uid: r.wire_form for r in records if r.wire_form}
         return cls(services, account, inbox.id, drop, {r.uid: r.blob for r in records}, forms, lock)
 

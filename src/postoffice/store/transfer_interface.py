@@ -17,8 +17,8 @@ def valid_uidl(uidl: str) -> bool:
 
 
 class TransferData(Protocol):
-    async def message_fingerprints(self, mailbox_id: int) -> list[tuple[str, str | None]]:
-        """(blob SHA-256, cached `transfer.dedup.fingerprint` or None) of every message in the
+    async def message_fingerprints(self, mailbox_id: int) -> list[tuple[int, str, str | None]]:
+        """(UID, blob SHA-256, cached `transfer.dedup.fingerprint` or None) of every message in the
         mailbox; a blob's fingerprint never changes, so it is cached by blob."""
         ...
 

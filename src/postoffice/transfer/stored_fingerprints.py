@@ -19,21 +19,24 @@ def _fingerprints(blobs: dict[str, bytes]) -> dict[str, str]:
     return {sha: fingerprint(raw) for sha, raw in blobs.items()}
 
 
-async def mailbox_fingerprints(store: MailStore, mailbox_id: int) -> Counter[str]:
-    """How many messages of each fingerprint the mailbox holds now."""
+async def mailbox_fingerprint_uids(store: MailStore, mailbox_id: int) -> dict[str, list[int]]:
+    """The UIDs of the mailbox's messages by fingerprint, in UID order."""
     rows = await store.message_fingerprints(mailbox_id)
-    found: Counter[str] = Counter()
-    missing: dict[str, int] = {}
-    for sha, fp in rows:
-        if fp is None:
-            missing[sha] = missing.get(sha, 0) + 1
-        else:
-            found[fp] += 1
-    shas = list(missing)
-    for start in range(0, len(shas), _READ_BATCH):
-        blobs = await store.read_blobs(shas[start : start + _READ_BATCH])
+    known: dict[str, str] = {sha: fp for _, sha, fp in rows if fp is not None}
+    missing = list(dict.fromkeys(sha for _, sha, fp in rows if fp is None))
+    for start in range(0, len(missing), _READ_BATCH):
+        blobs = await store.read_blobs(missing[start : start + _READ_BATCH])
         computed = await asyncio.to_thread(_fingerprints, blobs)
         await store.save_fingerprints(computed)
-        for sha, fp in computed.items():
-            found[fp] += missing[sha]
+        known.update(computed)
+    found: dict[str, list[int]] = {}
+    for uid, sha, _ in rows:
+        fp = known.get(sha)
+        if fp is not None:  # a blob file that cannot be read counts as absent
+            found.setdefault(fp, []).append(uid)
     return found
+
+
+async def mailbox_fingerprints(store: MailStore, mailbox_id: int) -> Counter[str]:
+    """How many messages of each fingerprint the mailbox holds now."""
+    return Counter({fp: len(uids) for fp, uids in (await mailbox_fingerprint_uids(store, mailbox_id)).items()})

@@ -19,7 +19,7 @@ class TransferStoreData:
     async def _write(self, fn: Callable[[Transaction], T]) -> T:
         raise NotImplementedError
 
-    async def message_fingerprints(self, mailbox_id: int) -> list[tuple[str, str | None]]:
+    async def message_fingerprints(self, mailbox_id: int) -> list[tuple[int, str, str | None]]:
         return await self._read(t.message_fingerprints, mailbox_id)
 
     async def save_fingerprints(self, fingerprints: Mapping[str, str]) -> None:

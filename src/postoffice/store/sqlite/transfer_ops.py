@@ -9,14 +9,14 @@ from postoffice.store.sqlite.writer import Transaction
 from postoffice.store.transfer_interface import valid_uidl
 
 
-def message_fingerprints(conn: sqlite3.Connection, mailbox_id: int) -> list[tuple[str, str | None]]:
+def message_fingerprints(conn: sqlite3.Connection, mailbox_id: int) -> list[tuple[int, str, str | None]]:
     rows = conn.execute(
-        "SELECT b.sha256, f.fingerprint FROM messages m JOIN blobs b ON b.id = m.blob"
+        "SELECT m.uid, b.sha256, f.fingerprint FROM messages m JOIN blobs b ON b.id = m.blob"
         " LEFT JOIN transfer_fingerprints f ON f.sha256 = b.sha256"
         " WHERE m.mailbox_id = ? ORDER BY m.uid",
         (mailbox_id,),
     ).fetchall()
-    return [(sha, fp) for sha, fp in rows]
+    return [(uid, sha, fp) for uid, sha, fp in rows]
 
 
 def save_fingerprints(tx: Transaction, fingerprints: Mapping[str, str]) -> None:
