@@ -180,6 +180,19 @@ processes = 3
 [dmarc]
 report_address = "DMARC-Reports@Example.org"
 
+[spam]
+enabled = false
+junk_threshold = 4
+refuse_threshold = 9.5
+blocklists = ["bl.spamcop.net"]
+uri_blocklists = ["dbl.spamhaus.org", "multi.uribl.com"]
+uri_timeout = 1
+freemail_domains = ["gmail.com", "Example-Free.net."]
+
+[spam.weights]
+SPF_NONE = 1
+DKIM_PASS = -2.5
+
 [outbound]
 retry_schedule = [30, 120.5]
 max_queue_time = 86400
@@ -411,6 +424,10 @@ ERRORS = [
     ("acme_directory_over_http", '[tls]\nacme_directory = "http://ca.example/dir"', ["[tls] acme_directory", "https://"]),
     ("acme_unknown_challenge", '[tls]\nacme_challenge = "dns-01"', ["[tls] acme_challenge", '"http-01" or "tls-alpn-01"']),
     ("acme_name_not_dns", '[tls]\nacme_names = ["mail example"]', ["[tls] acme_names", "mail example"]),
+    ("spam_weight_unknown_rule", "[spam.weights]\nREPLY_TO_FREEMAIL = 1",
+     ["[spam] weights", '"REPLY_TO_FREEMAIL"', "did you mean REPLYTO_FREEMAIL?", "docs/spam.md"]),
+    ("spam_weight_not_a_number", '[spam.weights]\nSPF_NONE = "high"', ["[spam] weights", '"high"', "SPF_NONE"]),
+    ("spam_thresholds_reversed", "[spam]\njunk_threshold = 20", ["[spam] junk_threshold", "20", "refuse_threshold (15)"]),
 ]
 
 

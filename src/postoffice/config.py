@@ -40,6 +40,7 @@ from postoffice.config_schema import (
     ServerConfig,
     SieveConfig,
     SmtpConfig,
+    SpamConfig,
     StoreConfig,
     TlsConfig,
 )
@@ -88,6 +89,7 @@ class Config:
     sieve: SieveConfig
     junk: JunkConfig
     greylist: GreylistConfig
+    spam: SpamConfig
 
     def with_dev_listeners(self) -> Config:
         """Every listener (LMTP and HTTP included) on 127.0.0.1, port 10000 + its standard port."""
@@ -166,6 +168,12 @@ def _build(raw: dict[str, Any], data_dir: Path, name: str) -> Config:
             " and an entry wider than a /24 (IPv6: /64) or outside private addresses makes an open"
             " relay, which is blocklisted within hours; list the devices' own addresses, or set"
             " relay_networks_allow_wide = true if you mean it.")
+    spam = sections["spam"]
+    if spam.junk_threshold >= spam.refuse_threshold:
+        raise ConfigError(
+            f"{name}: [spam] junk_threshold is {spam.junk_threshold:g}, but it must be below"
+            f" refuse_threshold ({spam.refuse_threshold:g}): mail is filed as junk before it is"
+            " refused.")
     return Config(data_dir=data_dir, **sections)
 
 
@@ -266,6 +274,9 @@ def _toml(value: Any) -> str:
     if isinstance(value, tuple) and value and all(
             isinstance(i, tuple) and len(i) == 2 and isinstance(i[1], ListenAddress) for i in value):
         return _toml(dict(value))  # routes: domain = "host:port"
+    if isinstance(value, tuple) and value and all(
+            isinstance(i, tuple) and len(i) == 2 and isinstance(i[1], float) for i in value):
+        return _toml(dict(value))  # [spam] weights: rule = weight
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(item) for item in value) + "]"
     if isinstance(value, str | Path | ListenAddress | UnixAddress | ipaddress.IPv4Network

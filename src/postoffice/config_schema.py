@@ -22,6 +22,7 @@ from postoffice.config_values import (
     UnixAddress,
     default_hostname,
 )
+from postoffice.filtering.score_weights import RULES
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +214,18 @@ DEFAULT_GREYLIST_PROVIDERS = [
     "apple.com", "amazonses.com", "protonmail.com", "proton.me", "gmx.net", "gmx.de", "web.de",
     "fastmail.com", "zoho.com", "yandex.ru", "mail.ru",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class SpamConfig:
+    enabled: bool = True
+    junk_threshold: float = 5.0
+    refuse_threshold: float = 15.0
+    weights: tuple[tuple[str, float], ...] = ()  # only the rules whose weight was changed
+    blocklists: tuple[str, ...] = ()  # IP lists that add DNSBL_LISTED (those of [dns] refuse)
+    uri_blocklists: tuple[str, ...] = ()
+    uri_timeout: float = 2.0
+    freemail_domains: tuple[str, ...] = ()  # () = mail_domains.DEFAULT_FREEMAIL
 
 
 # --- the schema ----------------------------------------------------------------------------------
@@ -434,6 +447,31 @@ SCHEMA: dict[str, tuple[type, tuple[Key, ...]]] = {
              v.domain_list("domains", '["gmail.com", "outlook.com"]', "gmail.com"),
              "Sender domains of big providers (and their subdomains) never greylisted when SPF"
              " passes for them: they retry from other addresses of a large pool."),
+    )),
+    "spam": (SpamConfig, (
+        Key("enabled", True, v.boolean,
+             "Score mail arriving on port 25 with the named rules of docs/spam.md: X-Spam-Score,"
+             " X-Spam-Status and X-Spam-Rules fields, Junk or refusal by the thresholds below."),
+        Key("junk_threshold", 5.0, v.number(-1000, 1000, example=5.0, whole=False),
+             "A score at or above this files the message into each recipient's Junk mailbox."),
+        Key("refuse_threshold", 15.0, v.number(-1000, 1000, example=15.0, whole=False),
+             "A score at or above this refuses the message at DATA with 550 5.7.1 naming the"
+             " score and its heaviest rules (the sender is told; nothing is lost silently)."),
+        Key("weights", {}, v.rule_weights(RULES),
+             "Weights of rules by name, changing their defaults, such as [spam.weights] with"
+             " REPLYTO_OTHER_DOMAIN = 0.5 below it; 0 turns a rule off. docs/spam.md lists them."),
+        Key("blocklists", [], v.domain_list("DNS blocklist zones", '["bl.spamcop.net"]', "bl.spamcop.net"),
+             "IP blocklists whose listing adds DNSBL_LISTED to the score instead of refusing the"
+             " connection (lists in [dns] blocklists refuse); [] = none."),
+        Key("uri_blocklists", [], v.domain_list("DNS domain blocklist zones", '["dbl.spamhaus.org"]', "dbl.spamhaus.org"),
+             "Domain blocklists asked about the links in a message's text, such as"
+             ' ["dbl.spamhaus.org", "multi.uribl.com"] (URIBL_LISTED); [] = none.'),
+        Key("uri_timeout", 2.0, v.number(0.1, 30, unit="seconds", example=2.0, whole=False),
+             "Seconds to wait for the link blocklists; what has not answered by then counts as"
+             " not listed."),
+        Key("freemail_domains", [], v.domain_list("domains", '["gmail.com", "gmx.de"]', "gmail.com"),
+             "Free-mail domains (REPLYTO_FREEMAIL); [] = the built-in list of docs/spam.md, a list"
+             " replaces it."),
     )),
     "outbound": (OutboundConfig, (
         Key("retry_schedule", [60, 300, 900, 1800, 3600], v.retry_schedule,

@@ -6,12 +6,13 @@ file and key). Kept apart from the schema so each file can be read in one sittin
 """
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -350,6 +351,28 @@ def relay_routes(value: Any, data_dir: Path) -> tuple[tuple[str, ListenAddress],
             raise Invalid('"host:port" such as "relay.example.net:587"', part=target)
         routes.append((name, address))
     return tuple(routes)
+
+
+def rule_weights(known: Iterable[str]) -> Parser:
+    """A table of RULE_NAME = weight (a number, negative allowed), names from `known`."""
+    names = sorted(known)
+    expected = "a table of rule = weight, such as { SPF_NONE = 1.0, DKIM_PASS = -1 }"
+
+    def parse(value: Any, _data_dir: Path) -> tuple[tuple[str, float], ...]:
+        if not isinstance(value, dict):
+            raise Invalid(expected)
+        weights = []
+        for name, weight in value.items():
+            if name not in names:
+                close = difflib.get_close_matches(str(name).upper(), names, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise Invalid(f"a rule name of docs/spam.md{hint}, in capitals: {', '.join(names)}",
+                              part=name)
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not -100 <= weight <= 100:
+                raise Invalid(f"a weight between -100 and 100 for {name}", part=weight)
+            weights.append((name, float(weight)))
+        return tuple(weights)
+    return parse
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from postoffice.store.interface import MailStore
 if TYPE_CHECKING:
     from postoffice.filtering.greylist import Greylist
     from postoffice.filtering.pipeline import FilterPipeline
+    from postoffice.filtering.spam_stage import SpamJudge
     from postoffice.mailauth.resolver import DnsResolver
     from postoffice.queue.signing import MessageSigner
 
@@ -52,6 +53,7 @@ class Services:
     _acme_challenges: AcmeChallenges | None = None
     _filters: FilterPipeline | None = None
     _greylist: Greylist | None = None
+    _spam_judge: SpamJudge | None = None
     # Listener name -> the ports it is bound to, once open (`serve` fills it in): what the
     # autoconfig answers advertise when a configured port is 0.
     bound_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)
@@ -73,6 +75,15 @@ class Services:
 
             self._filters = build_pipeline(self)
         return self._filters
+
+    @property
+    def spam_judge(self) -> SpamJudge:
+        """The spam score of port-25 mail (`[spam]`, filtering/spam_stage.py), made on first use."""
+        if self._spam_judge is None:
+            from postoffice.filtering.spam_stage import SpamJudge
+
+            self._spam_judge = SpamJudge(self.config.spam, self.directory, self.resolver)
+        return self._spam_judge
 
     @property
     def resolver(self) -> DnsResolver:

@@ -16,6 +16,7 @@ each known domain's, allowing one substitution, insertion, deletion or swap of n
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -153,21 +154,28 @@ def lookalike_of(domain: str, local_domains: Iterable[str] = ()) -> str | None:
     """The local or popular domain that DOMAIN imitates, or None (also when it is that domain or
     below it)."""
     domain = domain.lower().rstrip(".")
-    known = [*dict.fromkeys(d.lower().rstrip(".") for d in local_domains), *POPULAR_DOMAINS]
-    if any(is_within(domain, k) for k in known):
+    known = _known(tuple(dict.fromkeys(d.lower().rstrip(".") for d in local_domains)))
+    if any(is_within(domain, real) for real, _, _ in known):
         return None
     shape = skeleton(domain)
     label = _label(shape)
-    for real in known:
-        real_shape = skeleton(real)
+    for real, real_shape, real_label in known:
         if shape == real_shape or (shape.endswith("." + real_shape) and not domain.isascii()):
             return real
-        real_label = _label(real_shape)
         if label == real_label and shape != domain:
             return real  # the same name spelt with look-alike characters, under any TLD
         if len(real_label) >= MIN_EDIT_LABEL and _one_edit(label, real_label):
             return real
     return None
+
+
+@functools.lru_cache(maxsize=64)
+def _known(local_domains: tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
+    """(domain, skeleton, label) of our domains then the popular ones, computed once per set of
+    local domains: the spam score asks about every incoming message's From domain."""
+    return tuple((real, shape, _label(shape))
+                 for real in dict.fromkeys((*local_domains, *POPULAR_DOMAINS))
+                 for shape in (skeleton(real),))
 
 
 def _fold(text: str) -> str:

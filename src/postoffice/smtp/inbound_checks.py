@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from postoffice.access_lists import client_address, in_networks
-from postoffice.filtering.dnsbl import check_blocklists
+from postoffice.filtering.dnsbl import Listing, check_blocklists
+from postoffice.filtering.score import SpamScore
 from postoffice.mailauth.arc import arc_overrides_dmarc, check_arc, has_arc_fields
 from postoffice.mailauth.dkim import THREAD_THRESHOLD, verify_dkim
 from postoffice.mailauth.dkim_canon import SplitMessage
@@ -87,6 +88,7 @@ class Judgement:
     client_ip: str  # the client judged (behind a trusted relay: the relay's client)
     removed: int = 0  # forged Authentication-Results fields removed
     relayed: bool = False  # from a trusted relay: client_ip comes from its Received field
+    spam: SpamScore | None = None  # set by the MX policy when [spam] scored the message
 
     def log_fields(self) -> dict[str, str]:
         """The results and the action, for the transaction's log line (docs/logging.md)."""
@@ -101,6 +103,8 @@ class Judgement:
         }
         if self.relayed:
             fields["client"] = self.client_ip or "unknown"
+        if self.spam is not None:
+            fields["spam"] = f"{self.spam.score:.1f}"
         return fields
 
 
@@ -112,7 +116,9 @@ class InboundChecks:
     peer_ip: str
     trusted_relay: bool = False
     iprev: IprevResult | None = None
-    dnsbl: str = "none"  # for the log: "none", "skipped", "listed:zone" ...
+    dnsbl: str = "none"  # for the log: "none", "skipped", "listed:zone", "scored:zone" ...
+    # Listings in [spam] blocklists: they add to the spam score instead of refusing.
+    scored_listings: tuple[Listing, ...] = ()
     _helo_spf: dict[tuple[IPAddress, str], SpfResult] = field(default_factory=dict)  # (client, HELO)
     _peer: IPAddress | None = None  # peer_ip parsed once per connection, not once per check
 
@@ -139,7 +145,10 @@ class InboundChecks:
         if self.trusted_relay:
             self.dnsbl = "skipped"
             return None
-        zones = self.services.config.dns.blocklists
+        refusing = self.services.config.dns.blocklists
+        spam = self.services.config.spam
+        scoring = tuple(z for z in spam.blocklists if z not in refusing) if spam.enabled else ()
+        zones = refusing + scoring
         iprev_check = self._iprev(self._peer)
         if not zones or allowed or self._peer is None:
             self.dnsbl = "allowed" if zones and allowed else "none"
@@ -149,7 +158,11 @@ class InboundChecks:
             iprev_check,
             self._guarded("the DNS blocklist check",
                           check_blocklists(self.services.resolver, self._peer, zones), []))
+        self.scored_listings = tuple(item for item in listings if item.zone in scoring)
+        listings = [item for item in listings if item.zone not in scoring]
         if not listings:
+            if self.scored_listings:
+                self.dnsbl = "scored:" + ",".join(item.zone for item in self.scored_listings)
             return None
         listing = listings[0]
         self.dnsbl = "listed:" + ",".join(item.zone for item in listings)
