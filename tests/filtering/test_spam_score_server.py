@@ -20,7 +20,7 @@ BOSS = "carol.boss@example.test"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
-    live = LiveServer(tmp_path / "data", ["smtp", "submission", "imap"]).start()
+    live = LiveServer(tmp_path / "data", ["smtp", "submission", "lmtp", "imap"]).start()
     live.add_user(ALICE)
     live.add_user(BOSS)
     yield live
@@ -81,6 +81,11 @@ def test_the_issue_message_lands_in_junk_with_the_rules_named(server: LiveServer
     code, _ = send(server, issue_message())
     assert code == 250
     assert headers_in(server, "INBOX") == []
+    (stored,) = server.messages(ALICE, "Junk")
+    names = [line.split(b":", 1)[0] for line in stored.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+             if line[:1] not in b" \t"]
+    assert names[:8] == [b"Return-Path", b"Authentication-Results", b"Received-SPF", b"Received",
+                         b"X-Spam-Score", b"X-Spam-Status", b"X-Spam-Rules", b"From"]
     (fields,) = headers_in(server, "Junk")
     assert {"REPLYTO_FREEMAIL", "FROM_NAME_LOCAL_USER", "EXECUTABLE_ATTACHMENT"} <= set(rules(fields))
     assert float(fields["X-Spam-Score"]) >= 5.0
@@ -140,6 +145,13 @@ def test_submission_is_not_scored(server: LiveServer) -> None:
         client.login(BOSS, PASSWORD)
         raw = issue_message(f'"Carol Boss" <{BOSS}>')
         client.sendmail(BOSS, [ALICE], raw)
+    (stored,) = server.messages(ALICE)
+    assert b"X-Spam-" not in stored.split(b"\r\n\r\n", 1)[0]
+
+
+def test_lmtp_is_not_scored(server: LiveServer) -> None:
+    with smtplib.LMTP("127.0.0.1", server.ports["lmtp"], timeout=30) as client:
+        client.sendmail("bounce@sender.example", [ALICE], issue_message())
     (stored,) = server.messages(ALICE)
     assert b"X-Spam-" not in stored.split(b"\r\n\r\n", 1)[0]
 

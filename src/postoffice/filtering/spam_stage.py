@@ -1,14 +1,25 @@
-"""The spam score as a stage of port-25 delivery: one `SpamJudge` per process.
+"""The spam score as the first stage of the filtering pipeline (filtering/pipeline.py).
 
-    judge = services.spam_judge                      # None-free: `enabled` is checked inside
-    score = await judge.score(judged.message, judged.results, checks.scored_listings)
-    if score is not None and score.is_refused: 550 5.7.1 score.refusal_text()
-    data = judged.headers + score.header_fields() + received + without_spam_fields(message)
+    stage = SpamScoreStage(services.spam_judge)       # filtering/stages.py, when [spam] enabled
+    await stage.check_message(incoming)               # run by delivery.deliver_message
+    incoming.facts["spam_score"]                      # the SpamScore, for later stages (spamtest)
+
+What the stage does with a message from outside (way "smtp" with a mail-authentication
+`Judgement`): removes any X-Spam-Score, X-Spam-Status and X-Spam-Rules fields the sender wrote,
+scores it, and then
+- at or above `[spam] refuse_threshold`: refuses it for every recipient with 550 5.7.1 naming
+  the score and its heaviest rules (a 5xx in the SMTP dialogue: nothing disappears);
+- at or above `junk_threshold`: files every account's copy into its \\Junk mailbox (a Sieve
+  script may still file it elsewhere);
+- always: adds our three X-Spam fields just below this hop's Received field.
 
 Implementation notes:
 - Only mail from outside is scored: port 25 without a trusted relay or relay network in
   front. Submission is our users' own mail (authenticated), LMTP was judged by the MTA in
   front of us, a `[smtp] trusted_networks` relay (a filtering appliance) scored it already.
+- X-Spam-Rules is folded, one rule per line: with many rules it would pass RFC 5322's 998
+  characters, so the stage writes the fields into `raw` itself instead of `add_header`, which
+  keeps a value on one line.
 - The work is bounded and kept off the event loop for big messages: the MIME parse and the
   link extraction run in a thread above `THREAD_BYTES`, the link blocklists are asked all at
   once with `[spam] uri_timeout` as the limit (uri_blocklists.py).
@@ -31,6 +42,7 @@ from postoffice.config_schema import SpamConfig
 from postoffice.directory import Directory
 from postoffice.filtering.dnsbl import Listing
 from postoffice.filtering.mail_domains import DEFAULT_FREEMAIL
+from postoffice.filtering.pipeline import IncomingMessage
 from postoffice.filtering.score import SPAM_FIELDS, SpamScore, SpamSettings, score_message
 from postoffice.filtering.score_rules import ScoreContext, name_key
 from postoffice.filtering.score_weights import DEFAULT_WEIGHTS
@@ -44,6 +56,7 @@ log = logging.getLogger(__name__)
 
 THREAD_BYTES = 65536
 IDENTITY_SECONDS = 60.0
+_RECEIVED = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
 _SPAM_FIELD = re.compile(rb"(?:" + b"|".join(f.encode() for f in SPAM_FIELDS) + rb")[ \t]*:", re.IGNORECASE)
 
 
@@ -115,6 +128,46 @@ class SpamJudge:
                 names.setdefault(key, account.address)
         self._identity = _Identity(domains, names, now + IDENTITY_SECONDS)
         return self._identity
+
+
+class SpamScoreStage:
+    """The pipeline's message stage for the spam score (see the module docstring)."""
+
+    name = "spam-score"
+
+    def __init__(self, judge: SpamJudge) -> None:
+        self.judge = judge
+
+    async def check_message(self, message: IncomingMessage) -> None:
+        judged = message.judgement
+        if message.way != "smtp" or judged is None or judged.relayed or not self.judge.enabled:
+            return
+        raw = message.raw = without_spam_fields(message.raw)
+        score = await self.judge.score(raw, judged.results, judged.dnsbl)
+        if score is None:
+            return
+        judged.spam = score  # for the transaction's log line
+        message.facts["spam_score"] = score
+        if score.is_refused:
+            message.refuse(550, "5.7.1", score.refusal_text(), stage=self.name)
+            return
+        message.raw = below_first_received(raw, score.header_fields())
+        if score.is_junk:
+            message.special_use = "\\Junk"
+
+
+def below_first_received(raw: bytes, fields: bytes) -> bytes:
+    """RAW with FIELDS inserted after its first Received field (this hop's), or on top when
+    it has none: trace fields stay together above, as RFC 5321 §4.4 wants them."""
+    header_end, _ = split_header(raw, 0, len(raw))
+    match = _RECEIVED.search(raw, 0, header_end)
+    if match is None:
+        return fields + raw
+    newline = raw.find(b"\n", match.end(), header_end)
+    while newline >= 0 and raw[newline + 1:newline + 2] in (b" ", b"\t"):  # continuation lines
+        newline = raw.find(b"\n", newline + 1, header_end)
+    cut = header_end if newline < 0 else newline + 1
+    return raw[:cut] + fields + raw[cut:]
 
 
 def without_spam_fields(raw: bytes) -> bytes:

@@ -22,6 +22,10 @@ def build_pipeline(services: Services) -> FilterPipeline:
     config = services.config
     message_stages: list[MessageStage] = []
     account_stages: list[AccountStage] = []
+    if config.spam.enabled:
+        from postoffice.filtering.spam_stage import SpamScoreStage
+
+        message_stages.append(SpamScoreStage(services.spam_judge))
     account_stages.append(SieveStage(
         services.store, before=config.sieve.before, after=config.sieve.after, hostname=config.server.hostname,
         max_redirects=config.sieve.max_redirects, subaddress_delimiter=config.smtp.recipient_delimiter,

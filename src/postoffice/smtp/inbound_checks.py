@@ -88,7 +88,8 @@ class Judgement:
     client_ip: str  # the client judged (behind a trusted relay: the relay's client)
     removed: int = 0  # forged Authentication-Results fields removed
     relayed: bool = False  # from a trusted relay: client_ip comes from its Received field
-    spam: SpamScore | None = None  # set by the MX policy when [spam] scored the message
+    dnsbl: tuple[Listing, ...] = ()  # the client's listings in [spam] blocklists (scored, not refused)
+    spam: SpamScore | None = None  # set by the spam score stage when [spam] scored the message
 
     def log_fields(self) -> dict[str, str]:
         """The results and the action, for the transaction's log line (docs/logging.md)."""
@@ -232,7 +233,8 @@ class InboundChecks:
         headers = _field("Authentication-Results", results.header_value())
         if mail.spf is not None and client is not None:
             headers += _field("Received-SPF", received_spf_header(mail.spf, client, helo, self.authserv_id))
-        return Judgement(verdict, results, headers, message, client_ip, removed, self.trusted_relay)
+        return Judgement(verdict, results, headers, message, client_ip, removed, self.trusted_relay,
+                         self.scored_listings)
 
     def _client_behind_relays(self, data: bytes, helo: str) -> tuple[str, str]:
         """The first client, newest Received first, that is not itself a trusted relay."""

@@ -18,12 +18,6 @@ would, except that any sender address is taken: MAIL FROM within its per-minute 
 451 4.7.1), remote recipients queued, the message DKIM-signed when its author domain is ours,
 one `smtp relay` log line per accepted message. Its mail is not judged (SPF, DMARC, DNSBL).
 
-Port-25 mail from outside (no trusted relay in front) is scored by the named rules of
-docs/spam.md (`[spam]`, filtering/spam_stage.py) after DMARC has spoken: at or above
-`refuse_threshold` it is refused at DATA with 550 5.7.1 naming the score and its heaviest rules;
-at or above `junk_threshold` it goes to each recipient's Junk mailbox; every scored message
-carries X-Spam-Score, X-Spam-Status and X-Spam-Rules (any the sender wrote are removed).
-
 Mail accepted for `[dmarc] report_address` (port 25 or LMTP) has its DMARC aggregate reports
 read into the store once it is delivered (dmarc_inbox.py); that never changes the reply.
 
@@ -43,8 +37,6 @@ from postoffice.access_lists import refusal_text
 from postoffice.delivery import DeliveryReport, DsnRequest, Envelope, deliver_message
 from postoffice.directory import Resolution
 from postoffice.dmarc_inbox import read_incoming_reports
-from postoffice.filtering.score import SpamScore
-from postoffice.filtering.spam_stage import without_spam_fields
 from postoffice.smtp.headers import (
     ReceivedInfo,
     add_missing_ids,
@@ -233,22 +225,12 @@ class InboundPolicy:
                 await _record_dmarc(state, envelope, judged)
             if verdict.action in ("reject", "defer"):  # a deferred message is judged when it comes again
                 return [r.Reply(verdict.code, verdict.enhanced, verdict.text)]
-            spam = judged.spam = await _spam_score(state, judged)
-            if spam is not None and spam.is_refused:  # a 5xx in the dialogue: the sender is told
-                await _record_dmarc(state, envelope, judged)
-                return [r.Reply(550, "5.7.1", spam.refusal_text())]
             # Written while the message is: the store's writer commits the two together or side by
             # side, instead of one after the other before the reply.
             recording = asyncio.ensure_future(_record_dmarc(state, envelope, judged))
             # RFC 8601 §5, RFC 7208 §9.1: above the Received field of this hop.
-            if spam is None:
-                data = judged.headers + received_header(info) + judged.message
-            else:
-                # Ours below this hop's Received field, the sender's own removed.
-                data = (judged.headers + received_header(info) + spam.header_fields()
-                        + without_spam_fields(judged.message))
-            junk = verdict.action == "junk" or (spam is not None and spam.is_junk)
-            special_use = "\\Junk" if junk else None
+            data = judged.headers + received_header(info) + judged.message
+            special_use = "\\Junk" if verdict.action == "junk" else None
         else:
             data = received_header(info) + data
         report = await deliver_message(
@@ -282,15 +264,6 @@ async def _greylisted(state: SessionState, recipient: str) -> r.Reply | None:
 
 
 _DISPOSITIONS = {"reject": "reject", "junk": "quarantine"}
-
-
-async def _spam_score(state: SessionState, judged: Judgement) -> SpamScore | None:
-    """The spam score of a message from outside (filtering/spam_stage.py); None when [spam] is
-    off or the message came through a trusted relay, which scored it already."""
-    checks = state.checks
-    if checks is None or checks.trusted_relay or not state.services.config.spam.enabled:
-        return None
-    return await state.services.spam_judge.score(judged.message, judged.results, checks.scored_listings)
 
 
 async def _record_dmarc(state: SessionState, envelope: SmtpEnvelope, judged: Judgement) -> None:
