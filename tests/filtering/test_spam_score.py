@@ -13,6 +13,7 @@ from postoffice.filtering.dnsbl import Listing
 from postoffice.filtering.score import RuleHit, SpamScore, SpamSettings, score_message
 from postoffice.filtering.score_rules import ScoreContext, name_key
 from postoffice.filtering.score_weights import DEFAULT_WEIGHTS, RULES
+from postoffice.filtering.sieve.extensions import spamtest_value
 from postoffice.filtering.spam_stage import settings_of, without_spam_fields
 from postoffice.filtering.uri_blocklists import MAX_DOMAINS, UriListing, link_domains
 from postoffice.mailauth.results import (
@@ -311,13 +312,16 @@ def test_refusal_text_names_the_score_and_the_heaviest_rules() -> None:
 
 
 @pytest.mark.parametrize(("score", "value", "percent"), [
-    (-3.0, 1, 0), (0.0, 1, 0), (0.1, 2, 1), (2.5, 3, 17), (4.99, 5, 33), (5.0, 6, 33),
-    (7.5, 7, 50), (14.99, 9, 100), (15.0, 10, 100), (40.0, 10, 100),
+    (-3.0, 1, 0), (0.0, 1, 0), (0.5, 1, 3), (1.0, 2, 7), (5.0, 4, 33), (7.5, 5, 50),
+    (14.99, 10, 100), (15.0, 10, 100), (40.0, 10, 100),
 ])
 def test_spamtest_scale(score: float, value: int, percent: int) -> None:
     result = SpamScore(score, (), 5.0, 15.0)
     assert result.spamtest_value() == value
     assert result.spamtest_percent() == percent
+    # what a Sieve script's spamtest sees: the Sieve stage hands `percent` to the interpreter
+    assert spamtest_value(result.percent, False) == str(value)
+    assert spamtest_value(result.percent, True) == str(percent)
 
 
 def test_forged_spam_fields_are_removed_with_their_continuation_lines() -> None:

@@ -139,6 +139,27 @@ def test_weights_and_thresholds_come_from_config(tmp_path: Path) -> None:
         live.stop()
 
 
+SPAMTEST_SCRIPT = """require ["spamtest", "fileinto", "mailbox", "relational", "comparator-i;ascii-numeric"];
+if spamtest :value "ge" :comparator "i;ascii-numeric" "7" { fileinto :create "Suspect"; }
+"""
+
+
+def test_sieve_spamtest_sees_the_score(server: LiveServer) -> None:
+    """RFC 5235: the issue's message (score about 11 of 15: spamtest 8) is filed by the user's
+    script; the clean one (spamtest 2) stays in the INBOX."""
+    assert server.services is not None
+    store = server.services.store
+    account = server.call(server.services.directory.get_user(ALICE))
+    assert account is not None
+    server.call(store.put_sieve_script(account.id, "spam", SPAMTEST_SCRIPT))
+    server.call(store.activate_sieve_script(account.id, "spam"))
+    assert send(server, issue_message())[0] == 250
+    assert send(server, clean_message())[0] == 250
+    (filed,) = headers_in(server, "Suspect")
+    assert "EXECUTABLE_ATTACHMENT" in rules(filed)
+    assert [fields["X-Spam-Status"][:3] for fields in headers_in(server, "INBOX")] == ["No,"]
+
+
 def test_submission_is_not_scored(server: LiveServer) -> None:
     with smtplib.SMTP("127.0.0.1", server.ports["submission"], timeout=30) as client:
         client.ehlo("client.example")

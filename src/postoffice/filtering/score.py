@@ -11,14 +11,11 @@ reason, so a user (or an administrator reading docs/spam.md) can see why a messa
 Junk and which `[spam.weights]` entry to change. The rules live in score_rules.py, their names
 and default weights in score_weights.py; this module adds them up and renders the result.
 
-Sieve's spamtest (RFC 5235 §3.2) reads `spamtest_value()`: 1 to 10, where 1 means "tested, not
-spam" and 10 "certainly spam" (0, "not tested", is the caller's to give for unscored mail):
-    score <= 0                      -> 1
-    0 < score < junk                -> 2..5   (1 + ceil(4 * score / junk))
-    junk <= score < refuse          -> 6..9   (6 + floor(4 * (score - junk) / (refuse - junk)))
-    score >= refuse                 -> 10
-so `spamtest :value "ge" :comparator "i;ascii-numeric" "6"` is exactly "at or above the junk
-threshold". `spamtest_percent()` (RFC 5235 §3.3, :percent) is score / refuse, clamped to 0..100.
+Sieve's spamtest (RFC 5235) reads `percent`, the score as a share of the refuse threshold:
+    percent = 100 * score / refuse_threshold, clamped to 0..100      (spamtest :percent)
+    spamtest = 1 + round(9 * percent / 100)                          (1 = clean .. 10 = spam)
+as filtering/sieve/extensions.spamtest_value computes it; "0" (not tested) is for unscored
+mail. With the default thresholds (5 and 15) the junk threshold is 33 % (spamtest 4).
 """
 
 from __future__ import annotations
@@ -103,22 +100,20 @@ class SpamScore:
         """The rules, heaviest first (the order of X-Spam-Rules and of the refusal text)."""
         return sorted(self.rules, key=lambda hit: -hit.weight)
 
+    @property
+    def percent(self) -> float:
+        """RFC 5235 §3.3 spamtest :percent: the score as a share of the refuse threshold, 0..100
+        (what the Sieve stage hands to spamtest)."""
+        if self.refuse_threshold <= 0:
+            return 100.0 if self.score > 0 else 0.0
+        return max(0.0, min(100.0, 100.0 * self.score / self.refuse_threshold))
+
     def spamtest_value(self) -> int:
-        """RFC 5235 spamtest, 1..10 (see the module docstring for the formula)."""
-        junk, refuse, score = self.junk_threshold, self.refuse_threshold, self.score
-        if score <= 0:
-            return 1
-        if score < junk:
-            return min(5, 1 + math.ceil(4 * score / junk))
-        if score < refuse:
-            return min(9, 6 + math.floor(4 * (score - junk) / (refuse - junk)))
-        return 10
+        """RFC 5235 §3.2 spamtest, 1..10 (see the module docstring for the formula)."""
+        return 1 + round(self.percent * 9 / 100)
 
     def spamtest_percent(self) -> int:
-        """RFC 5235 §3.3 spamtest :percent, 0..100: the score as a share of the refuse threshold."""
-        if self.refuse_threshold <= 0:
-            return 100 if self.score > 0 else 0
-        return max(0, min(100, round(100 * self.score / self.refuse_threshold)))
+        return round(self.percent)
 
     def header_fields(self) -> bytes:
         """X-Spam-Score, X-Spam-Status and X-Spam-Rules, CRLF-terminated, one rule per line."""
