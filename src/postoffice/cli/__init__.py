@@ -14,6 +14,7 @@ from postoffice.cli.directory_cmds import alias_app, domain_app, user_app
 from postoffice.cli.dkim_cmds import dkim_app
 from postoffice.cli.dmarc_cmds import dmarc_app
 from postoffice.cli.explain_cmds import explain_app
+from postoffice.cli.fetch_cmds import fetch_app
 from postoffice.cli.migrate_cmds import migrate_command
 from postoffice.cli.probe_cmds import smtp_test_command
 from postoffice.cli.queue_cmds import queue_app
@@ -52,6 +53,7 @@ app.add_typer(tls_app, name="tls")
 app.add_typer(sieve_app, name="sieve")
 app.command("import")(import_command)
 app.command("export")(export_command)
+app.add_typer(fetch_app, name="fetch")
 app.command("migrate")(migrate_command)
 app.command("share")(share_command)
 app.command("backup")(backup_command)

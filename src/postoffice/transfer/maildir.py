@@ -340,8 +340,13 @@ class MaildirWriter:
         folder: str = _INBOX,
         *,
         content_hash: str | None = None,
+        unique: str | None = None,
     ) -> str:
         """Write one message into `folder` and return its unique name.
+
+        `unique` names the file instead of a fresh unique name (fetch derives it from the
+        source's UIDVALIDITY and UID, so a rerun after a crash recognises the message); a
+        leftover tmp/ file of that name is replaced.
 
         The message goes to tmp/, is fsynced, dated (mtime = `internal_date`, naive = UTC),
         renamed into cur/ with its flags, and cur/ is fsynced. `content_hash`, the SHA-256 of
@@ -352,6 +357,14 @@ class MaildirWriter:
         letters = maildir_info_letters(flags, self._letters_for(directory, flags))
         data = to_lf(raw)
         while True:
+            if unique is not None:
+                tmp = directory / "tmp" / unique
+                final = directory / "cur" / f"{unique}:2,{letters}"
+                try:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                except OSError as exc:
+                    raise TransferError(f"{tmp} cannot be written: {exc.strerror or exc}.") from exc
+                break
             unique = f"{int(time.time())}.{os.getpid()}_{next(_COUNTER)}.{self._host}"
             if content_hash is not None:
                 unique += f",H={content_hash}"
@@ -386,6 +399,15 @@ class MaildirWriter:
                 pass
             raise TransferError(f"{final} cannot be written: {exc.strerror or exc}.") from exc
         return unique
+
+    @property
+    def host_part(self) -> str:
+        """This host's name as unique names carry it (no "/", ":" or ";")."""
+        return self._host
+
+    def folder_path(self, folder: str) -> Path:
+        """The directory of `folder`, created (with cur/ new/ tmp/) if missing."""
+        return self._folder(folder)
 
     def content_hashes(self, folder: str) -> Counter[str]:
         """How many messages of each SHA-256 (of the CRLF form, as the store names blobs) the

@@ -502,6 +502,7 @@ class MboxWriter:
             raise TransferError(f"{path} cannot be written: {exc.strerror or exc}.") from exc
         self.count = 0
         self._closed = False
+        self._dir_synced = False
 
     def _separator_after_existing(self) -> bytes:
         """What keeps the file's last message apart from the first one added now."""
@@ -535,6 +536,23 @@ class MboxWriter:
         except OSError as exc:
             raise TransferError(f"{self.path} cannot be written: {exc.strerror or exc}.") from exc
         self.count += 1
+
+    def sync(self) -> int:
+        """Make every message added so far durable (file and folder fsynced); the file's length.
+        Plain files only (a gzip stream is complete only when closed)."""
+        try:
+            self._out.flush()
+            os.fsync(self._file.fileno())
+            if not self._dir_synced:
+                fd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                self._dir_synced = True
+            return self._file.tell()
+        except OSError as exc:
+            raise TransferError(f"{self.path} cannot be written: {exc.strerror or exc}.") from exc
 
     def close(self) -> None:
         """Flush and fsync the file and its folder; adding afterwards is an error."""

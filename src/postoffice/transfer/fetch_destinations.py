@@ -1,0 +1,288 @@
+"""Where `postoffice fetch` writes: a Maildir++ tree, an mbox tree, or a local account.
+
+Each destination opens one :class:`FolderWriter` per source folder. The fetch engine adds
+messages, then calls ``sync`` (everything added is durable) before it records their UIDs in
+the state file (``fetch_state``); how each destination recognises a message that was written
+but whose UID a crash kept from being recorded:
+
+- Maildir: the file's unique name is derived from the source and the message's UIDVALIDITY
+  and UID (``<date>.fetch-<source>-V<uidvalidity>-U<uid>.<host>,H=<sha256>``), so listing
+  cur/ and new/ finds it (``present_uids``). Every file is fsynced with its directory on
+  ``add`` (``MaildirWriter``). Flags are in the name (``:2,FRS``), the internal date is the
+  file's mtime.
+- mbox (DEST is a folder holding ``NAME.mbox`` per folder, as ``export`` writes them): the
+  state records the file's length after the last recorded message; opening truncates the file
+  back to it, dropping a message written but not recorded (fetched again). Flags go to
+  ``Status``/``X-Status``, the internal date to the ``From_`` line. A file that is shorter than
+  recorded, or that existed without a recorded length, was changed by someone else: its
+  content is compared by hash instead (``untrusted``).
+- local:ADDR: the store itself; appends go through ``Importer`` (flags, internal dates,
+  mailboxes created as needed), whose content check skips a message already in the mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import hashlib
+import os
+import re
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from postoffice.durable import fsync_dir, make_dirs
+from postoffice.message.lines import to_crlf
+from postoffice.store.blobs import blob_hash
+from postoffice.store.interface import AccountRecord, MailStore
+from postoffice.transfer.fetch_state import FolderState
+from postoffice.transfer.filesystem import inside
+from postoffice.transfer.importer import Importer
+from postoffice.transfer.maildir import MaildirWriter
+from postoffice.transfer.mbox import MboxWriter, content_hashes
+from postoffice.transfer.names import mbox_path_parts
+from postoffice.transfer.source import SourceMessage, TransferError
+
+__all__ = [
+    "Destination",
+    "FolderWriter",
+    "LocalDestination",
+    "MaildirDestination",
+    "MboxDestination",
+    "source_tag",
+]
+
+
+_FETCH_NAME = re.compile(r"fetch-[0-9a-f]{8}-V[0-9]+-U[0-9]+\.")
+
+
+def source_tag(source_key: str) -> str:
+    """Eight hex digits naming a source in Maildir file names."""
+    return hashlib.sha256(source_key.encode()).hexdigest()[:8]
+
+
+class FolderWriter(Protocol):
+    untrusted: bool  # the destination holds mail the state does not account for: dedupe by hash
+
+    async def present_uids(self) -> dict[int, str | None]:
+        """UIDs of this folder's messages already written (with their SHA-256 when known)."""
+        ...
+
+    async def content_hashes(self) -> Counter[str]: ...
+
+    async def add(self, raw: bytes, flags: frozenset[str], date: datetime | None, uid: int) -> None: ...
+
+    async def sync(self) -> int:
+        """Make every message added durable and note it in the folder's state; returns how
+        many of those were duplicates the destination itself skipped."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Destination(Protocol):
+    state_path: Path
+    description: str
+
+    async def open_folder(
+        self, folder: str, source_key: str, uidvalidity: int, state: FolderState
+    ) -> FolderWriter: ...
+
+
+# -- Maildir -----------------------------------------------------------------------------------
+
+
+class MaildirDestination:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.state_path = path.parent / f"{path.name}.fetch-state.json"
+        self.description = f"maildir:{path}"
+        self._writer = MaildirWriter(path)
+
+    async def open_folder(
+        self, folder: str, source_key: str, uidvalidity: int, state: FolderState
+    ) -> FolderWriter:
+        directory = await asyncio.to_thread(self._writer.folder_path, folder)
+        return _MaildirFolder(self._writer, folder, directory, source_tag(source_key), uidvalidity)
+
+
+class _MaildirFolder:
+    untrusted = False
+
+    def __init__(
+        self, writer: MaildirWriter, folder: str, directory: Path, tag: str, uidvalidity: int
+    ) -> None:
+        self.writer = writer
+        self.folder = folder
+        self.directory = directory
+        self.prefix = f"fetch-{tag}-V{uidvalidity}-U"
+        self.host = writer.host_part
+        self.last_path: Path | None = None
+
+    async def present_uids(self) -> dict[int, str | None]:
+        pattern = re.compile(re.escape(self.prefix) + r"([0-9]+)\.[^,:;]*(?:,H=([0-9a-f]{64}))?")
+
+        def scan() -> dict[int, str | None]:
+            found: dict[int, str | None] = {}
+            for sub in ("cur", "new"):
+                for name in os.listdir(self.directory / sub):
+                    m = pattern.search(name)
+                    if m is not None:
+                        found[int(m[1])] = m[2]
+            return found
+
+        return await asyncio.to_thread(scan)
+
+    async def content_hashes(self) -> Counter[str]:
+        return await asyncio.to_thread(self.writer.content_hashes, self.folder)
+
+    async def add(self, raw: bytes, flags: frozenset[str], date: datetime | None, uid: int) -> None:
+        def write() -> None:
+            stamp = int(date.timestamp()) if date is not None else 0
+            sha = blob_hash(to_crlf(raw))
+            unique = f"{stamp}.{self.prefix}{uid}.{self.host},H={sha}"
+            self.writer.add(raw, flags, date, self.folder, unique=unique)
+            self.last_path = next((self.directory / "cur").glob(glob.escape(unique) + ":2,*"), None)
+
+        await asyncio.to_thread(write)
+
+    async def link(self, source: Path, uid: int) -> None:
+        """A hard link to a message file of another folder (Gmail labels as folders), named
+        as this folder's copy of `uid`."""
+        name = _FETCH_NAME.sub(f"{self.prefix}{uid}.", source.name, count=1)
+
+        def make() -> None:
+            os.link(source, self.directory / "cur" / name)
+            fsync_dir(self.directory / "cur")
+
+        await asyncio.to_thread(make)
+
+    async def sync(self) -> int:
+        return 0  # every add is durable already
+
+    async def close(self) -> None:
+        return None
+
+
+# -- mbox --------------------------------------------------------------------------------------
+
+
+class MboxDestination:
+    def __init__(self, path: Path) -> None:
+        if path.exists() and not path.is_dir():
+            raise TransferError(
+                f"{path} is a file; fetch writes an mbox folder with one NAME.mbox per folder."
+            )
+        self.path = path
+        self.state_path = path.parent / f"{path.name}.fetch-state.json"
+        self.description = f"mbox:{path}"
+
+    async def open_folder(
+        self, folder: str, source_key: str, uidvalidity: int, state: FolderState
+    ) -> FolderWriter:
+        return await asyncio.to_thread(_MboxFolder, self.path, folder, state)
+
+
+class _MboxFolder:
+    def __init__(self, root: Path, folder: str, state: FolderState) -> None:
+        self.state = state
+        parts = mbox_path_parts(folder)
+        try:
+            make_dirs(root)
+            directory = root
+            for part in parts[:-1]:
+                directory = inside(root, directory / part)
+                make_dirs(directory)
+            self.file = inside(root, directory / parts[-1])
+            size = self.file.stat().st_size if self.file.exists() else None
+        except OSError as exc:
+            raise TransferError(f"{root} cannot be written: {exc.strerror or exc}.") from exc
+        recorded = state.mbox_length
+        self.untrusted = False
+        if size is None:
+            if state.uids:  # the file was removed: fetch the folder again
+                state.uids.clear()
+            state.mbox_length = 0
+        elif recorded is None or size < recorded:
+            # Someone else's file, or one changed behind our back: compare by content.
+            self.untrusted = size > 0
+            state.uids.clear()
+            state.mbox_length = size
+        elif size > recorded:
+            # Messages written after the last recorded one (a crash): drop them, fetch again.
+            os.truncate(self.file, recorded)
+        self._writer: MboxWriter | None = None
+
+    async def present_uids(self) -> dict[int, str | None]:
+        return {}
+
+    async def content_hashes(self) -> Counter[str]:
+        if not self.file.exists():
+            return Counter()
+        return await asyncio.to_thread(content_hashes, self.file)
+
+    async def add(self, raw: bytes, flags: frozenset[str], date: datetime | None, uid: int) -> None:
+        def write() -> None:
+            if self._writer is None:
+                self._writer = MboxWriter(self.file, append=True)
+            self._writer.add(raw, flags, date)
+
+        await asyncio.to_thread(write)
+
+    async def sync(self) -> int:
+        if self._writer is not None:
+            self.state.mbox_length = await asyncio.to_thread(self._writer.sync)
+        elif self.state.mbox_length is None:
+            self.state.mbox_length = self.file.stat().st_size if self.file.exists() else 0
+        return 0
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await asyncio.to_thread(writer.close)
+
+
+# -- a local account -----------------------------------------------------------------------------
+
+
+class LocalDestination:
+    def __init__(self, store: MailStore, account: AccountRecord, data_dir: Path) -> None:
+        self.store = store
+        self.account = account
+        self.state_path = data_dir / "fetch" / f"{account.address}.fetch-state.json"
+        self.description = f"local:{account.address}"
+
+    async def open_folder(
+        self, folder: str, source_key: str, uidvalidity: int, state: FolderState
+    ) -> FolderWriter:
+        return _LocalFolder(self.store, self.account, folder)
+
+
+class _LocalFolder:
+    untrusted = False
+
+    def __init__(self, store: MailStore, account: AccountRecord, folder: str) -> None:
+        self.importer = Importer(store, account, workers=1)
+        self.folder = folder
+        self.pending: list[SourceMessage] = []
+
+    async def present_uids(self) -> dict[int, str | None]:
+        return {}
+
+    async def content_hashes(self) -> Counter[str]:
+        return Counter()  # the importer compares content with the mailbox on every append
+
+    async def add(self, raw: bytes, flags: frozenset[str], date: datetime | None, uid: int) -> None:
+        self.pending.append(SourceMessage(to_crlf(raw), flags, date, self.folder, str(uid)))
+
+    async def sync(self) -> int:
+        if not self.pending:
+            return 0
+        batch, self.pending = self.pending, []
+        before = self.importer.stats.duplicates
+        await self.importer.run(batch)
+        return self.importer.stats.duplicates - before
+
+    async def close(self) -> None:
+        return None
