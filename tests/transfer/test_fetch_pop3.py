@@ -10,8 +10,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from cli_run import po
 from fetch_kit import fill_store, maildir_multisets
+
+from cli_run import po
 from live_server import PASSWORD, LiveServer
 
 USER = "bob@example.test"
