@@ -165,3 +165,9 @@ def test_the_compiled_script_is_reusable_and_unchanged_by_runs() -> None:
     first = run_script(script, SieveMessage(MESSAGE))
     second = run_script(script, SieveMessage(MESSAGE))
     assert first.actions == second.actions == [Keep(("f",))]
+
+
+def test_stopped_says_whether_the_script_ran_stop() -> None:
+    assert run("if true { stop; }\ndiscard;").stopped
+    assert not run("keep;").stopped
+    assert not run('require "include";\nreturn;\ndiscard;').stopped  # return is not stop
