@@ -146,6 +146,8 @@ def test_vacation_replies_from_the_address_the_message_was_written_to() -> None:
     assert isinstance(vacation, Vacation) and vacation.from_ == "team@example.org"
     [vacation, _] = ok(script)  # written to the recipient itself: the user's own address
     assert isinstance(vacation, Vacation) and vacation.from_ is None
+    [vacation, _] = ok(VAC + 'vacation :addresses ["not an address", "team@example.org"] "x";', raw=team)
+    assert isinstance(vacation, Vacation) and vacation.addresses == ("team@example.org",)  # as Pigeonhole
     [vacation, _] = ok(VAC + 'vacation :from "me@example.com" :addresses "team@example.org" "x";', raw=team)
     assert isinstance(vacation, Vacation) and vacation.from_ == "me@example.com"
 
@@ -296,6 +298,7 @@ def test_editheader_changes_are_seen_by_later_tests_and_in_the_message() -> None
     ('deleteheader :contains "x-spam" "MAY";', [b"X-Spam: yes"]),
     ('deleteheader :matches "x-spam" ["y*", "m*"];', []),
     ('deleteheader "x-spam" "nothing";', [b"X-Spam: yes", b"X-Spam: maybe"]),
+    ('deleteheader :index 0 "x-spam";', [b"X-Spam: yes", b"X-Spam: maybe"]),  # as Pigeonhole
 ])
 def test_deleteheader_index_and_patterns(command: str, left: list[bytes]) -> None:
     result = run(E + command)

@@ -32,6 +32,7 @@ from postoffice.message.mime_model import BodyPart
 from postoffice.message.mime_text import decode_transfer, part_text
 
 _FIELD_NAME = re.compile(r"[!-9;-~]+\Z")
+_MAILBOX = re.compile(r"[^\s<>@]+@[^\s<>@]+\Z")
 _PROTECTED = ("received", "auto-submitted")
 _ZONE = re.compile(r"([+-])([0-9]{2})([0-9]{2})\Z")
 _MJD_EPOCH = date(1858, 11, 17)  # RFC 5260 §4.2 "julian": the Modified Julian Day
@@ -58,7 +59,9 @@ def _vacation(run: Run, frame: Frame, call: Call) -> None:
     if subject is None:
         original = run.headers.values("subject")
         subject = f"Auto: {original[0]}" if original and original[0] else "Automated reply"
-    addresses = tuple(run.sl(frame, tags[":addresses"])) if ":addresses" in tags else ()
+    # An entry that is not an address is ignored, as Pigeonhole does (it can never match).
+    given = run.sl(frame, tags[":addresses"]) if ":addresses" in tags else ()
+    addresses = tuple(a for a in given if _MAILBOX.match(a))
     from_ = run.s(frame, tags[":from"]) if ":from" in tags else _addressed_as(run, addresses)
     mime = ":mime" in tags
     if ":handle" in tags:
@@ -119,8 +122,10 @@ def _deleteheader(run: Run, frame: Frame, call: Call) -> None:
     last = ":last" in call.tags
     fields = run.headers.fields
     positions = [i for i, f in enumerate(fields) if f.lower == lower]
-    if index is not None:
+    if index is not None:  # :index 0 matches no field (Pigeonhole accepts it too)
         k = len(positions) - index if last else index - 1
+        if index < 1:
+            k = -1
         positions = [positions[k]] if 0 <= k < len(positions) else []
     doomed = []
     for i in positions:

@@ -47,7 +47,7 @@ from postoffice.filtering.sieve.message import (
 )
 from postoffice.filtering.sieve.script import SieveScript
 from postoffice.filtering.sieve.strings import ExpansionTooLong, Text, expand
-from postoffice.filtering.sieve.validator import Call
+from postoffice.filtering.sieve.validator import REDIRECT_ADDRESS, Call
 
 _TO_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _TO_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -308,12 +308,10 @@ def _fileinto(run: Run, frame: Frame, call: Call) -> None:
 
 
 def _redirect(run: Run, frame: Frame, call: Call) -> None:
-    from postoffice.filtering.sieve.validator import _REDIRECT_ADDRESS
-
     address = run.s(frame, call.args[0]).strip()
     if address.startswith("<") and address.endswith(">"):
         address = address[1:-1]
-    if not _REDIRECT_ADDRESS.match(address):
+    if not REDIRECT_ADDRESS.match(address):
         raise SieveRuntimeError(call.line, f"redirect to an invalid address {address!r}")
     copy = ":copy" in call.tags
     if not any(isinstance(a, Redirect) and a.address.lower() == address.lower() for a in run.actions):
