@@ -240,7 +240,8 @@ class Run:
 
 
 def _name(action: Action) -> str:
-    return type(action).__name__.lower().replace("fileinto", "fileinto")
+    """The Sieve command that made `action`, for error messages."""
+    return type(action).__name__.lower()
 
 
 def _merge_flags(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:

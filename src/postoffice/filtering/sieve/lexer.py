@@ -110,8 +110,6 @@ def tokenize(text: str) -> list[Token]:
             line, column = where.at(pos)
             raise SieveError(line, column, f"unexpected character {text[pos]!r}")
         kind = m.lastgroup
-        if kind == "q":  # the quantifier group closes after the number group
-            kind = "number"
         start, pos = pos, m.end()
         if kind == "ws" or kind == "hash":
             continue
