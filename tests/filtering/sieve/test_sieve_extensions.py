@@ -33,6 +33,7 @@ MESSAGE = (
     b"MIME-Version: 1.0\r\n"
     b"Content-Type: multipart/alternative; boundary=b1\r\n"
     b"\r\n"
+    b"Text before the parts.\r\n"
     b"--b1\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\n"
     b"Content-Transfer-Encoding: quoted-printable\r\n"
@@ -48,6 +49,7 @@ MESSAGE = (
     b"\r\n"
     b"U0VDUkVUIFBBWUxPQUQ=\r\n"
     b"--b1--\r\n"
+    b"Text after the parts.\r\n"
 )
 NOW = datetime(2026, 12, 24, 18, 45, 30, tzinfo=timezone(timedelta(hours=1)))
 ENV = SieveEnvironment(
@@ -203,6 +205,9 @@ BODIES = [
     (B + 'if body :content "application" :contains "SECRET PAYLOAD" { discard; }', [Discard(2)]),
     (B + 'if body :contains "SECRET PAYLOAD" { discard; }', [Keep()]),  # :text: text parts only
     (B + 'if body :content "" :contains "SECRET" { discard; }', [Discard(2)]),
+    (B + 'if body :content "multipart" :contains "before the parts" { discard; }', [Discard(2)]),
+    (B + 'if body :content "multipart" :contains "after the parts" { discard; }', [Discard(2)]),
+    (B + 'if body :content "multipart" :contains "numbers" { discard; }', [Keep()]),
 ]
 
 
@@ -287,7 +292,7 @@ def test_editheader_changes_are_seen_by_later_tests_and_in_the_message() -> None
         FileInto("Edited"),
     ]
     assert result.message.startswith(b"X-Sieve: seen\r\nReceived: from mx.example.net")
-    assert b"X-Spam" not in result.message and b"X-Tail: t\r\n\r\n--b1" in result.message
+    assert b"X-Spam" not in result.message and b"X-Tail: t\r\n\r\nText before" in result.message
     assert result.message.endswith(MESSAGE[MESSAGE.index(b"\r\n\r\n") + 4:])
 
 

@@ -264,19 +264,33 @@ def _currentdate(run: Run, frame: Frame, call: Call) -> bool:
 # --- body -----------------------------------------------------------------------------------
 
 
-def _leaves(part: BodyPart) -> list[BodyPart]:
+def _parts(part: BodyPart) -> list[BodyPart]:
+    """Every MIME entity in order: multiparts, their children, embedded messages' bodies."""
     out: list[BodyPart] = []
     todo = [part]
     while todo:
         node = todo.pop()
+        out.append(node)
         if node.children:
             todo.extend(reversed(node.children))
         elif node.message is not None:
-            out.append(node)
             todo.append(node.message[1])
-        else:
-            out.append(node)
     return out
+
+
+def _prologue_and_epilogue(raw: bytes, part: BodyPart) -> str:
+    """RFC 5173 §5.2: for a multipart, the text before its first and after its last delimiter."""
+    boundary = next((v for k, v in part.params if k == "boundary"), None)
+    body = raw[part.body_start : part.end]
+    if not boundary:
+        return ""
+    delimiter = re.compile(rb"(?m)^--" + re.escape(boundary.encode("utf-8", "replace")) + rb"(--)?[^\n]*\n?")
+    lines = list(delimiter.finditer(body))
+    if not lines:
+        return body.decode("utf-8", "replace")
+    closing = next((m for m in lines if m.group(1)), None)
+    epilogue = body[closing.end():] if closing is not None else b""
+    return (body[: lines[0].start()] + epilogue).decode("utf-8", "replace")
 
 
 def _type_matches(part: BodyPart, wanted: Sequence[str]) -> bool:
@@ -299,11 +313,13 @@ def _body(run: Run, frame: Frame, call: Call) -> bool:
     wanted = run.sl(frame, call.tags[":content"]) if ":content" in call.tags else ["text"]
     metadata = run.message.metadata or parse_message(raw)
     values: list[str] = []
-    for part in _leaves(metadata.body):
+    for part in _parts(metadata.body):
         if not _type_matches(part, wanted):
             continue
         data = raw[part.body_start : part.end]
-        if part.type == "text":
+        if part.children:
+            values.append(_prologue_and_epilogue(raw, part))
+        elif part.type == "text":
             html = part.subtype == "html" and ":content" not in call.tags
             values.append(part_text(data, part.encoding, part.params, html))
         else:
