@@ -229,3 +229,32 @@ def test_imap_to_imap_from_dovecot_maps_special_use_keeps_flags_and_dates_and_a_
         assert imap_multiset(server.ports["imap"], SOURCE, PASSWORD, "Old/Projects/2024") == \
             imap_multiset(dovecot.imap_port, user, DOVECOT_PASSWORD, "Projects/2024")
         assert migrate(server, *imap_args, env={**env, "POSTOFFICE_TO_PASSWORD": PASSWORD})["copied"] == 0
+
+
+def test_a_message_the_destination_refuses_is_reported_and_the_rest_is_copied(tmp_path: Path) -> None:
+    """The IMAP destination answers NO to one message (too big): several messages go in one
+    MULTIAPPEND, which then stores none of them; each is tried alone, the refused one is named
+    in the summary with the server's reason, the exit status is 1, and a rerun copies nothing
+    more (and fails the same one again)."""
+    live = LiveServer(tmp_path / "data", ["imap"], limits={"max_message_size": 20_000}).start()
+    try:
+        live.add_user(SOURCE)
+        live.add_user(TARGET)
+        raws = [message(n) for n in range(8)]
+        raws[5] = message(5, size=40_000)
+        put(live, SOURCE, "INBOX", raws)
+        args = ["--from", f"local:{SOURCE}", "--to", f"imap://{TARGET}@127.0.0.1:{live.ports['imap']}?tls=none"]
+        result = po("migrate", *args, "--json", data=live.data_dir, check=False, timeout=300,
+                    env={"POSTOFFICE_TO_PASSWORD": PASSWORD})
+        assert result.returncode == 1, result.stderr
+        done = json.loads(result.stdout.strip().splitlines()[-1])
+        assert (done["copied"], done["failed"]) == (7, 1)
+        (failure,) = done["failures"]
+        assert failure["folder"] == "INBOX" and "APPEND" in failure["reason"], failure
+        assert Counter(map(digest, stored(live, TARGET))) == Counter(map(digest, raws[:5] + raws[6:]))
+        again = po("migrate", *args, "--json", data=live.data_dir, check=False, timeout=300,
+                   env={"POSTOFFICE_TO_PASSWORD": PASSWORD})
+        rerun = json.loads(again.stdout.strip().splitlines()[-1])
+        assert (rerun["copied"], rerun["skipped_duplicates"], rerun["failed"]) == (0, 7, 1)
+    finally:
+        live.stop()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from postoffice.imap.proto.values import flags_list, internaldate, mailbox
 from postoffice.transfer.dedup import fingerprint
 from postoffice.transfer.imap_client import (
     FetchFailure,
@@ -186,13 +187,29 @@ class ImapDestination:
                     return [str(exc)] * len(items)
             self._names[folder] = name
         results: list[str | None] = []
-        for item in items:
-            try:
-                await self.client.append(name, item.raw, flags=item.flags, internal_date=item.internal_date)
-                results.append(None)
-            except ImapCommandFailed as exc:
-                results.append(str(exc))
+        start = 0
+        while start < len(items):
+            group = _multiappend_group(items, start) if self._multiappend() else items[start : start + 1]
+            start += len(group)
+            if len(group) > 1:
+                try:
+                    await self.client.command(_multiappend(name, group))
+                    results += [None] * len(group)
+                    continue
+                except ImapCommandFailed:
+                    pass  # none was stored (RFC 3502 §6.3.11): one at a time finds the bad one
+            for item in group:
+                try:
+                    await self.client.append(name, item.raw, flags=item.flags, internal_date=item.internal_date)
+                    results.append(None)
+                except ImapCommandFailed as exc:
+                    results.append(str(exc))
         return results
+
+    def _multiappend(self) -> bool:
+        # Without LITERAL+ every literal would wait for the server's "+": no gain over APPEND.
+        caps = self.client.capabilities
+        return "MULTIAPPEND" in caps and "LITERAL+" in caps
 
     async def close(self) -> None:
         try:
@@ -200,6 +217,34 @@ class ImapDestination:
         except ImapError:
             pass
         await self.client.close()
+
+
+_GROUP_MESSAGES = 50
+_GROUP_BYTES = 8 << 20
+
+
+def _multiappend_group(items: list[SourceItem], start: int) -> list[SourceItem]:
+    group: list[SourceItem] = []
+    size = 0
+    for item in items[start:]:
+        if group and (len(group) >= _GROUP_MESSAGES or size + len(item.raw) > _GROUP_BYTES):
+            break
+        group.append(item)
+        size += len(item.raw)
+    return group
+
+
+def _multiappend(name: str, items: list[SourceItem]) -> bytes:
+    """One APPEND of several messages (RFC 3502 MULTIAPPEND) with non-synchronising literals
+    (RFC 7888 LITERAL+): the destination stores them in one go, or none of them."""
+    parts = [b"APPEND " + mailbox(name)]
+    for item in items:
+        wanted = tuple(f for f in item.flags if f.upper() != "\\RECENT")
+        part = b" " + flags_list(wanted) if wanted else b""
+        if item.internal_date is not None:
+            part += b" " + internaldate(item.internal_date)
+        parts.append(part + b" {%d+}\r\n" % len(item.raw) + item.raw)
+    return b"".join(parts)
 
 
 _RECEIVED_DATE = re.compile(rb"^Received:.*?;\s*([^\r\n]+(?:\r?\n[ \t][^\r\n]+)*)", re.I | re.M | re.S)
