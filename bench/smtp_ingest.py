@@ -493,10 +493,10 @@ def _expected_rcpts(work: Workload, res: LoadResult) -> int:
 
 def _start_profiler(args: argparse.Namespace, pid: int, cleanups: Cleanups) -> subprocess.Popen:
     out = Path(args.py_spy)
-    fmt = "speedscope" if out.suffix == ".json" else "flamegraph"
+    fmt = {".json": "speedscope", ".txt": "raw"}.get(out.suffix, "flamegraph")
     exe = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
     argv = [exe, "record", "--pid", str(pid), "--duration", str(args.py_spy_duration), "--rate", "100",
-            "-o", str(out), "--format", fmt]
+            "--subprocesses", "-o", str(out), "--format", fmt]
     log(f"postoffice: profiling: {' '.join(argv)}")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     cleanups.append(lambda: stop_process(proc, "py-spy"))
@@ -875,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--py-spy", metavar="OUT",
                         help="profile the postoffice server under load (postoffice and postoffice+auth; run one "
                              "of them, the second would overwrite OUT) with `py-spy record` (on PATH or $PY_SPY) "
-                             "into OUT: .json = speedscope, else a flame graph SVG")
+                             "into OUT (worker processes included): .json = speedscope, .txt = collapsed stacks, else a flame graph SVG")
     parser.add_argument("--py-spy-duration", type=int, default=20, help="seconds to profile (default 20)")
     args = parser.parse_args(argv)
     targets = parse_targets(parser, args.targets, TARGETS)

@@ -162,6 +162,7 @@ trusted_arc_sealers = ["Google.com."]
 relay_networks = ["192.168.1.20", "10.1.2.0/24"]
 relay_networks_allow_wide = true
 relay_messages_per_minute = 10
+processes = 3
 
 [dns]
 nameservers = ["127.0.0.1:5353", "::1"]

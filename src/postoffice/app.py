@@ -1,5 +1,6 @@
-"""`postoffice serve`: one process, every listener, clean shutdown (`[pop3] processes` above 1
-adds POP3 worker processes, see pop3/workers.py).
+"""`postoffice serve`: one process, every listener, clean shutdown; `[smtp] processes` (one per
+core by default) and `[pop3] processes` add worker processes that share those listeners' sockets
+(net/workers.py).
 
 Start-up order: take the data directory's lock (one server per data directory), open the store,
 load the TLS certificate, start each configured protocol listener, log one line per listener (and
@@ -35,8 +36,8 @@ from postoffice.net.listen_errors import explain_listen_error
 from postoffice.net.running import ListenerFactory, RunningListener
 from postoffice.net.tls import TlsConfigError
 from postoffice.net.tls_expiry import watch_certificate_expiry
+from postoffice.net.workers import ListenerWorkers, group_of, process_counts
 from postoffice.pop3.server import listener_factories as pop3_listener_factories
-from postoffice.pop3.workers import Pop3Workers
 from postoffice.services import Services, open_services
 from postoffice.smtp.service import listener_factories as smtp_listener_factories
 from postoffice.store.interface import GarbageCollected, StorageFull
@@ -116,12 +117,9 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
         loop.add_signal_handler(sig, stop.set)
     running: list[RunningListener] = []
     try:
-        async with open_services(config) as services:
-            watch = getattr(services.store, "watch_external_changes", None)
-            if watch is not None:
-                watch()
-            if config.pop3.processes > 1:
-                services.accept_board = AcceptBoard.create(config.pop3.processes)
+        counts = _shared_groups(config)
+        async with open_services(config, processes=max(counts.values(), default=1)) as services:
+            services.accept_boards = {group: AcceptBoard.create(count) for group, count in counts.items()}
             if config.tls.acme:  # the listeners need a certificate before the CA issues one
                 from postoffice.acme.renewal import prepare_certificate
 
@@ -130,6 +128,9 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             certificates = _start_certificate_renewal(services, running)
             maintenance = asyncio.create_task(_maintain(services))
             runner = _queue_runner(services)
+            watch = getattr(services.store, "watch_external_changes", None)
+            if watch is not None:  # other processes' changes: IMAP sessions and the runner see them
+                watch(on_queued=runner.wake)
             runner_task = asyncio.create_task(runner.run())
             indexer = asyncio.create_task(_build_text_index(services))
             junk_trainer = asyncio.create_task(JunkTrainer(services.store, config.junk).run())
@@ -139,8 +140,10 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             # What start-up made (modules, config, TLS contexts: ~44,000 objects) lives as long
             # as the process: left out of every full collection, which then costs ~16 ms less.
             gc.freeze()
-            workers = _start_pop3_workers(services, running)
+            workers = _start_workers(services, running)
             try:
+                if workers is not None:
+                    await workers.started()
                 if not running:
                     log.info("no protocol listeners are available in this version yet; store ready")
                 log.info("postoffice is serving %s (pid %d); stop with Ctrl-C or SIGTERM",
@@ -167,8 +170,8 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 for listener in reversed(running):
                     with contextlib.suppress(Exception):
                         await listener.close()
-                if services.accept_board is not None:
-                    services.accept_board.close()
+                for board in services.accept_boards.values():
+                    board.close()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
@@ -256,17 +259,22 @@ def _queue_runner(services: Services) -> QueueRunner:
                        filters=services.filters)
 
 
-def _start_pop3_workers(services: Services, running: list[RunningListener]) -> Pop3Workers | None:
-    """`[pop3] processes` above 1: worker processes share the POP3 listening sockets."""
-    shared = [(x.protocol, sock) for x in running if x.protocol in ("pop3", "pop3s") for sock in x.sockets]
-    board = services.accept_board
-    if board is None:
-        return None
+def _shared_groups(config: Config) -> dict[str, int]:
+    """Groups of protocols (net/workers.py) to serve in several processes: those with a count
+    above 1 and a host:port listener configured (a unix socket cannot be shared)."""
+    listening = {group_of(protocol) for protocol, address in configured_listeners(config)
+                 if isinstance(address, ListenAddress)}
+    return {group: count for group, count in process_counts(config).items()
+            if count > 1 and group in listening}
+
+
+def _start_workers(services: Services, running: list[RunningListener]) -> ListenerWorkers | None:
+    """Worker processes that share the listening sockets of each group with several processes."""
+    boards = services.accept_boards
+    shared = [(x.protocol, sock) for x in running if group_of(x.protocol) in boards for sock in x.sockets]
     if not shared:
-        log.warning("[pop3] processes is %d, but no pop3 or pop3s listener is configured: no workers",
-                    board.slots)
         return None
-    workers = Pop3Workers(services.config, shared, board, services.shared_limits)
+    workers = ListenerWorkers(services.config, shared, boards, services.shared_limits)
     workers.start()
     return workers
 

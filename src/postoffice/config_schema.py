@@ -113,6 +113,7 @@ class SmtpConfig:
     relay_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     relay_networks_allow_wide: bool = False
     relay_messages_per_minute: int = 60
+    processes: int = 0  # 0 = one per core (net/workers.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,6 +382,10 @@ SCHEMA: dict[str, tuple[type, tuple[Key, ...]]] = {
              " address ranges; off, such an entry stops the server at start."),
         Key("relay_messages_per_minute", 60, v.number(1, 100_000, example=60),
              "Most messages per minute from each relay_networks address."),
+        Key("processes", 0, v.number(0, 64, example=2),
+             "Processes serving SMTP, submission and LMTP (1 to 64), sharing their ports, so that"
+             " judging and storing incoming mail uses more than one CPU core; 0 = one per core, at"
+             " most 4. Connection limits and login delays hold for all processes together."),
     )),
     "dns": (DnsConfig, (
         Key("nameservers", [], v.nameservers,
@@ -413,7 +418,7 @@ SCHEMA: dict[str, tuple[type, tuple[Key, ...]]] = {
     "pop3": (Pop3Config, (
         Key("processes", 1, v.number(1, 64, example=2),
              "Processes serving POP3 (1 to 64), sharing its ports: more than 1 lets downloads"
-             " use more CPU cores; IMAP, SMTP and the rest stay in the main process. Login delays"
+             " use more CPU cores; IMAP, HTTP and the queue stay in the main process. Login delays"
              " and connection limits hold for all processes together."),
     )),
     "junk": (JunkConfig, (

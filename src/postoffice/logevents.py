@@ -101,7 +101,7 @@ class JsonFormatter(logging.Formatter):
 
 def formatter(log_format: str, tag: str = "") -> logging.Formatter:
     """The formatter of ``[server] log_format`` ("text" or "json"); `tag` names the process
-    in text lines (``[pop3 worker 1]``), JSON lines carry it as ``process``."""
+    in text lines (``[worker 1]``), JSON lines carry it as ``process``."""
     if log_format == "json":
         return JsonFormatter(tag)
     return logging.Formatter(TEXT_FORMAT.replace("%(name)s", f"%(name)s [{tag}]") if tag else TEXT_FORMAT)

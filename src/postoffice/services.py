@@ -42,9 +42,10 @@ class Services:
     login_throttle: LoginThrottle
     connection_limiter: ConnectionLimiter
     _tls: ReloadingServerContext | None = None
-    # With `[pop3] processes` above 1: connections per process, so the least busy takes the next.
-    accept_board: AcceptBoard | None = None
-    # With `[pop3] processes` above 1: the limiter's and the throttle's counts, for every process.
+    # Per group of protocols served by several processes (net/workers.py GROUPS): connections
+    # per process, so the least busy takes the next.
+    accept_boards: dict[str, AcceptBoard] = field(default_factory=dict)
+    # With several processes: the limiter's and the throttle's counts, for every process.
     shared_limits: SharedLimits | None = None
     _access_lists: AccessLists | None = None
     _resolver: DnsResolver | None = None
@@ -150,27 +151,28 @@ class Services:
 
 
 @asynccontextmanager
-async def open_services(config: Config, *, pop3_worker: bool = False,
+async def open_services(config: Config, *, worker: bool = False, processes: int = 1,
                         shared: SharedLimits | None = None) -> AsyncIterator[Services]:
-    """`pop3_worker`: for a `[pop3] processes` worker, which sees no IMAP session and so leaves
-    recently expunged blobs to the main process. `shared`: the connection counts and login
-    failures of every process of this `serve`; the main process creates them when `[pop3]
-    processes` is above 1 (`services.shared_limits`), a worker gets them from it."""
+    """`worker`: for a worker process (net/workers.py), which sees no IMAP session and so
+    leaves recently expunged blobs to the main process. `shared`: the connection counts and
+    login failures of every process of this `serve`; the main process creates them when it
+    runs with `processes` above 1 (net/workers.py: the most of any group;
+    `services.shared_limits`), a worker gets them from it."""
     owned = None
     store = open_store(
         config.store.backend, config.store.path, config.store.blobs, config.store.reader_threads,
-        keep_recently_expunged=pop3_worker, trash_days=config.store.blob_trash_days,
+        keep_recently_expunged=worker, trash_days=config.store.blob_trash_days,
     )
     try:
-        if shared is None and config.pop3.processes > 1 and not pop3_worker:
-            shared = owned = SharedLimits.create(config.limits.max_connections * config.pop3.processes)
+        if shared is None and processes > 1 and not worker:
+            shared = owned = SharedLimits.create(config.limits.max_connections * processes)
         directory = Directory(
             store,
             recipient_delimiter=config.smtp.recipient_delimiter,
             default_quota=config.limits.default_quota,
             login_cache_seconds=config.auth.login_cache_seconds,
             # The processes share the cores (and the memory each argon2 check takes).
-            password_checks=max(1, (os.cpu_count() or 2) // config.pop3.processes),
+            password_checks=max(1, (os.cpu_count() or 2) // processes),
             # Bounces to rewritten senders are honoured even with [outbound] srs turned off since.
             srs=SenderRewriter(srs_secret_path(config.data_dir)),
         )

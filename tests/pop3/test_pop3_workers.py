@@ -26,7 +26,7 @@ PASSWORD = "worker test password"
 USERS = [f"user{n}@example.test" for n in range(1, 5)]
 ATTEMPTS = 150  # connections tried before a test gives up waiting for the kernel to pick a worker
 # The login lines of docs/logging.md: "login ok", or "login refused" with reason "maildrop in use".
-LOGIN = re.compile(r"(?:\[pop3 worker (\d+)\])?: login (?:ok|(refused)): protocol=pop3s? ip=\S+ user=(\S+) ")
+LOGIN = re.compile(r"(?:\[worker (\d+)\])?: login (?:ok|(refused)): protocol=pop3s? ip=\S+ user=(\S+) ")
 
 
 def free_port() -> int:
@@ -69,7 +69,7 @@ class Served:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen([*po, "serve", "--data", str(self.data)], stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_for_log(lambda text: all(f"[pop3 worker {n}]: serving" in text for n in range(1, processes)))
+        self.wait_for_log(lambda text: all(f"[worker {n}]: serving" in text for n in range(1, processes)))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -86,7 +86,7 @@ class Served:
 
     def worker_pids(self) -> dict[int, int]:
         """Worker number -> pid of its latest start."""
-        return {int(n): int(pid) for n, pid in re.findall(r"POP3 worker (\d+) started \(pid (\d+)\)", self.log())}
+        return {int(n): int(pid) for n, pid in re.findall(r"worker (\d+) started \(pid (\d+)\)", self.log())}
 
     def logins(self) -> list[tuple[int, str, bool]]:
         """(process: 0 = main, else the worker number; user; refused as in use) per login."""
@@ -297,7 +297,7 @@ def test_a_dead_worker_is_replaced_and_workers_end_with_the_server(tmp_path: Pat
         first = server.worker_pids()[1]
         os.kill(first, signal.SIGKILL)
         server.wait_for_log(lambda _: server.worker_pids()[1] != first)
-        server.wait_for_log(lambda text: text.count("[pop3 worker 1]: serving") == 2)
+        server.wait_for_log(lambda text: text.count("[worker 1]: serving") == 2)
         in_worker(server, USERS[0]).quit()
         second = server.worker_pids()[1]
         server.proc.send_signal(signal.SIGTERM)

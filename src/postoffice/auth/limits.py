@@ -5,7 +5,7 @@
 account, and tells a protocol driver how long to hold back its answer; :class:`ConnectionLimiter`
 counts open connections per client address before login, per user and address after it, and in
 all. Neither does I/O, except that :meth:`LoginThrottle.wait_before_reply` sleeps. With
-``[pop3] processes`` both keep their counts in shared memory (auth/shared_table.py), so the
+``[smtp]``/``[smtp]`/`[pop3] processes`` both keep their counts in shared memory (auth/shared_table.py), so the
 limits hold for all processes together.
 
 Both group IPv6 addresses by their /64: one subscriber or one server usually owns a whole /64
@@ -166,7 +166,7 @@ class LoginThrottle:
     and after a successful login, ``throttle.record_success(conn.peer_ip, username)``.
 
     ``shared``: keep every count in that table, shared by the processes of one `serve`
-    (``[pop3] processes``), so that spreading guesses over them gains nothing; its size then
+    (``[smtp]``/``[smtp]`/`[pop3] processes``), so that spreading guesses over them gains nothing; its size then
     bounds the memory instead of ``max_entries``.
     """
 
@@ -380,7 +380,7 @@ class ConnectionLimiter:
     because a local webmail or a tunnel can open connections as fast as anyone.
 
     ``shared``: keep the per-address and per-user counts in that table, shared by the
-    processes of one `serve` (``[pop3] processes``), so that a client spreading connections
+    processes of one `serve` (``[smtp]``/``[smtp]`/`[pop3] processes``), so that a client spreading connections
     over them gets no more; the total stays per process, like the descriptors it protects.
     """
 

@@ -1,4 +1,4 @@
-"""Counts that every process of one `serve` shares (`[pop3] processes`): a table in shared memory.
+"""Counts that every process of one `serve` shares (`[smtp]`/`[pop3] processes`): a table in shared memory.
 
 With POP3 worker processes, per-IP connection counts and failed-login delays kept in each
 process would let a client spread over N processes get N times the limit. So when there are

@@ -1,4 +1,4 @@
-"""Spread connections over the processes sharing a listening socket (`[pop3] processes`).
+"""Spread connections over the processes sharing a listening socket (`[smtp]`/`[pop3] processes`).
 
 When several processes accept from one socket, the kernel wakes them all and the first to call
 accept(2) wins, so one process can end up with most sessions (measured: 32 of 40 POP3 sessions

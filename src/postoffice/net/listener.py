@@ -15,7 +15,7 @@ Implementation notes:
 - STARTTLS must not let plaintext sent before the handshake show up inside the TLS session (the
   command injection of CVE-2011-0411), so :meth:`Connection.start_tls` gives the session a new
   reader and writer and drops whatever the old reader still held.
-- Listening sockets shared with other processes (``[pop3] processes``) are accepted from by our
+- Listening sockets shared with other processes (``[smtp]``/``[smtp]`/`[pop3] processes``) are accepted from by our
   own loop, one connection at a time, taken by the process that serves the fewest.
 - PROXY listeners accept sockets themselves and read exactly the header before asyncio owns the
   socket, so an implicit-TLS handshake still starts at the client's first byte. Other listeners
@@ -578,7 +578,7 @@ async def start_listener(host: str, port: int, handler: Handler, *,
                          login_timeout: float = math.inf) -> Listener:
     """Listen on ``host``:``port`` (0 picks a free port) and run ``handler`` per connection.
 
-    ``board``: other processes accept from the same sockets (``[pop3] processes``); the board
+    ``board``: other processes accept from the same sockets (``[smtp]``/``[smtp]`/`[pop3] processes``); the board
     says which of them serves the fewest connections, and that one takes the next (see
     net/accept_balance.py). ``sockets``, listening already (bound by another process), are served
     instead of binding ``host``:``port``.

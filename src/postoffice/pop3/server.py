@@ -421,7 +421,7 @@ async def start_pop3_listener(services: Services, protocol: str, address: Listen
     listener = await start_listener(
         host, port, handle, tls=services.tls if protocol == "pop3s" else None,
         limiter=services.connection_limiter, on_refused=refuse, name=protocol, sockets=sockets,
-        board=services.accept_board, line_timeout=limits.line_timeout,
+        board=services.accept_boards.get("pop3"), line_timeout=limits.line_timeout,
         login_timeout=limits.login_timeout,
     )
     return RunningListener(protocol, listener.address, listener.close, listener.sockets)

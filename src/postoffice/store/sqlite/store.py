@@ -18,7 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 
 from postoffice.message.mime_model import Address
 from postoffice.store.blob_info_cache import BlobInfoCache
@@ -63,6 +63,7 @@ from postoffice.store.sqlite.blob_holds import BlobHolds
 from postoffice.store.sqlite.delivery_memory_data import DeliveryMemoryData
 from postoffice.store.sqlite.filter_state_data import FilterStateData
 from postoffice.store.sqlite.open_errors import explain_open_error
+from postoffice.store.sqlite.other_processes import watch_other_processes
 from postoffice.store.sqlite.queue_and_access import QueueAndAccessData
 from postoffice.store.sqlite.schema import connect, create_schema
 from postoffice.store.sqlite.sieve_data import SieveScriptStore
@@ -167,45 +168,17 @@ class SqliteStore(QueueAndAccessData, DeliveryMemoryData, SieveScriptStore, Filt
             conn.close()
         self.blobs.close()
 
-    def watch_external_changes(self, interval: float = 0.05) -> None:
-        """Publish changes written by other processes (admin commands, imports)."""
+    def watch_external_changes(self, interval: float = 0.05,
+                               on_queued: Callable[[], None] | None = None) -> None:
+        """Publish changes written by other processes (admin commands, imports, the worker
+        processes of `serve`); call `on_queued` when another process added outbound queue rows,
+        so the queue runner need not wait for its next poll."""
         if self._watcher is None:
-            self._watcher = asyncio.get_running_loop().create_task(self._watch(interval))
+            self._watcher = asyncio.get_running_loop().create_task(self._watch(interval, on_queued))
 
-    async def _watch(self, interval: float) -> None:
-        def last_seq(conn: sqlite3.Connection) -> int:
-            return int(conn.execute("SELECT coalesce(max(seq), 0) FROM change_log").fetchone()[0])
-
-        def newer(conn: sqlite3.Connection, seq: int) -> list[tuple[Any, ...]]:
-            return conn.execute(
-                "SELECT seq, mailbox_id, kind, modseq, uids FROM change_log WHERE seq > ? ORDER BY seq",
-                (seq,),
-            ).fetchall()
-
-        seen = await self._read(last_seq)
-        own = self._writer.own_change_seqs
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                rows = await self._read(newer, seen)
-            except Exception:  # a transient read error must not end the watcher
-                log.exception("reading the change log failed")
-                continue
-            events = []
-            for seq, mailbox_id, kind, modseq, uids in rows:
-                seen = seq
-                # Our own writer already published its changes; the log rows are for others.
-                if seq in own:
-                    own.discard(seq)
-                    continue
-                events.append(MailboxChange(mailbox_id, ChangeKind(kind), modseq,
-                                            tuple(int(u) for u in uids.split(",") if u)))
-            if events:
-                self.changes.publish(events)
-                if any(event.kind is ChangeKind.EXPUNGE for event in events):
-                    # Another process expunged: the blobs it left (see keep_recently_expunged)
-                    # are ours to remove, as no session here holds them.
-                    self._sweep_soon()
+    async def _watch(self, interval: float, on_queued: Callable[[], None] | None) -> None:
+        await watch_other_processes(self._read, self.changes, self._writer.own_change_seqs,
+                                    self._sweep_soon, interval, on_queued)
 
     # --- domains, accounts, aliases ---------------------------------------------------------
 

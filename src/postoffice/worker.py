@@ -1,8 +1,9 @@
-"""A POP3 worker process (`python -m postoffice.pop3.worker N`), started by `pop3/workers.py`.
+"""A worker process (`python -m postoffice.worker N`), started by net/workers.py.
 
-Reads a pickled `WorkerStart` from stdin (the config and the inherited listening sockets), serves
-POP3 on those sockets until SIGTERM, SIGINT or the end of stdin (the main process is gone), then
-lets open sessions finish as the main process's listeners do.
+Reads a pickled `WorkerStart` from stdin (the config, the inherited listening sockets and the
+accept boards of their groups), serves those sockets (SMTP-family, POP3) until SIGTERM, SIGINT
+or the end of stdin (the main process is gone), then lets open sessions finish as the main
+process's listeners do.
 """
 
 from __future__ import annotations
@@ -19,17 +20,24 @@ from postoffice import logevents
 from postoffice.auth.shared_table import SharedLimits
 from postoffice.net.accept_balance import AcceptBoard
 from postoffice.net.running import RunningListener
+from postoffice.net.workers import WorkerStart, group_of
 from postoffice.pop3.server import start_pop3_listener
-from postoffice.pop3.workers import WorkerStart
-from postoffice.services import open_services
+from postoffice.services import Services, open_services
+from postoffice.smtp.service import start_smtp_listener
 
-log = logging.getLogger("postoffice.pop3.worker")
+log = logging.getLogger("postoffice.worker")
+
+
+async def _start_listener(services: Services, protocol: str, sock: socket.socket) -> RunningListener:
+    if group_of(protocol) == "pop3":
+        return await start_pop3_listener(services, protocol, None, sockets=[sock])
+    return await start_smtp_listener(services, protocol, None, sockets=[sock])
 
 
 async def serve_worker(start: WorkerStart, index: int, parent_pipe: int | None = None) -> None:
     """Serve as worker `index` until SIGTERM, SIGINT or the end of `parent_pipe` (the main
     process is gone)."""
-    config, shared, (board_fd, slots), limit_tables = start
+    config, shared, boards, limit_tables = start
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -51,17 +59,19 @@ async def serve_worker(start: WorkerStart, index: int, parent_pipe: int | None =
         loop.add_reader(parent_pipe, parent_readable)
     listeners: list[RunningListener] = []
     limits = SharedLimits.attach(limit_tables) if limit_tables is not None else None
-    async with open_services(config, pop3_worker=True, shared=limits) as services:
-        services.accept_board = AcceptBoard(board_fd, slots, index)
+    async with open_services(config, worker=True, shared=limits) as services:
+        services.accept_boards = {group: AcceptBoard(fd, slots, index) for group, (fd, slots) in boards.items()}
         for protocol, fd in shared:
-            sock = socket.socket(fileno=fd)
-            listeners.append(await start_pop3_listener(services, protocol, None, sockets=[sock]))
-        services.accept_board.accepting()
+            listeners.append(await _start_listener(services, protocol, socket.socket(fileno=fd)))
+        for board in services.accept_boards.values():
+            board.accepting()
         log.info("serving %s", ", ".join(f"{x.protocol} on {x.address}" for x in listeners))
         await stop.wait()
-        services.accept_board.reset(index)  # the others take every new connection from now on
+        for board in services.accept_boards.values():
+            board.reset(index)  # the others take every new connection from now on
         await asyncio.gather(*(listener.close() for listener in listeners))
-        services.accept_board.close()
+        for board in services.accept_boards.values():
+            board.close()
     if limits is not None:
         limits.close()
 
@@ -70,7 +80,7 @@ def main() -> None:
     index = int(sys.argv[1])
     start: WorkerStart = pickle.load(sys.stdin.buffer)  # from the main process, our parent
     config = start[0]
-    logevents.configure(config.server.log_level, config.server.log_format, f"pop3 worker {index}")
+    logevents.configure(config.server.log_level, config.server.log_format, f"worker {index}")
     parent_pipe = sys.stdin.fileno()
     try:
         import uvloop
