@@ -58,6 +58,8 @@ BAD_SCRIPTS = [
     ("if size :over 99999999999999999999G { keep; }", 1, 15, "too large"),
     ('keep;\n# ok\nfileinto "\udcff";', 3, 11, "invalid UTF-8"),
     ('require "variables";\nset "bad name" "x";', 2, 1, "invalid variable name"),
+    ('require ["encoded-character", "fileinto"];\nfileinto "a${unicode:d800}";', 2, 10, "U+D800 is not a Unicode character"),
+    ('require "encoded-character";\nif header :is "subject" ["x", "${hex:c3}"] { keep; }', 2, 25, "is not valid UTF-8"),
     ('require "variables";\nset "1" "x";', 2, 1, "invalid variable name"),
     ('require "variables";\nset "x.y" "x";', 2, 1, "unknown namespace 'x'"),
     ('require "variables";\nset "global.y" "x";', 2, 1, "unknown namespace 'global'"),  # needs include

@@ -98,6 +98,8 @@ VARIABLES = [
     ('require ["variables", "encoded-character", "fileinto"];\nfileinto "${hex:41 42}${unicode:e9}";',
      [FileInto("ABé")]),
     ('require ["fileinto"];\nfileinto "${hex:41}";', [FileInto("${hex:41}")]),  # not required
+    ('require ["encoded-character", "fileinto"];\nfileinto "${hex:}${hex:4142}${unicode: 41  42 }";',
+     [FileInto("${hex:}${hex:4142}AB")]),  # empty and 4-digit groups are not encoded characters
 ]
 
 

@@ -42,23 +42,33 @@ class Varying(tuple):  # type: ignore[type-arg]
     interpreter can use it as it is."""
 
 
+class BadEncodedCharacter(ValueError):
+    """RFC 5228 §2.4.2.4: a code point out of range, or octets that are not UTF-8."""
+
+
 def _decode_one(match: re.Match[str]) -> str:
     kind, digits = match.group(1).lower(), match.group(2).split()
-    try:
-        if kind == "hex":
-            if any(len(d) > 2 for d in digits):
-                return match.group(0)
+    if not digits:
+        return match.group(0)  # "${hex:}" is not an encoded character: kept as written
+    if kind == "hex":
+        if any(len(d) > 2 for d in digits):
+            return match.group(0)  # hex-pair is 1*2HEXDIG
+        try:
             return bytes(int(d, 16) for d in digits).decode("utf-8")
-        points = [int(d, 16) for d in digits]
-        if any(p > 0x10FFFF or 0xD800 <= p <= 0xDFFF for p in points):
-            return match.group(0)
-        return "".join(chr(p) for p in points)
-    except (ValueError, UnicodeDecodeError):
-        return match.group(0)
+        except UnicodeDecodeError:
+            raise BadEncodedCharacter(f"{match.group(0)!r} is not valid UTF-8") from None
+    points = [int(d, 16) for d in digits]
+    bad = next((p for p in points if p > 0x10FFFF or 0xD800 <= p <= 0xDFFF), None)
+    if bad is not None:
+        raise BadEncodedCharacter(f"{match.group(0)!r}: U+{bad:04X} is not a Unicode character")
+    return "".join(chr(p) for p in points)
 
 
 def decode_encoded(text: str) -> str:
-    """Replace ${hex:..} and ${unicode:..} sequences (RFC 5228 §2.4.2.4)."""
+    """Replace ${hex:..} and ${unicode:..} sequences (RFC 5228 §2.4.2.4).
+
+    Raises BadEncodedCharacter for the errors the RFC names (the script must not compile).
+    """
     return _ENCODED.sub(_decode_one, text) if "${" in text else text
 
 

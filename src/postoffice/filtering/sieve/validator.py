@@ -24,6 +24,7 @@ from postoffice.filtering.sieve.errors import SieveError
 from postoffice.filtering.sieve.signatures import CAPABILITIES, COMMANDS, IMPLIED, TESTS, Signature
 from postoffice.filtering.sieve.strings import (
     VARIABLE_NAME,
+    BadEncodedCharacter,
     Text,
     Varying,
     compile_text,
@@ -93,9 +94,12 @@ class Validator:
         self.variables = "variables" in capabilities
         self.encoded = "encoded-character" in capabilities
 
-    def text(self, value: str) -> Text:
+    def text(self, value: str, arg: Argument) -> Text:
         if self.encoded:
-            value = decode_encoded(value)
+            try:
+                value = decode_encoded(value)
+            except BadEncodedCharacter as e:
+                raise SieveError(arg.line, arg.column, f"encoded character {e}") from None
         return compile_text(value, self.variables)
 
     def block(self, nodes: tuple[CommandNode, ...], top: bool) -> tuple[Call, ...]:
@@ -196,8 +200,8 @@ class Validator:
         if kind == "string":
             if arg.is_list:
                 raise SieveError(arg.line, arg.column, f"{what} must be a string, not a string list")
-            return self.text(arg.values[0])
-        texts = tuple(self.text(v) for v in arg.values)
+            return self.text(arg.values[0], arg)
+        texts = tuple(self.text(v, arg) for v in arg.values)
         return Varying(texts) if any(type(t) is not str for t in texts) else texts
 
     def positional(self, sig: Signature, given: list[Argument], line: int, column: int) -> list[Any]:
