@@ -83,14 +83,16 @@ _RECIPIENT_FIELDS = ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc")
 
 
 def _addressed_as(run: Run, addresses: tuple[str, ...]) -> str | None:
-    """The :addresses entry the message was written to, when the recipient's own address is
-    not in its To/Cc: the reply then comes from that address (RFC 5230 §5.4, errata 2035), as
-    Pigeonhole does. None: the user's own address."""
-    if not addresses:
-        return None
+    """The owner's address the sender wrote to, for the reply's From (RFC 5230 §5.4 with
+    errata 2035, as Pigeonhole does): the envelope recipient when To/Cc/Bcc (or Resent-*)
+    name it (e.g. "bob+work@"), else the first :addresses entry they name; None: neither is
+    there, the executor uses the account's own address."""
     written = {a.full().lower() for name in _RECIPIENT_FIELDS for a in run.headers.addresses(name)}
-    if run.message.envelope_to.strip("<>").lower() in written:
+    if not written:
         return None
+    recipient = run.message.envelope_to.strip().strip("<>")
+    if recipient.lower() in written:
+        return recipient
     return next((a for a in addresses if a.lower() in written), None)
 
 
