@@ -158,7 +158,7 @@ def test_expanding_a_long_variable_many_times_is_bounded() -> None:
                             'fileinto "' + "${a}" * 100_000 + '";')
     result = run_script(script, SieveMessage(RAW), SieveEnvironment())
     assert result.actions == [Keep()]
-    assert result.errors == ["script: line 3: a string longer than 1048576 characters"]
+    assert result.errors == ["script: line 3, column 1: a string longer than 1048576 characters"]
 
 
 def test_glob_agrees_with_a_lazy_regular_expression_on_random_patterns() -> None:

@@ -148,7 +148,7 @@ def test_a_runtime_error_leaves_only_the_implicit_keep(script: str, words: str) 
 def test_redirects_and_actions_are_bounded() -> None:
     redirects = "".join(f'redirect "u{i}@example.net";\n' for i in range(5))
     result = run(redirects)
-    assert result.actions == [Keep()] and "line 5: more than 4 redirects" in result.errors[0]
+    assert result.actions == [Keep()] and "line 5, column 1: more than 4 redirects" in result.errors[0]
     assert run(redirects, limits=SieveLimits(max_redirects=5)).errors == []
     files = FI + "".join(f'fileinto "box{i}";\n' for i in range(40))
     result = run(files)
@@ -157,7 +157,7 @@ def test_redirects_and_actions_are_bounded() -> None:
 
 def test_a_redirect_to_a_bad_address_from_a_variable_is_a_runtime_error() -> None:
     result = run('require "variables";\nset "to" "not an address";\nredirect "${to}";')
-    assert result.actions == [Keep()] and "line 3: redirect to an invalid address" in result.errors[0]
+    assert result.actions == [Keep()] and "line 3, column 1: redirect to an invalid address" in result.errors[0]
 
 
 def test_the_compiled_script_is_reusable_and_unchanged_by_runs() -> None:
@@ -171,3 +171,8 @@ def test_stopped_says_whether_the_script_ran_stop() -> None:
     assert run("if true { stop; }\ndiscard;").stopped
     assert not run("keep;").stopped
     assert not run('require "include";\nreturn;\ndiscard;').stopped  # return is not stop
+
+
+def test_runtime_errors_give_line_and_column() -> None:
+    result = run(FI + 'reject "a"; reject "b";')
+    assert result.errors == ["script: line 2, column 13: only one reject or ereject per message"]

@@ -18,9 +18,11 @@ class SieveError(Exception):
 
 
 class SieveRuntimeError(Exception):
-    """Raised inside the interpreter only; `run_script` turns it into an implicit keep."""
+    """Raised inside the interpreter only; `run_script` turns it into an implicit keep.
+    str() is "line L, column C: message", the position of the command or test that failed."""
 
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(f"line {line}: {message}")
+    def __init__(self, line: int, column: int, message: str) -> None:
+        super().__init__(f"line {line}, column {column}: {message}")
         self.line = line
+        self.column = column
         self.message = message

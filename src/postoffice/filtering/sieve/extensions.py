@@ -42,7 +42,7 @@ _MJD_EPOCH = date(1858, 11, 17)  # RFC 5260 §4.2 "julian": the Modified Julian 
 
 def _vacation(run: Run, frame: Frame, call: Call) -> None:
     if run.vacation_done:
-        raise SieveRuntimeError(call.line, "vacation can run only once per message (RFC 5230 §4)")
+        raise SieveRuntimeError(call.line, call.column, "vacation can run only once per message (RFC 5230 §4)")
     run.vacation_done = True
     tags, limits = call.tags, run.limits
     reason = run.s(frame, call.args[0])
@@ -102,7 +102,7 @@ def _addressed_as(run: Run, addresses: tuple[str, ...]) -> str | None:
 def _field_name(run: Run, frame: Frame, call: Call) -> str:
     name = run.s(frame, call.args[0])
     if not _FIELD_NAME.match(name):
-        raise SieveRuntimeError(call.line, f"invalid header field name {name!r}")
+        raise SieveRuntimeError(call.line, call.column, f"invalid header field name {name!r}")
     return name
 
 
@@ -219,7 +219,7 @@ def _zone_arg(run: Run, frame: Frame, call: Call) -> tzinfo | None:
     if ":zone" in call.tags:
         text = run.s(frame, call.tags[":zone"])
         if not _ZONE.match(text):
-            raise SieveRuntimeError(call.line, f"invalid time zone {text!r}")
+            raise SieveRuntimeError(call.line, call.column, f"invalid time zone {text!r}")
         return _zone(text)
     return _local_zone(run)
 
@@ -229,7 +229,7 @@ def _date_values(run: Run, call: Call, moment: datetime | None, part: str) -> li
         return []
     value = date_part(moment, part)
     if value is None:
-        raise SieveRuntimeError(call.line, f"unknown date part {part!r}")
+        raise SieveRuntimeError(call.line, call.column, f"unknown date part {part!r}")
     return [value]
 
 

@@ -113,7 +113,7 @@ class Run:
         self.included: set[tuple[bool, str]] = set()
         self.include_depth = 0
         self.steps = 0
-        self.line = 0  # of the command or test being run, for errors found deep down
+        self.line = self.column = 0  # of the command or test being run, for errors found deep down
         self.deadline = time.thread_time() + limits.cpu_seconds
         self.duplicates: list[DuplicateMark] = []
         self.stopped = False  # `stop` ran: scripts after this one (global after) do not run
@@ -121,15 +121,15 @@ class Run:
     # --- bounds -----------------------------------------------------------------------------
 
     def tick(self, call: Call) -> None:
-        self.line = call.line
+        self.line, self.column = call.line, call.column
         self.steps += 1
         if self.steps & 31 == 0 and time.thread_time() > self.deadline:
-            raise SieveRuntimeError(call.line, f"CPU time limit of {self.limits.cpu_seconds} s exceeded")
+            raise SieveRuntimeError(call.line, call.column, f"CPU time limit of {self.limits.cpu_seconds} s exceeded")
 
     def checker(self, call: Call) -> Callable[[], None]:
         def check() -> None:
             if time.thread_time() > self.deadline:
-                raise SieveRuntimeError(call.line, f"CPU time limit of {self.limits.cpu_seconds} s exceeded")
+                raise SieveRuntimeError(call.line, call.column, f"CPU time limit of {self.limits.cpu_seconds} s exceeded")
         return check
 
     # --- strings and variables --------------------------------------------------------------
@@ -152,7 +152,7 @@ class Run:
         try:
             return expand(value, self.lookup(frame), self.limits.max_string_chars)
         except ExpansionTooLong:
-            raise SieveRuntimeError(self.line, f"a string longer than {self.limits.max_string_chars} characters") from None
+            raise SieveRuntimeError(self.line, self.column, f"a string longer than {self.limits.max_string_chars} characters") from None
 
     def sl(self, frame: Frame, values: tuple[Text, ...]) -> Sequence[str]:
         if type(values) is tuple:  # constant (the validator makes lists with variables Varying)
@@ -171,7 +171,7 @@ class Run:
         else:
             target = frame.locals
         if name not in target and len(target) >= self.limits.max_variables:
-            raise SieveRuntimeError(call.line, f"more than {self.limits.max_variables} variables")
+            raise SieveRuntimeError(call.line, call.column, f"more than {self.limits.max_variables} variables")
         target[name] = value
 
     def matched(self, frame: Frame, call: Call, values: Any, keys: Sequence[str]) -> bool:
@@ -187,12 +187,12 @@ class Run:
         rejecting = any(isinstance(a, Reject) for a in self.actions)
         if isinstance(action, Reject):
             if rejecting:
-                raise SieveRuntimeError(call.line, "only one reject or ereject per message")
+                raise SieveRuntimeError(call.line, call.column, "only one reject or ereject per message")
             other = next((a for a in self.actions if isinstance(a, (Keep, FileInto, Redirect, Vacation))), None)
             if other is not None:
-                raise SieveRuntimeError(call.line, f"{call.name} conflicts with {_name(other)} (RFC 5429 §2.1)")
+                raise SieveRuntimeError(call.line, call.column, f"{call.name} conflicts with {_name(other)} (RFC 5429 §2.1)")
         elif rejecting and isinstance(action, (Keep, FileInto, Redirect, Vacation)):
-            raise SieveRuntimeError(call.line, f"{_name(action)} conflicts with reject (RFC 5429 §2.1)")
+            raise SieveRuntimeError(call.line, call.column, f"{_name(action)} conflicts with reject (RFC 5429 §2.1)")
         for i, old in enumerate(self.actions):
             merged = _fold(old, action)
             if merged is not None:
@@ -200,7 +200,7 @@ class Run:
                 return
         delivering = sum(1 for a in self.actions if isinstance(a, _DELIVERY))
         if isinstance(action, _DELIVERY) and delivering >= self.limits.max_actions:
-            raise SieveRuntimeError(call.line, f"more than {self.limits.max_actions} actions")
+            raise SieveRuntimeError(call.line, call.column, f"more than {self.limits.max_actions} actions")
         self.actions.append(action)
 
     # --- running ----------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def _keep(run: Run, frame: Frame, call: Call) -> None:
 def _fileinto(run: Run, frame: Frame, call: Call) -> None:
     mailbox = run.s(frame, call.args[0])
     if not mailbox:
-        raise SieveRuntimeError(call.line, "fileinto needs a mailbox name")
+        raise SieveRuntimeError(call.line, call.column, "fileinto needs a mailbox name")
     copy = ":copy" in call.tags
     run.add(call, FileInto(mailbox, _action_flags(run, frame, call), ":create" in call.tags, copy))
     if not copy:
@@ -313,11 +313,11 @@ def _redirect(run: Run, frame: Frame, call: Call) -> None:
     if address.startswith("<") and address.endswith(">"):
         address = address[1:-1]
     if not REDIRECT_ADDRESS.match(address):
-        raise SieveRuntimeError(call.line, f"redirect to an invalid address {address!r}")
+        raise SieveRuntimeError(call.line, call.column, f"redirect to an invalid address {address!r}")
     copy = ":copy" in call.tags
     if not any(isinstance(a, Redirect) and a.address.lower() == address.lower() for a in run.actions):
         if run.redirects >= run.limits.max_redirects:
-            raise SieveRuntimeError(call.line, f"more than {run.limits.max_redirects} redirects")
+            raise SieveRuntimeError(call.line, call.column, f"more than {run.limits.max_redirects} redirects")
         run.redirects += 1
     run.add(call, Redirect(address, copy))
     if not copy:
@@ -388,12 +388,12 @@ def _include(run: Run, frame: Frame, call: Call) -> None:
     if target is None:
         if ":optional" in call.tags:
             return
-        raise SieveRuntimeError(call.line, f"included script {key[1]!r} not found")
+        raise SieveRuntimeError(call.line, call.column, f"included script {key[1]!r} not found")
     if ":once" in call.tags and key in run.included:
         return
     run.included.add(key)
     if run.include_depth >= run.limits.max_include_depth:
-        raise SieveRuntimeError(call.line, f"includes nested deeper than {run.limits.max_include_depth}")
+        raise SieveRuntimeError(call.line, call.column, f"includes nested deeper than {run.limits.max_include_depth}")
     run.include_depth += 1
     try:
         inner = Frame(target, "variables" in target.capabilities)
