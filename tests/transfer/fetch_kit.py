@@ -106,3 +106,34 @@ def mbox_multisets(root: Path) -> dict[str, Counter[Entry]]:
             date = int(m.internal_date.timestamp()) if m.internal_date else 0
             out.setdefault(folder, Counter())[(hashlib.sha256(m.raw).hexdigest(), m.flags, date)] += 1
     return out
+
+
+def mutt_message_count(path: Path, kind: str, workdir: Path) -> int:
+    """How many messages mutt (Debian's, in a tmux terminal) finds in the Maildir or mbox at
+    `path`: read from its status line, so mutt really parsed the folder."""
+    import subprocess
+    import time
+
+    from peers import require_peer
+
+    require_peer("mutt")
+    require_peer("tmux")
+    rc = workdir / "muttrc"
+    rc.write_text(f"set folder={workdir}\nset mbox_type={'Maildir' if kind == 'maildir' else 'mbox'}\n"
+                  "set status_format='STATUS Msgs:%m END'\n")
+    session = f"fetch-mutt-{abs(hash(path)) % 10**8}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "150", "-y", "30",
+                    f"mutt -n -F {rc} -R -f '{path}'; sleep 30"], check=True, timeout=30)
+    try:
+        deadline = time.monotonic() + 60
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                    text=True, timeout=30).stdout
+            m = re.search(r"STATUS Msgs:(\d+) END", screen)
+            if m is not None:
+                return int(m[1])
+            time.sleep(0.3)
+        raise AssertionError(f"mutt did not open {path}:\n{screen}")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, timeout=30)
