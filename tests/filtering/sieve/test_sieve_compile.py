@@ -55,6 +55,7 @@ BAD_SCRIPTS = [
     ("/* never closed\nkeep;", 1, 1, "comment (/*) not closed"),
     ('require "vacation";\nvacation text:\nno end\n', 2, 10, "not ended by a line with a single '.'"),
     ("keep;\n  @", 2, 3, "unexpected character '@'"),
+    ('require "vacation";\nvacation text:x\n.\n;', 2, 15, "unexpected 'x' after text:"),
     ("if size :over 99999999999999999999G { keep; }", 1, 15, "too large"),
     ('keep;\n# ok\nfileinto "\udcff";', 3, 11, "invalid UTF-8"),
     ('require "variables";\nset "bad name" "x";', 2, 1, "invalid variable name"),

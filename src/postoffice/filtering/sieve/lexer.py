@@ -31,6 +31,7 @@ _TOKEN = re.compile(
   | (?P<hash>\#[^\n]*)
   | (?P<bracket>/\*)
   | (?P<multiline>text:[ \t]*(?:\#[^\n]*)?\r?\n)
+  | (?P<badtext>text:[ \t]*)(?=[^ \t\r\n\#])
   | (?P<tag>:[A-Za-z_][A-Za-z0-9_]*)
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
   | (?P<number>[0-9]+(?P<q>[KkMmGg]?))
@@ -121,6 +122,9 @@ def tokenize(text: str) -> list[Token]:
             pos = end + 2
             continue
         line, column = where.at(start)
+        if kind == "badtext":
+            line, column = where.at(pos)
+            raise SieveError(line, column, f"unexpected {text[pos]!r} after text: (the string starts on the next line)")
         if kind == "multiline":
             value, pos = _multiline(text, pos, where, start)
             tokens.append(Token(STRING, value, line, column))
