@@ -41,3 +41,20 @@ def test_pure_layers_import_nothing_from_the_network_layer() -> None:
         and path.name != "resolver.py"
     }
     assert not offending, sorted(offending)
+
+
+def test_sieve_does_no_io_and_no_asyncio() -> None:
+    """The Sieve interpreter runs in a worker thread at delivery and in ManageSieve's CHECKSCRIPT:
+    state reaches it only through SieveEnvironment's callables (issue 17 contract)."""
+    forbidden = ("asyncio", "postoffice.store", "postoffice.net", "socket", "sqlite3", "os", "pathlib",
+                 "subprocess", "threading.Thread")
+    sieve = sorted((SRC / "filtering" / "sieve").rglob("*.py"))
+    assert len(sieve) >= 10
+    offending = {
+        f"{path.relative_to(SRC)}: {name}"
+        for path in sieve
+        for name in _imports(path)
+        if any(name == n or name.startswith(n + ".") for n in forbidden)
+    }
+    assert not offending, sorted(offending)
+    assert not [p for p in sieve if "open(" in p.read_text(encoding="utf-8")]
