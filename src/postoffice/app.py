@@ -41,6 +41,7 @@ from postoffice.pop3.server import listener_factories as pop3_listener_factories
 from postoffice.services import Services, open_services
 from postoffice.smtp.service import listener_factories as smtp_listener_factories
 from postoffice.store.interface import GarbageCollected, StorageFull
+from postoffice.transfer.fetch_jobs import run_fetch_jobs
 from postoffice.web.server import listener_factories as web_listener_factories
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             indexer = asyncio.create_task(_build_text_index(services))
             junk_trainer = asyncio.create_task(JunkTrainer(services.store, config.junk).run())
             domain_checks = asyncio.create_task(run_daily_checks(services))
+            fetch_jobs = asyncio.create_task(run_fetch_jobs(services.store, services.directory, config.data_dir))
             expiry = asyncio.create_task(watch_certificate_expiry(lambda: certificates_in_use(config),
                                                                   acme=config.tls.acme))
             # What start-up made (modules, config, TLS contexts: ~44,000 objects) lives as long
@@ -162,6 +164,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
                 indexer.cancel()
                 junk_trainer.cancel()
                 domain_checks.cancel()
+                fetch_jobs.cancel()
                 expiry.cancel()
                 if workers is not None:
                     await workers.stop()

@@ -15,18 +15,23 @@ from postoffice.cli.common import (
     DATA,
     DataDir,
     JsonFlag,
+    console,
     err_console,
     fail,
+    load,
     parse_size,
     print_json,
     run_async,
+    with_services,
 )
+from postoffice.services import Services
 from postoffice.transfer.credentials import (
     AccountUrl,
     Credentials,
     parse_account_url,
     password_from,
 )
+from postoffice.transfer.fetch_jobs import FetchJob, add_job, load_jobs, remove_job
 from postoffice.transfer.fetch_runner import FetchRequest, open_target, run_fetch
 from postoffice.transfer.fetch_summary import FetchProgress, FetchSummary
 from postoffice.transfer.imap_client import ImapError
@@ -171,3 +176,84 @@ def report(summary: FetchSummary, json_out: bool) -> None:
         out.print(f"warning: {warning}")
     for failure in summary.failures:
         out.print(f"failed: {failure}")
+
+
+@fetch_app.command("add")
+def fetch_add_command(
+    url: Annotated[str, typer.Argument(metavar="URL", help="imap[s]://USER@HOST[:PORT] or pop3[s]://USER@HOST[:PORT].")],
+    into: Annotated[str, typer.Option("--into", help="The local user the mail goes to.")],
+    every: Annotated[int, typer.Option("--every", min=1, help="Minutes between pulls.")] = 15,
+    folder: Folders = None,
+    delete_after: Annotated[bool, typer.Option("--delete-after", help="POP3: delete from the server what was copied.")] = False,
+    password_stdin: PasswordStdin = False,
+    oauth_token_command: TokenCommand = None,
+    authuser: AuthUser = None,
+    data: DataDir = DATA,
+    json_out: JsonFlag = False,
+) -> None:
+    """Schedule a pull that `serve` runs every N minutes into a local account.
+
+    The password is kept with the job in DATA/fetch-jobs.json (readable by the owner only);
+    `serve` runs a new job at once, then every --every minutes.
+
+    Example: postoffice fetch add pop3s://bob@pop.example.net --into bob@example.org --every 10 --delete-after --password-stdin
+    """
+    try:
+        source = parse_account_url(url)
+    except TransferError as exc:
+        fail(str(exc))
+    load(data)
+    credentials = credentials_for(source, password_stdin, oauth_token_command, authuser)
+
+    async def check_user(s: Services) -> bool:
+        return await s.directory.get_user(into) is not None
+
+    if not with_services(data, check_user):
+        fail(f"There is no user {into}; create it with `postoffice user add {into}`.")
+    try:
+        job = add_job(data, FetchJob(0, url, into, every, tuple(folder or ()), delete_after,
+                                     credentials.password, oauth_token_command, authuser))
+    except (TransferError, OSError) as exc:
+        fail(str(exc))
+    if json_out:
+        print_json(job.public())
+        return
+    console.print(f"Added fetch job {job.id}: {url} into {into} every {every} min; `serve` runs it.")
+
+
+@fetch_app.command("list")
+def fetch_list_command(data: DataDir = DATA, json_out: JsonFlag = False) -> None:
+    """List the scheduled pulls with their last result.
+
+    Example: postoffice fetch list --json
+    """
+    load(data)
+    try:
+        jobs = load_jobs(data)
+    except TransferError as exc:
+        fail(str(exc))
+    if json_out:
+        print_json([j.public() for j in jobs])
+        return
+    if not jobs:
+        console.print("No fetch jobs; add one with `postoffice fetch add URL --into ADDR`.")
+    for j in jobs:
+        result = j.last_error or (
+            f"{j.last_result.get('copied')} copied, {j.last_result.get('failed')} failed" if j.last_result else "not run yet"
+        )
+        console.print(f"{j.id}: {j.url} -> {j.into} every {j.every_minutes} min; last: {result}")
+
+
+@fetch_app.command("remove")
+def fetch_remove_command(
+    job_id: Annotated[int, typer.Argument(metavar="ID", help="The job's number (see `fetch list`).")],
+    data: DataDir = DATA,
+) -> None:
+    """Remove a scheduled pull (what it fetched stays).
+
+    Example: postoffice fetch remove 2
+    """
+    load(data)
+    if not remove_job(data, job_id):
+        fail(f"There is no fetch job {job_id}; `postoffice fetch list` shows them.")
+    console.print(f"Removed fetch job {job_id}.")
