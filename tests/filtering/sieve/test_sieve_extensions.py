@@ -350,3 +350,14 @@ def test_mailbox_environment_spamtest(script: str, expected: list[object]) -> No
 def test_spamtest_untested_is_zero() -> None:
     script = 'require "spamtest";\nif spamtest "0" { discard; }'
     assert run(script, env=SieveEnvironment()).actions == [Discard(2)]
+
+
+def test_a_failing_state_callable_is_a_runtime_error_not_an_exception() -> None:
+    def broken(*args: object) -> bool:
+        raise TimeoutError("store too slow")
+
+    env = SieveEnvironment(duplicate_seen=broken, mailbox_exists=broken)
+    for script in ('require "duplicate";\nif duplicate { discard; }',
+                   'require "mailbox";\nif mailboxexists "x" { discard; }'):
+        result = run(script, env=env)
+        assert result.actions == [Keep()] and "store too slow" in result.errors[0]

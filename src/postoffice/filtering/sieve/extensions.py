@@ -378,7 +378,10 @@ def _duplicate(run: Run, frame: Frame, call: Call) -> bool:
     seconds = min(seconds, limits.duplicate_max_seconds)
     ident = hashlib.sha256(f"{handle}\0{value}".encode("utf-8", "surrogatepass")).hexdigest()
     seen_fn = run.env.duplicate_seen
-    seen = bool(seen_fn(ident, seconds)) if seen_fn is not None else False
+    try:
+        seen = bool(seen_fn(ident, seconds)) if seen_fn is not None else False
+    except Exception as e:  # the executor's store: an error of the run, never of delivery
+        raise SieveRuntimeError(call.line, call.column, f"duplicate state unavailable: {e}") from None
     last = ":last" in tags
     if (not seen or last) and not any(d.id == ident for d in run.duplicates):
         run.duplicates.append(DuplicateMark(ident, seconds, last))
@@ -389,7 +392,12 @@ def _mailboxexists(run: Run, frame: Frame, call: Call) -> bool:
     exists = run.env.mailbox_exists
     if exists is None:
         return False
-    return all(exists(name) for name in run.sl(frame, call.args[0]))
+    try:
+        return all(exists(name) for name in run.sl(frame, call.args[0]))
+    except SieveRuntimeError:
+        raise
+    except Exception as e:  # the executor's store: an error of the run, never of delivery
+        raise SieveRuntimeError(call.line, call.column, f"mailboxexists failed: {e}") from None
 
 
 COMMANDS.update({"vacation": _vacation, "addheader": _addheader, "deleteheader": _deleteheader})

@@ -543,6 +543,9 @@ def run_script(script: SieveScript, message: SieveMessage, env: SieveEnvironment
         return SieveResult([Keep()], [f"{script.name}: {e}"], True, message.raw, [])
     except RecursionError:  # defensive: compile-time nesting bounds make this unreachable
         return SieveResult([Keep()], [f"{script.name}: script nested too deeply"], True, message.raw, [])
+    except Exception as e:  # a bug of ours must not fail a delivery: keep it and say so
+        return SieveResult([Keep()], [f"{script.name}: internal error {type(e).__name__}: {e}"], True,
+                           message.raw, [])
     actions = run.actions
     if run.implicit_keep:
         actions.append(Keep(tuple(run.flags)))
