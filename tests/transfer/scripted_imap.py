@@ -7,6 +7,7 @@ name is not valid modified UTF-7, or playing Gmail (X-GM-EXT-1, X-GM-MSGID, X-GM
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,10 +39,14 @@ class Faults:
 
 
 class ScriptedImap:
-    def __init__(self, folders: list[Folder], *, gmail: bool = False, password: str = "pw") -> None:
+    def __init__(self, folders: list[Folder], *, gmail: bool = False, password: str = "pw",
+                 token: str | None = None, admin: tuple[str, str] | None = None) -> None:
         self.folders = {f.wire_name: f for f in folders}
         self.gmail = gmail
         self.password = password
+        self.token = token  # AUTHENTICATE XOAUTH2 accepts "Bearer <token>"
+        self.admin = admin  # AUTHENTICATE PLAIN as (admin, password) for any user
+        self.logins: list[str] = []
         self.faults = Faults()
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -67,7 +72,27 @@ class ScriptedImap:
         self.port = self._server.sockets[0].getsockname()[1]
 
     def capabilities(self) -> str:
-        return "IMAP4rev1 LITERAL+ UIDPLUS" + (" X-GM-EXT-1" if self.gmail else "")
+        sasl = " SASL-IR AUTH=XOAUTH2 AUTH=PLAIN" if self.token or self.admin else ""
+        return "IMAP4rev1 LITERAL+ UIDPLUS" + sasl + (" X-GM-EXT-1" if self.gmail else "")
+
+    async def _authenticate(self, tag: str, args: str, reader: asyncio.StreamReader,
+                            writer: asyncio.StreamWriter) -> None:
+        mechanism, _, initial = args.partition(" ")
+        message = base64.b64decode(initial)
+        ok = False
+        who = ""
+        if mechanism.upper() == "XOAUTH2" and self.token is not None:
+            ok = f"auth=Bearer {self.token}".encode() in message.split(b"\x01")
+            if not ok:  # RFC 7628 §3.2.2: an error challenge, then the client's empty answer
+                writer.write(b"+ " + base64.b64encode(b'{"status":"401"}') + b"\r\n")
+                await writer.drain()
+                await reader.readline()
+        elif mechanism.upper() == "PLAIN" and self.admin is not None:
+            authzid, authcid, password = message.split(b"\0")
+            ok = (authcid.decode(), password.decode()) == self.admin
+            who = f" as {authzid.decode()}"
+        self.logins.append(f"{mechanism.upper()} {'ok' if ok else 'refused'}{who}")
+        writer.write(f"{tag} {'OK' if ok else 'NO [AUTHENTICATIONFAILED]'} authenticate\r\n".encode())
 
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         selected: Folder | None = None
@@ -85,6 +110,8 @@ class ScriptedImap:
                 elif command == "LOGIN":
                     ok = args.split(" ", 1)[-1].strip('"') == self.password
                     writer.write(f"{tag} {'OK' if ok else 'NO [AUTHENTICATIONFAILED]'} login\r\n".encode())
+                elif command == "AUTHENTICATE":
+                    await self._authenticate(tag, args, reader, writer)
                 elif command == "LIST":
                     for f in self.folders.values():
                         attrs = " ".join(("\\HasNoChildren", *f.attributes))

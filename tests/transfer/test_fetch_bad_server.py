@@ -98,3 +98,31 @@ def test_gmail_labels_as_folders_download_each_message_once(tmp_path: Path) -> N
     assert sum(fetched["Work"].values()) == 2 and sum(fetched["INBOX"].values()) == 1
     inode = {p.stat().st_ino for p in (tmp_path / "Mail").rglob("*") if p.is_file() and ",H=" in p.name}
     assert len(inode) == 4  # seven files, four messages
+
+
+def test_oauth_token_command_is_run_again_when_the_token_is_refused(tmp_path: Path) -> None:
+    # The command prints an expired token first, then a fresh one: one refused login, then in.
+    counter = tmp_path / "runs"
+    command = tmp_path / "token.sh"
+    command.write_text(f'#!/bin/sh\necho x >> {counter}\n[ "$(wc -l < {counter})" -ge 2 ] && echo fresh || echo expired\n')
+    command.chmod(0o755)
+    with ScriptedImap([Folder("INBOX", messages("inbox", 3))], token="fresh") as server:
+        result = po("fetch", f"imap://bob@127.0.0.1:{server.port}?tls=none", "--to", f"maildir:{tmp_path / 'M'}",
+                    "--json", "--oauth-token-command", str(command), timeout=120)
+        assert server.logins == ["XOAUTH2 refused", "XOAUTH2 ok"]
+    assert json.loads(result.stdout)["copied"] == 3
+    assert counter.read_text().count("x") == 2
+
+
+def test_password_from_netrc_and_admin_login(tmp_path: Path) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login admin password master-secret\n")
+    netrc.chmod(0o600)
+    with ScriptedImap([Folder("INBOX", messages("inbox", 2))], admin=("admin", "master-secret")) as server:
+        result = po("fetch", f"imap://bob@127.0.0.1:{server.port}?tls=none", "--to", f"maildir:{tmp_path / 'M'}",
+                    "--json", "--authuser", "admin", env={"NETRC": str(netrc)}, timeout=120)
+        assert server.logins == ["PLAIN ok as bob"]  # the admin's password, on bob's behalf
+    assert json.loads(result.stdout)["copied"] == 2
+    nothing = po("fetch", f"imap://bob@127.0.0.1:{server.port}?tls=none", "--to", f"maildir:{tmp_path / 'M'}",
+                 env={"NETRC": str(tmp_path / "none")}, check=False)
+    assert nothing.returncode == 1 and "No password for bob" in nothing.stderr
