@@ -145,3 +145,36 @@ def test_replies() -> None:
     assert p.string("keep;", literal=True) == b"{5}\r\nkeep;"
     assert p.capability_lines([("IMPLEMENTATION", "postoffice"), ("STARTTLS", None)]) == (
         b'"IMPLEMENTATION" "postoffice"\r\n"STARTTLS"\r\n')
+
+
+def test_random_input_never_raises_and_stays_bounded() -> None:
+    # A small grammar fuzzer: fragments of real commands, literals with wrong sizes, quotes,
+    # backslashes, CR/LF/NUL, bytes that are not UTF-8, cut at random places.
+    import random
+
+    rng = random.Random(5804)
+    fragments = [b"PUTSCRIPT", b"GETSCRIPT", b"HAVESPACE", b"AUTHENTICATE", b"NOOP", b"STARTTLS",
+                 b"RENAMESCRIPT", b"CHECKSCRIPT", b"SETACTIVE", b" ", b"  ", b'"', b'\\"', b"\\",
+                 b"{5+}\r\n", b"{0}\r\n", b"{99999+}\r\n", b"{12", b"}", b"+", b"\r\n", b"\n", b"\r",
+                 b"\x00", b"\xff\xfe", b"keep;", b"4294967296", b"12", b"*", b"x" * 300]
+    for _ in range(2000):
+        conn = p.ManageSieveServerConnection(max_line=256, max_literal=64)
+        if rng.random() < 0.5:
+            conn.auth_succeeded()
+        if rng.random() < 0.2:
+            conn.begin_auth_exchange()
+        data = b"".join(rng.choice(fragments) for _ in range(rng.randrange(1, 40)))
+        for start in range(0, len(data), rng.randrange(1, 64)):
+            conn.receive_data(data[start:start + 64])
+            for _ in range(200):
+                event = conn.next_event()
+                if event is p.NEED_DATA:
+                    break
+                assert isinstance(event, p.Event.__args__)  # type: ignore[attr-defined]
+                if isinstance(event, p.CommandError):
+                    assert event.reply.startswith((b"NO", b"BYE")) and event.reply.endswith(b"\r\n")
+            else:
+                raise AssertionError("the core produced events without end")
+            if isinstance(event, p.StartTls):
+                conn.tls_started()
+        assert len(conn._buf) <= 256 + 64 + p.MAX_RESPONSE_LENGTH + 64  # bounded by the line limit
