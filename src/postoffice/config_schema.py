@@ -190,7 +190,7 @@ class JunkConfig:
     """Junk learning (filtering/junk_classifier.py): each account's own classifier."""
 
     learning: bool = True
-    weight: float = 3.0        # score added for a sure spam (subtracted for a sure ham)
+    weight: float = 5.0        # score added for a sure spam (subtracted for a sure ham)
     min_trained: int = 10      # spam and ham messages each before the classifier counts
     max_tokens: int = 300_000  # tokens kept per account (the rarest, oldest go first)
 
@@ -425,9 +425,10 @@ SCHEMA: dict[str, tuple[type, tuple[Key, ...]]] = {
         Key("learning", True, v.boolean,
              "Learn from each user's own sorting: moving mail into or out of the Junk mailbox"
              " (or the $Junk/$NotJunk keywords) trains that user's classifier (docs/spam.md)."),
-        Key("weight", 3.0, v.number(0, 100, example=3.0, whole=False),
+        Key("weight", 5.0, v.number(0, 100, example=5.0, whole=False),
              "Spam score the learned classifier adds for a message it is sure is junk (and"
-             " takes off for one it is sure is not); in proportion between."),
+             " takes off for one it is sure is not), in proportion between; 5, the default junk"
+             " threshold, lets a user's training alone move mail into or out of Junk."),
         Key("min_trained", 10, v.number(1, 1_000_000, example=10),
              "Junk and non-junk messages a user must each have trained before their classifier"
              " counts."),

@@ -28,7 +28,8 @@ Implementation notes (invariants):
   gets its 550 at once.
 - The store holds the triplets (store/filter_state_interface.py); a read per RCPT, and a write
   only when a triplet is new, passes, or was last touched more than an hour ago. Old rows are
-  swept hourly in the background.
+  swept hourly in the background. A store failure is logged and the recipient accepted:
+  greylisting delays mail, it must never be why mail is lost or stuck.
 """
 
 from __future__ import annotations
@@ -143,10 +144,14 @@ class Greylist:
             return None
         network, normalised, rcpt = client_network(client_ip), normalise_sender(sender), recipient.lower()
         now = time.time()
-        state = await self.store.greylist_state(network, normalised, rcpt)
-        decision, write = decide(state, now, self.config)
-        if write is not None:
-            await self.store.greylist_seen(network, normalised, rcpt, now, first=write.first, passed=write.passed)
+        try:
+            state = await self.store.greylist_state(network, normalised, rcpt)
+            decision, write = decide(state, now, self.config)
+            if write is not None:
+                await self.store.greylist_seen(network, normalised, rcpt, now, first=write.first, passed=write.passed)
+        except Exception:  # greylisting is a filter, not a gate: a store failure lets mail in
+            log.exception("greylist check failed for %s from %s; not greylisted", client_ip, sender or "<>")
+            return None
         self._maybe_sweep(now)
         if decision.passed:
             if decision.reason == "retried":

@@ -26,6 +26,10 @@ def build_pipeline(services: Services) -> FilterPipeline:
         from postoffice.filtering.spam_stage import SpamScoreStage
 
         message_stages.append(SpamScoreStage(services.spam_judge))
+    if config.junk.learning:  # after the score (it adds to it), before Sieve (spamtest reads it)
+        from postoffice.filtering.junk_stage import JunkClassifierStage
+
+        account_stages.append(JunkClassifierStage(services.store, config.junk))
     account_stages.append(SieveStage(
         services.store, before=config.sieve.before, after=config.sieve.after, hostname=config.server.hostname,
         max_redirects=config.sieve.max_redirects, subaddress_delimiter=config.smtp.recipient_delimiter,
