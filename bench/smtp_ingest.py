@@ -30,6 +30,10 @@ Targets (--targets, in this order by default):
    records, with postoffice's DNS cache warm and with it off, each with the connect-time checks;
    and the CPU per message on an open connection, cache warm, without them, as the server runs
    a session's later messages), and the ratio against postfix->dovecot, whose target is >= 2.0x.
+6. filtering off / filtering on (issue 17): postoffice as in 1., with `[spam] enabled = false`
+   and no Sieve script, then with the spam score and a 30-rule Sieve script active for every
+   user (bench/ingest_filters.py); no DNS. The line says what filtering adds per message: server
+   CPU (target <= 2 ms) and median transaction latency.
 
 The load generator is asyncio on raw sockets (uvloop when installed) in this process; its CPU
 time, the server's and the whole machine's are printed to stderr for each target, so one can
@@ -56,6 +60,7 @@ import random
 import re
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -109,15 +114,19 @@ from benchkit import (
     tail,
     wait_for_ports,
 )
+from ingest_filters import SIEVE_RULES, configure_filtering
 
 USERS = 100
 SENDER = b"bench@remote.test"
 REPLY_TIMEOUT = 120.0  # one transaction, from MAIL to the reply to the data
 QUEUE_TIMEOUT = 900.0
 
-TARGETS = ("postoffice", "aiosmtpd", "postfix-lmtp", "postfix-discard", "postoffice-auth")
+TARGETS = ("postoffice", "aiosmtpd", "postfix-lmtp", "postfix-discard", "postoffice-auth",
+           "postoffice-nofilter", "postoffice-filter")
 LABELS = {
     "postoffice": "postoffice",
+    "postoffice-nofilter": "filtering off",
+    "postoffice-filter": "filtering on",
     "postoffice-auth": "postoffice+auth",
     "aiosmtpd": "aiosmtpd+fsync",
     "postfix-lmtp": "postfix->dovecot",
@@ -458,11 +467,15 @@ class TargetResult:
 
 
 def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, str],
-                     cleanups: Cleanups) -> TargetResult:
+                     cleanups: Cleanups, label: str = "postoffice",
+                     prepare: Callable[[Path], None] | None = None) -> TargetResult:
+    """postoffice with its default configuration, or as `prepare(data)` changes it."""
     template = postoffice_template(args.cache_dir, env)
-    tmp = scratch_dir("smtp-ingest-postoffice-", "postoffice", args.keep, cleanups)
+    tmp = scratch_dir("smtp-ingest-postoffice-", label, args.keep, cleanups)
     data = tmp / "data"
     copy_data_dir(template, data)
+    if prepare is not None:
+        prepare(data)
     port = free_port()
     server = start_postoffice(data, env, {"smtp": port}, cleanups)
     monitor = Monitor(server.proc.pid, reaped=False)
@@ -470,7 +483,7 @@ def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, st
     log(f"postoffice: listening; RSS at start {monitor.peak / MB:.0f} MB")
     profiler = _start_profiler(args, server.proc.pid, cleanups) if args.py_spy else None
     cpu0 = monitor.cpu()
-    res = run_load(work, port, args, "postoffice", monitor)
+    res = run_load(work, port, args, label, monitor)
     server_cpu = monitor.cpu() - cpu0
     monitor.sample()
     if profiler is not None:
@@ -832,6 +845,21 @@ def bench_postoffice_auth(work: Workload, args: argparse.Namespace, env: dict[st
 
 # --- main -------------------------------------------------------------------------------------
 
+def _filtering_cost(results: dict[str, TargetResult | str], count: int) -> str | None:
+    """Issue 17's line: what filtering on (the score and a 30-rule Sieve script per user, no DNS)
+    adds per message beside filtering off, in server CPU and in median transaction latency."""
+    off, on = results.get("postoffice-nofilter"), results.get("postoffice-filter")
+    if not (isinstance(off, TargetResult) and isinstance(on, TargetResult)):
+        return None
+    if off.load.accepted < count or on.load.accepted < count or off.server_cpu is None or on.server_cpu is None:
+        return "filtering: n/a (a run was incomplete)"
+    added = (on.server_cpu / on.load.accepted - off.server_cpu / off.load.accepted) * 1000
+    latency = (statistics.median(on.load.latencies) - statistics.median(off.load.latencies)) * 1000
+    return (f"filtering on (score + {SIEVE_RULES}-rule Sieve) adds {added:.2f} ms CPU per message,"
+            f" {latency:+.1f} ms median latency ({on.rate:,.0f} vs {off.rate:,.0f} msg/s)"
+            f" (target <=2 ms: {'PASS' if added <= 2.0 else 'FAIL'})")
+
+
 def describe(label: str, work: Workload, r: TargetResult) -> None:
     res = r.load
     lat = sorted(res.latencies)
@@ -898,6 +926,10 @@ def main(argv: list[str] | None = None) -> int:
             return bench_aiosmtpd(work, args, env, cleanups)
         if target == "postoffice-auth":
             return bench_postoffice_auth(work, args, env, cleanups)
+        if target in ("postoffice-nofilter", "postoffice-filter"):
+            on = target == "postoffice-filter"
+            return bench_postoffice(work, args, env, cleanups, LABELS[target],
+                                    lambda data: configure_filtering(data, on))
         return bench_postfix(work, args, cleanups, lmtp=target == "postfix-lmtp")
 
     results: dict[str, TargetResult | str] = run_targets(
@@ -939,6 +971,8 @@ def main(argv: list[str] | None = None) -> int:
                       f" {'PASS' if auth >= 2 * ref else 'FAIL'})")
     if ratios:
         parts.append(" ".join(ratios))
+    if (filter_line := _filtering_cost(results, args.count)) is not None:
+        parts.append(filter_line)
     if po and ref:
         verdict = "PASS" if po >= ref else "FAIL"
         status = 0 if verdict == "PASS" else 1
