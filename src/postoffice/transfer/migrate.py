@@ -16,7 +16,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from postoffice.store.interface import StoreError
 from postoffice.transfer.dedup import DuplicateFilter, fingerprint
+from postoffice.transfer.imap_client import ImapError
 from postoffice.transfer.migrate_folders import FolderPlan, plan_folders
 from postoffice.transfer.migrate_sides import (
     ItemFailure,
@@ -24,8 +26,12 @@ from postoffice.transfer.migrate_sides import (
     MigrationSource,
     SourceItem,
 )
+from postoffice.transfer.source import TransferError
 
-__all__ = ["Decision", "MigrateSummary", "migrate"]
+__all__ = ["SIDE_ERRORS", "Decision", "MigrateSummary", "migrate"]
+
+# What a failing server or disk raises: reported in the summary, never a traceback.
+SIDE_ERRORS = (ImapError, TransferError, OSError, StoreError)
 
 BATCH = 200
 BATCH_BYTES = 16 << 20
@@ -99,7 +105,10 @@ async def migrate(
         if plan.target is None:
             continue
         summary.folders += 1
-        await _migrate_folder(source, destination, plan, plan.target, summary, dry_run, on_decision)
+        try:
+            await _migrate_folder(source, destination, plan, plan.target, summary, dry_run, on_decision)
+        except SIDE_ERRORS as exc:  # the destination failed: this folder stops, the next is tried
+            summary.failures.append(Failure(plan.source.name, None, _reason(exc)))
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -132,7 +141,15 @@ async def _migrate_folder(
                 summary.failures.append(Failure(name, item.ident, error))
         batch, batch_bytes = [], 0
 
-    async for item in source.messages(plan.source):
+    messages = source.messages(plan.source)
+    while True:
+        try:
+            item = await anext(messages)
+        except StopAsyncIteration:
+            break
+        except SIDE_ERRORS as exc:  # the source failed (a dropped connection): keep what came whole
+            summary.failures.append(Failure(name, None, f"reading it failed: {_reason(exc)}"))
+            break
         if isinstance(item, ItemFailure):
             summary.failures.append(Failure(name, item.ident, item.reason))
             continue
@@ -156,3 +173,8 @@ async def _migrate_folder(
         if len(batch) >= BATCH or batch_bytes >= BATCH_BYTES:
             await flush()
     await flush()
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
