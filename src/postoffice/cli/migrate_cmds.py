@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import netrc
-import os
 import sys
 from collections.abc import AsyncIterator
 from typing import Annotated
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import typer
 
 from postoffice.cli.common import DATA, DataDir, JsonFlag, console, fail, with_services
 from postoffice.services import Services
+from postoffice.transfer.credentials import (
+    AccountUrl,
+    Credentials,
+    parse_account_url,
+    password_from,
+)
 from postoffice.transfer.imap_client import ImapError
 from postoffice.transfer.migrate import Decision, MigrateSummary, migrate
 from postoffice.transfer.migrate_folders import parse_maps
-from postoffice.transfer.migrate_remote import Endpoint, ImapDestination, ImapSource, Pop3Source
+from postoffice.transfer.migrate_remote import ImapDestination, ImapSource, Pop3Source
 from postoffice.transfer.migrate_sides import (
     LocalDestination,
     LocalSource,
@@ -28,44 +31,32 @@ from postoffice.transfer.migrate_sides import (
 )
 from postoffice.transfer.source import TransferError
 
-_PORTS = {"imap": 143, "imaps": 993, "pop3": 110, "pop3s": 995}
+FROM_ENV = "POSTOFFICE_FROM_PASSWORD"
+TO_ENV = "POSTOFFICE_TO_PASSWORD"
 
 
-def parse_side(text: str) -> Endpoint | str:
-    """`local:ADDR` (the address) or an account URL (an Endpoint)."""
+def parse_side(text: str) -> AccountUrl | str:
+    """`local:ADDR` (the address) or an account URL."""
     if text.startswith("local:"):
         address = text[len("local:"):]
         if "@" not in address:
             raise TransferError(f"{text} names no user: write local:USER@DOMAIN.")
         return address
-    url = urlsplit(text)
-    if url.scheme not in _PORTS or not url.hostname or not url.username:
-        raise TransferError(
-            f"{text} is not an account: write imap[s]://USER@HOST[:PORT], pop3[s]://USER@HOST[:PORT]"
-            " or local:ADDR.")
-    tls = parse_qs(url.query).get("tls", ["verify"])[-1]
-    if tls not in ("verify", "insecure", "none"):
-        raise TransferError(f"{text}: tls= must be verify, insecure or none.")
-    try:
-        port = url.port or _PORTS[url.scheme]
-    except ValueError as exc:
-        raise TransferError(f"{text} has a bad port.") from exc
-    return Endpoint(url.scheme, unquote(url.username), url.hostname, port, tls)  # type: ignore[arg-type]
+    if "://" not in text:
+        raise TransferError(f"'{text}' is not an account: write imap[s]://USER@HOST[:PORT],"
+                            " pop3[s]://USER@HOST[:PORT] or local:ADDR.")
+    return parse_account_url(text)
 
 
-def _password(endpoint: Endpoint, variable: str, stdin_line: str | None) -> str:
-    if stdin_line is not None:
-        return stdin_line
-    value = os.environ.get(variable)
-    if value:
-        return value
-    with contextlib.suppress(OSError, netrc.NetrcParseError):
-        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(endpoint.host)
-        if entry is not None and entry[2] and entry[0] in (endpoint.user, None, ""):
-            return entry[2]
-    raise TransferError(
-        f"No password for {endpoint}: give it with --password-stdin (the source), the"
-        f" environment variable {variable}, or a netrc entry for {endpoint.host}.")
+def _credentials(url: AccountUrl, env_name: str, stdin_line: str | None, token_command: str | None,
+                 authuser: str | None) -> Credentials:
+    if token_command:
+        return Credentials(url.user, None, token_command, authuser)
+    password = password_from(url, stdin_line=stdin_line, env_name=env_name, login=authuser)
+    if password is None:
+        raise TransferError(f"No password for {authuser or url.user} at {url.host}: pipe it with"
+                            f" --password-stdin (the source's), set {env_name}, or add it to ~/.netrc.")
+    return Credentials(url.user, password, None, authuser)
 
 
 def migrate_command(
@@ -73,8 +64,9 @@ def migrate_command(
     to: Annotated[str, typer.Option("--to", help="The destination: imap:// or imaps://USER@HOST[:PORT], or local:ADDR.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be copied and skipped, and why; store nothing.")] = False,
     maps: Annotated[list[str] | None, typer.Option("--map", help="Put source folder A (and its subfolders) into B: --map A=B (repeatable).")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the source's password from the first line of standard input.")] = False,
-    authuser: Annotated[str | None, typer.Option("--authuser", help="Log in to the IMAP source as this admin (master) user, for USER.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help=f"Read the source's password from standard input (else ${FROM_ENV}, else ~/.netrc).")] = False,
+    oauth_token_command: Annotated[str | None, typer.Option("--oauth-token-command", help="A shell command printing the IMAP source's OAuth access token (XOAUTH2/OAUTHBEARER); run again when it expires.")] = None,
+    authuser: Annotated[str | None, typer.Option("--authuser", help="Log in to the IMAP source as this admin (master) user on USER's behalf; the password is the admin's.")] = None,
     data: DataDir = DATA,
     json_out: JsonFlag = False,
 ) -> None:
@@ -86,7 +78,8 @@ def migrate_command(
     a POP3 client's copy with the IMAP one, gives no duplicates. Into local:ADDR, messages from
     a POP3 server keep their UIDL, so POP3 clients that leave mail on the server do not fetch
     them again. Passwords: --password-stdin (source), POSTOFFICE_FROM_PASSWORD,
-    POSTOFFICE_TO_PASSWORD, or netrc. ?tls=none after the URL allows plaintext (loopback).
+    POSTOFFICE_TO_PASSWORD, or netrc; --oauth-token-command for an OAuth source, --authuser
+    for an admin login. ?tls=none after the URL allows plaintext (loopback).
     Exits 1 when any message failed (listed at the end); a rerun completes the job.
 
     Examples: postoffice migrate --from imaps://bob@imap.gmail.com --to local:bob@example.org
@@ -95,14 +88,14 @@ def migrate_command(
     try:
         source_side = parse_side(from_)
         dest_side = parse_side(to)
-        if isinstance(dest_side, Endpoint) and dest_side.scheme.startswith("pop3"):
+        if isinstance(dest_side, AccountUrl) and dest_side.protocol == "pop3":
             raise TransferError("A POP3 account cannot be the destination: POP3 has no way to store mail.")
         mapping = parse_maps(maps or [])
         stdin_line = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-        from_password = (_password(source_side, "POSTOFFICE_FROM_PASSWORD", stdin_line)
-                         if isinstance(source_side, Endpoint) else "")
-        to_password = (_password(dest_side, "POSTOFFICE_TO_PASSWORD", None)
-                       if isinstance(dest_side, Endpoint) else "")
+        from_login = (_credentials(source_side, FROM_ENV, stdin_line, oauth_token_command, authuser)
+                      if isinstance(source_side, AccountUrl) else None)
+        to_login = (_credentials(dest_side, TO_ENV, None, None, None)
+                    if isinstance(dest_side, AccountUrl) else None)
     except TransferError as exc:
         fail(str(exc))
 
@@ -112,8 +105,8 @@ def migrate_command(
                           f" -> {decision.target}: {decision.why}")
 
     async def run(services: Services | None) -> MigrateSummary:
-        async with _side(source_side, from_password, authuser, services, source=True) as source, \
-                _side(dest_side, to_password, None, services, source=False) as destination:
+        async with _side(source_side, from_login, services, source=True) as source, \
+                _side(dest_side, to_login, services, source=False) as destination:
             return await migrate(source, destination, maps=mapping, dry_run=dry_run,  # type: ignore[arg-type]
                                  on_decision=show)
 
@@ -145,7 +138,7 @@ def migrate_command(
 
 @contextlib.asynccontextmanager
 async def _side(
-    side: Endpoint | str, password: str, authuser: str | None, services: Services | None, *, source: bool
+    side: AccountUrl | str, login: Credentials | None, services: Services | None, *, source: bool
 ) -> AsyncIterator[MigrationSource | MigrationDestination]:
     opened: MigrationSource | MigrationDestination
     if isinstance(side, str):
@@ -154,12 +147,16 @@ async def _side(
         if account is None:
             fail(f"There is no user {side} here; create it with `postoffice user add {side}`.")
         opened = LocalSource(services.store, account) if source else LocalDestination(services.store, account)
-    elif side.scheme.startswith("pop3"):
-        opened = await Pop3Source.open(side, password)
-    elif source:
-        opened = await ImapSource.open(side, password, authuser)
     else:
-        opened = await ImapDestination.open(side, password)
+        assert login is not None
+        if side.protocol == "pop3":
+            if login.password is None:
+                raise TransferError("A POP3 source needs a password (no OAuth token command).")
+            opened = await Pop3Source.open(side, login.password)
+        elif source:
+            opened = await ImapSource.open(side, login)
+        else:
+            opened = await ImapDestination.open(side, login)
     try:
         yield opened
     finally:

@@ -1,7 +1,8 @@
 """The network ends of a migration: an IMAP account (source or destination) and a POP3 maildrop
 (source).
 
-IMAP goes through `imap_client.ImapClient` (pipelined UID FETCH, LITERAL+ APPEND). Folder names
+IMAP goes through `imap_client.ImapClient` (pipelined UID FETCH, LITERAL+ APPEND), logged in
+by `imap_session.open_imap` (password, OAuth token command, or an admin user). Folder names
 are turned into "/"-separated names on the way in and into the server's delimiter on the way
 out. The POP3 source uses the standard library's poplib in a thread (one blocking connection,
 messages in maildrop order); a message's internal date is the date of its topmost Received
@@ -14,14 +15,12 @@ import asyncio
 import email.utils
 import poplib
 import re
-import ssl
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
 
 from postoffice.imap.proto.values import flags_list, internaldate, mailbox
+from postoffice.transfer.credentials import AccountUrl, Credentials
 from postoffice.transfer.dedup import fingerprint
 from postoffice.transfer.imap_client import (
     FetchFailure,
@@ -30,56 +29,20 @@ from postoffice.transfer.imap_client import (
     ImapError,
     MailboxListing,
 )
+from postoffice.transfer.imap_session import open_imap
 from postoffice.transfer.migrate_folders import FolderInfo
 from postoffice.transfer.migrate_sides import ItemFailure, SourceItem
 from postoffice.transfer.source import TransferError
 
-__all__ = ["Endpoint", "ImapDestination", "ImapSource", "Pop3Source"]
+__all__ = ["ImapDestination", "ImapSource", "Pop3Source"]
 
-Tls = Literal["verify", "insecure", "none"]
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """An account on a server: `scheme` is imap, imaps, pop3 or pop3s."""
-
-    scheme: str
-    user: str
-    host: str
-    port: int
-    tls: Tls = "verify"
-
-    @property
-    def implicit_tls(self) -> bool:
-        return self.scheme.endswith("s")
-
-    def ssl_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context()
-        if self.tls == "insecure":
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
-    def __str__(self) -> str:
-        return f"{self.scheme}://{self.user}@{self.host}:{self.port}"
+def _is_loopback(url: AccountUrl) -> bool:
+    return url.host in ("127.0.0.1", "::1", "localhost")
 
 
-async def _imap_login(endpoint: Endpoint, password: str, authuser: str | None) -> ImapClient:
-    security: Literal["tls", "starttls", "plain"] = (
-        "plain" if endpoint.tls == "none" else "tls" if endpoint.implicit_tls else "starttls")
-    client = await ImapClient.connect(endpoint.host, endpoint.port, security=security,
-                                      ssl_context=endpoint.ssl_context())
-    try:
-        if authuser:
-            await client.login_plain(authuser, password, authzid=endpoint.user)
-        else:
-            await client.login(endpoint.user, password)
-        if endpoint.host not in ("127.0.0.1", "::1", "localhost"):
-            await client.compress()  # on loopback it would only cost CPU
-    except BaseException:
-        await client.close()
-        raise
-    return client
+async def _imap_login(url: AccountUrl, credentials: Credentials) -> ImapClient:
+    # On loopback COMPRESS would only cost CPU.
+    return await open_imap(url, credentials, compress=not _is_loopback(url))
 
 
 def _logical(listing: MailboxListing) -> str:
@@ -95,8 +58,8 @@ class ImapSource:
         self._listings: dict[str, MailboxListing] = {}
 
     @classmethod
-    async def open(cls, endpoint: Endpoint, password: str, authuser: str | None = None) -> ImapSource:
-        return cls(await _imap_login(endpoint, password, authuser))
+    async def open(cls, url: AccountUrl, credentials: Credentials) -> ImapSource:
+        return cls(await _imap_login(url, credentials))
 
     async def folders(self) -> list[FolderInfo]:
         found = []
@@ -142,8 +105,8 @@ class ImapDestination:
         self._delimiter = "/"
 
     @classmethod
-    async def open(cls, endpoint: Endpoint, password: str, authuser: str | None = None) -> ImapDestination:
-        return cls(await _imap_login(endpoint, password, authuser))
+    async def open(cls, url: AccountUrl, credentials: Credentials) -> ImapDestination:
+        return cls(await _imap_login(url, credentials))
 
     async def folders(self) -> list[FolderInfo]:
         found = []
@@ -275,21 +238,20 @@ class Pop3Source:
         self.connection = connection
 
     @classmethod
-    async def open(cls, endpoint: Endpoint, password: str) -> Pop3Source:
+    async def open(cls, url: AccountUrl, password: str) -> Pop3Source:
         def login() -> poplib.POP3:
             try:
-                if endpoint.implicit_tls and endpoint.tls != "none":
-                    conn: poplib.POP3 = poplib.POP3_SSL(endpoint.host, endpoint.port, timeout=60,
-                                                        context=endpoint.ssl_context())
+                if url.security == "tls":
+                    conn: poplib.POP3 = poplib.POP3_SSL(url.host, url.port, timeout=60, context=url.ssl_context())
                 else:
-                    conn = poplib.POP3(endpoint.host, endpoint.port, timeout=60)
-                    if endpoint.tls != "none":
-                        conn.stls(endpoint.ssl_context())
-                conn.user(endpoint.user)
+                    conn = poplib.POP3(url.host, url.port, timeout=60)
+                    if url.security == "starttls":
+                        conn.stls(url.ssl_context())
+                conn.user(url.user)
                 conn.pass_(password)
                 return conn
             except (OSError, poplib.error_proto) as exc:
-                raise TransferError(f"{endpoint}: {_reason(exc)}.") from exc
+                raise TransferError(f"{url}: {_reason(exc)}.") from exc
 
         return cls(await asyncio.to_thread(login))
 
