@@ -19,12 +19,18 @@ from postoffice.transfer import eml, maildir, mbox
 from postoffice.transfer.exporter import ExportStats, export_mailboxes
 from postoffice.transfer.importer import Importer, StoredMessage
 from postoffice.transfer.source import TransferError
+from postoffice.transfer.takeout import map_takeout_labels
 
 
 class SourceFormat(StrEnum):
     mbox = "mbox"
     maildir = "maildir"
     eml = "eml"
+
+
+class GmailLabelMode(StrEnum):
+    keywords = "keywords"
+    folders = "folders"
 
 
 class ExportFormat(StrEnum):
@@ -48,6 +54,8 @@ def import_command(
     allow_duplicates: Annotated[bool, typer.Option("--allow-duplicates", help="Import messages the mailbox already has.")] = False,
     workers: Annotated[int, typer.Option(help="Parser processes (default: one per core, at most 2).")] = 0,
     json_lines: JsonFlag = False,
+    gmail_labels: Annotated[GmailLabelMode, typer.Option(
+        "--gmail-labels", help="Google Takeout mbox: the user's labels as keywords, or also as mailboxes.")] = GmailLabelMode.keywords,
 ) -> None:
     """Import mail from files, keeping flags and dates; running it twice adds nothing twice.
 
@@ -57,9 +65,11 @@ def import_command(
     ADDR is a user: imported mail is filed, never forwarded, so aliases do not apply.
     The Maildir trees of Dovecot, mbsync and offlineimap are read as they are. A message the
     mailbox already holds is skipped, even when a POP3 client added header fields of its own
-    to its copy (see docs/transfer.md).
+    to its copy (see docs/transfer.md). A Google Takeout mbox (X-Gmail-Labels) is sorted by
+    its labels: INBOX, Sent, Drafts, Junk, Trash or Archive, Starred as flagged, unread kept.
 
     Examples: postoffice import mbox ~/old.mbox --into alice@example.org/Archive
+              postoffice import mbox "All mail Including Spam and Trash.mbox" --into alice@example.org
               postoffice import maildir ~/Maildir --into alice@example.org
     """
     address, _, mailbox = into.partition("/")
@@ -69,6 +79,8 @@ def import_command(
     try:
         total = count(path) if count is not None and not json_lines else None
         source = read(path)
+        if fmt.value == "mbox" and not mailbox:
+            source = map_takeout_labels(source, str(gmail_labels))
     except TransferError as exc:
         fail(str(exc))
 
