@@ -122,6 +122,7 @@ class LocalDestination:
         self.mail_store = store
         self.account = account
         self._inbox_uids: dict[str, list[int]] = {}
+        self._adopted: dict[int, str] = {}  # INBOX UID -> the source's UIDL, not written yet
 
     async def folders(self) -> list[FolderInfo]:
         return [FolderInfo(b.name, b.special_use) for b in await self.mail_store.list_mailboxes(self.account.id)]
@@ -142,9 +143,16 @@ class LocalDestination:
             return
         uids = self._inbox_uids.get(fp)
         if uids:
-            box = await self.mail_store.get_mailbox(self.account.id, folder)
-            if box is not None:
-                await self.mail_store.keep_pop3_uidls(box.id, box.uidvalidity, {uids.pop(0): item.uidl})
+            # Written in batches: a rerun skips every message, one write each would be slow.
+            self._adopted[uids.pop(0)] = item.uidl
+            if len(self._adopted) >= 500:
+                await self._keep_adopted()
+
+    async def _keep_adopted(self) -> None:
+        adopted, self._adopted = self._adopted, {}
+        box = await self.mail_store.get_mailbox(self.account.id, "INBOX")
+        if box is not None and adopted:
+            await self.mail_store.keep_pop3_uidls(box.id, box.uidvalidity, adopted)
 
     async def store(self, folder: str, items: list[SourceItem], special_use: str | None = None) -> list[str | None]:
         if await self.mail_store.get_mailbox(self.account.id, folder) is None:
@@ -175,4 +183,5 @@ class LocalDestination:
         return [None if n in done else "not stored" for n in range(len(items))]
 
     async def close(self) -> None:
-        """Nothing to close: the store belongs to the caller."""
+        """Write the UIDLs still pending; the store itself belongs to the caller."""
+        await self._keep_adopted()
