@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from cli_run import _drop_read_override, po
 from peers import require_peer, unavailable
+from postoffice.config_schema import SCHEMA
 
 LISTENERS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "managesieve", "http", "https")
 
@@ -260,7 +261,7 @@ def test_unknown_section_and_key_keep_their_bracketed_names(data: Path) -> None:
     config.write_text(good + "\n[imapx]\nper_user_seen = true\n")
     assert refused(data) == (
         f"error: {config}: [imapx] is not a known section (did you mean imap?); the sections are "
-        "[server], [listen], [tls], [store], [limits], [auth], [dkim], [smtp], [dns], [dmarc], [imap], [pop3], [outbound].")
+        f"{', '.join(f'[{section}]' for section in SCHEMA)}.")
     config.write_text(good.replace("[dkim]\n", "[dkim]\nselectr = \"x\"\n"))
     assert refused(data, "user", "list") == (
         f"error: {config}: [dkim] selectr is not a known key (did you mean selector?); [dkim] has "
