@@ -258,3 +258,22 @@ def test_a_message_the_destination_refuses_is_reported_and_the_rest_is_copied(tm
         assert (rerun["copied"], rerun["skipped_duplicates"], rerun["failed"]) == (0, 7, 1)
     finally:
         live.stop()
+
+
+@pytest.mark.peer("dovecot", package="dovecot-core")
+def test_pop3_from_dovecot_keeps_dovecots_unique_ids(server: LiveServer) -> None:
+    """After a move from Dovecot's POP3, postoffice's POP3 answers UIDL with Dovecot's ids, so
+    a client that leaves mail on the server downloads nothing again."""
+    user = "popuser"
+    with running_dovecot([user]) as dovecot:
+        imap_fill(dovecot.imap_port, user, DOVECOT_PASSWORD, "INBOX", 9)
+        pop = poplib.POP3("127.0.0.1", dovecot.pop3_port, timeout=30)
+        pop.user(user)
+        pop.pass_(DOVECOT_PASSWORD)
+        dovecot_uidls = {line.split()[1].decode() for line in pop.uidl()[1]}
+        pop.quit()
+        args = ["--from", f"pop3://{user}@127.0.0.1:{dovecot.pop3_port}?tls=none", "--to", f"local:{TARGET}"]
+        done = migrate(server, *args, env={"POSTOFFICE_FROM_PASSWORD": DOVECOT_PASSWORD})
+        assert (done["copied"], done["failed"]) == (9, 0)
+    assert len(dovecot_uidls) == 9
+    assert pop3_uidls(server.ports["pop3"], TARGET) == dovecot_uidls
