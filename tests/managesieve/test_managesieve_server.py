@@ -238,3 +238,14 @@ def test_garbage_gets_no_then_bye_after_many_errors(client: Client) -> None:
         assert client.command(b"FROB")[1].startswith(b"NO")
     assert client.command(b"FROB")[1].startswith(b"NO")
     assert client.response()[1].startswith(b"BYE")
+
+
+def test_pipelined_getscripts_are_answered_while_the_client_reads(server: LiveServer, client: Client) -> None:
+    # 400 GETSCRIPTs of a 2 KB script in one packet: every answer arrives, in order.
+    client.login()
+    script = b"# " + b"x" * 1900 + b"\r\nkeep;\r\n"
+    assert client.command(b'PUTSCRIPT "big" {%d+}\r\n' % len(script) + script)[1].startswith(b"OK")
+    client.send(b'GETSCRIPT "big"\r\n' * 400 + b'NOOP "end"\r\n')
+    for _ in range(400):
+        assert client.response() == ([script], b'OK "Getscript completed"')
+    assert client.response()[1] == b'OK (TAG "end") "Done"'

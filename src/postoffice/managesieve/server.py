@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 READ_SIZE = 65536
 IDLE_TIMEOUT = 30 * 60.0  # Dovecot's managesieve default; RFC 5804 names none
 MAX_ERRORS = 20  # refused commands in a row before the connection is closed
+# Replies to pipelined commands are written together up to this much: a packet of GETSCRIPTs
+# must not pile up megabytes per command in memory before the first is sent.
+FLUSH_AT = 256 * 1024
 PROTOCOL = "managesieve"
 TIMEOUT_BYE = {
     Expiry.IDLE: p.bye("Disconnected for inactivity"),
@@ -142,6 +145,8 @@ class ManageSieveConnection:
             await self.handle(event)
             if self.conn.writer.is_closing():
                 return
+            if sum(map(len, self.out)) >= FLUSH_AT:
+                await self.flush()  # drain() waits for the client to read: back-pressure
 
     async def handle(self, event: p.Event) -> None:
         match event:
