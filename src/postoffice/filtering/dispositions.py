@@ -113,8 +113,16 @@ class DispositionPlan:
         if not copies and not queue and not remember:
             self._report_without_copies(report, dropped)
             return
-        new_contents = [NewMessage(await store.put_blob(c), self.flags, self.when, c) for c in contents]
-        new_queue = [(NewMessage(await store.put_blob(b, queue_only=True), raw=b), row) for b, row, _ in queue]
+        new_contents: list[NewMessage] = []
+        new_queue: list[tuple[NewMessage, OutboundMessage]] = []
+        try:
+            for content in contents:
+                new_contents.append(NewMessage(await store.put_blob(content), self.flags, self.when, content))
+            for raw, row, _ in queue:
+                new_queue.append((NewMessage(await store.put_blob(raw, queue_only=True), raw=raw), row))
+        except BaseException:  # a full disk: the files staged so far go at once (deliver_plan does the rest)
+            await store.discard_staged([m.blob for m in new_contents] + [m.blob for m, _ in new_queue])
+            raise
         result = await store.deliver_plan(DeliveryPlan(new_contents, copies, new_queue, remember))
         report.queue_ids = list(result.queue_ids)
         for index in result.fell_back:  # as Pigeonhole: the copy is kept, and the log says why
