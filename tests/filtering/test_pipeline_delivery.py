@@ -4,6 +4,7 @@ disappears. The stages here are the plug-in interface (filtering/pipeline.py), n
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,3 +239,22 @@ async def test_replies_and_memory_are_written_with_the_delivery(env) -> None:
     assert not await store.remembered(account.id, "vacation", "a@remote.example\0h", 5e9)  # expired then
     assert not await store.remembered(account.id, "vacation", "other", 1e9)
     assert await store.forget_expired(5e9) == 1
+
+
+async def test_keep_in_moves_the_implicit_keep_for_later_stages(env) -> None:
+    from postoffice.filtering.pipeline import Filing
+
+    store, directory = env
+
+    def junk(account: AccountDisposition) -> None:
+        account.keep_in(Filing(special_use="\\Junk"))
+
+    def flag(account: AccountDisposition) -> None:
+        account.filings = [dataclasses.replace(f, flags=f.flags | {"$Checked"}) for f in account.filings]
+
+    pipeline = FilterPipeline(account_stages=[PerAccount({"alice@example.org": junk}),
+                                              PerAccount({"alice@example.org": flag})])
+    report = await deliver_message(store, directory, Envelope("", ("alice@example.org",)), RAW, filters=pipeline)
+    assert report.all_delivered
+    assert await _flags(store, "alice@example.org", "Junk") == [frozenset({"$Checked"})]
+    assert await _messages(store, "alice@example.org", "INBOX") == []

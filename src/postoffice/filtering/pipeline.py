@@ -30,7 +30,8 @@ the recipients are resolved and before anything is stored. Two kinds of stage::
   (outbound queue rows), a rejection, auto-replies (vacation), its own content (editheader),
   and what to remember in the store with the delivery (vacation replies sent, duplicate ids).
   `account.facts` holds per-account results (the junk classifier's probability; the account's
-  spam score for Sieve's spamtest under "spam_score").
+  spam score for Sieve's spamtest under "spam_score"). A stage that only moves the default
+  (junk to the Junk mailbox) calls `account.keep_in(...)`, so later Sieve keeps follow it.
 - A stage that raises is logged and skipped: a broken filter never loses mail, the copy is kept
   (RFC 5228 §2.10.6's implicit keep). Stages must not block the loop: CPU work proportional to
   the message (a Sieve run, a classifier) goes to a thread.
@@ -186,6 +187,13 @@ class AccountDisposition:
         filing = Filing(mailbox, special_use, frozenset(flags), create)
         if all((f.mailbox, f.special_use) != (mailbox, special_use) for f in self.filings):
             self.filings.append(filing)
+
+    def keep_in(self, filing: Filing) -> None:
+        """Change where the implicit keep files (the junk classifier: ``Filing(special_use=
+        "\\Junk")``) without deciding anything explicitly: a Sieve `keep` or implicit keep
+        later files there too, an explicit decision of an earlier stage is left alone."""
+        if self.keep_implicit:
+            self.filings = [filing]
 
     def discard(self, why: str) -> None:
         """Cancel the implicit keep (RFC 5228 §4.4); `why` names the rule, for the log."""
