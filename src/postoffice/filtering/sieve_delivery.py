@@ -12,6 +12,8 @@ Implementation notes:
   only when the previous one neither ran `stop` nor cancelled the implicit keep (a fileinto,
   discard, redirect or reject settles the message). Only the last script's implicit keep
   counts: an earlier script's keep is what the later one decides.
+- The Sieve engine (filtering/sieve/) is imported when the first script runs, not when the
+  server starts: a server whose users have no scripts never pays for it.
 - Compiling and running are CPU work proportional to the script and the message: one thread
   hand-off per account runs every script (`asyncio.to_thread`). Compiled scripts are cached by
   their text's hash (`compile_cached`); global script files are re-read when they change.
@@ -36,7 +38,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from postoffice.directory import Directory
 from postoffice.filtering import vacation
@@ -47,23 +49,16 @@ from postoffice.filtering.pipeline import (
     IncomingMessage,
     Remembered,
 )
-from postoffice.filtering.sieve import (
-    Discard,
-    FileInto,
-    Keep,
-    Redirect,
-    Reject,
-    SieveEnvironment,
-    SieveError,
-    SieveLimits,
-    SieveMessage,
-    SieveResult,
-    SieveScript,
-    Vacation,
-    compile_cached,
-    run_script,
-)
 from postoffice.store.interface import MailboxRecord
+
+if TYPE_CHECKING:  # the Sieve engine itself is imported when a script first runs (see below)
+    from postoffice.filtering.sieve import (
+        SieveEnvironment,
+        SieveLimits,
+        SieveResult,
+        SieveScript,
+        Vacation,
+    )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,6 +90,8 @@ class _GlobalScript:
 
     def current(self) -> SieveScript | None:
         """The compiled script, or None (no file, or it does not compile: logged once)."""
+        from postoffice.filtering.sieve import SieveError, compile_cached
+
         try:
             stat = self.path.stat()
         except OSError as exc:
@@ -161,7 +158,16 @@ class SieveStage:
         self.hostname = hostname
         self.delimiter = subaddress_delimiter or "+"
         self.signer = signer
-        self.limits = limits or SieveLimits(max_redirects=max_redirects)
+        self._limits = limits
+        self.max_redirects = max_redirects
+
+    @property
+    def limits(self) -> SieveLimits:
+        if self._limits is None:
+            from postoffice.filtering.sieve import SieveLimits
+
+            self._limits = SieveLimits(max_redirects=self.max_redirects)
+        return self._limits
 
     async def decide(self, message: IncomingMessage, account: AccountDisposition) -> None:
         active = await self.store.active_sieve_script(account.account_id)
@@ -181,6 +187,8 @@ class SieveStage:
 
     def _run_all(self, loop: asyncio.AbstractEventLoop, message: IncomingMessage, account: AccountDisposition,
                  active: tuple[str, str] | None) -> _Run:
+        from postoffice.filtering.sieve import SieveError, SieveMessage, compile_cached, run_script
+
         ran = _Run(message=message.raw)
         scripts: list[tuple[str, SieveScript]] = []
         if self.before is not None and (script := self.before.current()) is not None:
@@ -221,6 +229,8 @@ class SieveStage:
 
     def _environment(self, loop: asyncio.AbstractEventLoop, message: IncomingMessage,
                      account: AccountDisposition) -> SieveEnvironment:
+        from postoffice.filtering.sieve import SieveEnvironment
+
         judgement = message.judgement
         items = {"domain": account.address.rpartition("@")[2], "host": self.hostname}
         if judgement is not None and judgement.client_ip:
@@ -246,6 +256,8 @@ class SieveStage:
 
     async def _apply(self, message: IncomingMessage, account: AccountDisposition, ran: _Run,
                      base: list[Filing]) -> None:
+        from postoffice.filtering.sieve import Discard, FileInto, Keep, Redirect, Reject, Vacation
+
         now = time.time()
         filings: list[Filing] = []
         discards: list[str] = []

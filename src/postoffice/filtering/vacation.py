@@ -22,10 +22,13 @@ import email.utils
 import re
 import secrets
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from postoffice.filtering.pipeline import IncomingMessage
-from postoffice.filtering.sieve.actions import Vacation
 from postoffice.message.mime_address import parse_address_list
+
+if TYPE_CHECKING:  # the Sieve engine is imported only when a script runs (sieve_delivery.py)
+    from postoffice.filtering.sieve.actions import Vacation
 
 _SYSTEM_SENDERS = re.compile(r"^(mailer-daemon|listserv|majordomo|owner-.*|.*-request)$", re.IGNORECASE)
 _RECIPIENT_FIELDS = ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc")
