@@ -258,3 +258,25 @@ async def test_keep_in_moves_the_implicit_keep_for_later_stages(env) -> None:
     assert report.all_delivered
     assert await _flags(store, "alice@example.org", "Junk") == [frozenset({"$Checked"})]
     assert await _messages(store, "alice@example.org", "INBOX") == []
+
+
+async def test_sieve_sees_and_edits_the_copy_an_earlier_account_stage_made(env) -> None:
+    from postoffice.filtering.sieve_delivery import SieveStage
+
+    store, directory = env
+    alice = await store.get_account("alice@example.org")
+    await store.put_sieve_script(alice.id, "main", 'require ["editheader", "imap4flags"];\r\n'
+                                 'if header :is "X-Account-Score" "9" { addflag "$Scored"; }\r\n'
+                                 'addheader "X-Sieved" "yes";\r\n')
+    await store.activate_sieve_script(alice.id, "main")
+
+    def own_copy(account: AccountDisposition) -> None:
+        account.set_content(b"X-Account-Score: 9\r\n" + RAW)
+
+    pipeline = FilterPipeline(account_stages=[PerAccount({"alice@example.org": own_copy}), SieveStage(store)])
+    report = await deliver_message(store, directory, Envelope("a@remote.example", ("alice@example.org",)), RAW,
+                                   filters=pipeline)
+    assert report.all_delivered
+    (stored,) = await _messages(store, "alice@example.org", "INBOX")
+    assert stored == b"Return-Path: <a@remote.example>\r\nX-Sieved: yes\r\nX-Account-Score: 9\r\n" + RAW
+    assert await _flags(store, "alice@example.org", "INBOX") == [frozenset({"$Scored"})]

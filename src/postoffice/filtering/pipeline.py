@@ -109,7 +109,7 @@ class IncomingMessage:
         if self.added_headers:
             self.raw = self.stored_form()
             self.added_headers.clear()
-            self._fields = None
+        self._fields = None  # a stage may have replaced `raw` itself
         return self.raw
 
     @property

@@ -189,7 +189,9 @@ class SieveStage:
                  active: tuple[str, str] | None) -> _Run:
         from postoffice.filtering.sieve import SieveError, SieveMessage, compile_cached, run_script
 
-        ran = _Run(message=message.raw)
+        # An earlier stage's copy for this account (the junk classifier's own X-Spam fields) is
+        # what the scripts see and edit.
+        ran = _Run(message=account.content if account.content is not None else message.raw)
         scripts: list[tuple[str, SieveScript]] = []
         if self.before is not None and (script := self.before.current()) is not None:
             scripts.append((script.name, script))
@@ -286,7 +288,7 @@ class SieveStage:
             account.filings = []
         if not account.filings and discards and account.rejection is None:
             account.discarded_by = ", ".join(discards)
-        if ran.message != message.raw:
+        if ran.message != (account.content if account.content is not None else message.raw):
             account.set_content(ran.message)
         if ran.errors and not account.filings and account.rejection is None and not account.redirects:
             account.filings = list(base)  # RFC 5228 §2.10.6: an error ends in the implicit keep
