@@ -17,12 +17,12 @@ run: $(BIN)/postoffice
 
 test: $(BIN)/postoffice
 	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy --strict src/postoffice/store src/postoffice/queue src/postoffice/proto src/postoffice/mailauth src/postoffice/filtering src/postoffice/message src/postoffice/imap/proto src/postoffice/smtp/proto src/postoffice/smtp/inbound_checks.py src/postoffice/pop3 src/postoffice/managesieve src/postoffice/diagnostics src/postoffice/acme src/postoffice/web src/postoffice/setup/autoconfig.py
+	$(BIN)/mypy --strict src/postoffice/store src/postoffice/queue src/postoffice/proto src/postoffice/mailauth src/postoffice/filtering src/postoffice/message src/postoffice/imap/proto src/postoffice/smtp/proto src/postoffice/smtp/inbound_checks.py src/postoffice/pop3 src/postoffice/managesieve src/postoffice/diagnostics src/postoffice/acme src/postoffice/web src/postoffice/setup/autoconfig.py src/postoffice/transfer
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/postoffice
 	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy --strict src/postoffice/store src/postoffice/queue src/postoffice/proto src/postoffice/mailauth src/postoffice/filtering src/postoffice/message src/postoffice/imap/proto src/postoffice/smtp/proto src/postoffice/smtp/inbound_checks.py src/postoffice/pop3 src/postoffice/managesieve src/postoffice/diagnostics src/postoffice/acme src/postoffice/web src/postoffice/setup/autoconfig.py
+	$(BIN)/mypy --strict src/postoffice/store src/postoffice/queue src/postoffice/proto src/postoffice/mailauth src/postoffice/filtering src/postoffice/message src/postoffice/imap/proto src/postoffice/smtp/proto src/postoffice/smtp/inbound_checks.py src/postoffice/pop3 src/postoffice/managesieve src/postoffice/diagnostics src/postoffice/acme src/postoffice/web src/postoffice/setup/autoconfig.py src/postoffice/transfer
 
 bench: $(BIN)/postoffice
 	$(BIN)/python bench/import_mbox.py
