@@ -9,7 +9,8 @@
 
 Both become a `conformance_form.Outcome`, the form our interpreter's result is compared in.
 sieve-test refuses to run as root, so it runs as `nobody` (the work directory is made
-world-writable) with a Dovecot config of its own (nothing from /etc/dovecot is read).
+world-writable; as any other user it runs as that user) with a Dovecot config of its own
+(nothing from /etc/dovecot is read).
 """
 from __future__ import annotations
 
@@ -35,9 +36,12 @@ SIEVE_TEST_TIMEOUT = 30.0
 EXISTING_MAILBOXES = frozenset({"INBOX", "Archive", "Lists"})
 SPAM_MAX = 10  # X-Spam-Score of the messages is 0..10 (sieve_spamtest_max_value)
 
-CONFIG = """\
+# As root, sieve-test must drop to another user for mail access (it refuses root).
+AS_NOBODY = """\
 mail_uid = nobody
 mail_gid = nogroup
+"""
+CONFIG = """\
 first_valid_uid = 0
 first_valid_gid = 0
 base_dir = {work}/run
@@ -85,7 +89,7 @@ class Pigeonhole:
         shutil.copytree(include_dir / "global", global_dir, dirs_exist_ok=True)
         (self.work / "run").mkdir(exist_ok=True)
         self.config = self.work / "dovecot.conf"
-        self.config.write_text(CONFIG.format(
+        self.config.write_text((AS_NOBODY if os.geteuid() == 0 else "") + CONFIG.format(
             work=self.work, personal=personal, global_dir=global_dir,
             vacation_min=f"{vacation_min_seconds}s", spam_max=SPAM_MAX))
         for path in [self.work, *self.work.rglob("*")]:
