@@ -122,7 +122,8 @@ def test_vacation_defaults_come_from_the_message() -> None:
     assert isinstance(vacation, Vacation)
     assert vacation.recipient == "alice@example.net"
     assert vacation.subject == "Auto: Quarterly report"
-    assert vacation.reason == "I am away." and not vacation.mime and vacation.from_ is None
+    assert vacation.reason == "I am away." and not vacation.mime
+    assert vacation.from_ == "bob@example.com"  # the recipient, as To names it
     assert vacation.seconds == 7 * 86400
     assert vacation.in_reply_to == "<q4@example.net>" and vacation.references == "<q4@example.net>"
     # the default handle depends on the arguments only (RFC 5230 §4.2)
@@ -148,8 +149,8 @@ def test_vacation_replies_from_the_address_the_message_was_written_to() -> None:
     script = VAC + 'vacation :addresses ["team@example.org", "b@example.com"] "x";'
     [vacation, _] = ok(script, raw=team)
     assert isinstance(vacation, Vacation) and vacation.from_ == "team@example.org"
-    [vacation, _] = ok(script)  # written to the recipient itself: the account's own address
-    assert isinstance(vacation, Vacation) and vacation.from_ is None
+    [vacation, _] = ok(script)  # written to the recipient itself
+    assert isinstance(vacation, Vacation) and vacation.from_ == "bob@example.com"
     bcc = MESSAGE.replace(b"To: bob@example.com", b"To: someone@example.net")
     [vacation, _] = ok(script, raw=bcc)  # neither: the executor uses the account's address
     assert isinstance(vacation, Vacation) and vacation.from_ is None
@@ -157,6 +158,16 @@ def test_vacation_replies_from_the_address_the_message_was_written_to() -> None:
     assert isinstance(vacation, Vacation) and vacation.addresses == ("team@example.org",)  # as Pigeonhole
     [vacation, _] = ok(VAC + 'vacation :from "me@example.com" :addresses "team@example.org" "x";', raw=team)
     assert isinstance(vacation, Vacation) and vacation.from_ == "me@example.com"
+
+
+def test_vacation_replies_from_the_subaddress_the_message_was_written_to() -> None:
+    """As sieve-test does (tests/filtering/test_sieve_pigeonhole.py, subaddress.eml): mail to
+    bob+work@ is answered from bob+work@, the address the sender knows, not from bob@."""
+    raw = MESSAGE.replace(b"To: bob@example.com", b"To: Bob <bob+work@example.com>")
+    compiled = compile_script(VAC + 'vacation "x";')
+    result = run_script(compiled, SieveMessage(raw, "alice@example.net", "bob+work@example.com"), ENV)
+    [vacation, _] = result.actions
+    assert isinstance(vacation, Vacation) and vacation.from_ == "bob+work@example.com"
 
 
 @pytest.mark.parametrize(("period", "seconds"), [

@@ -62,9 +62,9 @@ class Vacation:
     """An auto-reply (RFC 5230, RFC 6131), to be sent at most once per `seconds` per sender.
 
     - `recipient`: where the reply goes, the envelope sender of the message (RFC 5230 §4.1).
-    - `from_`: the :from address; without it the :addresses entry the message's To/Cc name
-      when they do not name the recipient (RFC 5230 §5.4, errata 2035); None: the user's own
-      address. The executor checks that the user may send as it.
+    - `from_`: the :from address; without it the owner's address the message's To/Cc name:
+      the envelope recipient, else an :addresses entry (RFC 5230 §5.4, errata 2035); None:
+      neither appears, use the user's own address. The executor checks the user may send as it.
     - `subject`: resolved (default "Auto: " + the original subject, RFC 5230 §4.6).
     - `reason`: the body text, or a MIME entity (headers + body) when `mime` is set.
     - `handle`: identifies this vacation for the once-per-period record (RFC 5230 §4.2; when

@@ -83,15 +83,16 @@ _RECIPIENT_FIELDS = ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc")
 
 
 def _addressed_as(run: Run, addresses: tuple[str, ...]) -> str | None:
-    """The :addresses entry the sender wrote to, for the reply's From (RFC 5230 §5.4 with
-    errata 2035, as Pigeonhole does) when To/Cc/Bcc (or Resent-*) do not name the recipient
-    itself; None: the executor uses the account's own address (also for "bob+work@", where
-    Pigeonhole replies from bob@, checked with sieve-test)."""
-    if not addresses:
-        return None
+    """The owner's address the sender wrote to, for the reply's From (RFC 5230 §5.4 with
+    errata 2035, as Pigeonhole does): the envelope recipient when To/Cc/Bcc (or Resent-*)
+    name it (e.g. "bob+work@"), else the first :addresses entry they name; None: neither is
+    there, the executor uses the account's own address."""
     written = {a.full().lower() for name in _RECIPIENT_FIELDS for a in run.headers.addresses(name)}
-    if run.message.envelope_to.strip().strip("<>").lower() in written:
+    if not written:
         return None
+    recipient = run.message.envelope_to.strip().strip("<>")
+    if recipient.lower() in written:
+        return recipient
     return next((a for a in addresses if a.lower() in written), None)
 
 
