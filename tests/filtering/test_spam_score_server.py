@@ -7,6 +7,7 @@ from __future__ import annotations
 import email.utils
 import imaplib
 import smtplib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,7 +104,18 @@ def test_a_clean_message_is_in_the_inbox_with_a_low_score(server: LiveServer) ->
     assert set(rules(fields)) == {"SPF_NONE", "DKIM_NONE", "DMARC_NONE", "IPREV_FAIL"}
 
 
-def test_a_message_above_the_refuse_threshold_gets_550_at_data(server: LiveServer) -> None:
+def test_a_big_message_is_scored_too(server: LiveServer) -> None:
+    """Above 64 KB the parse and the rules run in a thread (spam_stage.THREAD_BYTES)."""
+    filler = ("This is a long letter. " * 40 + "\r\n") * 200  # about 180 KB of text
+    raw = issue_message().replace(b"Please pay the attached invoice today.", filler.encode())
+    assert len(raw) > 150_000
+    assert send(server, raw)[0] == 250
+    (fields,) = headers_in(server, "Junk")
+    assert "EXECUTABLE_ATTACHMENT" in rules(fields)
+
+
+def test_a_message_above_the_refuse_threshold_gets_550_at_data(
+        server: LiveServer, events: pytest.LogCaptureFixture) -> None:
     # The issue's message from a look-alike of our own domain (exarnple.test), without a Date.
     code, text = send(server, issue_message('"Carol Boss" <carol.boss@exarnple.test>', dated=False))
     assert code == 550
@@ -111,6 +123,11 @@ def test_a_message_above_the_refuse_threshold_gets_550_at_data(server: LiveServe
     assert "refused from 15" in text and "EXECUTABLE_ATTACHMENT=4.0 (invoice.exe)" in text
     assert "LOOKALIKE_DOMAIN" in text
     assert server.messages(ALICE) == []  # nothing stored anywhere: the sender was told
+    deadline = time.monotonic() + 20
+    while not (lines := [r.getMessage() for r in events.records if "smtp transaction" in r.getMessage()]):
+        assert time.monotonic() < deadline, "no transaction log line"
+        time.sleep(0.05)
+    assert "result=550" in lines[0] and " spam=1" in lines[0]
 
 
 def test_forged_spam_fields_from_the_sender_are_replaced_by_ours(server: LiveServer) -> None:
