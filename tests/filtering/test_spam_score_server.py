@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.utils
 import imaplib
+import ipaddress
 import smtplib
 import time
 from collections.abc import Iterator
@@ -192,6 +193,20 @@ def test_lmtp_is_not_scored(server: LiveServer) -> None:
         client.sendmail("bounce@sender.example", [ALICE], issue_message())
     (stored,) = server.messages(ALICE)
     assert b"X-Spam-" not in stored.split(b"\r\n\r\n", 1)[0]
+
+
+def test_mail_through_a_trusted_relay_is_not_scored(tmp_path: Path) -> None:
+    """A filtering appliance in [smtp] trusted_networks scored the message itself."""
+    live = LiveServer(tmp_path / "data", ["smtp"],
+                      smtp={"trusted_networks": (ipaddress.ip_network("127.0.0.0/8"),)}).start()
+    try:
+        live.add_user(ALICE)
+        received = b"Received: from mx.sender.example (mx.sender.example [192.0.2.7]) by filter.example.test\r\n"
+        assert send(live, received + issue_message())[0] == 250
+        (stored,) = live.messages(ALICE)
+        assert b"X-Spam-" not in stored.split(b"\r\n\r\n", 1)[0]
+    finally:
+        live.stop()
 
 
 def test_scoring_off_leaves_messages_unscored(tmp_path: Path) -> None:
