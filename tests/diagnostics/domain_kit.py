@@ -55,9 +55,11 @@ def checked_data(data: Path, dns_server: DnsServers, ca_file: Path) -> Path:
 
 
 def set_config(data: Path, **keys: str) -> None:
+    """Set each key's first line in the file: a name several sections have is set in the first
+    of them ([dns] blocklists comes before [spam] blocklists)."""
     text = (data / "postoffice.toml").read_text()
     for key, value in keys.items():
-        text, found = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
+        text, found = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
         assert found == 1, key
     (data / "postoffice.toml").write_text(text)
 
