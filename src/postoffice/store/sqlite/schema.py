@@ -293,6 +293,22 @@ CREATE TABLE IF NOT EXISTS sieve_scripts (
     UNIQUE (account_id, name)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS sieve_scripts_one_active ON sieve_scripts(account_id) WHERE active;
+-- Bumped by every change of any script, by any process: deliveries cache the active scripts and
+-- look at this number once a second (sieve_data.py).
+CREATE TABLE IF NOT EXISTS sieve_version (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    version INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO sieve_version(one, version) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS sieve_scripts_added AFTER INSERT ON sieve_scripts BEGIN
+    UPDATE sieve_version SET version = version + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS sieve_scripts_changed AFTER UPDATE ON sieve_scripts BEGIN
+    UPDATE sieve_version SET version = version + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS sieve_scripts_removed AFTER DELETE ON sieve_scripts BEGIN
+    UPDATE sieve_version SET version = version + 1;
+END;
 
 -- Junk learning (filtering/junk_classifier.py, filter_state_ops.py): per account, in how many
 -- trained spam and ham messages each token appeared (`day`: the last day, in days since the epoch,

@@ -51,6 +51,12 @@ def active_script(conn: sqlite3.Connection, account_id: int) -> tuple[str, str] 
     return (str(row[0]), str(row[1])) if row is not None else None
 
 
+def scripts_version(conn: sqlite3.Connection) -> int:
+    """A number that changes with every change of any account's scripts (schema.py's triggers)."""
+    row = conn.execute("SELECT version FROM sieve_version").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 def put_script(tx: Transaction, account_id: int, name: str, text: str, max_scripts: int, max_size: int) -> bool:
     check_script_name(name)
     try:
