@@ -33,6 +33,7 @@ from fetch_kit import (
 from cli_run import po
 from live_server import PASSWORD, LiveServer
 from postoffice.imap.proto.utf7 import encode_utf7
+from postoffice.transfer.fetch_state import parse_uids
 
 PO_USER = "bob@example.test"
 
@@ -152,6 +153,12 @@ def test_uidvalidity_change_refetches_without_duplicates(source: Source, tmp_pat
         assert read(dest)["Renumbered"] == expected, kind
 
 
+def recorded(state: Path) -> int:
+    """How many messages the state file records as copied."""
+    data = json.loads(state.read_text()) if state.exists() else {"sources": {}}
+    return sum(len(parse_uids(f["uids"])) for s in data["sources"].values() for f in s["folders"].values())
+
+
 @pytest.mark.parametrize("kind", ["maildir", "mbox"])
 def test_sigkill_three_times_then_rerun_gives_one_copy_each(source: Source, tmp_path: Path, kind: str) -> None:
     dest = tmp_path / kind
@@ -167,10 +174,11 @@ def test_sigkill_three_times_then_rerun_gives_one_copy_each(source: Source, tmp_
         deadline = time.monotonic() + 120
         while (state.read_bytes() if state.exists() else b"") == before and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.5))
+        time.sleep(rng.uniform(0.0, 0.2))  # a whole run takes 1 to 10 s, by destination and load
         assert process.poll() is None, "the fetch ended before it could be killed"
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
+        assert recorded(state) < len(FOLDERS) * PER_FOLDER, "the kill came after the work was done"
     final = fetch(source, f"{kind}:{dest}")
     assert final["failed"] == 0
     assert 0 < final["copied"] < len(FOLDERS) * PER_FOLDER, final  # the kills left work half done
