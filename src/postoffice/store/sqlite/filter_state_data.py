@@ -1,8 +1,19 @@
 """SqliteStore's junk-learning and greylisting methods (a mixin of store.py; the rows are
-filter_state_ops.py's)."""
+filter_state_ops.py's).
+
+Every delivery scored for spam asks for each account's training totals (most accounts never
+train, and then that is all the classifier does), so the totals are kept in memory: a change
+made through this store object is seen at once, one made by another process (the trainer runs
+in the main process of `serve`, deliveries also in its workers) within `RECHECK_SECONDS`, when
+the totals' version number, which triggers bump on every change, is looked at again. Measured:
+that read, on a reader thread per account and message, was a fifth of what filtering added to
+a delivery for accounts that had not trained.
+"""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
@@ -17,6 +28,8 @@ from postoffice.store.sqlite import filter_state_ops as fs
 from postoffice.store.sqlite.writer import Transaction
 
 T = TypeVar("T")
+RECHECK_SECONDS = 1.0
+_CACHED_ACCOUNTS = 100_000
 
 
 class FilterStateData:
@@ -35,7 +48,10 @@ class FilterStateData:
 
     async def learn_junk(self, lessons: Sequence[JunkLesson], now: float) -> int:
         batch = list(lessons)
-        return await self._write(lambda tx: fs.learn(tx, batch, now))
+        try:
+            return await self._write(lambda tx: fs.learn(tx, batch, now))
+        finally:  # the next delivery here sees the new totals, not a second later
+            self._totals_checked = -math.inf
 
     async def forget_junk_training(self, request_ids: Collection[int]) -> None:
         ids = list(request_ids)
@@ -43,7 +59,24 @@ class FilterStateData:
 
     async def junk_token_counts(self, account_id: int,
                                 tokens: Collection[str]) -> tuple[JunkTotals, dict[str, TokenCounts]]:
-        return await self._read(fs.token_counts, account_id, list(tokens))
+        if tokens:
+            return await self._read(fs.token_counts, account_id, list(tokens))
+        now = time.monotonic()
+        if now - getattr(self, "_totals_checked", -math.inf) >= RECHECK_SECONDS:
+            version = await self._read(fs.totals_version)
+            self._totals_checked = now
+            if version != getattr(self, "_totals_version", None):
+                self._totals_version = version
+                self._totals: dict[int, JunkTotals] = {}
+        cache = self._totals
+        cached = cache.get(account_id)
+        if cached is not None:
+            return cached, {}
+        totals, _ = await self._read(fs.token_counts, account_id, [])
+        if len(cache) >= _CACHED_ACCOUNTS:
+            cache.clear()
+        cache[account_id] = totals
+        return totals, {}
 
     async def junk_trained_as(self, account_id: int, sha256: str) -> bool | None:
         return await self._read(fs.trained_as, account_id, sha256)

@@ -151,6 +151,12 @@ def _count(tx: Transaction, account_id: int, tokens: list[str], *, spam: bool, d
             [(account_id, token) for token in tokens])
 
 
+def totals_version(conn: sqlite3.Connection) -> int:
+    """A number that changes with every change of any account's totals (schema.py's triggers)."""
+    row = conn.execute("SELECT version FROM junk_totals_version").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 def token_counts(conn: sqlite3.Connection, account_id: int,
                  tokens: Collection[str]) -> tuple[JunkTotals, dict[str, TokenCounts]]:
     row = conn.execute("SELECT spam, ham FROM junk_totals WHERE account_id = ?", (account_id,)).fetchone()

@@ -327,6 +327,22 @@ CREATE TABLE IF NOT EXISTS junk_totals (
     spam INTEGER NOT NULL DEFAULT 0,
     ham INTEGER NOT NULL DEFAULT 0
 );
+-- Bumped by every change of any account's totals, by any process: deliveries keep the totals
+-- in memory and look at this number once a second (filter_state_data.py).
+CREATE TABLE IF NOT EXISTS junk_totals_version (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    version INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO junk_totals_version(one, version) VALUES (1, 0);
+CREATE TRIGGER IF NOT EXISTS junk_totals_added AFTER INSERT ON junk_totals BEGIN
+    UPDATE junk_totals_version SET version = version + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS junk_totals_changed AFTER UPDATE ON junk_totals BEGIN
+    UPDATE junk_totals_version SET version = version + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS junk_totals_removed AFTER DELETE ON junk_totals BEGIN
+    UPDATE junk_totals_version SET version = version + 1;
+END;
 CREATE TABLE IF NOT EXISTS junk_trained (
     account_id INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
