@@ -33,20 +33,6 @@ def test_counts_are_shared_and_steer_who_accepts() -> None:
     main.close()
 
 
-def test_a_tie_goes_to_a_worker_because_the_main_process_has_more_to_do() -> None:
-    main = AcceptBoard.create(2)
-    worker = AcceptBoard(os.dup(main.fd), 2, 1)
-    worker.accepting()
-    assert main.should_leave() and not worker.should_leave()  # 0 and 0
-    main.add(1)
-    worker.add(1)
-    assert main.should_leave() and not worker.should_leave()  # 1 and 1
-    worker.add(1)
-    assert not main.should_leave() and worker.should_leave()  # 1 and 2
-    worker.close()
-    main.close()
-
-
 def test_a_child_process_writes_its_slot_through_the_inherited_descriptor() -> None:
     board = AcceptBoard.create(2)
     code = (f"from postoffice.net.accept_balance import AcceptBoard; "

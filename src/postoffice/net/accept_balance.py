@@ -70,13 +70,9 @@ class AcceptBoard:
         return int(self._counts[slot])
 
     def should_leave(self) -> bool:
-        """True when another process serves fewer connections than this one, or as many and
-        this is the main process (slot 0): it also runs IMAP, the queue runner and the indexer,
-        so a tie goes to a worker."""
+        """True when another process serves fewer connections than this one."""
         counts = self._counts
         mine = counts[self.me]
-        if self.me == 0:
-            return any(counts[slot] <= mine for slot in range(1, self.slots))
         return any(counts[slot] < mine for slot in range(self.slots) if slot != self.me)
 
     def close(self) -> None:
