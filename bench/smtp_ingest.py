@@ -11,7 +11,9 @@ Targets (--targets, in this order by default):
 
 1. postoffice: `python -m postoffice serve` on a copy of a cached data directory (init + 100
    users, built once under --cache-dir, because argon2 makes `user add` slow), its [listen]
-   section rewritten so that only smtp listens, on a free 127.0.0.1 port. Peak RSS is that of
+   section rewritten so that only smtp listens, on a free 127.0.0.1 port, and `[dns]
+   nameservers` a server in this process on 127.0.0.1 that answers NXDOMAIN at once (port 25
+   judges every message; its DNS never leaves loopback). Peak RSS is that of
    the server's process tree, polled every 50 ms. The default limits stay: 20 connections per
    IP, so the client spreads its sessions over source addresses 127.0.0.2, 127.0.0.3, ...
    (10 sessions each), as an MX sees many peers.
@@ -474,6 +476,9 @@ def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, st
     tmp = scratch_dir("smtp-ingest-postoffice-", label, args.keep, cleanups)
     data = tmp / "data"
     copy_data_dir(template, data)
+    # Port 25 judges every message (SPF, DKIM, DMARC, iprev): its DNS questions go to a resolver
+    # on loopback that answers NXDOMAIN at once (the tests' quiet DNS), never the machine's.
+    set_toml_keys(data / "postoffice.toml", {"dns": {"nameservers": [str(_quiet_dns(cleanups))]}})
     if prepare is not None:
         prepare(data)
     port = free_port()
@@ -497,6 +502,17 @@ def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, st
         log(f"postoffice: store holds {rows:,} message rows (expected {_expected_rcpts(work, res):,}) "
             f"and {blobs:,} blobs")
     return TargetResult(res.accepted / res.seconds if res.seconds else 0.0, res, monitor.peak, server_cpu)
+
+
+def _quiet_dns(cleanups: Cleanups) -> object:
+    """The address of a DNS server in this process, on 127.0.0.1, answering NXDOMAIN to all."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from dns_server import BrokenDnsServer
+    from live_server import nxdomain
+
+    server = BrokenDnsServer(nxdomain).__enter__()
+    cleanups.append(lambda: server.__exit__(None, None, None))
+    return server.address
 
 
 def _expected_rcpts(work: Workload, res: LoadResult) -> int:
