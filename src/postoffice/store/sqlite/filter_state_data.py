@@ -12,8 +12,6 @@ a delivery for accounts that had not trained.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
 
@@ -25,6 +23,7 @@ from postoffice.store.filter_state_interface import (
     TokenCounts,
 )
 from postoffice.store.sqlite import filter_state_ops as fs
+from postoffice.store.sqlite.versioned_cache import VersionedCache
 from postoffice.store.sqlite.writer import Transaction
 
 T = TypeVar("T")
@@ -51,7 +50,7 @@ class FilterStateData:
         try:
             return await self._write(lambda tx: fs.learn(tx, batch, now))
         finally:  # the next delivery here sees the new totals, not a second later
-            self._totals_checked = -math.inf
+            self._junk_totals().changed_here()
 
     async def forget_junk_training(self, request_ids: Collection[int]) -> None:
         ids = list(request_ids)
@@ -61,22 +60,20 @@ class FilterStateData:
                                 tokens: Collection[str]) -> tuple[JunkTotals, dict[str, TokenCounts]]:
         if tokens:
             return await self._read(fs.token_counts, account_id, list(tokens))
-        now = time.monotonic()
-        if now - getattr(self, "_totals_checked", -math.inf) >= RECHECK_SECONDS:
-            version = await self._read(fs.totals_version)
-            self._totals_checked = now
-            if version != getattr(self, "_totals_version", None):
-                self._totals_version = version
-                self._totals: dict[int, JunkTotals] = {}
-        cache = self._totals
-        cached = cache.get(account_id)
-        if cached is not None:
-            return cached, {}
-        totals, _ = await self._read(fs.token_counts, account_id, [])
-        if len(cache) >= _CACHED_ACCOUNTS:
-            cache.clear()
-        cache[account_id] = totals
+        totals = await self._junk_totals().get(
+            account_id, lambda: self._totals_of(account_id))
         return totals, {}
+
+    async def _totals_of(self, account_id: int) -> JunkTotals:
+        totals, _ = await self._read(fs.token_counts, account_id, [])
+        return totals
+
+    def _junk_totals(self) -> VersionedCache[JunkTotals]:
+        cache: VersionedCache[JunkTotals] | None = getattr(self, "_totals_cache", None)
+        if cache is None:
+            cache = VersionedCache(lambda: self._read(fs.totals_version), RECHECK_SECONDS, _CACHED_ACCOUNTS)
+            self._totals_cache: VersionedCache[JunkTotals] = cache
+        return cache
 
     async def junk_trained_as(self, account_id: int, sha256: str) -> bool | None:
         return await self._read(fs.trained_as, account_id, sha256)

@@ -9,13 +9,12 @@ account and message (measured: about a tenth of the Sieve stage's time).
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from postoffice.store.sieve_interface import SieveScriptRecord
 from postoffice.store.sqlite import sieve_ops
+from postoffice.store.sqlite.versioned_cache import VersionedCache
 from postoffice.store.sqlite.writer import Transaction
 
 T = TypeVar("T")
@@ -54,24 +53,18 @@ class SieveScriptStore:
         await self._changing(lambda tx: sieve_ops.rename_script(tx, account_id, old, new))
 
     async def active_sieve_script(self, account_id: int) -> tuple[str, str] | None:
-        now = time.monotonic()
-        if now - getattr(self, "_sieve_checked", -math.inf) >= RECHECK_SECONDS:
-            version = await self._read(sieve_ops.scripts_version)
-            self._sieve_checked = now
-            if version != getattr(self, "_sieve_version", None):
-                self._sieve_version = version
-                self._sieve_cache: dict[int, tuple[str, str] | None] = {}
-        cache = self._sieve_cache
-        if account_id in cache:
-            return cache[account_id]
-        found = await self._read(sieve_ops.active_script, account_id)
-        if len(cache) >= _CACHED_ACCOUNTS:
-            cache.clear()
-        cache[account_id] = found
-        return found
+        return await self._active_scripts().get(
+            account_id, lambda: self._read(sieve_ops.active_script, account_id))
+
+    def _active_scripts(self) -> VersionedCache[tuple[str, str] | None]:
+        cache: VersionedCache[tuple[str, str] | None] | None = getattr(self, "_sieve_cache", None)
+        if cache is None:
+            cache = VersionedCache(lambda: self._read(sieve_ops.scripts_version), RECHECK_SECONDS, _CACHED_ACCOUNTS)
+            self._sieve_cache: VersionedCache[tuple[str, str] | None] = cache
+        return cache
 
     async def _changing(self, fn: Callable[[Transaction], T]) -> T:
         try:
             return await self._write(fn)
         finally:  # what this process changed is seen by its next delivery, not a second later
-            self._sieve_checked = -math.inf
+            self._active_scripts().changed_here()
