@@ -34,6 +34,8 @@ from postoffice.store.interface import OutboundMessage, QueuedMessage, QueuedRec
 
 SHORT = Timeouts(connect=5, banner=5, mail=5, rcpt=5, data_init=5, data_block=5, final_dot=5, command=5,
                  tls_handshake=5, quit=2)
+# The signing test's zone of its own: tests/zones/sender.test is read by other tests.
+SIGNING_DOMAIN = "signing-mx.test"
 BODY = b"From: Sender <sender@sender.test>\r\nTo: bob@hosted-a.routing.test\r\nSubject: out\r\n\r\nHello.\r\n"
 MX1, MX2 = "127.0.0.41", "127.0.0.42"  # mx1.routing.test, mx2.routing.test
 TEST_SECONDS = 120
@@ -276,20 +278,21 @@ async def test_a_message_reaches_another_postoffice_by_mx_dkim_signed(
     _initialised_copy(sender)
     config = load_config(sender)
     async with open_services(config) as services:
-        await services.directory.add_domain("sender.test")
-        create_domain_keys(sender, "sender.test", config.dkim.selector)
+        await services.directory.add_domain(SIGNING_DOMAIN)
+        create_domain_keys(sender, SIGNING_DOMAIN, config.dkim.selector)
         records = "".join(f"{s}._domainkey TXT {txt_strings(dkim_public_record(p))}\n"
-                          for s, p in domain_key_files(sender, "sender.test", config.dkim.selector))
+                          for s, p in domain_key_files(sender, SIGNING_DOMAIN, config.dkim.selector))
         # On this thread, not asyncio.to_thread: NSD is started with PR_SET_PDEATHSIG, which
         # fires when the starting *thread* exits, so a worker thread's exit would stop NSD.
-        dns_server.add_zone("sender.test", records + '@ TXT "v=spf1 ip4:127.0.0.0/8 -all"\n')
+        dns_server.add_zone(SIGNING_DOMAIN, records + '@ TXT "v=spf1 ip4:127.0.0.0/8 -all"\n')
         signer = MessageSigner(sender, default_selector=config.dkim.selector,
                                is_local_domain=services.directory.is_local_domain)
-        message = BODY.replace(b"bob@hosted-a.routing.test", b"alice@example.test")
-        signed = await signer.sign(message, "sender@sender.test")
+        message = BODY.replace(b"bob@hosted-a.routing.test", b"alice@example.test").replace(
+            b"sender@sender.test", f"sender@{SIGNING_DOMAIN}".encode())
+        signed = await signer.sign(message, f"sender@{SIGNING_DOMAIN}")
         # example.test's best MX is mail.example.test = 127.0.0.1, where the receiver listens
         mx = transport(dns_server, receiver.ports["smtp"], Sessions())
-        outcomes = await asyncio.wait_for(mx.deliver(queued("alice@example.test"), signed,
+        outcomes = await asyncio.wait_for(mx.deliver(queued("alice@example.test", sender=f"sender@{SIGNING_DOMAIN}"), signed,
                                                      ("alice@example.test",)), TEST_SECONDS)
         await mx.close()
     assert kinds(outcomes) == [("alice@example.test", "delivered")]
@@ -302,13 +305,13 @@ async def test_a_message_reaches_another_postoffice_by_mx_dkim_signed(
     header = stored[0].split(b"\r\n\r\n")[0].replace(b"\r\n\t", b" ").replace(b"\r\n ", b" ")
     verdict = b"".join(line for line in header.split(b"\r\n")
                        if line.lower().startswith(b"authentication-results:"))
-    assert verdict.count(b"dkim=pass") == 2 and b"header.d=sender.test" in verdict, verdict
+    assert verdict.count(b"dkim=pass") == 2 and f"header.d={SIGNING_DOMAIN}".encode() in verdict, verdict
     assert b"spf=pass" in verdict, verdict
-    # and the same through our verifier: both signatures of sender.test pass.
+    # and the same through our verifier: both signatures pass.
     resolver = DnsResolver((dns_server.address,), timeout=3.0)
     results = await verify_dkim(resolver, stored[0])
     assert sorted((r.result, r.domain, r.algorithm) for r in results) == [
-        ("pass", "sender.test", "ed25519-sha256"), ("pass", "sender.test", "rsa-sha256")]
+        ("pass", SIGNING_DOMAIN, "ed25519-sha256"), ("pass", SIGNING_DOMAIN, "rsa-sha256")]
 
 
 async def test_a_provider_named_by_mx_suffix_gets_its_own_limits(dns_server: DnsServers, port: int) -> None:
