@@ -17,6 +17,9 @@ Implementation notes:
 - Compiling and running are CPU work proportional to the script and the message: one thread
   hand-off per account runs every script (`asyncio.to_thread`). Compiled scripts are cached by
   their text's hash (`compile_cached`); global script files are re-read when they change.
+- The tests that read only the message (header, address, exists, size, body, date with
+  constant arguments) are run once per message: the runs for its other recipients reuse the
+  results (`SieveMessage.shared`), which halves a 30-rule script's cost for two recipients.
 - Stateful tests reach the store from that thread through the loop (mailboxexists, duplicate,
   included personal scripts): the loop is free while the thread works.
 - A script that does not compile (a global file edited by hand) or fails at run time is logged
@@ -38,7 +41,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from postoffice.directory import Directory
 from postoffice.filtering import vacation
@@ -59,10 +62,12 @@ if TYPE_CHECKING:  # the Sieve engine itself is imported when a script first run
         SieveScript,
         Vacation,
     )
+    from postoffice.filtering.sieve.message import SharedResults
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _STORE_CALL_TIMEOUT = 30.0  # seconds a script's store question may take before it is an error
+_SHARED = "sieve_shared_results"  # IncomingMessage.facts key: {id(raw): (raw, SharedResults)}
 
 
 class SieveStore(Protocol):
@@ -204,9 +209,11 @@ class SieveStage:
         if self.after is not None and (script := self.after.current()) is not None:
             scripts.append((script.name, script))
         env = self._environment(loop, message, account)
+        received = ran.message
         for name, script in scripts:
             sieve_message = SieveMessage(ran.message, envelope_from=message.envelope.sender,
-                                         envelope_to=account.recipients[0] if account.recipients else account.address)
+                                         envelope_to=account.recipients[0] if account.recipients else account.address,
+                                         shared=_shared_results(message, received) if ran.message is received else None)
             result = run_script(script, sieve_message, env, limits=self.limits)
             if result.errors:
                 ran.errors += [f"script {name!r}: {e}" for e in result.errors]
@@ -331,6 +338,16 @@ class SieveStage:
         account.reply(AutoReply("", action.recipient, raw, "vacation"))
         account.remember.append(Remembered("vacation", vacation.memory_key(action.recipient, action.handle),
                                            now + action.seconds))
+
+
+def _shared_results(message: IncomingMessage, raw: bytes) -> SharedResults:
+    """The results of message-only tests (sieve/message.py SharedResults) for this message as
+    `raw`: one dict per distinct copy (the junk classifier gives trained accounts their own)."""
+    held = cast("dict[int, tuple[bytes, SharedResults]]", message.facts.setdefault(_SHARED, {}))
+    kept = held.get(id(raw))
+    if kept is None or kept[0] is not raw:
+        kept = held[id(raw)] = (raw, {})
+    return kept[1]
 
 
 def _unique(filings: list[Filing]) -> list[Filing]:

@@ -103,7 +103,9 @@ class Run:
         self.message = message
         self.env = env
         self.limits = limits
-        self.headers = HeaderFields(message.raw)
+        self._headers: HeaderFields | None = None  # parsed on first use: shared results may need none
+        self.shared = message.shared
+        self.captures: list[str] | None = None  # of the last successful :matches, for `shared`
         self.globals: dict[str, str] = {}
         self.flags: list[str] = []  # the imap4flags internal variable (RFC 5232 §3)
         self.actions: list[Action] = []
@@ -117,6 +119,12 @@ class Run:
         self.deadline = time.thread_time() + limits.cpu_seconds
         self.duplicates: list[DuplicateMark] = []
         self.stopped = False  # `stop` ran: scripts after this one (global after) do not run
+
+    @property
+    def headers(self) -> HeaderFields:
+        if self._headers is None:
+            self._headers = HeaderFields(self.message.raw)
+        return self._headers
 
     # --- bounds -----------------------------------------------------------------------------
 
@@ -177,6 +185,7 @@ class Run:
     def matched(self, frame: Frame, call: Call, values: Any, keys: Sequence[str]) -> bool:
         """test_values plus the RFC 5229 match variables after a successful :matches."""
         ok, captures = test_values(call.match, values, keys, self.checker(call))
+        self.captures = captures if ok else None
         if ok and captures is not None and frame.variables:
             frame.matches = captures[:10]
         return ok
@@ -227,7 +236,19 @@ class Run:
 
     def test(self, frame: Frame, call: Call) -> bool:
         self.tick(call)
-        return TESTS[call.name](self, frame, call)
+        shared = self.shared
+        if shared is None or not call.shareable or (self._headers is not None and self._headers.changed):
+            return TESTS[call.name](self, frame, call)
+        known = shared.get(id(call))
+        if known is None or known[0] is not call:  # the call itself is kept: its id is never reused
+            self.captures = None
+            ok = TESTS[call.name](self, frame, call)
+            shared[id(call)] = (call, ok, self.captures if ok else None)
+            return ok
+        _, ok, captures = known
+        if captures is not None and frame.variables:
+            frame.matches = captures[:10]
+        return ok
 
     def run_script(self, script: SieveScript) -> None:
         frame = Frame(script, "variables" in script.capabilities)
@@ -549,7 +570,8 @@ def run_script(script: SieveScript, message: SieveMessage, env: SieveEnvironment
     actions = run.actions
     if run.implicit_keep:
         actions.append(Keep(tuple(run.flags)))
-    return SieveResult(actions, [], run.implicit_keep, run.headers.edited(message.raw), run.duplicates,
+    edited = run._headers.edited(message.raw) if run._headers is not None else message.raw
+    return SieveResult(actions, [], run.implicit_keep, edited, run.duplicates,
                        run.stopped)
 
 

@@ -17,6 +17,9 @@ from postoffice.message.mime_model import MessageMetadata
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _FIELD_START = re.compile(rb"^(?=[^ \t\r\n])", re.MULTILINE)
 
+# id(call) -> (the call, its result, the :matches captures of a success)
+SharedResults = dict[int, tuple[object, bool, "list[str] | None"]]
+
 
 @dataclass(frozen=True, slots=True)
 class SieveMessage:
@@ -25,7 +28,10 @@ class SieveMessage:
     `envelope_from` is the reverse-path ("" for the null sender <>), `envelope_to` the
     recipient this delivery is for, `auth` the authenticated submitter if any. `metadata` is
     the result of `postoffice.message.mime.parse_message(raw)` when the caller already has it
-    (the body test then parses nothing again).
+    (the body test then parses nothing again). `shared` holds the results of the tests that
+    read only the message (validator.SHAREABLE_TESTS), by the id of their call: the runs for
+    every recipient of one message may pass the same dict, so the second recipient's run
+    reuses what the first one found (SharedResults: same `raw`, same environment).
     """
 
     raw: bytes
@@ -33,6 +39,7 @@ class SieveMessage:
     envelope_to: str = ""
     auth: str | None = None
     metadata: MessageMetadata | None = None
+    shared: SharedResults | None = None
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ the offending node (RFC 5228 §2.10.6: such a script must not run at all):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from postoffice.filtering.sieve.errors import SieveError
@@ -78,6 +78,20 @@ class Call:
     tests: tuple[Call, ...] = ()
     block: tuple[Call, ...] | None = None
     match: Match = Match()
+    # A test whose result depends only on the message as received (its header, unedited, and
+    # body) and constant arguments: the runs for the other recipients of one message reuse it.
+    shareable: bool = False
+
+
+# The tests that read nothing but the message: not the envelope (its "to" is the recipient's),
+# variables, flags, the account's spam score, the store or the clock.
+SHAREABLE_TESTS = frozenset({"header", "address", "exists", "size", "body", "date"})
+
+
+def _constant(value: Any) -> bool:
+    """A validated argument without variables (Varying and Template are not str or tuple)."""
+    kind = type(value)
+    return kind in (str, int, bool) or (kind is tuple and all(type(v) is str for v in value))
 
 
 def _arg_kind(arg: Argument) -> str:
@@ -151,6 +165,9 @@ class Validator:
         sig = self.signature(node.name, node.line, node.column, test=True)
         call = self.arguments(sig, node.arguments, node.tests, node.test_list, node.line, node.column)
         self.check(call)
+        if call.name in SHAREABLE_TESTS and all(map(_constant, call.args)) \
+                and all(map(_constant, call.tags.values())):
+            call = replace(call, shareable=True)
         return call
 
     def arguments(self, sig: Signature, arguments: tuple[Argument, ...], tests: tuple[TestNode, ...],
