@@ -205,6 +205,7 @@ def test_discard_is_logged_with_the_script_and_line(server: LiveServer, caplog: 
     assert len(server.messages("alice@example.test")) == 1
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("filter outcome")]
     assert any("account=alice@example.test" in line and "discard (script 'cleanup' line 2)" in line for line in lines), lines
+    assert len(lines) == 1, lines  # the script's plain keep in INBOX (the "ham") is not logged
 
 
 def test_editheader_and_flags_are_visible_over_imap(server: LiveServer) -> None:

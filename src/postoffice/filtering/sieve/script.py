@@ -1,7 +1,7 @@
 """`compile_script`: text to an immutable, reusable `SieveScript` (or a `SieveError`).
 
 Compiling is the expensive half (tokens, tree, validation); `compile_cached` keeps recent
-scripts by the SHA-256 of their text so that delivery compiles a user's script once.
+scripts by their text (long ones by its SHA-256) so that delivery compiles a user's script once.
 
 Includes (RFC 6609) are resolved here, through `include_loader(name, is_global) -> text | None`:
 each included script is compiled on its own (its own require list, §3.2), loops are refused
@@ -110,19 +110,24 @@ def compile_script(text: str | bytes, *, name: str = "script",
     return _compile(text, name, (False, name), includes)
 
 
-_CACHE: OrderedDict[str, SieveScript] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str], SieveScript] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 256
+_KEPT_TEXT = 65536  # characters: a longer script is remembered by its digest, not its text
 
 
 def compile_cached(text: str, *, name: str = "script",
                    include_loader: IncludeLoader | None = None) -> SieveScript:
-    """`compile_script` memoised by the text's SHA-256 (and name), for scripts without includes.
+    """`compile_script` memoised by name and text, for scripts without includes.
 
     A script that includes others is compiled every time, because the included texts may have
-    changed; callers that care cache those themselves.
+    changed; callers that care cache those themselves. The key is the text itself up to
+    `_KEPT_TEXT` characters: the store hands out the same str object for an unchanged active
+    script, whose hash Python keeps, so a hit costs no hashing of the text at all (a SHA-256
+    per delivery was most of the Sieve stage's time under load); longer texts by their SHA-256.
     """
-    key = hashlib.sha256(f"{name}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+    key = (name, text if len(text) <= _KEPT_TEXT else
+           hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
