@@ -199,6 +199,20 @@ class Monitor:
             self.peak = max(self.peak, rss)
             self.peak_pss = max(self.peak_pss, pss_total)
 
+    def cpu_when_idle(self, window: float = 0.5, idle_share: float = 0.05, limit: float = 120.0) -> float:
+        """`cpu()` once the tree has gone quiet (under `idle_share` of a core over `window`
+        seconds, or after `limit` seconds): the CPU of the work a server defers (full-text
+        indexing after a burst of deliveries) is then counted with the load that caused it."""
+        deadline = time.monotonic() + limit
+        before = self.cpu()
+        while time.monotonic() < deadline:
+            time.sleep(window)
+            now = self.cpu()
+            if now - before < idle_share * window:
+                return now
+            before = now
+        return before
+
     def take_peak(self) -> int:
         """The peak RSS so far, and start a new one."""
         with self._lock:

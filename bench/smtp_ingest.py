@@ -35,7 +35,9 @@ Targets (--targets, in this order by default):
 6. filtering off / filtering on (issue 17): postoffice as in 1., with `[spam] enabled = false`
    and no Sieve script, then with the spam score and a 30-rule Sieve script active for every
    user (bench/ingest_filters.py); no DNS. The line says what filtering adds per message: server
-   CPU (target <= 2 ms) and median transaction latency.
+   CPU under the load, and median transaction latency with one message at a time (300 sent
+   one after the other on one connection before the load; under the load the median is
+   mostly queueing, shown beside it). The target (<= 2 ms) holds for both.
 
 The load generator is asyncio on raw sockets (uvloop when installed) in this process; its CPU
 time, the server's and the whole machine's are printed to stderr for each target, so one can
@@ -183,6 +185,7 @@ else:
 
 # --- the load ---------------------------------------------------------------------------------
 
+ONE_AT_A_TIME = 300  # messages the filtering targets send one after the other, before the load
 HEADER_ESTIMATE = 300  # bytes of header per message, roughly; bodies make up the rest
 
 
@@ -466,12 +469,15 @@ class TargetResult:
     server_cpu: float | None = None
     # (wall, CPU) medians: (DNS cache warm, cache off, warm on an open connection)
     checks: tuple[tuple[float, float], tuple[float, float], tuple[float, float]] | None = None
+    one_at_a_time: float | None = None  # median transaction latency with one client, seconds
 
 
 def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, str],
                      cleanups: Cleanups, label: str = "postoffice",
-                     prepare: Callable[[Path], None] | None = None) -> TargetResult:
-    """postoffice with its default configuration, or as `prepare(data)` changes it."""
+                     prepare: Callable[[Path], None] | None = None, one_at_a_time: int = 0) -> TargetResult:
+    """postoffice with its default configuration, or as `prepare(data)` changes it. With
+    `one_at_a_time`, that many messages are first sent one after the other on one connection
+    (the latency a message sees with nothing queued before it)."""
     template = postoffice_template(args.cache_dir, env)
     tmp = scratch_dir("smtp-ingest-postoffice-", label, args.keep, cleanups)
     data = tmp / "data"
@@ -486,10 +492,20 @@ def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, st
     monitor = Monitor(server.proc.pid, reaped=False)
     monitor.sample()
     log(f"postoffice: listening; RSS at start {monitor.peak / MB:.0f} MB")
+    # Before the load: after it, the full-text indexer catches up for a while and every
+    # message waits behind it.
+    alone = None
+    if one_at_a_time:
+        single = make_workload(one_at_a_time, args.seed + 2)
+        one = argparse.Namespace(**{**vars(args), "connections": 1, "per_connection": one_at_a_time})
+        sequential = run_load(single, port, one, f"{label}, one at a time")
+        if sequential.accepted == single.count:
+            alone = statistics.median(sequential.latencies)
+            log(f"{label}: one at a time, median transaction latency {alone * 1000:.2f} ms")
     profiler = _start_profiler(args, server.proc.pid, cleanups) if args.py_spy else None
     cpu0 = monitor.cpu()
     res = run_load(work, port, args, label, monitor)
-    server_cpu = monitor.cpu() - cpu0
+    server_cpu = monitor.cpu_when_idle() - cpu0  # the indexing that trails the load included
     monitor.sample()
     if profiler is not None:
         _finish_profiler(profiler)
@@ -501,7 +517,8 @@ def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, st
     else:
         log(f"postoffice: store holds {rows:,} message rows (expected {_expected_rcpts(work, res):,}) "
             f"and {blobs:,} blobs")
-    return TargetResult(res.accepted / res.seconds if res.seconds else 0.0, res, monitor.peak, server_cpu)
+    return TargetResult(res.accepted / res.seconds if res.seconds else 0.0, res, monitor.peak, server_cpu,
+                        one_at_a_time=alone)
 
 
 def _quiet_dns(cleanups: Cleanups) -> object:
@@ -566,7 +583,7 @@ def bench_aiosmtpd(work: Workload, args: argparse.Namespace, env: dict[str, str]
     monitor = Monitor(proc.pid, reaped=False)
     cpu0 = monitor.cpu()
     res = run_load(work, port, args, "aiosmtpd", monitor)
-    server_cpu = monitor.cpu() - cpu0
+    server_cpu = monitor.cpu_when_idle() - cpu0
     stop_process(proc, "aiosmtpd")
     stored = sum(1 for _ in spool.iterdir())
     if stored != res.accepted:
@@ -846,7 +863,7 @@ def bench_postoffice_auth(work: Workload, args: argparse.Namespace, env: dict[st
     profiler = _start_profiler(args, server.proc.pid, cleanups) if args.py_spy else None
     cpu0 = monitor.cpu()
     res = run_load(signed, port, args, "postoffice+auth", monitor)  # type: ignore[arg-type]
-    server_cpu = monitor.cpu() - cpu0
+    server_cpu = monitor.cpu_when_idle() - cpu0
     monitor.sample()
     if profiler is not None:
         _finish_profiler(profiler)
@@ -861,9 +878,11 @@ def bench_postoffice_auth(work: Workload, args: argparse.Namespace, env: dict[st
 
 # --- main -------------------------------------------------------------------------------------
 
-def _filtering_cost(results: dict[str, TargetResult | str], count: int) -> str | None:
+def _filtering_cost(results: dict[str, TargetResult | str], count: int, connections: int) -> str | None:
     """Issue 17's line: what filtering on (the score and a 30-rule Sieve script per user, no DNS)
-    adds per message beside filtering off, in server CPU and in median transaction latency."""
+    adds per message beside filtering off, in server CPU and in median transaction latency with
+    one message at a time (at c=50 the median is mostly waiting behind others); the target
+    (at most 2 ms) holds for both."""
     off, on = results.get("postoffice-nofilter"), results.get("postoffice-filter")
     if not (isinstance(off, TargetResult) and isinstance(on, TargetResult)):
         return None
@@ -871,9 +890,14 @@ def _filtering_cost(results: dict[str, TargetResult | str], count: int) -> str |
         return "filtering: n/a (a run was incomplete)"
     added = (on.server_cpu / on.load.accepted - off.server_cpu / off.load.accepted) * 1000
     latency = (statistics.median(on.load.latencies) - statistics.median(off.load.latencies)) * 1000
-    return (f"filtering on (score + {SIEVE_RULES}-rule Sieve) adds {added:.2f} ms CPU per message,"
-            f" {latency:+.1f} ms median latency ({on.rate:,.0f} vs {off.rate:,.0f} msg/s)"
-            f" (target <=2 ms: {'PASS' if added <= 2.0 else 'FAIL'})")
+    if on.one_at_a_time is None or off.one_at_a_time is None:
+        return "filtering: n/a (the one-at-a-time run was incomplete)"
+    alone = (on.one_at_a_time - off.one_at_a_time) * 1000
+    verdict = "PASS" if added <= 2.0 and alone <= 2.0 else "FAIL"
+    return (f"filtering on (score + {SIEVE_RULES}-rule Sieve) adds {added:.2f} ms CPU per message"
+            f" and {alone:+.2f} ms median latency one message at a time"
+            f" ({latency:+.1f} ms at c={connections}, queueing included;"
+            f" {on.rate:,.0f} vs {off.rate:,.0f} msg/s) (target <=2 ms: {verdict})")
 
 
 def describe(label: str, work: Workload, r: TargetResult) -> None:
@@ -890,7 +914,7 @@ def describe(label: str, work: Workload, r: TargetResult) -> None:
         f"PIPELINING {'used' if res.pipelining else 'not offered'}; "
         f"transaction latency p50 {pct(0.5)} ms, p99 {pct(0.99)} ms, max {pct(1.0)} ms")
     wall = res.seconds or 1e-9
-    server = f"server CPU {r.server_cpu:.1f} s ({100 * r.server_cpu / wall:.0f}% of a core), " if r.server_cpu is not None else ""
+    server = f"server CPU {r.server_cpu:.1f} s with the work trailing the load ({100 * r.server_cpu / wall:.0f}% of a core), " if r.server_cpu is not None else ""
     log(f"{label}: client CPU {res.client_cpu:.1f} s ({100 * res.client_cpu / wall:.0f}% of a core), {server}"
         f"machine ({psutil.cpu_count()} CPUs) {100 * busy:.0f}% busy, "
         f"iowait {100 * m.get('iowait', 0) / m['total'] if m.get('total') else 0:.0f}% during the load")
@@ -945,7 +969,7 @@ def main(argv: list[str] | None = None) -> int:
         if target in ("postoffice-nofilter", "postoffice-filter"):
             on = target == "postoffice-filter"
             return bench_postoffice(work, args, env, cleanups, LABELS[target],
-                                    lambda data: configure_filtering(data, on))
+                                    lambda data: configure_filtering(data, on), one_at_a_time=ONE_AT_A_TIME)
         return bench_postfix(work, args, cleanups, lmtp=target == "postfix-lmtp")
 
     results: dict[str, TargetResult | str] = run_targets(
@@ -987,7 +1011,7 @@ def main(argv: list[str] | None = None) -> int:
                       f" {'PASS' if auth >= 2 * ref else 'FAIL'})")
     if ratios:
         parts.append(" ".join(ratios))
-    if (filter_line := _filtering_cost(results, args.count)) is not None:
+    if (filter_line := _filtering_cost(results, args.count, args.connections)) is not None:
         parts.append(filter_line)
     if po and ref:
         verdict = "PASS" if po >= ref else "FAIL"
