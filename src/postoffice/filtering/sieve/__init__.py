@@ -32,12 +32,17 @@ from postoffice.filtering.sieve.environment import SieveEnvironment, SieveLimits
 from postoffice.filtering.sieve.errors import SieveError
 from postoffice.filtering.sieve.interpreter import DuplicateMark, SieveResult, run_script
 from postoffice.filtering.sieve.message import SieveMessage
-from postoffice.filtering.sieve.script import SieveScript, compile_cached, compile_script
+from postoffice.filtering.sieve.script import (
+    SieveScript,
+    cached_script,
+    compile_cached,
+    compile_script,
+)
 from postoffice.filtering.sieve.signatures import CAPABILITIES
 
 __all__ = [
     "CAPABILITIES", "Action", "AddHeader", "DeleteHeader", "Discard", "DuplicateMark",
     "FileInto", "Keep", "Redirect", "Reject", "SieveEnvironment", "SieveError", "SieveLimits",
-    "SieveMessage", "SieveResult", "SieveScript", "Vacation", "compile_cached",
+    "SieveMessage", "SieveResult", "SieveScript", "Vacation", "cached_script", "compile_cached",
     "compile_script", "run_script",
 ]

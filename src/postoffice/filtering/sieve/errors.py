@@ -26,3 +26,7 @@ class SieveRuntimeError(Exception):
         self.line = line
         self.column = column
         self.message = message
+
+
+class SieveCpuLimit(SieveRuntimeError):
+    """The run used up `SieveLimits.cpu_seconds` (`SieveResult.out_of_time`)."""

@@ -37,7 +37,7 @@ from postoffice.filtering.sieve.actions import (
     Vacation,
 )
 from postoffice.filtering.sieve.environment import SieveEnvironment, SieveLimits
-from postoffice.filtering.sieve.errors import SieveRuntimeError
+from postoffice.filtering.sieve.errors import SieveCpuLimit, SieveRuntimeError
 from postoffice.filtering.sieve.matching import test_values
 from postoffice.filtering.sieve.message import (
     HeaderFields,
@@ -75,6 +75,7 @@ class SieveResult:
     message: bytes = b""
     duplicates: list[DuplicateMark] = field(default_factory=list)
     stopped: bool = False  # the script ran `stop` (multiscript: the scripts after it are skipped)
+    out_of_time: bool = False  # ended by the CPU limit (an error, and the implicit keep)
 
 
 class _Stop(Exception):
@@ -132,12 +133,12 @@ class Run:
         self.line, self.column = call.line, call.column
         self.steps += 1
         if self.steps & 31 == 0 and time.thread_time() > self.deadline:
-            raise SieveRuntimeError(call.line, call.column, f"CPU time limit of {self.limits.cpu_seconds} s exceeded")
+            raise SieveCpuLimit(call.line, call.column, f"CPU time limit of {self.limits.cpu_seconds} s exceeded")
 
     def checker(self, call: Call) -> Callable[[], None]:
         def check() -> None:
             if time.thread_time() > self.deadline:
-                raise SieveRuntimeError(call.line, call.column, f"CPU time limit of {self.limits.cpu_seconds} s exceeded")
+                raise SieveCpuLimit(call.line, call.column, f"CPU time limit of {self.limits.cpu_seconds} s exceeded")
         return check
 
     # --- strings and variables --------------------------------------------------------------
@@ -560,6 +561,8 @@ def run_script(script: SieveScript, message: SieveMessage, env: SieveEnvironment
     run = Run(message, env or SieveEnvironment(), limits or SieveLimits())
     try:
         run.run_script(script)
+    except SieveCpuLimit as e:
+        return SieveResult([Keep()], [f"{script.name}: {e}"], True, message.raw, [], out_of_time=True)
     except SieveRuntimeError as e:
         return SieveResult([Keep()], [f"{script.name}: {e}"], True, message.raw, [])
     except RecursionError:  # defensive: compile-time nesting bounds make this unreachable

@@ -36,6 +36,9 @@ class SieveScript:
     # (is_global, name) -> compiled script, or None when the loader had nothing.
     includes: dict[tuple[bool, str], SieveScript | None] = field(default_factory=dict)
     size: int = 0
+    # Asks the caller nothing while it runs (no include, mailboxexists or duplicate): a run is
+    # pure CPU work on the message.
+    self_contained: bool = False
 
 
 class _Includes:
@@ -81,7 +84,23 @@ def _compile(text: str, name: str, key: tuple[bool, str], includes: _Includes) -
             own[target] = includes.compiled[target]
     finally:
         includes.stack.pop()
-    return SieveScript(name, commands, frozenset(capabilities), own, size)
+    return SieveScript(name, commands, frozenset(capabilities), own, size, not _reaches_out(commands))
+
+
+# What a run asks its caller (the store, through the environment and the include loader).
+_REACHING_OUT = frozenset({"include", "mailboxexists", "duplicate"})
+
+
+def _reaches_out(commands: tuple[Call, ...]) -> bool:
+    todo = list(commands)
+    while todo:
+        call = todo.pop()
+        if call.name in _REACHING_OUT:
+            return True
+        todo.extend(call.tests)
+        if call.block:
+            todo.extend(call.block)
+    return False
 
 
 def _include_calls(commands: tuple[Call, ...]) -> list[Call]:
@@ -116,6 +135,17 @@ _CACHE_SIZE = 256
 _KEPT_TEXT = 65536  # characters: a longer script is remembered by its digest, not its text
 
 
+def cached_script(text: str, *, name: str = "script") -> SieveScript | None:
+    """What `compile_cached` has for this text and name, without compiling on a miss."""
+    with _CACHE_LOCK:
+        return _CACHE.get(_cache_key(text, name))
+
+
+def _cache_key(text: str, name: str) -> tuple[str, str]:
+    return (name, text if len(text) <= _KEPT_TEXT else
+            hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+
+
 def compile_cached(text: str, *, name: str = "script",
                    include_loader: IncludeLoader | None = None) -> SieveScript:
     """`compile_script` memoised by name and text, for scripts without includes.
@@ -126,8 +156,7 @@ def compile_cached(text: str, *, name: str = "script",
     script, whose hash Python keeps, so a hit costs no hashing of the text at all (a SHA-256
     per delivery was most of the Sieve stage's time under load); longer texts by their SHA-256.
     """
-    key = (name, text if len(text) <= _KEPT_TEXT else
-           hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+    key = _cache_key(text, name)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:
