@@ -165,3 +165,20 @@ def test_imaptest_fetch_body_sections(corpora: Path) -> None:
             assert section_bytes(raw, root, section) == want, (name, section)
             checked += 1
     assert checked >= 30
+
+
+def test_shifted_structure_is_the_structure_of_the_message_with_fields_added(corpora: Path) -> None:
+    """BodyPart.shifted (the spam score hands its parse to Sieve after adding its X-Spam fields
+    below the first Received field) equals parsing the longer message again, for every corpus
+    message with a header to insert into."""
+    from postoffice.filtering.spam_stage import below_first_received_at
+
+    fields = b"X-Spam-Score: 1.0\r\nX-Spam-Rules: A,\r\n\tB\r\n"
+    checked = 0
+    for path in _message_files(corpora):
+        raw = _crlf(path.read_bytes())
+        cut = below_first_received_at(raw)
+        longer = raw[:cut] + fields + raw[cut:]
+        assert mime._parse(raw).body.shifted(cut, len(fields)) == mime._parse(longer).body, path
+        checked += 1
+    assert checked > 190

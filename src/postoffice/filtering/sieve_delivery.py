@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from postoffice.directory import Directory
 from postoffice.filtering import vacation
 from postoffice.filtering.pipeline import (
+    PARSED_BODY,
     AccountDisposition,
     AutoReply,
     Filing,
@@ -239,10 +240,14 @@ class SieveStage:
             scripts.append((script.name, script))
         env = self._environment(loop, message, account)
         received = ran.message
+        parsed = message.facts.get(PARSED_BODY)
+        body = parsed[1] if isinstance(parsed, tuple) and parsed[0] is received else None
         for name, script in scripts:
+            same = ran.message is received
             sieve_message = SieveMessage(ran.message, envelope_from=message.envelope.sender,
                                          envelope_to=account.recipients[0] if account.recipients else account.address,
-                                         shared=_shared_results(message, received) if ran.message is received else None)
+                                         body=body if same else None,
+                                         shared=_shared_results(message, received) if same else None)
             result = run_script(script, sieve_message, env, limits=limits or self.limits)
             if result.errors:
                 ran.errors += [f"script {name!r}: {e}" for e in result.errors]

@@ -42,7 +42,7 @@ from postoffice.config_schema import SpamConfig
 from postoffice.directory import Directory
 from postoffice.filtering.dnsbl import Listing
 from postoffice.filtering.mail_domains import DEFAULT_FREEMAIL
-from postoffice.filtering.pipeline import IncomingMessage
+from postoffice.filtering.pipeline import PARSED_BODY, IncomingMessage
 from postoffice.filtering.score import SPAM_FIELDS, SpamScore, SpamSettings, score_message
 from postoffice.filtering.score_rules import ScoreContext, name_key
 from postoffice.filtering.score_weights import DEFAULT_WEIGHTS
@@ -143,7 +143,8 @@ class SpamScoreStage:
         if message.way != "smtp" or judged is None or judged.relayed or not self.judge.enabled:
             return
         raw = message.raw = without_spam_fields(message.raw)
-        score = await self.judge.score(raw, judged.results, judged.dnsbl)
+        metadata = await asyncio.to_thread(parse_message, raw) if len(raw) > THREAD_BYTES else parse_message(raw)
+        score = await self.judge.score(raw, judged.results, judged.dnsbl, metadata)
         if score is None:
             return
         judged.spam = score  # for the transaction's log line
@@ -151,7 +152,9 @@ class SpamScoreStage:
         if score.is_refused:
             message.refuse(550, "5.7.1", score.refusal_text(), stage=self.name)
             return
-        message.raw = below_first_received(raw, score.header_fields())
+        fields, cut = score.header_fields(), below_first_received_at(raw)
+        message.raw = raw[:cut] + fields + raw[cut:]
+        message.facts[PARSED_BODY] = (message.raw, metadata.body.shifted(cut, len(fields)))  # for Sieve's body test
         if score.is_junk:
             message.special_use = "\\Junk"
 
@@ -159,15 +162,20 @@ class SpamScoreStage:
 def below_first_received(raw: bytes, fields: bytes) -> bytes:
     """RAW with FIELDS inserted after its first Received field (this hop's), or on top when
     it has none: trace fields stay together above, as RFC 5321 §4.4 wants them."""
+    cut = below_first_received_at(raw)
+    return raw[:cut] + fields + raw[cut:]
+
+
+def below_first_received_at(raw: bytes) -> int:
+    """Where `below_first_received` inserts: after the first Received field, else 0."""
     header_end, _ = split_header(raw, 0, len(raw))
     match = _RECEIVED.search(raw, 0, header_end)
     if match is None:
-        return fields + raw
+        return 0
     newline = raw.find(b"\n", match.end(), header_end)
     while newline >= 0 and raw[newline + 1:newline + 2] in (b" ", b"\t"):  # continuation lines
         newline = raw.find(b"\n", newline + 1, header_end)
-    cut = header_end if newline < 0 else newline + 1
-    return raw[:cut] + fields + raw[cut:]
+    return header_end if newline < 0 else newline + 1
 
 
 def without_spam_fields(raw: bytes) -> bytes:

@@ -15,6 +15,7 @@ Offsets (all byte indexes into the raw message, `raw[a:b]` style):
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 Params = tuple[tuple[str, str], ...]
@@ -76,6 +77,18 @@ class BodyPart:
     header_start: int
     body_start: int
     end: int
+
+    def shifted(self, at: int, by: int) -> BodyPart:
+        """The same structure in the message with `by` bytes inserted at offset `at` (header
+        fields added in a header): every offset from `at` on moves by `by`, except a header
+        that starts there, which now starts with the inserted bytes."""
+        def move(offset: int) -> int:
+            return offset + by if offset >= at else offset
+
+        inner = None if self.message is None else (self.message[0], self.message[1].shifted(at, by))
+        return dataclasses.replace(self, children=tuple(c.shifted(at, by) for c in self.children), message=inner,
+                                   header_start=self.header_start + by if self.header_start > at else self.header_start,
+                                   body_start=move(self.body_start), end=move(self.end))
 
 
 @dataclass(frozen=True, slots=True)

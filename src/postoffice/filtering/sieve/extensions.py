@@ -313,9 +313,9 @@ def _body(run: Run, frame: Frame, call: Call) -> bool:
         body = run.headers.body
         return run.matched(frame, call, [body.decode("utf-8", "replace")], keys)
     wanted = run.sl(frame, call.tags[":content"]) if ":content" in call.tags else ["text"]
-    metadata = run.message.metadata or parse_message(raw)
+    structure = run.message.body or parse_message(raw).body
     values: list[str] = []
-    for part in _parts(metadata.body):
+    for part in _parts(structure):
         if not _type_matches(part, wanted):
             continue
         data = raw[part.body_start : part.end]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from postoffice.message.mime_address import parse_address_list
 from postoffice.message.mime_headers import _decode_text, decode_words, split_header
-from postoffice.message.mime_model import MessageMetadata
+from postoffice.message.mime_model import BodyPart
 
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _FIELD_START = re.compile(rb"^(?=[^ \t\r\n])", re.MULTILINE)
@@ -26,9 +26,9 @@ class SieveMessage:
     """The delivered message and its SMTP envelope (RFC 5228 §5.4).
 
     `envelope_from` is the reverse-path ("" for the null sender <>), `envelope_to` the
-    recipient this delivery is for, `auth` the authenticated submitter if any. `metadata` is
-    the result of `postoffice.message.mime.parse_message(raw)` when the caller already has it
-    (the body test then parses nothing again). `shared` holds the results of the tests that
+    recipient this delivery is for, `auth` the authenticated submitter if any. `body` is
+    the MIME structure of `raw` (`postoffice.message.mime.parse_message(raw).body`) when the
+    caller already has it (the body test then parses nothing again). `shared` holds the results of the tests that
     read only the message (validator.SHAREABLE_TESTS), by the id of their call: the runs for
     every recipient of one message may pass the same dict, so the second recipient's run
     reuses what the first one found (SharedResults: same `raw`, same environment).
@@ -38,7 +38,7 @@ class SieveMessage:
     envelope_from: str = ""
     envelope_to: str = ""
     auth: str | None = None
-    metadata: MessageMetadata | None = None
+    body: BodyPart | None = None
     shared: SharedResults | None = None
 
 
