@@ -62,7 +62,8 @@ PER_SOURCE_IP = 10  # client connections per source address (postoffice allows 2
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0  # SIGTERM, then SIGKILL
 IDLE_TIMEOUT = 600.0
-LISTEN_KEYS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "http", "https")
+LISTEN_KEYS = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "lmtp", "http", "https",
+               "managesieve")
 
 # The reference Dovecot as ../shared/reference/dovecot-setup.sh sets it up (shared with other
 # benchmarks, so it is never touched while one of its ports is taken).

@@ -12,9 +12,13 @@ keep are exercised.
 
 from __future__ import annotations
 
+import smtplib
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Protocol
 
 from benchkit import DOMAIN, BenchError, set_toml_keys
 
@@ -94,3 +98,44 @@ asyncio.run(main())
     done = subprocess.run([sys.executable, "-c", program], input=SIEVE_SCRIPT, text=True, capture_output=True)
     if done.returncode != 0:
         raise BenchError(f"installing the bench Sieve script failed: {done.stderr.strip().splitlines()[-1:]}")
+
+
+class Messages(Protocol):
+    count: int
+    recipients: list[tuple[int, ...]]
+
+    def message(self, i: int) -> bytes: ...
+
+
+def paired_latencies(work: Messages, ports: dict[str, int], sender: str) -> dict[str, float]:
+    """Median seconds from MAIL FROM to the 250 after the data, per server, each message sent
+    to every server in `ports` in turn on one connection each (the first server alternates).
+    `work.message(i)` is the data as sent after 354, dot-stuffed, with the final dot."""
+    clients = {name: smtplib.SMTP("127.0.0.1", port, local_hostname="client.remote.test", timeout=60,
+                                  source_address=("127.0.0.2", 0)) for name, port in ports.items()}
+    latencies: dict[str, list[float]] = {name: [] for name in ports}
+    try:
+        for client in clients.values():
+            client.ehlo()
+        order = list(clients)
+        for i in range(work.count):
+            recipients = [f"user{u}@{DOMAIN}" for u in work.recipients[i]]
+            for name in (order if i % 2 == 0 else order[::-1]):
+                client = clients[name]
+                began = time.perf_counter()
+                if client.mail(sender)[0] != 250 or any(client.rcpt(r)[0] != 250 for r in recipients):
+                    raise BenchError(f"{name}: MAIL or RCPT refused")
+                if client.docmd("DATA")[0] != 354:
+                    raise BenchError(f"{name}: DATA refused")
+                client.send(work.message(i))
+                code, text = client.getreply()
+                if code != 250:
+                    raise BenchError(f"{name}: {code} {text!r} after the data")
+                latencies[name].append(time.perf_counter() - began)
+    finally:
+        for client in clients.values():
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                client.close()
+    return {name: statistics.median(values) for name, values in latencies.items()}
