@@ -893,7 +893,9 @@ def _filtering_one_at_a_time(args: argparse.Namespace, env: dict[str, str]) -> d
         except (OSError, smtplib.SMTPException, BenchError) as exc:
             log(f"filtering one at a time: {exc}")
             return {}
-        cpu = {target: (monitor.cpu_when_idle() - cpu0[target]) / work.count for target, monitor in monitors.items()}
+        for monitor in monitors.values():  # both quiet first, then both read at once: the
+            monitor.cpu_when_idle()          # second must not accrue while the first settles
+        cpu = {target: (monitor.cpu() - cpu0[target]) / work.count for target, monitor in monitors.items()}
         for target in monitors:
             log(f"{LABELS[target]}, one at a time: median latency {medians[target] * 1000:.2f} ms,"
                 f" server CPU {cpu[target] * 1000:.2f} ms per message")

@@ -13,7 +13,7 @@ import pytest
 
 from postoffice.delivery import Envelope
 from postoffice.directory import Directory
-from postoffice.filtering.pipeline import AccountDisposition, IncomingMessage
+from postoffice.filtering.pipeline import AccountDisposition, Filing, IncomingMessage
 from postoffice.filtering.sieve import compile_cached, compile_script
 from postoffice.filtering.sieve_delivery import INLINE_BYTES, SieveStage
 from postoffice.store import open_store
@@ -35,7 +35,8 @@ async def store(tmp_path: Path) -> AsyncIterator[MailStore]:
 
 
 def account() -> AccountDisposition:
-    return AccountDisposition(1, "alice@example.org", ("alice@example.org",))
+    """Alice's disposition as delivery starts it: the implicit keep in INBOX."""
+    return AccountDisposition(1, "alice@example.org", ("alice@example.org",), filings=[Filing()])
 
 
 def incoming(raw: bytes = RAW) -> IncomingMessage:
@@ -95,3 +96,20 @@ async def test_a_run_over_the_loops_share_starts_over_in_a_thread(store: MailSto
     stage = SieveStage(store)
     assert not inline(stage, text, raw)
     assert await decided(stage, store, text, raw) == ["Found"]
+
+
+async def test_one_slow_match_is_bounded_on_the_loop_and_in_the_thread(store: MailStore) -> None:
+    """A :matches key whose "?"-riddled stretch is checked in place at every hit costs (text x
+    key) in one comparison: the CPU deadline is looked at inside it, so the run on the loop
+    stops at its 5 ms and the thread's at its 1 s, which ends in the implicit keep."""
+    text = 'require "fileinto";\r\nif header :matches "subject" "*' + "a?" * 4000 + 'b*" { fileinto "X"; }\r\n'
+    raw = RAW.replace(b"weekly report", b"a" * 12_000)
+    compile_cached(text, name="main")
+    stage = SieveStage(store)
+    assert not inline(stage, text, raw)
+    await store.put_sieve_script(1, "main", text)
+    await store.activate_sieve_script(1, "main")
+    disposition = account()
+    await stage.decide(incoming(raw), disposition)
+    assert [f.mailbox for f in disposition.filings] == ["INBOX"]
+    assert any("CPU time limit" in line for line in disposition.outcome), disposition.outcome

@@ -85,11 +85,16 @@ def _fits(text: str, pos: int, segment: Segment) -> bool:
     return all(not (item is not None and text[pos + k] != item) for k, item in enumerate(segment))
 
 
-def _find(text: str, segment: Segment, start: int, end: int) -> int:
+_CHECK_EVERY = 16384  # characters compared in place between two looks at the CPU deadline
+
+
+def _find(text: str, segment: Segment, start: int, end: int, check: Callable[[], None] | None = None) -> int:
     """Leftmost position in [start, end - len] where segment fits, or -1.
 
     A segment with "?" is looked up by its longest literal run (str.find), then checked in
-    place; a segment of "?" only fits wherever there is room.
+    place; a segment of "?" only fits wherever there is room. Checking in place costs up to
+    the segment's length at every hit of the run ("a?a?...b" in "aaaa..."), so `check` (the
+    run's CPU deadline) is called as that work adds up.
     """
     n = len(segment)
     if start + n > end:
@@ -112,16 +117,22 @@ def _find(text: str, segment: Segment, start: int, end: int) -> int:
     offset, length = max(runs, key=lambda r: r[1])
     literal = "".join(segment[offset : offset + length])  # type: ignore[arg-type]
     hit = text.find(literal, start + offset, end - (n - offset - length))
+    work = 0
     while hit >= 0:
         pos = hit - offset
         if _fits(text, pos, segment):
             return pos
+        work += n
+        if check is not None and work >= _CHECK_EVERY:
+            check()
+            work = 0
         hit = text.find(literal, hit + 1, end - (n - offset - length))
     return -1
 
 
-def glob_match(pattern: str, text: str, casemap: bool) -> list[str] | None:
-    """Captures (whole text first, then one per wildcard) if `text` matches, else None."""
+def glob_match(pattern: str, text: str, casemap: bool, check: Callable[[], None] | None = None) -> list[str] | None:
+    """Captures (whole text first, then one per wildcard) if `text` matches, else None.
+    `check` is the run's CPU deadline (see `_find`)."""
     segs = _segments(ascii_lower(pattern) if casemap else pattern)
     subject = ascii_lower(text) if casemap else text
     first, last = segs[0], segs[-1]
@@ -139,7 +150,7 @@ def glob_match(pattern: str, text: str, casemap: bool) -> list[str] | None:
     captures.extend(text[k] for k, item in enumerate(first) if item is None)
     pos = len(first)
     for seg in segs[1:-1]:
-        found = _find(subject, seg, pos, tail)
+        found = _find(subject, seg, pos, tail, check)
         if found < 0:
             return None
         captures.append(text[pos:found])
@@ -185,7 +196,7 @@ def test_values(match: Match, values: Iterable[str], keys: Iterable[str],
                 n += 1
                 if check is not None and n & 63 == 0:
                     check()
-                captures = glob_match(key, value, casemap)
+                captures = glob_match(key, value, casemap, check)
                 if captures is not None:
                     return True, captures
         return False, None

@@ -137,8 +137,12 @@ _KEPT_TEXT = 65536  # characters: a longer script is remembered by its digest, n
 
 def cached_script(text: str, *, name: str = "script") -> SieveScript | None:
     """What `compile_cached` has for this text and name, without compiling on a miss."""
+    key = _cache_key(text, name)
     with _CACHE_LOCK:
-        return _CACHE.get(_cache_key(text, name))
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+        return hit
 
 
 def _cache_key(text: str, name: str) -> tuple[str, str]:
