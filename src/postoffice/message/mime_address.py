@@ -9,6 +9,7 @@ a group marker on the wire.
 """
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable
 
@@ -102,9 +103,16 @@ def _addr_spec(words: list[tuple[str, str, bool]]) -> tuple[str, str]:
 
 
 def _comment_name(comments: list[tuple[int, str]], lo: int, hi: int) -> str | None:
-    """The last non-empty comment among words lo..hi, used when there is no display name."""
-    for index, text in reversed(comments):
-        if lo <= index <= hi and text:
+    """The last non-empty comment among words lo..hi, used when there is no display name.
+    `comments` is in word order: a bisection, not a scan of every comment of the field for
+    every address (6,000 "a@b (c)," took a second)."""
+    at = bisect.bisect_right(comments, hi, key=lambda comment: comment[0])
+    while at > 0:
+        at -= 1
+        index, text = comments[at]
+        if index < lo:
+            return None
+        if text:
             return text
     return None
 
