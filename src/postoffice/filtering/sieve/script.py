@@ -160,12 +160,10 @@ def compile_cached(text: str, *, name: str = "script",
     script, whose hash Python keeps, so a hit costs no hashing of the text at all (a SHA-256
     per delivery was most of the Sieve stage's time under load); longer texts by their SHA-256.
     """
+    hit = cached_script(text, name=name)
+    if hit is not None:
+        return hit
     key = _cache_key(text, name)
-    with _CACHE_LOCK:
-        hit = _CACHE.get(key)
-        if hit is not None:
-            _CACHE.move_to_end(key)
-            return hit
     script = compile_script(text, name=name, include_loader=include_loader)
     if not script.includes:
         with _CACHE_LOCK:
