@@ -121,6 +121,8 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
         counts = _shared_groups(config)
         async with open_services(config, processes=max(counts.values(), default=1)) as services:
             services.accept_boards = {group: AcceptBoard.create(count) for group, count in counts.items()}
+            # `kill -HUP`: re-read the TLS certificate now, in every process (a renewal does too).
+            loop.add_signal_handler(signal.SIGHUP, services.reload_tls)
             if config.tls.acme:  # the listeners need a certificate before the CA issues one
                 from postoffice.acme.renewal import prepare_certificate
 
@@ -143,6 +145,8 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             # as the process: left out of every full collection, which then costs ~16 ms less.
             gc.freeze()
             workers = _start_workers(services, running)
+            if workers is not None:
+                services.tls_reloaded.append(workers.reload_tls)
             try:
                 if workers is not None:
                     await workers.started()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -58,6 +58,8 @@ class Services:
     # Listener name -> the ports it is bound to, once open (`serve` fills it in): what the
     # autoconfig answers advertise when a configured port is 0.
     bound_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # Called after `reload_tls`: the main process tells its worker processes (SIGHUP).
+    tls_reloaded: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def acme_challenges(self) -> AcmeChallenges:
@@ -110,6 +112,15 @@ class Services:
         """What rewrites the envelope sender of forwarded mail (queue/srs.py), or None when
         `[outbound] srs` is off."""
         return self.directory.srs if self.config.outbound.srs else None
+
+    def reload_tls(self) -> bool:
+        """Re-read the certificate and key now (a renewal wrote them, or SIGHUP), here and in
+        the other processes (`tls_reloaded`); True when this process serves the new pair. A
+        process that has served no TLS yet has nothing to re-read: it loads the files on first use."""
+        loaded = self._tls.reload() if self._tls is not None else False
+        for notify in self.tls_reloaded:
+            notify()
+        return loaded
 
     @property
     def tls(self) -> ReloadingServerContext:

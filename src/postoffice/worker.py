@@ -60,6 +60,7 @@ async def serve_worker(start: WorkerStart, index: int, parent_pipe: int | None =
     listeners: list[RunningListener] = []
     limits = SharedLimits.attach(limit_tables) if limit_tables is not None else None
     async with open_services(config, worker=True, shared=limits) as services:
+        loop.add_signal_handler(signal.SIGHUP, services.reload_tls)  # sent after a renewal
         services.accept_boards = {group: AcceptBoard(fd, slots, index) for group, (fd, slots) in boards.items()}
         for protocol, fd in shared:
             listeners.append(await _start_listener(services, protocol, socket.socket(fileno=fd)))

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import re
+import signal
 import smtplib
 import socket
+import ssl
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tests.queue.peer_host import PeerHost, Record, greet, take_mail
 
 from postoffice.delivery import Envelope, deliver_message
 from postoffice.directory import Directory
+from postoffice.net.tls import create_self_signed_certificate
 from postoffice.store import open_store
 from postoffice.store.interface import OutboundMessage, QueuedRecipient
 from serve_process import PASSWORD, Serve, init_data
@@ -165,3 +168,48 @@ def test_the_watcher_wakes_the_queue_runner_when_another_process_queues(tmp_path
             await main.close()
 
     assert asyncio.run(run()) > 0
+
+
+def served_certificate(port: int) -> bytes:
+    """The certificate SMTP STARTTLS presents on 127.0.0.1:port (not verified: self-signed)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP("127.0.0.1", port, local_hostname="client.test", timeout=30) as client:
+        client.starttls(context=context)
+        der = client.sock.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def test_sighup_and_renewals_reach_the_worker_processes(tmp_path: Path) -> None:
+    """A new certificate (ACME writes the files, then reloads; or the administrator replaces them
+    and sends SIGHUP) is served by every process at once: the main process passes SIGHUP on to
+    its workers, which otherwise would look at the files only on their next handshake a second
+    later (a CI run saw the worker's old self-signed certificate right after an ACME issue)."""
+    data = init_data(tmp_path / "data", (ALICE,))
+    port = free_port()
+    config = re.sub(r"^smtp = .*$", f'smtp = ["127.0.0.1:{port}"]', (data / "postoffice.toml").read_text(), flags=re.M)
+    config, changed = re.subn(r"^(\[smtp\](?:\n(?!\[).*)*?\n)(?:# )?processes = .*$", r"\1processes = 2",
+                              config, flags=re.M)
+    assert changed == 1
+    (data / "postoffice.toml").write_text(config)
+    server = Serve(data).started()
+    try:
+        wait_for(lambda: "[worker 1]: serving smtp on" in server.log_text(), "the SMTP worker's start")
+        old = (data / "tls" / "cert.pem").read_bytes()
+        fresh = tmp_path / "fresh"
+        fresh.mkdir()
+        create_self_signed_certificate(fresh / "cert.pem", fresh / "key.pem", "mail.example.org")
+        (data / "tls" / "key.pem").write_bytes((fresh / "key.pem").read_bytes())
+        (data / "tls" / "cert.pem").write_bytes((fresh / "cert.pem").read_bytes())
+        assert (data / "tls" / "cert.pem").read_bytes() != old
+        server.proc.send_signal(signal.SIGHUP)
+        loaded = re.compile(r"^(.*)Loaded the new TLS certificate", re.M)
+        wait_for(lambda: any("[worker 1]" in m[1] for m in loaded.finditer(server.log_text())),
+                 "the worker's reload")
+        expected = ssl.PEM_cert_to_DER_cert((fresh / "cert.pem").read_text())
+        assert {served_certificate(port) == expected for _ in range(12)} == {True}
+        assert server.proc.poll() is None  # SIGHUP reloads; it does not stop the server
+    finally:
+        server.stop()

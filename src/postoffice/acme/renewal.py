@@ -132,7 +132,7 @@ class CertificateRenewal:
     def for_services(cls, services: Services) -> CertificateRenewal:
         async def domains() -> list[str]:
             return [d.name for d in await services.directory.list_domains()]
-        return cls(services.config, services.acme_challenges, domains, services.tls.reload)
+        return cls(services.config, services.acme_challenges, domains, services.reload_tls)
 
     async def run(self) -> None:
         """Forever: sleep until the certificate is due (a day at most) or `postoffice tls renew`

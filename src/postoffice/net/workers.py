@@ -122,6 +122,12 @@ class ListenerWorkers:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    def reload_tls(self) -> None:
+        """SIGHUP to every worker: re-read the certificate now (worker.py), as this process did."""
+        for process in list(self.processes.values()):
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGHUP)
+
     def _boards_of(self, index: int) -> dict[str, AcceptBoard]:
         return {group: board for group, board in self.boards.items() if index < board.slots}
 
