@@ -47,6 +47,25 @@ def wait_for(check, what: str, timeout: float = 60) -> None:  # type: ignore[no-
         time.sleep(0.05)
 
 
+def serve_with_two_smtp_processes(data: Path, ports: dict[str, int]) -> Serve:
+    """`serve` on `data` with `[smtp] processes = 2`, each of `ports` on 127.0.0.1, once the
+    SMTP worker serves too."""
+    config = (data / "postoffice.toml").read_text()
+    for name, port in ports.items():
+        config = re.sub(rf"^{name} = .*$", f'{name} = ["127.0.0.1:{port}"]', config, flags=re.M)
+    config, changed = re.subn(r"^(\[smtp\](?:\n(?!\[).*)*?\n)(?:# )?processes = .*$", r"\1processes = 2",
+                              config, flags=re.M)
+    assert changed == 1
+    (data / "postoffice.toml").write_text(config)
+    server = Serve(data).started()
+    try:
+        wait_for(lambda: "[worker 1]: serving smtp on" in server.log_text(), "the SMTP worker's start")
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def message(n: int) -> str:
     return (f"From: <carol@outside.test>\r\nTo: <{BOB}>\r\nSubject: worker test {n}\r\n"
             f"Message-ID: <w{n}@outside.test>\r\n\r\nbody {n}\r\n")
@@ -97,16 +116,8 @@ def test_smtp_in_two_processes_delivers_from_both_and_imap_idle_and_the_runner_s
             mx_port = {host.port}
             retry_schedule = [1]""")
         ports = {name: free_port() for name in ("smtp", "submission", "imap")}
-        config = (data / "postoffice.toml").read_text()
-        for name, port in ports.items():
-            config = re.sub(rf"^{name} = .*$", f'{name} = ["127.0.0.1:{port}"]', config, flags=re.M)
-        config, changed = re.subn(r"^(\[smtp\](?:\n(?!\[).*)*?\n)(?:# )?processes = .*$", r"\1processes = 2",
-                                  config, flags=re.M)
-        assert changed == 1
-        (data / "postoffice.toml").write_text(config)
-        server = Serve(data).started()
+        server = serve_with_two_smtp_processes(data, ports)
         try:
-            wait_for(lambda: "[worker 1]: serving smtp on" in server.log_text(), "the SMTP worker's start")
             idle = Idle(ports["imap"])
             sent = 0
             while not (IN_WORKER.search(server.log_text()) and IN_MAIN.search(server.log_text())):
@@ -189,14 +200,8 @@ def test_sighup_and_renewals_reach_the_worker_processes(tmp_path: Path) -> None:
     later (a CI run saw the worker's old self-signed certificate right after an ACME issue)."""
     data = init_data(tmp_path / "data", (ALICE,))
     port = free_port()
-    config = re.sub(r"^smtp = .*$", f'smtp = ["127.0.0.1:{port}"]', (data / "postoffice.toml").read_text(), flags=re.M)
-    config, changed = re.subn(r"^(\[smtp\](?:\n(?!\[).*)*?\n)(?:# )?processes = .*$", r"\1processes = 2",
-                              config, flags=re.M)
-    assert changed == 1
-    (data / "postoffice.toml").write_text(config)
-    server = Serve(data).started()
+    server = serve_with_two_smtp_processes(data, {"smtp": port})
     try:
-        wait_for(lambda: "[worker 1]: serving smtp on" in server.log_text(), "the SMTP worker's start")
         old = (data / "tls" / "cert.pem").read_bytes()
         fresh = tmp_path / "fresh"
         fresh.mkdir()
