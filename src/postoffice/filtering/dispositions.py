@@ -244,9 +244,7 @@ def _settled_without_copy(account: AccountDisposition, sender: str) -> str | Non
 def _actions(account: AccountDisposition, sender: str) -> list[str]:
     """The outcome in words when it is not the plain default keep."""
     actions = list(account.outcome)
-    default = len(account.filings) == 1 and account.filings[0] == Filing()  # implicit or Sieve's keep
-    if default and not (account.redirects or account.replies or account.content is not None
-                        or account.rejection or actions):
+    if account.plain_keep and not actions:
         return []
     for filing in account.filings:
         where = filing.special_use or filing.mailbox

@@ -230,6 +230,12 @@ class AccountDisposition:
     def kept(self) -> bool:
         return bool(self.filings)
 
+    @property
+    def plain_keep(self) -> bool:
+        """One copy in INBOX without flags, and nothing else: the default, which is not logged."""
+        return (self.filings == [Filing()] and not (self.redirects or self.replies)
+                and self.content is None and self.rejection is None)
+
 
 class MessageStage(Protocol):
     name: str

@@ -333,10 +333,7 @@ class SieveStage:
             account.set_content(ran.message)
         if ran.errors and not account.filings and account.rejection is None and not account.redirects:
             account.filings = list(base)  # RFC 5228 §2.10.6: an error ends in the implicit keep
-        plain = (account.filings == [Filing()] and not (account.redirects or account.replies or account.outcome
-                                                         or ran.errors or discards)
-                 and account.rejection is None and account.content is None)
-        if not plain:  # a plain keep in INBOX is not worth a log line per recipient
+        if not account.plain_keep or account.outcome or discards:  # not a log line per plain keep
             names = ", ".join(repr(n) for n, _ in ran.results)
             account.outcome.insert(0, f"sieve {names}")
 

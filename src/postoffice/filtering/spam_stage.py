@@ -104,7 +104,7 @@ class SpamJudge:
         identity = await self._local_identity()
         big = len(raw) > THREAD_BYTES
         if metadata is None:
-            metadata = await asyncio.to_thread(parse_message, raw) if big else parse_message(raw)
+            metadata = await parsed(raw)
         uri_listings: tuple[UriListing, ...] = ()
         if self.config.uri_blocklists:
             domains = (await asyncio.to_thread(link_domains, raw, metadata.body, identity.domains) if big
@@ -143,7 +143,7 @@ class SpamScoreStage:
         if message.way != "smtp" or judged is None or judged.relayed or not self.judge.enabled:
             return
         raw = message.raw = without_spam_fields(message.raw)
-        metadata = await asyncio.to_thread(parse_message, raw) if len(raw) > THREAD_BYTES else parse_message(raw)
+        metadata = await parsed(raw)
         score = await self.judge.score(raw, judged.results, judged.dnsbl, metadata)
         if score is None:
             return
@@ -157,6 +157,11 @@ class SpamScoreStage:
         message.facts[PARSED_BODY] = (message.raw, metadata.body.shifted(cut, len(fields)))  # for Sieve's body test
         if score.is_junk:
             message.special_use = "\\Junk"
+
+
+async def parsed(raw: bytes) -> MessageMetadata:
+    """parse_message(raw), in a thread above THREAD_BYTES."""
+    return await asyncio.to_thread(parse_message, raw) if len(raw) > THREAD_BYTES else parse_message(raw)
 
 
 def below_first_received(raw: bytes, fields: bytes) -> bytes:
