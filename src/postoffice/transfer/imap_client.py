@@ -26,6 +26,9 @@ Implementation notes:
   plain socket while TLS takes it over; data received after the OK to STARTTLS would be an
   injection (CVE-2011-0411 for SMTP) and is refused. COMPRESS=DEFLATE (RFC 4978) switches both
   directions right after its OK, including bytes the server sent in the same packet.
+- CONDSTORE/QRESYNC (RFC 7162): :meth:`select` sends ``(QRESYNC (...))`` when asked and
+  enabled, and reads the VANISHED (EARLIER) and FETCH answers through ``imap_client_changes``;
+  responses that do not parse are kept in ``malformed`` for the caller to judge.
 - LITERAL+ / LITERAL- (RFC 7888) send APPEND's message without waiting for "+"; without them
   the client waits for the continuation. SASL-IR (RFC 4959) sends the initial response inline.
 - Every read has a deadline (``timeout``): a server that stops answering fails, never hangs.
@@ -45,6 +48,7 @@ from typing import Any, Literal
 
 from postoffice.imap.compress import CompressionError, Deflate
 from postoffice.imap.proto.values import astring, flags_list, internaldate, mailbox, quoted
+from postoffice.transfer.imap_client_changes import FlagChange, resync_from
 from postoffice.transfer.imap_client_proto import (
     Atom,
     Continuation,
@@ -66,14 +70,15 @@ from postoffice.transfer.imap_client_records import (
     MailboxListing,
     SelectedMailbox,
     fetched_message,
-    flag_set,
     mailbox_listing,
+    selected_mailbox,
     uid_set,
 )
 
 __all__ = [
     "FetchFailure",
     "FetchedMessage",
+    "FlagChange",
     "ImapClient",
     "ImapCommandFailed",
     "ImapConnectionLost",
@@ -98,6 +103,7 @@ class _Pending:
     name: str
     future: asyncio.Future[Tagged]
     untagged: list[Untagged] = field(default_factory=list)
+    malformed: list[Malformed] = field(default_factory=list)
 
 
 _LOST = object()
@@ -133,6 +139,8 @@ class ImapClient:
         self._lost: ImapConnectionLost | None = None
         self.greeting: Untagged | None = None
         self._last_response = Tagged("", "OK")
+        # Responses to the last command() that did not parse (a VANISHED, a FETCH...).
+        self.malformed: list[Malformed] = []
 
     # -- connecting ------------------------------------------------------------------------
 
@@ -297,6 +305,9 @@ class ImapClient:
         if isinstance(event, Malformed):
             if self._fetch_queue is not None and event.kind == "FETCH":
                 await self._fetch_queue.put(event)
+                return
+            for pending in self._pending.values():
+                pending.malformed.append(event)
             return
         if event.kind == "BYE":
             self._lost = ImapConnectionLost(f"{self.host} closed the session: {event.text}")
@@ -329,6 +340,7 @@ class ImapClient:
         if response.status != "OK":
             raise ImapCommandFailed(name, response)
         self._last_response = response
+        self.malformed = pending.malformed
         return pending.untagged
 
     async def _send(
@@ -460,38 +472,38 @@ class ImapClient:
                 listings.append(listing)
         return listings
 
-    async def select(self, name: str | bytes, *, read_only: bool = True) -> SelectedMailbox:
-        """EXAMINE (or SELECT); CONDSTORE's HIGHESTMODSEQ when it is enabled or offered."""
+    async def select(
+        self,
+        name: str | bytes,
+        *,
+        read_only: bool = True,
+        qresync: tuple[int, int, int] | None = None,
+    ) -> SelectedMailbox:
+        """EXAMINE (or SELECT); CONDSTORE's HIGHESTMODSEQ when it is enabled or offered.
+
+        ``qresync`` = (uidvalidity, modseq, last UID of interest), with QRESYNC enabled:
+        ``SELECT box (QRESYNC (uidvalidity modseq))`` (RFC 7162 §3.2.5), whose VANISHED
+        (EARLIER) and FETCH responses come back read as ``resync`` on the result (VANISHED
+        clipped to 1:last). No known-uids are sent, so changes to every message are reported,
+        also to those the caller holds but has not recorded yet."""
         verb = b"EXAMINE " if read_only else b"SELECT "
         wire = astring(name) if isinstance(name, bytes) else mailbox(name)
-        condstore = "CONDSTORE" in self.capabilities and "CONDSTORE" not in self.enabled
-        untagged = await self.command(verb + wire + (b" (CONDSTORE)" if condstore else b""))
-        info: dict[str, int] = {}
-        flags: frozenset[str] = frozenset()
-        permanent: frozenset[str] = frozenset()
-        exists = 0
-        for response in untagged:
-            try:
-                if response.kind == "EXISTS" and response.number is not None:
-                    exists = response.number
-                elif response.kind == "FLAGS" and response.values:
-                    flags = flag_set(response.values[0])
-                elif response.code in ("UIDVALIDITY", "UIDNEXT", "HIGHESTMODSEQ"):
-                    info[response.code] = as_int(response.code_values[0])
-                elif response.code == "PERMANENTFLAGS" and response.code_values:
-                    permanent = flag_set(response.code_values[0])
-            except (ValueError, IndexError):
-                continue  # a value we cannot read is as if it were not sent
-        last = self._last_response
-        return SelectedMailbox(
-            name=name if isinstance(name, str) else name.decode("utf-8", "replace"),
-            uidvalidity=info.get("UIDVALIDITY"),
-            uidnext=info.get("UIDNEXT"),
-            exists=exists,
-            highestmodseq=info.get("HIGHESTMODSEQ"),
-            flags=flags,
-            permanent_flags=permanent,
-            read_only=read_only or last.code == "READ-ONLY",
+        params = b""
+        if qresync is not None and "QRESYNC" not in self.enabled:
+            qresync = None
+        if qresync is not None:
+            params = b" (QRESYNC (%d %d))" % qresync[:2]
+        elif "CONDSTORE" in self.capabilities and "CONDSTORE" not in self.enabled:
+            params = b" (CONDSTORE)"
+        untagged = await self.command(verb + wire + params)
+        resync = None
+        if qresync is not None:
+            resync = resync_from(untagged, self.malformed, known_through=qresync[2])
+        return selected_mailbox(
+            name if isinstance(name, str) else name.decode("utf-8", "replace"),
+            untagged,
+            read_only=read_only or self._last_response.code == "READ-ONLY",
+            resync=resync,
         )
 
     async def uid_search(self, criteria: str = "ALL") -> list[int]:

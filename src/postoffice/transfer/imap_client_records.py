@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from postoffice.imap.proto.utf7 import Utf7Error, decode_utf7
 from postoffice.transfer.imap_client_proto import (
@@ -27,6 +28,9 @@ from postoffice.transfer.imap_client_proto import (
     parse_internaldate,
 )
 
+if TYPE_CHECKING:
+    from postoffice.transfer.imap_client_changes import Resync
+
 __all__ = [
     "SPECIAL_USES",
     "FetchFailure",
@@ -38,7 +42,9 @@ __all__ = [
     "SelectedMailbox",
     "fetched_message",
     "flag_set",
+    "gm_label",
     "mailbox_listing",
+    "selected_mailbox",
     "uid_set",
 ]
 
@@ -86,6 +92,9 @@ class MailboxListing:
 
 @dataclass(frozen=True, slots=True)
 class SelectedMailbox:
+    """What SELECT/EXAMINE said. ``highestmodseq`` is None without CONDSTORE or with NOMODSEQ
+    (RFC 7162 §3.1.2.2); ``resync`` is what a SELECT (QRESYNC ...) reported, when one was sent."""
+
     name: str
     uidvalidity: int | None
     uidnext: int | None
@@ -94,6 +103,7 @@ class SelectedMailbox:
     flags: frozenset[str]
     permanent_flags: frozenset[str]
     read_only: bool
+    resync: Resync | None = None
 
 
 @dataclass(slots=True)
@@ -147,6 +157,43 @@ def flag_set(value: Value) -> frozenset[str]:
     if not isinstance(value, list):
         raise ValueError("not a flag list")
     return frozenset(as_text(v) for v in value if isinstance(v, Atom | bytes))
+
+
+def selected_mailbox(
+    name: str, untagged: list[Untagged], *, read_only: bool, resync: Resync | None = None
+) -> SelectedMailbox:
+    """The SELECT/EXAMINE answer's EXISTS, FLAGS and response codes; a value that does not
+    read is as if it were not sent. ``read_only`` as asked or as the tagged OK said."""
+    info: dict[str, int] = {}
+    flags: frozenset[str] = frozenset()
+    permanent: frozenset[str] = frozenset()
+    exists = 0
+    nomodseq = False
+    for response in untagged:
+        try:
+            if response.kind == "EXISTS" and response.number is not None:
+                exists = response.number
+            elif response.kind == "FLAGS" and response.values:
+                flags = flag_set(response.values[0])
+            elif response.code in ("UIDVALIDITY", "UIDNEXT", "HIGHESTMODSEQ"):
+                info[response.code] = as_int(response.code_values[0])
+            elif response.code == "PERMANENTFLAGS" and response.code_values:
+                permanent = flag_set(response.code_values[0])
+            elif response.code == "NOMODSEQ":
+                nomodseq = True
+        except (ValueError, IndexError):
+            continue
+    return SelectedMailbox(
+        name=name,
+        uidvalidity=info.get("UIDVALIDITY"),
+        uidnext=info.get("UIDNEXT"),
+        exists=exists,
+        highestmodseq=None if nomodseq else info.get("HIGHESTMODSEQ"),
+        flags=flags,
+        permanent_flags=permanent,
+        read_only=read_only,
+        resync=resync,
+    )
 
 
 def mailbox_listing(values: list[Value]) -> MailboxListing | None:
@@ -203,14 +250,15 @@ def fetched_message(response: Untagged) -> FetchedMessage | None:
             message.gm_msgid = as_int(attrs["X-GM-MSGID"])
         labels = attrs.get("X-GM-LABELS")
         if isinstance(labels, list):
-            message.gm_labels = tuple(_gm_label(v) for v in labels if isinstance(v, Atom | bytes))
+            message.gm_labels = tuple(gm_label(v) for v in labels if isinstance(v, Atom | bytes))
     except ValueError:
         message.close()
         return FetchedMessage(uid)  # no body: reported as malformed by the caller
     return message
 
 
-def _gm_label(value: Atom | bytes) -> str:
+def gm_label(value: Atom | bytes) -> str:
+    """A Gmail label as X-GM-LABELS sends it, decoded from modified UTF-7 when it is."""
     text = as_text(value)
     if text.startswith("\\"):
         return text  # \Inbox, \Sent, \Important: Gmail's system labels

@@ -6,7 +6,7 @@ The login picks, in order: an OAuth token (XOAUTH2 when offered, else OAUTHBEARE
 a refused token is fetched again once: it has probably expired), an admin login
 (AUTHENTICATE PLAIN with the admin as authentication identity and the account as
 authorisation identity, RFC 4616 §2), LOGIN, or AUTHENTICATE PLAIN when the server disables
-LOGIN. Then COMPRESS=DEFLATE (RFC 4978) and CONDSTORE (RFC 7162) when offered.
+LOGIN. Then COMPRESS=DEFLATE (RFC 4978), CONDSTORE and QRESYNC (RFC 7162) when offered.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ async def open_imap(
         await imap_login(client, credentials)
         if compress:
             await client.compress()
-        await client.enable("CONDSTORE")
+        await client.enable("CONDSTORE", "QRESYNC")
     except BaseException:
         await client.close()
         raise
