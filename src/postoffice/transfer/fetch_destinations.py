@@ -18,6 +18,20 @@ but whose UID a crash kept from being recorded:
   content is compared by hash instead (``untrusted``).
 - local:ADDR: the store itself; appends go through ``Importer`` (flags, internal dates,
   mailboxes created as needed), whose content check skips a message already in the mailbox.
+
+Flag changes at the source (CONDSTORE, see ``fetch_changes``) reach copies already written
+through ``set_flags``, durable when it returns:
+
+- Maildir: the file (found by the ``-U<uid>.`` in its name) is renamed, atomically, to its new
+  ``:2,<letters>`` in cur/, keywords lettered as on the first copy.
+- local:ADDR: ``store_flags`` on the copy, so IMAP clients see the change (a new modseq, the
+  change log, IDLE). The copy's UID comes from the state (``local_uids``, recorded as the
+  importer stores each message); a message the importer skipped as already present is matched
+  to a stored one by its fingerprint.
+- mbox: not carried (``carries_flags`` is False; the summary says so). Status/X-Status sit in
+  each message's header, so a change means rewriting the file from that message on: a full
+  copy of a large mbox on every run, and one that the truncate-to-recorded-length recovery
+  above could not undo safely if killed halfway.
 """
 
 from __future__ import annotations
@@ -28,6 +42,8 @@ import hashlib
 import os
 import re
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -35,17 +51,20 @@ from typing import Protocol
 from postoffice.durable import fsync_dir, make_dirs
 from postoffice.message.lines import to_crlf
 from postoffice.store.blobs import blob_hash
-from postoffice.store.interface import AccountRecord, MailStore
+from postoffice.store.interface import AccountRecord, FlagMode, MailStore
+from postoffice.transfer.dedup import fingerprint
 from postoffice.transfer.fetch_state import FolderState
 from postoffice.transfer.filesystem import inside
-from postoffice.transfer.importer import Importer
+from postoffice.transfer.importer import Importer, StoredMessage
 from postoffice.transfer.maildir import MaildirWriter
 from postoffice.transfer.mbox import MboxWriter, content_hashes
 from postoffice.transfer.names import mbox_path_parts
 from postoffice.transfer.source import SourceMessage, TransferError
+from postoffice.transfer.stored_fingerprints import mailbox_fingerprint_uids
 
 __all__ = [
     "Destination",
+    "FlagsSet",
     "FolderWriter",
     "LocalDestination",
     "MaildirDestination",
@@ -62,8 +81,17 @@ def source_tag(source_key: str) -> str:
     return hashlib.sha256(source_key.encode()).hexdigest()[:8]
 
 
+@dataclass(frozen=True, slots=True)
+class FlagsSet:
+    """What ``set_flags`` did: copies whose flags changed, and source UIDs without a known copy."""
+
+    updated: int = 0
+    missing: tuple[int, ...] = ()
+
+
 class FolderWriter(Protocol):
     untrusted: bool  # the destination holds mail the state does not account for: dedupe by hash
+    carries_flags: bool  # set_flags can change the flags of copies already written
 
     async def present_uids(self) -> dict[int, str | None]:
         """UIDs of this folder's messages already written (with their SHA-256 when known)."""
@@ -76,6 +104,11 @@ class FolderWriter(Protocol):
     async def sync(self) -> int:
         """Make every message added durable and note it in the folder's state; returns how
         many of those were duplicates the destination itself skipped."""
+        ...
+
+    async def set_flags(self, changes: Mapping[int, frozenset[str]]) -> FlagsSet:
+        """Give the copies of these source UIDs exactly these flags (the source's, as ``add``
+        takes them); durable when it returns."""
         ...
 
     async def close(self) -> None: ...
@@ -109,6 +142,7 @@ class MaildirDestination:
 
 class _MaildirFolder:
     untrusted = False
+    carries_flags = True
 
     def __init__(
         self, writer: MaildirWriter, folder: str, directory: Path, tag: str, uidvalidity: int
@@ -119,20 +153,41 @@ class _MaildirFolder:
         self.prefix = f"fetch-{tag}-V{uidvalidity}-U"
         self.host = writer.host_part
         self.last_path: Path | None = None
+        self._pattern = re.compile(re.escape(self.prefix) + r"([0-9]+)\.[^,:;]*(?:,H=([0-9a-f]{64}))?")
+        self._files: dict[int, Path] | None = None  # by source UID, for set_flags
+
+    def _scan(self) -> dict[int, tuple[Path, str | None]]:
+        found: dict[int, tuple[Path, str | None]] = {}
+        for sub in ("cur", "new"):
+            for name in os.listdir(self.directory / sub):
+                m = self._pattern.search(name)
+                if m is not None:
+                    found[int(m[1])] = (self.directory / sub / name, m[2])
+        return found
 
     async def present_uids(self) -> dict[int, str | None]:
-        pattern = re.compile(re.escape(self.prefix) + r"([0-9]+)\.[^,:;]*(?:,H=([0-9a-f]{64}))?")
+        found = await asyncio.to_thread(self._scan)
+        return {uid: digest for uid, (_, digest) in found.items()}
 
-        def scan() -> dict[int, str | None]:
-            found: dict[int, str | None] = {}
-            for sub in ("cur", "new"):
-                for name in os.listdir(self.directory / sub):
-                    m = pattern.search(name)
-                    if m is not None:
-                        found[int(m[1])] = m[2]
-            return found
+    async def set_flags(self, changes: Mapping[int, frozenset[str]]) -> FlagsSet:
+        def apply() -> FlagsSet:
+            if self._files is None:  # one listing per folder and run, kept up to date below
+                self._files = {uid: path for uid, (path, _) in self._scan().items()}
+            files = self._files
+            wanted = {files[uid]: flags for uid, flags in changes.items() if uid in files}
+            moved = self.writer.set_flags(self.folder, wanted)
+            if len(moved) < len(wanted) and any(p not in moved and not p.exists() for p in wanted):
+                # A mail reader renamed some meanwhile (its own flag change): look again, once.
+                self._files = files = {uid: path for uid, (path, _) in self._scan().items()}
+                again = {files[uid]: flags for uid, flags in changes.items() if uid in files}
+                moved |= self.writer.set_flags(self.folder, {p: f for p, f in again.items() if p not in moved})
+            by_path = {path: uid for uid, path in files.items()}
+            for old, new in moved.items():
+                if old in by_path:
+                    files[by_path[old]] = new
+            return FlagsSet(len(moved), tuple(uid for uid in changes if uid not in files))
 
-        return await asyncio.to_thread(scan)
+        return await asyncio.to_thread(apply)
 
     async def content_hashes(self) -> Counter[str]:
         return await asyncio.to_thread(self.writer.content_hashes, self.folder)
@@ -144,6 +199,8 @@ class _MaildirFolder:
             unique = f"{stamp}.{self.prefix}{uid}.{self.host},H={sha}"
             self.writer.add(raw, flags, date, self.folder, unique=unique)
             self.last_path = next((self.directory / "cur").glob(glob.escape(unique) + ":2,*"), None)
+            if self._files is not None and self.last_path is not None:
+                self._files[uid] = self.last_path
 
         await asyncio.to_thread(write)
 
@@ -155,6 +212,8 @@ class _MaildirFolder:
         def make() -> None:
             os.link(source, self.directory / "cur" / name)
             fsync_dir(self.directory / "cur")
+            if self._files is not None:
+                self._files[uid] = self.directory / "cur" / name
 
         await asyncio.to_thread(make)
 
@@ -185,6 +244,8 @@ class MboxDestination:
 
 
 class _MboxFolder:
+    carries_flags = False  # see the module docstring
+
     def __init__(self, root: Path, folder: str, state: FolderState) -> None:
         self.state = state
         parts = mbox_path_parts(folder)
@@ -237,6 +298,9 @@ class _MboxFolder:
             self.state.mbox_length = self.file.stat().st_size if self.file.exists() else 0
         return 0
 
+    async def set_flags(self, changes: Mapping[int, frozenset[str]]) -> FlagsSet:
+        return FlagsSet(0, tuple(changes))
+
     async def close(self) -> None:
         if self._writer is not None:
             writer, self._writer = self._writer, None
@@ -256,16 +320,38 @@ class LocalDestination:
     async def open_folder(
         self, folder: str, source_key: str, uidvalidity: int, state: FolderState
     ) -> FolderWriter:
-        return _LocalFolder(self.store, self.account, folder)
+        return _LocalFolder(self.store, self.account, folder, state)
 
 
 class _LocalFolder:
     untrusted = False
+    carries_flags = True
 
-    def __init__(self, store: MailStore, account: AccountRecord, folder: str) -> None:
-        self.importer = Importer(store, account, workers=1)
+    def __init__(self, store: MailStore, account: AccountRecord, folder: str, state: FolderState) -> None:
+        self.store = store
+        self.account = account
+        self.importer = Importer(store, account, workers=1, on_stored=self._stored)
         self.folder = folder
+        self.state = state
         self.pending: list[SourceMessage] = []
+        self._batch_stored: set[int] = set()
+        self._by_fingerprint: dict[str, list[int]] | None = None
+
+    def _stored(self, stored: list[StoredMessage]) -> None:
+        """The importer committed these: note which local UID each source UID got (saved with
+        the source UIDs, after ``sync``)."""
+        for message in stored:
+            self.state.local_uids[int(message.source_id)] = message.uid
+            self._batch_stored.add(int(message.source_id))
+
+    async def _mailbox(self) -> int | None:
+        """The local mailbox's id, when ``local_uids`` point into it: a mailbox deleted and
+        created again under the same name (a new UIDVALIDITY) holds none of those UIDs."""
+        mailbox = await self.store.get_mailbox(self.account.id, self.folder or "INBOX")
+        if mailbox is None or mailbox.uidvalidity != self.state.local_uidvalidity:
+            self.state.local_uids.clear()
+            return None
+        return mailbox.id
 
     async def present_uids(self) -> dict[int, str | None]:
         return {}
@@ -281,8 +367,52 @@ class _LocalFolder:
             return 0
         batch, self.pending = self.pending, []
         before = self.importer.stats.duplicates
+        await self._mailbox()
+        self._batch_stored.clear()
         await self.importer.run(batch)
+        mailbox = await self.store.get_mailbox(self.account.id, self.folder or "INBOX")
+        if mailbox is not None:  # created by this batch, or the one checked above
+            self.state.local_uidvalidity = mailbox.uidvalidity
+        skipped = [m for m in batch if int(m.source_id) not in self._batch_stored]
+        if skipped:
+            await self._match_skipped(skipped)
         return self.importer.stats.duplicates - before
+
+    async def _match_skipped(self, skipped: list[SourceMessage]) -> None:
+        """Messages the importer found already in the mailbox (a run killed between storing and
+        recording them, or copies from elsewhere): the stored message of the same fingerprint
+        that no other source UID has taken is their copy."""
+        mailbox_id = await self._mailbox()
+        if mailbox_id is None:
+            return
+        if self._by_fingerprint is None:  # once per folder: what was there before this run
+            self._by_fingerprint = await mailbox_fingerprint_uids(self.store, mailbox_id)
+        by_fingerprint = self._by_fingerprint
+        taken = set(self.state.local_uids.values())
+        matched: dict[int, frozenset[str]] = {}
+        for message in skipped:
+            fp = await asyncio.to_thread(fingerprint, message.raw)
+            free = [uid for uid in by_fingerprint.get(fp, []) if uid not in taken]
+            if free:
+                self.state.local_uids[int(message.source_id)] = free[0]
+                taken.add(free[0])
+                matched[int(message.source_id)] = frozenset(message.flags)
+        # The copy may carry older flags (a killed run stored it): these are the source's now.
+        await self.set_flags(matched)
+
+    async def set_flags(self, changes: Mapping[int, frozenset[str]]) -> FlagsSet:
+        mailbox_id = await self._mailbox()
+        local = self.state.local_uids
+        known = {uid: flags for uid, flags in changes.items() if uid in local} if mailbox_id is not None else {}
+        groups: dict[frozenset[str], list[int]] = {}
+        for uid, flags in known.items():
+            groups.setdefault(flags, []).append(local[uid])
+        updated = 0
+        for flags, uids in groups.items():  # one write per distinct flag set
+            assert mailbox_id is not None
+            result = await self.store.store_flags(mailbox_id, uids, FlagMode.REPLACE, flags)
+            updated += len(result.updated)
+        return FlagsSet(updated, tuple(uid for uid in changes if uid not in known))
 
     async def close(self) -> None:
         return None

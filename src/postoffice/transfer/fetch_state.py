@@ -5,11 +5,22 @@ One file serves every source fetched into that destination: ``sources`` maps a s
 to (RFC 9051 §2.3.1.1), the UIDs copied as a compact set (``1:500,502``), and for mbox files the
 file's length after the last recorded message. POP3 sources keep the UIDLs copied (RFC 1939 §7).
 
+With CONDSTORE (RFC 7162) a folder also keeps the source's HIGHESTMODSEQ up to which flag
+changes have reached the copies, the UIDNEXT of the last run that left nothing behind (both
+equal on the server: the folder needs no command beyond EXAMINE), the UIDs copied that the
+source has since removed (``vanished``: counted once, the copies kept), and for ``local:``
+the UIDs the copies have in the local mailbox (``local_uids``, runs of ``[source, local,
+count]``). Files written before these fields existed load with none of them: that folder's
+next run reads every message's flags once.
+
 Durability order (what makes a rerun after SIGKILL exact): a message is written and fsynced
 first, then its UID is recorded here, by writing the whole file to a temporary name, fsyncing
 it, renaming it over the old one and fsyncing the folder (``durable.write_file``). A crash
 between the two leaves a message that is written but not recorded; each destination recognises
-those (see ``fetch_destinations``), so nothing is fetched twice and nothing is lost.
+those (see ``fetch_destinations``), so nothing is fetched twice and nothing is lost. The same
+order holds for flags: ``highestmodseq`` moves only after the flag changes up to it are
+durable at the destination, so a run killed before that carries them again (setting flags is
+idempotent).
 """
 
 from __future__ import annotations
@@ -22,7 +33,15 @@ from pathlib import Path
 from postoffice.durable import write_file
 from postoffice.transfer.source import TransferError
 
-__all__ = ["FetchState", "FolderState", "SourceState", "format_uids", "parse_uids"]
+__all__ = [
+    "FetchState",
+    "FolderState",
+    "SourceState",
+    "format_uid_map",
+    "format_uids",
+    "parse_uid_map",
+    "parse_uids",
+]
 
 VERSION = 1
 
@@ -51,6 +70,32 @@ def parse_uids(text: str) -> set[int]:
     return uids
 
 
+def format_uid_map(mapping: dict[int, int]) -> list[list[int]]:
+    """{1: 10, 2: 11, 3: 12, 7: 20} as [[1, 10, 3], [7, 20, 1]]: runs where both sides count up."""
+    runs: list[list[int]] = []
+    for source, target in sorted(mapping.items()):
+        if runs:
+            first, start, count = runs[-1]
+            if source == first + count and target == start + count:
+                runs[-1][2] += 1
+                continue
+        runs.append([source, target, 1])
+    return runs
+
+
+def parse_uid_map(value: object) -> dict[int, int]:
+    """The inverse of :func:`format_uid_map`; ValueError when it is not such a list."""
+    if not isinstance(value, list):
+        raise ValueError("local_uids is not a list")
+    mapping: dict[int, int] = {}
+    for run in value:
+        if not (isinstance(run, list) and len(run) == 3 and all(isinstance(n, int) for n in run)):
+            raise ValueError(f"local_uids holds {run!r}")
+        source, target, count = run
+        mapping.update((source + i, target + i) for i in range(count))
+    return mapping
+
+
 @dataclass
 class FolderState:
     """One source folder. ``dedupe`` is set while the folder is fetched again after its
@@ -64,6 +109,20 @@ class FolderState:
     mbox_length: int | None = None
     dedupe: bool = False
     claimed: Counter[str] = field(default_factory=Counter)
+    highestmodseq: int | None = None  # flag changes up to this are at the destination
+    uidnext: int | None = None  # of the last run that copied everything it found
+    vanished: set[int] = field(default_factory=set)  # copied, then removed at the source
+    local_uids: dict[int, int] = field(default_factory=dict)  # local: source UID -> local UID
+    local_uidvalidity: int | None = None  # of the local mailbox ``local_uids`` points into
+
+    def forget_source(self) -> None:
+        """The source renumbered the folder (a new UIDVALIDITY): what was known by UID is void."""
+        self.uids.clear()
+        self.claimed.clear()
+        self.vanished.clear()
+        self.local_uids.clear()
+        self.highestmodseq = None
+        self.uidnext = None
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"uidvalidity": self.uidvalidity, "uids": format_uids(self.uids)}
@@ -72,6 +131,15 @@ class FolderState:
         if self.dedupe:
             out["dedupe"] = True
             out["claimed"] = dict(self.claimed)
+        if self.highestmodseq is not None:
+            out["highestmodseq"] = self.highestmodseq
+        if self.uidnext is not None:
+            out["uidnext"] = self.uidnext
+        if self.vanished:
+            out["vanished"] = format_uids(self.vanished)
+        if self.local_uids:
+            out["local_uids"] = format_uid_map(self.local_uids)
+            out["local_uidvalidity"] = self.local_uidvalidity
         return out
 
     @classmethod
@@ -85,7 +153,16 @@ class FolderState:
             mbox_length=length if isinstance(length, int) else None,
             dedupe=value.get("dedupe") is True,
             claimed=Counter({str(k): int(v) for k, v in claimed.items()}) if isinstance(claimed, dict) else Counter(),
+            highestmodseq=_int_or_none(value.get("highestmodseq")),
+            uidnext=_int_or_none(value.get("uidnext")),
+            vanished=parse_uids(str(value.get("vanished", ""))),
+            local_uids=parse_uid_map(value.get("local_uids", [])),
+            local_uidvalidity=_int_or_none(value.get("local_uidvalidity")),
         )
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass

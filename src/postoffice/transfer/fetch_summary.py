@@ -5,6 +5,11 @@
 the same content found there), ``failed`` (how many messages or folders failed), ``bytes``
 (copied), ``seconds``, plus ``failures`` (each with its folder, UID when there is one, and the
 reason), ``deferred`` (left for the next run by ``--max-bytes``) and ``warnings``.
+
+With CONDSTORE at the source (RFC 7162): ``flags_updated`` (copies made by earlier runs whose
+flags were changed to the source's), ``removed_at_source`` (copies whose message the source
+has removed since, counted once; the copies are kept) and ``unchanged_folders`` (folders whose
+UIDNEXT and HIGHESTMODSEQ had not moved: nothing was asked beyond EXAMINE).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ class FetchSummary:
     bytes: int = 0
     seconds: float = 0.0
     deferred: int = 0
+    flags_updated: int = 0
+    removed_at_source: int = 0
+    unchanged_folders: int = 0
     failures: list[Failure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -49,6 +57,9 @@ class FetchSummary:
             "bytes": self.bytes,
             "seconds": round(self.seconds, 2),
             "deferred": self.deferred,
+            "flags_updated": self.flags_updated,
+            "removed_at_source": self.removed_at_source,
+            "unchanged_folders": self.unchanged_folders,
             "failures": [
                 {"folder": f.folder, "uid": f.uid, "reason": f.reason} for f in self.failures
             ],
@@ -67,6 +78,11 @@ class FetchProgress:
 
     def folder_done(self, folder: str) -> None:
         """The folder is complete (or has failed)."""
+
+    def folder_unchanged(self, folder: str) -> None:
+        """Nothing changed in ``folder`` at the source since the last run (CONDSTORE): it is
+        shown as a folder with nothing to copy."""
+        self.folder_started(folder, 0, 0)
 
 
 NoProgress = FetchProgress

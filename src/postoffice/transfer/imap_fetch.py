@@ -19,6 +19,11 @@ For each folder (every selectable one, or those matching ``--folder`` globs), on
    written (durably), and every ``sync_every`` messages, and at the end, the destination is
    synced and the UIDs recorded in the state file.
 
+With CONDSTORE at the source, a rerun first asks what changed (``fetch_changes``): a folder
+whose UIDNEXT and HIGHESTMODSEQ are as recorded is done after EXAMINE; otherwise flag changes
+reach the copies already made (QRESYNC's SELECT or CHANGEDSINCE), and copies whose message
+the source removed are counted and kept, before step 2 goes on as above.
+
 Failures stay local: a message the server will not give, or gives malformed, is a failure with
 the server's reason; a dropped connection fails the rest of that folder (what was written is
 recorded) and the next folder gets a new connection. A rerun fetches exactly what is missing.
@@ -35,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -45,6 +49,14 @@ from typing import Literal
 from postoffice.message.lines import to_crlf
 from postoffice.store.blobs import blob_hash
 from postoffice.transfer.credentials import AccountUrl, Credentials
+from postoffice.transfer.fetch_changes import (
+    MBOX_NOT_CARRIED,
+    carry_flags,
+    copy_flags,
+    is_unchanged,
+    qresync_params,
+    removed_at_source,
+)
 from postoffice.transfer.fetch_destinations import Destination, FolderWriter
 from postoffice.transfer.fetch_state import FetchState, FolderState, SourceState
 from postoffice.transfer.fetch_summary import Failure, FetchProgress, FetchSummary
@@ -55,6 +67,7 @@ from postoffice.transfer.imap_client import (
     ImapConnectionLost,
     ImapError,
     MailboxListing,
+    SelectedMailbox,
 )
 from postoffice.transfer.imap_session import open_imap
 from postoffice.transfer.source import TransferError
@@ -62,7 +75,6 @@ from postoffice.transfer.source import TransferError
 __all__ = ["FetchOptions", "fetch_imap", "select_folders"]
 
 BODY_ITEMS = "UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[]"
-_KEYWORD_UNSAFE = re.compile(r'[\x00-\x20\x7f-\uffff(){%*"\\\]]')
 
 
 @dataclass(frozen=True)
@@ -95,21 +107,6 @@ def _matches(name: str, glob: str) -> bool:
     if name.upper() == "INBOX" and glob.upper() == "INBOX":
         return True
     return fnmatch.fnmatchcase(name, glob)
-
-
-def label_keywords(labels: tuple[str, ...]) -> frozenset[str]:
-    """Gmail labels as IMAP keywords: user labels with unsafe characters replaced by "_";
-    Gmail's own (\\Inbox, \\Sent...) are what the folders already say, except \\Important."""
-    out = set()
-    for label in labels:
-        if label.startswith("\\"):
-            if label.upper() == "\\IMPORTANT":
-                out.add("$Important")
-            continue
-        keyword = _KEYWORD_UNSAFE.sub("_", label)
-        if keyword:
-            out.add(keyword)
-    return frozenset(out)
 
 
 class _Run:
@@ -168,21 +165,27 @@ class _Run:
 
     async def folder(self, client: ImapClient, listing: MailboxListing) -> None:
         name = listing.name
-        selected = await client.select(listing.wire_name if listing.error else name)
+        folder_state = self.source.folder(name)
+        qresync = qresync_params(client, folder_state, gmail=self.gmail)
+        selected = await client.select(listing.wire_name if listing.error else name, qresync=qresync)
         self.summary.folders += 1
         uidvalidity = selected.uidvalidity or 0
-        folder_state = self.source.folder(name)
         writer = await self.destination.open_folder(name, self.url.key, uidvalidity, folder_state)
         try:
             changed = folder_state.uidvalidity is not None and folder_state.uidvalidity != uidvalidity
             if changed or writer.untrusted:
                 # Compare by content until this folder has been fetched completely once.
                 folder_state.dedupe = True
-                folder_state.uids.clear()
-                folder_state.claimed.clear()
+                folder_state.forget_source()
                 reason = "its UIDVALIDITY changed" if changed else "the destination holds mail the state does not list"
                 self.summary.warnings.append(f"{name}: {reason}; messages were compared by content")
             folder_state.uidvalidity = uidvalidity
+            if is_unchanged(selected, folder_state):
+                self.summary.unchanged_folders += 1
+                self.summary.skipped_duplicates += len(folder_state.uids - folder_state.vanished)
+                self.progress.folder_unchanged(name)
+                return
+            folder_state.uidnext = None  # until this run has copied everything it finds
             await self.save()  # the folder's starting point, before anything is written
             uids = await client.uid_search() if selected.exists else []
             listed = set(uids)
@@ -191,6 +194,9 @@ class _Run:
                     folder_state.uids.add(uid)  # written by a run that was killed before recording it
                     if folder_state.dedupe and digest:
                         folder_state.claimed[digest] += 1
+            # After the line above: a copy a killed run wrote gets the changes since, too.
+            self.note_removed(name, folder_state, removed_at_source(selected, folder_state, listed))
+            await self.carry_changes(client, name, selected, writer, folder_state)
             hashes: Counter[str] | None = None
             if folder_state.dedupe:
                 hashes = await writer.content_hashes()
@@ -201,12 +207,54 @@ class _Run:
             self.progress.folder_started(name, len(plan), sum(sizes.get(u, 0) for u in plan))
             failures = len(self.summary.failures)
             await self.copy(client, name, plan, writer, folder_state, hashes, gm_ids)
-            if folder_state.dedupe and len(plan) == len(todo) and len(self.summary.failures) == failures:
+            if len(plan) == len(todo) and len(self.summary.failures) == failures:
                 folder_state.dedupe = False
                 folder_state.claimed.clear()
+                # Nothing left behind: a run that finds this UIDNEXT (and HIGHESTMODSEQ) again
+                # has nothing to do.
+                if folder_state.highestmodseq == selected.highestmodseq:
+                    folder_state.uidnext = selected.uidnext
                 await self.save()
         finally:
             await writer.close()
+
+    async def carry_changes(
+        self,
+        client: ImapClient,
+        name: str,
+        selected: SelectedMailbox,
+        writer: FolderWriter,
+        folder_state: FolderState,
+    ) -> None:
+        """Flag changes at the source to the copies already made, then the new HIGHESTMODSEQ
+        into the state (only once they are durable: see ``fetch_changes``)."""
+        outcome = await carry_flags(client, selected, folder_state, writer, gmail=self.gmail)
+        self.summary.flags_updated += outcome.updated
+        if outcome.warning == MBOX_NOT_CARRIED:
+            if MBOX_NOT_CARRIED not in self.summary.warnings:
+                self.summary.warnings.append(MBOX_NOT_CARRIED)
+        elif outcome.warning is not None:
+            self.summary.warnings.append(f"{name}: {outcome.warning}")
+        if outcome.missing:
+            self.summary.warnings.append(
+                f"{name}: {outcome.missing} message(s) changed flags at the source but have no copy here"
+                " that postoffice knows of (removed here, or copied before it recorded which copy is which)"
+            )
+        if outcome.carried:
+            folder_state.highestmodseq = selected.highestmodseq
+        elif selected.highestmodseq is None:
+            folder_state.highestmodseq = None
+        await self.save()
+
+    def note_removed(self, name: str, folder_state: FolderState, gone: set[int]) -> None:
+        """Copies whose message the source has removed: counted once, kept (a backup)."""
+        if not gone:
+            return
+        folder_state.vanished |= gone
+        self.summary.removed_at_source += len(gone)
+        self.summary.warnings.append(
+            f"{name}: {len(gone)} message(s) were removed at the source; their copies here are kept"
+        )
 
     async def plan(
         self, client: ImapClient, name: str, todo: list[int]
@@ -292,7 +340,7 @@ class _Run:
                                 self.summary.skipped_duplicates += 1
                                 unsynced.append(item.uid)
                                 continue
-                        flags = item.flags | label_keywords(item.gm_labels)
+                        flags = copy_flags(item.flags, item.gm_labels)
                         await writer.add(raw, flags, item.internal_date, item.uid)
                     finally:
                         item.close()

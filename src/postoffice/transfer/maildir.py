@@ -400,6 +400,35 @@ class MaildirWriter:
             raise TransferError(f"{final} cannot be written: {exc.strerror or exc}.") from exc
         return unique
 
+    def set_flags(self, folder: str, files: dict[Path, frozenset[str]]) -> dict[Path, Path]:
+        """Give each message file of `folder` (in its cur/ or new/) exactly `flags`: renamed
+        within the folder to `<unique>:2,<letters>` in cur/ (a message with flags has been
+        seen by a client, so it no longer belongs in new/), keywords lettered as `add` letters
+        them. The renames are atomic; the directories are fsynced once at the end, so the new
+        names are durable when this returns. Returns {old path: new path} for each file
+        renamed; a file that is gone (a mail reader renamed or removed it) is left out."""
+        directory = self._folder(folder)
+        moved: dict[Path, Path] = {}
+        touched: set[Path] = set()
+        try:
+            for path, flags in files.items():
+                entry = _parse_name(path.parent.name, path.name)
+                letters = maildir_info_letters(flags, self._letters_for(directory, frozenset(flags)))
+                target = directory / "cur" / f"{entry.unique}:2,{letters}"
+                if target == path:
+                    continue
+                try:
+                    os.rename(path, target)
+                except FileNotFoundError:
+                    continue
+                moved[path] = target
+                touched.update((path.parent, target.parent))
+            for changed in touched:
+                fsync_dir(changed)
+        except OSError as exc:
+            raise TransferError(f"{directory} cannot be changed: {exc.strerror or exc}.") from exc
+        return moved
+
     @property
     def host_part(self) -> str:
         """This host's name as unique names carry it (no "/", ":" or ";")."""

@@ -1,0 +1,105 @@
+"""A recording IMAP proxy on loopback, in front of a real server, for the fetch tests: it keeps
+every command line the client sends (``commands``), hides capabilities from the client
+(COMPRESS=DEFLATE always, so the stream stays readable; QRESYNC or others on request), and can
+add raw lines to the answer of a command the test picks (hostile input from a real server)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable
+
+_CAPABILITY_LINE = re.compile(rb"^(?:\* CAPABILITY |(?:\*|[A-Za-z0-9]+) OK \[CAPABILITY )")
+_TAGGED = re.compile(rb"^([A-Za-z0-9]+) (?:OK|NO|BAD)\b")
+
+
+class RecordingProxy:
+    def __init__(
+        self,
+        server_port: int,
+        *,
+        hide: tuple[str, ...] = (),
+        inject: Callable[[str], bytes | None] | None = None,
+    ) -> None:
+        """``inject(command line)`` -> bytes to send just before that command's tagged answer."""
+        self.server_port = server_port
+        self.hide = ("COMPRESS=DEFLATE", *hide)
+        self.inject = inject
+        self.commands: list[str] = []  # without tags, in the order sent, every connection
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+
+    def __enter__(self) -> RecordingProxy:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            assert self._server is not None
+            self._server.close()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    def by_folder(self) -> dict[str, list[str]]:
+        """The commands sent while each folder was selected (by the EXAMINE/SELECT argument as
+        sent, quotes removed), in order, the EXAMINE itself first."""
+        out: dict[str, list[str]] = {}
+        current: list[str] | None = None
+        for line in self.commands:
+            verb = line.split(" ", 1)[0].upper()
+            if verb in ("EXAMINE", "SELECT"):
+                name = line.split(" ", 1)[1]
+                name = name.split(" (", 1)[0].strip('"')
+                current = out.setdefault(name, [])
+            elif verb in ("LOGOUT", "LIST"):
+                current = None
+            if current is not None:
+                current.append(line)
+        return out
+
+    async def _session(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", self.server_port, limit=2**24)
+        pending: dict[bytes, bytes] = {}  # tag -> bytes to put before its tagged answer
+
+        async def upstream() -> None:
+            while line := await client_reader.readline():
+                tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
+                text = rest.decode("utf-8", "replace")
+                self.commands.append(text)
+                if self.inject is not None:
+                    extra = self.inject(text)
+                    if extra:
+                        pending[tag] = extra
+                server_writer.write(line)
+                await server_writer.drain()
+            server_writer.close()
+
+        async def downstream() -> None:
+            while line := await server_reader.readline():
+                if _CAPABILITY_LINE.match(line):
+                    for name in self.hide:
+                        line = re.sub(rb" " + re.escape(name.encode()) + rb"(?=[ \]\r])", b"", line)
+                tagged = _TAGGED.match(line)
+                if tagged is not None and tagged[1] in pending:
+                    client_writer.write(pending.pop(tagged[1]))
+                client_writer.write(line)
+                await client_writer.drain()
+            client_writer.close()
+
+        try:
+            await asyncio.gather(upstream(), downstream())
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            client_writer.close()
+            server_writer.close()
