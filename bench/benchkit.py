@@ -200,7 +200,7 @@ class Monitor:
             self.peak = max(self.peak, rss)
             self.peak_pss = max(self.peak_pss, pss_total)
 
-    def cpu_when_idle(self, window: float = 0.5, idle_share: float = 0.05, limit: float = 120.0) -> float:
+    def cpu_when_idle(self, window: float = 1.5, idle_share: float = 0.05, limit: float = 120.0) -> float:
         """`cpu()` once the tree has gone quiet (under `idle_share` of a core over `window`
         seconds, or after `limit` seconds): the CPU of the work a server defers (full-text
         indexing after a burst of deliveries) is then counted with the load that caused it."""

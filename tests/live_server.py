@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dns_server import BrokenDnsServer
-from postoffice.app import LISTENER_FACTORIES, _build_text_index, _note_bound_port
+from postoffice.app import LISTENER_FACTORIES, _note_bound_port
 from postoffice.config import ListenAddress, load_config
 from postoffice.filtering.junk_learning import JunkTrainer
 from postoffice.net.running import RunningListener
 from postoffice.services import Services, open_services
 from postoffice.setup.initialise import initialise
+from postoffice.store.index_pacing import IndexPacing, index_in_background
 
 T = TypeVar("T")
 DOMAIN = "example.test"
@@ -98,7 +99,8 @@ class LiveServer:
         self.services = await self._context.__aenter__()
         self.services.store.watch_external_changes()  # type: ignore[attr-defined]  # as `serve` does
         # The full-text indexer runs as in `serve`, so searches meet indexed and unindexed mail.
-        self._indexer = asyncio.get_running_loop().create_task(_build_text_index(self.services, idle=0.05))
+        self._indexer = asyncio.get_running_loop().create_task(
+            index_in_background(self.services.store, IndexPacing(idle=0.05)))
         # Junk learning too, so moves into and out of Junk train the classifier as in `serve`.
         self._junk_trainer = asyncio.get_running_loop().create_task(
             JunkTrainer(self.services.store, config.junk).run(idle=0.2))

@@ -40,7 +40,8 @@ from postoffice.net.workers import ListenerWorkers, group_of, process_counts
 from postoffice.pop3.server import listener_factories as pop3_listener_factories
 from postoffice.services import Services, open_services
 from postoffice.smtp.service import listener_factories as smtp_listener_factories
-from postoffice.store.interface import GarbageCollected, StorageFull
+from postoffice.store.index_pacing import index_in_background
+from postoffice.store.interface import GarbageCollected
 from postoffice.transfer.fetch_jobs import run_fetch_jobs
 from postoffice.web.server import listener_factories as web_listener_factories
 
@@ -135,7 +136,7 @@ async def serve(config: Config, *, ready: Callable[[list[RunningListener]], None
             if watch is not None:  # other processes' changes: IMAP sessions and the runner see them
                 watch(on_queued=runner.wake)
             runner_task = asyncio.create_task(runner.run())
-            indexer = asyncio.create_task(_build_text_index(services))
+            indexer = asyncio.create_task(index_in_background(services.store))
             junk_trainer = asyncio.create_task(JunkTrainer(services.store, config.junk).run())
             domain_checks = asyncio.create_task(run_daily_checks(services))
             fetch_jobs = asyncio.create_task(run_fetch_jobs(services.store, services.directory, config.data_dir))
@@ -316,23 +317,6 @@ def log_garbage_collected(done: GarbageCollected, trash_days: int) -> None:
     if done.purged:
         log.warning("store maintenance deleted %d file(s) from %s after their %d day(s) there",
                     done.purged, done.trash, trash_days)
-
-
-async def _build_text_index(services: Services, idle: float = 1.0, pause: float = 0.01) -> None:
-    """Add new messages to the full-text index in the background (see store/sqlite/text_ops.py),
-    a small batch at a time with a pause between, so deliveries always come first."""
-    while True:
-        try:
-            added = await services.store.index_unindexed()
-        except StorageFull as exc:  # temporary, and said once a minute at most
-            log.warning("full-text indexing paused for a minute: %s", exc)
-            added, pause_now = 0, 60.0
-        except Exception:
-            log.exception("full-text indexing failed; retrying in a minute")
-            added, pause_now = 0, 60.0
-        else:
-            pause_now = pause if added else idle
-        await asyncio.sleep(pause_now)
 
 
 def run(config: Config, *, ready: Callable[[list[RunningListener]], None] | None = None,

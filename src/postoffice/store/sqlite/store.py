@@ -615,6 +615,9 @@ class SqliteStore(QueueAndAccessData, DeliveryMemoryData, SieveScriptStore, Filt
                 await writing
         return done
 
+    async def text_backlog(self, cap: int) -> tuple[int, int]:
+        return await self._read(text_ops.text_backlog, cap)
+
     async def run_write(self, fn: Callable[[Transaction], T]) -> T:
         """Run a custom write job (tests use this to hold a long write transaction)."""
         return await self._write(fn)
