@@ -42,6 +42,8 @@ import logging
 import operator
 import re
 import sqlite3
+import sys
+from array import array
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -131,8 +133,29 @@ def short_grams(headers: str, body: str) -> str:
     tokens: list[str] = []
     for text, one, two in ((headers, "h", "g"), (body, "b", "c")):
         tokens.extend(one + ch.encode().hex() for ch in set(text))
-        tokens.extend(two + pair.encode().hex() for pair in set(map(operator.add, text, text[1:])))
+        if text.isascii():
+            tokens.extend(two + pair for pair in _ascii_pairs(text))
+        else:
+            tokens.extend(two + pair.encode().hex() for pair in set(map(operator.add, text, text[1:])))
     return " ".join(tokens)
+
+
+_HEX = [f"{byte:02x}" for byte in range(256)]
+
+
+def _ascii_pairs(text: str) -> list[str]:
+    """The distinct pairs of adjacent characters of ASCII `text`, in hex: the pairs read as
+    16-bit numbers at even and at odd offsets, which makes no string per position (a third of
+    the cost of the general way, which was a fifth of indexing a message)."""
+    raw = text.encode("ascii")
+    pairs: set[int] = set()
+    for start in (0, 1):
+        numbers = array("H")
+        numbers.frombytes(raw[start:start + (len(raw) - start) // 2 * 2])
+        pairs.update(numbers)
+    if sys.byteorder == "little":
+        return [_HEX[n & 255] + _HEX[n >> 8] for n in pairs]
+    return [_HEX[n >> 8] + _HEX[n & 255] for n in pairs]
 
 
 def _short_gram_query(needle: str, headers: bool, body: bool) -> str:
