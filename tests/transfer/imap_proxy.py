@@ -1,7 +1,9 @@
 """A recording IMAP proxy on loopback, in front of a real server, for the fetch tests: it keeps
 every command line the client sends (``commands``), hides capabilities from the client
 (COMPRESS=DEFLATE always, so the stream stays readable; QRESYNC or others on request), and can
-add raw lines to the answer of a command the test picks (hostile input from a real server)."""
+add raw lines to the answer of a command the test picks (hostile input from a real server),
+answer a command itself with NO/BAD instead of passing it on (``refuse``), or drop the
+connection when a command is sent (``drop``)."""
 
 from __future__ import annotations
 
@@ -21,11 +23,17 @@ class RecordingProxy:
         *,
         hide: tuple[str, ...] = (),
         inject: Callable[[str], bytes | None] | None = None,
+        refuse: Callable[[str], bytes | None] | None = None,
+        drop: Callable[[str], bool] | None = None,
     ) -> None:
-        """``inject(command line)`` -> bytes to send just before that command's tagged answer."""
+        """``inject(command line)`` -> bytes to send just before that command's tagged answer;
+        ``refuse(command line)`` -> the tagged answer to give instead (``b"NO ..."``), the server
+        never seeing the command; ``drop(command line)`` -> True closes both connections."""
         self.server_port = server_port
         self.hide = ("COMPRESS=DEFLATE", *hide)
         self.inject = inject
+        self.refuse = refuse
+        self.drop = drop
         self.commands: list[str] = []  # without tags, in the order sent, every connection
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -76,6 +84,16 @@ class RecordingProxy:
                 tag, _, rest = line.rstrip(b"\r\n").partition(b" ")
                 text = rest.decode("utf-8", "replace")
                 self.commands.append(text)
+                if self.drop is not None and self.drop(text):
+                    client_writer.close()  # the client sees the connection go mid-command
+                    break
+                answer = self.refuse(text) if self.refuse is not None else None
+                if answer:
+                    # Only for commands sent with nothing else in flight (EXAMINE, SELECT):
+                    # the answer cannot land inside another command's response.
+                    client_writer.write(tag + b" " + answer + b"\r\n")
+                    await client_writer.drain()
+                    continue
                 if self.inject is not None:
                     extra = self.inject(text)
                     if extra:

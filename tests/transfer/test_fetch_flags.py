@@ -392,3 +392,76 @@ def test_local_copies_stored_but_not_recorded_are_matched_by_content(
     account.store("INBOX", "6", "+FLAGS", "(\\Flagged)")  # and the next change finds its copy
     assert fetch(account, f"local:{copy}", data=local.data_dir)["flags_updated"] == 1
     assert imap_flags(local.ports["imap"], copy, PASSWORD, "INBOX") == source_flags(account, "INBOX")
+
+
+def plain_fetch(account: Account, to: str, *, port: int | None = None) -> str:
+    """The summary a person reads (no --json), from stderr."""
+    result = po("fetch", account.url(port), "--to", to, timeout=300, env={"POSTOFFICE_FROM_PASSWORD": account.password})
+    return result.stderr
+
+
+def test_plain_summary_names_flag_updates_removals_and_unchanged_folders(sources: Sources, tmp_path: Path) -> None:
+    account = sources.account()
+    dest = tmp_path / "Mail"
+    first = plain_fetch(account, f"maildir:{dest}")
+    assert "flags updated" not in first and "removed at the source" not in first and "unchanged" not in first, first
+    change_flags(account)  # UIDs 1 to 5 of INBOX
+    account.expunge("INBOX", "7")
+    rerun = plain_fetch(account, f"maildir:{dest}")
+    assert "5 message(s) copied earlier had their flags updated to the source's." in rerun, rerun
+    assert "1 message(s) copied earlier were removed at the source; their copies here are kept." in rerun, rerun
+    unchanged = re.search(r"^(\d+) folder\(s\) unchanged at the source since the last run\.$", rerun, re.M)
+    assert unchanged is not None and int(unchanged[1]) >= 1, rerun  # Work, at least
+
+
+@pytest.mark.parametrize("answer", [b"NO [CANNOT] not for this mailbox", b"BAD QRESYNC parameter not understood"])
+def test_a_refused_qresync_examine_falls_back_to_a_plain_one_and_changedsince(
+    sources: Sources, tmp_path: Path, answer: bytes
+) -> None:
+    account = sources.account()
+    dest = tmp_path / "Mail"
+    with RecordingProxy(account.port) as proxy:
+        fetch(account, f"maildir:{dest}", port=proxy.port)
+        change_flags(account)
+        account.expunge("INBOX", "7")
+        proxy.refuse = lambda command: answer if "(QRESYNC (" in command else None
+        proxy.commands.clear()
+        result = fetch(account, f"maildir:{dest}", port=proxy.port)
+    assert result["failed"] == 0 and result["flags_updated"] == 5 and result["removed_at_source"] == 1, result
+    refused = [w for w in result["warnings"] if "refused EXAMINE with QRESYNC" in w]  # type: ignore[attr-defined]
+    assert len(refused) == 1 and answer.split()[0].decode() in refused[0], result  # once, with the reason
+    inbox = proxy.by_folder()["INBOX"]
+    assert "(QRESYNC (" in inbox[0] and inbox[1].upper().startswith("EXAMINE") and "QRESYNC" not in inbox[1], inbox
+    assert [c for c in inbox if "(CHANGEDSINCE " in c.upper()], inbox
+    at_source, copies = source_flags(account, "INBOX"), maildir_flags(dest, "INBOX")
+    assert {s: f for s, f in copies.items() if s in at_source} == at_source and len(copies) == FOLDERS["INBOX"]
+
+
+def test_without_condstore_an_expunge_is_counted_once_over_two_reruns(sources: Sources, tmp_path: Path) -> None:
+    account = sources.account()
+    dest = tmp_path / "Mail"
+    with RecordingProxy(account.port, hide=("CONDSTORE", "QRESYNC")) as proxy:
+        fetch(account, f"maildir:{dest}", port=proxy.port)
+        account.expunge("INBOX", "3")
+        proxy.commands.clear()
+        counted = [fetch(account, f"maildir:{dest}", port=proxy.port)["removed_at_source"] for _ in range(2)]
+    assert counted == [1, 0], counted
+    assert not [c for c in proxy.commands if "QRESYNC" in c.upper() or "CHANGEDSINCE" in c.upper()]
+    assert len(maildir_flags(dest, "INBOX")) == FOLDERS["INBOX"]  # the copy stays
+
+
+def test_removals_counted_by_a_run_that_then_loses_its_connection_are_not_counted_again(
+    sources: Sources, tmp_path: Path
+) -> None:
+    account = sources.account()
+    dest = tmp_path / "Mail"
+    with RecordingProxy(account.port, hide=("QRESYNC",)) as proxy:
+        fetch(account, f"maildir:{dest}", port=proxy.port)
+        change_flags(account)  # so INBOX's flags are asked for with CHANGEDSINCE, after the count
+        account.expunge("INBOX", "7")
+        proxy.drop = lambda command: "(CHANGEDSINCE " in command.upper()
+        lost = fetch(account, f"maildir:{dest}", port=proxy.port, check=False)
+        assert lost.get("exit") == 1, lost
+        proxy.drop = None
+        result = fetch(account, f"maildir:{dest}", port=proxy.port)
+    assert result["removed_at_source"] == 0 and result["flags_updated"] == 5 and result["failed"] == 0, result

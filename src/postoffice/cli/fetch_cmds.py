@@ -172,6 +172,14 @@ def report(summary: FetchSummary, json_out: bool) -> None:
     )
     if summary.deferred:
         out.print(f"{summary.deferred:,} messages were left for the next run (--max-bytes).")
+    # What a rerun with CONDSTORE/QRESYNC did besides copying (RFC 7162); silent when nothing.
+    if summary.unchanged_folders:
+        out.print(f"{summary.unchanged_folders:,} folder(s) unchanged at the source since the last run.")
+    if summary.flags_updated:
+        out.print(f"{summary.flags_updated:,} message(s) copied earlier had their flags updated to the source's.")
+    if summary.removed_at_source:
+        out.print(f"{summary.removed_at_source:,} message(s) copied earlier were removed at the source;"
+                  " their copies here are kept.")
     for warning in summary.warnings:
         out.print(f"warning: {warning}")
     for failure in summary.failures:

@@ -27,7 +27,8 @@ that has just started offering CONDSTORE) reads every copied message's flags onc
 Removed at the source (VANISHED, or a copied UID that UID SEARCH no longer lists): counted
 once, remembered in ``vanished``; the copy is kept, since a backup must not lose mail because
 the source expunged it. A QRESYNC answer that does not parse is reported and the folder takes
-the CHANGEDSINCE path instead; a CHANGEDSINCE answer that does not parse leaves the flags for
+the CHANGEDSINCE path instead (as does one whose EXAMINE (QRESYNC ...) the server refused,
+``imap_fetch``); a CHANGEDSINCE answer that does not parse leaves the flags for
 the next run (``highestmodseq`` does not move).
 """
 

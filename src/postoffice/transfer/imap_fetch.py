@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fnmatch
 import time
 from collections import Counter
@@ -64,6 +65,7 @@ from postoffice.transfer.imap_client import (
     FetchedMessage,
     FetchFailure,
     ImapClient,
+    ImapCommandFailed,
     ImapConnectionLost,
     ImapError,
     MailboxListing,
@@ -131,6 +133,7 @@ class _Run:
         self.gmail = False
         self.lock = asyncio.Lock()
         self.gmail_files: dict[int, Path] = {}
+        self.qresync_refused = False
 
     async def save(self) -> None:
         async with self.lock:
@@ -166,8 +169,7 @@ class _Run:
     async def folder(self, client: ImapClient, listing: MailboxListing) -> None:
         name = listing.name
         folder_state = self.source.folder(name)
-        qresync = qresync_params(client, folder_state, gmail=self.gmail)
-        selected = await client.select(listing.wire_name if listing.error else name, qresync=qresync)
+        selected = await self.examine(client, listing, qresync_params(client, folder_state, gmail=self.gmail))
         self.summary.folders += 1
         uidvalidity = selected.uidvalidity or 0
         writer = await self.destination.open_folder(name, self.url.key, uidvalidity, folder_state)
@@ -195,7 +197,7 @@ class _Run:
                     if folder_state.dedupe and digest:
                         folder_state.claimed[digest] += 1
             # After the line above: a copy a killed run wrote gets the changes since, too.
-            self.note_removed(name, folder_state, removed_at_source(selected, folder_state, listed))
+            await self.note_removed(name, folder_state, removed_at_source(selected, folder_state, listed))
             await self.carry_changes(client, name, selected, writer, folder_state)
             hashes: Counter[str] | None = None
             if folder_state.dedupe:
@@ -217,6 +219,28 @@ class _Run:
                 await self.save()
         finally:
             await writer.close()
+
+    async def examine(
+        self, client: ImapClient, listing: MailboxListing, qresync: tuple[int, int, int] | None
+    ) -> SelectedMailbox:
+        """EXAMINE, with (QRESYNC (...)) when it can serve. Some servers advertise QRESYNC
+        yet answer NO or BAD to that EXAMINE: the folder then takes a plain EXAMINE, and its
+        changes come by CHANGEDSINCE and UID SEARCH instead (RFC 7162 §3.1.4), said once a run."""
+        wire = listing.wire_name if listing.error else listing.name
+        if qresync is None:
+            return _without_unoffered_modseq(client, await client.select(wire))
+        try:
+            return await client.select(wire, qresync=qresync)
+        except ImapCommandFailed as exc:
+            refusal = exc
+        selected = await client.select(wire)  # refused too: the folder fails with this answer
+        if not self.qresync_refused:
+            self.qresync_refused = True
+            self.summary.warnings.append(
+                f"{listing.name}: the server refused EXAMINE with QRESYNC ({refusal}) although it offers"
+                " QRESYNC; such folders were examined plainly and their flag changes read with CHANGEDSINCE"
+            )
+        return selected
 
     async def carry_changes(
         self,
@@ -246,14 +270,18 @@ class _Run:
             folder_state.highestmodseq = None
         await self.save()
 
-    def note_removed(self, name: str, folder_state: FolderState, gone: set[int]) -> None:
-        """Copies whose message the source has removed: counted once, kept (a backup)."""
+    async def note_removed(self, name: str, folder_state: FolderState, gone: set[int]) -> None:
+        """Copies whose message the source has removed: counted once, kept (a backup).
+        Recorded at once: a folder that fails later in this run (the connection lost while
+        flags are read) must not count them again next run."""
         if not gone:
             return
         folder_state.vanished |= gone
+        await self.save()
         self.summary.removed_at_source += len(gone)
         self.summary.warnings.append(
-            f"{name}: {len(gone)} message(s) were removed at the source; their copies here are kept"
+            f"{name}: {len(gone)} message(s) copied earlier were removed at the source (deleted, or moved"
+            " to another folder); their copies here are kept"
         )
 
     async def plan(
@@ -373,6 +401,14 @@ class _Run:
         except OSError:
             return False
         return True
+
+
+def _without_unoffered_modseq(client: ImapClient, selected: SelectedMailbox) -> SelectedMailbox:
+    """A HIGHESTMODSEQ from a server that does not offer CONDSTORE is not acted on: CHANGEDSINCE
+    may only be sent to one that does (RFC 7162 §3); such a folder is compared by UID SEARCH."""
+    if selected.highestmodseq is None or "CONDSTORE" in client.capabilities | client.enabled:
+        return selected
+    return dataclasses.replace(selected, highestmodseq=None)
 
 
 async def fetch_imap(
