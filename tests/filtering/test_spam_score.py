@@ -187,6 +187,19 @@ def test_missing_date_and_message_id() -> None:
     assert not {"MISSING_DATE", "MISSING_MESSAGE_ID"} & set(names(message()))
 
 
+def test_a_from_dmarc_cannot_judge_fires_from_unusable() -> None:
+    """No From, two From fields (each may name another domain), or a From without an address:
+    DMARC has no author domain to apply a policy to (dmarc=permerror)."""
+    no_from = b"To: alice@example.test\r\nSubject: hi\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\nHello.\r\n"
+    two = message("From: PayPal <service@paypal.com>\r\n")
+    group = message(sender="undisclosed-senders:;")
+    for raw, detail in ((no_from, "no From field"), (two, "2 From fields"), (group, "no address with a domain in From")):
+        fired = {hit.name: hit.detail for hit in score_message(raw, LOCAL, SpamSettings()).rules}
+        assert fired.get("FROM_UNUSABLE") == detail, (raw, fired)
+    assert "FROM_UNUSABLE" not in names(message())
+    assert "FROM_UNUSABLE" not in names(message(sender="a@b.example, c@d.example"))  # several addresses, one field
+
+
 def test_html_only() -> None:
     html = message("MIME-Version: 1.0\r\nContent-Type: text/html\r\n", "<p>Hello</p>\r\n")
     both = message('MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary="a"\r\n',

@@ -69,14 +69,17 @@ class _Header:
     reply_to: tuple[str, ...]  # domains of Reply-To addresses
     has_date: bool
     has_message_id: bool
+    from_fields: int  # RFC 5322 wants exactly one
 
 
 def _header(raw: bytes) -> _Header:
     end, _ = split_header(raw, 0, min(len(raw), MAX_HEADER_BYTES))
     fields = parse_fields(raw[:end])
     first: dict[str, str] = {}
+    from_fields = 0
     for name, _, value in fields:
         first.setdefault(name, value)
+        from_fields += name == "from"
     name = address = domain = ""
     for item in parse_address_list(first.get("from")) or ():
         if item.mailbox is not None and item.host is not None:
@@ -85,7 +88,7 @@ def _header(raw: bytes) -> _Header:
             break
     reply_to = tuple(item.host.lower().rstrip(".") for item in parse_address_list(first.get("reply-to")) or ()
                      if item.mailbox is not None and item.host)
-    return _Header(name, address, domain, reply_to, "date" in first, "message-id" in first)
+    return _Header(name, address, domain, reply_to, "date" in first, "message-id" in first, from_fields)
 
 
 def find_rules(raw: bytes, context: ScoreContext,
@@ -97,6 +100,8 @@ def find_rules(raw: bytes, context: ScoreContext,
     if context.dnsbl:
         rules.append(("DNSBL_LISTED", ", ".join(f"{x.address} on {x.zone}" for x in context.dnsbl)))
     rules += _presentation(header, context)
+    if unusable := _unusable_from(header):
+        rules.append(("FROM_UNUSABLE", unusable))
     if not header.has_date:
         rules.append(("MISSING_DATE", ""))
     if not header.has_message_id:
@@ -134,6 +139,17 @@ def _authentication(context: ScoreContext, from_domain: str) -> Iterator[tuple[s
     iprev = results.iprev
     if iprev is not None and iprev.result in ("fail", "permerror"):
         yield "IPREV_FAIL", iprev.address
+
+
+def _unusable_from(header: _Header) -> str:
+    """Why DMARC cannot judge the author, or "": no From field, several (RFC 5322 allows one),
+    or none of its addresses has a domain. Senders who want to escape a DMARC policy (theirs or
+    the domain they imitate) send such messages; real mail software never does."""
+    if header.from_fields == 0:
+        return "no From field"
+    if header.from_fields > 1:
+        return f"{header.from_fields} From fields"
+    return "" if header.from_domain else "no address with a domain in From"
 
 
 def _presentation(header: _Header, context: ScoreContext) -> Iterator[tuple[str, str]]:
