@@ -142,9 +142,10 @@ def _authentication(context: ScoreContext, from_domain: str) -> Iterator[tuple[s
 
 
 def _unusable_from(header: _Header) -> str:
-    """Why DMARC cannot judge the author, or "": no From field, several (RFC 5322 allows one),
-    or none of its addresses has a domain. Senders who want to escape a DMARC policy (theirs or
-    the domain they imitate) send such messages; real mail software never does."""
+    """What is wrong with the author fields, or "": no From field or none of its addresses has
+    a domain (DMARC then has no policy to apply), or several From fields (RFC 5322 allows one:
+    a reader is shown one author while filters may judge another). Real mail software sends
+    neither; senders escaping a DMARC policy do."""
     if header.from_fields == 0:
         return "no From field"
     if header.from_fields > 1:

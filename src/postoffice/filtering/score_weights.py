@@ -31,7 +31,7 @@ RULES: dict[str, tuple[float, str]] = {
     "FROM_NAME_LOCAL_USER": (2.5, "mail from outside whose display name is the name of one of our users"),
     "FROM_NAME_BRAND": (2.0, "the display name claims a well-known brand its domain does not belong to"),
     "LOOKALIKE_DOMAIN": (3.5, "the From domain imitates one of ours or a popular one"),
-    "FROM_UNUSABLE": (1.5, "no From field, several, or one without an address: DMARC cannot judge the author"),
+    "FROM_UNUSABLE": (1.5, "no From field, several From fields, or one without an address with a domain"),
     "MISSING_DATE": (1.0, "the message has no Date field (RFC 5322 requires one)"),
     "MISSING_MESSAGE_ID": (0.5, "the message has no Message-ID field"),
     "HTML_ONLY": (1.0, "the message has HTML text and no plain-text version"),

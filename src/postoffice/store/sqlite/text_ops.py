@@ -197,12 +197,12 @@ def unindexed_texts(conn: sqlite3.Connection, blobs: BlobStore, limit: int, afte
 def text_backlog(conn: sqlite3.Connection, cap: int) -> tuple[int, int]:
     """(the highest blob id, blobs to index or to forget, counted up to `cap` each): both
     through indexes, so a look costs the same whatever the store's size."""
-    newest = conn.execute("SELECT coalesce(max(id), 0) FROM blobs").fetchone()[0]
-    waiting = conn.execute(
-        f"SELECT (SELECT count(*) FROM (SELECT 1 FROM blobs WHERE text_version = {UNINDEXED} LIMIT ?))"
+    newest, waiting = conn.execute(  # one statement: one snapshot (a new blob counted is the newest)
+        f"SELECT (SELECT coalesce(max(id), 0) FROM blobs),"
+        f" (SELECT count(*) FROM (SELECT 1 FROM blobs WHERE text_version = {UNINDEXED} LIMIT ?))"
         " + (SELECT count(*) FROM (SELECT 1 FROM text_to_forget LIMIT ?))",
         (cap, cap),
-    ).fetchone()[0]
+    ).fetchone()
     return newest, waiting
 
 
