@@ -265,3 +265,29 @@ def test_connections_per_ip_are_limited(tmp_path) -> None:
             client.close()
     finally:
         live.stop()
+
+
+def test_a_message_is_parsed_once_the_spam_stage_parse_is_what_the_store_keeps(
+        server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spam score's parse (moved by the fields it inserts and by Return-Path) is what the
+    store records: no second parse of the message on its way in (a tenth of what a message
+    costs to receive); tests/message/test_parse_with_fields_inserted.py holds the two equal."""
+    import postoffice.store.indexing as indexing
+
+    parses: list[int] = []
+    real = indexing.parse_message
+    monkeypatch.setattr(indexing, "parse_message", lambda raw: parses.append(len(raw)) or real(raw))
+    raw = RawSmtp(server.ports["smtp"])
+    raw.cmd("EHLO c.example")
+    assert raw.cmd("MAIL FROM:<x@remote.example>")[0] == 250
+    assert raw.cmd("RCPT TO:<alice@example.test>")[0] == 250
+    assert raw.cmd("RCPT TO:<bob@example.test>")[0] == 250
+    assert raw.cmd("DATA")[0] == 354
+    code, _ = raw.cmd(b"From: x@remote.example\r\nSubject: once\r\nMIME-Version: 1.0\r\n"
+                      b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
+                      b"parsed once\r\n--b--\r\n.")
+    assert code == 250
+    raw.close()
+    stored = [m for m in server.messages("alice@example.test") if b"parsed once" in m]
+    assert len(stored) == 1 and b"X-Spam-Score" in stored[0] and stored[0].startswith(b"Return-Path:")
+    assert parses == []

@@ -29,8 +29,15 @@ from typing import TYPE_CHECKING
 
 from postoffice import logevents
 from postoffice.directory import Directory
-from postoffice.filtering.pipeline import AccountDisposition, Filing, IncomingMessage, Refusal
+from postoffice.filtering.pipeline import (
+    PARSED_MESSAGE,
+    AccountDisposition,
+    Filing,
+    IncomingMessage,
+    Refusal,
+)
 from postoffice.filtering.rejection_notice import rejection_notice
+from postoffice.message.mime_model import MessageMetadata
 from postoffice.queue.srs import SenderRewriter
 from postoffice.store.delivery_memory_interface import DeliveryPlan, MemoryEntry, PlannedCopy
 from postoffice.store.interface import (
@@ -78,6 +85,7 @@ class DispositionPlan:
         envelope = self.incoming.envelope
         dropped = self._settle_rejections(report)
         contents: list[bytes] = []
+        parses: dict[int, MessageMetadata] = {}  # index in contents -> its parse, made already
         content_index: dict[bytes, int] = {}
         copies: list[PlannedCopy] = []
         copy_accounts: list[int] = []
@@ -99,6 +107,8 @@ class DispositionPlan:
                 index = content_index.setdefault(hashlib.sha256(stored).digest(), len(contents))
                 if index == len(contents):
                     contents.append(stored)
+                    if (parsed := self._parsed(body)) is not None:
+                        parses[index] = parsed.with_fields_inserted(0, len(stored) - len(body))
                 for filing in account.filings:
                     copies.append(PlannedCopy(self._target(account_id, filing), index, filing.create))
                     copy_accounts.append(account_id)
@@ -116,8 +126,9 @@ class DispositionPlan:
         new_contents: list[NewMessage] = []
         new_queue: list[tuple[NewMessage, OutboundMessage]] = []
         try:
-            for content in contents:
-                new_contents.append(NewMessage(await store.put_blob(content), self.flags, self.when, content))
+            for index, content in enumerate(contents):
+                blob = await store.put_blob(content, parsed=parses.get(index))
+                new_contents.append(NewMessage(blob, self.flags, self.when, content))
             for raw, row, _ in queue:
                 new_queue.append((NewMessage(await store.put_blob(raw, queue_only=True), raw=raw), row))
         except BaseException:  # a full disk: the files staged so far go at once (deliver_plan does the rest)
@@ -186,6 +197,11 @@ class DispositionPlan:
 
     def _target(self, account_id: int, filing: Filing) -> DeliveryTarget:
         return DeliveryTarget(account_id, filing.mailbox, filing.flags, filing.special_use, self.enforce_quota)
+
+    def _parsed(self, body: bytes) -> MessageMetadata | None:
+        """A stage's parse of `body` (PARSED_MESSAGE), when `body` is the very bytes it parsed."""
+        parsed = self.incoming.facts.get(PARSED_MESSAGE)
+        return parsed[1] if isinstance(parsed, tuple) and parsed[0] is body else None
 
     def _with_return_path(self, raw: bytes) -> bytes:
         if not self.return_path:

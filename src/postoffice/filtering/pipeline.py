@@ -23,9 +23,9 @@ the recipients are resolved and before anything is stored. Two kinds of stage::
   (`message.refuse`: a 5xx/4xx in the SMTP dialogue, nothing stored, the later stages skipped),
   add header fields to every copy (`message.add_header`, prepended in order), file it as junk
   (`message.special_use = "\\Junk"`), and leave results for later stages in `message.facts`
-  (the spam score under "spam_score", a `SpamScore`; under PARSED_BODY a tuple (raw, BodyPart):
-  the MIME structure of `raw` as a stage parsed it, which later stages reuse when `raw` is
-  still that object). The fields they add are part of
+  (the spam score under "spam_score", a `SpamScore`; under PARSED_MESSAGE a tuple (raw,
+  MessageMetadata): the parse of `raw` a stage made, which later stages (Sieve's body test)
+  and the store reuse when `raw` is still that object). The fields they add are part of
   `message.raw` by the time the account stages run (Sieve tests and editheader see them).
 - An `AccountStage` runs for each account the recipients reach, in order, on that account's
   `AccountDisposition`: where its copy goes (mailboxes with flags, or none: discard), redirects
@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from postoffice.smtp.inbound_checks import Judgement
 
 log = logging.getLogger(__name__)
-PARSED_BODY = "parsed_body"  # facts key: (raw, its BodyPart), see the module docstring
+PARSED_MESSAGE = "parsed_message"  # facts key: (raw, its MessageMetadata), see the module docstring
 
 
 @dataclass(frozen=True, slots=True)

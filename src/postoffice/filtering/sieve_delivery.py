@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 from postoffice.directory import Directory
 from postoffice.filtering import vacation
 from postoffice.filtering.pipeline import (
-    PARSED_BODY,
+    PARSED_MESSAGE,
     AccountDisposition,
     AutoReply,
     Filing,
@@ -240,8 +240,8 @@ class SieveStage:
             scripts.append((script.name, script))
         env = self._environment(loop, message, account)
         received = ran.message
-        parsed = message.facts.get(PARSED_BODY)
-        body = parsed[1] if isinstance(parsed, tuple) and parsed[0] is received else None
+        parsed = message.facts.get(PARSED_MESSAGE)
+        body = parsed[1].body if isinstance(parsed, tuple) and parsed[0] is received else None
         for name, script in scripts:
             same = ran.message is received
             sieve_message = SieveMessage(ran.message, envelope_from=message.envelope.sender,

@@ -42,7 +42,7 @@ from postoffice.config_schema import SpamConfig
 from postoffice.directory import Directory
 from postoffice.filtering.dnsbl import Listing
 from postoffice.filtering.mail_domains import DEFAULT_FREEMAIL
-from postoffice.filtering.pipeline import PARSED_BODY, IncomingMessage
+from postoffice.filtering.pipeline import PARSED_MESSAGE, IncomingMessage
 from postoffice.filtering.score import SPAM_FIELDS, SpamScore, SpamSettings, score_message
 from postoffice.filtering.score_rules import ScoreContext, name_key
 from postoffice.filtering.score_weights import DEFAULT_WEIGHTS
@@ -154,7 +154,8 @@ class SpamScoreStage:
             return
         fields, cut = score.header_fields(), below_first_received_at(raw)
         message.raw = raw[:cut] + fields + raw[cut:]
-        message.facts[PARSED_BODY] = (message.raw, metadata.body.shifted(cut, len(fields)))  # for Sieve's body test
+        # For Sieve's body test and the store: the parse of raw, moved by the inserted fields.
+        message.facts[PARSED_MESSAGE] = (message.raw, metadata.with_fields_inserted(cut, len(fields)))
         if score.is_junk:
             message.special_use = "\\Junk"
 

@@ -117,3 +117,10 @@ class MessageMetadata:
     text: str
     preview: str
     attachment_count: int
+
+    def with_fields_inserted(self, at: int, by: int) -> MessageMetadata:
+        """The parse of the message with `by` bytes of header fields (trace fields, our X-Spam
+        fields: none that an envelope, a search field or the text reads) inserted at offset `at`
+        of its top-level header: the same, with the structure's offsets moved. Only
+        `headers.header_text` then lacks the new fields (the full-text index reads the file)."""
+        return dataclasses.replace(self, body=self.body.shifted(at, by))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from postoffice.message.lines import wire_form
 from postoffice.message.mime import dump_structure, parse_message
+from postoffice.message.mime_model import MessageMetadata
 from postoffice.store.blobs import BlobStore, blob_hash
 from postoffice.store.interface import IndexedBlob
 
@@ -28,10 +29,12 @@ def queue_blob(raw: bytes, blobs: BlobStore | None = None, *, stage: bool = Fals
 
 
 def index_message(
-    raw: bytes, blobs: BlobStore | None = None, sha256: str | None = None, *, stage: bool = False
+    raw: bytes, blobs: BlobStore | None = None, sha256: str | None = None, *, stage: bool = False,
+    parsed: MessageMetadata | None = None,
 ) -> IndexedBlob:
     """Parse `raw` (CRLF line endings) and, when `blobs` is given, store it first: durably, or
-    with `stage`, as a temporary file the store's writer makes durable at its commit."""
+    with `stage`, as a temporary file the store's writer makes durable at its commit.
+    `parsed`: the parse of exactly these bytes, made already (by the spam score's stage)."""
     sha256 = sha256 or blob_hash(raw)
     staged = None
     if blobs is not None:
@@ -40,7 +43,7 @@ def index_message(
             staged = str(path) if path is not None else None
         else:
             blobs.write(raw, sha256)
-    meta = parse_message(raw)
+    meta = parsed if parsed is not None else parse_message(raw)
     headers = meta.headers
     return IndexedBlob(
         sha256=sha256,

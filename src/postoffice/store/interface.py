@@ -21,7 +21,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, BinaryIO, Literal, Protocol
 
 from postoffice.mailauth.dmarc_reports import AggregateReport
-from postoffice.message.mime_model import Address
+from postoffice.message.mime_model import Address, MessageMetadata
 from postoffice.store.auth_records import (  # re-exported: callers import them from here
     AccessEntry as AccessEntry,
 )
@@ -493,9 +493,11 @@ class MailStore(DeliveryMemoryData, SieveScriptData, FilterStateData, TransferDa
         ...
 
     # messages
-    async def put_blob(self, raw: bytes, *, queue_only: bool = False) -> IndexedBlob:
+    async def put_blob(self, raw: bytes, *, queue_only: bool = False,
+                       parsed: MessageMetadata | None = None) -> IndexedBlob:
         """The bytes hashed and parsed (large ones staged in a file); `queue_only`: for a copy only
-        the outbound queue will read, which needs neither parsing nor a full-text index."""
+        the outbound queue will read, which needs neither parsing nor a full-text index;
+        `parsed`: the parse of exactly these bytes, when a filtering stage made it already."""
         ...
     async def discard_staged(self, blobs: Iterable[IndexedBlob]) -> None: ...
     async def append_messages(self, mailbox_id: int, messages: Sequence[NewMessage], *, skip_duplicates: bool = False) -> list[AppendResult]: ...

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from postoffice.message.mime_model import Address
+from postoffice.message.mime_model import Address, MessageMetadata
 from postoffice.store.blob_info_cache import BlobInfoCache
 from postoffice.store.blobs import DEFAULT_TRASH_DAYS, BlobStore
 from postoffice.store.changes import ChangeKind, ChangeNotifier, MailboxChange
@@ -326,7 +326,8 @@ class SqliteStore(QueueAndAccessData, DeliveryMemoryData, SieveScriptStore, Filt
 
     # --- messages -------------------------------------------------------------------------
 
-    async def put_blob(self, raw: bytes, *, queue_only: bool = False) -> IndexedBlob:
+    async def put_blob(self, raw: bytes, *, queue_only: bool = False,
+                       parsed: MessageMetadata | None = None) -> IndexedBlob:
         """Parse the bytes (not for a `queue_only` copy) and, for a large message, stage them in
         a temporary file. The file becomes durable with the commit that references it; a small
         message's file is written by the writer then, from the `raw` its NewMessage carries.
@@ -335,9 +336,9 @@ class SqliteStore(QueueAndAccessData, DeliveryMemoryData, SieveScriptStore, Filt
         thread costs under load; large ones go to a thread so the event loop is never held up.
         """
         if len(raw) <= INLINE_BLOB_LIMIT:
-            return queue_blob(raw) if queue_only else index_message(raw)
+            return queue_blob(raw) if queue_only else index_message(raw, parsed=parsed)
         try:
-            prepare = queue_blob if queue_only else index_message
+            prepare = queue_blob if queue_only else functools.partial(index_message, parsed=parsed)
             return await asyncio.to_thread(functools.partial(prepare, raw, self.blobs, stage=True))
         except OSError as exc:
             raise as_storage_full(exc, f"a message file in {self.blobs.root}") from exc
