@@ -465,3 +465,24 @@ def test_removals_counted_by_a_run_that_then_loses_its_connection_are_not_counte
         proxy.drop = None
         result = fetch(account, f"maildir:{dest}", port=proxy.port)
     assert result["removed_at_source"] == 0 and result["flags_updated"] == 5 and result["failed"] == 0, result
+
+
+def test_deleted_at_the_source_is_not_carried_onto_the_copies(
+    sources: Sources, local: LiveServer, tmp_path: Path
+) -> None:
+    account = sources.account()
+    dest = tmp_path / "Mail"
+    copy = local_user(local)
+    fetch(account, f"maildir:{dest}")
+    fetch(account, f"local:{copy}", data=local.data_dir)
+    # The first step of a two-step delete; an EXPUNGE at the copy must not then destroy it.
+    account.store("INBOX", "2,3", "+FLAGS", "(\\Deleted)")
+    account.store("INBOX", "3", "+FLAGS", "(\\Flagged)")  # other changes still arrive
+    at_source = source_flags(account, "INBOX")
+    assert sum("\\Deleted" in f for f in at_source.values()) == 2
+    kept = {s: f - {"\\Deleted"} for s, f in at_source.items()}
+    fetch(account, f"maildir:{dest}")
+    fetch(account, f"local:{copy}", data=local.data_dir)
+    assert maildir_flags(dest, "INBOX") == kept
+    assert not [p for p in (dest / "cur").iterdir() if "T" in p.name.split(":2,", 1)[1]]
+    assert imap_flags(local.ports["imap"], copy, PASSWORD, "INBOX") == kept

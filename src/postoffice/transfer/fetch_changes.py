@@ -17,8 +17,9 @@ everything it found (``uidnext``). On a rerun with the same UIDVALIDITY:
    expunged), else ``UID FETCH first:last (UID FLAGS) (CHANGEDSINCE modseq)`` (§3.1.4) over the
    copied UIDs, at most 2,000 of them per command so an answer stays small. Each copy gets the
    source's flags exactly (replace, not add), through the same keyword mapping as its first
-   copy (``copy_flags``). The new HIGHESTMODSEQ is recorded only after that is durable, so a
-   run killed halfway carries the same changes again next time (idempotent).
+   copy (``copy_flags``), except ``\\Deleted`` (``carried_flags``). The new HIGHESTMODSEQ is
+   recorded only after that is durable, so a run killed halfway carries the same changes again
+   next time (idempotent).
 3. New messages are found and copied as before (``imap_fetch``).
 
 A folder with copies but no recorded HIGHESTMODSEQ (a state file from before, or a source
@@ -52,6 +53,7 @@ from postoffice.transfer.imap_client_changes import flag_change, uid_ranges, uid
 __all__ = [
     "MBOX_NOT_CARRIED",
     "FlagsOutcome",
+    "carried_flags",
     "carry_flags",
     "changed_flags",
     "copy_flags",
@@ -85,6 +87,13 @@ def copy_flags(flags: frozenset[str], gm_labels: tuple[str, ...] = ()) -> frozen
     """The flags a copy carries: the source's, plus Gmail labels as keywords. The first copy
     and every later flag change go through here, so both map alike."""
     return flags | label_keywords(gm_labels) if gm_labels else flags
+
+
+def carried_flags(flags: frozenset[str]) -> frozenset[str]:
+    """A flag change as it reaches a copy: without \\Deleted. The source's usual two-step
+    delete (STORE \\Deleted, EXPUNGE later) would otherwise leave the backup marked, and any
+    client's EXPUNGE or CLOSE there would then destroy it."""
+    return frozenset(f for f in flags if f.upper() != "\\DELETED")
 
 
 def is_unchanged(selected: SelectedMailbox, state: FolderState) -> bool:
@@ -196,7 +205,7 @@ async def carry_flags(
 async def _apply(writer: FolderWriter, changes: dict[int, frozenset[str]], outcome: FlagsOutcome) -> None:
     if not changes:
         return
-    done = await writer.set_flags(changes)
+    done = await writer.set_flags({uid: carried_flags(flags) for uid, flags in changes.items()})
     outcome.updated += done.updated
     outcome.missing += len(done.missing)
 
