@@ -486,3 +486,28 @@ def test_deleted_at_the_source_is_not_carried_onto_the_copies(
     assert maildir_flags(dest, "INBOX") == kept
     assert not [p for p in (dest / "cur").iterdir() if "T" in p.name.split(":2,", 1)[1]]
     assert imap_flags(local.ports["imap"], copy, PASSWORD, "INBOX") == kept
+
+
+def test_a_local_state_file_from_before_modseqs_finds_its_copies_and_reads_every_flag_once(
+    sources: Sources, local: LiveServer, tmp_path: Path
+) -> None:
+    account = sources.account()
+    copy = local_user(local)
+    fetch(account, f"local:{copy}", data=local.data_dir)
+    state_file = local.data_dir / "fetch" / f"{copy}.fetch-state.json"
+    state = json.loads(state_file.read_text())
+    for source in state["sources"].values():
+        for folder in source["folders"].values():
+            assert "highestmodseq" in folder and ("local_uids" in folder or not folder["uids"])
+            for key in ("highestmodseq", "uidnext", "vanished", "local_uids", "local_uidvalidity"):
+                folder.pop(key, None)
+    state_file.write_text(json.dumps(state))
+    change_flags(account)
+    result = fetch(account, f"local:{copy}", data=local.data_dir)
+    assert result["flags_updated"] == 5 and result["copied"] == 0, result
+    assert not [w for w in result["warnings"] if "no copy here" in w], result  # type: ignore[attr-defined]
+    assert imap_flags(local.ports["imap"], copy, PASSWORD, "INBOX") == source_flags(account, "INBOX")
+    account.store("Work", "2", "+FLAGS", "(\\Answered)")  # and the next change finds its copy too
+    again = fetch(account, f"local:{copy}", data=local.data_dir)
+    assert again["flags_updated"] == 1 and not again["warnings"], again
+    assert imap_flags(local.ports["imap"], copy, PASSWORD, "Work") == source_flags(account, "Work")

@@ -27,7 +27,8 @@ through ``set_flags``, durable when it returns:
 - local:ADDR: ``store_flags`` on the copy, so IMAP clients see the change (a new modseq, the
   change log, IDLE). The copy's UID comes from the state (``local_uids``, recorded as the
   importer stores each message); a message the importer skipped as already present is matched
-  to a stored one by its fingerprint.
+  to a stored one by its fingerprint, and so, once, is every copy of a state file from before
+  ``local_uids`` (``unmatched``/``match``: the source's messages are read again for it).
 - mbox: not carried (``carries_flags`` is False; the summary says so). Status/X-Status sit in
   each message's header, so a change means rewriting the file from that message on: a full
   copy of a large mbox on every run, and one that the truncate-to-recorded-length recovery
@@ -387,18 +388,48 @@ class _LocalFolder:
             return
         if self._by_fingerprint is None:  # once per folder: what was there before this run
             self._by_fingerprint = await mailbox_fingerprint_uids(self.store, mailbox_id)
-        by_fingerprint = self._by_fingerprint
-        taken = set(self.state.local_uids.values())
-        matched: dict[int, frozenset[str]] = {}
+        fingerprints: dict[int, str] = {}
         for message in skipped:
-            fp = await asyncio.to_thread(fingerprint, message.raw)
-            free = [uid for uid in by_fingerprint.get(fp, []) if uid not in taken]
-            if free:
-                self.state.local_uids[int(message.source_id)] = free[0]
-                taken.add(free[0])
-                matched[int(message.source_id)] = frozenset(message.flags)
+            fingerprints[int(message.source_id)] = await asyncio.to_thread(fingerprint, message.raw)
+        claimed = self._claim(fingerprints, self._by_fingerprint)
+        flags = {int(m.source_id): frozenset(m.flags) for m in skipped}
         # The copy may carry older flags (a killed run stored it): these are the source's now.
-        await self.set_flags(matched)
+        await self.set_flags({uid: flags[uid] for uid in claimed})
+
+    def _claim(self, fingerprints: Mapping[int, str], by_fingerprint: dict[str, list[int]]) -> list[int]:
+        """Give each source UID the first stored message of its fingerprint that no other
+        source UID has taken (a multiset: two equal messages stay two copies)."""
+        taken = set(self.state.local_uids.values())
+        claimed: list[int] = []
+        for source_uid, fp in fingerprints.items():
+            free = next((uid for uid in by_fingerprint.get(fp, []) if uid not in taken), None)
+            if free is not None:
+                self.state.local_uids[source_uid] = free
+                taken.add(free)
+                claimed.append(source_uid)
+        return claimed
+
+    async def unmatched(self) -> list[int]:
+        """Copied source UIDs whose copy here is unknown because the state is from before
+        ``local_uids`` (no ``local_uidvalidity`` either): ``match`` finds them by content, once."""
+        state = self.state
+        if state.local_uids or state.local_uidvalidity is not None:
+            return []
+        if await self.store.get_mailbox(self.account.id, self.folder or "INBOX") is None:
+            return []  # the copies are gone with their mailbox: nothing to look for
+        return sorted(state.uids - state.vanished)
+
+    async def match(self, fingerprints: Mapping[int, str]) -> None:
+        """The fingerprints of ``unmatched`` messages as the source has them: each is given
+        its stored copy. ``local_uidvalidity`` is set even when some stay unmatched, so the
+        source is not read again on every run."""
+        mailbox = await self.store.get_mailbox(self.account.id, self.folder or "INBOX")
+        if mailbox is None:
+            return
+        if self._by_fingerprint is None:
+            self._by_fingerprint = await mailbox_fingerprint_uids(self.store, mailbox.id)
+        self.state.local_uidvalidity = mailbox.uidvalidity
+        self._claim(dict(sorted(fingerprints.items())), self._by_fingerprint)
 
     async def set_flags(self, changes: Mapping[int, frozenset[str]]) -> FlagsSet:
         mailbox_id = await self._mailbox()

@@ -139,6 +139,7 @@ class FolderState:
             out["vanished"] = format_uids(self.vanished)
         if self.local_uids:
             out["local_uids"] = format_uid_map(self.local_uids)
+        if self.local_uidvalidity is not None:  # also without local_uids: copies were looked for
             out["local_uidvalidity"] = self.local_uidvalidity
         return out
 

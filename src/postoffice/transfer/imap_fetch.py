@@ -50,6 +50,7 @@ from typing import Literal
 from postoffice.message.lines import to_crlf
 from postoffice.store.blobs import blob_hash
 from postoffice.transfer.credentials import AccountUrl, Credentials
+from postoffice.transfer.dedup import fingerprint
 from postoffice.transfer.fetch_changes import (
     MBOX_NOT_CARRIED,
     carry_flags,
@@ -198,6 +199,7 @@ class _Run:
                         folder_state.claimed[digest] += 1
             # After the line above: a copy a killed run wrote gets the changes since, too.
             await self.note_removed(name, folder_state, removed_at_source(selected, folder_state, listed))
+            await self.match_copies(client, writer)
             await self.carry_changes(client, name, selected, writer, folder_state)
             hashes: Counter[str] | None = None
             if folder_state.dedupe:
@@ -241,6 +243,25 @@ class _Run:
                 " QRESYNC; such folders were examined plainly and their flag changes read with CHANGEDSINCE"
             )
         return selected
+
+    async def match_copies(self, client: ImapClient, writer: FolderWriter) -> None:
+        """A ``local:`` state from before it recorded each copy's local UID: the copies are
+        found by fingerprint, once (the messages are read again), so flag changes reach them."""
+        unmatched, match = getattr(writer, "unmatched", None), getattr(writer, "match", None)
+        uids: list[int] = await unmatched() if unmatched is not None and match is not None else []
+        if not uids:
+            return
+        fingerprints: dict[int, str] = {}
+        stream = client.uid_fetch(uids, "UID BODY.PEEK[]", batch=self.options.batch, in_flight=self.options.in_flight)
+        async with contextlib.aclosing(stream) as messages:
+            async for item in messages:
+                if isinstance(item, FetchedMessage):
+                    try:
+                        fingerprints[item.uid] = await asyncio.to_thread(fingerprint, item.raw())
+                    finally:
+                        item.close()
+        await match(fingerprints)
+        await self.save()
 
     async def carry_changes(
         self,
