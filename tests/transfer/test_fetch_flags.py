@@ -511,3 +511,47 @@ def test_a_local_state_file_from_before_modseqs_finds_its_copies_and_reads_every
     again = fetch(account, f"local:{copy}", data=local.data_dir)
     assert again["flags_updated"] == 1 and not again["warnings"], again
     assert imap_flags(local.ports["imap"], copy, PASSWORD, "Work") == source_flags(account, "Work")
+
+
+def recreate(account: Account, folder: str) -> None:
+    """DELETE and CREATE the folder at the source and APPEND its messages again: the same
+    mail under a new UIDVALIDITY."""
+    imap = account.login()
+    try:
+        imap.select(folder, readonly=True)
+        old_validity = imap.response("UIDVALIDITY")[1]
+        typ, data = imap.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
+        assert typ == "OK"
+        messages = [(_FLAGS.search(i[0]), i[1]) for i in data if isinstance(i, tuple)]
+        imap.close()
+        assert imap.delete(folder)[0] == "OK" and imap.create(folder)[0] == "OK"
+        for flags, raw in messages:
+            assert flags is not None
+            kept = " ".join(f for f in flags[1].decode().split() if f != "\\Recent")
+            assert imap.append(folder, f"({kept})", None, raw)[0] == "OK"
+        imap.select(folder, readonly=True)
+        assert imap.response("UIDVALIDITY")[1] != old_validity
+    finally:
+        imap.logout()
+
+
+def test_maildir_copies_matched_by_content_after_a_uidvalidity_change_get_later_flag_changes(
+    sources: Sources, tmp_path: Path
+) -> None:
+    account = sources.account()
+    dest = tmp_path / "Mail"
+    fetch(account, f"maildir:{dest}")
+    recreate(account, "Work")
+    rematched = fetch(account, f"maildir:{dest}")
+    assert rematched["copied"] == 0, rematched
+    assert len(maildir_flags(dest, "Work")) == FOLDERS["Work"]
+    before = source_flags(account, "Work")
+    account.store("Work", "1:*", "+FLAGS", "(\\Flagged)")
+    after = source_flags(account, "Work")
+    changed = [s for s in after if after[s] != before[s]]
+    assert len(changed) >= 2
+    result = fetch(account, f"maildir:{dest}")
+    assert result["flags_updated"] == len(changed) and result["copied"] == 0, result
+    assert not [w for w in result["warnings"] if "no copy here" in w], result  # type: ignore[attr-defined]
+    assert maildir_flags(dest, "Work") == after
+    assert all("F" in p.name.split(":2,", 1)[1] for p in (dest / ".Work" / "cur").iterdir())

@@ -23,7 +23,9 @@ Flag changes at the source (CONDSTORE, see ``fetch_changes``) reach copies alrea
 through ``set_flags``, durable when it returns:
 
 - Maildir: the file (found by the ``-U<uid>.`` in its name) is renamed, atomically, to its new
-  ``:2,<letters>`` in cur/, keywords lettered as on the first copy.
+  ``:2,<letters>`` in cur/, keywords lettered as on the first copy. After a UIDVALIDITY change
+  a file matched by content is renamed to the new ``-V<uidvalidity>-U<uid>`` (``adopt``), so
+  it is found by its new UID.
 - local:ADDR: ``store_flags`` on the copy, so IMAP clients see the change (a new modseq, the
   change log, IDLE). The copy's UID comes from the state (``local_uids``, recorded as the
   importer stores each message); a message the importer skipped as already present is matched
@@ -156,6 +158,9 @@ class _MaildirFolder:
         self.last_path: Path | None = None
         self._pattern = re.compile(re.escape(self.prefix) + r"([0-9]+)\.[^,:;]*(?:,H=([0-9a-f]{64}))?")
         self._files: dict[int, Path] | None = None  # by source UID, for set_flags
+        # Files of this source from an earlier UIDVALIDITY, by SHA-256: what adopt renames.
+        self._earlier = re.compile(rf"\.fetch-{tag}-V(?!{uidvalidity}-)[0-9]+-U[0-9]+\.[^,:;]*,H=([0-9a-f]{{64}})")
+        self._stale: dict[str, list[Path]] | None = None
 
     def _scan(self) -> dict[int, tuple[Path, str | None]]:
         found: dict[int, tuple[Path, str | None]] = {}
@@ -192,6 +197,40 @@ class _MaildirFolder:
 
     async def content_hashes(self) -> Counter[str]:
         return await asyncio.to_thread(self.writer.content_hashes, self.folder)
+
+    async def adopt(self, digest: str, uid: int, flags: frozenset[str]) -> bool:
+        """After a UIDVALIDITY change a message matched by content is not written again: the
+        file this source wrote for it under the earlier UIDVALIDITY becomes the copy of `uid`,
+        renamed (atomically) to this UIDVALIDITY's name so that set_flags finds it, with the
+        source's `flags`. False when no such file is left (a copy from another program)."""
+
+        def rename() -> bool:
+            if self._stale is None:  # one listing per folder and run
+                self._stale = {}
+                for sub in ("cur", "new"):
+                    for name in sorted(os.listdir(self.directory / sub)):
+                        m = self._earlier.search(name)
+                        if m is not None:
+                            self._stale.setdefault(m[1], []).append(self.directory / sub / name)
+            candidates = self._stale.get(digest, [])
+            try:
+                while candidates:
+                    old = candidates.pop(0)
+                    new = old.with_name(_FETCH_NAME.sub(f"{self.prefix}{uid}.", old.name, count=1))
+                    try:
+                        os.rename(old, new)
+                    except FileNotFoundError:
+                        continue  # a mail reader renamed or removed it meanwhile
+                    fsync_dir(new.parent)
+                    moved = self.writer.set_flags(self.folder, {new: flags})
+                    if self._files is not None:
+                        self._files[uid] = moved.get(new, new)
+                    return True
+            except OSError as exc:
+                raise TransferError(f"{self.directory} cannot be changed: {exc.strerror or exc}.") from exc
+            return False
+
+        return await asyncio.to_thread(rename)
 
     async def add(self, raw: bytes, flags: frozenset[str], date: datetime | None, uid: int) -> None:
         def write() -> None:

@@ -53,6 +53,7 @@ from postoffice.transfer.credentials import AccountUrl, Credentials
 from postoffice.transfer.dedup import fingerprint
 from postoffice.transfer.fetch_changes import (
     MBOX_NOT_CARRIED,
+    carried_flags,
     carry_flags,
     copy_flags,
     is_unchanged,
@@ -386,6 +387,9 @@ class _Run:
                             unsynced_hashes.append(digest)
                             if hashes[digest] > 0:
                                 hashes[digest] -= 1
+                                adopt = getattr(writer, "adopt", None)
+                                if adopt is not None:  # so later flag changes find this copy
+                                    await adopt(digest, item.uid, carried_flags(copy_flags(item.flags, item.gm_labels)))
                                 self.summary.skipped_duplicates += 1
                                 unsynced.append(item.uid)
                                 continue
