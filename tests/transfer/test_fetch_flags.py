@@ -96,7 +96,7 @@ def sources(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         finally:
             live.stop()
         return
-    users = [f"src{n}" for n in range(16)]
+    users = [f"src{n}" for n in range(24)]  # one per test that asks for an account
     with running_dovecot(users) as dovecot:
         yield Sources("dovecot", lambda: (users[next(numbers)], DOVECOT_PASSWORD), dovecot.imap_port)
 
