@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 from collections.abc import Callable
+
+from loopback_server import LoopbackServer
 
 _CAPABILITY_LINE = re.compile(rb"^(?:\* CAPABILITY |(?:\*|[A-Za-z0-9]+) OK \[CAPABILITY )")
 _TAGGED = re.compile(rb"^([A-Za-z0-9]+) (?:OK|NO|BAD)\b")
 
 
-class RecordingProxy:
+class RecordingProxy(LoopbackServer):
     def __init__(
         self,
         server_port: int,
@@ -35,28 +36,7 @@ class RecordingProxy:
         self.refuse = refuse
         self.drop = drop
         self.commands: list[str] = []  # without tags, in the order sent, every connection
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-
-    def __enter__(self) -> RecordingProxy:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def stop() -> None:
-            assert self._server is not None
-            self._server.close()
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        super().__init__()
 
     def by_folder(self) -> dict[str, list[str]]:
         """The commands sent while each folder was selected (by the EXAMINE/SELECT argument as

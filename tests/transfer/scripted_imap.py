@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+from loopback_server import LoopbackServer
 
 
 @dataclass
@@ -38,7 +39,7 @@ class Faults:
     malformed: set[tuple[str, int]] = field(default_factory=set)  # while set
 
 
-class ScriptedImap:
+class ScriptedImap(LoopbackServer):
     def __init__(self, folders: list[Folder], *, gmail: bool = False, password: str = "pw",
                  token: str | None = None, admin: tuple[str, str] | None = None) -> None:
         self.folders = {f.wire_name: f for f in folders}
@@ -48,28 +49,7 @@ class ScriptedImap:
         self.admin = admin  # AUTHENTICATE PLAIN as (admin, password) for any user
         self.logins: list[str] = []
         self.faults = Faults()
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-
-    def __enter__(self) -> ScriptedImap:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def stop() -> None:
-            assert self._server is not None
-            self._server.close()
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-
-    async def _start(self) -> None:
-        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        super().__init__()
 
     def capabilities(self) -> str:
         sasl = " SASL-IR AUTH=XOAUTH2 AUTH=PLAIN" if self.token or self.admin else ""
