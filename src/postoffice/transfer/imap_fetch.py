@@ -249,7 +249,9 @@ class _Run:
         """A ``local:`` state from before it recorded each copy's local UID: the copies are
         found by fingerprint, once (the messages are read again), so flag changes reach them."""
         unmatched, match = getattr(writer, "unmatched", None), getattr(writer, "match", None)
-        uids: list[int] = await unmatched() if unmatched is not None and match is not None else []
+        if unmatched is None or match is None:  # only the local: writer keeps such a map
+            return
+        uids: list[int] = await unmatched()
         if not uids:
             return
         fingerprints: dict[int, str] = {}
