@@ -330,18 +330,28 @@ def test_mbox_destination_says_flag_changes_are_not_carried(sources: Sources, tm
     assert result["flags_updated"] == 0 and result["copied"] == 0
 
 
+MODSEQ_KEYS = ("highestmodseq", "uidnext", "vanished", "local_uids", "local_uidvalidity")  # none before modseqs
+
+
+def edit_folders(state_file: Path, edit: Callable[[str, dict[str, object]], None]) -> None:
+    """Rewrite a fetch state file with `edit(folder name, folder state)` applied to each folder."""
+    state = json.loads(state_file.read_text())
+    for source in state["sources"].values():
+        for name, folder in source["folders"].items():
+            edit(name, folder)
+    state_file.write_text(json.dumps(state))
+
+
 def test_a_state_file_from_before_modseqs_reads_every_flag_once(sources: Sources, tmp_path: Path) -> None:
     account = sources.account()
     dest = tmp_path / "Mail"
     fetch(account, f"maildir:{dest}")
-    state_file = tmp_path / "Mail.fetch-state.json"
-    state = json.loads(state_file.read_text())
-    for source in state["sources"].values():
-        for folder in source["folders"].values():
-            assert "highestmodseq" in folder
-            for key in ("highestmodseq", "uidnext", "vanished", "local_uids", "local_uidvalidity"):
-                folder.pop(key, None)
-    state_file.write_text(json.dumps(state))
+    def as_before_modseqs(_: str, folder: dict[str, object]) -> None:
+        assert "highestmodseq" in folder
+        for key in MODSEQ_KEYS:
+            folder.pop(key, None)
+
+    edit_folders(tmp_path / "Mail.fetch-state.json", as_before_modseqs)
     change_flags(account)
     result = fetch(account, f"maildir:{dest}")
     assert result["flags_updated"] == 5 and result["copied"] == 0, result
@@ -377,14 +387,13 @@ def test_local_copies_stored_but_not_recorded_are_matched_by_content(
     copy = local_user(local)
     fetch(account, f"local:{copy}", data=local.data_dir)
     # As if a run was killed after the store committed and before the state was written.
-    state_file = local.data_dir / "fetch" / f"{copy}.fetch-state.json"
-    state = json.loads(state_file.read_text())
-    for source in state["sources"].values():
-        inbox = source["folders"]["INBOX"]
-        inbox["uids"] = ""
-        inbox.pop("local_uids")
-        inbox.pop("uidnext")
-    state_file.write_text(json.dumps(state))
+    def unrecorded(name: str, folder: dict[str, object]) -> None:
+        if name == "INBOX":
+            folder["uids"] = ""
+            folder.pop("local_uids")
+            folder.pop("uidnext")
+
+    edit_folders(local.data_dir / "fetch" / f"{copy}.fetch-state.json", unrecorded)
     change_flags(account)
     result = fetch(account, f"local:{copy}", data=local.data_dir)
     assert result["copied"] == 0, result
@@ -494,14 +503,12 @@ def test_a_local_state_file_from_before_modseqs_finds_its_copies_and_reads_every
     account = sources.account()
     copy = local_user(local)
     fetch(account, f"local:{copy}", data=local.data_dir)
-    state_file = local.data_dir / "fetch" / f"{copy}.fetch-state.json"
-    state = json.loads(state_file.read_text())
-    for source in state["sources"].values():
-        for folder in source["folders"].values():
-            assert "highestmodseq" in folder and ("local_uids" in folder or not folder["uids"])
-            for key in ("highestmodseq", "uidnext", "vanished", "local_uids", "local_uidvalidity"):
-                folder.pop(key, None)
-    state_file.write_text(json.dumps(state))
+    def as_before_modseqs(_: str, folder: dict[str, object]) -> None:
+        assert "highestmodseq" in folder and ("local_uids" in folder or not folder["uids"])
+        for key in MODSEQ_KEYS:
+            folder.pop(key, None)
+
+    edit_folders(local.data_dir / "fetch" / f"{copy}.fetch-state.json", as_before_modseqs)
     change_flags(account)
     result = fetch(account, f"local:{copy}", data=local.data_dir)
     assert result["flags_updated"] == 5 and result["copied"] == 0, result
