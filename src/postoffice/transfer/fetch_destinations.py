@@ -114,6 +114,13 @@ class FolderWriter(Protocol):
         takes them); durable when it returns."""
         ...
 
+    async def unmatched(self) -> list[int]:
+        """Copied source UIDs whose copy here cannot be found without reading them again
+        (``match`` then gets their fingerprints); [] where every copy is found by its name."""
+        ...
+
+    async def match(self, fingerprints: Mapping[int, str]) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -143,7 +150,18 @@ class MaildirDestination:
         return _MaildirFolder(self._writer, folder, directory, source_tag(source_key), uidvalidity)
 
 
-class _MaildirFolder:
+class _FoundByName:
+    """A writer whose copies are found by their source UID alone (or never updated): nothing
+    to match by content."""
+
+    async def unmatched(self) -> list[int]:
+        return []
+
+    async def match(self, fingerprints: Mapping[int, str]) -> None:
+        return None
+
+
+class _MaildirFolder(_FoundByName):
     untrusted = False
     carries_flags = True
 
@@ -283,7 +301,7 @@ class MboxDestination:
         return await asyncio.to_thread(_MboxFolder, self.path, folder, state)
 
 
-class _MboxFolder:
+class _MboxFolder(_FoundByName):
     carries_flags = False  # see the module docstring
 
     def __init__(self, root: Path, folder: str, state: FolderState) -> None:

@@ -248,10 +248,7 @@ class _Run:
     async def match_copies(self, client: ImapClient, writer: FolderWriter) -> None:
         """A ``local:`` state from before it recorded each copy's local UID: the copies are
         found by fingerprint, once (the messages are read again), so flag changes reach them."""
-        unmatched, match = getattr(writer, "unmatched", None), getattr(writer, "match", None)
-        if unmatched is None or match is None:  # only the local: writer keeps such a map
-            return
-        uids: list[int] = await unmatched()
+        uids = await writer.unmatched()
         if not uids:
             return
         fingerprints: dict[int, str] = {}
@@ -263,7 +260,7 @@ class _Run:
                         fingerprints[item.uid] = await asyncio.to_thread(fingerprint, item.raw())
                     finally:
                         item.close()
-        await match(fingerprints)
+        await writer.match(fingerprints)
         await self.save()
 
     async def carry_changes(
