@@ -86,11 +86,16 @@ class Serve:
                                      env={**os.environ, "COLUMNS": "300", **(env or {})})
         self.log = b""
 
-    def started(self, timeout: float = 60) -> Serve:
-        # A thread keeps reading the log into `log`: a server whose log outgrew the pipe (64 KiB,
-        # a few hundred deliveries) would otherwise block in its next write to stderr.
+    def reading(self) -> Serve:
+        """Keep reading the log into `log` from a thread, without waiting for the ready line: a
+        server whose log outgrew the pipe (64 KiB, a few hundred deliveries) would otherwise
+        block in its next write to stderr."""
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()
+        return self
+
+    def started(self, timeout: float = 60) -> Serve:
+        self.reading()
         deadline = time.monotonic() + timeout
         while b"is serving" not in self.log:
             if time.monotonic() > deadline or self.proc.poll() is not None:
