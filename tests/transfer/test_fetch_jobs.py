@@ -4,7 +4,10 @@ result without the password; `fetch remove` ends it."""
 
 from __future__ import annotations
 
+import asyncio
+import imaplib
 import json
+import logging
 import stat
 import time
 from collections.abc import Iterator
@@ -16,6 +19,9 @@ from fetch_kit import fill_store
 
 from cli_run import po
 from live_server import PASSWORD, LiveServer
+from postoffice.directory import Directory
+from postoffice.store import open_store
+from postoffice.transfer.fetch_jobs import FetchJob, run_job
 from serve_process import Serve, init_data, subjects_in_inbox
 
 USER = "bob@example.test"
@@ -62,3 +68,37 @@ def test_serve_runs_a_scheduled_pop3_pull_with_delete_after(remote: LiveServer, 
     po("fetch", "remove", "1", data=data)
     assert json.loads(po("fetch", "list", "--json", data=data).stdout) == []
     assert po("fetch", "remove", "1", data=data, check=False).returncode == 1
+
+
+def test_a_scheduled_run_logs_the_warnings_fetch_would_print(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Unattended, the log is where a person reads them: here, copies of messages removed at
+    the source (kept here, counted once)."""
+    live = LiveServer(tmp_path / "remote", ["imap"]).start()
+    try:
+        live.add_user(USER)
+        fill_store(live, USER, "INBOX", 3)
+        data = init_data(tmp_path / "data", (CAROL,))
+        job = FetchJob(7, f"imap://{quote(USER)}@127.0.0.1:{live.ports['imap']}?tls=none", CAROL, password=PASSWORD)
+
+        async def run() -> None:
+            store = open_store("sqlite", data / "store.sqlite3", data / "blobs")
+            try:
+                await run_job(store, Directory(store), data, job)
+            finally:
+                await store.close()
+
+        asyncio.run(run())
+        assert len(subjects_in_inbox(data, CAROL)) == 3
+        with imaplib.IMAP4("127.0.0.1", live.ports["imap"]) as imap:
+            imap.login(USER, PASSWORD)
+            imap.select("INBOX")
+            imap.store("1", "+FLAGS", "\\Deleted")
+            imap.expunge()
+        with caplog.at_level(logging.WARNING, logger="postoffice.fetch"):
+            asyncio.run(run())
+    finally:
+        live.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(w.startswith(f"fetch job 7 ({job.url} into {CAROL}): INBOX: 1 message(s) copied earlier were removed")
+               for w in warnings), warnings
+    assert len(subjects_in_inbox(data, CAROL)) == 3  # the copy is kept

@@ -127,6 +127,8 @@ async def run_job(store: MailStore, directory: Directory, data_dir: Path, job: F
         return
     log.info("fetch job %d (%s into %s): %d copied, %d already there, %d failed",
              job.id, job.url, job.into, summary.copied, summary.skipped_duplicates, summary.failed)
+    for warning in summary.warnings:  # what `fetch` prints for a person, unattended: the log
+        log.warning("fetch job %d (%s into %s): %s", job.id, job.url, job.into, warning)
     await asyncio.to_thread(_record, data_dir, job.id, last_run=started, last_result=summary.to_json(),
                             last_error=None)
 
