@@ -439,6 +439,7 @@ def test_a_refused_qresync_examine_falls_back_to_a_plain_one_and_changedsince(
     assert result["failed"] == 0 and result["flags_updated"] == 5 and result["removed_at_source"] == 1, result
     refused = [w for w in result["warnings"] if "refused EXAMINE with QRESYNC" in w]  # type: ignore[attr-defined]
     assert len(refused) == 1 and answer.split()[0].decode() in refused[0], result  # once, with the reason
+    assert sum("(QRESYNC (" in c for c in proxy.commands) == 1, proxy.commands  # not asked again per folder
     inbox = proxy.by_folder()["INBOX"]
     assert "(QRESYNC (" in inbox[0] and inbox[1].upper().startswith("EXAMINE") and "QRESYNC" not in inbox[1], inbox
     assert [c for c in inbox if "(CHANGEDSINCE " in c.upper()], inbox

@@ -171,7 +171,8 @@ class _Run:
     async def folder(self, client: ImapClient, listing: MailboxListing) -> None:
         name = listing.name
         folder_state = self.source.folder(name)
-        selected = await self.examine(client, listing, qresync_params(client, folder_state, gmail=self.gmail))
+        qresync = None if self.qresync_refused else qresync_params(client, folder_state, gmail=self.gmail)
+        selected = await self.examine(client, listing, qresync)
         self.summary.folders += 1
         uidvalidity = selected.uidvalidity or 0
         writer = await self.destination.open_folder(name, self.url.key, uidvalidity, folder_state)
@@ -228,7 +229,8 @@ class _Run:
     ) -> SelectedMailbox:
         """EXAMINE, with (QRESYNC (...)) when it can serve. Some servers advertise QRESYNC
         yet answer NO or BAD to that EXAMINE: the folder then takes a plain EXAMINE, and its
-        changes come by CHANGEDSINCE and UID SEARCH instead (RFC 7162 §3.1.4), said once a run."""
+        changes come by CHANGEDSINCE and UID SEARCH instead (RFC 7162 §3.1.4), said once a run;
+        the folders after it are examined plainly at once (``qresync_refused``)."""
         wire = listing.wire_name if listing.error else listing.name
         if qresync is None:
             return _without_unoffered_modseq(client, await client.select(wire))
