@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -86,7 +85,7 @@ class DispositionPlan:
         dropped = self._settle_rejections(report)
         contents: list[bytes] = []
         parses: dict[int, MessageMetadata] = {}  # index in contents -> its parse, made already
-        content_index: dict[bytes, int] = {}
+        content_index: dict[bytes, int] = {}  # content -> its index (dict hashing, not SHA-256, on the loop)
         copies: list[PlannedCopy] = []
         copy_accounts: list[int] = []
         queue: list[tuple[bytes, OutboundMessage, str]] = []  # bytes, envelope, what (for the report)
@@ -104,7 +103,7 @@ class DispositionPlan:
             self._keep_if_nothing(account)
             if account.filings:
                 stored = self._with_return_path(body)
-                index = content_index.setdefault(hashlib.sha256(stored).digest(), len(contents))
+                index = content_index.setdefault(stored, len(contents))
                 if index == len(contents):
                     contents.append(stored)
                     if (parsed := self._parsed(body)) is not None:
