@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from postoffice.transfer import fetch_changes
 from postoffice.transfer.fetch_state import FetchState, FolderState, format_uid_map, parse_uid_map
 
 
@@ -33,3 +34,21 @@ def test_a_state_file_from_before_modseqs_loads_and_new_fields_round_trip(tmp_pa
     folder.vanished, folder.local_uids, folder.local_uidvalidity = {2}, {1: 5, 3: 7}, 99
     state.save()
     assert FetchState.load(path).source("imap://bob@h:143").folder("INBOX") == folder
+
+
+class _Enabled:
+    """What qresync_params reads of a client: the extensions it enabled."""
+
+    enabled = frozenset({"CONDSTORE", "QRESYNC"})
+
+
+@pytest.mark.parametrize("copies", [1, fetch_changes.QRESYNC_MAX_COPIES, fetch_changes.QRESYNC_MAX_COPIES + 1])
+def test_qresync_is_asked_only_up_to_a_bounded_number_of_copies(copies: int) -> None:
+    """A QRESYNC answer is held whole; a bigger folder reads its changes by CHANGEDSINCE ranges."""
+    state = FolderState(uidvalidity=9, uids=set(range(1, copies + 2)), vanished={1}, highestmodseq=40)
+    params = fetch_changes.qresync_params(_Enabled(), state, gmail=False)  # type: ignore[arg-type]
+    if copies > fetch_changes.QRESYNC_MAX_COPIES:
+        assert params is None
+    else:
+        assert params == (9, 40, copies + 1)
+    assert fetch_changes.qresync_params(_Enabled(), state, gmail=True) is None  # type: ignore[arg-type]

@@ -52,6 +52,7 @@ from postoffice.transfer.imap_client_changes import flag_change, uid_ranges, uid
 
 __all__ = [
     "MBOX_NOT_CARRIED",
+    "QRESYNC_MAX_COPIES",
     "FlagsOutcome",
     "carried_flags",
     "carry_flags",
@@ -65,6 +66,10 @@ __all__ = [
 
 MBOX_NOT_CARRIED = "mbox destination: flag changes at the source are not carried"
 RANGE_SIZE = 2000
+# A QRESYNC SELECT answers every change in one response, held whole until it ends ("mark all
+# read" on a folder of a million messages: a million FETCH responses). Past this many copies
+# the folder takes the CHANGEDSINCE path, whose answers come RANGE_SIZE messages at a time.
+QRESYNC_MAX_COPIES = 50_000
 _KEYWORD_UNSAFE = re.compile(r'[\x00-\x20\x7f-\uffff(){%*"\\\]]')
 
 
@@ -111,7 +116,8 @@ def is_unchanged(selected: SelectedMailbox, state: FolderState) -> bool:
 def qresync_params(client: ImapClient, state: FolderState, *, gmail: bool) -> tuple[int, int, int] | None:
     """(uidvalidity, modseq, last UID copied) for SELECT (QRESYNC ...), when it can serve
     (the last UID bounds what VANISHED may name that matters).
-    Not for Gmail: its changes must carry X-GM-LABELS, which a QRESYNC answer does not."""
+    Not for Gmail: its changes must carry X-GM-LABELS, which a QRESYNC answer does not.
+    Not past QRESYNC_MAX_COPIES copies: the answer would be held whole in memory."""
     copied = state.uids - state.vanished
     if (
         gmail
@@ -120,6 +126,7 @@ def qresync_params(client: ImapClient, state: FolderState, *, gmail: bool) -> tu
         or not state.uidvalidity
         or state.highestmodseq is None
         or not copied
+        or len(copied) > QRESYNC_MAX_COPIES
     ):
         return None
     return state.uidvalidity, state.highestmodseq, max(copied)
