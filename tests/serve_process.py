@@ -85,13 +85,15 @@ class Serve:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      env={**os.environ, "COLUMNS": "300", **(env or {})})
         self.log = b""
+        self._reader: threading.Thread | None = None
 
     def reading(self) -> Serve:
         """Keep reading the log into `log` from a thread, without waiting for the ready line: a
         server whose log outgrew the pipe (64 KiB, a few hundred deliveries) would otherwise
-        block in its next write to stderr."""
-        self._reader = threading.Thread(target=self._read_log, daemon=True)
-        self._reader.start()
+        block in its next write to stderr. Once: a second call changes nothing."""
+        if self._reader is None:
+            self._reader = threading.Thread(target=self._read_log, daemon=True)
+            self._reader.start()
         return self
 
     def started(self, timeout: float = 60) -> Serve:
@@ -100,10 +102,14 @@ class Serve:
         while b"is serving" not in self.log:
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.kill()
-                self._reader.join(5)
+                self._join_reader(5)
                 raise AssertionError(f"serve did not start:\n{self.log.decode(errors='replace')}")
             time.sleep(0.1)
         return self
+
+    def _join_reader(self, timeout: float) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout)
 
     def _read_log(self) -> None:
         stderr = self.proc.stderr
@@ -127,6 +133,6 @@ class Serve:
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError("serve did not stop within a minute of SIGTERM") from None
-        self._reader.join(10)
+        self._join_reader(10)
         assert self.proc.returncode == 0, self.log_text()
         return self.log_text()

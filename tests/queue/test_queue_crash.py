@@ -40,14 +40,20 @@ def test_sigkill_at_random_points_loses_nothing_and_duplicates_at_most_what_was_
     for _ in range(KILLS):
         # Kill at a random point of the run's progress, not of wall time: a fast machine drains
         # 300 local messages in well under a second, before a timed kill would land.
-        target = rng.randint(queued_now(data) // 5, queued_now(data) * 4 // 5)
+        before = queued_now(data)
+        target = rng.randint(before // 5, before * 4 // 5)
         server = Serve(data).reading()
-        deadline = time.monotonic() + 60
-        while queued_now(data) > target and time.monotonic() < deadline and server.proc.poll() is None:
-            time.sleep(0.002)
-        server.kill()
+        try:
+            deadline = time.monotonic() + 60
+            while queued_now(data) > target:
+                assert server.proc.poll() is None, f"serve exited before the kill:\n{server.log_text()}"
+                assert time.monotonic() < deadline, f"the queue did not get down to {target} in a minute"
+                time.sleep(0.002)
+        finally:
+            server.kill()
+        assert "Traceback" not in server.log_text(), server.log_text()
         left = queued(data)
-        interrupted += left > 0
+        interrupted += 0 < left < before  # the runner had delivered some, and not all
     assert interrupted >= 1, "every kill came after the queue emptied: the test proved nothing; queue more"
     server = Serve(data).started()
     try:
