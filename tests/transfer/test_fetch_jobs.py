@@ -11,6 +11,7 @@ import logging
 import stat
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -71,8 +72,8 @@ def test_serve_runs_a_scheduled_pop3_pull_with_delete_after(remote: LiveServer, 
 
 
 def test_a_scheduled_run_logs_the_warnings_fetch_would_print(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Unattended, the log is where a person reads them: here, copies of messages removed at
-    the source (kept here, counted once)."""
+    """Unattended, the log is where a person reads them (here: copies of messages removed at
+    the source, kept here): at WARNING when new since the job's last run, else at INFO."""
     live = LiveServer(tmp_path / "remote", ["imap"]).start()
     try:
         live.add_user(USER)
@@ -80,25 +81,41 @@ def test_a_scheduled_run_logs_the_warnings_fetch_would_print(tmp_path: Path, cap
         data = init_data(tmp_path / "data", (CAROL,))
         job = FetchJob(7, f"imap://{quote(USER)}@127.0.0.1:{live.ports['imap']}?tls=none", CAROL, password=PASSWORD)
 
-        async def run() -> None:
-            store = open_store("sqlite", data / "store.sqlite3", data / "blobs")
-            try:
-                await run_job(store, Directory(store), data, job)
-            finally:
-                await store.close()
+        def run(job: FetchJob) -> dict[int, list[str]]:
+            """Messages logged by the run, by level."""
+            async def go() -> None:
+                store = open_store("sqlite", data / "store.sqlite3", data / "blobs")
+                try:
+                    await run_job(store, Directory(store), data, job)
+                finally:
+                    await store.close()
 
-        asyncio.run(run())
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="postoffice.fetch"):
+                asyncio.run(go())
+            logged: dict[int, list[str]] = {logging.INFO: [], logging.WARNING: []}
+            for record in caplog.records:
+                logged.setdefault(record.levelno, []).append(record.getMessage())
+            return logged
+
+        def expunge_first() -> None:
+            with imaplib.IMAP4("127.0.0.1", live.ports["imap"]) as imap:
+                imap.login(USER, PASSWORD)
+                imap.select("INBOX")
+                imap.store("1", "+FLAGS", "\\Deleted")
+                imap.expunge()
+
+        assert run(job)[logging.WARNING] == []
         assert len(subjects_in_inbox(data, CAROL)) == 3
-        with imaplib.IMAP4("127.0.0.1", live.ports["imap"]) as imap:
-            imap.login(USER, PASSWORD)
-            imap.select("INBOX")
-            imap.store("1", "+FLAGS", "\\Deleted")
-            imap.expunge()
-        with caplog.at_level(logging.WARNING, logger="postoffice.fetch"):
-            asyncio.run(run())
+        expunge_first()
+        removed = "INBOX: 1 message(s) copied earlier were removed at the source"
+        warned = [w for w in run(job)[logging.WARNING] if removed in w]
+        assert len(warned) == 1 and warned[0].startswith(f"fetch job 7 ({job.url} into {CAROL}): "), warned
+        expunge_first()  # the same sentence again, which the job's last result already holds
+        said = warned[0].removeprefix(f"fetch job 7 ({job.url} into {CAROL}): ")
+        again = run(replace(job, last_result={"warnings": [said]}))
+        assert not [w for w in again[logging.WARNING] if removed in w], again
+        assert [i for i in again[logging.INFO] if removed in i], again
     finally:
         live.stop()
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(w.startswith(f"fetch job 7 ({job.url} into {CAROL}): INBOX: 1 message(s) copied earlier were removed")
-               for w in warnings), warnings
-    assert len(subjects_in_inbox(data, CAROL)) == 3  # the copy is kept
+    assert len(subjects_in_inbox(data, CAROL)) == 3  # the copies are kept

@@ -42,13 +42,21 @@ class _Enabled:
     enabled = frozenset({"CONDSTORE", "QRESYNC"})
 
 
-@pytest.mark.parametrize("copies", [1, fetch_changes.QRESYNC_MAX_COPIES, fetch_changes.QRESYNC_MAX_COPIES + 1])
-def test_qresync_is_asked_only_up_to_a_bounded_number_of_copies(copies: int) -> None:
-    """A QRESYNC answer is held whole; a bigger folder reads its changes by CHANGEDSINCE ranges."""
-    state = FolderState(uidvalidity=9, uids=set(range(1, copies + 2)), vanished={1}, highestmodseq=40)
+LIMIT = fetch_changes.QRESYNC_MAX_UID
+
+
+@pytest.mark.parametrize(("copied", "uidnext", "asked"), [
+    ({2, 3}, None, True),
+    ({2, LIMIT}, LIMIT + 1, True),  # UIDs up to the limit
+    ({2, LIMIT + 1}, None, False),  # a copy past it
+    ({2, 3}, LIMIT + 2, False),  # few copies (a --max-bytes backup), a big folder: its answer is big
+])
+def test_qresync_is_asked_only_of_folders_whose_uids_stay_under_a_bound(
+    copied: set[int], uidnext: int | None, asked: bool
+) -> None:
+    """A QRESYNC answer names every changed message of the folder and is held whole; a bigger
+    folder reads its changes by CHANGEDSINCE ranges of copied UIDs."""
+    state = FolderState(uidvalidity=9, uids=copied | {1}, vanished={1}, highestmodseq=40, uidnext=uidnext)
     params = fetch_changes.qresync_params(_Enabled(), state, gmail=False)  # type: ignore[arg-type]
-    if copies > fetch_changes.QRESYNC_MAX_COPIES:
-        assert params is None
-    else:
-        assert params == (9, 40, copies + 1)
+    assert params == ((9, 40, max(copied)) if asked else None)
     assert fetch_changes.qresync_params(_Enabled(), state, gmail=True) is None  # type: ignore[arg-type]

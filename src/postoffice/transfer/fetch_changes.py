@@ -15,7 +15,8 @@ everything it found (``uidnext``). On a rerun with the same UIDVALIDITY:
    from the SELECT itself when QRESYNC is enabled (``SELECT box (QRESYNC (uidvalidity
    modseq))``, §3.2.5: FETCH responses for the changes, ``VANISHED (EARLIER)`` for what was
    expunged), else ``UID FETCH first:last (UID FLAGS) (CHANGEDSINCE modseq)`` (§3.1.4) over the
-   copied UIDs, at most 2,000 of them per command so an answer stays small. Each copy gets the
+   copied UIDs, at most 2,000 of them per command so an answer stays small (also for a folder
+   with UIDs past 50,000: a QRESYNC answer arrives whole, ``QRESYNC_MAX_UID``). Each copy gets the
    source's flags exactly (replace, not add), through the same keyword mapping as its first
    copy (``copy_flags``), except ``\\Deleted`` (``carried_flags``). The new HIGHESTMODSEQ is
    recorded only after that is durable, so a run killed halfway carries the same changes again
@@ -52,7 +53,7 @@ from postoffice.transfer.imap_client_changes import flag_change, uid_ranges, uid
 
 __all__ = [
     "MBOX_NOT_CARRIED",
-    "QRESYNC_MAX_COPIES",
+    "QRESYNC_MAX_UID",
     "FlagsOutcome",
     "carried_flags",
     "carry_flags",
@@ -66,10 +67,11 @@ __all__ = [
 
 MBOX_NOT_CARRIED = "mbox destination: flag changes at the source are not carried"
 RANGE_SIZE = 2000
-# A QRESYNC SELECT answers every change in one response, held whole until it ends ("mark all
-# read" on a folder of a million messages: a million FETCH responses). Past this many copies
-# the folder takes the CHANGEDSINCE path, whose answers come RANGE_SIZE messages at a time.
-QRESYNC_MAX_COPIES = 50_000
+# A QRESYNC SELECT answers every change in the folder in one response, held whole until it
+# ends ("mark all read" on a folder of a million messages: a million FETCH responses), copied
+# or not (no known-uids are sent). A folder whose UIDs went past this when last seen takes the
+# CHANGEDSINCE path, whose answers come RANGE_SIZE copied UIDs at a time.
+QRESYNC_MAX_UID = 50_000
 _KEYWORD_UNSAFE = re.compile(r'[\x00-\x20\x7f-\uffff(){%*"\\\]]')
 
 
@@ -117,7 +119,8 @@ def qresync_params(client: ImapClient, state: FolderState, *, gmail: bool) -> tu
     """(uidvalidity, modseq, last UID copied) for SELECT (QRESYNC ...), when it can serve
     (the last UID bounds what VANISHED may name that matters).
     Not for Gmail: its changes must carry X-GM-LABELS, which a QRESYNC answer does not.
-    Not past QRESYNC_MAX_COPIES copies: the answer would be held whole in memory."""
+    Not for a folder whose UIDs went past QRESYNC_MAX_UID (its UIDNEXT at the last complete
+    run, or the highest UID copied): the answer would be held whole in memory."""
     copied = state.uids - state.vanished
     if (
         gmail
@@ -126,7 +129,7 @@ def qresync_params(client: ImapClient, state: FolderState, *, gmail: bool) -> tu
         or not state.uidvalidity
         or state.highestmodseq is None
         or not copied
-        or len(copied) > QRESYNC_MAX_COPIES
+        or max(max(copied), (state.uidnext or 1) - 1) > QRESYNC_MAX_UID
     ):
         return None
     return state.uidvalidity, state.highestmodseq, max(copied)

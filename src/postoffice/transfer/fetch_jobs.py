@@ -127,8 +127,13 @@ async def run_job(store: MailStore, directory: Directory, data_dir: Path, job: F
         return
     log.info("fetch job %d (%s into %s): %d copied, %d already there, %d failed",
              job.id, job.url, job.into, summary.copied, summary.skipped_duplicates, summary.failed)
-    for warning in summary.warnings:  # what `fetch` prints for a person, unattended: the log
-        log.warning("fetch job %d (%s into %s): %s", job.id, job.url, job.into, warning)
+    # What `fetch` prints for a person goes to the log, unattended. Some come back every run
+    # (a server refusing QRESYNC, mbox flags not carried): WARNING only when new since the last.
+    earlier = (job.last_result or {}).get("warnings")
+    said_before = set(earlier) if isinstance(earlier, list) else set()
+    for warning in summary.warnings:
+        level = logging.INFO if warning in said_before else logging.WARNING
+        log.log(level, "fetch job %d (%s into %s): %s", job.id, job.url, job.into, warning)
     await asyncio.to_thread(_record, data_dir, job.id, last_run=started, last_result=summary.to_json(),
                             last_error=None)
 

@@ -243,7 +243,8 @@ class _Run:
             self.qresync_refused = True
             self.summary.warnings.append(
                 f"{listing.name}: the server refused EXAMINE with QRESYNC ({refusal}) although it offers"
-                " QRESYNC; such folders were examined plainly and their flag changes read with CHANGEDSINCE"
+                " QRESYNC; this and the run's later folders were examined plainly and their flag changes read"
+                " with CHANGEDSINCE"
             )
         return selected
 
