@@ -50,37 +50,30 @@ A target that cannot run is reported as "unavailable" (postoffice does not liste
 "not installed" (aiosmtpd, Postfix or Dovecot missing) and the others still run.
 Exit status: 0 PASS, 1 FAIL, 2 no verdict (a target unavailable, failed or incomplete).
 
+Beside this script: bench/ingest_load.py (the workload, the load generator, what the postoffice
+targets share), bench/ingest_auth.py (target 5), bench/ingest_filters.py (target 6's filtering).
+
 Example: .venv/bin/python bench/smtp_ingest.py --count 2000 --targets postoffice,aiosmtpd
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
-import contextlib
 import os
-import random
-import re
 import shutil
 import smtplib
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from email.utils import formatdate
 from pathlib import Path
 
 from benchkit import (
     CACHE_DIR,
-    DOMAIN,
     DOVECOT_LMTP_PORT,
     MB,
-    PASSWORD,
     PER_SOURCE_IP,
     REFERENCE,
     REFERENCE_DOVECOT_BASE,
@@ -92,28 +85,21 @@ from benchkit import (
     Unavailable,
     add_targets_argument,
     busy_share,
-    cached_template,
     cleanup_stack,
     copy_data_dir,
-    cpu_delta,
     finish_postoffice,
     free_port,
     log,
-    message_bodies,
     parse_targets,
     port_open,
     postoffice_env,
     psutil,  # imported there, with a hint when it is missing
-    run_async,
     run_main,
-    run_postoffice,
     run_sh,
     run_targets,
     scratch_dir,
     set_toml_keys,
     setup_reference_dovecot,
-    source_address,
-    source_digest,
     spawn_dovecot,
     start_postoffice,
     stop_process,
@@ -121,11 +107,20 @@ from benchkit import (
     tail,
     wait_for_ports,
 )
+from ingest_auth import bench_postoffice_auth
 from ingest_filters import SIEVE_RULES, configure_filtering, paired_latencies
+from ingest_load import (
+    SENDER,
+    TargetResult,
+    Workload,
+    expected_rcpts,
+    finish_profiler,
+    make_workload,
+    postoffice_template,
+    run_load,
+    start_profiler,
+)
 
-USERS = 100
-SENDER = b"bench@remote.test"
-REPLY_TIMEOUT = 120.0  # one transaction, from MAIL to the reply to the data
 QUEUE_TIMEOUT = 900.0
 
 TARGETS = ("postoffice", "aiosmtpd", "postfix-lmtp", "postfix-discard", "postoffice-auth",
@@ -186,293 +181,10 @@ else:
     uvloop.run(main())
 """
 
-# --- the load ---------------------------------------------------------------------------------
-
 ONE_AT_A_TIME = 300  # messages sent one at a time to filtering off and on, side by side
-HEADER_ESTIMATE = 300  # bytes of header per message, roughly; bodies make up the rest
-
-
-@dataclass
-class Workload:
-    count: int
-    bodies: list[bytes]  # "\r\n" + body lines + ".\r\n", dot-stuffed; the part after the headers
-    recipients: list[tuple[int, ...]]  # user numbers per message
-    date: bytes
-    token: bytes
-
-    @property
-    def total_recipients(self) -> int:
-        return sum(len(r) for r in self.recipients)
-
-    def mean_size(self) -> float:
-        sample = [len(self.message(i)) for i in range(min(self.count, 500))]
-        return sum(sample) / len(sample)
-
-    def mail_from(self, i: int) -> bytes:
-        return _MAIL
-
-    def message(self, i: int) -> bytes:
-        """Message i as sent after 354: headers, body, the final dot."""
-        to = ", ".join(f"user{u}@{DOMAIN}" for u in self.recipients[i]).encode()
-        n = str(i).encode()
-        return b"".join((
-            b"From: Bench Sender <", SENDER, b">\r\nTo: ", to, b"\r\nSubject: bench message ", n,
-            b" about the weekly status\r\nDate: ", self.date, b"\r\nMessage-ID: <", n, b".",
-            self.token, b"@remote.test>\r\nMIME-Version: 1.0\r\n"
-            b"Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n",
-            self.bodies[i % len(self.bodies)],
-        ))
-
-
-def make_workload(count: int, seed: int) -> Workload:
-    rng = random.Random(seed)
-    bodies = message_bodies(rng, HEADER_ESTIMATE)
-    recipients = [tuple(rng.sample(range(1, USERS + 1), rng.randint(1, 3))) for _ in range(count)]
-    return Workload(count, bodies, recipients, formatdate(localtime=True).encode(),
-                    f"{os.getpid()}.{int(time.time())}".encode())
-
-
-@dataclass
-class LoadResult:
-    accepted: int = 0
-    rejected: int = 0  # a final non-250 reply to the message (or to MAIL/DATA)
-    lost: int = 0  # in flight when a connection failed
-    rcpt_refused: int = 0
-    seconds: float = 0.0
-    first_ok: float = 0.0
-    last_ok: float = 0.0
-    started: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    sessions: int = 0
-    pipelining: bool | None = None
-    greeting: str = ""
-    problems: list[str] = field(default_factory=list)
-    client_cpu: float = 0.0
-    machine: dict[str, float] = field(default_factory=dict)
-
-    def note(self, text: str) -> None:
-        if len(self.problems) < 10:
-            self.problems.append(text)
-
-
-class SmtpFailure(Exception):
-    pass
-
-
-class Session:
-    """One client connection: send bytes, read (possibly multi-line) replies."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    async def reply(self) -> tuple[int, bytes]:
-        while True:
-            line = await self.reader.readuntil(b"\n")
-            if len(line) < 4 or line[3:4] != b"-":
-                break
-        try:
-            return int(line[:3]), line
-        except ValueError:
-            raise SmtpFailure(f"bad reply {line[:80]!r}") from None
-
-    async def reply_lines(self) -> tuple[int, list[bytes]]:
-        lines = []
-        while True:
-            line = await self.reader.readuntil(b"\n")
-            lines.append(line)
-            if len(line) < 4 or line[3:4] != b"-":
-                break
-        return int(lines[-1][:3]), lines
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
-
-
-_RCPT = [b""] + [f"RCPT TO:<user{u}@{DOMAIN}>\r\n".encode() for u in range(1, USERS + 1)]
-_MAIL = b"MAIL FROM:<" + SENDER + b">\r\n"
-
-
-class Load:
-    def __init__(self, work: Workload, host: str, port: int, connections: int, per_connection: int) -> None:
-        self.work = work
-        self.host = host
-        self.port = port
-        self.connections = connections
-        self.per_connection = per_connection
-        self.next = 0
-        self.result = LoadResult()
-
-    def take(self) -> int | None:
-        if self.next >= self.work.count:
-            return None
-        self.next += 1
-        return self.next - 1
-
-    async def worker(self, number: int) -> None:
-        source = source_address(number)
-        failures = 0
-        while self.next < self.work.count and failures < 5:
-            try:
-                await self.session(source)
-                failures = 0
-            except (OSError, EOFError, asyncio.IncompleteReadError, SmtpFailure, TimeoutError,
-                    asyncio.LimitOverrunError) as exc:
-                failures += 1
-                self.result.note(f"session {number}: {type(exc).__name__}: {exc}")
-                await asyncio.sleep(0.1 * failures)
-
-    async def session(self, source: str) -> None:
-        res = self.result
-        async with asyncio.timeout(REPLY_TIMEOUT):
-            reader, writer = await asyncio.open_connection(self.host, self.port, local_addr=(source, 0))
-        s = Session(reader, writer)
-        in_flight = False
-        try:
-            async with asyncio.timeout(REPLY_TIMEOUT):
-                code, greeting = await s.reply()
-                if code != 220:
-                    raise SmtpFailure(f"greeting {greeting.decode(errors='replace').strip()}")
-                res.greeting = res.greeting or greeting.decode(errors="replace").strip()
-                writer.write(b"EHLO client.remote.test\r\n")
-                code, lines = await s.reply_lines()
-                if code != 250:
-                    raise SmtpFailure(f"EHLO: {lines[-1].decode(errors='replace').strip()}")
-            pipelining = any(line[4:].strip().upper() == b"PIPELINING" for line in lines)
-            res.pipelining = pipelining
-            res.sessions += 1
-            done = 0
-            while done < self.per_connection:
-                i = self.take()
-                if i is None:
-                    break
-                in_flight = True
-                async with asyncio.timeout(REPLY_TIMEOUT):
-                    await self.transaction(s, i, rset=done > 0, pipelining=pipelining)
-                in_flight = False
-                done += 1
-            async with asyncio.timeout(10):
-                writer.write(b"QUIT\r\n")
-                await s.reply()
-        except BaseException:
-            if in_flight:
-                res.lost += 1
-            raise
-        finally:
-            s.close()
-
-    async def transaction(self, s: Session, i: int, *, rset: bool, pipelining: bool) -> None:
-        res = self.result
-        rcpts = [_RCPT[u] for u in self.work.recipients[i]]
-        commands = ([b"RSET\r\n"] if rset else []) + [self.work.mail_from(i), *rcpts, b"DATA\r\n"]
-        began = time.perf_counter()
-        replies: list[tuple[int, bytes]] = []
-        if pipelining:
-            s.writer.write(b"".join(commands))
-            for _ in commands:
-                replies.append(await s.reply())
-        else:
-            for command in commands:
-                s.writer.write(command)
-                replies.append(await s.reply())
-        if rset:
-            replies.pop(0)
-        mail, data = replies[0], replies[-1]
-        refused = sum(1 for code, _ in replies[1:-1] if code // 100 != 2)
-        res.rcpt_refused += refused
-        if data[0] != 354:
-            res.rejected += 1
-            first_bad = next((line for code, line in replies if code // 100 not in (2, 3)), data[1])
-            res.note(f"message {i}: {first_bad.decode(errors='replace').strip()}")
-            if mail[0] // 100 == 4 or data[0] == 421:
-                raise SmtpFailure(f"MAIL/DATA: {first_bad.decode(errors='replace').strip()}")
-            return
-        s.writer.write(self.work.message(i) if refused < len(rcpts) else b".\r\n")
-        code, line = await s.reply()
-        if code == 250:
-            now = time.perf_counter()
-            res.accepted += 1
-            res.latencies.append(now - began)
-            res.last_ok = now
-            if not res.first_ok:
-                res.first_ok = now
-        else:
-            res.rejected += 1
-            res.note(f"message {i}: {line.decode(errors='replace').strip()}")
-            if code == 421:
-                raise SmtpFailure(line.decode(errors="replace").strip())
-
-    async def run(self, progress: Callable[[LoadResult], str] | None = None) -> LoadResult:
-        res = self.result
-        cpu0, machine0 = time.process_time(), psutil.cpu_times()
-        res.started = time.perf_counter()
-        reporter = asyncio.create_task(self._report(progress)) if progress else None
-        try:
-            await asyncio.gather(*(self.worker(n) for n in range(self.connections)))
-        finally:
-            if reporter:
-                reporter.cancel()
-        res.seconds = (res.last_ok or time.perf_counter()) - res.started
-        res.client_cpu = time.process_time() - cpu0
-        res.machine = cpu_delta(machine0, psutil.cpu_times())
-        return res
-
-    async def _report(self, progress: Callable[[LoadResult], str]) -> None:
-        while True:
-            await asyncio.sleep(5)
-            log(progress(self.result))
-
-
-def run_load(work: Workload, port: int, args: argparse.Namespace, label: str,
-             monitor: Monitor | None = None, on_started: Callable[[], None] | None = None) -> LoadResult:
-    """Drive the load against 127.0.0.1:port, on uvloop when installed."""
-    load = Load(work, "127.0.0.1", port, args.connections, args.per_connection)
-
-    def progress(res: LoadResult) -> str:
-        elapsed = time.perf_counter() - res.started
-        rss = f", server RSS {monitor.peak / MB:,.0f} MB" if monitor else ""
-        return (f"{label}: {res.accepted:,}/{work.count:,} accepted after {elapsed:.0f} s "
-                f"({res.accepted / max(elapsed, 1e-9):,.0f} msg/s){rss}")
-
-    async def main() -> LoadResult:
-        poller = asyncio.create_task(monitor.poll()) if monitor else None
-        if on_started:
-            on_started()
-        try:
-            return await load.run(progress)
-        finally:
-            if poller:
-                poller.cancel()
-
-    return run_async(main)
 
 
 # --- target: postoffice -----------------------------------------------------------------------
-
-def postoffice_template(cache: Path, env: dict[str, str]) -> Path:
-    """A data dir with bench.test and user1..user100, built once per store/config version."""
-    def build(data: Path) -> None:
-        run_postoffice(env, "init", "--data", str(data), "--domain", DOMAIN, "--hostname", f"mail.{DOMAIN}")
-        for u in range(1, USERS + 1):
-            run_postoffice(env, "user", "add", f"user{u}@{DOMAIN}", "--password-stdin", "--data", str(data),
-                           stdin=PASSWORD + "\n")
-            if u % 25 == 0:
-                log(f"postoffice: {u} users added")
-
-    key = source_digest("store", "setup", "config.py", "directory.py", "cli/directory_cmds.py")
-    return cached_template(cache / f"smtp-template-{key}", build, f" with {USERS} users", "once; argon2 is slow")
-
-
-@dataclass
-class TargetResult:
-    rate: float
-    load: LoadResult
-    rss: int | None = None
-    server_cpu: float | None = None
-    # (wall, CPU) medians: (DNS cache warm, cache off, warm on an open connection)
-    checks: tuple[tuple[float, float], tuple[float, float], tuple[float, float]] | None = None
-
 
 def start_configured(args: argparse.Namespace, env: dict[str, str], cleanups: Cleanups, label: str,
                      prepare: Callable[[Path], None] | None = None) -> tuple[Server, Path, int]:
@@ -498,20 +210,20 @@ def bench_postoffice(work: Workload, args: argparse.Namespace, env: dict[str, st
     monitor = Monitor(server.proc.pid, reaped=False)
     monitor.sample()
     log(f"postoffice: listening; RSS at start {monitor.peak / MB:.0f} MB")
-    profiler = _start_profiler(args, server.proc.pid, cleanups) if args.py_spy else None
+    profiler = start_profiler(args, server.proc.pid, cleanups) if args.py_spy else None
     cpu0 = monitor.cpu()
     res = run_load(work, port, args, label, monitor)
     server_cpu = monitor.cpu_when_idle() - cpu0  # the indexing that trails the load included
     monitor.sample()
     if profiler is not None:
-        _finish_profiler(profiler)
+        finish_profiler(profiler)
     finish_postoffice(server)
     try:
         rows, blobs = store_counts(data, "SELECT COUNT(*) FROM messages", "SELECT COUNT(*) FROM blobs")
     except sqlite3.Error:
         pass  # a store schema with other names
     else:
-        log(f"postoffice: store holds {rows:,} message rows (expected {_expected_rcpts(work, res):,}) "
+        log(f"postoffice: store holds {rows:,} message rows (expected {expected_rcpts(work, res):,}) "
             f"and {blobs:,} blobs")
     return TargetResult(res.accepted / res.seconds if res.seconds else 0.0, res, monitor.peak, server_cpu)
 
@@ -525,32 +237,6 @@ def _quiet_dns(cleanups: Cleanups) -> object:
     server = BrokenDnsServer(nxdomain).__enter__()
     cleanups.append(lambda: server.__exit__(None, None, None))
     return server.address
-
-
-def _expected_rcpts(work: Workload, res: LoadResult) -> int:
-    """Recipient count of the accepted messages, exact when all were accepted."""
-    return work.total_recipients if res.accepted == work.count else -1
-
-
-def _start_profiler(args: argparse.Namespace, pid: int, cleanups: Cleanups) -> subprocess.Popen:
-    out = Path(args.py_spy)
-    fmt = {".json": "speedscope", ".txt": "raw"}.get(out.suffix, "flamegraph")
-    exe = os.environ.get("PY_SPY") or shutil.which("py-spy") or "py-spy"
-    argv = [exe, "record", "--pid", str(pid), "--duration", str(args.py_spy_duration), "--rate", "100",
-            "--subprocesses", "-o", str(out), "--format", fmt]
-    log(f"postoffice: profiling: {' '.join(argv)}")
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    cleanups.append(lambda: stop_process(proc, "py-spy"))
-    return proc
-
-
-def _finish_profiler(proc: subprocess.Popen) -> None:
-    try:
-        _, err = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        stop_process(proc, "py-spy")
-        return
-    log(f"py-spy exited with {proc.returncode}: {err.decode(errors='replace').strip()[-300:]}")
 
 
 # --- target: aiosmtpd floor -------------------------------------------------------------------
@@ -694,181 +380,12 @@ def bench_postfix(work: Workload, args: argparse.Namespace, cleanups: Cleanups,
         f"({res.accepted / end_to_end:,.0f} msg/s end to end)")
     if lmtp:
         delivered = _maildir_count()
-        expected = _expected_rcpts(work, res)
+        expected = expected_rcpts(work, res)
         log(f"dovecot: {delivered:,} messages in the Maildirs (expected {expected:,})")
         if not args.keep:
             cleanups.append(lambda: shutil.rmtree(REFERENCE_DOVECOT_BASE / "mail", ignore_errors=True))
         return TargetResult(res.accepted / end_to_end, res)
     return TargetResult(accept_rate, res)
-
-
-# --- target: postoffice with mail authentication (issue 14) ----------------------------------
-
-AUTH_DOMAINS = 50
-AUTH_ZONE = "bench-senders.test"
-AUTH_BLOCKLIST = f"bl.{AUTH_ZONE}"  # lists nothing: every question is NXDOMAIN, as for most clients
-AUTH_SELECTOR = "bench"
-AUTH_SIGNED = 1000  # distinct signed messages, reused in turn (signing is the client's work)
-AUTH_WARMUP = 500  # untimed messages first: postoffice's DNS cache and Unbound's are then warm
-CHECK_SAMPLES = 200  # messages whose checks are timed in this process, per cache state
-
-
-def _auth_domain(k: int) -> str:
-    return f"s{k}.{AUTH_ZONE}"
-
-
-@dataclass
-class SignedWorkload:
-    """The same load, each message From and MAIL FROM one of the sender domains and signed by it."""
-
-    base: Workload
-    signed: list[bytes]  # headers + body as sent after 354, DKIM-Signature first
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.base, name)
-
-    @property
-    def count(self) -> int:
-        return self.base.count
-
-    def mail_from(self, i: int) -> bytes:
-        return f"MAIL FROM:<bench@{_auth_domain(i % AUTH_SIGNED % AUTH_DOMAINS)}>\r\n".encode()
-
-    def message(self, i: int) -> bytes:
-        return self.signed[i % AUTH_SIGNED]
-
-
-def _auth_setup(work: Workload, cleanups: Cleanups, clients: int) -> tuple[object, SignedWorkload]:
-    """The loopback DNS servers with the sender domains' records, and the signed load."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    try:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import rsa
-
-        from dns_server import DnsServers
-        from postoffice.mailauth.dkim import sign_message
-        from postoffice.mailauth.dkim_crypto import load_signing_key
-    except ImportError as exc:
-        raise Unavailable(f"cannot import what the checks need: {exc}", "unavailable") from None
-    if not (shutil.which("nsd", path="/usr/sbin:/sbin:" + os.environ.get("PATH", ""))
-            and shutil.which("unbound", path="/usr/sbin:/sbin:" + os.environ.get("PATH", ""))):
-        raise Unavailable("NSD and Unbound are needed for the loopback DNS (apt-get install nsd unbound)",
-                          "not installed")
-    log(f"postoffice+auth: making {AUTH_DOMAINS} RSA-2048 DKIM keys and the sender zone")
-    keys, records = [], []
-    for k in range(AUTH_DOMAINS):
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        public = base64.b64encode(private.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
-        chunks = " ".join(f'"{public[i:i + 200]}"' for i in range(0, len(public), 200))
-        name = f"s{k}"
-        records += [f'{name} TXT "v=spf1 ip4:127.0.0.0/24 -all"',
-                    f'_dmarc.{name} TXT "v=DMARC1; p=reject"',
-                    f'{AUTH_SELECTOR}._domainkey.{name} TXT "v=DKIM1; k=rsa; p=" {chunks}']
-        keys.append(load_signing_key(private.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())))
-    hosts = [f"client{n} A 127.0.0.{n}" for n in range(2, 3 + clients)]
-    servers = DnsServers(Path(tempfile.mkdtemp(prefix="postoffice-bench-dns-")))
-    servers.start()
-    cleanups.append(servers.stop)
-    servers.add_zone(AUTH_ZONE, "\n".join(records + hosts) + "\n")
-    servers.add_zone("127.in-addr.arpa", "\n".join(f"{n}.0.0 PTR client{n}.{AUTH_ZONE}." for n in range(2, 3 + clients)) + "\n")
-    started = time.process_time()
-    signed = []
-    for j in range(min(AUTH_SIGNED, work.count)):
-        k = j % AUTH_DOMAINS
-        raw = work.message(j).replace(b"From: Bench Sender <" + SENDER + b">",
-                                      f"From: Bench Sender <bench@{_auth_domain(k)}>".encode(), 1)
-        head, _, body = raw.partition(b"\r\n\r\n")
-        plain = head + b"\r\n\r\n" + re.sub(rb"(?m)^\.\.", b".", body[:-3])  # undo dot-stuffing, drop ".\r\n"
-        signed.append(sign_message(plain, _auth_domain(k), AUTH_SELECTOR, keys[k]) + raw)
-    log(f"postoffice+auth: {len(signed)} messages signed ({(time.process_time() - started) * 1000 / len(signed):.2f} ms"
-        " CPU each, client side, before the load)")
-    return servers, SignedWorkload(work, signed)
-
-
-async def _time_checks(data: Path, nameserver: object, work: SignedWorkload, cache: bool,
-                       reuse: bool = False) -> tuple[float, float]:
-    """Median wall and CPU seconds of the checks of one message (connect, MAIL FROM, data), as
-    the server runs them, here in this process: postoffice's DNS cache on (warmed by a first
-    pass) or off (every question goes to Unbound, which has the answers cached). `reuse`: one
-    connection per client address, so only MAIL FROM and the data's checks are per message, as
-    in the server (the connect-time ones, iprev and the blocklist, run once per connection)."""
-    from postoffice.config import load_config
-    from postoffice.mailauth.resolver import DnsResolver
-    from postoffice.smtp.inbound_checks import InboundChecks
-
-    config = load_config(data)
-    resolver = DnsResolver((nameserver,), timeout=config.dns.timeout, cache_entries=10_000 if cache else 0)
-    services = type("BenchServices", (), {"config": config, "resolver": resolver})()
-    walls, cpus = [], []
-    connections: dict[str, InboundChecks] = {}
-    for rnd in range(2 if cache else 1):
-        for i in range(CHECK_SAMPLES):
-            raw = work.message(i)
-            data_bytes = re.sub(rb"(?m)^\.\.", b".", raw[:-3])
-            mail_from = work.mail_from(i)[11:-3].decode()
-            wall0, cpu0 = time.perf_counter(), time.process_time()
-            client = source_address(i % 50)
-            checks = connections.get(client) if reuse else None
-            if checks is None:
-                checks = InboundChecks(services, client)  # type: ignore[arg-type]
-                await checks.at_connect()
-                if reuse:
-                    connections[client] = checks
-            mail = await checks.at_mail("client.remote.test", mail_from)
-            judged = await checks.after_data("client.remote.test", mail_from, mail, data_bytes)
-            if rnd == (1 if cache else 0):
-                walls.append(time.perf_counter() - wall0)
-                cpus.append(time.process_time() - cpu0)
-            if judged.verdict.action != "deliver" or judged.results.dmarc is None or judged.results.dmarc.result != "pass":
-                raise BenchError(f"postoffice+auth: the checks did not pass message {i}: "
-                                 f"{judged.results.header_value()!r}")
-    walls.sort()
-    cpus.sort()
-    return walls[len(walls) // 2], cpus[len(cpus) // 2]
-
-
-def bench_postoffice_auth(work: Workload, args: argparse.Namespace, env: dict[str, str],
-                          cleanups: Cleanups) -> TargetResult:
-    clients = 1 + (args.connections - 1) // PER_SOURCE_IP
-    servers, signed = _auth_setup(work, cleanups, clients)
-    template = postoffice_template(args.cache_dir, env)
-    tmp = scratch_dir("smtp-ingest-postoffice-auth-", "postoffice+auth", args.keep, cleanups)
-    data = tmp / "data"
-    copy_data_dir(template, data)
-    nameserver = servers.address  # type: ignore[attr-defined]
-    set_toml_keys(data / "postoffice.toml", {"dns": {"nameservers": [str(nameserver)], "blocklists": [AUTH_BLOCKLIST]}})
-    warm = run_async(lambda: _time_checks(data, nameserver, signed, cache=True))
-    cold = run_async(lambda: _time_checks(data, nameserver, signed, cache=False))
-    open_connection = run_async(lambda: _time_checks(data, nameserver, signed, cache=True, reuse=True))
-    log(f"postoffice+auth: checks per message, median: DNS cache warm {warm[0] * 1000:.2f} ms"
-        f" ({warm[1] * 1000:.2f} ms CPU), cache off {cold[0] * 1000:.2f} ms ({cold[1] * 1000:.2f} ms CPU);"
-        f" on an open connection (no connect-time checks), cache warm {open_connection[0] * 1000:.2f} ms"
-        f" ({open_connection[1] * 1000:.2f} ms CPU)")
-    port = free_port()
-    server = start_postoffice(data, env, {"smtp": port}, cleanups)
-    monitor = Monitor(server.proc.pid, reaped=False)
-    warmup = SignedWorkload(make_workload(min(AUTH_WARMUP, work.count), args.seed + 1), signed.signed)
-    warmup_args = argparse.Namespace(**{**vars(args), "per_connection": 10})
-    first = run_load(warmup, port, warmup_args, "postoffice+auth warm-up")  # type: ignore[arg-type]
-    if first.accepted < warmup.count:
-        raise BenchError(f"postoffice+auth: the warm-up got {first.accepted}/{warmup.count} accepted: "
-                         + " | ".join(first.problems[:3]))
-    profiler = _start_profiler(args, server.proc.pid, cleanups) if args.py_spy else None
-    cpu0 = monitor.cpu()
-    res = run_load(signed, port, args, "postoffice+auth", monitor)  # type: ignore[arg-type]
-    server_cpu = monitor.cpu_when_idle() - cpu0
-    monitor.sample()
-    if profiler is not None:
-        _finish_profiler(profiler)
-    finish_postoffice(server)
-    text = server.log_path.read_text(errors="replace")
-    log(f"postoffice+auth: {text.count('action=deliver')} messages logged delivered, "
-        f"{text.count('dmarc=pass')} with dmarc=pass")
-    result = TargetResult(res.accepted / res.seconds if res.seconds else 0.0, res, monitor.peak, server_cpu)
-    result.checks = (warm, cold, open_connection)
-    return result
 
 
 # --- main -------------------------------------------------------------------------------------
