@@ -140,14 +140,22 @@ async def test_searches_leave_a_reader_free_for_short_reads(tmp_path: Path) -> N
     FETCH waited for one of them to end (issue 13); at most all readers but one search now."""
     store = SqliteStore(tmp_path / "store.sqlite3", tmp_path / "blobs", reader_threads=4)
     try:
-        box, _raws = await _mailbox(store, random.Random(11), 400)  # unindexed: every search parses all
+        # Unindexed: every search parses all 1,200 (~0.1 s on a fast machine, the short read ~1 ms).
+        box, _raws = await _mailbox(store, random.Random(11), 1200)
         searches = [asyncio.ensure_future(store.search_text(box, f"no such word {n}")) for n in range(4)]
-        await asyncio.sleep(0.05)  # the searches have asked for their readers
+        await asyncio.wait_for(_long_reads_taken(store), 10)
         assert await store.get_mailbox_by_id(box) is not None
         assert not any(search.done() for search in searches), "the short read waited for a search"
         assert await asyncio.gather(*searches) == [set()] * 4
     finally:
         await store.close()
+
+
+async def _long_reads_taken(store: SqliteStore) -> None:
+    """Until every long-read slot is taken, i.e. the searches' reads are with reader threads:
+    a state to wait for, not a wall-clock time (a fast machine finished a search in 40 ms)."""
+    while not store._long_reads.locked():
+        await asyncio.sleep(0.001)
 
 
 def _index_definition(db: Path) -> tuple[str, list[tuple[int, int]]]:
