@@ -121,6 +121,11 @@ class FolderWriter(Protocol):
 
     async def match(self, fingerprints: Mapping[int, str]) -> None: ...
 
+    async def adopt(self, digest: str, uid: int, flags: frozenset[str]) -> bool:
+        """After a UIDVALIDITY change, make an earlier copy with this SHA-256 the copy of
+        ``uid`` (found by it from now on) with these flags; False where there is none to take."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -150,9 +155,9 @@ class MaildirDestination:
         return _MaildirFolder(self._writer, folder, directory, source_tag(source_key), uidvalidity)
 
 
-class _FoundByName:
-    """A writer whose copies are found by their source UID alone (or never updated): nothing
-    to match by content."""
+class _NothingToFind:
+    """The FolderWriter steps that find copies again, for a writer that needs none of them (its
+    copies are found by their source UID, or never updated); each writer overrides its own."""
 
     async def unmatched(self) -> list[int]:
         return []
@@ -160,8 +165,11 @@ class _FoundByName:
     async def match(self, fingerprints: Mapping[int, str]) -> None:
         return None
 
+    async def adopt(self, digest: str, uid: int, flags: frozenset[str]) -> bool:
+        return False
 
-class _MaildirFolder(_FoundByName):
+
+class _MaildirFolder(_NothingToFind):
     untrusted = False
     carries_flags = True
 
@@ -301,7 +309,7 @@ class MboxDestination:
         return await asyncio.to_thread(_MboxFolder, self.path, folder, state)
 
 
-class _MboxFolder(_FoundByName):
+class _MboxFolder(_NothingToFind):
     carries_flags = False  # see the module docstring
 
     def __init__(self, root: Path, folder: str, state: FolderState) -> None:
@@ -381,7 +389,7 @@ class LocalDestination:
         return _LocalFolder(self.store, self.account, folder, state)
 
 
-class _LocalFolder:
+class _LocalFolder(_NothingToFind):
     untrusted = False
     carries_flags = True
 

@@ -389,9 +389,8 @@ class _Run:
                             unsynced_hashes.append(digest)
                             if hashes[digest] > 0:
                                 hashes[digest] -= 1
-                                adopt = getattr(writer, "adopt", None)
-                                if adopt is not None:  # so later flag changes find this copy
-                                    await adopt(digest, item.uid, carried_flags(copy_flags(item.flags, item.gm_labels)))
+                                # So that later flag changes find this copy by its new UID.
+                                await writer.adopt(digest, item.uid, carried_flags(copy_flags(item.flags, item.gm_labels)))
                                 self.summary.skipped_duplicates += 1
                                 unsynced.append(item.uid)
                                 continue
