@@ -342,6 +342,19 @@ def edit_folders(state_file: Path, edit: Callable[[str, dict[str, object]], None
     state_file.write_text(json.dumps(state))
 
 
+def rerun_with_edited_state(account: Account, to: str, state_file: Path,
+                            edit: Callable[[str, dict[str, object]], None], data: Path | None = None) -> dict[str, object]:
+    """The state file as an older or interrupted run left it (`edit`), five flag changes at
+    the source, and the rerun's summary."""
+    edit_folders(state_file, edit)
+    change_flags(account)
+    return fetch(account, to, data=data)
+
+
+def local_state_file(local: LiveServer, address: str) -> Path:
+    return local.data_dir / "fetch" / f"{address}.fetch-state.json"
+
+
 def test_a_state_file_from_before_modseqs_reads_every_flag_once(sources: Sources, tmp_path: Path) -> None:
     account = sources.account()
     dest = tmp_path / "Mail"
@@ -351,9 +364,7 @@ def test_a_state_file_from_before_modseqs_reads_every_flag_once(sources: Sources
         for key in MODSEQ_KEYS:
             folder.pop(key, None)
 
-    edit_folders(tmp_path / "Mail.fetch-state.json", as_before_modseqs)
-    change_flags(account)
-    result = fetch(account, f"maildir:{dest}")
+    result = rerun_with_edited_state(account, f"maildir:{dest}", tmp_path / "Mail.fetch-state.json", as_before_modseqs)
     assert result["flags_updated"] == 5 and result["copied"] == 0, result
     assert maildir_flags(dest, "INBOX") == source_flags(account, "INBOX")
 
@@ -393,9 +404,8 @@ def test_local_copies_stored_but_not_recorded_are_matched_by_content(
             folder.pop("local_uids")
             folder.pop("uidnext")
 
-    edit_folders(local.data_dir / "fetch" / f"{copy}.fetch-state.json", unrecorded)
-    change_flags(account)
-    result = fetch(account, f"local:{copy}", data=local.data_dir)
+    result = rerun_with_edited_state(account, f"local:{copy}", local_state_file(local, copy), unrecorded,
+                                     data=local.data_dir)
     assert result["copied"] == 0, result
     assert imap_flags(local.ports["imap"], copy, PASSWORD, "INBOX") == source_flags(account, "INBOX")
     account.store("INBOX", "6", "+FLAGS", "(\\Flagged)")  # and the next change finds its copy
@@ -509,9 +519,8 @@ def test_a_local_state_file_from_before_modseqs_finds_its_copies_and_reads_every
         for key in MODSEQ_KEYS:
             folder.pop(key, None)
 
-    edit_folders(local.data_dir / "fetch" / f"{copy}.fetch-state.json", as_before_modseqs)
-    change_flags(account)
-    result = fetch(account, f"local:{copy}", data=local.data_dir)
+    result = rerun_with_edited_state(account, f"local:{copy}", local_state_file(local, copy), as_before_modseqs,
+                                     data=local.data_dir)
     assert result["flags_updated"] == 5 and result["copied"] == 0, result
     assert not [w for w in result["warnings"] if "no copy here" in w], result  # type: ignore[attr-defined]
     assert imap_flags(local.ports["imap"], copy, PASSWORD, "INBOX") == source_flags(account, "INBOX")
